@@ -1,0 +1,171 @@
+/**
+ * The code server of one node: its private module namespace. Each module has numbered versions;
+ * exactly one is current, the rest are old. Every version keeps the set of processes executing its
+ * code, maintained by the kernel as processes move between versions, so finding the processes
+ * lingering in old code costs O(lingering), not a scan of the process table.
+ */
+import { BadArgument, LoadError, UnknownFunction, UnknownModule } from '../errors.js';
+import type { Process } from './process.js';
+
+/** A compiled module body in CommonJS shape; the host compiles source text into one. */
+export type ModuleFactory = (require: (specifier: string) => unknown, exports: Record<string, unknown>, module: { exports: Record<string, unknown> }) => void;
+
+export type VersionState = 'current' | 'old';
+
+export class ModuleVersion {
+  state: VersionState = 'current';
+  exports: Record<string, unknown> = {};
+  /** Processes whose code is in this version right now. */
+  readonly processes = new Set<Process>();
+  constructor(readonly module: ModuleRecord, readonly version: number, readonly loadedAt: number) {}
+  get name(): string { return this.module.name; }
+  toString(): string { return `${this.module.name}@${this.version}`; }
+}
+
+export class ModuleRecord {
+  readonly versions: ModuleVersion[] = [];
+  /**
+   * What qualified calls see: a live object whose properties are always the current version's
+   * exports. Module code holds it from `require`, so `Mod.fn()` enters the current version at
+   * every call, exactly like `mod:fn()` in Erlang.
+   */
+  readonly namespace: Record<string, unknown> = Object.create(null);
+  nextVersion = 1;
+  constructor(readonly name: string) {}
+
+  get current(): ModuleVersion | undefined {
+    const last = this.versions[this.versions.length - 1];
+    return last?.state === 'current' ? last : undefined;
+  }
+  get old(): ModuleVersion[] { return this.versions.filter((v) => v.state === 'old'); }
+}
+
+export const MODULE_NAME = /^[A-Za-z_$][A-Za-z0-9_$-]{0,127}$/;
+const RESERVED = new Set(['subnode', 'subnode/process']);
+
+export interface CodeServerHooks {
+  compile(js: string, filename: string): ModuleFactory;
+  /** The `subnode` API object module code imports, bound to the version being loaded. */
+  apiFor(version: ModuleVersion): object;
+  now(): number;
+}
+
+export interface LoadOutcome {
+  version: ModuleVersion;
+  previous: ModuleVersion | undefined;
+}
+
+export class CodeServer {
+  private readonly modules = new Map<string, ModuleRecord>();
+  /** Exported functions of every version, so a function value tells which version it enters. */
+  private readonly versionOfFunction = new WeakMap<Function, ModuleVersion>();
+
+  constructor(private readonly hooks: CodeServerHooks, private readonly nodeName: string) {}
+
+  /**
+   * Compiles and evaluates a new version. On any failure nothing changes: the error is a
+   * LoadError and the module keeps its current version.
+   */
+  load(name: string, js: string): LoadOutcome {
+    if (typeof name !== 'string' || !MODULE_NAME.test(name) || RESERVED.has(name)) {
+      throw new BadArgument(`bad module name ${JSON.stringify(name)}: use letters, digits, _ $ -`);
+    }
+    if (typeof js !== 'string') throw new BadArgument('module source must be a string');
+    const record = this.record(name);
+    const number = record.nextVersion;
+    let factory: ModuleFactory;
+    try {
+      factory = this.hooks.compile(js, `subnode://${this.nodeName}/${name}@${number}.js`);
+    } catch (error) {
+      throw new LoadError(`module '${name}' does not compile: ${describe(error)}`, { module: name, phase: 'compile' });
+    }
+    const version = new ModuleVersion(record, number, this.hooks.now());
+    const api = this.hooks.apiFor(version);
+    const module = { exports: version.exports };
+    try {
+      factory((specifier) => this.resolve(specifier, api), module.exports, module);
+    } catch (error) {
+      throw new LoadError(`module '${name}' failed while loading: ${describe(error)}`, { module: name, phase: 'evaluate' });
+    }
+    if (module.exports === null || typeof module.exports !== 'object') {
+      throw new LoadError(`module '${name}' must export an object`, { module: name, phase: 'evaluate' });
+    }
+    version.exports = module.exports;
+
+    // Committed from here on: nothing below can fail.
+    record.nextVersion++;
+    const previous = record.current;
+    if (previous) previous.state = 'old';
+    record.versions.push(version);
+    for (const value of Object.values(version.exports)) {
+      if (typeof value === 'function') this.versionOfFunction.set(value, version);
+    }
+    this.publish(record);
+    return { version, previous };
+  }
+
+  module(name: string): ModuleRecord | undefined { return this.modules.get(name); }
+  all(): IterableIterator<ModuleRecord> { return this.modules.values(); }
+
+  current(name: string): ModuleVersion {
+    const version = this.modules.get(name)?.current;
+    if (!version) throw new UnknownModule(`no module named '${name}' is loaded on node '${this.nodeName}'`, { module: name });
+    return version;
+  }
+
+  /** The current version's exported function `fn` of `module`, for spawns by name. */
+  entry(module: string, fn: string): { version: ModuleVersion; fn: (...args: unknown[]) => unknown } {
+    const version = this.current(module);
+    const value = Object.prototype.hasOwnProperty.call(version.exports, fn) ? version.exports[fn] : undefined;
+    if (typeof value !== 'function') throw new UnknownFunction(`module '${module}' exports no function '${fn}'`, { module, function: fn });
+    return { version, fn: value as (...args: unknown[]) => unknown };
+  }
+
+  versionOf(fn: Function): ModuleVersion | undefined { return this.versionOfFunction.get(fn); }
+
+  /** Drops a version that no longer counts: not current and nothing executing it. */
+  remove(version: ModuleVersion): void {
+    const versions = version.module.versions;
+    const index = versions.indexOf(version);
+    if (index >= 0) versions.splice(index, 1);
+  }
+
+  /** Rewrites the live namespace to the current version's exports (or empties it). */
+  publish(record: ModuleRecord): void {
+    const ns = record.namespace;
+    for (const key of Object.keys(ns)) delete ns[key];
+    const current = record.current;
+    if (!current) return;
+    for (const [key, value] of Object.entries(current.exports)) {
+      Object.defineProperty(ns, key, { value, enumerable: true, writable: false, configurable: true });
+    }
+  }
+
+  private resolve(specifier: string, api: object): unknown {
+    if (typeof specifier !== 'string') throw new TypeError('require() takes a module name');
+    if (RESERVED.has(specifier)) return api;
+    const name = moduleNameOf(specifier);
+    if (!name) throw new Error(`'${specifier}' is not available inside a node: import node modules by name, or 'subnode'`);
+    // A module not loaded yet gets its (empty) namespace now; it fills in when the module loads.
+    return this.record(name).namespace;
+  }
+
+  private record(name: string): ModuleRecord {
+    let record = this.modules.get(name);
+    if (!record) this.modules.set(name, (record = new ModuleRecord(name)));
+    return record;
+  }
+}
+
+/** `./counter`, `counter`, `./counter.ts` and `../lib/counter.js` all name module `counter`. */
+export function moduleNameOf(specifier: string): string | undefined {
+  if (specifier.startsWith('node:')) return undefined;
+  const base = specifier.replace(/^(\.\.?\/)+/, '').replace(/\.(ts|js|mjs|cjs|mts|cts)$/, '');
+  const last = base.slice(base.lastIndexOf('/') + 1);
+  if (!specifier.startsWith('.') && base.includes('/')) return undefined;
+  return MODULE_NAME.test(last) ? last : undefined;
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+}

@@ -1,0 +1,35 @@
+/**
+ * Pids are strings, `<node.id>` (or `<node.id.creation>` once a node has been restarted), so they
+ * cross threads and isolates unchanged, compare with `===` and key Maps directly. The creation
+ * number keeps a restarted node's pids from ever naming a process of an earlier incarnation.
+ */
+
+export type Pid = string & { readonly __pid: unique symbol };
+
+export const NODE_NAME = /^[A-Za-z_][A-Za-z0-9_-]{0,63}$/;
+
+export function formatPid(node: string, id: number, creation: number): Pid {
+  return (creation === 0 ? `<${node}.${id}>` : `<${node}.${id}.${creation}>`) as Pid;
+}
+
+export function isPid(value: unknown): value is Pid {
+  return typeof value === 'string' && value.length > 4 && value.charCodeAt(0) === 60 /* < */ &&
+    value.charCodeAt(value.length - 1) === 62 /* > */ && value.indexOf('.') > 1;
+}
+
+/** The node a pid names. Only the characters before the first dot, so this is cheap. */
+export function nodeOf(pid: Pid): string {
+  return pid.slice(1, pid.indexOf('.'));
+}
+
+export interface PidParts { node: string; id: number; creation: number }
+
+export function parsePid(value: unknown): PidParts | undefined {
+  if (!isPid(value)) return undefined;
+  const parts = value.slice(1, -1).split('.');
+  if (parts.length < 2 || parts.length > 3 || !NODE_NAME.test(parts[0]!)) return undefined;
+  const id = Number(parts[1]);
+  const creation = parts.length === 3 ? Number(parts[2]) : 0;
+  if (!Number.isSafeInteger(id) || id < 0 || !Number.isSafeInteger(creation) || creation < 0) return undefined;
+  return { node: parts[0]!, id, creation };
+}

@@ -1,0 +1,42 @@
+/**
+ * A process: a pid, a mailbox, and what it does next. Kept small (links and monitors are
+ * allocated on first use) because a node holds hundreds of thousands of idle ones.
+ */
+import { Mailbox } from './queue.js';
+import type { Pid } from './pid.js';
+import type { Receive } from './directives.js';
+import type { ModuleVersion } from './code-server.js';
+import type { TimerEntry } from './timers.js';
+
+export type ProcessStatus = 'runnable' | 'running' | 'waiting' | 'suspended' | 'exited';
+
+export class Process {
+  status: ProcessStatus = 'runnable';
+  readonly mailbox = new Mailbox<unknown>();
+
+  /** The next step when runnable: `stepFn(...stepArgs)`, or `stepFn(stepArg)` when stepArgs is null. */
+  stepFn: ((...args: unknown[]) => unknown) | null = null;
+  stepArgs: unknown[] | null = null;
+  stepArg: unknown = undefined;
+
+  /** The receive it waits in, and that receive's timeout. */
+  wait: Receive | null = null;
+  timer: TimerEntry | null = null;
+
+  /** The module version whose code the process is in; the code server indexes processes by it. */
+  version: ModuleVersion | null = null;
+
+  links: Set<Pid> | null = null;
+  /** Monitors this process holds: ref → watched. */
+  monitors: Map<string, Pid> | null = null;
+  /** Monitors on this process: ref → watcher. */
+  watchers: Map<string, Pid> | null = null;
+
+  trapExit = false;
+  name: string | null = null;
+  globalName: string | null = null;
+  /** An exit that reached the process while it was running; applied when its step returns. */
+  pendingExit: { reason: unknown } | null = null;
+
+  constructor(readonly pid: Pid, readonly initial: string) {}
+}

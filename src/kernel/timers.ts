@@ -1,0 +1,71 @@
+/**
+ * Receive timeouts for many processes on one host timer: a binary min-heap of deadlines.
+ * Cancelling is lazy (a stale entry is skipped when it surfaces), so arming and disarming a
+ * timeout in every receive stays O(log n) with no search.
+ */
+
+export interface TimerEntry { deadline: number; seq: number; fire: () => void; cancelled: boolean }
+
+export class TimerHeap {
+  private heap: TimerEntry[] = [];
+  private seq = 0;
+
+  get size(): number { return this.heap.length; }
+
+  add(deadline: number, fire: () => void): TimerEntry {
+    const entry: TimerEntry = { deadline, seq: this.seq++, fire, cancelled: false };
+    this.heap.push(entry);
+    this.up(this.heap.length - 1);
+    return entry;
+  }
+
+  /** The earliest live deadline, dropping cancelled entries on the way. */
+  peek(): number | undefined {
+    while (this.heap.length && this.heap[0]!.cancelled) this.pop();
+    return this.heap[0]?.deadline;
+  }
+
+  /** Removes and returns every live entry due at `now`, earliest first. */
+  due(now: number): TimerEntry[] {
+    const out: TimerEntry[] = [];
+    while (this.heap.length && (this.heap[0]!.cancelled || this.heap[0]!.deadline <= now)) {
+      const entry = this.pop();
+      if (!entry.cancelled) out.push(entry);
+    }
+    return out;
+  }
+
+  private pop(): TimerEntry {
+    const top = this.heap[0]!;
+    const last = this.heap.pop()!;
+    if (this.heap.length) { this.heap[0] = last; this.down(0); }
+    return top;
+  }
+
+  private less(a: TimerEntry, b: TimerEntry): boolean {
+    return a.deadline < b.deadline || (a.deadline === b.deadline && a.seq < b.seq);
+  }
+
+  private up(i: number): void {
+    const h = this.heap;
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if (!this.less(h[i]!, h[parent]!)) break;
+      [h[i], h[parent]] = [h[parent]!, h[i]!];
+      i = parent;
+    }
+  }
+
+  private down(i: number): void {
+    const h = this.heap;
+    for (;;) {
+      const l = 2 * i + 1, r = l + 1;
+      let min = i;
+      if (l < h.length && this.less(h[l]!, h[min]!)) min = l;
+      if (r < h.length && this.less(h[r]!, h[min]!)) min = r;
+      if (min === i) return;
+      [h[i], h[min]] = [h[min]!, h[i]!];
+      i = min;
+    }
+  }
+}

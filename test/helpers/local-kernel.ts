@@ -1,0 +1,40 @@
+/**
+ * The kernel on the test thread, with a recording host: fast, deterministic tests of process and
+ * code semantics without worker threads. (System tests use real workers.)
+ */
+import { Kernel, type KernelHost } from '../../src/kernel/kernel.js';
+import type { Envelope } from '../../src/kernel/signals.js';
+import type { KernelEvent } from '../../src/kernel/types.js';
+import type { ModuleFactory } from '../../src/kernel/code-server.js';
+import { transpile } from '../../src/host/transpile.js';
+
+export interface LocalKernel {
+  kernel: Kernel;
+  events: KernelEvent[];
+  outbound: { node: string; envelopes: Envelope[] }[];
+  load(name: string, source: string): { module: string; version: number };
+  /** Lets the scheduler and timers run until nothing is left to do (or `ms` passes). */
+  settle(ms?: number): Promise<void>;
+}
+
+export function localKernel(node = 'a'): LocalKernel {
+  const events: KernelEvent[] = [];
+  const outbound: { node: string; envelopes: Envelope[] }[] = [];
+  const host: KernelHost = {
+    now: () => performance.now(),
+    setTimer: (ms, fire) => setTimeout(fire, ms),
+    clearTimer: (handle) => clearTimeout(handle as NodeJS.Timeout),
+    schedule: (task) => setImmediate(task),
+    compile: (js, filename) => new Function('require', 'exports', 'module', `${js}\n//# sourceURL=${filename}`) as ModuleFactory,
+    outbound: (to, envelopes) => outbound.push({ node: to, envelopes }),
+    emit: (event) => events.push(event),
+  };
+  const kernel = new Kernel(host, { node });
+  return {
+    kernel,
+    events,
+    outbound,
+    load: (name, source) => kernel.load(name, transpile(name, source).js),
+    settle: (ms = 5) => new Promise((resolve) => setTimeout(resolve, ms)),
+  };
+}
