@@ -1,1 +1,11 @@
-export {};
+/** subnode, host side: start a system of virtual nodes and operate it. */
+export { System, type SystemOptions } from './host/system.js';
+export { NodeHandle, type NodeSpec, type NodeStatus, type NodeSummary, type StartSpec } from './host/node-handle.js';
+export { Inbox } from './host/inbox.js';
+export type { SystemEvent, EventType, EventOf } from './host/events.js';
+export type { RestartPolicy, RestartKind } from './host/restart.js';
+export type { ModuleSource } from './host/source.js';
+export type { Pid, Dest, ProcessInfo, ModuleInfo, SpawnOptions, ProcessStatus, VersionState } from './kernel/types.js';
+export { isPid, parsePid } from './kernel/pid.js';
+export { ANY } from './kernel/match.js';
+export * from './errors.js';

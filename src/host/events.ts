@@ -1,0 +1,48 @@
+/** The system's events, and a minimal typed emitter for them. */
+import type { Pid } from '../kernel/pid.js';
+import type { KernelEvent } from '../kernel/types.js';
+
+export type SystemEvent =
+  | KernelEvent
+  | { type: 'node_started'; node: string; creation: number }
+  | { type: 'node_down'; node: string; creation: number; reason: string }
+  | { type: 'node_restarted'; node: string; creation: number }
+  /** The node crashed more often than its restart intensity allows; it stays down. */
+  | { type: 'node_failed'; node: string; reason: string }
+  | { type: 'node_stopped'; node: string }
+  /** Messages for a node that is down or unknown, dropped as Erlang drops them. */
+  | { type: 'message_dropped'; node: string; count: number; reason: 'node_down' | 'unknown_node' | 'no_inbox' }
+  | { type: 'global_conflict'; name: string; kept: Pid; refused: Pid };
+
+export type EventType = SystemEvent['type'];
+export type EventOf<T extends EventType> = Extract<SystemEvent, { type: T }>;
+type Listener = (event: SystemEvent) => void;
+
+export class Events {
+  private readonly listeners = new Map<string, Set<Listener>>();
+
+  /** Subscribes to one event type, or `'*'` for all; returns the unsubscribe function. */
+  on<T extends EventType>(type: T, listener: (event: EventOf<T>) => void): () => void;
+  on(type: '*', listener: (event: SystemEvent) => void): () => void;
+  on(type: string, listener: Listener): () => void {
+    let set = this.listeners.get(type);
+    if (!set) this.listeners.set(type, (set = new Set()));
+    set.add(listener);
+    return () => set!.delete(listener);
+  }
+
+  emit(event: SystemEvent): void {
+    for (const type of [event.type, '*']) {
+      const set = this.listeners.get(type);
+      if (!set) continue;
+      for (const listener of set) {
+        try {
+          listener(event);
+        } catch (error) {
+          // A listener's bug must not break routing or supervision.
+          queueMicrotask(() => { throw error; });
+        }
+      }
+    }
+  }
+}

@@ -1,0 +1,229 @@
+/**
+ * The host's handle on one virtual node: control operations (over the node's comlink proxy), its
+ * supervision (restart per policy, replaying the modules it had), and its data path.
+ */
+import type { MessagePort, ResourceLimits } from 'node:worker_threads';
+import { transfer } from 'comlink';
+import { BadArgument, NodeDown, fromWire } from '../errors.js';
+import type { Pid } from '../kernel/pid.js';
+import type { Envelope } from '../kernel/signals.js';
+import type { ModuleInfo, ProcessInfo, SpawnOptions } from '../kernel/types.js';
+import type { NodeToHost, Result } from '../protocol.js';
+import type { Events } from './events.js';
+import { RestartTracker, type RestartPolicy } from './restart.js';
+import { readSource, type ModuleSource } from './source.js';
+import { ThreadBackend, type BackendExit } from './thread-backend.js';
+import { transpile } from './transpile.js';
+
+export interface StartSpec {
+  module: string;
+  fn: string;
+  args?: unknown[];
+  /** Registered name on the node. */
+  name?: string;
+}
+
+export interface NodeSpec extends RestartPolicy {
+  name: string;
+  kind?: 'thread';
+  /** Limits for the node's thread (its V8 heap); running out ends and restarts the node. */
+  resourceLimits?: ResourceLimits;
+  /** Modules loaded at start, in order, and again after every restart. */
+  modules?: Record<string, ModuleSource>;
+  /** Processes spawned after the modules load, and again after every restart. */
+  start?: StartSpec[];
+}
+
+export type NodeStatus = 'starting' | 'running' | 'restarting' | 'stopped' | 'failed';
+
+export interface NodeSummary {
+  name: string;
+  kind: 'thread';
+  status: NodeStatus;
+  creation: number;
+}
+
+/** What a node handle needs from its system. */
+export interface NodeContext {
+  events: Events;
+  /** A node's thread is up: connect it with the others and bring it up to date. */
+  attach(node: NodeHandle): Promise<void>;
+  /** A node's thread is gone: tell everyone else. */
+  detach(node: NodeHandle): void;
+  route(node: string, envelopes: Envelope[]): void;
+  onKernelEvent(message: Extract<NodeToHost, { t: 'event' }>['event']): void;
+}
+
+type Control = ThreadBackend['control'];
+
+export class NodeHandle {
+  readonly name: string;
+  readonly kind = 'thread' as const;
+  status: NodeStatus = 'starting';
+  creation = -1;
+  private backend: ThreadBackend | undefined;
+  private up: Promise<void> = Promise.resolve();
+  /** Rejects pending control calls when the thread under them dies. */
+  private lost: Promise<never> = new Promise(() => {});
+  private loseBackend: (error: Error) => void = () => {};
+  private readonly restarts: RestartTracker;
+  /** Each module's current source (compiled), replayed in load order after a restart. */
+  private readonly release = new Map<string, string>();
+
+  constructor(private readonly spec: NodeSpec, private readonly context: NodeContext) {
+    this.name = spec.name;
+    this.restarts = new RestartTracker(spec);
+    if (spec.kind !== undefined && spec.kind !== 'thread') throw new BadArgument(`node '${spec.name}': unknown kind ${JSON.stringify(spec.kind)}`);
+  }
+
+  /** @internal */
+  async start(): Promise<void> {
+    this.up = this.boot();
+    await this.up;
+  }
+
+  /** Compiles `source` (TypeScript or JavaScript) and loads it as the module's new version on this node. */
+  async load(module: string, source: ModuleSource): Promise<{ module: string; version: number }> {
+    const { text, filename } = readSource(module, source);
+    const { js } = transpile(module, text, filename);
+    const result = await this.call<{ module: string; version: number }>((c) => c.load(module, js));
+    this.release.delete(module);
+    this.release.set(module, js);
+    return result;
+  }
+
+  /** Spawns `module.fn(...args)` in the module's current version. */
+  spawn(module: string, fn: string, args: unknown[] = [], options: SpawnOptions = {}): Promise<Pid> {
+    return this.call<Pid>((c) => c.spawn(module, fn, args, options));
+  }
+
+  /** Sends an exit signal from outside any process (`'kill'` cannot be trapped). */
+  exit(pid: Pid, reason: unknown): Promise<true> {
+    return this.call<true>((c) => c.exit(pid, reason));
+  }
+
+  processes(): Promise<ProcessInfo[]> { return this.query((c) => c.processes()); }
+  processInfo(pid: Pid): Promise<ProcessInfo | undefined> { return this.query((c) => c.processInfo(pid)); }
+  modules(): Promise<ModuleInfo[]> { return this.query((c) => c.modules()); }
+  whereis(name: string): Promise<Pid | undefined> { return this.query((c) => c.whereis(name)); }
+
+  summary(): NodeSummary {
+    return { name: this.name, kind: this.kind, status: this.status, creation: this.creation };
+  }
+
+  /** @internal the data path in; false when the node is down. */
+  deliver(envelopes: Envelope[]): boolean {
+    if (this.status !== 'running' || !this.backend) return false;
+    this.backend.deliver(envelopes);
+    return true;
+  }
+
+  /** @internal */
+  get control(): ThreadBackend['control'] {
+    if (!this.backend) throw new NodeDown(`node '${this.name}' is ${this.status}`, { node: this.name });
+    return this.backend.control;
+  }
+
+  /** @internal connects a peer port (the system's mesh). */
+  connect(peer: string, port: MessagePort): Promise<void> {
+    return this.raw((c) => c.connect(peer, transfer(port, [port as never])));
+  }
+
+  /** @internal */
+  async stop(): Promise<void> {
+    const backend = this.backend;
+    this.status = 'stopped';
+    this.backend = undefined;
+    this.loseBackend(new NodeDown(`node '${this.name}' was stopped`, { node: this.name }));
+    if (backend) await backend.terminate();
+  }
+
+  private async boot(): Promise<void> {
+    this.creation++;
+    const backend = await ThreadBackend.start({
+      node: this.name,
+      creation: this.creation,
+      peers: new Map(),
+      resourceLimits: this.spec.resourceLimits,
+      onMessage: (message) => this.onMessage(message),
+      onExit: (exit) => this.onExit(backend, exit),
+    });
+    if (this.status === 'stopped') {
+      await backend.terminate();
+      throw new NodeDown(`node '${this.name}' was stopped while starting`, { node: this.name });
+    }
+    this.backend = backend;
+    this.lost = new Promise((_, reject) => { this.loseBackend = reject; });
+    this.lost.catch(() => {});
+    await this.context.attach(this);
+    if (this.release.size) {
+      for (const [module, js] of this.release) unwrap(await this.raw<Result<unknown>>((c) => c.load(module, js)));
+    } else {
+      for (const [module, source] of Object.entries(this.spec.modules ?? {})) await this.loadDuringBoot(module, source);
+    }
+    for (const s of this.spec.start ?? []) unwrap(await this.raw<Result<unknown>>((c) => c.spawn(s.module, s.fn, s.args ?? [], { name: s.name })));
+    this.status = 'running';
+  }
+
+  private async loadDuringBoot(module: string, source: ModuleSource): Promise<void> {
+    const { text, filename } = readSource(module, source);
+    const { js } = transpile(module, text, filename);
+    unwrap(await this.raw<Result<unknown>>((c) => c.load(module, js)));
+    this.release.set(module, js);
+  }
+
+  private onMessage(message: NodeToHost): void {
+    if (message.t === 'route') this.context.route(message.node, message.envelopes);
+    else if (message.t === 'event') this.context.onKernelEvent(message.event);
+  }
+
+  private onExit(backend: ThreadBackend, exit: BackendExit): void {
+    if (exit.requested || backend !== this.backend) return;
+    const reason = exit.error ? `${exit.error.name}: ${exit.error.message}` : `exit code ${exit.code}`;
+    const abnormal = exit.code !== 0 || exit.error !== undefined;
+    this.backend = undefined;
+    this.loseBackend(new NodeDown(`node '${this.name}' went down: ${reason}`, { node: this.name, reason }));
+    this.context.events.emit({ type: 'node_down', node: this.name, creation: this.creation, reason });
+    this.context.detach(this);
+    if (!this.restarts.wants(abnormal)) {
+      this.status = 'stopped';
+      this.context.events.emit({ type: 'node_stopped', node: this.name });
+      return;
+    }
+    if (!this.restarts.allow(Date.now())) {
+      this.status = 'failed';
+      this.context.events.emit({ type: 'node_failed', node: this.name, reason: `more than ${this.restarts.intensity} restarts in ${this.restarts.period} ms; last: ${reason}` });
+      return;
+    }
+    this.status = 'restarting';
+    this.up = this.boot().then(
+      () => this.context.events.emit({ type: 'node_restarted', node: this.name, creation: this.creation }),
+      (error: Error) => {
+        if (this.status === 'stopped') return;
+        this.status = 'failed';
+        this.context.events.emit({ type: 'node_failed', node: this.name, reason: `restart failed: ${error.message}` });
+      },
+    );
+  }
+
+  /** A control call that fails with a typed error, waits out a restart, and never hangs on a dead thread. */
+  private async call<T>(run: (control: Control) => unknown): Promise<T> {
+    return unwrap(await this.query<Result<T>>(run));
+  }
+
+  private async query<T>(run: (control: Control) => unknown): Promise<T> {
+    if (this.status === 'starting' || this.status === 'restarting') await this.up.catch(() => {});
+    if (this.status !== 'running') throw new NodeDown(`node '${this.name}' is ${this.status}`, { node: this.name });
+    return this.raw(run);
+  }
+
+  /** A call straight to the current thread, for use while booting it. */
+  private raw<T>(run: (control: Control) => unknown): Promise<T> {
+    return Promise.race([Promise.resolve(run(this.control) as T), this.lost]);
+  }
+}
+
+function unwrap<T>(result: Result<T>): T {
+  if ('error' in result) throw fromWire(result.error);
+  return result.ok;
+}

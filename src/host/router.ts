@@ -1,0 +1,135 @@
+/**
+ * The host's part of message routing. Nodes send to each other over direct ports; what reaches
+ * the host is traffic for the host's own inboxes, for nodes a sender has no port to yet, and the
+ * host's own sends, which are batched per node until the current task ends.
+ */
+import { isPid, nodeOf, formatPid, type Pid } from '../kernel/pid.js';
+import { Sig, type Envelope } from '../kernel/signals.js';
+import type { Dest } from '../kernel/types.js';
+import { BadArgument, NoProcess, UnknownNode } from '../errors.js';
+import { assertCloneable } from '../kernel/kernel.js';
+import { Inbox } from './inbox.js';
+import type { Events } from './events.js';
+
+/** What the router needs of a node: a way in, if the node is up. */
+export interface NodeSink {
+  /** Hands envelopes to the node; false when it is down. */
+  deliver(envelopes: Envelope[]): boolean;
+}
+
+export class Router {
+  private readonly nodes = new Map<string, NodeSink>();
+  private readonly inboxes = new Map<Pid, Inbox>();
+  private readonly pending = new Map<string, Envelope[]>();
+  /** Monitors held by host inboxes: ref → [inbox pid, watched pid]. */
+  private readonly monitors = new Map<string, [Pid, Pid]>();
+  private nextInbox = 0;
+  private nextRef = 0;
+  private flushQueued = false;
+
+  constructor(private readonly events: Events) {}
+
+  addNode(name: string, sink: NodeSink): void { this.nodes.set(name, sink); }
+  hasNode(name: string): boolean { return this.nodes.has(name); }
+
+  /** Envelopes for `node`, from a node without a direct port or from the host. */
+  route(node: string, envelopes: Envelope[]): void {
+    if (node === 'host') return this.toHost(envelopes);
+    const sink = this.nodes.get(node);
+    if (!sink) return this.events.emit({ type: 'message_dropped', node, count: envelopes.length, reason: 'unknown_node' });
+    if (!sink.deliver(envelopes)) this.events.emit({ type: 'message_dropped', node, count: envelopes.length, reason: 'node_down' });
+  }
+
+  /** A send from the host: batched per node until the current task ends. */
+  send(dest: Dest, message: unknown, resolveGlobal: (name: string) => Pid | undefined): void {
+    let node: string;
+    let target: string;
+    if (isPid(dest)) {
+      node = nodeOf(dest);
+      target = dest;
+    } else if (dest && typeof dest === 'object' && 'global' in dest) {
+      const pid = resolveGlobal(dest.global);
+      if (!pid) throw new NoProcess(`no process registered globally as '${dest.global}'`, { global: dest.global });
+      node = nodeOf(pid);
+      target = pid;
+    } else if (dest && typeof dest === 'object' && 'name' in dest && typeof dest.node === 'string') {
+      node = dest.node;
+      target = dest.name;
+    } else {
+      throw new BadArgument(`cannot send to ${JSON.stringify(dest)} from the host: use a pid, { name, node } or { global }`);
+    }
+    if (node !== 'host' && !this.nodes.has(node)) throw new UnknownNode(`no node named '${node}'`, { node });
+    assertCloneable(message);
+    this.enqueue(node, [Sig.Message, target, message]);
+  }
+
+  /** A host mailbox with a pid, for talking with processes from outside any node. */
+  inbox(): Inbox {
+    const inbox = new Inbox(formatPid('host', ++this.nextInbox, 0), {
+      close: (closed) => this.inboxes.delete(closed.pid),
+      monitor: (owner, pid) => this.monitor(owner, pid),
+    });
+    this.inboxes.set(inbox.pid, inbox);
+    return inbox;
+  }
+
+  /** Monitors `pid` on behalf of an inbox: its DOWN message arrives there. */
+  monitor(inbox: Inbox, pid: Pid): string {
+    if (!isPid(pid)) throw new BadArgument(`monitor() takes a pid, got ${JSON.stringify(pid)}`);
+    const ref = `#Ref<host.0.${++this.nextRef}>`;
+    this.monitors.set(ref, [inbox.pid, pid]);
+    const node = nodeOf(pid);
+    if (!this.nodes.has(node)) this.toHost([[Sig.Down, inbox.pid, pid, ref, 'noproc']]);
+    else this.enqueue(node, [Sig.Monitor, pid, inbox.pid, ref]);
+    return ref;
+  }
+
+  /** A node went down: inbox monitors of its processes fire with `noconnection`. */
+  nodeDown(node: string): void {
+    const prefix = `<${node}.`;
+    const downs: Envelope[] = [];
+    for (const [ref, [inbox, pid]] of this.monitors) if (pid.startsWith(prefix)) downs.push([Sig.Down, inbox, pid, ref, 'noconnection']);
+    if (downs.length) this.toHost(downs);
+  }
+
+  close(): void {
+    for (const inbox of [...this.inboxes.values()]) inbox.close();
+    this.pending.clear();
+  }
+
+  private enqueue(node: string, envelope: Envelope): void {
+    let batch = this.pending.get(node);
+    if (!batch) this.pending.set(node, (batch = []));
+    batch.push(envelope);
+    if (!this.flushQueued) {
+      this.flushQueued = true;
+      queueMicrotask(() => this.flush());
+    }
+  }
+
+  private flush(): void {
+    this.flushQueued = false;
+    const batches = [...this.pending];
+    this.pending.clear();
+    for (const [node, envelopes] of batches) this.route(node, envelopes);
+  }
+
+  private toHost(envelopes: Envelope[]): void {
+    let dropped = 0;
+    for (const e of envelopes) {
+      if (e[0] === Sig.Message) {
+        const inbox = this.inboxes.get(e[1] as Pid);
+        if (inbox) inbox.deliver(e[2]); else dropped++;
+      } else if (e[0] === Sig.Down) {
+        const entry = this.monitors.get(e[3]);
+        if (!entry) continue;
+        this.monitors.delete(e[3]);
+        this.inboxes.get(entry[0])?.deliver({ type: 'DOWN', ref: e[3], pid: e[2], reason: e[4] });
+      } else if (e[0] === Sig.Link) {
+        // Inboxes do not take part in links: tell the linker, as for a process that is gone.
+        if (!this.inboxes.has(e[1])) this.route(nodeOf(e[2]), [[Sig.Exit, e[2], e[1], 'noproc', 1]]);
+      }
+    }
+    if (dropped) this.events.emit({ type: 'message_dropped', node: 'host', count: dropped, reason: 'no_inbox' });
+  }
+}

@@ -1,0 +1,146 @@
+/**
+ * A subnode system: named virtual nodes, the router between them, the system-wide name registry
+ * and the events of it all. Nodes are connected pairwise by direct ports as they come up, so
+ * traffic between nodes does not pass through this thread.
+ */
+import { MessageChannel } from 'node:worker_threads';
+import { BadArgument, NameTaken, UnknownNode } from '../errors.js';
+import { isPid, nodeOf, NODE_NAME, type Pid } from '../kernel/pid.js';
+import type { Dest, KernelEvent } from '../kernel/types.js';
+import { Events, type EventOf, type EventType, type SystemEvent } from './events.js';
+import type { Inbox } from './inbox.js';
+import { NodeHandle, type NodeContext, type NodeSpec, type NodeSummary } from './node-handle.js';
+import { Router } from './router.js';
+
+export interface SystemOptions {
+  nodes?: NodeSpec[];
+}
+
+export class System {
+  private readonly events = new Events();
+  private readonly router = new Router(this.events);
+  private readonly handles = new Map<string, NodeHandle>();
+  private readonly globals = new Map<string, Pid>();
+  /** Nodes whose threads are up and can take peer ports. */
+  private readonly attached = new Set<NodeHandle>();
+  private stopped = false;
+
+  private constructor() {}
+
+  static async start(options: SystemOptions = {}): Promise<System> {
+    const system = new System();
+    try {
+      await Promise.all((options.nodes ?? []).map((spec) => system.addNode(spec)));
+    } catch (error) {
+      await system.stop();
+      throw error;
+    }
+    return system;
+  }
+
+  /** Starts one more node. */
+  async addNode(spec: NodeSpec): Promise<NodeHandle> {
+    if (this.stopped) throw new BadArgument('the system is stopped');
+    if (!spec || typeof spec.name !== 'string' || !NODE_NAME.test(spec.name) || spec.name === 'host') {
+      throw new BadArgument(`bad node name ${JSON.stringify(spec?.name)}: letters, digits, _ and -, not 'host'`);
+    }
+    if (this.handles.has(spec.name)) throw new BadArgument(`a node named '${spec.name}' already exists`);
+    const handle = new NodeHandle(spec, this.context);
+    this.handles.set(spec.name, handle);
+    this.router.addNode(spec.name, handle);
+    await handle.start();
+    this.events.emit({ type: 'node_started', node: handle.name, creation: handle.creation });
+    return handle;
+  }
+
+  node(name: string): NodeHandle {
+    const handle = this.handles.get(name);
+    if (!handle) throw new UnknownNode(`no node named '${name}'`, { node: name });
+    return handle;
+  }
+
+  nodes(): NodeSummary[] {
+    return [...this.handles.values()].map((h) => h.summary());
+  }
+
+  /** Sends from the host: to a pid, `{ name, node }`, or `{ global }`. Unknown nodes throw; dead pids drop. */
+  send(dest: Dest, message: unknown): void {
+    this.router.send(dest, message, (name) => this.globals.get(name));
+  }
+
+  /** A mailbox on this thread with a pid, to receive replies and DOWN messages from processes. */
+  inbox(): Inbox {
+    return this.router.inbox();
+  }
+
+  /** Registers `pid` under a system-wide name, usable from every node as `{ global: name }`. */
+  register(name: string, pid: Pid): void {
+    if (typeof name !== 'string' || !name) throw new BadArgument(`bad global name ${JSON.stringify(name)}`);
+    if (!isPid(pid)) throw new BadArgument(`register() takes a pid, got ${JSON.stringify(pid)}`);
+    const held = this.globals.get(name);
+    if (held && held !== pid) throw new NameTaken(`the global name '${name}' is already registered to ${held}`, { name });
+    this.setGlobal(name, pid);
+  }
+
+  unregister(name: string): void {
+    if (this.globals.has(name)) this.setGlobal(name, null);
+  }
+
+  whereis(name: string): Pid | undefined {
+    return this.globals.get(name);
+  }
+
+  on<T extends EventType>(type: T, listener: (event: EventOf<T>) => void): () => void;
+  on(type: '*', listener: (event: SystemEvent) => void): () => void;
+  on(type: string, listener: (event: never) => void): () => void {
+    return this.events.on(type as '*', listener as (event: SystemEvent) => void);
+  }
+
+  /** Ends every node and releases every thread, port and timer. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await Promise.all([...this.handles.values()].map((h) => h.stop()));
+    this.router.close();
+  }
+
+  private setGlobal(name: string, pid: Pid | null): void {
+    if (pid) this.globals.set(name, pid); else this.globals.delete(name);
+    for (const handle of this.attached) void handle.control.setGlobal(name, pid).catch(() => {});
+  }
+
+  private readonly context: NodeContext = {
+    events: this.events,
+    attach: async (node) => {
+      // Mark first, then connect: of two nodes coming up at once, the later one connects both.
+      const peers = [...this.attached].filter((peer) => peer !== node);
+      this.attached.add(node);
+      await Promise.all(peers.map((peer) => {
+        const { port1, port2 } = new MessageChannel();
+        return Promise.all([node.connect(peer.name, port1), peer.connect(node.name, port2)]);
+      }));
+      await Promise.all([...this.globals].map(([name, pid]) => node.control.setGlobal(name, pid)));
+    },
+    detach: (node) => {
+      this.attached.delete(node);
+      for (const [name, pid] of this.globals) if (nodeOf(pid) === node.name) this.setGlobal(name, null);
+      for (const peer of this.attached) void peer.control.nodeDown(node.name).catch(() => {});
+      this.router.nodeDown(node.name);
+    },
+    route: (node, envelopes) => this.router.route(node, envelopes),
+    onKernelEvent: (event: KernelEvent) => {
+      if (event.type === 'global_register') {
+        const held = this.globals.get(event.name);
+        if (held && held !== event.pid) {
+          // Two nodes registered the same name at once: the first one the host saw keeps it.
+          this.events.emit({ type: 'global_conflict', name: event.name, kept: held, refused: event.pid });
+          void this.node(event.node).control.setGlobal(event.name, held).catch(() => {});
+          return;
+        }
+        this.setGlobal(event.name, event.pid);
+      } else if (event.type === 'global_unregister') {
+        if (this.globals.get(event.name) === event.pid) this.setGlobal(event.name, null);
+      }
+      this.events.emit(event);
+    },
+  };
+}

@@ -1,0 +1,106 @@
+/**
+ * One incarnation of a thread node: a worker thread running workers/thread-node, its comlink
+ * control proxy and its data path. A restart makes a new backend; this one only starts and ends.
+ */
+import { MessageChannel, Worker, type MessagePort, type ResourceLimits } from 'node:worker_threads';
+import { releaseProxy, wrap, type Remote } from 'comlink';
+import { portEndpoint } from '../comlink-port.js';
+import { NodeDown } from '../errors.js';
+import type { Envelope } from '../kernel/signals.js';
+import type { HostToNode, NodeControl, NodeToHost, ThreadNodeData } from '../protocol.js';
+
+export interface BackendExit {
+  /** The worker's exit code (1 after an uncaught error or running out of memory). */
+  code: number;
+  error?: Error;
+  /** True when the host asked it to stop. */
+  requested: boolean;
+}
+
+export interface ThreadBackendOptions {
+  node: string;
+  creation: number;
+  peers: Map<string, MessagePort>;
+  resourceLimits?: ResourceLimits;
+  onMessage(message: NodeToHost): void;
+  onExit(exit: BackendExit): void;
+  startTimeoutMs?: number;
+}
+
+/**
+ * The compiled entry point. Running from TypeScript sources (under vitest) the host still starts
+ * the built worker, so `npm test` builds first.
+ */
+function entryUrl(): URL {
+  const here = import.meta.url;
+  return here.endsWith('.ts')
+    ? new URL('../../dist/workers/thread-node.js', here)
+    : new URL('../../workers/thread-node.js', here);
+}
+
+export class ThreadBackend {
+  private stopping = false;
+  private exited = false;
+  private lastError: Error | undefined;
+
+  private constructor(
+    readonly worker: Worker,
+    readonly control: Remote<NodeControl>,
+    private readonly controlPort: MessagePort,
+  ) {}
+
+  static start(options: ThreadBackendOptions): Promise<ThreadBackend> {
+    const { port1, port2 } = new MessageChannel();
+    const data: ThreadNodeData = {
+      node: options.node,
+      creation: options.creation,
+      control: port2,
+      peers: Object.fromEntries(options.peers),
+    };
+    const worker = new Worker(entryUrl(), {
+      workerData: data,
+      transferList: [port2, ...options.peers.values()],
+      resourceLimits: options.resourceLimits,
+      name: `subnode:${options.node}`,
+    });
+    const backend = new ThreadBackend(worker, wrap<NodeControl>(portEndpoint(port1)), port1);
+    return new Promise((resolve, reject) => {
+      let ready = false;
+      const timer = setTimeout(() => {
+        void backend.terminate();
+        reject(new NodeDown(`node '${options.node}' did not start within ${options.startTimeoutMs ?? 10_000} ms`, { node: options.node }));
+      }, options.startTimeoutMs ?? 10_000);
+      worker.on('message', (message: NodeToHost) => {
+        if (message.t === 'ready' && !ready) {
+          ready = true;
+          clearTimeout(timer);
+          resolve(backend);
+        } else options.onMessage(message);
+      });
+      worker.on('error', (error) => { backend.lastError = error; });
+      worker.on('exit', (code) => {
+        backend.exited = true;
+        backend.controlPort.close();
+        if (!ready) {
+          clearTimeout(timer);
+          reject(new NodeDown(`node '${options.node}' exited while starting: ${backend.lastError?.message ?? `code ${code}`}`, { node: options.node }));
+          return;
+        }
+        options.onExit({ code, error: backend.lastError, requested: backend.stopping });
+      });
+    });
+  }
+
+  deliver(envelopes: Envelope[]): void {
+    if (this.exited) return;
+    const message: HostToNode = { t: 'deliver', envelopes };
+    this.worker.postMessage(message);
+  }
+
+  async terminate(): Promise<void> {
+    this.stopping = true;
+    this.control[releaseProxy]();
+    if (!this.exited) await this.worker.terminate();
+    this.controlPort.close();
+  }
+}

@@ -1,0 +1,47 @@
+/**
+ * The one narrow protocol between the host and a node, whatever runs the node (a worker thread
+ * today, an isolate too). Two paths:
+ *
+ * - control: request/response operations (`NodeControl`), over comlink. Every result is a
+ *   `Result`, so typed errors survive the trip (comlink would keep only name and message).
+ * - data: batches of signal envelopes and kernel events, raw posts with no RPC layer, because
+ *   this is the message path. Nodes also hold direct ports to each other for the same batches.
+ */
+import type { WireError } from './errors.js';
+import type { Envelope } from './kernel/signals.js';
+import type { KernelEvent, ModuleInfo, Pid, ProcessInfo, SpawnOptions } from './kernel/types.js';
+
+export type Result<T> = { ok: T } | { error: WireError };
+
+export interface NodeControl {
+  load(module: string, js: string): Result<{ module: string; version: number }>;
+  spawn(module: string, fn: string, args: unknown[], options: SpawnOptions): Result<Pid>;
+  exit(pid: Pid, reason: unknown): Result<true>;
+  processes(): ProcessInfo[];
+  processInfo(pid: Pid): ProcessInfo | undefined;
+  modules(): ModuleInfo[];
+  whereis(name: string): Pid | undefined;
+  nodeDown(node: string): void;
+  setGlobal(name: string, pid: Pid | null): void;
+  /** A direct port to another node's thread; replaces any earlier port to that node. */
+  connect(node: string, port: unknown): void;
+  ping(): 'pong';
+}
+
+/** Node → host on the data path. */
+export type NodeToHost =
+  | { t: 'ready' }
+  /** Envelopes for a node this node has no direct port to (or for the host's own inboxes). */
+  | { t: 'route'; node: string; envelopes: Envelope[] }
+  | { t: 'event'; event: KernelEvent };
+
+/** Host → node on the data path. */
+export type HostToNode = { t: 'deliver'; envelopes: Envelope[] };
+
+/** What a thread node's entry point receives as `workerData`. */
+export interface ThreadNodeData {
+  node: string;
+  creation: number;
+  control: unknown; // a MessagePort for comlink
+  peers: Record<string, unknown>; // node name → MessagePort
+}
