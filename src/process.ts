@@ -1,0 +1,63 @@
+/**
+ * The API module code uses inside a node: `import { receive, send, self } from 'subnode/process'`
+ * (`'subnode'` works too). Inside a node each module version gets its own live copy of these
+ * functions from the kernel; this file is their typed face for editors and the compiler, and its
+ * functions only throw when called outside a node.
+ */
+import { NotInProcess } from './errors.js';
+import type { Pid } from './kernel/pid.js';
+import type { Dest, SpawnOptions } from './kernel/types.js';
+import type { ExitMessage, DownMessage, ExitReason } from './kernel/signals.js';
+
+export type { Pid, Dest, SpawnOptions, ExitMessage, DownMessage, ExitReason };
+
+/** What a step returns: a receive to wait in, a tail call, or anything else to end normally. */
+export interface Step { readonly __step: 'receive' | 'next' }
+export interface Clause { readonly __clause: true }
+export interface AfterClause { readonly __after: true }
+/** A structural pattern, a predicate, or `ANY`. Plain objects match by the keys they name. */
+export type Pattern = unknown;
+
+const outside = (name: string) => (): never => {
+  throw new NotInProcess(`${name}() is only available to module code running in a subnode node`);
+};
+
+/** Wildcard for patterns: matches anything. */
+export const ANY: unique symbol = Symbol.for('subnode.any') as never;
+
+/**
+ * Waits for a message. `receive(handler)` takes the first message; `receive(on(p, h), …, after(ms, h))`
+ * takes the first message (in arrival order) that some clause matches; unmatched ones stay queued.
+ */
+export const receive: {
+  <M>(handler: (message: M) => unknown): Step;
+  (...clauses: (Clause | AfterClause | ((message: never) => unknown))[]): Step;
+} = outside('receive') as never;
+export const on: <M = unknown>(pattern: Pattern, handler: (message: M) => unknown) => Clause = outside('on') as never;
+export const after: (ms: number, handler: () => unknown) => AfterClause = outside('after') as never;
+/** A tail call: the process continues with `fn(...args)` in constant memory. */
+export const next: <A extends unknown[]>(fn: (...args: A) => unknown, ...args: A) => Step = outside('next') as never;
+
+export const self: () => Pid = outside('self');
+export const node: () => string = outside('node');
+export const send: <T>(dest: Dest, message: T) => T = outside('send') as never;
+export const spawn: <A extends unknown[]>(fn: (...args: A) => unknown, ...args: A) => Pid = outside('spawn') as never;
+export const spawnLink: <A extends unknown[]>(fn: (...args: A) => unknown, ...args: A) => Pid = outside('spawnLink') as never;
+export const spawnMonitor: <A extends unknown[]>(fn: (...args: A) => unknown, ...args: A) => [Pid, string] = outside('spawnMonitor') as never;
+export const spawnOpt: <A extends unknown[]>(fn: (...args: A) => unknown, args: A, options: SpawnOptions) => Pid | [Pid, string] = outside('spawnOpt') as never;
+export const link: (pid: Pid) => true = outside('link');
+export const unlink: (pid: Pid) => true = outside('unlink');
+/** Monitors a pid or a local name; returns the ref of the `{ type: 'DOWN' }` message to come. */
+export const monitor: (target: Pid | string) => string = outside('monitor');
+export const demonitor: (ref: string) => true = outside('demonitor');
+/** `exit(reason)` ends the calling process; `exit(pid, reason)` sends an exit signal. */
+export const exit: { (reason?: ExitReason): never; (pid: Pid, reason: ExitReason): true } = outside('exit') as never;
+/** Turns exit signals into `{ type: 'EXIT' }` messages; returns the previous setting. */
+export const trapExit: (on: boolean) => boolean = outside('trapExit');
+export const register: (name: string, pid?: Pid) => true = outside('register');
+export const unregister: (name: string) => true = outside('unregister');
+export const whereis: (name: string) => Pid | undefined = outside('whereis');
+export const registerGlobal: (name: string) => true = outside('registerGlobal');
+export const whereisGlobal: (name: string) => Pid | undefined = outside('whereisGlobal');
+export const makeRef: () => string = outside('makeRef');
+export const isPid: (value: unknown) => value is Pid = outside('isPid') as never;
