@@ -61,6 +61,8 @@ export class Kernel {
   private current: Process | null = null;
   private draining = false;
   private scheduled = false;
+  /** True while a slice runs: it flushes the outbox when it ends. */
+  private inSlice = false;
   private timerHandle: unknown = null;
   private timerDeadline = Infinity;
 
@@ -164,12 +166,14 @@ export class Kernel {
 
   private readonly runSlice = (): void => {
     this.scheduled = false;
+    this.inSlice = true;
     const deadline = this.host.now() + this.sliceMs;
     let steps = 0;
     for (let proc = this.runQueue.shift(); proc; proc = this.runQueue.shift()) {
       if (proc.status === 'runnable') this.step(proc);
       if ((++steps & 255) === 0 && this.host.now() >= deadline) break;
     }
+    this.inSlice = false;
     this.flush();
     if (this.runQueue.length && !this.scheduled) {
       this.scheduled = true;
@@ -431,7 +435,7 @@ export class Kernel {
       batch = [];
       this.outbox.set(node, batch);
       // Flushed at the end of the running slice, or on the next macrotask if none runs.
-      if (!this.scheduled) {
+      if (!this.inSlice && !this.scheduled) {
         this.scheduled = true;
         this.host.schedule(this.runSlice);
       }
