@@ -9,3 +9,8 @@ export type { Pid, Dest, ProcessInfo, ModuleInfo, SpawnOptions, ProcessStatus, V
 export { isPid, parsePid } from './kernel/pid.js';
 export { ANY } from './kernel/match.js';
 export * from './errors.js';
+export type { UpgradePlan, PlanModule, UpgradeReport, NodeOutcome } from './host/upgrade-plan.js';
+export type { NodeUpgradeReport } from './kernel/upgrade.js';
+export type { CodePolicy, Retention, PurgeMode } from './kernel/policy.js';
+export type { LoadReport, PurgeReport, Hazard } from './kernel/types.js';
+export { findHazards } from './host/hazards.js';

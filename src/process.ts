@@ -61,3 +61,33 @@ export const registerGlobal: (name: string) => true = outside('registerGlobal');
 export const whereisGlobal: (name: string) => Pid | undefined = outside('whereisGlobal');
 export const makeRef: () => string = outside('makeRef');
 export const isPid: (value: unknown) => value is Pid = outside('isPid') as never;
+
+/** Where a call came from; `server.reply(from, value)` answers it later. */
+export interface From { pid: Pid; ref: string }
+export interface CallOptions { timeout?: number; onTimeout?: () => unknown }
+
+/**
+ * The `server` behaviour (gen_server). A callback module exports `init(...args)` (returns the state),
+ * `handleCall(request, from, state)` → `{ reply, state }` | `{ noreply: state }` | `{ stop, reply?, state }`,
+ * `handleCast(msg, state)` and `handleInfo(msg, state)` → `{ noreply: state }` | `{ stop, state }`,
+ * optionally `terminate(reason, state)`, `codeChange(oldVsn, state, extra)` → new state, and `vsn`.
+ * Every message goes to the current version of the callback module.
+ */
+export const server: {
+  start(module: string | object, args?: unknown[], options?: SpawnOptions): Pid;
+  /** A call as a step: sends the request, waits for the reply and continues with `then(reply)`. */
+  call<R>(dest: Dest, request: unknown, then: (reply: R) => unknown, options?: CallOptions): Step;
+  cast(dest: Dest, message: unknown): true;
+  reply(from: From, value: unknown): true;
+} = { start: outside('server.start'), call: outside('server.call'), cast: outside('server.cast'), reply: outside('server.reply') } as never;
+
+/**
+ * The `statem` behaviour (gen_statem, handle_event style). The callback module exports
+ * `init(...args)` → `{ state, data }` and `handleEvent(type, content, state, data, from?)` →
+ * `{ state?, data?, reply?, stop?, callbackModule?: { change: m } | { push: m } | 'pop' }`.
+ */
+export const statem: {
+  start(module: string | object, args?: unknown[], options?: SpawnOptions): Pid;
+  call<R>(dest: Dest, request: unknown, then: (reply: R) => unknown, options?: CallOptions): Step;
+  cast(dest: Dest, message: unknown): true;
+} = { start: outside('statem.start'), call: outside('statem.call'), cast: outside('statem.cast') } as never;

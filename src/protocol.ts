@@ -9,12 +9,29 @@
  */
 import type { WireError } from './errors.js';
 import type { Envelope } from './kernel/signals.js';
-import type { KernelEvent, ModuleInfo, Pid, ProcessInfo, SpawnOptions } from './kernel/types.js';
+import type { KernelEvent, LoadReport, ModuleInfo, Pid, ProcessInfo, PurgeReport, SpawnOptions } from './kernel/types.js';
+import type { CodePolicy, PurgeMode } from './kernel/policy.js';
+import type { NodeUpgradeReport, UpgradeStep } from './kernel/upgrade.js';
 
 export type Result<T> = { ok: T } | { error: WireError };
 
+type Async<T> = Result<T> | Promise<Result<T>>;
+
 export interface NodeControl {
-  load(module: string, js: string): Result<{ module: string; version: number }>;
+  load(module: string, js: string, options: { purge?: PurgeMode }): Async<LoadReport>;
+  purge(module: string, mode: PurgeMode): Async<PurgeReport>;
+  checkProcessCode(pid: Pid, module: string): Result<boolean>;
+  lingering(module: string, version?: number): Result<Pid[]>;
+  deleteModule(module: string): Result<PurgeReport>;
+  setPolicy(policy: CodePolicy, module?: string): Result<true>;
+  startBehaviour(kind: 'server' | 'statem', module: string, args: unknown[], options: SpawnOptions): Result<Pid>;
+  behavioursOf(module: string): Result<Pid[]>;
+  suspend(pid: Pid): Result<true>;
+  resume(pid: Pid): Result<true>;
+  changeCode(pid: Pid, module: string, oldVsn: unknown, extra: unknown, timeoutMs?: number): Result<{ from: unknown; to: unknown }>;
+  getState(pid: Pid): Result<unknown>;
+  replaceState(pid: Pid, state: unknown): Result<true>;
+  applyUpgrade(steps: UpgradeStep[]): Async<NodeUpgradeReport>;
   spawn(module: string, fn: string, args: unknown[], options: SpawnOptions): Result<Pid>;
   exit(pid: Pid, reason: unknown): Result<true>;
   processes(): ProcessInfo[];

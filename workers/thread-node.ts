@@ -7,6 +7,7 @@ import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import { performance } from 'node:perf_hooks';
 import { expose } from 'comlink';
 import { Kernel, type KernelHost } from '../src/kernel/kernel.js';
+import { applyUpgrade } from '../src/kernel/upgrade.js';
 import type { ModuleFactory } from '../src/kernel/code-server.js';
 import type { Envelope } from '../src/kernel/signals.js';
 import { toWire } from '../src/errors.js';
@@ -45,18 +46,38 @@ function connect(node: string, port: MessagePort): void {
 
 for (const [node, port] of Object.entries(data.peers)) connect(node, port as MessagePort);
 
-function result<T>(run: () => T): Result<T> {
+/** Runs a kernel operation and wraps its outcome (sync or async) as a Result. */
+function result<T>(run: () => T | Promise<T>): Result<T> | Promise<Result<T>> {
+  const fail = (error: unknown): Result<T> => ({ error: toWire(error) });
   try {
-    return { ok: run() };
+    const value = run();
+    return value instanceof Promise ? value.then((ok) => ({ ok }), fail) : { ok: value };
   } catch (error) {
-    return { error: toWire(error) };
+    return fail(error);
   }
 }
 
+function sync<T>(run: () => T): Result<T> {
+  return result(run) as Result<T>;
+}
+
 const control: NodeControl = {
-  load: (module, js) => result(() => kernel.load(module, js)),
-  spawn: (module, fn, args, options) => result(() => kernel.spawn(module, fn, args, options)),
-  exit: (pid, reason) => result(() => { kernel.exit(pid, reason); return true as const; }),
+  load: (module, js, options) => result(() => kernel.load(module, js, options)),
+  purge: (module, mode) => result(() => kernel.purge(module, mode)),
+  checkProcessCode: (pid, module) => sync(() => kernel.checkProcessCode(pid, module)),
+  lingering: (module, version) => sync(() => kernel.lingering(module, version)),
+  deleteModule: (module) => sync(() => kernel.deleteModule(module)),
+  setPolicy: (policy, module) => sync(() => { kernel.setPolicy(policy, module); return true as const; }),
+  startBehaviour: (kind, module, args, options) => sync(() => kernel.startBehaviour(kind, module, args, options)),
+  behavioursOf: (module) => sync(() => kernel.behavioursOf(module)),
+  suspend: (pid) => sync(() => { kernel.suspend(pid); return true as const; }),
+  resume: (pid) => sync(() => { kernel.resume(pid); return true as const; }),
+  changeCode: (pid, module, oldVsn, extra, timeoutMs) => sync(() => kernel.changeCode(pid, module, oldVsn, extra, timeoutMs)),
+  getState: (pid) => sync(() => kernel.getState(pid)),
+  replaceState: (pid, state) => sync(() => { kernel.replaceState(pid, state); return true as const; }),
+  applyUpgrade: (steps) => result(() => applyUpgrade(kernel, steps)),
+  spawn: (module, fn, args, options) => sync(() => kernel.spawn(module, fn, args, options)),
+  exit: (pid, reason) => sync(() => { kernel.exit(pid, reason); return true as const; }),
   processes: () => kernel.processes(),
   processInfo: (pid) => kernel.processInfo(pid),
   modules: () => kernel.modules(),

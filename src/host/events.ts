@@ -12,7 +12,9 @@ export type SystemEvent =
   | { type: 'node_stopped'; node: string }
   /** Messages for a node that is down or unknown, dropped as Erlang drops them. */
   | { type: 'message_dropped'; node: string; count: number; reason: 'node_down' | 'unknown_node' | 'no_inbox' }
-  | { type: 'global_conflict'; name: string; kept: Pid; refused: Pid };
+  | { type: 'global_conflict'; name: string; kept: Pid; refused: Pid }
+  /** An upgrade plan reached a node, and how it ended there. */
+  | { type: 'upgrade_node'; node: string; phase: 'start' | 'upgraded' | 'rolled_back' | 'failed' | 'skipped' };
 
 export type EventType = SystemEvent['type'];
 export type EventOf<T extends EventType> = Extract<SystemEvent, { type: T }>;

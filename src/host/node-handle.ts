@@ -7,7 +7,9 @@ import { transfer } from 'comlink';
 import { BadArgument, NodeDown, fromWire } from '../errors.js';
 import type { Pid } from '../kernel/pid.js';
 import type { Envelope } from '../kernel/signals.js';
-import type { ModuleInfo, ProcessInfo, SpawnOptions } from '../kernel/types.js';
+import type { LoadReport, ModuleInfo, ProcessInfo, PurgeReport, SpawnOptions } from '../kernel/types.js';
+import { checkPolicy, type CodePolicy, type PurgeMode } from '../kernel/policy.js';
+import type { NodeUpgradeReport, UpgradeStep } from '../kernel/upgrade.js';
 import type { NodeToHost, Result } from '../protocol.js';
 import type { Events } from './events.js';
 import { RestartTracker, type RestartPolicy } from './restart.js';
@@ -30,6 +32,9 @@ export interface NodeSpec extends RestartPolicy {
   resourceLimits?: ResourceLimits;
   /** Modules loaded at start, in order, and again after every restart. */
   modules?: Record<string, ModuleSource>;
+  /** Code policy of the node (default: Erlang's two versions, soft purge), and per module. */
+  code?: CodePolicy;
+  modulePolicies?: Record<string, CodePolicy>;
   /** Processes spawned after the modules load, and again after every restart. */
   start?: StartSpec[];
 }
@@ -69,10 +74,14 @@ export class NodeHandle {
   private readonly restarts: RestartTracker;
   /** Each module's current source (compiled), replayed in load order after a restart. */
   private readonly release = new Map<string, string>();
+  private policy: CodePolicy | undefined;
+  private readonly modulePolicies = new Map<string, CodePolicy>();
 
   constructor(private readonly spec: NodeSpec, private readonly context: NodeContext) {
     this.name = spec.name;
     this.restarts = new RestartTracker(spec);
+    if (spec.code !== undefined) this.policy = checkPolicy(spec.code, `node '${spec.name}' code policy`);
+    for (const [module, policy] of Object.entries(spec.modulePolicies ?? {})) this.modulePolicies.set(module, checkPolicy(policy, `module '${module}' code policy`));
     if (spec.kind !== undefined && spec.kind !== 'thread') throw new BadArgument(`node '${spec.name}': unknown kind ${JSON.stringify(spec.kind)}`);
   }
 
@@ -82,14 +91,103 @@ export class NodeHandle {
     await this.up;
   }
 
-  /** Compiles `source` (TypeScript or JavaScript) and loads it as the module's new version on this node. */
-  async load(module: string, source: ModuleSource): Promise<{ module: string; version: number }> {
+  /**
+   * Compiles `source` (TypeScript or JavaScript) and loads it as the module's new version on this
+   * node. If the retention has no room for another old version, the oldest is purged first with
+   * `purge` (default: the node's policy); a refused purge rejects with NotPurged, changing nothing.
+   * The report lists hazards found in the source (loops that can never leave this version…).
+   */
+  async load(module: string, source: ModuleSource, options: { purge?: PurgeMode } = {}): Promise<LoadReport> {
     const { text, filename } = readSource(module, source);
-    const { js } = transpile(module, text, filename);
-    const result = await this.call<{ module: string; version: number }>((c) => c.load(module, js));
+    const { js, hazards } = transpile(module, text, filename);
+    const report = await this.call<LoadReport>((c) => c.load(module, js, options));
     this.release.delete(module);
     this.release.set(module, js);
-    return result;
+    return { ...report, warnings: hazards };
+  }
+
+  /** Loads JavaScript already in the kernel's module shape (see `transpile`). @internal */
+  async loadCompiled(module: string, js: string, options: { purge?: PurgeMode } = {}): Promise<LoadReport> {
+    const report = await this.call<LoadReport>((c) => c.load(module, js, options));
+    this.release.delete(module);
+    this.release.set(module, js);
+    return report;
+  }
+
+  /** Purges the module's old versions; `'kill'` (default) kills processes still running them. */
+  purge(module: string, mode: PurgeMode = 'kill'): Promise<PurgeReport> {
+    return this.call<PurgeReport>((c) => c.purge(module, mode));
+  }
+
+  /** Purges old versions only if no process runs them; otherwise `ok: false` with the lingering pids. */
+  softPurge(module: string): Promise<PurgeReport> {
+    return this.purge(module, 'soft');
+  }
+
+  checkProcessCode(pid: Pid, module: string): Promise<boolean> {
+    return this.call<boolean>((c) => c.checkProcessCode(pid, module));
+  }
+
+  /** Processes running old code of `module` (or the given version). Costs O(lingering). */
+  lingering(module: string, version?: number): Promise<Pid[]> {
+    return this.call<Pid[]>((c) => c.lingering(module, version));
+  }
+
+  /** The current version becomes old: new spawns and qualified calls fail. */
+  async deleteModule(module: string): Promise<PurgeReport> {
+    const report = await this.call<PurgeReport>((c) => c.deleteModule(module));
+    this.release.delete(module);
+    return report;
+  }
+
+  /** The node's code policy, or one module's (retention and purge mode). Kept across restarts. */
+  async setPolicy(policy: CodePolicy, module?: string): Promise<void> {
+    const checked = checkPolicy(policy);
+    await this.call<true>((c) => c.setPolicy(checked, module));
+    if (module === undefined) this.policy = checked; else this.modulePolicies.set(module, checked);
+  }
+
+  /** Starts a server (gen_server-like) process; its `init(...args)` runs before this resolves. */
+  startServer(module: string, args: unknown[] = [], options: SpawnOptions = {}): Promise<Pid> {
+    return this.call<Pid>((c) => c.startBehaviour('server', module, args, options));
+  }
+
+  /** Starts a statem (gen_statem-like) process; `init(...args)` returns `{ state, data }`. */
+  startStatem(module: string, args: unknown[] = [], options: SpawnOptions = {}): Promise<Pid> {
+    return this.call<Pid>((c) => c.startBehaviour('statem', module, args, options));
+  }
+
+  /** Behaviour processes using `module` as a callback module. */
+  behavioursOf(module: string): Promise<Pid[]> { return this.call<Pid[]>((c) => c.behavioursOf(module)); }
+
+  /** `sys:suspend`: the process runs nothing until resumed; its messages wait. Any process can be suspended. */
+  suspend(pid: Pid): Promise<true> { return this.call<true>((c) => c.suspend(pid)); }
+  resume(pid: Pid): Promise<true> { return this.call<true>((c) => c.resume(pid)); }
+
+  /**
+   * `sys:change_code`: on a suspended behaviour process, runs the current version's
+   * `codeChange(oldVsn, state, extra)`. If it throws, returns nothing or takes longer than
+   * `timeoutMs`, the process keeps its old state and the error says why. `oldVsn` defaults to
+   * the vsn its state came from; pass `{ down: vsn }` for a downgrade.
+   */
+  changeCode(pid: Pid, module: string, options: { oldVsn?: unknown; extra?: unknown; timeoutMs?: number } = {}): Promise<{ from: unknown; to: unknown }> {
+    return this.call((c) => c.changeCode(pid, module, options.oldVsn, options.extra, options.timeoutMs));
+  }
+
+  getState<S = unknown>(pid: Pid): Promise<S> { return this.call<S>((c) => c.getState(pid)); }
+  replaceState(pid: Pid, state: unknown): Promise<true> { return this.call<true>((c) => c.replaceState(pid, state)); }
+
+  /** @internal one node's part of an upgrade plan, as a transaction in the node. */
+  applyUpgrade(steps: UpgradeStep[]): Promise<NodeUpgradeReport> {
+    return this.call<NodeUpgradeReport>((c) => c.applyUpgrade(steps));
+  }
+
+  /** @internal the compiled source of each module's current version, for plans and restarts. */
+  releaseOf(module: string): string | undefined { return this.release.get(module); }
+  /** @internal */
+  setRelease(module: string, js: string | undefined): void {
+    this.release.delete(module);
+    if (js !== undefined) this.release.set(module, js);
   }
 
   /** Spawns `module.fn(...args)` in the module's current version. */
@@ -156,8 +254,10 @@ export class NodeHandle {
     this.lost = new Promise((_, reject) => { this.loseBackend = reject; });
     this.lost.catch(() => {});
     await this.context.attach(this);
+    if (this.policy) unwrap(await this.raw<Result<unknown>>((c) => c.setPolicy(this.policy!)));
+    for (const [module, policy] of this.modulePolicies) unwrap(await this.raw<Result<unknown>>((c) => c.setPolicy(policy, module)));
     if (this.release.size) {
-      for (const [module, js] of this.release) unwrap(await this.raw<Result<unknown>>((c) => c.load(module, js)));
+      for (const [module, js] of this.release) unwrap(await this.raw<Result<unknown>>((c) => c.load(module, js, {})));
     } else {
       for (const [module, source] of Object.entries(this.spec.modules ?? {})) await this.loadDuringBoot(module, source);
     }
@@ -168,7 +268,7 @@ export class NodeHandle {
   private async loadDuringBoot(module: string, source: ModuleSource): Promise<void> {
     const { text, filename } = readSource(module, source);
     const { js } = transpile(module, text, filename);
-    unwrap(await this.raw<Result<unknown>>((c) => c.load(module, js)));
+    unwrap(await this.raw<Result<unknown>>((c) => c.load(module, js, {})));
     this.release.set(module, js);
   }
 

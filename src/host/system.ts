@@ -4,7 +4,8 @@
  * traffic between nodes does not pass through this thread.
  */
 import { MessageChannel } from 'node:worker_threads';
-import { BadArgument, NameTaken, UnknownNode } from '../errors.js';
+import { BadArgument, NameTaken, NoProcess, UnknownNode, toWire } from '../errors.js';
+import { checkPlan, compilePlan, stepsFor, type NodeOutcome, type UpgradePlan, type UpgradeReport } from './upgrade-plan.js';
 import { isPid, nodeOf, NODE_NAME, type Pid } from '../kernel/pid.js';
 import type { Dest, KernelEvent } from '../kernel/types.js';
 import { Events, type EventOf, type EventType, type SystemEvent } from './events.js';
@@ -24,6 +25,7 @@ export class System {
   /** Nodes whose threads are up and can take peer ports. */
   private readonly attached = new Set<NodeHandle>();
   private stopped = false;
+  private calls = 0;
 
   private constructor() {}
 
@@ -66,6 +68,81 @@ export class System {
   /** Sends from the host: to a pid, `{ name, node }`, or `{ global }`. Unknown nodes throw; dead pids drop. */
   send(dest: Dest, message: unknown): void {
     this.router.send(dest, message, (name) => this.globals.get(name));
+  }
+
+  /**
+   * Calls a server or statem process from the host (`gen_server:call`): resolves with its reply,
+   * rejects with Timeout, or with NoProcess if the process ends first.
+   */
+  async call<R = unknown>(dest: Dest, request: unknown, timeoutMs = 5_000): Promise<R> {
+    const inbox = this.router.inbox();
+    try {
+      const ref = `#Ref<host.call.${++this.calls}>`;
+      const pid = isPid(dest) ? dest : undefined;
+      const mref = pid ? inbox.monitor(pid) : undefined;
+      this.send(dest, { $call: request, from: { pid: inbox.pid, ref } });
+      const answer = await inbox.receive<{ $reply?: string; value?: R; type?: string; reason?: unknown }>(
+        (m: { $reply?: string; type?: string; ref?: string }) => m?.$reply === ref || (mref !== undefined && m?.type === 'DOWN' && m.ref === mref), timeoutMs);
+      if (answer.type === 'DOWN') throw new NoProcess(`${JSON.stringify(dest)} ended before replying: ${JSON.stringify(answer.reason)}`, { dest, reason: answer.reason });
+      return answer.value as R;
+    } finally {
+      inbox.close();
+    }
+  }
+
+  /** Sends a cast (`gen_server:cast`) from the host. */
+  cast(dest: Dest, message: unknown): void {
+    this.send(dest, { $cast: message });
+  }
+
+  /**
+   * Applies an upgrade plan node by node (the canary first, alone), each node as a transaction
+   * that rolls back on failure. Stops at the first failed node unless `continueOnError`. Nodes not
+   * selected keep their versions untouched.
+   */
+  async upgrade(plan: UpgradePlan): Promise<UpgradeReport> {
+    const ordered = checkPlan(plan);
+    const compiled = compilePlan(ordered);
+    const steps = stepsFor(plan, ordered, compiled);
+    const selected = this.selectNodes(plan);
+    if (plan.canary !== undefined) {
+      if (!selected.includes(plan.canary)) throw new BadArgument(`canary node '${plan.canary}' is not among the plan's nodes`);
+      selected.splice(selected.indexOf(plan.canary), 1);
+      selected.unshift(plan.canary);
+    }
+    const outcomes: NodeOutcome[] = [];
+    let stop = false;
+    for (const name of selected) {
+      if (stop) { outcomes.push({ node: name, status: 'skipped' }); continue; }
+      this.events.emit({ type: 'upgrade_node', node: name, phase: 'start' });
+      let outcome: NodeOutcome;
+      try {
+        const report = await this.node(name).applyUpgrade(steps);
+        outcome = { node: name, status: report.ok ? 'upgraded' : 'rolled_back', ...report };
+        if (report.ok) for (const m of ordered) this.node(name).setRelease(m.module, compiled.get(m.module));
+      } catch (error) {
+        outcome = { node: name, status: 'failed', error: toWire(error) };
+      }
+      this.events.emit({ type: 'upgrade_node', node: name, phase: outcome.status });
+      outcomes.push(outcome);
+      const failed = outcome.status !== 'upgraded';
+      if (failed && (!plan.continueOnError || name === plan.canary)) stop = true;
+    }
+    return { ok: outcomes.every((o) => o.status === 'upgraded'), nodes: outcomes };
+  }
+
+  private selectNodes(plan: UpgradePlan): string[] {
+    const all = [...this.handles.keys()];
+    const which = plan.nodes ?? '*';
+    if (which === '*') return all.filter((n) => this.handles.get(n)!.status === 'running');
+    if (Array.isArray(which)) {
+      for (const n of which) this.node(n); // unknown names fail here
+      return [...which];
+    }
+    if (which && typeof which === 'object' && Array.isArray(which.except)) {
+      return all.filter((n) => !which.except.includes(n) && this.handles.get(n)!.status === 'running');
+    }
+    throw new BadArgument(`plan nodes must be '*', a list of node names or { except: [...] }`);
   }
 
   /** A mailbox on this thread with a pid, to receive replies and DOWN messages from processes. */

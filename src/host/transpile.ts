@@ -6,9 +6,13 @@
  */
 import ts from 'typescript';
 import { LoadError } from '../errors.js';
+import type { Hazard } from '../kernel/types.js';
+import { findHazards } from './hazards.js';
 
 export interface TranspileResult {
   js: string;
+  /** Hazards found in the source: see `hazards.ts`. */
+  hazards: Hazard[];
 }
 
 const options: ts.CompilerOptions = {
@@ -33,7 +37,7 @@ export function transpile(module: string, source: string, filename = `${module}.
     const diagnostics = errors.map((d) => formatDiagnostic(d));
     throw new LoadError(`module '${module}' has syntax errors:\n  ${diagnostics.join('\n  ')}`, { module, phase: 'transpile', diagnostics });
   }
-  return { js: out.outputText };
+  return { js: out.outputText, hazards: findHazards(source, filename) };
 }
 
 function formatDiagnostic(d: ts.Diagnostic): string {

@@ -14,6 +14,8 @@ export type VersionState = 'current' | 'old';
 
 export class ModuleVersion {
   state: VersionState = 'current';
+  /** Being drained by a purge: no process may enter it any more. */
+  draining = false;
   exports: Record<string, unknown> = {};
   /** Processes whose code is in this version right now. */
   readonly processes = new Set<Process>();
@@ -63,10 +65,10 @@ export class CodeServer {
   constructor(private readonly hooks: CodeServerHooks, private readonly nodeName: string) {}
 
   /**
-   * Compiles and evaluates a new version. On any failure nothing changes: the error is a
-   * LoadError and the module keeps its current version.
+   * Compiles and evaluates a new version without installing it. On any failure nothing changes:
+   * the error is a LoadError and the module keeps its current version.
    */
-  load(name: string, js: string): LoadOutcome {
+  prepare(name: string, js: string): ModuleVersion {
     if (typeof name !== 'string' || !MODULE_NAME.test(name) || RESERVED.has(name)) {
       throw new BadArgument(`bad module name ${JSON.stringify(name)}: use letters, digits, _ $ -`);
     }
@@ -91,9 +93,13 @@ export class CodeServer {
       throw new LoadError(`module '${name}' must export an object`, { module: name, phase: 'evaluate' });
     }
     version.exports = module.exports;
+    return version;
+  }
 
-    // Committed from here on: nothing below can fail.
-    record.nextVersion++;
+  /** Makes a prepared version current; the previous current becomes old. Cannot fail. */
+  install(version: ModuleVersion): ModuleVersion | undefined {
+    const record = version.module;
+    record.nextVersion = Math.max(record.nextVersion, version.version + 1);
     const previous = record.current;
     if (previous) previous.state = 'old';
     record.versions.push(version);
@@ -101,7 +107,34 @@ export class CodeServer {
       if (typeof value === 'function') this.versionOfFunction.set(value, version);
     }
     this.publish(record);
-    return { version, previous };
+    return previous;
+  }
+
+  /** Compiles and installs in one go (no retention checks: the kernel does those). */
+  load(name: string, js: string): LoadOutcome {
+    const version = this.prepare(name, js);
+    return { version, previous: this.install(version) };
+  }
+
+  /** Undoes an install: `previous` is current again and `version` becomes old. */
+  revert(version: ModuleVersion, previous: ModuleVersion | undefined): void {
+    const record = version.module;
+    version.state = 'old';
+    if (previous) {
+      previous.state = 'current';
+      if (!record.versions.includes(previous)) record.versions.push(previous);
+      // Keep the list ordered by version number: current last.
+      record.versions.sort((x, y) => (x.state === 'current' ? 1 : 0) - (y.state === 'current' ? 1 : 0) || x.version - y.version);
+    }
+    this.publish(record);
+  }
+
+  /** The current version becomes old; qualified calls and spawns by name then fail. */
+  deleteCurrent(name: string): ModuleVersion {
+    const current = this.current(name);
+    current.state = 'old';
+    this.publish(current.module);
+    return current;
   }
 
   module(name: string): ModuleRecord | undefined { return this.modules.get(name); }
@@ -123,6 +156,21 @@ export class CodeServer {
 
   versionOf(fn: Function): ModuleVersion | undefined { return this.versionOfFunction.get(fn); }
 
+  /** The module whose live namespace object this is (module code passes `import * as m`). */
+  nameOfNamespace(namespace: object): string | undefined {
+    for (const record of this.modules.values()) if (record.namespace === namespace) return record.name;
+    return undefined;
+  }
+
+  /** Puts back a version removed earlier (an upgrade's rollback), as old. */
+  restore(version: ModuleVersion): void {
+    const versions = version.module.versions;
+    if (versions.includes(version)) return;
+    version.state = 'old';
+    versions.push(version);
+    versions.sort((x, y) => (x.state === 'current' ? 1 : 0) - (y.state === 'current' ? 1 : 0) || x.version - y.version);
+  }
+
   /** Drops a version that no longer counts: not current and nothing executing it. */
   remove(version: ModuleVersion): void {
     const versions = version.module.versions;
@@ -134,6 +182,7 @@ export class CodeServer {
   publish(record: ModuleRecord): void {
     const ns = record.namespace;
     for (const key of Object.keys(ns)) delete ns[key];
+    if (Object.getPrototypeOf(ns) === null) Object.setPrototypeOf(ns, missingExports(record, this.nodeName));
     const current = record.current;
     if (!current) return;
     for (const [key, value] of Object.entries(current.exports)) {
@@ -152,9 +201,29 @@ export class CodeServer {
 
   private record(name: string): ModuleRecord {
     let record = this.modules.get(name);
-    if (!record) this.modules.set(name, (record = new ModuleRecord(name)));
+    if (!record) {
+      this.modules.set(name, (record = new ModuleRecord(name)));
+      this.publish(record);
+    }
     return record;
   }
+}
+
+/** Keys that runtimes and tools probe on any object; a namespace answers them with undefined. */
+const PROBED = new Set(['then', '__esModule', 'toJSON', 'constructor', 'toString', 'valueOf', 'inspect', 'nodeType', '$$typeof', 'asymmetricMatch', 'default']);
+
+/**
+ * The prototype of a namespace: reading an export the current version lacks (or any export of a
+ * module with no current version) throws a clear error, instead of `x.f is not a function`.
+ */
+function missingExports(record: ModuleRecord, node: string): object {
+  return new Proxy(Object.create(null), {
+    get(_target, key) {
+      if (typeof key !== 'string' || PROBED.has(key)) return undefined;
+      if (!record.current) throw new UnknownModule(`module '${record.name}' has no current version on node '${node}'`, { module: record.name });
+      throw new UnknownFunction(`module '${record.name}' (version ${record.current.version}) exports no '${key}'`, { module: record.name, function: key });
+    },
+  });
 }
 
 /** `./counter`, `counter`, `./counter.ts` and `../lib/counter.js` all name module `counter`. */

@@ -3,16 +3,18 @@
  * It runs unchanged in every kind of node and uses no Node API: timers, compilation, the clock
  * and the wires to other nodes come through the small `KernelHost` interface.
  */
-import { BadArgument, NameTaken, NoProcess, NotCloneable, NotInProcess } from '../errors.js';
-import { CodeServer, type ModuleFactory, type ModuleVersion } from './code-server.js';
-import { Next, Receive, buildAfter, buildClause, buildReceive } from './directives.js';
+import { BadArgument, NameTaken, NoProcess, NotCloneable, NotInProcess, NotPurged, Refused, Timeout, UnknownFunction, UnknownModule } from '../errors.js';
+import { CodeServer, type ModuleFactory, type ModuleRecord, type ModuleVersion } from './code-server.js';
+import { DEFAULT_POLICY, checkPolicy, checkPurge, collectsIdle, oldSlots, type CodePolicy, type PurgeMode } from './policy.js';
+import { After, Clause, Next, Receive, buildAfter, buildClause, buildReceive } from './directives.js';
+import { Behaviour, deepCopy, dispatch, vsnOf, type BehaviourKind, type DispatchHost, type From } from './behaviours.js';
 import { ANY } from './match.js';
 import { formatPid, isPid, nodeOf, NODE_NAME, type Pid } from './pid.js';
 import { Process } from './process.js';
 import { RingQueue } from './queue.js';
 import { Sig, type Envelope, type ErrorReason, type Target } from './signals.js';
 import { TimerHeap, type TimerEntry } from './timers.js';
-import type { ProcessInfo, ModuleInfo, KernelEvent, SpawnOptions, Dest } from './types.js';
+import type { ProcessInfo, ModuleInfo, KernelEvent, SpawnOptions, Dest, LoadReport, PurgeReport } from './types.js';
 
 export interface KernelHost {
   now(): number;
@@ -37,7 +39,7 @@ export interface KernelOptions {
 }
 
 /** Thrown by `exit(reason)` to end the calling process from any depth. */
-class ExitNow {
+export class ExitNow {
   constructor(readonly reason: unknown) {}
 }
 
@@ -59,12 +61,18 @@ export class Kernel {
   private nextId = 0;
   private nextRef = 0;
   private current: Process | null = null;
-  private draining = false;
+  private applying = false;
   private scheduled = false;
   /** True while a slice runs: it flushes the outbox when it ends. */
   private inSlice = false;
   private timerHandle: unknown = null;
   private timerDeadline = Infinity;
+  private policy: CodePolicy = DEFAULT_POLICY;
+  private readonly modulePolicies = new Map<string, CodePolicy>();
+  /** Modules with a drain in progress: another load or purge of them waits its turn by refusing. */
+  private readonly draining = new Map<ModuleRecord, () => void>();
+  /** Behaviour processes by callback module (all modules on a statem's stack): whom an upgrade suspends. */
+  private readonly behaviourIndex = new Map<string, Set<Process>>();
 
   constructor(private readonly host: KernelHost, options: KernelOptions) {
     if (!NODE_NAME.test(options.node) || options.node === 'host') throw new BadArgument(`bad node name ${JSON.stringify(options.node)}`);
@@ -76,12 +84,159 @@ export class Kernel {
 
   // ---- control operations (the host calls these) ------------------------------------------
 
-  load(name: string, js: string): { module: string; version: number } {
-    const { version, previous } = this.code.load(name, js);
-    // Old versions nothing runs any more are unreachable: qualified calls enter the current one.
-    for (const old of version.module.old) if (old !== previous && old.processes.size === 0) this.code.remove(old);
-    this.host.emit({ type: 'module_loaded', node: this.node, module: name, version: version.version });
-    return { module: name, version: version.version };
+  /** Sets the node's code policy, or one module's. */
+  setPolicy(policy: CodePolicy, module?: string): void {
+    const checked = checkPolicy(policy);
+    if (module === undefined) this.policy = checked;
+    else this.modulePolicies.set(module, checked);
+  }
+
+  policyFor(module: string): CodePolicy {
+    return this.modulePolicies.get(module) ?? this.policy;
+  }
+
+  /**
+   * Loads a new version. When the retention has no room for one more old version, the oldest
+   * ones are purged first by `purge` (default: the policy's); a refused purge means NotPurged and
+   * nothing changes. Under a drain, the result comes once the drain ends.
+   */
+  load(name: string, js: string, options: { purge?: PurgeMode } = {}): LoadReport | Promise<LoadReport> {
+    const version = this.code.prepare(name, js);
+    const record = version.module;
+    this.assertNotDraining(record);
+    const mode = options.purge === undefined ? this.policyFor(name).purge : checkPurge(options.purge, 'load');
+    const commit = (room: PurgeReport): LoadReport => {
+      if (!room.ok) {
+        throw new NotPurged(`module '${name}' has old code that processes still run (${room.lingering.join(', ')}): purge it first`,
+          { module: name, lingering: room.lingering });
+      }
+      const previous = this.code.install(version);
+      this.host.emit({ type: 'module_loaded', node: this.node, module: name, version: version.version });
+      if (previous && previous.processes.size === 0 && collectsIdle(this.policyFor(name).retention)) this.collect(previous);
+      this.afterExternalWork();
+      return { module: name, version: version.version, previous: previous?.version, purged: room.purged, killed: room.killed };
+    };
+    const room = this.makeRoom(record, record.current ? 1 : 0, mode);
+    return room instanceof Promise ? room.then(commit) : commit(room);
+  }
+
+  /** Purges every old version of `module`: by default kills what still runs them (`code:purge`). */
+  purge(module: string, mode: PurgeMode = 'kill'): PurgeReport | Promise<PurgeReport> {
+    const record = this.knownModule(module);
+    this.assertNotDraining(record);
+    const report = this.purgeVersions(record, record.old, checkPurge(mode, 'purge'));
+    return report instanceof Promise ? report.then((r) => this.afterPurge(r)) : this.afterPurge(report);
+  }
+
+  /** `code:soft_purge`: removes old code only if no process runs it; otherwise says who does. */
+  softPurge(module: string): PurgeReport {
+    return this.purge(module, 'soft') as PurgeReport;
+  }
+
+  /** Whether the process is executing an old version of `module` (`erlang:check_process_code`). */
+  checkProcessCode(pid: Pid, module: string): boolean {
+    const proc = this.procs.get(pid);
+    if (!proc) throw new NoProcess(`no process ${pid} on node '${this.node}'`, { pid });
+    return proc.version !== null && proc.version.name === module && proc.version.state === 'old';
+  }
+
+  /**
+   * The processes executing old code of `module` (or a given version of it). Reads the per-version
+   * index: costs O(lingering processes), whatever the size of the process table.
+   */
+  lingering(module: string, version?: number): Pid[] {
+    const record = this.knownModule(module);
+    const out: Pid[] = [];
+    for (const v of record.versions) {
+      if (version === undefined ? v.state !== 'old' : v.version !== version) continue;
+      for (const proc of v.processes) out.push(proc.pid);
+    }
+    return out;
+  }
+
+  /** `code:delete`: the current version becomes old; spawns and qualified calls then fail. */
+  deleteModule(module: string): PurgeReport {
+    const record = this.knownModule(module);
+    if (!record.current) throw new BadArgument(`module '${module}' has no current version to delete`);
+    this.assertNotDraining(record);
+    const room = this.makeRoom(record, 1, 'soft') as PurgeReport;
+    if (!room.ok) throw new NotPurged(`module '${module}' has old code that processes still run (${room.lingering.join(', ')}): purge it first`, { module, lingering: room.lingering });
+    const deleted = this.code.deleteCurrent(module);
+    this.host.emit({ type: 'module_deleted', node: this.node, module, version: deleted.version });
+    if (deleted.processes.size === 0 && collectsIdle(this.policyFor(module).retention)) this.collect(deleted);
+    return room;
+  }
+
+  private knownModule(module: string): ModuleRecord {
+    const record = this.code.module(module);
+    if (!record || !record.versions.length) throw new UnknownModule(`no module named '${module}' on node '${this.node}'`, { module });
+    return record;
+  }
+
+  private assertNotDraining(record: ModuleRecord): void {
+    if (this.draining.has(record)) throw new Refused(`module '${record.name}' is being drained; try again when the drain ends`, { module: record.name });
+  }
+
+  /** Purges the oldest old versions so that `adding` more fit the retention. */
+  private makeRoom(record: ModuleRecord, adding: number, mode: PurgeMode): PurgeReport | Promise<PurgeReport> {
+    const old = record.old;
+    const excess = old.length + adding - oldSlots(this.policyFor(record.name).retention);
+    return this.purgeVersions(record, excess > 0 ? old.slice(0, excess) : [], mode);
+  }
+
+  private purgeVersions(record: ModuleRecord, versions: ModuleVersion[], mode: PurgeMode): PurgeReport | Promise<PurgeReport> {
+    const lingering = versions.flatMap((v) => [...v.processes]);
+    const report: PurgeReport = { module: record.name, ok: true, purged: [], killed: [], lingering: [] };
+    if (lingering.length === 0 || mode === 'kill') {
+      for (const proc of lingering) {
+        report.killed.push(proc.pid);
+        this.host.emit({ type: 'process_purged', node: this.node, pid: proc.pid, module: record.name, version: proc.version!.version });
+        this.terminate(proc, 'killed');
+      }
+      this.drain();
+      for (const v of versions) this.removeVersion(v, report);
+      return report;
+    }
+    if (mode === 'soft') return { ...report, ok: false, lingering: lingering.map((p) => p.pid) };
+    return this.drainVersions(record, versions, mode);
+  }
+
+  /** Waits for processes to leave `versions` (none may enter), up to the deadline. */
+  private drainVersions(record: ModuleRecord, versions: ModuleVersion[], mode: { drain: number; then: 'kill' | 'refuse' }): Promise<PurgeReport> {
+    for (const v of versions) v.draining = true;
+    this.host.emit({ type: 'drain_started', node: this.node, module: record.name, versions: versions.map((v) => v.version), deadlineMs: mode.drain });
+    return new Promise<PurgeReport>((resolve) => {
+      const finish = (timedOut: boolean): void => {
+        if (!this.draining.has(record)) return;
+        this.draining.delete(record);
+        entry.cancelled = true;
+        for (const v of versions) v.draining = false;
+        const still = versions.some((v) => v.processes.size > 0);
+        resolve(this.purgeVersions(record, versions, timedOut && still && mode.then === 'kill' ? 'kill' : 'soft') as PurgeReport);
+        this.afterExternalWork();
+      };
+      const entry = this.timers.add(this.host.now() + mode.drain, () => finish(true));
+      this.rearm();
+      this.draining.set(record, () => { if (versions.every((v) => v.processes.size === 0)) finish(false); });
+    });
+  }
+
+  private removeVersion(version: ModuleVersion, report: PurgeReport): void {
+    if (version.state === 'current') return;
+    this.code.remove(version);
+    report.purged.push(version.version);
+    this.host.emit({ type: 'module_purged', node: this.node, module: version.name, version: version.version });
+  }
+
+  /** An old version nothing runs any more, under a retention that lets such versions go. */
+  private collect(version: ModuleVersion): void {
+    this.code.remove(version);
+    this.host.emit({ type: 'module_purged', node: this.node, module: version.name, version: version.version });
+  }
+
+  private afterPurge(report: PurgeReport): PurgeReport {
+    this.afterExternalWork();
+    return report;
   }
 
   /** Spawns `module.fn(...args)` in the module's current version. */
@@ -145,7 +300,8 @@ export class Kernel {
       if (!record.versions.length) continue;
       out.push({
         name: record.name,
-        versions: record.versions.map((v) => ({ version: v.version, state: v.state, processes: v.processes.size, loadedAt: v.loadedAt })),
+        versions: record.versions.map((v) => ({ version: v.version, state: v.state, processes: v.processes.size, loadedAt: v.loadedAt, draining: v.draining })),
+        policy: this.policyFor(record.name),
       });
     }
     return out;
@@ -153,10 +309,233 @@ export class Kernel {
 
   get processCount(): number { return this.procs.size; }
 
+  // ---- behaviours and the system protocol (OTP's sys) -----------------------------------------
+
+  /**
+   * Starts a server or statem process with `module` as its callback module. Its `init(...args)`
+   * runs now, in the new process, so a failing init is an error here and no process is left.
+   */
+  startBehaviour(kind: BehaviourKind, module: string, args: unknown[] = [], options: SpawnOptions = {}, parent: Process | null = null): Pid {
+    if (kind !== 'server' && kind !== 'statem') throw new BadArgument(`unknown behaviour ${JSON.stringify(kind)}`);
+    if (!Array.isArray(args)) throw new BadArgument('behaviour args must be an array');
+    const version = this.code.current(module);
+    const init = version.exports.init;
+    if (typeof init !== 'function') throw new UnknownFunction(`callback module '${module}' exports no init()`, { module, function: 'init' });
+    if (options.name !== undefined) this.checkName(options.name);
+    const proc = new Process(formatPid(this.node, ++this.nextId, this.creation), `${kind}:${module}`);
+    const saved = this.current;
+    this.current = proc;
+    let state: unknown;
+    try {
+      state = init(...args);
+    } catch (error) {
+      throw new Refused(`init of ${module} failed: ${errorText(error)}`, { module, reason: error instanceof ExitNow ? error.reason : errorReason(error) });
+    } finally {
+      this.current = saved;
+    }
+    if (kind === 'statem' && (typeof state !== 'object' || state === null || !('state' in state))) {
+      throw new Refused(`init of statem ${module} must return { state, data }`, { module });
+    }
+    if (kind === 'statem') state = { state: (state as { state: unknown }).state, data: (state as { data?: unknown }).data };
+    this.procs.set(proc.pid, proc);
+    proc.behaviour = new Behaviour(kind, module, state, vsnOf(version));
+    this.indexBehaviour(proc, null, module);
+    this.applySpawnOptions(proc, options, parent);
+    this.continueWith(proc, this.behaviourLoop(proc));
+    this.drain();
+    this.afterExternalWork();
+    return proc.pid;
+  }
+
+  /** The one receive a behaviour process waits in, built once: no allocation per message. */
+  private behaviourLoop(proc: Process): Receive {
+    const loop: Receive = new Receive(null, (message) => {
+      dispatch(this.dispatchHost, proc, proc.behaviour!, message);
+      return loop;
+    }, null, null);
+    return loop;
+  }
+
+  private readonly dispatchHost: DispatchHost = {
+    current: (module) => this.code.current(module),
+    send: (pid, message) => this.send(pid, message),
+    exit: (reason) => { throw new ExitNow(reason); },
+    index: (proc, from, to) => {
+      const b = proc.behaviour!;
+      const modules = new Set([b.module, ...b.stack]);
+      if (from !== null && !modules.has(from)) this.indexBehaviour(proc, from, null);
+      if (to !== null) this.indexBehaviour(proc, null, to);
+    },
+  };
+
+  private indexBehaviour(proc: Process, from: string | null, to: string | null): void {
+    if (from !== null) {
+      const set = this.behaviourIndex.get(from);
+      set?.delete(proc);
+      if (set && !set.size) this.behaviourIndex.delete(from);
+    }
+    if (to !== null) {
+      let set = this.behaviourIndex.get(to);
+      if (!set) this.behaviourIndex.set(to, (set = new Set()));
+      set.add(proc);
+    }
+  }
+
+  /** Behaviour processes that use `module` as a callback module. O(result). */
+  behavioursOf(module: string): Pid[] {
+    return Array.from(this.behaviourIndex.get(module) ?? [], (p) => p.pid);
+  }
+
+  /**
+   * Suspends a process (any process, like erlang:suspend_process): it runs nothing until resumed;
+   * messages queue in its mailbox and a pending receive timeout keeps its remaining time.
+   */
+  suspend(pid: Pid): void {
+    const proc = this.process(pid);
+    if (proc.status === 'suspended') return;
+    if (proc.status === 'waiting' && proc.timer) {
+      proc.timer.cancelled = true;
+      proc.timer = null;
+    }
+    proc.status = 'suspended';
+  }
+
+  resume(pid: Pid): void {
+    const proc = this.process(pid);
+    if (proc.status !== 'suspended') return;
+    const wait = proc.wait;
+    if (!wait) return this.enqueue(proc);
+    proc.status = 'waiting';
+    if (proc.mailbox.length) {
+      const found = proc.mailbox.takeFirst((m) => wait.select(m));
+      if (found) {
+        proc.wait = null;
+        proc.deadline = Infinity;
+        return this.runNext(proc, found.picked, found.value);
+      }
+    }
+    if (proc.deadline !== Infinity) {
+      const remaining = proc.deadline - this.host.now();
+      if (remaining <= 0) {
+        proc.wait = null;
+        proc.deadline = Infinity;
+        return this.runNext(proc, wait.after!.handler as (m: unknown) => unknown, undefined);
+      }
+      proc.timer = this.armTimeout(proc, remaining);
+    }
+  }
+
+  /**
+   * OTP's `sys:change_code`: runs the current version's `codeChange(oldVsn, state, extra)` on a
+   * suspended behaviour process. It works on a copy of the state; if it throws, returns undefined
+   * or runs longer than `timeoutMs`, the process keeps its state exactly and the error says why.
+   */
+  changeCode(pid: Pid, module: string, oldVsn?: unknown, extra?: unknown, timeoutMs = 5_000): { from: unknown; to: unknown } {
+    const proc = this.process(pid);
+    const b = this.behaviourOf(proc, 'changeCode');
+    if (b.module !== module && !b.stack.includes(module)) throw new BadArgument(`${pid} does not use '${module}' as a callback module`, { pid, module });
+    if (proc.status !== 'suspended') throw new Refused(`${pid} must be suspended before changeCode`, { pid });
+    const version = this.code.current(module);
+    const from = oldVsn === undefined ? b.stateVsn : oldVsn;
+    const to = vsnOf(version);
+    const convert = version.exports.codeChange;
+    if (typeof convert === 'function') {
+      const saved = this.current;
+      const started = this.host.now();
+      let state: unknown;
+      this.current = proc;
+      try {
+        state = convert(from, deepCopy(b.state), extra);
+      } catch (error) {
+        throw new Refused(`codeChange of ${version} failed for ${pid}: ${errorText(error)}`, { pid, module, reason: errorReason(error) });
+      } finally {
+        this.current = saved;
+      }
+      const took = this.host.now() - started;
+      if (took > timeoutMs) throw new Timeout(`codeChange of ${version} took ${took.toFixed(1)} ms for ${pid}, over its ${timeoutMs} ms limit: state kept`, { pid, module });
+      if (state === undefined) throw new Refused(`codeChange of ${version} returned undefined for ${pid}: return the new state`, { pid, module });
+      b.state = state;
+    }
+    b.stateVsn = to;
+    this.host.emit({ type: 'code_changed', node: this.node, pid, module, from, to });
+    return { from, to };
+  }
+
+  getState(pid: Pid): unknown {
+    return this.behaviourOf(this.process(pid), 'getState').state;
+  }
+
+  replaceState(pid: Pid, state: unknown): void {
+    this.behaviourOf(this.process(pid), 'replaceState').state = state;
+  }
+
+  /** @internal */
+  emitUpgradeStep(step: number, op: string, module?: string): void {
+    this.host.emit({ type: 'upgrade_step', node: this.node, step, op, module });
+  }
+
+  /** @internal */
+  emitRollback(step: number, op: string, reason: string): void {
+    this.host.emit({ type: 'upgrade_rollback', node: this.node, step, op, reason });
+  }
+
+  /** @internal restores a behaviour's saved state and vsn (upgrade rollback). */
+  restoreState(pid: Pid, state: unknown, vsn: unknown): void {
+    const proc = this.procs.get(pid);
+    if (!proc?.behaviour) return;
+    proc.behaviour.state = state;
+    proc.behaviour.stateVsn = vsn;
+  }
+
+  /** @internal */
+  behaviourSnapshot(pid: Pid): { state: unknown; vsn: unknown } | undefined {
+    const b = this.procs.get(pid)?.behaviour;
+    return b ? { state: b.state, vsn: b.stateVsn } : undefined;
+  }
+
+  private process(pid: Pid): Process {
+    const proc = this.procs.get(pid);
+    if (!proc) throw new NoProcess(`no process ${pid} on node '${this.node}'`, { pid });
+    return proc;
+  }
+
+  private behaviourOf(proc: Process, what: string): Behaviour {
+    if (!proc.behaviour) throw new BadArgument(`${what}: ${proc.pid} is not a server or statem process`, { pid: proc.pid });
+    return proc.behaviour;
+  }
+
+  /** A CPS call: sends `{ $call }` and waits for the reply (or the callee's death, or the timeout). */
+  private callStep(version: ModuleVersion | null, dest: Dest, request: unknown, then: (reply: unknown) => unknown,
+    options: { timeout?: number; onTimeout?: () => unknown } = {}): Receive {
+    const proc = this.self('call');
+    if (typeof then !== 'function') throw new BadArgument('call(dest, request, then): then must be a function of the reply');
+    const ref = this.makeRef();
+    const target = isPid(dest) ? dest : typeof dest === 'string' ? this.names.get(dest)?.pid : undefined;
+    const mref = target ? this.monitor(target) : undefined;
+    const from: From = { pid: proc.pid, ref };
+    this.send(dest, { $call: request, from });
+    const done = (): void => { if (mref) this.demonitor(mref); };
+    const clauses = [new Clause((m: unknown) => (m as { $reply?: unknown })?.$reply === ref, (m) => { done(); return then((m as { value: unknown }).value); })];
+    if (mref) {
+      clauses.push(new Clause((m: unknown) => (m as { type?: string; ref?: string })?.type === 'DOWN' && (m as { ref: string }).ref === mref, (m) => {
+        throw new ExitNow({ call_failed: { dest, reason: (m as { reason: unknown }).reason } });
+      }));
+    }
+    const timeout = options.timeout ?? 5_000;
+    const after = timeout === Infinity ? null : new After(timeout, () => {
+      done();
+      if (options.onTimeout) return options.onTimeout();
+      throw new ExitNow({ call_timeout: { dest, request, timeout } });
+    });
+    return new Receive(version, null, clauses, after);
+  }
+
   // ---- the scheduler --------------------------------------------------------------------------
 
   private enqueue(proc: Process): void {
     proc.status = 'runnable';
+    if (proc.queued) return;
+    proc.queued = true;
     this.runQueue.push(proc);
     if (!this.scheduled) {
       this.scheduled = true;
@@ -170,6 +549,7 @@ export class Kernel {
     const deadline = this.host.now() + this.sliceMs;
     let steps = 0;
     for (let proc = this.runQueue.shift(); proc; proc = this.runQueue.shift()) {
+      proc.queued = false;
       if (proc.status === 'runnable') this.step(proc);
       if ((++steps & 255) === 0 && this.host.now() >= deadline) break;
     }
@@ -254,17 +634,23 @@ export class Kernel {
     if (version) version.processes.add(proc);
   }
 
-  /** Hook for retention policies: an old version nothing executes any more. */
-  private oldVersionEmptied(_version: ModuleVersion): void {}
+  /** An old version nothing executes any more: a drain may be done, a retention may collect it. */
+  private oldVersionEmptied(version: ModuleVersion): void {
+    const drainCheck = this.draining.get(version.module);
+    if (drainCheck) return drainCheck();
+    if (collectsIdle(this.policyFor(version.name).retention)) this.collect(version);
+  }
 
   // ---- receive timeouts -----------------------------------------------------------------------
 
   private armTimeout(proc: Process, ms: number): TimerEntry {
     const receive = proc.wait;
-    const entry = this.timers.add(this.host.now() + ms, () => {
+    proc.deadline = this.host.now() + ms;
+    const entry = this.timers.add(proc.deadline, () => {
       if (proc.wait !== receive || proc.status !== 'waiting') return;
       proc.wait = null;
       proc.timer = null;
+      proc.deadline = Infinity;
       this.runNext(proc, receive!.after!.handler as (m: unknown) => unknown, undefined);
     });
     this.rearm();
@@ -289,6 +675,7 @@ export class Kernel {
   };
 
   private disarm(proc: Process): void {
+    proc.deadline = Infinity;
     if (proc.timer) {
       proc.timer.cancelled = true;
       proc.timer = null;
@@ -331,6 +718,7 @@ export class Kernel {
     proc.stepArgs = null;
     proc.mailbox.clear();
     this.moveTo(proc, null);
+    if (proc.behaviour) for (const m of new Set([proc.behaviour.module, ...proc.behaviour.stack])) this.indexBehaviour(proc, m, null);
     if (proc.name !== null) this.names.delete(proc.name);
     if (proc.globalName !== null && this.globals.get(proc.globalName) === proc.pid) {
       this.globals.delete(proc.globalName);
@@ -354,12 +742,12 @@ export class Kernel {
   }
 
   private drain(): void {
-    if (this.draining) return;
-    this.draining = true;
+    if (this.applying) return;
+    this.applying = true;
     try {
       for (let e = this.signals.shift(); e; e = this.signals.shift()) this.apply(e);
     } finally {
-      this.draining = false;
+      this.applying = false;
     }
   }
 
@@ -479,6 +867,7 @@ export class Kernel {
       versions: p.version ? [{ module: p.version.name, version: p.version.version, state: p.version.state }] : [],
       links: p.links ? [...p.links] : [],
       trapExit: p.trapExit,
+      behaviour: p.behaviour ? { kind: p.behaviour.kind, module: p.behaviour.module, stack: [...p.behaviour.stack], vsn: p.behaviour.stateVsn } : undefined,
     };
   }
 
@@ -524,7 +913,7 @@ export class Kernel {
 
   private deliverLocal(proc: Process, message: unknown): void {
     // While signals are queued, a message must queue behind them to keep per-pair order.
-    if (this.draining) this.signals.push([Sig.Message, proc.pid, message]);
+    if (this.applying) this.signals.push([Sig.Message, proc.pid, message]);
     else this.deliverMessage(proc, message);
   }
 
@@ -535,7 +924,9 @@ export class Kernel {
       const parent = k.current;
       if (options.name !== undefined) k.checkName(options.name);
       const f = fn as (...a: unknown[]) => unknown;
-      const proc = k.newProcess(f, args, k.code.versionOf(f) ?? version, f.name || 'anonymous');
+      const target = k.code.versionOf(f) ?? version;
+      if (target?.draining) throw new Refused(`cannot spawn into ${target}: it is being drained`, { module: target.name, version: target.version });
+      const proc = k.newProcess(f, args, target, f.name || 'anonymous');
       k.applySpawnOptions(proc, options, parent);
       return proc;
     };
@@ -603,7 +994,28 @@ export class Kernel {
       whereisGlobal: (name: string) => k.globals.get(name),
       makeRef: () => k.makeRef(),
       isPid,
+      server: Object.freeze({
+        start: (module: unknown, args: unknown[] = [], options: SpawnOptions = {}) => k.startBehaviour('server', k.moduleName(module), args, options, k.current),
+        call: (dest: Dest, request: unknown, then: (reply: unknown) => unknown, options?: { timeout?: number; onTimeout?: () => unknown }) =>
+          k.callStep(version, dest, request, then, options),
+        cast: (dest: Dest, message: unknown) => { k.send(dest, { $cast: message }); return true; },
+        reply: (from: From, value: unknown) => { k.send(from.pid, { $reply: from.ref, value }); return true; },
+      }),
+      statem: Object.freeze({
+        start: (module: unknown, args: unknown[] = [], options: SpawnOptions = {}) => k.startBehaviour('statem', k.moduleName(module), args, options, k.current),
+        call: (dest: Dest, request: unknown, then: (reply: unknown) => unknown, options?: { timeout?: number; onTimeout?: () => unknown }) =>
+          k.callStep(version, dest, request, then, options),
+        cast: (dest: Dest, message: unknown) => { k.send(dest, { $cast: message }); return true; },
+      }),
     });
+  }
+
+  /** A callback module given by name or by its namespace object. */
+  private moduleName(module: unknown): string {
+    if (typeof module === 'string') return module;
+    const name = module && typeof module === 'object' ? this.code.nameOfNamespace(module) : undefined;
+    if (!name) throw new BadArgument('a behaviour takes its callback module by name or as an imported namespace');
+    return name;
   }
 
   private link(pid: Pid): true {
@@ -661,6 +1073,10 @@ function isQuietReason(reason: unknown): boolean {
 export function errorReason(thrown: unknown): ErrorReason {
   if (thrown instanceof Error) return { error: { name: thrown.name, message: thrown.message, stack: thrown.stack } };
   return { error: { name: 'Error', message: safeString(thrown) } };
+}
+
+function errorText(error: unknown): string {
+  return error instanceof Error ? `${error.name}: ${error.message}` : safeString(error);
 }
 
 function safeString(value: unknown): string {

@@ -7,11 +7,14 @@ import type { Pid } from './pid.js';
 import type { Receive } from './directives.js';
 import type { ModuleVersion } from './code-server.js';
 import type { TimerEntry } from './timers.js';
+import type { Behaviour } from './behaviours.js';
 
 export type ProcessStatus = 'runnable' | 'running' | 'waiting' | 'suspended' | 'exited';
 
 export class Process {
   status: ProcessStatus = 'runnable';
+  /** In the run queue already (a suspended-then-resumed process must not be queued twice). */
+  queued = false;
   readonly mailbox = new Mailbox<unknown>();
 
   /** The next step when runnable: `stepFn(...stepArgs)`, or `stepFn(stepArg)` when stepArgs is null. */
@@ -22,6 +25,10 @@ export class Process {
   /** The receive it waits in, and that receive's timeout. */
   wait: Receive | null = null;
   timer: TimerEntry | null = null;
+  /** When the current receive times out (absolute); kept so a resumed process gets its remaining time. */
+  deadline = Infinity;
+  /** Set for server and statem processes. */
+  behaviour: Behaviour | null = null;
 
   /** The module version whose code the process is in; the code server indexes processes by it. */
   version: ModuleVersion | null = null;

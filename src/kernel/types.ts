@@ -2,6 +2,7 @@
 import type { Pid } from './pid.js';
 import type { ProcessStatus } from './process.js';
 import type { VersionState } from './code-server.js';
+import type { CodePolicy } from './policy.js';
 
 export type { Pid, ProcessStatus, VersionState };
 
@@ -29,15 +30,54 @@ export interface ProcessInfo {
   versions: { module: string; version: number; state: VersionState }[];
   links: Pid[];
   trapExit: boolean;
+  /** For server and statem processes: the callback module (and statem's stack) and the state's vsn. */
+  behaviour?: { kind: 'server' | 'statem'; module: string; stack: string[]; vsn: unknown };
 }
 
 export interface ModuleInfo {
   name: string;
-  versions: { version: number; state: VersionState; processes: number; loadedAt: number }[];
+  versions: { version: number; state: VersionState; processes: number; loadedAt: number; draining: boolean }[];
+  policy: CodePolicy;
+}
+
+export interface LoadReport {
+  module: string;
+  version: number;
+  /** The version that was current before, now old. */
+  previous?: number;
+  /** Old versions purged to make room, and the processes that purge killed. */
+  purged: number[];
+  killed: Pid[];
+  /** Hazards found in the source (filled in by the host, which parses it). */
+  warnings?: Hazard[];
+}
+
+export interface PurgeReport {
+  module: string;
+  /** False when the purge was refused (soft, or a drain that ended in `refuse`). */
+  ok: boolean;
+  purged: number[];
+  killed: Pid[];
+  /** When refused: the processes still running the old code. */
+  lingering: Pid[];
+}
+
+export interface Hazard {
+  kind: 'no_qualified_continuation' | 'receive_without_timeout' | 'local_call_in_catch';
+  function: string;
+  line: number;
+  message: string;
 }
 
 export type KernelEvent =
   | { type: 'process_exit'; node: string; pid: Pid; initial: string; reason: unknown }
   | { type: 'module_loaded'; node: string; module: string; version: number }
+  | { type: 'module_purged'; node: string; module: string; version: number }
+  | { type: 'module_deleted'; node: string; module: string; version: number }
+  | { type: 'process_purged'; node: string; pid: Pid; module: string; version: number }
+  | { type: 'drain_started'; node: string; module: string; versions: number[]; deadlineMs: number }
+  | { type: 'code_changed'; node: string; pid: Pid; module: string; from: unknown; to: unknown }
+  | { type: 'upgrade_step'; node: string; step: number; op: string; module?: string }
+  | { type: 'upgrade_rollback'; node: string; step: number; op: string; reason: string }
   | { type: 'global_register'; node: string; name: string; pid: Pid }
   | { type: 'global_unregister'; node: string; name: string; pid: Pid };

@@ -1,0 +1,2 @@
+/** Ready-made policy presets. */
+export { erlang, erlangKill, stack, forever, drain } from './code.js';
