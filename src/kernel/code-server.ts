@@ -103,8 +103,9 @@ export class CodeServer {
     const previous = record.current;
     if (previous) previous.state = 'old';
     record.versions.push(version);
-    for (const value of Object.values(version.exports)) {
-      if (typeof value === 'function') this.versionOfFunction.set(value, version);
+    // Only functions this version defines: a re-export (a getter) belongs to the module it comes from.
+    for (const d of Object.values(Object.getOwnPropertyDescriptors(version.exports))) {
+      if (typeof d.value === 'function') this.versionOfFunction.set(d.value, version);
     }
     this.publish(record);
     return previous;
@@ -185,8 +186,10 @@ export class CodeServer {
     if (Object.getPrototypeOf(ns) === null) Object.setPrototypeOf(ns, missingExports(record, this.nodeName));
     const current = record.current;
     if (!current) return;
-    for (const [key, value] of Object.entries(current.exports)) {
-      Object.defineProperty(ns, key, { value, enumerable: true, writable: false, configurable: true });
+    // Descriptors, not values: a re-export is a getter and must stay live.
+    for (const [key, d] of Object.entries(Object.getOwnPropertyDescriptors(current.exports))) {
+      if (!d.enumerable) continue;
+      Object.defineProperty(ns, key, d.get ? { get: d.get, enumerable: true, configurable: true } : { value: d.value, enumerable: true, writable: false, configurable: true });
     }
   }
 

@@ -209,7 +209,7 @@ export class Kernel {
       const finish = (timedOut: boolean): void => {
         if (!this.draining.has(record)) return;
         this.draining.delete(record);
-        entry.cancelled = true;
+        this.timers.cancel(entry);
         for (const v of versions) v.draining = false;
         const still = versions.some((v) => v.processes.size > 0);
         resolve(this.purgeVersions(record, versions, timedOut && still && mode.then === 'kill' ? 'kill' : 'soft') as PurgeReport);
@@ -394,7 +394,7 @@ export class Kernel {
     const proc = this.process(pid);
     if (proc.status === 'suspended') return;
     if (proc.status === 'waiting' && proc.timer) {
-      proc.timer.cancelled = true;
+      this.timers.cancel(proc.timer);
       proc.timer = null;
     }
     proc.status = 'suspended';
@@ -407,7 +407,7 @@ export class Kernel {
     if (!wait) return this.enqueue(proc);
     proc.status = 'waiting';
     if (proc.mailbox.length) {
-      const found = proc.mailbox.takeFirst((m) => wait.select(m));
+      const found = proc.mailbox.takeFirst((m) => this.selectAs(proc, wait, m));
       if (found) {
         proc.wait = null;
         proc.deadline = Infinity;
@@ -575,7 +575,9 @@ export class Kernel {
       result = args === null ? fn(arg) : fn(...args);
     } catch (thrown) {
       this.current = null;
-      this.terminate(proc, thrown instanceof ExitNow ? thrown.reason : errorReason(thrown));
+      // An exit that reached the process during its step (exit(self(), 'kill')…) wins over what it threw after.
+      const reason = proc.pendingExit ? proc.pendingExit.reason : thrown instanceof ExitNow ? thrown.reason : errorReason(thrown);
+      this.terminate(proc, reason);
       this.drain();
       return;
     }
@@ -593,7 +595,7 @@ export class Kernel {
     if (result instanceof Receive) {
       this.moveTo(proc, result.version);
       if (proc.mailbox.length) {
-        const found = proc.mailbox.takeFirst((m) => result.select(m));
+        const found = proc.mailbox.takeFirst((m) => this.selectAs(proc, result, m));
         if (found) return this.runNext(proc, found.picked, found.value);
       }
       const after = result.after;
@@ -677,7 +679,7 @@ export class Kernel {
   private disarm(proc: Process): void {
     proc.deadline = Infinity;
     if (proc.timer) {
-      proc.timer.cancelled = true;
+      this.timers.cancel(proc.timer);
       proc.timer = null;
     }
   }
@@ -803,7 +805,7 @@ export class Kernel {
 
   private deliverMessage(proc: Process, message: unknown): void {
     if (proc.status === 'waiting') {
-      const handler = proc.wait!.select(message);
+      const handler = this.selectAs(proc, proc.wait!, message);
       if (handler) {
         proc.wait = null;
         this.disarm(proc);
@@ -811,6 +813,18 @@ export class Kernel {
       }
     }
     proc.mailbox.push(message);
+  }
+
+  /** Matches as the receiving process: a guard that calls self() sees the receiver, as in Erlang. */
+  private selectAs(proc: Process, receive: Receive, message: unknown): ((m: unknown) => unknown) | undefined {
+    if (receive.anyHandler) return receive.anyHandler;
+    const saved = this.current;
+    this.current = proc;
+    try {
+      return receive.select(message);
+    } finally {
+      this.current = saved;
+    }
   }
 
   private lookup(target: Target): Process | undefined {

@@ -9,8 +9,26 @@ export interface TimerEntry { deadline: number; seq: number; fire: () => void; c
 export class TimerHeap {
   private heap: TimerEntry[] = [];
   private seq = 0;
+  private cancelledCount = 0;
 
   get size(): number { return this.heap.length; }
+
+  /**
+   * Cancels an entry. A receive that gets its message in time cancels its timeout, so at high
+   * message rates most entries are cancelled long before they surface: once they are the
+   * majority, the heap is rebuilt without them, keeping memory bounded by the live timeouts.
+   */
+  cancel(entry: TimerEntry): void {
+    if (entry.cancelled) return;
+    entry.cancelled = true;
+    if (++this.cancelledCount > 1024 && this.cancelledCount * 2 > this.heap.length) this.compact();
+  }
+
+  private compact(): void {
+    this.heap = this.heap.filter((e) => !e.cancelled);
+    this.cancelledCount = 0;
+    for (let i = (this.heap.length >> 1) - 1; i >= 0; i--) this.down(i);
+  }
 
   add(deadline: number, fire: () => void): TimerEntry {
     const entry: TimerEntry = { deadline, seq: this.seq++, fire, cancelled: false };
@@ -37,6 +55,7 @@ export class TimerHeap {
 
   private pop(): TimerEntry {
     const top = this.heap[0]!;
+    if (top.cancelled) this.cancelledCount--;
     const last = this.heap.pop()!;
     if (this.heap.length) { this.heap[0] = last; this.down(0); }
     return top;

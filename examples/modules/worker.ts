@@ -1,0 +1,13 @@
+// A pool worker. Workers leave old code when told `switch_code` (a qualified call); the ones
+// nobody tells stay behind: a leak that shows up as processes lingering in old code.
+import { receive, on } from 'subnode/process';
+import * as worker from './worker';
+
+export function start(id: number) { return loop(id); }
+
+export function loop(id: number): unknown {
+  return receive(
+    on({ type: 'work' }, () => loop(id)),
+    on({ type: 'switch_code' }, () => worker.loop(id)),
+  );
+}
