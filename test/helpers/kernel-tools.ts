@@ -2,11 +2,12 @@
  * Shared tools for the kernel semantics suites: waiting for conditions, reading what processes
  * sent to the host, forcing garbage collection, and building kernels with custom options.
  */
-import v8 from 'node:v8';
-import vm from 'node:vm';
+import type { LoadReport } from '../../src/kernel/types.js';
+import * as v8 from 'node:v8';
+import * as vm from 'node:vm';
 import { Kernel, type KernelHost, type KernelOptions } from '../../src/kernel/kernel.js';
 import type { Envelope } from '../../src/kernel/signals.js';
-import type { KernelEvent } from '../../src/kernel/types.js';
+import type { KernelEvent, Pid, ProcessInfo } from '../../src/kernel/types.js';
 import type { ModuleFactory } from '../../src/kernel/code-server.js';
 import { transpile } from '../../src/host/transpile.js';
 import type { LocalKernel } from './local-kernel.js';
@@ -15,7 +16,7 @@ import type { LocalKernel } from './local-kernel.js';
 export const HOST = '<host.1>';
 
 /** Polls `cond` on macrotasks (so kernel slices and timers run in between) until it holds. */
-export async function waitFor(cond: () => boolean, what = 'condition', timeoutMs = 10_000): Promise<void> {
+export async function waitFor(cond: () => boolean, what = 'condition', timeoutMs = 5_000): Promise<void> {
   const start = performance.now();
   while (!cond()) {
     if (performance.now() - start > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
@@ -47,12 +48,12 @@ export async function receivedAtLeast(k: LocalKernel, n: number, to: string = HO
 
 /** Waits until the process no longer exists. */
 export async function waitDead(k: LocalKernel, pid: string, timeoutMs = 10_000): Promise<void> {
-  await waitFor(() => k.kernel.processInfo(pid as never) === undefined, `${pid} to exit`, timeoutMs);
+  await waitFor(() => info(k, pid) === undefined, `${pid} to exit`, timeoutMs);
 }
 
 /** Waits until the process waits in a receive. */
 export async function waitWaiting(k: LocalKernel, pid: string, timeoutMs = 10_000): Promise<void> {
-  await waitFor(() => k.kernel.processInfo(pid as never)?.status === 'waiting', `${pid} to wait in receive`, timeoutMs);
+  await waitFor(() => info(k, pid)?.status === 'waiting', `${pid} to wait in receive`, timeoutMs);
 }
 
 /** `process_exit` events the kernel emitted for `pid` (only for non-quiet reasons). */
@@ -93,8 +94,12 @@ export async function heapUsedAfterGc(): Promise<number> {
   return process.memoryUsage().heapUsed;
 }
 
-/** A kernel like `localKernel`, but with any KernelOptions (creation, sliceMs). */
-export function customKernel(options: KernelOptions): LocalKernel {
+/**
+ * A kernel like `localKernel`, but with any KernelOptions (creation, sliceMs). With
+ * `cloneOutbound`, envelopes for other nodes are copied with structuredClone when the kernel hands
+ * them over, as the thread host's postMessage does.
+ */
+export function customKernel(options: KernelOptions, { cloneOutbound = false } = {}): LocalKernel {
   const events: KernelEvent[] = [];
   const outbound: { node: string; envelopes: Envelope[] }[] = [];
   const host: KernelHost = {
@@ -103,7 +108,7 @@ export function customKernel(options: KernelOptions): LocalKernel {
     clearTimer: (handle) => clearTimeout(handle as NodeJS.Timeout),
     schedule: (task) => setImmediate(task),
     compile: (js, filename) => new Function('require', 'exports', 'module', `${js}\n//# sourceURL=${filename}`) as ModuleFactory,
-    outbound: (to, batch) => outbound.push({ node: to, envelopes: batch }),
+    outbound: (to, batch) => outbound.push({ node: to, envelopes: cloneOutbound ? structuredClone(batch) : batch }),
     emit: (event) => events.push(event),
   };
   const kernel = new Kernel(host, options);
@@ -111,7 +116,80 @@ export function customKernel(options: KernelOptions): LocalKernel {
     kernel,
     events,
     outbound,
-    load: (name, source) => kernel.load(name, transpile(name, source).js),
+    load: (name, source) => kernel.load(name, transpile(name, source).js) as LoadReport,
     settle: (ms = 5) => new Promise((resolve) => setTimeout(resolve, ms)),
   };
+}
+
+/** `processInfo` for a pid held as a plain string. */
+export function info(k: LocalKernel, pid: string): ProcessInfo | undefined {
+  return k.kernel.processInfo(pid as Pid);
+}
+
+/** Delivers messages from the host to `to` (a pid or a registered name), in order. */
+export function tell(k: LocalKernel, to: string, ...messages: unknown[]): void {
+  k.kernel.deliver(messages.map((m) => [0, to, m] as unknown as Envelope));
+}
+
+/**
+ * The `subnode` API as module code sees it, loosely typed for tests that run closures as
+ * processes (see `spawnFn`).
+ */
+export interface Api {
+  ANY: symbol;
+  receive(...parts: unknown[]): unknown;
+  on(pattern: unknown, handler: (message: any) => unknown): unknown;
+  after(ms: number, handler: () => unknown): unknown;
+  next(fn: (...args: any[]) => unknown, ...args: unknown[]): unknown;
+  self(): string;
+  node(): string;
+  send(dest: unknown, message: unknown): unknown;
+  spawn(fn: (...args: any[]) => unknown, ...args: unknown[]): string;
+  spawnLink(fn: (...args: any[]) => unknown, ...args: unknown[]): string;
+  spawnMonitor(fn: (...args: any[]) => unknown, ...args: unknown[]): [string, string];
+  spawnOpt(fn: (...args: any[]) => unknown, args?: unknown[], options?: Record<string, unknown>): any;
+  link(pid: string): true;
+  unlink(pid: string): true;
+  monitor(target: string): string;
+  demonitor(ref: string): true;
+  exit(...args: unknown[]): any;
+  trapExit(on: boolean): boolean;
+  register(name: string, pid?: string): true;
+  unregister(name: string): true;
+  whereis(name: string): string | undefined;
+  registerGlobal(name: string): true;
+  whereisGlobal(name: string): string | undefined;
+  makeRef(): string;
+  isPid(value: unknown): boolean;
+}
+
+/** A module whose `run(fn, ...args)` runs a closure as a process step, handing it the API. */
+export const HARNESS_SOURCE = `
+  import * as api from 'subnode';
+  export function run(fn: any, ...args: any[]) { return fn(api, ...args); }
+`;
+
+const withHarness = new WeakSet<object>();
+
+/** Spawns `fn(api, ...args)` as a process (module `harness`, loaded on first use). */
+export function spawnFn(k: LocalKernel, fn: (api: Api, ...args: any[]) => unknown, ...args: unknown[]): string {
+  if (!withHarness.has(k.kernel)) {
+    k.load('harness', HARNESS_SOURCE);
+    withHarness.add(k.kernel);
+  }
+  return k.kernel.spawn('harness', 'run', [fn, ...args]);
+}
+
+/** A step that reports every message it receives to the host, forever. */
+export function forward(api: Api): unknown {
+  return api.receive((m: unknown) => {
+    api.send(HOST, m);
+    return forward(api);
+  });
+}
+
+/** The reason in a `{ error: { name, message } }` exit reason, for compact assertions. */
+export function errorOf(reason: unknown): { name: string; message: string } | undefined {
+  const error = (reason as { error?: { name: string; message: string } } | null)?.error;
+  return error && { name: error.name, message: error.message };
 }

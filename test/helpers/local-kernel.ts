@@ -4,7 +4,7 @@
  */
 import { Kernel, type KernelHost } from '../../src/kernel/kernel.js';
 import type { Envelope } from '../../src/kernel/signals.js';
-import type { KernelEvent } from '../../src/kernel/types.js';
+import type { KernelEvent, LoadReport } from '../../src/kernel/types.js';
 import type { ModuleFactory } from '../../src/kernel/code-server.js';
 import { transpile } from '../../src/host/transpile.js';
 
@@ -12,7 +12,8 @@ export interface LocalKernel {
   kernel: Kernel;
   events: KernelEvent[];
   outbound: { node: string; envelopes: Envelope[] }[];
-  load(name: string, source: string): { module: string; version: number };
+  /** Loads under the kernel's policy; a drain (asynchronous) is not expected here. */
+  load(name: string, source: string): LoadReport;
   /** Lets the scheduler and timers run until nothing is left to do (or `ms` passes). */
   settle(ms?: number): Promise<void>;
 }
@@ -34,7 +35,7 @@ export function localKernel(node = 'a'): LocalKernel {
     kernel,
     events,
     outbound,
-    load: (name, source) => kernel.load(name, transpile(name, source).js),
+    load: (name, source) => kernel.load(name, transpile(name, source).js) as LoadReport,
     settle: (ms = 5) => new Promise((resolve) => setTimeout(resolve, ms)),
   };
 }
