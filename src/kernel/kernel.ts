@@ -44,6 +44,10 @@ export class ExitNow {
 }
 
 const EMPTY: unknown[] = [];
+/** Consecutive steps a process may run before it goes to the back of the run queue. */
+const REDUCTIONS = 1000;
+/** Envelopes per post to another node: larger structured clones get slower per message. */
+const MAX_BATCH = 4096;
 
 export class Kernel {
   readonly node: string;
@@ -59,6 +63,8 @@ export class Kernel {
   private readonly outbox = new Map<string, Envelope[]>();
   private readonly sliceMs: number;
   private nextId = 0;
+  /** Steps run so far: the slice checks its clock every few dozen of them. */
+  private steps = 0;
   private nextRef = 0;
   private current: Process | null = null;
   private applying = false;
@@ -547,11 +553,14 @@ export class Kernel {
     this.scheduled = false;
     this.inSlice = true;
     const deadline = this.host.now() + this.sliceMs;
-    let steps = 0;
+    let checked = this.steps;
     for (let proc = this.runQueue.shift(); proc; proc = this.runQueue.shift()) {
       proc.queued = false;
       if (proc.status === 'runnable') this.step(proc);
-      if ((++steps & 255) === 0 && this.host.now() >= deadline) break;
+      if (this.steps - checked >= 64) {
+        checked = this.steps;
+        if (this.host.now() >= deadline) break;
+      }
     }
     this.inSlice = false;
     this.flush();
@@ -561,61 +570,94 @@ export class Kernel {
     }
   };
 
+  /**
+   * Runs a process for up to REDUCTIONS consecutive steps while it has one ready (a message
+   * already queued, a tail call), as the BEAM runs a process for its reductions: a receiver
+   * drains its backlog in one go instead of one message per trip through the run queue.
+   */
   private step(proc: Process): void {
-    const fn = proc.stepFn!;
-    const args = proc.stepArgs;
-    const arg = proc.stepArg;
-    proc.stepFn = null;
-    proc.stepArgs = null;
-    proc.stepArg = undefined;
-    proc.status = 'running';
-    this.current = proc;
-    let result: unknown;
-    try {
-      result = args === null ? fn(arg) : fn(...args);
-    } catch (thrown) {
+    for (let budget = REDUCTIONS; ; ) {
+      const fn = proc.stepFn!;
+      const args = proc.stepArgs;
+      const arg = proc.stepArg;
+      proc.stepFn = null;
+      proc.stepArgs = null;
+      proc.stepArg = undefined;
+      proc.status = 'running';
+      this.current = proc;
+      this.steps++;
+      let result: unknown;
+      try {
+        result = args === null ? fn(arg) : fn(...args);
+      } catch (thrown) {
+        this.current = null;
+        // An exit that reached the process during its step (exit(self(), 'kill')…) wins over what it threw after.
+        const reason = proc.pendingExit ? proc.pendingExit.reason : thrown instanceof ExitNow ? thrown.reason : errorReason(thrown);
+        this.terminate(proc, reason);
+        this.drain();
+        return;
+      }
       this.current = null;
-      // An exit that reached the process during its step (exit(self(), 'kill')…) wins over what it threw after.
-      const reason = proc.pendingExit ? proc.pendingExit.reason : thrown instanceof ExitNow ? thrown.reason : errorReason(thrown);
-      this.terminate(proc, reason);
-      this.drain();
-      return;
+      if (proc.pendingExit) {
+        this.terminate(proc, proc.pendingExit.reason);
+        this.drain();
+        return;
+      }
+      if (!this.advance(proc, result)) return;
+      if (--budget === 0) return this.enqueue(proc);
     }
-    this.current = null;
-    if (proc.pendingExit) {
-      this.terminate(proc, proc.pendingExit.reason);
-      this.drain();
-      return;
-    }
-    this.continueWith(proc, result);
   }
 
-  /** Acts on what a step returned. */
+  /** Acts on what a step returned, for callers outside the run loop. */
   private continueWith(proc: Process, result: unknown): void {
+    if (this.advance(proc, result)) this.enqueue(proc);
+  }
+
+  /**
+   * Acts on what a step returned: wait, tail-call or end. True when the process has its next step
+   * ready right now (the caller runs or queues it); false when it waits, ended, or is queued.
+   */
+  private advance(proc: Process, result: unknown): boolean {
     if (result instanceof Receive) {
       this.moveTo(proc, result.version);
       if (proc.mailbox.length) {
+        if (result.anyHandler) {
+          proc.stepFn = result.anyHandler as (...args: unknown[]) => unknown;
+          proc.stepArg = proc.mailbox.shift();
+          return true;
+        }
         const found = proc.mailbox.takeFirst((m) => this.selectAs(proc, result, m));
-        if (found) return this.runNext(proc, found.picked, found.value);
+        if (found) {
+          proc.stepFn = found.picked as (...args: unknown[]) => unknown;
+          proc.stepArg = found.value;
+          return true;
+        }
       }
       const after = result.after;
-      if (after && after.ms === 0) return this.runNext(proc, after.handler as (m: unknown) => unknown, undefined);
+      if (after && after.ms === 0) {
+        proc.stepFn = after.handler as (...args: unknown[]) => unknown;
+        proc.stepArg = undefined;
+        return true;
+      }
       proc.wait = result;
       proc.status = 'waiting';
       if (after && after.ms !== Infinity) proc.timer = this.armTimeout(proc, after.ms);
-    } else if (result instanceof Next) {
+      return false;
+    }
+    if (result instanceof Next) {
       this.moveTo(proc, this.code.versionOf(result.fn) ?? result.version);
       proc.stepFn = result.fn;
       proc.stepArgs = result.args;
-      this.enqueue(proc);
-    } else if (result !== null && typeof (result as { then?: unknown })?.then === 'function') {
+      return true;
+    }
+    if (result !== null && typeof (result as { then?: unknown })?.then === 'function') {
       this.terminate(proc, errorReason(new TypeError(
         'a process step returned a Promise: steps are synchronous; return receive(...) or next(fn, ...args) to wait or loop')));
-      this.drain();
     } else {
       this.terminate(proc, 'normal');
-      this.drain();
     }
+    this.drain();
+    return false;
   }
 
   private runNext(proc: Process, fn: (m: unknown) => unknown, message: unknown): void {
@@ -843,6 +885,10 @@ export class Kernel {
       }
     }
     batch.push(envelope);
+    if (batch.length >= MAX_BATCH) {
+      this.outbox.set(node, []);
+      this.host.outbound(node, batch);
+    }
   }
 
   private flush(): void {
@@ -916,13 +962,12 @@ export class Kernel {
   }
 
   private sendPid(pid: Pid, message: unknown): void {
-    const node = nodeOf(pid);
-    if (node !== this.node) {
-      assertCloneable(message);
-      return this.post(node, [Sig.Message, pid, message]);
-    }
     const proc = this.procs.get(pid);
-    if (proc) this.deliverLocal(proc, message);
+    if (proc) return this.deliverLocal(proc, message);
+    const node = nodeOf(pid);
+    if (node === this.node) return; // a dead local process: dropped, as in Erlang
+    assertCloneable(message);
+    this.post(node, [Sig.Message, pid, message]);
   }
 
   private deliverLocal(proc: Process, message: unknown): void {
@@ -1105,29 +1150,52 @@ function safeString(value: unknown): string {
  * Messages to other nodes are copied by structured clone. Checking here, at `send`, lets the
  * sender get a NotCloneable error instead of a whole batch failing later on the wire.
  */
-export function assertCloneable(value: unknown, path = 'message', seen?: Set<object>): void {
+export function assertCloneable(value: unknown): void {
+  const problem = uncloneable(value, 0, undefined);
+  if (problem !== undefined) throw new NotCloneable(`message${problem}, which cannot be sent to another node`);
+}
+
+/** Where a value fails to clone (` .a[2] is a function`), or undefined. Paths are built only on failure. */
+function uncloneable(value: unknown, depth: number, seen: Set<object> | undefined): string | undefined {
   switch (typeof value) {
-    case 'function': throw new NotCloneable(`${path} is a function, which cannot be sent to another node`);
-    case 'symbol': throw new NotCloneable(`${path} is a symbol, which cannot be sent to another node`);
+    case 'function': return ' is a function';
+    case 'symbol': return ' is a symbol';
     case 'object': {
-      if (value === null) return;
-      if (seen?.has(value)) return;
-      (seen ??= new Set()).add(value);
-      if (Array.isArray(value)) {
-        for (let i = 0; i < value.length; i++) assertCloneable(value[i], `${path}[${i}]`, seen);
-      } else if (value instanceof Map) {
-        for (const [k, v] of value) { assertCloneable(k, `${path} key`, seen); assertCloneable(v, `${path}.get(…)`, seen); }
-      } else if (value instanceof Set) {
-        for (const v of value) assertCloneable(v, `${path} member`, seen);
-      } else if (ArrayBuffer.isView(value) || value instanceof ArrayBuffer || value instanceof Date || value instanceof RegExp || value instanceof Error) {
-        return;
-      } else if (value instanceof WeakMap || value instanceof WeakSet || value instanceof Promise) {
-        throw new NotCloneable(`${path} is a ${value.constructor.name}, which cannot be sent to another node`);
-      } else {
-        for (const key of Object.keys(value)) assertCloneable((value as Record<string, unknown>)[key], `${path}.${key}`, seen);
+      if (value === null) return undefined;
+      // Shallow messages (nearly all) need no cycle tracking; deep ones may be cyclic.
+      if (depth > 32) {
+        if (seen?.has(value)) return undefined;
+        (seen ??= new Set()).add(value);
       }
-      return;
+      const d = depth + 1;
+      if (Array.isArray(value)) {
+        for (let i = 0; i < value.length; i++) {
+          const p = uncloneable(value[i], d, seen);
+          if (p !== undefined) return `[${i}]${p}`;
+        }
+      } else if (value instanceof Map) {
+        for (const [k, v] of value) {
+          const p = uncloneable(k, d, seen) ?? uncloneable(v, d, seen);
+          if (p !== undefined) return ` entry${p}`;
+        }
+      } else if (value instanceof Set) {
+        for (const v of value) {
+          const p = uncloneable(v, d, seen);
+          if (p !== undefined) return ` member${p}`;
+        }
+      } else if (ArrayBuffer.isView(value) || value instanceof ArrayBuffer || value instanceof Date || value instanceof RegExp || value instanceof Error) {
+        return undefined;
+      } else if (value instanceof WeakMap || value instanceof WeakSet || value instanceof Promise) {
+        return ` is a ${value.constructor.name}`;
+      } else {
+        for (const key in value) {
+          if (!Object.prototype.hasOwnProperty.call(value, key)) continue;
+          const p = uncloneable((value as Record<string, unknown>)[key], d, seen);
+          if (p !== undefined) return `.${key}${p}`;
+        }
+      }
+      return undefined;
     }
-    default: return;
+    default: return undefined;
   }
 }
