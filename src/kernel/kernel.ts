@@ -576,17 +576,18 @@ export class Kernel {
    * drains its backlog in one go instead of one message per trip through the run queue.
    */
   private step(proc: Process): void {
-    for (let budget = REDUCTIONS; ; ) {
+    proc.status = 'running';
+    let budget = REDUCTIONS;
+    let result: unknown;
+    for (;;) {
       const fn = proc.stepFn!;
       const args = proc.stepArgs;
       const arg = proc.stepArg;
       proc.stepFn = null;
       proc.stepArgs = null;
       proc.stepArg = undefined;
-      proc.status = 'running';
       this.current = proc;
       this.steps++;
-      let result: unknown;
       try {
         result = args === null ? fn(arg) : fn(...args);
       } catch (thrown) {
@@ -940,6 +941,11 @@ export class Kernel {
 
   /** Sends from module code: by pid, by local name, `{ name, node }` or `{ global }`. */
   send(dest: Dest, message: unknown): void {
+    if (typeof dest === 'string') {
+      // The hot path: a live local pid, found without parsing it.
+      const proc = this.procs.get(dest as Pid);
+      if (proc) return this.deliverLocal(proc, message);
+    }
     if (isPid(dest)) return this.sendPid(dest, message);
     if (typeof dest === 'string') {
       const proc = this.names.get(dest);
@@ -991,7 +997,12 @@ export class Kernel {
     };
     return Object.freeze({
       ANY,
-      receive: (...parts: unknown[]) => buildReceive(version, parts),
+      // The one-handler form is the hot path: no rest array, no clause objects.
+      receive: function receive(...parts: unknown[]) {
+        return parts.length === 1 && typeof parts[0] === 'function'
+          ? new Receive(version, parts[0] as (m: unknown) => unknown, null, null)
+          : buildReceive(version, parts);
+      },
       on: buildClause,
       after: buildAfter,
       next: (fn: (...args: unknown[]) => unknown, ...args: unknown[]) => {

@@ -2,22 +2,34 @@
  * Queues that stay O(1) under backlog (`Array.prototype.shift` is O(n) past ~16k elements).
  */
 
-interface Link<T> { value: T; next: Link<T> | null }
-
 /**
- * A process mailbox: FIFO with removal during a scan, which selective receive needs. A singly
- * linked list keeps push, shift and "take the first match" O(1) per message looked at.
+ * A process mailbox: a ring buffer (no allocation per message) that also removes from the middle,
+ * which selective receive needs. Taking the i-th message moves the i messages before it by one
+ * slot; a receive has already looked at those i messages, so the cost is within the scan's.
+ * The buffer is allocated on the first message and given back when a large backlog has drained,
+ * so an idle process pays only for this object.
  */
 export class Mailbox<T> {
-  private head: Link<T> | null = null;
-  private tail: Link<T> | null = null;
+  private items: (T | undefined)[] | null = null;
+  private head = 0;
   length = 0;
 
   push(value: T): void {
-    const link: Link<T> = { value, next: null };
-    if (this.tail) this.tail.next = link; else this.head = link;
-    this.tail = link;
+    let items = this.items;
+    if (items === null) items = this.items = new Array(4);
+    else if (this.length === items.length) items = this.grow(items);
+    items[(this.head + this.length) & (items.length - 1)] = value;
     this.length++;
+  }
+
+  shift(): T | undefined {
+    if (this.length === 0) return undefined;
+    const items = this.items!;
+    const value = items[this.head];
+    items[this.head] = undefined;
+    this.head = (this.head + 1) & (items.length - 1);
+    if (--this.length === 0) this.emptied(items);
+    return value;
   }
 
   /**
@@ -25,34 +37,42 @@ export class Mailbox<T> {
    * both. Selective receive: `pick` returns the handler of the first clause that matches.
    */
   takeFirst<R>(pick: (value: T) => R | undefined): { value: T; picked: R } | undefined {
-    let prev: Link<T> | null = null;
-    for (let link = this.head; link; prev = link, link = link.next) {
-      const picked = pick(link.value);
+    const items = this.items;
+    if (items === null) return undefined;
+    const mask = items.length - 1;
+    for (let i = 0; i < this.length; i++) {
+      const value = items[(this.head + i) & mask] as T;
+      const picked = pick(value);
       if (picked === undefined) continue;
-      if (prev) prev.next = link.next; else this.head = link.next;
-      if (this.tail === link) this.tail = prev;
-      this.length--;
-      return { value: link.value, picked };
+      for (let j = i; j > 0; j--) items[(this.head + j) & mask] = items[(this.head + j - 1) & mask];
+      items[this.head] = undefined;
+      this.head = (this.head + 1) & mask;
+      if (--this.length === 0) this.emptied(items);
+      return { value, picked };
     }
     return undefined;
   }
 
-  shift(): T | undefined {
-    const link = this.head;
-    if (!link) return undefined;
-    this.head = link.next;
-    if (!this.head) this.tail = null;
-    this.length--;
-    return link.value;
-  }
-
   *[Symbol.iterator](): IterableIterator<T> {
-    for (let link = this.head; link; link = link.next) yield link.value;
+    for (let i = 0; i < this.length; i++) yield this.items![(this.head + i) & (this.items!.length - 1)] as T;
   }
 
   clear(): void {
-    this.head = this.tail = null;
+    this.items = null;
+    this.head = 0;
     this.length = 0;
+  }
+
+  private grow(items: (T | undefined)[]): (T | undefined)[] {
+    const bigger: (T | undefined)[] = new Array(items.length * 2);
+    for (let i = 0; i < this.length; i++) bigger[i] = items[(this.head + i) & (items.length - 1)];
+    this.head = 0;
+    return (this.items = bigger);
+  }
+
+  private emptied(items: (T | undefined)[]): void {
+    this.head = 0;
+    if (items.length > 4096) this.items = null; // a drained large backlog: give the big buffer back
   }
 }
 
