@@ -1,0 +1,21 @@
+/**
+ * Runs the bare-actor baseline (bench/bare-actor.ts) in a thread of its own, on request, so its
+ * figures do not depend on what the other benchmarks left in the main thread's heap: a run that
+ * leaves a million-message backlog behind slowed the next bare-actor run on the same thread by
+ * up to half, even after gc().
+ */
+import { parentPort } from 'node:worker_threads';
+import { bareActorRun } from './bare-actor.js';
+
+export interface BareActorJob { n: number; yieldEvery: number; mode: 'drain' | 'each' }
+
+const gc = (globalThis as { gc?: () => void }).gc;
+
+parentPort!.on('message', async (job: BareActorJob) => {
+  try {
+    gc?.();
+    parentPort!.postMessage({ ms: await bareActorRun(job.n, job.yieldEvery, job.mode) });
+  } catch (error) {
+    parentPort!.postMessage({ error: String((error as Error).stack ?? error) });
+  }
+});

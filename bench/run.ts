@@ -1,0 +1,107 @@
+/**
+ * The benchmark suite's entry point (`npm run bench`).
+ *
+ *   node --no-node-snapshot --expose-gc dist/bench/run.js [name ...] [--reps=N] [--scale=X] [--out=FILE]
+ *
+ * Runs every benchmark (or the ones named: intra, cross, spawn, start), prints a table and, for a
+ * full run, writes bench/results.json. Each figure is the median of N repetitions (default 5,
+ * after one warm-up round) beside a baseline measured in the same run, interleaved with it.
+ */
+import { spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { crossNode } from './cross-node.js';
+import { intraNode } from './intra-node.js';
+import { formatTable, hasGc, machine, now, type Benchmark, type ResultRow } from './lib.js';
+import { nodeStart } from './node-start.js';
+import { spawnMemory } from './spawn-memory.js';
+
+const BENCHMARKS: Benchmark[] = [intraNode, crossNode, spawnMemory, nodeStart];
+
+interface Args { names: string[]; reps: number; scale: number; out?: string; help: boolean }
+
+function parseArgs(argv: string[]): Args {
+  const args: Args = { names: [], reps: 5, scale: 1, help: false };
+  for (const arg of argv) {
+    const [key, value] = arg.split('=', 2) as [string, string | undefined];
+    if (key === '--reps') args.reps = Math.max(1, Math.round(Number(value)));
+    else if (key === '--scale') args.scale = Number(value);
+    else if (key === '--out') args.out = value;
+    else if (key === '--help' || key === '-h') args.help = true;
+    else if (key.startsWith('-')) throw new Error(`unknown option ${arg}`);
+    else args.names.push(arg);
+  }
+  if (!Number.isFinite(args.reps) || !(args.scale > 0)) throw new Error('--reps and --scale take positive numbers');
+  return args;
+}
+
+/** Every entry point must run Node with --no-node-snapshot (PLATFORM.md); gc() needs --expose-gc. */
+function reexecIfNeeded(): boolean {
+  const flags = `${process.execArgv.join(' ')} ${process.env.NODE_OPTIONS ?? ''}`;
+  const missing = ['--no-node-snapshot', '--expose-gc'].filter((f) => !flags.includes(f));
+  if (!missing.length) return false;
+  const result = spawnSync(process.execPath, [...missing, ...process.execArgv, fileURLToPath(import.meta.url), ...process.argv.slice(2)], { stdio: 'inherit' });
+  process.exitCode = result.status ?? 1;
+  return true;
+}
+
+async function main(): Promise<void> {
+  const args = parseArgs(process.argv.slice(2));
+  if (args.help) {
+    console.log(`usage: run.js [${BENCHMARKS.map((b) => b.name).join('|')} ...] [--reps=N] [--scale=X] [--out=FILE]`);
+    for (const b of BENCHMARKS) console.log(`  ${b.name.padEnd(6)} ${b.description}`);
+    return;
+  }
+  const unknown = args.names.filter((n) => !BENCHMARKS.some((b) => b.name === n));
+  if (unknown.length) throw new Error(`unknown benchmark ${unknown.join(', ')}: choose from ${BENCHMARKS.map((b) => b.name).join(', ')}`);
+  const selected = args.names.length ? BENCHMARKS.filter((b) => args.names.includes(b.name)) : BENCHMARKS;
+  const full = selected.length === BENCHMARKS.length && args.scale === 1;
+
+  const info = machine();
+  console.log(`subnode bench: node ${info.node}, ${info.cpus} x ${info.cpuModel}, ${info.totalMemGiB} GiB, ` +
+    `median of ${args.reps} reps${args.scale !== 1 ? `, scale ${args.scale}` : ''}${hasGc() ? '' : ' (no gc!)'}`);
+  const results: ResultRow[] = [];
+  const failed: string[] = [];
+  const t0 = now();
+  for (const bench of selected) {
+    const started = now();
+    console.log(`- ${bench.name}: ${bench.description}`);
+    try {
+      results.push(...await bench.run({ reps: args.reps, scale: args.scale, log: (line) => console.log(line) }));
+    } catch (error) {
+      failed.push(bench.name);
+      console.error(`  ${bench.name} FAILED: ${(error as Error).stack ?? error}`);
+    }
+    console.log(`  (${((now() - started) / 1000).toFixed(1)} s)`);
+  }
+  console.log(`\n${formatTable(results)}\n`);
+  console.log(`ratio = value / baseline, medians of ${args.reps}; total ${((now() - t0) / 1000).toFixed(1)} s`);
+
+  // A partial or failed run does not replace bench/results.json (unless --out says where to write).
+  const out = args.out ?? (full && !failed.length ? fileURLToPath(new URL('../../bench/results.json', import.meta.url)) : undefined);
+  if (out) {
+    writeFileSync(out, `${JSON.stringify({ machine: info, results }, null, 2)}\n`);
+    console.log(`wrote ${out}`);
+  } else {
+    console.log(`(${failed.length ? 'failed' : 'partial'} run: bench/results.json not written; pass --out=FILE to keep these figures)`);
+  }
+  if (failed.length) {
+    console.error(`failed: ${failed.join(', ')}`);
+    process.exitCode = 1;
+  }
+}
+
+if (!reexecIfNeeded()) {
+  main().catch((error) => {
+    console.error(error instanceof Error ? error.stack : error);
+    process.exitCode = 1;
+  }).finally(() => {
+    // Every benchmark stops its systems and workers. If something still holds the event loop,
+    // say what, and exit anyway rather than hang (the timer itself does not keep the process up).
+    setTimeout(() => {
+      const handles = (process as unknown as { _getActiveHandles(): object[] })._getActiveHandles();
+      console.error(`bench: still alive after 5 s; active handles: ${handles.map((h) => h.constructor.name).join(', ')}`);
+      process.exit(process.exitCode ?? 1);
+    }, 5_000).unref();
+  });
+}
