@@ -17,6 +17,8 @@ export type ErrorCode =
   | 'node_down'
   | 'not_purged'
   | 'refused'
+  | 'not_allowed'
+  | 'too_large'
   | 'timeout';
 
 export interface WireError {
@@ -57,6 +59,10 @@ export class NotPurged extends SubnodeError { override readonly code = 'not_purg
 /** An operation the node or a policy declined, with the reason in `message`. */
 export class Refused extends SubnodeError { override readonly code = 'refused'; }
 export class Timeout extends SubnodeError { override readonly code = 'timeout'; }
+/** Outside the node's capabilities: a node it may not address, a module it may not load… */
+export class NotAllowed extends SubnodeError { override readonly code = 'not_allowed'; }
+/** Over a size limit (a message larger than the node's `maxMessageBytes`). */
+export class TooLarge extends SubnodeError { override readonly code = 'too_large'; }
 
 const byCode: Record<ErrorCode, new (message: string, details?: unknown) => SubnodeError> = {
   bad_argument: BadArgument,
@@ -71,6 +77,8 @@ const byCode: Record<ErrorCode, new (message: string, details?: unknown) => Subn
   node_down: NodeDown,
   not_purged: NotPurged,
   refused: Refused,
+  not_allowed: NotAllowed,
+  too_large: TooLarge,
   timeout: Timeout,
 };
 

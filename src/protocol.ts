@@ -11,6 +11,7 @@ import type { WireError } from './errors.js';
 import type { Envelope } from './kernel/signals.js';
 import type { KernelEvent, LoadReport, ModuleInfo, Pid, ProcessInfo, PurgeReport, SpawnOptions } from './kernel/types.js';
 import type { CodePolicy, PurgeMode } from './kernel/policy.js';
+import type { Capabilities, Limits } from './kernel/capabilities.js';
 import type { NodeUpgradeReport, UpgradeStep } from './kernel/upgrade.js';
 
 export type Result<T> = { ok: T } | { error: WireError };
@@ -55,10 +56,12 @@ export type NodeToHost =
 /** Host → node on the data path. */
 export type HostToNode = { t: 'deliver'; envelopes: Envelope[] };
 
-/** What a thread node's entry point receives as `workerData`. */
-export interface ThreadNodeData {
+/** What a node's entry point (thread or isolate) receives as `workerData`. */
+export interface NodeData {
   node: string;
   creation: number;
   control: unknown; // a MessagePort for comlink
   peers: Record<string, unknown>; // node name → MessagePort
+  capabilities: Capabilities;
+  limits: Limits;
 }

@@ -12,9 +12,9 @@ import type { ModuleFactory } from '../src/kernel/code-server.js';
 import type { Envelope } from '../src/kernel/signals.js';
 import { toWire } from '../src/errors.js';
 import { portEndpoint } from '../src/comlink-port.js';
-import type { HostToNode, NodeControl, NodeToHost, Result, ThreadNodeData } from '../src/protocol.js';
+import type { HostToNode, NodeControl, NodeToHost, Result, NodeData } from '../src/protocol.js';
 
-const data = workerData as ThreadNodeData;
+const data = workerData as NodeData;
 const host = parentPort!;
 const peers = new Map<string, MessagePort>();
 
@@ -34,7 +34,9 @@ const kernelHost: KernelHost = {
   emit: (event) => post({ t: 'event', event }),
 };
 
-const kernel = new Kernel(kernelHost, { node: data.node, creation: data.creation });
+// A thread node is not a security boundary (its code can reach Node); its capabilities and limits
+// are kept by the kernel to catch mistakes.
+const kernel = new Kernel(kernelHost, { node: data.node, creation: data.creation, capabilities: data.capabilities, limits: data.limits });
 
 function connect(node: string, port: MessagePort): void {
   peers.get(node)?.close();

@@ -4,7 +4,7 @@
  */
 import type { MessagePort, ResourceLimits } from 'node:worker_threads';
 import { transfer } from 'comlink';
-import { BadArgument, NodeDown, fromWire } from '../errors.js';
+import { BadArgument, NodeDown, NotAllowed, fromWire } from '../errors.js';
 import type { Pid } from '../kernel/pid.js';
 import type { Envelope } from '../kernel/signals.js';
 import type { LoadReport, ModuleInfo, ProcessInfo, PurgeReport, SpawnOptions } from '../kernel/types.js';
@@ -14,7 +14,8 @@ import type { NodeToHost, Result } from '../protocol.js';
 import type { Events } from './events.js';
 import { RestartTracker, type RestartPolicy } from './restart.js';
 import { readSource, type ModuleSource } from './source.js';
-import { ThreadBackend, type BackendExit } from './thread-backend.js';
+import { NodeBackend, type BackendExit, type NodeKind } from './node-backend.js';
+import { allows, checkCapabilities, checkLimits, type Capabilities, type Limits } from '../kernel/capabilities.js';
 import { transpile } from './transpile.js';
 
 export interface StartSpec {
@@ -27,8 +28,16 @@ export interface StartSpec {
 
 export interface NodeSpec extends RestartPolicy {
   name: string;
-  kind?: 'thread';
-  /** Limits for the node's thread (its V8 heap); running out ends and restarts the node. */
+  /**
+   * `thread` (default): the kernel in a worker thread — fast, trusted code only.
+   * `isolate`: the kernel in an isolated-vm isolate inside a worker — a sandbox for untrusted code.
+   */
+  kind?: NodeKind;
+  /** What the node may do (Safe Erlang): nodes it may address, modules it may load, services it sees. */
+  capabilities?: Partial<Capabilities>;
+  /** Memory, CPU per slice, mailbox length and message size. */
+  limits?: Limits;
+  /** Limits for a thread node's worker (its V8 heap); running out ends and restarts the node. */
   resourceLimits?: ResourceLimits;
   /** Modules loaded at start, in order, and again after every restart. */
   modules?: Record<string, ModuleSource>;
@@ -43,7 +52,7 @@ export type NodeStatus = 'starting' | 'running' | 'restarting' | 'stopped' | 'fa
 
 export interface NodeSummary {
   name: string;
-  kind: 'thread';
+  kind: NodeKind;
   status: NodeStatus;
   creation: number;
 }
@@ -59,14 +68,16 @@ export interface NodeContext {
   onKernelEvent(message: Extract<NodeToHost, { t: 'event' }>['event']): void;
 }
 
-type Control = ThreadBackend['control'];
+type Control = NodeBackend['control'];
 
 export class NodeHandle {
   readonly name: string;
-  readonly kind = 'thread' as const;
+  readonly kind: NodeKind;
+  readonly capabilities: Capabilities;
+  readonly limits: Limits;
   status: NodeStatus = 'starting';
   creation = -1;
-  private backend: ThreadBackend | undefined;
+  private backend: NodeBackend | undefined;
   private up: Promise<void> = Promise.resolve();
   /** Rejects pending control calls when the thread under them dies. */
   private lost: Promise<never> = new Promise(() => {});
@@ -82,7 +93,10 @@ export class NodeHandle {
     this.restarts = new RestartTracker(spec);
     if (spec.code !== undefined) this.policy = checkPolicy(spec.code, `node '${spec.name}' code policy`);
     for (const [module, policy] of Object.entries(spec.modulePolicies ?? {})) this.modulePolicies.set(module, checkPolicy(policy, `module '${module}' code policy`));
-    if (spec.kind !== undefined && spec.kind !== 'thread') throw new BadArgument(`node '${spec.name}': unknown kind ${JSON.stringify(spec.kind)}`);
+    if (spec.kind !== undefined && spec.kind !== 'thread' && spec.kind !== 'isolate') throw new BadArgument(`node '${spec.name}': kind must be 'thread' or 'isolate', got ${JSON.stringify(spec.kind)}`);
+    this.kind = spec.kind ?? 'thread';
+    this.capabilities = checkCapabilities(spec.capabilities);
+    this.limits = checkLimits(spec.limits);
   }
 
   /** @internal */
@@ -98,6 +112,7 @@ export class NodeHandle {
    * The report lists hazards found in the source (loops that can never leave this version…).
    */
   async load(module: string, source: ModuleSource, options: { purge?: PurgeMode } = {}): Promise<LoadReport> {
+    this.checkModuleAllowed(module);
     const { text, filename } = readSource(module, source);
     const { js, hazards } = transpile(module, text, filename);
     const report = await this.call<LoadReport>((c) => c.load(module, js, options));
@@ -217,7 +232,7 @@ export class NodeHandle {
   }
 
   /** @internal */
-  get control(): ThreadBackend['control'] {
+  get control(): NodeBackend['control'] {
     if (!this.backend) throw new NodeDown(`node '${this.name}' is ${this.status}`, { node: this.name });
     return this.backend.control;
   }
@@ -238,11 +253,16 @@ export class NodeHandle {
 
   private async boot(): Promise<void> {
     this.creation++;
-    const backend = await ThreadBackend.start({
+    const backend = await NodeBackend.start({
       node: this.name,
+      kind: this.kind,
+      capabilities: this.capabilities,
+      limits: this.limits,
       creation: this.creation,
       peers: new Map(),
-      resourceLimits: this.spec.resourceLimits,
+      resourceLimits: this.kind === 'thread' && this.limits.memoryMb !== undefined
+        ? { ...this.spec.resourceLimits, maxOldGenerationSizeMb: this.limits.memoryMb }
+        : this.spec.resourceLimits,
       onMessage: (message) => this.onMessage(message),
       onExit: (exit) => this.onExit(backend, exit),
     });
@@ -265,7 +285,15 @@ export class NodeHandle {
     this.status = 'running';
   }
 
+  /** The module allow-list, checked here on the trusted side before any source reaches the node. */
+  private checkModuleAllowed(module: string): void {
+    if (allows(this.capabilities.modules, module)) return;
+    this.context.events.emit({ type: 'capability_denied', node: this.name, what: `load module '${module}'` });
+    throw new NotAllowed(`node '${this.name}' may not load module '${module}'`, { node: this.name, module });
+  }
+
   private async loadDuringBoot(module: string, source: ModuleSource): Promise<void> {
+    this.checkModuleAllowed(module);
     const { text, filename } = readSource(module, source);
     const { js } = transpile(module, text, filename);
     unwrap(await this.raw<Result<unknown>>((c) => c.load(module, js, {})));
@@ -277,7 +305,7 @@ export class NodeHandle {
     else if (message.t === 'event') this.context.onKernelEvent(message.event);
   }
 
-  private onExit(backend: ThreadBackend, exit: BackendExit): void {
+  private onExit(backend: NodeBackend, exit: BackendExit): void {
     if (exit.requested || backend !== this.backend) return;
     const reason = exit.error ? `${exit.error.name}: ${exit.error.message}` : `exit code ${exit.code}`;
     const abnormal = exit.code !== 0 || exit.error !== undefined;

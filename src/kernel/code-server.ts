@@ -62,7 +62,9 @@ export class CodeServer {
   /** Exported functions of every version, so a function value tells which version it enters. */
   private readonly versionOfFunction = new WeakMap<Function, ModuleVersion>();
 
-  constructor(private readonly hooks: CodeServerHooks, private readonly nodeName: string) {}
+  constructor(private readonly hooks: CodeServerHooks, private readonly nodeName: string,
+    /** Module aliasing: a name module code imports → the module that implements it. */
+    private readonly aliases: Record<string, string> = {}) {}
 
   /**
    * Compiles and evaluates a new version without installing it. On any failure nothing changes:
@@ -199,7 +201,7 @@ export class CodeServer {
     const name = moduleNameOf(specifier);
     if (!name) throw new Error(`'${specifier}' is not available inside a node: import node modules by name, or 'subnode'`);
     // A module not loaded yet gets its (empty) namespace now; it fills in when the module loads.
-    return this.record(name).namespace;
+    return this.record(this.aliases[name] ?? name).namespace;
   }
 
   private record(name: string): ModuleRecord {

@@ -3,7 +3,8 @@
  * It runs unchanged in every kind of node and uses no Node API: timers, compilation, the clock
  * and the wires to other nodes come through the small `KernelHost` interface.
  */
-import { BadArgument, NameTaken, NoProcess, NotCloneable, NotInProcess, NotPurged, Refused, Timeout, UnknownFunction, UnknownModule } from '../errors.js';
+import { fromWire, type WireError } from '../errors.js';
+import { BadArgument, NameTaken, NoProcess, NotCloneable, NotAllowed, NotInProcess, NotPurged, Refused, Timeout, TooLarge, UnknownFunction, UnknownModule } from '../errors.js';
 import { CodeServer, type ModuleFactory, type ModuleRecord, type ModuleVersion } from './code-server.js';
 import { DEFAULT_POLICY, checkPolicy, checkPurge, collectsIdle, oldSlots, type CodePolicy, type PurgeMode } from './policy.js';
 import { After, Clause, Next, Receive, buildAfter, buildClause, buildReceive } from './directives.js';
@@ -14,6 +15,7 @@ import { Process } from './process.js';
 import { RingQueue } from './queue.js';
 import { Sig, type Envelope, type ErrorReason, type Target } from './signals.js';
 import { TimerHeap, type TimerEntry } from './timers.js';
+import { ALL, allows, type Capabilities, type Limits } from './capabilities.js';
 import type { ProcessInfo, ModuleInfo, KernelEvent, SpawnOptions, Dest, LoadReport, PurgeReport } from './types.js';
 
 export interface KernelHost {
@@ -36,7 +38,12 @@ export interface KernelOptions {
   creation?: number;
   /** How long one scheduler slice may run before yielding to I/O. */
   sliceMs?: number;
+  capabilities?: Capabilities;
+  limits?: Limits;
 }
+
+/** The host's service process: remote spawns and host function calls are messages to it. */
+export const HOST_SERVICE = '<host.0>' as Pid;
 
 /** Thrown by `exit(reason)` to end the calling process from any depth. */
 export class ExitNow {
@@ -53,6 +60,8 @@ export class Kernel {
   readonly node: string;
   readonly creation: number;
   readonly code: CodeServer;
+  readonly capabilities: Capabilities;
+  readonly limits: Limits;
 
   private readonly procs = new Map<Pid, Process>();
   private readonly names = new Map<string, Process>();
@@ -85,7 +94,9 @@ export class Kernel {
     this.node = options.node;
     this.creation = options.creation ?? 0;
     this.sliceMs = options.sliceMs ?? 4;
-    this.code = new CodeServer({ compile: host.compile, apiFor: (v) => this.apiFor(v), now: host.now }, this.node);
+    this.capabilities = options.capabilities ?? ALL;
+    this.limits = options.limits ?? {};
+    this.code = new CodeServer({ compile: host.compile, apiFor: (v) => this.apiFor(v), now: host.now }, this.node, this.capabilities.aliases);
   }
 
   // ---- control operations (the host calls these) ------------------------------------------
@@ -107,6 +118,9 @@ export class Kernel {
    * nothing changes. Under a drain, the result comes once the drain ends.
    */
   load(name: string, js: string, options: { purge?: PurgeMode } = {}): LoadReport | Promise<LoadReport> {
+    if (typeof name === 'string' && !allows(this.capabilities.modules, name)) {
+      throw new NotAllowed(`node '${this.node}' may not load module '${name}'`, { module: name });
+    }
     const version = this.code.prepare(name, js);
     const record = version.module;
     this.assertNotDraining(record);
@@ -314,6 +328,31 @@ export class Kernel {
   }
 
   get processCount(): number { return this.procs.size; }
+
+  /**
+   * After the embedder stopped a step from outside (an isolate's CPU limit cuts a slice, and no
+   * `finally` runs): the process that was running dies with `reason` and the scheduler's state is
+   * made whole again, so the node and its other processes go on.
+   */
+  recover(reason: unknown): Pid | undefined {
+    const culprit = this.current;
+    this.current = null;
+    this.applying = false;
+    this.inSlice = false;
+    this.scheduled = false;
+    if (culprit) {
+      culprit.pendingExit = null;
+      this.terminate(culprit, reason);
+    }
+    this.drain();
+    this.flush();
+    if (this.runQueue.length) {
+      this.scheduled = true;
+      this.host.schedule(this.runSlice);
+    }
+    this.rearm();
+    return culprit?.pid;
+  }
 
   // ---- behaviours and the system protocol (OTP's sys) -----------------------------------------
 
@@ -855,7 +894,18 @@ export class Kernel {
         return this.runNext(proc, handler, message);
       }
     }
+    const limit = this.limits.mailbox;
+    if (limit && proc.mailbox.length >= limit.max) return this.overflow(proc, limit.overflow);
     proc.mailbox.push(message);
+  }
+
+  /** A full mailbox: drop the newcomer (reported once per 1000 drops) or end the receiver. */
+  private overflow(proc: Process, how: 'drop' | 'kill'): void {
+    if (how === 'kill') {
+      this.host.emit({ type: 'mailbox_overflow', node: this.node, pid: proc.pid, action: 'killed', dropped: 0 });
+      return this.terminate(proc, { mailbox_overflow: this.limits.mailbox!.max });
+    }
+    if (proc.dropped++ % 1000 === 0) this.host.emit({ type: 'mailbox_overflow', node: this.node, pid: proc.pid, action: 'dropped', dropped: proc.dropped });
   }
 
   /** Matches as the receiving process: a guard that calls self() sees the receiver, as in Erlang. */
@@ -960,7 +1010,8 @@ export class Kernel {
       }
       if ('name' in dest && typeof dest.name === 'string' && typeof dest.node === 'string') {
         if (dest.node === this.node) return this.send(dest.name, message);
-        assertCloneable(message);
+        this.checkReach(dest.node, 'send to');
+        this.checkMessage(message);
         return this.post(dest.node, [Sig.Message, dest.name, message]);
       }
     }
@@ -972,11 +1023,32 @@ export class Kernel {
     if (proc) return this.deliverLocal(proc, message);
     const node = nodeOf(pid);
     if (node === this.node) return; // a dead local process: dropped, as in Erlang
-    assertCloneable(message);
+    this.checkReach(node, 'send to');
+    this.checkMessage(message);
     this.post(node, [Sig.Message, pid, message]);
   }
 
+  /** A process may only address nodes its capabilities name (its own node and the host always). */
+  private checkReach(node: string, what: string): void {
+    if (node === this.node || node === 'host' || allows(this.capabilities.sendTo, node)) return;
+    this.host.emit({ type: 'capability_denied', node: this.node, pid: this.current?.pid, what: `${what} node '${node}'` });
+    throw new NotAllowed(`node '${this.node}' may not ${what} node '${node}'`, { node });
+  }
+
+  /** A message for another node: cloneable, and within the size limit. */
+  private checkMessage(message: unknown): void {
+    assertCloneable(message);
+    const max = this.limits.maxMessageBytes;
+    if (max !== undefined && estimateSize(message, max) > max) {
+      throw new TooLarge(`message is larger than this node's limit of ${max} bytes`, { limit: max });
+    }
+  }
+
   private deliverLocal(proc: Process, message: unknown): void {
+    const max = this.limits.maxMessageBytes;
+    if (max !== undefined && estimateSize(message, max) > max) {
+      throw new TooLarge(`message is larger than this node's limit of ${max} bytes`, { limit: max });
+    }
     // While signals are queued, a message must queue behind them to keep per-pair order.
     if (this.applying) this.signals.push([Sig.Message, proc.pid, message]);
     else this.deliverMessage(proc, message);
@@ -1064,6 +1136,10 @@ export class Kernel {
       whereisGlobal: (name: string) => k.globals.get(name),
       makeRef: () => k.makeRef(),
       isPid,
+      spawnOn: (node: string, module: string, fn: string, args: unknown[], then: (pid: Pid) => unknown, options?: { timeout?: number }) =>
+        k.serviceCall(version, 'spawn', { node, module, fn, args: args ?? [] }, then as (v: unknown) => unknown, options?.timeout),
+      callHost: (name: string, args: unknown[], then: (value: unknown) => unknown, options?: { timeout?: number }) =>
+        k.serviceCall(version, 'host', { name, args: args ?? [] }, then, options?.timeout),
       server: Object.freeze({
         start: (module: unknown, args: unknown[] = [], options: SpawnOptions = {}) => k.startBehaviour('server', k.moduleName(module), args, options, k.current),
         call: (dest: Dest, request: unknown, then: (reply: unknown) => unknown, options?: { timeout?: number; onTimeout?: () => unknown }) =>
@@ -1080,6 +1156,37 @@ export class Kernel {
     });
   }
 
+  /**
+   * A request to the host's service process (a spawn on another node, a host function), as a step:
+   * the reply continues the process with `then(value)`; a refusal ends it with the error.
+   */
+  private serviceCall(version: ModuleVersion | null, service: 'spawn' | 'host', request: Record<string, unknown>,
+    then: (value: unknown) => unknown, timeout = 5_000): Receive {
+    const proc = this.self(service === 'spawn' ? 'spawnOn' : 'callHost');
+    if (typeof then !== 'function') throw new BadArgument(`${service === 'spawn' ? 'spawnOn' : 'callHost'}: the last argument must be a function of the result`);
+    if (service === 'spawn') {
+      const node = request.node as string;
+      const granted = this.capabilities.spawnRemote;
+      if (granted === false || (Array.isArray(granted) && !granted.includes(node))) {
+        this.host.emit({ type: 'capability_denied', node: this.node, pid: proc.pid, what: `spawn on node '${node}'` });
+        throw new NotAllowed(`node '${this.node}' may not spawn on node '${node}'`, { node });
+      }
+    } else if (!allows(this.capabilities.services.functions, request.name as string)) {
+      this.host.emit({ type: 'capability_denied', node: this.node, pid: proc.pid, what: `host function '${String(request.name)}'` });
+      throw new NotAllowed(`node '${this.node}' may not call host function '${String(request.name)}'`, { name: request.name });
+    }
+    this.checkMessage(request.args);
+    const ref = this.makeRef();
+    this.post('host', [Sig.Message, HOST_SERVICE, { $service: service, ref, from: proc.pid, ...request }]);
+    const reply = new Clause((m: unknown) => (m as { $serviceReply?: string })?.$serviceReply === ref, (m) => {
+      const r = m as { ok?: unknown; error?: WireError };
+      if (r.error) throw fromWire(r.error);
+      return then(r.ok);
+    });
+    const after = new After(timeout, () => { throw new Timeout(`${service} request timed out after ${timeout} ms`, { service }); });
+    return new Receive(version, null, [reply], after);
+  }
+
   /** A callback module given by name or by its namespace object. */
   private moduleName(module: unknown): string {
     if (typeof module === 'string') return module;
@@ -1092,6 +1199,7 @@ export class Kernel {
     const proc = this.self('link');
     if (!isPid(pid)) throw new BadArgument(`link() takes a pid, got ${safeString(pid)}`);
     if (pid === proc.pid || proc.links?.has(pid)) return true;
+    this.checkReach(nodeOf(pid), 'link to');
     (proc.links ??= new Set()).add(pid);
     this.signal([Sig.Link, pid, proc.pid]);
     return true;
@@ -1107,6 +1215,7 @@ export class Kernel {
     const proc = this.self('monitor');
     const ref = this.makeRef();
     const pid = isPid(target) ? target : this.names.get(target)?.pid;
+    if (pid) this.checkReach(nodeOf(pid), 'monitor');
     (proc.monitors ??= new Map()).set(ref, pid ?? (target as Pid));
     if (!pid) this.signal([Sig.Down, proc.pid, target as Pid, ref, 'noproc']);
     else this.signal([Sig.Monitor, pid, proc.pid, ref]);
@@ -1125,6 +1234,7 @@ export class Kernel {
 
   private exitOther(pid: Pid, reason: unknown): void {
     if (!isPid(pid)) throw new BadArgument(`exit() takes a pid, got ${safeString(pid)}`);
+    this.checkReach(nodeOf(pid), 'send an exit signal to');
     const from = this.current?.pid ?? formatPid('host', 0, 0);
     this.signal([Sig.Exit, pid, from, reason, 0]);
   }
@@ -1155,6 +1265,38 @@ function safeString(value: unknown): string {
   } catch {
     return Object.prototype.toString.call(value);
   }
+}
+
+/**
+ * A message's size in bytes, roughly as its structured clone: strings by length, numbers 8,
+ * containers 16 plus their contents. Stops counting once past `stopAt`.
+ */
+export function estimateSize(value: unknown, stopAt = Infinity): number {
+  let total = 0;
+  const stack: unknown[] = [value];
+  const seen = new Set<object>();
+  while (stack.length && total <= stopAt) {
+    const v = stack.pop();
+    switch (typeof v) {
+      case 'string': total += 8 + v.length * 2; break;
+      case 'number': case 'bigint': total += 8; break;
+      case 'object': {
+        if (v === null) { total += 1; break; }
+        if (seen.has(v)) break;
+        seen.add(v);
+        total += 16;
+        if (ArrayBuffer.isView(v)) total += v.byteLength;
+        else if (v instanceof ArrayBuffer) total += v.byteLength;
+        else if (Array.isArray(v)) for (const item of v) stack.push(item);
+        else if (v instanceof Map) for (const [k, x] of v) stack.push(k, x);
+        else if (v instanceof Set) for (const x of v) stack.push(x);
+        else for (const key of Object.keys(v)) { total += 8 + key.length * 2; stack.push((v as Record<string, unknown>)[key]); }
+        break;
+      }
+      default: total += 4;
+    }
+  }
+  return total;
 }
 
 /**

@@ -42,6 +42,8 @@ export class Process {
   trapExit = false;
   name: string | null = null;
   globalName: string | null = null;
+  /** Messages dropped because its mailbox was full. */
+  dropped = 0;
   /** An exit that reached the process while it was running; applied when its step returns. */
   pendingExit: { reason: unknown } | null = null;
 

@@ -79,5 +79,9 @@ export type KernelEvent =
   | { type: 'code_changed'; node: string; pid: Pid; module: string; from: unknown; to: unknown }
   | { type: 'upgrade_step'; node: string; step: number; op: string; module?: string }
   | { type: 'upgrade_rollback'; node: string; step: number; op: string; reason: string }
+  | { type: 'capability_denied'; node: string; pid?: Pid; what: string }
+  | { type: 'mailbox_overflow'; node: string; pid: Pid; action: 'dropped' | 'killed'; dropped: number }
+  | { type: 'cpu_limit'; node: string; pid?: Pid; limitMs: number }
+  | { type: 'log'; node: string; pid?: Pid; level: 'log' | 'info' | 'warn' | 'error'; text: string }
   | { type: 'global_register'; node: string; name: string; pid: Pid }
   | { type: 'global_unregister'; node: string; name: string; pid: Pid };

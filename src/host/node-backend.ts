@@ -1,13 +1,16 @@
 /**
- * One incarnation of a thread node: a worker thread running workers/thread-node, its comlink
- * control proxy and its data path. A restart makes a new backend; this one only starts and ends.
+ * One incarnation of a node: a worker thread running a node entry point (workers/thread-node, or
+ * workers/isolate-node which runs the kernel in an isolate), its comlink control proxy and its
+ * data path. Both kinds speak the same protocol. A restart makes a new backend; this one only
+ * starts and ends.
  */
 import { MessageChannel, Worker, type MessagePort, type ResourceLimits } from 'node:worker_threads';
 import { releaseProxy, wrap, type Remote } from 'comlink';
 import { portEndpoint } from '../comlink-port.js';
 import { NodeDown } from '../errors.js';
 import type { Envelope } from '../kernel/signals.js';
-import type { HostToNode, NodeControl, NodeToHost, ThreadNodeData } from '../protocol.js';
+import type { HostToNode, NodeControl, NodeToHost, NodeData } from '../protocol.js';
+import type { Capabilities, Limits } from '../kernel/capabilities.js';
 
 export interface BackendExit {
   /** The worker's exit code (1 after an uncaught error or running out of memory). */
@@ -17,9 +20,14 @@ export interface BackendExit {
   requested: boolean;
 }
 
-export interface ThreadBackendOptions {
+export type NodeKind = 'thread' | 'isolate';
+
+export interface NodeBackendOptions {
   node: string;
+  kind: NodeKind;
   creation: number;
+  capabilities: Capabilities;
+  limits: Limits;
   peers: Map<string, MessagePort>;
   resourceLimits?: ResourceLimits;
   onMessage(message: NodeToHost): void;
@@ -31,14 +39,13 @@ export interface ThreadBackendOptions {
  * The compiled entry point. Running from TypeScript sources (under vitest) the host still starts
  * the built worker, so `npm test` builds first.
  */
-function entryUrl(): URL {
+function entryUrl(kind: NodeKind): URL {
   const here = import.meta.url;
-  return here.endsWith('.ts')
-    ? new URL('../../dist/workers/thread-node.js', here)
-    : new URL('../../workers/thread-node.js', here);
+  const file = kind === 'isolate' ? 'isolate-node.js' : 'thread-node.js';
+  return here.endsWith('.ts') ? new URL(`../../dist/workers/${file}`, here) : new URL(`../../workers/${file}`, here);
 }
 
-export class ThreadBackend {
+export class NodeBackend {
   private stopping = false;
   private exited = false;
   private lastError: Error | undefined;
@@ -49,21 +56,23 @@ export class ThreadBackend {
     private readonly controlPort: MessagePort,
   ) {}
 
-  static start(options: ThreadBackendOptions): Promise<ThreadBackend> {
+  static start(options: NodeBackendOptions): Promise<NodeBackend> {
     const { port1, port2 } = new MessageChannel();
-    const data: ThreadNodeData = {
+    const data: NodeData = {
       node: options.node,
       creation: options.creation,
       control: port2,
       peers: Object.fromEntries(options.peers),
+      capabilities: options.capabilities,
+      limits: options.limits,
     };
-    const worker = new Worker(entryUrl(), {
+    const worker = new Worker(entryUrl(options.kind), {
       workerData: data,
       transferList: [port2, ...options.peers.values()],
       resourceLimits: options.resourceLimits,
       name: `subnode:${options.node}`,
     });
-    const backend = new ThreadBackend(worker, wrap<NodeControl>(portEndpoint(port1)), port1);
+    const backend = new NodeBackend(worker, wrap<NodeControl>(portEndpoint(port1)), port1);
     return new Promise((resolve, reject) => {
       let ready = false;
       const timer = setTimeout(() => {

@@ -1,0 +1,154 @@
+/**
+ * The kernel's entry inside an isolate (an isolate node). Runs in the isolate, with no Node API
+ * and no isolated-vm object within reach of module code: the bridge functions the embedder put
+ * on the global are taken into this closure and deleted before any module loads, and what the
+ * embedder calls back is handed over once and deleted too.
+ *
+ * What module code here can reach: the kernel's API, the modules of this node, and the services
+ * its capabilities grant (a console that reports to the host, the clock, randomness). Everything
+ * it sends leaves through the bridge, where the trusted side checks it again.
+ */
+import { Kernel, type KernelHost } from '../kernel/kernel.js';
+import { applyUpgrade } from '../kernel/upgrade.js';
+import type { ModuleFactory } from '../kernel/code-server.js';
+import type { Capabilities, Limits } from '../kernel/capabilities.js';
+import type { Envelope } from '../kernel/signals.js';
+import type { KernelEvent } from '../kernel/types.js';
+import { toWire } from '../errors.js';
+
+/** The embedder's side: each is an isolated-vm Callback (arguments copied). */
+interface Bridge {
+  outbound(node: string, envelopes: Envelope[]): void;
+  emit(event: KernelEvent): void;
+  schedule(): void;
+  setTimer(ms: number): void;
+  clearTimer(): void;
+}
+
+export interface SandboxConfig {
+  node: string;
+  creation: number;
+  capabilities: Capabilities;
+  limits: Limits;
+}
+
+type Control = (op: string, args: unknown[]) => unknown;
+
+const g = globalThis as unknown as Record<string, unknown>;
+// Captured before module code can replace them.
+const FunctionCtor = Function;
+const dateNow = Date.now;
+const NativeDate = Date;
+
+export function boot(config: SandboxConfig): void {
+  const bridge = g.$bridge as Bridge;
+  delete g.$bridge;
+  let tasks: (() => void)[] = [];
+  let timerFire: (() => void) | null = null;
+
+  const host: KernelHost = {
+    now: () => dateNow.call(NativeDate),
+    setTimer: (ms, fire) => { timerFire = fire; bridge.setTimer(ms); return 1; },
+    clearTimer: () => { timerFire = null; bridge.clearTimer(); },
+    schedule: (task) => { tasks.push(task); if (tasks.length === 1) bridge.schedule(); },
+    compile: (js, filename) => new FunctionCtor('require', 'exports', 'module', `${js}\n//# sourceURL=${filename}`) as ModuleFactory,
+    outbound: (node, envelopes) => bridge.outbound(node, envelopes),
+    emit: (event) => bridge.emit(event),
+  };
+  const kernel = new Kernel(host, { node: config.node, creation: config.creation, capabilities: config.capabilities, limits: config.limits });
+  lockdown(config.capabilities, (level, text) => bridge.emit({ type: 'log', node: config.node, level, text }));
+
+  const ops: Record<string, (...args: never[]) => unknown> = {
+    load: (module: string, js: string, options: object) => kernel.load(module, js, options),
+    purge: (module: string, mode: never) => kernel.purge(module, mode),
+    checkProcessCode: (pid: never, module: string) => kernel.checkProcessCode(pid, module),
+    lingering: (module: string, version?: number) => kernel.lingering(module, version),
+    deleteModule: (module: string) => kernel.deleteModule(module),
+    setPolicy: (policy: never, module?: string) => { kernel.setPolicy(policy, module); return true; },
+    startBehaviour: (kind: never, module: string, args: unknown[], options: object) => kernel.startBehaviour(kind, module, args, options),
+    behavioursOf: (module: string) => kernel.behavioursOf(module),
+    suspend: (pid: never) => { kernel.suspend(pid); return true; },
+    resume: (pid: never) => { kernel.resume(pid); return true; },
+    changeCode: (pid: never, module: string, oldVsn: unknown, extra: unknown, timeoutMs?: number) => kernel.changeCode(pid, module, oldVsn, extra, timeoutMs),
+    getState: (pid: never) => kernel.getState(pid),
+    replaceState: (pid: never, state: unknown) => { kernel.replaceState(pid, state); return true; },
+    applyUpgrade: (steps: never) => applyUpgrade(kernel, steps),
+    spawn: (module: string, fn: string, args: unknown[], options: object) => kernel.spawn(module, fn, args, options),
+    exit: (pid: never, reason: unknown) => { kernel.exit(pid, reason); return true; },
+    processes: () => kernel.processes(),
+    processInfo: (pid: never) => kernel.processInfo(pid),
+    modules: () => kernel.modules(),
+    whereis: (name: string) => kernel.whereis(name),
+    nodeDown: (node: string) => { kernel.nodeDown(node); return true; },
+    setGlobal: (name: string, pid: never) => { kernel.setGlobal(name, pid); return true; },
+    processCount: () => kernel.processCount,
+  };
+  /** Every control operation answers `{ ok }` or `{ error }` (a promise of one for async operations). */
+  const control: Control = (op, args) => {
+    const fail = (error: unknown) => ({ error: toWire(error) });
+    try {
+      const run = ops[op];
+      if (!run) return fail(new Error(`unknown operation ${op}`));
+      const value = (run as (...a: unknown[]) => unknown)(...args);
+      return value instanceof Promise ? value.then((ok) => ({ ok }), fail) : { ok: value };
+    } catch (error) {
+      return fail(error);
+    }
+  };
+
+  g.$subnode = {
+    control,
+    deliver: (envelopes: Envelope[]) => kernel.deliver(envelopes),
+    runScheduled: () => {
+      const due = tasks;
+      tasks = [];
+      for (const task of due) task();
+    },
+    fireTimer: () => {
+      const fire = timerFire;
+      timerFire = null;
+      fire?.();
+    },
+    recover: (reason: unknown) => kernel.recover(reason),
+  };
+}
+
+/**
+ * Takes away what the capabilities withhold, before any module code runs: the clock
+ * (`Date.now`, `new Date()`), randomness (`Math.random`), and gives a console that reports to the
+ * host only if granted.
+ */
+function lockdown(caps: Capabilities, log: (level: 'log' | 'info' | 'warn' | 'error', text: string) => void): void {
+  const denied = (what: string) => () => { throw new Error(`${what} is not granted to this node`); };
+  if (!caps.services.random) Math.random = denied('randomness (Math.random)');
+  if (!caps.services.clock) {
+    const Guarded = function Date(this: unknown, ...args: unknown[]) {
+      if (!new.target) throw new Error('the clock (Date) is not granted to this node');
+      if (args.length === 0) throw new Error('the clock (new Date()) is not granted to this node');
+      return Reflect.construct(NativeDate, args, new.target);
+    } as unknown as DateConstructor;
+    Object.setPrototypeOf(Guarded, NativeDate);
+    (Guarded as { prototype: Date }).prototype = NativeDate.prototype;
+    Object.defineProperty(Guarded, 'now', { value: denied('the clock (Date.now)') });
+    g.Date = Guarded;
+  }
+  if (caps.services.console) {
+    const text = (args: unknown[]) => args.map((a) => (typeof a === 'string' ? a : safeJson(a))).join(' ');
+    g.console = Object.freeze({
+      log: (...a: unknown[]) => log('log', text(a)),
+      info: (...a: unknown[]) => log('info', text(a)),
+      warn: (...a: unknown[]) => log('warn', text(a)),
+      error: (...a: unknown[]) => log('error', text(a)),
+    });
+  } else {
+    delete g.console;
+  }
+}
+
+function safeJson(value: unknown): string {
+  try {
+    return JSON.stringify(value) ?? String(value);
+  } catch {
+    return Object.prototype.toString.call(value);
+  }
+}
