@@ -1,5 +1,5 @@
 /** subnode, host side: start a system of virtual nodes and operate it. */
-export { System, type SystemOptions } from './host/system.js';
+export { System, type SystemOptions, type HostFunction } from './host/system.js';
 export { NodeHandle, type NodeSpec, type NodeStatus, type NodeSummary, type StartSpec } from './host/node-handle.js';
 export { Inbox } from './host/inbox.js';
 export type { SystemEvent, EventType, EventOf } from './host/events.js';
@@ -14,3 +14,5 @@ export type { NodeUpgradeReport } from './kernel/upgrade.js';
 export type { CodePolicy, Retention, PurgeMode } from './kernel/policy.js';
 export type { LoadReport, PurgeReport, Hazard } from './kernel/types.js';
 export { findHazards } from './host/hazards.js';
+export type { Capabilities, Limits, MailboxLimit } from './kernel/capabilities.js';
+export type { NodeKind } from './host/node-backend.js';

@@ -62,6 +62,14 @@ export const whereisGlobal: (name: string) => Pid | undefined = outside('whereis
 export const makeRef: () => string = outside('makeRef');
 export const isPid: (value: unknown) => value is Pid = outside('isPid') as never;
 
+/**
+ * Spawns `module.fn(...args)` on another node (if this node's capabilities allow it), as a step:
+ * the process continues with `then(pid)`, or ends with the error (NotAllowed, UnknownModule…).
+ */
+export const spawnOn: (node: string, module: string, fn: string, args: unknown[], then: (pid: Pid) => unknown, options?: { timeout?: number }) => Step = outside('spawnOn') as never;
+/** Calls a function the host granted to this node, as a step: continues with `then(result)`. */
+export const callHost: <R = unknown>(name: string, args: unknown[], then: (result: R) => unknown, options?: { timeout?: number }) => Step = outside('callHost') as never;
+
 /** Where a call came from; `server.reply(from, value)` answers it later. */
 export interface From { pid: Pid; ref: string }
 export interface CallOptions { timeout?: number; onTimeout?: () => unknown }

@@ -7,7 +7,7 @@ import { isPid, nodeOf, formatPid, type Pid } from '../kernel/pid.js';
 import { Sig, type Envelope } from '../kernel/signals.js';
 import type { Dest } from '../kernel/types.js';
 import { BadArgument, NoProcess, UnknownNode } from '../errors.js';
-import { assertCloneable } from '../kernel/kernel.js';
+import { assertCloneable, HOST_SERVICE } from '../kernel/kernel.js';
 import { Inbox } from './inbox.js';
 import type { Events } from './events.js';
 
@@ -27,7 +27,7 @@ export class Router {
   private nextRef = 0;
   private flushQueued = false;
 
-  constructor(private readonly events: Events) {}
+  constructor(private readonly events: Events, private readonly service: (request: unknown) => void) {}
 
   addNode(name: string, sink: NodeSink): void { this.nodes.set(name, sink); }
   hasNode(name: string): boolean { return this.nodes.has(name); }
@@ -118,6 +118,7 @@ export class Router {
     let dropped = 0;
     for (const e of envelopes) {
       if (e[0] === Sig.Message) {
+        if (e[1] === HOST_SERVICE) { this.service(e[2]); continue; }
         const inbox = this.inboxes.get(e[1] as Pid);
         if (inbox) inbox.deliver(e[2]); else dropped++;
       } else if (e[0] === Sig.Down) {

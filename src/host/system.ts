@@ -4,7 +4,8 @@
  * traffic between nodes does not pass through this thread.
  */
 import { MessageChannel } from 'node:worker_threads';
-import { BadArgument, NameTaken, NoProcess, UnknownNode, toWire } from '../errors.js';
+import { BadArgument, NameTaken, NoProcess, NotAllowed, UnknownFunction, UnknownNode, toWire, type WireError } from '../errors.js';
+import { allows } from '../kernel/capabilities.js';
 import { checkPlan, compilePlan, stepsFor, type NodeOutcome, type UpgradePlan, type UpgradeReport } from './upgrade-plan.js';
 import { isPid, nodeOf, NODE_NAME, type Pid } from '../kernel/pid.js';
 import type { Dest, KernelEvent } from '../kernel/types.js';
@@ -15,11 +16,19 @@ import { Router } from './router.js';
 
 export interface SystemOptions {
   nodes?: NodeSpec[];
+  /**
+   * Functions of the host that module code may call with `callHost(name, args, then)`, if its
+   * node's capabilities grant the name. They may be async; arguments and results are copied.
+   */
+  hostFunctions?: Record<string, HostFunction>;
 }
+
+export type HostFunction = (...args: never[]) => unknown;
 
 export class System {
   private readonly events = new Events();
-  private readonly router = new Router(this.events);
+  private readonly router = new Router(this.events, (request) => void this.serve(request));
+  private hostFunctions: Record<string, HostFunction> = {};
   private readonly handles = new Map<string, NodeHandle>();
   private readonly globals = new Map<string, Pid>();
   /** Nodes whose threads are up and can take peer ports. */
@@ -31,6 +40,7 @@ export class System {
 
   static async start(options: SystemOptions = {}): Promise<System> {
     const system = new System();
+    system.hostFunctions = { ...options.hostFunctions };
     try {
       await Promise.all((options.nodes ?? []).map((spec) => system.addNode(spec)));
     } catch (error) {
@@ -129,6 +139,50 @@ export class System {
       if (failed && (!plan.continueOnError || name === plan.canary)) stop = true;
     }
     return { ok: outcomes.every((o) => o.status === 'upgraded'), nodes: outcomes };
+  }
+
+  /**
+   * The host's service process: spawns on other nodes and host function calls asked for by
+   * processes. The asking node's capabilities are checked again here, on the trusted side.
+   */
+  private async serve(raw: unknown): Promise<void> {
+    const request = raw as { $service?: string; ref?: string; from?: Pid; node?: string; module?: string; fn?: string; name?: string; args?: unknown[] };
+    if (!request || typeof request !== 'object' || !isPid(request.from) || typeof request.ref !== 'string') return;
+    const from = request.from;
+    const origin = this.handles.get(nodeOf(from));
+    const reply = (body: { ok: unknown } | { error: WireError }): void => {
+      try {
+        this.send(from, { $serviceReply: request.ref, ...body });
+      } catch (error) {
+        this.send(from, { $serviceReply: request.ref, error: toWire(error) });
+      }
+    };
+    try {
+      if (!origin) throw new UnknownNode(`no node named '${nodeOf(from)}'`);
+      const args = Array.isArray(request.args) ? request.args : [];
+      if (request.$service === 'spawn') {
+        const target = String(request.node);
+        const granted = origin.capabilities.spawnRemote;
+        if (granted === false || (Array.isArray(granted) && !granted.includes(target))) {
+          this.events.emit({ type: 'capability_denied', node: origin.name, pid: from, what: `spawn on node '${target}'` });
+          throw new NotAllowed(`node '${origin.name}' may not spawn on node '${target}'`, { node: target });
+        }
+        return reply({ ok: await this.node(target).spawn(String(request.module), String(request.fn), args) });
+      }
+      if (request.$service === 'host') {
+        const name = String(request.name);
+        if (!allows(origin.capabilities.services.functions, name)) {
+          this.events.emit({ type: 'capability_denied', node: origin.name, pid: from, what: `host function '${name}'` });
+          throw new NotAllowed(`node '${origin.name}' may not call host function '${name}'`, { name });
+        }
+        const fn = Object.prototype.hasOwnProperty.call(this.hostFunctions, name) ? this.hostFunctions[name] : undefined;
+        if (!fn) throw new UnknownFunction(`the host has no function '${name}'`, { function: name });
+        return reply({ ok: await (fn as (...a: unknown[]) => unknown)(...args) });
+      }
+      throw new BadArgument(`unknown service ${JSON.stringify(request.$service)}`);
+    } catch (error) {
+      reply({ error: toWire(error) });
+    }
   }
 
   private selectNodes(plan: UpgradePlan): string[] {
