@@ -15,8 +15,10 @@ import { intraNode } from './intra-node.js';
 import { formatTable, hasGc, machine, now, type Benchmark, type ResultRow } from './lib.js';
 import { nodeStart } from './node-start.js';
 import { spawnMemory } from './spawn-memory.js';
+import { codeBench } from './code.js';
+import { isolateBench } from './isolate.js';
 
-const BENCHMARKS: Benchmark[] = [intraNode, crossNode, spawnMemory, nodeStart];
+const BENCHMARKS: Benchmark[] = [intraNode, crossNode, spawnMemory, nodeStart, codeBench, isolateBench];
 
 interface Args { names: string[]; reps: number; scale: number; out?: string; help: boolean }
 

@@ -16,7 +16,7 @@ import { RingQueue } from './queue.js';
 import { Sig, type Envelope, type ErrorReason, type Target } from './signals.js';
 import { TimerHeap, type TimerEntry } from './timers.js';
 import { ALL, allows, type Capabilities, type Limits } from './capabilities.js';
-import type { ProcessInfo, ModuleInfo, KernelEvent, SpawnOptions, Dest, LoadReport, PurgeReport } from './types.js';
+import type { ProcessInfo, ModuleInfo, KernelEvent, SpawnOptions, Dest, LoadReport, PurgeReport, ProcessStatus } from './types.js';
 
 export interface KernelHost {
   now(): number;
@@ -328,6 +328,18 @@ export class Kernel {
   }
 
   get processCount(): number { return this.procs.size; }
+
+  /** A process's status, or undefined when it is gone. */
+  statusOf(pid: Pid): ProcessStatus | undefined { return this.procs.get(pid)?.status; }
+
+  /** Whether a behaviour process has `module` as its callback module (or on its statem stack). */
+  usesModule(pid: Pid, module: string): boolean {
+    const b = this.procs.get(pid)?.behaviour;
+    return b !== null && b !== undefined && (b.module === module || b.stack.includes(module));
+  }
+
+  /** Every live pid (erlang:processes/0). */
+  pids(): Pid[] { return Array.from(this.procs.keys()); }
 
   /**
    * After the embedder stopped a step from outside (an isolate's CPU limit cuts a slice, and no

@@ -37,6 +37,8 @@ export function applyUpgrade(kernel: Kernel, steps: UpgradeStep[]): NodeUpgradeR
   const report: NodeUpgradeReport = { ok: true, loaded: [], upgraded: [], suspended: 0, lingering: {}, killed: [] };
   const undo: (() => void)[] = [];
   const suspended: Pid[] = [];
+  const suspendedSet = new Set<Pid>();
+  const upgraded = new Set<Pid>();
   const modules = new Set<string>();
   let index = 0;
   try {
@@ -48,9 +50,10 @@ export function applyUpgrade(kernel: Kernel, steps: UpgradeStep[]): NodeUpgradeR
         case 'suspend': {
           for (const module of step.modules) {
             for (const pid of kernel.behavioursOf(module)) {
-              if (suspended.includes(pid) || kernel.processInfo(pid)?.status === 'suspended') continue;
+              if (suspendedSet.has(pid) || kernel.statusOf(pid) === 'suspended') continue;
               kernel.suspend(pid);
               suspended.push(pid);
+              suspendedSet.add(pid);
             }
           }
           report.suspended = suspended.length;
@@ -77,28 +80,27 @@ export function applyUpgrade(kernel: Kernel, steps: UpgradeStep[]): NodeUpgradeR
         }
         case 'codeChange': {
           for (const pid of suspended) {
-            const info = kernel.processInfo(pid);
-            if (!info?.behaviour || (info.behaviour.module !== step.module && !info.behaviour.stack.includes(step.module))) continue;
+            if (!kernel.usesModule(pid, step.module)) continue;
             const saved = kernel.behaviourSnapshot(pid)!;
             kernel.changeCode(pid, step.module, step.oldVsn, step.extra, step.timeoutMs);
             undo.push(() => kernel.restoreState(pid, saved.state, saved.vsn));
-            if (!report.upgraded.includes(pid)) report.upgraded.push(pid);
+            if (!upgraded.has(pid)) { upgraded.add(pid); report.upgraded.push(pid); }
           }
           break;
         }
         case 'resume':
-          for (const pid of suspended) if (kernel.processInfo(pid)) kernel.resume(pid);
+          for (const pid of suspended) if (kernel.statusOf(pid)) kernel.resume(pid);
           break;
       }
     }
   } catch (error) {
     const step = steps[index]!;
     for (const fn of undo.reverse()) fn();
-    for (const pid of suspended) if (kernel.processInfo(pid)) kernel.resume(pid);
+    for (const pid of suspended) if (kernel.statusOf(pid)) kernel.resume(pid);
     kernel.emitRollback(index, step.op, toWire(error).message);
     return { ...report, ok: false, rolledBack: true, upgraded: [], loaded: [], error: { ...toWire(error), step: index, op: step.op } };
   }
-  for (const pid of suspended) if (kernel.processInfo(pid)?.status === 'suspended') kernel.resume(pid);
+  for (const pid of suspended) if (kernel.statusOf(pid) === 'suspended') kernel.resume(pid);
 
   // Purges: after the commit, in order; a drain makes the rest wait for it.
   const purges = steps.slice(index).filter((s): s is Extract<UpgradeStep, { op: 'purge' }> => s.op === 'purge');

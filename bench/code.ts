@@ -1,0 +1,164 @@
+/**
+ * Hot code benchmarks (issue 3), on the kernel on this thread:
+ *
+ * 1. lingering(): 10 processes left in old code among N = 10^3 … 10^6, found through the
+ *    per-version index, beside the BEAM's method in the same run — a scan of every process with
+ *    checkProcessCode. The index must stay flat as N grows.
+ * 2. Upgrading N = 10^2, 10^3, 10^4 server processes (suspend / codeChange / resume, one plan
+ *    transaction), beside the cold alternative: stopping them and starting new ones with the
+ *    converted state.
+ * 3. Loading a 50-function module into a thread node (transpile, ship, compile, evaluate), beside
+ *    an ES module `import()` of the same code (the way subnode does not load: each version stays
+ *    in Node's module map forever).
+ */
+import { System } from '../src/index.js';
+import { applyUpgrade } from '../src/kernel/upgrade.js';
+import { transpile } from '../src/host/transpile.js';
+import type { Pid } from '../src/kernel/pid.js';
+import { benchKernel, type BenchKernel } from './local-kernel.js';
+import { gc, measure, now, row, tick, type Benchmark, type ResultRow } from './lib.js';
+
+const WORKER = (vsn: number) => `
+  import { receive, on } from 'subnode';
+  import * as w from './w';
+  export const vsn = ${vsn};
+  export function start(id: number) { return loop(id); }
+  export function loop(id: number): unknown {
+    return receive(on('switch', () => w.loop(id)), on('noop', () => loop(id)));
+  }
+`;
+
+const COUNTER = (vsn: number) => `
+  export const vsn = ${vsn};
+  export function init(n: number) { return ${vsn === 1 ? 'n' : '{ count: n, at: 0 }'}; }
+  export function handleCall(_r: unknown, _f: unknown, s: unknown) { return { reply: s, state: s }; }
+  export function handleCast(_m: unknown, s: unknown) { return { noreply: s }; }
+  ${vsn === 2 ? 'export function codeChange(_old: unknown, n: number) { return { count: n, at: 1 }; }' : ''}
+`;
+
+async function settle(k: BenchKernel): Promise<void> {
+  for (let i = 0; i < 3; i++) await tick();
+  void k;
+}
+
+async function lingeringRows(reps: number, scale: number, log: (l: string) => void): Promise<ResultRow[]> {
+  const rows: ResultRow[] = [];
+  const sizes = [1e3, 1e4, 1e5, 1e6].map((n) => Math.max(100, Math.round(n * Math.min(scale, 1))));
+  for (const n of sizes) {
+    let k: BenchKernel | null = benchKernel('a');
+    k.load('w', WORKER(1));
+    const pids: Pid[] = [];
+    for (let i = 0; i < n; i++) pids.push(k.kernel.spawn('w', 'start', [i]));
+    await settle(k);
+    k.load('w', WORKER(2));
+    // All but 10 are told to switch: a qualified call moves them to the current version.
+    const batch: [0, Pid, string][] = [];
+    for (let i = 10; i < n; i++) batch.push([0, pids[i]!, 'switch']);
+    for (let i = 0; i < batch.length; i += 50_000) k.kernel.deliver(batch.slice(i, i + 50_000) as never);
+    while (k.kernel.lingering('w').length > 10) await tick();
+    const index: number[] = [];
+    const scan: number[] = [];
+    for (let r = -1; r < reps; r++) {
+      let t = now();
+      let found = 0;
+      const rounds = n >= 1e5 ? 1 : 20;
+      for (let i = 0; i < rounds; i++) found = k.kernel.lingering('w').length;
+      const ti = (now() - t) / rounds;
+      t = now();
+      let scanned = 0;
+      for (let i = 0; i < rounds; i++) scanned = k.kernel.pids().filter((p) => k!.kernel.checkProcessCode(p, 'w')).length;
+      const ts = (now() - t) / rounds;
+      if (found !== 10 || scanned !== 10) throw new Error(`lingering found ${found}, scan ${scanned}; expected 10`);
+      if (r >= 0) { index.push(ti * 1000); scan.push(ts * 1000); }
+    }
+    const subject = measure(`lingering() via the index, ${n} processes`, index, 'µs');
+    const baseline = measure(`scan of all ${n} with checkProcessCode`, scan, 'µs');
+    rows.push(row(`lingering('w'): 10 lingering among ${n.toLocaleString('en')}`, subject, baseline));
+    log(`  lingering n=${n}: index ${subject.value.toFixed(1)} µs, scan ${baseline.value.toFixed(0)} µs`);
+    k = null;
+    gc();
+  }
+  return rows;
+}
+
+async function upgradeRows(reps: number, scale: number, log: (l: string) => void): Promise<ResultRow[]> {
+  const rows: ResultRow[] = [];
+  const v1 = transpile('c', COUNTER(1)).js;
+  const v2 = transpile('c', COUNTER(2)).js;
+  for (const n of [1e2, 1e3, 1e4].map((x) => Math.max(10, Math.round(x * Math.min(scale, 1))))) {
+    const hot: number[] = [];
+    const cold: number[] = [];
+    for (let r = -1; r < reps; r++) {
+      // Hot: one plan transaction on the node.
+      let k = benchKernel('a');
+      k.kernel.load('c', v1);
+      for (let i = 0; i < n; i++) k.kernel.startBehaviour('server', 'c', [i]);
+      let t = now();
+      const report = await applyUpgrade(k.kernel, [
+        { op: 'suspend', modules: ['c'] }, { op: 'load', module: 'c', js: v2 }, { op: 'codeChange', module: 'c' }, { op: 'resume' },
+      ]);
+      const hotMs = now() - t;
+      if (!report.ok || report.upgraded.length !== n) throw new Error(`upgrade of ${n} failed: ${JSON.stringify(report.error)}`);
+      // Cold: stop every server and start a new one on v2 with the converted state.
+      k = benchKernel('a');
+      k.kernel.load('c', v1);
+      const pids: Pid[] = [];
+      for (let i = 0; i < n; i++) pids.push(k.kernel.startBehaviour('server', 'c', [i]));
+      t = now();
+      const states = pids.map((p) => k.kernel.getState(p) as number);
+      for (const p of pids) k.kernel.exit(p, 'kill');
+      k.kernel.load('c', v2, { purge: 'kill' });
+      for (const s of states) k.kernel.startBehaviour('server', 'c', [s]);
+      const coldMs = now() - t;
+      if (r >= 0) { hot.push(n / (hotMs / 1000)); cold.push(n / (coldMs / 1000)); }
+      await tick();
+    }
+    const subject = measure(`suspend/codeChange/resume, ${n} servers`, hot, 'proc/s');
+    const baseline = measure(`stop and restart ${n} servers with converted state`, cold, 'proc/s');
+    rows.push(row(`upgrade ${n.toLocaleString('en')} server processes (one plan)`, subject, baseline));
+    log(`  upgrade n=${n}: hot ${(subject.value / 1e3).toFixed(0)} k/s, cold restart ${(baseline.value / 1e3).toFixed(0)} k/s`);
+  }
+  return rows;
+}
+
+function fiftyFunctions(tag: number): string {
+  const fns = Array.from({ length: 50 }, (_, i) => `export function f${i}(x: number): number { return x * ${i} + ${tag}; }`);
+  return `// version ${tag}\n${fns.join('\n')}\n`;
+}
+
+async function loadRows(reps: number, log: (l: string) => void): Promise<ResultRow[]> {
+  const system = await System.start({ nodes: [{ name: 'a', code: { retention: { kind: 'forever' }, purge: 'soft' } }] });
+  try {
+    const node = system.node('a');
+    const viaNode: number[] = [];
+    const viaImport: number[] = [];
+    let tag = 0;
+    for (let r = -1; r < reps; r++) {
+      const rounds = 20;
+      let t = now();
+      for (let i = 0; i < rounds; i++) await node.load('fifty', fiftyFunctions(++tag));
+      const nodeMs = (now() - t) / rounds;
+      const js = Array.from({ length: rounds }, () => transpile('fifty', fiftyFunctions(++tag)).js.replace(/exports\./g, 'globalThis.__x.'));
+      const esm = Array.from({ length: rounds }, () => fiftyFunctions(++tag).replace(/: number/g, ''));
+      void js;
+      t = now();
+      for (const src of esm) await import(`data:text/javascript,${encodeURIComponent(src)}`);
+      const importMs = (now() - t) / rounds;
+      if (r >= 0) { viaNode.push(nodeMs * 1000); viaImport.push(importMs * 1000); }
+    }
+    const subject = measure('node.load: transpile + ship + compile + evaluate', viaNode, 'µs');
+    const baseline = measure('ESM import() of the same module (data: URL, in-thread)', viaImport, 'µs');
+    log(`  load 50-function module: node.load ${subject.value.toFixed(0)} µs, ESM import ${baseline.value.toFixed(0)} µs`);
+    return [row('load a 50-function module into a thread node', subject, baseline)];
+  } finally {
+    await system.stop();
+  }
+}
+
+export const codeBench: Benchmark = {
+  name: 'code',
+  description: 'lingering() vs a full scan, upgrading server processes, module load time',
+  async run({ reps, scale, log }) {
+    return [...await lingeringRows(reps, scale, log), ...await upgradeRows(reps, scale, log), ...await loadRows(reps, log)];
+  },
+};
