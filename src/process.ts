@@ -49,7 +49,8 @@ export const link: (pid: Pid) => true = outside('link');
 export const unlink: (pid: Pid) => true = outside('unlink');
 /** Monitors a pid or a local name; returns the ref of the `{ type: 'DOWN' }` message to come. */
 export const monitor: (target: Pid | string) => string = outside('monitor');
-export const demonitor: (ref: string) => true = outside('demonitor');
+/** Removes a monitor; `{ flush: true }` also drops its DOWN message if one already arrived. */
+export const demonitor: (ref: string, options?: { flush?: boolean }) => true = outside('demonitor');
 /** `exit(reason)` ends the calling process; `exit(pid, reason)` sends an exit signal. */
 export const exit: { (reason?: ExitReason): never; (pid: Pid, reason: ExitReason): true } = outside('exit') as never;
 /** Turns exit signals into `{ type: 'EXIT' }` messages; returns the previous setting. */

@@ -64,4 +64,10 @@ export interface NodeData {
   peers: Record<string, unknown>; // node name → MessagePort
   capabilities: Capabilities;
   limits: Limits;
+  /**
+   * Thread nodes with a CPU limit: the node writes here when it starts running code (ms since
+   * `epoch`, 0 when idle), so the host can see a step that never ends and end the thread.
+   */
+  heartbeat?: SharedArrayBuffer;
+  epoch?: number;
 }

@@ -20,11 +20,26 @@ const peers = new Map<string, MessagePort>();
 
 const post = (message: NodeToHost): void => host.postMessage(message);
 
+// With a CPU limit, the host watches this cell: when did the code running now start?
+const beat = data.heartbeat ? new Int32Array(data.heartbeat) : undefined;
+function busy<A extends unknown[], R>(run: (...args: A) => R): (...args: A) => R {
+  if (!beat) return run;
+  return (...args: A): R => {
+    const outer = Atomics.load(beat, 0);
+    if (!outer) Atomics.store(beat, 0, Math.max(1, Date.now() - data.epoch!));
+    try {
+      return run(...args);
+    } finally {
+      if (!outer) Atomics.store(beat, 0, 0);
+    }
+  };
+}
+
 const kernelHost: KernelHost = {
   now: () => performance.now(),
-  setTimer: (ms, fire) => setTimeout(fire, ms),
+  setTimer: (ms, fire) => setTimeout(busy(fire), ms),
   clearTimer: (handle) => clearTimeout(handle as NodeJS.Timeout),
-  schedule: (task) => setImmediate(task),
+  schedule: (task) => setImmediate(busy(task)),
   compile: (js, filename) => new Function('require', 'exports', 'module', `${js}\n//# sourceURL=${filename}`) as ModuleFactory,
   outbound: (node, envelopes) => {
     const port = peers.get(node);
@@ -41,7 +56,7 @@ const kernel = new Kernel(kernelHost, { node: data.node, creation: data.creation
 function connect(node: string, port: MessagePort): void {
   peers.get(node)?.close();
   peers.set(node, port);
-  port.on('message', (envelopes: Envelope[]) => kernel.deliver(envelopes));
+  port.on('message', busy((envelopes: Envelope[]) => kernel.deliver(envelopes)));
   // Peer ports must not keep the thread alive: the host ends a node by terminating it.
   port.unref();
 }
@@ -90,8 +105,9 @@ const control: NodeControl = {
   ping: () => 'pong',
 };
 
-host.on('message', (message: HostToNode) => {
+host.on('message', busy((message: HostToNode) => {
   if (message.t === 'deliver') kernel.deliver(message.envelopes);
-});
-expose(control, portEndpoint(data.control as MessagePort));
+}));
+const watched = Object.fromEntries(Object.entries(control).map(([op, fn]) => [op, busy(fn as (...a: unknown[]) => unknown)])) as unknown as NodeControl;
+expose(watched, portEndpoint(data.control as MessagePort));
 post({ t: 'ready' });

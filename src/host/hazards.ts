@@ -27,6 +27,7 @@ interface FnFacts {
 export function findHazards(source: string, filename = 'module.ts'): Hazard[] {
   const file = ts.createSourceFile(filename, source, ts.ScriptTarget.ES2022, true);
   const apiNames = new Set<string>(); // local names of receive/after/next imported from subnode
+  const apiNamespaces = new Set<string>(); // `import * as sn from 'subnode'`
   const namespaces = new Set<string>(); // `import * as x` / default imports of other modules
   const importedFns = new Set<string>(); // named imports of other modules' functions (qualified)
   const fns = new Map<string, FnFacts>();
@@ -39,7 +40,7 @@ export function findHazards(source: string, filename = 'module.ts'): Hazard[] {
       const isApi = from === 'subnode' || from === 'subnode/process';
       if (clause.name && !isApi) namespaces.add(clause.name.text);
       const bindings = clause.namedBindings;
-      if (bindings && ts.isNamespaceImport(bindings)) (isApi ? apiNames : namespaces).add(bindings.name.text);
+      if (bindings && ts.isNamespaceImport(bindings)) (isApi ? apiNamespaces : namespaces).add(bindings.name.text);
       if (bindings && ts.isNamedImports(bindings)) {
         for (const el of bindings.elements) {
           const imported = (el.propertyName ?? el.name).text;
@@ -52,6 +53,13 @@ export function findHazards(source: string, filename = 'module.ts'): Hazard[] {
   const apiLocal = (what: string): string | undefined => [...apiNames].find((n) => n.startsWith(`${what}:`))?.split(':')[1];
   const receiveName = apiLocal('receive') ?? 'receive';
   const afterName = apiLocal('after') ?? 'after';
+  /** `receive(...)` or `sn.receive(...)` (and the same for after). */
+  const isApiCall = (node: ts.Node, local: string, name: string): boolean => {
+    if (!ts.isCallExpression(node)) return false;
+    const callee = node.expression;
+    if (ts.isIdentifier(callee)) return callee.text === local;
+    return ts.isPropertyAccessExpression(callee) && ts.isIdentifier(callee.expression) && apiNamespaces.has(callee.expression.text) && callee.name.text === name;
+  };
 
   const topLevel = new Set<string>();
   for (const stmt of file.statements) {
@@ -66,10 +74,10 @@ export function findHazards(source: string, filename = 'module.ts'): Hazard[] {
   const facts = (name: string, body: ts.Node): FnFacts => {
     const f: FnFacts = { name, line: file.getLineAndCharacterOfPosition(body.getStart()).line + 1, calls: new Set(), receives: [], qualified: false, catchCalls: new Set() };
     const visit = (node: ts.Node, inCatch: boolean): void => {
+      if (isApiCall(node, receiveName, 'receive')) f.receives.push(node as ts.CallExpression);
       if (ts.isCallExpression(node)) {
         const callee = node.expression;
         if (ts.isIdentifier(callee)) {
-          if (callee.text === receiveName) f.receives.push(node);
           if (topLevel.has(callee.text)) { f.calls.add(callee.text); if (inCatch) f.catchCalls.add(callee.text); }
           if (importedFns.has(callee.text) && inTailPosition(node)) f.qualified = true;
         } else if (ts.isPropertyAccessExpression(callee) && ts.isIdentifier(callee.expression) && namespaces.has(callee.expression.text) && inTailPosition(node)) {
@@ -107,7 +115,7 @@ export function findHazards(source: string, filename = 'module.ts'): Hazard[] {
     }
     for (const m of receiving) {
       for (const r of m.receives) {
-        const hasAfter = r.arguments.some((a) => ts.isCallExpression(a) && ts.isIdentifier(a.expression) && a.expression.text === afterName);
+        const hasAfter = r.arguments.some((a) => isApiCall(a, afterName, 'after'));
         if (!hasAfter) {
           hazards.push({ kind: 'receive_without_timeout', function: m.name, line: file.getLineAndCharacterOfPosition(r.getStart()).line + 1,
             message: `receive in loop ${names} has no after(): an idle process waits in this version until a message comes, whatever loads meanwhile.` });

@@ -58,6 +58,11 @@ export class NodeBackend {
 
   static start(options: NodeBackendOptions): Promise<NodeBackend> {
     const { port1, port2 } = new MessageChannel();
+    // A thread node with a CPU limit gets a heartbeat cell the host watches (an isolate node
+    // enforces its limit itself, per slice).
+    const cpuMs = options.kind === 'thread' ? options.limits.cpuMsPerSlice : undefined;
+    const heartbeat = cpuMs !== undefined ? new SharedArrayBuffer(4) : undefined;
+    const epoch = Date.now();
     const data: NodeData = {
       node: options.node,
       creation: options.creation,
@@ -65,6 +70,8 @@ export class NodeBackend {
       peers: Object.fromEntries(options.peers),
       capabilities: options.capabilities,
       limits: options.limits,
+      heartbeat,
+      epoch,
     };
     const worker = new Worker(entryUrl(options.kind), {
       workerData: data,
@@ -86,7 +93,8 @@ export class NodeBackend {
           resolve(backend);
         } else options.onMessage(message);
       });
-      worker.on('error', (error) => { backend.lastError = error; });
+      worker.on('error', (error) => { backend.lastError ??= error; });
+      if (heartbeat) backend.watch(new Int32Array(heartbeat), epoch, cpuMs!, options.node);
       worker.on('exit', (code) => {
         backend.exited = true;
         backend.controlPort.close();
@@ -98,6 +106,22 @@ export class NodeBackend {
         options.onExit({ code, error: backend.lastError, requested: backend.stopping });
       });
     });
+  }
+
+  /**
+   * A thread cannot be interrupted inside a step: if one runs past the CPU limit, the thread is
+   * ended (its node then restarts per policy). Checked a few times per limit period.
+   */
+  private watch(beat: Int32Array, epoch: number, cpuMs: number, node: string): void {
+    const timer = setInterval(() => {
+      if (this.exited) return clearInterval(timer);
+      const started = Atomics.load(beat, 0);
+      if (!started || Date.now() - epoch - started <= cpuMs) return;
+      clearInterval(timer);
+      this.lastError = new Error(`cpu limit: code in node '${node}' ran over ${cpuMs} ms without yielding; the thread was ended`);
+      void this.worker.terminate();
+    }, Math.max(10, cpuMs / 4));
+    timer.unref();
   }
 
   deliver(envelopes: Envelope[]): void {

@@ -13,7 +13,7 @@ import { ANY } from './match.js';
 import { formatPid, isPid, nodeOf, NODE_NAME, type Pid } from './pid.js';
 import { Process } from './process.js';
 import { RingQueue } from './queue.js';
-import { Sig, type Envelope, type ErrorReason, type Target } from './signals.js';
+import { Sig, type DownMessage, type Envelope, type ErrorReason, type Target } from './signals.js';
 import { TimerHeap, type TimerEntry } from './timers.js';
 import { ALL, allows, type Capabilities, type Limits } from './capabilities.js';
 import type { ProcessInfo, ModuleInfo, KernelEvent, SpawnOptions, Dest, LoadReport, PurgeReport, ProcessStatus } from './types.js';
@@ -136,7 +136,7 @@ export class Kernel {
       this.afterExternalWork();
       return { module: name, version: version.version, previous: previous?.version, purged: room.purged, killed: room.killed };
     };
-    const room = this.makeRoom(record, record.current ? 1 : 0, mode);
+    const room = this.makeRoom(record, this.willBecomeOld(record), mode);
     return room instanceof Promise ? room.then(commit) : commit(room);
   }
 
@@ -179,12 +179,19 @@ export class Kernel {
     const record = this.knownModule(module);
     if (!record.current) throw new BadArgument(`module '${module}' has no current version to delete`);
     this.assertNotDraining(record);
-    const room = this.makeRoom(record, 1, 'soft') as PurgeReport;
+    const room = this.makeRoom(record, this.willBecomeOld(record), 'soft') as PurgeReport;
     if (!room.ok) throw new NotPurged(`module '${module}' has old code that processes still run (${room.lingering.join(', ')}): purge it first`, { module, lingering: room.lingering });
     const deleted = this.code.deleteCurrent(module);
     this.host.emit({ type: 'module_deleted', node: this.node, module, version: deleted.version });
     if (deleted.processes.size === 0 && collectsIdle(this.policyFor(module).retention)) this.collect(deleted);
     return room;
+  }
+
+  /** How many versions a load or delete adds to the old ones: none if the current one is idle and would be collected at once. */
+  private willBecomeOld(record: ModuleRecord): number {
+    const current = record.current;
+    if (!current) return 0;
+    return current.processes.size === 0 && collectsIdle(this.policyFor(record.name).retention) ? 0 : 1;
   }
 
   private knownModule(module: string): ModuleRecord {
@@ -380,21 +387,32 @@ export class Kernel {
     if (typeof init !== 'function') throw new UnknownFunction(`callback module '${module}' exports no init()`, { module, function: 'init' });
     if (options.name !== undefined) this.checkName(options.name);
     const proc = new Process(formatPid(this.node, ++this.nextId, this.creation), `${kind}:${module}`);
+    // The process exists while init runs (init may register it, link, spawn): if init fails, it
+    // ends like any process, so its names are freed and its links told.
+    this.procs.set(proc.pid, proc);
+    proc.status = 'running';
     const saved = this.current;
     this.current = proc;
     let state: unknown;
+    let failure: { reason: unknown; message: string } | undefined;
     try {
       state = init(...args);
+      if (kind === 'statem' && (typeof state !== 'object' || state === null || !('state' in state))) {
+        failure = { reason: 'bad_init', message: `init of statem ${module} must return { state, data }` };
+      }
     } catch (error) {
-      throw new Refused(`init of ${module} failed: ${errorText(error)}`, { module, reason: error instanceof ExitNow ? error.reason : errorReason(error) });
+      const reason = error instanceof ExitNow ? error.reason : errorReason(error);
+      failure = { reason, message: `init of ${module} failed: ${errorText(error)}` };
     } finally {
       this.current = saved;
     }
-    if (kind === 'statem' && (typeof state !== 'object' || state === null || !('state' in state))) {
-      throw new Refused(`init of statem ${module} must return { state, data }`, { module });
+    if (failure || proc.pendingExit) {
+      const reason = proc.pendingExit ? proc.pendingExit.reason : failure!.reason;
+      this.terminate(proc, reason);
+      this.drain();
+      throw new Refused(failure?.message ?? `init of ${module} was ended: ${safeString(reason)}`, { module, reason });
     }
     if (kind === 'statem') state = { state: (state as { state: unknown }).state, data: (state as { data?: unknown }).data };
-    this.procs.set(proc.pid, proc);
     proc.behaviour = new Behaviour(kind, module, state, vsnOf(version));
     this.indexBehaviour(proc, null, module);
     this.applySpawnOptions(proc, options, parent);
@@ -511,6 +529,9 @@ export class Kernel {
       const took = this.host.now() - started;
       if (took > timeoutMs) throw new Timeout(`codeChange of ${version} took ${took.toFixed(1)} ms for ${pid}, over its ${timeoutMs} ms limit: state kept`, { pid, module });
       if (state === undefined) throw new Refused(`codeChange of ${version} returned undefined for ${pid}: return the new state`, { pid, module });
+      if (b.kind === 'statem' && (typeof state !== 'object' || state === null || !('state' in state))) {
+        throw new Refused(`codeChange of statem ${version} must return { state, data } for ${pid}`, { pid, module });
+      }
       b.state = state;
     }
     b.stateVsn = to;
@@ -571,7 +592,7 @@ export class Kernel {
     const mref = target ? this.monitor(target) : undefined;
     const from: From = { pid: proc.pid, ref };
     this.send(dest, { $call: request, from });
-    const done = (): void => { if (mref) this.demonitor(mref); };
+    const done = (): void => { if (mref) this.demonitor(mref, true); };
     const clauses = [new Clause((m: unknown) => (m as { $reply?: unknown })?.$reply === ref, (m) => { done(); return then((m as { value: unknown }).value); })];
     if (mref) {
       clauses.push(new Clause((m: unknown) => (m as { type?: string; ref?: string })?.type === 'DOWN' && (m as { ref: string }).ref === mref, (m) => {
@@ -671,6 +692,7 @@ export class Kernel {
    */
   private advance(proc: Process, result: unknown): boolean {
     if (result instanceof Receive) {
+      if (result.version?.draining && proc.version !== result.version) return this.refuseDrained(proc, result.version);
       this.moveTo(proc, result.version);
       if (proc.mailbox.length) {
         if (result.anyHandler) {
@@ -697,7 +719,9 @@ export class Kernel {
       return false;
     }
     if (result instanceof Next) {
-      this.moveTo(proc, this.code.versionOf(result.fn) ?? result.version);
+      const target = this.code.versionOf(result.fn) ?? result.version;
+      if (target?.draining && proc.version !== target) return this.refuseDrained(proc, target);
+      this.moveTo(proc, target);
       proc.stepFn = result.fn;
       proc.stepArgs = result.args;
       return true;
@@ -708,6 +732,13 @@ export class Kernel {
     } else {
       this.terminate(proc, 'normal');
     }
+    this.drain();
+    return false;
+  }
+
+  /** A drained version takes no newcomers: a process trying to enter it ends with the reason. */
+  private refuseDrained(proc: Process, version: ModuleVersion): false {
+    this.terminate(proc, errorReason(new Refused(`cannot enter ${version}: it is being drained`)));
     this.drain();
     return false;
   }
@@ -1110,7 +1141,7 @@ export class Kernel {
       link: (pid: Pid) => k.link(pid),
       unlink: (pid: Pid) => k.unlink(pid),
       monitor: (target: Pid | string) => k.monitor(target),
-      demonitor: (ref: string) => k.demonitor(ref),
+      demonitor: (ref: string, options?: { flush?: boolean }) => k.demonitor(ref, options?.flush === true),
       exit: (...args: unknown[]) => {
         if (args.length < 2) throw new ExitNow(args[0] ?? 'normal');
         k.exitOther(args[0] as Pid, args[1]);
@@ -1234,13 +1265,15 @@ export class Kernel {
     return ref;
   }
 
-  private demonitor(ref: string): true {
+  /** Removes a monitor; with `flush`, also a DOWN for it already in the mailbox (erlang:demonitor/2's flush). */
+  private demonitor(ref: string, flush = false): true {
     const proc = this.self('demonitor');
     const watched = proc.monitors?.get(ref);
     if (watched !== undefined) {
       proc.monitors!.delete(ref);
       this.signal([Sig.Demonitor, watched, proc.pid, ref]);
     }
+    if (flush) proc.mailbox.takeFirst((m) => ((m as DownMessage | null)?.type === 'DOWN' && (m as DownMessage).ref === ref ? true : undefined));
     return true;
   }
 

@@ -38,6 +38,7 @@ export function applyUpgrade(kernel: Kernel, steps: UpgradeStep[]): NodeUpgradeR
   const undo: (() => void)[] = [];
   const suspended: Pid[] = [];
   const suspendedSet = new Set<Pid>();
+  const heldByOthers: Pid[] = [];
   const upgraded = new Set<Pid>();
   const modules = new Set<string>();
   let index = 0;
@@ -50,10 +51,12 @@ export function applyUpgrade(kernel: Kernel, steps: UpgradeStep[]): NodeUpgradeR
         case 'suspend': {
           for (const module of step.modules) {
             for (const pid of kernel.behavioursOf(module)) {
-              if (suspendedSet.has(pid) || kernel.statusOf(pid) === 'suspended') continue;
+              if (suspendedSet.has(pid)) continue;
+              suspendedSet.add(pid);
+              // One an operator suspended earlier is converted too, but left suspended.
+              if (kernel.statusOf(pid) === 'suspended') { heldByOthers.push(pid); continue; }
               kernel.suspend(pid);
               suspended.push(pid);
-              suspendedSet.add(pid);
             }
           }
           report.suspended = suspended.length;
@@ -79,7 +82,7 @@ export function applyUpgrade(kernel: Kernel, steps: UpgradeStep[]): NodeUpgradeR
           break;
         }
         case 'codeChange': {
-          for (const pid of suspended) {
+          for (const pid of [...suspended, ...heldByOthers]) {
             if (!kernel.usesModule(pid, step.module)) continue;
             const saved = kernel.behaviourSnapshot(pid)!;
             kernel.changeCode(pid, step.module, step.oldVsn, step.extra, step.timeoutMs);
