@@ -102,6 +102,36 @@ describe('thread node supervision', () => {
   });
 });
 
+describe('CPU limit of a thread node', () => {
+  it('ends a thread whose step runs over the limit, and restarts the node per policy', async () => {
+    const spin = `
+      import { receive, send } from 'subnode/process';
+      export function loop(): unknown {
+        return receive((m: { op?: string; from: string }) => { if (m.op === 'spin') for (;;) {} send(m.from, 'pong'); return loop(); });
+      }
+    `;
+    system = await System.start({ nodes: [{ name: 'a', limits: { cpuMsPerSlice: 150 }, modules: { spin }, start: [{ module: 'spin', fn: 'loop', name: 'spinner' }] }, { name: 'b', modules: { echo } }] });
+    const inbox = system.inbox();
+    const pid = (await system.node('a').whereis('spinner'))!;
+    system.send(pid, { from: inbox.pid });
+    expect(await inbox.receive()).toBe('pong');
+    const down = waitFor(system, 'node_down', 'a');
+    const restarted = waitFor(system, 'node_restarted', 'a');
+    const t0 = Date.now();
+    system.send(pid, { op: 'spin', from: inbox.pid });
+    expect(await down).toMatchObject({ reason: expect.stringMatching(/cpu limit.*150 ms/) });
+    expect(Date.now() - t0).toBeLessThan(5_000);
+    await restarted;
+    const again = (await system.node('a').whereis('spinner'))!;
+    system.send(again, { from: inbox.pid });
+    expect(await inbox.receive()).toBe('pong');
+    // the other node never noticed
+    const b = await system.node('b').spawn('echo', 'loop');
+    system.send(b, { from: inbox.pid, body: 'b fine' });
+    expect(await inbox.receive()).toBe('b fine');
+  });
+});
+
 describe('bad input gets a typed error and loses nothing', () => {
   it('rejects bad module source, unknown modules, functions and nodes; keeps what runs', async () => {
     system = await System.start({ nodes: [{ name: 'a', modules: { echo } }] });
