@@ -16,3 +16,5 @@ export type { LoadReport, PurgeReport, Hazard } from './kernel/types.js';
 export { findHazards } from './host/hazards.js';
 export type { Capabilities, Limits, MailboxLimit } from './kernel/capabilities.js';
 export type { NodeKind } from './host/node-backend.js';
+export type { MigrateOptions, MigrationResult, BulkMigration, ProcessLocation } from './host/migration.js';
+export type { MigrationSnapshot } from './kernel/types.js';

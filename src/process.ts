@@ -35,6 +35,11 @@ export const receive: {
 } = outside('receive') as never;
 export const on: <M = unknown>(pattern: Pattern, handler: (message: M) => unknown) => Clause = outside('on') as never;
 export const after: (ms: number, handler: () => unknown) => AfterClause = outside('after') as never;
+/**
+ * A raw process's consent to migrate, as a receive clause: `onMigrate(() => next(exported, ...state))`
+ * says how it continues on another node (`exported` must be an exported function of the module).
+ */
+export const onMigrate: (handler: () => Step) => Clause = outside('onMigrate') as never;
 /** A tail call: the process continues with `fn(...args)` in constant memory. */
 export const next: <A extends unknown[]>(fn: (...args: A) => unknown, ...args: A) => Step = outside('next') as never;
 

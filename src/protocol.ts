@@ -9,7 +9,7 @@
  */
 import type { WireError } from './errors.js';
 import type { Envelope } from './kernel/signals.js';
-import type { KernelEvent, LoadReport, ModuleInfo, Pid, ProcessInfo, PurgeReport, SpawnOptions } from './kernel/types.js';
+import type { KernelEvent, LoadReport, MigrationOutcome, MigrationSnapshot, ModuleInfo, Pid, ProcessInfo, PurgeReport, SpawnOptions } from './kernel/types.js';
 import type { CodePolicy, PurgeMode } from './kernel/policy.js';
 import type { Capabilities, Limits } from './kernel/capabilities.js';
 import type { NodeUpgradeReport, UpgradeStep } from './kernel/upgrade.js';
@@ -33,6 +33,11 @@ export interface NodeControl {
   getState(pid: Pid): Result<unknown>;
   replaceState(pid: Pid, state: unknown): Result<true>;
   applyUpgrade(steps: UpgradeStep[]): Async<NodeUpgradeReport>;
+  migrateOut(pids: Pid[]): Result<MigrationOutcome<MigrationSnapshot>[]>;
+  migrateIn(snapshots: MigrationSnapshot[], extra: unknown, timeoutMs?: number): Result<MigrationOutcome<{ from: unknown; to: unknown }>[]>;
+  migrateCommit(pids: Pid[], to: string): Result<true>;
+  migrateAbort(pids: Pid[]): Result<true>;
+  restoreForwards(entries: [Pid, string][]): Result<true>;
   spawn(module: string, fn: string, args: unknown[], options: SpawnOptions): Result<Pid>;
   exit(pid: Pid, reason: unknown): Result<true>;
   processes(): ProcessInfo[];

@@ -139,6 +139,9 @@ function deliver(envelopes: Envelope[]): void {
 // ---- the boundary: everything the kernel sends is checked here ------------------------------------
 
 const OWN_FROM = new Set<number>([Sig.Link, Sig.Unlink, Sig.Exit, Sig.Monitor, Sig.Demonitor, Sig.Down]);
+/** Pids the host moved into this node (it may report them Gone) and out of it (it may send their Flushed). */
+const movedIn = new Set<string>();
+const movedOut = new Set<string>();
 
 function deny(what: string): void {
   post({ t: 'event', event: { type: 'capability_denied', node: data.node, what: `${what} (stopped at the isolate boundary)` } });
@@ -149,7 +152,9 @@ function outbound(node: unknown, envelopes: unknown): void {
   if (node !== data.node && node !== 'host' && !allows(caps.sendTo, node)) return deny(`${envelopes.length} signal(s) to node '${node}'`);
   const admitted: Envelope[] = [];
   for (const e of envelopes as unknown[]) {
-    if (!Array.isArray(e) || typeof e[0] !== 'number' || e[0] < Sig.Message || e[0] > Sig.Down || typeof e[1] !== 'string') { deny('a malformed signal'); continue; }
+    if (!Array.isArray(e) || typeof e[0] !== 'number' || e[0] < Sig.Message || e[0] > Sig.Flushed || typeof e[1] !== 'string') { deny('a malformed signal'); continue; }
+    if (e[0] === Sig.Gone && !movedIn.has(e[1]) && !movedOut.has(e[1])) { deny(`a Gone for ${e[1]}, which never moved through this node`); continue; }
+    if (e[0] === Sig.Flushed && !movedOut.has(e[1])) { deny(`a Flushed for ${e[1]}, which did not move out of this node`); continue; }
     // Signals that name their sender must name a process of this node: no forged exits or links.
     if (OWN_FROM.has(e[0]) && (!isPid(e[2]) || nodeOf(e[2]) !== data.node)) { deny(`a signal claiming to come from ${String(e[2])}`); continue; }
     if (e[0] === Sig.Message) {
@@ -207,6 +212,9 @@ const control = new Proxy({} as NodeControl, {
     if (op === 'ping') return () => 'pong';
     if (op === 'then') return undefined;
     return async (...args: unknown[]) => {
+      // The boundary learns which pids moved through here from the host's own requests.
+      if (op === 'migrateCommit') for (const pid of args[0] as string[]) movedOut.add(pid);
+      if (op === 'migrateIn') for (const snap of args[0] as { pid: string }[]) movedIn.add(snap.pid);
       const result = await call<unknown>(op, args);
       // Queries (processes, modules…) answer plain values on a thread node; keep that shape.
       return RAW.has(op) ? ('ok' in result ? result.ok : Promise.reject(new Error(result.error.message))) : result;

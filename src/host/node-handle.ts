@@ -7,7 +7,7 @@ import { transfer } from 'comlink';
 import { BadArgument, NodeDown, NotAllowed, fromWire } from '../errors.js';
 import type { Pid } from '../kernel/pid.js';
 import type { Envelope } from '../kernel/signals.js';
-import type { LoadReport, ModuleInfo, ProcessInfo, PurgeReport, SpawnOptions } from '../kernel/types.js';
+import type { LoadReport, MigrationOutcome, MigrationSnapshot, ModuleInfo, ProcessInfo, PurgeReport, SpawnOptions } from '../kernel/types.js';
 import { checkPolicy, type CodePolicy, type PurgeMode } from '../kernel/policy.js';
 import type { NodeUpgradeReport, UpgradeStep } from '../kernel/upgrade.js';
 import type { NodeToHost, Result } from '../protocol.js';
@@ -62,6 +62,8 @@ export interface NodeContext {
   events: Events;
   /** A node's thread is up: connect it with the others and bring it up to date. */
   attach(node: NodeHandle): Promise<void>;
+  /** Forwarding entries for processes whose pids name this node but that live elsewhere. */
+  forwardsFor(node: string): [Pid, string][];
   /** A node's thread is gone: tell everyone else. */
   detach(node: NodeHandle): void;
   route(node: string, envelopes: Envelope[]): void;
@@ -192,6 +194,19 @@ export class NodeHandle {
   getState<S = unknown>(pid: Pid): Promise<S> { return this.call<S>((c) => c.getState(pid)); }
   replaceState(pid: Pid, state: unknown): Promise<true> { return this.call<true>((c) => c.replaceState(pid, state)); }
 
+  /** @internal the three steps of migration (see src/host/migration.ts). */
+  migrateOut(pids: Pid[]): Promise<MigrationOutcome<MigrationSnapshot>[]> {
+    return this.call((c) => c.migrateOut(pids));
+  }
+  /** @internal */
+  migrateIn(snapshots: MigrationSnapshot[], extra: unknown, timeoutMs?: number): Promise<MigrationOutcome<{ from: unknown; to: unknown }>[]> {
+    return this.call((c) => c.migrateIn(snapshots, extra, timeoutMs));
+  }
+  /** @internal */
+  migrateCommit(pids: Pid[], to: string): Promise<true> { return this.call<true>((c) => c.migrateCommit(pids, to)); }
+  /** @internal */
+  migrateAbort(pids: Pid[]): Promise<true> { return this.call<true>((c) => c.migrateAbort(pids)); }
+
   /** @internal one node's part of an upgrade plan, as a transaction in the node. */
   applyUpgrade(steps: UpgradeStep[]): Promise<NodeUpgradeReport> {
     return this.call<NodeUpgradeReport>((c) => c.applyUpgrade(steps));
@@ -274,6 +289,8 @@ export class NodeHandle {
     this.lost = new Promise((_, reject) => { this.loseBackend = reject; });
     this.lost.catch(() => {});
     await this.context.attach(this);
+    const forwards = this.context.forwardsFor(this.name);
+    if (forwards.length) unwrap(await this.raw<Result<unknown>>((c) => c.restoreForwards(forwards)));
     if (this.policy) unwrap(await this.raw<Result<unknown>>((c) => c.setPolicy(this.policy!)));
     for (const [module, policy] of this.modulePolicies) unwrap(await this.raw<Result<unknown>>((c) => c.setPolicy(policy, module)));
     if (this.release.size) {

@@ -4,8 +4,10 @@
  * traffic between nodes does not pass through this thread.
  */
 import { MessageChannel } from 'node:worker_threads';
-import { BadArgument, NameTaken, NoProcess, NotAllowed, UnknownFunction, UnknownNode, toWire, type WireError } from '../errors.js';
+import { BadArgument, NameTaken, NoProcess, NotAllowed, UnknownFunction, UnknownNode, fromWire, toWire, type WireError } from '../errors.js';
 import { allows } from '../kernel/capabilities.js';
+import { Migrations, type BulkMigration, type MigrateOptions, type MigrationResult, type ProcessLocation } from './migration.js';
+import type { PurgeReport } from '../kernel/types.js';
 import { checkPlan, compilePlan, stepsFor, type NodeOutcome, type UpgradePlan, type UpgradeReport } from './upgrade-plan.js';
 import { isPid, nodeOf, NODE_NAME, type Pid } from '../kernel/pid.js';
 import type { Dest, KernelEvent } from '../kernel/types.js';
@@ -29,6 +31,7 @@ export class System {
   private readonly events = new Events();
   private readonly router = new Router(this.events, (request) => void this.serve(request));
   private hostFunctions: Record<string, HostFunction> = {};
+  private readonly migrations = new Migrations((name) => this.node(name), this.events);
   private readonly handles = new Map<string, NodeHandle>();
   private readonly globals = new Map<string, Pid>();
   /** Nodes whose threads are up and can take peer ports. */
@@ -199,6 +202,42 @@ export class System {
     throw new BadArgument(`plan nodes must be '*', a list of node names or { except: [...] }`);
   }
 
+  /**
+   * Moves a live process to another node. It is suspended at a safe point (waiting for a message)
+   * with its state and pending messages; the target's code converts its state (`codeChange`
+   * when the vsns differ) and runs it under the same pid. Messages sent meanwhile arrive after
+   * the move, in order per sender. If the conversion or start fails, it resumes where it was,
+   * exactly as it was, and the result says why. Servers and statems can move; a raw process can
+   * if it waits in a receive with `onMigrate(() => next(exportedFn, ...state))`.
+   */
+  async migrate(pid: Pid, to: string, options: MigrateOptions = {}): Promise<MigrationResult> {
+    const [result] = await this.migrations.migrate([pid], to, options);
+    if (!result!.ok) throw fromWire(result!.error!);
+    return result!;
+  }
+
+  /** Moves every process using a module (or the given pids) from one node to another, in batches. */
+  migrateAll(spec: BulkMigration): Promise<MigrationResult[]> {
+    return this.migrations.migrateAll(spec);
+  }
+
+  /** Where a process runs now, where it came from, and how many times it moved. */
+  locate(pid: Pid): ProcessLocation {
+    return this.migrations.locate(pid);
+  }
+
+  /**
+   * Purges a module's old code on a node, moving the processes that still run it to another
+   * node (say a legacy node holding that old version) instead of killing them. Processes that
+   * cannot move are then handled by `then` ('kill' by default, or 'soft' to keep the old code).
+   */
+  async purgeToNode(node: string, module: string, to: string, options: { then?: 'kill' | 'soft'; extra?: unknown } = {}): Promise<{ moved: MigrationResult[]; purge: PurgeReport }> {
+    const lingering = await this.node(node).lingering(module);
+    const moved = lingering.length ? await this.migrations.migrate(lingering, to, { extra: options.extra }) : [];
+    const purge = await this.node(node).purge(module, options.then ?? 'kill');
+    return { moved, purge };
+  }
+
   /** A mailbox on this thread with a pid, to receive replies and DOWN messages from processes. */
   inbox(): Inbox {
     return this.router.inbox();
@@ -256,7 +295,9 @@ export class System {
       for (const [name, pid] of this.globals) if (nodeOf(pid) === node.name) this.setGlobal(name, null);
       for (const peer of this.attached) void peer.control.nodeDown(node.name).catch(() => {});
       this.router.nodeDown(node.name);
+      this.migrations.nodeDown(node.name);
     },
+    forwardsFor: (node) => this.migrations.forwardsHomedAt(node),
     route: (node, envelopes) => this.router.route(node, envelopes),
     onKernelEvent: (event: KernelEvent) => {
       if (event.type === 'global_register') {

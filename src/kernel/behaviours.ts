@@ -20,7 +20,8 @@ export interface ReplyMessage { $reply: string; value: unknown }
 export type BehaviourKind = 'server' | 'statem';
 
 export class Behaviour {
-  suspended = false;
+  /** The receive its loop waits in (the kernel builds it once per process). */
+  loop: { anyHandler: unknown } | null = null;
   constructor(
     readonly kind: BehaviourKind,
     /** The callback module (for statem: the top of its stack). */

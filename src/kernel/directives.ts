@@ -21,6 +21,15 @@ export class After {
   constructor(readonly ms: number, readonly handler: () => unknown) {}
 }
 
+/**
+ * A raw process's consent to migrate: called while it waits in this receive, it returns how the
+ * process continues on another node — `next(exportedFn, ...state)` — the export half of the
+ * export/import pair (the exported function is the import half).
+ */
+export class OnMigrate {
+  constructor(readonly handler: () => unknown) {}
+}
+
 export class Receive {
   constructor(
     readonly version: ModuleVersion | null,
@@ -28,6 +37,7 @@ export class Receive {
     readonly anyHandler: Handler | null,
     readonly clauses: readonly Clause[] | null,
     readonly after: After | null,
+    readonly onMigrate: OnMigrate | null = null,
   ) {}
 
   /** The handler for `message`, or undefined when no clause accepts it. A throwing guard is false. */
@@ -59,8 +69,10 @@ export function buildReceive(version: ModuleVersion | null, parts: unknown[]): R
   if (parts.length === 1 && typeof parts[0] === 'function') return new Receive(version, parts[0] as Handler, null, null);
   const clauses: Clause[] = [];
   let after: After | null = null;
+  let onMigrate: OnMigrate | null = null;
   for (const part of parts) {
     if (part instanceof Clause) clauses.push(part);
+    else if (part instanceof OnMigrate) onMigrate = part;
     else if (typeof part === 'function') clauses.push(new Clause(ANY, part as Handler));
     else if (part instanceof After) {
       if (after) throw new TypeError('receive() takes at most one after() clause');
@@ -68,7 +80,7 @@ export function buildReceive(version: ModuleVersion | null, parts: unknown[]): R
     } else throw new TypeError('receive() takes handlers, on(pattern, handler) clauses and one after(ms, handler)');
   }
   if (!clauses.length && !after) throw new TypeError('receive() needs at least one clause or an after()');
-  return new Receive(version, null, clauses, after);
+  return new Receive(version, null, clauses, after, onMigrate);
 }
 
 export function buildAfter(ms: number, handler: () => unknown): After {

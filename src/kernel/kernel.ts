@@ -3,11 +3,11 @@
  * It runs unchanged in every kind of node and uses no Node API: timers, compilation, the clock
  * and the wires to other nodes come through the small `KernelHost` interface.
  */
-import { fromWire, type WireError } from '../errors.js';
+import { fromWire, toWire, type WireError } from '../errors.js';
 import { BadArgument, NameTaken, NoProcess, NotCloneable, NotAllowed, NotInProcess, NotPurged, Refused, Timeout, TooLarge, UnknownFunction, UnknownModule } from '../errors.js';
 import { CodeServer, type ModuleFactory, type ModuleRecord, type ModuleVersion } from './code-server.js';
 import { DEFAULT_POLICY, checkPolicy, checkPurge, collectsIdle, oldSlots, type CodePolicy, type PurgeMode } from './policy.js';
-import { After, Clause, Next, Receive, buildAfter, buildClause, buildReceive } from './directives.js';
+import { After, Clause, Next, OnMigrate, Receive, buildAfter, buildClause, buildReceive } from './directives.js';
 import { Behaviour, deepCopy, dispatch, vsnOf, type BehaviourKind, type DispatchHost, type From } from './behaviours.js';
 import { ANY } from './match.js';
 import { formatPid, isPid, nodeOf, NODE_NAME, type Pid } from './pid.js';
@@ -16,7 +16,7 @@ import { RingQueue } from './queue.js';
 import { Sig, type DownMessage, type Envelope, type ErrorReason, type Target } from './signals.js';
 import { TimerHeap, type TimerEntry } from './timers.js';
 import { ALL, allows, type Capabilities, type Limits } from './capabilities.js';
-import type { ProcessInfo, ModuleInfo, KernelEvent, SpawnOptions, Dest, LoadReport, PurgeReport, ProcessStatus } from './types.js';
+import type { ProcessInfo, ModuleInfo, KernelEvent, SpawnOptions, Dest, LoadReport, PurgeReport, ProcessStatus, MigrationSnapshot, MigrationOutcome } from './types.js';
 
 export interface KernelHost {
   now(): number;
@@ -86,6 +86,12 @@ export class Kernel {
   private readonly modulePolicies = new Map<string, CodePolicy>();
   /** Modules with a drain in progress: another load or purge of them waits its turn by refusing. */
   private readonly draining = new Map<ModuleRecord, () => void>();
+  /** Processes that migrated away from this node: pid → where to forward, and where it had come from. */
+  private readonly moved = new Map<Pid, { node: string; cameFrom: string | null }>();
+  /** Names registered here by processes that migrated away: name → pid (forwarded like the pid). */
+  private readonly movedNames = new Map<string, Pid>();
+  /** True while applying envelopes that came from another node. */
+  private inbound = false;
   /** Behaviour processes by callback module (all modules on a statem's stack): whom an upgrade suspends. */
   private readonly behaviourIndex = new Map<string, Set<Process>>();
 
@@ -280,7 +286,12 @@ export class Kernel {
   /** Signals from other nodes (or the host), in order. */
   deliver(envelopes: Envelope[]): void {
     for (const envelope of envelopes) this.signals.push(envelope);
-    this.drain();
+    this.inbound = true;
+    try {
+      this.drain();
+    } finally {
+      this.inbound = false;
+    }
     this.afterExternalWork();
   }
 
@@ -295,8 +306,9 @@ export class Kernel {
   nodeDown(node: string): void {
     const prefix = `<${node}.`;
     for (const proc of this.procs.values()) {
-      if (proc.links) for (const pid of proc.links) if (pid.startsWith(prefix)) this.signals.push([Sig.Exit, proc.pid, pid, 'noconnection', 1]);
-      if (proc.monitors) for (const [ref, pid] of proc.monitors) if (pid.startsWith(prefix)) this.signals.push([Sig.Down, proc.pid, pid, ref, 'noconnection']);
+      // A pid naming the dead node may be a process that migrated here: it is not gone.
+      if (proc.links) for (const pid of proc.links) if (pid.startsWith(prefix) && !this.procs.has(pid)) this.signals.push([Sig.Exit, proc.pid, pid, 'noconnection', 1]);
+      if (proc.monitors) for (const [ref, pid] of proc.monitors) if (pid.startsWith(prefix) && !this.procs.has(pid)) this.signals.push([Sig.Down, proc.pid, pid, ref, 'noconnection']);
       if (proc.watchers) for (const [ref, pid] of proc.watchers) if (pid.startsWith(prefix)) proc.watchers.delete(ref);
     }
     this.drain();
@@ -373,6 +385,226 @@ export class Kernel {
     return culprit?.pid;
   }
 
+  // ---- migration -------------------------------------------------------------------------------
+  //
+  // A process moves in three steps the host drives: out (here: suspend at a safe point and take a
+  // snapshot; messages keep queueing), in (there: convert the state with the target's code, start
+  // it under the same pid), then commit (here: forward what queued meanwhile, then a Flushed
+  // marker, and keep forwarding) or abort (here: resume, exactly as it was). The pid stays: its
+  // home node forwards, so per-sender order holds and nothing is lost.
+
+  /** Takes snapshots of processes to move; each is suspended until commit or abort. */
+  migrateOut(pids: Pid[]): MigrationOutcome<MigrationSnapshot>[] {
+    return pids.map((pid) => {
+      try {
+        return { pid, ok: this.snapshot(this.process(pid)) };
+      } catch (error) {
+        return { pid, error: toWire(error) };
+      }
+    });
+  }
+
+  private snapshot(proc: Process): MigrationSnapshot {
+    if (proc.snapshotAt >= 0) throw new Refused(`${proc.pid} is already being moved`, { pid: proc.pid });
+    if (proc.heldLocal !== null) throw new Refused(`${proc.pid} has just arrived and is still receiving from its last node: try again`, { pid: proc.pid });
+    const b = proc.behaviour;
+    const held: unknown[] = [];
+    let kind: MigrationSnapshot['kind'];
+    let module: string;
+    let fn: string | undefined;
+    let state: unknown;
+    let vsn: unknown;
+    if (b) {
+      // A server about to handle a message has it in its pending step: it travels first.
+      if (proc.status === 'runnable' && proc.stepFn === b.loop?.anyHandler) held.push(proc.stepArg);
+      else if (proc.status !== 'waiting' && proc.status !== 'suspended') throw new Refused(`${proc.pid} is ${proc.status}: try again`, { pid: proc.pid });
+      kind = b.kind;
+      module = b.module;
+      state = b.state;
+      vsn = b.stateVsn;
+    } else {
+      const wait = proc.wait;
+      if (proc.status !== 'waiting' || !wait?.onMigrate) {
+        throw new Refused(`${proc.pid} cannot migrate: it is not a server or statem, and it does not wait in a receive with onMigrate()`, { pid: proc.pid });
+      }
+      const saved = this.current;
+      this.current = proc;
+      let how: unknown;
+      try {
+        how = wait.onMigrate.handler();
+      } finally {
+        this.current = saved;
+      }
+      const version = how instanceof Next ? this.code.versionOf(how.fn) : undefined;
+      const name = version && Object.keys(version.exports).find((k) => version.exports[k] === (how as Next).fn);
+      if (!version || !name) throw new Refused(`${proc.pid}: onMigrate must return next(exportedFunction, ...state)`, { pid: proc.pid });
+      kind = 'raw';
+      module = version.name;
+      fn = name;
+      state = (how as Next).args;
+      vsn = vsnOf(version);
+    }
+    const snapshot: MigrationSnapshot = {
+      pid: proc.pid,
+      from: this.node,
+      moves: proc.moves,
+      kind,
+      module,
+      fn,
+      stack: b ? [...b.stack] : [],
+      state,
+      vsn,
+      mailbox: [...held, ...proc.mailbox],
+      links: proc.links ? [...proc.links] : [],
+      monitors: proc.monitors ? [...proc.monitors] : [],
+      watchers: proc.watchers ? [...proc.watchers] : [],
+      trapExit: proc.trapExit,
+      name: proc.name ?? undefined,
+      initial: proc.initial,
+    };
+    assertCloneable(snapshot);
+    this.suspend(proc.pid);
+    proc.snapshotAt = proc.mailbox.length;
+    return snapshot;
+  }
+
+  /** Starts moved processes here under their own pids, their states converted by this node's code. */
+  migrateIn(snapshots: MigrationSnapshot[], extra?: unknown, timeoutMs = 5_000): MigrationOutcome<{ from: unknown; to: unknown }>[] {
+    return snapshots.map((snap) => {
+      try {
+        return { pid: snap.pid, ok: this.arrive(snap, extra, timeoutMs) };
+      } catch (error) {
+        return { pid: snap?.pid, error: toWire(error) };
+      }
+    });
+  }
+
+  private arrive(snap: MigrationSnapshot, extra: unknown, timeoutMs: number): { from: unknown; to: unknown } {
+    if (!snap || !isPid(snap.pid)) throw new BadArgument('a migration snapshot needs a pid');
+    if (this.procs.has(snap.pid)) throw new Refused(`${snap.pid} already runs on node '${this.node}'`, { pid: snap.pid });
+    const version = this.code.current(snap.module);
+    for (const m of snap.stack) this.code.current(m);
+    const to = vsnOf(version);
+    const proc = new Process(snap.pid, snap.initial);
+    // Conversion: the target version's codeChange(fromVsn, state, extra), when the vsn differs.
+    let state = snap.state;
+    const convert = version.exports.codeChange;
+    if (!sameVsn(snap.vsn, to) && typeof convert === 'function') {
+      const saved = this.current;
+      const started = this.host.now();
+      this.current = proc;
+      try {
+        state = convert(snap.vsn, deepCopy(state), extra);
+      } catch (error) {
+        throw new Refused(`codeChange of ${version} failed while migrating ${snap.pid}: ${errorText(error)}`, { pid: snap.pid, reason: errorReason(error) });
+      } finally {
+        this.current = saved;
+      }
+      if (this.host.now() - started > timeoutMs) throw new Timeout(`codeChange of ${version} took over ${timeoutMs} ms while migrating ${snap.pid}`, { pid: snap.pid });
+      if (state === undefined) throw new Refused(`codeChange of ${version} returned undefined while migrating ${snap.pid}`, { pid: snap.pid });
+      if (snap.kind === 'raw' && !Array.isArray(state)) throw new Refused(`codeChange of ${version} must return the argument list of ${snap.module}.${snap.fn} for a raw process`, { pid: snap.pid });
+    }
+    let entry: ((...args: unknown[]) => unknown) | undefined;
+    if (snap.kind === 'raw') entry = this.code.entry(snap.module, snap.fn!).fn;
+    // Committed from here on.
+    this.procs.set(proc.pid, proc);
+    this.moved.delete(proc.pid);
+    for (const [name, pid] of this.movedNames) {
+      if (pid !== proc.pid) continue;
+      this.movedNames.delete(name);
+      this.names.set(name, proc);
+      proc.name = name;
+    }
+    proc.cameFrom = snap.from;
+    proc.moves = snap.moves + 1;
+    proc.heldLocal = [];
+    proc.trapExit = snap.trapExit;
+    if (snap.links.length) proc.links = new Set(snap.links);
+    if (snap.monitors.length) proc.monitors = new Map(snap.monitors);
+    if (snap.watchers.length) proc.watchers = new Map(snap.watchers);
+    for (const message of snap.mailbox) proc.mailbox.push(message);
+    if (snap.kind === 'raw') {
+      proc.stepFn = entry!;
+      proc.stepArgs = state as unknown[];
+      this.moveTo(proc, version);
+      this.enqueue(proc);
+    } else {
+      proc.behaviour = new Behaviour(snap.kind, snap.module, state, to, [...snap.stack]);
+      for (const m of new Set([snap.module, ...snap.stack])) this.indexBehaviour(proc, null, m);
+      this.continueWith(proc, this.behaviourLoop(proc));
+    }
+    this.afterExternalWork();
+    return { from: snap.vsn, to };
+  }
+
+  /** The moves are done: forward what queued since the snapshots, then keep forwarding. */
+  migrateCommit(pids: Pid[], to: string): void {
+    for (const pid of pids) {
+      const proc = this.procs.get(pid);
+      if (!proc || proc.snapshotAt < 0) continue;
+      const messages = [...proc.mailbox].slice(proc.snapshotAt);
+      for (const m of messages) this.post(to, [Sig.Message, pid, m]);
+      this.post(to, [Sig.Flushed, pid]);
+      // It leaves without dying: no exit signals, no DOWN; its links and monitors went with it.
+      this.procs.delete(pid);
+      this.disarm(proc);
+      this.moveTo(proc, null);
+      if (proc.behaviour) for (const m of new Set([proc.behaviour.module, ...proc.behaviour.stack])) this.indexBehaviour(proc, m, null);
+      if (proc.name !== null) {
+        this.names.delete(proc.name);
+        this.movedNames.set(proc.name, pid);
+      }
+      proc.status = 'exited';
+      this.moved.set(pid, { node: to, cameFrom: proc.cameFrom });
+    }
+    this.afterExternalWork();
+  }
+
+  /** The moves failed: the processes go on here exactly as they were. */
+  migrateAbort(pids: Pid[]): void {
+    for (const pid of pids) {
+      const proc = this.procs.get(pid);
+      if (!proc || proc.snapshotAt < 0) continue;
+      proc.snapshotAt = -1;
+      this.resume(pid);
+    }
+    this.afterExternalWork();
+  }
+
+  /** After a restart: the host tells the home node where its migrated processes live now. */
+  restoreForwards(entries: [Pid, string][]): void {
+    for (const [pid, node] of entries) if (!this.procs.has(pid) && node !== this.node) this.moved.set(pid, { node, cameFrom: null });
+  }
+
+  /** Where a pid this node knows is forwarded to, if it moved away. */
+  locationOf(pid: Pid): string | undefined {
+    return this.procs.has(pid) ? this.node : this.moved.get(pid)?.node;
+  }
+
+  private forwardOf(target: Target): { node: string; pid: Pid } | undefined {
+    const pid = isPid(target) ? target : this.movedNames.get(target);
+    const entry = pid && this.moved.get(pid);
+    return entry ? { node: entry.node, pid: pid! } : undefined;
+  }
+
+  /** A migrated process ended: forget its forwarding, and tell the node before us on its path. */
+  private gone(pid: Pid): void {
+    const entry = this.moved.get(pid);
+    if (!entry) return;
+    this.moved.delete(pid);
+    for (const [name, p] of this.movedNames) if (p === pid) this.movedNames.delete(name);
+    if (entry.cameFrom !== null) this.post(entry.cameFrom, [Sig.Gone, pid]);
+  }
+
+  /** The previous node has forwarded everything: local messages held back go in now, in order. */
+  private flushed(pid: Pid): void {
+    const proc = this.procs.get(pid);
+    if (!proc || proc.heldLocal === null) return;
+    const held = proc.heldLocal;
+    proc.heldLocal = null;
+    for (const m of held) this.deliverMessage(proc, m);
+  }
+
   // ---- behaviours and the system protocol (OTP's sys) -----------------------------------------
 
   /**
@@ -428,6 +660,7 @@ export class Kernel {
       dispatch(this.dispatchHost, proc, proc.behaviour!, message);
       return loop;
     }, null, null);
+    proc.behaviour!.loop = loop;
     return loop;
   }
 
@@ -854,6 +1087,7 @@ export class Kernel {
     if (proc.links) for (const pid of proc.links) this.signal([Sig.Exit, pid, proc.pid, reason, 1]);
     if (proc.watchers) for (const [ref, watcher] of proc.watchers) this.signal([Sig.Down, watcher, proc.pid, ref, reason]);
     if (proc.monitors) for (const [ref, watched] of proc.monitors) this.signal([Sig.Demonitor, watched, proc.pid, ref]);
+    if (proc.cameFrom !== null) this.post(proc.cameFrom, [Sig.Gone, proc.pid]);
     if (!isQuietReason(reason)) this.host.emit({ type: 'process_exit', node: this.node, pid: proc.pid, initial: proc.initial, reason });
   }
 
@@ -880,7 +1114,19 @@ export class Kernel {
 
   /** Applies one signal to a process of this node. */
   private apply(e: Envelope): void {
+    if (e[0] === Sig.Gone) return this.gone(e[1]);
+    const to = e[1];
+    if (!(isPid(to) ? this.procs.has(to) : this.names.has(to))) {
+      const forward = this.forwardOf(to);
+      if (forward) {
+        const copy = e.slice() as Envelope;
+        copy[1] = forward.pid;
+        return this.post(forward.node, copy);
+      }
+    }
     switch (e[0]) {
+      case Sig.Flushed:
+        return this.flushed(e[1]);
       case Sig.Message: {
         const proc = this.lookup(e[1]);
         if (proc) this.deliverMessage(proc, e[2]);
@@ -929,6 +1175,11 @@ export class Kernel {
   }
 
   private deliverMessage(proc: Process, message: unknown): void {
+    // Just arrived by migration: local senders wait until the previous node has forwarded all it held.
+    if (proc.heldLocal !== null && !this.inbound) {
+      proc.heldLocal.push(message);
+      return;
+    }
     if (proc.status === 'waiting') {
       const handler = this.selectAs(proc, proc.wait!, message);
       if (handler) {
@@ -1022,6 +1273,7 @@ export class Kernel {
       links: p.links ? [...p.links] : [],
       trapExit: p.trapExit,
       behaviour: p.behaviour ? { kind: p.behaviour.kind, module: p.behaviour.module, stack: [...p.behaviour.stack], vsn: p.behaviour.stateVsn } : undefined,
+      migration: p.moves ? { moves: p.moves, cameFrom: p.cameFrom! } : undefined,
     };
   }
 
@@ -1042,8 +1294,11 @@ export class Kernel {
     if (isPid(dest)) return this.sendPid(dest, message);
     if (typeof dest === 'string') {
       const proc = this.names.get(dest);
-      if (!proc) throw new NoProcess(`no process registered as '${dest}' on node '${this.node}'`, { name: dest });
-      return this.deliverLocal(proc, message);
+      if (proc) return this.deliverLocal(proc, message);
+      const forward = this.forwardOf(dest);
+      if (!forward) throw new NoProcess(`no process registered as '${dest}' on node '${this.node}'`, { name: dest });
+      this.checkMessage(message);
+      return this.post(forward.node, [Sig.Message, forward.pid, message]);
     }
     if (dest && typeof dest === 'object') {
       if ('global' in dest && typeof dest.global === 'string') {
@@ -1065,7 +1320,12 @@ export class Kernel {
     const proc = this.procs.get(pid);
     if (proc) return this.deliverLocal(proc, message);
     const node = nodeOf(pid);
-    if (node === this.node) return; // a dead local process: dropped, as in Erlang
+    if (node === this.node) {
+      const forward = this.moved.get(pid);
+      if (!forward) return; // a dead local process: dropped, as in Erlang
+      this.checkMessage(message);
+      return this.post(forward.node, [Sig.Message, pid, message]);
+    }
     this.checkReach(node, 'send to');
     this.checkMessage(message);
     this.post(node, [Sig.Message, pid, message]);
@@ -1119,6 +1379,10 @@ export class Kernel {
           : buildReceive(version, parts);
       },
       on: buildClause,
+      onMigrate: (handler: () => unknown) => {
+        if (typeof handler !== 'function') throw new TypeError('onMigrate(): handler must be a function returning next(exportedFn, ...state)');
+        return new OnMigrate(handler);
+      },
       after: buildAfter,
       next: (fn: (...args: unknown[]) => unknown, ...args: unknown[]) => {
         if (typeof fn !== 'function') throw new TypeError('next() takes a function and its arguments');
@@ -1298,6 +1562,17 @@ function isQuietReason(reason: unknown): boolean {
 export function errorReason(thrown: unknown): ErrorReason {
   if (thrown instanceof Error) return { error: { name: thrown.name, message: thrown.message, stack: thrown.stack } };
   return { error: { name: 'Error', message: safeString(thrown) } };
+}
+
+/** Two vsns are the same version: equal values, or equal plain data (`{ down: 2 }`). */
+function sameVsn(a: unknown, b: unknown): boolean {
+  if (Object.is(a, b)) return true;
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
+  try {
+    return JSON.stringify(a) === JSON.stringify(b);
+  } catch {
+    return false;
+  }
 }
 
 function errorText(error: unknown): string {

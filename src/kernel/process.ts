@@ -42,6 +42,13 @@ export class Process {
   trapExit = false;
   name: string | null = null;
   globalName: string | null = null;
+  /** Migration: the node it came from (if it arrived by migration), and how many moves so far. */
+  cameFrom: string | null = null;
+  moves = 0;
+  /** Arrived by migration and its previous node has not flushed yet: local messages wait here. */
+  heldLocal: unknown[] | null = null;
+  /** Being moved out: the mailbox length when its snapshot was taken. */
+  snapshotAt = -1;
   /** Messages dropped because its mailbox was full. */
   dropped = 0;
   /** An exit that reached the process while it was running; applied when its step returns. */

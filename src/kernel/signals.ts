@@ -12,6 +12,10 @@ export const enum Sig {
   Monitor = 4,
   Demonitor = 5,
   Down = 6,
+  /** A migrated process ended: the nodes it passed through drop their forwarding entries. */
+  Gone = 7,
+  /** From a process's previous node: every message it held back has been forwarded. */
+  Flushed = 8,
 }
 
 /** A process on the receiving node: a pid, or a name registered there. */
@@ -26,7 +30,9 @@ export type Envelope =
   | [Sig.Monitor, Target, Pid, string]
   | [Sig.Demonitor, Target, Pid, string]
   /** [_, watcher, watched, ref, reason] */
-  | [Sig.Down, Pid, Pid, string, unknown];
+  | [Sig.Down, Pid, Pid, string, unknown]
+  | [Sig.Gone, Pid]
+  | [Sig.Flushed, Pid];
 
 /** Exit reasons with a fixed meaning. Any other cloneable value is a reason too. */
 export type ExitReason = 'normal' | 'kill' | 'killed' | 'noproc' | 'noconnection' | 'shutdown' | ErrorReason | unknown;

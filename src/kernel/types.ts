@@ -32,7 +32,35 @@ export interface ProcessInfo {
   trapExit: boolean;
   /** For server and statem processes: the callback module (and statem's stack) and the state's vsn. */
   behaviour?: { kind: 'server' | 'statem'; module: string; stack: string[]; vsn: unknown };
+  /** For a process that arrived by migration: how many moves so far, and the node it came from. */
+  migration?: { moves: number; cameFrom: string };
 }
+
+/** What moves with a process from one node to another. */
+export interface MigrationSnapshot {
+  pid: Pid;
+  from: string;
+  moves: number;
+  kind: 'server' | 'statem' | 'raw';
+  /** The callback module, or for a raw process the module of its exported continuation. */
+  module: string;
+  /** Raw processes: the exported function it continues with. */
+  fn?: string;
+  stack: string[];
+  /** A behaviour's state, or a raw process's continuation arguments. */
+  state: unknown;
+  vsn: unknown;
+  /** Messages it had not handled yet, in order. */
+  mailbox: unknown[];
+  links: Pid[];
+  monitors: [string, Pid][];
+  watchers: [string, Pid][];
+  trapExit: boolean;
+  name?: string;
+  initial: string;
+}
+
+export type MigrationOutcome<T> = { pid: Pid; ok: T } | { pid: Pid; error: import('../errors.js').WireError };
 
 export interface ModuleInfo {
   name: string;
@@ -83,5 +111,6 @@ export type KernelEvent =
   | { type: 'mailbox_overflow'; node: string; pid: Pid; action: 'dropped' | 'killed'; dropped: number }
   | { type: 'cpu_limit'; node: string; pid?: Pid; limitMs: number }
   | { type: 'log'; node: string; pid?: Pid; level: 'log' | 'info' | 'warn' | 'error'; text: string }
+  | { type: 'process_migrated'; node: string; pid: Pid; from: string; to: string; moves: number }
   | { type: 'global_register'; node: string; name: string; pid: Pid }
   | { type: 'global_unregister'; node: string; name: string; pid: Pid };

@@ -82,6 +82,11 @@ export function boot(config: SandboxConfig): void {
     nodeDown: (node: string) => { kernel.nodeDown(node); return true; },
     setGlobal: (name: string, pid: never) => { kernel.setGlobal(name, pid); return true; },
     processCount: () => kernel.processCount,
+    migrateOut: (pids: never) => kernel.migrateOut(pids),
+    migrateIn: (snapshots: never, extra: unknown, timeoutMs?: number) => kernel.migrateIn(snapshots, extra, timeoutMs),
+    migrateCommit: (pids: never, to: string) => { kernel.migrateCommit(pids, to); return true; },
+    migrateAbort: (pids: never) => { kernel.migrateAbort(pids); return true; },
+    restoreForwards: (entries: never) => { kernel.restoreForwards(entries); return true; },
   };
   /** Every control operation answers `{ ok }` or `{ error }` (a promise of one for async operations). */
   const control: Control = (op, args) => {

@@ -1,0 +1,95 @@
+/** Output for people: aligned tables and one-line event logs. */
+import type { SystemEvent } from '../host/events.js';
+import type { ModuleInfo, ProcessInfo } from '../kernel/types.js';
+import type { NodeRow } from './protocol.js';
+
+/** Columns padded to their widest cell; the last column is not padded. */
+export function table(headers: string[], rows: (string | number)[][]): string {
+  const cells = [headers, ...rows.map((r) => r.map((c) => String(c)))];
+  const widths = headers.map((_, i) => Math.max(...cells.map((r) => (r[i] ?? '').length)));
+  return cells.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd()).join('\n');
+}
+
+/** A value in one line: strings bare, everything else as JSON. */
+export function inline(value: unknown): string {
+  if (typeof value === 'string') return value;
+  try {
+    const text = JSON.stringify(value);
+    return text === undefined ? String(value) : text;
+  } catch {
+    return String(value);
+  }
+}
+
+export function nodesTable(rows: NodeRow[]): string {
+  if (!rows.length) return '(no nodes)';
+  return table(['NODE', 'KIND', 'STATUS', 'CREATION', 'PROCESSES', 'MODULES'],
+    rows.map((n) => [n.name, n.kind, n.status, n.creation, n.processes ?? '-', n.modules ?? '-']));
+}
+
+export function versionsOf(p: ProcessInfo): string {
+  if (!p.versions.length) return '-';
+  return p.versions.map((v) => `${v.module} v${v.version}${v.state === 'current' ? '' : ` (${v.state})`}`).join(', ');
+}
+
+export function psTable(rows: (ProcessInfo & { node: string })[]): string {
+  if (!rows.length) return '(no processes)';
+  return table(['PID', 'NAME', 'STATUS', 'MAILBOX', 'VERSIONS', 'INITIAL'],
+    rows.map((p) => [p.pid, p.name ?? '-', p.status, p.mailbox, versionsOf(p), p.behaviour ? `${p.initial} [${p.behaviour.kind} ${p.behaviour.module}]` : p.initial]));
+}
+
+export function policyText(policy: ModuleInfo['policy']): string {
+  const r = policy.retention;
+  const retention = r.kind === 'stack' ? `stack(${r.depth})` : r.kind;
+  const purge = typeof policy.purge === 'string' ? policy.purge : `drain(${policy.purge.drain}ms, ${policy.purge.then})`;
+  return `${retention}/${purge}`;
+}
+
+export function modulesTable(rows: (ModuleInfo & { node: string })[]): string {
+  if (!rows.length) return '(no modules)';
+  const out: (string | number)[][] = [];
+  for (const m of rows) {
+    const versions = [...m.versions].sort((a, b) => b.version - a.version);
+    for (const v of versions) {
+      out.push([m.node, m.name, `v${v.version}`, v.draining ? `${v.state} (draining)` : v.state, v.processes, policyText(m.policy)]);
+    }
+  }
+  return table(['NODE', 'MODULE', 'VERSION', 'STATE', 'PROCESSES', 'POLICY'], out);
+}
+
+/** `2025-01-02T03:04:05.678Z  node   what happened`, for `subnode run` and `events`. */
+export function eventLine(at: string, event: SystemEvent, nodeWidth = 8): string {
+  const { node, text } = describeEvent(event);
+  return `${at}  ${node.padEnd(nodeWidth)}  ${text}`;
+}
+
+export function describeEvent(e: SystemEvent): { node: string; text: string } {
+  const node = 'node' in e && typeof e.node === 'string' ? e.node : 'host';
+  const pid = 'pid' in e && e.pid ? `${e.pid} ` : '';
+  switch (e.type) {
+    case 'node_started': return { node, text: `node started (${e.creation ? `creation ${e.creation}` : 'first incarnation'})` };
+    case 'node_down': return { node, text: `node DOWN (creation ${e.creation}): ${e.reason}` };
+    case 'node_restarted': return { node, text: `node restarted (creation ${e.creation})` };
+    case 'node_failed': return { node, text: `node FAILED, not restarted: ${e.reason}` };
+    case 'node_stopped': return { node, text: 'node stopped' };
+    case 'message_dropped': return { node, text: `${e.count} message${e.count === 1 ? '' : 's'} dropped (${e.reason.replace('_', ' ')})` };
+    case 'global_conflict': return { node: 'host', text: `global name '${e.name}' claimed twice: kept ${e.kept}, refused ${e.refused}` };
+    case 'upgrade_node': return { node, text: `upgrade: ${e.phase === 'start' ? 'starting' : e.phase.replace('_', ' ')}` };
+    case 'process_exit': return { node, text: `${e.pid} (${e.initial}) exited: ${inline(e.reason)}` };
+    case 'module_loaded': return { node, text: `loaded ${e.module} v${e.version}` };
+    case 'module_purged': return { node, text: `purged ${e.module} v${e.version}` };
+    case 'module_deleted': return { node, text: `deleted ${e.module} v${e.version} (no current version now)` };
+    case 'process_purged': return { node, text: `${e.pid} killed by the purge of ${e.module} v${e.version}` };
+    case 'drain_started': return { node, text: `draining ${e.module} ${e.versions.map((v) => `v${v}`).join(', ')} (up to ${e.deadlineMs} ms)` };
+    case 'code_changed': return { node, text: `${e.pid} ${e.module}: state converted ${inline(e.from)} -> ${inline(e.to)}` };
+    case 'upgrade_step': return { node, text: `upgrade step ${e.step}: ${e.op}${e.module ? ` ${e.module}` : ''}` };
+    case 'upgrade_rollback': return { node, text: `upgrade ROLLED BACK at step ${e.step} (${e.op}): ${e.reason}` };
+    case 'capability_denied': return { node, text: `${pid}denied: ${e.what}` };
+    case 'mailbox_overflow': return { node, text: `${pid}mailbox overflow: ${e.action === 'killed' ? 'process killed' : `${e.dropped} dropped`}` };
+    case 'cpu_limit': return { node, text: `${pid}over the CPU limit of ${e.limitMs} ms per slice` };
+    case 'log': return { node, text: `${pid}${e.level === 'log' ? '' : `[${e.level}] `}${e.text}` };
+    case 'global_register': return { node, text: `${e.pid} registered globally as '${e.name}'` };
+    case 'global_unregister': return { node, text: `global name '${e.name}' (${e.pid}) released` };
+    default: return { node, text: inline(e) };
+  }
+}

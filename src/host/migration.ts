@@ -1,0 +1,173 @@
+/**
+ * Process migration, host side: drives the three steps (out, in, commit or abort) on the two
+ * nodes, in batches, and keeps the registry of where moved processes live. The pid never
+ * changes: the process's home node (the one its pid names) forwards to wherever it went, so
+ * senders, names, links and monitors keep working and per-sender order holds.
+ *
+ * The conversion rule is the hot-upgrade one: the target version's
+ * `codeChange(fromVsn, state, extra)` converts the state whenever the two vsns differ.
+ */
+import { BadArgument, NodeDown, Refused, toWire, type WireError } from '../errors.js';
+import { nodeOf, isPid, type Pid } from '../kernel/pid.js';
+import type { MigrationOutcome, MigrationSnapshot } from '../kernel/types.js';
+import type { Events } from './events.js';
+import type { NodeHandle } from './node-handle.js';
+
+export interface MigrateOptions {
+  /** Passed to the target's codeChange as `extra`. */
+  extra?: unknown;
+  /** Limit for each conversion, ms (default 5000). */
+  timeoutMs?: number;
+}
+
+export interface MigrationResult {
+  pid: Pid;
+  from: string;
+  to: string;
+  ok: boolean;
+  /** The vsns the state was converted between (equal when no conversion ran). */
+  vsn?: { from: unknown; to: unknown };
+  moves?: number;
+  /** Why it stayed where it was. */
+  error?: WireError;
+}
+
+export interface BulkMigration {
+  from: string;
+  to: string;
+  /** Processes using this module: servers and statems with it as a callback module, raw processes in its code. */
+  module?: string;
+  /** Or exactly these pids. */
+  pids?: Pid[];
+  extra?: unknown;
+  timeoutMs?: number;
+  /** Processes per round trip (default 1000). */
+  batch?: number;
+  /** Called after each batch: moved so far, total. */
+  onProgress?(done: number, total: number): void;
+}
+
+export interface ProcessLocation {
+  pid: Pid;
+  /** The node that runs it now. */
+  node: string;
+  /** The node its pid names, which forwards to it. */
+  home: string;
+  moves: number;
+  /** Nodes it has run on, oldest first, ending with `node`. */
+  path: string[];
+}
+
+export class Migrations {
+  private readonly where = new Map<Pid, ProcessLocation>();
+
+  constructor(private readonly node: (name: string) => NodeHandle, private readonly events: Events) {}
+
+  /** Where a process runs now (its home node unless it moved). */
+  locate(pid: Pid): ProcessLocation {
+    if (!isPid(pid)) throw new BadArgument(`not a pid: ${JSON.stringify(pid)}`);
+    const known = this.where.get(pid);
+    if (known) return { ...known, path: [...known.path] };
+    const home = nodeOf(pid);
+    return { pid, node: home, home, moves: 0, path: [home] };
+  }
+
+  /** Forwarding entries a restarted home node needs back. */
+  forwardsHomedAt(node: string): [Pid, string][] {
+    const out: [Pid, string][] = [];
+    for (const loc of this.where.values()) if (loc.home === node && loc.node !== node) out.push([loc.pid, loc.node]);
+    return out;
+  }
+
+  /** A node went down: processes that were running there are gone from the registry. */
+  nodeDown(node: string): void {
+    for (const [pid, loc] of this.where) if (loc.node === node) this.where.delete(pid);
+  }
+
+  async migrate(pids: Pid[], to: string, options: MigrateOptions = {}): Promise<MigrationResult[]> {
+    const target = this.node(to);
+    const byNode = new Map<string, Pid[]>();
+    for (const pid of pids) {
+      const from = this.locate(pid).node;
+      if (!byNode.has(from)) byNode.set(from, []);
+      byNode.get(from)!.push(pid);
+    }
+    const results: MigrationResult[] = [];
+    for (const [from, group] of byNode) {
+      if (from === to) {
+        for (const pid of group) results.push({ pid, from, to, ok: false, error: new Refused(`${pid} already runs on node '${to}'`).toWire() });
+        continue;
+      }
+      results.push(...await this.moveGroup(this.node(from), target, group, options));
+    }
+    return results;
+  }
+
+  async migrateAll(spec: BulkMigration): Promise<MigrationResult[]> {
+    if (!spec || typeof spec.from !== 'string' || typeof spec.to !== 'string') throw new BadArgument('migrateAll needs { from, to, module? | pids? }');
+    if (spec.module === undefined && spec.pids === undefined) throw new BadArgument('migrateAll needs a module or a list of pids');
+    const source = this.node(spec.from);
+    this.node(spec.to);
+    let pids = spec.pids ?? [];
+    if (spec.module !== undefined) {
+      const servers = await source.behavioursOf(spec.module);
+      const raw = (await source.processes()).filter((p) => !p.behaviour && p.versions.some((v) => v.module === spec.module)).map((p) => p.pid);
+      pids = [...new Set([...pids, ...servers, ...raw])];
+    }
+    const batch = Math.max(1, spec.batch ?? 1000);
+    const results: MigrationResult[] = [];
+    for (let i = 0; i < pids.length; i += batch) {
+      results.push(...await this.migrate(pids.slice(i, i + batch), spec.to, spec));
+      spec.onProgress?.(Math.min(i + batch, pids.length), pids.length);
+    }
+    return results;
+  }
+
+  private async moveGroup(source: NodeHandle, target: NodeHandle, pids: Pid[], options: MigrateOptions): Promise<MigrationResult[]> {
+    const from = source.name;
+    const to = target.name;
+    const results = new Map<Pid, MigrationResult>();
+    const fail = (pid: Pid, error: WireError): void => { results.set(pid, { pid, from, to, ok: false, error }); };
+    if (target.status !== 'running') {
+      for (const pid of pids) fail(pid, new NodeDown(`node '${to}' is ${target.status}`).toWire());
+      return pids.map((pid) => results.get(pid)!);
+    }
+    // 1. out: suspended at a safe point, snapshots taken; their messages keep queueing at the source.
+    const outs = await source.migrateOut(pids);
+    const snapshots: MigrationSnapshot[] = [];
+    for (const o of outs) {
+      if ('ok' in o) snapshots.push(o.ok); else fail(o.pid, o.error);
+    }
+    // 2. in: converted and started on the target under the same pids.
+    let ins: MigrationOutcome<{ from: unknown; to: unknown }>[] = [];
+    if (snapshots.length) {
+      try {
+        ins = await target.migrateIn(snapshots, options.extra, options.timeoutMs);
+      } catch (error) {
+        ins = snapshots.map((s) => ({ pid: s.pid, error: toWire(error) }));
+      }
+    }
+    const arrived: Pid[] = [];
+    const refused: Pid[] = [];
+    for (const i of ins) {
+      if ('ok' in i) {
+        arrived.push(i.pid);
+        const before = this.locate(i.pid);
+        const loc: ProcessLocation = { pid: i.pid, node: to, home: before.home, moves: before.moves + 1, path: [...before.path, to] };
+        this.where.set(i.pid, loc);
+        results.set(i.pid, { pid: i.pid, from, to, ok: true, vsn: i.ok, moves: loc.moves });
+      } else {
+        refused.push(i.pid);
+        fail(i.pid, i.error);
+      }
+    }
+    // 3. commit the ones that arrived (forward what queued, then keep forwarding); the rest resume.
+    if (arrived.length) await source.migrateCommit(arrived, to);
+    if (refused.length) await source.migrateAbort(refused);
+    for (const pid of arrived) {
+      const loc = this.where.get(pid)!;
+      this.events.emit({ type: 'process_migrated', node: to, pid, from, to, moves: loc.moves });
+    }
+    return pids.map((pid) => results.get(pid)!);
+  }
+}
