@@ -17,8 +17,9 @@ import { nodeStart } from './node-start.js';
 import { spawnMemory } from './spawn-memory.js';
 import { codeBench } from './code.js';
 import { isolateBench } from './isolate.js';
+import { migrationBench } from './migration.js';
 
-const BENCHMARKS: Benchmark[] = [intraNode, crossNode, spawnMemory, nodeStart, codeBench, isolateBench];
+const BENCHMARKS: Benchmark[] = [intraNode, crossNode, spawnMemory, nodeStart, codeBench, isolateBench, migrationBench];
 
 interface Args { names: string[]; reps: number; scale: number; out?: string; help: boolean }
 
