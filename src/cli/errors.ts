@@ -24,7 +24,7 @@ export class UsageError extends CliError {
 /** A config or plan file that cannot be used: exit 2, every problem named by its field. */
 export class ConfigError extends CliError {
   override readonly exitCode = 2;
-  constructor(readonly file: string, readonly problems: string[]) {
-    super(`bad config ${file}:\n${problems.map((p) => `  ${p}`).join('\n')}`);
+  constructor(readonly file: string, readonly problems: string[], what = 'config') {
+    super(`bad ${what} ${file}:\n${problems.map((p) => `  ${p}`).join('\n')}`);
   }
 }

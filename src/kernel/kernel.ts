@@ -62,6 +62,7 @@ export class Kernel {
   readonly code: CodeServer;
   readonly capabilities: Capabilities;
   readonly limits: Limits;
+  private readonly maxMessageBytes: number | undefined;
 
   private readonly procs = new Map<Pid, Process>();
   private readonly names = new Map<string, Process>();
@@ -102,6 +103,7 @@ export class Kernel {
     this.sliceMs = options.sliceMs ?? 4;
     this.capabilities = options.capabilities ?? ALL;
     this.limits = options.limits ?? {};
+    this.maxMessageBytes = this.limits.maxMessageBytes;
     this.code = new CodeServer({ compile: host.compile, apiFor: (v) => this.apiFor(v), now: host.now }, this.node, this.capabilities.aliases);
   }
 
@@ -1348,7 +1350,7 @@ export class Kernel {
   }
 
   private deliverLocal(proc: Process, message: unknown): void {
-    const max = this.limits.maxMessageBytes;
+    const max = this.maxMessageBytes;
     if (max !== undefined && estimateSize(message, max) > max) {
       throw new TooLarge(`message is larger than this node's limit of ${max} bytes`, { limit: max });
     }
@@ -1373,10 +1375,10 @@ export class Kernel {
     return Object.freeze({
       ANY,
       // The one-handler form is the hot path: no rest array, no clause objects.
-      receive: function receive(...parts: unknown[]) {
-        return parts.length === 1 && typeof parts[0] === 'function'
-          ? new Receive(version, parts[0] as (m: unknown) => unknown, null, null)
-          : buildReceive(version, parts);
+      receive: function receive(first?: unknown) {
+        // `arguments`, not a rest parameter: no array is allocated on the one-handler path.
+        if (arguments.length === 1 && typeof first === 'function') return new Receive(version, first as (m: unknown) => unknown, null, null);
+        return buildReceive(version, Array.prototype.slice.call(arguments));
       },
       on: buildClause,
       onMigrate: (handler: () => unknown) => {
