@@ -100,8 +100,7 @@ export const migrationBench: Benchmark = {
           moves++;
         }
         await done;
-        let total = 0;
-        while ((total = await system.call<number>(target, 'total')) < 2 * perSender && now() - t < 60_000) await new Promise((r) => setTimeout(r, 5));
+        while ((await system.call<number>(target, 'total')) < 2 * perSender && now() - t < 60_000) await new Promise((r) => setTimeout(r, 5));
         const ms = now() - t;
         const state = await system.call<{ total: number; bad: number }>(target, 'state');
         await system.node(system.locate(target).node).exit(target, 'kill');

@@ -81,7 +81,7 @@ describe('links', () => {
     const k = localKernel();
     const top = spawnFn(k, (api) => {
       api.trapExit(true);
-      const middle = api.spawnLink(() => {
+      api.spawnLink(() => {
         const bottom = api.spawnLink(worker, api);
         api.send(HOST, ['ids', api.self(), bottom]);
         return worker(api);

@@ -4,7 +4,7 @@
  * and the wires to other nodes come through the small `KernelHost` interface.
  */
 import { fromWire, toWire, type WireError } from '../errors.js';
-import { BadArgument, NameTaken, NoProcess, NotCloneable, NotAllowed, NotInProcess, NotPurged, Refused, Timeout, TooLarge, UnknownFunction, UnknownModule } from '../errors.js';
+import { BadArgument, NameTaken, NoProcess, NotAllowed, NotInProcess, NotPurged, Refused, Timeout, TooLarge, UnknownFunction, UnknownModule } from '../errors.js';
 import { CodeServer, type ModuleFactory, type ModuleRecord, type ModuleVersion } from './code-server.js';
 import { DEFAULT_POLICY, checkPolicy, checkPurge, collectsIdle, oldSlots, type CodePolicy, type PurgeMode } from './policy.js';
 import { After, Clause, Next, OnMigrate, Receive, buildAfter, buildClause, buildReceive } from './directives.js';
@@ -13,9 +13,12 @@ import { ANY } from './match.js';
 import { formatPid, isPid, nodeOf, NODE_NAME, type Pid } from './pid.js';
 import { Process } from './process.js';
 import { RingQueue } from './queue.js';
-import { Sig, type DownMessage, type Envelope, type ErrorReason, type Target } from './signals.js';
+import { Sig, type DownMessage, type Envelope, type Target } from './signals.js';
 import { TimerHeap, type TimerEntry } from './timers.js';
 import { ALL, allows, type Capabilities, type Limits } from './capabilities.js';
+import { assertCloneable, errorReason, errorText, estimateSize, isQuietReason, safeString, sameVsn } from './values.js';
+
+export { assertCloneable, errorReason, estimateSize } from './values.js';
 import type { ProcessInfo, ModuleInfo, KernelEvent, SpawnOptions, Dest, LoadReport, PurgeReport, ProcessStatus, MigrationSnapshot, MigrationOutcome } from './types.js';
 
 export interface KernelHost {
@@ -1552,125 +1555,5 @@ export class Kernel {
 
   private makeRef(): string {
     return `#Ref<${this.node}.${this.creation}.${++this.nextRef}>`;
-  }
-}
-
-/** Exits that are part of normal operation and need no crash report. */
-function isQuietReason(reason: unknown): boolean {
-  return reason === 'normal' || reason === 'shutdown' || reason === 'killed' || reason === 'noconnection' ||
-    (typeof reason === 'object' && reason !== null && 'shutdown' in reason);
-}
-
-export function errorReason(thrown: unknown): ErrorReason {
-  if (thrown instanceof Error) return { error: { name: thrown.name, message: thrown.message, stack: thrown.stack } };
-  return { error: { name: 'Error', message: safeString(thrown) } };
-}
-
-/** Two vsns are the same version: equal values, or equal plain data (`{ down: 2 }`). */
-function sameVsn(a: unknown, b: unknown): boolean {
-  if (Object.is(a, b)) return true;
-  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
-  try {
-    return JSON.stringify(a) === JSON.stringify(b);
-  } catch {
-    return false;
-  }
-}
-
-function errorText(error: unknown): string {
-  return error instanceof Error ? `${error.name}: ${error.message}` : safeString(error);
-}
-
-function safeString(value: unknown): string {
-  try {
-    return typeof value === 'string' ? value : JSON.stringify(value) ?? String(value);
-  } catch {
-    return Object.prototype.toString.call(value);
-  }
-}
-
-/**
- * A message's size in bytes, roughly as its structured clone: strings by length, numbers 8,
- * containers 16 plus their contents. Stops counting once past `stopAt`.
- */
-export function estimateSize(value: unknown, stopAt = Infinity): number {
-  let total = 0;
-  const stack: unknown[] = [value];
-  const seen = new Set<object>();
-  while (stack.length && total <= stopAt) {
-    const v = stack.pop();
-    switch (typeof v) {
-      case 'string': total += 8 + v.length * 2; break;
-      case 'number': case 'bigint': total += 8; break;
-      case 'object': {
-        if (v === null) { total += 1; break; }
-        if (seen.has(v)) break;
-        seen.add(v);
-        total += 16;
-        if (ArrayBuffer.isView(v)) total += v.byteLength;
-        else if (v instanceof ArrayBuffer) total += v.byteLength;
-        else if (Array.isArray(v)) for (const item of v) stack.push(item);
-        else if (v instanceof Map) for (const [k, x] of v) stack.push(k, x);
-        else if (v instanceof Set) for (const x of v) stack.push(x);
-        else for (const key of Object.keys(v)) { total += 8 + key.length * 2; stack.push((v as Record<string, unknown>)[key]); }
-        break;
-      }
-      default: total += 4;
-    }
-  }
-  return total;
-}
-
-/**
- * Messages to other nodes are copied by structured clone. Checking here, at `send`, lets the
- * sender get a NotCloneable error instead of a whole batch failing later on the wire.
- */
-export function assertCloneable(value: unknown): void {
-  const problem = uncloneable(value, 0, undefined);
-  if (problem !== undefined) throw new NotCloneable(`message${problem}, which cannot be sent to another node`);
-}
-
-/** Where a value fails to clone (` .a[2] is a function`), or undefined. Paths are built only on failure. */
-function uncloneable(value: unknown, depth: number, seen: Set<object> | undefined): string | undefined {
-  switch (typeof value) {
-    case 'function': return ' is a function';
-    case 'symbol': return ' is a symbol';
-    case 'object': {
-      if (value === null) return undefined;
-      // Shallow messages (nearly all) need no cycle tracking; deep ones may be cyclic.
-      if (depth > 32) {
-        if (seen?.has(value)) return undefined;
-        (seen ??= new Set()).add(value);
-      }
-      const d = depth + 1;
-      if (Array.isArray(value)) {
-        for (let i = 0; i < value.length; i++) {
-          const p = uncloneable(value[i], d, seen);
-          if (p !== undefined) return `[${i}]${p}`;
-        }
-      } else if (value instanceof Map) {
-        for (const [k, v] of value) {
-          const p = uncloneable(k, d, seen) ?? uncloneable(v, d, seen);
-          if (p !== undefined) return ` entry${p}`;
-        }
-      } else if (value instanceof Set) {
-        for (const v of value) {
-          const p = uncloneable(v, d, seen);
-          if (p !== undefined) return ` member${p}`;
-        }
-      } else if (ArrayBuffer.isView(value) || value instanceof ArrayBuffer || value instanceof Date || value instanceof RegExp || value instanceof Error) {
-        return undefined;
-      } else if (value instanceof WeakMap || value instanceof WeakSet || value instanceof Promise) {
-        return ` is a ${value.constructor.name}`;
-      } else {
-        for (const key in value) {
-          if (!Object.prototype.hasOwnProperty.call(value, key)) continue;
-          const p = uncloneable((value as Record<string, unknown>)[key], d, seen);
-          if (p !== undefined) return `.${key}${p}`;
-        }
-      }
-      return undefined;
-    }
-    default: return undefined;
   }
 }
