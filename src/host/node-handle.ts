@@ -16,7 +16,7 @@ import { RestartTracker, type RestartPolicy } from './restart.js';
 import { readSource, type ModuleSource } from './source.js';
 import { NodeBackend, type BackendExit, type NodeKind } from './node-backend.js';
 import { allows, checkCapabilities, checkLimits, type Capabilities, type Limits } from '../kernel/capabilities.js';
-import { transpile } from './transpile.js';
+import { compile } from './compiler.js';
 
 export interface StartSpec {
   module: string;
@@ -116,7 +116,7 @@ export class NodeHandle {
   async load(module: string, source: ModuleSource, options: { purge?: PurgeMode } = {}): Promise<LoadReport> {
     this.checkModuleAllowed(module);
     const { text, filename } = readSource(module, source);
-    const { js, hazards } = transpile(module, text, filename);
+    const { js, hazards } = await compile(module, text, filename);
     const report = await this.call<LoadReport>((c) => c.load(module, js, options));
     this.release.delete(module);
     this.release.set(module, js);
@@ -312,7 +312,7 @@ export class NodeHandle {
   private async loadDuringBoot(module: string, source: ModuleSource): Promise<void> {
     this.checkModuleAllowed(module);
     const { text, filename } = readSource(module, source);
-    const { js } = transpile(module, text, filename);
+    const { js } = await compile(module, text, filename);
     unwrap(await this.raw<Result<unknown>>((c) => c.load(module, js, {})));
     this.release.set(module, js);
   }

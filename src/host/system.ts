@@ -115,7 +115,7 @@ export class System {
    */
   async upgrade(plan: UpgradePlan): Promise<UpgradeReport> {
     const ordered = checkPlan(plan);
-    const compiled = compilePlan(ordered);
+    const compiled = await compilePlan(ordered);
     const steps = stepsFor(plan, ordered, compiled);
     const selected = this.selectNodes(plan);
     if (plan.canary !== undefined) {

@@ -9,7 +9,7 @@ import { BadArgument, LoadError, toWire, type WireError } from '../errors.js';
 import { checkPurge, type PurgeMode } from '../kernel/policy.js';
 import type { NodeUpgradeReport, UpgradeStep } from '../kernel/upgrade.js';
 import { readSource, type ModuleSource } from './source.js';
-import { transpile } from './transpile.js';
+import { compile } from './compiler.js';
 
 export interface PlanModule {
   module: string;
@@ -89,12 +89,12 @@ export function checkPlan(plan: UpgradePlan): PlanModule[] {
 }
 
 /** Compiles every module of the plan up front: a bad source fails the plan before any node is touched. */
-export function compilePlan(ordered: PlanModule[]): Map<string, string> {
+export async function compilePlan(ordered: PlanModule[]): Promise<Map<string, string>> {
   const compiled = new Map<string, string>();
   for (const m of ordered) {
     const { text, filename } = readSource(m.module, m.source);
     try {
-      compiled.set(m.module, transpile(m.module, text, filename).js);
+      compiled.set(m.module, (await compile(m.module, text, filename)).js);
     } catch (error) {
       if (error instanceof LoadError) throw error;
       throw new LoadError(`plan module '${m.module}': ${toWire(error).message}`, { module: m.module });
