@@ -34,8 +34,8 @@ export interface NodeControl {
   replaceState(pid: Pid, state: unknown): Result<true>;
   applyUpgrade(steps: UpgradeStep[]): Async<NodeUpgradeReport>;
   migrateOut(pids: Pid[]): Result<MigrationOutcome<MigrationSnapshot>[]>;
-  migrateIn(snapshots: MigrationSnapshot[], extra: unknown, timeoutMs?: number): Result<MigrationOutcome<{ from: unknown; to: unknown }>[]>;
-  migrateCommit(pids: Pid[], to: string): Result<true>;
+  migrateIn(snapshots: MigrationSnapshot[], extra: unknown, timeoutMs?: number): Result<MigrationOutcome<{ from: unknown; to: unknown; awaitDrain: boolean }>[]>;
+  migrateCommit(pids: Pid[], to: string, awaitDrain: Pid[]): Result<true>;
   migrateAbort(pids: Pid[]): Result<true>;
   restoreForwards(entries: [Pid, string][]): Result<true>;
   spawn(module: string, fn: string, args: unknown[], options: SpawnOptions): Result<Pid>;
@@ -44,7 +44,7 @@ export interface NodeControl {
   processInfo(pid: Pid): ProcessInfo | undefined;
   modules(): ModuleInfo[];
   whereis(name: string): Pid | undefined;
-  nodeDown(node: string): void;
+  nodeDown(node: string, lost: Pid[]): void;
   setGlobal(name: string, pid: Pid | null): void;
   /** A direct port to another node's thread; replaces any earlier port to that node. */
   connect(node: string, port: unknown): void;
@@ -59,7 +59,7 @@ export type NodeToHost =
   | { t: 'event'; event: KernelEvent };
 
 /** Host → node on the data path. */
-export type HostToNode = { t: 'deliver'; envelopes: Envelope[] };
+export type HostToNode = { t: 'deliver'; envelopes: Envelope[]; from: string };
 
 /** What a node's entry point (thread or isolate) receives as `workerData`. */
 export interface NodeData {

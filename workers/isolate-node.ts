@@ -76,6 +76,12 @@ bridge.setSync('setTimer', new ivm.Callback((ms: number) => {
   timer = setTimeout(fireTimer, Math.max(0, Math.min(Number(ms) || 0, 2 ** 31 - 1)));
 }));
 bridge.setSync('clearTimer', new ivm.Callback(() => clearTimeout(timer)));
+const pendingControl = new Map<number, (result: unknown) => void>();
+bridge.setSync('controlDone', new ivm.Callback((id: number, result: unknown) => {
+  const settle = pendingControl.get(id);
+  pendingControl.delete(id);
+  settle?.(result);
+}));
 bridge.release();
 
 (entry.namespace.getSync('boot', { reference: true }) as ivm.Reference<(config: unknown) => void>).applySync(undefined,
@@ -132,8 +138,8 @@ function fireTimer(): void {
   enter(timerRef, []);
 }
 
-function deliver(envelopes: Envelope[]): void {
-  enter(deliverRef, [envelopes]);
+function deliver(envelopes: Envelope[], from: string): void {
+  enter(deliverRef, [envelopes, from]);
 }
 
 // ---- the boundary: everything the kernel sends is checked here ------------------------------------
@@ -152,11 +158,15 @@ function outbound(node: unknown, envelopes: unknown): void {
   if (node !== data.node && node !== 'host' && !allows(caps.sendTo, node)) return deny(`${envelopes.length} signal(s) to node '${node}'`);
   const admitted: Envelope[] = [];
   for (const e of envelopes as unknown[]) {
-    if (!Array.isArray(e) || typeof e[0] !== 'number' || e[0] < Sig.Message || e[0] > Sig.Flushed || typeof e[1] !== 'string') { deny('a malformed signal'); continue; }
+    if (!Array.isArray(e) || typeof e[0] !== 'number' || e[0] < Sig.Message || e[0] > Sig.Drained || typeof e[1] !== 'string') { deny('a malformed signal'); continue; }
     if (e[0] === Sig.Gone && !movedIn.has(e[1]) && !movedOut.has(e[1])) { deny(`a Gone for ${e[1]}, which never moved through this node`); continue; }
-    if (e[0] === Sig.Flushed && !movedOut.has(e[1])) { deny(`a Flushed for ${e[1]}, which did not move out of this node`); continue; }
-    // Signals that name their sender must name a process of this node: no forged exits or links.
-    if (OWN_FROM.has(e[0]) && (!isPid(e[2]) || nodeOf(e[2]) !== data.node)) { deny(`a signal claiming to come from ${String(e[2])}`); continue; }
+    if ((e[0] === Sig.Flushed || e[0] === Sig.Drained) && !movedOut.has(e[1])) { deny(`a migration marker for ${e[1]}, which did not move out of this node`); continue; }
+    // Signals that name their sender must name a process of this node (its own, or one that moved
+    // in): no forged exits or links. A signal for a pid that moved out is a forward, as it came.
+    if (OWN_FROM.has(e[0]) && !movedOut.has(e[1]) && (!isPid(e[2]) || (nodeOf(e[2]) !== data.node && !movedIn.has(e[2])))) {
+      deny(`a signal claiming to come from ${String(e[2])}`);
+      continue;
+    }
     if (e[0] === Sig.Message) {
       if (node === 'host' && e[1] === HOST_SERVICE) {
         const request = e[2] as { from?: unknown } | null;
@@ -186,16 +196,23 @@ function emit(event: KernelEvent): void {
 function connect(node: string, port: MessagePort): void {
   peers.get(node)?.close();
   peers.set(node, port);
-  port.on('message', (envelopes: Envelope[]) => deliver(envelopes));
+  port.on('message', (envelopes: Envelope[]) => deliver(envelopes, node));
   port.unref();
 }
 
 for (const [node, port] of Object.entries(data.peers)) connect(node, port as MessagePort);
 
+/**
+ * Control calls enter the isolate synchronously, on this thread: an async call would run on
+ * another thread, and the kernel's callbacks into this one could then run a slice in the middle
+ * of the operation. An operation that finishes later (a drain) answers `{ pending }` first.
+ */
 async function call<T>(op: string, args: unknown[]): Promise<Result<T>> {
   if (isolate.isDisposed) return { error: { code: 'node_down', message: `isolate node '${data.node}' is gone` } };
   try {
-    return (await controlRef.apply(undefined, [op, args], { arguments: { copy: true }, result: { promise: true, copy: true }, timeout: CPU_MS })) as Result<T>;
+    const first = controlRef.applySync(undefined, [op, args], { arguments: { copy: true }, result: { copy: true }, timeout: CPU_MS }) as Result<T> | { pending: number };
+    if (!('pending' in first)) return first;
+    return await new Promise<Result<T>>((resolve) => pendingControl.set(first.pending, resolve as (r: unknown) => void));
   } catch (error) {
     if (timedOut(error) && !isolate.isDisposed) {
       recover();
@@ -224,7 +241,7 @@ const control = new Proxy({} as NodeControl, {
 const RAW = new Set(['processes', 'processInfo', 'modules', 'whereis', 'nodeDown', 'setGlobal']);
 
 host.on('message', (message: HostToNode) => {
-  if (message.t === 'deliver') deliver(message.envelopes);
+  if (message.t === 'deliver') deliver(message.envelopes, message.from);
 });
 expose(control, portEndpoint(data.control as MessagePort));
 post({ t: 'ready' });

@@ -56,7 +56,7 @@ const kernel = new Kernel(kernelHost, { node: data.node, creation: data.creation
 function connect(node: string, port: MessagePort): void {
   peers.get(node)?.close();
   peers.set(node, port);
-  port.on('message', busy((envelopes: Envelope[]) => kernel.deliver(envelopes)));
+  port.on('message', busy((envelopes: Envelope[]) => kernel.deliver(envelopes, node)));
   // Peer ports must not keep the thread alive: the host ends a node by terminating it.
   port.unref();
 }
@@ -95,7 +95,7 @@ const control: NodeControl = {
   applyUpgrade: (steps) => result(() => applyUpgrade(kernel, steps)),
   migrateOut: (pids) => sync(() => kernel.migrateOut(pids)),
   migrateIn: (snapshots, extra, timeoutMs) => sync(() => kernel.migrateIn(snapshots, extra, timeoutMs)),
-  migrateCommit: (pids, to) => sync(() => { kernel.migrateCommit(pids, to); return true as const; }),
+  migrateCommit: (pids, to, awaitDrain) => sync(() => { kernel.migrateCommit(pids, to, awaitDrain); return true as const; }),
   migrateAbort: (pids) => sync(() => { kernel.migrateAbort(pids); return true as const; }),
   restoreForwards: (entries) => sync(() => { kernel.restoreForwards(entries); return true as const; }),
   spawn: (module, fn, args, options) => sync(() => kernel.spawn(module, fn, args, options)),
@@ -104,14 +104,14 @@ const control: NodeControl = {
   processInfo: (pid) => kernel.processInfo(pid),
   modules: () => kernel.modules(),
   whereis: (name) => kernel.whereis(name),
-  nodeDown: (node) => kernel.nodeDown(node),
+  nodeDown: (node, lost) => kernel.nodeDown(node, lost),
   setGlobal: (name, pid) => kernel.setGlobal(name, pid),
   connect: (node, port) => connect(node, port as MessagePort),
   ping: () => 'pong',
 };
 
 host.on('message', busy((message: HostToNode) => {
-  if (message.t === 'deliver') kernel.deliver(message.envelopes);
+  if (message.t === 'deliver') kernel.deliver(message.envelopes, message.from);
 }));
 const watched = Object.fromEntries(Object.entries(control).map(([op, fn]) => [op, busy(fn as (...a: unknown[]) => unknown)])) as unknown as NodeControl;
 expose(watched, portEndpoint(data.control as MessagePort));

@@ -79,9 +79,20 @@ export class Migrations {
     return out;
   }
 
-  /** A node went down: processes that were running there are gone from the registry. */
-  nodeDown(node: string): void {
-    for (const [pid, loc] of this.where) if (loc.node === node) this.where.delete(pid);
+  /** A node went down: the migrated processes that were running there are gone; returns their pids. */
+  nodeDown(node: string): Pid[] {
+    const lost: Pid[] = [];
+    for (const [pid, loc] of this.where) {
+      if (loc.node !== node) continue;
+      this.where.delete(pid);
+      lost.push(pid);
+    }
+    return lost;
+  }
+
+  /** A migrated process ended. */
+  ended(pid: Pid): void {
+    this.where.delete(pid);
   }
 
   async migrate(pids: Pid[], to: string, options: MigrateOptions = {}): Promise<MigrationResult[]> {
@@ -98,9 +109,29 @@ export class Migrations {
         for (const pid of group) results.push({ pid, from, to, ok: false, error: new Refused(`${pid} already runs on node '${to}'`).toWire() });
         continue;
       }
-      results.push(...await this.moveGroup(this.node(from), target, group, options));
+      results.push(...await this.moveWithRetries(this.node(from), target, group, options));
     }
     return results;
+  }
+
+  /**
+   * Some refusals are moments, not reasons (a process between two steps, one still receiving from
+   * its previous node): those are tried again, with a growing pause, until `timeoutMs`.
+   */
+  private async moveWithRetries(source: NodeHandle, target: NodeHandle, pids: Pid[], options: MigrateOptions): Promise<MigrationResult[]> {
+    const deadline = Date.now() + (options.timeoutMs ?? 5_000);
+    const final = new Map<Pid, MigrationResult>();
+    let todo = pids;
+    for (let pause = 1; todo.length; pause = Math.min(pause * 2, 50)) {
+      const round = await this.moveGroup(source, target, todo, options);
+      todo = [];
+      for (const r of round) {
+        const retry = !r.ok && (r.error?.details as { retry?: boolean } | undefined)?.retry === true && Date.now() < deadline;
+        if (retry) todo.push(r.pid); else final.set(r.pid, r);
+      }
+      if (todo.length) await new Promise((resolve) => setTimeout(resolve, pause));
+    }
+    return pids.map((pid) => final.get(pid)!);
   }
 
   async migrateAll(spec: BulkMigration): Promise<MigrationResult[]> {
@@ -139,7 +170,7 @@ export class Migrations {
       if ('ok' in o) snapshots.push(o.ok); else fail(o.pid, o.error);
     }
     // 2. in: converted and started on the target under the same pids.
-    let ins: MigrationOutcome<{ from: unknown; to: unknown }>[] = [];
+    let ins: MigrationOutcome<{ from: unknown; to: unknown; awaitDrain: boolean }>[] = [];
     if (snapshots.length) {
       try {
         ins = await target.migrateIn(snapshots, options.extra, options.timeoutMs);
@@ -149,20 +180,22 @@ export class Migrations {
     }
     const arrived: Pid[] = [];
     const refused: Pid[] = [];
+    const awaitDrain: Pid[] = [];
     for (const i of ins) {
       if ('ok' in i) {
         arrived.push(i.pid);
+        if (i.ok.awaitDrain) awaitDrain.push(i.pid);
         const before = this.locate(i.pid);
         const loc: ProcessLocation = { pid: i.pid, node: to, home: before.home, moves: before.moves + 1, path: [...before.path, to] };
         this.where.set(i.pid, loc);
-        results.set(i.pid, { pid: i.pid, from, to, ok: true, vsn: i.ok, moves: loc.moves });
+        results.set(i.pid, { pid: i.pid, from, to, ok: true, vsn: { from: i.ok.from, to: i.ok.to }, moves: loc.moves });
       } else {
         refused.push(i.pid);
         fail(i.pid, i.error);
       }
     }
     // 3. commit the ones that arrived (forward what queued, then keep forwarding); the rest resume.
-    if (arrived.length) await source.migrateCommit(arrived, to);
+    if (arrived.length) await source.migrateCommit(arrived, to, awaitDrain);
     if (refused.length) await source.migrateAbort(refused);
     for (const pid of arrived) {
       const loc = this.where.get(pid)!;

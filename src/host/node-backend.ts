@@ -124,9 +124,9 @@ export class NodeBackend {
     timer.unref();
   }
 
-  deliver(envelopes: Envelope[]): void {
+  deliver(envelopes: Envelope[], from: string): void {
     if (this.exited) return;
-    const message: HostToNode = { t: 'deliver', envelopes };
+    const message: HostToNode = { t: 'deliver', envelopes, from };
     this.worker.postMessage(message);
   }
 

@@ -66,7 +66,7 @@ export interface NodeContext {
   forwardsFor(node: string): [Pid, string][];
   /** A node's thread is gone: tell everyone else. */
   detach(node: NodeHandle): void;
-  route(node: string, envelopes: Envelope[]): void;
+  route(node: string, envelopes: Envelope[], from: string): void;
   onKernelEvent(message: Extract<NodeToHost, { t: 'event' }>['event']): void;
 }
 
@@ -199,11 +199,11 @@ export class NodeHandle {
     return this.call((c) => c.migrateOut(pids));
   }
   /** @internal */
-  migrateIn(snapshots: MigrationSnapshot[], extra: unknown, timeoutMs?: number): Promise<MigrationOutcome<{ from: unknown; to: unknown }>[]> {
+  migrateIn(snapshots: MigrationSnapshot[], extra: unknown, timeoutMs?: number): Promise<MigrationOutcome<{ from: unknown; to: unknown; awaitDrain: boolean }>[]> {
     return this.call((c) => c.migrateIn(snapshots, extra, timeoutMs));
   }
   /** @internal */
-  migrateCommit(pids: Pid[], to: string): Promise<true> { return this.call<true>((c) => c.migrateCommit(pids, to)); }
+  migrateCommit(pids: Pid[], to: string, awaitDrain: Pid[]): Promise<true> { return this.call<true>((c) => c.migrateCommit(pids, to, awaitDrain)); }
   /** @internal */
   migrateAbort(pids: Pid[]): Promise<true> { return this.call<true>((c) => c.migrateAbort(pids)); }
 
@@ -239,10 +239,10 @@ export class NodeHandle {
     return { name: this.name, kind: this.kind, status: this.status, creation: this.creation };
   }
 
-  /** @internal the data path in; false when the node is down. */
-  deliver(envelopes: Envelope[]): boolean {
+  /** @internal the data path in (routed through the host from `from`); false when the node is down. */
+  deliver(envelopes: Envelope[], from = 'host'): boolean {
     if (this.status !== 'running' || !this.backend) return false;
-    this.backend.deliver(envelopes);
+    this.backend.deliver(envelopes, from);
     return true;
   }
 
@@ -318,7 +318,7 @@ export class NodeHandle {
   }
 
   private onMessage(message: NodeToHost): void {
-    if (message.t === 'route') this.context.route(message.node, message.envelopes);
+    if (message.t === 'route') this.context.route(message.node, message.envelopes, this.name);
     else if (message.t === 'event') this.context.onKernelEvent(message.event);
   }
 

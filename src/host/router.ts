@@ -13,8 +13,8 @@ import type { Events } from './events.js';
 
 /** What the router needs of a node: a way in, if the node is up. */
 export interface NodeSink {
-  /** Hands envelopes to the node; false when it is down. */
-  deliver(envelopes: Envelope[]): boolean;
+  /** Hands envelopes (from node `from`, or the host) to the node; false when it is down. */
+  deliver(envelopes: Envelope[], from: string): boolean;
 }
 
 export class Router {
@@ -33,11 +33,11 @@ export class Router {
   hasNode(name: string): boolean { return this.nodes.has(name); }
 
   /** Envelopes for `node`, from a node without a direct port or from the host. */
-  route(node: string, envelopes: Envelope[]): void {
+  route(node: string, envelopes: Envelope[], from = 'host'): void {
     if (node === 'host') return this.toHost(envelopes);
     const sink = this.nodes.get(node);
     if (!sink) return this.events.emit({ type: 'message_dropped', node, count: envelopes.length, reason: 'unknown_node' });
-    if (!sink.deliver(envelopes)) this.events.emit({ type: 'message_dropped', node, count: envelopes.length, reason: 'node_down' });
+    if (!sink.deliver(envelopes, from)) this.events.emit({ type: 'message_dropped', node, count: envelopes.length, reason: 'node_down' });
   }
 
   /** A send from the host: batched per node until the current task ends. */
@@ -84,11 +84,12 @@ export class Router {
     return ref;
   }
 
-  /** A node went down: inbox monitors of its processes fire with `noconnection`. */
-  nodeDown(node: string): void {
+  /** A node went down: inbox monitors of its processes (and of those that had moved there) fire with `noconnection`. */
+  nodeDown(node: string, lost: Pid[] = []): void {
     const prefix = `<${node}.`;
+    const lostSet = new Set(lost);
     const downs: Envelope[] = [];
-    for (const [ref, [inbox, pid]] of this.monitors) if (pid.startsWith(prefix)) downs.push([Sig.Down, inbox, pid, ref, 'noconnection']);
+    for (const [ref, [inbox, pid]] of this.monitors) if (pid.startsWith(prefix) || lostSet.has(pid)) downs.push([Sig.Down, inbox, pid, ref, 'noconnection']);
     if (downs.length) this.toHost(downs);
   }
 

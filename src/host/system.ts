@@ -292,13 +292,14 @@ export class System {
     },
     detach: (node) => {
       this.attached.delete(node);
-      for (const [name, pid] of this.globals) if (nodeOf(pid) === node.name) this.setGlobal(name, null);
-      for (const peer of this.attached) void peer.control.nodeDown(node.name).catch(() => {});
-      this.router.nodeDown(node.name);
-      this.migrations.nodeDown(node.name);
+      // Processes that had migrated to it are gone too, though their pids name other nodes.
+      const lost = this.migrations.nodeDown(node.name);
+      for (const [name, pid] of this.globals) if (nodeOf(pid) === node.name || lost.includes(pid)) this.setGlobal(name, null);
+      for (const peer of this.attached) void peer.control.nodeDown(node.name, lost).catch(() => {});
+      this.router.nodeDown(node.name, lost);
     },
     forwardsFor: (node) => this.migrations.forwardsHomedAt(node),
-    route: (node, envelopes) => this.router.route(node, envelopes),
+    route: (node, envelopes, from) => this.router.route(node, envelopes, from),
     onKernelEvent: (event: KernelEvent) => {
       if (event.type === 'global_register') {
         const held = this.globals.get(event.name);
@@ -309,6 +310,8 @@ export class System {
           return;
         }
         this.setGlobal(event.name, event.pid);
+      } else if (event.type === 'migrated_exit') {
+        this.migrations.ended(event.pid);
       } else if (event.type === 'global_unregister') {
         if (this.globals.get(event.name) === event.pid) this.setGlobal(event.name, null);
       }

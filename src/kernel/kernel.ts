@@ -94,8 +94,10 @@ export class Kernel {
   private readonly moved = new Map<Pid, { node: string; cameFrom: string | null }>();
   /** Names registered here by processes that migrated away: name → pid (forwarded like the pid). */
   private readonly movedNames = new Map<string, Pid>();
-  /** True while applying envelopes that came from another node. */
-  private inbound = false;
+  /** The node whose envelopes are being applied, or null for local signals. */
+  private inboundFrom: string | null = null;
+  /** Moved out, committed, waiting for the target's Drained marker before sending Flushed: pid → target. */
+  private readonly pendingFlush = new Map<Pid, string>();
   /** Behaviour processes by callback module (all modules on a statem's stack): whom an upgrade suspends. */
   private readonly behaviourIndex = new Map<string, Set<Process>>();
 
@@ -289,13 +291,20 @@ export class Kernel {
   }
 
   /** Signals from other nodes (or the host), in order. */
-  deliver(envelopes: Envelope[]): void {
-    for (const envelope of envelopes) this.signals.push(envelope);
-    this.inbound = true;
+  /** Signals from another node (or the host: `from` 'host'), in order. */
+  deliver(envelopes: Envelope[], from = 'host'): void {
+    // Applied at once, with their source known: a process that just arrived by migration takes
+    // only its previous node's forwards until that node says it is done.
+    this.drain();
+    const saved = this.inboundFrom;
+    this.inboundFrom = from;
     try {
-      this.drain();
+      for (const envelope of envelopes) {
+        this.signals.push(envelope);
+        this.drain();
+      }
     } finally {
-      this.inbound = false;
+      this.inboundFrom = saved;
     }
     this.afterExternalWork();
   }
@@ -308,14 +317,21 @@ export class Kernel {
   }
 
   /** A node went away: links and monitors to its processes fire with `noconnection`. */
-  nodeDown(node: string): void {
+  nodeDown(node: string, lost: Pid[] = []): void {
     const prefix = `<${node}.`;
+    // Gone with it: processes whose pids name it (unless they migrated here) and processes that
+    // had migrated to it (`lost`, from the host's registry).
+    const lostSet = new Set(lost);
+    const gone = (pid: Pid): boolean => lostSet.has(pid) || (pid.startsWith(prefix) && !this.procs.has(pid));
     for (const proc of this.procs.values()) {
-      // A pid naming the dead node may be a process that migrated here: it is not gone.
-      if (proc.links) for (const pid of proc.links) if (pid.startsWith(prefix) && !this.procs.has(pid)) this.signals.push([Sig.Exit, proc.pid, pid, 'noconnection', 1]);
-      if (proc.monitors) for (const [ref, pid] of proc.monitors) if (pid.startsWith(prefix) && !this.procs.has(pid)) this.signals.push([Sig.Down, proc.pid, pid, ref, 'noconnection']);
-      if (proc.watchers) for (const [ref, pid] of proc.watchers) if (pid.startsWith(prefix)) proc.watchers.delete(ref);
+      if (proc.links) for (const pid of proc.links) if (gone(pid)) this.signals.push([Sig.Exit, proc.pid, pid, 'noconnection', 1]);
+      if (proc.monitors) for (const [ref, pid] of proc.monitors) if (gone(pid)) this.signals.push([Sig.Down, proc.pid, pid, ref, 'noconnection']);
+      if (proc.watchers) for (const [ref, pid] of proc.watchers) if (gone(pid)) proc.watchers.delete(ref);
     }
+    // Forwarding into the dead node leads nowhere: drop it, so messages are dropped here.
+    for (const [pid, entry] of this.moved) if (entry.node === node || lostSet.has(pid)) this.moved.delete(pid);
+    for (const [name, pid] of this.movedNames) if (!this.moved.has(pid)) this.movedNames.delete(name);
+    for (const [pid, target] of this.pendingFlush) if (target === node) this.pendingFlush.delete(pid);
     this.drain();
     this.afterExternalWork();
   }
@@ -410,8 +426,9 @@ export class Kernel {
   }
 
   private snapshot(proc: Process): MigrationSnapshot {
-    if (proc.snapshotAt >= 0) throw new Refused(`${proc.pid} is already being moved`, { pid: proc.pid });
-    if (proc.heldLocal !== null) throw new Refused(`${proc.pid} has just arrived and is still receiving from its last node: try again`, { pid: proc.pid });
+    // Refusals marked `retry` are moments, not reasons: the host tries again shortly.
+    if (proc.snapshotAt >= 0) throw new Refused(`${proc.pid} is already being moved`, { pid: proc.pid, retry: true });
+    if (proc.heldLocal !== null) throw new Refused(`${proc.pid} has just arrived and is still receiving from its last node: try again`, { pid: proc.pid, retry: true });
     const b = proc.behaviour;
     const held: unknown[] = [];
     let kind: MigrationSnapshot['kind'];
@@ -422,13 +439,14 @@ export class Kernel {
     if (b) {
       // A server about to handle a message has it in its pending step: it travels first.
       if (proc.status === 'runnable' && proc.stepFn === b.loop?.anyHandler) held.push(proc.stepArg);
-      else if (proc.status !== 'waiting' && proc.status !== 'suspended') throw new Refused(`${proc.pid} is ${proc.status}: try again`, { pid: proc.pid });
+      else if (proc.status !== 'waiting' && proc.status !== 'suspended') throw new Refused(`${proc.pid} is ${proc.status}: try again`, { pid: proc.pid, retry: true });
       kind = b.kind;
       module = b.module;
       state = b.state;
       vsn = b.stateVsn;
     } else {
       const wait = proc.wait;
+      if (proc.status === 'runnable') throw new Refused(`${proc.pid} is between two steps: try again`, { pid: proc.pid, retry: true });
       if (proc.status !== 'waiting' || !wait?.onMigrate) {
         throw new Refused(`${proc.pid} cannot migrate: it is not a server or statem, and it does not wait in a receive with onMigrate()`, { pid: proc.pid });
       }
@@ -474,7 +492,7 @@ export class Kernel {
   }
 
   /** Starts moved processes here under their own pids, their states converted by this node's code. */
-  migrateIn(snapshots: MigrationSnapshot[], extra?: unknown, timeoutMs = 5_000): MigrationOutcome<{ from: unknown; to: unknown }>[] {
+  migrateIn(snapshots: MigrationSnapshot[], extra?: unknown, timeoutMs = 5_000): MigrationOutcome<{ from: unknown; to: unknown; awaitDrain: boolean }>[] {
     return snapshots.map((snap) => {
       try {
         return { pid: snap.pid, ok: this.arrive(snap, extra, timeoutMs) };
@@ -484,7 +502,7 @@ export class Kernel {
     });
   }
 
-  private arrive(snap: MigrationSnapshot, extra: unknown, timeoutMs: number): { from: unknown; to: unknown } {
+  private arrive(snap: MigrationSnapshot, extra: unknown, timeoutMs: number): { from: unknown; to: unknown; awaitDrain: boolean } {
     if (!snap || !isPid(snap.pid)) throw new BadArgument('a migration snapshot needs a pid');
     if (this.procs.has(snap.pid)) throw new Refused(`${snap.pid} already runs on node '${this.node}'`, { pid: snap.pid });
     const version = this.code.current(snap.module);
@@ -513,7 +531,11 @@ export class Kernel {
     if (snap.kind === 'raw') entry = this.code.entry(snap.module, snap.fn!).fn;
     // Committed from here on.
     this.procs.set(proc.pid, proc);
+    const forwardedTo = this.moved.get(proc.pid)?.node;
     this.moved.delete(proc.pid);
+    // We used to forward this pid: tell the way we forwarded that we stopped. The source waits for
+    // this marker before it says Flushed, so nothing we forwarded can arrive after it.
+    if (forwardedTo !== undefined) this.post(forwardedTo, [Sig.Drained, proc.pid]);
     for (const [name, pid] of this.movedNames) {
       if (pid !== proc.pid) continue;
       this.movedNames.delete(name);
@@ -539,17 +561,19 @@ export class Kernel {
       this.continueWith(proc, this.behaviourLoop(proc));
     }
     this.afterExternalWork();
-    return { from: snap.vsn, to };
+    return { from: snap.vsn, to, awaitDrain: forwardedTo !== undefined };
   }
 
   /** The moves are done: forward what queued since the snapshots, then keep forwarding. */
-  migrateCommit(pids: Pid[], to: string): void {
+  migrateCommit(pids: Pid[], to: string, awaitDrain: Pid[] = []): void {
+    const waits = new Set(awaitDrain);
     for (const pid of pids) {
       const proc = this.procs.get(pid);
       if (!proc || proc.snapshotAt < 0) continue;
       const messages = [...proc.mailbox].slice(proc.snapshotAt);
       for (const m of messages) this.post(to, [Sig.Message, pid, m]);
-      this.post(to, [Sig.Flushed, pid]);
+      if (waits.has(pid) && !proc.drainSeen) this.pendingFlush.set(pid, to);
+      else this.post(to, [Sig.Flushed, pid]);
       // It leaves without dying: no exit signals, no DOWN; its links and monitors went with it.
       this.procs.delete(pid);
       this.disarm(proc);
@@ -599,6 +623,25 @@ export class Kernel {
     this.moved.delete(pid);
     for (const [name, p] of this.movedNames) if (p === pid) this.movedNames.delete(name);
     if (entry.cameFrom !== null) this.post(entry.cameFrom, [Sig.Gone, pid]);
+  }
+
+  /**
+   * A node that used to forward to this process now hosts it and forwards no more. True when this
+   * node is the one moving it out (the marker is for us); otherwise the marker travels on.
+   */
+  private drained(pid: Pid): boolean {
+    const target = this.pendingFlush.get(pid);
+    if (target !== undefined) {
+      this.pendingFlush.delete(pid);
+      this.post(target, [Sig.Flushed, pid]);
+      return true;
+    }
+    const proc = this.procs.get(pid);
+    if (proc && proc.snapshotAt >= 0) {
+      proc.drainSeen = true;
+      return true;
+    }
+    return false;
   }
 
   /** The previous node has forwarded everything: local messages held back go in now, in order. */
@@ -1092,7 +1135,10 @@ export class Kernel {
     if (proc.links) for (const pid of proc.links) this.signal([Sig.Exit, pid, proc.pid, reason, 1]);
     if (proc.watchers) for (const [ref, watcher] of proc.watchers) this.signal([Sig.Down, watcher, proc.pid, ref, reason]);
     if (proc.monitors) for (const [ref, watched] of proc.monitors) this.signal([Sig.Demonitor, watched, proc.pid, ref]);
-    if (proc.cameFrom !== null) this.post(proc.cameFrom, [Sig.Gone, proc.pid]);
+    if (proc.cameFrom !== null) {
+      this.post(proc.cameFrom, [Sig.Gone, proc.pid]);
+      this.host.emit({ type: 'migrated_exit', node: this.node, pid: proc.pid });
+    }
     if (!isQuietReason(reason)) this.host.emit({ type: 'process_exit', node: this.node, pid: proc.pid, initial: proc.initial, reason });
   }
 
@@ -1120,6 +1166,7 @@ export class Kernel {
   /** Applies one signal to a process of this node. */
   private apply(e: Envelope): void {
     if (e[0] === Sig.Gone) return this.gone(e[1]);
+    if (e[0] === Sig.Drained && this.drained(e[1])) return;
     const to = e[1];
     if (!(isPid(to) ? this.procs.has(to) : this.names.has(to))) {
       const forward = this.forwardOf(to);
@@ -1181,7 +1228,7 @@ export class Kernel {
 
   private deliverMessage(proc: Process, message: unknown): void {
     // Just arrived by migration: local senders wait until the previous node has forwarded all it held.
-    if (proc.heldLocal !== null && !this.inbound) {
+    if (proc.heldLocal !== null && this.inboundFrom !== proc.cameFrom) {
       proc.heldLocal.push(message);
       return;
     }
@@ -1224,20 +1271,21 @@ export class Kernel {
   }
 
   private post(node: string, envelope: Envelope): void {
-    let batch = this.outbox.get(node);
-    if (!batch) {
-      batch = [];
-      this.outbox.set(node, batch);
-      // Flushed at the end of the running slice, or on the next macrotask if none runs.
-      if (!this.inSlice && !this.scheduled) {
-        this.scheduled = true;
-        this.host.schedule(this.runSlice);
+    const batch = this.outbox.get(node);
+    if (batch) {
+      batch.push(envelope);
+      if (batch.length >= MAX_BATCH) {
+        this.outbox.delete(node);
+        this.host.outbound(node, batch);
       }
+      return;
     }
-    batch.push(envelope);
-    if (batch.length >= MAX_BATCH) {
-      this.outbox.set(node, []);
-      this.host.outbound(node, batch);
+    // The envelope is in the outbox before anything is scheduled: whatever runs next flushes it.
+    this.outbox.set(node, [envelope]);
+    // Flushed at the end of the running slice, or on the next macrotask if none runs.
+    if (!this.inSlice && !this.scheduled) {
+      this.scheduled = true;
+      this.host.schedule(this.runSlice);
     }
   }
 
@@ -1264,7 +1312,7 @@ export class Kernel {
 
   private checkName(name: unknown): void {
     if (typeof name !== 'string' || !name || isPid(name) || name.length > 255) throw new BadArgument(`bad registered name ${JSON.stringify(name)}`);
-    if (this.names.has(name)) throw new NameTaken(`the name '${name}' is already registered on node '${this.node}'`, { name });
+    if (this.names.has(name) || this.movedNames.has(name)) throw new NameTaken(`the name '${name}' is already registered on node '${this.node}'`, { name });
   }
 
   private info(p: Process): ProcessInfo {

@@ -49,6 +49,8 @@ export class Process {
   heldLocal: unknown[] | null = null;
   /** Being moved out: the mailbox length when its snapshot was taken. */
   snapshotAt = -1;
+  /** Being moved out to a node that used to forward to it: that node's Drained marker has come. */
+  drainSeen = false;
   /** Messages dropped because its mailbox was full. */
   dropped = 0;
   /** An exit that reached the process while it was running; applied when its step returns. */

@@ -16,6 +16,8 @@ export const enum Sig {
   Gone = 7,
   /** From a process's previous node: every message it held back has been forwarded. */
   Flushed = 8,
+  /** From a node that forwarded to a process and now hosts it: nothing more will be forwarded. */
+  Drained = 9,
 }
 
 /** A process on the receiving node: a pid, or a name registered there. */
@@ -32,7 +34,8 @@ export type Envelope =
   /** [_, watcher, watched, ref, reason] */
   | [Sig.Down, Pid, Pid, string, unknown]
   | [Sig.Gone, Pid]
-  | [Sig.Flushed, Pid];
+  | [Sig.Flushed, Pid]
+  | [Sig.Drained, Pid];
 
 /** Exit reasons with a fixed meaning. Any other cloneable value is a reason too. */
 export type ExitReason = 'normal' | 'kill' | 'killed' | 'noproc' | 'noconnection' | 'shutdown' | ErrorReason | unknown;

@@ -112,5 +112,7 @@ export type KernelEvent =
   | { type: 'cpu_limit'; node: string; pid?: Pid; limitMs: number }
   | { type: 'log'; node: string; pid?: Pid; level: 'log' | 'info' | 'warn' | 'error'; text: string }
   | { type: 'process_migrated'; node: string; pid: Pid; from: string; to: string; moves: number }
+  /** A process that had migrated ended (on `node`). */
+  | { type: 'migrated_exit'; node: string; pid: Pid }
   | { type: 'global_register'; node: string; name: string; pid: Pid }
   | { type: 'global_unregister'; node: string; name: string; pid: Pid };

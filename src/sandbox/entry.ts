@@ -23,6 +23,7 @@ interface Bridge {
   schedule(): void;
   setTimer(ms: number): void;
   clearTimer(): void;
+  controlDone(id: number, result: unknown): void;
 }
 
 export interface SandboxConfig {
@@ -79,23 +80,31 @@ export function boot(config: SandboxConfig): void {
     processInfo: (pid: never) => kernel.processInfo(pid),
     modules: () => kernel.modules(),
     whereis: (name: string) => kernel.whereis(name),
-    nodeDown: (node: string) => { kernel.nodeDown(node); return true; },
+    nodeDown: (node: string, lost: never) => { kernel.nodeDown(node, lost); return true; },
     setGlobal: (name: string, pid: never) => { kernel.setGlobal(name, pid); return true; },
     processCount: () => kernel.processCount,
     migrateOut: (pids: never) => kernel.migrateOut(pids),
     migrateIn: (snapshots: never, extra: unknown, timeoutMs?: number) => kernel.migrateIn(snapshots, extra, timeoutMs),
-    migrateCommit: (pids: never, to: string) => { kernel.migrateCommit(pids, to); return true; },
+    migrateCommit: (pids: never, to: string, awaitDrain: never) => { kernel.migrateCommit(pids, to, awaitDrain); return true; },
     migrateAbort: (pids: never) => { kernel.migrateAbort(pids); return true; },
     restoreForwards: (entries: never) => { kernel.restoreForwards(entries); return true; },
   };
-  /** Every control operation answers `{ ok }` or `{ error }` (a promise of one for async operations). */
+  /**
+   * Every control operation answers `{ ok }` or `{ error }` at once, or `{ pending: id }` when it
+   * finishes later (a drain), with the answer sent through the bridge's `controlDone`. The embedder
+   * calls in synchronously, on its own thread, so no slice can run in the middle of an operation.
+   */
+  let nextPending = 0;
   const control: Control = (op, args) => {
     const fail = (error: unknown) => ({ error: toWire(error) });
     try {
       const run = ops[op];
       if (!run) return fail(new Error(`unknown operation ${op}`));
       const value = (run as (...a: unknown[]) => unknown)(...args);
-      return value instanceof Promise ? value.then((ok) => ({ ok }), fail) : { ok: value };
+      if (!(value instanceof Promise)) return { ok: value };
+      const id = ++nextPending;
+      value.then((ok) => bridge.controlDone(id, { ok }), (error) => bridge.controlDone(id, fail(error)));
+      return { pending: id };
     } catch (error) {
       return fail(error);
     }
@@ -103,7 +112,7 @@ export function boot(config: SandboxConfig): void {
 
   g.$subnode = {
     control,
-    deliver: (envelopes: Envelope[]) => kernel.deliver(envelopes),
+    deliver: (envelopes: Envelope[], from: string) => kernel.deliver(envelopes, from),
     runScheduled: () => {
       const due = tasks;
       tasks = [];
