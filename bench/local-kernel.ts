@@ -23,6 +23,7 @@ export function benchKernel(node = 'a'): BenchKernel {
   const waiting: ((message: unknown) => void)[] = [];
   const host: KernelHost = {
     now: () => performance.now(),
+    wallClock: () => Date.now(),
     setTimer: (ms, fire) => setTimeout(fire, ms),
     clearTimer: (handle) => clearTimeout(handle as NodeJS.Timeout),
     schedule: (task) => setImmediate(task),

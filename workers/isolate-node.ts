@@ -155,9 +155,13 @@ function deny(what: string): void {
 
 function outbound(node: unknown, envelopes: unknown): void {
   if (typeof node !== 'string' || !Array.isArray(envelopes)) return deny('a malformed batch');
-  if (node !== data.node && node !== 'host' && !allows(caps.sendTo, node)) return deny(`${envelopes.length} signal(s) to node '${node}'`);
+  // Forwards for processes the host moved out of here go wherever they went; everything else only
+  // where the capabilities allow.
+  const reachable = node === data.node || node === 'host' || allows(caps.sendTo, node);
   const admitted: Envelope[] = [];
+  let unreachable = 0;
   for (const e of envelopes as unknown[]) {
+    if (!reachable && !(Array.isArray(e) && movedOut.has(e[1] as string))) { unreachable++; continue; }
     if (!Array.isArray(e) || typeof e[0] !== 'number' || e[0] < Sig.Message || e[0] > Sig.Drained || typeof e[1] !== 'string') { deny('a malformed signal'); continue; }
     if (e[0] === Sig.Gone && !movedIn.has(e[1]) && !movedOut.has(e[1])) { deny(`a Gone for ${e[1]}, which never moved through this node`); continue; }
     if ((e[0] === Sig.Flushed || e[0] === Sig.Drained) && !movedOut.has(e[1])) { deny(`a migration marker for ${e[1]}, which did not move out of this node`); continue; }
@@ -176,6 +180,7 @@ function outbound(node: unknown, envelopes: unknown): void {
     }
     admitted.push(e as Envelope);
   }
+  if (unreachable) deny(`${unreachable} signal(s) to node '${node}'`);
   if (!admitted.length) return;
   const port = peers.get(node);
   if (port) port.postMessage(admitted);

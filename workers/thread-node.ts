@@ -37,6 +37,7 @@ function busy<A extends unknown[], R>(run: (...args: A) => R): (...args: A) => R
 
 const kernelHost: KernelHost = {
   now: () => performance.now(),
+  wallClock: () => Date.now(),
   setTimer: (ms, fire) => setTimeout(busy(fire), ms),
   clearTimer: (handle) => clearTimeout(handle as NodeJS.Timeout),
   schedule: (task) => setImmediate(busy(task)),

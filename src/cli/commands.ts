@@ -5,6 +5,7 @@
  */
 import { accessSync, constants, readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
+import type { MigrationResult } from '../host/migration.js';
 import type { UpgradePlan, UpgradeReport } from '../host/upgrade-plan.js';
 import type { LoadReport, ModuleInfo, ProcessInfo, PurgeReport } from '../kernel/types.js';
 import type { Client } from './client.js';
@@ -78,7 +79,8 @@ SIGINT / SIGTERM / \`subnode stop\` stop every node and remove the socket.`,
     async run(ctx) {
       const info = await (await ctx.client()).request<SystemInfo>('info');
       if (ctx.json) return ctx.out(JSON.stringify(info, null, 2));
-      ctx.out(table(['', ''], [['pid', info.pid], ['config', info.config], ['socket', info.socket], ['started', info.startedAt], ['uptime', `${Math.round(info.uptimeMs / 1000)} s`], ['nodes', info.nodes]]).split('\n').slice(1).join('\n'));
+      const rows: [string, string | number][] = [['pid', info.pid], ['config', info.config], ['socket', info.socket], ['started', info.startedAt], ['uptime', `${Math.round(info.uptimeMs / 1000)} s`], ['nodes', info.nodes]];
+      ctx.out(rows.map(([key, value]) => `${key.padEnd(8)}${value}`).join('\n'));
     },
   },
   {
@@ -123,11 +125,15 @@ SIGINT / SIGTERM / \`subnode stop\` stop every node and remove the socket.`,
   },
   {
     name: 'purge', args: [{ name: 'NODE', kind: 'node' }, { name: 'MODULE', kind: 'module' }],
-    summary: 'remove the old versions of a module, killing processes still running them',
+    flags: [{ name: 'to', value: 'NODE', help: 'first move the processes still running old code to this node (one that keeps that version), then purge' }],
+    summary: 'remove the old versions of a module, killing processes still running them (or --to NODE: moving them)',
     async run(ctx, p) {
-      const report = await (await ctx.client()).request<PurgeReport>('purge', { node: p.args.NODE, module: p.args.MODULE });
+      const report = await (await ctx.client()).request<PurgeReport & { moved?: MigrationResult[] }>('purge', { node: p.args.NODE, module: p.args.MODULE, to: p.flags.to });
       if (ctx.json) ctx.out(JSON.stringify(report, null, 2));
-      else ctx.out(purgeText(report, p.args.NODE!));
+      else {
+        for (const m of report.moved ?? []) ctx.out(m.ok ? `moved ${m.pid} to ${m.to}` : `could not move ${m.pid}: ${m.error?.message ?? 'refused'}`);
+        ctx.out(purgeText(report, p.args.NODE!));
+      }
       return report.ok ? 0 : refusedPurge(ctx, report, p.args.NODE!);
     },
   },
@@ -184,14 +190,45 @@ Source paths are relative to the plan file. Progress goes to stderr; exit 1 unle
   },
   {
     name: 'migrate', args: [{ name: 'PID', kind: 'pid' }, { name: 'NODE', kind: 'node' }],
-    flags: [{ name: 'extra', value: 'JSON', help: 'passed to the process\'s state conversion' }],
-    summary: 'move a process to another node',
+    flags: [{ name: 'extra', value: 'JSON', help: 'passed to the target version\'s codeChange(oldVsn, state, extra)' }],
+    summary: 'move a live process to another node; it keeps its pid',
+    help: 'The process is suspended at a safe point, its state converted by the target node\'s version of its module\n(codeChange, when the vsns differ) and resumed there. Messages to its pid keep arriving, in order.\nIf the conversion fails it stays where it was (exit 1).',
     async run(ctx, p) {
-      const extra = p.flags.extra === undefined ? undefined : json(String(p.flags.extra), '--extra', 'migrate');
-      const result = await (await ctx.client()).request('migrate', { pid: pidArg(p.args.PID!), node: p.args.NODE, extra });
+      const extra = p.flags.extra === undefined ? undefined : json(String(p.flags.extra), 'the --extra value', 'migrate');
+      const pid = pidArg(p.args.PID!);
+      const result = await (await ctx.client()).request<MigrationResult>('migrate', { pid, node: p.args.NODE, extra });
       if (ctx.json) return ctx.out(JSON.stringify(result, null, 2));
-      const to = typeof result === 'string' ? result : (result as { pid?: string } | null)?.pid;
-      ctx.out(to ? `migrated ${pidArg(p.args.PID!)} to ${p.args.NODE}: now ${to}` : `migrated ${pidArg(p.args.PID!)} to ${p.args.NODE}: ${inline(result)}`);
+      const converted = result.vsn && inline(result.vsn.from) !== inline(result.vsn.to) ? `, state converted from vsn ${inline(result.vsn.from)} to ${inline(result.vsn.to)}` : '';
+      ctx.out(`migrated ${result.pid} from ${result.from} to ${result.to}${converted}${result.moves ? ` (move ${result.moves})` : ''}`);
+    },
+  },
+  {
+    name: 'migrate-all', args: [{ name: 'FROM', kind: 'node' }, { name: 'TO', kind: 'node' }],
+    flags: [
+      { name: 'module', value: 'MODULE', help: 'only the processes using this module (servers with it as callback module, processes in its code)' },
+      { name: 'batch', value: 'N', help: 'processes per round trip (default 100)' },
+      { name: 'extra', value: 'JSON', help: 'passed to codeChange' },
+    ],
+    summary: 'move every process (or those using --module) from one node to another, in batches',
+    help: 'Progress goes to stderr (one updating line on a terminal). Exit 1 if any process could not move; it stays where it was.',
+    async run(ctx, p) {
+      const extra = p.flags.extra === undefined ? undefined : json(String(p.flags.extra), 'the --extra value', 'migrate-all');
+      const batch = p.flags.batch === undefined ? undefined : Number(p.flags.batch);
+      if (batch !== undefined && !(Number.isInteger(batch) && batch > 0)) throw new UsageError('--batch takes an integer > 0', 'migrate-all');
+      const progress = new ProgressLine(ctx.progress, 'migrate');
+      let results: MigrationResult[];
+      try {
+        results = await (await ctx.client()).request<MigrationResult[]>('migrate-all', { from: p.args.FROM, to: p.args.TO, module: p.flags.module, batch, extra }, (m) => {
+          if ('progress' in m) progress.update(m.progress);
+        });
+      } finally {
+        progress.end();
+      }
+      const failed = results.filter((r) => !r.ok);
+      if (ctx.json) ctx.out(JSON.stringify(results, null, 2));
+      else ctx.out(`migrated ${results.length - failed.length} of ${results.length} process${results.length === 1 ? '' : 'es'} from ${p.args.FROM} to ${p.args.TO}`);
+      for (const r of failed) ctx.err(`subnode: ${r.pid} stayed on ${r.from}: ${r.error?.message ?? 'refused'}`);
+      return failed.length ? 1 : 0;
     },
   },
   {
@@ -199,7 +236,7 @@ Source paths are relative to the plan file. Progress goes to stderr; exit 1 unle
     flags: [{ name: 'name', value: 'NAME', help: 'register the process under this name on its node' }],
     summary: 'start a process running MODULE.FN(...ARGS) (ARGS: a JSON list)',
     async run(ctx, p) {
-      const args = p.args.ARGS === undefined ? [] : json(p.args.ARGS, 'ARGS', 'spawn');
+      const args = p.args.ARGS === undefined ? [] : json(p.args.ARGS, 'the ARGS list', 'spawn');
       if (!Array.isArray(args)) throw new UsageError('ARGS must be a JSON list, e.g. \'[1, "x"]\'', 'spawn');
       const pid = await (await ctx.client()).request<string>('spawn', { node: p.args.NODE, module: p.args.MODULE, fn: p.args.FN, args, name: p.flags.name });
       ctx.out(ctx.json ? JSON.stringify({ pid }) : pid);
@@ -219,7 +256,7 @@ Source paths are relative to the plan file. Progress goes to stderr; exit 1 unle
     summary: 'send a message (JSON) to a pid, NAME@NODE or global:NAME',
     help: 'The pid must be alive (messages to dead pids would be dropped silently). Quote for the shell:\n  subnode send "<a.3>" \'{"type":"inc"}\'   (a.3 works too)',
     async run(ctx, p) {
-      const message = json(p.args.JSON!, 'JSON', 'send');
+      const message = json(p.args.JSON!, 'the message', 'send');
       const to = await (await ctx.client()).request<string>('send', { to: pidArg(p.args.DEST!), message });
       ctx.out(ctx.json ? JSON.stringify({ sent: to }) : `sent to ${inline(to)}`);
     },
@@ -229,7 +266,7 @@ Source paths are relative to the plan file. Progress goes to stderr; exit 1 unle
     flags: [{ name: 'timeout', value: 'MS', help: 'how long to wait for the reply (default 5000)' }],
     summary: 'call a server process with a request (JSON) and print its reply',
     async run(ctx, p) {
-      const request = json(p.args.JSON!, 'JSON', 'call');
+      const request = json(p.args.JSON!, 'the request', 'call');
       const timeoutMs = p.flags.timeout === undefined ? undefined : Number(p.flags.timeout);
       if (timeoutMs !== undefined && !(timeoutMs > 0)) throw new UsageError('--timeout takes a number of ms > 0', 'call');
       const { reply } = await (await ctx.client()).request<{ reply: unknown }>('call', { to: pidArg(p.args.DEST!), request, timeoutMs });
@@ -466,4 +503,45 @@ export class ProgressLine {
     if (this.shown) this.sink.write('\n');
     this.shown = false;
   }
+}
+
+export interface GlobalOptions {
+  json: boolean;
+  socket?: string;
+  help: boolean;
+}
+
+/** Takes --json, --socket PATH and --help out of the words, wherever they are (up to `--`). */
+export function takeGlobalFlags(words: string[]): { options: GlobalOptions; rest: string[] } {
+  const options: GlobalOptions = { json: false, help: false };
+  const rest: string[] = [];
+  for (let i = 0; i < words.length; i++) {
+    const word = words[i]!;
+    if (word === '--') { rest.push(...words.slice(i)); break; }
+    const [key, value] = word.startsWith('--') ? splitFlag(word.slice(2)) : [undefined, undefined];
+    if (key === 'json' && value === undefined) options.json = true;
+    else if (key === 'help' || word === '-h') options.help = true;
+    else if (key === 'socket') {
+      const path = value ?? words[++i];
+      if (!path) throw new UsageError('--socket needs a path');
+      options.socket = path;
+    } else rest.push(word);
+  }
+  return { options, rest };
+}
+
+/** Prints an error the way its exit code calls for, and returns that code. */
+export function report(error: unknown, commandName?: string, where: 'cli' | 'shell' = 'cli', err = (text: string) => { process.stderr.write(`${text}\n`); }): number {
+  if (error instanceof UsageError) {
+    err(`subnode: ${error.message}`);
+    const command = findCommand(error.command ?? commandName ?? '', where);
+    err(command ? `usage: ${usageLine(command, where)}` : where === 'cli' ? 'usage: subnode COMMAND [ARGS] [--json] [--socket PATH]; `subnode --help` lists the commands' : '`help` lists the commands');
+    return 2;
+  }
+  if (error instanceof CliError) {
+    err(error.exitCode === 2 ? error.message : `subnode: ${error.message}`);
+    return error.exitCode;
+  }
+  err(`subnode: internal error: ${(error as Error)?.stack ?? String(error)}`);
+  return 1;
 }

@@ -25,6 +25,6 @@ export class UsageError extends CliError {
 export class ConfigError extends CliError {
   override readonly exitCode = 2;
   constructor(readonly file: string, readonly problems: string[], what = 'config') {
-    super(`bad ${what} ${file}:\n${problems.map((p) => `  ${p}`).join('\n')}`);
+    super(`bad ${what} ${file}:\n${problems.map((p) => `  ${p.replace(/\n\s*/g, '\n      ')}`).join('\n')}`);
   }
 }

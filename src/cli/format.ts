@@ -28,14 +28,14 @@ export function nodesTable(rows: NodeRow[]): string {
 }
 
 export function versionsOf(p: ProcessInfo): string {
-  if (!p.versions.length) return '-';
+  if (!p.versions.length) return p.behaviour ? `${p.behaviour.module} vsn ${inline(p.behaviour.vsn)} (${p.behaviour.kind} callbacks)` : '-';
   return p.versions.map((v) => `${v.module} v${v.version}${v.state === 'current' ? '' : ` (${v.state})`}`).join(', ');
 }
 
 export function psTable(rows: (ProcessInfo & { node: string })[]): string {
   if (!rows.length) return '(no processes)';
   return table(['PID', 'NAME', 'STATUS', 'MAILBOX', 'VERSIONS', 'INITIAL'],
-    rows.map((p) => [p.pid, p.name ?? '-', p.status, p.mailbox, versionsOf(p), p.behaviour ? `${p.initial} [${p.behaviour.kind} ${p.behaviour.module}]` : p.initial]));
+    rows.map((p) => [p.pid, p.name ?? '-', p.status, p.mailbox, versionsOf(p), p.migration ? `${p.initial} (migrated from ${p.migration.cameFrom})` : p.initial]));
 }
 
 export function policyText(policy: ModuleInfo['policy']): string {
@@ -89,6 +89,7 @@ export function describeEvent(e: SystemEvent): { node: string; text: string } {
     case 'cpu_limit': return { node, text: `${pid}over the CPU limit of ${e.limitMs} ms per slice` };
     case 'log': return { node, text: `${pid}${e.level === 'log' ? '' : `[${e.level}] `}${e.text}` };
     case 'global_register': return { node, text: `${e.pid} registered globally as '${e.name}'` };
+    case 'process_migrated': return { node, text: `${e.pid} migrated here from ${e.from} (move ${e.moves})` };
     case 'global_unregister': return { node, text: `global name '${e.name}' (${e.pid}) released` };
     default: return { node, text: inline(e) };
   }

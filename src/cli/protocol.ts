@@ -4,11 +4,11 @@
  *   request   { id, op, args }
  *   response  { id, ok: result }  |  { id, error: { code, message, details? } }
  *   streamed  { id, at, event }           (op `events` with follow: after its response, until the connection closes)
- *             { id, progress: { node, phase, done, total } }   (op `upgrade`: before its response)
+ *             { id, progress: { node, phase, done, total } }   (ops `upgrade`, `migrate-all`: before the response)
  *
  * Ops: info, nodes, ps {node?}, modules {node?}, names, load {node, module, path, purge?},
- * purge {node, module}, soft-purge {node, module}, lingering {node, module}, upgrade {plan},
- * migrate {pid, node, extra?}, spawn {node, module, fn, args?, name?}, kill {pid, reason?},
+ * purge {node, module, to?}, soft-purge {node, module}, lingering {node, module}, upgrade {plan},
+ * migrate {pid, node, extra?}, migrate-all {from, to, module?, extra?, batch?}, spawn {node, module, fn, args?, name?}, kill {pid, reason?},
  * send {to, message}, call {to, request, timeoutMs?}, events {follow?, last?}, stop.
  */
 import type { SystemEvent } from '../host/events.js';

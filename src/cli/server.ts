@@ -5,11 +5,12 @@
  */
 import { chmodSync, readFileSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
-import { join } from 'node:path';
-import { BadArgument, NoProcess, Refused, UnknownModule, UnknownNode, toWire, type SubnodeError } from '../errors.js';
+import { join, resolve } from 'node:path';
+import { BadArgument, NoProcess, Refused, Timeout, UnknownModule, UnknownNode, toWire, type SubnodeError } from '../errors.js';
 import type { SystemEvent } from '../host/events.js';
 import type { NodeHandle } from '../host/node-handle.js';
 import { System } from '../host/system.js';
+import type { MigrationResult } from '../host/migration.js';
 import type { UpgradePlan } from '../host/upgrade-plan.js';
 import { parsePid, type Pid } from '../kernel/pid.js';
 import type { Dest } from '../kernel/types.js';
@@ -30,7 +31,7 @@ const RECENT = 500;
 export async function run(configPath: string, options: RunOptions = {}): Promise<number> {
   const out = options.out ?? ((line: string) => { try { process.stdout.write(`${line}\n`); } catch { /* closed */ } });
   const config = await loadConfig(configPath);
-  const socketPath = options.socket ?? config.socket ?? defaultSocketPath();
+  const socketPath = options.socket ? resolve(options.socket) : config.socket ?? defaultSocketPath();
   await claimSocketPath(socketPath);
 
   const nodeWidth = Math.max(7, ...config.nodes.map((n) => n.name.length));
@@ -54,7 +55,12 @@ export async function run(configPath: string, options: RunOptions = {}): Promise
     throw error;
   }
 
-  await control.listen();
+  try {
+    await control.listen();
+  } catch (error) {
+    await system.stop();
+    throw error;
+  }
   let pointer: string | undefined;
   if (config.pointer) {
     pointer = join(config.dir, POINTER_FILE);
@@ -247,6 +253,12 @@ class ControlServer {
       case 'soft-purge': {
         const node = this.node(a.node);
         const module = text(a.module, 'module');
+        if (op === 'purge' && a.to !== undefined) {
+          const to = this.node(a.to);
+          const { moved, purge } = await this.withModules(node, () => this.system.purgeToNode(node.name, module, to.name));
+          this.say(`control: purge ${module} on ${node.name}: moved ${moved.filter((m) => m.ok).length} process(es) to ${to.name}; ${purge.ok ? `purged [${purge.purged.map((v) => `v${v}`).join(', ')}]${purge.killed.length ? `, killed ${purge.killed.join(' ')}` : ''}` : 'refused'}`);
+          return { ...purge, moved };
+        }
         const report = await this.withModules(node, () => op === 'purge' ? node.purge(module) : node.softPurge(module));
         this.say(`control: ${op} ${module} on ${node.name}: ${report.ok ? `purged [${report.purged.map((v) => `v${v}`).join(', ')}]${report.killed.length ? `, killed ${report.killed.join(' ')}` : ''}` : `refused, lingering ${report.lingering.join(' ')}`}`);
         return report;
@@ -258,6 +270,7 @@ class ControlServer {
       }
       case 'upgrade': return this.upgrade(socket, id, a.plan as UpgradePlan);
       case 'migrate': return this.migrate(a);
+      case 'migrate-all': return this.migrateAll(socket, id, a);
       case 'spawn': {
         const node = this.node(a.node);
         const args = a.args === undefined ? [] : a.args;
@@ -269,7 +282,7 @@ class ControlServer {
       }
       case 'kill': {
         const pid = await this.livePid(a.pid);
-        await this.system.node(parsePid(pid)!.node).exit(pid, a.reason ?? 'kill');
+        await this.system.node(this.system.locate(pid).node).exit(pid, a.reason ?? 'kill');
         this.say(`control: exit signal ${JSON.stringify(a.reason ?? 'kill')} sent to ${pid}`);
         return true;
       }
@@ -282,7 +295,12 @@ class ControlServer {
         const dest = await this.dest(a.to);
         const timeout = a.timeoutMs === undefined ? 5_000 : Number(a.timeoutMs);
         if (!(timeout > 0)) throw new BadArgument('timeoutMs must be a number > 0');
-        return { reply: await this.system.call(dest, a.request, timeout) };
+        try {
+          return { reply: await this.system.call(dest, a.request, timeout) };
+        } catch (error) {
+          if ((error as SubnodeError)?.code !== 'timeout') throw error;
+          throw new Timeout(`no reply from ${a.to} within ${timeout} ms: is it a server (\`subnode ps\` shows what it runs), and busy? --timeout MS waits longer`, { dest });
+        }
       }
       case 'events': {
         const last = a.last === undefined ? (a.follow ? 0 : 50) : Number(a.last);
@@ -376,13 +394,33 @@ class ControlServer {
   }
 
   private async migrate(a: Record<string, unknown>): Promise<unknown> {
-    const migrate = (this.system as unknown as { migrate?: (pid: Pid, node: string, options?: { extra?: unknown }) => Promise<unknown> }).migrate;
-    if (typeof migrate !== 'function') throw new Refused('this version of subnode cannot migrate processes (System.migrate is missing)');
     const pid = await this.livePid(a.pid);
     const target = this.node(a.node);
-    const result = await migrate.call(this.system, pid, target.name, a.extra === undefined ? {} : { extra: a.extra });
-    this.say(`control: migrated ${pid} to ${target.name}: ${JSON.stringify(result)}`);
+    const result = await this.system.migrate(pid, target.name, a.extra === undefined ? {} : { extra: a.extra });
+    this.say(`control: migrated ${pid} from ${result.from} to ${result.to}${result.vsn && result.vsn.from !== result.vsn.to ? ` (state converted ${JSON.stringify(result.vsn.from)} -> ${JSON.stringify(result.vsn.to)})` : ''}`);
     return result;
+  }
+
+  /** Every process using a module (or every process) on one node, moved to another in batches, with progress. */
+  private async migrateAll(socket: Socket, id: number | string, a: Record<string, unknown>): Promise<MigrationResult[]> {
+    const from = this.node(a.from);
+    const to = this.node(a.to);
+    const batch = a.batch === undefined ? 100 : Number(a.batch);
+    if (!(Number.isInteger(batch) && batch > 0)) throw new BadArgument('batch must be an integer > 0');
+    let pids: Pid[] | undefined;
+    if (a.module === undefined) pids = (await from.processes()).map((p) => p.pid).filter((pid) => this.system.locate(pid).node === from.name);
+    else await this.withModules(from, () => from.lingering(text(a.module, 'module'))); // an unknown module fails here, with the node's list
+    const results = await this.system.migrateAll({
+      from: from.name,
+      to: to.name,
+      ...(a.module !== undefined ? { module: text(a.module, 'module') } : { pids }),
+      ...(a.extra !== undefined ? { extra: a.extra } : {}),
+      batch,
+      onProgress: (done, total) => this.write(socket, { id, progress: { node: to.name, phase: 'migrated', done, total } }),
+    });
+    const moved = results.filter((r) => r.ok).length;
+    this.say(`control: migrated ${moved} of ${results.length} process${results.length === 1 ? '' : 'es'} from ${from.name} to ${to.name}`);
+    return results;
   }
 
   /** A node by name, or an UnknownNode error that lists the nodes there are. */
@@ -419,14 +457,14 @@ class ControlServer {
     const parts = parsePid(value);
     if (!parts) throw new BadArgument(`${JSON.stringify(value)} is not a pid: pids look like <node.N> (or <node.N.C> after a restart)`);
     const pid = value as Pid;
-    let handle: NodeHandle;
-    try {
-      handle = this.system.node(parts.node);
-    } catch {
-      throw new UnknownNode(`pid ${pid}: no node named '${parts.node}' (nodes: ${this.system.nodes().map((n) => n.name).join(', ')})`, { node: parts.node });
+    const known = this.system.nodes().map((n) => n.name);
+    if (!known.includes(parts.node)) {
+      throw new UnknownNode(`pid ${pid}: no node named '${parts.node}' (nodes: ${known.join(', ')})`, { node: parts.node });
     }
-    if (!(await handle.processInfo(pid))) {
-      throw new NoProcess(`no process ${pid} on node '${parts.node}': it has ended, or never existed (\`subnode ps ${parts.node}\` lists the live ones)`, { pid });
+    // A process that migrated runs elsewhere; its home node only forwards to it.
+    const where = this.system.locate(pid).node;
+    if (!(await this.system.node(where).processInfo(pid))) {
+      throw new NoProcess(`no process ${pid} on node '${where}': it has ended, or never existed (\`subnode ps ${where}\` lists the live ones)`, { pid });
     }
     return pid;
   }

@@ -4,7 +4,7 @@
  * traffic between nodes does not pass through this thread.
  */
 import { MessageChannel } from 'node:worker_threads';
-import { BadArgument, NameTaken, NoProcess, NotAllowed, UnknownFunction, UnknownNode, fromWire, toWire, type WireError } from '../errors.js';
+import { BadArgument, NameTaken, NoProcess, NotAllowed, Timeout, UnknownFunction, UnknownNode, fromWire, toWire, type WireError } from '../errors.js';
 import { allows } from '../kernel/capabilities.js';
 import { Migrations, type BulkMigration, type MigrateOptions, type MigrationResult, type ProcessLocation } from './migration.js';
 import type { PurgeReport } from '../kernel/types.js';
@@ -95,7 +95,11 @@ export class System {
       const mref = pid ? inbox.monitor(pid) : undefined;
       this.send(dest, { $call: request, from: { pid: inbox.pid, ref } });
       const answer = await inbox.receive<{ $reply?: string; value?: R; type?: string; reason?: unknown }>(
-        (m: { $reply?: string; type?: string; ref?: string }) => m?.$reply === ref || (mref !== undefined && m?.type === 'DOWN' && m.ref === mref), timeoutMs);
+        (m: { $reply?: string; type?: string; ref?: string }) => m?.$reply === ref || (mref !== undefined && m?.type === 'DOWN' && m.ref === mref), timeoutMs)
+        .catch((error: unknown) => {
+          if (error instanceof Timeout) throw new Timeout(`call to ${JSON.stringify(dest)} got no reply within ${timeoutMs} ms`, { dest, timeoutMs });
+          throw error;
+        });
       if (answer.type === 'DOWN') throw new NoProcess(`${JSON.stringify(dest)} ended before replying: ${JSON.stringify(answer.reason)}`, { dest, reason: answer.reason });
       return answer.value as R;
     } finally {

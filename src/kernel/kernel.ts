@@ -22,7 +22,10 @@ export { assertCloneable, errorReason, estimateSize } from './values.js';
 import type { ProcessInfo, ModuleInfo, KernelEvent, SpawnOptions, Dest, LoadReport, PurgeReport, ProcessStatus, MigrationSnapshot, MigrationOutcome } from './types.js';
 
 export interface KernelHost {
+  /** A monotonic clock in ms, for timeouts and slices. */
   now(): number;
+  /** Wall-clock time in ms since the epoch, for what people read (when a version loaded). */
+  wallClock(): number;
   /** One timer at a time: the kernel arms it for its earliest receive timeout. */
   setTimer(ms: number, fire: () => void): unknown;
   clearTimer(handle: unknown): void;
@@ -109,7 +112,7 @@ export class Kernel {
     this.capabilities = options.capabilities ?? ALL;
     this.limits = options.limits ?? {};
     this.maxMessageBytes = this.limits.maxMessageBytes;
-    this.code = new CodeServer({ compile: host.compile, apiFor: (v) => this.apiFor(v), now: host.now }, this.node, this.capabilities.aliases);
+    this.code = new CodeServer({ compile: host.compile, apiFor: (v) => this.apiFor(v), now: host.wallClock }, this.node, this.capabilities.aliases);
   }
 
   // ---- control operations (the host calls these) ------------------------------------------
@@ -343,7 +346,8 @@ export class Kernel {
     if (local) local.globalName = name;
   }
 
-  whereis(name: string): Pid | undefined { return this.names.get(name)?.pid; }
+  /** The pid registered under `name` here (also when that process migrated away: sends still reach it). */
+  whereis(name: string): Pid | undefined { return this.names.get(name)?.pid ?? this.movedNames.get(name); }
 
   processes(): ProcessInfo[] {
     return Array.from(this.procs.values(), (p) => this.info(p));
@@ -1483,7 +1487,7 @@ export class Kernel {
         proc.name = null;
         return true;
       },
-      whereis: (name: string) => k.names.get(name)?.pid,
+      whereis: (name: string) => k.whereis(name),
       registerGlobal: (name: string) => {
         const proc = k.self('registerGlobal');
         if (typeof name !== 'string' || !name) throw new BadArgument(`bad global name ${JSON.stringify(name)}`);

@@ -49,6 +49,7 @@ export function boot(config: SandboxConfig): void {
 
   const host: KernelHost = {
     now: () => dateNow.call(NativeDate),
+    wallClock: () => dateNow.call(NativeDate),
     setTimer: (ms, fire) => { timerFire = fire; bridge.setTimer(ms); return 1; },
     clearTimer: () => { timerFire = null; bridge.clearTimer(); },
     schedule: (task) => { tasks.push(task); if (tasks.length === 1) bridge.schedule(); },

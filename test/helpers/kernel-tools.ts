@@ -104,6 +104,7 @@ export function customKernel(options: KernelOptions, { cloneOutbound = false } =
   const outbound: { node: string; envelopes: Envelope[] }[] = [];
   const host: KernelHost = {
     now: () => performance.now(),
+    wallClock: () => Date.now(),
     setTimer: (ms, fire) => setTimeout(fire, ms),
     clearTimer: (handle) => clearTimeout(handle as NodeJS.Timeout),
     schedule: (task) => setImmediate(task),

@@ -23,6 +23,7 @@ export function localKernel(node = 'a'): LocalKernel {
   const outbound: { node: string; envelopes: Envelope[] }[] = [];
   const host: KernelHost = {
     now: () => performance.now(),
+    wallClock: () => Date.now(),
     setTimer: (ms, fire) => setTimeout(fire, ms),
     clearTimer: (handle) => clearTimeout(handle as NodeJS.Timeout),
     schedule: (task) => setImmediate(task),
