@@ -135,7 +135,7 @@ describe('no_qualified_continuation', () => {
     const hazards = findHazards(src);
     expect(kinds(hazards)).toEqual(['no_qualified_continuation']);
     expect(hazards[0]!.function).toBe('waiting');
-    expect(hazards[0]!.message).toMatch(/waiting → working|working → waiting/);
+    expect(hazards[0]!.message).toMatch(/waiting\(\) → working\(\)|working\(\) → waiting\(\)/);
   });
 
   it('also finds the loop when the API is imported as a namespace (sn.receive)', () => {

@@ -24,7 +24,7 @@ interface FnFacts {
   catchCalls: Set<string>;
 }
 
-export function findHazards(source: string, filename = 'module.ts'): Hazard[] {
+export function findHazards(source: string, filename = 'module.ts', module = moduleBase(filename)): Hazard[] {
   const file = ts.createSourceFile(filename, source, ts.ScriptTarget.ES2022, true);
   const apiNames = new Set<string>(); // local names of receive/after/next imported from subnode
   const apiNamespaces = new Set<string>(); // `import * as sn from 'subnode'`
@@ -108,17 +108,17 @@ export function findHazards(source: string, filename = 'module.ts'): Hazard[] {
     const receiving = members.filter((m) => m.receives.length);
     if (!receiving.length) continue;
     const head = receiving[0]!;
-    const names = cycle.join(' → ');
+    const names = cycle.map((n) => `${n}()`).join(' → ');
     if (!members.some((m) => m.qualified)) {
       hazards.push({ kind: 'no_qualified_continuation', function: head.name, line: head.line,
-        message: `loop ${names} only continues by local calls: its processes can never leave this version, and a purge kills them. Continue through the module's namespace (e.g. \`import * as self from './${moduleBase(filename)}'\`, then \`self.${head.name}(...)\`) on some path.` });
+        message: `the loop ${names} only continues by local calls: its processes can never leave this version, and a purge kills them. Continue through the module's namespace (e.g. \`import * as self from './${module}'\`, then \`self.${head.name}(...)\`) on some path.` });
     }
     for (const m of receiving) {
       for (const r of m.receives) {
         const hasAfter = r.arguments.some((a) => isApiCall(a, afterName, 'after'));
         if (!hasAfter) {
           hazards.push({ kind: 'receive_without_timeout', function: m.name, line: file.getLineAndCharacterOfPosition(r.getStart()).line + 1,
-            message: `receive in loop ${names} has no after(): an idle process waits in this version until a message comes, whatever loads meanwhile.` });
+            message: `a receive in the loop ${names} has no after(): an idle process waits in this version until a message comes, whatever loads meanwhile.` });
         }
       }
     }

@@ -37,7 +37,7 @@ export function transpile(module: string, source: string, filename = `${module}.
     const diagnostics = errors.map((d) => formatDiagnostic(d));
     throw new LoadError(`module '${module}' has syntax errors:\n  ${diagnostics.join('\n  ')}`, { module, phase: 'transpile', diagnostics });
   }
-  return { js: out.outputText, hazards: findHazards(source, filename) };
+  return { js: out.outputText, hazards: findHazards(source, filename, module) };
 }
 
 function formatDiagnostic(d: ts.Diagnostic): string {
