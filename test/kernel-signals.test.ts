@@ -466,7 +466,7 @@ describe('monitors', () => {
     const w = spawnFn(k, worker);
     await command(k, w, ['monitor', target], 'monitoring');
     const ref = (sent(k).find((m) => Array.isArray(m) && m[0] === 'monitoring') as string[])[2]!;
-    expect(ref).toMatch(/^#Ref<a\.0\.\d+>$/);
+    expect(ref).toMatch(/^#Ref<a\.0\.\d+\.[a-z0-9]+>$/);
     tell(k, target, 'stop');
     expect(await inboxAtLeast(k, w, 1)).toEqual([{ type: 'DOWN', ref, pid: target, reason: 'normal' }]);
   });

@@ -177,6 +177,7 @@ function outbound(node: unknown, envelopes: unknown): void {
         if (!request || typeof request !== 'object' || !isPid(request.from) || nodeOf(request.from) !== data.node) { deny('a service request for another node'); continue; }
       }
       if (limits.maxMessageBytes !== undefined && estimateSize(e[2], limits.maxMessageBytes) > limits.maxMessageBytes) { deny('a message over the size limit'); continue; }
+      if (holdsSharedMemory(e[2])) { deny('a message holding shared memory'); continue; }
     }
     admitted.push(e as Envelope);
   }
@@ -185,6 +186,17 @@ function outbound(node: unknown, envelopes: unknown): void {
   const port = peers.get(node);
   if (port) port.postMessage(admitted);
   else post({ t: 'route', node, envelopes: admitted });
+}
+
+/** Copied out of an isolate, a SharedArrayBuffer stays shared: a message must not carry one. */
+function holdsSharedMemory(value: unknown, depth = 0): boolean {
+  if (value === null || typeof value !== 'object' || depth > 64) return false;
+  if (value instanceof SharedArrayBuffer) return true;
+  if (ArrayBuffer.isView(value)) return value.buffer instanceof SharedArrayBuffer;
+  if (value instanceof Map) { for (const [k, v] of value) if (holdsSharedMemory(k, depth + 1) || holdsSharedMemory(v, depth + 1)) return true; return false; }
+  if (value instanceof Set) { for (const v of value) if (holdsSharedMemory(v, depth + 1)) return true; return false; }
+  for (const key of Object.keys(value)) if (holdsSharedMemory((value as Record<string, unknown>)[key], depth + 1)) return true;
+  return false;
 }
 
 const EVENT_TYPES = new Set(['process_exit', 'module_loaded', 'module_purged', 'module_deleted', 'process_purged', 'drain_started', 'code_changed',

@@ -44,8 +44,19 @@ const kernelHost: KernelHost = {
   compile: (js, filename) => new Function('require', 'exports', 'module', `${js}\n//# sourceURL=${filename}`) as ModuleFactory,
   outbound: (node, envelopes) => {
     const port = peers.get(node);
-    if (port) port.postMessage(envelopes);
-    else post({ t: 'route', node, envelopes });
+    const send = (batch: Envelope[]): void => (port ? port.postMessage(batch) : post({ t: 'route', node, envelopes: batch }));
+    try {
+      send(envelopes);
+    } catch {
+      // Something slipped past the send-time check and cannot be cloned: send the rest one by one.
+      for (const envelope of envelopes) {
+        try {
+          send([envelope]);
+        } catch (error) {
+          post({ t: 'event', event: { type: 'log', node: data.node, level: 'error', text: `a signal for node '${node}' could not be cloned and was dropped: ${(error as Error).message}` } });
+        }
+      }
+    }
   },
   emit: (event) => post({ t: 'event', event }),
 };

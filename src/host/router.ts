@@ -8,6 +8,7 @@ import { Sig, type Envelope } from '../kernel/signals.js';
 import type { Dest } from '../kernel/types.js';
 import { BadArgument, NoProcess, UnknownNode } from '../errors.js';
 import { assertCloneable, HOST_SERVICE } from '../kernel/kernel.js';
+import { randomUUID } from 'node:crypto';
 import { Inbox } from './inbox.js';
 import type { Events } from './events.js';
 
@@ -76,7 +77,7 @@ export class Router {
   /** Monitors `pid` on behalf of an inbox: its DOWN message arrives there. */
   monitor(inbox: Inbox, pid: Pid): string {
     if (!isPid(pid)) throw new BadArgument(`monitor() takes a pid, got ${JSON.stringify(pid)}`);
-    const ref = `#Ref<host.0.${++this.nextRef}>`;
+    const ref = `#Ref<host.0.${++this.nextRef}.${randomUUID()}>`;
     this.monitors.set(ref, [inbox.pid, pid]);
     const node = nodeOf(pid);
     if (!this.nodes.has(node)) this.toHost([[Sig.Down, inbox.pid, pid, ref, 'noproc']]);
@@ -124,7 +125,8 @@ export class Router {
         if (inbox) inbox.deliver(e[2]); else dropped++;
       } else if (e[0] === Sig.Down) {
         const entry = this.monitors.get(e[3]);
-        if (!entry) continue;
+        // Only the watched process's own DOWN counts: a ref alone proves nothing.
+        if (!entry || entry[1] !== e[2]) continue;
         this.monitors.delete(e[3]);
         this.inboxes.get(entry[0])?.deliver({ type: 'DOWN', ref: e[3], pid: e[2], reason: e[4] });
       } else if (e[0] === Sig.Link) {

@@ -4,6 +4,7 @@
  * traffic between nodes does not pass through this thread.
  */
 import { MessageChannel } from 'node:worker_threads';
+import { randomUUID } from 'node:crypto';
 import { BadArgument, NameTaken, NoProcess, NotAllowed, Timeout, UnknownFunction, UnknownNode, fromWire, toWire, type WireError } from '../errors.js';
 import { allows } from '../kernel/capabilities.js';
 import { Migrations, type BulkMigration, type MigrateOptions, type MigrationResult, type ProcessLocation } from './migration.js';
@@ -90,7 +91,8 @@ export class System {
   async call<R = unknown>(dest: Dest, request: unknown, timeoutMs = 5_000): Promise<R> {
     const inbox = this.router.inbox();
     try {
-      const ref = `#Ref<host.call.${++this.calls}>`;
+      // Unguessable: a process must not be able to answer a call it was not asked.
+      const ref = `#Ref<host.call.${++this.calls}.${randomUUID()}>`;
       const pid = isPid(dest) ? dest : undefined;
       const mref = pid ? inbox.monitor(pid) : undefined;
       this.send(dest, { $call: request, from: { pid: inbox.pid, ref } });
@@ -305,6 +307,11 @@ export class System {
     forwardsFor: (node) => this.migrations.forwardsHomedAt(node),
     route: (node, envelopes, from) => this.router.route(node, envelopes, from),
     onKernelEvent: (event: KernelEvent) => {
+      // A node speaks only for its own processes (wherever their pids say they came from).
+      if ((event.type === 'global_register' || event.type === 'global_unregister') && this.migrations.locate(event.pid).node !== event.node) {
+        this.events.emit({ type: 'capability_denied', node: event.node, what: `${event.type} of '${event.name}' for ${event.pid}, a process it does not run` });
+        return;
+      }
       if (event.type === 'global_register') {
         const held = this.globals.get(event.name);
         if (held && held !== event.pid) {

@@ -57,6 +57,8 @@ export class ExitNow {
 }
 
 const EMPTY: unknown[] = [];
+/** Taken before any module code runs: a sandbox may withhold or replace Math.random. */
+const random = Math.random;
 /** Consecutive steps a process may run before it goes to the back of the run queue. */
 const REDUCTIONS = 1000;
 /** Envelopes per post to another node: larger structured clones get slower per message. */
@@ -1212,8 +1214,12 @@ export class Kernel {
         this.lookup(e[1])?.watchers?.delete(e[3]);
         return;
       case Sig.Down: {
+        // Only the watched process's own DOWN counts: a ref alone proves nothing.
         const watcher = this.procs.get(e[1]);
-        if (watcher?.monitors?.delete(e[3])) this.deliverMessage(watcher, { type: 'DOWN', ref: e[3], pid: e[2], reason: e[4] });
+        if (watcher?.monitors?.get(e[3]) === e[2] || (watcher?.monitors?.has(e[3]) && !isPid(watcher.monitors.get(e[3])))) {
+          watcher!.monitors!.delete(e[3]);
+          this.deliverMessage(watcher!, { type: 'DOWN', ref: e[3], pid: e[2], reason: e[4] });
+        }
         return;
       }
     }
@@ -1605,7 +1611,8 @@ export class Kernel {
     this.signal([Sig.Exit, pid, from, reason, 0]);
   }
 
+  /** Unique on this node and hard to guess: a reply or DOWN must not be forgeable by ref. */
   private makeRef(): string {
-    return `#Ref<${this.node}.${this.creation}.${++this.nextRef}>`;
+    return `#Ref<${this.node}.${this.creation}.${++this.nextRef}.${Math.floor(random() * 2 ** 32).toString(36)}>`;
   }
 }

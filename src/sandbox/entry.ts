@@ -54,7 +54,20 @@ export function boot(config: SandboxConfig): void {
     clearTimer: () => { timerFire = null; bridge.clearTimer(); },
     schedule: (task) => { tasks.push(task); if (tasks.length === 1) bridge.schedule(); },
     compile: (js, filename) => new FunctionCtor('require', 'exports', 'module', `${js}\n//# sourceURL=${filename}`) as ModuleFactory,
-    outbound: (node, envelopes) => bridge.outbound(node, envelopes),
+    outbound: (node, envelopes) => {
+      try {
+        bridge.outbound(node, envelopes);
+      } catch {
+        // Something in the batch cannot be copied out (a Proxy, say): send the rest one by one.
+        for (const envelope of envelopes) {
+          try {
+            bridge.outbound(node, [envelope]);
+          } catch (error) {
+            bridge.emit({ type: 'log', node: config.node, level: 'error', text: `a signal for node '${node}' could not be copied out and was dropped: ${(error as Error)?.message}` });
+          }
+        }
+      }
+    },
     emit: (event) => bridge.emit(event),
   };
   const kernel = new Kernel(host, { node: config.node, creation: config.creation, capabilities: config.capabilities, limits: config.limits });
@@ -137,16 +150,47 @@ function lockdown(caps: Capabilities, log: (level: 'log' | 'info' | 'warn' | 'er
   const denied = (what: string) => () => { throw new Error(`${what} is not granted to this node`); };
   if (!caps.services.random) Math.random = denied('randomness (Math.random)');
   if (!caps.services.clock) {
+    // Every way to the current time goes: the native Date constructor is reachable from
+    // Date.prototype.constructor and from the global, so both get a guard that needs an argument;
+    // the native Date.now is replaced (the kernel captured it earlier); Intl formats only given dates.
     const Guarded = function Date(this: unknown, ...args: unknown[]) {
       if (!new.target) throw new Error('the clock (Date) is not granted to this node');
       if (args.length === 0) throw new Error('the clock (new Date()) is not granted to this node');
-      return Reflect.construct(NativeDate, args, new.target);
+      return Reflect.construct(NativeDate, args, new.target === Guarded ? NativeDate : new.target);
     } as unknown as DateConstructor;
-    Object.setPrototypeOf(Guarded, NativeDate);
-    (Guarded as { prototype: Date }).prototype = NativeDate.prototype;
+    Object.defineProperty(Guarded, 'prototype', { value: NativeDate.prototype });
+    // Not the native Date as its prototype either: Object.getPrototypeOf(Date).now must not work.
+    Object.setPrototypeOf(Guarded, Object.create(Function.prototype, { now: { value: denied('the clock (Date.now)') } }));
+    Object.defineProperty(Guarded, 'UTC', { value: NativeDate.UTC });
+    Object.defineProperty(Guarded, 'parse', { value: NativeDate.parse });
     Object.defineProperty(Guarded, 'now', { value: denied('the clock (Date.now)') });
+    Object.defineProperty(NativeDate, 'now', { value: denied('the clock (Date.now)') });
+    Object.defineProperty(NativeDate.prototype, 'constructor', { value: Guarded, writable: true, configurable: true });
     g.Date = Guarded;
+    const Intl = g.Intl as typeof globalThis.Intl | undefined;
+    if (Intl) {
+      const proto = Intl.DateTimeFormat.prototype;
+      const format = Object.getOwnPropertyDescriptor(proto, 'format')!.get!;
+      const formatToParts = proto.formatToParts;
+      Object.defineProperty(proto, 'format', {
+        configurable: true,
+        get(this: Intl.DateTimeFormat) {
+          const bound = format.call(this) as (date?: Date | number) => string;
+          return (date?: Date | number) => {
+            if (date === undefined) throw new Error('the clock (Intl.DateTimeFormat without a date) is not granted to this node');
+            return bound(date);
+          };
+        },
+      });
+      proto.formatToParts = function (this: Intl.DateTimeFormat, date?: Date | number) {
+        if (date === undefined) throw new Error('the clock (Intl.DateTimeFormat without a date) is not granted to this node');
+        return formatToParts.call(this, date);
+      };
+    }
   }
+  // Shared memory would be shared with whoever receives it, across the boundary: not in a sandbox.
+  delete g.SharedArrayBuffer;
+  delete g.Atomics;
   if (caps.services.console) {
     const text = (args: unknown[]) => args.map((a) => (typeof a === 'string' ? a : safeJson(a))).join(' ');
     g.console = Object.freeze({
