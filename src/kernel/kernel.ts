@@ -15,7 +15,7 @@ import { Process } from './process.js';
 import { RingQueue } from './queue.js';
 import { Sig, type DownMessage, type Envelope, type Target } from './signals.js';
 import { TimerHeap, type TimerEntry } from './timers.js';
-import { ALL, allows, type Capabilities, type Limits } from './capabilities.js';
+import { ALL, allows, type Capabilities, type Limits, type MailboxLimit } from './capabilities.js';
 import { assertCloneable, errorReason, errorText, estimateSize, isQuietReason, safeString, sameVsn } from './values.js';
 
 export { assertCloneable, errorReason, estimateSize } from './values.js';
@@ -71,6 +71,7 @@ export class Kernel {
   readonly capabilities: Capabilities;
   readonly limits: Limits;
   private readonly maxMessageBytes: number | undefined;
+  private readonly mailboxLimit: MailboxLimit | undefined;
 
   private readonly procs = new Map<Pid, Process>();
   private readonly names = new Map<string, Process>();
@@ -114,6 +115,7 @@ export class Kernel {
     this.capabilities = options.capabilities ?? ALL;
     this.limits = options.limits ?? {};
     this.maxMessageBytes = this.limits.maxMessageBytes;
+    this.mailboxLimit = this.limits.mailbox;
     this.code = new CodeServer({ compile: host.compile, apiFor: (v) => this.apiFor(v), now: host.wallClock }, this.node, this.capabilities.aliases);
   }
 
@@ -979,8 +981,10 @@ export class Kernel {
    */
   private advance(proc: Process, result: unknown): boolean {
     if (result instanceof Receive) {
-      if (result.version?.draining && proc.version !== result.version) return this.refuseDrained(proc, result.version);
-      this.moveTo(proc, result.version);
+      if (proc.version !== result.version) {
+        if (result.version?.draining) return this.refuseDrained(proc, result.version);
+        this.moveTo(proc, result.version);
+      }
       if (proc.mailbox.length) {
         if (result.anyHandler) {
           proc.stepFn = result.anyHandler as (...args: unknown[]) => unknown;
@@ -1250,8 +1254,8 @@ export class Kernel {
         return this.runNext(proc, handler, message);
       }
     }
-    const limit = this.limits.mailbox;
-    if (limit && proc.mailbox.length >= limit.max) return this.overflow(proc, limit.overflow);
+    const limit = this.mailboxLimit;
+    if (limit !== undefined && proc.mailbox.length >= limit.max) return this.overflow(proc, limit.overflow);
     proc.mailbox.push(message);
   }
 
