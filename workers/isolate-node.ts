@@ -188,10 +188,14 @@ function outbound(node: unknown, envelopes: unknown): void {
   else post({ t: 'route', node, envelopes: admitted });
 }
 
+const WasmMemory = (globalThis as { WebAssembly?: { Memory: abstract new (...args: never[]) => object } }).WebAssembly?.Memory;
+
 /** Copied out of an isolate, a SharedArrayBuffer stays shared: a message must not carry one. */
 function holdsSharedMemory(value: unknown, depth = 0): boolean {
   if (value === null || typeof value !== 'object' || depth > 64) return false;
   if (value instanceof SharedArrayBuffer) return true;
+  // A WebAssembly memory copies as a handle to the same memory: never across the boundary.
+  if (WasmMemory !== undefined && value instanceof WasmMemory) return true;
   if (ArrayBuffer.isView(value)) return value.buffer instanceof SharedArrayBuffer;
   if (value instanceof Map) { for (const [k, v] of value) if (holdsSharedMemory(k, depth + 1) || holdsSharedMemory(v, depth + 1)) return true; return false; }
   if (value instanceof Set) { for (const v of value) if (holdsSharedMemory(v, depth + 1)) return true; return false; }
@@ -199,11 +203,14 @@ function holdsSharedMemory(value: unknown, depth = 0): boolean {
   return false;
 }
 
-const EVENT_TYPES = new Set(['process_exit', 'module_loaded', 'module_purged', 'module_deleted', 'process_purged', 'drain_started', 'code_changed',
+const EVENT_TYPES = new Set(['process_exit', 'migrated_exit', 'module_loaded', 'module_purged', 'module_deleted', 'process_purged', 'drain_started', 'code_changed',
   'upgrade_step', 'upgrade_rollback', 'capability_denied', 'mailbox_overflow', 'log', 'global_register', 'global_unregister']);
 
 function emit(event: KernelEvent): void {
   if (!event || typeof event !== 'object' || !EVENT_TYPES.has(event.type)) return;
+  // Events about a process speak for this node's processes only (its own, or ones that moved in).
+  const pid = (event as { pid?: unknown }).pid;
+  if (pid !== undefined && !(isPid(pid) && (nodeOf(pid) === data.node || movedIn.has(pid)))) return deny(`an event about ${String(pid)}`);
   // Events carry the node's own name, whatever the sandbox wrote.
   post({ t: 'event', event: { ...event, node: data.node } as KernelEvent });
 }

@@ -12,6 +12,8 @@ export interface InboxHooks {
   close(inbox: Inbox): void;
 }
 
+const MAX_QUEUED = 100_000;
+
 interface Waiter { pattern: Pattern; resolve: (message: unknown) => void; timer?: NodeJS.Timeout }
 
 export class Inbox {
@@ -50,10 +52,17 @@ export class Inbox {
     return out;
   }
 
+  /** Messages dropped because the inbox held `MAX_QUEUED` unread ones. */
+  dropped = 0;
+
   /** @internal the router delivers here. */
   deliver(message: unknown): void {
     const index = this.waiters.findIndex((w) => safeMatch(w.pattern, message));
-    if (index < 0) return this.mailbox.push(message);
+    if (index < 0) {
+      // Bounded: nobody reading an inbox must not let senders fill the host's memory.
+      if (this.mailbox.length >= MAX_QUEUED) { this.dropped++; return; }
+      return this.mailbox.push(message);
+    }
     const [waiter] = this.waiters.splice(index, 1);
     clearTimeout(waiter!.timer);
     waiter!.resolve(message);

@@ -322,7 +322,7 @@ export class System {
         }
         this.setGlobal(event.name, event.pid);
       } else if (event.type === 'migrated_exit') {
-        this.migrations.ended(event.pid);
+        if (this.migrations.locate(event.pid).node === event.node) this.migrations.ended(event.pid);
       } else if (event.type === 'global_unregister') {
         if (this.globals.get(event.name) === event.pid) this.setGlobal(event.name, null);
       }

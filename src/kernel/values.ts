@@ -5,6 +5,9 @@
 import { NotCloneable } from '../errors.js';
 import type { ErrorReason } from './signals.js';
 
+/** WebAssembly.Memory, where the runtime has it (not part of the ES library types). */
+const WasmMemory = (globalThis as { WebAssembly?: { Memory: abstract new (...args: never[]) => object } }).WebAssembly?.Memory;
+
 /** Exits that are part of normal operation and need no crash report. */
 export function isQuietReason(reason: unknown): boolean {
   return reason === 'normal' || reason === 'shutdown' || reason === 'killed' || reason === 'noconnection' ||
@@ -108,10 +111,16 @@ function uncloneable(value: unknown, depth: number, seen: Set<object> | undefine
           const p = uncloneable(v, d, seen);
           if (p !== undefined) return ` member${p}`;
         }
-      } else if (ArrayBuffer.isView(value) || value instanceof ArrayBuffer || value instanceof Date || value instanceof RegExp || value instanceof Error) {
+      } else if (ArrayBuffer.isView(value)) {
+        return typeof SharedArrayBuffer === 'function' && value.buffer instanceof SharedArrayBuffer ? ' is a view of shared memory (it would be shared, not copied)' : undefined;
+      } else if (value instanceof ArrayBuffer || value instanceof Date || value instanceof RegExp || value instanceof Error) {
         return undefined;
       } else if (value instanceof WeakMap || value instanceof WeakSet || value instanceof Promise) {
         return ` is a ${value.constructor.name}`;
+      } else if (WasmMemory !== undefined && value instanceof WasmMemory) {
+        return ' is a WebAssembly.Memory (its buffer would be shared, not copied)';
+      } else if (typeof SharedArrayBuffer === 'function' && value instanceof SharedArrayBuffer) {
+        return ' is a SharedArrayBuffer (it would be shared, not copied)';
       } else {
         for (const key in value) {
           if (!Object.prototype.hasOwnProperty.call(value, key)) continue;

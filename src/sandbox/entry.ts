@@ -71,7 +71,8 @@ export function boot(config: SandboxConfig): void {
     emit: (event) => bridge.emit(event),
   };
   const kernel = new Kernel(host, { node: config.node, creation: config.creation, capabilities: config.capabilities, limits: config.limits });
-  lockdown(config.capabilities, (level, text) => bridge.emit({ type: 'log', node: config.node, level, text }));
+  lockdown(config.capabilities, (level, text) => bridge.emit({ type: 'log', node: config.node, level, text }),
+    (what) => bridge.emit({ type: 'capability_denied', node: config.node, what }));
 
   const ops: Record<string, (...args: never[]) => unknown> = {
     load: (module: string, js: string, options: object) => kernel.load(module, js, options),
@@ -146,8 +147,11 @@ export function boot(config: SandboxConfig): void {
  * (`Date.now`, `new Date()`), randomness (`Math.random`), and gives a console that reports to the
  * host only if granted.
  */
-function lockdown(caps: Capabilities, log: (level: 'log' | 'info' | 'warn' | 'error', text: string) => void): void {
-  const denied = (what: string) => () => { throw new Error(`${what} is not granted to this node`); };
+function lockdown(caps: Capabilities, log: (level: 'log' | 'info' | 'warn' | 'error', text: string) => void, audit: (what: string) => void): void {
+  const denied = (what: string) => () => {
+    audit(what);
+    throw new Error(`${what} is not granted to this node`);
+  };
   if (!caps.services.random) Math.random = denied('randomness (Math.random)');
   if (!caps.services.clock) {
     // Every way to the current time goes: the native Date constructor is reachable from
@@ -191,6 +195,18 @@ function lockdown(caps: Capabilities, log: (level: 'log' | 'info' | 'warn' | 'er
   // Shared memory would be shared with whoever receives it, across the boundary: not in a sandbox.
   delete g.SharedArrayBuffer;
   delete g.Atomics;
+  type MemoryCtor = new (descriptor: { shared?: boolean }) => object;
+  const Wasm = g.WebAssembly as { Memory: MemoryCtor & { prototype: object } } | undefined;
+  if (Wasm) {
+    const NativeMemory = Wasm.Memory;
+    const Memory = function Memory(descriptor: { shared?: boolean }) {
+      if (descriptor?.shared) throw new Error('shared WebAssembly memory is not available in a sandbox');
+      return new NativeMemory(descriptor);
+    };
+    Object.defineProperty(Memory, 'prototype', { value: NativeMemory.prototype });
+    Object.defineProperty(NativeMemory.prototype, 'constructor', { value: Memory, writable: true, configurable: true });
+    Object.defineProperty(Wasm, 'Memory', { value: Memory, writable: true, configurable: true });
+  }
   if (caps.services.console) {
     const text = (args: unknown[]) => args.map((a) => (typeof a === 'string' ? a : safeJson(a))).join(' ');
     g.console = Object.freeze({
