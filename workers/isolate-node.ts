@@ -164,7 +164,8 @@ function outbound(node: unknown, envelopes: unknown): void {
     if (!reachable && !(Array.isArray(e) && movedOut.has(e[1] as string))) { unreachable++; continue; }
     if (!Array.isArray(e) || typeof e[0] !== 'number' || e[0] < Sig.Message || e[0] > Sig.Drained || typeof e[1] !== 'string') { deny('a malformed signal'); continue; }
     if (e[0] === Sig.Gone && !movedIn.has(e[1]) && !movedOut.has(e[1])) { deny(`a Gone for ${e[1]}, which never moved through this node`); continue; }
-    if ((e[0] === Sig.Flushed || e[0] === Sig.Drained) && !movedOut.has(e[1])) { deny(`a migration marker for ${e[1]}, which did not move out of this node`); continue; }
+    if (e[0] === Sig.Flushed && !movedOut.has(e[1])) { deny(`a Flushed for ${e[1]}, which did not move out of this node`); continue; }
+    if (e[0] === Sig.Drained && !movedOut.has(e[1]) && !movedIn.has(e[1])) { deny(`a Drained for ${e[1]}, which never moved through this node`); continue; }
     // Signals that name their sender must name a process of this node (its own, or one that moved
     // in): no forged exits or links. A signal for a pid that moved out is a forward, as it came.
     if (OWN_FROM.has(e[0]) && !movedOut.has(e[1]) && (!isPid(e[2]) || (nodeOf(e[2]) !== data.node && !movedIn.has(e[2])))) {

@@ -59,8 +59,8 @@ export class ExitNow {
 const EMPTY: unknown[] = [];
 /** Taken before any module code runs: a sandbox may withhold or replace Math.random. */
 const random = Math.random;
-/** Consecutive steps a process may run before it goes to the back of the run queue. */
-const REDUCTIONS = 1000;
+/** Reductions (steps and sends) a process may use before it goes to the back of the run queue. */
+const REDUCTIONS = 2000;
 /** Envelopes per post to another node: larger structured clones get slower per message. */
 const MAX_BATCH = 4096;
 
@@ -84,6 +84,13 @@ export class Kernel {
   private nextId = 0;
   /** Steps run so far: the slice checks its clock every few dozen of them. */
   private steps = 0;
+  /**
+   * Reductions left to the running process, as on the BEAM: each step and each send costs one, so
+   * a process that sends a burst yields to its receivers instead of running on with a full budget.
+   */
+  private budget = 0;
+  /** When the running slice should yield. */
+  private sliceDeadline = 0;
   private nextRef = 0;
   private current: Process | null = null;
   private applying = false;
@@ -338,7 +345,15 @@ export class Kernel {
     // Forwarding into the dead node leads nowhere: drop it, so messages are dropped here.
     for (const [pid, entry] of this.moved) if (entry.node === node || lostSet.has(pid)) this.moved.delete(pid);
     for (const [name, pid] of this.movedNames) if (!this.moved.has(pid)) this.movedNames.delete(name);
-    for (const [pid, target] of this.pendingFlush) if (target === node) this.pendingFlush.delete(pid);
+    // Migration markers that can no longer come: don't wait for them.
+    for (const [pid, target] of this.pendingFlush) {
+      if (target === node) this.pendingFlush.delete(pid);
+      else if (pid.startsWith(prefix)) {
+        this.pendingFlush.delete(pid);
+        this.post(target, [Sig.Flushed, pid]);
+      }
+    }
+    for (const proc of this.procs.values()) if (proc.heldLocal !== null && proc.cameFrom === node) this.flushed(proc.pid);
     this.drain();
     this.afterExternalWork();
   }
@@ -539,10 +554,12 @@ export class Kernel {
     if (snap.kind === 'raw') entry = this.code.entry(snap.module, snap.fn!).fn;
     // Committed from here on.
     this.procs.set(proc.pid, proc);
-    const forwardedTo = this.moved.get(proc.pid)?.node;
+    // Until now this node sent the pid's messages somewhere else: forwards (if it was on the path)
+    // or its own processes' sends (to the pid's home). A Drained marker follows them down the same
+    // path; the source says Flushed only after it, so none of them can arrive after newer ones.
+    const home = nodeOf(proc.pid);
+    const forwardedTo = this.moved.get(proc.pid)?.node ?? (home !== this.node ? home : undefined);
     this.moved.delete(proc.pid);
-    // We used to forward this pid: tell the way we forwarded that we stopped. The source waits for
-    // this marker before it says Flushed, so nothing we forwarded can arrive after it.
     if (forwardedTo !== undefined) this.post(forwardedTo, [Sig.Drained, proc.pid]);
     for (const [name, pid] of this.movedNames) {
       if (pid !== proc.pid) continue;
@@ -913,7 +930,7 @@ export class Kernel {
   private readonly runSlice = (): void => {
     this.scheduled = false;
     this.inSlice = true;
-    const deadline = this.host.now() + this.sliceMs;
+    const deadline = (this.sliceDeadline = this.host.now() + this.sliceMs);
     let checked = this.steps;
     for (let proc = this.runQueue.shift(); proc; proc = this.runQueue.shift()) {
       proc.queued = false;
@@ -938,7 +955,7 @@ export class Kernel {
    */
   private step(proc: Process): void {
     proc.status = 'running';
-    let budget = REDUCTIONS;
+    this.budget = REDUCTIONS;
     let result: unknown;
     for (;;) {
       const fn = proc.stepFn!;
@@ -966,7 +983,9 @@ export class Kernel {
         return;
       }
       if (!this.advance(proc, result)) return;
-      if (--budget === 0) return this.enqueue(proc);
+      if (--this.budget <= 0) return this.enqueue(proc);
+      // Heavy steps use up the slice before the budget: look at the clock now and then.
+      if ((this.steps & 255) === 0 && this.host.now() >= this.sliceDeadline) return this.enqueue(proc);
     }
   }
 
@@ -1285,6 +1304,7 @@ export class Kernel {
   }
 
   private post(node: string, envelope: Envelope): void {
+    this.budget--;
     const batch = this.outbox.get(node);
     if (batch) {
       batch.push(envelope);
@@ -1415,6 +1435,7 @@ export class Kernel {
   }
 
   private deliverLocal(proc: Process, message: unknown): void {
+    this.budget--;
     const max = this.maxMessageBytes;
     if (max !== undefined && estimateSize(message, max) > max) {
       throw new TooLarge(`message is larger than this node's limit of ${max} bytes`, { limit: max });

@@ -72,7 +72,8 @@ export class Mailbox<T> {
 
   private emptied(items: (T | undefined)[]): void {
     this.head = 0;
-    if (items.length > 4096) this.items = null; // a drained large backlog: give the big buffer back
+    // Keep the buffer for the next burst (regrowing it each time is costly); give back only a huge one.
+    if (items.length > 65536) this.items = null;
   }
 }
 
