@@ -3,7 +3,7 @@
  * It runs unchanged in every kind of node and uses no Node API: timers, compilation, the clock
  * and the wires to other nodes come through the small `KernelHost` interface.
  */
-import { fromWire, toWire, type WireError } from '../errors.js';
+import { fromWire, type WireError } from '../errors.js';
 import { BadArgument, NameTaken, NoProcess, NotAllowed, NotInProcess, NotPurged, Refused, Timeout, TooLarge, UnknownFunction, UnknownModule } from '../errors.js';
 import { CodeServer, type ModuleFactory, type ModuleRecord, type ModuleVersion } from './code-server.js';
 import { DEFAULT_POLICY, checkPolicy, checkPurge, collectsIdle, oldSlots, type CodePolicy, type PurgeMode } from './policy.js';
@@ -15,8 +15,9 @@ import { Process } from './process.js';
 import { RingQueue } from './queue.js';
 import { Sig, type DownMessage, type Envelope, type Target } from './signals.js';
 import { TimerHeap, type TimerEntry } from './timers.js';
+import { Relocation } from './relocation.js';
 import { ALL, allows, type Capabilities, type Limits, type MailboxLimit } from './capabilities.js';
-import { assertCloneable, errorReason, errorText, estimateSize, isQuietReason, safeString, sameVsn } from './values.js';
+import { assertCloneable, errorReason, errorText, estimateSize, isQuietReason, safeString } from './values.js';
 
 export { assertCloneable, errorReason, estimateSize } from './values.js';
 import type { ProcessInfo, ModuleInfo, KernelEvent, SpawnOptions, Dest, LoadReport, PurgeReport, ProcessStatus, MigrationSnapshot, MigrationOutcome } from './types.js';
@@ -103,14 +104,10 @@ export class Kernel {
   private readonly modulePolicies = new Map<string, CodePolicy>();
   /** Modules with a drain in progress: another load or purge of them waits its turn by refusing. */
   private readonly draining = new Map<ModuleRecord, () => void>();
-  /** Processes that migrated away from this node: pid → where to forward, and where it had come from. */
-  private readonly moved = new Map<Pid, { node: string; cameFrom: string | null }>();
-  /** Names registered here by processes that migrated away: name → pid (forwarded like the pid). */
-  private readonly movedNames = new Map<string, Pid>();
   /** The node whose envelopes are being applied, or null for local signals. */
   private inboundFrom: string | null = null;
-  /** Moved out, committed, waiting for the target's Drained marker before sending Flushed: pid → target. */
-  private readonly pendingFlush = new Map<Pid, string>();
+  /** Migration: what moved away from here and where it went. */
+  private readonly relocation: Relocation;
   /** Behaviour processes by callback module (all modules on a statem's stack): whom an upgrade suspends. */
   private readonly behaviourIndex = new Map<string, Set<Process>>();
 
@@ -124,6 +121,26 @@ export class Kernel {
     this.maxMessageBytes = this.limits.maxMessageBytes;
     this.mailboxLimit = this.limits.mailbox;
     this.code = new CodeServer({ compile: host.compile, apiFor: (v) => this.apiFor(v), now: host.wallClock }, this.node, this.capabilities.aliases);
+    this.relocation = new Relocation({
+      node: this.node,
+      code: this.code,
+      procs: this.procs,
+      names: this.names,
+      now: () => this.host.now(),
+      post: (node, envelope) => this.post(node, envelope),
+      process: (pid) => this.process(pid),
+      suspend: (pid) => this.suspend(pid),
+      resume: (pid) => this.resume(pid),
+      asProcess: (proc, run) => this.asProcess(proc, run),
+      moveTo: (proc, version) => this.moveTo(proc, version),
+      disarm: (proc) => this.disarm(proc),
+      enqueue: (proc) => this.enqueue(proc),
+      continueWith: (proc, result) => this.continueWith(proc, result),
+      behaviourLoop: (proc) => this.behaviourLoop(proc),
+      indexBehaviour: (proc, from, to) => this.indexBehaviour(proc, from, to),
+      deliverMessage: (proc, message) => this.deliverMessage(proc, message),
+      afterExternalWork: () => this.afterExternalWork(),
+    });
   }
 
   // ---- control operations (the host calls these) ------------------------------------------
@@ -343,17 +360,17 @@ export class Kernel {
       if (proc.watchers) for (const [ref, pid] of proc.watchers) if (gone(pid)) proc.watchers.delete(ref);
     }
     // Forwarding into the dead node leads nowhere: drop it, so messages are dropped here.
-    for (const [pid, entry] of this.moved) if (entry.node === node || lostSet.has(pid)) this.moved.delete(pid);
-    for (const [name, pid] of this.movedNames) if (!this.moved.has(pid)) this.movedNames.delete(name);
+    for (const [pid, entry] of this.relocation.moved) if (entry.node === node || lostSet.has(pid)) this.relocation.moved.delete(pid);
+    for (const [name, pid] of this.relocation.movedNames) if (!this.relocation.moved.has(pid)) this.relocation.movedNames.delete(name);
     // Migration markers that can no longer come: don't wait for them.
-    for (const [pid, target] of this.pendingFlush) {
-      if (target === node) this.pendingFlush.delete(pid);
+    for (const [pid, target] of this.relocation.pendingFlush) {
+      if (target === node) this.relocation.pendingFlush.delete(pid);
       else if (pid.startsWith(prefix)) {
-        this.pendingFlush.delete(pid);
+        this.relocation.pendingFlush.delete(pid);
         this.post(target, [Sig.Flushed, pid]);
       }
     }
-    for (const proc of this.procs.values()) if (proc.heldLocal !== null && proc.cameFrom === node) this.flushed(proc.pid);
+    for (const proc of this.procs.values()) if (proc.heldLocal !== null && proc.cameFrom === node) this.relocation.flushed(proc.pid);
     this.drain();
     this.afterExternalWork();
   }
@@ -366,7 +383,7 @@ export class Kernel {
   }
 
   /** The pid registered under `name` here (also when that process migrated away: sends still reach it). */
-  whereis(name: string): Pid | undefined { return this.names.get(name)?.pid ?? this.movedNames.get(name); }
+  whereis(name: string): Pid | undefined { return this.names.get(name)?.pid ?? this.relocation.movedNames.get(name); }
 
   processes(): ProcessInfo[] {
     return Array.from(this.procs.values(), (p) => this.info(p));
@@ -429,254 +446,22 @@ export class Kernel {
     return culprit?.pid;
   }
 
-  // ---- migration -------------------------------------------------------------------------------
-  //
-  // A process moves in three steps the host drives: out (here: suspend at a safe point and take a
-  // snapshot; messages keep queueing), in (there: convert the state with the target's code, start
-  // it under the same pid), then commit (here: forward what queued meanwhile, then a Flushed
-  // marker, and keep forwarding) or abort (here: resume, exactly as it was). The pid stays: its
-  // home node forwards, so per-sender order holds and nothing is lost.
+  // ---- migration (src/kernel/relocation.ts) ----------------------------------------------------
 
   /** Takes snapshots of processes to move; each is suspended until commit or abort. */
-  migrateOut(pids: Pid[]): MigrationOutcome<MigrationSnapshot>[] {
-    return pids.map((pid) => {
-      try {
-        return { pid, ok: this.snapshot(this.process(pid)) };
-      } catch (error) {
-        return { pid, error: toWire(error) };
-      }
-    });
-  }
-
-  private snapshot(proc: Process): MigrationSnapshot {
-    // Refusals marked `retry` are moments, not reasons: the host tries again shortly.
-    if (proc.snapshotAt >= 0) throw new Refused(`${proc.pid} is already being moved`, { pid: proc.pid, retry: true });
-    if (proc.heldLocal !== null) throw new Refused(`${proc.pid} has just arrived and is still receiving from its last node: try again`, { pid: proc.pid, retry: true });
-    const b = proc.behaviour;
-    const held: unknown[] = [];
-    let kind: MigrationSnapshot['kind'];
-    let module: string;
-    let fn: string | undefined;
-    let state: unknown;
-    let vsn: unknown;
-    if (b) {
-      // A server about to handle a message has it in its pending step: it travels first.
-      if (proc.status === 'runnable' && proc.stepFn === b.loop?.anyHandler) held.push(proc.stepArg);
-      else if (proc.status !== 'waiting' && proc.status !== 'suspended') throw new Refused(`${proc.pid} is ${proc.status}: try again`, { pid: proc.pid, retry: true });
-      kind = b.kind;
-      module = b.module;
-      state = b.state;
-      vsn = b.stateVsn;
-    } else {
-      const wait = proc.wait;
-      if (proc.status === 'runnable') throw new Refused(`${proc.pid} is between two steps: try again`, { pid: proc.pid, retry: true });
-      if (proc.status !== 'waiting' || !wait?.onMigrate) {
-        throw new Refused(`${proc.pid} cannot migrate: it is not a server or statem, and it does not wait in a receive with onMigrate()`, { pid: proc.pid });
-      }
-      const saved = this.current;
-      this.current = proc;
-      let how: unknown;
-      try {
-        how = wait.onMigrate.handler();
-      } finally {
-        this.current = saved;
-      }
-      const version = how instanceof Next ? this.code.versionOf(how.fn) : undefined;
-      const name = version && Object.keys(version.exports).find((k) => version.exports[k] === (how as Next).fn);
-      if (!version || !name) throw new Refused(`${proc.pid}: onMigrate must return next(exportedFunction, ...state)`, { pid: proc.pid });
-      kind = 'raw';
-      module = version.name;
-      fn = name;
-      state = (how as Next).args;
-      vsn = vsnOf(version);
-    }
-    const snapshot: MigrationSnapshot = {
-      pid: proc.pid,
-      from: this.node,
-      moves: proc.moves,
-      kind,
-      module,
-      fn,
-      stack: b ? [...b.stack] : [],
-      state,
-      vsn,
-      mailbox: [...held, ...proc.mailbox],
-      links: proc.links ? [...proc.links] : [],
-      monitors: proc.monitors ? [...proc.monitors] : [],
-      watchers: proc.watchers ? [...proc.watchers] : [],
-      trapExit: proc.trapExit,
-      name: proc.name ?? undefined,
-      initial: proc.initial,
-    };
-    assertCloneable(snapshot);
-    this.suspend(proc.pid);
-    proc.snapshotAt = proc.mailbox.length;
-    return snapshot;
-  }
-
+  migrateOut(pids: Pid[]): MigrationOutcome<MigrationSnapshot>[] { return this.relocation.out(pids); }
   /** Starts moved processes here under their own pids, their states converted by this node's code. */
   migrateIn(snapshots: MigrationSnapshot[], extra?: unknown, timeoutMs = 5_000): MigrationOutcome<{ from: unknown; to: unknown; awaitDrain: boolean }>[] {
-    return snapshots.map((snap) => {
-      try {
-        return { pid: snap.pid, ok: this.arrive(snap, extra, timeoutMs) };
-      } catch (error) {
-        return { pid: snap?.pid, error: toWire(error) };
-      }
-    });
+    return this.relocation.in(snapshots, extra, timeoutMs);
   }
-
-  private arrive(snap: MigrationSnapshot, extra: unknown, timeoutMs: number): { from: unknown; to: unknown; awaitDrain: boolean } {
-    if (!snap || !isPid(snap.pid)) throw new BadArgument('a migration snapshot needs a pid');
-    if (this.procs.has(snap.pid)) throw new Refused(`${snap.pid} already runs on node '${this.node}'`, { pid: snap.pid });
-    const version = this.code.current(snap.module);
-    for (const m of snap.stack) this.code.current(m);
-    const to = vsnOf(version);
-    const proc = new Process(snap.pid, snap.initial);
-    // Conversion: the target version's codeChange(fromVsn, state, extra), when the vsn differs.
-    let state = snap.state;
-    const convert = version.exports.codeChange;
-    if (!sameVsn(snap.vsn, to) && typeof convert === 'function') {
-      const saved = this.current;
-      const started = this.host.now();
-      this.current = proc;
-      try {
-        state = convert(snap.vsn, deepCopy(state), extra);
-      } catch (error) {
-        throw new Refused(`codeChange of ${version} failed while migrating ${snap.pid}: ${errorText(error)}`, { pid: snap.pid, reason: errorReason(error) });
-      } finally {
-        this.current = saved;
-      }
-      if (this.host.now() - started > timeoutMs) throw new Timeout(`codeChange of ${version} took over ${timeoutMs} ms while migrating ${snap.pid}`, { pid: snap.pid });
-      if (state === undefined) throw new Refused(`codeChange of ${version} returned undefined while migrating ${snap.pid}`, { pid: snap.pid });
-      if (snap.kind === 'raw' && !Array.isArray(state)) throw new Refused(`codeChange of ${version} must return the argument list of ${snap.module}.${snap.fn} for a raw process`, { pid: snap.pid });
-    }
-    let entry: ((...args: unknown[]) => unknown) | undefined;
-    if (snap.kind === 'raw') entry = this.code.entry(snap.module, snap.fn!).fn;
-    // Committed from here on.
-    this.procs.set(proc.pid, proc);
-    // Until now this node sent the pid's messages somewhere else: forwards (if it was on the path)
-    // or its own processes' sends (to the pid's home). A Drained marker follows them down the same
-    // path; the source says Flushed only after it, so none of them can arrive after newer ones.
-    const home = nodeOf(proc.pid);
-    const forwardedTo = this.moved.get(proc.pid)?.node ?? (home !== this.node ? home : undefined);
-    this.moved.delete(proc.pid);
-    if (forwardedTo !== undefined) this.post(forwardedTo, [Sig.Drained, proc.pid]);
-    for (const [name, pid] of this.movedNames) {
-      if (pid !== proc.pid) continue;
-      this.movedNames.delete(name);
-      this.names.set(name, proc);
-      proc.name = name;
-    }
-    proc.cameFrom = snap.from;
-    proc.moves = snap.moves + 1;
-    proc.heldLocal = [];
-    proc.trapExit = snap.trapExit;
-    if (snap.links.length) proc.links = new Set(snap.links);
-    if (snap.monitors.length) proc.monitors = new Map(snap.monitors);
-    if (snap.watchers.length) proc.watchers = new Map(snap.watchers);
-    for (const message of snap.mailbox) proc.mailbox.push(message);
-    if (snap.kind === 'raw') {
-      proc.stepFn = entry!;
-      proc.stepArgs = state as unknown[];
-      this.moveTo(proc, version);
-      this.enqueue(proc);
-    } else {
-      proc.behaviour = new Behaviour(snap.kind, snap.module, state, to, [...snap.stack]);
-      for (const m of new Set([snap.module, ...snap.stack])) this.indexBehaviour(proc, null, m);
-      this.continueWith(proc, this.behaviourLoop(proc));
-    }
-    this.afterExternalWork();
-    return { from: snap.vsn, to, awaitDrain: forwardedTo !== undefined };
-  }
-
   /** The moves are done: forward what queued since the snapshots, then keep forwarding. */
-  migrateCommit(pids: Pid[], to: string, awaitDrain: Pid[] = []): void {
-    const waits = new Set(awaitDrain);
-    for (const pid of pids) {
-      const proc = this.procs.get(pid);
-      if (!proc || proc.snapshotAt < 0) continue;
-      const messages = [...proc.mailbox].slice(proc.snapshotAt);
-      for (const m of messages) this.post(to, [Sig.Message, pid, m]);
-      if (waits.has(pid) && !proc.drainSeen) this.pendingFlush.set(pid, to);
-      else this.post(to, [Sig.Flushed, pid]);
-      // It leaves without dying: no exit signals, no DOWN; its links and monitors went with it.
-      this.procs.delete(pid);
-      this.disarm(proc);
-      this.moveTo(proc, null);
-      if (proc.behaviour) for (const m of new Set([proc.behaviour.module, ...proc.behaviour.stack])) this.indexBehaviour(proc, m, null);
-      if (proc.name !== null) {
-        this.names.delete(proc.name);
-        this.movedNames.set(proc.name, pid);
-      }
-      proc.status = 'exited';
-      this.moved.set(pid, { node: to, cameFrom: proc.cameFrom });
-    }
-    this.afterExternalWork();
-  }
-
+  migrateCommit(pids: Pid[], to: string, awaitDrain: Pid[] = []): void { this.relocation.commit(pids, to, awaitDrain); }
   /** The moves failed: the processes go on here exactly as they were. */
-  migrateAbort(pids: Pid[]): void {
-    for (const pid of pids) {
-      const proc = this.procs.get(pid);
-      if (!proc || proc.snapshotAt < 0) continue;
-      proc.snapshotAt = -1;
-      this.resume(pid);
-    }
-    this.afterExternalWork();
-  }
-
+  migrateAbort(pids: Pid[]): void { this.relocation.abort(pids); }
   /** After a restart: the host tells the home node where its migrated processes live now. */
-  restoreForwards(entries: [Pid, string][]): void {
-    for (const [pid, node] of entries) if (!this.procs.has(pid) && node !== this.node) this.moved.set(pid, { node, cameFrom: null });
-  }
-
+  restoreForwards(entries: [Pid, string][]): void { this.relocation.restoreForwards(entries); }
   /** Where a pid this node knows is forwarded to, if it moved away. */
-  locationOf(pid: Pid): string | undefined {
-    return this.procs.has(pid) ? this.node : this.moved.get(pid)?.node;
-  }
-
-  private forwardOf(target: Target): { node: string; pid: Pid } | undefined {
-    const pid = isPid(target) ? target : this.movedNames.get(target);
-    const entry = pid && this.moved.get(pid);
-    return entry ? { node: entry.node, pid: pid! } : undefined;
-  }
-
-  /** A migrated process ended: forget its forwarding, and tell the node before us on its path. */
-  private gone(pid: Pid): void {
-    const entry = this.moved.get(pid);
-    if (!entry) return;
-    this.moved.delete(pid);
-    for (const [name, p] of this.movedNames) if (p === pid) this.movedNames.delete(name);
-    if (entry.cameFrom !== null) this.post(entry.cameFrom, [Sig.Gone, pid]);
-  }
-
-  /**
-   * A node that used to forward to this process now hosts it and forwards no more. True when this
-   * node is the one moving it out (the marker is for us); otherwise the marker travels on.
-   */
-  private drained(pid: Pid): boolean {
-    const target = this.pendingFlush.get(pid);
-    if (target !== undefined) {
-      this.pendingFlush.delete(pid);
-      this.post(target, [Sig.Flushed, pid]);
-      return true;
-    }
-    const proc = this.procs.get(pid);
-    if (proc && proc.snapshotAt >= 0) {
-      proc.drainSeen = true;
-      return true;
-    }
-    return false;
-  }
-
-  /** The previous node has forwarded everything: local messages held back go in now, in order. */
-  private flushed(pid: Pid): void {
-    const proc = this.procs.get(pid);
-    if (!proc || proc.heldLocal === null) return;
-    const held = proc.heldLocal;
-    proc.heldLocal = null;
-    for (const m of held) this.deliverMessage(proc, m);
-  }
+  locationOf(pid: Pid): string | undefined { return this.relocation.locationOf(pid); }
 
   // ---- behaviours and the system protocol (OTP's sys) -----------------------------------------
 
@@ -1194,11 +979,11 @@ export class Kernel {
 
   /** Applies one signal to a process of this node. */
   private apply(e: Envelope): void {
-    if (e[0] === Sig.Gone) return this.gone(e[1]);
-    if (e[0] === Sig.Drained && this.drained(e[1])) return;
+    if (e[0] === Sig.Gone) return this.relocation.gone(e[1]);
+    if (e[0] === Sig.Drained && this.relocation.drained(e[1])) return;
     const to = e[1];
     if (!(isPid(to) ? this.procs.has(to) : this.names.has(to))) {
-      const forward = this.forwardOf(to);
+      const forward = this.relocation.forwardOf(to);
       if (forward) {
         const copy = e.slice() as Envelope;
         copy[1] = forward.pid;
@@ -1207,7 +992,7 @@ export class Kernel {
     }
     switch (e[0]) {
       case Sig.Flushed:
-        return this.flushed(e[1]);
+        return this.relocation.flushed(e[1]);
       case Sig.Message: {
         const proc = this.lookup(e[1]);
         if (proc) this.deliverMessage(proc, e[2]);
@@ -1346,7 +1131,7 @@ export class Kernel {
 
   private checkName(name: unknown): void {
     if (typeof name !== 'string' || !name || isPid(name) || name.length > 255) throw new BadArgument(`bad registered name ${JSON.stringify(name)}`);
-    if (this.names.has(name) || this.movedNames.has(name)) throw new NameTaken(`the name '${name}' is already registered on node '${this.node}'`, { name });
+    if (this.names.has(name) || this.relocation.movedNames.has(name)) throw new NameTaken(`the name '${name}' is already registered on node '${this.node}'`, { name });
   }
 
   private info(p: Process): ProcessInfo {
@@ -1382,7 +1167,7 @@ export class Kernel {
     if (typeof dest === 'string') {
       const proc = this.names.get(dest);
       if (proc) return this.deliverLocal(proc, message);
-      const forward = this.forwardOf(dest);
+      const forward = this.relocation.forwardOf(dest);
       if (!forward) throw new NoProcess(`no process registered as '${dest}' on node '${this.node}'`, { name: dest });
       this.checkMessage(message);
       return this.post(forward.node, [Sig.Message, forward.pid, message]);
@@ -1408,7 +1193,7 @@ export class Kernel {
     if (proc) return this.deliverLocal(proc, message);
     const node = nodeOf(pid);
     if (node === this.node) {
-      const forward = this.moved.get(pid);
+      const forward = this.relocation.moved.get(pid);
       if (!forward) return; // a dead local process: dropped, as in Erlang
       this.checkMessage(message);
       return this.post(forward.node, [Sig.Message, pid, message]);
@@ -1580,6 +1365,17 @@ export class Kernel {
     });
     const after = new After(timeout, () => { throw new Timeout(`${service} request timed out after ${timeout} ms`, { service }); });
     return new Receive(version, null, [reply], after);
+  }
+
+  /** Runs `run` as `proc`: module code called outside the run loop (init, codeChange, onMigrate) sees itself as `self()`. */
+  private asProcess<T>(proc: Process, run: () => T): T {
+    const saved = this.current;
+    this.current = proc;
+    try {
+      return run();
+    } finally {
+      this.current = saved;
+    }
   }
 
   /** A callback module given by name or by its namespace object. */
