@@ -4,9 +4,9 @@
  * and the wires to other nodes come through the small `KernelHost` interface.
  */
 import { fromWire, type WireError } from '../errors.js';
-import { BadArgument, NameTaken, NoProcess, NotAllowed, NotInProcess, NotPurged, Refused, Timeout, TooLarge, UnknownFunction, UnknownModule } from '../errors.js';
-import { CodeServer, type ModuleFactory, type ModuleRecord, type ModuleVersion } from './code-server.js';
-import { DEFAULT_POLICY, checkPolicy, checkPurge, collectsIdle, oldSlots, type CodePolicy, type PurgeMode } from './policy.js';
+import { BadArgument, NameTaken, NoProcess, NotAllowed, NotInProcess, Refused, Timeout, TooLarge, UnknownFunction } from '../errors.js';
+import { CodeServer, type ModuleFactory, type ModuleVersion } from './code-server.js';
+import type { CodePolicy, PurgeMode } from './policy.js';
 import { After, Clause, Next, OnMigrate, Receive, buildAfter, buildClause, buildReceive } from './directives.js';
 import { Behaviour, deepCopy, dispatch, vsnOf, type BehaviourKind, type DispatchHost, type From } from './behaviours.js';
 import { ANY } from './match.js';
@@ -16,6 +16,7 @@ import { RingQueue } from './queue.js';
 import { Sig, type DownMessage, type Envelope, type Target } from './signals.js';
 import { TimerHeap, type TimerEntry } from './timers.js';
 import { Relocation } from './relocation.js';
+import { CodeOps } from './code-ops.js';
 import { ALL, allows, type Capabilities, type Limits, type MailboxLimit } from './capabilities.js';
 import { assertCloneable, errorReason, errorText, estimateSize, isQuietReason, safeString } from './values.js';
 
@@ -100,10 +101,8 @@ export class Kernel {
   private inSlice = false;
   private timerHandle: unknown = null;
   private timerDeadline = Infinity;
-  private policy: CodePolicy = DEFAULT_POLICY;
-  private readonly modulePolicies = new Map<string, CodePolicy>();
-  /** Modules with a drain in progress: another load or purge of them waits its turn by refusing. */
-  private readonly draining = new Map<ModuleRecord, () => void>();
+  /** Code operations under the node's policies. */
+  private readonly codeOps: CodeOps;
   /** The node whose envelopes are being applied, or null for local signals. */
   private inboundFrom: string | null = null;
   /** Migration: what moved away from here and where it went. */
@@ -121,6 +120,21 @@ export class Kernel {
     this.maxMessageBytes = this.limits.maxMessageBytes;
     this.mailboxLimit = this.limits.mailbox;
     this.code = new CodeServer({ compile: host.compile, apiFor: (v) => this.apiFor(v), now: host.wallClock }, this.node, this.capabilities.aliases);
+    this.codeOps = new CodeOps({
+      node: this.node,
+      code: this.code,
+      capabilities: this.capabilities,
+      procs: this.procs,
+      emit: (event) => this.host.emit(event),
+      after: (ms, fire) => {
+        const entry = this.timers.add(this.host.now() + ms, fire);
+        this.rearm();
+        return { cancel: () => this.timers.cancel(entry) };
+      },
+      terminate: (proc, reason) => this.terminate(proc, reason),
+      drain: () => this.drain(),
+      afterExternalWork: () => this.afterExternalWork(),
+    });
     this.relocation = new Relocation({
       node: this.node,
       code: this.code,
@@ -145,170 +159,16 @@ export class Kernel {
 
   // ---- control operations (the host calls these) ------------------------------------------
 
-  /** Sets the node's code policy, or one module's. */
-  setPolicy(policy: CodePolicy, module?: string): void {
-    const checked = checkPolicy(policy);
-    if (module === undefined) this.policy = checked;
-    else this.modulePolicies.set(module, checked);
-  }
-
-  policyFor(module: string): CodePolicy {
-    return this.modulePolicies.get(module) ?? this.policy;
-  }
-
-  /**
-   * Loads a new version. When the retention has no room for one more old version, the oldest
-   * ones are purged first by `purge` (default: the policy's); a refused purge means NotPurged and
-   * nothing changes. Under a drain, the result comes once the drain ends.
-   */
-  load(name: string, js: string, options: { purge?: PurgeMode } = {}): LoadReport | Promise<LoadReport> {
-    if (typeof name === 'string' && !allows(this.capabilities.modules, name)) {
-      throw new NotAllowed(`node '${this.node}' may not load module '${name}'`, { module: name });
-    }
-    const version = this.code.prepare(name, js);
-    const record = version.module;
-    this.assertNotDraining(record);
-    const mode = options.purge === undefined ? this.policyFor(name).purge : checkPurge(options.purge, 'load');
-    const commit = (room: PurgeReport): LoadReport => {
-      if (!room.ok) {
-        throw new NotPurged(`module '${name}' has old code that processes still run (${room.lingering.join(', ')}): purge it first`,
-          { module: name, lingering: room.lingering });
-      }
-      const previous = this.code.install(version);
-      this.host.emit({ type: 'module_loaded', node: this.node, module: name, version: version.version });
-      if (previous && previous.processes.size === 0 && collectsIdle(this.policyFor(name).retention)) this.collect(previous);
-      this.afterExternalWork();
-      return { module: name, version: version.version, previous: previous?.version, purged: room.purged, killed: room.killed };
-    };
-    const room = this.makeRoom(record, this.willBecomeOld(record), mode);
-    return room instanceof Promise ? room.then(commit) : commit(room);
-  }
-
-  /** Purges every old version of `module`: by default kills what still runs them (`code:purge`). */
-  purge(module: string, mode: PurgeMode = 'kill'): PurgeReport | Promise<PurgeReport> {
-    const record = this.knownModule(module);
-    this.assertNotDraining(record);
-    const report = this.purgeVersions(record, record.old, checkPurge(mode, 'purge'));
-    return report instanceof Promise ? report.then((r) => this.afterPurge(r)) : this.afterPurge(report);
-  }
-
-  /** `code:soft_purge`: removes old code only if no process runs it; otherwise says who does. */
-  softPurge(module: string): PurgeReport {
-    return this.purge(module, 'soft') as PurgeReport;
-  }
-
-  /** Whether the process is executing an old version of `module` (`erlang:check_process_code`). */
-  checkProcessCode(pid: Pid, module: string): boolean {
-    const proc = this.procs.get(pid);
-    if (!proc) throw new NoProcess(`no process ${pid} on node '${this.node}'`, { pid });
-    return proc.version !== null && proc.version.name === module && proc.version.state === 'old';
-  }
-
-  /**
-   * The processes executing old code of `module` (or a given version of it). Reads the per-version
-   * index: costs O(lingering processes), whatever the size of the process table.
-   */
-  lingering(module: string, version?: number): Pid[] {
-    const record = this.knownModule(module);
-    const out: Pid[] = [];
-    for (const v of record.versions) {
-      if (version === undefined ? v.state !== 'old' : v.version !== version) continue;
-      for (const proc of v.processes) out.push(proc.pid);
-    }
-    return out;
-  }
-
-  /** `code:delete`: the current version becomes old; spawns and qualified calls then fail. */
-  deleteModule(module: string): PurgeReport {
-    const record = this.knownModule(module);
-    if (!record.current) throw new BadArgument(`module '${module}' has no current version to delete`);
-    this.assertNotDraining(record);
-    const room = this.makeRoom(record, this.willBecomeOld(record), 'soft') as PurgeReport;
-    if (!room.ok) throw new NotPurged(`module '${module}' has old code that processes still run (${room.lingering.join(', ')}): purge it first`, { module, lingering: room.lingering });
-    const deleted = this.code.deleteCurrent(module);
-    this.host.emit({ type: 'module_deleted', node: this.node, module, version: deleted.version });
-    if (deleted.processes.size === 0 && collectsIdle(this.policyFor(module).retention)) this.collect(deleted);
-    return room;
-  }
-
-  /** How many versions a load or delete adds to the old ones: none if the current one is idle and would be collected at once. */
-  private willBecomeOld(record: ModuleRecord): number {
-    const current = record.current;
-    if (!current) return 0;
-    return current.processes.size === 0 && collectsIdle(this.policyFor(record.name).retention) ? 0 : 1;
-  }
-
-  private knownModule(module: string): ModuleRecord {
-    const record = this.code.module(module);
-    if (!record || !record.versions.length) throw new UnknownModule(`no module named '${module}' on node '${this.node}'`, { module });
-    return record;
-  }
-
-  private assertNotDraining(record: ModuleRecord): void {
-    if (this.draining.has(record)) throw new Refused(`module '${record.name}' is being drained; try again when the drain ends`, { module: record.name });
-  }
-
-  /** Purges the oldest old versions so that `adding` more fit the retention. */
-  private makeRoom(record: ModuleRecord, adding: number, mode: PurgeMode): PurgeReport | Promise<PurgeReport> {
-    const old = record.old;
-    const excess = old.length + adding - oldSlots(this.policyFor(record.name).retention);
-    return this.purgeVersions(record, excess > 0 ? old.slice(0, excess) : [], mode);
-  }
-
-  private purgeVersions(record: ModuleRecord, versions: ModuleVersion[], mode: PurgeMode): PurgeReport | Promise<PurgeReport> {
-    const lingering = versions.flatMap((v) => [...v.processes]);
-    const report: PurgeReport = { module: record.name, ok: true, purged: [], killed: [], lingering: [] };
-    if (lingering.length === 0 || mode === 'kill') {
-      for (const proc of lingering) {
-        report.killed.push(proc.pid);
-        this.host.emit({ type: 'process_purged', node: this.node, pid: proc.pid, module: record.name, version: proc.version!.version });
-        this.terminate(proc, 'killed');
-      }
-      this.drain();
-      for (const v of versions) this.removeVersion(v, report);
-      return report;
-    }
-    if (mode === 'soft') return { ...report, ok: false, lingering: lingering.map((p) => p.pid) };
-    return this.drainVersions(record, versions, mode);
-  }
-
-  /** Waits for processes to leave `versions` (none may enter), up to the deadline. */
-  private drainVersions(record: ModuleRecord, versions: ModuleVersion[], mode: { drain: number; then: 'kill' | 'refuse' }): Promise<PurgeReport> {
-    for (const v of versions) v.draining = true;
-    this.host.emit({ type: 'drain_started', node: this.node, module: record.name, versions: versions.map((v) => v.version), deadlineMs: mode.drain });
-    return new Promise<PurgeReport>((resolve) => {
-      const finish = (timedOut: boolean): void => {
-        if (!this.draining.has(record)) return;
-        this.draining.delete(record);
-        this.timers.cancel(entry);
-        for (const v of versions) v.draining = false;
-        const still = versions.some((v) => v.processes.size > 0);
-        resolve(this.purgeVersions(record, versions, timedOut && still && mode.then === 'kill' ? 'kill' : 'soft') as PurgeReport);
-        this.afterExternalWork();
-      };
-      const entry = this.timers.add(this.host.now() + mode.drain, () => finish(true));
-      this.rearm();
-      this.draining.set(record, () => { if (versions.every((v) => v.processes.size === 0)) finish(false); });
-    });
-  }
-
-  private removeVersion(version: ModuleVersion, report: PurgeReport): void {
-    if (version.state === 'current') return;
-    this.code.remove(version);
-    report.purged.push(version.version);
-    this.host.emit({ type: 'module_purged', node: this.node, module: version.name, version: version.version });
-  }
-
-  /** An old version nothing runs any more, under a retention that lets such versions go. */
-  private collect(version: ModuleVersion): void {
-    this.code.remove(version);
-    this.host.emit({ type: 'module_purged', node: this.node, module: version.name, version: version.version });
-  }
-
-  private afterPurge(report: PurgeReport): PurgeReport {
-    this.afterExternalWork();
-    return report;
-  }
+  // Code operations (src/kernel/code-ops.ts).
+  setPolicy(policy: CodePolicy, module?: string): void { this.codeOps.setPolicy(policy, module); }
+  policyFor(module: string): CodePolicy { return this.codeOps.policyFor(module); }
+  load(name: string, js: string, options: { purge?: PurgeMode } = {}): LoadReport | Promise<LoadReport> { return this.codeOps.load(name, js, options); }
+  purge(module: string, mode: PurgeMode = 'kill'): PurgeReport | Promise<PurgeReport> { return this.codeOps.purge(module, mode); }
+  softPurge(module: string): PurgeReport { return this.codeOps.softPurge(module); }
+  checkProcessCode(pid: Pid, module: string): boolean { return this.codeOps.checkProcessCode(pid, module); }
+  /** The processes in old code of `module` (or one version): O(lingering), from the per-version index. */
+  lingering(module: string, version?: number): Pid[] { return this.codeOps.lingering(module, version); }
+  deleteModule(module: string): PurgeReport { return this.codeOps.deleteModule(module); }
 
   /** Spawns `module.fn(...args)` in the module's current version. */
   spawn(module: string, fn: string, args: unknown[] = [], options: SpawnOptions = {}): Pid {
@@ -850,18 +710,13 @@ export class Kernel {
     if (from === version) return;
     if (from) {
       from.processes.delete(proc);
-      if (from.state === 'old' && from.processes.size === 0) this.oldVersionEmptied(from);
+      if (from.state === 'old' && from.processes.size === 0) this.codeOps.versionEmptied(from);
     }
     proc.version = version;
     if (version) version.processes.add(proc);
   }
 
-  /** An old version nothing executes any more: a drain may be done, a retention may collect it. */
-  private oldVersionEmptied(version: ModuleVersion): void {
-    const drainCheck = this.draining.get(version.module);
-    if (drainCheck) return drainCheck();
-    if (collectsIdle(this.policyFor(version.name).retention)) this.collect(version);
-  }
+
 
   // ---- receive timeouts -----------------------------------------------------------------------
 

@@ -1,0 +1,209 @@
+/**
+ * Code operations of one node, with Erlang's meaning: load under the retention policy, purge,
+ * soft purge, drain, delete, check_process_code, and lingering() from the per-version index.
+ * Retention (how many old versions a module keeps) and purge mode (what happens to processes
+ * still in a version that must go) are separate axes: see policy.ts. Reaches the kernel only
+ * through `CodeOpsHost`.
+ */
+import { BadArgument, NoProcess, NotAllowed, NotPurged, Refused, UnknownModule } from '../errors.js';
+import { allows, type Capabilities } from './capabilities.js';
+import type { CodeServer, ModuleRecord, ModuleVersion } from './code-server.js';
+import type { Pid } from './pid.js';
+import { DEFAULT_POLICY, checkPolicy, checkPurge, collectsIdle, oldSlots, type CodePolicy, type PurgeMode } from './policy.js';
+import type { Process } from './process.js';
+import type { KernelEvent, LoadReport, PurgeReport } from './types.js';
+
+/** What code operations need of their kernel. */
+export interface CodeOpsHost {
+  readonly node: string;
+  readonly code: CodeServer;
+  readonly capabilities: Capabilities;
+  readonly procs: Map<Pid, Process>;
+  emit(event: KernelEvent): void;
+  /** A one-shot timer on the kernel's clock. */
+  after(ms: number, fire: () => void): { cancel(): void };
+  terminate(proc: Process, reason: unknown): void;
+  /** Applies the signals a termination queued. */
+  drain(): void;
+  afterExternalWork(): void;
+}
+
+export class CodeOps {
+  private policy: CodePolicy = DEFAULT_POLICY;
+  private readonly modulePolicies = new Map<string, CodePolicy>();
+  /** Modules with a drain in progress: another load or purge of them waits its turn by refusing. */
+  private readonly draining = new Map<ModuleRecord, () => void>();
+
+  constructor(private readonly k: CodeOpsHost) {}
+
+  /** Sets the node's code policy, or one module's. */
+  setPolicy(policy: CodePolicy, module?: string): void {
+    const checked = checkPolicy(policy);
+    if (module === undefined) this.policy = checked;
+    else this.modulePolicies.set(module, checked);
+  }
+
+  policyFor(module: string): CodePolicy {
+    return this.modulePolicies.get(module) ?? this.policy;
+  }
+
+  /**
+   * Loads a new version. When the retention has no room for one more old version, the oldest
+   * ones are purged first by `purge` (default: the policy's); a refused purge means NotPurged and
+   * nothing changes. Under a drain, the result comes once the drain ends.
+   */
+  load(name: string, js: string, options: { purge?: PurgeMode } = {}): LoadReport | Promise<LoadReport> {
+    if (typeof name === 'string' && !allows(this.k.capabilities.modules, name)) {
+      throw new NotAllowed(`node '${this.k.node}' may not load module '${name}'`, { module: name });
+    }
+    const version = this.k.code.prepare(name, js);
+    const record = version.module;
+    this.assertNotDraining(record);
+    const mode = options.purge === undefined ? this.policyFor(name).purge : checkPurge(options.purge, 'load');
+    const commit = (room: PurgeReport): LoadReport => {
+      if (!room.ok) {
+        throw new NotPurged(`module '${name}' has old code that processes still run (${room.lingering.join(', ')}): purge it first`,
+          { module: name, lingering: room.lingering });
+      }
+      const previous = this.k.code.install(version);
+      this.k.emit({ type: 'module_loaded', node: this.k.node, module: name, version: version.version });
+      if (previous && previous.processes.size === 0 && collectsIdle(this.policyFor(name).retention)) this.collect(previous);
+      this.k.afterExternalWork();
+      return { module: name, version: version.version, previous: previous?.version, purged: room.purged, killed: room.killed };
+    };
+    const room = this.makeRoom(record, this.willBecomeOld(record), mode);
+    return room instanceof Promise ? room.then(commit) : commit(room);
+  }
+
+  /** Purges every old version of `module`: by default kills what still runs them (`code:purge`). */
+  purge(module: string, mode: PurgeMode = 'kill'): PurgeReport | Promise<PurgeReport> {
+    const record = this.knownModule(module);
+    this.assertNotDraining(record);
+    const report = this.purgeVersions(record, record.old, checkPurge(mode, 'purge'));
+    return report instanceof Promise ? report.then((r) => this.afterPurge(r)) : this.afterPurge(report);
+  }
+
+  /** `code:soft_purge`: removes old code only if no process runs it; otherwise says who does. */
+  softPurge(module: string): PurgeReport {
+    return this.purge(module, 'soft') as PurgeReport;
+  }
+
+  /** Whether the process is executing an old version of `module` (`erlang:check_process_code`). */
+  checkProcessCode(pid: Pid, module: string): boolean {
+    const proc = this.k.procs.get(pid);
+    if (!proc) throw new NoProcess(`no process ${pid} on node '${this.k.node}'`, { pid });
+    return proc.version !== null && proc.version.name === module && proc.version.state === 'old';
+  }
+
+  /**
+   * The processes executing old code of `module` (or a given version of it). Reads the per-version
+   * index: costs O(lingering processes), whatever the size of the process table.
+   */
+  lingering(module: string, version?: number): Pid[] {
+    const record = this.knownModule(module);
+    const out: Pid[] = [];
+    for (const v of record.versions) {
+      if (version === undefined ? v.state !== 'old' : v.version !== version) continue;
+      for (const proc of v.processes) out.push(proc.pid);
+    }
+    return out;
+  }
+
+  /** `code:delete`: the current version becomes old; spawns and qualified calls then fail. */
+  deleteModule(module: string): PurgeReport {
+    const record = this.knownModule(module);
+    if (!record.current) throw new BadArgument(`module '${module}' has no current version to delete`);
+    this.assertNotDraining(record);
+    const room = this.makeRoom(record, this.willBecomeOld(record), 'soft') as PurgeReport;
+    if (!room.ok) throw new NotPurged(`module '${module}' has old code that processes still run (${room.lingering.join(', ')}): purge it first`, { module, lingering: room.lingering });
+    const deleted = this.k.code.deleteCurrent(module);
+    this.k.emit({ type: 'module_deleted', node: this.k.node, module, version: deleted.version });
+    if (deleted.processes.size === 0 && collectsIdle(this.policyFor(module).retention)) this.collect(deleted);
+    return room;
+  }
+
+  /** How many versions a load or delete adds to the old ones: none if the current one is idle and would be collected at once. */
+  private willBecomeOld(record: ModuleRecord): number {
+    const current = record.current;
+    if (!current) return 0;
+    return current.processes.size === 0 && collectsIdle(this.policyFor(record.name).retention) ? 0 : 1;
+  }
+
+  private knownModule(module: string): ModuleRecord {
+    const record = this.k.code.module(module);
+    if (!record || !record.versions.length) throw new UnknownModule(`no module named '${module}' on node '${this.k.node}'`, { module });
+    return record;
+  }
+
+  private assertNotDraining(record: ModuleRecord): void {
+    if (this.draining.has(record)) throw new Refused(`module '${record.name}' is being drained; try again when the drain ends`, { module: record.name });
+  }
+
+  /** Purges the oldest old versions so that `adding` more fit the retention. */
+  private makeRoom(record: ModuleRecord, adding: number, mode: PurgeMode): PurgeReport | Promise<PurgeReport> {
+    const old = record.old;
+    const excess = old.length + adding - oldSlots(this.policyFor(record.name).retention);
+    return this.purgeVersions(record, excess > 0 ? old.slice(0, excess) : [], mode);
+  }
+
+  private purgeVersions(record: ModuleRecord, versions: ModuleVersion[], mode: PurgeMode): PurgeReport | Promise<PurgeReport> {
+    const lingering = versions.flatMap((v) => [...v.processes]);
+    const report: PurgeReport = { module: record.name, ok: true, purged: [], killed: [], lingering: [] };
+    if (lingering.length === 0 || mode === 'kill') {
+      for (const proc of lingering) {
+        report.killed.push(proc.pid);
+        this.k.emit({ type: 'process_purged', node: this.k.node, pid: proc.pid, module: record.name, version: proc.version!.version });
+        this.k.terminate(proc, 'killed');
+      }
+      this.k.drain();
+      for (const v of versions) this.removeVersion(v, report);
+      return report;
+    }
+    if (mode === 'soft') return { ...report, ok: false, lingering: lingering.map((p) => p.pid) };
+    return this.drainVersions(record, versions, mode);
+  }
+
+  /** Waits for processes to leave `versions` (none may enter), up to the deadline. */
+  private drainVersions(record: ModuleRecord, versions: ModuleVersion[], mode: { drain: number; then: 'kill' | 'refuse' }): Promise<PurgeReport> {
+    for (const v of versions) v.draining = true;
+    this.k.emit({ type: 'drain_started', node: this.k.node, module: record.name, versions: versions.map((v) => v.version), deadlineMs: mode.drain });
+    return new Promise<PurgeReport>((resolve) => {
+      const finish = (timedOut: boolean): void => {
+        if (!this.draining.has(record)) return;
+        this.draining.delete(record);
+        entry.cancel();
+        for (const v of versions) v.draining = false;
+        const still = versions.some((v) => v.processes.size > 0);
+        resolve(this.purgeVersions(record, versions, timedOut && still && mode.then === 'kill' ? 'kill' : 'soft') as PurgeReport);
+        this.k.afterExternalWork();
+      };
+      const entry = this.k.after(mode.drain, () => finish(true));
+      this.draining.set(record, () => { if (versions.every((v) => v.processes.size === 0)) finish(false); });
+    });
+  }
+
+  private removeVersion(version: ModuleVersion, report: PurgeReport): void {
+    if (version.state === 'current') return;
+    this.k.code.remove(version);
+    report.purged.push(version.version);
+    this.k.emit({ type: 'module_purged', node: this.k.node, module: version.name, version: version.version });
+  }
+
+  /** An old version nothing runs any more, under a retention that lets such versions go. */
+  private collect(version: ModuleVersion): void {
+    this.k.code.remove(version);
+    this.k.emit({ type: 'module_purged', node: this.k.node, module: version.name, version: version.version });
+  }
+
+  private afterPurge(report: PurgeReport): PurgeReport {
+    this.k.afterExternalWork();
+    return report;
+  }
+
+  /** An old version nothing executes any more: a drain may be done, a retention may collect it. */
+  versionEmptied(version: ModuleVersion): void {
+    const drainCheck = this.draining.get(version.module);
+    if (drainCheck) return drainCheck();
+    if (collectsIdle(this.policyFor(version.name).retention)) this.collect(version);
+  }
+}
