@@ -3,9 +3,8 @@
  * slices, setTimeout timers, `new Function` compilation), minus the threads. Messages the kernel
  * sends to node `host` go to callbacks registered per host pid.
  */
-import { performance } from 'node:perf_hooks';
-import { Kernel, type KernelHost } from '../src/kernel/kernel.js';
-import type { ModuleFactory } from '../src/kernel/code-server.js';
+import { threadHost } from '../src/host/thread-host.js';
+import { Kernel } from '../src/kernel/kernel.js';
 import type { Envelope } from '../src/kernel/signals.js';
 import { transpile } from '../src/host/transpile.js';
 
@@ -21,13 +20,7 @@ export function benchKernel(node = 'a'): BenchKernel {
   const hostPid = '<host.1>';
   const queued: unknown[] = [];
   const waiting: ((message: unknown) => void)[] = [];
-  const host: KernelHost = {
-    now: () => performance.now(),
-    wallClock: () => Date.now(),
-    setTimer: (ms, fire) => setTimeout(fire, ms),
-    clearTimer: (handle) => clearTimeout(handle as NodeJS.Timeout),
-    schedule: (task) => setImmediate(task),
-    compile: (js, filename) => new Function('require', 'exports', 'module', `${js}\n//# sourceURL=${filename}`) as ModuleFactory,
+  const host = threadHost({
     outbound: (to, envelopes: Envelope[]) => {
       if (to !== 'host') return;
       for (const e of envelopes) {
@@ -37,7 +30,7 @@ export function benchKernel(node = 'a'): BenchKernel {
       }
     },
     emit: () => {},
-  };
+  });
   const kernel = new Kernel(host, { node });
   return {
     kernel,

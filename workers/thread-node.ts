@@ -4,11 +4,10 @@
  * of threads.
  */
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
-import { performance } from 'node:perf_hooks';
 import { expose } from 'comlink';
-import { Kernel, type KernelHost } from '../src/kernel/kernel.js';
+import { Kernel } from '../src/kernel/kernel.js';
+import { threadHost } from '../src/host/thread-host.js';
 import { applyUpgrade } from '../src/kernel/upgrade.js';
-import type { ModuleFactory } from '../src/kernel/code-server.js';
 import type { Envelope } from '../src/kernel/signals.js';
 import { toWire } from '../src/errors.js';
 import { portEndpoint } from '../src/comlink-port.js';
@@ -35,13 +34,8 @@ function busy<A extends unknown[], R>(run: (...args: A) => R): (...args: A) => R
   };
 }
 
-const kernelHost: KernelHost = {
-  now: () => performance.now(),
-  wallClock: () => Date.now(),
-  setTimer: (ms, fire) => setTimeout(busy(fire), ms),
-  clearTimer: (handle) => clearTimeout(handle as NodeJS.Timeout),
-  schedule: (task) => setImmediate(busy(task)),
-  compile: (js, filename) => new Function('require', 'exports', 'module', `${js}\n//# sourceURL=${filename}`) as ModuleFactory,
+const kernelHost = threadHost({
+  wrap: busy,
   outbound: (node, envelopes) => {
     const port = peers.get(node);
     const send = (batch: Envelope[]): void => (port ? port.postMessage(batch) : post({ t: 'route', node, envelopes: batch }));
@@ -59,7 +53,7 @@ const kernelHost: KernelHost = {
     }
   },
   emit: (event) => post({ t: 'event', event }),
-};
+});
 
 // A thread node is not a security boundary (its code can reach Node); its capabilities and limits
 // are kept by the kernel to catch mistakes.

@@ -60,6 +60,8 @@ export interface ProcessLocation {
 
 export class Migrations {
   private readonly where = new Map<Pid, ProcessLocation>();
+  /** Migrated processes that went down with the node they had moved to (their pids name live nodes). */
+  private readonly lost = new Set<Pid>();
 
   constructor(private readonly node: (name: string) => NodeHandle, private readonly events: Events) {}
 
@@ -85,9 +87,15 @@ export class Migrations {
     for (const [pid, loc] of this.where) {
       if (loc.node !== node) continue;
       this.where.delete(pid);
+      this.lost.add(pid);
       lost.push(pid);
     }
     return lost;
+  }
+
+  /** Whether a migrated process went down with the node it had moved to. */
+  isLost(pid: Pid): boolean {
+    return this.lost.has(pid);
   }
 
   /** A migrated process ended. */

@@ -327,7 +327,10 @@ export class NodeHandle {
     const reason = exit.error ? `${exit.error.name}: ${exit.error.message}` : `exit code ${exit.code}`;
     const abnormal = exit.code !== 0 || exit.error !== undefined;
     this.backend = undefined;
-    this.loseBackend(new NodeDown(`node '${this.name}' went down: ${reason}`, { node: this.name, reason }));
+    // Answers the node posted before it died may still be queued on its control port: let them
+    // land before the calls still waiting are failed.
+    const lose = this.loseBackend;
+    setTimeout(() => lose(new NodeDown(`node '${this.name}' went down: ${reason}`, { node: this.name, reason })), 20);
     this.context.events.emit({ type: 'node_down', node: this.name, creation: this.creation, reason });
     this.context.detach(this);
     if (!this.restarts.wants(abnormal)) {

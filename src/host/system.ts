@@ -94,6 +94,7 @@ export class System {
       // Unguessable: a process must not be able to answer a call it was not asked.
       const ref = `#Ref<host.call.${++this.calls}.${randomUUID()}>`;
       const pid = isPid(dest) ? dest : undefined;
+      if (pid && this.migrations.isLost(pid)) throw new NoProcess(`${pid} went down with the node it had moved to`, { dest });
       const mref = pid ? inbox.monitor(pid) : undefined;
       this.send(dest, { $call: request, from: { pid: inbox.pid, ref } });
       const answer = await inbox.receive<{ $reply?: string; value?: R; type?: string; reason?: unknown }>(

@@ -2,13 +2,13 @@
  * Shared tools for the kernel semantics suites: waiting for conditions, reading what processes
  * sent to the host, forcing garbage collection, and building kernels with custom options.
  */
+import { threadHost } from '../../src/host/thread-host.js';
 import type { LoadReport } from '../../src/kernel/types.js';
 import * as v8 from 'node:v8';
 import * as vm from 'node:vm';
-import { Kernel, type KernelHost, type KernelOptions } from '../../src/kernel/kernel.js';
+import { Kernel, type KernelOptions } from '../../src/kernel/kernel.js';
 import type { Envelope } from '../../src/kernel/signals.js';
 import type { KernelEvent, Pid, ProcessInfo } from '../../src/kernel/types.js';
-import type { ModuleFactory } from '../../src/kernel/code-server.js';
 import { transpile } from '../../src/host/transpile.js';
 import type { LocalKernel } from './local-kernel.js';
 
@@ -102,16 +102,10 @@ export async function heapUsedAfterGc(): Promise<number> {
 export function customKernel(options: KernelOptions, { cloneOutbound = false } = {}): LocalKernel {
   const events: KernelEvent[] = [];
   const outbound: { node: string; envelopes: Envelope[] }[] = [];
-  const host: KernelHost = {
-    now: () => performance.now(),
-    wallClock: () => Date.now(),
-    setTimer: (ms, fire) => setTimeout(fire, ms),
-    clearTimer: (handle) => clearTimeout(handle as NodeJS.Timeout),
-    schedule: (task) => setImmediate(task),
-    compile: (js, filename) => new Function('require', 'exports', 'module', `${js}\n//# sourceURL=${filename}`) as ModuleFactory,
+  const host = threadHost({
     outbound: (to, batch) => outbound.push({ node: to, envelopes: cloneOutbound ? structuredClone(batch) : batch }),
     emit: (event) => events.push(event),
-  };
+  });
   const kernel = new Kernel(host, options);
   return {
     kernel,

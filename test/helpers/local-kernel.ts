@@ -2,10 +2,10 @@
  * The kernel on the test thread, with a recording host: fast, deterministic tests of process and
  * code semantics without worker threads. (System tests use real workers.)
  */
-import { Kernel, type KernelHost } from '../../src/kernel/kernel.js';
+import { threadHost } from '../../src/host/thread-host.js';
+import { Kernel } from '../../src/kernel/kernel.js';
 import type { Envelope } from '../../src/kernel/signals.js';
 import type { KernelEvent, LoadReport } from '../../src/kernel/types.js';
-import type { ModuleFactory } from '../../src/kernel/code-server.js';
 import { transpile } from '../../src/host/transpile.js';
 
 export interface LocalKernel {
@@ -21,16 +21,10 @@ export interface LocalKernel {
 export function localKernel(node = 'a'): LocalKernel {
   const events: KernelEvent[] = [];
   const outbound: { node: string; envelopes: Envelope[] }[] = [];
-  const host: KernelHost = {
-    now: () => performance.now(),
-    wallClock: () => Date.now(),
-    setTimer: (ms, fire) => setTimeout(fire, ms),
-    clearTimer: (handle) => clearTimeout(handle as NodeJS.Timeout),
-    schedule: (task) => setImmediate(task),
-    compile: (js, filename) => new Function('require', 'exports', 'module', `${js}\n//# sourceURL=${filename}`) as ModuleFactory,
+  const host = threadHost({
     outbound: (to, envelopes) => outbound.push({ node: to, envelopes }),
     emit: (event) => events.push(event),
-  };
+  });
   const kernel = new Kernel(host, { node });
   return {
     kernel,

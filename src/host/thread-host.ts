@@ -1,0 +1,28 @@
+/**
+ * The kernel's host interface on a Node.js thread: Node's clock and timers, `setImmediate` slices
+ * and compilation with `new Function`. A thread node's worker uses it, and so do the tests and
+ * benchmarks that run a kernel on their own thread; each supplies where signals and events go.
+ */
+import { performance } from 'node:perf_hooks';
+import type { KernelHost } from '../kernel/kernel.js';
+import type { ModuleFactory } from '../kernel/code-server.js';
+
+export interface ThreadHostIo {
+  outbound: KernelHost['outbound'];
+  emit: KernelHost['emit'];
+  /** Wraps every callback the host runs (timers, slices): the CPU watchdog's heartbeat. */
+  wrap?: (fn: () => void) => () => void;
+}
+
+export function threadHost({ outbound, emit, wrap = (fn) => fn }: ThreadHostIo): KernelHost {
+  return {
+    now: () => performance.now(),
+    wallClock: () => Date.now(),
+    setTimer: (ms, fire) => setTimeout(wrap(fire), ms),
+    clearTimer: (handle) => clearTimeout(handle as NodeJS.Timeout),
+    schedule: (task) => setImmediate(wrap(task)),
+    compile: (js, filename) => new Function('require', 'exports', 'module', `${js}\n//# sourceURL=${filename}`) as ModuleFactory,
+    outbound,
+    emit,
+  };
+}
