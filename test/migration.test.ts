@@ -358,6 +358,8 @@ describe('links, monitors and registered names follow the process', () => {
     await s.call(fragile, { link: killer });
     await move(s, fragile, 'b');
     const fragileRef = inbox.monitor(fragile);
+    // A call takes the monitor's path (host → home → b): once it is answered, the monitor is in place.
+    await s.call(fragile, 'get');
     s.send(killer, 'die');
     const fragileDown = await inbox.receive<{ reason: unknown }>({ type: 'DOWN', ref: fragileRef });
     expect(fragileDown.reason).toBe('boom');
