@@ -107,6 +107,9 @@ describe('messaging across nodes', () => {
     const target = await spawn('c', true);
     const killer = await spawn('a');
     const ref = inbox.monitor(target);
+    // A round trip on the monitor's path (host → c): once answered, the monitor is in place.
+    system.send(target, { op: 'whoami', reply: inbox.pid });
+    expect(await inbox.receive((m: unknown) => m === target)).toBe(target);
     system.send(killer, { op: 'exit', pid: target, reason: 'kill' });
     expect(await inbox.receive({ type: 'DOWN', ref })).toMatchObject({ pid: target, reason: 'killed' });
     const again = inbox.monitor(target);
