@@ -6,7 +6,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import {
-  System, Refused, NodeDown, UnknownModule, UnknownNode, NoProcess, NameTaken, SubnodeError,
+  System, type Inbox, Refused, NodeDown, UnknownModule, UnknownNode, NoProcess, NameTaken, SubnodeError,
   type NodeSpec, type Pid, type MigrateOptions, type MigrationResult, type SystemEvent, type EventOf, type EventType,
 } from '../src/index.js';
 import { door, probe, session, walker } from './fixtures/migration.js';
@@ -55,6 +55,15 @@ const has = (key: string) => (m: unknown): boolean => typeof m === 'object' && m
  * confirmed it forwarded everything ("has just arrived … try again"). The back-to-back test
  * below calls `system.migrate` itself.
  */
+/** A process on node c monitors `pid` and another (trapping) links to it; both report to the inbox. */
+async function watchAndLinkFromC(s: System, pid: Pid, inbox: Inbox): Promise<void> {
+  await s.node('c').spawn('probe', 'watch', [pid, inbox.pid]);
+  await inbox.receive({ watching: pid });
+  await s.node('c').spawn('probe', 'linked', [pid, inbox.pid, true]);
+  await inbox.receive({ linked: pid });
+  await sleep(50);
+}
+
 async function move(s: System, pid: Pid, to: string, options?: MigrateOptions): Promise<MigrationResult> {
   for (let i = 0; ; i++) {
     try {
@@ -374,11 +383,7 @@ describe('links, monitors and registered names follow the process', () => {
     ]);
     const inbox = s.inbox();
     const pid = await s.node('a').startServer('session', [0]);
-    await s.node('c').spawn('probe', 'watch', [pid, inbox.pid]);
-    await inbox.receive({ watching: pid });
-    await s.node('c').spawn('probe', 'linked', [pid, inbox.pid, true]);
-    await inbox.receive({ linked: pid });
-    await sleep(50);
+    await watchAndLinkFromC(s, pid, inbox);
     await move(s, pid, 'b');
     const ref = inbox.monitor(pid);
     await sleep(50);
@@ -771,11 +776,7 @@ describe('between thread nodes and isolate nodes', () => {
     const events = record(s);
     const inbox = s.inbox();
     const pid = await s.node('t').startServer('session', [0]);
-    await s.node('c').spawn('probe', 'watch', [pid, inbox.pid]);
-    await inbox.receive({ watching: pid });
-    await s.node('c').spawn('probe', 'linked', [pid, inbox.pid, true]);
-    await inbox.receive({ linked: pid });
-    await sleep(50);
+    await watchAndLinkFromC(s, pid, inbox);
     await move(s, pid, 'iso');
     const ref = inbox.monitor(pid);
     const crashed = await s.call(pid, 'crash', 2_000).catch((e: unknown) => e);
@@ -795,11 +796,7 @@ describe('between thread nodes and isolate nodes', () => {
     const pid = await s.node('iso').startServer('session', [0]);
     await move(s, pid, 't');
     // Set up after the move: the signals go to its home, the isolate node, which forwards them.
-    await s.node('c').spawn('probe', 'watch', [pid, inbox.pid]);
-    await inbox.receive({ watching: pid });
-    await s.node('c').spawn('probe', 'linked', [pid, inbox.pid, true]);
-    await inbox.receive({ linked: pid });
-    await sleep(50);
+    await watchAndLinkFromC(s, pid, inbox);
     const ref = inbox.monitor(pid);
     const crashed = await s.call(pid, 'crash', 2_000).catch((e: unknown) => e);
     // Nothing of it may be stopped at the isolate boundary…

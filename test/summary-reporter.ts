@@ -17,8 +17,10 @@ export default class SummaryReporter implements Reporter {
   onFinished(files: RunnerTestFile[] = [], errors: unknown[] = []): void {
     const totals = { passed: 0, failed: 0, skipped: 0 };
     count(files, totals);
-    // A file that failed to load, or an unhandled error, is a failure even with no failed test.
-    totals.failed += files.filter((f) => f.result?.state === 'fail' && !f.tasks.length).length + errors.length;
+    // A file that failed to load or whose hooks failed, or an unhandled error, is a failure even
+    // when none of its tests is counted as failed.
+    const failedTests = (tasks: RunnerTask[]): boolean => tasks.some((t) => (t.type === 'suite' ? failedTests(t.tasks) : t.result?.state === 'fail'));
+    totals.failed += files.filter((f) => f.result?.state === 'fail' && !failedTests(f.tasks)).length + errors.length;
     const skipped = totals.skipped ? `, ${totals.skipped} skipped` : '';
     console.log(`\nsubnode: ${totals.passed} passed, ${totals.failed} failed${skipped}`);
   }

@@ -2,14 +2,10 @@
  * Shared tools for the kernel semantics suites: waiting for conditions, reading what processes
  * sent to the host, forcing garbage collection, and building kernels with custom options.
  */
-import { threadHost } from '../../src/host/thread-host.js';
-import type { LoadReport } from '../../src/kernel/types.js';
 import * as v8 from 'node:v8';
 import * as vm from 'node:vm';
-import { Kernel, type KernelOptions } from '../../src/kernel/kernel.js';
 import type { Envelope } from '../../src/kernel/signals.js';
 import type { KernelEvent, Pid, ProcessInfo } from '../../src/kernel/types.js';
-import { transpile } from '../../src/host/transpile.js';
 import type { LocalKernel } from './local-kernel.js';
 
 /** The pid processes send their observations to: node `host`, so they land in `k.outbound`. */
@@ -94,27 +90,7 @@ export async function heapUsedAfterGc(): Promise<number> {
   return process.memoryUsage().heapUsed;
 }
 
-/**
- * A kernel like `localKernel`, but with any KernelOptions (creation, sliceMs). With
- * `cloneOutbound`, envelopes for other nodes are copied with structuredClone when the kernel hands
- * them over, as the thread host's postMessage does.
- */
-export function customKernel(options: KernelOptions, { cloneOutbound = false } = {}): LocalKernel {
-  const events: KernelEvent[] = [];
-  const outbound: { node: string; envelopes: Envelope[] }[] = [];
-  const host = threadHost({
-    outbound: (to, batch) => outbound.push({ node: to, envelopes: cloneOutbound ? structuredClone(batch) : batch }),
-    emit: (event) => events.push(event),
-  });
-  const kernel = new Kernel(host, options);
-  return {
-    kernel,
-    events,
-    outbound,
-    load: (name, source) => kernel.load(name, transpile(name, source).js) as LoadReport,
-    settle: (ms = 5) => new Promise((resolve) => setTimeout(resolve, ms)),
-  };
-}
+export { customKernel } from './local-kernel.js';
 
 /** `processInfo` for a pid held as a plain string. */
 export function info(k: LocalKernel, pid: string): ProcessInfo | undefined {

@@ -3,7 +3,7 @@
  * code semantics without worker threads. (System tests use real workers.)
  */
 import { threadHost } from '../../src/host/thread-host.js';
-import { Kernel } from '../../src/kernel/kernel.js';
+import { Kernel, type KernelOptions } from '../../src/kernel/kernel.js';
 import type { Envelope } from '../../src/kernel/signals.js';
 import type { KernelEvent, LoadReport } from '../../src/kernel/types.js';
 import { transpile } from '../../src/host/transpile.js';
@@ -19,13 +19,22 @@ export interface LocalKernel {
 }
 
 export function localKernel(node = 'a'): LocalKernel {
+  return customKernel({ node });
+}
+
+/**
+ * A kernel like `localKernel`, but with any KernelOptions (creation, sliceMs). With
+ * `cloneOutbound`, envelopes for other nodes are copied with structuredClone when the kernel hands
+ * them over, as the thread host's postMessage does.
+ */
+export function customKernel(options: KernelOptions, { cloneOutbound = false } = {}): LocalKernel {
   const events: KernelEvent[] = [];
   const outbound: { node: string; envelopes: Envelope[] }[] = [];
   const host = threadHost({
-    outbound: (to, envelopes) => outbound.push({ node: to, envelopes }),
+    outbound: (to, batch) => outbound.push({ node: to, envelopes: cloneOutbound ? structuredClone(batch) : batch }),
     emit: (event) => events.push(event),
   });
-  const kernel = new Kernel(host, { node });
+  const kernel = new Kernel(host, options);
   return {
     kernel,
     events,
