@@ -320,8 +320,6 @@ export class Kernel {
   migrateAbort(pids: Pid[]): void { this.relocation.abort(pids); }
   /** After a restart: the host tells the home node where its migrated processes live now. */
   restoreForwards(entries: [Pid, string][]): void { this.relocation.restoreForwards(entries); }
-  /** Where a pid this node knows is forwarded to, if it moved away. */
-  locationOf(pid: Pid): string | undefined { return this.relocation.locationOf(pid); }
 
   // ---- behaviours and the system protocol (OTP's sys) -----------------------------------------
 

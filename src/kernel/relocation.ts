@@ -231,11 +231,6 @@ export class Relocation {
     for (const [pid, node] of entries) if (!this.k.procs.has(pid) && node !== this.k.node) this.moved.set(pid, { node, cameFrom: null });
   }
 
-  /** Where a pid this node knows is forwarded to, if it moved away. */
-  locationOf(pid: Pid): string | undefined {
-    return this.k.procs.has(pid) ? this.k.node : this.moved.get(pid)?.node;
-  }
-
   forwardOf(target: Target): { node: string; pid: Pid } | undefined {
     const pid = isPid(target) ? target : this.movedNames.get(target);
     const entry = pid && this.moved.get(pid);
