@@ -13,7 +13,7 @@
  */
 import { System } from '../src/index.js';
 import { applyUpgrade } from '../src/kernel/upgrade.js';
-import { transpile } from '../src/host/transpile.js';
+import { transpile } from '../src/compiler/transpile.js';
 import type { Pid } from '../src/kernel/pid.js';
 import { benchKernel, type BenchKernel } from './local-kernel.js';
 import { gc, measure, now, row, tick, type Benchmark, type ResultRow } from './lib.js';

@@ -3,10 +3,10 @@
  * slices, setTimeout timers, `new Function` compilation), minus the threads. Messages the kernel
  * sends to node `host` go to callbacks registered per host pid.
  */
-import { threadHost } from '../src/host/thread-host.js';
+import { threadPlatform } from '../src/node/thread-platform.js';
 import { Kernel } from '../src/kernel/kernel.js';
 import type { Envelope } from '../src/kernel/signals.js';
-import { transpile } from '../src/host/transpile.js';
+import { transpile } from '../src/compiler/transpile.js';
 
 export interface BenchKernel {
   kernel: Kernel;
@@ -20,7 +20,7 @@ export function benchKernel(node = 'a'): BenchKernel {
   const hostPid = '<host.1>';
   const queued: unknown[] = [];
   const waiting: ((message: unknown) => void)[] = [];
-  const host = threadHost({
+  const host = threadPlatform({
     outbound: (to, envelopes: Envelope[]) => {
       if (to !== 'host') return;
       for (const e of envelopes) {

@@ -13,7 +13,7 @@ export type { UpgradePlan, PlanModule, UpgradeReport, NodeOutcome } from './host
 export type { NodeUpgradeReport } from './kernel/upgrade.js';
 export type { CodePolicy, Retention, PurgeMode } from './kernel/policy.js';
 export type { LoadReport, PurgeReport, Hazard } from './kernel/types.js';
-export { findHazards } from './host/hazards.js';
+export { findHazards } from './compiler/hazards.js';
 export type { Capabilities, Limits, MailboxLimit } from './kernel/capabilities.js';
 export type { NodeKind } from './host/node-backend.js';
 export type { MigrateOptions, MigrationResult, BulkMigration, ProcessLocation } from './host/migration.js';

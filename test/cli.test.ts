@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client } from '../src/cli/client.js';
 import { ProgressLine } from '../src/cli/commands.js';
 import { completeLine, makeCompleter, tokenize } from '../src/cli/complete.js';
-import type { Names } from '../src/cli/protocol.js';
+import type { Names } from '../src/wire/cli.js';
 
 const MAIN = resolve('dist/src/cli/main.js');
 const FIXTURES = resolve('test/fixtures/cli');

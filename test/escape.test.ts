@@ -6,7 +6,7 @@
  * Two kinds of attacker: module code using the public API, and module code that subverts its own
  * kernel (they share the isolate's realm, so it can reach the kernel's outbox and process table)
  * to put arbitrary signals on the wire. Against the second, only the trusted side of the boundary
- * (workers/isolate-node.ts) and the host stand.
+ * (src/node/isolate.ts) and the host stand.
  *
  * Tests marked BUG fail today: each describes the hole. Tests marked 'Regression' guard holes this
  * suite found that are fixed (517616e: sandbox hardening).

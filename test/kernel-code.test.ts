@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { localKernel, type LocalKernel } from './helpers/local-kernel.js';
 import { HOST, errorOf, exitEvents, info, quiesce, receivedAtLeast, sent, tell, waitDead, waitWaiting } from './helpers/kernel-tools.js';
-import { transpile } from '../src/host/transpile.js';
+import { transpile } from '../src/compiler/transpile.js';
 import type { LoadReport } from '../src/kernel/types.js';
 import { BadArgument, LoadError, NotPurged, UnknownModule } from '../src/errors.js';
 

@@ -13,7 +13,7 @@ import { Client } from './client.js';
 import { findCommand, helpText, parseArgs, report, takeGlobalFlags, type Context } from './commands.js';
 import { makeCompleter, tokenize } from './complete.js';
 import { UsageError } from './errors.js';
-import type { Names, SystemInfo } from './protocol.js';
+import type { Names, SystemInfo } from '../wire/cli.js';
 import { findSocket } from './socket.js';
 
 const HISTORY_SIZE = 1000;

@@ -1,7 +1,7 @@
 /** The client end of the control socket: requests with ids, answers and streamed lines. */
 import { connect, type Socket } from 'node:net';
 import { CliError, RemoteError } from './errors.js';
-import type { Message } from './protocol.js';
+import type { Message } from '../wire/cli.js';
 import { unreachable, type FoundSocket } from './socket.js';
 
 type Streamed = Extract<Message, { event: unknown } | { progress: unknown }>;

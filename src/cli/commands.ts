@@ -11,7 +11,7 @@ import type { LoadReport, ModuleInfo, ProcessInfo, PurgeReport } from '../kernel
 import type { Client } from './client.js';
 import { CliError, ConfigError, UsageError } from './errors.js';
 import { eventLine, inline, modulesTable, nodesTable, psTable, table } from './format.js';
-import type { Message, NodeRow, Progress, SystemInfo } from './protocol.js';
+import type { Message, NodeRow, Progress, SystemInfo } from '../wire/cli.js';
 
 export type ArgKind = 'node' | 'module' | 'pid' | 'dest' | 'file' | 'json' | 'command' | 'text';
 

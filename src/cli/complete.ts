@@ -2,7 +2,7 @@
 import { readdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { commandNames, findCommand } from './commands.js';
-import type { Names } from './protocol.js';
+import type { Names } from '../wire/cli.js';
 
 /**
  * Splits a line into words: whitespace separates, '...' is literal, "..." and \ escape. `open`

@@ -18,7 +18,7 @@ import { basename, dirname, extname, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import ts from 'typescript';
 import type { NodeSpec, StartSpec } from '../host/node-handle.js';
-import { transpile } from '../host/transpile.js';
+import { transpile } from '../compiler/transpile.js';
 import { checkCapabilities, checkLimits, type Capabilities, type Limits } from '../kernel/capabilities.js';
 import { NODE_NAME } from '../kernel/pid.js';
 import { checkPolicy, checkPurge, type CodePolicy, type PurgeMode } from '../kernel/policy.js';

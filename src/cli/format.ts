@@ -1,7 +1,7 @@
 /** Output for people: aligned tables and one-line event logs. */
 import type { SystemEvent } from '../host/events.js';
 import type { ModuleInfo, ProcessInfo } from '../kernel/types.js';
-import type { NodeRow } from './protocol.js';
+import type { NodeRow } from '../wire/cli.js';
 
 /** Columns padded to their widest cell; the last column is not padded. */
 export function table(headers: string[], rows: (string | number)[][]): string {

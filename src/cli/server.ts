@@ -17,7 +17,7 @@ import type { Dest } from '../kernel/types.js';
 import { loadConfig, type LoadedConfig } from './config.js';
 import { CliError, ConfigError } from './errors.js';
 import { eventLine } from './format.js';
-import { MAX_LINE, type Message, type Names, type NodeRow, type Request, type SystemInfo } from './protocol.js';
+import { MAX_LINE, type Message, type Names, type NodeRow, type Request, type SystemInfo } from '../wire/cli.js';
 import { claimSocketPath, defaultSocketPath, POINTER_FILE } from './socket.js';
 
 export interface RunOptions {

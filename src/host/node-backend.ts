@@ -1,15 +1,15 @@
 /**
- * One incarnation of a node: a worker thread running a node entry point (workers/thread-node, or
- * workers/isolate-node which runs the kernel in an isolate), its comlink control proxy and its
+ * One incarnation of a node: a worker thread running a node entry point (src/node/thread, or
+ * src/node/isolate which runs the kernel in an isolate), its comlink control proxy and its
  * data path. Both kinds speak the same protocol. A restart makes a new backend; this one only
  * starts and ends.
  */
 import { MessageChannel, Worker, type MessagePort, type ResourceLimits } from 'node:worker_threads';
 import { releaseProxy, wrap, type Remote } from 'comlink';
-import { portEndpoint } from '../comlink-port.js';
+import { portEndpoint } from '../wire/comlink-port.js';
 import { NodeDown } from '../errors.js';
 import type { Envelope } from '../kernel/signals.js';
-import type { HostToNode, NodeControl, NodeToHost, NodeData } from '../protocol.js';
+import type { HostToNode, NodeControl, NodeToHost, NodeData } from '../wire/node.js';
 import type { Capabilities, Limits } from '../kernel/capabilities.js';
 
 export interface BackendExit {
@@ -41,8 +41,8 @@ export interface NodeBackendOptions {
  */
 function entryUrl(kind: NodeKind): URL {
   const here = import.meta.url;
-  const file = kind === 'isolate' ? 'isolate-node.js' : 'thread-node.js';
-  return here.endsWith('.ts') ? new URL(`../../dist/workers/${file}`, here) : new URL(`../../workers/${file}`, here);
+  const file = kind === 'isolate' ? 'isolate.js' : 'thread.js';
+  return here.endsWith('.ts') ? new URL(`../../dist/src/node/${file}`, here) : new URL(`../node/${file}`, here);
 }
 
 export class NodeBackend {

@@ -10,13 +10,13 @@ import type { Envelope } from '../kernel/signals.js';
 import type { LoadReport, MigrationOutcome, MigrationSnapshot, ModuleInfo, ProcessInfo, PurgeReport, SpawnOptions } from '../kernel/types.js';
 import { checkPolicy, type CodePolicy, type PurgeMode } from '../kernel/policy.js';
 import type { NodeUpgradeReport, UpgradeStep } from '../kernel/upgrade.js';
-import type { NodeToHost, Result } from '../protocol.js';
+import type { NodeToHost, Result } from '../wire/node.js';
 import type { Events } from './events.js';
 import { RestartTracker, type RestartPolicy } from './restart.js';
 import { readSource, type ModuleSource } from './source.js';
 import { NodeBackend, type BackendExit, type NodeKind } from './node-backend.js';
 import { allows, checkCapabilities, checkLimits, type Capabilities, type Limits } from '../kernel/capabilities.js';
-import { compile } from './compiler.js';
+import { compile } from './compiler-pool.js';
 
 export interface StartSpec {
   module: string;

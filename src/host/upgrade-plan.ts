@@ -9,7 +9,7 @@ import { BadArgument, LoadError, toWire, type WireError } from '../errors.js';
 import { checkPurge, type PurgeMode } from '../kernel/policy.js';
 import type { NodeUpgradeReport, UpgradeStep } from '../kernel/upgrade.js';
 import { readSource, type ModuleSource } from './source.js';
-import { compile } from './compiler.js';
+import { compile } from './compiler-pool.js';
 
 export interface PlanModule {
   module: string;

@@ -10,7 +10,7 @@
  */
 import type { ModuleVersion } from './code-server.js';
 import type { Pid } from './pid.js';
-import type { Process } from './process.js';
+import type { Process } from './proc.js';
 
 export interface From { pid: Pid; ref: string }
 export interface CallMessage { $call: unknown; from: From }

@@ -10,7 +10,7 @@ import { allows, type Capabilities } from './capabilities.js';
 import type { CodeServer, ModuleRecord, ModuleVersion } from './code-server.js';
 import type { Pid } from './pid.js';
 import { DEFAULT_POLICY, checkPolicy, checkPurge, collectsIdle, oldSlots, type CodePolicy, type PurgeMode } from './policy.js';
-import type { Process } from './process.js';
+import type { Process } from './proc.js';
 import type { KernelEvent, LoadReport, PurgeReport } from './types.js';
 
 /** What code operations need of their kernel. */

@@ -5,7 +5,7 @@
  * lingering in old code costs O(lingering), not a scan of the process table.
  */
 import { BadArgument, LoadError, UnknownFunction, UnknownModule } from '../errors.js';
-import type { Process } from './process.js';
+import type { Process } from './proc.js';
 
 /** A compiled module body in CommonJS shape; the host compiles source text into one. */
 export type ModuleFactory = (require: (specifier: string) => unknown, exports: Record<string, unknown>, module: { exports: Record<string, unknown> }) => void;

@@ -1,7 +1,7 @@
 /**
  * The in-node kernel: processes, mailboxes, signals, names, the scheduler and the code server.
  * It runs unchanged in every kind of node and uses no Node API: timers, compilation, the clock
- * and the wires to other nodes come through the small `KernelHost` interface.
+ * and the wires to other nodes come through the small `KernelPlatform` interface.
  */
 import { fromWire, type WireError } from '../errors.js';
 import { BadArgument, NameTaken, NoProcess, NotAllowed, NotInProcess, Refused, Timeout, TooLarge, UnknownFunction } from '../errors.js';
@@ -11,7 +11,7 @@ import { After, Clause, Next, OnMigrate, Receive, buildAfter, buildClause, build
 import { Behaviour, deepCopy, dispatch, vsnOf, type BehaviourKind, type DispatchHost, type From } from './behaviours.js';
 import { ANY } from './match.js';
 import { formatPid, isPid, nodeOf, NODE_NAME, type Pid } from './pid.js';
-import { Process } from './process.js';
+import { Process } from './proc.js';
 import { RingQueue } from './queue.js';
 import { Sig, type DownMessage, type Envelope, type Target } from './signals.js';
 import { TimerHeap, type TimerEntry } from './timers.js';
@@ -23,7 +23,7 @@ import { assertCloneable, errorReason, errorText, estimateSize, isQuietReason, s
 export { assertCloneable, errorReason, estimateSize } from './values.js';
 import type { ProcessInfo, ModuleInfo, KernelEvent, SpawnOptions, Dest, LoadReport, PurgeReport, ProcessStatus, MigrationSnapshot, MigrationOutcome } from './types.js';
 
-export interface KernelHost {
+export interface KernelPlatform {
   /** A monotonic clock in ms, for timeouts and slices. */
   now(): number;
   /** Wall-clock time in ms since the epoch, for what people read (when a version loaded). */
@@ -110,7 +110,7 @@ export class Kernel {
   /** Behaviour processes by callback module (all modules on a statem's stack): whom an upgrade suspends. */
   private readonly behaviourIndex = new Map<string, Set<Process>>();
 
-  constructor(private readonly host: KernelHost, options: KernelOptions) {
+  constructor(private readonly host: KernelPlatform, options: KernelOptions) {
     if (!NODE_NAME.test(options.node) || options.node === 'host') throw new BadArgument(`bad node name ${JSON.stringify(options.node)}`);
     this.node = options.node;
     this.creation = options.creation ?? 0;

@@ -11,7 +11,7 @@ import { Behaviour, deepCopy, vsnOf } from './behaviours.js';
 import type { CodeServer, ModuleVersion } from './code-server.js';
 import { Next, type Receive } from './directives.js';
 import { isPid, nodeOf, type Pid } from './pid.js';
-import { Process } from './process.js';
+import { Process } from './proc.js';
 import { Sig, type Envelope, type Target } from './signals.js';
 import type { MigrationOutcome, MigrationSnapshot } from './types.js';
 import { assertCloneable, errorReason, errorText, sameVsn } from './values.js';

@@ -1,6 +1,6 @@
 /** Plain records the kernel hands to the host: inspection results, events, options. */
 import type { Pid } from './pid.js';
-import type { ProcessStatus } from './process.js';
+import type { ProcessStatus } from './proc.js';
 import type { VersionState } from './code-server.js';
 import type { CodePolicy } from './policy.js';
 

@@ -8,7 +8,7 @@
  * its capabilities grant (a console that reports to the host, the clock, randomness). Everything
  * it sends leaves through the bridge, where the trusted side checks it again.
  */
-import { Kernel, type KernelHost } from '../kernel/kernel.js';
+import { Kernel, type KernelPlatform } from '../kernel/kernel.js';
 import { applyUpgrade } from '../kernel/upgrade.js';
 import type { ModuleFactory } from '../kernel/code-server.js';
 import type { Capabilities, Limits } from '../kernel/capabilities.js';
@@ -47,7 +47,7 @@ export function boot(config: SandboxConfig): void {
   let tasks: (() => void)[] = [];
   let timerFire: (() => void) | null = null;
 
-  const host: KernelHost = {
+  const host: KernelPlatform = {
     now: () => dateNow.call(NativeDate),
     wallClock: () => dateNow.call(NativeDate),
     setTimer: (ms, fire) => { timerFire = fire; bridge.setTimer(ms); return 1; },

@@ -4,7 +4,7 @@
  */
 import type { LocalKernel } from './local-kernel.js';
 import { HOST, sent, tell, waitFor } from './kernel-tools.js';
-import { transpile } from '../../src/host/transpile.js';
+import { transpile } from '../../src/compiler/transpile.js';
 import type { KernelEvent } from '../../src/kernel/types.js';
 
 /** Module source to the kernel's compiled shape, for calls straight to `kernel.load`. */

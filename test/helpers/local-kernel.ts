@@ -2,11 +2,11 @@
  * The kernel on the test thread, with a recording host: fast, deterministic tests of process and
  * code semantics without worker threads. (System tests use real workers.)
  */
-import { threadHost } from '../../src/host/thread-host.js';
+import { threadPlatform } from '../../src/node/thread-platform.js';
 import { Kernel, type KernelOptions } from '../../src/kernel/kernel.js';
 import type { Envelope } from '../../src/kernel/signals.js';
 import type { KernelEvent, LoadReport } from '../../src/kernel/types.js';
-import { transpile } from '../../src/host/transpile.js';
+import { transpile } from '../../src/compiler/transpile.js';
 
 export interface LocalKernel {
   kernel: Kernel;
@@ -30,7 +30,7 @@ export function localKernel(node = 'a'): LocalKernel {
 export function customKernel(options: KernelOptions, { cloneOutbound = false } = {}): LocalKernel {
   const events: KernelEvent[] = [];
   const outbound: { node: string; envelopes: Envelope[] }[] = [];
-  const host = threadHost({
+  const host = threadPlatform({
     outbound: (to, batch) => outbound.push({ node: to, envelopes: cloneOutbound ? structuredClone(batch) : batch }),
     emit: (event) => events.push(event),
   });

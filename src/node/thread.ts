@@ -5,13 +5,13 @@
  */
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import { expose } from 'comlink';
-import { Kernel } from '../src/kernel/kernel.js';
-import { threadHost } from '../src/host/thread-host.js';
-import { applyUpgrade } from '../src/kernel/upgrade.js';
-import type { Envelope } from '../src/kernel/signals.js';
-import { toWire } from '../src/errors.js';
-import { portEndpoint } from '../src/comlink-port.js';
-import type { HostToNode, NodeControl, NodeToHost, Result, NodeData } from '../src/protocol.js';
+import { Kernel } from '../kernel/kernel.js';
+import { threadPlatform } from './thread-platform.js';
+import { applyUpgrade } from '../kernel/upgrade.js';
+import type { Envelope } from '../kernel/signals.js';
+import { toWire } from '../errors.js';
+import { portEndpoint } from '../wire/comlink-port.js';
+import type { HostToNode, NodeControl, NodeToHost, Result, NodeData } from '../wire/node.js';
 
 const data = workerData as NodeData;
 const host = parentPort!;
@@ -34,7 +34,7 @@ function busy<A extends unknown[], R>(run: (...args: A) => R): (...args: A) => R
   };
 }
 
-const kernelHost = threadHost({
+const platform = threadPlatform({
   wrap: busy,
   outbound: (node, envelopes) => {
     const port = peers.get(node);
@@ -57,7 +57,7 @@ const kernelHost = threadHost({
 
 // A thread node is not a security boundary (its code can reach Node); its capabilities and limits
 // are kept by the kernel to catch mistakes.
-const kernel = new Kernel(kernelHost, { node: data.node, creation: data.creation, capabilities: data.capabilities, limits: data.limits });
+const kernel = new Kernel(platform, { node: data.node, creation: data.creation, capabilities: data.capabilities, limits: data.limits });
 
 function connect(node: string, port: MessagePort): void {
   peers.get(node)?.close();

@@ -6,14 +6,14 @@
  */
 import { Piscina } from 'piscina';
 import { fromWire, type WireError } from '../errors.js';
-import type { TranspileResult } from './transpile.js';
-import type { CompileTask } from '../../workers/compile-worker.js';
+import type { TranspileResult } from '../compiler/transpile.js';
+import type { CompileTask } from '../compiler/worker.js';
 
 let pool: Piscina | undefined;
 
 function workerUrl(): string {
   const here = import.meta.url;
-  return (here.endsWith('.ts') ? new URL('../../dist/workers/compile-worker.js', here) : new URL('../../workers/compile-worker.js', here)).href;
+  return (here.endsWith('.ts') ? new URL('../../dist/src/compiler/worker.js', here) : new URL('../compiler/worker.js', here)).href;
 }
 
 export async function compile(module: string, source: string, filename: string): Promise<TranspileResult> {

@@ -4,17 +4,17 @@
  * benchmarks that run a kernel on their own thread; each supplies where signals and events go.
  */
 import { performance } from 'node:perf_hooks';
-import type { KernelHost } from '../kernel/kernel.js';
+import type { KernelPlatform } from '../kernel/kernel.js';
 import type { ModuleFactory } from '../kernel/code-server.js';
 
-export interface ThreadHostIo {
-  outbound: KernelHost['outbound'];
-  emit: KernelHost['emit'];
+export interface ThreadPlatformIo {
+  outbound: KernelPlatform['outbound'];
+  emit: KernelPlatform['emit'];
   /** Wraps every callback the host runs (timers, slices): the CPU watchdog's heartbeat. */
   wrap?: (fn: () => void) => () => void;
 }
 
-export function threadHost({ outbound, emit, wrap = (fn) => fn }: ThreadHostIo): KernelHost {
+export function threadPlatform({ outbound, emit, wrap = (fn) => fn }: ThreadPlatformIo): KernelPlatform {
   return {
     now: () => performance.now(),
     wallClock: () => Date.now(),

@@ -12,14 +12,14 @@ import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import ivm from 'isolated-vm';
 import { expose } from 'comlink';
-import { portEndpoint } from '../src/comlink-port.js';
-import { toWire } from '../src/errors.js';
-import { allows } from '../src/kernel/capabilities.js';
-import { estimateSize, HOST_SERVICE } from '../src/kernel/kernel.js';
-import { isPid, nodeOf } from '../src/kernel/pid.js';
-import { Sig, type Envelope } from '../src/kernel/signals.js';
-import type { KernelEvent } from '../src/kernel/types.js';
-import type { HostToNode, NodeControl, NodeData, NodeToHost, Result } from '../src/protocol.js';
+import { portEndpoint } from '../wire/comlink-port.js';
+import { toWire } from '../errors.js';
+import { allows } from '../kernel/capabilities.js';
+import { estimateSize, HOST_SERVICE } from '../kernel/kernel.js';
+import { isPid, nodeOf } from '../kernel/pid.js';
+import { Sig, type Envelope } from '../kernel/signals.js';
+import type { KernelEvent } from '../kernel/types.js';
+import type { HostToNode, NodeControl, NodeData, NodeToHost, Result } from '../wire/node.js';
 
 const data = workerData as NodeData;
 const host = parentPort!;
@@ -37,7 +37,7 @@ jail.setSync('globalThis', jail.derefInto());
 // ---- the kernel, as ES modules compiled into the isolate ---------------------------------------
 
 const here = dirname(fileURLToPath(import.meta.url));
-const sources = resolve(here, '../src');
+const sources = resolve(here, '..');
 const compiled = new Map<string, ivm.Module>();
 const pathOf = new Map<ivm.Module, string>();
 

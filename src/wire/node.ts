@@ -7,12 +7,12 @@
  * - data: batches of signal envelopes and kernel events, raw posts with no RPC layer, because
  *   this is the message path. Nodes also hold direct ports to each other for the same batches.
  */
-import type { WireError } from './errors.js';
-import type { Envelope } from './kernel/signals.js';
-import type { KernelEvent, LoadReport, MigrationOutcome, MigrationSnapshot, ModuleInfo, Pid, ProcessInfo, PurgeReport, SpawnOptions } from './kernel/types.js';
-import type { CodePolicy, PurgeMode } from './kernel/policy.js';
-import type { Capabilities, Limits } from './kernel/capabilities.js';
-import type { NodeUpgradeReport, UpgradeStep } from './kernel/upgrade.js';
+import type { WireError } from '../errors.js';
+import type { Envelope } from '../kernel/signals.js';
+import type { KernelEvent, LoadReport, MigrationOutcome, MigrationSnapshot, ModuleInfo, Pid, ProcessInfo, PurgeReport, SpawnOptions } from '../kernel/types.js';
+import type { CodePolicy, PurgeMode } from '../kernel/policy.js';
+import type { Capabilities, Limits } from '../kernel/capabilities.js';
+import type { NodeUpgradeReport, UpgradeStep } from '../kernel/upgrade.js';
 
 export type Result<T> = { ok: T } | { error: WireError };
 
