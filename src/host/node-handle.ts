@@ -1,16 +1,15 @@
 /**
- * The host's handle on one virtual node: control operations (over the node's comlink proxy), its
+ * The host's handle on one virtual node: control operations (over the wire, src/wire/node.ts), its
  * supervision (restart per policy, replaying the modules it had), and its data path.
  */
 import type { MessagePort, ResourceLimits } from 'node:worker_threads';
-import { transfer } from 'comlink';
-import { BadArgument, NodeDown, NotAllowed, fromWire } from '../errors.js';
+import { BadArgument, NodeDown, NotAllowed } from '../errors.js';
 import type { Pid } from '../kernel/pid.js';
 import type { Envelope } from '../kernel/signals.js';
 import type { LoadReport, MigrationOutcome, MigrationSnapshot, ModuleInfo, ProcessInfo, PurgeReport, SpawnOptions } from '../kernel/types.js';
 import { checkPolicy, type CodePolicy, type PurgeMode } from '../kernel/policy.js';
 import type { NodeUpgradeReport, UpgradeStep } from '../kernel/upgrade.js';
-import type { NodeToHost, Result } from '../wire/node.js';
+import type { ControlArgs, ControlOp, ControlReply, NodeToHost } from '../wire/node.js';
 import type { Events } from './events.js';
 import { RestartTracker, type RestartPolicy } from './restart.js';
 import { readSource, type ModuleSource } from './source.js';
@@ -70,8 +69,6 @@ export interface NodeContext {
   onKernelEvent(message: Extract<NodeToHost, { t: 'event' }>['event']): void;
 }
 
-type Control = NodeBackend['control'];
-
 export class NodeHandle {
   readonly name: string;
   readonly kind: NodeKind;
@@ -81,9 +78,6 @@ export class NodeHandle {
   creation = -1;
   private backend: NodeBackend | undefined;
   private up: Promise<void> = Promise.resolve();
-  /** Rejects pending control calls when the thread under them dies. */
-  private lost: Promise<never> = new Promise(() => {});
-  private loseBackend: (error: Error) => void = () => {};
   private readonly restarts: RestartTracker;
   /** Each module's current source (compiled), replayed in load order after a restart. */
   private readonly release = new Map<string, string>();
@@ -117,7 +111,7 @@ export class NodeHandle {
     this.checkModuleAllowed(module);
     const { text, filename } = readSource(module, source);
     const { js, hazards } = await compile(module, text, filename);
-    const report = await this.call<LoadReport>((c) => c.load(module, js, options));
+    const report = await this.call('load', module, js, options);
     this.release.delete(module);
     this.release.set(module, js);
     return { ...report, warnings: hazards };
@@ -125,7 +119,7 @@ export class NodeHandle {
 
   /** Loads JavaScript already in the kernel's module shape (see `transpile`). @internal */
   async loadCompiled(module: string, js: string, options: { purge?: PurgeMode } = {}): Promise<LoadReport> {
-    const report = await this.call<LoadReport>((c) => c.load(module, js, options));
+    const report = await this.call('load', module, js, options);
     this.release.delete(module);
     this.release.set(module, js);
     return report;
@@ -133,7 +127,7 @@ export class NodeHandle {
 
   /** Purges the module's old versions; `'kill'` (default) kills processes still running them. */
   purge(module: string, mode: PurgeMode = 'kill'): Promise<PurgeReport> {
-    return this.call<PurgeReport>((c) => c.purge(module, mode));
+    return this.call('purge', module, mode);
   }
 
   /** Purges old versions only if no process runs them; otherwise `ok: false` with the lingering pids. */
@@ -142,17 +136,17 @@ export class NodeHandle {
   }
 
   checkProcessCode(pid: Pid, module: string): Promise<boolean> {
-    return this.call<boolean>((c) => c.checkProcessCode(pid, module));
+    return this.call('checkProcessCode', pid, module);
   }
 
   /** Processes running old code of `module` (or the given version). Costs O(lingering). */
   lingering(module: string, version?: number): Promise<Pid[]> {
-    return this.call<Pid[]>((c) => c.lingering(module, version));
+    return this.call('lingering', module, version);
   }
 
   /** The current version becomes old: new spawns and qualified calls fail. */
   async deleteModule(module: string): Promise<PurgeReport> {
-    const report = await this.call<PurgeReport>((c) => c.deleteModule(module));
+    const report = await this.call('deleteModule', module);
     this.release.delete(module);
     return report;
   }
@@ -160,26 +154,26 @@ export class NodeHandle {
   /** The node's code policy, or one module's (retention and purge mode). Kept across restarts. */
   async setPolicy(policy: CodePolicy, module?: string): Promise<void> {
     const checked = checkPolicy(policy);
-    await this.call<true>((c) => c.setPolicy(checked, module));
+    await this.call('setPolicy', checked, module);
     if (module === undefined) this.policy = checked; else this.modulePolicies.set(module, checked);
   }
 
   /** Starts a server (gen_server-like) process; its `init(...args)` runs before this resolves. */
   startServer(module: string, args: unknown[] = [], options: SpawnOptions = {}): Promise<Pid> {
-    return this.call<Pid>((c) => c.startBehaviour('server', module, args, options));
+    return this.call('startBehaviour', 'server', module, args, options);
   }
 
   /** Starts a statem (gen_statem-like) process; `init(...args)` returns `{ state, data }`. */
   startStatem(module: string, args: unknown[] = [], options: SpawnOptions = {}): Promise<Pid> {
-    return this.call<Pid>((c) => c.startBehaviour('statem', module, args, options));
+    return this.call('startBehaviour', 'statem', module, args, options);
   }
 
   /** Behaviour processes using `module` as a callback module. */
-  behavioursOf(module: string): Promise<Pid[]> { return this.call<Pid[]>((c) => c.behavioursOf(module)); }
+  behavioursOf(module: string): Promise<Pid[]> { return this.call('behavioursOf', module); }
 
   /** `sys:suspend`: the process runs nothing until resumed; its messages wait. Any process can be suspended. */
-  suspend(pid: Pid): Promise<true> { return this.call<true>((c) => c.suspend(pid)); }
-  resume(pid: Pid): Promise<true> { return this.call<true>((c) => c.resume(pid)); }
+  suspend(pid: Pid): Promise<void> { return this.call('suspend', pid); }
+  resume(pid: Pid): Promise<void> { return this.call('resume', pid); }
 
   /**
    * `sys:change_code`: on a suspended behaviour process, runs the current version's
@@ -188,28 +182,28 @@ export class NodeHandle {
    * the vsn its state came from; pass `{ down: vsn }` for a downgrade.
    */
   changeCode(pid: Pid, module: string, options: { oldVsn?: unknown; extra?: unknown; timeoutMs?: number } = {}): Promise<{ from: unknown; to: unknown }> {
-    return this.call((c) => c.changeCode(pid, module, options.oldVsn, options.extra, options.timeoutMs));
+    return this.call('changeCode', pid, module, options.oldVsn, options.extra, options.timeoutMs);
   }
 
-  getState<S = unknown>(pid: Pid): Promise<S> { return this.call<S>((c) => c.getState(pid)); }
-  replaceState(pid: Pid, state: unknown): Promise<true> { return this.call<true>((c) => c.replaceState(pid, state)); }
+  getState<S = unknown>(pid: Pid): Promise<S> { return this.call('getState', pid) as Promise<S>; }
+  replaceState(pid: Pid, state: unknown): Promise<void> { return this.call('replaceState', pid, state); }
 
   /** @internal the three steps of migration (see src/host/migration.ts). */
   migrateOut(pids: Pid[]): Promise<MigrationOutcome<MigrationSnapshot>[]> {
-    return this.call((c) => c.migrateOut(pids));
+    return this.call('migrateOut', pids);
   }
   /** @internal */
   migrateIn(snapshots: MigrationSnapshot[], extra: unknown, timeoutMs?: number): Promise<MigrationOutcome<{ from: unknown; to: unknown; awaitDrain: boolean }>[]> {
-    return this.call((c) => c.migrateIn(snapshots, extra, timeoutMs));
+    return this.call('migrateIn', snapshots, extra, timeoutMs);
   }
   /** @internal */
-  migrateCommit(pids: Pid[], to: string, awaitDrain: Pid[]): Promise<true> { return this.call<true>((c) => c.migrateCommit(pids, to, awaitDrain)); }
+  migrateCommit(pids: Pid[], to: string, awaitDrain: Pid[]): Promise<void> { return this.call('migrateCommit', pids, to, awaitDrain); }
   /** @internal */
-  migrateAbort(pids: Pid[]): Promise<true> { return this.call<true>((c) => c.migrateAbort(pids)); }
+  migrateAbort(pids: Pid[]): Promise<void> { return this.call('migrateAbort', pids); }
 
   /** @internal one node's part of an upgrade plan, as a transaction in the node. */
   applyUpgrade(steps: UpgradeStep[]): Promise<NodeUpgradeReport> {
-    return this.call<NodeUpgradeReport>((c) => c.applyUpgrade(steps));
+    return this.call('applyUpgrade', steps);
   }
 
   /** @internal the compiled source of each module's current version, for plans and restarts. */
@@ -222,18 +216,18 @@ export class NodeHandle {
 
   /** Spawns `module.fn(...args)` in the module's current version. */
   spawn(module: string, fn: string, args: unknown[] = [], options: SpawnOptions = {}): Promise<Pid> {
-    return this.call<Pid>((c) => c.spawn(module, fn, args, options));
+    return this.call('spawn', module, fn, args, options);
   }
 
   /** Sends an exit signal from outside any process (`'kill'` cannot be trapped). */
-  exit(pid: Pid, reason: unknown): Promise<true> {
-    return this.call<true>((c) => c.exit(pid, reason));
+  exit(pid: Pid, reason: unknown): Promise<void> {
+    return this.call('exit', pid, reason);
   }
 
-  processes(): Promise<ProcessInfo[]> { return this.query((c) => c.processes()); }
-  processInfo(pid: Pid): Promise<ProcessInfo | undefined> { return this.query((c) => c.processInfo(pid)); }
-  modules(): Promise<ModuleInfo[]> { return this.query((c) => c.modules()); }
-  whereis(name: string): Promise<Pid | undefined> { return this.query((c) => c.whereis(name)); }
+  processes(): Promise<ProcessInfo[]> { return this.call('processes'); }
+  processInfo(pid: Pid): Promise<ProcessInfo | undefined> { return this.call('processInfo', pid); }
+  modules(): Promise<ModuleInfo[]> { return this.call('modules'); }
+  whereis(name: string): Promise<Pid | undefined> { return this.call('whereis', name); }
 
   summary(): NodeSummary {
     return { name: this.name, kind: this.kind, status: this.status, creation: this.creation };
@@ -246,15 +240,21 @@ export class NodeHandle {
     return true;
   }
 
-  /** @internal */
-  get control(): NodeBackend['control'] {
-    if (!this.backend) throw new NodeDown(`node '${this.name}' is ${this.status}`, { node: this.name });
-    return this.backend.control;
+  /** @internal a control call to the node as it is now, without waiting for a start (used while attaching it). */
+  callNow<K extends ControlOp>(op: K, ...args: ControlArgs<K>): Promise<ControlReply<K>> {
+    if (!this.backend) return Promise.reject(new NodeDown(`node '${this.name}' is ${this.status}`, { node: this.name }));
+    return this.backend.call(op, args);
+  }
+
+  /** @internal a control call whose answer nobody waits for (news for the node: a global name, a node down). */
+  tell<K extends ControlOp>(op: K, ...args: ControlArgs<K>): void {
+    this.callNow(op, ...args).catch(() => {});
   }
 
   /** @internal connects a peer port (the system's mesh). */
-  connect(peer: string, port: MessagePort): Promise<void> {
-    return this.raw((c) => c.connect(peer, transfer(port, [port as never])));
+  connect(peer: string, port: MessagePort): void {
+    if (this.backend) this.backend.connect(peer, port);
+    else port.close();
   }
 
   /** @internal */
@@ -262,7 +262,6 @@ export class NodeHandle {
     const backend = this.backend;
     this.status = 'stopped';
     this.backend = undefined;
-    this.loseBackend(new NodeDown(`node '${this.name}' was stopped`, { node: this.name }));
     if (backend) await backend.terminate();
   }
 
@@ -286,19 +285,17 @@ export class NodeHandle {
       throw new NodeDown(`node '${this.name}' was stopped while starting`, { node: this.name });
     }
     this.backend = backend;
-    this.lost = new Promise((_, reject) => { this.loseBackend = reject; });
-    this.lost.catch(() => {});
     await this.context.attach(this);
     const forwards = this.context.forwardsFor(this.name);
-    if (forwards.length) unwrap(await this.raw<Result<unknown>>((c) => c.restoreForwards(forwards)));
-    if (this.policy) unwrap(await this.raw<Result<unknown>>((c) => c.setPolicy(this.policy!)));
-    for (const [module, policy] of this.modulePolicies) unwrap(await this.raw<Result<unknown>>((c) => c.setPolicy(policy, module)));
+    if (forwards.length) await this.callNow('restoreForwards', forwards);
+    if (this.policy) await this.callNow('setPolicy', this.policy);
+    for (const [module, policy] of this.modulePolicies) await this.callNow('setPolicy', policy, module);
     if (this.release.size) {
-      for (const [module, js] of this.release) unwrap(await this.raw<Result<unknown>>((c) => c.load(module, js, {})));
+      for (const [module, js] of this.release) await this.callNow('load', module, js, {});
     } else {
       for (const [module, source] of Object.entries(this.spec.modules ?? {})) await this.loadDuringBoot(module, source);
     }
-    for (const s of this.spec.start ?? []) unwrap(await this.raw<Result<unknown>>((c) => c.spawn(s.module, s.fn, s.args ?? [], { name: s.name })));
+    for (const s of this.spec.start ?? []) await this.callNow('spawn', s.module, s.fn, s.args ?? [], { name: s.name });
     this.status = 'running';
   }
 
@@ -313,7 +310,7 @@ export class NodeHandle {
     this.checkModuleAllowed(module);
     const { text, filename } = readSource(module, source);
     const { js } = await compile(module, text, filename);
-    unwrap(await this.raw<Result<unknown>>((c) => c.load(module, js, {})));
+    await this.callNow('load', module, js, {});
     this.release.set(module, js);
   }
 
@@ -327,10 +324,6 @@ export class NodeHandle {
     const reason = exit.error ? `${exit.error.name}: ${exit.error.message}` : `exit code ${exit.code}`;
     const abnormal = exit.code !== 0 || exit.error !== undefined;
     this.backend = undefined;
-    // Answers the node posted before it died may still be queued on its control port: let them
-    // land before the calls still waiting are failed.
-    const lose = this.loseBackend;
-    setTimeout(() => lose(new NodeDown(`node '${this.name}' went down: ${reason}`, { node: this.name, reason })), 20);
     this.context.events.emit({ type: 'node_down', node: this.name, creation: this.creation, reason });
     this.context.detach(this);
     if (!this.restarts.wants(abnormal)) {
@@ -354,24 +347,10 @@ export class NodeHandle {
     );
   }
 
-  /** A control call that fails with a typed error, waits out a restart, and never hangs on a dead thread. */
-  private async call<T>(run: (control: Control) => unknown): Promise<T> {
-    return unwrap(await this.query<Result<T>>(run));
-  }
-
-  private async query<T>(run: (control: Control) => unknown): Promise<T> {
+  /** A control call that waits out a start or restart, fails with a typed error, and never hangs. */
+  private async call<K extends ControlOp>(op: K, ...args: ControlArgs<K>): Promise<ControlReply<K>> {
     if (this.status === 'starting' || this.status === 'restarting') await this.up.catch(() => {});
     if (this.status !== 'running') throw new NodeDown(`node '${this.name}' is ${this.status}`, { node: this.name });
-    return this.raw(run);
+    return this.callNow(op, ...args);
   }
-
-  /** A call straight to the current thread, for use while booting it. */
-  private raw<T>(run: (control: Control) => unknown): Promise<T> {
-    return Promise.race([Promise.resolve(run(this.control) as T), this.lost]);
-  }
-}
-
-function unwrap<T>(result: Result<T>): T {
-  if ('error' in result) throw fromWire(result.error);
-  return result.ok;
 }

@@ -282,7 +282,7 @@ export class System {
 
   private setGlobal(name: string, pid: Pid | null): void {
     if (pid) this.globals.set(name, pid); else this.globals.delete(name);
-    for (const handle of this.attached) void handle.control.setGlobal(name, pid).catch(() => {});
+    for (const handle of this.attached) handle.tell('setGlobal', name, pid);
   }
 
   private readonly context: NodeContext = {
@@ -291,18 +291,19 @@ export class System {
       // Mark first, then connect: of two nodes coming up at once, the later one connects both.
       const peers = [...this.attached].filter((peer) => peer !== node);
       this.attached.add(node);
-      await Promise.all(peers.map((peer) => {
+      for (const peer of peers) {
         const { port1, port2 } = new MessageChannel();
-        return Promise.all([node.connect(peer.name, port1), peer.connect(node.name, port2)]);
-      }));
-      await Promise.all([...this.globals].map(([name, pid]) => node.control.setGlobal(name, pid)));
+        node.connect(peer.name, port1);
+        peer.connect(node.name, port2);
+      }
+      await Promise.all([...this.globals].map(([name, pid]) => node.callNow('setGlobal', name, pid)));
     },
     detach: (node) => {
       this.attached.delete(node);
       // Processes that had migrated to it are gone too, though their pids name other nodes.
       const lost = this.migrations.nodeDown(node.name);
       for (const [name, pid] of this.globals) if (nodeOf(pid) === node.name || lost.includes(pid)) this.setGlobal(name, null);
-      for (const peer of this.attached) void peer.control.nodeDown(node.name, lost).catch(() => {});
+      for (const peer of this.attached) peer.tell('nodeDown', node.name, lost);
       this.router.nodeDown(node.name, lost);
     },
     forwardsFor: (node) => this.migrations.forwardsHomedAt(node),
@@ -318,7 +319,7 @@ export class System {
         if (held && held !== event.pid) {
           // Two nodes registered the same name at once: the first one the host saw keeps it.
           this.events.emit({ type: 'global_conflict', name: event.name, kept: held, refused: event.pid });
-          void this.node(event.node).control.setGlobal(event.name, held).catch(() => {});
+          this.node(event.node).tell('setGlobal', event.name, held);
           return;
         }
         this.setGlobal(event.name, event.pid);

@@ -9,12 +9,11 @@
  * it sends leaves through the bridge, where the trusted side checks it again.
  */
 import { Kernel, type KernelPlatform } from '../kernel/kernel.js';
-import { applyUpgrade } from '../kernel/upgrade.js';
+import { controlOps, settle, type KernelConfig } from '../kernel/control-ops.js';
 import type { ModuleFactory } from '../kernel/code-server.js';
-import type { Capabilities, Limits } from '../kernel/capabilities.js';
+import type { Capabilities } from '../kernel/capabilities.js';
 import type { Envelope } from '../kernel/signals.js';
 import type { KernelEvent } from '../kernel/types.js';
-import { toWire } from '../errors.js';
 
 /** The embedder's side: each is an isolated-vm Callback (arguments copied). */
 interface Bridge {
@@ -26,14 +25,7 @@ interface Bridge {
   controlDone(id: number, result: unknown): void;
 }
 
-export interface SandboxConfig {
-  node: string;
-  creation: number;
-  capabilities: Capabilities;
-  limits: Limits;
-}
-
-type Control = (op: string, args: unknown[]) => unknown;
+export type SandboxConfig = KernelConfig;
 
 const g = globalThis as unknown as Record<string, unknown>;
 // Captured before module code can replace them.
@@ -47,7 +39,7 @@ export function boot(config: SandboxConfig): void {
   let tasks: (() => void)[] = [];
   let timerFire: (() => void) | null = null;
 
-  const host: KernelPlatform = {
+  const platform: KernelPlatform = {
     now: () => dateNow.call(NativeDate),
     wallClock: () => dateNow.call(NativeDate),
     setTimer: (ms, fire) => { timerFire = fire; bridge.setTimer(ms); return 1; },
@@ -70,59 +62,23 @@ export function boot(config: SandboxConfig): void {
     },
     emit: (event) => bridge.emit(event),
   };
-  const kernel = new Kernel(host, { node: config.node, creation: config.creation, capabilities: config.capabilities, limits: config.limits });
+  const kernel = new Kernel(platform, { node: config.node, creation: config.creation, capabilities: config.capabilities, limits: config.limits });
   lockdown(config.capabilities, (level, text) => bridge.emit({ type: 'log', node: config.node, level, text }),
     (what) => bridge.emit({ type: 'capability_denied', node: config.node, what }));
 
-  const ops: Record<string, (...args: never[]) => unknown> = {
-    load: (module: string, js: string, options: object) => kernel.load(module, js, options),
-    purge: (module: string, mode: never) => kernel.purge(module, mode),
-    checkProcessCode: (pid: never, module: string) => kernel.checkProcessCode(pid, module),
-    lingering: (module: string, version?: number) => kernel.lingering(module, version),
-    deleteModule: (module: string) => kernel.deleteModule(module),
-    setPolicy: (policy: never, module?: string) => { kernel.setPolicy(policy, module); return true; },
-    startBehaviour: (kind: never, module: string, args: unknown[], options: object) => kernel.startBehaviour(kind, module, args, options),
-    behavioursOf: (module: string) => kernel.behavioursOf(module),
-    suspend: (pid: never) => { kernel.suspend(pid); return true; },
-    resume: (pid: never) => { kernel.resume(pid); return true; },
-    changeCode: (pid: never, module: string, oldVsn: unknown, extra: unknown, timeoutMs?: number) => kernel.changeCode(pid, module, oldVsn, extra, timeoutMs),
-    getState: (pid: never) => kernel.getState(pid),
-    replaceState: (pid: never, state: unknown) => { kernel.replaceState(pid, state); return true; },
-    applyUpgrade: (steps: never) => applyUpgrade(kernel, steps),
-    spawn: (module: string, fn: string, args: unknown[], options: object) => kernel.spawn(module, fn, args, options),
-    exit: (pid: never, reason: unknown) => { kernel.exit(pid, reason); return true; },
-    processes: () => kernel.processes(),
-    processInfo: (pid: never) => kernel.processInfo(pid),
-    modules: () => kernel.modules(),
-    whereis: (name: string) => kernel.whereis(name),
-    nodeDown: (node: string, lost: never) => { kernel.nodeDown(node, lost); return true; },
-    setGlobal: (name: string, pid: never) => { kernel.setGlobal(name, pid); return true; },
-    processCount: () => kernel.processCount,
-    migrateOut: (pids: never) => kernel.migrateOut(pids),
-    migrateIn: (snapshots: never, extra: unknown, timeoutMs?: number) => kernel.migrateIn(snapshots, extra, timeoutMs),
-    migrateCommit: (pids: never, to: string, awaitDrain: never) => { kernel.migrateCommit(pids, to, awaitDrain); return true; },
-    migrateAbort: (pids: never) => { kernel.migrateAbort(pids); return true; },
-    restoreForwards: (entries: never) => { kernel.restoreForwards(entries); return true; },
-  };
   /**
    * Every control operation answers `{ ok }` or `{ error }` at once, or `{ pending: id }` when it
    * finishes later (a drain), with the answer sent through the bridge's `controlDone`. The embedder
    * calls in synchronously, on its own thread, so no slice can run in the middle of an operation.
    */
+  const ops = controlOps(kernel);
   let nextPending = 0;
-  const control: Control = (op, args) => {
-    const fail = (error: unknown) => ({ error: toWire(error) });
-    try {
-      const run = ops[op];
-      if (!run) return fail(new Error(`unknown operation ${op}`));
-      const value = (run as (...a: unknown[]) => unknown)(...args);
-      if (!(value instanceof Promise)) return { ok: value };
-      const id = ++nextPending;
-      value.then((ok) => bridge.controlDone(id, { ok }), (error) => bridge.controlDone(id, fail(error)));
-      return { pending: id };
-    } catch (error) {
-      return fail(error);
-    }
+  const control = (op: string, args: unknown[]): unknown => {
+    const result = settle(ops, op, args);
+    if (!(result instanceof Promise)) return result;
+    const id = ++nextPending;
+    void result.then((settled) => bridge.controlDone(id, settled));
+    return { pending: id };
   };
 
   g.$subnode = {

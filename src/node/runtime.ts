@@ -1,0 +1,106 @@
+/**
+ * The half of a node's worker thread that every kind of node shares: the wire to the host
+ * (src/wire/node.ts), direct ports to peer nodes, the outbound path with its one-by-one fallback,
+ * and serving control requests. An engine (src/node/thread.ts, src/node/isolate.ts) supplies only
+ * what differs: where the kernel runs and how a request or a batch gets to it.
+ *
+ * Vocabulary: the *host* is the main thread; a *peer* is another node's thread, reached by a
+ * direct `MessagePort`; *outbound* is a batch of envelopes leaving this node for one destination.
+ */
+import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
+import type { Envelope } from '../kernel/signals.js';
+import type { KernelEvent } from '../kernel/types.js';
+import type { Result } from '../kernel/control-ops.js';
+import type { HostToNode, NodeData, NodeToHost } from '../wire/node.js';
+
+/** What an engine gives the runtime. */
+export interface Engine {
+  /** Runs one control operation of the op table. */
+  control(op: string, args: unknown[]): Result<unknown> | Promise<Result<unknown>>;
+  /** A batch of envelopes for this node's kernel, from `from` (a node name, or 'host'). */
+  deliver(envelopes: Envelope[], from: string): void;
+}
+
+/** What the runtime gives an engine. */
+export class NodeRuntime {
+  readonly data = workerData as NodeData;
+  readonly node = this.data.node;
+  private readonly host = parentPort!;
+  private readonly peers = new Map<string, MessagePort>();
+  private engine: Engine | undefined;
+
+  /** Reports an event to the host (the engine decides what may be reported). */
+  emit(event: KernelEvent): void {
+    this.post({ t: 'event', event });
+  }
+
+  log(level: 'log' | 'info' | 'warn' | 'error', text: string): void {
+    this.emit({ type: 'log', node: this.node, level, text });
+  }
+
+  /**
+   * Sends a batch to `node`: over its direct port if there is one, else through the host. A batch
+   * that cannot be cloned (something slipped past the send-time checks) is sent one envelope at a
+   * time, and only what cannot be cloned is dropped, with a log line.
+   */
+  outbound(node: string, envelopes: Envelope[]): void {
+    const port = this.peers.get(node);
+    const send = (batch: Envelope[]): void => (port ? port.postMessage(batch) : this.post({ t: 'route', node, envelopes: batch }));
+    try {
+      send(envelopes);
+    } catch {
+      for (const envelope of envelopes) {
+        try {
+          send([envelope]);
+        } catch (error) {
+          this.log('error', `a signal for node '${node}' could not be cloned and was dropped: ${(error as Error).message}`);
+        }
+      }
+    }
+  }
+
+  /** Starts serving: peers given at start, then the host's messages; tells the host it is ready. */
+  serve(engine: Engine): void {
+    this.engine = engine;
+    for (const [node, port] of Object.entries(this.data.peers)) this.connect(node, port);
+    this.host.on('message', (message: HostToNode) => this.onHost(message));
+    this.post({ t: 'ready' });
+  }
+
+  private onHost(message: HostToNode): void {
+    const engine = this.engine!;
+    switch (message.t) {
+      case 'deliver':
+        return engine.deliver(message.envelopes, message.from);
+      case 'connect':
+        return this.connect(message.node, message.port);
+      case 'control': {
+        const { id } = message;
+        const result = engine.control(message.op, message.args);
+        if (result instanceof Promise) void result.then((r) => this.reply(id, r));
+        else this.reply(id, result);
+      }
+    }
+  }
+
+  private reply(id: number, result: Result<unknown>): void {
+    try {
+      this.post({ t: 'reply', id, result });
+    } catch (error) {
+      // An answer that cannot be cloned (a query returning something odd) still answers.
+      this.post({ t: 'reply', id, result: { error: { code: 'not_cloneable', message: `the answer could not be copied to the host: ${(error as Error).message}` } } });
+    }
+  }
+
+  private connect(node: string, port: MessagePort): void {
+    this.peers.get(node)?.close();
+    this.peers.set(node, port);
+    port.on('message', (envelopes: Envelope[]) => this.engine!.deliver(envelopes, node));
+    // Peer ports must not keep the thread alive: the host ends a node by terminating it.
+    port.unref();
+  }
+
+  private post(message: NodeToHost): void {
+    this.host.postMessage(message);
+  }
+}
