@@ -807,4 +807,32 @@ describe('between thread nodes and isolate nodes', () => {
     expect(await inbox.receive(has('down'), 2_000)).toMatchObject({ down: { pid } });
     expect(await inbox.receive(has('exit'), 2_000)).toMatchObject({ exit: { from: pid } });
   });
+
+  it('an isolate home node restarted after its process moved to a node outside its sendTo still forwards to it', async () => {
+    const bomb = `
+      import { receive, on } from 'subnode/process';
+      export function grow(): unknown { return receive(on('go', () => { const keep: unknown[] = []; for (;;) keep.push(new Array(1e5).fill(keep.length)); })); }
+    `;
+    const s = await start([
+      { name: 'home', kind: 'isolate', capabilities: { sendTo: ['t'] }, limits: { memoryMb: 32, cpuMsPerSlice: 1_000 }, modules: { session: v2, bomb } },
+      { name: 't', modules: { probe } },
+      { name: 'far', modules: { session: v1 } },
+    ]);
+    const pid = await s.node('home').startServer('session', [0]);
+    await move(s, pid, 'far');
+    // The home node dies (over its memory limit) and comes back: its forwards are replayed.
+    const restarted = waitEvent(s, 'node_restarted', (e) => e.node === 'home', 15_000);
+    s.send(await s.node('home').spawn('bomb', 'grow'), 'go');
+    await restarted;
+    const events = record(s);
+    // A process on t sends to the pid, which names home: home forwards each message to far.
+    const inbox = s.inbox();
+    const N = 200;
+    await s.node('t').spawn('probe', 'blast', [pid, 't', N, inbox.pid]);
+    await inbox.receive(has('sent'));
+    const final = await until('the forwarded stream', () => s.call<SessionState>(pid, 'get'), (st) => st.got >= N);
+    expect(final).toMatchObject({ got: N, errors: [], seen: { t: N - 1 } });
+    expect(eventsOf(events, 'capability_denied')).toEqual([]);
+    expect(s.locate(pid)).toMatchObject({ node: 'far' });
+  });
 });
