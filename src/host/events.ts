@@ -7,6 +7,8 @@ export type SystemEvent =
   | { type: 'node_started'; node: string; creation: number }
   | { type: 'node_down'; node: string; creation: number; reason: string }
   | { type: 'node_restarted'; node: string; creation: number }
+  /** The node ran code that did not return for longer than its limit; it is being ended (then restarted per policy). */
+  | { type: 'node_unresponsive'; node: string; creation: number; ms: number }
   /** The node crashed more often than its restart intensity allows; it stays down. */
   | { type: 'node_failed'; node: string; reason: string }
   | { type: 'node_stopped'; node: string }

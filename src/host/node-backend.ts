@@ -28,10 +28,17 @@ export interface NodeBackendOptions {
   limits: Limits;
   peers: Map<string, MessagePort>;
   resourceLimits?: ResourceLimits;
+  /** Code that runs longer than `ms` without returning to the thread's event loop ends the thread (`what` says which limit). */
+  watchdog: { ms: number; what: string };
   onMessage(message: Extract<NodeToHost, { t: 'route' | 'event' }>): void;
+  /** The node stopped answering (it is being ended); `ms` is how long it has been busy. */
+  onUnresponsive(ms: number): void;
   onExit(exit: BackendExit): void;
   startTimeoutMs?: number;
 }
+
+/** How long a killed thread may take to end before it is given up on. */
+const KILL_GRACE_MS = 2_000;
 
 /** How long a control call may wait for its answer unless the caller says otherwise. */
 export const CONTROL_TIMEOUT_MS = 30_000;
@@ -57,6 +64,8 @@ export class NodeBackend {
   private exited = false;
   private lastError: Error | undefined;
   private nextId = 0;
+  /** Reports the thread's end, once (from its exit event, or when it cannot be ended in time). */
+  private exit: (code: number) => void = () => {};
   private readonly pending = new Map<number, Pending>();
 
   private constructor(
@@ -65,10 +74,8 @@ export class NodeBackend {
   ) {}
 
   static start(options: NodeBackendOptions): Promise<NodeBackend> {
-    // A thread node with a CPU limit gets a heartbeat cell the host watches (an isolate node
-    // enforces its limit itself, per slice).
-    const cpuMs = options.kind === 'thread' ? options.limits.cpuMsPerSlice : undefined;
-    const heartbeat = cpuMs !== undefined ? new SharedArrayBuffer(4) : undefined;
+    // Every node gets a heartbeat cell the host watches: when did the code running now start?
+    const heartbeat = new SharedArrayBuffer(4);
     const epoch = Date.now();
     const data: NodeData = {
       node: options.node,
@@ -109,8 +116,9 @@ export class NodeBackend {
       worker.on('error', (error) => {
         backend.lastError ??= error;
       });
-      if (heartbeat) backend.watch(new Int32Array(heartbeat), epoch, cpuMs!);
-      worker.on('exit', (code) => {
+      backend.watch(new Int32Array(heartbeat), epoch, options.watchdog, options.onUnresponsive);
+      backend.exit = (code) => {
+        if (backend.exited) return;
         backend.exited = true;
         backend.failPending(new NodeDown(`node '${options.node}' went down: ${backend.lastError?.message ?? `exit code ${code}`}`, { node: options.node }));
         if (!ready) {
@@ -119,7 +127,8 @@ export class NodeBackend {
           return;
         }
         options.onExit({ code, error: backend.lastError, requested: backend.stopping });
-      });
+      };
+      worker.on('exit', (code) => backend.exit(code));
     });
   }
 
@@ -179,18 +188,32 @@ export class NodeBackend {
   }
 
   /**
-   * A thread cannot be interrupted inside a step: if one runs past the CPU limit, the thread is
-   * ended (its node then restarts per policy). Checked a few times per limit period.
+   * A thread cannot be interrupted inside a step: if code runs past `limitMs` without returning to
+   * the event loop (a step over a thread node's CPU limit, a codeChange that never returns, a
+   * getter that loops while a result is copied out of an isolate), the thread is ended and its
+   * node restarts per policy. Checked a few times per period.
    */
-  private watch(beat: Int32Array, epoch: number, cpuMs: number): void {
+  private watch(beat: Int32Array, epoch: number, { ms: limitMs, what }: { ms: number; what: string }, onUnresponsive: (ms: number) => void): void {
     const timer = setInterval(() => {
       if (this.exited) return clearInterval(timer);
       const started = Atomics.load(beat, 0);
-      if (!started || Date.now() - epoch - started <= cpuMs) return;
+      const busyMs = Date.now() - epoch - started;
+      if (!started || busyMs <= limitMs) return;
       clearInterval(timer);
-      this.lastError = new Error(`cpu limit: code in node '${this.node}' ran over ${cpuMs} ms without yielding; the thread was ended`);
-      void this.worker.terminate();
-    }, Math.max(10, cpuMs / 4));
+      onUnresponsive(busyMs);
+      this.kill(new Error(`${what}: code in node '${this.node}' ran over ${limitMs} ms without yielding (${busyMs} ms); the thread was ended`));
+    }, Math.max(10, Math.min(1_000, limitMs / 4)));
     timer.unref();
+  }
+
+  /**
+   * Ends the thread as a crash: the exit is reported with `error`, not as requested. A thread stuck
+   * where it cannot be interrupted (native code of an isolate) may not end: after a grace period
+   * it is reported ended anyway, so the node restarts and no caller waits on it.
+   */
+  kill(error: Error): void {
+    this.lastError = error;
+    void this.worker.terminate();
+    setTimeout(() => this.exit(1), KILL_GRACE_MS).unref();
   }
 }

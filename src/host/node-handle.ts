@@ -1,21 +1,26 @@
 /**
- * The host's handle on one virtual node: control operations (over the wire, src/wire/node.ts), its
- * supervision (restart per policy, replaying the modules it had), and its data path.
+ * The host's handle on one virtual node: its control operations, each a call of the node's op
+ * table (src/kernel/control-ops.ts) over the wire, issued in order and bounded by a deadline. Its
+ * life (start, restarts, stop) is the NodeSupervision's; what it must get back after a restart is
+ * its NodeRelease's.
  */
 import type { MessagePort, ResourceLimits } from 'node:worker_threads';
-import { BadArgument, NodeDown, NotAllowed } from '../errors.js';
+import { BadArgument, NodeDown, NotAllowed, NotCloneable } from '../errors.js';
 import type { Pid } from '../kernel/pid.js';
 import type { Envelope } from '../kernel/signals.js';
 import type { LoadReport, MigrationOutcome, MigrationSnapshot, ModuleInfo, ProcessInfo, PurgeReport, SpawnOptions } from '../kernel/types.js';
 import { checkPolicy, type CodePolicy, type PurgeMode } from '../kernel/policy.js';
 import type { NodeUpgradeReport, UpgradeStep } from '../kernel/upgrade.js';
-import type { ControlArgs, ControlOp, ControlReply, NodeToHost } from '../wire/node.js';
-import type { Events } from './events.js';
-import { RestartTracker, type RestartPolicy } from './restart.js';
-import { readSource, type ModuleSource } from './source.js';
-import { NodeBackend, type BackendExit, type NodeKind } from './node-backend.js';
 import { allows, checkCapabilities, checkLimits, type Capabilities, type Limits } from '../kernel/capabilities.js';
+import type { ControlArgs, ControlOp, ControlReply } from '../wire/node.js';
+import type { RestartPolicy } from './restart.js';
+import { readSource, type ModuleSource } from './source.js';
+import type { NodeKind } from './node-backend.js';
 import { compile } from './compiler-pool.js';
+import { NodeRelease } from './node-release.js';
+import { NodeSupervision, type NodeContext, type NodeStatus } from './node-supervision.js';
+
+export type { NodeStatus } from './node-supervision.js';
 
 export interface StartSpec {
   module: string;
@@ -45,9 +50,9 @@ export interface NodeSpec extends RestartPolicy {
   modulePolicies?: Record<string, CodePolicy>;
   /** Processes spawned after the modules load, and again after every restart. */
   start?: StartSpec[];
+  /** A node whose code runs this long without returning is ended and restarted per policy (default 10 s). */
+  unresponsiveMs?: number;
 }
-
-export type NodeStatus = 'starting' | 'running' | 'restarting' | 'stopped' | 'failed';
 
 export interface NodeSummary {
   name: string;
@@ -56,49 +61,58 @@ export interface NodeSummary {
   creation: number;
 }
 
-/** What a node handle needs from its system. */
-export interface NodeContext {
-  events: Events;
-  /** A node's thread is up: connect it with the others and bring it up to date. */
-  attach(node: NodeHandle): Promise<void>;
-  /** Forwarding entries for processes whose pids name this node but that live elsewhere. */
-  forwardsFor(node: string): [Pid, string][];
-  /** A node's thread is gone: tell everyone else. */
-  detach(node: NodeHandle): void;
-  route(node: string, envelopes: Envelope[], from: string): void;
-  onKernelEvent(message: Extract<NodeToHost, { t: 'event' }>['event']): void;
-}
 
 export class NodeHandle {
   readonly name: string;
   readonly kind: NodeKind;
   readonly capabilities: Capabilities;
   readonly limits: Limits;
-  status: NodeStatus = 'starting';
-  creation = -1;
-  private backend: NodeBackend | undefined;
-  private up: Promise<void> = Promise.resolve();
-  private readonly restarts: RestartTracker;
-  /** Each module's current source (compiled), replayed in load order after a restart. */
-  private readonly release = new Map<string, string>();
-  private policy: CodePolicy | undefined;
-  private readonly modulePolicies = new Map<string, CodePolicy>();
+  /** @internal */
+  readonly supervision: NodeSupervision;
+  private readonly release: NodeRelease;
+  private readonly events: NodeContext['events'];
+  /** Settles once the request issued last has been posted: requests leave in the order issued. */
+  private issued: Promise<void> = Promise.resolve();
 
-  constructor(private readonly spec: NodeSpec, private readonly context: NodeContext) {
+  constructor(spec: NodeSpec, context: NodeContext) {
     this.name = spec.name;
-    this.restarts = new RestartTracker(spec);
-    if (spec.code !== undefined) this.policy = checkPolicy(spec.code, `node '${spec.name}' code policy`);
-    for (const [module, policy] of Object.entries(spec.modulePolicies ?? {})) this.modulePolicies.set(module, checkPolicy(policy, `module '${module}' code policy`));
     if (spec.kind !== undefined && spec.kind !== 'thread' && spec.kind !== 'isolate') throw new BadArgument(`node '${spec.name}': kind must be 'thread' or 'isolate', got ${JSON.stringify(spec.kind)}`);
+    const unresponsiveMs = spec.unresponsiveMs ?? 10_000;
+    if (!(unresponsiveMs > 0)) throw new BadArgument(`node '${spec.name}': unresponsiveMs must be a number of ms > 0, got ${JSON.stringify(spec.unresponsiveMs)}`);
     this.kind = spec.kind ?? 'thread';
     this.capabilities = checkCapabilities(spec.capabilities);
     this.limits = checkLimits(spec.limits);
+    this.release = new NodeRelease(spec.name, spec.code, spec.modulePolicies);
+    this.events = context.events;
+    this.supervision = new NodeSupervision({
+      name: spec.name,
+      kind: this.kind,
+      capabilities: this.capabilities,
+      limits: this.limits,
+      resourceLimits: spec.resourceLimits,
+      restart: spec.restart,
+      intensity: spec.intensity,
+      period: spec.period,
+      unresponsiveMs,
+      firstBoot: async (call) => {
+        for (const [module, source] of Object.entries(spec.modules ?? {})) {
+          const { js } = await this.compile(module, source);
+          await call('load', module, js, {});
+          this.release.loaded(module, js);
+        }
+      },
+      start: async (call) => {
+        for (const s of spec.start ?? []) await call('spawn', s.module, s.fn, s.args ?? [], { name: s.name });
+      },
+    }, this.release, context);
   }
 
-  /** @internal */
-  async start(): Promise<void> {
-    this.up = this.boot();
-    await this.up;
+  get status(): NodeStatus {
+    return this.supervision.status;
+  }
+
+  get creation(): number {
+    return this.supervision.creation;
   }
 
   /**
@@ -106,22 +120,20 @@ export class NodeHandle {
    * node. If the retention has no room for another old version, the oldest is purged first with
    * `purge` (default: the node's policy); a refused purge rejects with NotPurged, changing nothing.
    * The report lists hazards found in the source (loops that can never leave this version…).
+   * Loads (like every operation) reach the node in the order they were issued.
    */
   async load(module: string, source: ModuleSource, options: { purge?: PurgeMode } = {}): Promise<LoadReport> {
-    this.checkModuleAllowed(module);
-    const { text, filename } = readSource(module, source);
-    const { js, hazards } = await compile(module, text, filename);
-    const report = await this.call('load', module, js, options);
-    this.release.delete(module);
-    this.release.set(module, js);
+    const compiled = this.compile(module, source);
+    const report = await this.issue('load', compiled.then(({ js }) => [module, js, options]));
+    const { js, hazards } = await compiled;
+    this.release.loaded(module, js);
     return { ...report, warnings: hazards };
   }
 
   /** Loads JavaScript already in the kernel's module shape (see `transpile`). @internal */
   async loadCompiled(module: string, js: string, options: { purge?: PurgeMode } = {}): Promise<LoadReport> {
     const report = await this.call('load', module, js, options);
-    this.release.delete(module);
-    this.release.set(module, js);
+    this.release.loaded(module, js);
     return report;
   }
 
@@ -147,7 +159,7 @@ export class NodeHandle {
   /** The current version becomes old: new spawns and qualified calls fail. */
   async deleteModule(module: string): Promise<PurgeReport> {
     const report = await this.call('deleteModule', module);
-    this.release.delete(module);
+    this.release.deleted(module);
     return report;
   }
 
@@ -155,7 +167,7 @@ export class NodeHandle {
   async setPolicy(policy: CodePolicy, module?: string): Promise<void> {
     const checked = checkPolicy(policy);
     await this.call('setPolicy', checked, module);
-    if (module === undefined) this.policy = checked; else this.modulePolicies.set(module, checked);
+    this.release.policyChanged(checked, module);
   }
 
   /** Starts a server (gen_server-like) process; its `init(...args)` runs before this resolves. */
@@ -207,11 +219,11 @@ export class NodeHandle {
   }
 
   /** @internal the compiled source of each module's current version, for plans and restarts. */
-  releaseOf(module: string): string | undefined { return this.release.get(module); }
+  releaseOf(module: string): string | undefined { return this.release.sourceOf(module); }
   /** @internal */
   setRelease(module: string, js: string | undefined): void {
-    this.release.delete(module);
-    if (js !== undefined) this.release.set(module, js);
+    if (js === undefined) this.release.deleted(module);
+    else this.release.loaded(module, js);
   }
 
   /** Spawns `module.fn(...args)` in the module's current version. */
@@ -229,128 +241,71 @@ export class NodeHandle {
   modules(): Promise<ModuleInfo[]> { return this.call('modules'); }
   whereis(name: string): Promise<Pid | undefined> { return this.call('whereis', name); }
 
+  /** Ends this node's thread and starts a new incarnation with its release; recovers a `failed` or `stopped` node. */
+  restart(): Promise<void> { return this.supervision.restart(); }
+  /** Ends this node's thread as a crash would: its restart policy decides what follows. */
+  kill(reason?: string): void { this.supervision.kill(reason); }
+  /** Ends this node until `restart`. */
+  stop(): Promise<void> { return this.supervision.stop(); }
+
   summary(): NodeSummary {
     return { name: this.name, kind: this.kind, status: this.status, creation: this.creation };
   }
 
+  /** @internal */
+  start(): Promise<void> { return this.supervision.start(); }
+
   /** @internal the data path in (routed through the host from `from`); false when the node is down. */
-  deliver(envelopes: Envelope[], from = 'host'): boolean {
-    if (this.status !== 'running' || !this.backend) return false;
-    this.backend.deliver(envelopes, from);
-    return true;
-  }
+  deliver(envelopes: Envelope[], from = 'host'): boolean { return this.supervision.deliver(envelopes, from); }
 
   /** @internal a control call to the node as it is now, without waiting for a start (used while attaching it). */
-  callNow<K extends ControlOp>(op: K, ...args: ControlArgs<K>): Promise<ControlReply<K>> {
-    if (!this.backend) return Promise.reject(new NodeDown(`node '${this.name}' is ${this.status}`, { node: this.name }));
-    return this.backend.call(op, args);
-  }
+  callNow<K extends ControlOp>(op: K, ...args: ControlArgs<K>): Promise<ControlReply<K>> { return this.supervision.callNow(op, ...args); }
 
   /** @internal a control call whose answer nobody waits for (news for the node: a global name, a node down). */
-  tell<K extends ControlOp>(op: K, ...args: ControlArgs<K>): void {
-    this.callNow(op, ...args).catch(() => {});
-  }
+  tell<K extends ControlOp>(op: K, ...args: ControlArgs<K>): void { this.supervision.tell(op, ...args); }
 
   /** @internal connects a peer port (the system's mesh). */
-  connect(peer: string, port: MessagePort): void {
-    if (this.backend) this.backend.connect(peer, port);
-    else port.close();
-  }
-
-  /** @internal */
-  async stop(): Promise<void> {
-    const backend = this.backend;
-    this.status = 'stopped';
-    this.backend = undefined;
-    if (backend) await backend.terminate();
-  }
-
-  private async boot(): Promise<void> {
-    this.creation++;
-    const backend = await NodeBackend.start({
-      node: this.name,
-      kind: this.kind,
-      capabilities: this.capabilities,
-      limits: this.limits,
-      creation: this.creation,
-      peers: new Map(),
-      resourceLimits: this.kind === 'thread' && this.limits.memoryMb !== undefined
-        ? { ...this.spec.resourceLimits, maxOldGenerationSizeMb: this.limits.memoryMb }
-        : this.spec.resourceLimits,
-      onMessage: (message) => this.onMessage(message),
-      onExit: (exit) => this.onExit(backend, exit),
-    });
-    if (this.status === 'stopped') {
-      await backend.terminate();
-      throw new NodeDown(`node '${this.name}' was stopped while starting`, { node: this.name });
-    }
-    this.backend = backend;
-    await this.context.attach(this);
-    const forwards = this.context.forwardsFor(this.name);
-    if (forwards.length) await this.callNow('restoreForwards', forwards);
-    if (this.policy) await this.callNow('setPolicy', this.policy);
-    for (const [module, policy] of this.modulePolicies) await this.callNow('setPolicy', policy, module);
-    if (this.release.size) {
-      for (const [module, js] of this.release) await this.callNow('load', module, js, {});
-    } else {
-      for (const [module, source] of Object.entries(this.spec.modules ?? {})) await this.loadDuringBoot(module, source);
-    }
-    for (const s of this.spec.start ?? []) await this.callNow('spawn', s.module, s.fn, s.args ?? [], { name: s.name });
-    this.status = 'running';
-  }
+  connect(peer: string, port: MessagePort): void { this.supervision.connect(peer, port); }
 
   /** The module allow-list, checked here on the trusted side before any source reaches the node. */
-  private checkModuleAllowed(module: string): void {
-    if (allows(this.capabilities.modules, module)) return;
-    this.context.events.emit({ type: 'capability_denied', node: this.name, what: `load module '${module}'` });
-    throw new NotAllowed(`node '${this.name}' may not load module '${module}'`, { node: this.name, module });
-  }
-
-  private async loadDuringBoot(module: string, source: ModuleSource): Promise<void> {
-    this.checkModuleAllowed(module);
+  private async compile(module: string, source: ModuleSource): Promise<{ js: string; hazards: LoadReport['warnings'] }> {
+    if (!allows(this.capabilities.modules, module)) {
+      this.events.emit({ type: 'capability_denied', node: this.name, what: `load module '${module}'` });
+      throw new NotAllowed(`node '${this.name}' may not load module '${module}'`, { node: this.name, module });
+    }
     const { text, filename } = readSource(module, source);
-    const { js } = await compile(module, text, filename);
-    await this.callNow('load', module, js, {});
-    this.release.set(module, js);
+    return compile(module, text, filename);
   }
 
-  private onMessage(message: NodeToHost): void {
-    if (message.t === 'route') this.context.route(message.node, message.envelopes, this.name);
-    else if (message.t === 'event') this.context.onKernelEvent(message.event);
+  private call<K extends ControlOp>(op: K, ...args: ControlArgs<K>): Promise<ControlReply<K>> {
+    return this.issue(op, args);
   }
 
-  private onExit(backend: NodeBackend, exit: BackendExit): void {
-    if (exit.requested || backend !== this.backend) return;
-    const reason = exit.error ? `${exit.error.name}: ${exit.error.message}` : `exit code ${exit.code}`;
-    const abnormal = exit.code !== 0 || exit.error !== undefined;
-    this.backend = undefined;
-    this.context.events.emit({ type: 'node_down', node: this.name, creation: this.creation, reason });
-    this.context.detach(this);
-    if (!this.restarts.wants(abnormal)) {
-      this.status = 'stopped';
-      this.context.events.emit({ type: 'node_stopped', node: this.name });
-      return;
-    }
-    if (!this.restarts.allow(Date.now())) {
-      this.status = 'failed';
-      this.context.events.emit({ type: 'node_failed', node: this.name, reason: `more than ${this.restarts.intensity} restarts in ${this.restarts.period} ms; last: ${reason}` });
-      return;
-    }
-    this.status = 'restarting';
-    this.up = this.boot().then(
-      () => this.context.events.emit({ type: 'node_restarted', node: this.name, creation: this.creation }),
-      (error: Error) => {
-        if (this.status === 'stopped') return;
-        this.status = 'failed';
-        this.context.events.emit({ type: 'node_failed', node: this.name, reason: `restart failed: ${error.message}` });
-      },
-    );
-  }
-
-  /** A control call that waits out a start or restart, fails with a typed error, and never hangs. */
-  private async call<K extends ControlOp>(op: K, ...args: ControlArgs<K>): Promise<ControlReply<K>> {
-    if (this.status === 'starting' || this.status === 'restarting') await this.up.catch(() => {});
-    if (this.status !== 'running') throw new NodeDown(`node '${this.name}' is ${this.status}`, { node: this.name });
-    return this.callNow(op, ...args);
+  /**
+   * Issues a control request: it waits out a start or restart, leaves after every request issued
+   * before it (even one still being prepared, like a load being compiled), and fails with a typed
+   * error rather than hang (NodeDown, Timeout).
+   */
+  private issue<K extends ControlOp>(op: K, args: ControlArgs<K> | Promise<ControlArgs<K>>): Promise<ControlReply<K>> {
+    const before = this.issued;
+    let posted!: () => void;
+    this.issued = new Promise<void>((resolve) => (posted = resolve));
+    const request = (async (): Promise<ControlReply<K>> => {
+      try {
+        const ready = await args;
+        await before;
+        const { supervision } = this;
+        if (supervision.status === 'starting' || supervision.status === 'restarting') await supervision.up.catch(() => {});
+        if (supervision.status !== 'running') throw new NodeDown(`node '${this.name}' is ${supervision.status}`, { node: this.name });
+        return supervision.callNow(op, ...ready) as Promise<ControlReply<K>>;
+      } finally {
+        posted();
+      }
+    })();
+    return request.catch((error: unknown) => {
+      // A request that could not be posted because part of it cannot be copied to the node.
+      if (error instanceof Error && error.name === 'DataCloneError') throw new NotCloneable(`${op}: ${error.message}`, { op });
+      throw error;
+    });
   }
 }

@@ -18,12 +18,18 @@ export interface NodeSink {
   deliver(envelopes: Envelope[], from: string): boolean;
 }
 
+/** A mailbox on the host thread with a pid: an inbox, or the system's caller. */
+export interface HostMailbox {
+  readonly pid: Pid;
+  deliver(message: unknown): void;
+}
+
 export class Router {
   private readonly nodes = new Map<string, NodeSink>();
-  private readonly inboxes = new Map<Pid, Inbox>();
+  private readonly inboxes = new Map<Pid, HostMailbox>();
   private readonly pending = new Map<string, Envelope[]>();
-  /** Monitors held by host inboxes: ref → [inbox pid, watched pid]. */
-  private readonly monitors = new Map<string, [Pid, Pid]>();
+  /** Monitors held by host mailboxes: ref → [owner pid, watched pid or registered name, its node]. */
+  private readonly monitors = new Map<string, [Pid, string, string]>();
   private nextInbox = 0;
   private nextRef = 0;
   private flushQueued = false;
@@ -66,37 +72,69 @@ export class Router {
 
   /** A host mailbox with a pid, for talking with processes from outside any node. */
   inbox(): Inbox {
-    const inbox = new Inbox(formatPid('host', ++this.nextInbox, 0), {
-      close: (closed) => this.inboxes.delete(closed.pid),
-      monitor: (owner, pid) => this.monitor(owner, pid),
+    const inbox = new Inbox(this.newPid(), {
+      close: (closed) => {
+        this.inboxes.delete(closed.pid);
+        for (const [ref, [owner]] of this.monitors) if (owner === closed.pid) this.demonitor(ref);
+      },
+      monitor: (owner, pid) => {
+        if (!isPid(pid)) throw new BadArgument(`monitor() takes a pid, got ${JSON.stringify(pid)}`);
+        return this.monitor(owner.pid, pid, nodeOf(pid));
+      },
     });
     this.inboxes.set(inbox.pid, inbox);
     return inbox;
   }
 
-  /** Monitors `pid` on behalf of an inbox: its DOWN message arrives there. */
-  monitor(inbox: Inbox, pid: Pid): string {
-    if (!isPid(pid)) throw new BadArgument(`monitor() takes a pid, got ${JSON.stringify(pid)}`);
+  /** Adds a mailbox of the host's own (the system's caller) under a new host pid. */
+  attach<T extends HostMailbox>(make: (pid: Pid) => T): T {
+    const mailbox = make(this.newPid());
+    this.inboxes.set(mailbox.pid, mailbox);
+    return mailbox;
+  }
+
+  /**
+   * Monitors a process (a pid, or a name registered on `node`) for a host mailbox: its DOWN
+   * message arrives there. The ref is unguessable, so it can serve as a call's tag (as in OTP).
+   */
+  monitor(owner: Pid, target: string, node: string): string {
     const ref = `#Ref<host.0.${++this.nextRef}.${randomUUID()}>`;
-    this.monitors.set(ref, [inbox.pid, pid]);
-    const node = nodeOf(pid);
-    if (!this.nodes.has(node)) this.toHost([[Sig.Down, inbox.pid, pid, ref, 'noproc']]);
-    else this.enqueue(node, [Sig.Monitor, pid, inbox.pid, ref]);
+    this.monitors.set(ref, [owner, target, node]);
+    if (!this.nodes.has(node)) this.toHost([[Sig.Down, owner, target as Pid, ref, 'noproc']]);
+    else this.enqueue(node, [Sig.Monitor, target, owner, ref]);
     return ref;
   }
 
-  /** A node went down: inbox monitors of its processes (and of those that had moved there) fire with `noconnection`. */
-  nodeDown(node: string, lost: Pid[] = []): void {
+  /** Ends a monitor: no DOWN will arrive for it, and the watched process forgets it. */
+  demonitor(ref: string): void {
+    const entry = this.monitors.get(ref);
+    if (!entry) return;
+    this.monitors.delete(ref);
+    if (this.nodes.has(entry[2])) this.enqueue(entry[2], [Sig.Demonitor, entry[1], entry[0], ref]);
+  }
+
+  /**
+   * A node went down: host monitors of its processes fire with `noconnection` — and of those that
+   * had moved there (`lost`), but not of those homed there that live elsewhere (`livesElsewhere`).
+   */
+  nodeDown(node: string, lost: Pid[], livesElsewhere: (pid: Pid) => boolean): void {
     const prefix = `<${node}.`;
     const lostSet = new Set(lost);
     const downs: Envelope[] = [];
-    for (const [ref, [inbox, pid]] of this.monitors) if (pid.startsWith(prefix) || lostSet.has(pid)) downs.push([Sig.Down, inbox, pid, ref, 'noconnection']);
+    for (const [ref, [owner, target, at]] of this.monitors) {
+      const gone = isPid(target) ? lostSet.has(target) || (target.startsWith(prefix) && !livesElsewhere(target)) : at === node;
+      if (gone) downs.push([Sig.Down, owner, target as Pid, ref, 'noconnection']);
+    }
     if (downs.length) this.toHost(downs);
   }
 
   close(): void {
-    for (const inbox of [...this.inboxes.values()]) inbox.close();
+    for (const inbox of [...this.inboxes.values()]) if (inbox instanceof Inbox) inbox.close();
     this.pending.clear();
+  }
+
+  private newPid(): Pid {
+    return formatPid('host', ++this.nextInbox, 0);
   }
 
   private enqueue(node: string, envelope: Envelope): void {
@@ -125,8 +163,9 @@ export class Router {
         if (inbox) inbox.deliver(e[2]); else dropped++;
       } else if (e[0] === Sig.Down) {
         const entry = this.monitors.get(e[3]);
-        // Only the watched process's own DOWN counts: a ref alone proves nothing.
-        if (!entry || entry[1] !== e[2]) continue;
+        // Only the watched process's own DOWN counts: a ref alone proves nothing (a name's DOWN
+        // carries the pid that held it, or the name when none did).
+        if (!entry || (isPid(entry[1]) && entry[1] !== e[2])) continue;
         this.monitors.delete(e[3]);
         this.inboxes.get(entry[0])?.deliver({ type: 'DOWN', ref: e[3], pid: e[2], reason: e[4] });
       } else if (e[0] === Sig.Link) {

@@ -4,8 +4,7 @@
  * traffic between nodes does not pass through this thread.
  */
 import { MessageChannel } from 'node:worker_threads';
-import { randomUUID } from 'node:crypto';
-import { BadArgument, NameTaken, NoProcess, NotAllowed, Timeout, UnknownFunction, UnknownNode, fromWire, toWire, type WireError } from '../errors.js';
+import { BadArgument, NameTaken, NoProcess, NodeDown, NotAllowed, UnknownFunction, UnknownNode, fromWire, toWire, type WireError } from '../errors.js';
 import { allows } from '../kernel/capabilities.js';
 import { Migrations, type BulkMigration, type MigrateOptions, type MigrationResult, type ProcessLocation } from './migration.js';
 import type { PurgeReport } from '../kernel/types.js';
@@ -14,8 +13,10 @@ import { isPid, nodeOf, NODE_NAME, type Pid } from '../kernel/pid.js';
 import type { Dest, KernelEvent } from '../kernel/types.js';
 import { Events, type EventOf, type EventType, type SystemEvent } from './events.js';
 import type { Inbox } from './inbox.js';
-import { NodeHandle, type NodeContext, type NodeSpec, type NodeSummary } from './node-handle.js';
+import { NodeHandle, type NodeSpec, type NodeSummary } from './node-handle.js';
+import type { NodeContext, NodeSupervision } from './node-supervision.js';
 import { Router } from './router.js';
+import { Caller } from './caller.js';
 
 export interface SystemOptions {
   nodes?: NodeSpec[];
@@ -34,11 +35,14 @@ export class System {
   private hostFunctions: Record<string, HostFunction> = {};
   private readonly migrations = new Migrations((name) => this.node(name), this.events);
   private readonly handles = new Map<string, NodeHandle>();
+  private readonly caller = this.router.attach((pid) => new Caller(pid, this.router, {
+    resolve: (dest) => this.callTarget(dest),
+    send: (dest, message) => this.send(dest, message),
+  }));
   private readonly globals = new Map<string, Pid>();
   /** Nodes whose threads are up and can take peer ports. */
-  private readonly attached = new Set<NodeHandle>();
+  private readonly attached = new Set<NodeSupervision>();
   private stopped = false;
-  private calls = 0;
 
   private constructor() {}
 
@@ -63,7 +67,7 @@ export class System {
     if (this.handles.has(spec.name)) throw new BadArgument(`a node named '${spec.name}' already exists`);
     const handle = new NodeHandle(spec, this.context);
     this.handles.set(spec.name, handle);
-    this.router.addNode(spec.name, handle);
+    this.router.addNode(spec.name, handle.supervision);
     await handle.start();
     this.events.emit({ type: 'node_started', node: handle.name, creation: handle.creation });
     return handle;
@@ -88,25 +92,11 @@ export class System {
    * Calls a server or statem process from the host (`gen_server:call`): resolves with its reply,
    * rejects with Timeout, or with NoProcess if the process ends first.
    */
-  async call<R = unknown>(dest: Dest, request: unknown, timeoutMs = 5_000): Promise<R> {
-    const inbox = this.router.inbox();
+  call<R = unknown>(dest: Dest, request: unknown, timeoutMs = 5_000): Promise<R> {
     try {
-      // Unguessable: a process must not be able to answer a call it was not asked.
-      const ref = `#Ref<host.call.${++this.calls}.${randomUUID()}>`;
-      const pid = isPid(dest) ? dest : undefined;
-      if (pid && this.migrations.isLost(pid)) throw new NoProcess(`${pid} went down with the node it had moved to`, { dest });
-      const mref = pid ? inbox.monitor(pid) : undefined;
-      this.send(dest, { $call: request, from: { pid: inbox.pid, ref } });
-      const answer = await inbox.receive<{ $reply?: string; value?: R; type?: string; reason?: unknown }>(
-        (m: { $reply?: string; type?: string; ref?: string }) => m?.$reply === ref || (mref !== undefined && m?.type === 'DOWN' && m.ref === mref), timeoutMs)
-        .catch((error: unknown) => {
-          if (error instanceof Timeout) throw new Timeout(`call to ${JSON.stringify(dest)} got no reply within ${timeoutMs} ms`, { dest, timeoutMs });
-          throw error;
-        });
-      if (answer.type === 'DOWN') throw new NoProcess(`${JSON.stringify(dest)} ended before replying: ${JSON.stringify(answer.reason)}`, { dest, reason: answer.reason });
-      return answer.value as R;
-    } finally {
-      inbox.close();
+      return this.caller.call<R>(dest, request, timeoutMs);
+    } catch (error) {
+      return Promise.reject(error);
     }
   }
 
@@ -276,8 +266,27 @@ export class System {
   /** Ends every node and releases every thread, port and timer. */
   async stop(): Promise<void> {
     this.stopped = true;
-    await Promise.all([...this.handles.values()].map((h) => h.stop()));
+    this.caller.close(new NodeDown('the system was stopped'));
+    await Promise.all([...this.handles.values()].map((h) => h.supervision.shutdown()));
     this.router.close();
+  }
+
+  /** What a call from the host monitors, and on which node: a pid (wherever it moved), or a registered name. */
+  private callTarget(dest: Dest): { target: string; node: string } {
+    if (isPid(dest)) {
+      if (this.migrations.isLost(dest)) throw new NoProcess(`${dest} went down with the node it had moved to`, { dest });
+      return { target: dest, node: nodeOf(dest) };
+    }
+    if (dest && typeof dest === 'object' && 'global' in dest) {
+      const pid = this.globals.get(dest.global);
+      if (!pid) throw new NoProcess(`no process registered globally as '${dest.global}'`, { global: dest.global });
+      return this.callTarget(pid);
+    }
+    if (dest && typeof dest === 'object' && 'name' in dest && typeof dest.name === 'string' && typeof dest.node === 'string') {
+      this.node(dest.node);
+      return { target: dest.name, node: dest.node };
+    }
+    throw new BadArgument(`cannot call ${JSON.stringify(dest)} from the host: use a pid, { name, node } or { global }`);
   }
 
   private setGlobal(name: string, pid: Pid | null): void {
@@ -300,11 +309,12 @@ export class System {
     },
     detach: (node) => {
       this.attached.delete(node);
+      if (this.stopped) return;
       // Processes that had migrated to it are gone too, though their pids name other nodes.
       const lost = this.migrations.nodeDown(node.name);
       for (const [name, pid] of this.globals) if (nodeOf(pid) === node.name || lost.includes(pid)) this.setGlobal(name, null);
       for (const peer of this.attached) peer.tell('nodeDown', node.name, lost);
-      this.router.nodeDown(node.name, lost);
+      this.router.nodeDown(node.name, lost, (pid) => this.migrations.locate(pid).node !== node.name);
     },
     forwardsFor: (node) => this.migrations.forwardsHomedAt(node),
     route: (node, envelopes, from) => this.router.route(node, envelopes, from),

@@ -136,14 +136,12 @@ function recover(): void {
   }
 }
 
-function runScheduled(): void {
+const runScheduled = runtime.busy((): void => {
   scheduled = false;
   enter(runRef, []);
-}
+});
 
-function fireTimer(): void {
-  enter(timerRef, []);
-}
+const fireTimer = runtime.busy((): void => enter(timerRef, []));
 
 /**
  * Control calls enter the isolate synchronously, on this thread: an async call would run on

@@ -28,6 +28,27 @@ export class NodeRuntime {
   private readonly host = parentPort!;
   private readonly peers = new Map<string, MessagePort>();
   private engine: Engine | undefined;
+  /** The heartbeat cell the host watches: when the code running now started (0 when idle). */
+  private readonly beat = this.data.heartbeat ? new Int32Array(this.data.heartbeat) : undefined;
+
+  /**
+   * Wraps an entry point of the node's code (a control request, a delivery, a slice, a timer) so
+   * the host can see code that never returns: the outermost entry marks the heartbeat cell.
+   */
+  busy<A extends unknown[], R>(run: (...args: A) => R): (...args: A) => R {
+    const beat = this.beat;
+    if (!beat) return run;
+    const epoch = this.data.epoch!;
+    return (...args: A): R => {
+      const outer = Atomics.load(beat, 0);
+      if (!outer) Atomics.store(beat, 0, Math.max(1, Date.now() - epoch));
+      try {
+        return run(...args);
+      } finally {
+        if (!outer) Atomics.store(beat, 0, 0);
+      }
+    };
+  }
 
   /** Reports an event to the host (the engine decides what may be reported). */
   emit(event: KernelEvent): void {
@@ -61,7 +82,7 @@ export class NodeRuntime {
 
   /** Starts serving: peers given at start, then the host's messages; tells the host it is ready. */
   serve(engine: Engine): void {
-    this.engine = engine;
+    this.engine = { control: this.busy(engine.control), deliver: this.busy(engine.deliver) };
     for (const [node, port] of Object.entries(this.data.peers)) this.connect(node, port);
     this.host.on('message', (message: HostToNode) => this.onHost(message));
     this.post({ t: 'ready' });

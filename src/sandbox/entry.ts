@@ -9,7 +9,8 @@
  * it sends leaves through the bridge, where the trusted side checks it again.
  */
 import { Kernel, type KernelPlatform } from '../kernel/kernel.js';
-import { controlOps, settle, type KernelConfig } from '../kernel/control-ops.js';
+import { controlOps, settle, type KernelConfig, type Result } from '../kernel/control-ops.js';
+import { plain } from './plain.js';
 import type { ModuleFactory } from '../kernel/code-server.js';
 import type { Capabilities } from '../kernel/capabilities.js';
 import type { Envelope } from '../kernel/signals.js';
@@ -75,9 +76,9 @@ export function boot(config: SandboxConfig): void {
   let nextPending = 0;
   const control = (op: string, args: unknown[]): unknown => {
     const result = settle(ops, op, args);
-    if (!(result instanceof Promise)) return result;
+    if (!(result instanceof Promise)) return detached(result);
     const id = ++nextPending;
-    void result.then((settled) => bridge.controlDone(id, settled));
+    void result.then((settled) => bridge.controlDone(id, detached(settled)));
     return { pending: id };
   };
 
@@ -181,5 +182,14 @@ function safeJson(value: unknown): string {
     return JSON.stringify(value) ?? String(value);
   } catch {
     return Object.prototype.toString.call(value);
+  }
+}
+
+/** A control result as plain data, made here under the CPU limit (see plain.ts). */
+function detached(result: Result<unknown>): Result<unknown> {
+  try {
+    return plain(result) as Result<unknown>;
+  } catch (error) {
+    return { error: { code: 'not_cloneable', message: `the answer cannot leave the sandbox: ${(error as Error).message}` } };
   }
 }

@@ -1,0 +1,92 @@
+/**
+ * Calls from the host to server and statem processes (`gen_server:call` from outside any node), all
+ * on one long-lived host mailbox. As in OTP, a call's tag is the ref of a monitor on the callee:
+ * the reply, the callee's DOWN or the deadline settles the call, and the monitor is then removed,
+ * so nothing is left behind on either side.
+ */
+import { BadArgument, NoProcess, Timeout } from '../errors.js';
+import type { Pid } from '../kernel/pid.js';
+import type { Dest } from '../kernel/types.js';
+import type { HostMailbox, Router } from './router.js';
+
+interface Waiter {
+  resolve(value: unknown): void;
+  reject(error: Error): void;
+  timer: NodeJS.Timeout | undefined;
+  dest: Dest;
+}
+
+/** What a call needs from the system: where a destination is, and a way to send. */
+export interface CallRoutes {
+  /** The pid or name to monitor and the node it is on, or a NoProcess error. */
+  resolve(dest: Dest): { target: string; node: string };
+  send(dest: Dest, message: unknown): void;
+}
+
+export class Caller implements HostMailbox {
+  private readonly waiters = new Map<string, Waiter>();
+
+  constructor(
+    readonly pid: Pid,
+    private readonly router: Router,
+    private readonly routes: CallRoutes,
+  ) {}
+
+  /** Resolves with the reply; rejects with Timeout, or NoProcess when the callee is or goes away first. */
+  call<R>(dest: Dest, request: unknown, timeoutMs: number): Promise<R> {
+    if (!(timeoutMs > 0)) throw new BadArgument(`a call's timeout must be a positive number of ms (or Infinity), got ${String(timeoutMs)}`);
+    const { target, node } = this.routes.resolve(dest);
+    const ref = this.router.monitor(this.pid, target, node);
+    return new Promise<R>((resolve, reject) => {
+      const timer = timeoutMs === Infinity ? undefined : setTimeout(() => {
+        this.settle(ref);
+        reject(new Timeout(`call to ${JSON.stringify(dest)} got no reply within ${timeoutMs} ms`, { dest, timeoutMs }));
+      }, timeoutMs);
+      this.waiters.set(ref, { resolve: resolve as (value: unknown) => void, reject, timer, dest });
+      try {
+        this.routes.send(dest, { $call: request, from: { pid: this.pid, ref } });
+      } catch (error) {
+        this.settle(ref);
+        reject(error as Error);
+      }
+    });
+  }
+
+  /** @internal the router delivers replies and DOWN messages here. */
+  deliver(message: unknown): void {
+    const m = message as { $reply?: unknown; value?: unknown; type?: unknown; ref?: unknown; reason?: unknown } | null;
+    if (!m || typeof m !== 'object') return;
+    if (typeof m.$reply === 'string') {
+      const waiter = this.settle(m.$reply);
+      waiter?.resolve(m.value);
+    } else if (m.type === 'DOWN' && typeof m.ref === 'string') {
+      const waiter = this.waiters.get(m.ref);
+      if (!waiter) return;
+      this.waiters.delete(m.ref);
+      clearTimeout(waiter.timer);
+      const dest = JSON.stringify(waiter.dest);
+      waiter.reject(m.reason === 'noproc'
+        ? new NoProcess(`no process ${dest}`, { dest: waiter.dest })
+        : new NoProcess(`${dest} ended before replying: ${JSON.stringify(m.reason)}`, { dest: waiter.dest, reason: m.reason }));
+    }
+  }
+
+  /** Calls waiting for an answer. */
+  get pending(): number {
+    return this.waiters.size;
+  }
+
+  /** Fails every waiting call (the system is stopping). */
+  close(error: Error): void {
+    for (const ref of [...this.waiters.keys()]) this.settle(ref)?.reject(error);
+  }
+
+  private settle(ref: string): Waiter | undefined {
+    const waiter = this.waiters.get(ref);
+    if (!waiter) return undefined;
+    this.waiters.delete(ref);
+    clearTimeout(waiter.timer);
+    this.router.demonitor(ref);
+    return waiter;
+  }
+}

@@ -1,0 +1,212 @@
+/**
+ * The life of one node on the host: starting an incarnation (a NodeBackend: one worker thread),
+ * bringing it up to the node's release, watching it, and starting a new one per the restart
+ * policy when it dies — or when an operator asks (`restart`, `kill`, `stop`).
+ *
+ * Statuses: `starting` → `running`; a thread that dies → `restarting` → `running`, or `failed`
+ * when the restart intensity is spent (or the restart itself fails), or `stopped` when the policy
+ * does not restart it; `unresponsive` while a node that stopped answering is being ended.
+ */
+import type { MessagePort, ResourceLimits } from 'node:worker_threads';
+import { NodeDown } from '../errors.js';
+import type { Capabilities, Limits } from '../kernel/capabilities.js';
+import type { ControlArgs, ControlOp, ControlReply, NodeToHost } from '../wire/node.js';
+import type { Envelope } from '../kernel/signals.js';
+import type { Pid } from '../kernel/pid.js';
+import type { KernelEvent } from '../kernel/types.js';
+import type { Events } from './events.js';
+import { NodeBackend, type BackendExit, type NodeKind } from './node-backend.js';
+import type { NodeRelease } from './node-release.js';
+import { RestartTracker, type RestartPolicy } from './restart.js';
+
+export type NodeStatus = 'starting' | 'running' | 'unresponsive' | 'restarting' | 'stopped' | 'failed';
+
+/** What a node needs from its system. */
+export interface NodeContext {
+  events: Events;
+  /** A node's thread is up: connect it with the others and bring it up to date. */
+  attach(node: NodeSupervision): Promise<void>;
+  /** Forwarding entries for processes whose pids name this node but that live elsewhere. */
+  forwardsFor(node: string): [Pid, string][];
+  /** A node's thread is gone: tell everyone else. */
+  detach(node: NodeSupervision): void;
+  route(node: string, envelopes: Envelope[], from: string): void;
+  onKernelEvent(event: KernelEvent): void;
+}
+
+export interface NodeSetup extends RestartPolicy {
+  name: string;
+  kind: NodeKind;
+  capabilities: Capabilities;
+  limits: Limits;
+  resourceLimits?: ResourceLimits;
+  /** A node that does not answer for this long is ended and restarted per policy. */
+  unresponsiveMs: number;
+  /** Loads the spec's modules and spawns its start processes into a fresh incarnation. */
+  firstBoot(call: NodeSupervision['callNow']): Promise<void>;
+  start(call: NodeSupervision['callNow']): Promise<void>;
+}
+
+export class NodeSupervision {
+  status: NodeStatus = 'starting';
+  creation = -1;
+  private backend: NodeBackend | undefined;
+  /** Settles when the current start (or restart) is done. */
+  up: Promise<void> = Promise.resolve();
+  private restarts: RestartTracker;
+
+  constructor(
+    private readonly setup: NodeSetup,
+    private readonly release: NodeRelease,
+    private readonly context: NodeContext,
+  ) {
+    this.restarts = new RestartTracker(setup);
+  }
+
+  get name(): string {
+    return this.setup.name;
+  }
+
+  start(): Promise<void> {
+    this.status = 'starting';
+    this.up = this.boot();
+    return this.up;
+  }
+
+  /** A control call to the incarnation running now, without waiting for a start. */
+  callNow = <K extends ControlOp>(op: K, ...args: ControlArgs<K>): Promise<ControlReply<K>> => {
+    if (!this.backend) return Promise.reject(new NodeDown(`node '${this.name}' is ${this.status}`, { node: this.name }));
+    return this.backend.call(op, args);
+  };
+
+  /** A control call whose answer nobody waits for (news for the node: a global name, a node down). */
+  tell<K extends ControlOp>(op: K, ...args: ControlArgs<K>): void {
+    this.callNow(op, ...args).catch(() => {});
+  }
+
+  /** The data path in; false when the node is down. */
+  deliver(envelopes: Envelope[], from: string): boolean {
+    if (this.status !== 'running' || !this.backend) return false;
+    this.backend.deliver(envelopes, from);
+    return true;
+  }
+
+  connect(peer: string, port: MessagePort): void {
+    if (this.backend) this.backend.connect(peer, port);
+    else port.close();
+  }
+
+  /**
+   * Ends the running incarnation and starts a new one, whatever the status (a `failed` or
+   * `stopped` node is recovered; its restart history starts afresh). Not counted as a crash.
+   */
+  async restart(): Promise<void> {
+    await this.shutdown();
+    this.restarts = new RestartTracker(this.setup);
+    this.status = 'restarting';
+    this.up = this.boot();
+    try {
+      await this.up;
+    } catch (error) {
+      if ((this.status as NodeStatus) !== 'stopped') this.failed(`restart failed: ${(error as Error).message}`);
+      throw error;
+    }
+    this.context.events.emit({ type: 'node_restarted', node: this.name, creation: this.creation });
+  }
+
+  /** Ends the thread as a crash would: the restart policy decides what follows. */
+  kill(reason = 'killed by the operator'): void {
+    this.backend?.kill(new Error(reason));
+  }
+
+  /** Ends the node for good (until `restart`). */
+  async stop(): Promise<void> {
+    const was = this.status;
+    await this.shutdown();
+    if (was !== 'stopped') this.context.events.emit({ type: 'node_stopped', node: this.name });
+  }
+
+  /** Ends the thread, if any; the node is `stopped`. */
+  async shutdown(): Promise<void> {
+    const backend = this.backend;
+    this.backend = undefined;
+    this.status = 'stopped';
+    if (backend) {
+      await backend.terminate();
+      this.context.detach(this);
+    }
+  }
+
+  private async boot(): Promise<void> {
+    this.creation++;
+    const { setup } = this;
+    const backend: NodeBackend = await NodeBackend.start({
+      node: this.name,
+      kind: setup.kind,
+      capabilities: setup.capabilities,
+      limits: setup.limits,
+      creation: this.creation,
+      peers: new Map(),
+      resourceLimits: setup.kind === 'thread' && setup.limits.memoryMb !== undefined
+        ? { ...setup.resourceLimits, maxOldGenerationSizeMb: setup.limits.memoryMb }
+        : setup.resourceLimits,
+      watchdog: setup.kind === 'thread' && setup.limits.cpuMsPerSlice !== undefined
+        ? { ms: setup.limits.cpuMsPerSlice, what: 'cpu limit' }
+        : { ms: setup.unresponsiveMs, what: 'unresponsive' },
+      onMessage: (message) => this.onMessage(message),
+      onUnresponsive: (ms) => this.onUnresponsive(backend, ms),
+      onExit: (exit) => this.onExit(backend, exit),
+    });
+    if (this.status === 'stopped') {
+      await backend.terminate();
+      throw new NodeDown(`node '${this.name}' was stopped while starting`, { node: this.name });
+    }
+    this.backend = backend;
+    await this.context.attach(this);
+    const forwards = this.context.forwardsFor(this.name);
+    if (forwards.length) await this.callNow('restoreForwards', forwards);
+    const first = this.release.empty;
+    await this.release.replay(this.callNow);
+    if (first) await setup.firstBoot(this.callNow);
+    await setup.start(this.callNow);
+    this.status = 'running';
+  }
+
+  private onMessage(message: Extract<NodeToHost, { t: 'route' | 'event' }>): void {
+    if (message.t === 'route') this.context.route(message.node, message.envelopes, this.name);
+    else this.context.onKernelEvent(message.event);
+  }
+
+  private onUnresponsive(backend: NodeBackend, ms: number): void {
+    if (backend !== this.backend) return;
+    this.status = 'unresponsive';
+    this.context.events.emit({ type: 'node_unresponsive', node: this.name, creation: this.creation, ms });
+  }
+
+  private onExit(backend: NodeBackend, exit: BackendExit): void {
+    if (exit.requested || backend !== this.backend) return;
+    const reason = exit.error ? `${exit.error.name}: ${exit.error.message}` : `exit code ${exit.code}`;
+    const abnormal = exit.code !== 0 || exit.error !== undefined;
+    this.backend = undefined;
+    this.context.events.emit({ type: 'node_down', node: this.name, creation: this.creation, reason });
+    this.context.detach(this);
+    if (!this.restarts.wants(abnormal)) {
+      this.status = 'stopped';
+      this.context.events.emit({ type: 'node_stopped', node: this.name });
+      return;
+    }
+    if (!this.restarts.allow(Date.now())) return this.failed(`more than ${this.restarts.intensity} restarts in ${this.restarts.period} ms; last: ${reason}`);
+    this.status = 'restarting';
+    this.up = this.boot().then(
+      () => this.context.events.emit({ type: 'node_restarted', node: this.name, creation: this.creation }),
+      (error: Error) => {
+        if (this.status !== 'stopped') this.failed(`restart failed: ${error.message}`);
+      },
+    );
+  }
+
+  private failed(reason: string): void {
+    this.status = 'failed';
+    this.context.events.emit({ type: 'node_failed', node: this.name, reason });
+  }
+}
