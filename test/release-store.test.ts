@@ -339,6 +339,7 @@ describe('lock', () => {
     const first = new DirectoryReleaseStore(dir);
     await first.open();
     await expect(new DirectoryReleaseStore(dir).open()).rejects.toMatchObject({ constructor: StoreLocked, pid: process.pid });
+    await expect(first.open()).rejects.toMatchObject({ reason: 'already_open' });
     await first.close();
     expect(existsSync(join(dir, 'lock'))).toBe(false);
     writeFileSync(join(dir, 'lock'), `${process.ppid}\n`); // another live process

@@ -23,7 +23,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, open, readdir, readFile, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import { BadStep, SourceMissing, StoreClosed, StoreCorrupt, StoreFormatTooNew } from './errors.js';
+import { BadStep, SourceMissing, StoreClosed, StoreCorrupt, StoreError, StoreFormatTooNew } from './errors.js';
 import { encodeFrame, scan } from './journal.js';
 import { acquireLock, type Lock } from './lock.js';
 import { applyRecord, emptyRelease, hashesOf, lastPermanentOf, releasesOf, replay, statusOf, stepsOf } from './replay.js';
@@ -62,7 +62,7 @@ export class DirectoryReleaseStore implements ReleaseStore {
   constructor(readonly dir: string, private readonly options: DirectoryStoreOptions = {}) {}
 
   async open(): Promise<OpenResult> {
-    if (this.journal) throw new StoreCorrupt(`release store ${this.dir} is already open`);
+    if (this.journal) throw new StoreError('already_open', `release store ${this.dir} is already open`);
     await mkdir(this.dir, { recursive: true });
     this.lock = await acquireLock(this.dir);
     try {

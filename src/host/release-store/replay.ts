@@ -41,8 +41,13 @@ export function replay(records: readonly JournalRecord[]): SystemRelease {
 export function applyRecord(state: SystemRelease, record: JournalRecord, before: readonly JournalRecord[]): void {
   switch (record.kind) {
     case 'release': {
-      const next = structuredClone(state);
-      for (const step of record.steps) applyStep(next, checkStep(step));
+      // Copy-on-write: only the nodes this release touches are cloned, so a long journal replays
+      // in time linear in its length, and a failing step leaves `state` untouched.
+      if (!Array.isArray(record.steps) || !record.steps.length) throw new BadStep(`release ${record.seq} has no steps`, record);
+      const steps = record.steps.map(checkStep);
+      const next: SystemRelease = { release: state.release, nodes: { ...state.nodes } };
+      for (const node of new Set(steps.map((s) => s.node))) if (next.nodes[node]) next.nodes[node] = structuredClone(next.nodes[node]);
+      for (const step of steps) applyStep(next, step);
       next.release = record.seq;
       Object.assign(state, next);
       return;
