@@ -1,0 +1,6 @@
+/** The release store: the interface, the pure replay, the directory implementation, its errors. */
+export * from './store.js';
+export * from './errors.js';
+export { replay, currentModules, releasesOf, lastPermanentOf, checkStep } from './replay.js';
+export { DirectoryReleaseStore, FORMAT_VERSION, type DirectoryStoreOptions } from './directory.js';
+export { measureStore, type StoreMeasurement } from './measure.js';
