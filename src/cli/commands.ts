@@ -84,7 +84,7 @@ export function helpText(where: 'cli' | 'shell', name?: string): string {
   if (where === 'cli') {
     lines.push('', 'options for every command:');
     for (const f of GLOBAL_FLAGS) lines.push(`  --${f.name}${f.value ? ` ${f.value}` : ''}`.padEnd(18) + f.help);
-    lines.push('  --version         the version of subnode', '',
+    lines.push('  --version'.padEnd(18) + 'the version of subnode', '',
       'exit codes: 0 ok; 1 refused or failed, unreachable, or --timeout passed (the reason on stderr);',
       '  2 bad usage or bad input (command line, config, plan, malformed arguments); 130 SIGINT, 143 SIGTERM.',
       'With --json, results go to stdout as JSON; errors go to stderr as one line {"error":{"code","message","exitCode"}}.',

@@ -34,7 +34,9 @@ export async function main(argv: string[]): Promise<number> {
     }
     if (!commandName) {
       if (options.help) { out(helpText('cli')); return 0; }
-      throw new UsageError('a command is needed');
+      if (json) throw new UsageError('a command is needed');
+      err(helpText('cli'));
+      return 2;
     }
     if (commandName === 'help') {
       if (rest.length > 2) throw new UsageError('help takes one command name', 'help');
