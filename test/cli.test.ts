@@ -159,7 +159,7 @@ describe('subnode run and the control socket', () => {
     const follow = Running.start(['events', '--follow']);
     const followJson = Running.start(['events', '--follow', '--json', '--type', 'process_purged']);
     await follow.waitFor(/following events from /, 'stderr');
-    await followJson.waitFor(/following events from /, 'stderr');
+    await followJson.waitFor(/^\{"following":".*"\}$/m, 'stderr'); // with --json, stderr carries JSON lines only
     const purged = await cli(['purge', 'a', 'pinger']);
     expect(purged).toMatchObject({ code: 0, stdout: 'purged pinger v1 on a; killed <a.1>\n' });
     await follow.waitFor(/^\S+Z {2}a +<a\.1> killed by the purge of pinger v1$/m);
@@ -167,9 +167,10 @@ describe('subnode run and the control socket', () => {
     const [line] = await followJson.waitFor(/^\{.*\}$/m);
     expect(JSON.parse(line)).toMatchObject({ event: { type: 'process_purged', node: 'a', pid: '<a.1>', module: 'pinger', version: 1 } });
     follow.child.kill('SIGINT');
-    followJson.child.kill('SIGINT');
-    expect(await follow.exited).toBe(0);
-    expect(await followJson.exited).toBe(0);
+    followJson.child.kill('SIGTERM');
+    expect(await follow.exited).toBe(130);
+    expect(await followJson.exited).toBe(143);
+    expect(JSON.parse(followJson.stderr.trim().split('\n').at(-1)!)).toMatchObject({ error: { code: 'interrupted', message: 'interrupted by SIGTERM', exitCode: 143 } });
     expect(await cli(['lingering', 'a', 'pinger'])).toMatchObject({ code: 0, stdout: '(no process runs old code of pinger on a)\n' });
     const recent = await cli(['events', '--node', 'a', '--type', 'module_loaded']);
     expect(recent.stdout).toMatch(/ a +loaded pinger v2\n/);
@@ -205,7 +206,7 @@ describe('subnode run and the control socket', () => {
     expect(missing.stderr).toContain('modules[0].source: cannot read ./nope.ts (ENOENT)');
   });
 
-  it('unknown node, module or pid: exit 1 with a clear message', async () => {
+  it('unknown node, module or pid: exit 1 with a clear message; a malformed pid is bad input: exit 2', async () => {
     const [node, module, pid, deadNode, badPid, purgeUnknown] = await Promise.all([
       cli(['ps', 'zz']),
       cli(['lingering', 'a', 'nosuch']),
@@ -221,7 +222,7 @@ describe('subnode run and the control socket', () => {
     expect(pid.stderr).toContain("no process <a.99> on node 'a'");
     expect(deadNode.code).toBe(1);
     expect(deadNode.stderr).toContain("pid <zz.1>: no node named 'zz' (nodes: a, b, c)");
-    expect(badPid.code).toBe(1);
+    expect(badPid.code).toBe(2);
     expect(badPid.stderr).toContain('"nonsense" is not a pid');
     expect(purgeUnknown.code).toBe(1);
     expect(purgeUnknown.stderr).toContain("no module named 'pinger' on node 'b' (modules on 'b': counter)");
@@ -302,7 +303,7 @@ describe('subnode run and the control socket', () => {
     // The completer the shell uses, against the live system.
     const client = await Client.connect({ path: socket, via: '--socket' });
     try {
-      const complete = makeCompleter(() => client.request<Names>('names'));
+      const complete = makeCompleter(() => client.request('names', {}));
       const ask = (line: string) => new Promise<[string[], string]>((done) => complete(line, (_e, result) => done(result)));
       expect(await ask('ps ')).toEqual([['a', 'b', 'c'], '']);
       expect(await ask('purge a p')).toEqual([['pinger'], 'p']);
@@ -326,7 +327,8 @@ describe('subnode run and the control socket', () => {
   });
 
   it('a bad config: exit 2, every problem named by its field', async () => {
-    writeFileSync(join(dir, 'nofn.json'), JSON.stringify({ nodes: [{ name: 'x', modules: { counter: './counter.v1.ts' }, start: [{ module: 'counter', fn: 'nosuch' }] }] }));
+    // No pointer: this directory's pointer (and its lock) belong to the running system.
+    writeFileSync(join(dir, 'nofn.json'), JSON.stringify({ nodes: [{ name: 'x', modules: { counter: './counter.v1.ts' }, start: [{ module: 'counter', fn: 'nosuch' }] }], control: { pointer: false } }));
     const [bad, nofn, absent] = await Promise.all([
       cli(['run', 'bad.json']), cli(['run', 'nofn.json', '--socket', join(dir, 'nofn.sock')]), cli(['run', 'absent.json']),
     ]);
@@ -349,14 +351,16 @@ describe('subnode run and the control socket', () => {
     expect(absent.stderr).toContain('cannot read the config file (ENOENT)');
   });
 
-  it('refuses a socket path that is not a socket, or that a live system holds', async () => {
+  it('refuses a socket path that is not a socket, or that a live system holds (naming it)', async () => {
     writeFileSync(join(dir, 'plain-file'), 'keep me');
-    const [file, taken] = await Promise.all([cli(['run', 'system.json', '--socket', join(dir, 'plain-file')]), cli(['run', 'system.json', '--socket', socket])]);
+    // system.ts writes no pointer, so only the socket decides.
+    const [file, taken] = await Promise.all([cli(['run', 'system.ts', '--socket', join(dir, 'plain-file')]), cli(['run', 'system.ts', '--socket', socket])]);
     expect(file.code).toBe(1);
     expect(file.stderr).toContain('exists and is not a socket; refusing to replace it');
     expect(readFileSync(join(dir, 'plain-file'), 'utf8')).toBe('keep me');
+    expect(existsSync(join(dir, 'plain-file.lock'))).toBe(false); // released on the way out
     expect(taken.code).toBe(1);
-    expect(taken.stderr).toContain(`a system is already listening on ${socket}`);
+    expect(taken.stderr).toContain(`this system is already running: pid ${serverPid}, control socket ${socket}`);
   });
 
   it('a TypeScript config, --socket, and `subnode stop`', async () => {

@@ -9,11 +9,10 @@ import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Readable, Writable } from 'node:stream';
-import { Client } from './client.js';
+import { Client, DEFAULT_TIMEOUT_MS } from './client.js';
 import { findCommand, helpText, parseArgs, report, takeGlobalFlags, type Context } from './commands.js';
 import { makeCompleter, tokenize } from './complete.js';
 import { UsageError } from './errors.js';
-import type { Names, SystemInfo } from '../wire/cli.js';
 import { findSocket } from './socket.js';
 
 const HISTORY_SIZE = 1000;
@@ -40,6 +39,8 @@ export interface AttachOptions {
   output?: Writable;
   error?: Writable;
   historyFile?: string;
+  /** The deadline for each wait (default DEFAULT_TIMEOUT_MS); `--timeout MS` on a line overrides it for that line. */
+  timeoutMs?: number;
 }
 
 export async function attach(options: AttachOptions = {}): Promise<number> {
@@ -47,8 +48,9 @@ export async function attach(options: AttachOptions = {}): Promise<number> {
   const output = options.output ?? process.stdout;
   const errors = options.error ?? process.stderr;
   const found = findSocket(options.socket);
-  const client = await Client.connect(found);
-  const info = await client.request<SystemInfo>('info');
+  const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  const client = await Client.connect(found, timeoutMs);
+  const info = await client.request('info', {});
   const terminal = Boolean((input as { isTTY?: boolean }).isTTY && (output as { isTTY?: boolean }).isTTY);
   const historyFile = options.historyFile ?? historyPath();
   const saved = readHistory(historyFile);
@@ -62,7 +64,7 @@ export async function attach(options: AttachOptions = {}): Promise<number> {
     history: [...saved].reverse(), // readline wants the newest first
     historySize: HISTORY_SIZE,
     removeHistoryDuplicates: true,
-    completer: makeCompleter(() => client.request<Names>('names')),
+    completer: makeCompleter(() => client.request('names', {})),
   });
   const out = (text: string) => { output.write(`${text}\n`); };
   const err = (text: string) => { errors.write(`${text}\n`); };
@@ -93,13 +95,16 @@ export async function attach(options: AttachOptions = {}): Promise<number> {
     rl.prompt();
   }
 
-  const ctxFor = (json: boolean): Context => ({
+  const ctxFor = (json: boolean, lineTimeout?: number): Context => ({
     json,
     cwd: process.cwd(),
     out,
     err,
+    problem: (message, code = 'refused') => err(json ? JSON.stringify({ error: { code, message, exitCode: 1 } }) : `subnode: ${message}`),
+    timeoutMs: lineTimeout ?? timeoutMs,
+    timeoutGiven: lineTimeout !== undefined || options.timeoutMs !== undefined,
     progress: { write: (text) => { errors.write(text); }, tty: Boolean((errors as { isTTY?: boolean }).isTTY) },
-    client: async () => client,
+    client: async () => { client.timeoutMs = lineTimeout ?? timeoutMs; return client; },
     interrupted: () => new Promise<void>((done) => { interrupt = done; }),
   });
 
@@ -126,11 +131,13 @@ export async function attach(options: AttachOptions = {}): Promise<number> {
 }
 
 /** Runs one line of the shell; true when the shell should end. Errors are printed, never thrown. */
-async function runLine(line: string, ctxFor: (json: boolean) => Context, session: string[], out: (t: string) => void, err: (t: string) => void): Promise<boolean> {
+async function runLine(line: string, ctxFor: (json: boolean, timeoutMs?: number) => Context, session: string[], out: (t: string) => void, err: (t: string) => void): Promise<boolean> {
   let name: string | undefined;
+  let json = false;
   try {
     const { words } = tokenize(line);
     const { options, rest } = takeGlobalFlags(words);
+    json = options.json;
     name = rest[0];
     if (!name) return false;
     if (options.socket) throw new UsageError('--socket cannot change inside the shell: leave and attach to the other system');
@@ -150,11 +157,12 @@ async function runLine(line: string, ctxFor: (json: boolean) => Context, session
       return false;
     }
     const parsed = parseArgs(command, rest.slice(1));
-    const code = (await command.run(ctxFor(options.json), parsed)) ?? 0;
+    const returned = await command.run(ctxFor(options.json, options.timeoutMs), parsed);
+    const code = typeof returned === 'number' ? returned : 0;
     if (code !== 0) err(`(exit ${code})`);
   } catch (error) {
     if (error instanceof Error && /^unterminated/.test(error.message)) err(`subnode: ${error.message}`);
-    else report(error, name, 'shell', err);
+    else report(error, name, 'shell', err, json);
   }
   return false;
 }

@@ -1,17 +1,30 @@
-/** The client end of the control socket: requests with ids, answers and streamed lines. */
+/**
+ * The client end of the control socket: requests typed by the op list (src/wire/cli.ts), each
+ * with a deadline, matched to their answers and streamed lines by id.
+ */
 import { connect, type Socket } from 'node:net';
-import { CliError, RemoteError } from './errors.js';
-import type { Message } from '../wire/cli.js';
+import { CliError, DeadlineError, RemoteError, Unreachable } from './errors.js';
+import type { ArgsOf, Message, Op, ResultOf, StreamedMessage, StreamOf } from '../wire/cli.js';
 import { unreachable, type FoundSocket } from './socket.js';
 
-type Streamed = Extract<Message, { event: unknown } | { progress: unknown }>;
+/** How long a request may wait for its answer unless told otherwise. */
+export const DEFAULT_TIMEOUT_MS = 60_000;
 
 interface Pending {
+  op: Op;
   resolve: (value: unknown) => void;
   reject: (error: Error) => void;
-  onMessage?: (message: Streamed) => void;
+  onMessage?: (message: StreamedMessage) => void;
   /** Still wants streamed lines after its answer (events --follow). */
   open: boolean;
+  timer?: NodeJS.Timeout;
+}
+
+export interface RequestOptions<O extends Op> {
+  /** Streamed lines for this request: progress before the answer, events after it. */
+  onMessage?: (message: StreamOf<O>) => void;
+  /** Deadline for the answer (default: the client's). */
+  timeoutMs?: number;
 }
 
 export class Client {
@@ -21,24 +34,26 @@ export class Client {
   private closedWith: Error | undefined;
   private readonly closeListeners = new Set<(error: Error) => void>();
 
-  private constructor(private readonly socket: Socket, readonly found: FoundSocket) {
+  /** @param timeoutMs the default deadline of each request (the shell sets it per line). */
+  private constructor(private readonly socket: Socket, readonly found: FoundSocket, public timeoutMs: number) {
     socket.setEncoding('utf8');
     socket.on('data', (chunk: string) => this.data(chunk));
-    socket.on('error', (error) => this.fail(new CliError(`control connection failed: ${error.message}`)));
+    socket.on('error', (error) => this.fail(new Unreachable(`control connection failed: ${error.message}`)));
     socket.on('close', () => this.fail(new CliError('the system closed the control connection (it stopped)')));
   }
 
-  static connect(found: FoundSocket, timeoutMs = 5_000): Promise<Client> {
+  /** Connects within `timeoutMs`, which is also every request's default deadline. */
+  static connect(found: FoundSocket, timeoutMs = DEFAULT_TIMEOUT_MS): Promise<Client> {
     return new Promise((resolve, reject) => {
       const socket = connect(found.path);
       const timer = setTimeout(() => {
         socket.destroy();
-        reject(new CliError(`no answer from the control socket ${found.path} within ${timeoutMs} ms: the system may be hung`));
+        reject(new DeadlineError(`no answer from the control socket ${found.path} within ${timeoutMs} ms: the system may be hung`, timeoutMs));
       }, timeoutMs);
       socket.once('connect', () => {
         clearTimeout(timer);
         socket.removeAllListeners('error');
-        resolve(new Client(socket, found));
+        resolve(new Client(socket, found, timeoutMs));
       });
       socket.once('error', (error) => {
         clearTimeout(timer);
@@ -48,14 +63,27 @@ export class Client {
   }
 
   /**
-   * Sends one request; resolves with its `ok`, rejects with a RemoteError carrying the system's
-   * error code. Streamed lines for it (progress, followed events) go to `onMessage`.
+   * Sends one request; resolves with its result, rejects with a RemoteError carrying the system's
+   * error code, or a DeadlineError when no answer comes within the deadline.
    */
-  request<T = unknown>(op: string, args: Record<string, unknown> = {}, onMessage?: (message: Streamed) => void): Promise<T> {
+  request<O extends Op>(op: O, args: ArgsOf<O>, options: RequestOptions<O> = {}): Promise<ResultOf<O>> {
     if (this.closedWith) return Promise.reject(this.closedWith);
     const id = this.nextId++;
-    return new Promise<T>((resolve, reject) => {
-      this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject, onMessage, open: op === 'events' && Boolean(args.follow) });
+    const timeoutMs = options.timeoutMs ?? this.timeoutMs;
+    return new Promise<ResultOf<O>>((resolve, reject) => {
+      const pending: Pending = {
+        op,
+        resolve: resolve as (v: unknown) => void,
+        reject,
+        onMessage: options.onMessage as ((m: StreamedMessage) => void) | undefined,
+        open: op === 'events' && Boolean((args as ArgsOf<'events'>).follow),
+      };
+      pending.timer = setTimeout(() => {
+        if (this.pending.get(id) !== pending) return;
+        this.pending.delete(id);
+        reject(new DeadlineError(`no answer to ${op} from ${this.found.path} within ${timeoutMs} ms (--timeout MS waits longer)`, timeoutMs));
+      }, timeoutMs);
+      this.pending.set(id, pending);
       this.socket.write(`${JSON.stringify({ id, op, args })}\n`);
     });
   }
@@ -97,12 +125,15 @@ export class Client {
       const id = message.id;
       const pending = typeof id === 'number' ? this.pending.get(id) : undefined;
       if (!pending) {
-        if (id === null && 'error' in message) this.fail(new RemoteError(message.error.code, message.error.message));
+        if (id === null && 'error' in message) this.fail(new RemoteError(message.error.code, message.error.message, message.error.details));
         continue;
       }
       if ('event' in message || 'progress' in message) {
-        pending.onMessage?.(message as Streamed);
-      } else if ('error' in message) {
+        pending.onMessage?.(message);
+        continue;
+      }
+      clearTimeout(pending.timer);
+      if ('error' in message) {
         this.pending.delete(id as number);
         pending.reject(new RemoteError(message.error.code, message.error.message, message.error.details));
       } else {
@@ -115,7 +146,10 @@ export class Client {
   private fail(error: Error): void {
     if (this.closedWith) return;
     this.closedWith = error;
-    for (const p of this.pending.values()) p.reject(error);
+    for (const p of this.pending.values()) {
+      clearTimeout(p.timer);
+      p.reject(error);
+    }
     this.pending.clear();
     for (const listener of this.closeListeners) listener(error);
     this.closeListeners.clear();

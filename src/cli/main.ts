@@ -2,43 +2,39 @@
 /**
  * `subnode`: run a system from a config file (`subnode run CONFIG`), and operate it while it runs
  * through its control socket (`subnode ps`, `load`, `upgrade`, ..., or the `attach` shell).
- * `subnode --help` lists the commands.
+ * `subnode --help` lists the commands; exit codes are listed in errors.ts.
  */
-import { spawn } from 'node:child_process';
-import { constants } from 'node:os';
+import { readFileSync, realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { Client } from './client.js';
+import { Client, DEFAULT_TIMEOUT_MS } from './client.js';
 import { findCommand, helpText, parseArgs, report, takeGlobalFlags, type Context } from './commands.js';
-import { UsageError } from './errors.js';
+import { Interrupted, UsageError } from './errors.js';
+import { hasSnapshotFlag, relaunch } from './relaunch.js';
 import { findSocket } from './socket.js';
 
-/** Runs Node again with --no-node-snapshot (isolate nodes need it), forwarding signals and the exit code. */
-function reexec(): Promise<number> {
-  const child = spawn(process.execPath, ['--no-node-snapshot', ...process.execArgv, fileURLToPath(import.meta.url), ...process.argv.slice(2)], { stdio: 'inherit' });
-  const forward = (signal: NodeJS.Signals) => () => { child.kill(signal); };
-  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, forward(signal));
-  return new Promise((done) => {
-    child.on('exit', (code, signal) => done(code ?? 128 + (signal ? constants.signals[signal] ?? 1 : 1)));
-    child.on('error', (error) => {
-      process.stderr.write(`subnode: cannot start ${process.execPath}: ${error.message}\n`);
-      done(1);
-    });
-  });
-}
+const ENDING_SIGNALS = ['SIGINT', 'SIGTERM'] as const;
 
-function hasSnapshotFlag(): boolean {
-  return process.execArgv.includes('--no-node-snapshot') || (process.env.NODE_OPTIONS ?? '').split(/\s+/).includes('--no-node-snapshot');
+export function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
 }
 
 export async function main(argv: string[]): Promise<number> {
-  const out = (text: string) => process.stdout.write(`${text}\n`);
-  const err = (text: string) => process.stderr.write(`${text}\n`);
+  const out = (text: string): void => { process.stdout.write(`${text}\n`); };
+  const err = (text: string): void => { process.stderr.write(`${text}\n`); };
   let commandName: string | undefined;
+  let json = argv.includes('--json');
   try {
     const { options, rest } = takeGlobalFlags(argv);
+    json = options.json;
     commandName = rest[0];
+    if (options.version) {
+      out(json ? JSON.stringify({ version: version() }) : `subnode ${version()}`);
+      return 0;
+    }
     if (!commandName) {
       if (options.help) { out(helpText('cli')); return 0; }
+      if (json) throw new UsageError('a command is needed');
       err(helpText('cli'));
       return 2;
     }
@@ -53,47 +49,58 @@ export async function main(argv: string[]): Promise<number> {
     const parsed = parseArgs(command, rest.slice(1));
 
     if (command.name === 'run') {
-      if (!hasSnapshotFlag()) return await reexec();
+      // A log reader that goes away must not take the system down with it.
+      process.stdout.on('error', () => {});
+      if (!hasSnapshotFlag()) return await relaunch(fileURLToPath(import.meta.url), process.argv.slice(2));
       const { run } = await import('./server.js');
-      return await run(parsed.args.CONFIG!, { socket: options.socket, json: options.json });
+      return await run(parsed.args.CONFIG!, { socket: options.socket, json });
     }
+    process.stdout.on('error', (error: NodeJS.ErrnoException) => { if (error.code === 'EPIPE') process.exit(process.exitCode ?? 0); });
     if (command.name === 'attach') {
       const { attach } = await import('./attach.js');
-      return await attach({ socket: options.socket });
+      return await attach({ socket: options.socket, timeoutMs: options.timeoutMs });
     }
 
+    // A signal ends the command at once, whatever it waits for: 128 + its number.
     let client: Client | undefined;
-    let interrupt: (() => void) | undefined;
-    const interrupted = new Promise<void>((done) => { interrupt = done; });
-    const onSignal = () => interrupt?.();
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
+    let onSignal: ((signal: NodeJS.Signals) => void) | undefined;
+    const signalled = new Promise<NodeJS.Signals>((done) => { onSignal = done; });
+    const listeners = ENDING_SIGNALS.map((signal) => [signal, () => onSignal!(signal)] as const);
+    for (const [signal, listener] of listeners) process.on(signal, listener);
+    const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     const ctx: Context = {
-      json: options.json,
+      json,
       cwd: process.cwd(),
       out,
       err,
-      progress: { write: (text) => process.stderr.write(text), tty: Boolean(process.stderr.isTTY) },
-      client: async () => (client ??= await Client.connect(findSocket(options.socket))),
-      interrupted: () => interrupted,
+      problem: (message, code = 'refused') => err(json ? JSON.stringify({ error: { code, message, exitCode: 1 } }) : `subnode: ${message}`),
+      progress: { write: (text) => { process.stderr.write(text); }, tty: Boolean(process.stderr.isTTY) },
+      client: async () => (client ??= await Client.connect(findSocket(options.socket), timeoutMs)),
+      timeoutMs,
+      timeoutGiven: options.timeoutMs !== undefined,
+      interrupted: () => new Promise<void>(() => {}), // signals are handled here, not by the command
     };
     try {
-      return (await command.run!(ctx, parsed)) ?? 0;
+      const ran = command.run!(ctx, parsed).then((code) => (typeof code === 'number' ? code : 0));
+      const outcome = await Promise.race([ran.then((code) => ({ code })), signalled.then((signal) => ({ signal }))]);
+      if ('code' in outcome) return outcome.code;
+      ran.catch(() => {}); // it fails once its connection closes below; the signal decided already
+      throw new Interrupted(outcome.signal);
     } finally {
       client?.close();
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
+      for (const [signal, listener] of listeners) process.off(signal, listener);
     }
   } catch (error) {
-    return report(error, commandName);
+    return report(error, commandName, 'cli', err, json);
   }
 }
 
-const invoked = process.argv[1] ? fileURLToPath(import.meta.url) === (await import('node:fs')).realpathSync(process.argv[1]) : false;
+const invoked = process.argv[1] ? fileURLToPath(import.meta.url) === realpathSync(process.argv[1]) : false;
 if (invoked) {
-  process.stdout.on('error', (error: NodeJS.ErrnoException) => { if (error.code === 'EPIPE') process.exit(process.exitCode ?? 0); });
   const code = await main(process.argv.slice(2));
   process.exitCode = code;
-  // Everything is closed by now (after `run`: every node stopped); a stray handle must not keep the command up.
+  // After a signal, at once; otherwise everything is closed by now (after `run`: every node
+  // stopped), and a stray handle must not keep the command up.
+  if (code >= 128) process.exit(code);
   setTimeout(() => process.exit(code), 2_000).unref();
 }

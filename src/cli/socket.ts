@@ -10,7 +10,7 @@ import { existsSync, lstatSync, readFileSync, unlinkSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { CliError } from './errors.js';
+import { CliError, Unreachable } from './errors.js';
 
 export const POINTER_FILE = '.subnode.sock';
 export const SOCKET_ENV = 'SUBNODE_SOCKET';
@@ -40,21 +40,21 @@ export function findSocket(flag: string | undefined, cwd = process.cwd()): Found
     if (text) return { path: resolve(dir, text), via: pointer };
     if (dirname(dir) === dir) break;
   }
-  throw new CliError(
+  throw new Unreachable(
     `no running system found: no --socket PATH, no $${SOCKET_ENV}, and no ${POINTER_FILE} in ${cwd} or its parents.\n` +
     `  Start one with \`subnode run CONFIG\` (it writes ${POINTER_FILE} next to the config), run this command in that directory,\n` +
     `  or point to the socket \`subnode run\` printed: --socket PATH or ${SOCKET_ENV}=PATH.`);
 }
 
 /** What to tell a person whose connection to `found` failed with `error`. */
-export function unreachable(found: FoundSocket, error: NodeJS.ErrnoException): CliError {
+export function unreachable(found: FoundSocket, error: NodeJS.ErrnoException): Unreachable {
   const how = found.via.startsWith('--') || found.via.startsWith('$') ? `from ${found.via}` : `from the pointer ${found.via}`;
   const why = error.code === 'ENOENT' ? 'it does not exist: the system is not running (or stopped)'
     : error.code === 'ECONNREFUSED' ? 'nothing listens on it: the system that made it is gone'
     : error.code === 'EACCES' ? 'permission denied: the socket belongs to another user (it is mode 0600)'
     : error.code === 'ENOTSOCK' ? 'it is not a socket'
     : `${error.code ?? 'error'}: ${error.message}`;
-  return new CliError(
+  return new Unreachable(
     `cannot reach the control socket ${found.path} (${how}): ${why}.\n` +
     `  Start the system with \`subnode run CONFIG\`, or pass the path it printed with --socket PATH or ${SOCKET_ENV}=PATH.`);
 }

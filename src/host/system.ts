@@ -341,4 +341,20 @@ export class System {
       this.events.emit(event);
     },
   };
+
+  /**
+   * The nodes an operation on `which` applies to, chosen as `upgrade` chooses a plan's nodes:
+   * '*' (the default) is every running node, a list names nodes (an unknown name throws
+   * UnknownNode), `{ except }` is every running node but those; `canary`, if given, first.
+   * For tools (the CLI's `ps`, `modules`, upgrade progress) that must agree with the system.
+   */
+  selectedNodes(which: UpgradePlan['nodes'] = '*', canary?: string): string[] {
+    const selected = this.selectNodes({ modules: [], nodes: which });
+    if (canary !== undefined) {
+      if (!selected.includes(canary)) throw new BadArgument(`canary node '${canary}' is not among the plan's nodes`);
+      selected.splice(selected.indexOf(canary), 1);
+      selected.unshift(canary);
+    }
+    return selected;
+  }
 }
