@@ -46,7 +46,7 @@ export const migrationBench: Benchmark = {
       // 1. One server, a -> b -> a ..., against cold moves.
       const hot: number[] = [];
       const coldMs: number[] = [];
-      let pid = await system.node('a').startServer('counter', [null]);
+      const pid = await system.node('a').startServer('counter', [null]);
       let coldPid = await system.node('a').startServer('counter', [null]);
       let at = 'a';
       for (let r = -1; r < reps * 4; r++) {
