@@ -155,8 +155,15 @@ export class Migrations {
     }
     const batch = Math.max(1, spec.batch ?? 1000);
     const results: MigrationResult[] = [];
+    // Every pid gets a result, moved or not, whatever fails on the way (a node going down mid-way).
     for (let i = 0; i < pids.length; i += batch) {
-      results.push(...await this.migrate(pids.slice(i, i + batch), spec.to, spec));
+      const group = pids.slice(i, i + batch);
+      try {
+        results.push(...await this.migrate(group, spec.to, spec));
+      } catch (error) {
+        const failure = toWire(error);
+        for (const pid of group) results.push({ pid, from: spec.from, to: spec.to, ok: false, error: failure });
+      }
       spec.onProgress?.(Math.min(i + batch, pids.length), pids.length);
     }
     return results;
@@ -172,7 +179,14 @@ export class Migrations {
       return pids.map((pid) => results.get(pid)!);
     }
     // 1. out: suspended at a safe point, snapshots taken; their messages keep queueing at the source.
-    const outs = await source.migrateOut(pids);
+    const incarnation = source.creation;
+    let outs: MigrationOutcome<MigrationSnapshot>[];
+    try {
+      outs = await source.migrateOut(pids);
+    } catch (error) {
+      for (const pid of pids) fail(pid, toWire(error));
+      return pids.map((pid) => results.get(pid)!);
+    }
     const snapshots: MigrationSnapshot[] = [];
     for (const o of outs) {
       if ('ok' in o) snapshots.push(o.ok); else fail(o.pid, o.error);
@@ -185,6 +199,16 @@ export class Migrations {
       } catch (error) {
         ins = snapshots.map((s) => ({ pid: s.pid, error: toWire(error) }));
       }
+    }
+    // The source went down while they were suspended: it was reported, with their DOWNs, as gone.
+    // Copies started on the target would be duplicates of processes the system saw die.
+    if (source.creation !== incarnation || source.status !== 'running') {
+      const gone = new NodeDown(`node '${from}' went down during the move`, { node: from }).toWire();
+      for (const i of ins) {
+        if ('ok' in i) target.exit(i.pid, 'kill').catch(() => {});
+        fail(i.pid, gone);
+      }
+      return pids.map((pid) => results.get(pid)!);
     }
     const arrived: Pid[] = [];
     const refused: Pid[] = [];
@@ -203,8 +227,13 @@ export class Migrations {
       }
     }
     // 3. commit the ones that arrived (forward what queued, then keep forwarding); the rest resume.
-    if (arrived.length) await source.migrateCommit(arrived, to, awaitDrain);
-    if (refused.length) await source.migrateAbort(refused);
+    // From here the ones that arrived run on the target, whatever happens to the source.
+    if (arrived.length) await source.migrateCommit(arrived, to, awaitDrain).catch(() => {});
+    if (refused.length) {
+      await source.migrateAbort(refused).catch((error: unknown) => {
+        for (const pid of refused) fail(pid, toWire(error));
+      });
+    }
     for (const pid of arrived) {
       const loc = this.where.get(pid)!;
       this.events.emit({ type: 'process_migrated', node: to, pid, from, to, moves: loc.moves });

@@ -34,7 +34,12 @@ export class Router {
   private nextRef = 0;
   private flushQueued = false;
 
-  constructor(private readonly events: Events, private readonly service: (request: unknown) => void) {}
+  constructor(
+    private readonly events: Events,
+    private readonly service: (request: unknown) => void,
+    /** The node a process runs on now (its home, unless it migrated). */
+    private readonly locate: (pid: Pid) => string,
+  ) {}
 
   addNode(name: string, sink: NodeSink): void { this.nodes.set(name, sink); }
   hasNode(name: string): boolean { return this.nodes.has(name); }
@@ -79,7 +84,7 @@ export class Router {
       },
       monitor: (owner, pid) => {
         if (!isPid(pid)) throw new BadArgument(`monitor() takes a pid, got ${JSON.stringify(pid)}`);
-        return this.monitor(owner.pid, pid, nodeOf(pid));
+        return this.monitor(owner.pid, pid, this.locate(pid));
       },
     });
     this.inboxes.set(inbox.pid, inbox);

@@ -31,7 +31,7 @@ export type HostFunction = (...args: never[]) => unknown;
 
 export class System {
   private readonly events = new Events();
-  private readonly router = new Router(this.events, (request) => void this.serve(request));
+  private readonly router = new Router(this.events, (request) => void this.serve(request), (pid) => this.migrations.locate(pid).node);
   private hostFunctions: Record<string, HostFunction> = {};
   private readonly migrations = new Migrations((name) => this.node(name), this.events);
   private readonly handles = new Map<string, NodeHandle>();
@@ -275,7 +275,8 @@ export class System {
   private callTarget(dest: Dest): { target: string; node: string } {
     if (isPid(dest)) {
       if (this.migrations.isLost(dest)) throw new NoProcess(`${dest} went down with the node it had moved to`, { dest });
-      return { target: dest, node: nodeOf(dest) };
+      // Monitored where it runs now, not through its home: a home that crashes must not lose the monitor.
+      return { target: dest, node: this.migrations.locate(dest).node };
     }
     if (dest && typeof dest === 'object' && 'global' in dest) {
       const pid = this.globals.get(dest.global);

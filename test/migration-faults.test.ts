@@ -1,0 +1,86 @@
+/**
+ * Migration when nodes fail on the way: a bulk move whose source dies mid-way reports every pid
+ * exactly (moved or not, matching the events), and a home node that crashes after its processes
+ * moved away gives no false DOWN for them: they still answer.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { System, type EventOf, type EventType, type MigrationResult, type SystemEvent } from '../src/index.js';
+import { session } from './fixtures/migration.js';
+
+let system: System | undefined;
+afterEach(async () => {
+  await system?.stop();
+  system = undefined;
+});
+
+function waitEvent<T extends EventType>(s: System, type: T, match: (e: EventOf<T>) => boolean = () => true, ms = 15_000): Promise<EventOf<T>> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      off();
+      reject(new Error(`no ${type} event within ${ms} ms`));
+    }, ms);
+    const off = s.on(type, (e) => {
+      if (match(e)) {
+        clearTimeout(timer);
+        off();
+        resolve(e);
+      }
+    });
+  });
+}
+
+describe('a bulk move whose source dies mid-way', () => {
+  it('resolves with a result for every pid; the moved ones match the events and answer on the target', async () => {
+    system = await System.start({ nodes: [{ name: 'src', restart: 'temporary', modules: { session: session(1) } }, { name: 'dst', modules: { session: session(2) } }] });
+    const s = system;
+    const events: SystemEvent[] = [];
+    s.on('*', (e) => events.push(e));
+    const N = 600;
+    for (let i = 0; i < N; i++) await s.node('src').startServer('session', [i]);
+    let killed = false;
+    const results: MigrationResult[] = await s.migrateAll({
+      from: 'src',
+      to: 'dst',
+      module: 'session',
+      batch: 100,
+      onProgress: (done) => {
+        if (!killed && done >= 200) {
+          killed = true;
+          s.node('src').kill('killed mid-way by the test');
+        }
+      },
+    });
+    expect(killed).toBe(true);
+    expect(results).toHaveLength(N);
+    expect(new Set(results.map((r) => r.pid)).size).toBe(N);
+    const moved = results.filter((r) => r.ok);
+    const migratedEvents = events.filter((e) => e.type === 'process_migrated');
+    expect(moved.length).toBeGreaterThanOrEqual(200);
+    expect(moved.length).toBeLessThan(N);
+    expect(migratedEvents.map((e) => (e as EventOf<'process_migrated'>).pid).sort()).toEqual(moved.map((r) => r.pid).sort());
+    for (const r of results.filter((x) => !x.ok)) expect(r.error).toMatchObject({ code: expect.any(String), message: expect.any(String) });
+    // The ones that moved live on the target: it runs them, and they answer there.
+    expect((await s.node('dst').processes()).length).toBe(moved.length);
+    for (const r of moved.slice(0, 20)) expect(await s.node('dst').processInfo(r.pid)).toMatchObject({ pid: r.pid });
+  });
+});
+
+describe('a home node that crashes after its processes moved away', () => {
+  it('gives no DOWN to the host for them; they still answer, and the restarted home forwards to them again', async () => {
+    system = await System.start({ nodes: [{ name: 'home', modules: { session: session(1) } }, { name: 'away', modules: { session: session(1) } }] });
+    const s = system;
+    const pid = await s.node('home').startServer('session', [5]);
+    await s.migrate(pid, 'away');
+    const inbox = s.inbox();
+    const ref = inbox.monitor(pid);
+    const restarted = waitEvent(s, 'node_restarted', (e) => e.node === 'home');
+    s.node('home').kill('crash for the test');
+    await restarted;
+    // It still answers (by pid, through its restarted home), and no DOWN came for it.
+    expect(await s.call(pid, 'inc')).toBe(6);
+    expect(inbox.drain().filter((m) => (m as { ref?: string }).ref === ref)).toEqual([]);
+    // When it really ends, the DOWN does come.
+    await s.call(pid, { stop: 'normal' }).catch(() => undefined);
+    expect(await inbox.receive({ type: 'DOWN', ref }, 5_000)).toMatchObject({ pid });
+  });
+});
