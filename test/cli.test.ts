@@ -198,7 +198,7 @@ describe('subnode run and the control socket', () => {
     const failed = await cli(['upgrade', 'fail.json']);
     expect(failed.code).toBe(1);
     expect(failed.stderr).toMatch(/upgrade rolled back on b at step \d+ \(load\): .*top level fails/);
-    expect(failed.stderr).toContain('not attempted: a');
+    expect(failed.stderr).toContain("not attempted on a: the plan stopped after node 'b' failed");
     expect(JSON.parse((await cli(['call', 'hits@b', '"vsn"'])).stdout)).toBe(2); // rolled back: still v2
     writeFileSync(join(dir, 'missing.json'), JSON.stringify({ modules: [{ module: 'counter', source: { path: './nope.ts' } }] }));
     const missing = await cli(['upgrade', 'missing.json']);

@@ -112,3 +112,29 @@ describe('upgrade plans', () => {
     expect((await system.node('a').modules()).map((m) => m.name)).toEqual(['counter']);
   });
 });
+
+describe('plans that leave nothing out', () => {
+  it('a node that is not running is reported skipped with its reason, and the report is not ok', async () => {
+    const { system, pids } = await start(['a', 'b', 'c']);
+    await system.node('b').stop();
+    const report = await system.upgrade({ modules: [{ module: 'counter', source: counterV2 }] });
+    expect(report.ok).toBe(false);
+    expect(report.nodes.map((n) => [n.node, n.status])).toEqual([['a', 'upgraded'], ['b', 'skipped'], ['c', 'upgraded']]);
+    expect(report.nodes[1]).toMatchObject({ reason: "node 'b' is stopped" });
+    expect(await system.call(pids.c![0]!, 'vsn')).toBe(2);
+  });
+
+  it('a dry run lists each node\'s steps and changes nothing; an unknown node in the plan is refused before anything runs', async () => {
+    const { system, pids } = await start(['a', 'b']);
+    const plan = { modules: [{ module: 'counter', source: counterV2, extra: { seed: [1] } }], nodes: ['b', 'a'] };
+    const dry = await system.upgrade(plan, { dryRun: true });
+    expect(dry).toMatchObject({ ok: true, dryRun: true });
+    expect(dry.nodes.map((n) => [n.node, n.status])).toEqual([['b', 'planned'], ['a', 'planned']]);
+    expect(dry.nodes[0]).toMatchObject({ steps: ['suspend the processes using counter', "load counter (making room with purge 'soft')", 'codeChange counter with extra {"seed":[1]}', 'resume them', "purge old counter ('soft')"] });
+    expect(await system.call(pids.a![0]!, 'vsn')).toBe(1);
+    expect((await system.node('a').modules()).find((m) => m.name === 'counter')!.versions).toHaveLength(1);
+    await expect(system.upgrade({ ...plan, nodes: ['a', 'nope'] })).rejects.toThrow(/the plan's nodes: no node named 'nope'/);
+    await expect(system.upgrade({ ...plan, nodes: ['a', 'nope'] })).rejects.toBeInstanceOf(BadArgument);
+    expect(await system.call(pids.a![0]!, 'vsn')).toBe(1);
+  });
+});

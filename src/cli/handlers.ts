@@ -105,7 +105,7 @@ export function makeHandlers(s: ServerState): Handlers {
       return find.withModules(node, () => node.lingering(module));
     },
 
-    upgrade: async ({ plan }, call) => {
+    upgrade: async ({ plan, dryRun }, call) => {
       if (upgrading) throw new Refused('another upgrade is running; wait for it to finish');
       upgrading = true;
       try {
@@ -117,7 +117,8 @@ export function makeHandlers(s: ServerState): Handlers {
           call.progress({ node: event.node, phase: event.phase, done, total });
         });
         try {
-          const report = await system.upgrade(plan);
+          const report = await system.upgrade(plan, { dryRun });
+          if (report.dryRun) return report;
           s.say(`control: upgrade of ${(plan.modules ?? []).map((m) => m.module).join(', ')}: ${report.nodes.map((n) => `${n.node} ${n.status}`).join(', ') || 'no nodes'}`);
           return report;
         } finally {

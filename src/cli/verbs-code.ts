@@ -62,19 +62,21 @@ export const CODE_COMMANDS: Command[] = [
   },
   {
     name: 'upgrade', args: [{ name: 'PLAN', kind: 'file' }],
+    flags: [{ name: 'dry-run', help: 'check and compile the plan, and print the steps each node would run; change nothing' }],
     summary: 'apply an upgrade plan (JSON) node by node, each node as a transaction',
     help: `PLAN is a JSON file:
   { "modules": [{ "module": "counter", "source": { "path": "./counter.v2.ts" }, "extra": {...},
                   "dependsOn"?: [...], "change"?: "codeChange"|"load", "oldVsn"?: ... }],
     "nodes"?: "*" | ["a", "b"] | { "except": ["legacy"] }, "canary"?: "a",
     "purge"?: "soft"|"kill"|"none", "loadPurge"?: "soft"|"kill", "codeChangeTimeoutMs"?: N, "continueOnError"?: false }
-Source paths are relative to the plan file. Progress goes to stderr; exit 1 unless every node upgraded.`,
+Source paths are relative to the plan file. Progress goes to stderr; exit 1 unless every node the plan covers
+upgraded (a node that is not running is reported skipped, never left out).`,
     async run(ctx, p) {
       const plan = readPlan(resolve(ctx.cwd, p.args.PLAN!));
       const progress = new ProgressLine(ctx.progress, 'upgrade', ctx.json);
       let report: UpgradeReport;
       try {
-        report = await (await ctx.client()).request('upgrade', { plan }, { onMessage: (m) => progress.update(m.progress) });
+        report = await (await ctx.client()).request('upgrade', { plan, dryRun: p.flags['dry-run'] === true }, { onMessage: (m) => progress.update(m.progress) });
       } finally {
         progress.end();
       }
@@ -84,8 +86,7 @@ Source paths are relative to the plan file. Progress goes to stderr; exit 1 unle
         if (n.status === 'failed') ctx.problem(`upgrade failed on ${n.node}: ${n.error.message}`, n.error.code);
         else if (n.status === 'rolled_back') ctx.problem(`upgrade rolled back on ${n.node}${n.error ? ` at step ${n.error.step} (${n.error.op}): ${n.error.message}` : ''}`, 'rolled_back');
       }
-      const skipped = report.nodes.filter((n) => n.status === 'skipped').map((n) => n.node);
-      if (skipped.length) ctx.problem(`not attempted: ${skipped.join(', ')}`, 'skipped');
+      for (const n of report.nodes) if (n.status === 'skipped') ctx.problem(`not attempted on ${n.node}: ${n.reason}`, 'skipped');
       return 1;
     },
   },
@@ -106,8 +107,11 @@ function refusedPurge(ctx: Context, report: PurgeReport, node: string): number {
 
 function upgradeTable(report: UpgradeReport): string {
   if (!report.nodes.length) return '(no nodes selected)';
+  if (report.dryRun) {
+    return report.nodes.map((n) => n.status === 'planned' ? `${n.node}:\n${n.steps.map((step, i) => `  ${i + 1}. ${step}`).join('\n')}` : `${n.node}: skipped (${n.status === 'skipped' ? n.reason : n.status})`).join('\n');
+  }
   return table(['NODE', 'STATUS', 'LOADED', 'CONVERTED', 'LINGERING', 'KILLED'], report.nodes.map((n) => {
-    if (n.status === 'failed' || n.status === 'skipped') return [n.node, n.status, '-', '-', '-', '-'];
+    if (n.status === 'failed' || n.status === 'skipped' || n.status === 'planned') return [n.node, n.status, '-', '-', '-', '-'];
     const lingering = Object.values(n.lingering).reduce((sum, pids) => sum + pids.length, 0);
     return [n.node, n.status.replace('_', ' '), n.loaded.map((l) => `${l.module} v${l.version}`).join(', ') || '-', n.upgraded.length, lingering, n.killed.length];
   }));

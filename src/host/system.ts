@@ -8,7 +8,8 @@ import { BadArgument, NameTaken, NoProcess, NodeDown, NotAllowed, UnknownFunctio
 import { allows } from '../kernel/capabilities.js';
 import { Migrations, type BulkMigration, type MigrateOptions, type MigrationResult, type ProcessLocation } from './migration.js';
 import type { PurgeReport } from '../kernel/types.js';
-import { checkPlan, compilePlan, stepsFor, type NodeOutcome, type UpgradePlan, type UpgradeReport } from './upgrade-plan.js';
+import type { UpgradePlan } from './upgrade-plan.js';
+import { planNodes, runUpgrade, type UpgradeOptions, type UpgradeReport } from './upgrade-runner.js';
 import { isPid, nodeOf, NODE_NAME, type Pid } from '../kernel/pid.js';
 import type { Dest, KernelEvent } from '../kernel/types.js';
 import { Events, type EventOf, type EventType, type SystemEvent } from './events.js';
@@ -108,37 +109,11 @@ export class System {
   /**
    * Applies an upgrade plan node by node (the canary first, alone), each node as a transaction
    * that rolls back on failure. Stops at the first failed node unless `continueOnError`. Nodes not
-   * selected keep their versions untouched.
+   * selected keep their versions untouched; every node the plan covers is in the report, and the
+   * report is `ok` only if each of them upgraded. `{ dryRun: true }` reports each node's steps.
    */
-  async upgrade(plan: UpgradePlan): Promise<UpgradeReport> {
-    const ordered = checkPlan(plan);
-    const compiled = await compilePlan(ordered);
-    const steps = stepsFor(plan, ordered, compiled);
-    const selected = this.selectNodes(plan);
-    if (plan.canary !== undefined) {
-      if (!selected.includes(plan.canary)) throw new BadArgument(`canary node '${plan.canary}' is not among the plan's nodes`);
-      selected.splice(selected.indexOf(plan.canary), 1);
-      selected.unshift(plan.canary);
-    }
-    const outcomes: NodeOutcome[] = [];
-    let stop = false;
-    for (const name of selected) {
-      if (stop) { outcomes.push({ node: name, status: 'skipped' }); continue; }
-      this.events.emit({ type: 'upgrade_node', node: name, phase: 'start' });
-      let outcome: NodeOutcome;
-      try {
-        const report = await this.node(name).applyUpgrade(steps);
-        outcome = { node: name, status: report.ok ? 'upgraded' : 'rolled_back', ...report };
-        if (report.ok) for (const m of ordered) this.node(name).setRelease(m.module, compiled.get(m.module));
-      } catch (error) {
-        outcome = { node: name, status: 'failed', error: toWire(error) };
-      }
-      this.events.emit({ type: 'upgrade_node', node: name, phase: outcome.status });
-      outcomes.push(outcome);
-      const failed = outcome.status !== 'upgraded';
-      if (failed && (!plan.continueOnError || name === plan.canary)) stop = true;
-    }
-    return { ok: outcomes.every((o) => o.status === 'upgraded'), nodes: outcomes };
+  upgrade(plan: UpgradePlan, options: UpgradeOptions = {}): Promise<UpgradeReport> {
+    return runUpgrade(plan, [...this.handles.values()], this.events, options);
   }
 
   /**
@@ -183,20 +158,6 @@ export class System {
     } catch (error) {
       reply({ error: toWire(error) });
     }
-  }
-
-  private selectNodes(plan: UpgradePlan): string[] {
-    const all = [...this.handles.keys()];
-    const which = plan.nodes ?? '*';
-    if (which === '*') return all.filter((n) => this.handles.get(n)!.status === 'running');
-    if (Array.isArray(which)) {
-      for (const n of which) this.node(n); // unknown names fail here
-      return [...which];
-    }
-    if (which && typeof which === 'object' && Array.isArray(which.except)) {
-      return all.filter((n) => !which.except.includes(n) && this.handles.get(n)!.status === 'running');
-    }
-    throw new BadArgument(`plan nodes must be '*', a list of node names or { except: [...] }`);
   }
 
   /**
@@ -350,12 +311,7 @@ export class System {
    * For tools (the CLI's `ps`, `modules`, upgrade progress) that must agree with the system.
    */
   selectedNodes(which: UpgradePlan['nodes'] = '*', canary?: string): string[] {
-    const selected = this.selectNodes({ modules: [], nodes: which });
-    if (canary !== undefined) {
-      if (!selected.includes(canary)) throw new BadArgument(`canary node '${canary}' is not among the plan's nodes`);
-      selected.splice(selected.indexOf(canary), 1);
-      selected.unshift(canary);
-    }
-    return selected;
+    return planNodes([...this.handles.values()], which, canary).map((n) => n.name);
   }
+
 }

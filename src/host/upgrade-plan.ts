@@ -5,9 +5,9 @@
  * in dependency order, codeChange with `extra`, resume, purge — and each node runs them as one
  * transaction that rolls itself back on failure (src/kernel/upgrade.ts).
  */
-import { BadArgument, LoadError, toWire, type WireError } from '../errors.js';
+import { BadArgument, LoadError, toWire } from '../errors.js';
 import { checkPurge, type PurgeMode } from '../kernel/policy.js';
-import type { NodeUpgradeReport, UpgradeStep } from '../kernel/upgrade.js';
+import type { UpgradeStep } from '../kernel/upgrade.js';
 import { readSource, type ModuleSource } from './source.js';
 import { compile } from './compiler-pool.js';
 
@@ -43,15 +43,7 @@ export interface UpgradePlan {
   continueOnError?: boolean;
 }
 
-export type NodeOutcome =
-  | ({ node: string; status: 'upgraded' | 'rolled_back' } & NodeUpgradeReport)
-  | { node: string; status: 'failed'; error: WireError }
-  | { node: string; status: 'skipped' };
-
-export interface UpgradeReport {
-  ok: boolean;
-  nodes: NodeOutcome[];
-}
+export type { NodeOutcome, UpgradeReport } from './upgrade-runner.js';
 
 /** Checks a plan and orders its modules by dependency (cycles and unknown fields are errors). */
 export function checkPlan(plan: UpgradePlan): PlanModule[] {

@@ -110,7 +110,7 @@ export const OPS = {
   purge: { args: { node: text, module: text, to: optional(text) }, result: returns<PurgeReport & { moved?: MigrationResult[] }>() },
   'soft-purge': { args: { node: text, module: text }, result: returns<PurgeReport>() },
   lingering: { args: { node: text, module: text }, result: returns<Pid[]>() },
-  upgrade: { args: { plan }, result: returns<UpgradeReport>(), stream: 'progress' },
+  upgrade: { args: { plan, dryRun: optional(flag) }, result: returns<UpgradeReport>(), stream: 'progress' },
   migrate: { args: { pid: text, node: text, extra: optional(anyJson) }, result: returns<MigrationResult>() },
   'migrate-all': {
     args: { from: text, to: text, module: optional(text), batch: optional(positiveInt), extra: optional(anyJson) },
