@@ -3,6 +3,7 @@ import { readdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { commandNames, findCommand } from './commands.js';
 import type { Names } from '../wire/cli.js';
+import { EVENT_TYPES } from '../host/events.js';
 
 /**
  * Splits a line into words: whitespace separates, '...' is literal, "..." and \ escape. `open`
@@ -40,10 +41,6 @@ export function tokenize(line: string): { words: string[]; open: boolean } {
   if (inWord) words.push(word);
   return { words, open: inWord };
 }
-
-const EVENT_TYPES = ['node_started', 'node_down', 'node_restarted', 'node_failed', 'node_stopped', 'message_dropped', 'global_conflict',
-  'upgrade_node', 'process_exit', 'module_loaded', 'module_purged', 'module_deleted', 'process_purged', 'drain_started', 'code_changed',
-  'upgrade_step', 'upgrade_rollback', 'capability_denied', 'mailbox_overflow', 'cpu_limit', 'log', 'global_register', 'global_unregister'];
 
 /** Files and directories (with a trailing /) starting with `prefix`, relative to `cwd`. */
 export function completeFile(prefix: string, cwd = process.cwd()): string[] {

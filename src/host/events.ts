@@ -19,6 +19,21 @@ export type SystemEvent =
   | { type: 'upgrade_node'; node: string; phase: 'start' | 'upgraded' | 'rolled_back' | 'failed' | 'skipped' };
 
 export type EventType = SystemEvent['type'];
+
+/**
+ * Every event type once, each with who reports it: the host, or a node's kernel. The compiler
+ * checks this against `SystemEvent`, so a new event is one edit there and one line here; the
+ * CLI's completion and filters read it.
+ */
+const EVENT_SOURCES = {
+  node_started: 'host', node_down: 'host', node_restarted: 'host', node_unresponsive: 'host', node_failed: 'host', node_stopped: 'host',
+  message_dropped: 'host', global_conflict: 'host', upgrade_node: 'host',
+  process_exit: 'kernel', module_loaded: 'kernel', module_purged: 'kernel', module_deleted: 'kernel', process_purged: 'kernel', drain_started: 'kernel',
+  code_changed: 'kernel', upgrade_step: 'kernel', upgrade_rollback: 'kernel', capability_denied: 'kernel', mailbox_overflow: 'kernel', cpu_limit: 'kernel',
+  log: 'kernel', process_migrated: 'kernel', migrated_exit: 'kernel', global_register: 'kernel', global_unregister: 'kernel',
+} as const satisfies Record<EventType, 'host' | 'kernel'>;
+
+export const EVENT_TYPES = Object.keys(EVENT_SOURCES) as EventType[];
 export type EventOf<T extends EventType> = Extract<SystemEvent, { type: T }>;
 type Listener = (event: SystemEvent) => void;
 

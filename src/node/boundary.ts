@@ -20,8 +20,12 @@ import type { KernelEvent } from '../kernel/types.js';
 /** Signals that name their sender in the envelope's third field. */
 const OWN_FROM = new Set<number>([Sig.Link, Sig.Unlink, Sig.Exit, Sig.Monitor, Sig.Demonitor, Sig.Down]);
 
-const EVENT_TYPES = new Set<string>(['process_exit', 'migrated_exit', 'module_loaded', 'module_purged', 'module_deleted', 'process_purged', 'drain_started',
-  'code_changed', 'upgrade_step', 'upgrade_rollback', 'capability_denied', 'mailbox_overflow', 'log', 'global_register', 'global_unregister']);
+/** Which kernel events a sandbox may report (the rest only this trusted half reports), checked against the event list. */
+const FROM_SANDBOX: Record<KernelEvent['type'], boolean> = {
+  process_exit: true, migrated_exit: true, module_loaded: true, module_purged: true, module_deleted: true, process_purged: true, drain_started: true,
+  code_changed: true, upgrade_step: true, upgrade_rollback: true, capability_denied: true, mailbox_overflow: true, log: true, global_register: true,
+  global_unregister: true, cpu_limit: false, process_migrated: false,
+};
 
 const WasmMemory = (globalThis as { WebAssembly?: { Memory: abstract new (...args: never[]) => object } }).WebAssembly?.Memory;
 
@@ -81,7 +85,7 @@ export class Boundary {
 
   /** The event as it may be reported (under this node's name), or undefined if it may not. */
   event(event: KernelEvent): KernelEvent | undefined {
-    if (!event || typeof event !== 'object' || !EVENT_TYPES.has(event.type)) return undefined;
+    if (!event || typeof event !== 'object' || !Object.prototype.hasOwnProperty.call(FROM_SANDBOX, event.type) || !FROM_SANDBOX[event.type]) return undefined;
     // Events about a process speak for this node's processes only (its own, or ones that moved in).
     const pid = (event as { pid?: unknown }).pid;
     if (pid !== undefined && !(isPid(pid) && (nodeOf(pid) === this.node || this.movedIn.has(pid)))) {
