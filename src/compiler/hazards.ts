@@ -11,9 +11,13 @@
  *
  * Warnings only: the source still loads.
  */
-import type { Node, CallExpression, Expression, MemberExpression, SpreadElement, Super } from 'acorn';
+import type { ESTree } from 'meriyah';
 import type { Hazard } from '../kernel/types.js';
 import { parseModule, type Parsed } from './parse.js';
+
+type Node = ESTree.Node;
+type CallExpression = ESTree.CallExpression;
+type MemberExpression = ESTree.MemberExpression;
 
 interface FnFacts {
   name: string;
@@ -26,7 +30,7 @@ interface FnFacts {
 }
 
 /** A call as written in the source: sucrase writes an imported `f(x)` as `_m.f.call(void 0, x)`. */
-interface Call { node: CallExpression; callee: Expression | Super; args: (Expression | SpreadElement)[] }
+interface Call { node: CallExpression; callee: CallExpression['callee']; args: CallExpression['arguments'] }
 
 /**
  * The hazards of a module's source (TypeScript or JavaScript). Throws a LoadError if the source
@@ -97,7 +101,7 @@ export function hazardsOf({ program, lineOf }: Parsed, module: string): Hazard[]
   };
 
   const facts = (name: string, body: Node): FnFacts => {
-    const f: FnFacts = { name, line: lineOf(body.start), calls: new Set(), receives: [], qualified: false, catchCalls: new Set() };
+    const f: FnFacts = { name, line: lineOf(body.start!), calls: new Set(), receives: [], qualified: false, catchCalls: new Set() };
     walk(body, (node, ancestors, inCatch) => {
       const call = asCall(node);
       if (!call) return;
@@ -133,7 +137,7 @@ export function hazardsOf({ program, lineOf }: Parsed, module: string): Hazard[]
       for (const r of m.receives) {
         const hasAfter = r.args.some((a) => isApiCall(asCall(a), 'after'));
         if (!hasAfter) {
-          hazards.push({ kind: 'receive_without_timeout', function: m.name, line: lineOf(r.node.start),
+          hazards.push({ kind: 'receive_without_timeout', function: m.name, line: lineOf(r.node.start!),
             message: `a receive in the loop ${names} has no after(): an idle process waits in this version until a message comes, whatever loads meanwhile.` });
         }
       }

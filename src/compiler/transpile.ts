@@ -4,7 +4,7 @@
  * forever in the module map; a function body is collected once nothing references it, which is
  * what lets a purge free memory. Runs on the host, so nodes never load a compiler.
  *
- * One pass (`parse.ts`): sucrase compiles, acorn parses the result once for both the syntax check
+ * One pass (`parse.ts`): sucrase compiles, meriyah parses the result once for both the syntax check
  * and the hazard analysis. The body keeps the source's line numbers, so a stack trace through a
  * module names the lines of its source.
  */
