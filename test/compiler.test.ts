@@ -34,17 +34,13 @@ describe('line numbers', () => {
     expect(stack).toMatch(/^RangeError: boom x\n\s+at (Object\.)?crash \(subnode:\/\/n\/thrower@1\.js:9:\d+\)/);
   });
 
-  it('through a node, the stack names the module and the version; the line is offset by new Function\'s header', async () => {
-    // The thread platform compiles with `new Function`, whose generated source puts the body at
-    // line 3. Set this to 0 once the platforms compile without a header (vm.compileFunction, or
-    // an indirect eval of "(function (require, exports, module) {" + js + "\n})").
-    const NEW_FUNCTION_HEADER_LINES = 2;
+  it('through a kernel, the stack names the module and the version, at the source\'s own line', async () => {
     const k = localKernel('n');
     k.load('thrower', THROWER);
     const pid = k.kernel.spawn('thrower', 'crash', [{ n: 1, label: 'y' }]);
     for (let i = 0; i < 20 && !k.events.some((e) => e.type === 'process_exit' && e.pid === pid); i++) await new Promise((r) => setImmediate(r));
     const exit = k.events.find((e) => e.type === 'process_exit' && e.pid === pid) as { reason: { error: { stack: string } } };
-    expect(exit.reason.error.stack).toContain(`subnode://n/thrower@1.js:${9 + NEW_FUNCTION_HEADER_LINES}:`);
+    expect(exit.reason.error.stack).toContain('subnode://n/thrower@1.js:9:');
   });
 
   it('hazards and syntax errors are reported at the source\'s lines', () => {
@@ -85,5 +81,21 @@ describe('compile on the host', () => {
     expect(big.length).toBeGreaterThan(HOST_LIMIT);
     expect(await compile('b', big, 'b.ts')).toEqual(transpile('b', big, 'b.ts'));
     await expect(compile('b', `${big}\nexport function (`, 'b.ts')).rejects.toThrow(LoadError);
+  });
+});
+
+describe('stack traces on real nodes', () => {
+  it.each(['thread', 'isolate'] as const)('a %s node reports the TypeScript source\'s own line', async (kind) => {
+    const { System } = await import('../src/index.js');
+    const system = await System.start({ nodes: [{ name: 'n', kind, modules: { thrower: THROWER, other: 'export const x = 1;' } }] });
+    try {
+      const exits: { pid: string; reason: { error?: { stack?: string } } }[] = [];
+      system.on('process_exit', (e) => exits.push(e as never));
+      const pid = await system.node('n').spawn('thrower', 'crash', [{ n: 1, label: 'z' }]);
+      for (let i = 0; i < 500 && !exits.some((e) => e.pid === pid); i++) await new Promise((r) => setTimeout(r, 10));
+      expect(exits.find((e) => e.pid === pid)?.reason.error?.stack).toContain('thrower@1.js:9:');
+    } finally {
+      await system.stop();
+    }
   });
 });
