@@ -73,7 +73,7 @@ export class Scheduler {
   }
 
   /** Matches as the receiving process: a guard that calls self() sees the receiver, as in Erlang. */
-  selectAs(proc: Process, receive: Receive, message: unknown): ((m: unknown) => unknown) | undefined {
+  private selectAs(proc: Process, receive: Receive, message: unknown): ((m: unknown) => unknown) | undefined {
     if (receive.anyHandler) return receive.anyHandler;
     const saved = this.current;
     this.current = proc;
@@ -109,10 +109,20 @@ export class Scheduler {
   }
 
   /** Queues `proc` to run `fn(message)` next. */
-  wake(proc: Process, fn: (m: unknown) => unknown, message: unknown): void {
+  private wake(proc: Process, fn: (m: unknown) => unknown, message: unknown): void {
     proc.stepFn = fn as (...args: unknown[]) => unknown;
     proc.stepArg = message;
     this.enqueue(proc);
+  }
+
+  /** A message for a process waiting in a receive: true when the receive takes it (the process is then queued). */
+  offer(proc: Process, message: unknown): boolean {
+    const handler = this.selectAs(proc, proc.wait!, message);
+    if (!handler) return false;
+    proc.wait = null;
+    this.disarm(proc);
+    this.wake(proc, handler, message);
+    return true;
   }
 
   /** Acts on what a step returned, for callers outside the run loop. */

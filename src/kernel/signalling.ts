@@ -244,14 +244,7 @@ export class Signalling {
       proc.heldLocal.push(message);
       return;
     }
-    if (proc.status === 'waiting') {
-      const handler = this.scheduler.selectAs(proc, proc.wait!, message);
-      if (handler) {
-        proc.wait = null;
-        this.scheduler.disarm(proc);
-        return this.scheduler.wake(proc, handler, message);
-      }
-    }
+    if (proc.status === 'waiting' && this.scheduler.offer(proc, message)) return;
     const limit = this.mailboxLimit;
     if (limit !== undefined && proc.mailbox.length >= limit.max) return this.overflow(proc, limit);
     proc.mailbox.push(message);
