@@ -113,7 +113,7 @@ export class System {
    * selected keep their versions untouched.
    */
   async upgrade(plan: UpgradePlan): Promise<UpgradeReport> {
-    const ordered = checkPlan(plan);
+    const ordered = checkPlan(plan, { nodes: [...this.handles.keys()] });
     const compiled = await compilePlan(ordered);
     const steps = stepsFor(plan, ordered, compiled);
     const selected = this.selectNodes(plan);
