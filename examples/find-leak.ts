@@ -7,7 +7,8 @@
  */
 import { System, type Pid } from '../src/index.js';
 
-const file = (name: string) => ({ path: new URL(`../../examples/modules/${name}`, import.meta.url).pathname });
+// Relative to this file once built (dist/examples/): { path, base: import.meta.url } works from any cwd.
+const file = (name: string) => ({ path: `../../examples/modules/${name}`, base: import.meta.url });
 const system = await System.start({ nodes: [{ name: 'pool', modules: { worker: file('worker.ts') } }] });
 const pool = system.node('pool');
 

@@ -1,7 +1,7 @@
 // A pool worker. Workers leave old code when told `switch_code` (a qualified call); the ones
 // nobody tells stay behind: a leak that shows up as processes lingering in old code.
 import { receive, on } from 'subnode/process';
-import * as worker from './worker';
+import * as worker from './worker.js';
 
 export function start(id: number) { return loop(id); }
 
