@@ -18,8 +18,10 @@ const leaked = [await pool.spawn('worker', 'start', [-1]), await pool.spawn('wor
 console.log(`${tracked.length + leaked.length} workers running worker v1`);
 
 await pool.load('worker', file('worker.ts'));
-for (const pid of tracked) system.send(pid, { type: 'switch_code' });
-await new Promise((r) => setTimeout(r, 200));
+// The pool tells its workers, and waits until each says it runs the new version.
+const acks = system.inbox();
+for (const pid of tracked) system.send(pid, { type: 'switch_code', ack: acks.pid });
+for (let i = 0; i < tracked.length; i++) await acks.receive(undefined, 30_000);
 
 let t = performance.now();
 const lingering = await pool.lingering('worker');
@@ -33,8 +35,8 @@ console.log(`a scan of all ${tracked.length + leaked.length} processes finds ${s
 
 const refused = await pool.softPurge('worker');
 console.log(`softPurge refuses while they linger: ok=${refused.ok}, lingering=${refused.lingering.length}`);
-for (const pid of lingering) system.send(pid, { type: 'switch_code' });
-await new Promise((r) => setTimeout(r, 50));
+for (const pid of lingering) system.send(pid, { type: 'switch_code', ack: acks.pid });
+for (let i = 0; i < lingering.length; i++) await acks.receive(undefined, 30_000);
 const purged = await pool.softPurge('worker');
 console.log(`after telling them too: softPurge ok=${purged.ok}, purged versions [${purged.purged.join(', ')}]`);
 await system.stop();
