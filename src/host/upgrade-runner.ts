@@ -54,7 +54,7 @@ export function planNodes(all: NodeHandle[], which: UpgradePlan['nodes'] = '*', 
 }
 
 export async function runUpgrade(plan: UpgradePlan, nodes: NodeHandle[], events: Events, options: UpgradeOptions = {}): Promise<UpgradeReport> {
-  const ordered = checkPlan(plan);
+  const ordered = checkPlan(plan, { nodes: nodes.map((n) => n.name) });
   let covered: NodeHandle[];
   try {
     covered = planNodes(nodes, plan.nodes, plan.canary);
