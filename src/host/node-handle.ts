@@ -126,6 +126,8 @@ export class NodeHandle {
     const report = await this.issue('load', compiled.then(({ js }) => [module, js, options]));
     const { js, hazards } = await compiled;
     this.release.loaded(module, js, report);
+    // With a release store, a load has answered once it would survive a restart.
+    await this.release.durable();
     return { ...report, warnings: hazards };
   }
 
@@ -165,6 +167,7 @@ export class NodeHandle {
     const checked = checkPolicy(policy);
     await this.call('setPolicy', checked, module);
     this.release.policyChanged(checked, module);
+    await this.release.durable();
   }
 
   /** Starts a server (gen_server-like) process; its `init(...args)` runs before this resolves. */

@@ -37,6 +37,8 @@ export class NodeRelease {
   private readonly modules = new Map<string, ModuleHeld>();
   /** Told of every change (the release journal), when there is one. */
   onChange: (change: ReleaseChange) => void = () => {};
+  /** Settles once every change so far is durable (the journal's flush); at once without a journal. */
+  durable: () => Promise<void> = () => Promise.resolve();
 
   constructor(node: string, policy?: CodePolicy, modulePolicies: Record<string, CodePolicy> = {}) {
     if (policy !== undefined) this.policy = checkPolicy(policy, `node '${node}' code policy`);
@@ -73,6 +75,12 @@ export class NodeRelease {
   restore(module: string, held: ModuleHeld): void {
     this.modules.delete(module);
     this.modules.set(module, { versions: [...held.versions], deleted: held.deleted });
+  }
+
+  /** Sets a policy known from the release store (not a change: nothing is journaled). */
+  restorePolicy(policy: CodePolicy, module?: string): void {
+    if (module === undefined) this.policy = policy;
+    else this.modulePolicies.set(module, policy);
   }
 
   policyChanged(policy: CodePolicy, module?: string): void {

@@ -4,7 +4,7 @@
  * traffic between nodes does not pass through this thread.
  */
 import { MessageChannel } from 'node:worker_threads';
-import { BadArgument, NameTaken, NoProcess, NodeDown, NotAllowed, UnknownFunction, UnknownNode, fromWire, toWire, type WireError } from '../errors.js';
+import { BadArgument, NameTaken, NoProcess, NodeDown, NotAllowed, Refused, UnknownFunction, UnknownNode, fromWire, toWire, type WireError } from '../errors.js';
 import { allows } from '../kernel/capabilities.js';
 import { Migrations, type BulkMigration, type MigrateOptions, type MigrationResult, type ProcessLocation } from './migration.js';
 import type { PurgeReport } from '../kernel/types.js';
@@ -19,6 +19,8 @@ import type { NodeContext, NodeSupervision } from './node-supervision.js';
 import { Router } from './router.js';
 import { Caller } from './caller.js';
 import { checkIsolateSupport } from './isolate-support.js';
+import { Releases, type ReleaseOptions } from './releases.js';
+import { rollbackTo } from './rollback.js';
 
 export interface SystemOptions {
   nodes?: NodeSpec[];
@@ -27,6 +29,12 @@ export interface SystemOptions {
    * node's capabilities grant the name. They may be async; arguments and results are copied.
    */
   hostFunctions?: Record<string, HostFunction>;
+  /**
+   * Keep the system's releases in a store (a directory, or a ReleaseStore): every load, plan,
+   * policy, purge and delete is journaled, and a system started on the same store brings each
+   * node back as it was. See `Releases`.
+   */
+  releases?: ReleaseOptions;
 }
 
 export type HostFunction = (...args: never[]) => unknown;
@@ -45,12 +53,17 @@ export class System {
   /** Nodes whose threads are up and can take peer ports. */
   private readonly attached = new Set<NodeSupervision>();
   private stopped = false;
+  private releaseKeeper: Releases | undefined;
 
   private constructor() {}
 
   static async start(options: SystemOptions = {}): Promise<System> {
     const system = new System();
     system.hostFunctions = { ...options.hostFunctions };
+    if (options.releases) {
+      system.releaseKeeper = await Releases.open(options.releases, system.events);
+      system.events.on('node_down', () => system.releaseKeeper?.nodeCrashed());
+    }
     try {
       await Promise.all((options.nodes ?? []).map((spec) => system.addNode(spec)));
     } catch (error) {
@@ -71,6 +84,7 @@ export class System {
     const handle = new NodeHandle(spec, this.context);
     this.handles.set(spec.name, handle);
     this.router.addNode(spec.name, handle.supervision);
+    await this.releaseKeeper?.attach(handle);
     await handle.start();
     this.events.emit({ type: 'node_started', node: handle.name, creation: handle.creation });
     return handle;
@@ -115,7 +129,24 @@ export class System {
    * report is `ok` only if each of them upgraded. `{ dryRun: true }` reports each node's steps.
    */
   upgrade(plan: UpgradePlan, options: UpgradeOptions = {}): Promise<UpgradeReport> {
-    return runUpgrade(plan, [...this.handles.values()], this.events, options);
+    const run = () => runUpgrade(plan, [...this.handles.values()], this.events, options);
+    return this.releaseKeeper && !options.dryRun ? this.releaseKeeper.asOne(`plan: ${plan.modules?.map((m) => m.module).join(', ')}`, run) : run();
+  }
+
+  /** The release store's keeper; throws when the system was started without `releases`. */
+  get releases(): Releases {
+    if (!this.releaseKeeper) throw new Refused('this system keeps no releases: start it with { releases: { store } }');
+    return this.releaseKeeper;
+  }
+
+  /**
+   * Goes back to an earlier release: on each node whose code differs, the release's versions are
+   * loaded and the behaviour processes converted by their `codeChange` with `{ down: vsn }` — one
+   * plan, journaled as one release.
+   */
+  rollback(release: number): Promise<UpgradeReport> {
+    const releases = this.releases;
+    return releases.asOne(`rollback to ${release}`, () => rollbackTo(releases, release, [...this.handles.values()], this.events));
   }
 
   /**
@@ -232,6 +263,8 @@ export class System {
     this.caller.close(new NodeDown('the system was stopped'));
     await Promise.all([...this.handles.values()].map((h) => h.supervision.shutdown()));
     this.router.close();
+    // Every change journaled so far is durable before stop resolves; the store's lock is released.
+    await this.releaseKeeper?.close();
   }
 
   /** What a call from the host monitors, and on which node: a pid (wherever it moved), or a registered name. */
