@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NatsServer } from './helpers/nats-server.js';
 import { HostProcess, type HostError } from './helpers/nats-hosts.js';
-import { agent } from './helpers/nats-agent.js';
+import { agent, counter } from './helpers/nats-agent.js';
 
 let nats: NatsServer;
 const hosts: HostProcess[] = [];
@@ -107,5 +107,22 @@ describe('a cluster of host processes', () => {
     expect(modules.map((m) => m.name).sort()).toEqual(['agent', 'hello']);
     const err = await a!.eval('return system.node("b1").spawn("nope", "start", [])').catch((e: HostError) => e);
     expect(err).toMatchObject({ code: 'unknown_module' });
+  });
+});
+
+describe('migration across hosts', () => {
+  it('moves a server from a node of one host to a node of another under a stream: none lost, per-sender order kept', async () => {
+    const [a, b, c] = await cluster({ A: ['a1'], B: ['b1'], C: ['c1'] });
+    await a!.eval('await system.node("a1").load("counter", args[0])', counter);
+    await a!.eval('await system.node("b1").load("counter", args[0])', counter);
+    const server = await a!.eval<string>('return system.node("a1").startServer("counter", [0])');
+    // C streams to the server's pid (numbered), while A moves it to b1 on host B.
+    await c!.eval('let seq = 0; ctx.timer = setInterval(() => { for (let i = 0; i < 200; i++) system.send(args[0], { from: "C", seq: seq++ }); if (seq >= 6000) clearInterval(ctx.timer); }, 2)', server);
+    await a!.until('the stream to start', async () => (await a!.eval<number>('return system.call(args[0], "get")', server)) > 500);
+    const result = await a!.eval<{ ok: boolean; from: string; to: string }>('return system.migrate(args[0], "b1")', server);
+    expect(result).toMatchObject({ ok: true, from: 'a1', to: 'b1' });
+    expect((await b!.eval<{ pid: string }[]>('return system.node("b1").processes()')).map((p) => p.pid)).toContain(server);
+    await a!.until('every message', async () => (await a!.eval<number>('return system.call(args[0], "get")', server)) === 6000, 20_000);
+    expect(await c!.eval('return system.call(args[0], "seen")', server)).toEqual({ C: 5999 });
   });
 });
