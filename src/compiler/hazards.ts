@@ -11,96 +11,116 @@
  *
  * Warnings only: the source still loads.
  */
-import ts from 'typescript';
+import type { ESTree } from 'meriyah';
 import type { Hazard } from '../kernel/types.js';
+import { parseModule, type Parsed } from './parse.js';
+
+type Node = ESTree.Node;
+type CallExpression = ESTree.CallExpression;
+type MemberExpression = ESTree.MemberExpression;
 
 interface FnFacts {
   name: string;
   line: number;
   /** Local top-level functions this one calls. */
   calls: Set<string>;
-  receives: ts.CallExpression[];
+  receives: Call[];
   qualified: boolean;
   catchCalls: Set<string>;
 }
 
-export function findHazards(source: string, filename = 'module.ts', module = moduleBase(filename)): Hazard[] {
-  const file = ts.createSourceFile(filename, source, ts.ScriptTarget.ES2022, true);
-  const apiNames = new Set<string>(); // local names of receive/after/next imported from subnode
-  const apiNamespaces = new Set<string>(); // `import * as sn from 'subnode'`
-  const namespaces = new Set<string>(); // `import * as x` / default imports of other modules
-  const importedFns = new Set<string>(); // named imports of other modules' functions (qualified)
-  const fns = new Map<string, FnFacts>();
+/** A call as written in the source: sucrase writes an imported `f(x)` as `_m.f.call(void 0, x)`. */
+interface Call { node: CallExpression; callee: CallExpression['callee']; args: CallExpression['arguments'] }
 
-  for (const stmt of file.statements) {
-    if (ts.isImportDeclaration(stmt) && ts.isStringLiteral(stmt.moduleSpecifier)) {
-      const from = stmt.moduleSpecifier.text;
-      const clause = stmt.importClause;
-      if (!clause) continue;
-      const isApi = from === 'subnode' || from === 'subnode/process';
-      if (clause.name && !isApi) namespaces.add(clause.name.text);
-      const bindings = clause.namedBindings;
-      if (bindings && ts.isNamespaceImport(bindings)) (isApi ? apiNamespaces : namespaces).add(bindings.name.text);
-      if (bindings && ts.isNamedImports(bindings)) {
-        for (const el of bindings.elements) {
-          const imported = (el.propertyName ?? el.name).text;
-          if (isApi && ['receive', 'after', 'next'].includes(imported)) apiNames.add(`${imported}:${el.name.text}`);
-          else if (!isApi) importedFns.add(el.name.text);
+/**
+ * The hazards of a module's source (TypeScript or JavaScript). Throws a LoadError if the source
+ * does not parse; `transpile` returns the same analysis with the compiled code, from one parse.
+ */
+export function findHazards(source: string, filename = 'module.ts', module = moduleBase(filename)): Hazard[] {
+  return hazardsOf(parseModule(module, source, filename), module);
+}
+
+/**
+ * The analysis runs on the compiled body, where every import is already a `require`d namespace:
+ * `import * as m` / `import { f }` / a default import of another module all become member reads
+ * on a namespace (`m.f`, `_m.f`, `_m.default`), and `import { receive as rcv } from 'subnode'`
+ * becomes `_subnode.receive` — renamed imports are resolved for free. Lines are the source's.
+ */
+export function hazardsOf({ program, lineOf }: Parsed, module: string): Hazard[] {
+  const apis = new Set<string>(); // names bound to the subnode API object
+  const namespaces = new Set<string>(); // names bound to another module's namespace
+  const topLevel = new Set<string>();
+  const bodies: [string, Node][] = [];
+
+  for (const stmt of program.body) {
+    if (stmt.type === 'FunctionDeclaration' && stmt.id) {
+      topLevel.add(stmt.id.name);
+      bodies.push([stmt.id.name, stmt]);
+    }
+    if (stmt.type === 'VariableDeclaration') {
+      for (const d of stmt.declarations) {
+        if (d.id.type !== 'Identifier' || !d.init) continue;
+        const init = d.init;
+        if (init.type === 'ArrowFunctionExpression' || init.type === 'FunctionExpression') {
+          topLevel.add(d.id.name);
+          bodies.push([d.id.name, d]);
+        } else if (init.type === 'CallExpression' && init.callee.type === 'Identifier' && init.callee.name === 'require'
+          && init.arguments[0]?.type === 'Literal' && typeof init.arguments[0].value === 'string') {
+          const from = init.arguments[0].value;
+          (from === 'subnode' || from === 'subnode/process' ? apis : namespaces).add(d.id.name);
+        } else if (init.type === 'Identifier') {
+          // `import * as self from './m'` → `var _m = require('./m'); var self = _m;`
+          if (apis.has(init.name)) apis.add(d.id.name);
+          if (namespaces.has(init.name)) namespaces.add(d.id.name);
         }
       }
     }
   }
-  const apiLocal = (what: string): string | undefined => [...apiNames].find((n) => n.startsWith(`${what}:`))?.split(':')[1];
-  const receiveName = apiLocal('receive') ?? 'receive';
-  const afterName = apiLocal('after') ?? 'after';
-  /** `receive(...)` or `sn.receive(...)` (and the same for after). */
-  const isApiCall = (node: ts.Node, local: string, name: string): boolean => {
-    if (!ts.isCallExpression(node)) return false;
-    const callee = node.expression;
-    if (ts.isIdentifier(callee)) return callee.text === local;
-    return ts.isPropertyAccessExpression(callee) && ts.isIdentifier(callee.expression) && apiNamespaces.has(callee.expression.text) && callee.name.text === name;
+
+  /** `receive(...)`, `sn.receive(...)`, or an imported receive under any local name (and after). */
+  const isApiCall = (call: Call | undefined, name: string): boolean => {
+    if (!call) return false;
+    const c = call.callee;
+    if (c.type === 'Identifier') return c.name === name;
+    return c.type === 'MemberExpression' && c.object.type === 'Identifier' && apis.has(c.object.name) && propertyName(c) === name;
+  };
+  /** A top-level function named by a reference: `loop`, or `exports.loop` (sucrase's form for an exported const). */
+  const localFn = (node: Node): string | undefined => {
+    if (node.type === 'Identifier') return topLevel.has((node as Node & { name: string }).name) ? (node as Node & { name: string }).name : undefined;
+    if (node.type !== 'MemberExpression') return undefined;
+    const m = node as MemberExpression;
+    const name = propertyName(m);
+    return m.object.type === 'Identifier' && m.object.name === 'exports' && name !== undefined && topLevel.has(name) ? name : undefined;
+  };
+  /** `m.f` on another module's namespace (or `m.default.f`, a default import's member). */
+  const isQualified = (node: Node): boolean => {
+    if (node.type !== 'MemberExpression') return false;
+    let object = (node as MemberExpression).object;
+    if (object.type === 'MemberExpression' && propertyName(object) === 'default') object = object.object;
+    return object.type === 'Identifier' && namespaces.has(object.name);
   };
 
-  const topLevel = new Set<string>();
-  for (const stmt of file.statements) {
-    if (ts.isFunctionDeclaration(stmt) && stmt.name) topLevel.add(stmt.name.text);
-    if (ts.isVariableStatement(stmt)) {
-      for (const d of stmt.declarationList.declarations) {
-        if (ts.isIdentifier(d.name) && d.initializer && (ts.isArrowFunction(d.initializer) || ts.isFunctionExpression(d.initializer))) topLevel.add(d.name.text);
-      }
-    }
-  }
-
-  const facts = (name: string, body: ts.Node): FnFacts => {
-    const f: FnFacts = { name, line: file.getLineAndCharacterOfPosition(body.getStart()).line + 1, calls: new Set(), receives: [], qualified: false, catchCalls: new Set() };
-    const visit = (node: ts.Node, inCatch: boolean): void => {
-      if (isApiCall(node, receiveName, 'receive')) f.receives.push(node as ts.CallExpression);
-      if (ts.isCallExpression(node)) {
-        const callee = node.expression;
-        if (ts.isIdentifier(callee)) {
-          if (topLevel.has(callee.text)) { f.calls.add(callee.text); if (inCatch) f.catchCalls.add(callee.text); }
-          if (importedFns.has(callee.text) && inTailPosition(node)) f.qualified = true;
-        } else if (ts.isPropertyAccessExpression(callee) && ts.isIdentifier(callee.expression) && namespaces.has(callee.expression.text) && inTailPosition(node)) {
-          f.qualified = true;
-        }
-      }
+  const facts = (name: string, body: Node): FnFacts => {
+    const f: FnFacts = { name, line: lineOf(body.start!), calls: new Set(), receives: [], qualified: false, catchCalls: new Set() };
+    walk(body, (node, ancestors, inCatch) => {
+      const call = asCall(node);
+      if (!call) return;
+      if (isApiCall(call, 'receive')) f.receives.push(call);
+      const local = localFn(call.callee);
+      if (local) { f.calls.add(local); if (inCatch) f.catchCalls.add(local); }
+      if (isQualified(call.callee) && inTailPosition(node, ancestors)) f.qualified = true;
       // A local function passed as a value (next(loop, s), spawn(loop)) continues there too.
-      if (ts.isIdentifier(node) && topLevel.has(node.text) && node.parent && ts.isCallExpression(node.parent) && node.parent.arguments.includes(node)) f.calls.add(node.text);
-      if (ts.isPropertyAccessExpression(node) && ts.isIdentifier(node.expression) && namespaces.has(node.expression.text) && node.parent && ts.isCallExpression(node.parent) && node.parent.arguments.includes(node)) f.qualified = true;
-      ts.forEachChild(node, (child) => visit(child, inCatch || ts.isCatchClause(node)));
-    };
-    visit(body, false);
+      for (const arg of call.args) {
+        const passed = localFn(arg);
+        if (passed) f.calls.add(passed);
+        if (isQualified(arg)) f.qualified = true;
+      }
+    });
     return f;
   };
 
-  for (const stmt of file.statements) {
-    if (ts.isFunctionDeclaration(stmt) && stmt.name && stmt.body) fns.set(stmt.name.text, facts(stmt.name.text, stmt));
-    if (ts.isVariableStatement(stmt)) {
-      for (const d of stmt.declarationList.declarations) {
-        if (ts.isIdentifier(d.name) && d.initializer && (ts.isArrowFunction(d.initializer) || ts.isFunctionExpression(d.initializer))) fns.set(d.name.text, facts(d.name.text, d));
-      }
-    }
-  }
+  const fns = new Map<string, FnFacts>();
+  for (const [name, body] of bodies) fns.set(name, facts(name, body));
 
   const hazards: Hazard[] = [];
   for (const cycle of cyclesOf(fns)) {
@@ -115,9 +135,9 @@ export function findHazards(source: string, filename = 'module.ts', module = mod
     }
     for (const m of receiving) {
       for (const r of m.receives) {
-        const hasAfter = r.arguments.some((a) => isApiCall(a, afterName, 'after'));
+        const hasAfter = r.args.some((a) => isApiCall(asCall(a), 'after'));
         if (!hasAfter) {
-          hazards.push({ kind: 'receive_without_timeout', function: m.name, line: file.getLineAndCharacterOfPosition(r.getStart()).line + 1,
+          hazards.push({ kind: 'receive_without_timeout', function: m.name, line: lineOf(r.node.start!),
             message: `a receive in the loop ${names} has no after(): an idle process waits in this version until a message comes, whatever loads meanwhile.` });
         }
       }
@@ -133,18 +153,64 @@ export function findHazards(source: string, filename = 'module.ts', module = mod
   return hazards;
 }
 
+function propertyName(m: MemberExpression): string | undefined {
+  if (!m.computed && m.property.type === 'Identifier') return m.property.name;
+  if (m.computed && m.property.type === 'Literal' && typeof m.property.value === 'string') return m.property.value;
+  return undefined;
+}
+
+/** A call with sucrase's `f.call(void 0, ...args)` and `(0, f)(...args)` forms seen as `f(...args)`. */
+function asCall(node: Node): Call | undefined {
+  if (node.type !== 'CallExpression') return undefined;
+  const call = node as CallExpression;
+  let callee = call.callee;
+  let args = call.arguments;
+  if (callee.type === 'MemberExpression' && !callee.computed && callee.property.type === 'Identifier' && callee.property.name === 'call'
+    && args[0]?.type === 'UnaryExpression' && args[0].operator === 'void') {
+    callee = callee.object;
+    args = args.slice(1);
+  } else if (callee.type === 'SequenceExpression' && callee.expressions.length === 2 && callee.expressions[0]!.type === 'Literal') {
+    callee = callee.expressions[1]!;
+  }
+  return { node: call, callee, args };
+}
+
 /** Whether a call's value is what the enclosing function returns: a continuation, not a helper call. */
-function inTailPosition(node: ts.Node): boolean {
-  let child: ts.Node = node;
-  for (let parent = node.parent; parent; child = parent, parent = parent.parent) {
-    if (ts.isReturnStatement(parent)) return true;
-    if (ts.isArrowFunction(parent)) return parent.body === child;
-    if (ts.isParenthesizedExpression(parent) || ts.isAsExpression(parent)) continue;
-    if (ts.isConditionalExpression(parent) && parent.condition !== child) continue;
-    if (ts.isBinaryExpression(parent) && [ts.SyntaxKind.BarBarToken, ts.SyntaxKind.QuestionQuestionToken, ts.SyntaxKind.AmpersandAmpersandToken].includes(parent.operatorToken.kind) && parent.left !== child) continue;
-    return false;
+function inTailPosition(node: Node, ancestors: readonly Node[]): boolean {
+  let child = node;
+  for (let i = ancestors.length - 1; i >= 0; child = ancestors[i]!, i--) {
+    const parent = ancestors[i] as Node & Record<string, unknown>;
+    switch (parent.type) {
+      case 'ReturnStatement': return true;
+      case 'ArrowFunctionExpression': return parent.body === child;
+      case 'ChainExpression': continue;
+      case 'ConditionalExpression': if (parent.test !== child) continue; return false;
+      case 'LogicalExpression': if (parent.left !== child) continue; return false;
+      default: return false;
+    }
   }
   return false;
+}
+
+/** Visits every node under `root` (itself included) with its ancestors and whether it is inside a catch clause. */
+function walk(root: Node, visit: (node: Node, ancestors: readonly Node[], inCatch: boolean) => void): void {
+  const ancestors: Node[] = [];
+  const go = (node: Node, inCatch: boolean): void => {
+    visit(node, ancestors, inCatch);
+    ancestors.push(node);
+    const childInCatch = inCatch || node.type === 'CatchClause';
+    for (const key in node) {
+      if (key === 'type' || key === 'start' || key === 'end') continue;
+      const value = (node as unknown as Record<string, unknown>)[key];
+      if (Array.isArray(value)) {
+        for (const v of value) if (v !== null && typeof v === 'object' && typeof (v as Node).type === 'string') go(v as Node, childInCatch);
+      } else if (value !== null && typeof value === 'object' && typeof (value as Node).type === 'string') {
+        go(value as Node, childInCatch);
+      }
+    }
+    ancestors.pop();
+  };
+  go(root, false);
 }
 
 /** Strongly connected components with a cycle (Tarjan), each as a list of function names. */

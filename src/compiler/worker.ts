@@ -1,6 +1,7 @@
 /**
- * Entry point of the compiler pool's threads (piscina): TypeScript/JavaScript module source to
- * the kernel's module shape, plus hazard warnings. Stateless CPU work, off the host's thread.
+ * Entry point of the compiler pool's thread (piscina), used only for sources too big to compile
+ * on the host's thread (see `host/compiler-pool.ts`): TypeScript/JavaScript module source to the
+ * kernel's module shape, plus hazard warnings. Stateless CPU work.
  */
 import { transpile, type TranspileResult } from './transpile.js';
 import { toWire, type WireError } from '../errors.js';

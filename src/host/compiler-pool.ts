@@ -1,13 +1,19 @@
 /**
- * Compiling module sources in a piscina pool: the TypeScript transpiler takes milliseconds per
- * module, which would otherwise stall the host thread that routes messages, supervises nodes and
- * serves the control socket. One shared pool; its threads exit after a second idle, so an idle
- * process holds none.
+ * Compiling module sources for the host. sucrase + one meriyah parse take ~0.4 ms for a
+ * 50-function module: less than shipping it to another thread and back, so ordinary modules are
+ * compiled right here, on the host's thread, with no cold start. Only a source big enough to
+ * stall the thread that routes messages and serves the control socket (over `HOST_LIMIT`: several
+ * milliseconds) goes to a one-thread piscina pool. That thread, once started, stays (no idle exit,
+ * so the next big load does not reload the compiler) but is unref'd by piscina while idle, so it
+ * never keeps the process alive.
  */
 import { Piscina } from 'piscina';
 import { fromWire, type WireError } from '../errors.js';
-import type { TranspileResult } from '../compiler/transpile.js';
+import { transpile, type TranspileResult } from '../compiler/transpile.js';
 import type { CompileTask } from '../compiler/worker.js';
+
+/** Source length (characters) above which compiling goes off the host's thread (~2–4 ms of work). */
+export const HOST_LIMIT = 16 * 1024;
 
 let pool: Piscina | undefined;
 
@@ -17,9 +23,18 @@ function workerUrl(): string {
 }
 
 export async function compile(module: string, source: string, filename: string): Promise<TranspileResult> {
-  pool ??= new Piscina({ filename: workerUrl(), minThreads: 0, maxThreads: 2, idleTimeout: 1_000 });
+  if (typeof source !== 'string' || source.length <= HOST_LIMIT) return transpile(module, source, filename);
+  pool ??= new Piscina({ filename: workerUrl(), minThreads: 0, maxThreads: 1, idleTimeout: Infinity });
   const task: CompileTask = { module, source, filename };
   const result = (await pool.run(task)) as { ok: TranspileResult } | { error: WireError };
   if ('error' in result) throw fromWire(result.error);
   return result.ok;
 }
+
+// The compiler is loaded with this module; its first run pays for V8's lazy compilation of the
+// transpiler (~20 ms). Do that once in the background, not on the first load someone waits for.
+setImmediate(() => {
+  try {
+    transpile('warmup', "import { receive, on, after } from 'subnode';\nimport * as self from './warmup';\nexport function loop(n: number): unknown { return receive(on('x', () => self.loop(n + 1)), after(10, () => loop(n))); }\n");
+  } catch { /* only a warm-up */ }
+}).unref();

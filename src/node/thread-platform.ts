@@ -4,6 +4,7 @@
  * benchmarks that run a kernel on their own thread; each supplies where signals and events go.
  */
 import { performance } from 'node:perf_hooks';
+import { compileFunction } from 'node:vm';
 import type { KernelPlatform } from '../kernel/kernel.js';
 import type { ModuleFactory } from '../kernel/code-server.js';
 
@@ -21,7 +22,8 @@ export function threadPlatform({ outbound, emit, wrap = (fn) => fn }: ThreadPlat
     setTimer: (ms, fire) => setTimeout(wrap(fire), ms),
     clearTimer: (handle) => clearTimeout(handle as NodeJS.Timeout),
     schedule: (task) => setImmediate(wrap(task)),
-    compile: (js, filename) => new Function('require', 'exports', 'module', `${js}\n//# sourceURL=${filename}`) as ModuleFactory,
+    // compileFunction keeps the source's own line numbers (new Function puts the body at line 3).
+    compile: (js, filename) => compileFunction(js, ['require', 'exports', 'module'], { filename }) as ModuleFactory,
     outbound,
     emit,
   };

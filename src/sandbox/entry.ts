@@ -30,7 +30,7 @@ export type SandboxConfig = KernelConfig;
 
 const g = globalThis as unknown as Record<string, unknown>;
 // Captured before module code can replace them.
-const FunctionCtor = Function;
+const globalEval = eval;
 const dateNow = Date.now;
 const NativeDate = Date;
 
@@ -46,7 +46,9 @@ export function boot(config: SandboxConfig): void {
     setTimer: (ms, fire) => { timerFire = fire; bridge.setTimer(ms); return 1; },
     clearTimer: () => { timerFire = null; bridge.clearTimer(); },
     schedule: (task) => { tasks.push(task); if (tasks.length === 1) bridge.schedule(); },
-    compile: (js, filename) => new FunctionCtor('require', 'exports', 'module', `${js}\n//# sourceURL=${filename}`) as ModuleFactory,
+    // An indirect eval of a function expression keeps the source's own line numbers (new Function
+    // would put the body at line 3).
+    compile: (js, filename) => globalEval(`(function (require, exports, module) {${js}\n})\n//# sourceURL=${filename}`) as ModuleFactory,
     outbound: (node, envelopes) => {
       try {
         bridge.outbound(node, envelopes);

@@ -1,0 +1,101 @@
+/**
+ * The compiler (src/compiler): stack traces name the source's own lines, imports stay live
+ * property reads, and the host's compile path (on the host's thread, or the pool for big sources).
+ */
+import { compileFunction } from 'node:vm';
+import { describe, expect, it } from 'vitest';
+import { transpile } from '../src/compiler/transpile.js';
+import { compile, HOST_LIMIT } from '../src/host/compiler-pool.js';
+import { LoadError } from '../src/errors.js';
+import { localKernel } from './helpers/local-kernel.js';
+
+/** Throws at line 9 of the TypeScript source, after imports, types and a multi-line signature. */
+const THROWER = `import { send } from 'subnode';
+import * as other from './other';
+interface State { n: number; label: string }
+type Reply = { ok: true } | { ok: false };
+export function crash(
+  state: State,
+): Reply {
+  void send; void other;
+  throw new RangeError(\`boom \${state.label}\`);
+}
+`;
+
+describe('line numbers', () => {
+  it('the compiled body keeps every line of the source: a throw at line 9 shows the file at line 9', () => {
+    const { js } = transpile('thrower', THROWER);
+    const exports: Record<string, unknown> = {};
+    // Compiled as a function body with no header lines (see the kernel platforms' compile hook).
+    const factory = compileFunction(js, ['require', 'exports', 'module'], { filename: 'subnode://n/thrower@1.js' });
+    factory(() => ({}), exports, { exports });
+    let stack = '';
+    try { (exports.crash as (s: object) => unknown)({ n: 1, label: 'x' }); } catch (e) { stack = (e as Error).stack!; }
+    expect(stack).toMatch(/^RangeError: boom x\n\s+at (Object\.)?crash \(subnode:\/\/n\/thrower@1\.js:9:\d+\)/);
+  });
+
+  it('through a kernel, the stack names the module and the version, at the source\'s own line', async () => {
+    const k = localKernel('n');
+    k.load('thrower', THROWER);
+    const pid = k.kernel.spawn('thrower', 'crash', [{ n: 1, label: 'y' }]);
+    for (let i = 0; i < 20 && !k.events.some((e) => e.type === 'process_exit' && e.pid === pid); i++) await new Promise((r) => setImmediate(r));
+    const exit = k.events.find((e) => e.type === 'process_exit' && e.pid === pid) as { reason: { error: { stack: string } } };
+    expect(exit.reason.error.stack).toContain('subnode://n/thrower@1.js:9:');
+  });
+
+  it('hazards and syntax errors are reported at the source\'s lines', () => {
+    expect(() => transpile('bad', 'export const a = 1;\n\nexport function (x: number) {}\n')).toThrow(/bad\.ts:3:\d+ /);
+    try { transpile('bad', 'const a: number = 1;\nfunction f() {\n  return 1 +;\n}\n'); } catch (e) {
+      expect(e).toBeInstanceOf(LoadError);
+      expect((e as LoadError).details).toMatchObject({ module: 'bad', phase: 'transpile', diagnostics: [expect.stringMatching(/^bad\.ts:3:/)] });
+    }
+  });
+});
+
+describe('imports', () => {
+  it('compile to property reads on the required namespace at each use, never to copies', () => {
+    const { js } = transpile('m', `
+      import { loop as l } from './w';
+      import * as w from './w';
+      import def from './d';
+      export function a() { return l(1) + w.loop(2) + def.f(); }
+    `);
+    const ns: Record<string, unknown> = { loop: (x: number) => x, default: { f: () => 100 } };
+    const exports: Record<string, unknown> = {};
+    new Function('require', 'exports', 'module', js)(() => ns, exports, { exports });
+    const a = exports.a as () => number;
+    expect(a()).toBe(103);
+    ns.loop = (x: number) => 10 * x; // a new version of 'w' is published into the same namespace
+    expect(a()).toBe(130);
+  });
+});
+
+describe('compile on the host', () => {
+  const fifty = (n: number) => Array.from({ length: n }, (_, i) => `export function f${i}(x: number): number { return x * ${i}; }`).join('\n');
+
+  it('small sources compile on this thread; big ones in the pool, with the same result', async () => {
+    const small = fifty(50);
+    expect(small.length).toBeLessThanOrEqual(HOST_LIMIT);
+    expect(await compile('s', small, 's.ts')).toEqual(transpile('s', small, 's.ts'));
+    const big = fifty(600);
+    expect(big.length).toBeGreaterThan(HOST_LIMIT);
+    expect(await compile('b', big, 'b.ts')).toEqual(transpile('b', big, 'b.ts'));
+    await expect(compile('b', `${big}\nexport function (`, 'b.ts')).rejects.toThrow(LoadError);
+  });
+});
+
+describe('stack traces on real nodes', () => {
+  it.each(['thread', 'isolate'] as const)('a %s node reports the TypeScript source\'s own line', async (kind) => {
+    const { System } = await import('../src/index.js');
+    const system = await System.start({ nodes: [{ name: 'n', kind, modules: { thrower: THROWER, other: 'export const x = 1;' } }] });
+    try {
+      const exits: { pid: string; reason: { error?: { stack?: string } } }[] = [];
+      system.on('process_exit', (e) => exits.push(e as never));
+      const pid = await system.node('n').spawn('thrower', 'crash', [{ n: 1, label: 'z' }]);
+      for (let i = 0; i < 500 && !exits.some((e) => e.pid === pid); i++) await new Promise((r) => setTimeout(r, 10));
+      expect(exits.find((e) => e.pid === pid)?.reason.error?.stack).toContain('thrower@1.js:9:');
+    } finally {
+      await system.stop();
+    }
+  });
+});
