@@ -47,6 +47,7 @@ export class ProcessApi {
 
   /** The API object for code of `version` (null: code outside any module). */
   apiFor(version: ModuleVersion | null): object {
+    // eslint-disable-next-line @typescript-eslint/no-this-alias -- the API object's functions are plain functions, not methods of this
     const k = this;
     const signals = this.signals;
     const spawnWith = (options: SpawnOptions, fn: unknown, args: unknown[]): Process => {
@@ -67,6 +68,7 @@ export class ProcessApi {
       receive: function receive(first?: unknown) {
         // `arguments`, not a rest parameter: no array is allocated on the one-handler path.
         if (arguments.length === 1 && typeof first === 'function') return new Receive(version, first as (m: unknown) => unknown, null, null);
+        // eslint-disable-next-line prefer-rest-params -- see above
         return buildReceive(version, Array.prototype.slice.call(arguments));
       },
       on: buildClause,
