@@ -15,6 +15,7 @@ import { BadArgument, NodeDown, NotAllowed, Timeout, UnknownNode, fromWire, toWi
 import { allows } from '../kernel/capabilities.js';
 import type { ControlArgs, ControlOp, ControlReply, Result } from '../kernel/control-ops.js';
 import type { Envelope } from '../kernel/signals.js';
+import type { LoadReport } from '../kernel/types.js';
 import type { MessagePort } from 'node:worker_threads';
 import { NodeHandle } from '../host/node-handle.js';
 import type { NodeStatus } from '../host/node-supervision.js';
@@ -105,8 +106,8 @@ export class ControlServer {
       }
     }
     const answer = await (supervision.callNow as (op: string, ...a: unknown[]) => Promise<unknown>)(op, ...args);
-    if (op === 'load') handle.setRelease(String(args[0]), String(args[1]));
-    if (op === 'deleteModule') handle.setRelease(String(args[0]), undefined);
+    // Recorded in the node's release, so a restart replays it (deletes and purges it follows itself).
+    if (op === 'load') handle.released(String(args[0]), String(args[1]), answer as LoadReport);
     return answer;
   }
 }
