@@ -21,6 +21,8 @@ import { Caller } from './caller.js';
 import { checkIsolateSupport } from './isolate-support.js';
 import { Releases, type ReleaseOptions } from './releases.js';
 import { rollbackTo } from './rollback.js';
+import type { ClusterOptions } from '../cluster/options.js';
+import type { ClusterApi, ClusterHost, RemoteNodeSummary } from '../cluster/hooks.js';
 
 export interface SystemOptions {
   nodes?: NodeSpec[];
@@ -35,6 +37,8 @@ export interface SystemOptions {
    * node back as it was. See `Releases`.
    */
   releases?: ReleaseOptions;
+  /** Joins a cluster of hosts over NATS (src/cluster): node names, messages, globals and control span the hosts. */
+  cluster?: ClusterOptions;
 }
 
 export type HostFunction = (...args: never[]) => unknown;
@@ -45,10 +49,15 @@ export class System {
   private hostFunctions: Record<string, HostFunction> = {};
   private readonly migrations = new Migrations((name) => this.node(name), this.events);
   private readonly handles = new Map<string, NodeHandle>();
-  private readonly caller = this.router.attach((pid) => new Caller(pid, this.router, {
-    resolve: (dest) => this.callTarget(dest),
-    send: (dest, message) => this.send(dest, message),
-  }));
+  // Made on first use: in a cluster the host's mailbox pids name this host, set when it joins.
+  private callerBox: Caller | undefined;
+  private get caller(): Caller {
+    return this.callerBox ??= this.router.attach((pid) => new Caller(pid, this.router, {
+      resolve: (dest) => this.callTarget(dest),
+      send: (dest, message) => this.send(dest, message),
+    }));
+  }
+  private clusterLink: ClusterApi | undefined;
   private readonly globals = new Map<string, Pid>();
   /** Nodes whose threads are up and can take peer ports. */
   private readonly attached = new Set<NodeSupervision>();
@@ -65,6 +74,7 @@ export class System {
       system.events.on('node_down', () => system.releaseKeeper?.nodeCrashed());
     }
     try {
+      if (options.cluster) system.clusterLink = await (await import('../cluster/cluster.js')).Cluster.join(options.cluster, system.clusterHost());
       await Promise.all((options.nodes ?? []).map((spec) => system.addNode(spec)));
     } catch (error) {
       await system.stop();
@@ -83,6 +93,15 @@ export class System {
     if (spec.kind === 'isolate') checkIsolateSupport(spec.name);
     const handle = new NodeHandle(spec, this.context);
     this.handles.set(spec.name, handle);
+    if (this.clusterLink) {
+      // The name is claimed cluster-wide first; its creations continue where its last host left off.
+      try {
+        handle.supervision.creation = (await this.clusterLink.claim(spec.name)) - 1;
+      } catch (error) {
+        this.handles.delete(spec.name);
+        throw error;
+      }
+    }
     this.router.addNode(spec.name, handle.supervision);
     await this.releaseKeeper?.attach(handle);
     await handle.start();
@@ -91,13 +110,21 @@ export class System {
   }
 
   node(name: string): NodeHandle {
-    const handle = this.handles.get(name);
+    const handle = this.handles.get(name) ?? this.clusterLink?.node(name);
     if (!handle) throw new UnknownNode(`no node named '${name}'`, { node: name });
     return handle;
   }
 
-  nodes(): NodeSummary[] {
-    return [...this.handles.values()].map((h) => h.summary());
+  /** Every node: this host's, and in a cluster every other host's too (with its `host`). */
+  nodes(): (NodeSummary | RemoteNodeSummary)[] {
+    const link = this.clusterLink;
+    const local = [...this.handles.values()].map((h) => (link ? { ...h.summary(), host: link.host } : h.summary()));
+    return link ? [...local, ...link.remoteNodes()] : local;
+  }
+
+  /** The cluster this host is part of (`cluster` option), with its hosts and events. */
+  get cluster(): ClusterApi | undefined {
+    return this.clusterLink;
   }
 
   /** Sends from the host: to a pid, `{ name, node }`, or `{ global }`. Unknown nodes throw; dead pids drop. */
@@ -260,8 +287,9 @@ export class System {
   /** Ends every node and releases every thread, port and timer. */
   async stop(): Promise<void> {
     this.stopped = true;
-    this.caller.close(new NodeDown('the system was stopped'));
+    this.callerBox?.close(new NodeDown('the system was stopped'));
     await Promise.all([...this.handles.values()].map((h) => h.supervision.shutdown()));
+    await this.clusterLink?.leave();
     this.router.close();
     // Every change journaled so far is durable before stop resolves; the store's lock is released.
     await this.releaseKeeper?.close();
@@ -286,9 +314,27 @@ export class System {
     throw new BadArgument(`cannot call ${JSON.stringify(dest)} from the host: use a pid, { name, node } or { global }`);
   }
 
-  private setGlobal(name: string, pid: Pid | null): void {
+  private setGlobal(name: string, pid: Pid | null, fromCluster = false): void {
+    const previous = this.globals.get(name);
     if (pid) this.globals.set(name, pid); else this.globals.delete(name);
     for (const handle of this.attached) handle.tell('setGlobal', name, pid);
+    if (!fromCluster) this.clusterLink?.globalChanged(name, pid, previous);
+  }
+
+  /** What the cluster link (src/cluster) reaches of this system. */
+  private clusterHost(): ClusterHost {
+    return {
+      events: this.events,
+      router: this.router,
+      context: this.context,
+      globals: this.globals,
+      local: () => [...this.handles.values()],
+      applyGlobal: (name, pid) => this.setGlobal(name, pid, true),
+      remoteNodeDown: (node, lost) => {
+        for (const peer of this.attached) peer.tell('nodeDown', node, lost);
+        this.router.nodeDown(node, lost, () => false);
+      },
+    };
   }
 
   private readonly context: NodeContext = {
@@ -312,6 +358,7 @@ export class System {
       for (const [name, pid] of this.globals) if (nodeOf(pid) === node.name || lost.includes(pid)) this.setGlobal(name, null);
       for (const peer of this.attached) peer.tell('nodeDown', node.name, lost);
       this.router.nodeDown(node.name, lost, (pid) => this.migrations.locate(pid).node !== node.name);
+      this.clusterLink?.localNodeDown(node.name, lost);
     },
     forwardsFor: (node) => this.migrations.forwardsHomedAt(node),
     route: (node, envelopes, from) => this.router.route(node, envelopes, from),
