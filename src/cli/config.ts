@@ -74,6 +74,8 @@ export interface RunConfig {
     /** Write `.subnode.sock` (the socket's path) next to the config, for clients to find it (default true). */
     pointer?: boolean;
   };
+  /** The release store (default: `.subnode/CONFIG.releases` beside the config); `false` keeps none. */
+  releases?: false | { dir?: string; trial?: boolean; permanentAfterMs?: number };
 }
 
 export interface ServerStart { module: string; args: unknown[]; name?: string }
@@ -86,6 +88,8 @@ export interface LoadedConfig {
   servers: Map<string, ServerStart[]>;
   socket?: string;
   pointer: boolean;
+  /** The release store the system keeps, if any. */
+  releases?: { store: string; trial?: boolean; permanentAfterMs?: number };
 }
 
 const PRESETS: Record<string, NodePolicy> = { sandboxed, trusted, 'legacy-pinned': legacyPinned };
@@ -174,6 +178,12 @@ export function checkConfig(raw: unknown, file: string): LoadedConfig {
   const control = isObject(raw.control) ? (raw.control as NonNullable<RunConfig['control']>) : {};
   if (typeof control.socket === 'string') result.socket = resolve(dir, control.socket);
   if (typeof control.pointer === 'boolean') result.pointer = control.pointer;
+  const releases = (raw as { releases?: RunConfig['releases'] }).releases;
+  if (releases !== false) {
+    const r = isObject(releases) ? (releases as Exclude<RunConfig['releases'], false | undefined>) : {};
+    // One store per system: beside the config, named after it (two configs in one folder are two systems).
+    result.releases = { store: resolve(dir, r.dir ?? join('.subnode', `${basename(file)}.releases`)), trial: r.trial, permanentAfterMs: r.permanentAfterMs };
+  }
   if (problems.length) throw new ConfigError(file, problems);
   return result;
 }

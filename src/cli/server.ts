@@ -66,7 +66,7 @@ async function serve(config: LoadedConfig, socketPath: string, options: RunOptio
   const say = (text: string, extra: Record<string, unknown> = {}): void =>
     out(options.json ? JSON.stringify({ at: new Date().toISOString(), subnode: text, ...extra }) : `${new Date().toISOString()}  ${'subnode'.padEnd(nodeWidth)}  ${text}`);
 
-  const system = await System.start({});
+  const system = await System.start({ releases: config.releases });
   const control = new ControlServer(system, config, socketPath, log, say);
   try {
     await Promise.all(config.nodes.map(async (spec, i) => {
@@ -77,6 +77,8 @@ async function serve(config: LoadedConfig, socketPath: string, options: RunOptio
         throw startFailure(config, i, error);
       }
     }));
+    // The first boot's releases are journaled before the system says it has started.
+    if (config.releases) await system.releases.flushed();
     await control.listen();
   } catch (error) {
     await system.stop();

@@ -218,6 +218,12 @@ export const runConfigSchema = strict({
     socket: text('a path').optional().meta({ description: "The control socket's path, relative to the config file." }),
     pointer: bool.optional().meta({ description: 'Write .subnode.sock (the socket path) next to the config (default true).' }),
   }, 'an object { socket?, pointer? }').optional(),
+  releases: z.union([z.literal(false), strict({
+    dir: text('a path').optional().meta({ description: 'The release store directory, relative to the config file (default .subnode/CONFIG.releases).' }),
+    trial: bool.optional().meta({ description: 'New releases are trials until made permanent; a start on a trial boots the last permanent one.' }),
+    permanentAfterMs: z.number().positive().optional().meta({ description: 'With trial: a release that runs this long with no node crash becomes permanent.' }),
+  }, 'an object { dir?, trial?, permanentAfterMs? } or false')], { error: 'must be false or { dir?, trial?, permanentAfterMs? }' }).optional()
+    .meta({ description: 'Where the system journals its releases (every load, plan, policy, purge, delete), so a restart brings it back as it was. false: keep none.' }),
 }, 'an object { nodes: [...] }').meta({ title: 'subnode run config', description: 'The config of `subnode run CONFIG`: the nodes of a system and its control socket.' });
 
 // ---------------------------------------------------------------------------------------------
