@@ -14,6 +14,7 @@ import type { Kernel } from './kernel.js';
 import type { Pid } from './pid.js';
 import type { CodePolicy, PurgeMode } from './policy.js';
 import type { MigrationSnapshot, SpawnOptions } from './types.js';
+import type { SupRequest } from './supervisor.js';
 import { applyUpgrade, type UpgradeStep } from './upgrade.js';
 
 export function controlOps(kernel: Kernel) {
@@ -47,6 +48,9 @@ export function controlOps(kernel: Kernel) {
     nodeDown: (node: string, lost: Pid[]) => kernel.nodeDown(node, lost),
     setGlobal: (name: string, pid: Pid | null) => kernel.setGlobal(name, pid),
     ping: () => 'pong' as const,
+    startSupervisor: (module: string, args: unknown[], options: SpawnOptions) => kernel.startSupervisor(module, args, options),
+    supervisorCall: (pid: Pid, request: SupRequest, timeoutMs?: number) => kernel.supervisorCall(pid, request, timeoutMs),
+    orderlyStop: (timeoutMs: number) => kernel.orderlyStop(timeoutMs),
   };
 }
 
