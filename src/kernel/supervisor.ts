@@ -151,8 +151,11 @@ export class Supervisors {
   /** Counts a restart; false when that is one too many for the period. */
   private addRestart(st: SupState): boolean {
     const now = this.now();
-    st.restarts = st.restarts.filter((t) => now - t < st.period);
-    st.restarts.push(now);
+    const r = st.restarts;
+    let expired = 0;
+    while (expired < r.length && now - r[expired]! >= st.period) expired++;
+    if (expired) r.splice(0, expired);
+    r.push(now);
     return st.restarts.length <= st.intensity;
   }
 
