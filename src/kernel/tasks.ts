@@ -58,21 +58,14 @@ export class NodeTasks {
 
   /**
    * Stops the node's processes from the top: each root (a process no supervisor or live parent
-   * owns), newest first, gets the exit signal `shutdown` from the host and is waited for — a
-   * supervisor ends its children in reverse start order with their shutdown timeouts, trapping
+   * owns), newest first, gets the exit signal `shutdown` from the host, and all are waited for —
+   * a supervisor ends its children in reverse start order with their shutdown timeouts, trapping
    * servers run `terminate`. At the deadline whatever is left is killed.
    */
   orderlyStop(timeoutMs: number): Promise<StopReport> {
     if (typeof timeoutMs !== 'number' || !(timeoutMs >= 0)) throw new BadArgument(`orderlyStop: timeoutMs must be a number >= 0, got ${safeString(timeoutMs)}`);
     const deadline = this.now() + timeoutMs;
-    const owned = new Set<Pid>();
-    for (const p of this.table.values()) {
-      const b = p.behaviour;
-      if (b?.kind === 'supervisor') for (const c of whichChildren(b.state as SupState)) if (isPid(c.pid)) owned.add(c.pid);
-      if (b?.parent && this.table.has(b.parent)) owned.add(p.pid);
-    }
     const before = this.table.size;
-    const roots = this.table.pids().filter((pid) => !owned.has(pid)).reverse();
     return new Promise((resolve) => {
       this.run('orderly_stop', (proc) => {
         const finish = (): string => {
@@ -85,20 +78,38 @@ export class NodeTasks {
           resolve({ stopped: before - killed.length, killed });
           return 'done';
         };
-        const next = (i: number): unknown => {
-          for (; i < roots.length; i++) {
-            const pid = roots[i]!;
-            if (!this.table.has(pid)) continue;
-            const mref = this.monitor(proc, pid);
+        // Every root is told at once, newest first, and they stop side by side: a stuck one delays
+        // no other, and the deadline bounds them all. Whatever is still there after a round (a
+        // process started meanwhile) is the next round's roots.
+        const waiting = new Set<string>();
+        const round = (): unknown => {
+          const roots = this.roots(proc);
+          if (!roots.length) return finish();
+          for (const pid of roots) {
+            waiting.add(this.monitor(proc, pid));
             this.signals.signal([Sig.Exit, pid, HOST, 'shutdown', 0]);
-            return new Receive(null, null, [new Clause((m: unknown) => isDown(m, mref), () => next(i + 1))],
-              new After(Math.max(0, deadline - this.now()), finish));
           }
-          return finish();
+          return wait();
         };
-        return next(0);
+        const wait = (): unknown => {
+          if (!waiting.size) return round();
+          const down = new Clause((m: unknown) => (m as Msg)?.type === 'DOWN' && waiting.has((m as Msg).ref!), (m) => { waiting.delete((m as Msg).ref!); return wait(); });
+          return new Receive(null, null, [down], new After(Math.max(0, deadline - this.now()), finish));
+        };
+        return round();
       });
     });
+  }
+
+  /** Processes no supervisor and no live parent owns, newest first (the stopper aside). */
+  private roots(stopper: Process): Pid[] {
+    const owned = new Set<Pid>([stopper.pid]);
+    for (const p of this.table.values()) {
+      const b = p.behaviour;
+      if (b?.kind === 'supervisor') for (const c of whichChildren(b.state as SupState)) if (isPid(c.pid)) owned.add(c.pid);
+      if (b?.parent && this.table.has(b.parent)) owned.add(p.pid);
+    }
+    return this.table.pids().filter((pid) => !owned.has(pid)).reverse();
   }
 
   /** Runs `first` as the first step of a new kernel process. */
