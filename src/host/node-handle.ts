@@ -137,12 +137,27 @@ export class NodeHandle {
    * The report lists hazards found in the source (loops that can never leave this version…).
    * Loads (like every operation) reach the node in the order they were issued.
    */
-  async load(module: string, source: ModuleSource, options: { purge?: PurgeMode } = {}): Promise<LoadReport> {
+  async load(module: string, source: ModuleSource, options: { purge?: PurgeMode; onLoadTimeoutMs?: number } = {}): Promise<LoadReport> {
     const compiled = this.compile(module, source);
     const report = await this.issue('load', compiled.then(({ js }) => [module, js, options]));
     const { js, hazards } = await compiled;
     this.release.loaded(module, js);
     return { ...report, warnings: hazards };
+  }
+
+  /**
+   * `code:atomic_load`: compiles every source, then makes all the new versions current at once on
+   * the node, or none (a LoadError, or NotPurged when old code still running would have to go
+   * under a purge mode that keeps it). A module exporting `onLoad` is refused, as OTP refuses
+   * -on_load modules here. The reports come in the order given.
+   */
+  async loadAtomic(sources: Record<string, ModuleSource>, options: { purge?: PurgeMode } = {}): Promise<LoadReport[]> {
+    const names = Object.keys(sources ?? {});
+    const compiled = Promise.all(names.map((module) => this.compile(module, sources[module]!)));
+    const reports = await this.issue('loadAtomic', compiled.then((all) => [Object.fromEntries(all.map((c, i) => [names[i]!, c.js])), options]));
+    const all = await compiled;
+    names.forEach((module, i) => this.release.loaded(module, all[i]!.js));
+    return reports.map((r, i) => ({ ...r, warnings: all[i]!.hazards }));
   }
 
   /** Loads JavaScript already in the kernel's module shape (see `transpile`). @internal */

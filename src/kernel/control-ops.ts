@@ -19,7 +19,7 @@ import { applyUpgrade, type UpgradeStep } from './upgrade.js';
 
 export function controlOps(kernel: Kernel) {
   return {
-    load: (module: string, js: string, options: { purge?: PurgeMode }) => kernel.load(module, js, options),
+    load: (module: string, js: string, options: { purge?: PurgeMode; onLoadTimeoutMs?: number }) => kernel.load(module, js, options),
     purge: (module: string, mode: PurgeMode) => kernel.purge(module, mode),
     checkProcessCode: (pid: Pid, module: string) => kernel.checkProcessCode(pid, module),
     lingering: (module: string, version?: number) => kernel.lingering(module, version),
@@ -51,6 +51,7 @@ export function controlOps(kernel: Kernel) {
     startSupervisor: (module: string, args: unknown[], options: SpawnOptions) => kernel.startSupervisor(module, args, options),
     supervisorCall: (pid: Pid, request: SupRequest, timeoutMs?: number) => kernel.supervisorCall(pid, request, timeoutMs),
     orderlyStop: (timeoutMs: number) => kernel.orderlyStop(timeoutMs),
+    loadAtomic: (modules: Record<string, string>, options: { purge?: PurgeMode }) => kernel.loadAtomic(modules, options),
   };
 }
 

@@ -123,7 +123,9 @@ export class Kernel {
 
   setPolicy(policy: CodePolicy, module?: string): void { this.codeOps.setPolicy(policy, module); }
   policyFor(module: string): CodePolicy { return this.codeOps.policyFor(module); }
-  load(name: string, js: string, options: { purge?: PurgeMode } = {}): LoadReport | Promise<LoadReport> { return this.codeOps.load(name, js, options); }
+  load(name: string, js: string, options: { purge?: PurgeMode; onLoadTimeoutMs?: number } = {}): LoadReport | Promise<LoadReport> { return this.codeOps.load(name, js, options); }
+  /** `code:atomic_load`: all the modules' new versions current at once, or none. */
+  loadAtomic(modules: Record<string, string>, options: { purge?: PurgeMode } = {}): LoadReport[] { return this.codeOps.loadAtomic(modules, options); }
   purge(module: string, mode: PurgeMode = 'kill'): PurgeReport | Promise<PurgeReport> { return this.codeOps.purge(module, mode); }
   softPurge(module: string): PurgeReport { return this.codeOps.softPurge(module); }
   checkProcessCode(pid: Pid, module: string): boolean { return this.codeOps.checkProcessCode(pid, module); }
