@@ -29,7 +29,9 @@ import { ConfigError } from './errors.js';
 export type CodeShorthand = 'erlang' | 'erlang-kill' | 'forever' | { stack: number; purge?: PurgeMode } | CodePolicy;
 
 export interface StartConfig {
-  module: string;
+  /** Or `{ supervisor: module, args?, name? }`: a supervision tree. */
+  module?: string;
+  supervisor?: string;
   /** The function to spawn; not used with `server: true` (the module's `init(...args)` runs). */
   fn?: string;
   args?: unknown[];
@@ -83,6 +85,7 @@ const PRESETS: Record<string, NodePolicy> = { sandboxed, trusted, 'legacy-pinned
 const CODE_PRESETS: Record<string, CodePolicy> = { erlang, 'erlang-kill': erlangKill, forever };
 const NODE_FIELDS = ['name', 'kind', 'policy', 'capabilities', 'limits', 'resourceLimits', 'code', 'modulePolicies', 'restart', 'intensity', 'period', 'modules', 'start'];
 const START_FIELDS = ['module', 'fn', 'args', 'name', 'server'];
+const SUPERVISOR_FIELDS = ['supervisor', 'args', 'name'];
 const TOP_FIELDS = ['nodes', 'control'];
 const CONTROL_FIELDS = ['socket', 'pointer'];
 
@@ -298,6 +301,18 @@ function checkNode(raw: unknown, at: string, dir: string, problems: string[], se
       raw.start.forEach((entry, j) => {
         const where = `${at}.start[${j}]`;
         if (!isObject(entry)) return problems.push(`${where}: must be an object { module, fn, args?, name?, server? }, got ${describe(entry)}`);
+        if ('supervisor' in entry) {
+          // A supervision tree: { supervisor: module, args?, name? }; its init starts the children.
+          unknownFields(entry, SUPERVISOR_FIELDS, `${where}.`, problems);
+          const { supervisor, args, name: reg } = entry;
+          if (typeof supervisor !== 'string' || !moduleNames.includes(supervisor)) {
+            problems.push(`${where}.supervisor: must name one of ${at}.modules (${moduleNames.length ? moduleNames.join(', ') : 'none'}), got ${describe(supervisor)}`);
+          }
+          if (args !== undefined && !Array.isArray(args)) problems.push(`${where}.args: must be a list of arguments, got ${describe(args)}`);
+          if (reg !== undefined && (typeof reg !== 'string' || !reg)) problems.push(`${where}.name: must be a name to register, got ${describe(reg)}`);
+          spawns.push({ supervisor: String(supervisor), args: Array.isArray(args) ? args : [], ...(typeof reg === 'string' ? { name: reg } : {}) });
+          return;
+        }
         unknownFields(entry, START_FIELDS, `${where}.`, problems);
         const { module, fn, args, name: reg, server } = entry;
         if (typeof module !== 'string' || !module) problems.push(`${where}.module: must be a module name, got ${describe(module)}`);

@@ -113,7 +113,7 @@ async function serve(config: LoadedConfig, socketPath: string, options: RunOptio
       }
       stopping = true;
       const timeoutMs = options.shutdownTimeoutMs ?? SHUTDOWN_TIMEOUT_MS;
-      say(`stopping (${why}): trees from the top, within ${timeoutMs} ms`);
+      say(`stopping (${why})`);
       await control.close();
       let code = 0;
       try { await system.stop({ graceful: true, timeoutMs }); } catch (error) { say(`stop: ${(error as Error).message}`); code = 1; }
