@@ -30,7 +30,9 @@ import { resolvePath, type CodeSource, type PathSource } from '../host/source.js
 export type CodeShorthand = 'erlang' | 'erlang-kill' | 'forever' | { stack: number; purge?: PurgeMode } | CodePolicy;
 
 export interface StartConfig {
-  module: string;
+  /** Or `{ supervisor: module, args?, name? }`: a supervision tree. */
+  module?: string;
+  supervisor?: string;
   /** The function to spawn; not used with `server: true` (the module's `init(...args)` runs). */
   fn?: string;
   args?: unknown[];
@@ -240,7 +242,8 @@ function checkNode(raw: NodeConfig, at: string, dir: string, problems: string[],
       if (!isObject(entry)) continue;
       const { module, fn, args, name } = entry;
       const named = typeof name === 'string' ? { name } : {};
-      if (entry.server === true) started.push({ module: String(module), args: Array.isArray(args) ? args : [], ...named });
+      if (typeof entry.supervisor === 'string') spawns.push({ supervisor: entry.supervisor, args: Array.isArray(args) ? args : [], ...named });
+      else if (entry.server === true) started.push({ module: String(module), args: Array.isArray(args) ? args : [], ...named });
       else spawns.push({ module: String(module), fn: String(fn), args: Array.isArray(args) ? args : [], ...named });
     }
     if (spawns.length) spec.start = spawns;

@@ -178,12 +178,13 @@ const planSourceError = (issue: { input?: unknown }) => typeof issue.input === '
 // The `subnode run` config.
 
 const startSchema = strict({
-  module: text('a module name'),
+  module: text('a module name').optional(),
+  supervisor: text('a module name').optional().meta({ description: 'Start a supervision tree with this callback module (its init(...args) returns the children); no module, fn or server.' }),
   fn: text('the name of the function to spawn').optional(),
   args: z.array(z.unknown(), { error: 'must be a list of arguments' }).optional(),
   name: text('a name to register').optional(),
   server: bool.optional().meta({ description: 'Start a server with the module as its callback module (its init(...args) runs); no fn.' }),
-}, 'an object { module, fn, args?, name?, server? }');
+}, 'an object { module, fn, args?, name?, server? } or { supervisor, args?, name? }');
 
 const nodeConfigSchema = strict({
   name: z.string({ error: "must be a node name (a letter or _, then letters, digits, _ and -; not 'host')" })
@@ -280,6 +281,14 @@ export function configReferenceProblems(raw: unknown): string[] {
     node.start.forEach((entry, j) => {
       if (!isObject(entry)) return;
       const at = `nodes[${i}].start[${j}]`;
+      if (entry.supervisor !== undefined) {
+        if (typeof entry.supervisor === 'string' && !modules.includes(entry.supervisor)) {
+          problems.push(`${at}.supervisor: '${entry.supervisor}' is not one of nodes[${i}].modules (${modules.length ? modules.join(', ') : 'none'}); add it there`);
+        }
+        for (const field of ['module', 'fn', 'server']) if (entry[field] !== undefined) problems.push(`${at}.${field}: not used with supervisor (its init(...args) starts the tree); remove it`);
+        return;
+      }
+      if (entry.module === undefined) problems.push(`${at}.module: must be a module name, got nothing`);
       if (typeof entry.module === 'string' && entry.module && !modules.includes(entry.module)) {
         problems.push(`${at}.module: '${entry.module}' is not one of nodes[${i}].modules (${modules.length ? modules.join(', ') : 'none'}); add it there`);
       }
