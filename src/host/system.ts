@@ -18,6 +18,7 @@ import { NodeHandle, type NodeSpec, type NodeSummary } from './node-handle.js';
 import type { NodeContext, NodeSupervision } from './node-supervision.js';
 import { Router } from './router.js';
 import { Caller } from './caller.js';
+import { instrument } from './telemetry.js';
 
 export interface SystemOptions {
   nodes?: NodeSpec[];
@@ -32,6 +33,8 @@ export type HostFunction = (...args: never[]) => unknown;
 
 export class System {
   private readonly events = new Events();
+  /** Diagnostics channels and OpenTelemetry counters (src/host/telemetry.ts): no cost without listeners or an SDK. */
+  private readonly telemetry = instrument((listener) => this.events.on('*', listener), () => this.nodes());
   private readonly router = new Router(this.events, (request) => void this.serve(request), (pid) => this.migrations.locate(pid).node);
   private hostFunctions: Record<string, HostFunction> = {};
   private readonly migrations = new Migrations((name) => this.node(name), this.events);
@@ -228,6 +231,7 @@ export class System {
   async stop(): Promise<void> {
     this.stopped = true;
     this.caller.close(new NodeDown('the system was stopped'));
+    this.telemetry();
     await Promise.all([...this.handles.values()].map((h) => h.supervision.shutdown()));
     this.router.close();
   }
