@@ -4,6 +4,7 @@
  * its control socket (`clientApi`). Both compute views with the same ObserveModel, in the
  * system's own process: only pages cross.
  */
+import { resolve } from 'node:path';
 import type { MigrationResult } from '../host/migration.js';
 import type { System } from '../host/system.js';
 import type { UpgradePlan, UpgradeReport } from '../host/upgrade-plan.js';
@@ -82,7 +83,7 @@ export function systemApi(system: System): ObserveApi {
  * The API over a control socket. `connect` opens another connection for each event follower
  * (a followed connection streams events until it closes).
  */
-export function clientApi(client: Client, connect: () => Promise<Client>): ObserveApi {
+export function clientApi(client: Client, connect: () => Promise<Client>, cwd = process.cwd()): ObserveApi {
   const followers = new Set<Client>();
   return {
     describe: client.found.path,
@@ -92,7 +93,14 @@ export function clientApi(client: Client, connect: () => Promise<Client>): Obser
     code: (node) => client.request('observe-code', node === undefined ? {} : { node }),
     purge: (node, module, mode) => client.request(mode === 'soft' ? 'soft-purge' : 'purge', { node, module }),
     migrate: (pid, node) => client.request('migrate', { pid, node }),
-    upgrade: (plan, dryRun, progress) => client.request('upgrade', { plan, dryRun }, { onMessage: (m) => progress(m.progress), timeoutMs: 10 * 60_000 }),
+    upgrade: (plan, dryRun, progress) => {
+      // Source paths are relative to where the observer runs (the system may run elsewhere).
+      const modules = (plan.modules ?? []).map((m) => {
+        const source = m.source as { path?: unknown };
+        return source && typeof source === 'object' && typeof source.path === 'string' ? { ...m, source: { path: resolve(cwd, source.path) } } : m;
+      });
+      return client.request('upgrade', { plan: { ...plan, modules }, dryRun }, { onMessage: (m) => progress(m.progress), timeoutMs: 10 * 60_000 });
+    },
     restart: (node) => client.request('restart-node', { node }),
     follow: async (listener) => {
       const c = await connect();
