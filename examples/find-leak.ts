@@ -16,9 +16,17 @@ for (let i = 0; i < 20_000; i++) tracked.push(await pool.spawn('worker', 'start'
 const leaked = [await pool.spawn('worker', 'start', [-1]), await pool.spawn('worker', 'start', [-2]), await pool.spawn('worker', 'start', [-3])];
 console.log(`${tracked.length + leaked.length} workers running worker v1`);
 
+/** Polls a condition (never a fixed wait: a busy machine takes longer), up to `ms`. */
+async function until(what: string, ok: () => Promise<boolean>, ms = 30_000): Promise<void> {
+  for (const deadline = Date.now() + ms; !(await ok()); await new Promise((r) => setTimeout(r, 20))) {
+    if (Date.now() > deadline) throw new Error(`${what}: not after ${ms} ms`);
+  }
+}
+
 await pool.load('worker', file('worker.ts'));
 for (const pid of tracked) system.send(pid, { type: 'switch_code' });
-await new Promise((r) => setTimeout(r, 200));
+// The pool's workers switch as they take the message; wait until every one it told has.
+await until('the tracked workers switch', async () => (await pool.lingering('worker')).length <= leaked.length);
 
 let t = performance.now();
 const lingering = await pool.lingering('worker');
@@ -33,7 +41,7 @@ console.log(`a scan of all ${tracked.length + leaked.length} processes finds ${s
 const refused = await pool.softPurge('worker');
 console.log(`softPurge refuses while they linger: ok=${refused.ok}, lingering=${refused.lingering.length}`);
 for (const pid of lingering) system.send(pid, { type: 'switch_code' });
-await new Promise((r) => setTimeout(r, 50));
+await until('the leaked workers switch', async () => (await pool.lingering('worker')).length === 0);
 const purged = await pool.softPurge('worker');
 console.log(`after telling them too: softPurge ok=${purged.ok}, purged versions [${purged.purged.join(', ')}]`);
 await system.stop();

@@ -278,9 +278,10 @@ describe('plans over a System', () => {
     expect(second.nodes.map((n) => [n.node, n.status])).toEqual([['a', 'upgraded'], ['b', 'failed'], ['c', 'upgraded']]);
     expect((await system.node('c').modules())[0]!.versions.map((v) => [v.version, v.state])).toEqual([[2, 'current']]);
     expect(second.nodes[0]).toMatchObject({ loaded: [{ module: 'counter', version: 3, previous: 2 }] });
-    // '*' only takes running nodes: b is left out, not failed.
+    // '*' covers b too: not running, it is reported skipped with the reason (never silently left out), and the plan is not ok.
     const third = await system.upgrade({ modules: [{ module: 'counter', source: counterV2, change: 'load' }] });
-    expect(third.nodes.map((n) => [n.node, n.status])).toEqual([['a', 'upgraded'], ['c', 'upgraded']]);
+    expect(third.nodes.map((n) => [n.node, n.status])).toEqual([['a', 'upgraded'], ['b', 'skipped'], ['c', 'upgraded']]);
+    expect(third).toMatchObject({ ok: false, nodes: [{}, { reason: "node 'b' is stopped" }, {}] });
   });
 
   it('a canary failure leaves every other node untouched, even with continueOnError', async () => {
@@ -305,6 +306,6 @@ describe('plans over a System', () => {
     // Only the canary saw any upgrade step.
     expect(new Set(events.filter((e) => e.type === 'upgrade_step').map((e) => (e as { node: string }).node))).toEqual(new Set(['b']));
     expect(events.filter((e) => e.type === 'upgrade_node').map((e) => [(e as { node: string }).node, (e as { phase: string }).phase]))
-      .toEqual([['b', 'start'], ['b', 'rolled_back']]);
+      .toEqual([['b', 'start'], ['b', 'rolled_back'], ['a', 'skipped'], ['c', 'skipped']]);
   });
 });

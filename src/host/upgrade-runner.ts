@@ -1,11 +1,12 @@
 /**
  * Running an upgrade plan over the system's nodes: the canary first and alone, then the others,
  * each node one transaction (src/kernel/upgrade.ts) that rolls itself back on failure. Every node
- * the plan names or `'*'` covers appears in the report — upgraded, rolled back, failed, or skipped
- * with the reason — so a report is never `ok` when a node was left out. A dry run stops after
+ * the plan names or `'*'` covers appears in the report — upgraded, rolled back, failed (a named node
+ * that is not running fails), or skipped with the reason — so a report is never `ok` when a node
+ * was left out. A dry run stops after
  * checking and compiling, and lists the steps each node would run.
  */
-import { BadArgument, UnknownNode, toWire, type WireError } from '../errors.js';
+import { BadArgument, NodeDown, UnknownNode, toWire, type WireError } from '../errors.js';
 import type { NodeUpgradeReport, UpgradeStep } from '../kernel/upgrade.js';
 import type { Events } from './events.js';
 import type { NodeHandle } from './node-handle.js';
@@ -71,6 +72,7 @@ export async function runUpgrade(plan: UpgradePlan, nodes: NodeHandle[], events:
     }
     return { ok: outcomes.every((o) => o.status === 'planned'), dryRun: true, nodes: outcomes };
   }
+  const named = Array.isArray(plan.nodes);
   let stopped: string | undefined;
   for (const node of covered) {
     const name = node.name;
@@ -81,7 +83,9 @@ export async function runUpgrade(plan: UpgradePlan, nodes: NodeHandle[], events:
     }
     let outcome: Exclude<NodeOutcome, { status: 'planned' }>;
     if (node.status !== 'running') {
-      outcome = notRunning(node);
+      // A node the plan names must take part: not running, it fails the plan. One that '*' (or
+      // an except list) covers is reported skipped with the reason.
+      outcome = named ? { node: name, status: 'failed', error: new NodeDown(`node '${name}' is ${node.status}`, { node: name }).toWire() } : notRunning(node);
     } else {
       events.emit({ type: 'upgrade_node', node: name, phase: 'start' });
       try {

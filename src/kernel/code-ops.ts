@@ -2,31 +2,20 @@
  * Code operations of one node, with Erlang's meaning: load under the retention policy, purge,
  * soft purge, drain, delete, check_process_code, and lingering() from the per-version index.
  * Retention (how many old versions a module keeps) and purge mode (what happens to processes
- * still in a version that must go) are separate axes: see policy.ts. Reaches the kernel only
- * through `CodeOpsHost`.
+ * still in a version that must go) are separate axes: see policy.ts. Also keeps the per-version
+ * process index exact as processes move between versions (`moveTo`).
  */
-import { BadArgument, NoProcess, NotAllowed, NotPurged, Refused, UnknownModule } from '../errors.js';
+import { BadArgument, NotAllowed, NotPurged, Refused, UnknownModule } from '../errors.js';
 import { allows, type Capabilities } from './capabilities.js';
 import type { CodeServer, ModuleRecord, ModuleVersion } from './code-server.js';
 import type { Pid } from './pid.js';
 import { DEFAULT_POLICY, checkPolicy, checkPurge, collectsIdle, oldSlots, type CodePolicy, type PurgeMode } from './policy.js';
+import type { KernelPlatform } from './kernel.js';
 import type { Process } from './proc.js';
-import type { KernelEvent, LoadReport, PurgeReport } from './types.js';
-
-/** What code operations need of their kernel. */
-export interface CodeOpsHost {
-  readonly node: string;
-  readonly code: CodeServer;
-  readonly capabilities: Capabilities;
-  readonly procs: Map<Pid, Process>;
-  emit(event: KernelEvent): void;
-  /** A one-shot timer on the kernel's clock. */
-  after(ms: number, fire: () => void): { cancel(): void };
-  terminate(proc: Process, reason: unknown): void;
-  /** Applies the signals a termination queued. */
-  drain(): void;
-  afterExternalWork(): void;
-}
+import type { ProcessTable } from './process-table.js';
+import type { Scheduler } from './scheduler.js';
+import type { Signalling } from './signalling.js';
+import type { LoadReport, PurgeReport } from './types.js';
 
 export class CodeOps {
   private policy: CodePolicy = DEFAULT_POLICY;
@@ -34,7 +23,20 @@ export class CodeOps {
   /** Modules with a drain in progress: another load or purge of them waits its turn by refusing. */
   private readonly draining = new Map<ModuleRecord, () => void>();
 
-  constructor(private readonly k: CodeOpsHost) {}
+  private signals!: Signalling;
+
+  constructor(
+    private readonly node: string,
+    private readonly code: CodeServer,
+    private readonly capabilities: Capabilities,
+    private readonly platform: KernelPlatform,
+    private readonly table: ProcessTable,
+    private readonly scheduler: Scheduler,
+  ) {}
+
+  connect(signals: Signalling): void {
+    this.signals = signals;
+  }
 
   /** Sets the node's code policy, or one module's. */
   setPolicy(policy: CodePolicy, module?: string): void {
@@ -53,10 +55,10 @@ export class CodeOps {
    * nothing changes. Under a drain, the result comes once the drain ends.
    */
   load(name: string, js: string, options: { purge?: PurgeMode } = {}): LoadReport | Promise<LoadReport> {
-    if (typeof name === 'string' && !allows(this.k.capabilities.modules, name)) {
-      throw new NotAllowed(`node '${this.k.node}' may not load module '${name}'`, { module: name });
+    if (typeof name === 'string' && !allows(this.capabilities.modules, name)) {
+      throw new NotAllowed(`node '${this.node}' may not load module '${name}'`, { module: name });
     }
-    const version = this.k.code.prepare(name, js);
+    const version = this.code.prepare(name, js);
     const record = version.module;
     this.assertNotDraining(record);
     const mode = options.purge === undefined ? this.policyFor(name).purge : checkPurge(options.purge, 'load');
@@ -65,10 +67,10 @@ export class CodeOps {
         throw new NotPurged(`module '${name}' has old code that processes still run (${room.lingering.join(', ')}): purge it first`,
           { module: name, lingering: room.lingering });
       }
-      const previous = this.k.code.install(version);
-      this.k.emit({ type: 'module_loaded', node: this.k.node, module: name, version: version.version });
+      const previous = this.code.install(version);
+      this.platform.emit({ type: 'module_loaded', node: this.node, module: name, version: version.version });
       if (previous && previous.processes.size === 0 && collectsIdle(this.policyFor(name).retention)) this.collect(previous);
-      this.k.afterExternalWork();
+      this.scheduler.afterExternalWork();
       return { module: name, version: version.version, previous: previous?.version, purged: room.purged, killed: room.killed };
     };
     const room = this.makeRoom(record, this.willBecomeOld(record), mode);
@@ -90,8 +92,7 @@ export class CodeOps {
 
   /** Whether the process is executing an old version of `module` (`erlang:check_process_code`). */
   checkProcessCode(pid: Pid, module: string): boolean {
-    const proc = this.k.procs.get(pid);
-    if (!proc) throw new NoProcess(`no process ${pid} on node '${this.k.node}'`, { pid });
+    const proc = this.table.require(pid);
     return proc.version !== null && proc.version.name === module && proc.version.state === 'old';
   }
 
@@ -116,8 +117,8 @@ export class CodeOps {
     this.assertNotDraining(record);
     const room = this.makeRoom(record, this.willBecomeOld(record), 'soft') as PurgeReport;
     if (!room.ok) throw new NotPurged(`module '${module}' has old code that processes still run (${room.lingering.join(', ')}): purge it first`, { module, lingering: room.lingering });
-    const deleted = this.k.code.deleteCurrent(module);
-    this.k.emit({ type: 'module_deleted', node: this.k.node, module, version: deleted.version });
+    const deleted = this.code.deleteCurrent(module);
+    this.platform.emit({ type: 'module_deleted', node: this.node, module, version: deleted.version });
     if (deleted.processes.size === 0 && collectsIdle(this.policyFor(module).retention)) this.collect(deleted);
     return room;
   }
@@ -130,8 +131,8 @@ export class CodeOps {
   }
 
   private knownModule(module: string): ModuleRecord {
-    const record = this.k.code.module(module);
-    if (!record || !record.versions.length) throw new UnknownModule(`no module named '${module}' on node '${this.k.node}'`, { module });
+    const record = this.code.module(module);
+    if (!record || !record.versions.length) throw new UnknownModule(`no module named '${module}' on node '${this.node}'`, { module });
     return record;
   }
 
@@ -152,10 +153,10 @@ export class CodeOps {
     if (lingering.length === 0 || mode === 'kill') {
       for (const proc of lingering) {
         report.killed.push(proc.pid);
-        this.k.emit({ type: 'process_purged', node: this.k.node, pid: proc.pid, module: record.name, version: proc.version!.version });
-        this.k.terminate(proc, 'killed');
+        this.platform.emit({ type: 'process_purged', node: this.node, pid: proc.pid, module: record.name, version: proc.version!.version });
+        this.signals.terminate(proc, 'killed');
       }
-      this.k.drain();
+      this.signals.drain();
       for (const v of versions) this.removeVersion(v, report);
       return report;
     }
@@ -166,7 +167,7 @@ export class CodeOps {
   /** Waits for processes to leave `versions` (none may enter), up to the deadline. */
   private drainVersions(record: ModuleRecord, versions: ModuleVersion[], mode: { drain: number; then: 'kill' | 'refuse' }): Promise<PurgeReport> {
     for (const v of versions) v.draining = true;
-    this.k.emit({ type: 'drain_started', node: this.k.node, module: record.name, versions: versions.map((v) => v.version), deadlineMs: mode.drain });
+    this.platform.emit({ type: 'drain_started', node: this.node, module: record.name, versions: versions.map((v) => v.version), deadlineMs: mode.drain });
     return new Promise<PurgeReport>((resolve) => {
       const finish = (timedOut: boolean): void => {
         if (!this.draining.has(record)) return;
@@ -175,33 +176,45 @@ export class CodeOps {
         for (const v of versions) v.draining = false;
         const still = versions.some((v) => v.processes.size > 0);
         resolve(this.purgeVersions(record, versions, timedOut && still && mode.then === 'kill' ? 'kill' : 'soft') as PurgeReport);
-        this.k.afterExternalWork();
+        this.scheduler.afterExternalWork();
       };
-      const entry = this.k.after(mode.drain, () => finish(true));
+      const entry = this.scheduler.after(mode.drain, () => finish(true));
       this.draining.set(record, () => { if (versions.every((v) => v.processes.size === 0)) finish(false); });
     });
   }
 
   private removeVersion(version: ModuleVersion, report: PurgeReport): void {
     if (version.state === 'current') return;
-    this.k.code.remove(version);
+    this.code.remove(version);
     report.purged.push(version.version);
-    this.k.emit({ type: 'module_purged', node: this.k.node, module: version.name, version: version.version });
+    this.platform.emit({ type: 'module_purged', node: this.node, module: version.name, version: version.version });
   }
 
   /** An old version nothing runs any more, under a retention that lets such versions go. */
   private collect(version: ModuleVersion): void {
-    this.k.code.remove(version);
-    this.k.emit({ type: 'module_purged', node: this.k.node, module: version.name, version: version.version });
+    this.code.remove(version);
+    this.platform.emit({ type: 'module_purged', node: this.node, module: version.name, version: version.version });
   }
 
   private afterPurge(report: PurgeReport): PurgeReport {
-    this.k.afterExternalWork();
+    this.scheduler.afterExternalWork();
     return report;
   }
 
+  /** Keeps the per-version process index exact as a process moves between versions. */
+  moveTo(proc: Process, version: ModuleVersion | null): void {
+    const from = proc.version;
+    if (from === version) return;
+    if (from) {
+      from.processes.delete(proc);
+      if (from.state === 'old' && from.processes.size === 0) this.versionEmptied(from);
+    }
+    proc.version = version;
+    if (version) version.processes.add(proc);
+  }
+
   /** An old version nothing executes any more: a drain may be done, a retention may collect it. */
-  versionEmptied(version: ModuleVersion): void {
+  private versionEmptied(version: ModuleVersion): void {
     const drainCheck = this.draining.get(version.module);
     if (drainCheck) return drainCheck();
     if (collectsIdle(this.policyFor(version.name).retention)) this.collect(version);

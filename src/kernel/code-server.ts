@@ -60,7 +60,7 @@ export interface LoadOutcome {
 export class CodeServer {
   private readonly modules = new Map<string, ModuleRecord>();
   /** Exported functions of every version, so a function value tells which version it enters. */
-  private readonly versionOfFunction = new WeakMap<Function, ModuleVersion>();
+  private readonly versionOfFunction = new WeakMap<object, ModuleVersion>();
 
   constructor(private readonly hooks: CodeServerHooks, private readonly nodeName: string,
     /** Module aliasing: a name module code imports → the module that implements it. */
@@ -157,7 +157,7 @@ export class CodeServer {
     return { version, fn: value as (...args: unknown[]) => unknown };
   }
 
-  versionOf(fn: Function): ModuleVersion | undefined { return this.versionOfFunction.get(fn); }
+  versionOf(fn: object): ModuleVersion | undefined { return this.versionOfFunction.get(fn); }
 
   /** The module whose live namespace object this is (module code passes `import * as m`). */
   nameOfNamespace(namespace: object): string | undefined {

@@ -1,0 +1,396 @@
+/**
+ * The scheduler of one node: the run queue, slices, the reductions budget, receive timeouts on
+ * one platform timer, and the outbox of envelopes for other nodes (flushed when a slice ends).
+ * It runs steps and acts on what they return (wait in a receive, tail-call, end); it knows which
+ * process is running. Endings go to the signals, version moves to the code operations.
+ */
+import { Refused } from '../errors.js';
+import type { CodeServer, ModuleVersion } from './code-server.js';
+import type { CodeOps } from './code-ops.js';
+import { Next, Receive } from './directives.js';
+import type { KernelPlatform } from './kernel.js';
+import type { Process } from './proc.js';
+import { RingQueue } from './queue.js';
+import type { Envelope } from './signals.js';
+import type { Signalling } from './signalling.js';
+import { TimerHeap, type TimerEntry } from './timers.js';
+import { errorReason } from './values.js';
+
+/** Thrown by `exit(reason)` to end the calling process from any depth. */
+export class ExitNow {
+  constructor(readonly reason: unknown) {}
+}
+
+const EMPTY: unknown[] = [];
+/** Reductions (steps and sends) a process may use before it goes to the back of the run queue. */
+const REDUCTIONS = 2000;
+/** Envelopes per post to another node: larger structured clones get slower per message. */
+const MAX_BATCH = 4096;
+
+export class Scheduler {
+  private readonly runQueue = new RingQueue<Process>();
+  private readonly timers = new TimerHeap();
+  private readonly outbox = new Map<string, Envelope[]>();
+  /** Steps run so far: the slice checks its clock every few dozen of them. */
+  private steps = 0;
+  /**
+   * Reductions left to the running process, as on the BEAM: each step and each send costs one, so
+   * a process that sends a burst yields to its receivers instead of running on with a full budget.
+   */
+  private budget = 0;
+  /** When the running slice should yield. */
+  private sliceDeadline = 0;
+  private current: Process | null = null;
+  private scheduled = false;
+  /** True while a slice runs: it flushes the outbox when it ends. */
+  private inSlice = false;
+  private timerHandle: unknown = null;
+  private timerDeadline = Infinity;
+  private signals!: Signalling;
+  private codeOps!: CodeOps;
+
+  constructor(private readonly platform: KernelPlatform, private readonly sliceMs: number, private readonly code: CodeServer) {}
+
+  connect(signals: Signalling, codeOps: CodeOps): void {
+    this.signals = signals;
+    this.codeOps = codeOps;
+  }
+
+  // ---- who runs -------------------------------------------------------------------------------
+
+  /** The process whose step (or guard, or callback) is running, if any. */
+  running(): Process | null { return this.current; }
+
+  /** Runs `run` as `proc`: module code called outside the run loop (init, codeChange, onMigrate) sees itself as `self()`. */
+  asProcess<T>(proc: Process, run: () => T): T {
+    const saved = this.current;
+    this.current = proc;
+    try {
+      return run();
+    } finally {
+      this.current = saved;
+    }
+  }
+
+  /** Matches as the receiving process: a guard that calls self() sees the receiver, as in Erlang. */
+  private selectAs(proc: Process, receive: Receive, message: unknown): ((m: unknown) => unknown) | undefined {
+    if (receive.anyHandler) return receive.anyHandler;
+    const saved = this.current;
+    this.current = proc;
+    try {
+      return receive.select(message);
+    } finally {
+      this.current = saved;
+    }
+  }
+
+  /** One reduction off the running process's budget (a send costs one). */
+  charge(): void { this.budget--; }
+
+  // ---- the run queue --------------------------------------------------------------------------
+
+  /** A new process's first step: `fn(...args)` in `version`, queued. */
+  start(proc: Process, fn: (...args: unknown[]) => unknown, args: unknown[], version: ModuleVersion | null): void {
+    proc.stepFn = fn;
+    proc.stepArgs = args.length ? args : EMPTY;
+    this.codeOps.moveTo(proc, version);
+    this.enqueue(proc);
+  }
+
+  enqueue(proc: Process): void {
+    proc.status = 'runnable';
+    if (proc.queued) return;
+    proc.queued = true;
+    this.runQueue.push(proc);
+    if (!this.scheduled) {
+      this.scheduled = true;
+      this.platform.schedule(this.runSlice);
+    }
+  }
+
+  /** Queues `proc` to run `fn(message)` next. */
+  private wake(proc: Process, fn: (m: unknown) => unknown, message: unknown): void {
+    proc.stepFn = fn as (...args: unknown[]) => unknown;
+    proc.stepArg = message;
+    this.enqueue(proc);
+  }
+
+  /** A message for a process waiting in a receive: true when the receive takes it (the process is then queued). */
+  offer(proc: Process, message: unknown): boolean {
+    const handler = this.selectAs(proc, proc.wait!, message);
+    if (!handler) return false;
+    proc.wait = null;
+    this.disarm(proc);
+    this.wake(proc, handler, message);
+    return true;
+  }
+
+  /** Acts on what a step returned, for callers outside the run loop. */
+  continueWith(proc: Process, result: unknown): void {
+    if (this.advance(proc, result)) this.enqueue(proc);
+  }
+
+  private readonly runSlice = (): void => {
+    this.scheduled = false;
+    this.inSlice = true;
+    const deadline = (this.sliceDeadline = this.platform.now() + this.sliceMs);
+    let checked = this.steps;
+    for (let proc = this.runQueue.shift(); proc; proc = this.runQueue.shift()) {
+      proc.queued = false;
+      if (proc.status === 'runnable') this.step(proc);
+      if (this.steps - checked >= 64) {
+        checked = this.steps;
+        if (this.platform.now() >= deadline) break;
+      }
+    }
+    this.inSlice = false;
+    this.flush();
+    if (this.runQueue.length && !this.scheduled) {
+      this.scheduled = true;
+      this.platform.schedule(this.runSlice);
+    }
+  };
+
+  /**
+   * Runs a process for up to REDUCTIONS consecutive steps while it has one ready (a message
+   * already queued, a tail call), as the BEAM runs a process for its reductions: a receiver
+   * drains its backlog in one go instead of one message per trip through the run queue.
+   */
+  private step(proc: Process): void {
+    proc.status = 'running';
+    this.budget = REDUCTIONS;
+    let result: unknown;
+    for (;;) {
+      const fn = proc.stepFn!;
+      const args = proc.stepArgs;
+      const arg = proc.stepArg;
+      proc.stepFn = null;
+      proc.stepArgs = null;
+      proc.stepArg = undefined;
+      this.current = proc;
+      this.steps++;
+      try {
+        result = args === null ? fn(arg) : fn(...args);
+      } catch (thrown) {
+        this.current = null;
+        // An exit that reached the process during its step (exit(self(), 'kill')…) wins over what it threw after.
+        const reason = proc.pendingExit ? proc.pendingExit.reason : thrown instanceof ExitNow ? thrown.reason : errorReason(thrown);
+        this.signals.terminate(proc, reason);
+        this.signals.drain();
+        return;
+      }
+      this.current = null;
+      if (proc.pendingExit) {
+        this.signals.terminate(proc, proc.pendingExit.reason);
+        this.signals.drain();
+        return;
+      }
+      if (!this.advance(proc, result)) return;
+      if (--this.budget <= 0) return this.enqueue(proc);
+      // Heavy steps use up the slice before the budget: look at the clock now and then.
+      if ((this.steps & 255) === 0 && this.platform.now() >= this.sliceDeadline) return this.enqueue(proc);
+    }
+  }
+
+  /**
+   * Acts on what a step returned: wait, tail-call or end. True when the process has its next step
+   * ready right now (the caller runs or queues it); false when it waits, ended, or is queued.
+   */
+  private advance(proc: Process, result: unknown): boolean {
+    if (result instanceof Receive) {
+      if (proc.version !== result.version) {
+        if (result.version?.draining) return this.refuseDrained(proc, result.version);
+        this.codeOps.moveTo(proc, result.version);
+      }
+      if (proc.mailbox.length) {
+        if (result.anyHandler) {
+          proc.stepFn = result.anyHandler as (...args: unknown[]) => unknown;
+          proc.stepArg = proc.mailbox.shift();
+          return true;
+        }
+        const found = proc.mailbox.takeFirst((m) => this.selectAs(proc, result, m));
+        if (found) {
+          proc.stepFn = found.picked as (...args: unknown[]) => unknown;
+          proc.stepArg = found.value;
+          return true;
+        }
+      }
+      const after = result.after;
+      if (after && after.ms === 0) {
+        proc.stepFn = after.handler as (...args: unknown[]) => unknown;
+        proc.stepArg = undefined;
+        return true;
+      }
+      proc.wait = result;
+      proc.status = 'waiting';
+      if (after && after.ms !== Infinity) proc.timer = this.armTimeout(proc, after.ms);
+      return false;
+    }
+    if (result instanceof Next) {
+      const target = this.code.versionOf(result.fn) ?? result.version;
+      if (target?.draining && proc.version !== target) return this.refuseDrained(proc, target);
+      if (proc.version !== target) this.codeOps.moveTo(proc, target);
+      proc.stepFn = result.fn;
+      proc.stepArgs = result.args;
+      return true;
+    }
+    if (result !== null && typeof (result as { then?: unknown })?.then === 'function') {
+      this.signals.terminate(proc, errorReason(new TypeError(
+        'a process step returned a Promise: steps are synchronous; return receive(...) or next(fn, ...args) to wait or loop')));
+    } else {
+      this.signals.terminate(proc, 'normal');
+    }
+    this.signals.drain();
+    return false;
+  }
+
+  /** A drained version takes no newcomers: a process trying to enter it ends with the reason. */
+  private refuseDrained(proc: Process, version: ModuleVersion): false {
+    this.signals.terminate(proc, errorReason(new Refused(`cannot enter ${version}: it is being drained`)));
+    this.signals.drain();
+    return false;
+  }
+
+  // ---- suspension -----------------------------------------------------------------------------
+
+  /** It runs nothing until resumed; messages queue and a pending receive timeout keeps its remaining time. */
+  suspend(proc: Process): void {
+    if (proc.status === 'suspended') return;
+    if (proc.status === 'waiting' && proc.timer) {
+      this.timers.cancel(proc.timer);
+      proc.timer = null;
+    }
+    proc.status = 'suspended';
+  }
+
+  resume(proc: Process): void {
+    if (proc.status !== 'suspended') return;
+    const wait = proc.wait;
+    if (!wait) return this.enqueue(proc);
+    proc.status = 'waiting';
+    if (proc.mailbox.length) {
+      const found = proc.mailbox.takeFirst((m) => this.selectAs(proc, wait, m));
+      if (found) {
+        proc.wait = null;
+        proc.deadline = Infinity;
+        return this.wake(proc, found.picked, found.value);
+      }
+    }
+    if (proc.deadline !== Infinity) {
+      const remaining = proc.deadline - this.platform.now();
+      if (remaining <= 0) {
+        proc.wait = null;
+        proc.deadline = Infinity;
+        return this.wake(proc, wait.after!.handler as (m: unknown) => unknown, undefined);
+      }
+      proc.timer = this.armTimeout(proc, remaining);
+    }
+  }
+
+  // ---- timers ---------------------------------------------------------------------------------
+
+  /** A one-shot timer on the kernel's clock. */
+  after(ms: number, fire: () => void): { cancel(): void } {
+    const entry = this.timers.add(this.platform.now() + ms, fire);
+    this.rearm();
+    return { cancel: () => this.timers.cancel(entry) };
+  }
+
+  /** The process's receive timeout, if any, is off. */
+  disarm(proc: Process): void {
+    proc.deadline = Infinity;
+    if (proc.timer) {
+      this.timers.cancel(proc.timer);
+      proc.timer = null;
+    }
+  }
+
+  private armTimeout(proc: Process, ms: number): TimerEntry {
+    const receive = proc.wait;
+    proc.deadline = this.platform.now() + ms;
+    const entry = this.timers.add(proc.deadline, () => {
+      if (proc.wait !== receive || proc.status !== 'waiting') return;
+      proc.wait = null;
+      proc.timer = null;
+      proc.deadline = Infinity;
+      this.wake(proc, receive!.after!.handler as (m: unknown) => unknown, undefined);
+    });
+    this.rearm();
+    return entry;
+  }
+
+  private rearm(): void {
+    const next = this.timers.peek();
+    if (next === this.timerDeadline) return;
+    if (this.timerHandle !== null) this.platform.clearTimer(this.timerHandle);
+    this.timerHandle = null;
+    this.timerDeadline = next ?? Infinity;
+    if (next === undefined) return;
+    this.timerHandle = this.platform.setTimer(Math.max(0, next - this.platform.now()), this.fireTimers);
+  }
+
+  private readonly fireTimers = (): void => {
+    this.timerHandle = null;
+    this.timerDeadline = Infinity;
+    for (const entry of this.timers.due(this.platform.now())) entry.fire();
+    this.rearm();
+  };
+
+  // ---- the outbox -----------------------------------------------------------------------------
+
+  /** An envelope for another node (or the host), batched until the slice ends. Costs a reduction. */
+  post(node: string, envelope: Envelope): void {
+    this.budget--;
+    const batch = this.outbox.get(node);
+    if (batch) {
+      batch.push(envelope);
+      if (batch.length >= MAX_BATCH) {
+        this.outbox.delete(node);
+        this.platform.outbound(node, batch);
+      }
+      return;
+    }
+    // The envelope is in the outbox before anything is scheduled: whatever runs next flushes it.
+    this.outbox.set(node, [envelope]);
+    // Flushed at the end of the running slice, or on the next macrotask if none runs.
+    if (!this.inSlice && !this.scheduled) {
+      this.scheduled = true;
+      this.platform.schedule(this.runSlice);
+    }
+  }
+
+  private flush(): void {
+    if (!this.outbox.size) return;
+    for (const [node, batch] of this.outbox) this.platform.outbound(node, batch);
+    this.outbox.clear();
+  }
+
+  /** After work that did not come through a slice, make sure timers and batches move. */
+  afterExternalWork(): void {
+    if (this.outbox.size && !this.scheduled) {
+      this.scheduled = true;
+      this.platform.schedule(this.runSlice);
+    }
+  }
+
+  // ---- recovery -------------------------------------------------------------------------------
+
+  /** A step was stopped from outside: forget the slice; returns the process that was running. */
+  abandonSlice(): Process | null {
+    const culprit = this.current;
+    this.current = null;
+    this.inSlice = false;
+    this.scheduled = false;
+    return culprit;
+  }
+
+  /** After an abandoned slice: flush, queue the next slice if work waits, re-arm the timer. */
+  restart(): void {
+    this.flush();
+    if (this.runQueue.length) {
+      this.scheduled = true;
+      this.platform.schedule(this.runSlice);
+    }
+    this.rearm();
+  }
+}

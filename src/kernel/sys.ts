@@ -1,0 +1,200 @@
+/**
+ * Behaviour processes (server, statem) and the system protocol on them, as OTP's sys: start one,
+ * suspend and resume any process, change a suspended behaviour's code (codeChange on a copy of
+ * its state), read or replace its state. Keeps the index of behaviour processes by callback
+ * module (every module on a statem's stack), which says whom an upgrade must suspend.
+ */
+import { BadArgument, Refused, Timeout, UnknownFunction } from '../errors.js';
+import { Behaviour, deepCopy, dispatch, vsnOf, type BehaviourKind, type DispatchHost } from './behaviours.js';
+import type { CodeServer } from './code-server.js';
+import { Receive } from './directives.js';
+import type { KernelPlatform } from './kernel.js';
+import type { Pid } from './pid.js';
+import type { Process } from './proc.js';
+import type { ProcessTable } from './process-table.js';
+import { ExitNow, type Scheduler } from './scheduler.js';
+import type { Signalling } from './signalling.js';
+import type { SpawnOptions } from './types.js';
+import { errorReason, errorText, safeString } from './values.js';
+
+export class SysOps {
+  /** Behaviour processes by callback module (all modules on a statem's stack). */
+  private readonly index = new Map<string, Set<Process>>();
+  private readonly dispatchHost: DispatchHost;
+
+  constructor(
+    private readonly node: string,
+    private readonly platform: KernelPlatform,
+    private readonly code: CodeServer,
+    private readonly table: ProcessTable,
+    private readonly scheduler: Scheduler,
+    private readonly signals: Signalling,
+  ) {
+    this.dispatchHost = {
+      current: (module) => this.code.current(module),
+      send: (pid, message) => this.signals.send(pid, message),
+      exit: (reason) => { throw new ExitNow(reason); },
+      index: (proc, from, to) => {
+        const b = proc.behaviour!;
+        const modules = new Set([b.module, ...b.stack]);
+        if (from !== null && !modules.has(from)) this.reindex(proc, from, null);
+        if (to !== null) this.reindex(proc, null, to);
+      },
+    };
+  }
+
+  /**
+   * Starts a server or statem process with `module` as its callback module. Its `init(...args)`
+   * runs now, in the new process, so a failing init is an error here and no process is left.
+   */
+  start(kind: BehaviourKind, module: string, args: unknown[], options: SpawnOptions, parent: Process | null): Pid {
+    if (kind !== 'server' && kind !== 'statem') throw new BadArgument(`unknown behaviour ${JSON.stringify(kind)}`);
+    if (!Array.isArray(args)) throw new BadArgument('behaviour args must be an array');
+    const version = this.code.current(module);
+    const init = version.exports.init;
+    if (typeof init !== 'function') throw new UnknownFunction(`callback module '${module}' exports no init()`, { module, function: 'init' });
+    if (options.name !== undefined) this.table.checkName(options.name);
+    // The process exists while init runs (init may register it, link, spawn): if init fails, it
+    // ends like any process, so its names are freed and its links told.
+    const proc = this.table.create(`${kind}:${module}`);
+    proc.status = 'running';
+    let state: unknown;
+    let failure: { reason: unknown; message: string } | undefined;
+    try {
+      state = this.scheduler.asProcess(proc, () => init(...args));
+      if (kind === 'statem' && (typeof state !== 'object' || state === null || !('state' in state))) {
+        failure = { reason: 'bad_init', message: `init of statem ${module} must return { state, data }` };
+      }
+    } catch (error) {
+      const reason = error instanceof ExitNow ? error.reason : errorReason(error);
+      failure = { reason, message: `init of ${module} failed: ${errorText(error)}` };
+    }
+    if (failure || proc.pendingExit) {
+      const reason = proc.pendingExit ? proc.pendingExit.reason : failure!.reason;
+      this.signals.terminate(proc, reason);
+      this.signals.drain();
+      throw new Refused(failure?.message ?? `init of ${module} was ended: ${safeString(reason)}`, { module, reason });
+    }
+    if (kind === 'statem') state = { state: (state as { state: unknown }).state, data: (state as { data?: unknown }).data };
+    proc.behaviour = new Behaviour(kind, module, state, vsnOf(version));
+    this.reindex(proc, null, module);
+    this.table.setUp(proc, options, parent);
+    this.scheduler.continueWith(proc, this.loop(proc));
+    this.signals.drain();
+    this.scheduler.afterExternalWork();
+    return proc.pid;
+  }
+
+  /** A behaviour process that arrived by migration: indexed, and waiting in its loop. */
+  adopt(proc: Process): void {
+    const b = proc.behaviour!;
+    for (const m of new Set([b.module, ...b.stack])) this.reindex(proc, null, m);
+    this.scheduler.continueWith(proc, this.loop(proc));
+  }
+
+  /** A behaviour process ended or moved away: out of the index. */
+  forget(proc: Process): void {
+    const b = proc.behaviour!;
+    for (const m of new Set([b.module, ...b.stack])) this.reindex(proc, m, null);
+  }
+
+  /** The one receive a behaviour process waits in, built once: no allocation per message. */
+  private loop(proc: Process): Receive {
+    const loop: Receive = new Receive(null, (message) => {
+      dispatch(this.dispatchHost, proc, proc.behaviour!, message);
+      return loop;
+    }, null, null);
+    proc.behaviour!.loop = loop;
+    return loop;
+  }
+
+  private reindex(proc: Process, from: string | null, to: string | null): void {
+    if (from !== null) {
+      const set = this.index.get(from);
+      set?.delete(proc);
+      if (set && !set.size) this.index.delete(from);
+    }
+    if (to !== null) {
+      let set = this.index.get(to);
+      if (!set) this.index.set(to, (set = new Set()));
+      set.add(proc);
+    }
+  }
+
+  /** Behaviour processes that use `module` as a callback module. O(result). */
+  behavioursOf(module: string): Pid[] {
+    return Array.from(this.index.get(module) ?? [], (p) => p.pid);
+  }
+
+  /** Whether a behaviour process has `module` as its callback module (or on its statem stack). */
+  usesModule(pid: Pid, module: string): boolean {
+    const b = this.table.get(pid)?.behaviour;
+    return b !== null && b !== undefined && (b.module === module || b.stack.includes(module));
+  }
+
+  /** Suspends any process (erlang:suspend_process). */
+  suspend(pid: Pid): void { this.scheduler.suspend(this.table.require(pid)); }
+
+  resume(pid: Pid): void { this.scheduler.resume(this.table.require(pid)); }
+
+  /**
+   * OTP's `sys:change_code`: runs the current version's `codeChange(oldVsn, state, extra)` on a
+   * suspended behaviour process. It works on a copy of the state; if it throws, returns undefined
+   * or runs longer than `timeoutMs`, the process keeps its state exactly and the error says why.
+   */
+  changeCode(pid: Pid, module: string, oldVsn: unknown, extra: unknown, timeoutMs: number): { from: unknown; to: unknown } {
+    const proc = this.table.require(pid);
+    const b = this.behaviourOf(proc, 'changeCode');
+    if (b.module !== module && !b.stack.includes(module)) throw new BadArgument(`${pid} does not use '${module}' as a callback module`, { pid, module });
+    if (proc.status !== 'suspended') throw new Refused(`${pid} must be suspended before changeCode`, { pid });
+    const version = this.code.current(module);
+    const from = oldVsn === undefined ? b.stateVsn : oldVsn;
+    const to = vsnOf(version);
+    const convert = version.exports.codeChange;
+    if (typeof convert === 'function') {
+      const started = this.platform.now();
+      let state: unknown;
+      try {
+        state = this.scheduler.asProcess(proc, () => convert(from, deepCopy(b.state), extra));
+      } catch (error) {
+        throw new Refused(`codeChange of ${version} failed for ${pid}: ${errorText(error)}`, { pid, module, reason: errorReason(error) });
+      }
+      const took = this.platform.now() - started;
+      if (took > timeoutMs) throw new Timeout(`codeChange of ${version} took ${took.toFixed(1)} ms for ${pid}, over its ${timeoutMs} ms limit: state kept`, { pid, module });
+      if (state === undefined) throw new Refused(`codeChange of ${version} returned undefined for ${pid}: return the new state`, { pid, module });
+      if (b.kind === 'statem' && (typeof state !== 'object' || state === null || !('state' in state))) {
+        throw new Refused(`codeChange of statem ${version} must return { state, data } for ${pid}`, { pid, module });
+      }
+      b.state = state;
+    }
+    b.stateVsn = to;
+    this.platform.emit({ type: 'code_changed', node: this.node, pid, module, from, to });
+    return { from, to };
+  }
+
+  getState(pid: Pid): unknown {
+    return this.behaviourOf(this.table.require(pid), 'getState').state;
+  }
+
+  replaceState(pid: Pid, state: unknown): void {
+    this.behaviourOf(this.table.require(pid), 'replaceState').state = state;
+  }
+
+  /** Puts back a behaviour's saved state and vsn (upgrade rollback); nothing if it is gone. */
+  restoreState(pid: Pid, state: unknown, vsn: unknown): void {
+    const b = this.table.get(pid)?.behaviour;
+    if (!b) return;
+    b.state = state;
+    b.stateVsn = vsn;
+  }
+
+  snapshot(pid: Pid): { state: unknown; vsn: unknown } | undefined {
+    const b = this.table.get(pid)?.behaviour;
+    return b ? { state: b.state, vsn: b.stateVsn } : undefined;
+  }
+
+  private behaviourOf(proc: Process, what: string): Behaviour {
+    if (!proc.behaviour) throw new BadArgument(`${what}: ${proc.pid} is not a server or statem process`, { pid: proc.pid });
+    return proc.behaviour;
+  }
+}
