@@ -20,7 +20,7 @@ import type { Pid } from '../kernel/pid.js';
 export const CHANNELS = {
   /** Spawns asked of a node by the host (`node.spawn`, `startServer`, `startStatem`): `{ node, pid, module, fn, kind }`. */
   spawn: 'subnode:spawn',
-  /** `process_exit`. */
+  /** `process_exit`: abnormal exits, as the kernel reports them (not normal, shutdown or killed). */
   exit: 'subnode:exit',
   /** `module_loaded`. */
   load: 'subnode:load',
@@ -107,7 +107,7 @@ export function instrument(
   nodes: () => { name: string; status: string; creation: number }[],
   meter: Meter = metrics.getMeter('subnode'),
 ): () => void {
-  const exits = meter.createCounter('subnode.process.exits', { description: 'processes that ended' });
+  const exits = meter.createCounter('subnode.process.exits', { description: 'processes that ended abnormally' });
   const loads = meter.createCounter('subnode.module.loads', { description: 'module versions loaded' });
   const purges = meter.createCounter('subnode.module.purges', { description: 'module versions purged' });
   const migrations = meter.createCounter('subnode.process.migrations', { description: 'processes moved to another node' });
@@ -155,7 +155,7 @@ export function prometheusText(gauges: Gauges, counters: Counters): string {
   metric('subnode_processes', 'gauge', 'processes on the node', known((n) => n.processes));
   metric('subnode_mailbox_messages', 'gauge', 'messages waiting in the mailboxes of the node', known((n) => n.mailbox));
   metric('subnode_process_memory_bytes', 'gauge', 'estimated bytes held by the processes of the node', known((n) => n.memory));
-  metric('subnode_process_exits_total', 'counter', 'processes that ended', per(counters.exits));
+  metric('subnode_process_exits_total', 'counter', 'processes that ended abnormally', per(counters.exits));
   metric('subnode_module_loads_total', 'counter', 'module versions loaded', per(counters.loads));
   metric('subnode_module_purges_total', 'counter', 'module versions purged', per(counters.purges));
   metric('subnode_process_migrations_total', 'counter', 'processes that arrived by migration', per(counters.migrations));

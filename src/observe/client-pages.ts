@@ -20,7 +20,7 @@ function nodesPage(root) {
   const body = h('tbody');
   mount(root, h('h2', null, 'Nodes'),
     h('table', { id: 'nodes' },
-      h('thead', null, h('tr', null, ['node', 'kind', 'status', 'restarts', 'processes', 'queued msgs', 'reductions/s', 'memory', 'exits/s', 'limits', ''].map((t) => h('th', null, t)))),
+      h('thead', null, h('tr', null, ['node', 'kind', 'status', 'restarts', 'processes', 'queued msgs', 'reductions/s', 'memory', 'crashes/s', 'limits', ''].map((t) => h('th', null, t)))),
       body));
   return {
     async refresh() {
@@ -77,7 +77,7 @@ function processesPage(root, params) {
       info.dataset.matched = p.matched;
       mount(body, p.rows.map((r) => h('tr', { data: { pid: r.pid }, class: r.versions.some((v) => v.state === 'old') ? 'lingering' : '' },
         h('td', null, pidLink(r.pid)), h('td', null, r.node), h('td', null, r.name || ''), h('td', null, r.status),
-        h('td', { class: 'n' }, num(r.mailbox)), h('td', { class: 'n' }, num(r.reductions)), h('td', { class: 'n' }, bytes(r.memory)),
+        h('td', { class: 'n' }, num(r.mailbox)), h('td', { class: 'n' }, r.reductions === undefined ? '–' : num(r.reductions)), h('td', { class: 'n' }, r.memory === undefined ? '–' : bytes(r.memory)),
         h('td', null, r.currentFunction ? r.currentFunction : r.initial),
         h('td', null, r.versions.map((v) => v.module + ' v' + v.version + (v.state === 'old' ? ' (old)' : '')).join(', ')))));
     },
@@ -113,7 +113,7 @@ function processPage(root, params) {
       mount(body, h('table', { class: 'kv' },
         row('node', d.node), row('status', i.status), row('name', i.name || '–'), row('mailbox', num(i.mailbox)),
         row('initial call', i.initial), row('current function', i.currentFunction || '–'),
-        row('reductions', num(i.reductions)), row('memory', bytes(i.memory)),
+        row('reductions', i.reductions === undefined ? '–' : num(i.reductions)), row('memory', i.memory === undefined ? '–' : bytes(i.memory)),
         row('code', i.versions.map((v) => v.module + ' v' + v.version + ' (' + v.state + ')').join(', ') || '–'),
         row('links', list(i.links)), row('monitors', list(i.monitors)), row('monitored by', list(i.monitoredBy)), row('trap exit', String(i.trapExit)),
         row('behaviour', i.behaviour ? i.behaviour.kind + ' ' + i.behaviour.module + ' (vsn ' + inline(i.behaviour.vsn) + ')' : '–'),

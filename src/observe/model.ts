@@ -39,7 +39,7 @@ export interface NodeStats {
   reductionsPerSec: number | null;
   /** Estimated bytes held by its processes, when the kernel estimates them. */
   memory: number | null;
-  /** Process exits per second, from the exit events of the last few seconds. */
+  /** Abnormal exits per second (the kernel's process_exit events) over the last few seconds. */
   exitsPerSec: number;
   limits: Record<string, unknown>;
 }

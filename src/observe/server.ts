@@ -120,13 +120,14 @@ export async function serveObserver(api: ObserveApi, options: ObserveOptions = {
         if (!authorized(req, url, true)) return json(res, 403, { error: { code: 'forbidden', message: 'actions need the token in the x-subnode-token header' } });
         const body = await readBody(req);
         const id = ++nextOp;
-        broadcast('operation', { id, action: body.action, phase: 'start', args: body });
+        const { plan: _plan, ...args } = body;
+        broadcast('operation', { id, action: body.action, phase: 'start', args });
         try {
           const result = await act(body, (p) => broadcast('progress', { id, action: body.action, ...p }));
-          broadcast('operation', { id, action: body.action, phase: 'done' });
+          broadcast('operation', { id, action: body.action, phase: 'done', args });
           return json(res, 200, { id, result });
         } catch (error) {
-          broadcast('operation', { id, action: body.action, phase: 'failed', message: (error as Error).message });
+          broadcast('operation', { id, action: body.action, phase: 'failed', args, message: (error as Error).message });
           throw error;
         }
       }

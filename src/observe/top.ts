@@ -34,7 +34,7 @@ function columns(rows: string[][], width: number): string[] {
 export function renderTop(frame: Frame, where: string, sort: TopSort, width: number, height: number): string[] {
   const time = new Date().toLocaleTimeString('en-GB', { hour12: false });
   const lines = [`subnode top — ${where} — ${time}   sort: ${sort}   keys: m mailbox, r reductions, M memory, q quit`.slice(0, width), ''];
-  lines.push(...columns([['NODE', 'KIND', 'STATUS', 'RESTARTS', 'PROCS', 'QUEUED', 'REDS/S', 'MEMORY', 'EXITS/S'],
+  lines.push(...columns([['NODE', 'KIND', 'STATUS', 'RESTARTS', 'PROCS', 'QUEUED', 'REDS/S', 'MEMORY', 'CRASH/S'],
     ...frame.nodes.map((n) => [n.name, n.kind, n.status, String(n.restarts), fmt(n.processes), fmt(n.mailbox), fmt(n.reductionsPerSec), mem(n.memory), fmt(n.exitsPerSec)])], width));
   lines.push('');
   const eventRows = Math.min(frame.events.length, Math.max(3, Math.floor((height - lines.length) / 4)));
