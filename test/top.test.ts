@@ -10,6 +10,7 @@ import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } 
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Pid } from '../src/kernel/pid.js';
 import { renderTop } from '../src/observe/top.js';
 
 const MAIN = resolve('dist/src/cli/main.js');
@@ -129,7 +130,7 @@ describe('subnode top', () => {
   });
 
   it('fits the screen it is given', () => {
-    const rows = Array.from({ length: 500 }, (_, i) => ({ pid: `<a.${i + 1}>`, node: 'a', status: 'waiting' as const, mailbox: 500 - i, initial: 'm.f', versions: [], links: [], trapExit: false }));
+    const rows = Array.from({ length: 500 }, (_, i) => ({ pid: `<a.${i + 1}>` as Pid, node: 'a', status: 'waiting' as const, mailbox: 500 - i, initial: 'm.f', versions: [], links: [], trapExit: false }));
     const lines = renderTop({ nodes: [], top: { total: 500, matched: 500, offset: 0, rows, at: 0 }, events: [] }, 'sock', 'mailbox', 80, 24);
     expect(lines.length).toBeLessThanOrEqual(24);
     expect(Math.max(...lines.map((l) => l.length))).toBeLessThanOrEqual(80);
