@@ -19,6 +19,7 @@ import type { NodeContext, NodeSupervision } from './node-supervision.js';
 import { Router } from './router.js';
 import { Caller } from './caller.js';
 import { instrument } from './telemetry.js';
+import { checkIsolateSupport } from './isolate-support.js';
 
 export interface SystemOptions {
   nodes?: NodeSpec[];
@@ -69,6 +70,7 @@ export class System {
       throw new BadArgument(`bad node name ${JSON.stringify(spec?.name)}: letters, digits, _ and -, not 'host'`);
     }
     if (this.handles.has(spec.name)) throw new BadArgument(`a node named '${spec.name}' already exists`);
+    if (spec.kind === 'isolate') checkIsolateSupport(spec.name);
     const handle = new NodeHandle(spec, this.context);
     this.handles.set(spec.name, handle);
     this.router.addNode(spec.name, handle.supervision);
