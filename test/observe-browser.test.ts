@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { System } from '../src/host/system.js';
 import type { Pid } from '../src/kernel/pid.js';
 import { observe, type Observer } from '../src/observe/index.js';
-import { counterV1 } from './fixtures/counter.js';
+import { counterV1, counterV2 } from './fixtures/counter.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const ARTIFACTS = resolve('test-artifacts/observe');
@@ -44,7 +44,7 @@ beforeAll(async () => {
   mkdirSync(ARTIFACTS, { recursive: true });
   system = await System.start({ nodes: [{ name: 'a' }, { name: 'b' }] });
   const a = system.node('a');
-  await a.load('pinger', { path: resolve('examples/modules/pinger.v1.ts') });
+  await a.load('pinger', { path: resolve('examples/modules/v1/pinger.ts') });
   await a.load('counter', counterV1);
   await system.node('b').load('counter', counterV1);
   pinger = await a.spawn('pinger', 'start', [], { name: 'critical' });
@@ -85,7 +85,7 @@ describe('the dashboard in a browser', () => {
     await row.locator('span.version[data-version="1"][data-state="current"]').waitFor();
     expect(await row.getAttribute('class')).not.toContain('lingering');
 
-    await system.node('a').load('pinger', { path: resolve('examples/modules/pinger.v2.ts') });
+    await system.node('a').load('pinger', { path: resolve('examples/modules/v2/pinger.ts') });
     await row.locator('span.version[data-version="2"][data-state="current"]').waitFor();
     await row.locator('span.version.lingering[data-version="1"][data-state="old"]').waitFor();
     await until('the row highlighted', async () => (await row.getAttribute('class'))?.includes('lingering'));
@@ -105,7 +105,7 @@ describe('the dashboard in a browser', () => {
   });
 
   it('a purge cancelled in the dialog does nothing', async () => {
-    await system.node('a').load('pinger', { path: resolve('examples/modules/pinger.v1.ts') });
+    await system.node('a').load('pinger', { path: resolve('examples/modules/v1/pinger.ts') });
     const row = page.locator('#code tr[data-module="pinger"][data-node="a"]');
     await row.locator('button.purge').click();
     await page.locator('dialog.confirm button.cancel').click();
@@ -131,5 +131,22 @@ describe('the dashboard in a browser', () => {
     await page.locator('#events li[data-type="process_migrated"]').first().waitFor();
     await page.locator('#events li[data-type="module_purged"]').first().waitFor();
     await shot('events');
+  });
+
+  it('applies an upgrade plan only after its dry run, confirming', async () => {
+    await page.goto(`${observer.url}#/upgrade`);
+    const apply = page.locator('button.apply');
+    await page.locator('#plan').fill(JSON.stringify({ modules: [{ module: 'counter', source: { code: counterV2 } }], nodes: ['b'] }));
+    expect(await apply.isDisabled()).toBe(true);
+    await page.locator('button.dry-run').click();
+    await page.locator('#report tr[data-node="b"].status-planned').waitFor();
+    expect(await page.locator('#report').textContent()).toContain('load counter');
+    expect((await system.node('b').modules()).find((m) => m.name === 'counter')!.versions).toHaveLength(1);
+    await until('apply enabled', async () => !(await apply.isDisabled()));
+    await apply.click();
+    await page.locator('dialog.confirm button.ok').click();
+    await page.locator('#report tr[data-node="b"].status-upgraded').waitFor();
+    expect(await system.call(server, 'vsn')).toBe(2);
+    await shot('upgraded');
   });
 });

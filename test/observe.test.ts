@@ -114,14 +114,14 @@ describe('telemetry', () => {
     try {
       await system.node('a').load('counter', counterV1);
       await system.node('b').load('counter', counterV1);
-      await system.node('a').load('pinger', { path: resolve('examples/modules/pinger.v1.ts') });
+      await system.node('a').load('pinger', { path: resolve('examples/modules/v1/pinger.ts') });
       const server = await system.node('a').startServer('counter', [1]);
       const pinger = await system.node('a').spawn('pinger', 'start');
       const inbox = system.inbox();
       for (let i = 0; i < 3; i++) system.send(pinger, { type: 'ping', from: inbox.pid });
       for (let i = 0; i < 3; i++) await inbox.receive(undefined, 5_000);
       await system.migrate(server, 'b');
-      await system.upgrade({ modules: [{ module: 'counter', source: counterV2 }], nodes: ['b'] });
+      await system.upgrade({ modules: [{ module: 'counter', source: { code: counterV2 } }], nodes: ['b'] });
       await system.node('a').exit(pinger, 'boom'); // the kernel reports abnormal exits
       await until('the exit', () => seen[CHANNELS.exit]?.length);
       expect(seen[CHANNELS.spawn]).toEqual(expect.arrayContaining([

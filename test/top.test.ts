@@ -47,7 +47,7 @@ beforeAll(async () => {
   if (!existsSync(MAIN)) throw new Error(`${MAIN} is missing: build first (npx tsc -p .)`);
   try { execFileSync('tmux', ['-V']); } catch { throw new Error('tmux is missing: `subnode top` is tested in a tmux pseudo-terminal (apt-get install tmux)'); }
   dir = mkdtempSync(join(tmpdir(), 'subnode-top-'));
-  cpSync(resolve('examples/modules/pinger.v1.ts'), join(dir, 'pinger.v1.ts'));
+  cpSync(resolve('examples/modules/v1/pinger.ts'), join(dir, 'pinger.v1.ts'));
   writeFileSync(join(dir, 'system.json'), JSON.stringify({
     nodes: [
       { name: 'alpha', modules: { pinger: './pinger.v1.ts' }, start: [{ module: 'pinger', fn: 'start', name: 'critical' }] },

@@ -40,7 +40,7 @@ export function codePage(root) {
   return page;
 }
 
-const EXAMPLE = '{\n  "modules": [{ "module": "counter", "source": { "path": "/absolute/path/counter.v2.ts" } }],\n  "nodes": "*"\n}';
+const EXAMPLE = '{\n  "modules": [{ "module": "counter", "source": { "path": "/absolute/path/v2/counter.ts" } }],\n  "nodes": "*"\n}';
 
 export function upgradePage(root) {
   const plan = h('textarea', { id: 'plan', rows: 10, spellcheck: false, value: sessionStorage.getItem('subnode.plan') || EXAMPLE });
