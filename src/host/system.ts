@@ -18,6 +18,7 @@ import { NodeHandle, type NodeSpec, type NodeSummary } from './node-handle.js';
 import type { NodeContext, NodeSupervision } from './node-supervision.js';
 import { Router } from './router.js';
 import { Caller } from './caller.js';
+import { instrument } from './telemetry.js';
 import { checkIsolateSupport } from './isolate-support.js';
 import { Releases, type ReleaseOptions } from './releases.js';
 import { rollbackTo } from './rollback.js';
@@ -45,6 +46,8 @@ export type HostFunction = (...args: never[]) => unknown;
 
 export class System {
   private readonly events = new Events();
+  /** Diagnostics channels and OpenTelemetry counters (src/host/telemetry.ts): no cost without listeners or an SDK. */
+  private readonly telemetry = instrument((listener) => this.events.on('*', listener), () => this.nodes());
   private readonly router = new Router(this.events, (request) => void this.serve(request), (pid) => this.migrations.locate(pid).node);
   private hostFunctions: Record<string, HostFunction> = {};
   private readonly migrations = new Migrations((name) => this.node(name), this.events);
@@ -301,6 +304,7 @@ export class System {
     }
     this.stopped = true;
     this.callerBox?.close(new NodeDown('the system was stopped'));
+    this.telemetry();
     await Promise.all([...this.handles.values()].map((h) => h.supervision.shutdown()));
     await this.clusterLink?.leave();
     this.router.close();
