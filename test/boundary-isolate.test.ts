@@ -54,7 +54,7 @@ let system: System;
 let inbox: Inbox;
 let events: SystemEvent[];
 
-async function start(nodes: Parameters<typeof System.start>[0]['nodes']): Promise<void> {
+async function start(nodes: NonNullable<Parameters<typeof System.start>[0]>['nodes']): Promise<void> {
   system = await System.start({ nodes });
   inbox = system.inbox();
   events = record(system);

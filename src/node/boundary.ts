@@ -18,6 +18,7 @@
 import { allows, type Capabilities, type Limits } from '../kernel/capabilities.js';
 import type { ControlArgs, ControlOp } from '../kernel/control-ops.js';
 import { estimateSize, HOST_SERVICE } from '../kernel/kernel.js';
+import { batchBudget, SLICE_CHARS, VALUE_CHARS } from '../sandbox/encode.js';
 import { decodeBatch, decodeValue, Undecodable } from './decode.js';
 import { capEvent, capText, EventGate } from './event-guard.js';
 import { isPid, nodeOf } from '../kernel/pid.js';
@@ -34,10 +35,6 @@ const FROM_SANDBOX: Record<KernelEvent['type'], boolean> = {
   global_unregister: true, cpu_limit: false, process_migrated: false,
 };
 
-/** Encoded characters one batch may take (at least twice `maxMessageBytes`). */
-export const BATCH_CHARS = 8 * 2 ** 20;
-/** Encoded characters all the batches of one slice (one entry into the isolate) may take. */
-export const SLICE_CHARS = 32 * 2 ** 20;
 
 /** An exit reason over the size limit, as the receiver gets it instead. */
 export function tooLargeReason(bytes: number, max: number): { error: { name: string; message: string } } {
@@ -70,7 +67,7 @@ export class Boundary {
     dropped: (text: string) => void = () => {},
   ) {
     this.gate = new EventGate(dropped);
-    this.batchChars = Math.max(BATCH_CHARS, 2 * (limits.maxMessageBytes ?? 0));
+    this.batchChars = batchBudget(limits.maxMessageBytes);
   }
 
   /** Learns from a control request the host is about to make. */
@@ -140,6 +137,10 @@ export class Boundary {
   /** An encoded event as it may be reported (under this node's name), or undefined if it may not. */
   event(text: unknown): KernelEvent | undefined {
     let event: KernelEvent;
+    if (typeof text === 'string' && text.length > VALUE_CHARS) {
+      this.deny(`an event of ${text.length} encoded characters`);
+      return undefined;
+    }
     try {
       event = decodeValue(text).value as KernelEvent;
     } catch (error) {

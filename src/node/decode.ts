@@ -25,8 +25,11 @@ const hidden = (value: unknown) => ({ value, writable: true, enumerable: false, 
 /** Cost of a string crossing: UTF-16, plus its header. */
 const stringBytes = (s: string): number => 8 + 2 * s.length;
 
+/** What a value costs to cross besides its contents (the serializer's header). */
+const HEADER = 16;
+
 class Reader {
-  bytes = 0;
+  bytes = HEADER;
   private readonly objects: object[] = [];
 
   value(x: unknown, depth: number): unknown {
@@ -189,7 +192,7 @@ export function decodeBatch(text: unknown): DecodedEnvelope[] {
       const reader = new Reader();
       const fields: unknown[] = [];
       for (let i = 0; i < raw.length; i++) {
-        if (i === 2) reader.bytes = 0;
+        if (i === 2) reader.bytes = HEADER;
         fields.push(reader.value(raw[i], 0));
       }
       out.push({ fields, bytes: reader.bytes });

@@ -23,6 +23,17 @@ import { brand, sharedMemoryKind } from '../kernel/values.js';
 
 export const MAX_DEPTH = 200;
 
+/** Encoded characters one batch may take (at least twice `maxMessageBytes`). */
+export const BATCH_CHARS = 8 * 2 ** 20;
+/** Encoded characters all the batches of one slice (one entry into the isolate) may take. */
+export const SLICE_CHARS = 32 * 2 ** 20;
+/** Encoded characters one event or control result may take. */
+export const VALUE_CHARS = 64 * 2 ** 20;
+
+export function batchBudget(maxMessageBytes: number | undefined): number {
+  return Math.max(BATCH_CHARS, 2 * (maxMessageBytes ?? 0));
+}
+
 const stringify = JSON.stringify;
 const keys = Object.keys;
 const isArray = Array.isArray;
@@ -55,12 +66,28 @@ const regExpFlags = getter(RegExp.prototype, 'flags');
 /** Thrown for what cannot leave a sandbox: functions, symbols, shared memory, nesting too deep. */
 export class NotEncodable extends Error {}
 
-export function encode(value: unknown): string {
+/** Thrown before any text is made for a value whose encoding would be over the budget. */
+export class OverBudget extends NotEncodable {
+  constructor(readonly chars: number, readonly budget: number) {
+    super(`its encoding takes over ${budget} characters`);
+  }
+}
+
+// A lower bound of the encoding's length, counted while the tree is built: a value over the budget
+// is refused before JSON.stringify spends its time (and the isolate's heap) making the text.
+let chars = 0;
+let budget = Infinity;
+
+export function encode(value: unknown, maxChars = Infinity): string {
+  chars = 0;
+  budget = maxChars;
   return stringify(tree(value, new NativeMap(), 0));
 }
 
 /** An outbound batch: `[[sig, target, ...fields]]`, each envelope with its own object numbering. */
-export function encodeBatch(envelopes: readonly unknown[]): string {
+export function encodeBatch(envelopes: readonly unknown[], maxChars = Infinity): string {
+  chars = 0;
+  budget = maxChars;
   const out: unknown[] = [];
   for (let i = 0; i < envelopes.length; i++) {
     const e = envelopes[i];
@@ -74,8 +101,13 @@ export function encodeBatch(envelopes: readonly unknown[]): string {
 }
 
 function tree(value: unknown, seen: Map<object, number>, depth: number): unknown {
+  chars += 4;
   switch (typeof value) {
-    case 'string': case 'boolean': return value;
+    case 'string':
+      chars += value.length;
+      if (chars > budget) throw new OverBudget(chars, budget);
+      return value;
+    case 'boolean': return value;
     case 'number':
       if (value !== value) return ['n', 'NaN'];
       if (value === Infinity) return ['n', 'Infinity'];
@@ -131,14 +163,14 @@ function builtIn(object: object, seen: Map<object, number>, d: number): unknown 
   }
   if (brand(dateGetTime, object)) return ['d', tree(apply(dateGetTime, object, []), seen, d)];
   if (brand(regExpSource, object)) return ['r', `${apply(regExpSource, object, []) as string}`, `${apply(regExpFlags, object, []) as string}`];
-  if (brand(arrayBufferLength, object)) return ['B', base64(new NativeUint8Array(object as ArrayBuffer))];
+  if (brand(arrayBufferLength, object)) return ['B', base64(counted(new NativeUint8Array(object as ArrayBuffer)))];
   if (apply(typedArrayTag, object, []) !== undefined) {
     const bytes = new NativeUint8Array(apply(typedArrayBuffer, object, []) as ArrayBuffer, apply(typedArrayOffset, object, []) as number, apply(typedArrayLength, object, []) as number);
-    return ['v', apply(typedArrayTag, object, []) as string, base64(bytes)];
+    return ['v', apply(typedArrayTag, object, []) as string, base64(counted(bytes))];
   }
   if (brand(dataViewLength, object)) {
     const bytes = new NativeUint8Array(apply(dataViewBuffer, object, []) as ArrayBuffer, apply(dataViewOffset, object, []) as number, apply(dataViewLength, object, []) as number);
-    return ['v', 'DataView', base64(bytes)];
+    return ['v', 'DataView', base64(counted(bytes))];
   }
   if (object instanceof NativeError) {
     const e = object as Error & { cause?: unknown };
@@ -146,6 +178,12 @@ function builtIn(object: object, seen: Map<object, number>, d: number): unknown 
     return ['e', `${e.name}`, `${e.message}`, e.stack === undefined ? null : `${e.stack}`, hasCause, hasCause ? tree(e.cause, seen, d) : null];
   }
   return plainObject(object, seen, d);
+}
+
+function counted(bytes: Uint8Array): Uint8Array {
+  chars += Math.ceil(bytes.length / 3) * 4;
+  if (chars > budget) throw new OverBudget(chars, budget);
+  return bytes;
 }
 
 const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';

@@ -10,7 +10,7 @@
  */
 import { Kernel, type KernelPlatform } from '../kernel/kernel.js';
 import { controlOps, settle, type KernelConfig, type Result } from '../kernel/control-ops.js';
-import { encode, encodeBatch } from './encode.js';
+import { batchBudget, encode, encodeBatch, OverBudget, SLICE_CHARS, VALUE_CHARS } from './encode.js';
 import type { ModuleFactory } from '../kernel/code-server.js';
 import type { Capabilities } from '../kernel/capabilities.js';
 import type { Envelope } from '../kernel/signals.js';
@@ -41,14 +41,31 @@ const NativeDate = Date;
 export function boot(config: SandboxConfig): void {
   const raw = g.$bridge as Bridge;
   delete g.$bridge;
+  // Strings over the budgets are not even copied out (the trusted half checks again): a copy of
+  // hundreds of MB out of an isolate stalls the node's thread.
+  const batchChars = batchBudget(config.limits.maxMessageBytes);
+  let sliceChars = 0;
+  const over = (what: string) => raw.emit(encode({ type: 'capability_denied', node: config.node, what: `${what} (dropped in the sandbox)` }));
   const bridge: Bridge = {
-    outbound: (node, batch) => { if (typeof node === 'string' && typeof batch === 'string') raw.outbound(node, batch); },
-    emit: (event) => { if (typeof event === 'string') raw.emit(event); },
+    outbound: (node, batch) => {
+      if (typeof node !== 'string' || typeof batch !== 'string') return;
+      if (batch.length > batchChars) return over(`a batch of ${batch.length} encoded characters, over the budget of ${batchChars} a batch`);
+      if (sliceChars > SLICE_CHARS) return;
+      sliceChars += batch.length;
+      if (sliceChars > SLICE_CHARS) return over(`batches over the budget of ${SLICE_CHARS} encoded characters a slice (the rest of the slice's batches dropped)`);
+      raw.outbound(node, batch);
+    },
+    emit: (event) => {
+      if (typeof event !== 'string') return;
+      if (event.length > VALUE_CHARS) return over(`an event of ${event.length} encoded characters`);
+      raw.emit(event);
+    },
     schedule: () => raw.schedule(),
     setTimer: (ms) => raw.setTimer(typeof ms === 'number' ? ms : 0),
     clearTimer: () => raw.clearTimer(),
-    controlDone: (id, result) => { if (typeof id === 'number' && typeof result === 'string') raw.controlDone(id, result); },
+    controlDone: (id, result) => { if (typeof id === 'number' && typeof result === 'string') raw.controlDone(id, capResult(result)); },
   };
+  newSlice = () => { sliceChars = 0; };
   const emit = (event: KernelEvent): void => {
     let text: string;
     try {
@@ -73,13 +90,19 @@ export function boot(config: SandboxConfig): void {
     outbound: (node, envelopes) => {
       let batch: string | undefined;
       try {
-        batch = encodeBatch(envelopes);
+        batch = encodeBatch(envelopes, batchChars);
       } catch {
-        // Something in the batch cannot leave (shared memory, a function, too deep): the rest go one by one.
+        // Something in the batch cannot leave (shared memory, a function, too deep, too big): the
+        // rest go one by one, while the slice's budget lasts.
         for (const envelope of envelopes) {
+          if (sliceChars > SLICE_CHARS) return;
           try {
-            batch = encodeBatch([envelope]);
+            batch = encodeBatch([envelope], Math.min(batchChars, SLICE_CHARS - sliceChars + 1));
           } catch (error) {
+            if (error instanceof OverBudget && error.budget < batchChars) {
+              sliceChars = SLICE_CHARS + 1;
+              return over(`batches over the budget of ${SLICE_CHARS} encoded characters a slice (the rest of the slice's batches dropped)`);
+            }
             emit({ type: 'log', node: config.node, level: 'error', text: `a signal for node '${node}' could not leave the sandbox and was dropped: ${describe(error)}` });
             continue;
           }
@@ -129,11 +152,20 @@ export function boot(config: SandboxConfig): void {
   };
 }
 
+/** Starts an entry's budget (set by boot). */
+let newSlice = (): void => {};
+
+/** A control result within VALUE_CHARS, or an error result in its place. */
+function capResult(text: string): string {
+  return text.length <= VALUE_CHARS ? text : encode({ error: { code: 'too_large', message: `the answer (${text.length} encoded characters) is over the limit of ${VALUE_CHARS}` } });
+}
+
 function guarded<A extends unknown[]>(run: (...args: A) => unknown): (...args: A) => string | undefined {
   return (...args: A) => {
+    newSlice();
     try {
       const result = run(...args);
-      return typeof result === 'string' ? result : undefined;
+      return typeof result === 'string' ? capResult(result) : undefined;
     } catch (error) {
       return `!${describe(error)}`;
     }
