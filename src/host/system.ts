@@ -4,7 +4,7 @@
  * traffic between nodes does not pass through this thread.
  */
 import { MessageChannel } from 'node:worker_threads';
-import { BadArgument, NameTaken, NoProcess, NodeDown, NotAllowed, UnknownFunction, UnknownNode, fromWire, toWire, type WireError } from '../errors.js';
+import { BadArgument, NameTaken, NoProcess, NodeDown, NotAllowed, Refused, UnknownFunction, UnknownNode, fromWire, toWire, type WireError } from '../errors.js';
 import { allows } from '../kernel/capabilities.js';
 import { Migrations, type BulkMigration, type MigrateOptions, type MigrationResult, type ProcessLocation } from './migration.js';
 import type { PurgeReport } from '../kernel/types.js';
@@ -18,6 +18,11 @@ import { NodeHandle, type NodeSpec, type NodeSummary } from './node-handle.js';
 import type { NodeContext, NodeSupervision } from './node-supervision.js';
 import { Router } from './router.js';
 import { Caller } from './caller.js';
+import { checkIsolateSupport } from './isolate-support.js';
+import { Releases, type ReleaseOptions } from './releases.js';
+import { rollbackTo } from './rollback.js';
+import type { ClusterOptions } from '../cluster/options.js';
+import type { ClusterApi, ClusterHost, RemoteNodeSummary } from '../cluster/hooks.js';
 
 export interface SystemOptions {
   nodes?: NodeSpec[];
@@ -26,6 +31,14 @@ export interface SystemOptions {
    * node's capabilities grant the name. They may be async; arguments and results are copied.
    */
   hostFunctions?: Record<string, HostFunction>;
+  /**
+   * Keep the system's releases in a store (a directory, or a ReleaseStore): every load, plan,
+   * policy, purge and delete is journaled, and a system started on the same store brings each
+   * node back as it was. See `Releases`.
+   */
+  releases?: ReleaseOptions;
+  /** Joins a cluster of hosts over NATS (src/cluster): node names, messages, globals and control span the hosts. */
+  cluster?: ClusterOptions;
 }
 
 export type HostFunction = (...args: never[]) => unknown;
@@ -36,21 +49,32 @@ export class System {
   private hostFunctions: Record<string, HostFunction> = {};
   private readonly migrations = new Migrations((name) => this.node(name), this.events);
   private readonly handles = new Map<string, NodeHandle>();
-  private readonly caller = this.router.attach((pid) => new Caller(pid, this.router, {
-    resolve: (dest) => this.callTarget(dest),
-    send: (dest, message) => this.send(dest, message),
-  }));
+  // Made on first use: in a cluster the host's mailbox pids name this host, set when it joins.
+  private callerBox: Caller | undefined;
+  private get caller(): Caller {
+    return this.callerBox ??= this.router.attach((pid) => new Caller(pid, this.router, {
+      resolve: (dest) => this.callTarget(dest),
+      send: (dest, message) => this.send(dest, message),
+    }));
+  }
+  private clusterLink: ClusterApi | undefined;
   private readonly globals = new Map<string, Pid>();
   /** Nodes whose threads are up and can take peer ports. */
   private readonly attached = new Set<NodeSupervision>();
   private stopped = false;
+  private releaseKeeper: Releases | undefined;
 
   private constructor() {}
 
   static async start(options: SystemOptions = {}): Promise<System> {
     const system = new System();
     system.hostFunctions = { ...options.hostFunctions };
+    if (options.releases) {
+      system.releaseKeeper = await Releases.open(options.releases, system.events);
+      system.events.on('node_down', () => system.releaseKeeper?.nodeCrashed());
+    }
     try {
+      if (options.cluster) system.clusterLink = await (await import('../cluster/cluster.js')).Cluster.join(options.cluster, system.clusterHost());
       await Promise.all((options.nodes ?? []).map((spec) => system.addNode(spec)));
     } catch (error) {
       await system.stop();
@@ -66,22 +90,41 @@ export class System {
       throw new BadArgument(`bad node name ${JSON.stringify(spec?.name)}: letters, digits, _ and -, not 'host'`);
     }
     if (this.handles.has(spec.name)) throw new BadArgument(`a node named '${spec.name}' already exists`);
+    if (spec.kind === 'isolate') checkIsolateSupport(spec.name);
     const handle = new NodeHandle(spec, this.context);
     this.handles.set(spec.name, handle);
+    if (this.clusterLink) {
+      // The name is claimed cluster-wide first; its creations continue where its last host left off.
+      try {
+        handle.supervision.creation = (await this.clusterLink.claim(spec.name)) - 1;
+      } catch (error) {
+        this.handles.delete(spec.name);
+        throw error;
+      }
+    }
     this.router.addNode(spec.name, handle.supervision);
+    await this.releaseKeeper?.attach(handle);
     await handle.start();
     this.events.emit({ type: 'node_started', node: handle.name, creation: handle.creation });
     return handle;
   }
 
   node(name: string): NodeHandle {
-    const handle = this.handles.get(name);
+    const handle = this.handles.get(name) ?? this.clusterLink?.node(name);
     if (!handle) throw new UnknownNode(`no node named '${name}'`, { node: name });
     return handle;
   }
 
-  nodes(): NodeSummary[] {
-    return [...this.handles.values()].map((h) => h.summary());
+  /** Every node: this host's, and in a cluster every other host's too (with its `host`). */
+  nodes(): (NodeSummary | RemoteNodeSummary)[] {
+    const link = this.clusterLink;
+    const local = [...this.handles.values()].map((h) => (link ? { ...h.summary(), host: link.host } : h.summary()));
+    return link ? [...local, ...link.remoteNodes()] : local;
+  }
+
+  /** The cluster this host is part of (`cluster` option), with its hosts and events. */
+  get cluster(): ClusterApi | undefined {
+    return this.clusterLink;
   }
 
   /** Sends from the host: to a pid, `{ name, node }`, or `{ global }`. Unknown nodes throw; dead pids drop. */
@@ -113,7 +156,24 @@ export class System {
    * report is `ok` only if each of them upgraded. `{ dryRun: true }` reports each node's steps.
    */
   upgrade(plan: UpgradePlan, options: UpgradeOptions = {}): Promise<UpgradeReport> {
-    return runUpgrade(plan, [...this.handles.values()], this.events, options);
+    const run = () => runUpgrade(plan, [...this.handles.values()], this.events, options);
+    return this.releaseKeeper && !options.dryRun ? this.releaseKeeper.asOne(`plan: ${plan.modules?.map((m) => m.module).join(', ')}`, run) : run();
+  }
+
+  /** The release store's keeper; throws when the system was started without `releases`. */
+  get releases(): Releases {
+    if (!this.releaseKeeper) throw new Refused('this system keeps no releases: start it with { releases: { store } }');
+    return this.releaseKeeper;
+  }
+
+  /**
+   * Goes back to an earlier release: on each node whose code differs, the release's versions are
+   * loaded and the behaviour processes converted by their `codeChange` with `{ down: vsn }` — one
+   * plan, journaled as one release.
+   */
+  rollback(release: number): Promise<UpgradeReport> {
+    const releases = this.releases;
+    return releases.asOne(`rollback to ${release}`, () => rollbackTo(releases, release, [...this.handles.values()], this.events));
   }
 
   /**
@@ -227,9 +287,12 @@ export class System {
   /** Ends every node and releases every thread, port and timer. */
   async stop(): Promise<void> {
     this.stopped = true;
-    this.caller.close(new NodeDown('the system was stopped'));
+    this.callerBox?.close(new NodeDown('the system was stopped'));
     await Promise.all([...this.handles.values()].map((h) => h.supervision.shutdown()));
+    await this.clusterLink?.leave();
     this.router.close();
+    // Every change journaled so far is durable before stop resolves; the store's lock is released.
+    await this.releaseKeeper?.close();
   }
 
   /** What a call from the host monitors, and on which node: a pid (wherever it moved), or a registered name. */
@@ -251,9 +314,27 @@ export class System {
     throw new BadArgument(`cannot call ${JSON.stringify(dest)} from the host: use a pid, { name, node } or { global }`);
   }
 
-  private setGlobal(name: string, pid: Pid | null): void {
+  private setGlobal(name: string, pid: Pid | null, fromCluster = false): void {
+    const previous = this.globals.get(name);
     if (pid) this.globals.set(name, pid); else this.globals.delete(name);
     for (const handle of this.attached) handle.tell('setGlobal', name, pid);
+    if (!fromCluster) this.clusterLink?.globalChanged(name, pid, previous);
+  }
+
+  /** What the cluster link (src/cluster) reaches of this system. */
+  private clusterHost(): ClusterHost {
+    return {
+      events: this.events,
+      router: this.router,
+      context: this.context,
+      globals: this.globals,
+      local: () => [...this.handles.values()],
+      applyGlobal: (name, pid) => this.setGlobal(name, pid, true),
+      remoteNodeDown: (node, lost) => {
+        for (const peer of this.attached) peer.tell('nodeDown', node, lost);
+        this.router.nodeDown(node, lost, () => false);
+      },
+    };
   }
 
   private readonly context: NodeContext = {
@@ -277,6 +358,7 @@ export class System {
       for (const [name, pid] of this.globals) if (nodeOf(pid) === node.name || lost.includes(pid)) this.setGlobal(name, null);
       for (const peer of this.attached) peer.tell('nodeDown', node.name, lost);
       this.router.nodeDown(node.name, lost, (pid) => this.migrations.locate(pid).node !== node.name);
+      this.clusterLink?.localNodeDown(node.name, lost);
     },
     forwardsFor: (node) => this.migrations.forwardsHomedAt(node),
     route: (node, envelopes, from) => this.router.route(node, envelopes, from),
