@@ -122,5 +122,11 @@ describe('boundary property suite', () => {
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
     expect(() => decodeValue('["v","SharedArrayBuffer","AAAA"]')).toThrow(Undecodable);
     expect(decodeBatch('[[0,"<a.1>",["v","Int32Array","AAAAAA=="]], 5]')[1]).toEqual({ error: 'a malformed signal' });
+    // one object in two envelopes, and twice in one: each envelope decodes on its own, sharing kept inside it
+    const o = { a: 1 };
+    const [first, second] = decodeBatch(encodeBatch([[0, '<a.1>', o], [0, '<a.1>', { x: o, y: o }]])) as { fields: any[] }[];
+    expect(first!.fields[2]).toEqual({ a: 1 });
+    expect(second!.fields[2]).toEqual({ x: { a: 1 }, y: { a: 1 } });
+    expect(second!.fields[2].x).toBe(second!.fields[2].y);
   });
 });

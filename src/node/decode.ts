@@ -30,7 +30,13 @@ const HEADER = 16;
 
 class Reader {
   bytes = HEADER;
-  private readonly objects: object[] = [];
+  private objects: object[] = [];
+
+  /** Starts a new value (an envelope): its own numbering, its own count. */
+  reset(): void {
+    this.bytes = HEADER;
+    if (this.objects.length) this.objects = [];
+  }
 
   value(x: unknown, depth: number): unknown {
     switch (typeof x) {
@@ -183,13 +189,14 @@ export function decodeBatch(text: unknown): DecodedEnvelope[] {
   const batch = parse(text);
   if (!Array.isArray(batch)) throw new Undecodable('a batch that is not a list');
   const out: DecodedEnvelope[] = [];
+  const reader = new Reader();
   for (const raw of batch as unknown[]) {
     if (!Array.isArray(raw)) {
       out.push({ error: 'a malformed signal' });
       continue;
     }
     try {
-      const reader = new Reader();
+      reader.reset();
       const fields: unknown[] = [];
       for (let i = 0; i < raw.length; i++) {
         if (i === 2) reader.bytes = HEADER;

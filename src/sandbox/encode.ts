@@ -41,8 +41,6 @@ const apply = Reflect.apply;
 const getPrototypeOf = Object.getPrototypeOf;
 const NativeError = Error;
 const NativeMap = Map;
-const mapGet = Map.prototype.get;
-const mapSet = Map.prototype.set;
 const mapForEach = Map.prototype.forEach;
 const setForEach = Set.prototype.forEach;
 const NativeUint8Array = Uint8Array;
@@ -77,9 +75,15 @@ export class OverBudget extends NotEncodable {
 // is refused before JSON.stringify spends its time (and the isolate's heap) making the text.
 let chars = 0;
 let budget = Infinity;
+/** Where the numbering of the envelope being encoded starts (encodeBatch). */
+let base = 0;
+/** Objects numbered so far in this encoding. */
+let numbered = 0;
 
 export function encode(value: unknown, maxChars = Infinity): string {
   chars = 0;
+  base = 0;
+  numbered = 0;
   budget = maxChars;
   return stringify(tree(value, new NativeMap(), 0));
 }
@@ -87,16 +91,21 @@ export function encode(value: unknown, maxChars = Infinity): string {
 /** An outbound batch: `[[sig, target, ...fields]]`, each envelope with its own object numbering. */
 export function encodeBatch(envelopes: readonly unknown[], maxChars = Infinity): string {
   chars = 0;
+  numbered = 0;
   budget = maxChars;
   const out: unknown[] = [];
+  // One map for the batch: an envelope's objects are numbered from `base` (the decoder numbers
+  // each envelope's from 0); an object met in an earlier envelope is encoded again.
+  const seen = new NativeMap<object, number>();
   for (let i = 0; i < envelopes.length; i++) {
     const e = envelopes[i];
     if (!isArray(e)) throw new NotEncodable('an envelope is not an array');
-    const seen = new NativeMap<object, number>();
+    base = numbered;
     const fields: unknown[] = [];
     for (let j = 0; j < e.length; j++) fields[j] = tree(e[j], seen, 0);
     out[i] = fields;
   }
+  base = 0;
   return stringify(out);
 }
 
@@ -119,10 +128,11 @@ function tree(value: unknown, seen: Map<object, number>, depth: number): unknown
   }
   if (value === null) return null;
   const object = value as object;
-  const index = apply(mapGet, seen, [object]) as number | undefined;
-  if (index !== undefined) return ['@', index];
+  // Direct method calls (fast): a patched Map.prototype only garbles this node's own output.
+  const index = seen.get(object);
+  if (index !== undefined && index >= base) return ['@', index - base];
   if (depth >= MAX_DEPTH) throw new NotEncodable(`a value nested deeper than ${MAX_DEPTH} levels cannot leave the sandbox`);
-  apply(mapSet, seen, [object, seen.size]);
+  seen.set(object, numbered++);
   const d = depth + 1;
   if (isArray(object)) {
     const list = object as unknown[];
