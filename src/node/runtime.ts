@@ -89,7 +89,8 @@ export class NodeRuntime {
     const max = this.data.limits?.maxMessageBytes;
     this.engine = {
       control: this.busy(engine.control),
-      deliver: max === undefined ? deliver : (envelopes, from) => deliver(this.inbound(envelopes, from, max), from),
+      // The host's own sends (system.send) are trusted; what other nodes send is checked.
+      deliver: max === undefined ? deliver : (envelopes, from) => deliver(from === 'host' ? envelopes : this.inbound(envelopes, from, max), from),
     };
     for (const [node, port] of Object.entries(this.data.peers)) this.connect(node, port);
     this.host.on('message', (message: HostToNode) => this.onHost(message));
@@ -97,8 +98,8 @@ export class NodeRuntime {
   }
 
   /**
-   * `maxMessageBytes` on delivery too: a node is protected from what others send it, whatever
-   * their own limits. A larger message is dropped; a larger exit reason is replaced.
+   * `maxMessageBytes` on delivery too: a node is protected from what other nodes send it, whatever
+   * their own limits (the host's own sends are not checked here). A larger message is dropped; a larger exit reason is replaced.
    */
   private inbound(envelopes: Envelope[], from: string, max: number): Envelope[] {
     let kept: Envelope[] | undefined;
