@@ -71,7 +71,9 @@ async function underAttack(attack: () => Promise<void>): Promise<{ worstCallMs: 
   })();
   await Promise.all([attacking, probing]);
   delay.disable();
-  return { worstCallMs: worst, lagMs: delay.max / 1e6, heapGrowthMb: peak / 2 ** 20 };
+  const figures = { worstCallMs: worst, lagMs: delay.max / 1e6, heapGrowthMb: peak / 2 ** 20 };
+  if (process.env.DOS_FIGURES) console.log(JSON.stringify(figures));
+  return figures;
 }
 
 /** The attacker cut: a batch over the budget dropped, or its node restarted. */
