@@ -122,7 +122,9 @@ describe('subnode run and the control socket', () => {
     expect(all[0]!.versions).toEqual([{ module: 'pinger', version: 1, state: 'current' }]);
     expect(modules.stdout).toMatch(/^NODE +MODULE +VERSION +STATE +PROCESSES +POLICY\n/);
     expect(modules.stdout).toMatch(/^a +pinger +v1 +current +1 +erlang\/soft$/m);
-    expect(modules.stdout).toMatch(/^b +counter +v1 +current +0 +stack\(3\)\/soft$/m);
+    // The 'hits' servers run counter's current version: counted there.
+    expect(modules.stdout).toMatch(/^a +counter +v1 +current +1 +erlang\/soft$/m);
+    expect(modules.stdout).toMatch(/^b +counter +v1 +current +1 +stack\(3\)\/soft$/m);
     expect(modules.stdout).toMatch(/^c +counter +v1 +current +0 +forever\/soft$/m);
     const mods = JSON.parse(modulesJson.stdout) as { node: string; name: string; versions: { version: number; state: string }[] }[];
     expect(mods.map((m) => [m.node, m.name, m.versions.map((v) => v.state)])).toEqual([['b', 'counter', ['current']]]);

@@ -94,7 +94,7 @@ describe('applyUpgrade: rollback', () => {
 
   it('a failing codeChange after a successful load restores the version list (with the idle old version the load dropped) and the very state objects', async () => {
     const { k, s1, s2 } = await counters();
-    expect(versions(k, 'counter')).toEqual([[1, 'old', 0], [2, 'current', 0]]);
+    expect(versions(k, 'counter')).toEqual([[1, 'old', 0], [2, 'current', 2]]); // s1 and s2 run the current version
     const before = k.kernel.modules();
     const states = [k.kernel.getState(s1 as never), k.kernel.getState(s2 as never)];
     const eventsBefore = k.events.length;
@@ -109,7 +109,7 @@ describe('applyUpgrade: rollback', () => {
     expect(during.filter((e) => e.type === 'module_purged')).toEqual([{ type: 'module_purged', node: 'a', module: 'counter', version: 1 }]);
     expect(during.filter((e) => e.type === 'code_changed').map((e) => (e as { pid: string }).pid)).toEqual([s1]);
     expect(k.kernel.modules()).toEqual(before);
-    expect(versions(k, 'counter')).toEqual([[1, 'old', 0], [2, 'current', 0]]);
+    expect(versions(k, 'counter')).toEqual([[1, 'old', 0], [2, 'current', 2]]);
     expect(k.kernel.getState(s1 as never)).toBe(states[0]);
     expect(k.kernel.getState(s2 as never)).toBe(states[1]);
     expect(states).toEqual([{ count: 1 }, { count: 10 }]);

@@ -16,6 +16,7 @@
 import { accessSync, constants, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { Worker } from 'node:worker_threads';
 import { transform } from 'sucrase';
 import type { NodeSpec, StartSpec } from '../host/node-handle.js';
 import { transpile } from '../compiler/transpile.js';
@@ -147,9 +148,7 @@ async function readConfig(file: string): Promise<unknown> {
     url = pathToFileURL(temp).href;
   }
   try {
-    const module = (await import(url)) as { default?: unknown };
-    let value = module.default;
-    if (typeof value === 'function') value = await (value as () => unknown)();
+    const value = await evaluateWithDeadline(file, url);
     if (value === undefined) throw new ConfigError(file, ['the module has no default export: `export default { nodes: [...] }`']);
     return value;
   } catch (error) {
@@ -158,6 +157,48 @@ async function readConfig(file: string): Promise<unknown> {
   } finally {
     if (temp) try { unlinkSync(temp); } catch { /* gone already */ }
   }
+}
+
+/** How long a JS/TS config may take to evaluate (`$SUBNODE_CONFIG_DEADLINE_MS`, default 10 s). */
+function configDeadlineMs(): number {
+  const raw = Number(process.env.SUBNODE_CONFIG_DEADLINE_MS);
+  return Number.isFinite(raw) && raw > 0 ? raw : 10_000;
+}
+
+// Runs in the worker: imports the config module, calls a default function, posts the value back.
+const EVALUATOR = `
+const { parentPort, workerData } = require('node:worker_threads');
+import(workerData.url).then(async (module) => {
+  let value = module.default;
+  if (typeof value === 'function') value = await value();
+  try { parentPort.postMessage({ ok: true, value }); }
+  catch (error) { parentPort.postMessage({ ok: false, message: 'its value cannot be copied (' + (error && error.message) + '): a config is plain data' }); }
+}).catch((error) => parentPort.postMessage({ ok: false, message: String((error && error.message) ?? error) }));
+`;
+
+/**
+ * Evaluates a config module in a worker thread, so that one whose top level (or default function)
+ * never returns cannot hang \`subnode run\`: past the deadline the worker is terminated and this
+ * fails with a ConfigError naming the file and the deadline.
+ */
+function evaluateWithDeadline(file: string, url: string): Promise<unknown> {
+  const deadline = configDeadlineMs();
+  const worker = new Worker(EVALUATOR, { eval: true, workerData: { url } });
+  let timer: NodeJS.Timeout | undefined;
+  return new Promise<unknown>((resolvePromise, reject) => {
+    timer = setTimeout(() => {
+      reject(new ConfigError(file, [`evaluating the config module did not finish within its ${deadline} ms deadline (does its top level loop or wait forever?); set $SUBNODE_CONFIG_DEADLINE_MS for more time`]));
+    }, deadline);
+    worker.once('message', (reply: { ok: boolean; value?: unknown; message?: string }) => {
+      if (reply.ok) resolvePromise(reply.value);
+      else reject(new ConfigError(file, [`evaluating the config module failed: ${reply.message}`]));
+    });
+    worker.once('error', (error) => reject(new ConfigError(file, [`evaluating the config module failed: ${error.message}`])));
+    worker.once('exit', (code) => reject(new ConfigError(file, [`evaluating the config module failed: its thread ended (exit code ${code})`])));
+  }).finally(() => {
+    clearTimeout(timer);
+    void worker.terminate();
+  });
 }
 
 /**

@@ -6,7 +6,7 @@
  */
 import type { MessagePort, ResourceLimits } from 'node:worker_threads';
 import { BadArgument, NodeDown, NotAllowed, NotCloneable } from '../errors.js';
-import type { Pid } from '../kernel/pid.js';
+import { checkPid, type Pid } from '../kernel/pid.js';
 import type { Envelope } from '../kernel/signals.js';
 import type { LoadReport, MigrationOutcome, MigrationSnapshot, ModuleInfo, ProcessInfo, PurgeReport, SpawnOptions } from '../kernel/types.js';
 import { checkPolicy, type CodePolicy, type PurgeMode } from '../kernel/policy.js';
@@ -189,7 +189,7 @@ export class NodeHandle {
   }
 
   checkProcessCode(pid: Pid, module: string): Promise<boolean> {
-    return this.call('checkProcessCode', pid, module);
+    return this.callOnPid('checkProcessCode', pid, module);
   }
 
   /** Processes running old code of `module` (or the given version). Costs O(lingering). */
@@ -224,8 +224,8 @@ export class NodeHandle {
   behavioursOf(module: string): Promise<Pid[]> { return this.call('behavioursOf', module); }
 
   /** `sys:suspend`: the process runs nothing until resumed; its messages wait. Any process can be suspended. */
-  suspend(pid: Pid): Promise<void> { return this.call('suspend', pid); }
-  resume(pid: Pid): Promise<void> { return this.call('resume', pid); }
+  suspend(pid: Pid): Promise<void> { return this.callOnPid('suspend', pid); }
+  resume(pid: Pid): Promise<void> { return this.callOnPid('resume', pid); }
 
   /**
    * `sys:change_code`: on a suspended behaviour process, runs the current version's
@@ -234,11 +234,11 @@ export class NodeHandle {
    * the vsn its state came from; pass `{ down: vsn }` for a downgrade.
    */
   changeCode(pid: Pid, module: string, options: { oldVsn?: unknown; extra?: unknown; timeoutMs?: number } = {}): Promise<{ from: unknown; to: unknown }> {
-    return this.call('changeCode', pid, module, options.oldVsn, options.extra, options.timeoutMs);
+    return this.callOnPid('changeCode', pid, module, options.oldVsn, options.extra, options.timeoutMs);
   }
 
-  getState<S = unknown>(pid: Pid): Promise<S> { return this.call('getState', pid) as Promise<S>; }
-  replaceState(pid: Pid, state: unknown): Promise<void> { return this.call('replaceState', pid, state); }
+  getState<S = unknown>(pid: Pid): Promise<S> { return this.callOnPid('getState', pid) as Promise<S>; }
+  replaceState(pid: Pid, state: unknown): Promise<void> { return this.callOnPid('replaceState', pid, state); }
 
   /** Starts a supervisor; its init starts its children. Undefined if init returned 'ignore'. */
   startSupervisor(module: string, args: unknown[] = [], options: SpawnOptions = {}): Promise<Pid | undefined> {
@@ -315,11 +315,11 @@ export class NodeHandle {
 
   /** Sends an exit signal from outside any process (`'kill'` cannot be trapped). */
   exit(pid: Pid, reason: unknown): Promise<void> {
-    return this.call('exit', pid, reason);
+    return this.callOnPid('exit', pid, reason);
   }
 
   processes(): Promise<ProcessInfo[]> { return this.call('processes'); }
-  processInfo(pid: Pid): Promise<ProcessInfo | undefined> { return this.call('processInfo', pid); }
+  processInfo(pid: Pid): Promise<ProcessInfo | undefined> { return this.callOnPid('processInfo', pid); }
   modules(): Promise<ModuleInfo[]> { return this.call('modules'); }
   whereis(name: string): Promise<Pid | undefined> { return this.call('whereis', name); }
 
@@ -366,6 +366,16 @@ export class NodeHandle {
   }
 
   private call<K extends ControlOp>(op: K, ...args: ControlArgs<K>): Promise<ControlReply<K>> {
+    return this.issue(op, args);
+  }
+
+  /** A call whose first argument is a pid: a malformed one is rejected with BadArgument here. */
+  private callOnPid<K extends ControlOp>(op: K, ...args: ControlArgs<K>): Promise<ControlReply<K>> {
+    try {
+      checkPid(args[0]);
+    } catch (error) {
+      return Promise.reject(error);
+    }
     return this.issue(op, args);
   }
 

@@ -4,8 +4,8 @@
  * exit, inspect, `sys` suspend / resume / getState / replaceState — sent to the node that runs it,
  * so a process that moved (into an isolate node, say) is reached directly, not through its home.
  */
-import { BadArgument, NoProcess } from '../errors.js';
-import { isPid, type Pid } from '../kernel/pid.js';
+import { NoProcess } from '../errors.js';
+import { checkPid, type Pid } from '../kernel/pid.js';
 import type { ProcessInfo } from '../kernel/types.js';
 import type { NodeHandle } from './node-handle.js';
 
@@ -15,7 +15,7 @@ export class ProcessRef {
     /** The node that runs the process now. */
     private readonly where: (pid: Pid) => NodeHandle,
   ) {
-    if (!isPid(pid)) throw new BadArgument(`not a pid: ${JSON.stringify(pid)}`, { pid });
+    checkPid(pid);
   }
 
   /** The node it runs on now. */

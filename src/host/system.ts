@@ -10,7 +10,7 @@ import { Migrations, type BulkMigration, type MigrateOptions, type MigrationResu
 import type { PurgeReport } from '../kernel/types.js';
 import type { UpgradePlan } from './upgrade-plan.js';
 import { planNodes, runUpgrade, type UpgradeOptions, type UpgradeReport } from './upgrade-runner.js';
-import { isPid, nodeOf, NODE_NAME, type Pid } from '../kernel/pid.js';
+import { checkPid, isPid, nodeOf, NODE_NAME, type Pid } from '../kernel/pid.js';
 import type { Dest, KernelEvent } from '../kernel/types.js';
 import { Events, type EventOf, type EventType, type SystemEvent } from './events.js';
 import type { Inbox } from './inbox.js';
@@ -133,6 +133,7 @@ export class System {
 
   /** Sends from the host: to a pid, `{ name, node }`, or `{ global }`. Unknown nodes throw; dead pids drop. */
   send(dest: Dest, message: unknown): void {
+    if (typeof dest === 'string') checkPid(dest);
     this.router.send(dest, message, (name) => this.globals.get(name));
   }
 
@@ -142,6 +143,7 @@ export class System {
    */
   call<R = unknown>(dest: Dest, request: unknown, timeoutMs = 5_000): Promise<R> {
     try {
+      if (typeof dest === 'string') checkPid(dest);
       return this.caller.call<R>(dest, request, timeoutMs);
     } catch (error) {
       return Promise.reject(error);
@@ -233,6 +235,7 @@ export class System {
    * if it waits in a receive with `onMigrate(() => next(exportedFn, ...state))`.
    */
   async migrate(pid: Pid, to: string, options: MigrateOptions = {}): Promise<MigrationResult> {
+    checkPid(pid);
     const [result] = await this.migrations.migrate([pid], to, options);
     if (!result!.ok) throw fromWire(result!.error!);
     return result!;
@@ -245,6 +248,7 @@ export class System {
 
   /** Where a process runs now, where it came from, and how many times it moved. */
   locate(pid: Pid): ProcessLocation {
+    checkPid(pid);
     return this.migrations.locate(pid);
   }
 
@@ -255,7 +259,11 @@ export class System {
 
   /** Sends an exit signal to a process wherever it runs (`'kill'` cannot be trapped). */
   exit(pid: Pid, reason: unknown): Promise<void> {
-    return this.process(pid).exit(reason);
+    try {
+      return this.process(pid).exit(reason);
+    } catch (error) {
+      return Promise.reject(error);
+    }
   }
 
   /**

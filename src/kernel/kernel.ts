@@ -132,7 +132,13 @@ export class Kernel {
   softPurge(module: string): PurgeReport { return this.codeOps.softPurge(module); }
   checkProcessCode(pid: Pid, module: string): boolean { return this.codeOps.checkProcessCode(pid, module); }
   /** The processes in old code of `module` (or one version): O(lingering), from the per-version index. */
-  lingering(module: string, version?: number): Pid[] { return this.codeOps.lingering(module, version); }
+  lingering(module: string, version?: number): Pid[] {
+    const pids = this.codeOps.lingering(module, version);
+    // Asked for the current version: the behaviour processes using it run it too (as modules() counts them).
+    const current = version === undefined ? undefined : this.code.module(module)?.current;
+    if (current && current.version === version) for (const p of this.sys.usersOf(module, current)) pids.push(p.pid);
+    return pids;
+  }
   deleteModule(module: string): PurgeReport { return this.codeOps.deleteModule(module); }
 
   modules(): ModuleInfo[] {
@@ -141,7 +147,12 @@ export class Kernel {
       if (!record.versions.length) continue;
       out.push({
         name: record.name,
-        versions: record.versions.map((v) => ({ version: v.version, vsn: vsnOf(v), state: v.state, processes: v.processes.size, loadedAt: v.loadedAt, draining: v.draining })),
+        // A behaviour process runs its callback module's current version through the kernel's loop: counted there.
+        versions: record.versions.map((v) => ({
+          version: v.version, vsn: vsnOf(v), state: v.state,
+          processes: v.processes.size + (v.state === 'current' ? this.sys.usersOf(record.name, v).length : 0),
+          loadedAt: v.loadedAt, draining: v.draining,
+        })),
         policy: this.policyFor(record.name),
       });
     }

@@ -3,6 +3,7 @@
  * cross threads and isolates unchanged, compare with `===` and key Maps directly. The creation
  * number keeps a restarted node's pids from ever naming a process of an earlier incarnation.
  */
+import { BadArgument } from '../errors.js';
 
 export type Pid = string & { readonly __pid: unique symbol };
 
@@ -32,4 +33,15 @@ export function parsePid(value: unknown): PidParts | undefined {
   const creation = parts.length === 3 ? Number(parts[2]) : 0;
   if (!Number.isSafeInteger(id) || id < 0 || !Number.isSafeInteger(creation) || creation < 0) return undefined;
   return { node: parts[0]!, id, creation };
+}
+
+/**
+ * The one rule for a pid the host is given: well formed (`<node.id>` or `<node.id.creation>`),
+ * or BadArgument — never NoProcess here and undefined there. Returns it as a Pid.
+ */
+export function checkPid(value: unknown): Pid {
+  if (parsePid(value) === undefined) {
+    throw new BadArgument(`not a pid: ${typeof value === 'string' ? JSON.stringify(value) : typeof value}`, { pid: typeof value === 'string' ? value : String(typeof value) });
+  }
+  return value as Pid;
 }

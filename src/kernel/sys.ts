@@ -6,7 +6,7 @@
  */
 import { BadArgument, Refused, Timeout, UnknownFunction } from '../errors.js';
 import { Behaviour, deepCopy, dispatch, vsnOf, type BehaviourKind, type DispatchHost } from './behaviours.js';
-import type { CodeServer } from './code-server.js';
+import type { CodeServer, ModuleVersion } from './code-server.js';
 import { Receive } from './directives.js';
 import type { KernelPlatform } from './kernel.js';
 import type { Pid } from './pid.js';
@@ -146,6 +146,16 @@ export class SysOps {
   /** Behaviour processes that use `module` as a callback module. O(result). */
   behavioursOf(module: string): Pid[] {
     return Array.from(this.index.get(module) ?? [], (p) => p.pid);
+  }
+
+  /**
+   * Behaviour processes that use `module` (whose `current` version they run: the kernel's loop calls
+   * the current version at each message) and are not already in that version's own index.
+   */
+  usersOf(module: string, current: ModuleVersion): Process[] {
+    const out: Process[] = [];
+    for (const p of this.index.get(module) ?? []) if (p.version !== current) out.push(p);
+    return out;
   }
 
   /** Whether a behaviour process has `module` as its callback module (or on its statem stack). */

@@ -122,6 +122,13 @@ export function assertCloneable(value: unknown): void {
 
 const ObjectPrototype = Object.prototype;
 
+/** A prototype's class name for a message, without running any getter of the object. */
+function classNameOf(proto: object): string {
+  const ctor = Object.getOwnPropertyDescriptor(proto, 'constructor')?.value as unknown;
+  const name = typeof ctor === 'function' ? Object.getOwnPropertyDescriptor(ctor, 'name')?.value as unknown : undefined;
+  return typeof name === 'string' && name ? name : '(anonymous)';
+}
+
 /** Where a value fails to clone (` .a[2] is a function`), or undefined. Paths are built only on failure. */
 function uncloneable(value: unknown, depth: number, seen: Set<object> | undefined): string | undefined {
   switch (typeof value) {
@@ -168,6 +175,9 @@ function uncloneable(value: unknown, depth: number, seen: Set<object> | undefine
         }
         if (ArrayBuffer.isView(value) || value instanceof ArrayBuffer || value instanceof Date || value instanceof RegExp) return undefined;
         if (value instanceof WeakMap || value instanceof WeakSet || value instanceof Promise) return ` is a ${value.constructor.name}`;
+        // Any other prototype is a user class: structured clone would copy its own fields as a
+        // plain object, silently dropping its class, methods and #private fields.
+        return ` is an instance of class ${classNameOf(proto as object)} (class instances lose their class and #private fields across nodes; send plain data)`;
       }
       for (const key in value) {
         if (!Object.prototype.hasOwnProperty.call(value, key)) continue;
