@@ -13,7 +13,7 @@ import { EventGate } from './event-guard.js';
 import { Sig, type Envelope } from '../kernel/signals.js';
 import type { KernelEvent } from '../kernel/types.js';
 import type { Result } from '../kernel/control-ops.js';
-import type { HostToNode, NodeData, NodeToHost } from '../wire/node.js';
+import type { HostToNode, NodeData, NodeFaults, NodeToHost } from '../wire/node.js';
 
 /** What an engine gives the runtime. */
 export interface Engine {
@@ -55,6 +55,7 @@ export class NodeRuntime {
 
   /** Reports an event to the host (the engine decides what may be reported). */
   emit(event: KernelEvent): void {
+    if (this.data.faults && event.type === 'upgrade_step') injectFault(this.data.faults.hangStep, this.data.faults.crashStep, event.op, 'plan step');
     this.post({ t: 'event', event });
   }
 
@@ -86,9 +87,11 @@ export class NodeRuntime {
   /** Starts serving: peers given at start, then the host's messages; tells the host it is ready. */
   serve(engine: Engine): void {
     const deliver = this.busy(engine.deliver);
+    const faults = this.data.faults;
+    const control = faults ? faulty(engine.control, faults) : engine.control;
     const max = this.data.limits?.maxMessageBytes;
     this.engine = {
-      control: this.busy(engine.control),
+      control: this.busy(control),
       // The host's own sends (system.send) are trusted; what other nodes send is checked.
       deliver: max === undefined ? deliver : (envelopes, from) => deliver(from === 'host' ? envelopes : this.inbound(envelopes, from, max), from),
     };
@@ -159,4 +162,21 @@ export class NodeRuntime {
   private post(message: NodeToHost): void {
     this.host.postMessage(message);
   }
+}
+
+/** Testing only: a control entry that hangs or crashes on the operations `faults` names. */
+function faulty(control: Engine['control'], faults: NodeFaults): Engine['control'] {
+  return (op, args) => {
+    injectFault(faults.hang as string[] | undefined, faults.crash as string[] | undefined, op, 'control operation');
+    return control(op, args);
+  };
+}
+
+function injectFault(hang: string[] | undefined, crash: string[] | undefined, what: string, kind: string): void {
+  if (hang?.includes(what)) {
+    for (;;) {
+      // An injected hang: never returns to the event loop; the host's watchdog ends the thread.
+    }
+  }
+  if (crash?.includes(what)) throw new Error(`injected crash in ${kind} '${what}'`);
 }
