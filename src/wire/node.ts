@@ -52,9 +52,10 @@ export interface NodeData extends KernelConfig {
  * Testing only (the fault-injection suite, test/faults.test.ts): control operations and upgrade
  * plan steps that misbehave on purpose when the node serves them. `hang` busy-loops forever on the
  * node's thread (inside the busy mark, so the host's watchdog sees it); `crash` throws an uncaught
- * error on the node's thread (the thread dies). `hangStep` busy-loops when a plan reaches that
- * step; `crashStep` throws out of that step (the node's transaction rolls back). Thread nodes for
- * steps. Checked only while serving a control request or a plan step, and only when given.
+ * error on the node's thread (the thread dies). `hangStep` and `crashStep` do the same when a plan
+ * reaches that step (thread nodes; a crashed step's error is rethrown, uncaught, once the plan's
+ * code returns, so the thread dies before it answers). Checked only while serving a control
+ * request or when a plan step is reported, and only when given.
  */
 export interface NodeFaults {
   hang?: ControlOp[];
