@@ -57,8 +57,8 @@ export class NodeRuntime {
 
   /** Reports an event to the host (the engine decides what may be reported). */
   emit(event: KernelEvent): void {
-    this.faults?.event(event);
     this.post({ t: 'event', event });
+    this.faults?.event(event);
   }
 
   log(level: 'log' | 'info' | 'warn' | 'error', text: string): void {
