@@ -7,7 +7,7 @@
 import { Worker, type MessagePort, type ResourceLimits } from 'node:worker_threads';
 import { NodeDown, Timeout, fromWire } from '../errors.js';
 import type { Envelope } from '../kernel/signals.js';
-import type { ControlArgs, ControlOp, ControlReply, HostToNode, NodeData, NodeToHost, Result } from '../wire/node.js';
+import type { ControlArgs, ControlOp, ControlReply, HostToNode, NodeData, NodeFaults, NodeToHost, Result } from '../wire/node.js';
 import type { Capabilities, Limits } from '../kernel/capabilities.js';
 
 export interface BackendExit {
@@ -36,6 +36,8 @@ export interface NodeBackendOptions {
   onUnresponsive(ms: number): void;
   onExit(exit: BackendExit): void;
   startTimeoutMs?: number;
+  /** Testing only: faults to inject into this incarnation. */
+  faults?: NodeFaults;
 }
 
 /** How long a killed thread may take to end before it is given up on. */
@@ -106,6 +108,7 @@ export class NodeBackend {
       heartbeat,
       epoch,
       imports: options.imports,
+      ...(options.faults ? { faults: options.faults } : {}),
     };
     const worker = new Worker(entryUrl(options.kind), {
       workerData: data,

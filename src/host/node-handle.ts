@@ -12,7 +12,7 @@ import type { LoadReport, MigrationOutcome, MigrationSnapshot, ModuleInfo, Proce
 import { checkPolicy, type CodePolicy, type PurgeMode } from '../kernel/policy.js';
 import type { NodeUpgradeReport, UpgradeStep } from '../kernel/upgrade.js';
 import { allows, checkCapabilities, checkLimits, type Capabilities, type Limits } from '../kernel/capabilities.js';
-import type { ControlArgs, ControlOp, ControlReply } from '../wire/node.js';
+import type { ControlArgs, ControlOp, ControlReply, NodeFaults } from '../wire/node.js';
 import type { ChildCounts, ChildInfo, ChildSpec } from '../kernel/supervisor-spec.js';
 import type { SupRequest } from '../kernel/supervisor.js';
 import type { StopReport } from '../kernel/tasks.js';
@@ -73,6 +73,11 @@ export interface NodeSpec extends RestartPolicy {
    */
   imports?: string[];
   importsFrom?: string | URL;
+  /**
+   * @internal Testing only (test/faults.test.ts): control operations and plan steps that hang or
+   * crash on purpose in the node's first incarnation. Not for production use.
+   */
+  faults?: NodeFaults;
 }
 
 export interface NodeSummary {
@@ -116,6 +121,7 @@ export class NodeHandle {
       period: spec.period,
       unresponsiveMs,
       imports: resolveImports(spec.name, this.kind, spec.imports, spec.importsFrom),
+      faults: spec.faults,
       firstBoot: async (call) => {
         for (const [module, source] of Object.entries(spec.modules ?? {})) {
           const { js } = await this.compile(module, source);

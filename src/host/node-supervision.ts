@@ -10,7 +10,7 @@
 import type { MessagePort, ResourceLimits } from 'node:worker_threads';
 import { NodeDown } from '../errors.js';
 import type { Capabilities, Limits } from '../kernel/capabilities.js';
-import type { ControlArgs, ControlOp, ControlReply, NodeToHost } from '../wire/node.js';
+import type { ControlArgs, ControlOp, ControlReply, NodeFaults, NodeToHost } from '../wire/node.js';
 import type { Envelope } from '../kernel/signals.js';
 import type { Pid } from '../kernel/pid.js';
 import type { KernelEvent } from '../kernel/types.js';
@@ -47,6 +47,8 @@ export interface NodeSetup extends RestartPolicy {
   /** Loads the spec's modules and spawns its start processes into a fresh incarnation. */
   firstBoot(call: NodeSupervision['callNow']): Promise<void>;
   start(call: NodeSupervision['callNow']): Promise<void>;
+  /** Testing only: faults injected into the first incarnation (so the restart they cause comes back). */
+  faults?: NodeFaults;
 }
 
 export class NodeSupervision {
@@ -156,6 +158,7 @@ export class NodeSupervision {
       watchdog: setup.kind === 'thread' && setup.limits.cpuMsPerSlice !== undefined
         ? { ms: setup.limits.cpuMsPerSlice, what: 'cpu limit' }
         : { ms: setup.unresponsiveMs, what: 'unresponsive' },
+      faults: this.creation === 0 ? setup.faults : undefined,
       onMessage: (message) => this.onMessage(message),
       onUnresponsive: (ms) => this.onUnresponsive(backend, ms),
       onExit: (exit) => this.onExit(backend, exit),

@@ -13,7 +13,7 @@ import { EventGate } from './event-guard.js';
 import { Sig, type Envelope } from '../kernel/signals.js';
 import type { KernelEvent } from '../kernel/types.js';
 import type { Result } from '../kernel/control-ops.js';
-import type { HostToNode, NodeData, NodeToHost } from '../wire/node.js';
+import type { HostToNode, NodeData, NodeFaults, NodeToHost } from '../wire/node.js';
 
 /** What an engine gives the runtime. */
 export interface Engine {
@@ -33,6 +33,8 @@ export class NodeRuntime {
   private readonly inboundGate = new EventGate((text) => this.log('warn', text));
   /** The heartbeat cell the host watches: when the code running now started (0 when idle). */
   private readonly beat = this.data.heartbeat ? new Int32Array(this.data.heartbeat) : undefined;
+  /** Testing only: the faults to inject, when the host gave some. */
+  private readonly faults = this.data.faults ? new Faults(this.data.faults) : undefined;
 
   /**
    * Wraps an entry point of the node's code (a control request, a delivery, a slice, a timer) so
@@ -56,6 +58,7 @@ export class NodeRuntime {
   /** Reports an event to the host (the engine decides what may be reported). */
   emit(event: KernelEvent): void {
     this.post({ t: 'event', event });
+    this.faults?.event(event);
   }
 
   log(level: 'log' | 'info' | 'warn' | 'error', text: string): void {
@@ -86,9 +89,11 @@ export class NodeRuntime {
   /** Starts serving: peers given at start, then the host's messages; tells the host it is ready. */
   serve(engine: Engine): void {
     const deliver = this.busy(engine.deliver);
+    const faults = this.faults;
+    const control: Engine['control'] = faults ? (op, args) => faults.control(op, () => engine.control(op, args)) : engine.control;
     const max = this.data.limits?.maxMessageBytes;
     this.engine = {
-      control: this.busy(engine.control),
+      control: this.busy(control),
       // The host's own sends (system.send) are trusted; what other nodes send is checked.
       deliver: max === undefined ? deliver : (envelopes, from) => deliver(from === 'host' ? envelopes : this.inbound(envelopes, from, max), from),
     };
@@ -159,4 +164,52 @@ export class NodeRuntime {
   private post(message: NodeToHost): void {
     this.host.postMessage(message);
   }
+}
+
+/**
+ * Testing only (see `NodeFaults`): hangs or crashes a control operation when it is served, or a
+ * plan step when the plan reaches it — a step by the `upgrade_step` event it emits, the purge step
+ * (which emits none) by the first `module_purged` while a plan runs.
+ */
+class Faults {
+  private inPlan = false;
+  /** A crash injected into a plan step: rethrown once the plan's code returns, out of every catch. */
+  private crashed: Error | undefined;
+
+  constructor(private readonly faults: NodeFaults) {}
+
+  control<R>(op: string, run: () => R): R {
+    inject(this.faults.hang, this.faults.crash, op, 'control operation');
+    if (op !== 'applyUpgrade') return run();
+    this.inPlan = true;
+    let result: R;
+    try {
+      result = run();
+    } finally {
+      this.inPlan = false;
+    }
+    // Thrown from here it is uncaught (the plan's own catch only rolled the step back): the thread dies.
+    if (this.crashed) throw this.crashed;
+    return result;
+  }
+
+  event(event: KernelEvent): void {
+    const step = event.type === 'upgrade_step' ? event.op : event.type === 'module_purged' && this.inPlan ? 'purge' : undefined;
+    if (step === undefined) return;
+    try {
+      inject(this.faults.hangStep, this.faults.crashStep, step, 'plan step');
+    } catch (error) {
+      this.crashed = error as Error;
+      throw error;
+    }
+  }
+}
+
+function inject(hang: readonly string[] | undefined, crash: readonly string[] | undefined, what: string, kind: string): void {
+  if (hang?.includes(what)) {
+    for (;;) {
+      // An injected hang: never returns to the event loop; the host's watchdog ends the thread.
+    }
+  }
+  if (crash?.includes(what)) throw new Error(`injected crash in ${kind} '${what}'`);
 }

@@ -13,6 +13,7 @@ import type { MessagePort } from 'node:worker_threads';
 import type { Envelope } from '../kernel/signals.js';
 import type { KernelEvent } from '../kernel/types.js';
 import type { ControlArgs, ControlOp, ControlReply, KernelConfig, Result } from '../kernel/control-ops.js';
+import type { UpgradeStep } from '../kernel/upgrade.js';
 
 export type { ControlArgs, ControlOp, ControlReply, Result } from '../kernel/control-ops.js';
 
@@ -45,4 +46,22 @@ export interface NodeData extends KernelConfig {
   epoch?: number;
   /** Thread nodes: packages and builtins its module code may import, `[specifier, url]`, resolved by the host. */
   imports?: [string, string][];
+  /** Testing only: faults to inject (see `NodeFaults`). */
+  faults?: NodeFaults;
+}
+
+/**
+ * Testing only (the fault-injection suite, test/faults.test.ts): control operations and upgrade
+ * plan steps that misbehave on purpose when the node serves them. `hang` busy-loops forever on the
+ * node's thread (inside the busy mark, so the host's watchdog sees it); `crash` throws an uncaught
+ * error on the node's thread (the thread dies). `hangStep` and `crashStep` do the same when a plan
+ * reaches that step (thread nodes; a crashed step's error is rethrown, uncaught, once the plan's
+ * code returns, so the thread dies before it answers). Checked only while serving a control
+ * request or when a plan step is reported, and only when given.
+ */
+export interface NodeFaults {
+  hang?: ControlOp[];
+  crash?: ControlOp[];
+  hangStep?: UpgradeStep['op'][];
+  crashStep?: UpgradeStep['op'][];
 }
