@@ -4,8 +4,9 @@
  * traffic between nodes does not pass through this thread.
  */
 import { MessageChannel } from 'node:worker_threads';
-import { BadArgument, NameTaken, NoProcess, NodeDown, NotAllowed, UnknownFunction, UnknownNode, fromWire, toWire, type WireError } from '../errors.js';
-import { allows } from '../kernel/capabilities.js';
+import { BadArgument, NameTaken, NoProcess, NodeDown, NotAllowed, Refused, UnknownFunction, UnknownNode, fromWire, toWire, type WireError } from '../errors.js';
+import { allows, KIND_DEFAULTS } from '../kernel/capabilities.js';
+import { Denials } from '../kernel/denials.js';
 import { Migrations, type BulkMigration, type MigrateOptions, type MigrationResult, type ProcessLocation } from './migration.js';
 import type { PurgeReport } from '../kernel/types.js';
 import type { UpgradePlan } from './upgrade-plan.js';
@@ -18,6 +19,8 @@ import { NodeHandle, type NodeSpec, type NodeSummary } from './node-handle.js';
 import type { NodeContext, NodeSupervision } from './node-supervision.js';
 import { Router } from './router.js';
 import { Caller } from './caller.js';
+import { GlobalNames } from './globals.js';
+import { ServiceGate } from './service-gate.js';
 
 export interface SystemOptions {
   nodes?: NodeSpec[];
@@ -40,9 +43,12 @@ export class System {
     resolve: (dest) => this.callTarget(dest),
     send: (dest, message) => this.send(dest, message),
   }));
-  private readonly globals = new Map<string, Pid>();
   /** Nodes whose threads are up and can take peer ports. */
   private readonly attached = new Set<NodeSupervision>();
+  private readonly globals = new GlobalNames(() => this.attached);
+  private readonly serviceGate = new ServiceGate((node, what) => this.events.emit({ type: 'capability_denied', node, what }));
+  /** capability_denied events the host reports about a node, bounded per second. */
+  private readonly denials = new Map<string, Denials>();
   private stopped = false;
 
   private constructor() {}
@@ -132,32 +138,42 @@ export class System {
         this.send(from, { $serviceReply: request.ref, error: toWire(error) });
       }
     };
+    if (!origin) return reply({ error: toWire(new UnknownNode(`no node named '${nodeOf(from)}'`)) });
+    // Bounded per node before anything runs: a flood is refused here, the host goes on.
+    const over = this.serviceGate.admit(origin.name, origin.limits.hostCalls ?? KIND_DEFAULTS[origin.kind].limits.hostCalls);
+    if (over !== undefined) return reply({ error: toWire(new Refused(`node '${origin.name}' has ${over}`, { node: origin.name, reason: 'host_call_limit' })) });
     try {
-      if (!origin) throw new UnknownNode(`no node named '${nodeOf(from)}'`);
-      const args = Array.isArray(request.args) ? request.args : [];
-      if (request.$service === 'spawn') {
-        const target = String(request.node);
-        const granted = origin.capabilities.spawnRemote;
-        if (granted === false || (Array.isArray(granted) && !granted.includes(target))) {
-          this.events.emit({ type: 'capability_denied', node: origin.name, pid: from, what: `spawn on node '${target}'` });
-          throw new NotAllowed(`node '${origin.name}' may not spawn on node '${target}'`, { node: target });
-        }
-        return reply({ ok: await this.node(target).spawn(String(request.module), String(request.fn), args) });
-      }
-      if (request.$service === 'host') {
-        const name = String(request.name);
-        if (!allows(origin.capabilities.services.functions, name)) {
-          this.events.emit({ type: 'capability_denied', node: origin.name, pid: from, what: `host function '${name}'` });
-          throw new NotAllowed(`node '${origin.name}' may not call host function '${name}'`, { name });
-        }
-        const fn = Object.prototype.hasOwnProperty.call(this.hostFunctions, name) ? this.hostFunctions[name] : undefined;
-        if (!fn) throw new UnknownFunction(`the host has no function '${name}'`, { function: name });
-        return reply({ ok: await (fn as (...a: unknown[]) => unknown)(...args) });
-      }
-      throw new BadArgument(`unknown service ${JSON.stringify(request.$service)}`);
+      reply({ ok: await this.runService(origin, from, request) });
     } catch (error) {
       reply({ error: toWire(error) });
+    } finally {
+      this.serviceGate.done(origin.name);
     }
+  }
+
+  /** One admitted service request; the asking node's capabilities are checked again here. */
+  private async runService(origin: NodeHandle, from: Pid, request: { $service?: string; node?: string; module?: string; fn?: string; name?: string; args?: unknown[] }): Promise<unknown> {
+    const args = Array.isArray(request.args) ? request.args : [];
+    if (request.$service === 'spawn') {
+      const target = String(request.node);
+      const granted = origin.capabilities.spawnRemote;
+      if (granted === false || (Array.isArray(granted) && !granted.includes(target))) {
+        this.events.emit({ type: 'capability_denied', node: origin.name, pid: from, what: `spawn on node '${target}'` });
+        throw new NotAllowed(`node '${origin.name}' may not spawn on node '${target}'`, { node: target });
+      }
+      return await this.node(target).spawn(String(request.module), String(request.fn), args);
+    }
+    if (request.$service === 'host') {
+      const name = String(request.name);
+      if (!allows(origin.capabilities.services.functions, name)) {
+        this.events.emit({ type: 'capability_denied', node: origin.name, pid: from, what: `host function '${name}'` });
+        throw new NotAllowed(`node '${origin.name}' may not call host function '${name}'`, { name });
+      }
+      const fn = Object.prototype.hasOwnProperty.call(this.hostFunctions, name) ? this.hostFunctions[name] : undefined;
+      if (!fn) throw new UnknownFunction(`the host has no function '${name}'`, { function: name });
+      return await (fn as (...a: unknown[]) => unknown)(...args);
+    }
+    throw new BadArgument(`unknown service ${JSON.stringify(request.$service)}`);
   }
 
   /**
@@ -207,11 +223,14 @@ export class System {
     if (!isPid(pid)) throw new BadArgument(`register() takes a pid, got ${JSON.stringify(pid)}`);
     const held = this.globals.get(name);
     if (held && held !== pid) throw new NameTaken(`the global name '${name}' is already registered to ${held}`, { name });
-    this.setGlobal(name, pid);
+    this.globals.set(name, pid);
+    this.globals.flush();
   }
 
   unregister(name: string): void {
-    if (this.globals.has(name)) this.setGlobal(name, null);
+    if (!this.globals.has(name)) return;
+    this.globals.set(name, null);
+    this.globals.flush();
   }
 
   whereis(name: string): Pid | undefined {
@@ -228,6 +247,7 @@ export class System {
   async stop(): Promise<void> {
     this.stopped = true;
     this.caller.close(new NodeDown('the system was stopped'));
+    this.globals.close();
     await Promise.all([...this.handles.values()].map((h) => h.supervision.shutdown()));
     this.router.close();
   }
@@ -251,11 +271,6 @@ export class System {
     throw new BadArgument(`cannot call ${JSON.stringify(dest)} from the host: use a pid, { name, node } or { global }`);
   }
 
-  private setGlobal(name: string, pid: Pid | null): void {
-    if (pid) this.globals.set(name, pid); else this.globals.delete(name);
-    for (const handle of this.attached) handle.tell('setGlobal', name, pid);
-  }
-
   private readonly context: NodeContext = {
     events: this.events,
     attach: async (node) => {
@@ -267,14 +282,16 @@ export class System {
         node.connect(peer.name, port1);
         peer.connect(node.name, port2);
       }
-      await Promise.all([...this.globals].map(([name, pid]) => node.callNow('setGlobal', name, pid)));
+      const names = this.globals.entries();
+      if (names.length) await node.callNow('setGlobals', names);
     },
     detach: (node) => {
       this.attached.delete(node);
       if (this.stopped) return;
       // Processes that had migrated to it are gone too, though their pids name other nodes.
       const lost = this.migrations.nodeDown(node.name);
-      for (const [name, pid] of this.globals) if (nodeOf(pid) === node.name || lost.includes(pid)) this.setGlobal(name, null);
+      for (const [name, pid] of this.globals.entries()) if (nodeOf(pid) === node.name || lost.includes(pid)) this.globals.set(name, null);
+      this.globals.flush();
       for (const peer of this.attached) peer.tell('nodeDown', node.name, lost);
       this.router.nodeDown(node.name, lost, (pid) => this.migrations.locate(pid).node !== node.name);
     },
@@ -287,22 +304,44 @@ export class System {
         return;
       }
       if (event.type === 'global_register') {
+        if (!this.admitGlobal(event)) return;
         const held = this.globals.get(event.name);
         if (held && held !== event.pid) {
           // Two nodes registered the same name at once: the first one the host saw keeps it.
           this.events.emit({ type: 'global_conflict', name: event.name, kept: held, refused: event.pid });
-          this.node(event.node).tell('setGlobal', event.name, held);
+          this.globals.correct(event.node, event.name);
           return;
         }
-        this.setGlobal(event.name, event.pid);
+        this.globals.set(event.name, event.pid, event.node);
       } else if (event.type === 'migrated_exit') {
         if (this.migrations.locate(event.pid).node === event.node) this.migrations.ended(event.pid);
       } else if (event.type === 'global_unregister') {
-        if (this.globals.get(event.name) === event.pid) this.setGlobal(event.name, null);
+        if (this.globals.get(event.name) === event.pid) this.globals.set(event.name, null);
       }
       this.events.emit(event);
     },
   };
+
+  /**
+   * The host's own check of a global registration, whatever the node's kernel checked: the name
+   * is granted by the node's capabilities and the node holds fewer than its limit. A refused one
+   * is undone on that node (in the next batch) and reported, at most 20 events a second per node.
+   */
+  private admitGlobal(event: { node: string; name: string; pid: Pid }): boolean {
+    const origin = this.handles.get(event.node);
+    if (!origin) return false;
+    const limit = origin.limits.globalNames ?? KIND_DEFAULTS[origin.kind].limits.globalNames;
+    let why: string | undefined;
+    if (typeof event.name !== 'string' || !event.name || event.name.length > 255) why = 'register a bad global name';
+    else if (!allows(origin.capabilities.globalNames, event.name)) why = `register the global name '${event.name}'`;
+    else if (this.globals.get(event.name) !== event.pid && this.globals.heldByNode(event.node) >= limit) why = `register the global name '${event.name}': it holds ${limit}, its limit`;
+    if (why === undefined) return true;
+    let denials = this.denials.get(event.node);
+    if (!denials) this.denials.set(event.node, (denials = new Denials(event.node, { now: () => performance.now(), emit: (e) => this.events.emit(e) })));
+    denials.report(event.pid, `${why} (refused by the host)`);
+    if (typeof event.name === 'string') this.globals.correct(event.node, event.name);
+    return false;
+  }
 
   /**
    * The nodes an operation on `which` applies to, chosen as `upgrade` chooses a plan's nodes:
