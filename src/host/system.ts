@@ -5,7 +5,7 @@
  */
 import { MessageChannel } from 'node:worker_threads';
 import { BadArgument, NameTaken, NoProcess, NodeDown, NotAllowed, Refused, UnknownFunction, UnknownNode, fromWire, toWire, type WireError } from '../errors.js';
-import { allows, KIND_DEFAULTS } from '../kernel/capabilities.js';
+import { allows, KIND_DEFAULTS, type HostCallLimit } from '../kernel/capabilities.js';
 import { Denials } from '../kernel/denials.js';
 import { Migrations, type BulkMigration, type MigrateOptions, type MigrationResult, type ProcessLocation } from './migration.js';
 import type { PurgeReport } from '../kernel/types.js';
@@ -20,7 +20,7 @@ import type { NodeContext, NodeSupervision } from './node-supervision.js';
 import { Router } from './router.js';
 import { Caller } from './caller.js';
 import { GlobalNames } from './globals.js';
-import { ServiceGate } from './service-gate.js';
+import { describeLimit, ServiceGate } from './service-gate.js';
 
 export interface SystemOptions {
   nodes?: NodeSpec[];
@@ -35,7 +35,7 @@ export type HostFunction = (...args: never[]) => unknown;
 
 export class System {
   private readonly events = new Events();
-  private readonly router = new Router(this.events, (request) => void this.serve(request), (pid) => this.migrations.locate(pid).node);
+  private readonly router = new Router(this.events, (request) => this.serve(request), (pid) => this.migrations.locate(pid).node);
   private hostFunctions: Record<string, HostFunction> = {};
   private readonly migrations = new Migrations((name) => this.node(name), this.events);
   private readonly handles = new Map<string, NodeHandle>();
@@ -49,6 +49,7 @@ export class System {
   private readonly serviceGate = new ServiceGate((node, what) => this.events.emit({ type: 'capability_denied', node, what }));
   /** capability_denied events the host reports about a node, bounded per second. */
   private readonly denials = new Map<string, Denials>();
+  private readonly refusals = new Map<string, { inFlight?: WireError; perSecond?: WireError }>();
   private stopped = false;
 
   private constructor() {}
@@ -126,7 +127,7 @@ export class System {
    * The host's service process: spawns on other nodes and host function calls asked for by
    * processes. The asking node's capabilities are checked again here, on the trusted side.
    */
-  private async serve(raw: unknown): Promise<void> {
+  private serve(raw: unknown): void {
     const request = raw as { $service?: string; ref?: string; from?: Pid; node?: string; module?: string; fn?: string; name?: string; args?: unknown[] };
     if (!request || typeof request !== 'object' || !isPid(request.from) || typeof request.ref !== 'string') return;
     const from = request.from;
@@ -139,16 +140,22 @@ export class System {
       }
     };
     if (!origin) return reply({ error: toWire(new UnknownNode(`no node named '${nodeOf(from)}'`)) });
-    // Bounded per node before anything runs: a flood is refused here, the host goes on.
-    const over = this.serviceGate.admit(origin.name, origin.limits.hostCalls ?? KIND_DEFAULTS[origin.kind].limits.hostCalls);
-    if (over !== undefined) return reply({ error: toWire(new Refused(`node '${origin.name}' has ${over}`, { node: origin.name, reason: 'host_call_limit' })) });
-    try {
-      reply({ ok: await this.runService(origin, from, request) });
-    } catch (error) {
-      reply({ error: toWire(error) });
-    } finally {
-      this.serviceGate.done(origin.name);
-    }
+    // Bounded per node before anything runs, synchronously: a flood is refused here and costs the
+    // host one small answer per request; the host goes on.
+    const limit = origin.limits.hostCalls ?? KIND_DEFAULTS[origin.kind].limits.hostCalls;
+    const over = this.serviceGate.admit(origin.name, limit);
+    // A flood is cut: dropped unanswered for a second (its callers time out), the host goes on.
+    if (over === 'flood') return;
+    if (over !== undefined) return reply({ error: this.refusal(origin, over, limit) });
+    this.runService(origin, from, request).then((ok) => reply({ ok }), (error: unknown) => reply({ error: toWire(error) }))
+      .finally(() => this.serviceGate.done(origin.name));
+  }
+
+  /** The answer to a call over a node's limits: made once per node and bound, so a flood costs no new error each. */
+  private refusal(node: NodeHandle, over: 'inFlight' | 'perSecond', limit: HostCallLimit): WireError {
+    let cached = this.refusals.get(node.name);
+    if (!cached) this.refusals.set(node.name, (cached = {}));
+    return (cached[over] ??= toWire(new Refused(`node '${node.name}' has ${describeLimit(over, limit)}`, { node: node.name, reason: 'host_call_limit', limit: over })));
   }
 
   /** One admitted service request; the asking node's capabilities are checked again here. */
