@@ -18,8 +18,9 @@ import { spawnMemory } from './spawn-memory.js';
 import { codeBench } from './code.js';
 import { isolateBench } from './isolate.js';
 import { migrationBench } from './migration.js';
+import { clusterBench } from './cluster.js';
 
-const BENCHMARKS: Benchmark[] = [intraNode, crossNode, spawnMemory, nodeStart, codeBench, isolateBench, migrationBench];
+const BENCHMARKS: Benchmark[] = [intraNode, crossNode, spawnMemory, nodeStart, codeBench, isolateBench, migrationBench, clusterBench];
 
 interface Args { names: string[]; reps: number; scale: number; out?: string; help: boolean }
 

@@ -8,9 +8,10 @@
  */
 import { System } from '../src/index.js';
 
-const file = (name: string) => ({ path: new URL(`../../examples/modules/${name}`, import.meta.url).pathname });
+// Relative to this file once built (dist/examples/): { path, base: import.meta.url } works from any cwd.
+const file = (name: string) => ({ path: `../../examples/modules/${name}`, base: import.meta.url });
 const system = await System.start({
-  nodes: [{ name: 'zoo', modules: { animal: file('animal.v1.ts'), cat: file('cat.v1.ts'), dog: file('dog.v1.ts') } }],
+  nodes: [{ name: 'zoo', modules: { animal: file('v1/animal.ts'), cat: file('v1/cat.ts'), dog: file('v1/dog.ts') } }],
 });
 const zoo = system.node('zoo');
 const pets = [
@@ -21,9 +22,9 @@ for (const pid of pets) console.log(`before: ${await system.call(pid, 'describe'
 
 const report = await system.upgrade({
   modules: [
-    { module: 'cat', source: file('cat.v2.ts'), dependsOn: ['animal'], extra: { moods: { cat: 'sleepy' } } },
-    { module: 'dog', source: file('dog.v2.ts'), dependsOn: ['animal'], extra: { moods: { dog: 'excited' } } },
-    { module: 'animal', source: file('animal.v2.ts'), change: 'load' },
+    { module: 'cat', source: file('v2/cat.ts'), dependsOn: ['animal'], extra: { moods: { cat: 'sleepy' } } },
+    { module: 'dog', source: file('v2/dog.ts'), dependsOn: ['animal'], extra: { moods: { dog: 'excited' } } },
+    { module: 'animal', source: file('v2/animal.ts'), change: 'load' },
   ],
 });
 const node = report.nodes[0]!;

@@ -7,7 +7,8 @@
  */
 import { System, type Pid } from '../src/index.js';
 
-const file = (name: string) => ({ path: new URL(`../../examples/modules/${name}`, import.meta.url).pathname });
+// Relative to this file once built (dist/examples/): { path, base: import.meta.url } works from any cwd.
+const file = (name: string) => ({ path: `../../examples/modules/${name}`, base: import.meta.url });
 const system = await System.start({ nodes: [{ name: 'pool', modules: { worker: file('worker.ts') } }] });
 const pool = system.node('pool');
 
@@ -16,17 +17,11 @@ for (let i = 0; i < 20_000; i++) tracked.push(await pool.spawn('worker', 'start'
 const leaked = [await pool.spawn('worker', 'start', [-1]), await pool.spawn('worker', 'start', [-2]), await pool.spawn('worker', 'start', [-3])];
 console.log(`${tracked.length + leaked.length} workers running worker v1`);
 
-/** Polls a condition (never a fixed wait: a busy machine takes longer), up to `ms`. */
-async function until(what: string, ok: () => Promise<boolean>, ms = 30_000): Promise<void> {
-  for (const deadline = Date.now() + ms; !(await ok()); await new Promise((r) => setTimeout(r, 20))) {
-    if (Date.now() > deadline) throw new Error(`${what}: not after ${ms} ms`);
-  }
-}
-
 await pool.load('worker', file('worker.ts'));
-for (const pid of tracked) system.send(pid, { type: 'switch_code' });
-// The pool's workers switch as they take the message; wait until every one it told has.
-await until('the tracked workers switch', async () => (await pool.lingering('worker')).length <= leaked.length);
+// The pool tells its workers, and waits until each says it runs the new version.
+const acks = system.inbox();
+for (const pid of tracked) system.send(pid, { type: 'switch_code', ack: acks.pid });
+for (let i = 0; i < tracked.length; i++) await acks.receive(undefined, 30_000);
 
 let t = performance.now();
 const lingering = await pool.lingering('worker');
@@ -40,8 +35,8 @@ console.log(`a scan of all ${tracked.length + leaked.length} processes finds ${s
 
 const refused = await pool.softPurge('worker');
 console.log(`softPurge refuses while they linger: ok=${refused.ok}, lingering=${refused.lingering.length}`);
-for (const pid of lingering) system.send(pid, { type: 'switch_code' });
-await until('the leaked workers switch', async () => (await pool.lingering('worker')).length === 0);
+for (const pid of lingering) system.send(pid, { type: 'switch_code', ack: acks.pid });
+for (let i = 0; i < lingering.length; i++) await acks.receive(undefined, 30_000);
 const purged = await pool.softPurge('worker');
 console.log(`after telling them too: softPurge ok=${purged.ok}, purged versions [${purged.purged.join(', ')}]`);
 await system.stop();

@@ -7,11 +7,12 @@
 import { System } from '../src/index.js';
 import { erlangKill, stack } from '../policies/index.js';
 
-const file = (name: string) => ({ path: new URL(`../../examples/modules/${name}`, import.meta.url).pathname });
+// Relative to this file once built (dist/examples/): { path, base: import.meta.url } works from any cwd.
+const file = (name: string) => ({ path: `../../examples/modules/${name}`, base: import.meta.url });
 const system = await System.start({
   nodes: [
-    { name: 'beam', code: erlangKill, modules: { pinger: file('pinger.v1.ts') } },
-    { name: 'calm', code: stack(5), modules: { pinger: file('pinger.v1.ts') } },
+    { name: 'beam', code: erlangKill, modules: { pinger: file('v1/pinger.ts') } },
+    { name: 'calm', code: stack(5), modules: { pinger: file('v1/pinger.ts') } },
   ],
 });
 system.on('process_purged', (e) => console.log(`  [event] ${e.node}: ${e.pid} killed by purge of ${e.module} v${e.version}`));
@@ -22,10 +23,10 @@ for (const name of ['beam', 'calm']) {
   const critical = await node.spawn('pinger', 'start');
   const watch = inbox.monitor(critical);
   console.log(`${name}: critical process ${critical} runs pinger v1`);
-  await node.load('pinger', file('pinger.v2.ts'));
+  await node.load('pinger', file('v2/pinger.ts'));
   console.log(`${name}: 03:01 loaded v2`);
   try {
-    const r = await node.load('pinger', file('pinger.v3.ts'));
+    const r = await node.load('pinger', file('v3/pinger.ts'));
     console.log(`${name}: 03:02 loaded v3 (purged versions: [${r.purged.join(', ')}], killed: [${r.killed.join(', ')}])`);
   } catch (error) {
     console.log(`${name}: 03:02 loading v3 refused: ${(error as Error).message}`);

@@ -6,11 +6,12 @@
  */
 import { System, type Pid } from '../src/index.js';
 
-const file = (name: string) => ({ path: new URL(`../../examples/modules/${name}`, import.meta.url).pathname });
+// Relative to this file once built (dist/examples/): { path, base: import.meta.url } works from any cwd.
+const file = (name: string) => ({ path: `../../examples/modules/${name}`, base: import.meta.url });
 const system = await System.start({
   nodes: [
-    { name: 'legacy', modules: { session: file('session.v1.ts') } },
-    { name: 'edge', modules: { session: file('session.v2.ts') } },
+    { name: 'legacy', modules: { session: file('v1/session.ts') } },
+    { name: 'edge', modules: { session: file('v2/session.ts') } },
     { name: 'clients', modules: { client: file('client.ts') } },
   ],
 });

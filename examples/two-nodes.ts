@@ -9,13 +9,14 @@
  */
 import { System } from '../src/index.js';
 
-const moduleFile = (name: string) => ({ path: new URL(`../../examples/modules/${name}`, import.meta.url).pathname });
+// Relative to this file once built (dist/examples/): { path, base: import.meta.url } works from any cwd.
+const moduleFile = (name: string) => ({ path: `../../examples/modules/${name}`, base: import.meta.url });
 const log = (line: string) => console.log(line);
 
 const system = await System.start({
   nodes: [
-    { name: 'legacy', modules: { greeter: moduleFile('greeter.v1.ts') }, start: [{ module: 'greeter', fn: 'start', name: 'greeter' }] },
-    { name: 'edge', modules: { greeter: moduleFile('greeter.v1.ts') }, start: [{ module: 'greeter', fn: 'start', name: 'greeter' }] },
+    { name: 'legacy', modules: { greeter: moduleFile('v1/greeter.ts') }, start: [{ module: 'greeter', fn: 'start', name: 'greeter' }] },
+    { name: 'edge', modules: { greeter: moduleFile('v1/greeter.ts') }, start: [{ module: 'greeter', fn: 'start', name: 'greeter' }] },
   ],
 });
 system.on('module_loaded', (e) => log(`  [event] node ${e.node}: loaded ${e.module} v${e.version}`));
@@ -36,7 +37,7 @@ await greet('legacy', 'Ada');
 await greet('edge', 'Ada');
 
 log('\n2. Load greeter v2 into node `edge` only:');
-await system.node('edge').load('greeter', moduleFile('greeter.v2.ts'));
+await system.node('edge').load('greeter', moduleFile('v2/greeter.ts'));
 await show('legacy');
 await show('edge');
 log('   The edge process still runs v1 (now old): it loops by local calls until told to switch.');

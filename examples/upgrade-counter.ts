@@ -5,8 +5,9 @@
  */
 import { System } from '../src/index.js';
 
-const file = (name: string) => ({ path: new URL(`../../examples/modules/${name}`, import.meta.url).pathname });
-const system = await System.start({ nodes: [{ name: 'app', modules: { counter: file('counter.v1.ts') } }] });
+// Relative to this file once built (dist/examples/): { path, base: import.meta.url } works from any cwd.
+const file = (name: string) => ({ path: `../../examples/modules/${name}`, base: import.meta.url });
+const system = await System.start({ nodes: [{ name: 'app', modules: { counter: file('v1/counter.ts') } }] });
 const app = system.node('app');
 system.on('code_changed', (e) => console.log(`  [event] ${e.pid}: code changed ${JSON.stringify(e.from)} → ${JSON.stringify(e.to)}`));
 
@@ -16,7 +17,7 @@ console.log(`v1: hits = ${await system.call(counters[0]!, 'get')}, other = ${awa
 console.log(`v1 state of hits: ${JSON.stringify(await app.getState(counters[0]!))}`);
 
 const during = system.call(counters[0]!, 'inc'); // races the upgrade: never lost, answered before or after it
-const report = await system.upgrade({ modules: [{ module: 'counter', source: file('counter.v2.ts'), extra: { note: 'converted from v1' } }] });
+const report = await system.upgrade({ modules: [{ module: 'counter', source: file('v2/counter.ts'), extra: { note: 'converted from v1' } }] });
 const node = report.nodes[0]!;
 console.log(`upgrade: ${node.status}, ${'upgraded' in node ? node.upgraded.length : 0} processes converted`);
 console.log(`the call made during the upgrade got ${await during}`);

@@ -19,7 +19,8 @@ export type ErrorCode =
   | 'refused'
   | 'not_allowed'
   | 'too_large'
-  | 'timeout';
+  | 'timeout'
+  | 'unavailable';
 
 export interface WireError {
   code: ErrorCode;
@@ -63,6 +64,8 @@ export class Timeout extends SubnodeError { override readonly code = 'timeout'; 
 export class NotAllowed extends SubnodeError { override readonly code = 'not_allowed'; }
 /** Over a size limit (a message larger than the node's `maxMessageBytes`). */
 export class TooLarge extends SubnodeError { override readonly code = 'too_large'; }
+/** Something this host lacks for the request: isolated-vm for an isolate node, or Node's --no-node-snapshot. */
+export class Unavailable extends SubnodeError { override readonly code = 'unavailable'; }
 
 const byCode: Record<ErrorCode, new (message: string, details?: unknown) => SubnodeError> = {
   bad_argument: BadArgument,
@@ -80,6 +83,7 @@ const byCode: Record<ErrorCode, new (message: string, details?: unknown) => Subn
   not_allowed: NotAllowed,
   too_large: TooLarge,
   timeout: Timeout,
+  unavailable: Unavailable,
 };
 
 /** Any thrown value as a wire record; foreign errors keep their name and message under `refused`. */

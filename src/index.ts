@@ -4,12 +4,13 @@ export { NodeHandle, type NodeSpec, type NodeStatus, type NodeSummary, type Star
 export { Inbox } from './host/inbox.js';
 export type { SystemEvent, EventType, EventOf } from './host/events.js';
 export type { RestartPolicy, RestartKind } from './host/restart.js';
-export type { ModuleSource } from './host/source.js';
+export type { ModuleSource, PathSource, CodeSource } from './host/source.js';
 export type { Pid, Dest, ProcessInfo, ModuleInfo, SpawnOptions, ProcessStatus, VersionState } from './kernel/types.js';
 export { isPid, parsePid } from './kernel/pid.js';
 export { ANY } from './kernel/match.js';
 export * from './errors.js';
 export type { UpgradePlan, PlanModule, UpgradeReport, NodeOutcome } from './host/upgrade-plan.js';
+export type { RunConfig, NodeConfig, StartConfig, ModuleConfig, CodeShorthand } from './cli/config.js';
 export type { NodeUpgradeReport } from './kernel/upgrade.js';
 export type { CodePolicy, Retention, PurgeMode } from './kernel/policy.js';
 export type { LoadReport, PurgeReport, Hazard } from './kernel/types.js';

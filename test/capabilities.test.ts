@@ -110,7 +110,7 @@ describe.each(KINDS)('the module allow-list on a %s', (_label, kind) => {
     expect(denials(events, 's')).toEqual(["load module 'secret'"]);
     expect((await s.modules()).map((m) => m.name).sort()).toEqual(['agent', 'allowed']);
     // an upgrade plan that brings a module the node may not load fails on that node, changing nothing
-    const report = await system.upgrade({ nodes: ['s'], modules: [{ module: 'secret', source: 'export const x = 2;', change: 'load' }] });
+    const report = await system.upgrade({ nodes: ['s'], modules: [{ module: 'secret', source: { code: 'export const x = 2;' }, change: 'load' }] });
     expect(report.ok).toBe(false);
     expect((await s.modules()).map((m) => m.name).sort()).toEqual(['agent', 'allowed']);
   });

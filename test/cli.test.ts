@@ -73,7 +73,7 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'subnode-cli-'));
   cpSync(FIXTURES, dir, { recursive: true });
   // The pinger versions are the examples' own modules.
-  for (const v of ['v1', 'v2']) cpSync(resolve(`examples/modules/pinger.${v}.ts`), join(dir, `pinger.${v}.ts`));
+  for (const v of ['v1', 'v2']) cpSync(resolve(`examples/modules/${v}/pinger.ts`), join(dir, `pinger.${v}.ts`));
   env = { ...process.env, XDG_RUNTIME_DIR: dir, XDG_STATE_HOME: join(dir, 'state') };
   delete env.SUBNODE_SOCKET;
   // Without --no-node-snapshot anywhere, so the binary has to re-exec itself for the isolate node.

@@ -83,7 +83,7 @@ describe('code change on an isolate node', () => {
     const iso = system.node('iso');
     const pids = [await iso.startServer('counter', [0]), await iso.startServer('counter', [10])];
     expect(await system.call(pids[1]!, 'inc')).toBe(11);
-    const report = await system.upgrade({ nodes: ['iso'], modules: [{ module: 'counter', source: counterV2, extra: { seed: [99] } }] });
+    const report = await system.upgrade({ nodes: ['iso'], modules: [{ module: 'counter', source: { code: counterV2 }, extra: { seed: [99] } }] });
     expect(report.ok).toBe(true);
     const outcome = report.nodes[0]!;
     expect(outcome).toMatchObject({ node: 'iso', status: 'upgraded', loaded: [{ module: 'counter', version: 2, previous: 1 }], suspended: 2 });

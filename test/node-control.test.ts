@@ -154,3 +154,24 @@ describe('calls from the host', () => {
     expect(await system.call({ name: 'counter', node: 'a' }, 'inc')).toBe(1);
   });
 });
+
+describe('what a restart brings back', () => {
+  it('the same version numbers and the old version Erlang keeps; deleted modules stay deleted', async () => {
+    system = await System.start({ nodes: [{ name: 'a', modules: { m: echo.replace('VSN', 'v1') } }] });
+    const a = system.node('a');
+    await a.load('m', echo.replace('VSN', 'v2'));
+    await a.load('m', echo.replace('VSN', 'v3'));
+    await a.load('gone', 'export const x = 1;');
+    await a.deleteModule('gone');
+    const shape = async () => (await a.modules()).map((m) => [m.name, m.versions.map((v) => [v.version, v.vsn, v.state])]);
+    const before = await shape();
+    expect(before).toEqual([['m', [[2, 'v2', 'old'], [3, 'v3', 'current']]], ['gone', [[1, 1, 'old']]]]);
+    const restarted = waitEvent(system, 'node_restarted', (e) => e.node === 'a');
+    a.kill('crash');
+    await restarted;
+    expect(await shape()).toEqual(before);
+    expect((await a.load('m', echo.replace('VSN', 'v4'))).version).toBe(4);
+    await a.restart();
+    expect((await shape()).find(([name]) => name === 'm')).toEqual(['m', [[3, 'v3', 'old'], [4, 'v4', 'current']]]);
+  });
+});

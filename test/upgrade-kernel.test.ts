@@ -265,7 +265,7 @@ describe('plans over a System', () => {
     await down;
     expect(system.node('b').status).toBe('stopped');
 
-    const first = await system.upgrade({ nodes: ['a', 'b', 'c'], modules: [{ module: 'counter', source: counterV2, change: 'load' }] });
+    const first = await system.upgrade({ nodes: ['a', 'b', 'c'], modules: [{ module: 'counter', source: { code: counterV2 }, change: 'load' }] });
     expect(first.ok).toBe(false);
     expect(first.nodes.map((n) => [n.node, n.status])).toEqual([['a', 'upgraded'], ['b', 'failed'], ['c', 'skipped']]);
     expect(first.nodes[1]).toMatchObject({ status: 'failed', error: { code: 'node_down' } });
@@ -273,13 +273,13 @@ describe('plans over a System', () => {
     // a: loaded, and the plan's soft purge dropped the idle version 1.
     expect((await system.node('a').modules())[0]!.versions.map((v) => [v.version, v.state])).toEqual([[2, 'current']]);
 
-    const second = await system.upgrade({ nodes: ['a', 'b', 'c'], continueOnError: true, modules: [{ module: 'counter', source: counterV2, change: 'load' }] });
+    const second = await system.upgrade({ nodes: ['a', 'b', 'c'], continueOnError: true, modules: [{ module: 'counter', source: { code: counterV2 }, change: 'load' }] });
     expect(second.ok).toBe(false);
     expect(second.nodes.map((n) => [n.node, n.status])).toEqual([['a', 'upgraded'], ['b', 'failed'], ['c', 'upgraded']]);
     expect((await system.node('c').modules())[0]!.versions.map((v) => [v.version, v.state])).toEqual([[2, 'current']]);
     expect(second.nodes[0]).toMatchObject({ loaded: [{ module: 'counter', version: 3, previous: 2 }] });
     // '*' covers b too: not running, it is reported skipped with the reason (never silently left out), and the plan is not ok.
-    const third = await system.upgrade({ modules: [{ module: 'counter', source: counterV2, change: 'load' }] });
+    const third = await system.upgrade({ modules: [{ module: 'counter', source: { code: counterV2 }, change: 'load' }] });
     expect(third.nodes.map((n) => [n.node, n.status])).toEqual([['a', 'upgraded'], ['b', 'skipped'], ['c', 'upgraded']]);
     expect(third).toMatchObject({ ok: false, nodes: [{}, { reason: "node 'b' is stopped" }, {}] });
   });
@@ -295,7 +295,7 @@ describe('plans over a System', () => {
     const events: SystemEvent[] = [];
     system.on('*', (e) => events.push(e));
 
-    const report = await system.upgrade({ canary: 'b', continueOnError: true, modules: [{ module: 'counter', source: counterV2, extra: { fail: true } }] });
+    const report = await system.upgrade({ canary: 'b', continueOnError: true, modules: [{ module: 'counter', source: { code: counterV2 }, extra: { fail: true } }] });
     expect(report.ok).toBe(false);
     expect(report.nodes.map((n) => [n.node, n.status])).toEqual([['b', 'rolled_back'], ['a', 'skipped'], ['c', 'skipped']]);
     expect(await Promise.all(['a', 'b', 'c'].map((n) => system!.node(n).modules()))).toEqual(modulesBefore);

@@ -3,8 +3,10 @@
  * with a Context), and the parsing shared by the command line and the shell.
  */
 import { accessSync, constants, readFileSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { dirname } from 'node:path';
 import type { UpgradePlan } from '../host/upgrade-plan.js';
+import { planReferenceProblems, upgradePlanSchema, validate } from '../host/schema.js';
+import { resolvePath } from '../host/source.js';
 import type { Client } from './client.js';
 import { ConfigError, UsageError } from './errors.js';
 import type { Progress } from '../wire/cli.js';
@@ -153,7 +155,11 @@ export function jsonOrText(text: string): unknown {
   try { return JSON.parse(text); } catch { return text; }
 }
 
-/** Reads a plan file; `{ "path" }` sources become absolute paths, checked to be readable. */
+/**
+ * Reads a plan file and checks it against the plan schema (every problem named, exit 2);
+ * `{ "path" }` sources become absolute paths (relative to the plan, or to their `base`), checked
+ * to be readable.
+ */
 export function readPlan(file: string): UpgradePlan {
   let plan: UpgradePlan;
   try {
@@ -162,23 +168,17 @@ export function readPlan(file: string): UpgradePlan {
     const code = (error as NodeJS.ErrnoException).code;
     throw new ConfigError(file, [code ? `cannot read the plan (${code})` : `not valid JSON: ${(error as Error).message}`], 'plan');
   }
-  const problems: string[] = [];
-  if (!plan || typeof plan !== 'object' || !Array.isArray(plan.modules)) {
-    throw new ConfigError(file, ['modules: a plan needs "modules": [{ "module", "source": { "path" } }]'], 'plan');
-  }
+  const problems = validate(upgradePlanSchema, plan, planReferenceProblems);
+  if (problems.length) throw new ConfigError(file, problems, 'plan');
   plan.modules.forEach((m, i) => {
-    const source = (m as { source?: unknown })?.source;
-    if (source && typeof source === 'object' && typeof (source as { path?: unknown }).path === 'string') {
-      const given = (source as { path: string }).path;
-      const path = resolve(dirname(file), given);
-      try {
-        accessSync(path, constants.R_OK);
-        m.source = { path };
-      } catch (error) {
-        problems.push(`modules[${i}].source: cannot read ${given} (${(error as NodeJS.ErrnoException).code})`);
-      }
-    } else if (typeof source !== 'string') {
-      problems.push(`modules[${i}].source: must be { "path": "file relative to the plan" } or the source text`);
+    if (!('path' in m.source)) return;
+    const { path: given, base } = m.source as { path: string; base?: string };
+    try {
+      const path = resolvePath(given, base ?? dirname(file));
+      accessSync(path, constants.R_OK);
+      m.source = { path };
+    } catch (error) {
+      problems.push(`modules[${i}].source: cannot read ${given} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
     }
   });
   if (problems.length) throw new ConfigError(file, problems, 'plan');

@@ -20,11 +20,12 @@ import ts from 'typescript';
 import type { NodeSpec, StartSpec } from '../host/node-handle.js';
 import { transpile } from '../compiler/transpile.js';
 import { checkCapabilities, checkLimits, type Capabilities, type Limits } from '../kernel/capabilities.js';
-import { NODE_NAME } from '../kernel/pid.js';
 import { checkPolicy, checkPurge, type CodePolicy, type PurgeMode } from '../kernel/policy.js';
 import { erlang, erlangKill, forever, stack } from '../../policies/code.js';
 import { legacyPinned, sandboxed, trusted, type NodePolicy } from '../../policies/capabilities.js';
 import { ConfigError } from './errors.js';
+import { configReferenceProblems, describe, runConfigSchema, validate } from '../host/schema.js';
+import { resolvePath, type CodeSource, type PathSource } from '../host/source.js';
 
 export type CodeShorthand = 'erlang' | 'erlang-kill' | 'forever' | { stack: number; purge?: PurgeMode } | CodePolicy;
 
@@ -52,12 +53,20 @@ export interface NodeConfig {
   restart?: 'permanent' | 'transient' | 'temporary';
   intensity?: number;
   period?: number;
-  /** Module name → source file, relative to the config file. */
-  modules?: Record<string, string | { path: string }>;
+  /**
+   * Module name → its source: a file path relative to the config file (a string, or `{ path }`;
+   * `{ path, base }` is relative to `base` instead), or `{ code }`, the source text.
+   */
+  modules?: Record<string, ModuleConfig>;
   start?: StartConfig[];
 }
 
+/** A module in a config: a string is a file path (relative to the config), never source text. */
+export type ModuleConfig = string | { path: string; base?: string } | CodeSource;
+
 export interface RunConfig {
+  /** The JSON Schema of a config file, for editors: `./node_modules/subnode/schema/config.schema.json`. */
+  $schema?: string;
   nodes: NodeConfig[];
   control?: {
     /** The control socket's path, relative to the config file. */
@@ -81,10 +90,6 @@ export interface LoadedConfig {
 
 const PRESETS: Record<string, NodePolicy> = { sandboxed, trusted, 'legacy-pinned': legacyPinned };
 const CODE_PRESETS: Record<string, CodePolicy> = { erlang, 'erlang-kill': erlangKill, forever };
-const NODE_FIELDS = ['name', 'kind', 'policy', 'capabilities', 'limits', 'resourceLimits', 'code', 'modulePolicies', 'restart', 'intensity', 'period', 'modules', 'start'];
-const START_FIELDS = ['module', 'fn', 'args', 'name', 'server'];
-const TOP_FIELDS = ['nodes', 'control'];
-const CONTROL_FIELDS = ['socket', 'pointer'];
 
 /** Reads, evaluates and checks a config file. Throws ConfigError (exit 2) listing every problem. */
 export async function loadConfig(path: string): Promise<LoadedConfig> {
@@ -149,69 +154,37 @@ async function readConfig(file: string): Promise<unknown> {
   }
 }
 
-/** Checks a config value; paths in it are relative to `file`. */
+/**
+ * Checks a config value; paths in it are relative to `file`. The shape is the schema's
+ * (src/host/schema.ts: types, ranges, unknown fields with a did-you-mean, references between
+ * fields); what a shape cannot say is checked here: that module files can be read and compile,
+ * and that presets merged with the node's own fields still make valid capabilities and limits.
+ */
 export function checkConfig(raw: unknown, file: string): LoadedConfig {
   const dir = dirname(file);
-  const problems: string[] = [];
   const result: LoadedConfig = { file, dir, nodes: [], servers: new Map(), pointer: true };
   if (!isObject(raw)) throw new ConfigError(file, [`the config must be an object { nodes: [...] }, got ${describe(raw)}`]);
-  unknownFields(raw, TOP_FIELDS, '', problems);
-  if (!Array.isArray(raw.nodes)) {
-    problems.push(`nodes: must be a list of nodes [{ name, ... }], got ${describe(raw.nodes)}`);
-  } else {
-    if (!raw.nodes.length) problems.push('nodes: the list is empty; a system needs at least one node');
-    const seen = new Map<string, number>();
-    raw.nodes.forEach((node, i) => {
-      const spec = checkNode(node, `nodes[${i}]`, dir, problems, result.servers);
-      if (!spec) return;
-      const before = seen.get(spec.name);
-      if (before !== undefined) problems.push(`nodes[${i}].name: '${spec.name}' is already the name of nodes[${before}]`);
-      seen.set(spec.name, i);
-      result.nodes.push(spec);
-    });
-  }
-  if (raw.control !== undefined) {
-    if (!isObject(raw.control)) problems.push(`control: must be an object { socket?, pointer? }, got ${describe(raw.control)}`);
-    else {
-      unknownFields(raw.control, CONTROL_FIELDS, 'control.', problems);
-      const { socket, pointer } = raw.control;
-      if (socket !== undefined) {
-        if (typeof socket !== 'string' || !socket) problems.push(`control.socket: must be a path, got ${describe(socket)}`);
-        else result.socket = resolve(dir, socket);
-      }
-      if (pointer !== undefined) {
-        if (typeof pointer !== 'boolean') problems.push(`control.pointer: must be true or false, got ${describe(pointer)}`);
-        else result.pointer = pointer;
-      }
-    }
-  }
+  const problems = validate(runConfigSchema, raw, configReferenceProblems);
+  // Below, only what the schema cannot see, for fields it found well-formed (no problem twice).
+  const bad = (at: string) => problems.some((p) => p.startsWith(`${at}:`) || p.startsWith(`${at}.`) || p.startsWith(`${at}[`));
+  const nodes = Array.isArray(raw.nodes) ? raw.nodes : [];
+  nodes.forEach((node, i) => {
+    if (isObject(node)) result.nodes.push(checkNode(node as unknown as NodeConfig, `nodes[${i}]`, dir, problems, bad, result.servers));
+  });
+  const control = isObject(raw.control) ? (raw.control as NonNullable<RunConfig['control']>) : {};
+  if (typeof control.socket === 'string') result.socket = resolve(dir, control.socket);
+  if (typeof control.pointer === 'boolean') result.pointer = control.pointer;
   if (problems.length) throw new ConfigError(file, problems);
   return result;
 }
 
-function checkNode(raw: unknown, at: string, dir: string, problems: string[], servers: Map<string, ServerStart[]>): NodeSpec | undefined {
-  if (!isObject(raw)) {
-    problems.push(`${at}: must be an object { name, ... }, got ${describe(raw)}`);
-    return undefined;
-  }
-  unknownFields(raw, NODE_FIELDS, `${at}.`, problems);
-  const name = raw.name;
-  if (typeof name !== 'string' || !NODE_NAME.test(name) || name === 'host') {
-    problems.push(`${at}.name: must be a node name (a letter or _, then letters, digits, _ and -; not 'host'), got ${describe(name)}`);
-  }
-  const spec: NodeSpec = { name: String(name) };
-  if (raw.kind !== undefined) {
-    if (raw.kind !== 'thread' && raw.kind !== 'isolate') problems.push(`${at}.kind: must be 'thread' or 'isolate', got ${describe(raw.kind)}`);
-    else spec.kind = raw.kind;
-  }
-  let preset: NodePolicy | undefined;
-  if (raw.policy !== undefined) {
-    preset = typeof raw.policy === 'string' ? PRESETS[raw.policy] : undefined;
-    if (!preset) problems.push(`${at}.policy: must be one of ${Object.keys(PRESETS).map((p) => `'${p}'`).join(', ')}, got ${describe(raw.policy)}`);
-  }
-  if (raw.capabilities !== undefined && !isObject(raw.capabilities)) problems.push(`${at}.capabilities: must be an object, got ${describe(raw.capabilities)}`);
-  else if (preset || raw.capabilities !== undefined) {
-    const capabilities = { ...preset?.capabilities, ...(raw.capabilities as object | undefined) } as Partial<Capabilities>;
+/** A node entry as a NodeSpec: presets merged, module files read and compiled. */
+function checkNode(raw: NodeConfig, at: string, dir: string, problems: string[], bad: (at: string) => boolean, servers: Map<string, ServerStart[]>): NodeSpec {
+  const spec: NodeSpec = { name: String(raw.name) };
+  if (raw.kind !== undefined) spec.kind = raw.kind;
+  const preset = typeof raw.policy === 'string' && !bad(`${at}.policy`) ? PRESETS[raw.policy] : undefined;
+  if ((preset || raw.capabilities !== undefined) && !bad(`${at}.capabilities`)) {
+    const capabilities = { ...preset?.capabilities, ...raw.capabilities } as Partial<Capabilities>;
     try {
       checkCapabilities(capabilities);
       spec.capabilities = capabilities;
@@ -219,9 +192,8 @@ function checkNode(raw: unknown, at: string, dir: string, problems: string[], se
       problems.push(`${at}.${(error as Error).message}`);
     }
   }
-  if (raw.limits !== undefined && !isObject(raw.limits)) problems.push(`${at}.limits: must be an object, got ${describe(raw.limits)}`);
-  else if (preset || raw.limits !== undefined) {
-    const limits = { ...preset?.limits, ...(raw.limits as object | undefined) } as Limits;
+  if ((preset || raw.limits !== undefined) && !bad(`${at}.limits`)) {
+    const limits = { ...preset?.limits, ...raw.limits } as Limits;
     try {
       checkLimits(limits);
       spec.limits = limits;
@@ -229,158 +201,91 @@ function checkNode(raw: unknown, at: string, dir: string, problems: string[], se
       problems.push(`${at}.${(error as Error).message}`);
     }
   }
-  if (raw.resourceLimits !== undefined) {
-    if (!isObject(raw.resourceLimits) || Object.values(raw.resourceLimits).some((v) => typeof v !== 'number' || !(v > 0))) {
-      problems.push(`${at}.resourceLimits: must be an object of positive numbers (maxOldGenerationSizeMb, ...), got ${describe(raw.resourceLimits)}`);
-    } else spec.resourceLimits = raw.resourceLimits as NodeSpec['resourceLimits'];
-  }
-  const code = raw.code !== undefined ? codePolicy(raw.code, `${at}.code`, problems) : preset?.code;
+  if (raw.resourceLimits !== undefined) spec.resourceLimits = raw.resourceLimits;
+  const code = raw.code !== undefined ? (bad(`${at}.code`) ? undefined : codePolicy(raw.code, `${at}.code`, problems)) : preset?.code;
   if (code) spec.code = code;
-  if (raw.modulePolicies !== undefined) {
-    if (!isObject(raw.modulePolicies)) problems.push(`${at}.modulePolicies: must map module names to code policies, got ${describe(raw.modulePolicies)}`);
-    else {
-      const policies: Record<string, CodePolicy> = {};
-      for (const [module, value] of Object.entries(raw.modulePolicies)) {
-        const policy = codePolicy(value, `${at}.modulePolicies.${module}`, problems);
-        if (policy) policies[module] = policy;
-      }
-      spec.modulePolicies = policies;
+  if (isObject(raw.modulePolicies) && !bad(`${at}.modulePolicies`)) {
+    const policies: Record<string, CodePolicy> = {};
+    for (const [module, value] of Object.entries(raw.modulePolicies)) {
+      const policy = codePolicy(value, `${at}.modulePolicies.${module}`, problems);
+      if (policy) policies[module] = policy;
+    }
+    spec.modulePolicies = policies;
+  }
+  if (raw.restart !== undefined) spec.restart = raw.restart;
+  if (raw.intensity !== undefined) spec.intensity = raw.intensity;
+  if (raw.period !== undefined) spec.period = raw.period;
+  if (isObject(raw.modules)) {
+    spec.modules = {};
+    for (const [module, value] of Object.entries(raw.modules)) {
+      if (bad(`${at}.modules.${module}`)) continue;
+      const source = moduleSource(module, value, `${at}.modules.${module}`, dir, problems);
+      if (source) spec.modules[module] = source;
     }
   }
-  if (raw.restart !== undefined) {
-    if (raw.restart !== 'permanent' && raw.restart !== 'transient' && raw.restart !== 'temporary') problems.push(`${at}.restart: must be 'permanent', 'transient' or 'temporary', got ${describe(raw.restart)}`);
-    else spec.restart = raw.restart;
-  }
-  if (raw.intensity !== undefined) {
-    if (!Number.isInteger(raw.intensity) || (raw.intensity as number) < 0) problems.push(`${at}.intensity: must be an integer >= 0 (restarts allowed per period), got ${describe(raw.intensity)}`);
-    else spec.intensity = raw.intensity as number;
-  }
-  if (raw.period !== undefined) {
-    if (typeof raw.period !== 'number' || !(raw.period > 0)) problems.push(`${at}.period: must be a number of ms > 0, got ${describe(raw.period)}`);
-    else spec.period = raw.period;
-  }
-  const moduleNames: string[] = [];
-  if (raw.modules !== undefined) {
-    if (!isObject(raw.modules)) problems.push(`${at}.modules: must map module names to files, { counter: './counter.ts' }, got ${describe(raw.modules)}`);
-    else {
-      spec.modules = {};
-      for (const [module, value] of Object.entries(raw.modules)) {
-        moduleNames.push(module);
-        const path = typeof value === 'string' ? value : isObject(value) && typeof value.path === 'string' ? value.path : undefined;
-        if (!path) {
-          problems.push(`${at}.modules.${module}: must be a file path relative to the config, got ${describe(value)}`);
-          continue;
-        }
-        const full = resolve(dir, path);
-        let text: string;
-        try {
-          accessSync(full, constants.R_OK);
-          text = readFileSync(full, 'utf8');
-        } catch (error) {
-          problems.push(`${at}.modules.${module}: cannot read ${path} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
-          continue;
-        }
-        try {
-          transpile(module, text, full);
-        } catch (error) {
-          problems.push(`${at}.modules.${module}: ${path} does not compile: ${(error as Error).message}`);
-          continue;
-        }
-        spec.modules[module] = { path: full };
-      }
+  if (Array.isArray(raw.start)) {
+    const spawns: StartSpec[] = [];
+    const started: ServerStart[] = [];
+    for (const entry of raw.start) {
+      if (!isObject(entry)) continue;
+      const { module, fn, args, name } = entry;
+      const named = typeof name === 'string' ? { name } : {};
+      if (entry.server === true) started.push({ module: String(module), args: Array.isArray(args) ? args : [], ...named });
+      else spawns.push({ module: String(module), fn: String(fn), args: Array.isArray(args) ? args : [], ...named });
     }
-  }
-  if (raw.start !== undefined) {
-    if (!Array.isArray(raw.start)) problems.push(`${at}.start: must be a list [{ module, fn, args?, name?, server? }], got ${describe(raw.start)}`);
-    else {
-      const spawns: StartSpec[] = [];
-      const started: ServerStart[] = [];
-      raw.start.forEach((entry, j) => {
-        const where = `${at}.start[${j}]`;
-        if (!isObject(entry)) return problems.push(`${where}: must be an object { module, fn, args?, name?, server? }, got ${describe(entry)}`);
-        unknownFields(entry, START_FIELDS, `${where}.`, problems);
-        const { module, fn, args, name: reg, server } = entry;
-        if (typeof module !== 'string' || !module) problems.push(`${where}.module: must be a module name, got ${describe(module)}`);
-        else if (!moduleNames.includes(module)) {
-          problems.push(`${where}.module: '${module}' is not one of ${at}.modules (${moduleNames.length ? moduleNames.join(', ') : 'none'}); add it there`);
-        }
-        if (server !== undefined && typeof server !== 'boolean') problems.push(`${where}.server: must be true or false, got ${describe(server)}`);
-        if (server === true) {
-          if (fn !== undefined) problems.push(`${where}.fn: not used with server: true (the server runs the module's init(...args)); remove it`);
-        } else if (typeof fn !== 'string' || !fn) problems.push(`${where}.fn: must be the name of the function to spawn, got ${describe(fn)}`);
-        if (args !== undefined && !Array.isArray(args)) problems.push(`${where}.args: must be a list of arguments, got ${describe(args)}`);
-        if (reg !== undefined && (typeof reg !== 'string' || !reg)) problems.push(`${where}.name: must be a name to register, got ${describe(reg)}`);
-        const argList = Array.isArray(args) ? args : [];
-        if (server === true) started.push({ module: String(module), args: argList, ...(typeof reg === 'string' ? { name: reg } : {}) });
-        else spawns.push({ module: String(module), fn: String(fn), args: argList, ...(typeof reg === 'string' ? { name: reg } : {}) });
-      });
-      if (spawns.length) spec.start = spawns;
-      if (started.length) servers.set(spec.name, started);
-    }
+    if (spawns.length) spec.start = spawns;
+    if (started.length) servers.set(spec.name, started);
   }
   return spec;
 }
 
-function codePolicy(value: unknown, at: string, problems: string[]): CodePolicy | undefined {
-  if (typeof value === 'string') {
-    const preset = CODE_PRESETS[value];
-    if (!preset) problems.push(`${at}: must be ${Object.keys(CODE_PRESETS).map((p) => `'${p}'`).join(', ')}, { stack: N } or { retention, purge }, got ${describe(value)}`);
-    return preset;
-  }
-  if (isObject(value) && 'stack' in value) {
-    const depth = value.stack;
-    if (!Number.isInteger(depth) || (depth as number) < 1) {
-      problems.push(`${at}.stack: must be an integer >= 1 (old versions kept), got ${describe(depth)}`);
-      return undefined;
-    }
+/** A module entry, read and compiled now so that a config that starts is one whose modules load. */
+function moduleSource(module: string, value: ModuleConfig, at: string, dir: string, problems: string[]): PathSource | CodeSource | undefined {
+  if (typeof value === 'object' && 'code' in value) {
     try {
-      return stack(depth as number, value.purge === undefined ? 'soft' : checkPurge(value.purge, at));
+      transpile(module, value.code, value.filename ?? `${module}.ts`);
     } catch (error) {
-      problems.push((error as Error).message);
+      problems.push(`${at}: the code does not compile: ${(error as Error).message}`);
       return undefined;
     }
+    return value;
+  }
+  const path = typeof value === 'string' ? value : value.path;
+  let full: string;
+  try {
+    full = typeof value === 'object' && value.base !== undefined ? resolvePath(path, value.base) : resolve(dir, path);
+  } catch (error) {
+    problems.push(`${at}.base: ${(error as Error).message}`);
+    return undefined;
+  }
+  let text: string;
+  try {
+    accessSync(full, constants.R_OK);
+    text = readFileSync(full, 'utf8');
+  } catch (error) {
+    problems.push(`${at}: cannot read ${path} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
+    return undefined;
   }
   try {
+    transpile(module, text, full);
+  } catch (error) {
+    problems.push(`${at}: ${path} does not compile: ${(error as Error).message}`);
+    return undefined;
+  }
+  return { path: full };
+}
+
+function codePolicy(value: unknown, at: string, problems: string[]): CodePolicy | undefined {
+  if (typeof value === 'string') return CODE_PRESETS[value];
+  try {
+    if (isObject(value) && 'stack' in value) return stack(value.stack as number, value.purge === undefined ? 'soft' : checkPurge(value.purge, at));
     return checkPolicy(value, at);
   } catch (error) {
-    problems.push(`${(error as Error).message} (or use 'erlang', 'erlang-kill', 'forever', { stack: N })`);
+    problems.push((error as Error).message);
     return undefined;
   }
 }
 
-function unknownFields(value: Record<string, unknown>, known: string[], at: string, problems: string[]): void {
-  for (const key of Object.keys(value)) {
-    if (known.includes(key)) continue;
-    const near = known.find((k) => distance(k.toLowerCase(), key.toLowerCase()) <= Math.max(1, Math.floor(k.length / 4)));
-    problems.push(`${at}${key}: unknown field${near ? ` (did you mean '${near}'?)` : `; known fields: ${known.join(', ')}`}`);
-  }
-}
-
-function distance(a: string, b: string): number {
-  const row = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    let prev = row[0]!;
-    row[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const next = Math.min(row[j]! + 1, row[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
-      prev = row[j]!;
-      row[j] = next;
-    }
-  }
-  return row[b.length]!;
-}
-
 function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-function describe(value: unknown): string {
-  if (value === undefined) return 'nothing';
-  if (Array.isArray(value)) return 'a list';
-  try {
-    const text = JSON.stringify(value);
-    return text.length > 60 ? `${text.slice(0, 57)}...` : text;
-  } catch {
-    return typeof value;
-  }
 }

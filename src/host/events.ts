@@ -15,6 +15,13 @@ export type SystemEvent =
   /** Messages for a node that is down or unknown, dropped as Erlang drops them. */
   | { type: 'message_dropped'; node: string; count: number; reason: 'node_down' | 'unknown_node' | 'no_inbox' }
   | { type: 'global_conflict'; name: string; kept: Pid; refused: Pid }
+  /** A change to the system's code was journaled in the release store as release N. */
+  | { type: 'release_recorded'; release: number; steps: number; trial: boolean }
+  | { type: 'release_permanent'; release: number }
+  /** Started on a trial release: the system booted the last permanent one (`to`) instead. */
+  | { type: 'release_reverted'; from: number; to: number }
+  /** A journal record a crash or damage cut off (found on open), or a change that could not be written. */
+  | { type: 'release_lost'; seq: number; reason: string; detail: string }
   /** An upgrade plan reached a node, and how it ended there. */
   | { type: 'upgrade_node'; node: string; phase: 'start' | 'upgraded' | 'rolled_back' | 'failed' | 'skipped' };
 
@@ -28,6 +35,7 @@ export type EventType = SystemEvent['type'];
 const EVENT_SOURCES = {
   node_started: 'host', node_down: 'host', node_restarted: 'host', node_unresponsive: 'host', node_failed: 'host', node_stopped: 'host',
   message_dropped: 'host', global_conflict: 'host', upgrade_node: 'host',
+  release_recorded: 'host', release_permanent: 'host', release_reverted: 'host', release_lost: 'host',
   process_exit: 'kernel', module_loaded: 'kernel', module_purged: 'kernel', module_deleted: 'kernel', process_purged: 'kernel', drain_started: 'kernel',
   code_changed: 'kernel', upgrade_step: 'kernel', upgrade_rollback: 'kernel', capability_denied: 'kernel', mailbox_overflow: 'kernel', cpu_limit: 'kernel',
   log: 'kernel', process_migrated: 'kernel', migrated_exit: 'kernel', global_register: 'kernel', global_unregister: 'kernel',

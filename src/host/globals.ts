@@ -13,7 +13,7 @@ export interface Replica {
   tell(op: 'setGlobals', entries: [string, Pid | null][]): void;
 }
 
-export class GlobalNames {
+export class GlobalRegistry {
   private readonly names = new Map<string, Pid>();
   /** The node that registered a name (names the host registered count for no node). */
   private readonly heldBy = new Map<string, string>();
@@ -24,6 +24,9 @@ export class GlobalNames {
   private pending: NodeJS.Immediate | null = null;
 
   constructor(private readonly replicas: () => Iterable<Replica>) {}
+
+  /** The registry as a read-only map (what the cluster link reads). */
+  get view(): ReadonlyMap<string, Pid> { return this.names; }
 
   get(name: string): Pid | undefined { return this.names.get(name); }
   has(name: string): boolean { return this.names.has(name); }

@@ -53,6 +53,25 @@ function entryUrl(kind: NodeKind): URL {
   return here.endsWith('.ts') ? new URL(`../../dist/src/node/${file}`, here) : new URL(`../node/${file}`, here);
 }
 
+/**
+ * The process's Node options, less those that describe the main script (`-e CODE`, `--input-type`):
+ * a worker that inherited them would refuse to start.
+ */
+function workerExecArgv(): string[] | undefined {
+  const argv = process.execArgv;
+  const describesScript = (arg: string) => /^(-e|-p|--eval|--print|--input-type)(=|$)/.test(arg);
+  if (!argv.some(describesScript)) return undefined; // inherited as they are
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === '-e' || arg === '--eval' || arg === '-p' || arg === '--print') { i++; continue; }
+    // Process-wide options a worker may not be given (it has them through the process anyway).
+    if (describesScript(arg) || arg === '--no-node-snapshot') continue;
+    out.push(arg);
+  }
+  return out;
+}
+
 interface Pending {
   resolve(result: Result<unknown>): void;
   reject(error: Error): void;
@@ -88,6 +107,7 @@ export class NodeBackend {
     };
     const worker = new Worker(entryUrl(options.kind), {
       workerData: data,
+      execArgv: workerExecArgv(),
       transferList: [...options.peers.values()],
       resourceLimits: options.resourceLimits,
       name: `subnode:${options.node}`,

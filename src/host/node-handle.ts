@@ -97,8 +97,7 @@ export class NodeHandle {
       firstBoot: async (call) => {
         for (const [module, source] of Object.entries(spec.modules ?? {})) {
           const { js } = await this.compile(module, source);
-          await call('load', module, js, {});
-          this.release.loaded(module, js);
+          this.release.loaded(module, js, await call('load', module, js, {}));
         }
       },
       start: async (call) => {
@@ -126,14 +125,16 @@ export class NodeHandle {
     const compiled = this.compile(module, source);
     const report = await this.issue('load', compiled.then(({ js }) => [module, js, options]));
     const { js, hazards } = await compiled;
-    this.release.loaded(module, js);
+    this.release.loaded(module, js, report);
+    // With a release store, a load has answered once it would survive a restart.
+    await this.release.durable();
     return { ...report, warnings: hazards };
   }
 
   /** Loads JavaScript already in the kernel's module shape (see `transpile`). @internal */
   async loadCompiled(module: string, js: string, options: { purge?: PurgeMode } = {}): Promise<LoadReport> {
     const report = await this.call('load', module, js, options);
-    this.release.loaded(module, js);
+    this.release.loaded(module, js, report);
     return report;
   }
 
@@ -157,10 +158,8 @@ export class NodeHandle {
   }
 
   /** The current version becomes old: new spawns and qualified calls fail. */
-  async deleteModule(module: string): Promise<PurgeReport> {
-    const report = await this.call('deleteModule', module);
-    this.release.deleted(module);
-    return report;
+  deleteModule(module: string): Promise<PurgeReport> {
+    return this.call('deleteModule', module);
   }
 
   /** The node's code policy, or one module's (retention and purge mode). Kept across restarts. */
@@ -168,6 +167,7 @@ export class NodeHandle {
     const checked = checkPolicy(policy);
     await this.call('setPolicy', checked, module);
     this.release.policyChanged(checked, module);
+    await this.release.durable();
   }
 
   /** Starts a server (gen_server-like) process; its `init(...args)` runs before this resolves. */
@@ -220,10 +220,14 @@ export class NodeHandle {
 
   /** @internal the compiled source of each module's current version, for plans and restarts. */
   releaseOf(module: string): string | undefined { return this.release.sourceOf(module); }
-  /** @internal */
-  setRelease(module: string, js: string | undefined): void {
-    if (js === undefined) this.release.deleted(module);
-    else this.release.loaded(module, js);
+  /** @internal a plan loaded this version here. */
+  released(module: string, js: string, report: Pick<LoadReport, 'version' | 'purged'>): void {
+    this.release.loaded(module, js, report);
+  }
+
+  /** @internal the node's release, for the release journal. */
+  get releaseState(): NodeRelease {
+    return this.release;
   }
 
   /** Spawns `module.fn(...args)` in the module's current version. */

@@ -173,8 +173,9 @@ export class NodeSupervision {
   }
 
   private onMessage(message: Extract<NodeToHost, { t: 'route' | 'event' }>): void {
-    if (message.t === 'route') this.context.route(message.node, message.envelopes, this.name);
-    else this.context.onKernelEvent(message.event);
+    if (message.t === 'route') return this.context.route(message.node, message.envelopes, this.name);
+    this.release.observe(message.event);
+    this.context.onKernelEvent(message.event);
   }
 
   private onUnresponsive(backend: NodeBackend, ms: number): void {

@@ -33,6 +33,11 @@ export class Router {
   private nextInbox = 0;
   private nextRef = 0;
   private flushQueued = false;
+  /**
+   * The node name of this host's own mailboxes: 'host', or `host@<host>` in a cluster, so that
+   * their pids name this host cluster-wide (set before any mailbox is made).
+   */
+  hostNode = 'host';
 
   constructor(
     private readonly events: Events,
@@ -46,7 +51,7 @@ export class Router {
 
   /** Envelopes for `node`, from a node without a direct port or from the host. */
   route(node: string, envelopes: Envelope[], from = 'host'): void {
-    if (node === 'host') return this.toHost(envelopes);
+    if (node === 'host' || node === this.hostNode) return this.toHost(envelopes);
     const sink = this.nodes.get(node);
     if (!sink) return this.events.emit({ type: 'message_dropped', node, count: envelopes.length, reason: 'unknown_node' });
     if (!sink.deliver(envelopes, from)) this.events.emit({ type: 'message_dropped', node, count: envelopes.length, reason: 'node_down' });
@@ -70,7 +75,7 @@ export class Router {
     } else {
       throw new BadArgument(`cannot send to ${JSON.stringify(dest)} from the host: use a pid, { name, node } or { global }`);
     }
-    if (node !== 'host' && !this.nodes.has(node)) throw new UnknownNode(`no node named '${node}'`, { node });
+    if (node !== 'host' && node !== this.hostNode && !this.nodes.has(node)) throw new UnknownNode(`no node named '${node}'`, { node });
     assertCloneable(message);
     this.enqueue(node, [Sig.Message, target, message]);
   }
@@ -139,7 +144,7 @@ export class Router {
   }
 
   private newPid(): Pid {
-    return formatPid('host', ++this.nextInbox, 0);
+    return formatPid(this.hostNode, ++this.nextInbox, 0);
   }
 
   private enqueue(node: string, envelope: Envelope): void {

@@ -19,8 +19,13 @@ import { NodeHandle, type NodeSpec, type NodeSummary } from './node-handle.js';
 import type { NodeContext, NodeSupervision } from './node-supervision.js';
 import { Router } from './router.js';
 import { Caller } from './caller.js';
-import { GlobalNames } from './globals.js';
+import { GlobalRegistry } from './globals.js';
 import { describeLimit, ServiceGate } from './service-gate.js';
+import { checkIsolateSupport } from './isolate-support.js';
+import { Releases, type ReleaseOptions } from './releases.js';
+import { rollbackTo } from './rollback.js';
+import type { ClusterOptions } from '../cluster/options.js';
+import type { ClusterApi, ClusterHost, RemoteNodeSummary } from '../cluster/hooks.js';
 
 export interface SystemOptions {
   nodes?: NodeSpec[];
@@ -29,6 +34,14 @@ export interface SystemOptions {
    * node's capabilities grant the name. They may be async; arguments and results are copied.
    */
   hostFunctions?: Record<string, HostFunction>;
+  /**
+   * Keep the system's releases in a store (a directory, or a ReleaseStore): every load, plan,
+   * policy, purge and delete is journaled, and a system started on the same store brings each
+   * node back as it was. See `Releases`.
+   */
+  releases?: ReleaseOptions;
+  /** Joins a cluster of hosts over NATS (src/cluster): node names, messages, globals and control span the hosts. */
+  cluster?: ClusterOptions;
 }
 
 export type HostFunction = (...args: never[]) => unknown;
@@ -39,25 +52,36 @@ export class System {
   private hostFunctions: Record<string, HostFunction> = {};
   private readonly migrations = new Migrations((name) => this.node(name), this.events);
   private readonly handles = new Map<string, NodeHandle>();
-  private readonly caller = this.router.attach((pid) => new Caller(pid, this.router, {
-    resolve: (dest) => this.callTarget(dest),
-    send: (dest, message) => this.send(dest, message),
-  }));
+  // Made on first use: in a cluster the host's mailbox pids name this host, set when it joins.
+  private callerBox: Caller | undefined;
+  private get caller(): Caller {
+    return this.callerBox ??= this.router.attach((pid) => new Caller(pid, this.router, {
+      resolve: (dest) => this.callTarget(dest),
+      send: (dest, message) => this.send(dest, message),
+    }));
+  }
+  private clusterLink: ClusterApi | undefined;
   /** Nodes whose threads are up and can take peer ports. */
   private readonly attached = new Set<NodeSupervision>();
-  private readonly globals = new GlobalNames(() => this.attached);
+  private readonly globals = new GlobalRegistry(() => this.attached);
   private readonly serviceGate = new ServiceGate((node, what) => this.events.emit({ type: 'capability_denied', node, what }));
   /** capability_denied events the host reports about a node, bounded per second. */
   private readonly denials = new Map<string, Denials>();
   private readonly refusals = new Map<string, { inFlight?: WireError; perSecond?: WireError }>();
   private stopped = false;
+  private releaseKeeper: Releases | undefined;
 
   private constructor() {}
 
   static async start(options: SystemOptions = {}): Promise<System> {
     const system = new System();
     system.hostFunctions = { ...options.hostFunctions };
+    if (options.releases) {
+      system.releaseKeeper = await Releases.open(options.releases, system.events);
+      system.events.on('node_down', () => system.releaseKeeper?.nodeCrashed());
+    }
     try {
+      if (options.cluster) system.clusterLink = await (await import('../cluster/cluster.js')).Cluster.join(options.cluster, system.clusterHost());
       await Promise.all((options.nodes ?? []).map((spec) => system.addNode(spec)));
     } catch (error) {
       await system.stop();
@@ -73,22 +97,41 @@ export class System {
       throw new BadArgument(`bad node name ${JSON.stringify(spec?.name)}: letters, digits, _ and -, not 'host'`);
     }
     if (this.handles.has(spec.name)) throw new BadArgument(`a node named '${spec.name}' already exists`);
+    if (spec.kind === 'isolate') checkIsolateSupport(spec.name);
     const handle = new NodeHandle(spec, this.context);
     this.handles.set(spec.name, handle);
+    if (this.clusterLink) {
+      // The name is claimed cluster-wide first; its creations continue where its last host left off.
+      try {
+        handle.supervision.creation = (await this.clusterLink.claim(spec.name)) - 1;
+      } catch (error) {
+        this.handles.delete(spec.name);
+        throw error;
+      }
+    }
     this.router.addNode(spec.name, handle.supervision);
+    await this.releaseKeeper?.attach(handle);
     await handle.start();
     this.events.emit({ type: 'node_started', node: handle.name, creation: handle.creation });
     return handle;
   }
 
   node(name: string): NodeHandle {
-    const handle = this.handles.get(name);
+    const handle = this.handles.get(name) ?? this.clusterLink?.node(name);
     if (!handle) throw new UnknownNode(`no node named '${name}'`, { node: name });
     return handle;
   }
 
-  nodes(): NodeSummary[] {
-    return [...this.handles.values()].map((h) => h.summary());
+  /** Every node: this host's, and in a cluster every other host's too (with its `host`). */
+  nodes(): (NodeSummary | RemoteNodeSummary)[] {
+    const link = this.clusterLink;
+    const local = [...this.handles.values()].map((h) => (link ? { ...h.summary(), host: link.host } : h.summary()));
+    return link ? [...local, ...link.remoteNodes()] : local;
+  }
+
+  /** The cluster this host is part of (`cluster` option), with its hosts and events. */
+  get cluster(): ClusterApi | undefined {
+    return this.clusterLink;
   }
 
   /** Sends from the host: to a pid, `{ name, node }`, or `{ global }`. Unknown nodes throw; dead pids drop. */
@@ -120,7 +163,24 @@ export class System {
    * report is `ok` only if each of them upgraded. `{ dryRun: true }` reports each node's steps.
    */
   upgrade(plan: UpgradePlan, options: UpgradeOptions = {}): Promise<UpgradeReport> {
-    return runUpgrade(plan, [...this.handles.values()], this.events, options);
+    const run = () => runUpgrade(plan, [...this.handles.values()], this.events, options);
+    return this.releaseKeeper && !options.dryRun ? this.releaseKeeper.asOne(`plan: ${plan.modules?.map((m) => m.module).join(', ')}`, run) : run();
+  }
+
+  /** The release store's keeper; throws when the system was started without `releases`. */
+  get releases(): Releases {
+    if (!this.releaseKeeper) throw new Refused('this system keeps no releases: start it with { releases: { store } }');
+    return this.releaseKeeper;
+  }
+
+  /**
+   * Goes back to an earlier release: on each node whose code differs, the release's versions are
+   * loaded and the behaviour processes converted by their `codeChange` with `{ down: vsn }` — one
+   * plan, journaled as one release.
+   */
+  rollback(release: number): Promise<UpgradeReport> {
+    const releases = this.releases;
+    return releases.asOne(`rollback to ${release}`, () => rollbackTo(releases, release, [...this.handles.values()], this.events));
   }
 
   /**
@@ -230,13 +290,13 @@ export class System {
     if (!isPid(pid)) throw new BadArgument(`register() takes a pid, got ${JSON.stringify(pid)}`);
     const held = this.globals.get(name);
     if (held && held !== pid) throw new NameTaken(`the global name '${name}' is already registered to ${held}`, { name });
-    this.globals.set(name, pid);
+    this.setGlobal(name, pid);
     this.globals.flush();
   }
 
   unregister(name: string): void {
     if (!this.globals.has(name)) return;
-    this.globals.set(name, null);
+    this.setGlobal(name, null);
     this.globals.flush();
   }
 
@@ -253,10 +313,13 @@ export class System {
   /** Ends every node and releases every thread, port and timer. */
   async stop(): Promise<void> {
     this.stopped = true;
-    this.caller.close(new NodeDown('the system was stopped'));
+    this.callerBox?.close(new NodeDown('the system was stopped'));
     this.globals.close();
     await Promise.all([...this.handles.values()].map((h) => h.supervision.shutdown()));
+    await this.clusterLink?.leave();
     this.router.close();
+    // Every change journaled so far is durable before stop resolves; the store's lock is released.
+    await this.releaseKeeper?.close();
   }
 
   /** What a call from the host monitors, and on which node: a pid (wherever it moved), or a registered name. */
@@ -278,6 +341,32 @@ export class System {
     throw new BadArgument(`cannot call ${JSON.stringify(dest)} from the host: use a pid, { name, node } or { global }`);
   }
 
+  /**
+   * Sets or frees a global name in the registry (`by`: the node that registered it, for its
+   * limit); the nodes hear of it in the next batch, the cluster at once unless it told us.
+   */
+  private setGlobal(name: string, pid: Pid | null, by?: string, fromCluster = false): void {
+    const previous = this.globals.get(name);
+    this.globals.set(name, pid, by);
+    if (!fromCluster) this.clusterLink?.globalChanged(name, pid, previous);
+  }
+
+  /** What the cluster link (src/cluster) reaches of this system. */
+  private clusterHost(): ClusterHost {
+    return {
+      events: this.events,
+      router: this.router,
+      context: this.context,
+      globals: this.globals.view,
+      local: () => [...this.handles.values()],
+      applyGlobal: (name, pid) => this.setGlobal(name, pid, undefined, true),
+      remoteNodeDown: (node, lost) => {
+        for (const peer of this.attached) peer.tell('nodeDown', node, lost);
+        this.router.nodeDown(node, lost, () => false);
+      },
+    };
+  }
+
   private readonly context: NodeContext = {
     events: this.events,
     attach: async (node) => {
@@ -297,10 +386,11 @@ export class System {
       if (this.stopped) return;
       // Processes that had migrated to it are gone too, though their pids name other nodes.
       const lost = this.migrations.nodeDown(node.name);
-      for (const [name, pid] of this.globals.entries()) if (nodeOf(pid) === node.name || lost.includes(pid)) this.globals.set(name, null);
+      for (const [name, pid] of this.globals.entries()) if (nodeOf(pid) === node.name || lost.includes(pid)) this.setGlobal(name, null);
       this.globals.flush();
       for (const peer of this.attached) peer.tell('nodeDown', node.name, lost);
       this.router.nodeDown(node.name, lost, (pid) => this.migrations.locate(pid).node !== node.name);
+      this.clusterLink?.localNodeDown(node.name, lost);
     },
     forwardsFor: (node) => this.migrations.forwardsHomedAt(node),
     route: (node, envelopes, from) => this.router.route(node, envelopes, from),
@@ -319,11 +409,11 @@ export class System {
           this.globals.correct(event.node, event.name);
           return;
         }
-        this.globals.set(event.name, event.pid, event.node);
+        this.setGlobal(event.name, event.pid, event.node);
       } else if (event.type === 'migrated_exit') {
         if (this.migrations.locate(event.pid).node === event.node) this.migrations.ended(event.pid);
       } else if (event.type === 'global_unregister') {
-        if (this.globals.get(event.name) === event.pid) this.globals.set(event.name, null);
+        if (this.globals.get(event.name) === event.pid) this.setGlobal(event.name, null);
       }
       this.events.emit(event);
     },

@@ -6,14 +6,19 @@
  * transaction that rolls itself back on failure (src/kernel/upgrade.ts).
  */
 import { BadArgument, LoadError, toWire } from '../errors.js';
-import { checkPurge, type PurgeMode } from '../kernel/policy.js';
+import type { PurgeMode } from '../kernel/policy.js';
 import type { UpgradeStep } from '../kernel/upgrade.js';
 import { readSource, type ModuleSource } from './source.js';
 import { compile } from './compiler-pool.js';
+import { nearest, planReferenceProblems, upgradePlanApiSchema, validate } from './schema.js';
 
 export interface PlanModule {
   module: string;
-  source: ModuleSource;
+  /**
+   * `{ path }` (relative to `base`, e.g. `import.meta.url`, else to the current directory), a file
+   * URL, or `{ code }`. Not a plain string: a plan refuses it (it used to be taken as source text).
+   */
+  source: Exclude<ModuleSource, string>;
   /** Modules of this plan that must load before this one. */
   dependsOn?: string[];
   /**
@@ -28,6 +33,8 @@ export interface PlanModule {
 }
 
 export interface UpgradePlan {
+  /** The JSON Schema of a plan file, for editors: `./node_modules/subnode/schema/plan.schema.json`. */
+  $schema?: string;
   modules: PlanModule[];
   /** Which nodes: names, `{ except: names }`, or every running node (default). */
   nodes?: string[] | { except: string[] } | '*';
@@ -45,23 +52,18 @@ export interface UpgradePlan {
 
 export type { NodeOutcome, UpgradeReport } from './upgrade-runner.js';
 
-/** Checks a plan and orders its modules by dependency (cycles and unknown fields are errors). */
-export function checkPlan(plan: UpgradePlan): PlanModule[] {
-  if (!plan || typeof plan !== 'object' || !Array.isArray(plan.modules) || !plan.modules.length) {
-    throw new BadArgument('an upgrade plan needs modules: [{ module, source, dependsOn?, change?, extra? }]');
+/**
+ * Checks a plan against its schema (schema.ts: unknown fields, a plain-string source, a dependsOn
+ * outside the plan...) and, given the system's node names, that the nodes it names exist; then
+ * orders its modules by dependency (a cycle is an error). Every problem is named in one BadArgument.
+ */
+export function checkPlan(plan: UpgradePlan, known?: { nodes?: readonly string[] }): PlanModule[] {
+  const problems = validate(upgradePlanApiSchema, plan, planReferenceProblems);
+  if (!problems.length && known?.nodes) problems.push(...unknownNodes(plan, known.nodes));
+  if (problems.length) {
+    throw new BadArgument(`bad upgrade plan:\n  ${problems.join('\n  ')}`, { problems });
   }
-  const byName = new Map<string, PlanModule>();
-  for (const m of plan.modules) {
-    if (!m || typeof m.module !== 'string') throw new BadArgument(`plan module entries need a module name, got ${JSON.stringify(m)}`);
-    if (byName.has(m.module)) throw new BadArgument(`module '${m.module}' appears twice in the plan`);
-    if (m.source === undefined) throw new BadArgument(`plan module '${m.module}' has no source`);
-    if (m.change !== undefined && m.change !== 'codeChange' && m.change !== 'load') throw new BadArgument(`plan module '${m.module}': change must be 'codeChange' or 'load'`);
-    if (m.dependsOn !== undefined && (!Array.isArray(m.dependsOn) || m.dependsOn.some((d) => typeof d !== 'string'))) throw new BadArgument(`plan module '${m.module}': dependsOn must be a list of module names`);
-    byName.set(m.module, m);
-  }
-  if (plan.purge !== undefined && plan.purge !== 'none') checkPurge(plan.purge, 'plan purge');
-  if (plan.loadPurge !== undefined && plan.loadPurge !== 'kill' && plan.loadPurge !== 'soft') throw new BadArgument(`plan loadPurge must be 'kill' or 'soft'`);
-  if (plan.codeChangeTimeoutMs !== undefined && !(plan.codeChangeTimeoutMs > 0)) throw new BadArgument('plan codeChangeTimeoutMs must be > 0');
+  const byName = new Map<string, PlanModule>(plan.modules.map((m) => [m.module, m]));
   const ordered: PlanModule[] = [];
   const state = new Map<string, 'visiting' | 'done'>();
   const visit = (m: PlanModule, path: string[]): void => {
@@ -71,13 +73,27 @@ export function checkPlan(plan: UpgradePlan): PlanModule[] {
     state.set(m.module, 'visiting');
     for (const dep of m.dependsOn ?? []) {
       const d = byName.get(dep);
-      if (d) visit(d, [...path, m.module]); // a dependency outside the plan is already loaded
+      visit(d!, [...path, m.module]); // the schema saw to it that it is in the plan
     }
     state.set(m.module, 'done');
     ordered.push(m);
   };
   for (const m of plan.modules) visit(m, []);
   return ordered;
+}
+
+/** The node names a plan gives that the system does not have. */
+function unknownNodes(plan: UpgradePlan, nodes: readonly string[]): string[] {
+  const problems: string[] = [];
+  const check = (name: string, at: string) => {
+    if (nodes.includes(name)) return;
+    const near = nearest(name, nodes);
+    problems.push(`${at}: no node named '${name}'${near ? ` (did you mean '${near}'?)` : ` (nodes: ${nodes.join(', ') || 'none'})`}`);
+  };
+  if (Array.isArray(plan.nodes)) plan.nodes.forEach((n, i) => check(n, `nodes[${i}]`));
+  else if (plan.nodes && typeof plan.nodes === 'object') plan.nodes.except.forEach((n, i) => check(n, `nodes.except[${i}]`));
+  if (plan.canary !== undefined) check(plan.canary, 'canary');
+  return problems;
 }
 
 /** Compiles every module of the plan up front: a bad source fails the plan before any node is touched. */

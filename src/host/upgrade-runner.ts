@@ -54,7 +54,7 @@ export function planNodes(all: NodeHandle[], which: UpgradePlan['nodes'] = '*', 
 }
 
 export async function runUpgrade(plan: UpgradePlan, nodes: NodeHandle[], events: Events, options: UpgradeOptions = {}): Promise<UpgradeReport> {
-  const ordered = checkPlan(plan);
+  const ordered = checkPlan(plan, { nodes: nodes.map((n) => n.name) });
   let covered: NodeHandle[];
   try {
     covered = planNodes(nodes, plan.nodes, plan.canary);
@@ -91,7 +91,7 @@ export async function runUpgrade(plan: UpgradePlan, nodes: NodeHandle[], events:
       try {
         const report = await node.applyUpgrade(steps);
         outcome = { node: name, status: report.ok ? 'upgraded' : 'rolled_back', ...report };
-        if (report.ok) for (const m of ordered) node.setRelease(m.module, compiled.get(m.module));
+        if (report.ok) for (const l of report.loaded) node.released(l.module, compiled.get(l.module)!, { version: l.version, purged: [] });
       } catch (error) {
         outcome = { node: name, status: 'failed', error: toWire(error) };
       }

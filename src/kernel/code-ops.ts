@@ -54,11 +54,11 @@ export class CodeOps {
    * ones are purged first by `purge` (default: the policy's); a refused purge means NotPurged and
    * nothing changes. Under a drain, the result comes once the drain ends.
    */
-  load(name: string, js: string, options: { purge?: PurgeMode } = {}): LoadReport | Promise<LoadReport> {
+  load(name: string, js: string, options: { purge?: PurgeMode; version?: number } = {}): LoadReport | Promise<LoadReport> {
     if (typeof name === 'string' && !allows(this.capabilities.modules, name)) {
       throw new NotAllowed(`node '${this.node}' may not load module '${name}'`, { module: name });
     }
-    const version = this.code.prepare(name, js);
+    const version = this.code.prepare(name, js, options.version);
     const record = version.module;
     this.assertNotDraining(record);
     const mode = options.purge === undefined ? this.policyFor(name).purge : checkPurge(options.purge, 'load');
@@ -92,8 +92,9 @@ export class CodeOps {
 
   /** Whether the process is executing an old version of `module` (`erlang:check_process_code`). */
   checkProcessCode(pid: Pid, module: string): boolean {
-    const proc = this.table.require(pid);
-    return proc.version !== null && proc.version.name === module && proc.version.state === 'old';
+    // A process that is not there runs no old code (as erlang:check_process_code answers false).
+    const proc = this.table.get(pid);
+    return proc !== undefined && proc.version !== null && proc.version.name === module && proc.version.state === 'old';
   }
 
   /**

@@ -70,13 +70,17 @@ export class CodeServer {
    * Compiles and evaluates a new version without installing it. On any failure nothing changes:
    * the error is a LoadError and the module keeps its current version.
    */
-  prepare(name: string, js: string): ModuleVersion {
+  prepare(name: string, js: string, at?: number): ModuleVersion {
     if (typeof name !== 'string' || !MODULE_NAME.test(name) || RESERVED.has(name)) {
       throw new BadArgument(`bad module name ${JSON.stringify(name)}: use letters, digits, _ $ -`);
     }
     if (typeof js !== 'string') throw new BadArgument('module source must be a string');
     const record = this.record(name);
-    const number = record.nextVersion;
+    // A restart restores versions under the numbers they had: never one already used here.
+    if (at !== undefined && !(Number.isInteger(at) && at >= record.nextVersion)) {
+      throw new BadArgument(`module '${name}': version ${at} cannot be loaded here (the next version number is ${record.nextVersion})`, { module: name });
+    }
+    const number = at ?? record.nextVersion;
     let factory: ModuleFactory;
     try {
       factory = this.hooks.compile(js, `subnode://${this.nodeName}/${name}@${number}.js`);

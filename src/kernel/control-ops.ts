@@ -18,7 +18,7 @@ import { applyUpgrade, type UpgradeStep } from './upgrade.js';
 
 export function controlOps(kernel: Kernel) {
   return {
-    load: (module: string, js: string, options: { purge?: PurgeMode }) => kernel.load(module, js, options),
+    load: (module: string, js: string, options: { purge?: PurgeMode; version?: number }) => kernel.load(module, js, options),
     purge: (module: string, mode: PurgeMode) => kernel.purge(module, mode),
     checkProcessCode: (pid: Pid, module: string) => kernel.checkProcessCode(pid, module),
     lingering: (module: string, version?: number) => kernel.lingering(module, version),

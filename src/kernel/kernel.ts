@@ -35,7 +35,7 @@ import { BadArgument, NoProcess } from '../errors.js';
 import { ProcessApi } from './api.js';
 import { CodeServer, type ModuleFactory } from './code-server.js';
 import type { CodePolicy, PurgeMode } from './policy.js';
-import type { BehaviourKind } from './behaviours.js';
+import { vsnOf, type BehaviourKind } from './behaviours.js';
 import { formatPid, NODE_NAME, type Pid } from './pid.js';
 import type { Process } from './proc.js';
 import { ProcessTable } from './process-table.js';
@@ -119,7 +119,7 @@ export class Kernel {
 
   setPolicy(policy: CodePolicy, module?: string): void { this.codeOps.setPolicy(policy, module); }
   policyFor(module: string): CodePolicy { return this.codeOps.policyFor(module); }
-  load(name: string, js: string, options: { purge?: PurgeMode } = {}): LoadReport | Promise<LoadReport> { return this.codeOps.load(name, js, options); }
+  load(name: string, js: string, options: { purge?: PurgeMode; version?: number } = {}): LoadReport | Promise<LoadReport> { return this.codeOps.load(name, js, options); }
   purge(module: string, mode: PurgeMode = 'kill'): PurgeReport | Promise<PurgeReport> { return this.codeOps.purge(module, mode); }
   softPurge(module: string): PurgeReport { return this.codeOps.softPurge(module); }
   checkProcessCode(pid: Pid, module: string): boolean { return this.codeOps.checkProcessCode(pid, module); }
@@ -133,7 +133,7 @@ export class Kernel {
       if (!record.versions.length) continue;
       out.push({
         name: record.name,
-        versions: record.versions.map((v) => ({ version: v.version, state: v.state, processes: v.processes.size, loadedAt: v.loadedAt, draining: v.draining })),
+        versions: record.versions.map((v) => ({ version: v.version, vsn: vsnOf(v), state: v.state, processes: v.processes.size, loadedAt: v.loadedAt, draining: v.draining })),
         policy: this.policyFor(record.name),
       });
     }

@@ -64,7 +64,8 @@ export type MigrationOutcome<T> = { pid: Pid; ok: T } | { pid: Pid; error: impor
 
 export interface ModuleInfo {
   name: string;
-  versions: { version: number; state: VersionState; processes: number; loadedAt: number; draining: boolean }[];
+  /** Oldest first; `vsn` is the version's declared `vsn` export (or its number when it declares none). */
+  versions: { version: number; vsn: unknown; state: VersionState; processes: number; loadedAt: number; draining: boolean }[];
   policy: CodePolicy;
 }
 

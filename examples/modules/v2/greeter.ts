@@ -1,6 +1,6 @@
 // greeter, version 2: friendlier, and it counts the names it has seen.
 import { receive, on, send } from 'subnode/process';
-import * as greeter from './greeter';
+import * as greeter from './greeter.js';
 
 export interface State { greeted: number; names?: string[] }
 

@@ -17,7 +17,7 @@ export function handleCast(hit: Hit, state: State) {
   return { noreply: { ...state, stats } };
 }
 
-export function handleCall(request: 'stats', _from: unknown, state: State) {
+export function handleCall(_request: 'stats', _from: unknown, state: State) {
   return { reply: { user: state.user, hits: state.stats.hits, outOfOrder: state.stats.outOfOrder, vsn }, state };
 }
 

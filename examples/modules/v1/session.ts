@@ -14,7 +14,7 @@ export function handleCast(hit: Hit, state: State) {
   return { noreply: { ...state, hits: state.hits + 1, last: { ...state.last, [hit.from]: hit.seq }, outOfOrder: state.outOfOrder + (hit.seq === expected ? 0 : 1) } };
 }
 
-export function handleCall(request: 'stats', _from: unknown, state: State) {
+export function handleCall(_request: 'stats', _from: unknown, state: State) {
   return { reply: { user: state.user, hits: state.hits, outOfOrder: state.outOfOrder, vsn }, state };
 }
 

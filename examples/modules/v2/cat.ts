@@ -1,5 +1,5 @@
 // cat v2: converts its state through the base class's upgrade().
-import * as animal from './animal';
+import * as animal from './animal.js';
 
 export const vsn = 2;
 export function init(name: string) { return animal.create(name, 'meow'); }

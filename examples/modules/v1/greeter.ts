@@ -1,6 +1,6 @@
 // greeter, version 1. Loaded into a node as module `greeter`.
 import { receive, on, send } from 'subnode/process';
-import * as greeter from './greeter';
+import * as greeter from './greeter.js';
 
 export interface State { greeted: number }
 

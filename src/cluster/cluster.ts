@@ -1,0 +1,270 @@
+/**
+ * A host's membership of a subnode cluster on NATS (issue #17). `System.start({ cluster })` joins
+ * one; the pieces:
+ *
+ * - membership.ts: which hosts are alive (heartbeats in a KV bucket with a TTL);
+ * - claims.ts: node names unique cluster-wide, and their creations (KV, compare-and-set);
+ * - link.ts: envelopes for nodes of other hosts, batched per host per tick on its data subject;
+ * - control.ts: control operations on nodes of other hosts (request/reply), remote NodeHandles;
+ * - globals.ts: global names (KV, compare-and-set); code-store.ts: module code by hash.
+ *
+ * Nodes of other hosts are registered in this host's Router as NodeSinks that hand envelopes to
+ * the link, so the nodes and the router need no change to reach them: a node's kernel routes
+ * envelopes for a node it has no port to through the host, as it always did.
+ */
+import { randomUUID } from 'node:crypto';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { jetstream } from '@nats-io/jetstream';
+import { Kvm, type KV } from '@nats-io/kv';
+import { Objm } from '@nats-io/obj';
+import { nodeOf, type Pid } from '../kernel/pid.js';
+import type { Envelope } from '../kernel/signals.js';
+import type { NodeHandle } from '../host/node-handle.js';
+import type { NodeStatus } from '../host/node-supervision.js';
+import { NodeClaims } from './claims.js';
+import { CodeStore } from './code-store.js';
+import { ControlClient, ControlServer, RemoteSupervision, remoteHandle, type RemoteView } from './control.js';
+import { GlobalNames } from './globals.js';
+import type { ClusterApi, ClusterEvent, ClusterHost, RemoteNodeSummary } from './hooks.js';
+import { Link, type Item } from './link.js';
+import { Membership, type HostRecord } from './membership.js';
+import { checkOptions, connectNats, names, type ClusterOptions, type Names, type Settings } from './options.js';
+
+export const HOST_PREFIX = 'host@';
+
+export class Cluster implements ClusterApi, RemoteView {
+  readonly host: string;
+  private readonly id = randomUUID();
+  private readonly names: Names;
+  private readonly listeners = new Map<string, Set<(event: ClusterEvent) => void>>();
+  /** Nodes of other hosts → their host (as last heard). */
+  private readonly nodeHost = new Map<string, string>();
+  private readonly handles = new Map<string, NodeHandle>();
+  private membership!: Membership;
+  private claims!: NodeClaims;
+  private globals!: GlobalNames;
+  private link!: Link;
+  private control!: ControlServer;
+  private client!: ControlClient;
+  private left = false;
+
+  static async join(options: ClusterOptions, host: ClusterHost): Promise<Cluster> {
+    const settings = checkOptions(options);
+    const nc = await connectNats(options, settings.host);
+    const cluster = new Cluster(nc, settings, host);
+    try {
+      await cluster.start();
+    } catch (error) {
+      cluster.left = true;
+      await nc.close().catch(() => {});
+      throw error;
+    }
+    return cluster;
+  }
+
+  private constructor(private readonly nc: NatsConnection, private readonly settings: Settings, private readonly system: ClusterHost) {
+    this.host = settings.host;
+    this.names = names(settings.cluster);
+  }
+
+  private async start(): Promise<void> {
+    const { system, settings, names } = this;
+    system.router.hostNode = `${HOST_PREFIX}${this.host}`;
+    const kvm = new Kvm(jetstream(this.nc));
+    const bucket = async (name: string, ttl?: number): Promise<KV> => {
+      try {
+        return await kvm.create(name, { history: 1, ...(ttl ? { ttl } : {}) });
+      } catch {
+        return kvm.open(name);
+      }
+    };
+    const [hosts, nodes, globals] = await Promise.all([bucket(names.hostsBucket, settings.deadAfterMs), bucket(names.nodesBucket), bucket(names.globalsBucket)]);
+    const objm = new Objm(this.nc);
+    const code = new CodeStore(await objm.create(names.codeBucket).catch(() => objm.open(names.codeBucket)));
+    this.membership = new Membership(hosts, settings, () => this.record(), {
+      up: (record) => this.hostUp(record),
+      update: (record) => this.learn(record),
+      down: (record, reason) => this.hostDown(record, reason),
+    });
+    this.claims = new NodeClaims(nodes, this.host, this.id, settings.cluster, async (h) => this.membership.alive(h) || (await hosts.get(h))?.operation === 'PUT');
+    this.globals = new GlobalNames(globals, system, (pid) => this.reachable(pid));
+    this.link = new Link(this.nc, names, settings, (items) => this.receive(items), (event) => this.emit(event));
+    this.control = new ControlServer(this.nc, names, settings, system, code);
+    this.client = new ControlClient(this.nc, names, settings, code, this);
+    this.link.start();
+    this.control.start();
+    void this.watchConnection();
+    await this.membership.start();
+    await this.globals.start();
+    const local = (node: string): boolean => system.local().some((h) => h.name === node);
+    for (const type of ['node_started', 'node_down', 'node_stopped', 'node_failed'] as const) {
+      system.events.on(type, (event) => { if (local(event.node)) this.membership.beat(); });
+    }
+    system.events.on('node_restarted', (event) => {
+      if (!local(event.node)) return;
+      this.membership.beat();
+      void this.claims.restarted(event.node, event.creation);
+    });
+  }
+
+  claim(node: string): Promise<number> {
+    return this.claims.claim(node);
+  }
+
+  hosts(): string[] {
+    return [this.host, ...this.membership.records().map((r) => r.host)];
+  }
+
+  node(name: string): NodeHandle | undefined {
+    if (!this.hostOf(name)) return undefined;
+    let handle = this.handles.get(name);
+    if (!handle) this.handles.set(name, (handle = remoteHandle(name, this.system, new RemoteSupervision(name, this.client, this))));
+    return handle;
+  }
+
+  remoteNodes(): RemoteNodeSummary[] {
+    const out: RemoteNodeSummary[] = [];
+    for (const record of this.membership.records()) {
+      for (const node of record.nodes) if (this.nodeHost.get(node.name) === record.host) out.push({ ...node, host: record.host });
+    }
+    return out;
+  }
+
+  hostOf(node: string): string | undefined {
+    const host = this.nodeHost.get(node);
+    return host !== undefined && this.membership.alive(host) ? host : undefined;
+  }
+
+  summaryOf(node: string): { status: NodeStatus; creation: number } | undefined {
+    const host = this.hostOf(node);
+    return host === undefined ? undefined : this.membership.record(host)?.nodes.find((n) => n.name === node);
+  }
+
+  globalChanged(name: string, pid: Pid | null, previous: Pid | undefined): void {
+    if (!this.left) this.globals.changed(name, pid, previous);
+  }
+
+  localNodeDown(node: string, lost: Pid[]): void {
+    if (this.left) return;
+    this.link.nodeDown(this.membership.records().map((r) => r.host), node, lost);
+    this.membership.beat();
+  }
+
+  async leave(): Promise<void> {
+    if (this.left) return;
+    this.left = true;
+    this.link.flush();
+    this.globals.stop();
+    await this.claims.releaseAll().catch(() => {});
+    await this.membership.stop();
+    this.control.stop();
+    this.link.stop();
+    await this.nc.drain().catch(() => {});
+  }
+
+  on(type: string, listener: (event: never) => void): () => void {
+    let set = this.listeners.get(type);
+    if (!set) this.listeners.set(type, (set = new Set()));
+    set.add(listener as (event: ClusterEvent) => void);
+    return () => set!.delete(listener as (event: ClusterEvent) => void);
+  }
+
+  /** Counters of the data path (for tests and the bench). */
+  get stats(): Link['stats'] {
+    return this.link.stats;
+  }
+
+  private emit(event: ClusterEvent): void {
+    for (const type of [event.type, '*']) {
+      for (const listener of this.listeners.get(type) ?? []) {
+        try {
+          listener(event);
+        } catch (error) {
+          queueMicrotask(() => { throw error; });
+        }
+      }
+    }
+  }
+
+  private record(): HostRecord {
+    return { host: this.host, id: this.id, nodes: this.system.local().map((h) => h.summary()) };
+  }
+
+  /** Whether a pid's process may be alive: its node is here or on a live host. */
+  private reachable(pid: Pid): boolean {
+    const node = nodeOf(pid);
+    if (node === `${HOST_PREFIX}${this.host}` || this.system.local().some((h) => h.name === node)) return true;
+    if (node.startsWith(HOST_PREFIX)) return this.membership.alive(node.slice(HOST_PREFIX.length));
+    return this.hostOf(node) !== undefined;
+  }
+
+  private hostUp(record: HostRecord): void {
+    this.emit({ type: 'host_up', host: record.host, nodes: record.nodes.map((n) => n.name) });
+  }
+
+  /** A host's record: its nodes (and its mailboxes) become reachable through this router. */
+  private learn(record: HostRecord): void {
+    const { router } = this.system;
+    for (const name of [`${HOST_PREFIX}${record.host}`, ...record.nodes.map((n) => n.name)]) {
+      if (this.nodeHost.get(name) === record.host) continue;
+      this.nodeHost.set(name, record.host);
+      router.addNode(name, { deliver: (envelopes, from) => this.toRemote(name, envelopes, from) });
+    }
+  }
+
+  private toRemote(node: string, envelopes: Envelope[], from: string): boolean {
+    const host = this.hostOf(node);
+    if (host === undefined || this.left) return false;
+    this.link.send(host, node, from === 'host' ? `${HOST_PREFIX}${this.host}` : from, envelopes);
+    return true;
+  }
+
+  private hostDown(record: HostRecord, reason: 'left' | 'timeout' | 'restarted'): void {
+    const gone = new Set([`${HOST_PREFIX}${record.host}`]);
+    for (const node of record.nodes) if (this.nodeHost.get(node.name) === record.host) gone.add(node.name);
+    this.globals.hostGone(gone);
+    for (const node of gone) {
+      this.system.remoteNodeDown(node, []);
+      if (!node.startsWith(HOST_PREFIX)) {
+        const creation = record.nodes.find((n) => n.name === node)?.creation ?? 0;
+        this.system.events.emit({ type: 'node_down', node, creation, reason: `noconnection: host '${record.host}' ${reason}` });
+      }
+    }
+    this.emit({ type: 'host_down', host: record.host, nodes: record.nodes.map((n) => n.name), reason });
+  }
+
+  /** Batches from other hosts, for this host's nodes and mailboxes only (never passed on). */
+  private receive(items: Item[]): void {
+    const { router } = this.system;
+    const mine = `${HOST_PREFIX}${this.host}`;
+    for (const item of items) {
+      if (item[0] === '!down') {
+        this.system.remoteNodeDown(item[1], item[2] as Pid[]);
+        continue;
+      }
+      const [node, from, envelopes] = item as [string, string, Envelope[]];
+      if (node === mine || this.system.local().some((h) => h.name === node)) router.route(node, envelopes, from);
+      else this.system.events.emit({ type: 'message_dropped', node, count: envelopes.length, reason: 'unknown_node' });
+    }
+  }
+
+  private async watchConnection(): Promise<void> {
+    for await (const status of this.nc.status()) {
+      if (status.type === 'disconnect') {
+        this.link.connected = false;
+        this.membership.disconnected();
+        this.emit({ type: 'connection', status: 'disconnect', detail: status.server });
+      } else if (status.type === 'reconnect') {
+        this.link.connected = true;
+        this.link.flush();
+        this.emit({ type: 'connection', status: 'reconnect', detail: status.server });
+        await this.membership.reconnected();
+        await this.globals.restartWatch().catch(() => {});
+      } else if (status.type === 'slowConsumer') {
+        this.emit({ type: 'slow_consumer', pending: status.pending });
+      } else if (status.type === 'error') {
+        this.emit({ type: 'connection', status: 'error', detail: status.error.message });
+      }
+    }
+  }
+}

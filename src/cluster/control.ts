@@ -1,0 +1,188 @@
+/**
+ * Control of nodes across hosts: `{ node, op, args }` over NATS request/reply to the host that
+ * owns the node, which runs it as its own NodeHandle would (the op table makes this one generic
+ * path), with a deadline. A handle on a remote node is a NodeHandle whose supervision is
+ * `RemoteSupervision`, so every NodeHandle method (spawn, processes, load, the steps of
+ * migration…) works on a node of any host, and `system.migrate` moves processes across hosts.
+ *
+ * The owning host checks what it would check for its own callers (the module allow-list on a
+ * load) and keeps the node's release (a load from another host is replayed after a restart).
+ * Requests for one node are posted to it in the order they arrived.
+ */
+import { deserialize, serialize } from 'node:v8';
+import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node';
+import { BadArgument, NodeDown, NotAllowed, Timeout, UnknownNode, fromWire, toWire } from '../errors.js';
+import { allows } from '../kernel/capabilities.js';
+import type { ControlArgs, ControlOp, ControlReply, Result } from '../kernel/control-ops.js';
+import type { Envelope } from '../kernel/signals.js';
+import type { LoadReport } from '../kernel/types.js';
+import type { MessagePort } from 'node:worker_threads';
+import { NodeHandle } from '../host/node-handle.js';
+import type { NodeStatus } from '../host/node-supervision.js';
+import { isCodeRef, type CodeStore } from './code-store.js';
+import type { ClusterHost } from './hooks.js';
+import type { Names, Settings } from './options.js';
+
+interface Request { node: string; op: string; args: unknown[] }
+
+/** Operations on the node's life, beside the op table. */
+const LIFE = new Set(['$restart', '$stop', '$kill']);
+
+export class ControlServer {
+  private sub: Subscription | undefined;
+  /** Per node: settles once the request that arrived last has been posted to it. */
+  private readonly posted = new Map<string, Promise<void>>();
+
+  constructor(
+    private readonly nc: NatsConnection,
+    private readonly names: Names,
+    private readonly settings: Settings,
+    private readonly host: ClusterHost,
+    private readonly code: CodeStore,
+  ) {}
+
+  start(): void {
+    this.sub = this.nc.subscribe(this.names.control(this.settings.host), {
+      callback: (error, msg) => {
+        if (!error) void this.serve(msg);
+      },
+    });
+  }
+
+  stop(): void {
+    this.sub?.unsubscribe();
+  }
+
+  private async serve(msg: Msg): Promise<void> {
+    let result: Result<unknown>;
+    try {
+      const request = deserialize(msg.data) as Request;
+      result = { ok: await this.run(request) };
+    } catch (error) {
+      result = { error: toWire(error) };
+    }
+    try {
+      msg.respond(serialize(result));
+    } catch (error) {
+      msg.respond(serialize({ error: toWire(new BadArgument(`the answer could not be sent: ${(error as Error).message}`)) }));
+    }
+  }
+
+  private async run({ node, op, args }: Request): Promise<unknown> {
+    if (typeof node !== 'string' || typeof op !== 'string' || !Array.isArray(args)) throw new BadArgument('bad control request');
+    const before = this.posted.get(node) ?? Promise.resolve();
+    let posted!: () => void;
+    const mine = new Promise<void>((resolve) => (posted = resolve));
+    this.posted.set(node, mine);
+    let reply: Promise<unknown>;
+    try {
+      if (op === 'load' && isCodeRef(args[1])) args[1] = await this.code.get(args[1]);
+      await before;
+      const handle = this.host.local().find((h) => h.name === node);
+      if (!handle) throw new UnknownNode(`no node named '${node}' on host '${this.settings.host}'`, { node });
+      reply = this.invoke(handle, op, args);
+    } finally {
+      posted();
+      if (this.posted.get(node) === mine) this.posted.delete(node);
+    }
+    return reply;
+  }
+
+  /** Posts the request to the node now (so requests keep their order), resolving with its answer. */
+  private async invoke(handle: NodeHandle, op: string, args: unknown[]): Promise<unknown> {
+    if (LIFE.has(op)) {
+      if (op === '$restart') return handle.restart();
+      if (op === '$stop') return handle.stop();
+      return handle.kill(typeof args[0] === 'string' ? args[0] : undefined);
+    }
+    const { supervision } = handle;
+    if (supervision.status === 'starting' || supervision.status === 'restarting') await supervision.up.catch(() => {});
+    if (supervision.status !== 'running') throw new NodeDown(`node '${handle.name}' is ${supervision.status}`, { node: handle.name });
+    if (op === 'load') {
+      const module = String(args[0]);
+      if (!allows(handle.capabilities.modules, module)) {
+        this.host.events.emit({ type: 'capability_denied', node: handle.name, what: `load module '${module}' (from another host)` });
+        throw new NotAllowed(`node '${handle.name}' may not load module '${module}'`, { node: handle.name, module });
+      }
+    }
+    const answer = await (supervision.callNow as (op: string, ...a: unknown[]) => Promise<unknown>)(op, ...args);
+    // Recorded in the node's release, so a restart replays it (deletes and purges it follows itself).
+    if (op === 'load') handle.released(String(args[0]), String(args[1]), answer as LoadReport);
+    return answer;
+  }
+}
+
+/** What a remote handle needs of the cluster. */
+export interface RemoteView {
+  /** The node's host, if that host is alive. */
+  hostOf(node: string): string | undefined;
+  /** The node's last reported status and creation. */
+  summaryOf(node: string): { status: NodeStatus; creation: number } | undefined;
+}
+
+export class ControlClient {
+  constructor(
+    private readonly nc: NatsConnection,
+    private readonly names: Names,
+    private readonly settings: Settings,
+    private readonly code: CodeStore,
+    private readonly view: RemoteView,
+  ) {}
+
+  async request(node: string, op: string, args: unknown[]): Promise<unknown> {
+    const host = this.view.hostOf(node);
+    if (!host) throw new NodeDown(`node '${node}' is not on any live host`, { node });
+    if (op === 'load' && typeof args[1] === 'string') args = [args[0], await this.code.put(args[1]), ...args.slice(2)];
+    const timeout = this.settings.requestTimeoutMs;
+    let reply: Msg;
+    try {
+      reply = await this.nc.request(this.names.control(host), serialize({ node, op, args }), { timeout });
+    } catch (error) {
+      const name = (error as Error).name;
+      if (/timeout/i.test(name)) throw new Timeout(`${op} on node '${node}' (host '${host}') did not answer within ${timeout} ms`, { node, host, op });
+      throw new NodeDown(`${op} on node '${node}': host '${host}' cannot be reached (${(error as Error).message})`, { node, host, op });
+    }
+    const result = deserialize(reply.data) as Result<unknown>;
+    if ('error' in result) throw fromWire(result.error);
+    return result.ok;
+  }
+}
+
+/** The life of a node of another host, as a NodeHandle sees it: every call goes over NATS. */
+export class RemoteSupervision {
+  readonly up: Promise<void> = Promise.resolve();
+
+  constructor(readonly name: string, private readonly client: ControlClient, private readonly view: RemoteView) {}
+
+  /** Running while its host is alive and it is not stopped or failed there (its host waits out starts). */
+  get status(): NodeStatus {
+    if (!this.view.hostOf(this.name)) return 'stopped';
+    const reported = this.view.summaryOf(this.name)?.status;
+    return reported === 'stopped' || reported === 'failed' ? reported : 'running';
+  }
+
+  get creation(): number {
+    return this.view.summaryOf(this.name)?.creation ?? -1;
+  }
+
+  callNow = <K extends ControlOp>(op: K, ...args: ControlArgs<K>): Promise<ControlReply<K>> =>
+    this.client.request(this.name, op, args) as Promise<ControlReply<K>>;
+
+  tell<K extends ControlOp>(op: K, ...args: ControlArgs<K>): void {
+    this.callNow(op, ...args).catch(() => {});
+  }
+
+  deliver(_envelopes: Envelope[], _from: string): boolean { return false; }
+  connect(_peer: string, port: MessagePort): void { port.close(); }
+  async restart(): Promise<void> { await this.client.request(this.name, '$restart', []); }
+  kill(reason?: string): void { this.client.request(this.name, '$kill', [reason]).catch(() => {}); }
+  async stop(): Promise<void> { await this.client.request(this.name, '$stop', []); }
+  async shutdown(): Promise<void> {}
+}
+
+/** A NodeHandle for a node of another host. */
+export function remoteHandle(name: string, host: ClusterHost, supervision: RemoteSupervision): NodeHandle {
+  const handle = new NodeHandle({ name }, host.context);
+  Object.defineProperty(handle, 'supervision', { value: supervision });
+  return handle;
+}

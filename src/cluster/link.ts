@@ -1,0 +1,136 @@
+/**
+ * The data path between hosts. Envelopes for a node of another host are queued per destination
+ * host and leave once per tick as one NATS message (split only to stay under the server's max
+ * payload) on that host's data subject, v8-serialized (the structured-clone format, which is what
+ * a message between nodes may hold). One connection per host, so NATS keeps each sender's order;
+ * core NATS delivers at most once, so there are no duplicates. Node-down notices travel in the
+ * same queues, so they never overtake the envelopes a node sent before it died.
+ *
+ * While NATS is unreachable the queues hold up to `maxPendingEnvelopes` envelopes and are sent on
+ * reconnect; past that, new envelopes are dropped and reported (`link_overflow`), never silently.
+ */
+import { deserialize, serialize } from 'node:v8';
+import type { NatsConnection, Subscription } from '@nats-io/transport-node';
+import type { Pid } from '../kernel/pid.js';
+import type { Envelope } from '../kernel/signals.js';
+import type { ClusterEvent } from './hooks.js';
+import type { Names, Settings } from './options.js';
+
+/** `[destination node, sending node, envelopes]`, or a node-down notice `['!down', node, lost]`. */
+export type Item = [string, string, Envelope[]] | ['!down', string, Pid[]];
+
+const DEFAULT_MAX_PAYLOAD = 1024 * 1024;
+
+export class Link {
+  private readonly out = new Map<string, Item[]>();
+  private pending = 0;
+  private flushQueued = false;
+  private sub: Subscription | undefined;
+  /** False while the connection to NATS is down: batches wait (bounded). */
+  connected = true;
+  /** Batches and envelopes sent and received, for tests and the bench. */
+  readonly stats = { batchesOut: 0, batchesIn: 0, envelopesOut: 0 };
+
+  constructor(
+    private readonly nc: NatsConnection,
+    private readonly names: Names,
+    private readonly settings: Settings,
+    private readonly receive: (items: Item[]) => void,
+    private readonly emit: (event: ClusterEvent) => void,
+  ) {}
+
+  start(): void {
+    const sub = this.nc.subscribe(this.names.data(this.settings.host), { slow: this.settings.slowPendingBatches });
+    this.sub = sub;
+    void (async () => {
+      for await (const msg of sub) {
+        let items: Item[];
+        try {
+          items = deserialize(msg.data) as Item[];
+        } catch {
+          continue;
+        }
+        this.stats.batchesIn++;
+        this.receive(items);
+      }
+    })();
+  }
+
+  /** Envelopes from `from` (a node of this host, or this host) for node `node` of host `host`. */
+  send(host: string, node: string, from: string, envelopes: Envelope[]): void {
+    if (this.pending + envelopes.length > this.settings.maxPendingEnvelopes) {
+      this.emit({ type: 'link_overflow', host, dropped: envelopes.length });
+      return;
+    }
+    this.push(host, [node, from, envelopes], envelopes.length);
+  }
+
+  /** Tells every host in `hosts` that `node` of this host went down, after what it sent before. */
+  nodeDown(hosts: string[], node: string, lost: Pid[]): void {
+    for (const host of hosts) this.push(host, ['!down', node, lost], 1);
+  }
+
+  /** Sends every queued batch now (if connected). */
+  flush(): void {
+    this.flushQueued = false;
+    if (!this.connected || this.nc.isClosed()) return;
+    const batches = [...this.out];
+    this.out.clear();
+    this.pending = 0;
+    const max = (this.nc.info?.max_payload ?? DEFAULT_MAX_PAYLOAD) - 1024;
+    for (const [host, items] of batches) this.publish(host, items, max);
+  }
+
+  stop(): void {
+    this.sub?.unsubscribe();
+  }
+
+  private push(host: string, item: Item, count: number): void {
+    let items = this.out.get(host);
+    if (!items) this.out.set(host, (items = []));
+    items.push(item);
+    this.pending += count;
+    if (!this.flushQueued) {
+      this.flushQueued = true;
+      setImmediate(() => this.flush());
+    }
+  }
+
+  private publish(host: string, items: Item[], max: number): void {
+    let bytes: Uint8Array;
+    try {
+      bytes = serialize(items);
+    } catch (error) {
+      if (items.length > 1) return this.split(host, items, max);
+      return this.dropped(host, items, `not serializable: ${(error as Error).message}`);
+    }
+    if (bytes.length > max) return this.split(host, items, max);
+    try {
+      this.nc.publish(this.names.data(host), bytes);
+      this.stats.batchesOut++;
+      for (const item of items) if (item[0] !== '!down') this.stats.envelopesOut += item[2].length;
+    } catch (error) {
+      this.dropped(host, items, (error as Error).message);
+    }
+  }
+
+  /** In order: halves of the items, or of one item's envelopes. */
+  private split(host: string, items: Item[], max: number): void {
+    if (items.length > 1) {
+      const half = items.length >> 1;
+      this.publish(host, items.slice(0, half), max);
+      this.publish(host, items.slice(half), max);
+      return;
+    }
+    const [dst, src, envelopes] = items[0]!;
+    if (dst === '!down' || envelopes.length < 2) return this.dropped(host, items, `larger than the max payload (${max} bytes)`);
+    const half = envelopes.length >> 1;
+    this.publish(host, [[dst, src, envelopes.slice(0, half) as Envelope[]]], max);
+    this.publish(host, [[dst, src, envelopes.slice(half) as Envelope[]]], max);
+  }
+
+  private dropped(host: string, items: Item[], reason: string): void {
+    const dropped = items.reduce((n, item) => n + (item[0] === '!down' ? 0 : item[2].length), 0);
+    this.emit({ type: 'link_error', host, dropped, reason });
+  }
+}
