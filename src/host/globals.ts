@@ -6,7 +6,13 @@
  * names costs the others one call per tick, not one per name. A node told about a name it may
  * not hold (refused, or taken) gets the host's word on it in the same batch.
  */
+import { allows, KIND_DEFAULTS, type Capabilities, type Limits, type NodeKindName } from '../kernel/capabilities.js';
+import { Denials } from '../kernel/denials.js';
 import type { Pid } from '../kernel/pid.js';
+import type { KernelEvent } from '../kernel/types.js';
+
+/** What the registry needs to know of the node a registration comes from. */
+export interface Registrant { name: string; kind: NodeKindName; capabilities: Capabilities; limits: Limits }
 
 export interface Replica {
   readonly name: string;
@@ -22,6 +28,8 @@ export class GlobalRegistry {
   private readonly changed = new Set<string>();
   private readonly corrections = new Map<string, Set<string>>();
   private pending: NodeJS.Immediate | null = null;
+  /** capability_denied events about refused registrations, bounded per node per second. */
+  private readonly denials = new Map<string, Denials>();
 
   constructor(private readonly replicas: () => Iterable<Replica>) {}
 
@@ -54,6 +62,25 @@ export class GlobalRegistry {
     }
     this.changed.add(name);
     this.schedule();
+  }
+
+  /**
+   * The host's own check of a registration a node reported, whatever its kernel checked: the name
+   * is granted by the node's capabilities and the node holds fewer than its limit. A refused one
+   * is undone on that node (in the next batch) and reported, at most 20 events a second per node.
+   */
+  admit(origin: Registrant, event: { name: string; pid: Pid }, emit: (event: KernelEvent) => void): boolean {
+    const limit = origin.limits.globalNames ?? KIND_DEFAULTS[origin.kind].limits.globalNames;
+    let why: string | undefined;
+    if (typeof event.name !== 'string' || !event.name || event.name.length > 255) why = 'register a bad global name';
+    else if (!allows(origin.capabilities.globalNames, event.name)) why = `register the global name '${event.name}'`;
+    else if (this.names.get(event.name) !== event.pid && this.heldByNode(origin.name) >= limit) why = `register the global name '${event.name}': it holds ${limit}, its limit`;
+    if (why === undefined) return true;
+    let denials = this.denials.get(origin.name);
+    if (!denials) this.denials.set(origin.name, (denials = new Denials(origin.name, { now: Date.now, emit })));
+    denials.report(event.pid, `${why} (refused by the host)`);
+    if (typeof event.name === 'string') this.correct(origin.name, event.name);
+    return false;
   }
 
   /** `node` must hear the host's word on `name` again (it registered it and was refused). */

@@ -6,7 +6,6 @@
 import { MessageChannel } from 'node:worker_threads';
 import { BadArgument, NameTaken, NoProcess, NodeDown, NotAllowed, Refused, UnknownFunction, UnknownNode, fromWire, toWire, type WireError } from '../errors.js';
 import { allows, KIND_DEFAULTS, type HostCallLimit } from '../kernel/capabilities.js';
-import { Denials } from '../kernel/denials.js';
 import { Migrations, type BulkMigration, type MigrateOptions, type MigrationResult, type ProcessLocation } from './migration.js';
 import type { PurgeReport } from '../kernel/types.js';
 import type { UpgradePlan } from './upgrade-plan.js';
@@ -65,8 +64,6 @@ export class System {
   private readonly attached = new Set<NodeSupervision>();
   private readonly globals = new GlobalRegistry(() => this.attached);
   private readonly serviceGate = new ServiceGate((node, what) => this.events.emit({ type: 'capability_denied', node, what }));
-  /** capability_denied events the host reports about a node, bounded per second. */
-  private readonly denials = new Map<string, Denials>();
   private readonly refusals = new Map<string, { inFlight?: WireError; perSecond?: WireError }>();
   private stopped = false;
   private releaseKeeper: Releases | undefined;
@@ -419,25 +416,10 @@ export class System {
     },
   };
 
-  /**
-   * The host's own check of a global registration, whatever the node's kernel checked: the name
-   * is granted by the node's capabilities and the node holds fewer than its limit. A refused one
-   * is undone on that node (in the next batch) and reported, at most 20 events a second per node.
-   */
+  /** The host's own check of a global registration (see GlobalRegistry.admit); a refused one is reported and undone. */
   private admitGlobal(event: { node: string; name: string; pid: Pid }): boolean {
     const origin = this.handles.get(event.node);
-    if (!origin) return false;
-    const limit = origin.limits.globalNames ?? KIND_DEFAULTS[origin.kind].limits.globalNames;
-    let why: string | undefined;
-    if (typeof event.name !== 'string' || !event.name || event.name.length > 255) why = 'register a bad global name';
-    else if (!allows(origin.capabilities.globalNames, event.name)) why = `register the global name '${event.name}'`;
-    else if (this.globals.get(event.name) !== event.pid && this.globals.heldByNode(event.node) >= limit) why = `register the global name '${event.name}': it holds ${limit}, its limit`;
-    if (why === undefined) return true;
-    let denials = this.denials.get(event.node);
-    if (!denials) this.denials.set(event.node, (denials = new Denials(event.node, { now: () => performance.now(), emit: (e) => this.events.emit(e) })));
-    denials.report(event.pid, `${why} (refused by the host)`);
-    if (typeof event.name === 'string') this.globals.correct(event.node, event.name);
-    return false;
+    return origin !== undefined && this.globals.admit(origin, event, (e) => this.events.emit(e));
   }
 
   /**
