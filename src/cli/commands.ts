@@ -6,8 +6,10 @@
 import { GLOBAL_FLAGS, type Command } from './command.js';
 import { CliError, ConfigError, RemoteError, UsageError } from './errors.js';
 import { CODE_COMMANDS } from './verbs-code.js';
+import { OBSERVE_COMMANDS } from './verbs-observe.js';
 import { PROCESS_COMMANDS } from './verbs-process.js';
 import { SYSTEM_COMMANDS } from './verbs-system.js';
+import { RELEASE_COMMANDS } from './verbs-releases.js';
 
 export { parseArgs, ProgressLine, readPlan, takeGlobalFlags, type Command, type Context, type Parsed } from './command.js';
 
@@ -40,7 +42,9 @@ One run per system: a second run of the same config directory, or on the same so
   },
   ...SYSTEM_COMMANDS.filter((c) => c.name !== 'stop'),
   ...CODE_COMMANDS,
+  ...RELEASE_COMMANDS,
   ...PROCESS_COMMANDS,
+  ...OBSERVE_COMMANDS,
   ...SYSTEM_COMMANDS.filter((c) => c.name === 'stop'),
   { name: 'help', args: [{ name: 'COMMAND', kind: 'command', optional: true }], summary: 'help for all commands, or one' },
   { name: 'history', where: 'shell', args: [], summary: 'the commands entered in this shell, newest last' },

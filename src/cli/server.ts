@@ -1,11 +1,13 @@
 /**
  * `subnode run CONFIG`: starts the system a config describes, logs its events one per line, and
  * serves the control socket (control.ts) until SIGINT / SIGTERM / SIGHUP, `subnode stop`, or the
- * death of the launcher that relaunched it; then stops every node, removes the socket, its
+ * death of the launcher that relaunched it; then stops every node in order (each node's trees from
+ * the top, servers' terminate callbacks run, bounded by a deadline), removes the socket, its
  * pointer file and its locks, and resolves with the exit code (0, or 1 if stopping failed).
  */
 import { readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { pino } from 'pino';
 import { toWire } from '../errors.js';
 import type { SystemEvent } from '../host/events.js';
 import { System } from '../host/system.js';
@@ -21,7 +23,12 @@ export interface RunOptions {
   socket?: string;
   json?: boolean;
   out?: (line: string) => void;
+  /** How long an orderly stop (SIGTERM, SIGINT, `subnode stop`) may take before the rest is killed. */
+  shutdownTimeoutMs?: number;
 }
+
+/** The default bound of an orderly stop; a second signal stops at once. */
+const SHUTDOWN_TIMEOUT_MS = 10_000;
 
 const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
 
@@ -62,11 +69,21 @@ export async function run(configPath: string, options: RunOptions = {}): Promise
 
 async function serve(config: LoadedConfig, socketPath: string, options: RunOptions, out: (line: string) => void, onStop: (listener: (why: string) => void) => void): Promise<number> {
   const nodeWidth = Math.max(7, ...config.nodes.map((n) => n.name.length));
-  const log = (at: string, event: SystemEvent): void => out(options.json ? JSON.stringify({ at, event }) : eventLine(at, event, nodeWidth));
-  const say = (text: string, extra: Record<string, unknown> = {}): void =>
-    out(options.json ? JSON.stringify({ at: new Date().toISOString(), subnode: text, ...extra }) : `${new Date().toISOString()}  ${'subnode'.padEnd(nodeWidth)}  ${text}`);
+  // --json: one JSON object per line through pino (levels by name, structured fields: `event`, or
+  // `subnode` with the message), written synchronously to `out` so no line is lost at exit.
+  const logger = options.json
+    ? pino({ base: null, timestamp: false, messageKey: 'subnode', formatters: { level: (label) => ({ level: label }) } }, { write: (line: string) => out(line.replace(/\n$/, '')) })
+    : undefined;
+  const log = (at: string, event: SystemEvent): void => {
+    if (logger) logger[levelOf(event)]({ at, event });
+    else out(eventLine(at, event, nodeWidth));
+  };
+  const say = (text: string, extra: Record<string, unknown> = {}): void => {
+    if (logger) logger.info({ at: new Date().toISOString(), ...extra }, text);
+    else out(`${new Date().toISOString()}  ${'subnode'.padEnd(nodeWidth)}  ${text}`);
+  };
 
-  const system = await System.start({});
+  const system = await System.start({ releases: config.releases });
   const control = new ControlServer(system, config, socketPath, log, say);
   try {
     await Promise.all(config.nodes.map(async (spec, i) => {
@@ -77,6 +94,8 @@ async function serve(config: LoadedConfig, socketPath: string, options: RunOptio
         throw startFailure(config, i, error);
       }
     }));
+    // The first boot's releases are journaled before the system says it has started.
+    if (config.releases) await system.releases.flushed();
     await control.listen();
   } catch (error) {
     await system.stop();
@@ -99,12 +118,18 @@ async function serve(config: LoadedConfig, socketPath: string, options: RunOptio
   return new Promise<number>((done) => {
     let stopping = false;
     const shutdown = async (why: string): Promise<void> => {
-      if (stopping) return;
+      if (stopping) {
+        // A second request while the orderly stop runs: end everything now.
+        say(`stopping at once (${why})`);
+        void system.stop().catch(() => {});
+        return;
+      }
       stopping = true;
+      const timeoutMs = options.shutdownTimeoutMs ?? SHUTDOWN_TIMEOUT_MS;
       say(`stopping (${why})`);
       await control.close();
       let code = 0;
-      try { await system.stop(); } catch (error) { say(`stop: ${(error as Error).message}`); code = 1; }
+      try { await system.stop({ graceful: true, timeoutMs }); } catch (error) { say(`stop: ${(error as Error).message}`); code = 1; }
       try { unlinkSync(socketPath); } catch { /* already gone */ }
       if (pointer) {
         try { if (readFileSync(pointer, 'utf8').trim() === socketPath) unlinkSync(pointer); } catch { /* gone or replaced */ }
@@ -115,6 +140,17 @@ async function serve(config: LoadedConfig, socketPath: string, options: RunOptio
     control.onStop = () => void shutdown('stop command');
     onStop((why) => void shutdown(why));
   });
+}
+
+/** The log level of an event: failures are errors, trouble a warning, the rest information. */
+function levelOf(event: SystemEvent): 'error' | 'warn' | 'info' {
+  switch (event.type) {
+    case 'node_failed': case 'node_down': case 'node_unresponsive': case 'upgrade_rollback': return 'error';
+    case 'process_exit': case 'capability_denied': case 'mailbox_overflow': case 'cpu_limit': case 'message_dropped': case 'global_conflict': case 'process_purged': return 'warn';
+    case 'upgrade_node': return event.phase === 'failed' || event.phase === 'rolled_back' ? 'error' : 'info';
+    case 'log': return event.level === 'error' ? 'error' : event.level === 'warn' ? 'warn' : 'info';
+    default: return 'info';
+  }
 }
 
 /** What a node that failed to start means for the person who wrote the config. */

@@ -20,6 +20,7 @@ import { Router } from './router.js';
 import { Caller } from './caller.js';
 import { GlobalRegistry } from './globals.js';
 import { describeLimit, ServiceGate } from './service-gate.js';
+import { instrument } from './telemetry.js';
 import { checkIsolateSupport } from './isolate-support.js';
 import { Releases, type ReleaseOptions } from './releases.js';
 import { rollbackTo } from './rollback.js';
@@ -47,6 +48,8 @@ export type HostFunction = (...args: never[]) => unknown;
 
 export class System {
   private readonly events = new Events();
+  /** Diagnostics channels and OpenTelemetry counters (src/host/telemetry.ts): no cost without listeners or an SDK. */
+  private readonly telemetry = instrument((listener) => this.events.on('*', listener), () => this.nodes());
   private readonly router = new Router(this.events, (request) => this.serve(request), (pid) => this.migrations.locate(pid).node);
   private hostFunctions: Record<string, HostFunction> = {};
   private readonly migrations = new Migrations((name) => this.node(name), this.events);
@@ -307,11 +310,25 @@ export class System {
     return this.events.on(type as '*', listener as (event: SystemEvent) => void);
   }
 
-  /** Ends every node and releases every thread, port and timer. */
-  async stop(): Promise<void> {
+  /**
+   * Ends every node and releases every thread, port and timer. With `{ graceful: true }` each
+   * running node first stops its processes from the top of their trees (see `NodeHandle.orderlyStop`)
+   * — servers' `terminate` callbacks run, supervisors end their children in reverse start order —
+   * all within `timeoutMs` (default 5000), after which what is left is killed. Without it: at once.
+   */
+  async stop(options: { graceful?: boolean; timeoutMs?: number } = {}): Promise<void> {
+    if (options.graceful && !this.stopped) {
+      const timeoutMs = options.timeoutMs ?? 5000;
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const deadline = new Promise<void>((resolve) => { timer = setTimeout(resolve, timeoutMs + 1000); });
+      const running = [...this.handles.values()].filter((h) => h.status === 'running');
+      await Promise.race([Promise.all(running.map((h) => h.orderlyStop(timeoutMs).catch(() => undefined))), deadline]);
+      clearTimeout(timer);
+    }
     this.stopped = true;
     this.callerBox?.close(new NodeDown('the system was stopped'));
     this.globals.close();
+    this.telemetry();
     await Promise.all([...this.handles.values()].map((h) => h.supervision.shutdown()));
     await this.clusterLink?.leave();
     this.router.close();
