@@ -202,7 +202,8 @@ export class System {
     if (!origin) return reply({ error: toWire(new UnknownNode(`no node named '${nodeOf(from)}'`)) });
     // Bounded per node before anything runs, synchronously: a flood is refused here and costs the
     // host one small answer per request; the host goes on.
-    const limit = origin.limits.hostCalls ?? KIND_DEFAULTS[origin.kind].limits.hostCalls;
+    // Both fields are there: checkLimits filled in the kind's defaults.
+    const limit = (origin.limits.hostCalls ?? KIND_DEFAULTS[origin.kind].limits.hostCalls) as HostCallLimit;
     const over = this.serviceGate.admit(origin.name, limit);
     // A flood is cut: dropped unanswered for a second (its callers time out), the host goes on.
     if (over === 'flood') return;

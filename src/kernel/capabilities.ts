@@ -53,8 +53,8 @@ export interface Limits {
   maxMessageBytes?: number;
   /** Global names this node's processes may hold at once (checked in the kernel and on the host). */
   globalNames?: number;
-  /** Host service calls (`callHost`, `spawnOn`) of this node, checked on the host. */
-  hostCalls?: HostCallLimit;
+  /** Host service calls (`callHost`, `spawnOn`) of this node, checked on the host; what is left out keeps its default. */
+  hostCalls?: Partial<HostCallLimit>;
 }
 
 /**
