@@ -20,8 +20,9 @@ import { isolateBench } from './isolate.js';
 import { migrationBench } from './migration.js';
 import { clusterBench } from './cluster.js';
 import { observeBench } from './observe.js';
+import { releasesBench } from './releases.js';
 
-const BENCHMARKS: Benchmark[] = [intraNode, crossNode, spawnMemory, nodeStart, codeBench, isolateBench, migrationBench, clusterBench, observeBench];
+const BENCHMARKS: Benchmark[] = [intraNode, crossNode, spawnMemory, nodeStart, codeBench, isolateBench, migrationBench, clusterBench, observeBench, releasesBench];
 
 interface Args { names: string[]; reps: number; scale: number; out?: string; help: boolean }
 

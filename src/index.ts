@@ -2,6 +2,7 @@
 export { System, type SystemOptions, type HostFunction } from './host/system.js';
 export { NodeHandle, type NodeSpec, type NodeStatus, type NodeSummary, type StartSpec } from './host/node-handle.js';
 export { Inbox } from './host/inbox.js';
+export { ProcessRef } from './host/process-ref.js';
 export type { SystemEvent, EventType, EventOf } from './host/events.js';
 export type { RestartPolicy, RestartKind } from './host/restart.js';
 export type { ModuleSource, PathSource, CodeSource } from './host/source.js';

@@ -16,7 +16,11 @@ export { parseArgs, ProgressLine, readPlan, takeGlobalFlags, type Command, type 
 export const COMMANDS: Command[] = [
   {
     name: 'run', where: 'cli', args: [{ name: 'CONFIG', kind: 'file' }],
-    flags: [{ name: 'socket', value: 'PATH', help: 'listen here instead of control.socket or the default' }],
+    flags: [
+      { name: 'socket', value: 'PATH', help: 'listen here instead of control.socket or the default' },
+      { name: 'cluster', value: 'URLS', help: 'join a cluster of hosts on NATS (nats://host:4222, comma-separated for several servers)' },
+      { name: 'host', value: 'NAME', help: 'this host\'s name in the cluster (default: the machine name and the pid)' },
+    ],
     summary: 'start a system from a config file and serve its control socket',
     help: `CONFIG is JSON, or a .ts/.js module whose default export is the config:
   { nodes: [{ name, kind?: 'thread'|'isolate', policy?: 'sandboxed'|'trusted'|'legacy-pinned',

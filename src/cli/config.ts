@@ -16,7 +16,7 @@
 import { accessSync, constants, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import ts from 'typescript';
+import { transform } from 'sucrase';
 import type { NodeSpec, StartSpec } from '../host/node-handle.js';
 import { transpile } from '../compiler/transpile.js';
 import { checkCapabilities, checkLimits, type Capabilities, type Limits } from '../kernel/capabilities.js';
@@ -125,22 +125,18 @@ async function readConfig(file: string): Promise<unknown> {
   let url = pathToFileURL(file).href;
   let temp: string | undefined;
   if (ext === '.ts' || ext === '.mts' || ext === '.cts') {
-    const out = ts.transpileModule(text, {
-      compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022, sourceMap: false },
-      fileName: file,
-      reportDiagnostics: true,
-    });
-    const errors = (out.diagnostics ?? []).filter((d) => d.category === ts.DiagnosticCategory.Error);
-    if (errors.length) {
-      throw new ConfigError(file, errors.map((d) => {
-        const where = d.file && d.start !== undefined ? d.file.getLineAndCharacterOfPosition(d.start) : undefined;
-        return `${where ? `line ${where.line + 1}:${where.character + 1}: ` : ''}${ts.flattenDiagnosticMessageText(d.messageText, '\n')}`;
-      }));
+    // Types stripped by the same transpiler module code goes through (sucrase): ES module syntax kept.
+    let outputText: string;
+    try {
+      outputText = transform(text, { transforms: ['typescript'], disableESTransforms: true, filePath: file }).code;
+    } catch (error) {
+      const loc = (error as { loc?: { line: number; column: number } }).loc;
+      throw new ConfigError(file, [`${loc ? `line ${loc.line}:${loc.column + 1}: ` : ''}${(error as Error).message.replace(/ \(\d+:\d+\)$/, '')}`]);
     }
     // Next to the config, so that its relative imports and node_modules resolve as written.
     temp = join(dirname(file), `.${basename(file, ext)}.subnode-${process.pid}-${Date.now()}.mjs`);
     try {
-      writeFileSync(temp, out.outputText);
+      writeFileSync(temp, outputText);
     } catch (error) {
       throw new ConfigError(file, [`cannot write the compiled config next to it (${(error as NodeJS.ErrnoException).code}): make ${dirname(file)} writable or use a .json config`]);
     }

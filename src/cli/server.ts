@@ -6,6 +6,7 @@
  * pointer file and its locks, and resolves with the exit code (0, or 1 if stopping failed).
  */
 import { readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pino } from 'pino';
 import { toWire } from '../errors.js';
@@ -25,6 +26,9 @@ export interface RunOptions {
   out?: (line: string) => void;
   /** How long an orderly stop (SIGTERM, SIGINT, `subnode stop`) may take before the rest is killed. */
   shutdownTimeoutMs?: number;
+  /** NATS server URLs (comma-separated): the system joins that cluster as host `host`. */
+  cluster?: string;
+  host?: string;
 }
 
 /** The default bound of an orderly stop; a second signal stops at once. */
@@ -83,7 +87,10 @@ async function serve(config: LoadedConfig, socketPath: string, options: RunOptio
     else out(`${new Date().toISOString()}  ${'subnode'.padEnd(nodeWidth)}  ${text}`);
   };
 
-  const system = await System.start({ releases: config.releases });
+  const cluster = options.cluster
+    ? { servers: options.cluster.split(',').map((u) => u.trim()).filter(Boolean), name: options.host ?? `${hostname().replace(/[^A-Za-z0-9_-]/g, '-')}-${process.pid}` }
+    : undefined;
+  const system = await System.start({ releases: config.releases, cluster });
   const control = new ControlServer(system, config, socketPath, log, say);
   try {
     await Promise.all(config.nodes.map(async (spec, i) => {

@@ -66,11 +66,14 @@ export class NodeRelease {
   /** A load (or a plan's load) succeeded: the new version is current; purged versions are gone. */
   loaded(module: string, js: string, report: Pick<LoadReport, 'version' | 'purged'>): void {
     const held = this.modules.get(module);
-    const versions = (held?.versions ?? []).filter((v) => !report.purged.includes(v.version));
+    // The node reports each version a load purged (an event) before it answers the load: those
+    // are gone already, and recorded once.
+    const purged = report.purged.filter((v) => held?.versions.some((h) => h.version === v));
+    const versions = (held?.versions ?? []).filter((v) => !purged.includes(v.version));
     versions.push({ version: report.version, js });
     this.modules.delete(module);
     this.modules.set(module, { versions, deleted: false });
-    this.onChange({ kind: 'load', module, version: report.version, js, purged: [...report.purged] });
+    this.onChange({ kind: 'load', module, version: report.version, js, purged });
   }
 
   /** Replaces what is known of a module (a restore from the release store). */

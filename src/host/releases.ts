@@ -31,6 +31,8 @@ export class Releases {
   /** While a plan runs: its changes, journaled together as one release when it ends. */
   private group: { label: string; steps: { load: boolean; make: () => Promise<ReleaseStep> }[] } | undefined;
   private health: NodeJS.Timeout | undefined;
+  /** Without trial mode: the latest release not yet marked permanent in the store. */
+  private unmarked = 0;
   private failure: Error | undefined;
 
   private constructor(
@@ -123,6 +125,7 @@ export class Releases {
 
   async list(): Promise<ReleaseInfo[]> {
     await this.flushed();
+    await this.markUnmarked();
     return this.store.releases();
   }
 
@@ -156,7 +159,15 @@ export class Releases {
   async close(): Promise<void> {
     clearTimeout(this.health);
     await this.writing.catch(() => {});
+    await this.markUnmarked().catch(() => {});
     await this.store.close();
+  }
+
+  private async markUnmarked(): Promise<void> {
+    const seq = this.unmarked;
+    if (!seq) return;
+    this.unmarked = 0;
+    await this.store.markPermanent(seq);
   }
 
   private record(node: string, change: ReleaseChange): void {
@@ -181,7 +192,9 @@ export class Releases {
         const seq = await this.store.append(entry);
         this.state = { ...this.state, release: seq };
         this.events.emit({ type: 'release_recorded', release: seq, steps: entry.kind === 'plan' ? entry.steps.length : 1, trial: this.options.trial === true });
-        if (!this.options.trial) await this.store.markPermanent(seq);
+        // Without trial mode every release counts as permanent; the marker is written once, when
+        // the list is read or the store closes, not as a second fsync per release.
+        if (!this.options.trial) this.unmarked = seq;
         else if (this.options.permanentAfterMs !== undefined) this.armHealth();
       } catch (error) {
         // The running system goes on; the journal stops here and says why (a restart would not have this change).

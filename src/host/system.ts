@@ -20,6 +20,7 @@ import { Router } from './router.js';
 import { Caller } from './caller.js';
 import { GlobalRegistry } from './globals.js';
 import { describeLimit, ServiceGate } from './service-gate.js';
+import { ProcessRef } from './process-ref.js';
 import { instrument } from './telemetry.js';
 import { checkIsolateSupport } from './isolate-support.js';
 import { Releases, type ReleaseOptions } from './releases.js';
@@ -266,6 +267,16 @@ export class System {
   /** Where a process runs now, where it came from, and how many times it moved. */
   locate(pid: Pid): ProcessLocation {
     return this.migrations.locate(pid);
+  }
+
+  /** A process by pid, wherever it runs now: `exit`, `info`, `suspend`, `resume`, `getState`, `replaceState`. */
+  process(pid: Pid): ProcessRef {
+    return new ProcessRef(pid, (p) => this.node(this.migrations.locate(p).node));
+  }
+
+  /** Sends an exit signal to a process wherever it runs (`'kill'` cannot be trapped). */
+  exit(pid: Pid, reason: unknown): Promise<void> {
+    return this.process(pid).exit(reason);
   }
 
   /**

@@ -80,6 +80,8 @@ export interface NodeRow {
   kind: string;
   status: string;
   creation: number;
+  /** In a cluster: the host that runs the node. */
+  host?: string;
   processes: number | null;
   modules: number | null;
 }
