@@ -55,6 +55,10 @@ export interface NodeConfig {
   restart?: 'permanent' | 'transient' | 'temporary';
   intensity?: number;
   period?: number;
+  /** A node whose code runs this long without returning is ended and restarted (default 10000 ms). */
+  unresponsiveMs?: number;
+  /** Thread nodes: packages and builtins its module code may import, resolved from the config file's folder. */
+  imports?: string[];
   /**
    * Module name → its source: a file path relative to the config file (a string, or `{ path }`;
    * `{ path, base }` is relative to `base` instead), or `{ code }`, the source text.
@@ -223,6 +227,11 @@ function checkNode(raw: NodeConfig, at: string, dir: string, problems: string[],
   if (raw.restart !== undefined) spec.restart = raw.restart;
   if (raw.intensity !== undefined) spec.intensity = raw.intensity;
   if (raw.period !== undefined) spec.period = raw.period;
+  if (raw.unresponsiveMs !== undefined) spec.unresponsiveMs = raw.unresponsiveMs;
+  if (raw.imports !== undefined) {
+    spec.imports = raw.imports;
+    spec.importsFrom = dir;
+  }
   if (isObject(raw.modules)) {
     spec.modules = {};
     for (const [module, value] of Object.entries(raw.modules)) {

@@ -28,6 +28,7 @@ export interface NodeBackendOptions {
   limits: Limits;
   peers: Map<string, MessagePort>;
   resourceLimits?: ResourceLimits;
+  imports: [string, string][];
   /** Code that runs longer than `ms` without returning to the thread's event loop ends the thread (`what` says which limit). */
   watchdog: { ms: number; what: string };
   onMessage(message: Extract<NodeToHost, { t: 'route' | 'event' }>): void;
@@ -104,6 +105,7 @@ export class NodeBackend {
       limits: options.limits,
       heartbeat,
       epoch,
+      imports: options.imports,
     };
     const worker = new Worker(entryUrl(options.kind), {
       workerData: data,

@@ -21,6 +21,7 @@ import { readSource, type ModuleSource } from './source.js';
 import type { NodeKind } from './node-backend.js';
 import { compile } from './compiler-pool.js';
 import { NodeRelease } from './node-release.js';
+import { resolveImports } from './imports.js';
 import { NodeSupervision, type NodeContext, type NodeStatus } from './node-supervision.js';
 import { publishSpawn } from './telemetry.js';
 
@@ -65,6 +66,13 @@ export interface NodeSpec extends RestartPolicy {
   start?: StartSpec[];
   /** A node whose code runs this long without returning is ended and restarted per policy (default 10 s). */
   unresponsiveMs?: number;
+  /**
+   * Thread nodes: the packages and Node builtins its module code may import (`['semver', 'node:crypto']`),
+   * resolved by the host from `importsFrom` (a file URL such as `import.meta.url`, or a directory;
+   * default the current directory). Not upgradable; listed in `modules()` as native.
+   */
+  imports?: string[];
+  importsFrom?: string | URL;
 }
 
 export interface NodeSummary {
@@ -107,6 +115,7 @@ export class NodeHandle {
       intensity: spec.intensity,
       period: spec.period,
       unresponsiveMs,
+      imports: resolveImports(spec.name, this.kind, spec.imports, spec.importsFrom),
       firstBoot: async (call) => {
         for (const [module, source] of Object.entries(spec.modules ?? {})) {
           const { js } = await this.compile(module, source);

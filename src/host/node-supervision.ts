@@ -42,6 +42,8 @@ export interface NodeSetup extends RestartPolicy {
   resourceLimits?: ResourceLimits;
   /** A node that does not answer for this long is ended and restarted per policy. */
   unresponsiveMs: number;
+  /** Packages and builtins its module code may import: `[specifier, url]`. */
+  imports: [string, string][];
   /** Loads the spec's modules and spawns its start processes into a fresh incarnation. */
   firstBoot(call: NodeSupervision['callNow']): Promise<void>;
   start(call: NodeSupervision['callNow']): Promise<void>;
@@ -150,6 +152,7 @@ export class NodeSupervision {
       resourceLimits: setup.kind === 'thread' && setup.limits.memoryMb !== undefined
         ? { ...setup.resourceLimits, maxOldGenerationSizeMb: setup.limits.memoryMb }
         : setup.resourceLimits,
+      imports: setup.imports,
       watchdog: setup.kind === 'thread' && setup.limits.cpuMsPerSlice !== undefined
         ? { ms: setup.limits.cpuMsPerSlice, what: 'cpu limit' }
         : { ms: setup.unresponsiveMs, what: 'unresponsive' },

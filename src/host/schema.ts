@@ -207,6 +207,10 @@ const nodeConfigSchema = strict({
   restart: z.enum(['permanent', 'transient', 'temporary'], { error: "must be 'permanent', 'transient' or 'temporary'" }).optional(),
   intensity: z.int({ error: 'must be an integer >= 0 (restarts allowed per period)' }).min(0, { error: 'must be an integer >= 0 (restarts allowed per period)' }).optional(),
   period: positive('a number of ms > 0').optional(),
+  unresponsiveMs: positive('a number of ms > 0').optional()
+    .meta({ description: 'A node whose code runs this long without returning is ended and restarted per policy (default 10000).' }),
+  imports: z.array(text('a package or builtin name'), { error: "must be a list of package or builtin names, ['semver', 'node:crypto']" }).optional()
+    .meta({ description: 'Thread nodes: packages and builtins module code may import, resolved from the config file.' }),
   modules: z.record(z.string(), z.union([text('a file path'), pathSource('the config file'), codeSource], {
     error: "must be a file path relative to the config, { path } or { code }",
   }), { error: "must map module names to files, { counter: './counter.ts' }" }).optional()

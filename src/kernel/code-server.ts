@@ -64,7 +64,14 @@ export class CodeServer {
 
   constructor(private readonly hooks: CodeServerHooks, private readonly nodeName: string,
     /** Module aliasing: a name module code imports → the module that implements it. */
-    private readonly aliases: Record<string, string> = {}) {}
+    private readonly aliases: Record<string, string> = {},
+    /** Packages and builtins the node may import (thread nodes): specifier → what it exports. Not upgradable. */
+    private readonly natives: Record<string, unknown> = {}) {}
+
+  /** The specifiers of the packages and builtins this node's module code may import. */
+  nativeNames(): string[] {
+    return Object.keys(this.natives);
+  }
 
   /**
    * Compiles and evaluates a new version without installing it. On any failure nothing changes:
@@ -73,6 +80,9 @@ export class CodeServer {
   prepare(name: string, js: string, at?: number): ModuleVersion {
     if (typeof name !== 'string' || !MODULE_NAME.test(name) || RESERVED.has(name)) {
       throw new BadArgument(`bad module name ${JSON.stringify(name)}: use letters, digits, _ $ -`);
+    }
+    if (Object.prototype.hasOwnProperty.call(this.natives, name)) {
+      throw new BadArgument(`'${name}' is a package this node imports from the host: it is not a module of the node, and cannot be loaded or upgraded`, { module: name });
     }
     if (typeof js !== 'string') throw new BadArgument('module source must be a string');
     const record = this.record(name);
@@ -202,6 +212,7 @@ export class CodeServer {
   private resolve(specifier: string, api: object): unknown {
     if (typeof specifier !== 'string') throw new TypeError('require() takes a module name');
     if (RESERVED.has(specifier)) return api;
+    if (Object.prototype.hasOwnProperty.call(this.natives, specifier)) return this.natives[specifier];
     const name = moduleNameOf(specifier);
     if (!name) throw new Error(`'${specifier}' is not available inside a node: import node modules by name, or 'subnode'`);
     // A module not loaded yet gets its (empty) namespace now; it fills in when the module loads.

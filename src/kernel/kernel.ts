@@ -79,6 +79,8 @@ export interface KernelOptions {
   sliceMs?: number;
   capabilities?: Capabilities;
   limits?: Limits;
+  /** Packages and builtins module code may import (thread nodes), already imported: specifier → namespace. */
+  natives?: Record<string, unknown>;
 }
 
 export class Kernel {
@@ -103,7 +105,7 @@ export class Kernel {
     const creation = (this.creation = options.creation ?? 0);
     const capabilities = (this.capabilities = options.capabilities ?? ALL);
     this.limits = options.limits ?? {};
-    const code = (this.code = new CodeServer({ compile: host.compile, apiFor: (v) => this.api.apiFor(v), now: host.wallClock }, node, capabilities.aliases));
+    const code = (this.code = new CodeServer({ compile: host.compile, apiFor: (v) => this.api.apiFor(v), now: host.wallClock }, node, capabilities.aliases, options.natives));
     // The objects call each other's verbs; the few cycles (a step ends a process, an ending moves
     // it out of its version, …) are closed by `connect` once all exist.
     const table = (this.table = new ProcessTable(node, creation));
@@ -143,6 +145,8 @@ export class Kernel {
         policy: this.policyFor(record.name),
       });
     }
+    // Packages and builtins from the host: listed, never versioned.
+    for (const name of this.code.nativeNames()) out.push({ name, versions: [], policy: this.policyFor(name), native: true });
     return out;
   }
 

@@ -69,6 +69,8 @@ export interface ModuleInfo {
   /** Oldest first; `vsn` is the version's declared `vsn` export (or its number when it declares none). */
   versions: { version: number; vsn: unknown; state: VersionState; processes: number; loadedAt: number; draining: boolean }[];
   policy: CodePolicy;
+  /** A package or builtin the node imports from the host (thread nodes): no versions, not upgradable. */
+  native?: true;
 }
 
 export interface LoadReport {

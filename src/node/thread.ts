@@ -14,9 +14,13 @@ import { threadPlatform } from './thread-platform.js';
 const runtime = new NodeRuntime();
 const { data } = runtime;
 
+// The packages and builtins the host allowed, imported once before any module code runs.
+const natives: Record<string, unknown> = {};
+for (const [specifier, url] of data.imports ?? []) natives[specifier] = await import(url);
+
 const kernel = new Kernel(
   threadPlatform({ wrap: (fn) => runtime.busy(fn), outbound: (node, envelopes) => runtime.outbound(node, envelopes), emit: (event) => runtime.emit(event) }),
-  data,
+  { ...data, natives },
 );
 const ops = controlOps(kernel);
 

@@ -43,4 +43,6 @@ export interface NodeData extends KernelConfig {
    */
   heartbeat?: SharedArrayBuffer;
   epoch?: number;
+  /** Thread nodes: packages and builtins its module code may import, `[specifier, url]`, resolved by the host. */
+  imports?: [string, string][];
 }
