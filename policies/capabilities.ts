@@ -13,7 +13,8 @@ export interface NodePolicy {
 
 /**
  * Untrusted code: may talk to no other node (only to the host, and so answer host calls), load
- * any module it is given but see no clock, no randomness, no host functions, spawn nowhere else;
+ * any module it is given but see no clock, no randomness, no host functions, spawn nowhere else,
+ * register no global name;
  * 64 MiB, 200 ms per slice, 10,000 queued messages per process, 64 KiB per message.
  */
 export const sandboxed: NodePolicy = {
@@ -22,13 +23,14 @@ export const sandboxed: NodePolicy = {
     modules: '*',
     services: { console: true, clock: false, random: false, functions: [] },
     spawnRemote: false,
+    globalNames: [],
   },
   limits: { memoryMb: 64, cpuMsPerSlice: 200, mailbox: { max: 10_000, overflow: 'drop' }, maxMessageBytes: 64 * 1024 },
 };
 
 /** Code you wrote: everything granted, no limits beyond the defaults. */
 export const trusted: NodePolicy = {
-  capabilities: { sendTo: '*', modules: '*', services: { console: true, clock: true, random: true, functions: '*' }, spawnRemote: true },
+  capabilities: { sendTo: '*', modules: '*', services: { console: true, clock: true, random: true, functions: '*' }, spawnRemote: true, globalNames: '*' },
   limits: {},
 };
 

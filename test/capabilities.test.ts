@@ -372,6 +372,6 @@ describe('bad limits and capabilities in a node spec', () => {
     const { sandboxed } = await import('../policies/capabilities.js');
     system = await System.start({ nodes: [{ name: 'n', kind: 'isolate', ...sandboxed, modules: { agent } }] });
     expect(system.node('n').capabilities).toMatchObject({ sendTo: [], spawnRemote: false, services: { clock: false, random: false, console: true, functions: [] } });
-    expect(system.node('n').limits).toEqual(sandboxed.limits);
+    expect(system.node('n').limits).toEqual({ ...sandboxed.limits, globalNames: 100, hostCalls: { inFlight: 16, perSecond: 200 } });
   });
 });

@@ -106,8 +106,8 @@ export class NodeHandle {
     const unresponsiveMs = spec.unresponsiveMs ?? 10_000;
     if (!(unresponsiveMs > 0)) throw new BadArgument(`node '${spec.name}': unresponsiveMs must be a number of ms > 0, got ${JSON.stringify(spec.unresponsiveMs)}`);
     this.kind = spec.kind ?? 'thread';
-    this.capabilities = checkCapabilities(spec.capabilities);
-    this.limits = checkLimits(spec.limits);
+    this.capabilities = checkCapabilities(spec.capabilities, this.kind);
+    this.limits = checkLimits(spec.limits, this.kind);
     this.release = new NodeRelease(spec.name, spec.code, spec.modulePolicies);
     this.events = context.events;
     this.supervision = new NodeSupervision({

@@ -139,7 +139,8 @@ const capabilitiesSchema = strict({
   aliases: z.record(z.string(), z.string({ error: 'must be a module name' }), { error: 'must map names to module names' }).optional(),
   services: strict({ console: bool.optional(), clock: bool.optional(), random: bool.optional(), functions: nameList('host function names').optional() }, 'an object { console, clock, random, functions }').optional(),
   spawnRemote: z.union([z.boolean(), names('node names')], { error: 'must be true, false or a list of node names' }).optional(),
-}, 'an object { sendTo, modules, aliases, services, spawnRemote }');
+  globalNames: nameList('global names').optional().meta({ description: "System-wide names its processes may register (default: none on an isolate node, '*' on a thread node)." }),
+}, 'an object { sendTo, modules, aliases, services, spawnRemote, globalNames }');
 
 const limitsSchema = strict({
   memoryMb: positive('a number > 0').optional(),
@@ -149,7 +150,12 @@ const limitsSchema = strict({
     max: z.int({ error: 'must be an integer > 0' }).positive({ error: 'must be an integer > 0' }),
     overflow: z.enum(['drop', 'kill'], { error: "must be 'drop' or 'kill'" }),
   }, "an object { max, overflow: 'drop' | 'kill' }").optional(),
-}, 'an object { memoryMb, cpuMsPerSlice, mailbox, maxMessageBytes }');
+  globalNames: positive('a number > 0').optional().meta({ description: 'Global names its processes may hold at once (default 100 on an isolate node, 1,000 on a thread node).' }),
+  hostCalls: strict({
+    inFlight: positive('a number > 0').optional(),
+    perSecond: positive('a number > 0').optional(),
+  }, 'an object { inFlight, perSecond }').optional().meta({ description: 'Host service calls (callHost, spawnOn) the host runs at once and starts per second (default 16 and 200 on an isolate node, 256 and 5,000 on a thread node).' }),
+}, 'an object { memoryMb, cpuMsPerSlice, mailbox, maxMessageBytes, globalNames, hostCalls }');
 
 const resourceLimitsSchema = strict({
   maxOldGenerationSizeMb: positive('a number > 0').optional(),

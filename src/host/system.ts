@@ -5,7 +5,7 @@
  */
 import { MessageChannel } from 'node:worker_threads';
 import { BadArgument, NameTaken, NoProcess, NodeDown, NotAllowed, Refused, UnknownFunction, UnknownNode, fromWire, toWire, type WireError } from '../errors.js';
-import { allows } from '../kernel/capabilities.js';
+import { allows, KIND_DEFAULTS, type HostCallLimit } from '../kernel/capabilities.js';
 import { Migrations, type BulkMigration, type MigrateOptions, type MigrationResult, type ProcessLocation } from './migration.js';
 import type { PurgeReport } from '../kernel/types.js';
 import type { UpgradePlan } from './upgrade-plan.js';
@@ -18,6 +18,8 @@ import { NodeHandle, type NodeSpec, type NodeSummary } from './node-handle.js';
 import type { NodeContext, NodeSupervision } from './node-supervision.js';
 import { Router } from './router.js';
 import { Caller } from './caller.js';
+import { GlobalRegistry } from './globals.js';
+import { describeLimit, ServiceGate } from './service-gate.js';
 import { ProcessRef } from './process-ref.js';
 import { instrument } from './telemetry.js';
 import { checkIsolateSupport } from './isolate-support.js';
@@ -49,7 +51,7 @@ export class System {
   private readonly events = new Events();
   /** Diagnostics channels and OpenTelemetry counters (src/host/telemetry.ts): no cost without listeners or an SDK. */
   private readonly telemetry = instrument((listener) => this.events.on('*', listener), () => this.nodes());
-  private readonly router = new Router(this.events, (request) => void this.serve(request), (pid) => this.migrations.locate(pid).node);
+  private readonly router = new Router(this.events, (request) => this.serve(request), (pid) => this.migrations.locate(pid).node);
   private hostFunctions: Record<string, HostFunction> = {};
   private readonly migrations = new Migrations((name) => this.node(name), this.events);
   private readonly handles = new Map<string, NodeHandle>();
@@ -62,9 +64,11 @@ export class System {
     }));
   }
   private clusterLink: ClusterApi | undefined;
-  private readonly globals = new Map<string, Pid>();
   /** Nodes whose threads are up and can take peer ports. */
   private readonly attached = new Set<NodeSupervision>();
+  private readonly globals = new GlobalRegistry(() => this.attached);
+  private readonly serviceGate = new ServiceGate((node, what) => this.events.emit({ type: 'capability_denied', node, what }));
+  private readonly refusals = new Map<string, { inFlight?: WireError; perSecond?: WireError }>();
   private stopped = false;
   private releaseKeeper: Releases | undefined;
 
@@ -186,7 +190,7 @@ export class System {
    * The host's service process: spawns on other nodes and host function calls asked for by
    * processes. The asking node's capabilities are checked again here, on the trusted side.
    */
-  private async serve(raw: unknown): Promise<void> {
+  private serve(raw: unknown): void {
     const request = raw as { $service?: string; ref?: string; from?: Pid; node?: string; module?: string; fn?: string; name?: string; args?: unknown[] };
     if (!request || typeof request !== 'object' || !isPid(request.from) || typeof request.ref !== 'string') return;
     const from = request.from;
@@ -198,32 +202,49 @@ export class System {
         this.send(from, { $serviceReply: request.ref, error: toWire(error) });
       }
     };
-    try {
-      if (!origin) throw new UnknownNode(`no node named '${nodeOf(from)}'`);
-      const args = Array.isArray(request.args) ? request.args : [];
-      if (request.$service === 'spawn') {
-        const target = String(request.node);
-        const granted = origin.capabilities.spawnRemote;
-        if (granted === false || (Array.isArray(granted) && !granted.includes(target))) {
-          this.events.emit({ type: 'capability_denied', node: origin.name, pid: from, what: `spawn on node '${target}'` });
-          throw new NotAllowed(`node '${origin.name}' may not spawn on node '${target}'`, { node: target });
-        }
-        return reply({ ok: await this.node(target).spawn(String(request.module), String(request.fn), args) });
+    if (!origin) return reply({ error: toWire(new UnknownNode(`no node named '${nodeOf(from)}'`)) });
+    // Bounded per node before anything runs, synchronously: a flood is refused here and costs the
+    // host one small answer per request; the host goes on.
+    // Both fields are there: checkLimits filled in the kind's defaults.
+    const limit = (origin.limits.hostCalls ?? KIND_DEFAULTS[origin.kind].limits.hostCalls) as HostCallLimit;
+    const over = this.serviceGate.admit(origin.name, limit);
+    // A flood is cut: dropped unanswered for a second (its callers time out), the host goes on.
+    if (over === 'flood') return;
+    if (over !== undefined) return reply({ error: this.refusal(origin, over, limit) });
+    this.runService(origin, from, request).then((ok) => reply({ ok }), (error: unknown) => reply({ error: toWire(error) }))
+      .finally(() => this.serviceGate.done(origin.name));
+  }
+
+  /** The answer to a call over a node's limits: made once per node and bound, so a flood costs no new error each. */
+  private refusal(node: NodeHandle, over: 'inFlight' | 'perSecond', limit: HostCallLimit): WireError {
+    let cached = this.refusals.get(node.name);
+    if (!cached) this.refusals.set(node.name, (cached = {}));
+    return (cached[over] ??= toWire(new Refused(`node '${node.name}' has ${describeLimit(over, limit)}`, { node: node.name, reason: 'host_call_limit', limit: over })));
+  }
+
+  /** One admitted service request; the asking node's capabilities are checked again here. */
+  private async runService(origin: NodeHandle, from: Pid, request: { $service?: string; node?: string; module?: string; fn?: string; name?: string; args?: unknown[] }): Promise<unknown> {
+    const args = Array.isArray(request.args) ? request.args : [];
+    if (request.$service === 'spawn') {
+      const target = String(request.node);
+      const granted = origin.capabilities.spawnRemote;
+      if (granted === false || (Array.isArray(granted) && !granted.includes(target))) {
+        this.events.emit({ type: 'capability_denied', node: origin.name, pid: from, what: `spawn on node '${target}'` });
+        throw new NotAllowed(`node '${origin.name}' may not spawn on node '${target}'`, { node: target });
       }
-      if (request.$service === 'host') {
-        const name = String(request.name);
-        if (!allows(origin.capabilities.services.functions, name)) {
-          this.events.emit({ type: 'capability_denied', node: origin.name, pid: from, what: `host function '${name}'` });
-          throw new NotAllowed(`node '${origin.name}' may not call host function '${name}'`, { name });
-        }
-        const fn = Object.prototype.hasOwnProperty.call(this.hostFunctions, name) ? this.hostFunctions[name] : undefined;
-        if (!fn) throw new UnknownFunction(`the host has no function '${name}'`, { function: name });
-        return reply({ ok: await (fn as (...a: unknown[]) => unknown)(...args) });
-      }
-      throw new BadArgument(`unknown service ${JSON.stringify(request.$service)}`);
-    } catch (error) {
-      reply({ error: toWire(error) });
+      return await this.node(target).spawn(String(request.module), String(request.fn), args);
     }
+    if (request.$service === 'host') {
+      const name = String(request.name);
+      if (!allows(origin.capabilities.services.functions, name)) {
+        this.events.emit({ type: 'capability_denied', node: origin.name, pid: from, what: `host function '${name}'` });
+        throw new NotAllowed(`node '${origin.name}' may not call host function '${name}'`, { name });
+      }
+      const fn = Object.prototype.hasOwnProperty.call(this.hostFunctions, name) ? this.hostFunctions[name] : undefined;
+      if (!fn) throw new UnknownFunction(`the host has no function '${name}'`, { function: name });
+      return await (fn as (...a: unknown[]) => unknown)(...args);
+    }
+    throw new BadArgument(`unknown service ${JSON.stringify(request.$service)}`);
   }
 
   /**
@@ -290,10 +311,13 @@ export class System {
     const held = this.globals.get(name);
     if (held && held !== pid) throw new NameTaken(`the global name '${name}' is already registered to ${held}`, { name });
     this.setGlobal(name, pid);
+    this.globals.flush();
   }
 
   unregister(name: string): void {
-    if (this.globals.has(name)) this.setGlobal(name, null);
+    if (!this.globals.has(name)) return;
+    this.setGlobal(name, null);
+    this.globals.flush();
   }
 
   whereis(name: string): Pid | undefined {
@@ -323,6 +347,7 @@ export class System {
     }
     this.stopped = true;
     this.callerBox?.close(new NodeDown('the system was stopped'));
+    this.globals.close();
     this.telemetry();
     await Promise.all([...this.handles.values()].map((h) => h.supervision.shutdown()));
     await this.clusterLink?.leave();
@@ -350,10 +375,13 @@ export class System {
     throw new BadArgument(`cannot call ${JSON.stringify(dest)} from the host: use a pid, { name, node } or { global }`);
   }
 
-  private setGlobal(name: string, pid: Pid | null, fromCluster = false): void {
+  /**
+   * Sets or frees a global name in the registry (`by`: the node that registered it, for its
+   * limit); the nodes hear of it in the next batch, the cluster at once unless it told us.
+   */
+  private setGlobal(name: string, pid: Pid | null, by?: string, fromCluster = false): void {
     const previous = this.globals.get(name);
-    if (pid) this.globals.set(name, pid); else this.globals.delete(name);
-    for (const handle of this.attached) handle.tell('setGlobal', name, pid);
+    this.globals.set(name, pid, by);
     if (!fromCluster) this.clusterLink?.globalChanged(name, pid, previous);
   }
 
@@ -363,9 +391,9 @@ export class System {
       events: this.events,
       router: this.router,
       context: this.context,
-      globals: this.globals,
+      globals: this.globals.view,
       local: () => [...this.handles.values()],
-      applyGlobal: (name, pid) => this.setGlobal(name, pid, true),
+      applyGlobal: (name, pid) => this.setGlobal(name, pid, undefined, true),
       remoteNodeDown: (node, lost) => {
         for (const peer of this.attached) peer.tell('nodeDown', node, lost);
         this.router.nodeDown(node, lost, () => false);
@@ -384,14 +412,16 @@ export class System {
         node.connect(peer.name, port1);
         peer.connect(node.name, port2);
       }
-      await Promise.all([...this.globals].map(([name, pid]) => node.callNow('setGlobal', name, pid)));
+      const names = this.globals.entries();
+      if (names.length) await node.callNow('setGlobals', names);
     },
     detach: (node) => {
       this.attached.delete(node);
       if (this.stopped) return;
       // Processes that had migrated to it are gone too, though their pids name other nodes.
       const lost = this.migrations.nodeDown(node.name);
-      for (const [name, pid] of this.globals) if (nodeOf(pid) === node.name || lost.includes(pid)) this.setGlobal(name, null);
+      for (const [name, pid] of this.globals.entries()) if (nodeOf(pid) === node.name || lost.includes(pid)) this.setGlobal(name, null);
+      this.globals.flush();
       for (const peer of this.attached) peer.tell('nodeDown', node.name, lost);
       this.router.nodeDown(node.name, lost, (pid) => this.migrations.locate(pid).node !== node.name);
       this.clusterLink?.localNodeDown(node.name, lost);
@@ -405,14 +435,15 @@ export class System {
         return;
       }
       if (event.type === 'global_register') {
+        if (!this.admitGlobal(event)) return;
         const held = this.globals.get(event.name);
         if (held && held !== event.pid) {
           // Two nodes registered the same name at once: the first one the host saw keeps it.
           this.events.emit({ type: 'global_conflict', name: event.name, kept: held, refused: event.pid });
-          this.node(event.node).tell('setGlobal', event.name, held);
+          this.globals.correct(event.node, event.name);
           return;
         }
-        this.setGlobal(event.name, event.pid);
+        this.setGlobal(event.name, event.pid, event.node);
       } else if (event.type === 'migrated_exit') {
         if (this.migrations.locate(event.pid).node === event.node) this.migrations.ended(event.pid);
       } else if (event.type === 'global_unregister') {
@@ -421,6 +452,12 @@ export class System {
       this.events.emit(event);
     },
   };
+
+  /** The host's own check of a global registration (see GlobalRegistry.admit); a refused one is reported and undone. */
+  private admitGlobal(event: { node: string; name: string; pid: Pid }): boolean {
+    const origin = this.handles.get(event.node);
+    return origin !== undefined && this.globals.admit(origin, event, (e) => this.events.emit(e));
+  }
 
   /**
    * The nodes an operation on `which` applies to, chosen as `upgrade` chooses a plan's nodes:

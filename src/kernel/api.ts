@@ -7,7 +7,7 @@
 import { fromWire, type WireError } from '../errors.js';
 import { BadArgument, NotAllowed, NotInProcess, Refused, Timeout } from '../errors.js';
 import type { From } from './behaviours.js';
-import { allows, type Capabilities } from './capabilities.js';
+import { allows, DEFAULT_GLOBAL_NAMES, type Capabilities } from './capabilities.js';
 import type { CodeServer, ModuleVersion } from './code-server.js';
 import { After, Clause, Next, OnMigrate, Receive, buildAfter, buildClause, buildReceive } from './directives.js';
 import type { KernelPlatform } from './kernel.js';
@@ -22,6 +22,7 @@ import type { SysOps } from './sys.js';
 import { supervisorCalls } from './supervisor-api.js';
 import type { Dest, SpawnOptions } from './types.js';
 import { safeString } from './values.js';
+import { copyableReason } from './reasons.js';
 
 /** The host's service process: remote spawns and host function calls are messages to it. */
 export const HOST_SERVICE = '<host.0>' as Pid;
@@ -44,6 +45,7 @@ export class ProcessApi {
     private readonly scheduler: Scheduler,
     private readonly signals: Signalling,
     private readonly sys: SysOps,
+    private readonly globalNamesLimit: number = DEFAULT_GLOBAL_NAMES,
   ) {}
 
   /** The API object for code of `version` (null: code outside any module). */
@@ -121,12 +123,7 @@ export class ProcessApi {
         return true;
       },
       whereis: (name: string) => k.table.whereis(name),
-      registerGlobal: (name: string) => {
-        const proc = k.self('registerGlobal');
-        k.table.claimGlobal(name, proc);
-        k.platform.emit({ type: 'global_register', node: k.node, name, pid: proc.pid });
-        return true;
-      },
+      registerGlobal: (name: string) => k.registerGlobal(name),
       whereisGlobal: (name: string) => k.table.global(name),
       makeRef: () => k.makeRef(),
       isPid,
@@ -154,6 +151,21 @@ export class ProcessApi {
     });
   }
 
+  /**
+   * A system-wide name for the running process, if the node's capabilities grant the name and
+   * its limit has room. The host checks both again before any other node hears of it.
+   */
+  private registerGlobal(name: string): true {
+    const proc = this.self('registerGlobal');
+    if (typeof name === 'string' && !allows(this.capabilities.globalNames ?? '*', name)) {
+      this.signals.deny(proc.pid, `register the global name '${name}'`);
+      throw new NotAllowed(`node '${this.node}' may not register the global name '${name}'`, { name });
+    }
+    this.table.claimGlobal(name, proc, this.globalNamesLimit);
+    this.platform.emit({ type: 'global_register', node: this.node, name, pid: proc.pid });
+    return true;
+  }
+
   private self(what: string): Process {
     const proc = this.scheduler.running();
     if (!proc) throw new NotInProcess(`${what}() can only be called from inside a process`);
@@ -172,11 +184,11 @@ export class ProcessApi {
       const node = request.node as string;
       const granted = this.capabilities.spawnRemote;
       if (granted === false || (Array.isArray(granted) && !granted.includes(node))) {
-        this.platform.emit({ type: 'capability_denied', node: this.node, pid: proc.pid, what: `spawn on node '${node}'` });
+        this.signals.deny(proc.pid, `spawn on node '${node}'`);
         throw new NotAllowed(`node '${this.node}' may not spawn on node '${node}'`, { node });
       }
     } else if (!allows(this.capabilities.services.functions, request.name as string)) {
-      this.platform.emit({ type: 'capability_denied', node: this.node, pid: proc.pid, what: `host function '${String(request.name)}'` });
+      this.signals.deny(proc.pid, `host function '${String(request.name)}'`);
       throw new NotAllowed(`node '${this.node}' may not call host function '${String(request.name)}'`, { name: request.name });
     }
     this.signals.checkMessage(request.args);
@@ -267,7 +279,8 @@ export class ProcessApi {
     if (!isPid(pid)) throw new BadArgument(`exit() takes a pid, got ${safeString(pid)}`);
     this.signals.checkReach(nodeOf(pid), 'send an exit signal to');
     const from = this.scheduler.running()?.pid ?? formatPid('host', 0, 0);
-    this.signals.signal([Sig.Exit, pid, from, reason, 0]);
+    // Leaving the node, the reason must copy: one that cannot is sent as its description.
+    this.signals.signal([Sig.Exit, pid, from, nodeOf(pid) === this.node ? reason : copyableReason(reason), 0]);
   }
 
   /** Unique on this node and hard to guess: a reply or DOWN must not be forgeable by ref. */

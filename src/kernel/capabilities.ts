@@ -20,6 +20,22 @@ export interface Capabilities {
   };
   /** Whether its processes may spawn processes on other nodes (all, none, or these nodes). */
   spawnRemote: boolean | string[];
+  /**
+   * System-wide names its processes may register (`registerGlobal`): all, none, or these. A global
+   * name draws every other node's messages for it, so a sandbox gets none unless granted.
+   */
+  globalNames: '*' | string[];
+}
+
+/** What kind of node a spec is for: the defaults differ (an isolate node is untrusted). */
+export type NodeKindName = 'thread' | 'isolate';
+
+/** Per-node bounds on calls to the host's services (`callHost`, `spawnOn`), enforced on the host. */
+export interface HostCallLimit {
+  /** Calls of this node the host runs at once; more are refused. */
+  inFlight: number;
+  /** Calls started per second (a token bucket holding a fifth of a second's worth); more are refused. */
+  perSecond: number;
 }
 
 export interface MailboxLimit {
@@ -39,7 +55,25 @@ export interface Limits {
   mailbox?: MailboxLimit;
   /** Largest message a process may send, estimated in bytes. */
   maxMessageBytes?: number;
+  /** Global names this node's processes may hold at once (checked in the kernel and on the host). */
+  globalNames?: number;
+  /** Host service calls (`callHost`, `spawnOn`) of this node, checked on the host; what is left out keeps its default. */
+  hostCalls?: Partial<HostCallLimit>;
 }
+
+/**
+ * Defaults per kind of node. An isolate node is a sandbox: it registers no global name unless
+ * granted, holds at most 100, and may run 16 host calls at once, 200 a second. A thread node is
+ * trusted code (not a security boundary): any name, up to 1,000, and 256 calls at once, 5,000 a
+ * second — bounds against a runaway loop, not an attacker.
+ */
+export const KIND_DEFAULTS: Record<NodeKindName, { globalNames: '*' | string[]; limits: { globalNames: number; hostCalls: HostCallLimit } }> = {
+  isolate: { globalNames: [], limits: { globalNames: 100, hostCalls: { inFlight: 16, perSecond: 200 } } },
+  thread: { globalNames: '*', limits: { globalNames: 1_000, hostCalls: { inFlight: 256, perSecond: 5_000 } } },
+};
+
+/** A kernel started without limits (tests, embedders): the thread defaults. */
+export const DEFAULT_GLOBAL_NAMES = KIND_DEFAULTS.thread.limits.globalNames;
 
 export const ALL: Capabilities = {
   sendTo: '*',
@@ -47,6 +81,7 @@ export const ALL: Capabilities = {
   aliases: {},
   services: { console: true, clock: true, random: true, functions: '*' },
   spawnRemote: true,
+  globalNames: '*',
 };
 
 export function allows(list: '*' | string[], name: string): boolean {
@@ -59,9 +94,10 @@ const nameList = (value: unknown, field: string): '*' | string[] => {
   throw new BadArgument(`capabilities.${field} must be '*' or a list of names, got ${JSON.stringify(value)}`);
 };
 
-/** Fills in defaults (everything granted) and checks every field. */
-export function checkCapabilities(value: Partial<Capabilities> | undefined): Capabilities {
-  if (value === undefined) return ALL;
+/** Fills in defaults (everything granted, but global names per kind) and checks every field. */
+export function checkCapabilities(value: Partial<Capabilities> | undefined, kind: NodeKindName = 'thread'): Capabilities {
+  const globalNames = KIND_DEFAULTS[kind].globalNames;
+  if (value === undefined) return { ...ALL, globalNames };
   if (!value || typeof value !== 'object') throw new BadArgument('capabilities must be an object');
   const services = value.services ?? ALL.services;
   if (typeof services !== 'object' || services === null) throw new BadArgument('capabilities.services must be an object');
@@ -87,11 +123,14 @@ export function checkCapabilities(value: Partial<Capabilities> | undefined): Cap
       ...(s.wasm ? { wasm: true } : {}),
     },
     spawnRemote,
+    globalNames: nameList(value.globalNames ?? globalNames, 'globalNames'),
   };
 }
 
-export function checkLimits(value: Limits | undefined): Limits {
-  if (value === undefined) return {};
+/** Checks every field and fills in the per-kind defaults of the bounds the host enforces. */
+export function checkLimits(value: Limits | undefined, kind: NodeKindName = 'thread'): Limits {
+  const defaults = KIND_DEFAULTS[kind].limits;
+  if (value === undefined) return { ...defaults };
   if (!value || typeof value !== 'object') throw new BadArgument('limits must be an object');
   const positive = (n: unknown, field: string): void => {
     if (n !== undefined && !(typeof n === 'number' && n > 0 && Number.isFinite(n))) throw new BadArgument(`limits.${field} must be a number > 0, got ${JSON.stringify(n)}`);
@@ -99,9 +138,19 @@ export function checkLimits(value: Limits | undefined): Limits {
   positive(value.memoryMb, 'memoryMb');
   positive(value.cpuMsPerSlice, 'cpuMsPerSlice');
   positive(value.maxMessageBytes, 'maxMessageBytes');
+  positive(value.globalNames, 'globalNames');
+  if (value.hostCalls !== undefined) {
+    if (!value.hostCalls || typeof value.hostCalls !== 'object') throw new BadArgument('limits.hostCalls must be { inFlight, perSecond }');
+    positive(value.hostCalls.inFlight, 'hostCalls.inFlight');
+    positive(value.hostCalls.perSecond, 'hostCalls.perSecond');
+  }
   if (value.mailbox !== undefined) {
     positive(value.mailbox?.max, 'mailbox.max');
     if (value.mailbox.overflow !== 'drop' && value.mailbox.overflow !== 'kill') throw new BadArgument(`limits.mailbox.overflow must be 'drop' or 'kill'`);
   }
-  return { ...value };
+  return {
+    ...value,
+    globalNames: value.globalNames ?? defaults.globalNames,
+    hostCalls: { ...defaults.hostCalls, ...value.hostCalls },
+  };
 }

@@ -46,7 +46,8 @@ export function controlOps(kernel: Kernel) {
     modules: () => kernel.modules(),
     whereis: (name: string) => kernel.whereis(name),
     nodeDown: (node: string, lost: Pid[]) => kernel.nodeDown(node, lost),
-    setGlobal: (name: string, pid: Pid | null) => kernel.setGlobal(name, pid),
+    /** Global-name changes, batched by the host: one call per node per tick, however many names. */
+    setGlobals: (entries: [string, Pid | null][]) => kernel.setGlobals(entries),
     ping: () => 'pong' as const,
     startSupervisor: (module: string, args: unknown[], options: SpawnOptions) => kernel.startSupervisor(module, args, options),
     supervisorCall: (pid: Pid, request: SupRequest, timeoutMs?: number) => kernel.supervisorCall(pid, request, timeoutMs),

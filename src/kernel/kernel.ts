@@ -47,7 +47,7 @@ import { Relocation } from './relocation.js';
 import { CodeOps } from './code-ops.js';
 import { NodeTasks, type StopReport } from './tasks.js';
 import { supervisorInfo, type SupRequest, type SupState } from './supervisor.js';
-import { ALL, type Capabilities, type Limits } from './capabilities.js';
+import { ALL, DEFAULT_GLOBAL_NAMES, type Capabilities, type Limits } from './capabilities.js';
 import type { ProcessInfo, ModuleInfo, KernelEvent, SpawnOptions, Dest, LoadReport, PurgeReport, ProcessStatus, MigrationSnapshot, MigrationOutcome } from './types.js';
 
 export { assertCloneable, errorReason, estimateSize } from './values.js';
@@ -114,7 +114,7 @@ export class Kernel {
     const codeOps = (this.codeOps = new CodeOps(node, code, capabilities, host, table, scheduler));
     const sys = (this.sys = new SysOps(node, host, code, table, scheduler, signals));
     this.relocation = new Relocation(node, host, code, table, scheduler, signals, codeOps, sys);
-    this.api = new ProcessApi(node, creation, capabilities, host, code, table, scheduler, signals, sys);
+    this.api = new ProcessApi(node, creation, capabilities, host, code, table, scheduler, signals, sys, this.limits.globalNames ?? DEFAULT_GLOBAL_NAMES);
     this.tasks = new NodeTasks(node, table, scheduler, signals, () => host.now());
     scheduler.connect(signals, codeOps);
     signals.connect(this.relocation, codeOps, sys);
@@ -204,8 +204,8 @@ export class Kernel {
   /** Sends from module code: by pid, by local name, `{ name, node }` or `{ global }`. */
   send(dest: Dest, message: unknown): void { this.signals.send(dest, message); }
 
-  /** The host's replica of the system-wide name registry. */
-  setGlobal(name: string, pid: Pid | null): void { this.table.setGlobal(name, pid); }
+  /** The host's replica of the system-wide name registry: many changes in one call. */
+  setGlobals(entries: [string, Pid | null][]): void { this.table.setGlobals(entries); }
 
   /** The pid registered under `name` here (also when that process migrated away: sends still reach it). */
   whereis(name: string): Pid | undefined { return this.table.whereis(name); }
@@ -227,16 +227,19 @@ export class Kernel {
 
   /**
    * After the embedder stopped a step from outside (an isolate's CPU limit cuts a slice, and no
-   * `finally` runs): the process that was running dies with `reason` and the scheduler's state is
-   * made whole again, so the node and its other processes go on.
+   * `finally` runs): the process that was running dies with `reason` (and the one whose step the
+   * guard of the first ran in, if another), an ending the cut interrupted is reported in full, and
+   * the scheduler's state is made whole again, so the node and its other processes go on.
    */
   recover(reason: unknown): Pid | undefined {
-    const culprit = this.scheduler.abandonSlice();
+    const { culprit, cut } = this.scheduler.abandonSlice();
     this.signals.abandon();
-    if (culprit) {
-      culprit.pendingExit = null;
-      this.signals.terminate(culprit, reason);
+    for (const proc of [culprit, cut]) {
+      if (!proc) continue;
+      proc.pendingExit = null;
+      this.signals.terminate(proc, reason);
     }
+    this.signals.finishEndings();
     this.signals.drain();
     this.scheduler.restart();
     return culprit?.pid;

@@ -4,7 +4,7 @@
  * away (sends to it are forwarded), so it cannot be taken meanwhile. The scheduler, signals,
  * relocation, code operations and the process API share this one object; none sees its maps.
  */
-import { BadArgument, NameTaken, NoProcess } from '../errors.js';
+import { BadArgument, NameTaken, NoProcess, Refused } from '../errors.js';
 import { formatPid, isPid, type Pid } from './pid.js';
 import { Process } from './proc.js';
 import type { Target } from './signals.js';
@@ -16,6 +16,8 @@ export class ProcessTable {
   /** Names registered here by processes that migrated away: name → pid. */
   private readonly movedNames = new Map<string, Pid>();
   private readonly globals = new Map<string, Pid>();
+  /** Global names held (in the replica) by processes of this node: what `limits.globalNames` bounds. */
+  private readonly claimed = new Set<string>();
   private nextId = 0;
 
   constructor(private readonly node: string, private readonly creation: number) {}
@@ -122,19 +124,37 @@ export class ProcessTable {
 
   // ---- global names (the host's replica) ------------------------------------------------------
 
-  setGlobal(name: string, pid: Pid | null): void {
-    if (pid) this.globals.set(name, pid); else this.globals.delete(name);
-    const local = pid === null ? undefined : this.procs.get(pid);
-    if (local) local.globalName = name;
+  /** The host's word on global names, in one batch (a name with `null` is free). */
+  setGlobals(entries: [string, Pid | null][]): void {
+    for (const [name, pid] of entries) {
+      if (pid) this.globals.set(name, pid); else this.globals.delete(name);
+      const local = pid === null ? undefined : this.procs.get(pid);
+      if (local) {
+        local.globalName = name;
+        this.claimed.add(name);
+      } else {
+        this.claimed.delete(name);
+      }
+    }
   }
 
   global(name: string): Pid | undefined { return this.globals.get(name); }
 
-  /** Registers `proc` globally in the replica (the host hears of it by an event). */
-  claimGlobal(name: string, proc: Process): void {
-    if (typeof name !== 'string' || !name) throw new BadArgument(`bad global name ${JSON.stringify(name)}`);
+  /**
+   * Registers `proc` globally in the replica (the host hears of it by an event, and may still
+   * refuse it). One name per process, at most `max` held by this node's processes at once.
+   */
+  claimGlobal(name: string, proc: Process, max: number): void {
+    if (typeof name !== 'string' || !name || name.length > 255) throw new BadArgument(`bad global name ${JSON.stringify(name)}`);
     if (this.globals.has(name)) throw new NameTaken(`the global name '${name}' is already registered`, { name });
+    if (proc.globalName !== null && this.globals.get(proc.globalName) === proc.pid) {
+      throw new BadArgument(`process ${proc.pid} is already registered globally as '${proc.globalName}'`);
+    }
+    if (this.claimed.size >= max) {
+      throw new Refused(`node '${this.node}' already holds ${this.claimed.size} global names, its limit`, { limit: max, name });
+    }
     this.globals.set(name, proc.pid);
+    this.claimed.add(name);
     proc.globalName = name;
   }
 
@@ -142,6 +162,7 @@ export class ProcessTable {
   releaseGlobal(proc: Process): boolean {
     if (proc.globalName === null || this.globals.get(proc.globalName) !== proc.pid) return false;
     this.globals.delete(proc.globalName);
+    this.claimed.delete(proc.globalName);
     return true;
   }
 }

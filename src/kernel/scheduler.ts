@@ -41,6 +41,11 @@ export class Scheduler {
   /** When the running slice should yield. */
   private sliceDeadline = 0;
   private current: Process | null = null;
+  /**
+   * The process `step` is running, also while the kernel acts on what its step did (ending it,
+   * matching its mailbox): a cut there must still end it. `current` is null at those moments.
+   */
+  private stepping: Process | null = null;
   private scheduled = false;
   /** True while a slice runs: it flushes the outbox when it ends. */
   private inSlice = false;
@@ -157,6 +162,12 @@ export class Scheduler {
    * drains its backlog in one go instead of one message per trip through the run queue.
    */
   private step(proc: Process): void {
+    this.stepping = proc;
+    this.runSteps(proc);
+    this.stepping = null;
+  }
+
+  private runSteps(proc: Process): void {
     proc.status = 'running';
     this.budget = REDUCTIONS;
     let result: unknown;
@@ -359,10 +370,16 @@ export class Scheduler {
     }
   }
 
+  /**
+   * Each batch leaves the outbox before it is handed over: if the CPU limit cuts the flush, the
+   * batches already handed over are not sent again by the next one (at most once, never twice).
+   */
   private flush(): void {
-    if (!this.outbox.size) return;
-    for (const [node, batch] of this.outbox) this.platform.outbound(node, batch);
-    this.outbox.clear();
+    while (this.outbox.size) {
+      const [node, batch] = this.outbox.entries().next().value as [string, Envelope[]];
+      this.outbox.delete(node);
+      this.platform.outbound(node, batch);
+    }
   }
 
   /** After work that did not come through a slice, make sure timers and batches move. */
@@ -375,13 +392,19 @@ export class Scheduler {
 
   // ---- recovery -------------------------------------------------------------------------------
 
-  /** A step was stopped from outside: forget the slice; returns the process that was running. */
-  abandonSlice(): Process | null {
-    const culprit = this.current;
+  /**
+   * A step was stopped from outside: forget the slice. Returns the process whose code was running
+   * (a guard runs as its receiver), and the process whose step the kernel was in, if another:
+   * its step did not finish either, so it cannot go on.
+   */
+  abandonSlice(): { culprit: Process | null; cut: Process | null } {
+    const culprit = this.current ?? this.stepping;
+    const cut = this.stepping !== culprit ? this.stepping : null;
     this.current = null;
+    this.stepping = null;
     this.inSlice = false;
     this.scheduled = false;
-    return culprit;
+    return { culprit, cut };
   }
 
   /** After an abandoned slice: flush, queue the next slice if work waits, re-arm the timer. */

@@ -18,6 +18,8 @@ import { Sig, type Envelope } from './signals.js';
 import type { SysOps } from './sys.js';
 import type { Dest } from './types.js';
 import { assertCloneable, estimateSize, isQuietReason, safeString } from './values.js';
+import { copyableReason } from './reasons.js';
+import { Denials } from './denials.js';
 
 export class Signalling {
   private readonly queue = new RingQueue<Envelope>();
@@ -30,6 +32,9 @@ export class Signalling {
   private relocation!: Relocation;
   private codeOps!: CodeOps;
   private sys!: SysOps;
+  /** Processes whose ending is being reported, with their copyable reason (see `terminate`). */
+  private readonly endings = new Map<Process, unknown>();
+  private readonly denials: Denials;
 
   constructor(
     private readonly node: string,
@@ -41,6 +46,7 @@ export class Signalling {
   ) {
     this.maxMessageBytes = limits.maxMessageBytes;
     this.mailboxLimit = limits.mailbox;
+    this.denials = new Denials(node, platform);
   }
 
   connect(relocation: Relocation, codeOps: CodeOps, sys: SysOps): void {
@@ -101,17 +107,35 @@ export class Signalling {
   /** A process may only address nodes its capabilities name (its own node and the host always). */
   checkReach(node: string, what: string): void {
     if (node === this.node || node === 'host' || allows(this.capabilities.sendTo, node)) return;
-    this.platform.emit({ type: 'capability_denied', node: this.node, pid: this.scheduler.running()?.pid, what: `${what} node '${node}'` });
+    this.deny(this.scheduler.running()?.pid, `${what} node '${node}'`);
     throw new NotAllowed(`node '${this.node}' may not ${what} node '${node}'`, { node });
   }
 
-  /** A message for another node: cloneable, and within the size limit. */
+  /** Reports a refusal to the host (`capability_denied`), bounded per second. */
+  deny(pid: Pid | undefined, what: string): void { this.denials.report(pid, what); }
+
+  /** A message for another node: cloneable, within the size limit, and no confused deputy's call. */
   checkMessage(message: unknown): void {
     assertCloneable(message);
+    this.checkCall(message);
     const max = this.maxMessageBytes;
     if (max !== undefined && estimateSize(message, max) > max) {
       throw new TooLarge(`message is larger than this node's limit of ${max} bytes`, { limit: max });
     }
+  }
+
+  /**
+   * A message of the call shape (`{ $call, from }`) tells its receiver where to reply. A node may
+   * only name as the caller a process it may address itself: otherwise a peer it may talk to
+   * would answer, on its behalf, a node it may not reach (a confused deputy). `server.call`
+   * stamps `from` with the caller's own pid; a raw message claiming another is checked here.
+   */
+  private checkCall(message: unknown): void {
+    if (typeof message !== 'object' || message === null || !('$call' in message)) return;
+    const from = (message as { from?: unknown }).from;
+    const pid = typeof from === 'object' && from !== null ? (from as { pid?: unknown }).pid : undefined;
+    if (!isPid(pid)) throw new BadArgument(`a call's from.pid must be a pid, got ${safeString(pid)}`);
+    this.checkReach(nodeOf(pid), 'have replies sent to');
   }
 
   private deliverLocal(proc: Process, message: unknown): void {
@@ -267,14 +291,21 @@ export class Signalling {
 
   // ---- endings --------------------------------------------------------------------------------
 
-  /** Ends a process: links get exit signals, watchers get DOWN, names and timers are freed. */
+  /**
+   * Ends a process: links get exit signals, watchers get DOWN, names and timers are freed. The
+   * reason is made copyable first (module code, a getter in it, runs only then, before anything
+   * changes); then every signal is queued before any is applied, so a step cut by the CPU limit
+   * in the middle loses none of them: `finishEndings` completes an ending that was cut.
+   */
   terminate(proc: Process, reason: unknown): void {
     if (proc.status === 'exited') return;
     if (proc === this.scheduler.running()) {
       proc.pendingExit ??= { reason };
       return;
     }
+    const told = typeof reason === 'object' || typeof reason === 'symbol' || typeof reason === 'function' ? copyableReason(reason) : reason;
     proc.status = 'exited';
+    this.endings.set(proc, told);
     this.table.remove(proc);
     this.scheduler.disarm(proc);
     proc.wait = null;
@@ -284,14 +315,39 @@ export class Signalling {
     this.codeOps.moveTo(proc, null);
     if (proc.behaviour) this.sys.forget(proc);
     if (this.table.releaseGlobal(proc)) this.platform.emit({ type: 'global_unregister', node: this.node, name: proc.globalName!, pid: proc.pid });
-    if (proc.links) for (const pid of proc.links) this.signal([Sig.Exit, pid, proc.pid, reason, 1]);
-    if (proc.watchers) for (const [ref, watcher] of proc.watchers) this.signal([Sig.Down, watcher, proc.pid, ref, reason]);
-    if (proc.monitors) for (const [ref, watched] of proc.monitors) this.signal([Sig.Demonitor, watched, proc.pid, ref]);
+    this.report(proc, told);
+    this.drain();
+  }
+
+  /** Ends being reported when a cut stopped them: after `recover`, every process that ended is told. */
+  finishEndings(): void {
+    for (const [proc, reason] of this.endings) this.report(proc, reason);
+  }
+
+  /** Queues what an ending tells; each link and monitor is forgotten once its signal is queued, so a resumed report does not repeat them. */
+  private report(proc: Process, reason: unknown): void {
+    const links = proc.links;
+    if (links) for (const pid of links) { this.enqueue([Sig.Exit, pid, proc.pid, reason, 1]); links.delete(pid); }
+    const watchers = proc.watchers;
+    if (watchers) for (const [ref, watcher] of watchers) { this.enqueue([Sig.Down, watcher, proc.pid, ref, reason]); watchers.delete(ref); }
+    const monitors = proc.monitors;
+    if (monitors) for (const [ref, watched] of monitors) { this.enqueue([Sig.Demonitor, watched, proc.pid, ref]); monitors.delete(ref); }
     if (proc.cameFrom !== null) {
       this.scheduler.post(proc.cameFrom, [Sig.Gone, proc.pid]);
       this.platform.emit({ type: 'migrated_exit', node: this.node, pid: proc.pid });
     }
     if (!isQuietReason(reason)) this.platform.emit({ type: 'process_exit', node: this.node, pid: proc.pid, initial: proc.initial, reason });
+    this.endings.delete(proc);
+  }
+
+  /** A signal queued (local) or put in the outbox (remote), not applied yet. */
+  private enqueue(envelope: Envelope): void {
+    const to = envelope[1];
+    if (isPid(to)) {
+      const node = nodeOf(to);
+      if (node !== this.node) return this.scheduler.post(node, envelope);
+    }
+    this.queue.push(envelope);
   }
 
   /** Queues `noconnection` exits and DOWNs for links and monitors to processes `gone` says are lost; applied at the next drain. */

@@ -24,6 +24,7 @@ import { capEvent, capText, EventGate } from './event-guard.js';
 import { isPid, nodeOf } from '../kernel/pid.js';
 import { Sig, type Envelope } from '../kernel/signals.js';
 import type { KernelEvent } from '../kernel/types.js';
+import { callRefusal } from './calls.js';
 
 /** Signals that name their sender in the envelope's third field. */
 const OWN_FROM = new Set<number>([Sig.Link, Sig.Unlink, Sig.Exit, Sig.Monitor, Sig.Demonitor, Sig.Down]);
@@ -184,6 +185,8 @@ export class Boundary {
         const request = arg as { from?: unknown } | null;
         if (!request || typeof request !== 'object' || !isPid(request.from) || nodeOf(request.from) !== this.node) return 'a service request for another node';
       }
+      const call = this.movedOut.has(target) ? undefined : callRefusal(arg, this.node, this.capabilities, this.movedIn);
+      if (call) return call;
       const max = this.limits.maxMessageBytes;
       if (max !== undefined && bytes > max) return 'a message over the size limit';
     }
