@@ -4,8 +4,7 @@
  * traffic between nodes does not pass through this thread.
  */
 import { MessageChannel } from 'node:worker_threads';
-import { BadArgument, NameTaken, NoProcess, NodeDown, NotAllowed, Refused, UnknownFunction, UnknownNode, fromWire, toWire, type WireError } from '../errors.js';
-import { allows, KIND_DEFAULTS, type HostCallLimit } from '../kernel/capabilities.js';
+import { BadArgument, NameTaken, NoProcess, NodeDown, Refused, UnknownNode, fromWire } from '../errors.js';
 import { Migrations, type BulkMigration, type MigrateOptions, type MigrationResult, type ProcessLocation } from './migration.js';
 import type { PurgeReport } from '../kernel/types.js';
 import type { UpgradePlan } from './upgrade-plan.js';
@@ -19,7 +18,7 @@ import type { NodeContext, NodeSupervision } from './node-supervision.js';
 import { Router } from './router.js';
 import { Caller } from './caller.js';
 import { GlobalRegistry } from './globals.js';
-import { describeLimit, ServiceGate } from './service-gate.js';
+import { HostServices, type HostFunction, type ServiceSystem } from './host-services.js';
 import { ProcessRef } from './process-ref.js';
 import { instrument } from './telemetry.js';
 import { checkIsolateSupport } from './isolate-support.js';
@@ -45,14 +44,14 @@ export interface SystemOptions {
   cluster?: ClusterOptions;
 }
 
-export type HostFunction = (...args: never[]) => unknown;
+export type { HostFunction } from './host-services.js';
 
 export class System {
   private readonly events = new Events();
   /** Diagnostics channels and OpenTelemetry counters (src/host/telemetry.ts): no cost without listeners or an SDK. */
   private readonly telemetry = instrument((listener) => this.events.on('*', listener), () => this.nodes());
-  private readonly router = new Router(this.events, (request) => this.serve(request), (pid) => this.migrations.locate(pid).node);
-  private hostFunctions: Record<string, HostFunction> = {};
+  private readonly router = new Router(this.events, (request) => this.services.serve(request), (pid) => this.migrations.locate(pid).node);
+  private services = new HostServices(this.serviceSystem(), {});
   private readonly migrations = new Migrations((name) => this.node(name), this.events);
   private readonly handles = new Map<string, NodeHandle>();
   // Made on first use: in a cluster the host's mailbox pids name this host, set when it joins.
@@ -67,8 +66,6 @@ export class System {
   /** Nodes whose threads are up and can take peer ports. */
   private readonly attached = new Set<NodeSupervision>();
   private readonly globals = new GlobalRegistry(() => this.attached);
-  private readonly serviceGate = new ServiceGate((node, what) => this.events.emit({ type: 'capability_denied', node, what }));
-  private readonly refusals = new Map<string, { inFlight?: WireError; perSecond?: WireError }>();
   private stopped = false;
   private releaseKeeper: Releases | undefined;
 
@@ -76,7 +73,7 @@ export class System {
 
   static async start(options: SystemOptions = {}): Promise<System> {
     const system = new System();
-    system.hostFunctions = { ...options.hostFunctions };
+    system.services = new HostServices(system.serviceSystem(), { ...options.hostFunctions });
     if (options.releases) {
       system.releaseKeeper = await Releases.open(options.releases, system.events);
       system.events.on('node_down', () => system.releaseKeeper?.nodeCrashed());
@@ -187,67 +184,6 @@ export class System {
   }
 
   /**
-   * The host's service process: spawns on other nodes and host function calls asked for by
-   * processes. The asking node's capabilities are checked again here, on the trusted side.
-   */
-  private serve(raw: unknown): void {
-    const request = raw as { $service?: string; ref?: string; from?: Pid; node?: string; module?: string; fn?: string; name?: string; args?: unknown[] };
-    if (!request || typeof request !== 'object' || !isPid(request.from) || typeof request.ref !== 'string') return;
-    const from = request.from;
-    const origin = this.handles.get(nodeOf(from));
-    const reply = (body: { ok: unknown } | { error: WireError }): void => {
-      try {
-        this.send(from, { $serviceReply: request.ref, ...body });
-      } catch (error) {
-        this.send(from, { $serviceReply: request.ref, error: toWire(error) });
-      }
-    };
-    if (!origin) return reply({ error: toWire(new UnknownNode(`no node named '${nodeOf(from)}'`)) });
-    // Bounded per node before anything runs, synchronously: a flood is refused here and costs the
-    // host one small answer per request; the host goes on.
-    // Both fields are there: checkLimits filled in the kind's defaults.
-    const limit = (origin.limits.hostCalls ?? KIND_DEFAULTS[origin.kind].limits.hostCalls) as HostCallLimit;
-    const over = this.serviceGate.admit(origin.name, limit);
-    // A flood is cut: dropped unanswered for a second (its callers time out), the host goes on.
-    if (over === 'flood') return;
-    if (over !== undefined) return reply({ error: this.refusal(origin, over, limit) });
-    this.runService(origin, from, request).then((ok) => reply({ ok }), (error: unknown) => reply({ error: toWire(error) }))
-      .finally(() => this.serviceGate.done(origin.name));
-  }
-
-  /** The answer to a call over a node's limits: made once per node and bound, so a flood costs no new error each. */
-  private refusal(node: NodeHandle, over: 'inFlight' | 'perSecond', limit: HostCallLimit): WireError {
-    let cached = this.refusals.get(node.name);
-    if (!cached) this.refusals.set(node.name, (cached = {}));
-    return (cached[over] ??= toWire(new Refused(`node '${node.name}' has ${describeLimit(over, limit)}`, { node: node.name, reason: 'host_call_limit', limit: over })));
-  }
-
-  /** One admitted service request; the asking node's capabilities are checked again here. */
-  private async runService(origin: NodeHandle, from: Pid, request: { $service?: string; node?: string; module?: string; fn?: string; name?: string; args?: unknown[] }): Promise<unknown> {
-    const args = Array.isArray(request.args) ? request.args : [];
-    if (request.$service === 'spawn') {
-      const target = String(request.node);
-      const granted = origin.capabilities.spawnRemote;
-      if (granted === false || (Array.isArray(granted) && !granted.includes(target))) {
-        this.events.emit({ type: 'capability_denied', node: origin.name, pid: from, what: `spawn on node '${target}'` });
-        throw new NotAllowed(`node '${origin.name}' may not spawn on node '${target}'`, { node: target });
-      }
-      return await this.node(target).spawn(String(request.module), String(request.fn), args);
-    }
-    if (request.$service === 'host') {
-      const name = String(request.name);
-      if (!allows(origin.capabilities.services.functions, name)) {
-        this.events.emit({ type: 'capability_denied', node: origin.name, pid: from, what: `host function '${name}'` });
-        throw new NotAllowed(`node '${origin.name}' may not call host function '${name}'`, { name });
-      }
-      const fn = Object.prototype.hasOwnProperty.call(this.hostFunctions, name) ? this.hostFunctions[name] : undefined;
-      if (!fn) throw new UnknownFunction(`the host has no function '${name}'`, { function: name });
-      return await (fn as (...a: unknown[]) => unknown)(...args);
-    }
-    throw new BadArgument(`unknown service ${JSON.stringify(request.$service)}`);
-  }
-
-  /**
    * Moves a live process to another node. It is suspended at a safe point (waiting for a message)
    * with its state and pending messages; the target's code converts its state (`codeChange`
    * when the vsns differ) and runs it under the same pid. Messages sent meanwhile arrive after
@@ -354,6 +290,10 @@ export class System {
     this.router.close();
     // Every change journaled so far is durable before stop resolves; the store's lock is released.
     await this.releaseKeeper?.close();
+  }
+
+  private serviceSystem(): ServiceSystem {
+    return { events: this.events, local: (name) => this.handles.get(name), node: (name) => this.node(name), send: (dest, message) => this.send(dest, message) };
   }
 
   /** What a call from the host monitors, and on which node: a pid (wherever it moved), or a registered name. */
