@@ -19,8 +19,9 @@ import { codeBench } from './code.js';
 import { isolateBench } from './isolate.js';
 import { migrationBench } from './migration.js';
 import { clusterBench } from './cluster.js';
+import { callsBench } from './calls.js';
 
-const BENCHMARKS: Benchmark[] = [intraNode, crossNode, spawnMemory, nodeStart, codeBench, isolateBench, migrationBench, clusterBench];
+const BENCHMARKS: Benchmark[] = [callsBench, intraNode, crossNode, spawnMemory, nodeStart, codeBench, isolateBench, migrationBench, clusterBench];
 
 interface Args { names: string[]; reps: number; scale: number; out?: string; help: boolean }
 
