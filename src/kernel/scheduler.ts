@@ -306,33 +306,43 @@ export class Scheduler {
   }
 
   private armTimeout(proc: Process, ms: number): TimerEntry {
-    const receive = proc.wait;
     proc.deadline = this.platform.now() + ms;
-    const entry = this.timers.add(proc.deadline, () => {
-      if (proc.wait !== receive || proc.status !== 'waiting') return;
-      proc.wait = null;
-      proc.timer = null;
-      proc.deadline = Infinity;
-      this.wake(proc, receive!.after!.handler as (m: unknown) => unknown, undefined);
-    });
+    const entry = this.timers.add(proc.deadline, this.receiveTimedOut, proc, proc.wait);
     this.rearm();
     return entry;
   }
 
+  /** A receive timeout is due (no closure per armed timeout: the entry names the process and its receive). */
+  private readonly receiveTimedOut = (entry: TimerEntry): void => {
+    const proc = entry.owner as Process;
+    const receive = entry.data as Receive;
+    if (proc.wait !== receive || proc.status !== 'waiting') return;
+    proc.wait = null;
+    proc.timer = null;
+    proc.deadline = Infinity;
+    this.wake(proc, receive.after!.handler as (m: unknown) => unknown, undefined);
+  };
+
+  /**
+   * The platform timer follows the earliest deadline only when that moves earlier: a request/reply
+   * arms a later deadline and cancels it on every call, and re-arming a Node timer each time was a
+   * large part of a call. A timer that fires early finds nothing due and re-arms for what is left.
+   */
   private rearm(): void {
     const next = this.timers.peek();
-    if (next === this.timerDeadline) return;
-    if (this.timerHandle !== null) this.platform.clearTimer(this.timerHandle);
-    this.timerHandle = null;
-    this.timerDeadline = next ?? Infinity;
     if (next === undefined) return;
+    if (this.timerHandle !== null) {
+      if (next >= this.timerDeadline) return;
+      this.platform.clearTimer(this.timerHandle);
+    }
+    this.timerDeadline = next;
     this.timerHandle = this.platform.setTimer(Math.max(0, next - this.platform.now()), this.fireTimers);
   }
 
   private readonly fireTimers = (): void => {
     this.timerHandle = null;
     this.timerDeadline = Infinity;
-    for (const entry of this.timers.due(this.platform.now())) entry.fire();
+    for (const entry of this.timers.due(this.platform.now())) entry.fire(entry);
     this.rearm();
   };
 

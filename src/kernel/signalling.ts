@@ -138,6 +138,9 @@ export class Signalling {
     this.drain();
   }
 
+  /** Nothing queued or being applied: a local signal may be applied directly, in order. */
+  idle(): boolean { return !this.applying && this.queue.length === 0; }
+
   /** Applies every queued envelope (unless already applying: the outer drain gets to them). */
   drain(): void {
     if (this.applying) return;
