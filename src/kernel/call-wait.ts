@@ -9,6 +9,10 @@ import { After, Receive, type Handler } from './directives.js';
 import { ExitNow } from './scheduler.js';
 import type { Dest } from './types.js';
 
+/** Only `ms` of a call's After is read: the step on timeout comes from `timeoutStep()`, made when needed. */
+const NO_HANDLER = (): unknown => undefined;
+const DEFAULT_AFTER = new After(5_000, NO_HANDLER);
+
 export interface CallHost { endCall(wait: CallWait): void }
 
 export class CallWait extends Receive {
@@ -24,7 +28,7 @@ export class CallWait extends Receive {
     private readonly timeout: number,
     private readonly onTimeout: (() => unknown) | undefined,
   ) {
-    super(version, null, null, timeout === Infinity ? null : new After(timeout, () => this.timedOut()));
+    super(version, null, null, timeout === Infinity ? null : timeout === 5_000 ? DEFAULT_AFTER : new After(timeout, NO_HANDLER));
   }
 
   override select(message: unknown): Handler | undefined {
@@ -38,6 +42,8 @@ export class CallWait extends Receive {
     }
     return undefined;
   }
+
+  override timeoutStep(): Handler { return () => this.timedOut(); }
 
   private replied(message: unknown): unknown {
     this.host.endCall(this);

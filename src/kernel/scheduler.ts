@@ -217,7 +217,7 @@ export class Scheduler {
       }
       const after = result.after;
       if (after && after.ms === 0) {
-        proc.stepFn = after.handler as (...args: unknown[]) => unknown;
+        proc.stepFn = result.timeoutStep() as (...args: unknown[]) => unknown;
         proc.stepArg = undefined;
         return true;
       }
@@ -281,7 +281,7 @@ export class Scheduler {
       if (remaining <= 0) {
         proc.wait = null;
         proc.deadline = Infinity;
-        return this.wake(proc, wait.after!.handler as (m: unknown) => unknown, undefined);
+        return this.wake(proc, wait.timeoutStep(), undefined);
       }
       proc.timer = this.armTimeout(proc, remaining);
     }
@@ -320,7 +320,7 @@ export class Scheduler {
     proc.wait = null;
     proc.timer = null;
     proc.deadline = Infinity;
-    this.wake(proc, receive.after!.handler as (m: unknown) => unknown, undefined);
+    this.wake(proc, receive.timeoutStep(), undefined);
   };
 
   /**
