@@ -375,6 +375,16 @@ export class Scheduler {
     this.outbox.clear();
   }
 
+  /**
+   * Signals from another node just woke processes: run them now, in this macrotask, instead of
+   * waiting for the next one (a cross-node round trip paid a `setImmediate` per hop). Only from
+   * outside any slice or step; the slice is bounded by `sliceMs` as always, and flushes its outbox.
+   */
+  runInbound(): void {
+    if (this.inSlice || this.current !== null || !this.runQueue.length) return this.afterExternalWork();
+    this.runSlice();
+  }
+
   /** After work that did not come through a slice, make sure timers and batches move. */
   afterExternalWork(): void {
     if (this.outbox.size && !this.scheduled) {
