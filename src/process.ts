@@ -105,3 +105,35 @@ export const statem: {
   call<R>(dest: Dest, request: unknown, then: (reply: R) => unknown, options?: CallOptions): Step;
   cast(dest: Dest, message: unknown): true;
 } = { start: outside('statem.start'), call: outside('statem.call'), cast: outside('statem.cast') } as never;
+
+export type { ChildSpec, ChildStart, ChildInfo, ChildCounts, SupSpec, SupFlags, Strategy, RestartType, Shutdown } from './kernel/supervisor-spec.js';
+import type { ChildSpec, ChildInfo, ChildCounts } from './kernel/supervisor-spec.js';
+
+/** A supervisor call's answer: OTP's `{ok, Pid}` / `{error, Reason}`. */
+export type SupReply<T = Pid | null> = { ok: T } | { error: unknown };
+interface SupCallOptions { timeout?: number }
+
+/**
+ * The `supervisor` behaviour (OTP's supervisor). The callback module exports `init(...args)`
+ * returning `{ strategy?, intensity?, period?, children: ChildSpec[] }` or `'ignore'`; a code
+ * change runs the new version's `init` again and updates the specs. The calls are steps (like
+ * `server.call`): they continue with `then(reply)`, with no timeout unless given one (as OTP's).
+ */
+export const supervisor: {
+  /** Starts a supervisor (not linked); undefined if its init returned 'ignore'. Its children start before this returns. */
+  start(module: string | object, args?: unknown[], options?: SpawnOptions): Pid | undefined;
+  /** Starts a supervisor linked to the calling process, its parent: an EXIT from it ends the tree. */
+  startLink(module: string | object, args?: unknown[], options?: SpawnOptions): Pid | undefined;
+  /** A child spec (or, for simple_one_for_one, the extra arguments) → `{ ok: pid }` or `{ error }`. */
+  startChild(sup: Dest, specOrArgs: ChildSpec | unknown[], then: (reply: SupReply) => unknown, options?: SupCallOptions): Step;
+  restartChild(sup: Dest, id: string, then: (reply: SupReply) => unknown, options?: SupCallOptions): Step;
+  /** By id, or by pid for simple_one_for_one → `{ ok: true }` or `{ error: 'not_found' | 'simple_one_for_one' }`. */
+  terminateChild(sup: Dest, idOrPid: string, then: (reply: SupReply<true>) => unknown, options?: SupCallOptions): Step;
+  deleteChild(sup: Dest, id: string, then: (reply: SupReply<true>) => unknown, options?: SupCallOptions): Step;
+  whichChildren(sup: Dest, then: (children: ChildInfo[]) => unknown, options?: SupCallOptions): Step;
+  countChildren(sup: Dest, then: (counts: ChildCounts) => unknown, options?: SupCallOptions): Step;
+} = {
+  start: outside('supervisor.start'), startLink: outside('supervisor.startLink'), startChild: outside('supervisor.startChild'),
+  restartChild: outside('supervisor.restartChild'), terminateChild: outside('supervisor.terminateChild'), deleteChild: outside('supervisor.deleteChild'),
+  whichChildren: outside('supervisor.whichChildren'), countChildren: outside('supervisor.countChildren'),
+} as never;

@@ -8,6 +8,7 @@ import { CliError, ConfigError, RemoteError, UsageError } from './errors.js';
 import { CODE_COMMANDS } from './verbs-code.js';
 import { PROCESS_COMMANDS } from './verbs-process.js';
 import { SYSTEM_COMMANDS } from './verbs-system.js';
+import { RELEASE_COMMANDS } from './verbs-releases.js';
 
 export { parseArgs, ProgressLine, readPlan, takeGlobalFlags, type Command, type Context, type Parsed } from './command.js';
 
@@ -40,6 +41,7 @@ One run per system: a second run of the same config directory, or on the same so
   },
   ...SYSTEM_COMMANDS.filter((c) => c.name !== 'stop'),
   ...CODE_COMMANDS,
+  ...RELEASE_COMMANDS,
   ...PROCESS_COMMANDS,
   ...SYSTEM_COMMANDS.filter((c) => c.name === 'stop'),
   { name: 'help', args: [{ name: 'COMMAND', kind: 'command', optional: true }], summary: 'help for all commands, or one' },

@@ -30,7 +30,9 @@ import { resolvePath, type CodeSource, type PathSource } from '../host/source.js
 export type CodeShorthand = 'erlang' | 'erlang-kill' | 'forever' | { stack: number; purge?: PurgeMode } | CodePolicy;
 
 export interface StartConfig {
-  module: string;
+  /** Or `{ supervisor: module, args?, name? }`: a supervision tree. */
+  module?: string;
+  supervisor?: string;
   /** The function to spawn; not used with `server: true` (the module's `init(...args)` runs). */
   fn?: string;
   args?: unknown[];
@@ -74,6 +76,8 @@ export interface RunConfig {
     /** Write `.subnode.sock` (the socket's path) next to the config, for clients to find it (default true). */
     pointer?: boolean;
   };
+  /** The release store (default: `.subnode/CONFIG.releases` beside the config); `false` keeps none. */
+  releases?: false | { dir?: string; trial?: boolean; permanentAfterMs?: number };
 }
 
 export interface ServerStart { module: string; args: unknown[]; name?: string }
@@ -86,6 +90,8 @@ export interface LoadedConfig {
   servers: Map<string, ServerStart[]>;
   socket?: string;
   pointer: boolean;
+  /** The release store the system keeps, if any. */
+  releases?: { store: string; trial?: boolean; permanentAfterMs?: number };
 }
 
 const PRESETS: Record<string, NodePolicy> = { sandboxed, trusted, 'legacy-pinned': legacyPinned };
@@ -174,6 +180,12 @@ export function checkConfig(raw: unknown, file: string): LoadedConfig {
   const control = isObject(raw.control) ? (raw.control as NonNullable<RunConfig['control']>) : {};
   if (typeof control.socket === 'string') result.socket = resolve(dir, control.socket);
   if (typeof control.pointer === 'boolean') result.pointer = control.pointer;
+  const releases = (raw as { releases?: RunConfig['releases'] }).releases;
+  if (releases !== false) {
+    const r = isObject(releases) ? (releases as Exclude<RunConfig['releases'], false | undefined>) : {};
+    // One store per system: beside the config, named after it (two configs in one folder are two systems).
+    result.releases = { store: resolve(dir, r.dir ?? join('.subnode', `${basename(file)}.releases`)), trial: r.trial, permanentAfterMs: r.permanentAfterMs };
+  }
   if (problems.length) throw new ConfigError(file, problems);
   return result;
 }
@@ -230,7 +242,8 @@ function checkNode(raw: NodeConfig, at: string, dir: string, problems: string[],
       if (!isObject(entry)) continue;
       const { module, fn, args, name } = entry;
       const named = typeof name === 'string' ? { name } : {};
-      if (entry.server === true) started.push({ module: String(module), args: Array.isArray(args) ? args : [], ...named });
+      if (typeof entry.supervisor === 'string') spawns.push({ supervisor: entry.supervisor, args: Array.isArray(args) ? args : [], ...named });
+      else if (entry.server === true) started.push({ module: String(module), args: Array.isArray(args) ? args : [], ...named });
       else spawns.push({ module: String(module), fn: String(fn), args: Array.isArray(args) ? args : [], ...named });
     }
     if (spawns.length) spec.start = spawns;

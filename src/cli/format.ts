@@ -91,6 +91,11 @@ export function describeEvent(e: SystemEvent): { node: string; text: string } {
     case 'global_register': return { node, text: `${e.pid} registered globally as '${e.name}'` };
     case 'process_migrated': return { node, text: `${e.pid} migrated here from ${e.from} (move ${e.moves})` };
     case 'global_unregister': return { node, text: `global name '${e.name}' (${e.pid}) released` };
+    case 'node_unresponsive': return { node, text: `node UNRESPONSIVE: its code ran ${e.ms} ms without returning; ending it (creation ${e.creation})` };
+    case 'release_recorded': return { node: 'host', text: `release ${e.release} recorded (${e.steps} step${e.steps === 1 ? '' : 's'}${e.trial ? ', trial' : ''})` };
+    case 'release_permanent': return { node: 'host', text: `release ${e.release} is permanent` };
+    case 'release_reverted': return { node: 'host', text: `started on trial release ${e.from}: booted the last permanent release, ${e.to}` };
+    case 'release_lost': return { node: 'host', text: `release journal: record ${e.seq} lost (${e.reason}${e.detail ? `: ${e.detail}` : ''})` };
     default: return { node, text: inline(e) };
   }
 }

@@ -195,6 +195,21 @@ export function makeHandlers(s: ServerState): Handlers {
       return { events, following: follow };
     },
 
+    releases: () => system.releases.list(),
+
+    rollback: async ({ release }, call) => {
+      const off = system.on('upgrade_node', (event) => call.progress({ node: event.node, phase: event.phase, done: 0, total: 0 }));
+      try {
+        const report = await system.rollback(release);
+        s.say(`control: rollback to release ${release}: ${report.nodes.map((n) => `${n.node} ${n.status}`).join(', ') || 'nothing differed'}`);
+        return report;
+      } finally {
+        off();
+      }
+    },
+
+    'make-permanent': async ({ release }) => ({ release: await system.releases.makePermanent(release) }),
+
     stop: () => {
       setImmediate(() => s.stop());
       return { stopping: true as const, pid: process.pid };

@@ -1,7 +1,8 @@
 /**
  * `subnode run CONFIG`: starts the system a config describes, logs its events one per line, and
  * serves the control socket (control.ts) until SIGINT / SIGTERM / SIGHUP, `subnode stop`, or the
- * death of the launcher that relaunched it; then stops every node, removes the socket, its
+ * death of the launcher that relaunched it; then stops every node in order (each node's trees from
+ * the top, servers' terminate callbacks run, bounded by a deadline), removes the socket, its
  * pointer file and its locks, and resolves with the exit code (0, or 1 if stopping failed).
  */
 import { readFileSync, unlinkSync, writeFileSync } from 'node:fs';
@@ -21,7 +22,12 @@ export interface RunOptions {
   socket?: string;
   json?: boolean;
   out?: (line: string) => void;
+  /** How long an orderly stop (SIGTERM, SIGINT, `subnode stop`) may take before the rest is killed. */
+  shutdownTimeoutMs?: number;
 }
+
+/** The default bound of an orderly stop; a second signal stops at once. */
+const SHUTDOWN_TIMEOUT_MS = 10_000;
 
 const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
 
@@ -66,7 +72,7 @@ async function serve(config: LoadedConfig, socketPath: string, options: RunOptio
   const say = (text: string, extra: Record<string, unknown> = {}): void =>
     out(options.json ? JSON.stringify({ at: new Date().toISOString(), subnode: text, ...extra }) : `${new Date().toISOString()}  ${'subnode'.padEnd(nodeWidth)}  ${text}`);
 
-  const system = await System.start({});
+  const system = await System.start({ releases: config.releases });
   const control = new ControlServer(system, config, socketPath, log, say);
   try {
     await Promise.all(config.nodes.map(async (spec, i) => {
@@ -77,6 +83,8 @@ async function serve(config: LoadedConfig, socketPath: string, options: RunOptio
         throw startFailure(config, i, error);
       }
     }));
+    // The first boot's releases are journaled before the system says it has started.
+    if (config.releases) await system.releases.flushed();
     await control.listen();
   } catch (error) {
     await system.stop();
@@ -99,12 +107,18 @@ async function serve(config: LoadedConfig, socketPath: string, options: RunOptio
   return new Promise<number>((done) => {
     let stopping = false;
     const shutdown = async (why: string): Promise<void> => {
-      if (stopping) return;
+      if (stopping) {
+        // A second request while the orderly stop runs: end everything now.
+        say(`stopping at once (${why})`);
+        void system.stop().catch(() => {});
+        return;
+      }
       stopping = true;
+      const timeoutMs = options.shutdownTimeoutMs ?? SHUTDOWN_TIMEOUT_MS;
       say(`stopping (${why})`);
       await control.close();
       let code = 0;
-      try { await system.stop(); } catch (error) { say(`stop: ${(error as Error).message}`); code = 1; }
+      try { await system.stop({ graceful: true, timeoutMs }); } catch (error) { say(`stop: ${(error as Error).message}`); code = 1; }
       try { unlinkSync(socketPath); } catch { /* already gone */ }
       if (pointer) {
         try { if (readFileSync(pointer, 'utf8').trim() === socketPath) unlinkSync(pointer); } catch { /* gone or replaced */ }

@@ -13,6 +13,9 @@ import { checkPolicy, type CodePolicy, type PurgeMode } from '../kernel/policy.j
 import type { NodeUpgradeReport, UpgradeStep } from '../kernel/upgrade.js';
 import { allows, checkCapabilities, checkLimits, type Capabilities, type Limits } from '../kernel/capabilities.js';
 import type { ControlArgs, ControlOp, ControlReply } from '../wire/node.js';
+import type { ChildCounts, ChildInfo, ChildSpec } from '../kernel/supervisor-spec.js';
+import type { SupRequest } from '../kernel/supervisor.js';
+import type { StopReport } from '../kernel/tasks.js';
 import type { RestartPolicy } from './restart.js';
 import { readSource, type ModuleSource } from './source.js';
 import type { NodeKind } from './node-backend.js';
@@ -22,11 +25,20 @@ import { NodeSupervision, type NodeContext, type NodeStatus } from './node-super
 
 export type { NodeStatus } from './node-supervision.js';
 
-export interface StartSpec {
+export type StartSpec = SpawnStart | SupervisorStart;
+
+export interface SpawnStart {
   module: string;
   fn: string;
   args?: unknown[];
   /** Registered name on the node. */
+  name?: string;
+}
+
+/** A supervision tree: the supervisor's init starts its children (recreated when the node restarts). */
+export interface SupervisorStart {
+  supervisor: string;
+  args?: unknown[];
   name?: string;
 }
 
@@ -101,7 +113,10 @@ export class NodeHandle {
         }
       },
       start: async (call) => {
-        for (const s of spec.start ?? []) await call('spawn', s.module, s.fn, s.args ?? [], { name: s.name });
+        for (const s of spec.start ?? []) {
+          if ('supervisor' in s) await call('startSupervisor', s.supervisor, s.args ?? [], s.name === undefined ? {} : { name: s.name });
+          else await call('spawn', s.module, s.fn, s.args ?? [], { name: s.name });
+        }
       },
     }, this.release, context);
   }
@@ -121,7 +136,7 @@ export class NodeHandle {
    * The report lists hazards found in the source (loops that can never leave this version…).
    * Loads (like every operation) reach the node in the order they were issued.
    */
-  async load(module: string, source: ModuleSource, options: { purge?: PurgeMode } = {}): Promise<LoadReport> {
+  async load(module: string, source: ModuleSource, options: { purge?: PurgeMode; onLoadTimeoutMs?: number } = {}): Promise<LoadReport> {
     const compiled = this.compile(module, source);
     const report = await this.issue('load', compiled.then(({ js }) => [module, js, options]));
     const { js, hazards } = await compiled;
@@ -129,6 +144,21 @@ export class NodeHandle {
     // With a release store, a load has answered once it would survive a restart.
     await this.release.durable();
     return { ...report, warnings: hazards };
+  }
+
+  /**
+   * `code:atomic_load`: compiles every source, then makes all the new versions current at once on
+   * the node, or none (a LoadError, or NotPurged when old code still running would have to go
+   * under a purge mode that keeps it). A module exporting `onLoad` is refused, as OTP refuses
+   * -on_load modules here. The reports come in the order given.
+   */
+  async loadAtomic(sources: Record<string, ModuleSource>, options: { purge?: PurgeMode } = {}): Promise<LoadReport[]> {
+    const names = Object.keys(sources ?? {});
+    const compiled = Promise.all(names.map((module) => this.compile(module, sources[module]!)));
+    const reports = await this.issue('loadAtomic', compiled.then((all) => [Object.fromEntries(all.map((c, i) => [names[i]!, c.js])), options]));
+    const all = await compiled;
+    names.forEach((module, i) => this.release.loaded(module, all[i]!.js, reports[i]!));
+    return reports.map((r, i) => ({ ...r, warnings: all[i]!.hazards }));
   }
 
   /** Loads JavaScript already in the kernel's module shape (see `transpile`). @internal */
@@ -200,6 +230,37 @@ export class NodeHandle {
   getState<S = unknown>(pid: Pid): Promise<S> { return this.call('getState', pid) as Promise<S>; }
   replaceState(pid: Pid, state: unknown): Promise<void> { return this.call('replaceState', pid, state); }
 
+  /** Starts a supervisor; its init starts its children. Undefined if init returned 'ignore'. */
+  startSupervisor(module: string, args: unknown[] = [], options: SpawnOptions = {}): Promise<Pid | undefined> {
+    return this.call('startSupervisor', module, args, options);
+  }
+
+  /** A supervisor's children, newest first: `{ id, pid, type, modules }` (pid null when not running). */
+  whichChildren(sup: Pid): Promise<ChildInfo[]> { return this.supCall(sup, { $sup: 'which_children' }) as Promise<ChildInfo[]>; }
+  countChildren(sup: Pid): Promise<ChildCounts> { return this.supCall(sup, { $sup: 'count_children' }) as Promise<ChildCounts>; }
+  /** A child spec (or for simple_one_for_one the extra args) → `{ ok: pid }` or `{ error }`, as OTP's start_child. */
+  startChild(sup: Pid, specOrArgs: ChildSpec | unknown[]): Promise<{ ok: Pid | null } | { error: unknown }> {
+    return this.supCall(sup, { $sup: 'start_child', arg: specOrArgs }) as Promise<{ ok: Pid | null } | { error: unknown }>;
+  }
+  restartChild(sup: Pid, id: string): Promise<{ ok: Pid | null } | { error: unknown }> {
+    return this.supCall(sup, { $sup: 'restart_child', arg: id }) as Promise<{ ok: Pid | null } | { error: unknown }>;
+  }
+  terminateChild(sup: Pid, idOrPid: string): Promise<{ ok: true } | { error: unknown }> {
+    return this.supCall(sup, { $sup: 'terminate_child', arg: idOrPid }) as Promise<{ ok: true } | { error: unknown }>;
+  }
+  deleteChild(sup: Pid, id: string): Promise<{ ok: true } | { error: unknown }> {
+    return this.supCall(sup, { $sup: 'delete_child', arg: id }) as Promise<{ ok: true } | { error: unknown }>;
+  }
+  /** @internal */
+  supCall(sup: Pid, request: SupRequest): Promise<unknown> { return this.call('supervisorCall', sup, request); }
+
+  /**
+   * Stops the node's processes from the top of their trees (the node keeps running): each root,
+   * newest first, gets `shutdown`; supervisors end their children in reverse start order with
+   * their shutdown timeouts; trapping servers run `terminate`. What is left at `timeoutMs` is killed.
+   */
+  orderlyStop(timeoutMs = 5000): Promise<StopReport> { return this.call('orderlyStop', timeoutMs); }
+
   /** @internal the three steps of migration (see src/host/migration.ts). */
   migrateOut(pids: Pid[]): Promise<MigrationOutcome<MigrationSnapshot>[]> {
     return this.call('migrateOut', pids);
@@ -249,8 +310,14 @@ export class NodeHandle {
   restart(): Promise<void> { return this.supervision.restart(); }
   /** Ends this node's thread as a crash would: its restart policy decides what follows. */
   kill(reason?: string): void { this.supervision.kill(reason); }
-  /** Ends this node until `restart`. */
-  stop(): Promise<void> { return this.supervision.stop(); }
+  /**
+   * Ends this node until `restart`. `{ graceful: true }` first stops its processes from the top of
+   * their trees (`orderlyStop`), within `timeoutMs` (default 5000).
+   */
+  async stop(options: { graceful?: boolean; timeoutMs?: number } = {}): Promise<void> {
+    if (options.graceful && this.status === 'running') await this.orderlyStop(options.timeoutMs ?? 5000).catch(() => {});
+    return this.supervision.stop();
+  }
 
   summary(): NodeSummary {
     return { name: this.name, kind: this.kind, status: this.status, creation: this.creation };

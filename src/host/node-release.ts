@@ -39,6 +39,8 @@ export class NodeRelease {
   onChange: (change: ReleaseChange) => void = () => {};
   /** Settles once every change so far is durable (the journal's flush); at once without a journal. */
   durable: () => Promise<void> = () => Promise.resolve();
+  /** Told when a first boot (the spec's modules and policies) is done: the journal records it as one release. */
+  booted: () => void = () => {};
 
   constructor(node: string, policy?: CodePolicy, modulePolicies: Record<string, CodePolicy> = {}) {
     if (policy !== undefined) this.policy = checkPolicy(policy, `node '${node}' code policy`);

@@ -167,7 +167,10 @@ export class NodeSupervision {
     if (forwards.length) await this.callNow('restoreForwards', forwards);
     const first = this.release.empty;
     await this.release.replay(this.callNow);
-    if (first) await setup.firstBoot(this.callNow);
+    if (first) {
+      await setup.firstBoot(this.callNow);
+      this.release.booted();
+    }
     await setup.start(this.callNow);
     this.status = 'running';
   }

@@ -79,8 +79,18 @@ export class Releases {
         release.restore(module, { versions: held, deleted: versions.at(-1)!.state !== 'current' });
       }
     }
-    release.onChange = (change) => this.record(node.name, change);
     release.durable = () => this.flushed();
+    if (saved) {
+      release.onChange = (change) => this.record(node.name, change);
+      return;
+    }
+    // A node the store does not know: its first boot (the spec's policies and modules) is one release.
+    const boot: ReleaseChange[] = [];
+    release.onChange = (change) => boot.push(change);
+    release.booted = () => {
+      release.onChange = (change) => this.record(node.name, change);
+      if (boot.length) this.enqueue(async () => ({ kind: 'plan', label: `start of node ${node.name}`, steps: await Promise.all(boot.map((c) => this.stepOf(node.name, c))) }));
+    };
   }
 
   /** Runs `work` (a plan) with every change it makes journaled as one release. */

@@ -178,12 +178,13 @@ const planSourceError = (issue: { input?: unknown }) => typeof issue.input === '
 // The `subnode run` config.
 
 const startSchema = strict({
-  module: text('a module name'),
+  module: text('a module name').optional(),
+  supervisor: text('a module name').optional().meta({ description: 'Start a supervision tree with this callback module (its init(...args) returns the children); no module, fn or server.' }),
   fn: text('the name of the function to spawn').optional(),
   args: z.array(z.unknown(), { error: 'must be a list of arguments' }).optional(),
   name: text('a name to register').optional(),
   server: bool.optional().meta({ description: 'Start a server with the module as its callback module (its init(...args) runs); no fn.' }),
-}, 'an object { module, fn, args?, name?, server? }');
+}, 'an object { module, fn, args?, name?, server? } or { supervisor, args?, name? }');
 
 const nodeConfigSchema = strict({
   name: z.string({ error: "must be a node name (a letter or _, then letters, digits, _ and -; not 'host')" })
@@ -218,6 +219,12 @@ export const runConfigSchema = strict({
     socket: text('a path').optional().meta({ description: "The control socket's path, relative to the config file." }),
     pointer: bool.optional().meta({ description: 'Write .subnode.sock (the socket path) next to the config (default true).' }),
   }, 'an object { socket?, pointer? }').optional(),
+  releases: z.union([z.literal(false), strict({
+    dir: text('a path').optional().meta({ description: 'The release store directory, relative to the config file (default .subnode/CONFIG.releases).' }),
+    trial: bool.optional().meta({ description: 'New releases are trials until made permanent; a start on a trial boots the last permanent one.' }),
+    permanentAfterMs: z.number().positive().optional().meta({ description: 'With trial: a release that runs this long with no node crash becomes permanent.' }),
+  }, 'an object { dir?, trial?, permanentAfterMs? } or false')], { error: 'must be false or { dir?, trial?, permanentAfterMs? }' }).optional()
+    .meta({ description: 'Where the system journals its releases (every load, plan, policy, purge, delete), so a restart brings it back as it was. false: keep none.' }),
 }, 'an object { nodes: [...] }').meta({ title: 'subnode run config', description: 'The config of `subnode run CONFIG`: the nodes of a system and its control socket.' });
 
 // ---------------------------------------------------------------------------------------------
@@ -274,6 +281,14 @@ export function configReferenceProblems(raw: unknown): string[] {
     node.start.forEach((entry, j) => {
       if (!isObject(entry)) return;
       const at = `nodes[${i}].start[${j}]`;
+      if (entry.supervisor !== undefined) {
+        if (typeof entry.supervisor === 'string' && !modules.includes(entry.supervisor)) {
+          problems.push(`${at}.supervisor: '${entry.supervisor}' is not one of nodes[${i}].modules (${modules.length ? modules.join(', ') : 'none'}); add it there`);
+        }
+        for (const field of ['module', 'fn', 'server']) if (entry[field] !== undefined) problems.push(`${at}.${field}: not used with supervisor (its init(...args) starts the tree); remove it`);
+        return;
+      }
+      if (entry.module === undefined) problems.push(`${at}.module: must be a module name, got nothing`);
       if (typeof entry.module === 'string' && entry.module && !modules.includes(entry.module)) {
         problems.push(`${at}.module: '${entry.module}' is not one of nodes[${i}].modules (${modules.length ? modules.join(', ') : 'none'}); add it there`);
       }

@@ -284,8 +284,21 @@ export class System {
     return this.events.on(type as '*', listener as (event: SystemEvent) => void);
   }
 
-  /** Ends every node and releases every thread, port and timer. */
-  async stop(): Promise<void> {
+  /**
+   * Ends every node and releases every thread, port and timer. With `{ graceful: true }` each
+   * running node first stops its processes from the top of their trees (see `NodeHandle.orderlyStop`)
+   * — servers' `terminate` callbacks run, supervisors end their children in reverse start order —
+   * all within `timeoutMs` (default 5000), after which what is left is killed. Without it: at once.
+   */
+  async stop(options: { graceful?: boolean; timeoutMs?: number } = {}): Promise<void> {
+    if (options.graceful && !this.stopped) {
+      const timeoutMs = options.timeoutMs ?? 5000;
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const deadline = new Promise<void>((resolve) => { timer = setTimeout(resolve, timeoutMs + 1000); });
+      const running = [...this.handles.values()].filter((h) => h.status === 'running');
+      await Promise.race([Promise.all(running.map((h) => h.orderlyStop(timeoutMs).catch(() => undefined))), deadline]);
+      clearTimeout(timer);
+    }
     this.stopped = true;
     this.callerBox?.close(new NodeDown('the system was stopped'));
     await Promise.all([...this.handles.values()].map((h) => h.supervision.shutdown()));

@@ -20,6 +20,7 @@ import { ExitNow, type Scheduler } from './scheduler.js';
 import type { Signalling } from './signalling.js';
 import { Sig, type DownMessage } from './signals.js';
 import type { SysOps } from './sys.js';
+import { supervisorCalls } from './supervisor-api.js';
 import type { Dest, SpawnOptions } from './types.js';
 import { safeString } from './values.js';
 
@@ -143,6 +144,12 @@ export class ProcessApi {
         call: (dest: Dest, request: unknown, then: (reply: unknown) => unknown, options?: CallOptions) => k.callStep(version, dest, request, then, options),
         cast: (dest: Dest, message: unknown) => { signals.send(dest, { $cast: message }); return true; },
         reply: (from: From, value: unknown) => { signals.send(from.pid, { $reply: from.ref, value }); return true; },
+      }),
+      supervisor: Object.freeze({
+        start: (module: unknown, args: unknown[] = [], options: SpawnOptions = {}) => k.sys.startOrIgnore('supervisor', k.moduleName(module), args, options, k.scheduler.running()),
+        startLink: (module: unknown, args: unknown[] = [], options: SpawnOptions = {}) =>
+          k.sys.startOrIgnore('supervisor', k.moduleName(module), args, { ...options, link: true }, k.self('supervisor.startLink')),
+        ...supervisorCalls((dest, request, then, options) => k.callStep(version, dest, request, then, { timeout: Infinity, ...options })),
       }),
       statem: Object.freeze({
         start: (module: unknown, args: unknown[] = [], options: SpawnOptions = {}) => k.sys.start('statem', k.moduleName(module), args, options, k.scheduler.running()),

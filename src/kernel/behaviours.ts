@@ -17,7 +17,7 @@ export interface CallMessage { $call: unknown; from: From }
 export interface CastMessage { $cast: unknown }
 export interface ReplyMessage { $reply: string; value: unknown }
 
-export type BehaviourKind = 'server' | 'statem';
+export type BehaviourKind = 'server' | 'statem' | 'supervisor';
 
 export class Behaviour {
   /** The receive its loop waits in (the kernel builds it once per process). */
@@ -31,6 +31,12 @@ export class Behaviour {
     public stateVsn: unknown,
     /** statem: callback modules under the top one, pushed with `{ push }`. */
     readonly stack: string[] = [],
+    /**
+     * The process that started it linked (a supervisor, or a process with `{ link: true }`), or
+     * null for a top-level one, whose parent is the host. A trapping behaviour that gets an EXIT
+     * from its parent runs `terminate(reason, state)` and exits with that reason, as OTP's do.
+     */
+    public parent: Pid | null = null,
   ) {}
 }
 
@@ -39,6 +45,13 @@ export function isCall(m: unknown): m is CallMessage {
 }
 export function isCast(m: unknown): m is CastMessage {
   return typeof m === 'object' && m !== null && '$cast' in m;
+}
+
+/** An EXIT (so the process traps exits) from the behaviour's parent: the host for a top-level one. */
+export function fromParent(b: Behaviour, m: unknown): m is { type: 'EXIT'; from: Pid; reason: unknown } {
+  if (typeof m !== 'object' || m === null || (m as { type?: unknown }).type !== 'EXIT') return false;
+  const from = (m as { from?: unknown }).from;
+  return typeof from === 'string' && (b.parent !== null ? from === b.parent : from.startsWith('<host.'));
 }
 
 /** A version's `vsn`: its exported `vsn` if any (like Erlang's -vsn), else its version number. */
@@ -82,6 +95,7 @@ function required(version: ModuleVersion, name: string): (...args: unknown[]) =>
 /** Handles one message in a behaviour process. Throws (ends the process) on stop or error. */
 export function dispatch(host: DispatchHost, proc: Process, b: Behaviour, message: unknown): void {
   const version = host.current(b.module);
+  if (fromParent(b, message)) terminate(host, proc, b, version, message.reason);
   if (b.kind === 'server') return dispatchServer(host, proc, b, version, message);
   return dispatchStatem(host, proc, b, version, message);
 }

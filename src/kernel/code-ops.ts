@@ -5,7 +5,7 @@
  * still in a version that must go) are separate axes: see policy.ts. Also keeps the per-version
  * process index exact as processes move between versions (`moveTo`).
  */
-import { BadArgument, NotAllowed, NotPurged, Refused, UnknownModule } from '../errors.js';
+import { BadArgument, LoadError, NotAllowed, NotPurged, Refused, UnknownModule } from '../errors.js';
 import { allows, type Capabilities } from './capabilities.js';
 import type { CodeServer, ModuleRecord, ModuleVersion } from './code-server.js';
 import type { Pid } from './pid.js';
@@ -54,7 +54,7 @@ export class CodeOps {
    * ones are purged first by `purge` (default: the policy's); a refused purge means NotPurged and
    * nothing changes. Under a drain, the result comes once the drain ends.
    */
-  load(name: string, js: string, options: { purge?: PurgeMode; version?: number } = {}): LoadReport | Promise<LoadReport> {
+  load(name: string, js: string, options: { purge?: PurgeMode; version?: number; onLoadTimeoutMs?: number } = {}): LoadReport | Promise<LoadReport> {
     if (typeof name === 'string' && !allows(this.capabilities.modules, name)) {
       throw new NotAllowed(`node '${this.node}' may not load module '${name}'`, { module: name });
     }
@@ -67,6 +67,7 @@ export class CodeOps {
         throw new NotPurged(`module '${name}' has old code that processes still run (${room.lingering.join(', ')}): purge it first`,
           { module: name, lingering: room.lingering });
       }
+      this.runOnLoad(version, options.onLoadTimeoutMs);
       const previous = this.code.install(version);
       this.platform.emit({ type: 'module_loaded', node: this.node, module: name, version: version.version });
       if (previous && previous.processes.size === 0 && collectsIdle(this.policyFor(name).retention)) this.collect(previous);
@@ -75,6 +76,71 @@ export class CodeOps {
     };
     const room = this.makeRoom(record, this.willBecomeOld(record), mode);
     return room instanceof Promise ? room.then(commit) : commit(room);
+  }
+
+  /**
+   * `code:atomic_load`: every module's new version is prepared (compiled and evaluated) first, then
+   * all become current at once, or none does. Refused as a whole (NotPurged) when a module would
+   * need a purge its mode does not allow (processes still in a version that must go, under `soft`
+   * or a drain: an atomic load never waits); a module exporting `onLoad` is refused
+   * (`on_load_not_allowed`, as OTP). Under `kill`, what must go is purged as `load` would.
+   */
+  loadAtomic(modules: Record<string, string>, options: { purge?: PurgeMode } = {}): LoadReport[] {
+    const names = modules && typeof modules === 'object' ? Object.keys(modules) : [];
+    if (!names.length) throw new BadArgument('loadAtomic takes { module: source, ... } with at least one module');
+    for (const name of names) {
+      if (!allows(this.capabilities.modules, name)) throw new NotAllowed(`node '${this.node}' may not load module '${name}'`, { module: name });
+    }
+    const versions = names.map((name) => this.code.prepare(name, modules[name]!));
+    const plans = versions.map((version) => {
+      const record = version.module;
+      if (typeof version.exports.onLoad === 'function') {
+        throw new LoadError(`module '${record.name}' exports onLoad(): not allowed in an atomic load (code:atomic_load's on_load_not_allowed)`, { module: record.name, reason: 'on_load_not_allowed' });
+      }
+      this.assertNotDraining(record);
+      const mode = options.purge === undefined ? this.policyFor(record.name).purge : checkPurge(options.purge, 'load');
+      const old = record.old;
+      const excess = old.length + this.willBecomeOld(record) - oldSlots(this.policyFor(record.name).retention);
+      const dropping = excess > 0 ? old.slice(0, excess) : [];
+      const lingering = dropping.flatMap((v) => [...v.processes].map((p) => p.pid));
+      return { version, record, dropping, refused: lingering.length > 0 && mode !== 'kill', lingering };
+    });
+    const refused = plans.filter((p) => p.refused);
+    if (refused.length) {
+      throw new NotPurged(`atomic load refused: old code still running in ${refused.map((p) => `${p.record.name} (${p.lingering.join(', ')})`).join(', ')}; nothing was loaded`,
+        { modules: refused.map((p) => p.record.name), lingering: refused.flatMap((p) => p.lingering) });
+    }
+    // Everything checked: from here nothing can fail, so all become current together.
+    const reports = plans.map(({ version, record, dropping }) => {
+      const room = this.purgeVersions(record, dropping, 'kill') as PurgeReport;
+      const previous = this.code.install(version);
+      this.platform.emit({ type: 'module_loaded', node: this.node, module: record.name, version: version.version });
+      if (previous && previous.processes.size === 0 && collectsIdle(this.policyFor(record.name).retention)) this.collect(previous);
+      return { module: record.name, version: version.version, previous: previous?.version, purged: room.purged, killed: room.killed } satisfies LoadReport;
+    });
+    this.scheduler.afterExternalWork();
+    return reports;
+  }
+
+  /**
+   * Erlang's -on_load: a module's `onLoad()` runs before its version becomes current; if it throws
+   * or runs past `timeoutMs` (default 5000), the load fails and the previous version stays current.
+   */
+  private runOnLoad(version: ModuleVersion, timeoutMs = 5_000): void {
+    const onLoad = version.exports.onLoad;
+    if (typeof onLoad !== 'function') return;
+    const started = this.platform.now();
+    try {
+      onLoad();
+    } catch (error) {
+      throw new LoadError(`onLoad of module '${version.name}' failed: ${error instanceof Error ? `${error.name}: ${error.message}` : String(error)}; the previous version stays current`,
+        { module: version.name, phase: 'on_load' });
+    }
+    const took = this.platform.now() - started;
+    if (took > timeoutMs) {
+      throw new LoadError(`onLoad of module '${version.name}' took ${took.toFixed(1)} ms, over its ${timeoutMs} ms limit; the previous version stays current`,
+        { module: version.name, phase: 'on_load' });
+    }
   }
 
   /** Purges every old version of `module`: by default kills what still runs them (`code:purge`). */

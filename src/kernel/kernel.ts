@@ -45,6 +45,8 @@ import { Sig, type Envelope } from './signals.js';
 import { SysOps } from './sys.js';
 import { Relocation } from './relocation.js';
 import { CodeOps } from './code-ops.js';
+import { NodeTasks, type StopReport } from './tasks.js';
+import { supervisorInfo, type SupRequest, type SupState } from './supervisor.js';
 import { ALL, type Capabilities, type Limits } from './capabilities.js';
 import type { ProcessInfo, ModuleInfo, KernelEvent, SpawnOptions, Dest, LoadReport, PurgeReport, ProcessStatus, MigrationSnapshot, MigrationOutcome } from './types.js';
 
@@ -93,6 +95,7 @@ export class Kernel {
   private readonly sys: SysOps;
   private readonly codeOps: CodeOps;
   private readonly relocation: Relocation;
+  private readonly tasks: NodeTasks;
 
   constructor(private readonly host: KernelPlatform, options: KernelOptions) {
     if (!NODE_NAME.test(options.node) || options.node === 'host') throw new BadArgument(`bad node name ${JSON.stringify(options.node)}`);
@@ -110,6 +113,7 @@ export class Kernel {
     const sys = (this.sys = new SysOps(node, host, code, table, scheduler, signals));
     this.relocation = new Relocation(node, host, code, table, scheduler, signals, codeOps, sys);
     this.api = new ProcessApi(node, creation, capabilities, host, code, table, scheduler, signals, sys);
+    this.tasks = new NodeTasks(node, table, scheduler, signals, () => host.now());
     scheduler.connect(signals, codeOps);
     signals.connect(this.relocation, codeOps, sys);
     codeOps.connect(signals);
@@ -119,7 +123,9 @@ export class Kernel {
 
   setPolicy(policy: CodePolicy, module?: string): void { this.codeOps.setPolicy(policy, module); }
   policyFor(module: string): CodePolicy { return this.codeOps.policyFor(module); }
-  load(name: string, js: string, options: { purge?: PurgeMode; version?: number } = {}): LoadReport | Promise<LoadReport> { return this.codeOps.load(name, js, options); }
+  load(name: string, js: string, options: { purge?: PurgeMode; version?: number; onLoadTimeoutMs?: number } = {}): LoadReport | Promise<LoadReport> { return this.codeOps.load(name, js, options); }
+  /** `code:atomic_load`: all the modules' new versions current at once, or none. */
+  loadAtomic(modules: Record<string, string>, options: { purge?: PurgeMode } = {}): LoadReport[] { return this.codeOps.loadAtomic(modules, options); }
   purge(module: string, mode: PurgeMode = 'kill'): PurgeReport | Promise<PurgeReport> { return this.codeOps.purge(module, mode); }
   softPurge(module: string): PurgeReport { return this.codeOps.softPurge(module); }
   checkProcessCode(pid: Pid, module: string): boolean { return this.codeOps.checkProcessCode(pid, module); }
@@ -245,6 +251,17 @@ export class Kernel {
     return this.sys.start(kind, module, args, options, parent);
   }
 
+  /** Starts a supervisor (its init starts its children); undefined when its init returns 'ignore'. */
+  startSupervisor(module: string, args: unknown[] = [], options: SpawnOptions = {}): Pid | undefined {
+    return this.sys.startOrIgnore('supervisor', module, args, options, null);
+  }
+
+  /** A call to a supervisor from outside any process: which/count/start/restart/terminate/delete child. */
+  supervisorCall(pid: Pid, request: SupRequest, timeoutMs?: number): Promise<unknown> { return this.tasks.supervisorCall(pid, request, timeoutMs); }
+
+  /** Stops every process from the top of its tree within `timeoutMs`, then kills what is left. */
+  orderlyStop(timeoutMs: number): Promise<StopReport> { return this.tasks.orderlyStop(timeoutMs); }
+
   /** Behaviour processes that use `module` as a callback module. O(result). */
   behavioursOf(module: string): Pid[] { return this.sys.behavioursOf(module); }
 
@@ -298,6 +315,7 @@ function info(p: Process): ProcessInfo {
     links: p.links ? [...p.links] : [],
     trapExit: p.trapExit,
     behaviour: p.behaviour ? { kind: p.behaviour.kind, module: p.behaviour.module, stack: [...p.behaviour.stack], vsn: p.behaviour.stateVsn } : undefined,
+    supervisor: p.behaviour?.kind === 'supervisor' ? supervisorInfo(p.behaviour.state as SupState) : undefined,
     migration: p.moves ? { moves: p.moves, cameFrom: p.cameFrom! } : undefined,
   };
 }

@@ -61,6 +61,7 @@ export class Relocation {
     let fn: string | undefined;
     let state: unknown;
     let vsn: unknown;
+    if (b?.kind === 'supervisor') throw new Refused(`${proc.pid} is a supervisor: its children are linked to it on this node; move them, not it`, { pid: proc.pid });
     if (b) {
       // A server about to handle a message has it in its pending step: it travels first.
       if (proc.status === 'runnable' && proc.stepFn === b.loop?.anyHandler) held.push(proc.stepArg);

@@ -14,6 +14,8 @@ import type { Process } from './proc.js';
 import type { ProcessTable } from './process-table.js';
 import { ExitNow, type Scheduler } from './scheduler.js';
 import type { Signalling } from './signalling.js';
+import { Supervisors } from './supervisor.js';
+import { SpecError } from './supervisor-spec.js';
 import type { SpawnOptions } from './types.js';
 import { errorReason, errorText, safeString } from './values.js';
 
@@ -21,6 +23,7 @@ export class SysOps {
   /** Behaviour processes by callback module (all modules on a statem's stack). */
   private readonly index = new Map<string, Set<Process>>();
   private readonly dispatchHost: DispatchHost;
+  readonly supervisors: Supervisors;
 
   constructor(
     private readonly node: string,
@@ -41,6 +44,8 @@ export class SysOps {
         if (to !== null) this.reindex(proc, null, to);
       },
     };
+    this.supervisors = new Supervisors(node, code, table, scheduler, signals, () => platform.now(),
+      (kind, module, args, options, parent) => this.startOrIgnore(kind, module, args, options, parent));
   }
 
   /**
@@ -48,7 +53,15 @@ export class SysOps {
    * runs now, in the new process, so a failing init is an error here and no process is left.
    */
   start(kind: BehaviourKind, module: string, args: unknown[], options: SpawnOptions, parent: Process | null): Pid {
-    if (kind !== 'server' && kind !== 'statem') throw new BadArgument(`unknown behaviour ${JSON.stringify(kind)}`);
+    return this.startOrIgnore(kind, module, args, options, parent) as Pid;
+  }
+
+  /**
+   * As `start`; a supervisor whose init returns 'ignore' ends normally and this returns undefined
+   * (OTP's `ignore`). A supervisor's init also starts its children, as the new process.
+   */
+  startOrIgnore(kind: BehaviourKind, module: string, args: unknown[], options: SpawnOptions, parent: Process | null): Pid | undefined {
+    if (kind !== 'server' && kind !== 'statem' && kind !== 'supervisor') throw new BadArgument(`unknown behaviour ${JSON.stringify(kind)}`);
     if (!Array.isArray(args)) throw new BadArgument('behaviour args must be an array');
     const version = this.code.current(module);
     const init = version.exports.init;
@@ -61,13 +74,16 @@ export class SysOps {
     let state: unknown;
     let failure: { reason: unknown; message: string } | undefined;
     try {
-      state = this.scheduler.asProcess(proc, () => init(...args));
+      state = this.scheduler.asProcess(proc, () => {
+        const result = init(...args);
+        return kind === 'supervisor' ? this.supervisors.init(proc, module, args, result) : result;
+      });
       if (kind === 'statem' && (typeof state !== 'object' || state === null || !('state' in state))) {
         failure = { reason: 'bad_init', message: `init of statem ${module} must return { state, data }` };
       }
     } catch (error) {
-      const reason = error instanceof ExitNow ? error.reason : errorReason(error);
-      failure = { reason, message: `init of ${module} failed: ${errorText(error)}` };
+      const reason = error instanceof ExitNow || error instanceof SpecError ? error.reason : errorReason(error);
+      failure = { reason, message: `init of ${module} failed: ${error instanceof SpecError ? safeString(reason) : errorText(error)}` };
     }
     if (failure || proc.pendingExit) {
       const reason = proc.pendingExit ? proc.pendingExit.reason : failure!.reason;
@@ -75,8 +91,13 @@ export class SysOps {
       this.signals.drain();
       throw new Refused(failure?.message ?? `init of ${module} was ended: ${safeString(reason)}`, { module, reason });
     }
+    if (state === 'ignore' && kind === 'supervisor') {
+      this.signals.terminate(proc, 'normal');
+      this.signals.drain();
+      return undefined;
+    }
     if (kind === 'statem') state = { state: (state as { state: unknown }).state, data: (state as { data?: unknown }).data };
-    proc.behaviour = new Behaviour(kind, module, state, vsnOf(version));
+    proc.behaviour = new Behaviour(kind, module, state, vsnOf(version), [], parent && options.link ? parent.pid : null);
     this.reindex(proc, null, module);
     this.table.setUp(proc, options, parent);
     this.scheduler.continueWith(proc, this.loop(proc));
@@ -101,6 +122,7 @@ export class SysOps {
   /** The one receive a behaviour process waits in, built once: no allocation per message. */
   private loop(proc: Process): Receive {
     const loop: Receive = new Receive(null, (message) => {
+      if (proc.behaviour!.kind === 'supervisor') return this.supervisors.handle(proc, message, loop);
       dispatch(this.dispatchHost, proc, proc.behaviour!, message);
       return loop;
     }, null, null);
@@ -151,7 +173,15 @@ export class SysOps {
     const from = oldVsn === undefined ? b.stateVsn : oldVsn;
     const to = vsnOf(version);
     const convert = version.exports.codeChange;
-    if (typeof convert === 'function') {
+    if (b.kind === 'supervisor') {
+      // OTP's supervisor code_change: the new init runs again and its specs update the children.
+      try {
+        this.supervisors.codeChange(proc, version);
+      } catch (error) {
+        const reason = error instanceof SpecError ? error.reason : errorReason(error);
+        throw new Refused(`code change of supervisor ${pid} (${version}) failed: ${error instanceof SpecError ? safeString(reason) : errorText(error)}`, { pid, module, reason });
+      }
+    } else if (typeof convert === 'function') {
       const started = this.platform.now();
       let state: unknown;
       try {

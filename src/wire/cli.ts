@@ -17,6 +17,7 @@ import type { SystemEvent } from '../host/events.js';
 import type { MigrationResult } from '../host/migration.js';
 import type { UpgradePlan, UpgradeReport } from '../host/upgrade-plan.js';
 import type { Pid } from '../kernel/pid.js';
+import type { ReleaseInfo } from '../host/release-store/index.js';
 import type { Dest, LoadReport, ModuleInfo, ProcessInfo, PurgeReport } from '../kernel/types.js';
 
 // ---- fields: a run-time check and the static type it stands for ----
@@ -122,6 +123,9 @@ export const OPS = {
   send: { args: { to: text, message: anyJson }, result: returns<Dest>() },
   call: { args: { to: text, request: anyJson, timeoutMs: optional(positiveInt) }, result: returns<{ reply: unknown }>() },
   events: { args: { follow: optional(flag), last: optional(count) }, result: returns<{ events: EventRecord[]; following: boolean }>(), stream: 'event' },
+  releases: { args: {}, result: returns<ReleaseInfo[]>() },
+  rollback: { args: { release: positiveInt }, result: returns<UpgradeReport>(), stream: 'progress' },
+  'make-permanent': { args: { release: optional(positiveInt) }, result: returns<{ release: number }>() },
   stop: { args: {}, result: returns<{ stopping: true; pid: number }>() },
 } as const satisfies Record<string, OpSpec>;
 
