@@ -2,24 +2,30 @@
  * Baselines for round trips between threads: role `pinger` / `ponger` do raw `postMessage`
  * ping-pong over a MessageChannel port (the pinger times `n` sequential round trips on request);
  * role `comlink` exposes `{ inc }` to the main thread through comlink (the RPC baseline of
- * `system.call`).
+ * `system.call`); role `rpc` answers the same calls with raw postMessage when comlink is absent.
  */
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import { performance } from 'node:perf_hooks';
 
-type Setup = { role: 'pinger' | 'ponger'; port: MessagePort } | { role: 'comlink' };
+type Setup = { role: 'pinger' | 'ponger'; port: MessagePort } | { role: 'comlink' | 'rpc' };
 const setup = workerData as Setup;
 const main = parentPort!;
 
+/** Imported by name at run time: comlink is only a baseline, not a dependency. */
+const COMLINK = 'comlink';
+const COMLINK_NODE = 'comlink/dist/esm/node-adapter.mjs';
+
 if (setup.role === 'comlink') {
-  const Comlink = await import('comlink');
-  const { default: nodeEndpoint } = await import('comlink/dist/esm/node-adapter.mjs' as string) as { default: (p: unknown) => unknown };
-  Comlink.expose({ inc: (x: number) => x + 1 }, nodeEndpoint(main) as Parameters<typeof Comlink.expose>[1]);
+  const Comlink = (await import(COMLINK)) as { expose(api: unknown, ep: unknown): void };
+  const { default: nodeEndpoint } = (await import(COMLINK_NODE)) as { default: (p: unknown) => unknown };
+  Comlink.expose({ inc: (x: number) => x + 1 }, nodeEndpoint(main));
+} else if (setup.role === 'rpc') {
+  main.on('message', ({ id, x }: { id: number; x: number }) => main.postMessage({ id, value: x + 1 }));
 } else if (setup.role === 'ponger') {
   const port = setup.port;
   port.on('message', (m: unknown) => port.postMessage(m));
   main.postMessage({ t: 'ready' });
-} else {
+} else if (setup.role === 'pinger') {
   const port = setup.port;
   let left = 0;
   let t0 = 0;
