@@ -65,6 +65,7 @@ async function messageRows(reps: number, scale: number): Promise<ResultRow[]> {
     const inbox = system.inbox();
     const intra: Record<NodeKind, number[]> = { thread: [], isolate: [] };
     const cross: Record<NodeKind, number[]> = { thread: [], isolate: [] };
+    const out: Record<NodeKind, number[]> = { thread: [], isolate: [] };
     for (let r = -1; r < reps; r++) {
       for (const kind of r % 2 ? KINDS : [...KINDS].reverse()) {
         gc();
@@ -78,13 +79,22 @@ async function messageRows(reps: number, scale: number): Promise<ResultRow[]> {
         const done = await within(inbox.receive<{ sum: number }>(undefined, 120_000), 120_000, 'cross');
         const ms = now() - t;
         if (done.sum !== batchedSum(n, batch)) throw new Error(`${kind}: cross-node run lost messages`);
-        if (r >= 0) { intra[kind].push(n / (Math.max(inside.ms, 1) / 1000)); cross[kind].push(n / (ms / 1000)); }
+        // and out: the same run from a process of this node to one on the thread node 'src'
+        const outSink = await system.node('src').spawn('cross', 'sink', [n, inbox.pid, 0]);
+        const outSource = await system.node(kind).spawn('cross', 'source');
+        const t2 = now();
+        system.send(outSource, { to: outSink, n, batch });
+        const outDone = await within(inbox.receive<{ sum: number }>(undefined, 120_000), 120_000, 'out');
+        const outMs = now() - t2;
+        if (outDone.sum !== batchedSum(n, batch)) throw new Error(`${kind}: outbound run lost messages`);
+        if (r >= 0) { intra[kind].push(n / (Math.max(inside.ms, 1) / 1000)); cross[kind].push(n / (ms / 1000)); out[kind].push(n / (outMs / 1000)); }
       }
     }
     inbox.close();
     return [
       row('messages inside a node, isolate node', measure('isolate node', intra.isolate, 'msg/s'), measure('thread node', intra.thread, 'msg/s')),
       row('messages from a thread node into an isolate node', measure('into isolate node', cross.isolate, 'msg/s'), measure('into thread node', cross.thread, 'msg/s')),
+      row('messages from an isolate node out to a thread node', measure('out of isolate node', out.isolate, 'msg/s'), measure('out of thread node', out.thread, 'msg/s')),
     ];
   } finally {
     await system.stop();

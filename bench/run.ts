@@ -24,9 +24,10 @@ import { codeBench } from './code.js';
 import { isolateBench } from './isolate.js';
 import { migrationBench } from './migration.js';
 import { clusterBench } from './cluster.js';
+import { observeBench } from './observe.js';
 import { callsBench } from './calls.js';
 
-const BENCHMARKS: Benchmark[] = [callsBench, intraNode, crossNode, spawnMemory, nodeStart, codeBench, isolateBench, migrationBench, clusterBench];
+const BENCHMARKS: Benchmark[] = [callsBench, intraNode, crossNode, spawnMemory, nodeStart, codeBench, isolateBench, migrationBench, clusterBench, observeBench];
 
 interface Args { names: string[]; reps: number; scale: number; out?: string; help: boolean; compare: boolean }
 

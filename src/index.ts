@@ -2,6 +2,7 @@
 export { System, type SystemOptions, type HostFunction } from './host/system.js';
 export { NodeHandle, type NodeSpec, type NodeStatus, type NodeSummary, type StartSpec } from './host/node-handle.js';
 export { Inbox } from './host/inbox.js';
+export { ProcessRef } from './host/process-ref.js';
 export type { SystemEvent, EventType, EventOf } from './host/events.js';
 export type { RestartPolicy, RestartKind } from './host/restart.js';
 export type { ModuleSource, PathSource, CodeSource } from './host/source.js';
@@ -19,3 +20,5 @@ export type { Capabilities, Limits, MailboxLimit } from './kernel/capabilities.j
 export type { NodeKind } from './host/node-backend.js';
 export type { MigrateOptions, MigrationResult, BulkMigration, ProcessLocation } from './host/migration.js';
 export type { MigrationSnapshot } from './kernel/types.js';
+export { observe, type ObserveOptions, type Observer, type NodeStats, type ProcessPage, type ProcessDetail, type CodeRow, type ProcessQuery, type SortKey } from './observe/index.js';
+export { CHANNELS, type ChannelName } from './host/telemetry.js';

@@ -44,7 +44,8 @@ describe('the CLI wire: one closed list of ops', () => {
   it('types the handler table and the client by the same list', () => {
     const ops = Object.keys(OPS);
     expect(ops).toEqual(['info', 'nodes', 'ps', 'modules', 'names', 'load', 'purge', 'soft-purge', 'lingering', 'upgrade',
-      'migrate', 'migrate-all', 'spawn', 'kill', 'send', 'call', 'events', 'releases', 'rollback', 'make-permanent', 'stop']);
+      'migrate', 'migrate-all', 'spawn', 'kill', 'send', 'call', 'events', 'releases', 'rollback', 'make-permanent', 'stop',
+      'observe-nodes', 'observe-ps', 'observe-process', 'observe-code', 'restart-node']);
     // Compile-time checks, run by `npm run typecheck`; nothing here executes.
     const typeOnly = (_: () => void) => {};
     typeOnly(() => {

@@ -4,7 +4,7 @@
  * moved away gives no false DOWN for them: they still answer.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { System, type EventOf, type EventType, type MigrationResult, type SystemEvent } from '../src/index.js';
+import { BadArgument, System, type EventOf, type EventType, type MigrationResult, type SystemEvent } from '../src/index.js';
 import { session } from './fixtures/migration.js';
 
 let system: System | undefined;
@@ -82,5 +82,27 @@ describe('a home node that crashes after its processes moved away', () => {
     // When it really ends, the DOWN does come.
     await s.call(pid, { stop: 'normal' }).catch(() => undefined);
     expect(await inbox.receive({ type: 'DOWN', ref }, 5_000)).toMatchObject({ pid });
+  });
+});
+
+describe('operations on a process by pid, wherever it runs', () => {
+  it('a process that moved into an isolate node is inspected, suspended, read and killed from the host by its pid', async () => {
+    system = await System.start({ nodes: [{ name: 't', modules: { session: session(1) } }, { name: 'iso', kind: 'isolate', modules: { session: session(2) } }] });
+    const s = system;
+    const pid = await s.node('t').startServer('session', [3]);
+    await s.migrate(pid, 'iso');
+    const proc = s.process(pid);
+    expect(proc.node).toBe('iso');
+    expect(await proc.info()).toMatchObject({ pid, migration: { moves: 1, cameFrom: 't' } });
+    await proc.suspend();
+    expect(await proc.getState()).toMatchObject({ count: 3 });
+    await proc.resume();
+    expect(await s.call(pid, 'inc')).toBe(4);
+    const inbox = s.inbox();
+    const ref = inbox.monitor(pid);
+    await s.exit(pid, 'kill');
+    expect(await inbox.receive({ type: 'DOWN', ref }, 5_000)).toMatchObject({ pid, reason: 'killed' });
+    expect(await proc.info()).toBeUndefined();
+    expect(() => s.process('not-a-pid' as never)).toThrow(BadArgument);
   });
 });

@@ -6,6 +6,7 @@
 import { GLOBAL_FLAGS, type Command } from './command.js';
 import { CliError, ConfigError, RemoteError, UsageError } from './errors.js';
 import { CODE_COMMANDS } from './verbs-code.js';
+import { OBSERVE_COMMANDS } from './verbs-observe.js';
 import { PROCESS_COMMANDS } from './verbs-process.js';
 import { SYSTEM_COMMANDS } from './verbs-system.js';
 import { RELEASE_COMMANDS } from './verbs-releases.js';
@@ -15,7 +16,11 @@ export { parseArgs, ProgressLine, readPlan, takeGlobalFlags, type Command, type 
 export const COMMANDS: Command[] = [
   {
     name: 'run', where: 'cli', args: [{ name: 'CONFIG', kind: 'file' }],
-    flags: [{ name: 'socket', value: 'PATH', help: 'listen here instead of control.socket or the default' }],
+    flags: [
+      { name: 'socket', value: 'PATH', help: 'listen here instead of control.socket or the default' },
+      { name: 'cluster', value: 'URLS', help: 'join a cluster of hosts on NATS (nats://host:4222, comma-separated for several servers)' },
+      { name: 'host', value: 'NAME', help: 'this host\'s name in the cluster (default: the machine name and the pid)' },
+    ],
     summary: 'start a system from a config file and serve its control socket',
     help: `CONFIG is JSON, or a .ts/.js module whose default export is the config:
   { nodes: [{ name, kind?: 'thread'|'isolate', policy?: 'sandboxed'|'trusted'|'legacy-pinned',
@@ -43,6 +48,7 @@ One run per system: a second run of the same config directory, or on the same so
   ...CODE_COMMANDS,
   ...RELEASE_COMMANDS,
   ...PROCESS_COMMANDS,
+  ...OBSERVE_COMMANDS,
   ...SYSTEM_COMMANDS.filter((c) => c.name === 'stop'),
   { name: 'help', args: [{ name: 'COMMAND', kind: 'command', optional: true }], summary: 'help for all commands, or one' },
   { name: 'history', where: 'shell', args: [], summary: 'the commands entered in this shell, newest last' },

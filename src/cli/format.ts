@@ -57,10 +57,25 @@ export function modulesTable(rows: (ModuleInfo & { node: string })[]): string {
   return table(['NODE', 'MODULE', 'VERSION', 'STATE', 'PROCESSES', 'POLICY'], out);
 }
 
+/** Characters shown in one event line at most (texts from a sandbox are capped at the boundary too). */
+export const EVENT_TEXT_MAX = 8 * 1024;
+
+// Control characters (C0, DEL, C1), line and paragraph separators, and bidirectional overrides:
+// shown escaped, so a text from a node cannot end a line, forge another, or reorder what is shown.
+// eslint-disable-next-line no-control-regex
+const UNSAFE = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
+const NAMED: Record<string, string> = { '\n': '\\n', '\r': '\\r', '\t': '\\t' };
+
+/** A text safe to print on one line: control characters escaped, capped at `max` characters. */
+export function safeText(text: string, max = EVENT_TEXT_MAX): string {
+  const capped = text.length > max ? `${text.slice(0, max)}… (${text.length - max} more characters)` : text;
+  return capped.replace(UNSAFE, (c) => NAMED[c] ?? `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
 /** `2025-01-02T03:04:05.678Z  node   what happened`, for `subnode run` and `events`. */
 export function eventLine(at: string, event: SystemEvent, nodeWidth = 8): string {
   const { node, text } = describeEvent(event);
-  return `${at}  ${node.padEnd(nodeWidth)}  ${text}`;
+  return `${safeText(at, 64)}  ${safeText(node, 256).padEnd(nodeWidth)}  ${safeText(text)}`;
 }
 
 export function describeEvent(e: SystemEvent): { node: string; text: string } {

@@ -9,6 +9,7 @@ import type { System } from '../host/system.js';
 import type { Pid } from '../kernel/pid.js';
 import type { LoadedConfig } from './config.js';
 import { Resolver } from './resolve.js';
+import { ObserveModel } from '../observe/model.js';
 import type { ArgsOf, EventRecord, Id, Names, NodeRow, Op, Progress, ResultOf } from '../wire/cli.js';
 
 /** One request being served: its id, and how to stream to its connection. */
@@ -39,6 +40,9 @@ export function makeHandlers(s: ServerState): Handlers {
   const { system } = s;
   const find = new Resolver(system);
   let upgrading = false;
+  let observed: ObserveModel | undefined;
+  /** Made on first use: a system nobody observes keeps no observer state. */
+  const model = () => (observed ??= new ObserveModel(system));
   const versions = (vs: number[]) => vs.map((v) => `v${v}`).join(', ');
 
   return {
@@ -213,6 +217,28 @@ export function makeHandlers(s: ServerState): Handlers {
     stop: () => {
       setImmediate(() => s.stop());
       return { stopping: true as const, pid: process.pid };
+    },
+
+    'observe-nodes': () => model().nodes(),
+
+    'observe-ps': (query) => {
+      if (query.node !== undefined) find.node(query.node);
+      return model().processes(query);
+    },
+
+    'observe-process': async ({ pid: given }) => {
+      const pid = await find.livePid(given).catch(() => undefined);
+      return pid === undefined ? null : model().process(pid);
+    },
+
+    'observe-code': ({ node }) => model().code(node === undefined ? undefined : find.node(node).name),
+
+    'restart-node': async ({ node: name }) => {
+      const node = find.node(name);
+      await node.restart();
+      model().invalidate();
+      s.say(`control: restarted node ${node.name} (creation ${node.creation})`);
+      return { node: node.name, creation: node.creation };
     },
   };
 }

@@ -53,7 +53,11 @@ export async function main(argv: string[]): Promise<number> {
       process.stdout.on('error', () => {});
       if (!hasSnapshotFlag()) return await relaunch(fileURLToPath(import.meta.url), process.argv.slice(2));
       const { run } = await import('./server.js');
-      return await run(parsed.args.CONFIG!, { socket: options.socket, json });
+      const cluster = parsed.flags.cluster;
+      if (cluster === true) throw new UsageError('--cluster takes the NATS server URL(s): --cluster nats://host:4222[,nats://...]');
+      const host = parsed.flags.host;
+      if (host === true) throw new UsageError('--host takes this host\'s name in the cluster');
+      return await run(parsed.args.CONFIG!, { socket: options.socket, json, cluster, host });
     }
     process.stdout.on('error', (error: NodeJS.ErrnoException) => { if (error.code === 'EPIPE') process.exit(process.exitCode ?? 0); });
     if (command.name === 'attach') {

@@ -6,7 +6,9 @@
  * pointer file and its locks, and resolves with the exit code (0, or 1 if stopping failed).
  */
 import { readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
+import { pino } from 'pino';
 import { toWire } from '../errors.js';
 import type { SystemEvent } from '../host/events.js';
 import { System } from '../host/system.js';
@@ -24,6 +26,9 @@ export interface RunOptions {
   out?: (line: string) => void;
   /** How long an orderly stop (SIGTERM, SIGINT, `subnode stop`) may take before the rest is killed. */
   shutdownTimeoutMs?: number;
+  /** NATS server URLs (comma-separated): the system joins that cluster as host `host`. */
+  cluster?: string;
+  host?: string;
 }
 
 /** The default bound of an orderly stop; a second signal stops at once. */
@@ -68,11 +73,24 @@ export async function run(configPath: string, options: RunOptions = {}): Promise
 
 async function serve(config: LoadedConfig, socketPath: string, options: RunOptions, out: (line: string) => void, onStop: (listener: (why: string) => void) => void): Promise<number> {
   const nodeWidth = Math.max(7, ...config.nodes.map((n) => n.name.length));
-  const log = (at: string, event: SystemEvent): void => out(options.json ? JSON.stringify({ at, event }) : eventLine(at, event, nodeWidth));
-  const say = (text: string, extra: Record<string, unknown> = {}): void =>
-    out(options.json ? JSON.stringify({ at: new Date().toISOString(), subnode: text, ...extra }) : `${new Date().toISOString()}  ${'subnode'.padEnd(nodeWidth)}  ${text}`);
+  // --json: one JSON object per line through pino (levels by name, structured fields: `event`, or
+  // `subnode` with the message), written synchronously to `out` so no line is lost at exit.
+  const logger = options.json
+    ? pino({ base: null, timestamp: false, messageKey: 'subnode', formatters: { level: (label) => ({ level: label }) } }, { write: (line: string) => out(line.replace(/\n$/, '')) })
+    : undefined;
+  const log = (at: string, event: SystemEvent): void => {
+    if (logger) logger[levelOf(event)]({ at, event });
+    else out(eventLine(at, event, nodeWidth));
+  };
+  const say = (text: string, extra: Record<string, unknown> = {}): void => {
+    if (logger) logger.info({ at: new Date().toISOString(), ...extra }, text);
+    else out(`${new Date().toISOString()}  ${'subnode'.padEnd(nodeWidth)}  ${text}`);
+  };
 
-  const system = await System.start({ releases: config.releases });
+  const cluster = options.cluster
+    ? { servers: options.cluster.split(',').map((u) => u.trim()).filter(Boolean), name: options.host ?? `${hostname().replace(/[^A-Za-z0-9_-]/g, '-')}-${process.pid}` }
+    : undefined;
+  const system = await System.start({ releases: config.releases, cluster });
   const control = new ControlServer(system, config, socketPath, log, say);
   try {
     await Promise.all(config.nodes.map(async (spec, i) => {
@@ -129,6 +147,17 @@ async function serve(config: LoadedConfig, socketPath: string, options: RunOptio
     control.onStop = () => void shutdown('stop command');
     onStop((why) => void shutdown(why));
   });
+}
+
+/** The log level of an event: failures are errors, trouble a warning, the rest information. */
+function levelOf(event: SystemEvent): 'error' | 'warn' | 'info' {
+  switch (event.type) {
+    case 'node_failed': case 'node_down': case 'node_unresponsive': case 'upgrade_rollback': return 'error';
+    case 'process_exit': case 'capability_denied': case 'mailbox_overflow': case 'cpu_limit': case 'message_dropped': case 'global_conflict': case 'process_purged': return 'warn';
+    case 'upgrade_node': return event.phase === 'failed' || event.phase === 'rolled_back' ? 'error' : 'info';
+    case 'log': return event.level === 'error' ? 'error' : event.level === 'warn' ? 'warn' : 'info';
+    default: return 'info';
+  }
 }
 
 /** What a node that failed to start means for the person who wrote the config. */

@@ -22,6 +22,7 @@ import type { NodeKind } from './node-backend.js';
 import { compile } from './compiler-pool.js';
 import { NodeRelease } from './node-release.js';
 import { NodeSupervision, type NodeContext, type NodeStatus } from './node-supervision.js';
+import { publishSpawn } from './telemetry.js';
 
 export type { NodeStatus } from './node-supervision.js';
 
@@ -202,12 +203,12 @@ export class NodeHandle {
 
   /** Starts a server (gen_server-like) process; its `init(...args)` runs before this resolves. */
   startServer(module: string, args: unknown[] = [], options: SpawnOptions = {}): Promise<Pid> {
-    return this.call('startBehaviour', 'server', module, args, options);
+    return this.spawned(this.call('startBehaviour', 'server', module, args, options), module, 'init', 'server');
   }
 
   /** Starts a statem (gen_statem-like) process; `init(...args)` returns `{ state, data }`. */
   startStatem(module: string, args: unknown[] = [], options: SpawnOptions = {}): Promise<Pid> {
-    return this.call('startBehaviour', 'statem', module, args, options);
+    return this.spawned(this.call('startBehaviour', 'statem', module, args, options), module, 'init', 'statem');
   }
 
   /** Behaviour processes using `module` as a callback module. */
@@ -293,7 +294,14 @@ export class NodeHandle {
 
   /** Spawns `module.fn(...args)` in the module's current version. */
   spawn(module: string, fn: string, args: unknown[] = [], options: SpawnOptions = {}): Promise<Pid> {
-    return this.call('spawn', module, fn, args, options);
+    return this.spawned(this.call('spawn', module, fn, args, options), module, fn, 'process');
+  }
+
+  /** Tells the `subnode:spawn` channel (telemetry.ts) of a spawn the host asked for. */
+  private async spawned<T>(started: Promise<T>, module: string, fn: string, kind: 'process' | 'server' | 'statem'): Promise<T> {
+    const result = await started;
+    publishSpawn(this.name, (Array.isArray(result) ? result[0] : result) as Pid, module, fn, kind);
+    return result;
   }
 
   /** Sends an exit signal from outside any process (`'kill'` cannot be trapped). */

@@ -11,6 +11,7 @@ import { assertCloneable, HOST_SERVICE } from '../kernel/kernel.js';
 import { randomUUID } from 'node:crypto';
 import { Inbox } from './inbox.js';
 import type { Events } from './events.js';
+import { publishRouted } from './telemetry.js';
 
 /** What the router needs of a node: a way in, if the node is up. */
 export interface NodeSink {
@@ -23,6 +24,8 @@ export interface HostMailbox {
   readonly pid: Pid;
   deliver(message: unknown): void;
 }
+
+const isMessage = (e: unknown): boolean => (e as Envelope)[0] === Sig.Message;
 
 export class Router {
   private readonly nodes = new Map<string, NodeSink>();
@@ -51,6 +54,7 @@ export class Router {
 
   /** Envelopes for `node`, from a node without a direct port or from the host. */
   route(node: string, envelopes: Envelope[], from = 'host'): void {
+    publishRouted(node, from, envelopes, isMessage);
     if (node === 'host' || node === this.hostNode) return this.toHost(envelopes);
     const sink = this.nodes.get(node);
     if (!sink) return this.events.emit({ type: 'message_dropped', node, count: envelopes.length, reason: 'unknown_node' });

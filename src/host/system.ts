@@ -18,6 +18,8 @@ import { NodeHandle, type NodeSpec, type NodeSummary } from './node-handle.js';
 import type { NodeContext, NodeSupervision } from './node-supervision.js';
 import { Router } from './router.js';
 import { Caller } from './caller.js';
+import { ProcessRef } from './process-ref.js';
+import { instrument } from './telemetry.js';
 import { checkIsolateSupport } from './isolate-support.js';
 import { Releases, type ReleaseOptions } from './releases.js';
 import { rollbackTo } from './rollback.js';
@@ -45,6 +47,8 @@ export type HostFunction = (...args: never[]) => unknown;
 
 export class System {
   private readonly events = new Events();
+  /** Diagnostics channels and OpenTelemetry counters (src/host/telemetry.ts): no cost without listeners or an SDK. */
+  private readonly telemetry = instrument((listener) => this.events.on('*', listener), () => this.nodes());
   private readonly router = new Router(this.events, (request) => void this.serve(request), (pid) => this.migrations.locate(pid).node);
   private hostFunctions: Record<string, HostFunction> = {};
   private readonly migrations = new Migrations((name) => this.node(name), this.events);
@@ -244,6 +248,16 @@ export class System {
     return this.migrations.locate(pid);
   }
 
+  /** A process by pid, wherever it runs now: `exit`, `info`, `suspend`, `resume`, `getState`, `replaceState`. */
+  process(pid: Pid): ProcessRef {
+    return new ProcessRef(pid, (p) => this.node(this.migrations.locate(p).node));
+  }
+
+  /** Sends an exit signal to a process wherever it runs (`'kill'` cannot be trapped). */
+  exit(pid: Pid, reason: unknown): Promise<void> {
+    return this.process(pid).exit(reason);
+  }
+
   /**
    * Purges a module's old code on a node, moving the processes that still run it to another
    * node (say a legacy node holding that old version) instead of killing them. Processes that
@@ -301,6 +315,7 @@ export class System {
     }
     this.stopped = true;
     this.callerBox?.close(new NodeDown('the system was stopped'));
+    this.telemetry();
     await Promise.all([...this.handles.values()].map((h) => h.supervision.shutdown()));
     await this.clusterLink?.leave();
     this.router.close();

@@ -13,7 +13,11 @@ export interface Capabilities {
   /** Module aliasing, as Safe Erlang proposed: a name module code imports → the module that implements it. */
   aliases: Record<string, string>;
   /** Host services module code sees (isolate nodes; a thread node sees all of Node). */
-  services: { console: boolean; clock: boolean; random: boolean; functions: '*' | string[] };
+  services: {
+    console: boolean; clock: boolean; random: boolean; functions: '*' | string[];
+    /** WebAssembly in an isolate node (default false). When granted, its memory is NOT counted against `memoryMb`. */
+    wasm?: boolean;
+  };
   /** Whether its processes may spawn processes on other nodes (all, none, or these nodes). */
   spawnRemote: boolean | string[];
 }
@@ -62,7 +66,7 @@ export function checkCapabilities(value: Partial<Capabilities> | undefined): Cap
   const services = value.services ?? ALL.services;
   if (typeof services !== 'object' || services === null) throw new BadArgument('capabilities.services must be an object');
   const s = services as Partial<Capabilities['services']>;
-  for (const flag of ['console', 'clock', 'random'] as const) {
+  for (const flag of ['console', 'clock', 'random', 'wasm'] as const) {
     if (s[flag] !== undefined && typeof s[flag] !== 'boolean') throw new BadArgument(`capabilities.services.${flag} must be a boolean`);
   }
   const aliases = value.aliases ?? {};
@@ -80,6 +84,7 @@ export function checkCapabilities(value: Partial<Capabilities> | undefined): Cap
       clock: s.clock ?? true,
       random: s.random ?? true,
       functions: nameList(s.functions ?? '*', 'services.functions'),
+      ...(s.wasm ? { wasm: true } : {}),
     },
     spawnRemote,
   };

@@ -169,7 +169,8 @@ export class Kernel {
   /** `exit(pid, reason)` from outside any process. */
   exit(pid: Pid, reason: unknown): void {
     if (!this.table.has(pid)) throw new NoProcess(`no process ${pid} on node '${this.node}'`, { pid });
-    this.signals.signal([Sig.Exit, pid, formatPid('host', 0, 0), reason, 0]);
+    // Here, even for a process that moved in (its pid names another node): not through its home.
+    this.signals.signalHere([Sig.Exit, pid, formatPid('host', 0, 0), reason, 0]);
     this.scheduler.afterExternalWork();
   }
 

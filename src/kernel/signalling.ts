@@ -141,6 +141,12 @@ export class Signalling {
   /** Nothing queued or being applied: a local signal may be applied directly, in order. */
   idle(): boolean { return !this.applying && this.queue.length === 0; }
 
+  /** A signal for a process of this node (its own or one that moved in), applied here whatever node its pid names. */
+  signalHere(envelope: Envelope): void {
+    this.queue.push(envelope);
+    this.drain();
+  }
+
   /** Applies every queued envelope (unless already applying: the outer drain gets to them). */
   drain(): void {
     if (this.applying) return;

@@ -5,8 +5,39 @@
 import { NotCloneable } from '../errors.js';
 import type { ErrorReason } from './signals.js';
 
-/** WebAssembly.Memory, where the runtime has it (not part of the ES library types). */
-const WasmMemory = (globalThis as { WebAssembly?: { Memory: abstract new (...args: never[]) => object } }).WebAssembly?.Memory;
+// Brand checks for shared memory, taken when this file loads: in an isolate that is before the
+// sandbox's lockdown deletes SharedArrayBuffer, so no check here depends on a global (or a
+// prototype) the sandbox can change. A getter of a class accepts only that class's objects.
+const apply = Reflect.apply;
+const getterOf = (o: object | undefined, key: PropertyKey) => (o ? Object.getOwnPropertyDescriptor(o, key)?.get : undefined);
+const g = globalThis as { SharedArrayBuffer?: { prototype: object }; WebAssembly?: { Memory?: { prototype: object } } };
+const sharedLength = getterOf(g.SharedArrayBuffer?.prototype, 'byteLength');
+const wasmMemoryBuffer = getterOf(g.WebAssembly?.Memory?.prototype, 'buffer');
+const typedArrayProto = Object.getPrototypeOf(Uint8Array.prototype) as object;
+const typedArrayTag = getterOf(typedArrayProto, Symbol.toStringTag)!;
+const typedArrayBuffer = getterOf(typedArrayProto, 'buffer')!;
+const dataViewBuffer = getterOf(DataView.prototype, 'buffer')!;
+
+/** Whether `f` accepts `value` as its receiver (a brand check no prototype can fool). */
+export function brand(f: ((this: unknown) => unknown) | undefined, value: object): boolean {
+  if (!f) return false;
+  try {
+    apply(f, value, []);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** What shared memory a value is at its top: a SharedArrayBuffer, a view of one, a WebAssembly.Memory. */
+export function sharedMemoryKind(value: object): string | undefined {
+  if (brand(sharedLength, value)) return 'a SharedArrayBuffer (it would be shared, not copied)';
+  if (brand(wasmMemoryBuffer, value)) return 'a WebAssembly.Memory (its buffer would be shared, not copied)';
+  let buffer: unknown;
+  if (apply(typedArrayTag, value, []) !== undefined) buffer = apply(typedArrayBuffer, value, []);
+  else if (brand(dataViewBuffer, value)) buffer = apply(dataViewBuffer, value, []);
+  return buffer && brand(sharedLength, buffer as object) ? 'a view of shared memory (it would be shared, not copied)' : undefined;
+}
 
 /** Exits that are part of normal operation and need no crash report. */
 export function isQuietReason(reason: unknown): boolean {
@@ -43,8 +74,9 @@ export function safeString(value: unknown): string {
 }
 
 /**
- * A message's size in bytes, roughly as its structured clone: strings by length, numbers 8,
- * containers 16 plus their contents. Stops counting once past `stopAt`.
+ * A message's size in bytes, at least its structured clone: strings 2 bytes a character, numbers
+ * 8, containers 16 plus their contents, a typed-array view the whole buffer that crosses with it,
+ * an Error its name, message, stack and cause, a RegExp its source. Stops counting once past `stopAt`.
  */
 export function estimateSize(value: unknown, stopAt = Infinity): number {
   let total = 0;
@@ -60,8 +92,13 @@ export function estimateSize(value: unknown, stopAt = Infinity): number {
         if (seen.has(v)) break;
         seen.add(v);
         total += 16;
-        if (ArrayBuffer.isView(v)) total += v.byteLength;
+        if (ArrayBuffer.isView(v)) total += (v.buffer as ArrayBuffer).byteLength;
         else if (v instanceof ArrayBuffer) total += v.byteLength;
+        else if (v instanceof Error) {
+          const e = v as Error & { cause?: unknown };
+          stack.push(e.name, e.message, e.stack);
+          if ('cause' in e) stack.push(e.cause);
+        } else if (v instanceof RegExp) stack.push(v.source);
         else if (Array.isArray(v)) for (const item of v) stack.push(item);
         else if (v instanceof Map) for (const [k, x] of v) stack.push(k, x);
         else if (v instanceof Set) for (const x of v) stack.push(x);
@@ -83,6 +120,8 @@ export function assertCloneable(value: unknown): void {
   if (problem !== undefined) throw new NotCloneable(`message${problem}, which cannot be sent to another node`);
 }
 
+const ObjectPrototype = Object.prototype;
+
 /** Where a value fails to clone (` .a[2] is a function`), or undefined. Paths are built only on failure. */
 function uncloneable(value: unknown, depth: number, seen: Set<object> | undefined): string | undefined {
   switch (typeof value) {
@@ -101,32 +140,39 @@ function uncloneable(value: unknown, depth: number, seen: Set<object> | undefine
           const p = uncloneable(value[i], d, seen);
           if (p !== undefined) return `[${i}]${p}`;
         }
-      } else if (value instanceof Map) {
-        for (const [k, v] of value) {
-          const p = uncloneable(k, d, seen) ?? uncloneable(v, d, seen);
-          if (p !== undefined) return ` entry${p}`;
-        }
-      } else if (value instanceof Set) {
-        for (const v of value) {
-          const p = uncloneable(v, d, seen);
-          if (p !== undefined) return ` member${p}`;
-        }
-      } else if (ArrayBuffer.isView(value)) {
-        return typeof SharedArrayBuffer === 'function' && value.buffer instanceof SharedArrayBuffer ? ' is a view of shared memory (it would be shared, not copied)' : undefined;
-      } else if (value instanceof ArrayBuffer || value instanceof Date || value instanceof RegExp || value instanceof Error) {
         return undefined;
-      } else if (value instanceof WeakMap || value instanceof WeakSet || value instanceof Promise) {
-        return ` is a ${value.constructor.name}`;
-      } else if (WasmMemory !== undefined && value instanceof WasmMemory) {
-        return ' is a WebAssembly.Memory (its buffer would be shared, not copied)';
-      } else if (typeof SharedArrayBuffer === 'function' && value instanceof SharedArrayBuffer) {
-        return ' is a SharedArrayBuffer (it would be shared, not copied)';
-      } else {
-        for (const key in value) {
-          if (!Object.prototype.hasOwnProperty.call(value, key)) continue;
-          const p = uncloneable((value as Record<string, unknown>)[key], d, seen);
-          if (p !== undefined) return `.${key}${p}`;
+      }
+      // Plain objects (nearly all) skip the brand checks. An object of a built-in class is checked
+      // by brand, whatever its prototype says (one made to look plain is copied as plain data).
+      const proto = Object.getPrototypeOf(value) as unknown;
+      if (proto !== ObjectPrototype && proto !== null) {
+        const shared = sharedMemoryKind(value);
+        if (shared !== undefined) return ` is ${shared}`;
+        if (value instanceof Map) {
+          for (const [k, v] of value) {
+            const p = uncloneable(k, d, seen) ?? uncloneable(v, d, seen);
+            if (p !== undefined) return ` entry${p}`;
+          }
+          return undefined;
         }
+        if (value instanceof Set) {
+          for (const v of value) {
+            const p = uncloneable(v, d, seen);
+            if (p !== undefined) return ` member${p}`;
+          }
+          return undefined;
+        }
+        if (value instanceof Error) {
+          const cause = 'cause' in value ? uncloneable((value as { cause?: unknown }).cause, d, seen) : undefined;
+          return cause === undefined ? undefined : `.cause${cause}`;
+        }
+        if (ArrayBuffer.isView(value) || value instanceof ArrayBuffer || value instanceof Date || value instanceof RegExp) return undefined;
+        if (value instanceof WeakMap || value instanceof WeakSet || value instanceof Promise) return ` is a ${value.constructor.name}`;
+      }
+      for (const key in value) {
+        if (!Object.prototype.hasOwnProperty.call(value, key)) continue;
+        const p = uncloneable((value as Record<string, unknown>)[key], d, seen);
+        if (p !== undefined) return `.${key}${p}`;
       }
       return undefined;
     }

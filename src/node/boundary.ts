@@ -1,18 +1,26 @@
 /**
  * The isolate boundary: everything the trusted half of an isolate node checks about what leaves
- * the sandbox, in one place. Runs on the node's worker thread, outside the isolate; every value it
- * sees was copied out of the isolate, so the sandbox cannot change it under the check.
+ * the sandbox, in one place. Runs on the node's worker thread, outside the isolate. What leaves
+ * comes as ONE string per batch, event or result (src/sandbox/encode.ts): a string copies out with
+ * no getter and no shared memory, its length is the bytes that crossed, and it is decoded here
+ * strictly (src/node/decode.ts), so every check below reads values this half built, once.
  *
+ * - Budgets: a batch over BATCH_CHARS, or a slice's batches over SLICE_CHARS, are dropped.
  * - Signals: which nodes this node may address (capabilities), which signals may name which
  *   sender (no forged exits or links), and the migration signals (Gone, Flushed, Drained) only for
- *   processes that really moved through this node.
- * - Events: only about this node's own processes, always under this node's name.
+ *   processes that really moved through this node; each message and exit reason is measured as it
+ *   decodes, against `maxMessageBytes`.
+ * - Events: only about this node's own processes, always under this node's name, texts capped,
+ *   at most EVENT_RATE a second (src/node/event-guard.ts).
  * - Moves: which pids moved in and out, learned from the host's own control requests through the
  *   op table (`observe`), never from the sandbox.
  */
 import { allows, type Capabilities, type Limits } from '../kernel/capabilities.js';
 import type { ControlArgs, ControlOp } from '../kernel/control-ops.js';
 import { estimateSize, HOST_SERVICE } from '../kernel/kernel.js';
+import { batchBudget, SLICE_CHARS, VALUE_CHARS } from '../sandbox/encode.js';
+import { decodeBatch, decodeValue, Undecodable } from './decode.js';
+import { capEvent, capText, EventGate } from './event-guard.js';
 import { isPid, nodeOf } from '../kernel/pid.js';
 import { Sig, type Envelope } from '../kernel/signals.js';
 import type { KernelEvent } from '../kernel/types.js';
@@ -27,7 +35,11 @@ const FROM_SANDBOX: Record<KernelEvent['type'], boolean> = {
   global_unregister: true, cpu_limit: false, process_migrated: false,
 };
 
-const WasmMemory = (globalThis as { WebAssembly?: { Memory: abstract new (...args: never[]) => object } }).WebAssembly?.Memory;
+
+/** An exit reason over the size limit, as the receiver gets it instead. */
+export function tooLargeReason(bytes: number, max: number): { error: { name: string; message: string } } {
+  return { error: { name: 'TooLarge', message: `an exit reason of ${bytes} bytes, over the limit of ${max}, was replaced` } };
+}
 
 type Observer<K extends ControlOp> = (boundary: Boundary, ...args: ControlArgs<K>) => void;
 
@@ -50,8 +62,13 @@ export class Boundary {
     private readonly capabilities: Capabilities,
     private readonly limits: Limits,
     /** Reports something stopped here (a `capability_denied` event). */
-    private readonly deny: (what: string) => void,
-  ) {}
+    private readonly report: (what: string) => void,
+    /** Reports what the event rate dropped (a log line). */
+    dropped: (text: string) => void = () => {},
+  ) {
+    this.gate = new EventGate(dropped);
+    this.batchChars = batchBudget(limits.maxMessageBytes);
+  }
 
   /** Learns from a control request the host is about to make. */
   observe(op: string, args: unknown[]): void {
@@ -59,10 +76,39 @@ export class Boundary {
     observer?.(this, ...args);
   }
 
-  /** The envelopes of a batch for `node` that may leave; the rest are denied, each with a reason. */
-  admit(node: unknown, envelopes: unknown): Envelope[] {
-    if (typeof node !== 'string' || !Array.isArray(envelopes)) {
+  private sliceChars = 0;
+  private sliceCut = false;
+  private readonly gate: EventGate;
+  private readonly batchChars: number;
+
+  /** A new entry into the isolate: a new slice budget. */
+  newSlice(): void {
+    this.sliceChars = 0;
+    this.sliceCut = false;
+  }
+
+  /** The envelopes of an encoded batch for `node` that may leave; the rest are denied, each with a reason. */
+  outbound(node: unknown, text: unknown): Envelope[] {
+    if (typeof node !== 'string' || typeof text !== 'string') {
       this.deny('a malformed batch');
+      return [];
+    }
+    if (this.sliceCut) return [];
+    if (text.length > this.batchChars) {
+      this.deny(`a batch of ${text.length} encoded characters, over the budget of ${this.batchChars} a batch (dropped)`);
+      return [];
+    }
+    this.sliceChars += text.length;
+    if (this.sliceChars > SLICE_CHARS) {
+      this.sliceCut = true;
+      this.deny(`batches over the budget of ${SLICE_CHARS} encoded characters a slice (the rest of the slice's batches dropped)`);
+      return [];
+    }
+    let decoded;
+    try {
+      decoded = decodeBatch(text);
+    } catch (error) {
+      this.deny(`an undecodable batch (${(error as Error).message})`);
       return [];
     }
     // Forwards for processes the host moved out of here go wherever they went; everything else only
@@ -70,12 +116,17 @@ export class Boundary {
     const reachable = node === this.node || node === 'host' || allows(this.capabilities.sendTo, node);
     const admitted: Envelope[] = [];
     let unreachable = 0;
-    for (const e of envelopes as unknown[]) {
-      if (!reachable && !(Array.isArray(e) && this.movedOut.has(e[1] as string))) {
+    for (const d of decoded) {
+      if ('error' in d) {
+        this.deny(d.error);
+        continue;
+      }
+      const e = d.fields;
+      if (!reachable && !this.movedOut.has(e[1] as string)) {
         unreachable++;
         continue;
       }
-      const why = this.refusal(node, e);
+      const why = this.refusal(node, e, d.bytes);
       if (why) this.deny(why);
       else admitted.push(e as Envelope);
     }
@@ -83,20 +134,41 @@ export class Boundary {
     return admitted;
   }
 
-  /** The event as it may be reported (under this node's name), or undefined if it may not. */
-  event(event: KernelEvent): KernelEvent | undefined {
-    if (!event || typeof event !== 'object' || !Object.prototype.hasOwnProperty.call(FROM_SANDBOX, event.type) || !FROM_SANDBOX[event.type]) return undefined;
+  /** An encoded event as it may be reported (under this node's name), or undefined if it may not. */
+  event(text: unknown): KernelEvent | undefined {
+    let event: KernelEvent;
+    if (typeof text === 'string' && text.length > VALUE_CHARS) {
+      this.deny(`an event of ${text.length} encoded characters`);
+      return undefined;
+    }
+    try {
+      event = decodeValue(text).value as KernelEvent;
+    } catch (error) {
+      if (!(error instanceof Undecodable)) throw error;
+      this.deny(`an undecodable event (${error.message})`);
+      return undefined;
+    }
+    if (!event || typeof event !== 'object' || Object.getPrototypeOf(event) !== Object.prototype || typeof event.type !== 'string' ||
+      !Object.prototype.hasOwnProperty.call(FROM_SANDBOX, event.type) || !FROM_SANDBOX[event.type]) return undefined;
     // Events about a process speak for this node's processes only (its own, or ones that moved in).
     const pid = (event as { pid?: unknown }).pid;
     if (pid !== undefined && !(isPid(pid) && (nodeOf(pid) === this.node || this.movedIn.has(pid)))) {
-      this.deny(`an event about ${String(pid)}`);
+      this.deny(`an event about ${capText(String(pid), 64)}`);
       return undefined;
     }
-    return { ...event, node: this.node } as KernelEvent;
+    if (!this.gate.pass(event.type)) return undefined;
+    Object.defineProperty(event, 'node', { value: this.node, writable: true, enumerable: true, configurable: true });
+    return capEvent(event, (v) => estimateSize(v));
   }
 
-  private refusal(node: string, e: unknown): string | undefined {
-    if (!Array.isArray(e) || typeof e[0] !== 'number' || e[0] < Sig.Message || e[0] > Sig.Drained || typeof e[1] !== 'string') return 'a malformed signal';
+  /** Reports something stopped here, within the node's event rate. */
+  private deny(what: string): void {
+    if (this.gate.pass('capability_denied')) this.report(capText(what));
+  }
+
+  /** Why a decoded envelope may not leave, or undefined; `bytes` measures its payload (replaced if it is an exit reason over the limit). */
+  private refusal(node: string, e: unknown[], bytes: number): string | undefined {
+    if (typeof e[0] !== 'number' || !Number.isInteger(e[0]) || e[0] < Sig.Message || e[0] > Sig.Drained || typeof e[1] !== 'string') return 'a malformed signal';
     // The third field is the sender for signals that name one, the message for a Message.
     const [sig, target, arg] = e as [number, string, unknown];
     if (sig === Sig.Gone && !this.movedIn.has(target) && !this.movedOut.has(target)) return `a Gone for ${target}, which never moved through this node`;
@@ -113,28 +185,14 @@ export class Boundary {
         if (!request || typeof request !== 'object' || !isPid(request.from) || nodeOf(request.from) !== this.node) return 'a service request for another node';
       }
       const max = this.limits.maxMessageBytes;
-      if (max !== undefined && estimateSize(arg, max) > max) return 'a message over the size limit';
-      if (holdsSharedMemory(arg)) return 'a message holding shared memory';
+      if (max !== undefined && bytes > max) return 'a message over the size limit';
+    }
+    const max = this.limits.maxMessageBytes;
+    if ((sig === Sig.Exit || sig === Sig.Down) && max !== undefined && bytes > max) {
+      // The exit still reaches the linked or monitoring process, with a reason of bounded size.
+      e[sig === Sig.Exit ? 3 : 4] = tooLargeReason(bytes, max);
+      this.deny(`an exit reason over the size limit (${bytes} bytes, replaced)`);
     }
     return undefined;
   }
-}
-
-/** Copied out of an isolate, a SharedArrayBuffer stays shared: a message must not carry one. */
-function holdsSharedMemory(value: unknown, depth = 0): boolean {
-  if (value === null || typeof value !== 'object' || depth > 64) return false;
-  if (value instanceof SharedArrayBuffer) return true;
-  // A WebAssembly memory copies as a handle to the same memory: never across the boundary.
-  if (WasmMemory !== undefined && value instanceof WasmMemory) return true;
-  if (ArrayBuffer.isView(value)) return value.buffer instanceof SharedArrayBuffer;
-  if (value instanceof Map) {
-    for (const [k, v] of value) if (holdsSharedMemory(k, depth + 1) || holdsSharedMemory(v, depth + 1)) return true;
-    return false;
-  }
-  if (value instanceof Set) {
-    for (const v of value) if (holdsSharedMemory(v, depth + 1)) return true;
-    return false;
-  }
-  for (const key of Object.keys(value)) if (holdsSharedMemory((value as Record<string, unknown>)[key], depth + 1)) return true;
-  return false;
 }

@@ -11,9 +11,10 @@ import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import ivm from 'isolated-vm';
 import { toWire } from '../errors.js';
+import { decodeValue } from './decode.js';
+import { capText } from './event-guard.js';
 import type { Result } from '../kernel/control-ops.js';
 import type { Envelope } from '../kernel/signals.js';
-import type { KernelEvent } from '../kernel/types.js';
 import type { SandboxConfig } from '../sandbox/entry.js';
 import { Boundary } from './boundary.js';
 import { NodeRuntime } from './runtime.js';
@@ -22,8 +23,9 @@ const runtime = new NodeRuntime();
 const { data } = runtime;
 const limits = data.limits;
 const CPU_MS = limits.cpuMsPerSlice ?? 1_000;
-const boundary = new Boundary(data.node, data.capabilities, limits, (what) =>
-  runtime.emit({ type: 'capability_denied', node: data.node, what: `${what} (stopped at the isolate boundary)` }),
+const boundary = new Boundary(data.node, data.capabilities, limits,
+  (what) => runtime.emit({ type: 'capability_denied', node: data.node, what: `${what} (stopped at the isolate boundary)` }),
+  (text) => runtime.log('warn', text),
 );
 
 const isolate = new ivm.Isolate({ memoryLimit: limits.memoryMb ?? 128 });
@@ -61,11 +63,12 @@ let timer: NodeJS.Timeout | undefined;
 const pendingControl = new Map<number, (result: Result<unknown>) => void>();
 context.evalSync('globalThis.$bridge = {}');
 const bridge = jail.getSync('$bridge', { reference: true }) as ivm.Reference<Record<string, unknown>>;
-bridge.setSync('outbound', new ivm.Callback((node: unknown, envelopes: unknown) => {
-  const admitted = boundary.admit(node, envelopes);
+// Values leave as strings (src/sandbox/encode.ts): nothing copied out runs a getter or shares memory.
+bridge.setSync('outbound', new ivm.Callback((node: unknown, batch: unknown) => {
+  const admitted = boundary.outbound(node, batch);
   if (admitted.length) runtime.outbound(node as string, admitted);
 }));
-bridge.setSync('emit', new ivm.Callback((event: KernelEvent) => {
+bridge.setSync('emit', new ivm.Callback((event: unknown) => {
   const checked = boundary.event(event);
   if (checked) runtime.emit(checked);
 }));
@@ -79,11 +82,26 @@ bridge.setSync('setTimer', new ivm.Callback((ms: number) => {
   timer = setTimeout(fireTimer, Math.max(0, Math.min(Number(ms) || 0, 2 ** 31 - 1)));
 }));
 bridge.setSync('clearTimer', new ivm.Callback(() => clearTimeout(timer)));
-bridge.setSync('controlDone', new ivm.Callback((id: number, result: Result<unknown>) => {
+bridge.setSync('controlDone', new ivm.Callback((id: number, result: unknown) => {
   const settle = pendingControl.get(id);
   pendingControl.delete(id);
-  settle?.(result);
+  settle?.(decodeResult(result) as Result<unknown>);
 }));
+
+/** A control result from the sandbox (an encoded string), decoded; anything else is an error result. */
+function decodeResult(text: unknown): unknown {
+  try {
+    return decodeValue(text).value;
+  } catch (error) {
+    return { error: { code: 'not_cloneable', message: `the answer could not be read: ${(error as Error).message}` } };
+  }
+}
+
+/** What an entry returned: a string starting with '!' is an error thrown inside, reported as a log line. */
+function entered(result: unknown): unknown {
+  if (typeof result === 'string' && result.startsWith('!')) runtime.log('error', `kernel error: ${capText(result.slice(1))}`);
+  return result;
+}
 bridge.release();
 
 const config: SandboxConfig = { node: data.node, creation: data.creation, capabilities: data.capabilities, limits };
@@ -118,8 +136,9 @@ function checkAlive(error?: unknown): void {
 /** Runs into the isolate; a run over the CPU limit is cut and the process that was running dies. */
 function enter(ref: ivm.Reference<(...args: unknown[]) => unknown>, args: unknown[]): void {
   if (isolate.isDisposed) return;
+  boundary.newSlice();
   try {
-    ref.applySync(undefined, args, { arguments: { copy: true }, timeout: CPU_MS });
+    entered(ref.applySync(undefined, args, { arguments: { copy: true }, result: { copy: true }, timeout: CPU_MS }));
   } catch (error) {
     if (timedOut(error) && !isolate.isDisposed) return recover();
     checkAlive(error);
@@ -129,7 +148,9 @@ function enter(ref: ivm.Reference<(...args: unknown[]) => unknown>, args: unknow
 
 function recover(): void {
   try {
-    const pid = recoverRef.applySync(undefined, [{ cpu_limit: CPU_MS }], { arguments: { copy: true }, result: { copy: true }, timeout: CPU_MS }) as string | undefined;
+    boundary.newSlice();
+    const result = entered(recoverRef.applySync(undefined, [{ cpu_limit: CPU_MS }], { arguments: { copy: true }, result: { copy: true }, timeout: CPU_MS }));
+    const pid = typeof result === 'string' && !result.startsWith('!') ? capText(result, 64) : undefined;
     runtime.emit({ type: 'cpu_limit', node: data.node, pid: pid as never, limitMs: CPU_MS });
   } catch (error) {
     checkAlive(error);
@@ -151,10 +172,14 @@ const fireTimer = runtime.busy((): void => enter(timerRef, []));
 function control(op: string, args: unknown[]): Result<unknown> | Promise<Result<unknown>> {
   if (isolate.isDisposed) return { error: { code: 'node_down', message: `isolate node '${data.node}' is gone` } };
   boundary.observe(op, args);
+  boundary.newSlice();
   try {
-    const first = controlRef.applySync(undefined, [op, args], { arguments: { copy: true }, result: { copy: true }, timeout: CPU_MS }) as Result<unknown> | { pending: number };
-    if (!('pending' in first)) return first;
-    return new Promise((settle) => pendingControl.set(first.pending, settle));
+    const text = controlRef.applySync(undefined, [op, args], { arguments: { copy: true }, result: { copy: true }, timeout: CPU_MS });
+    if (typeof text === 'string' && text.startsWith('!')) return { error: toWire(new Error(capText(text.slice(1)))) };
+    const first = decodeResult(text) as Result<unknown> | { pending: number };
+    if (!first || typeof first !== 'object' || !('pending' in first)) return first;
+    const id = first.pending;
+    return new Promise((settle) => pendingControl.set(id, settle));
   } catch (error) {
     if (timedOut(error) && !isolate.isDisposed) {
       recover();

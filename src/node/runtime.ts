@@ -8,7 +8,9 @@
  * direct `MessagePort`; *outbound* is a batch of envelopes leaving this node for one destination.
  */
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
-import type { Envelope } from '../kernel/signals.js';
+import { estimateSize } from '../kernel/values.js';
+import { EventGate } from './event-guard.js';
+import { Sig, type Envelope } from '../kernel/signals.js';
 import type { KernelEvent } from '../kernel/types.js';
 import type { Result } from '../kernel/control-ops.js';
 import type { HostToNode, NodeData, NodeToHost } from '../wire/node.js';
@@ -28,6 +30,7 @@ export class NodeRuntime {
   private readonly host = parentPort!;
   private readonly peers = new Map<string, MessagePort>();
   private engine: Engine | undefined;
+  private readonly inboundGate = new EventGate((text) => this.log('warn', text));
   /** The heartbeat cell the host watches: when the code running now started (0 when idle). */
   private readonly beat = this.data.heartbeat ? new Int32Array(this.data.heartbeat) : undefined;
 
@@ -82,10 +85,42 @@ export class NodeRuntime {
 
   /** Starts serving: peers given at start, then the host's messages; tells the host it is ready. */
   serve(engine: Engine): void {
-    this.engine = { control: this.busy(engine.control), deliver: this.busy(engine.deliver) };
+    const deliver = this.busy(engine.deliver);
+    const max = this.data.limits?.maxMessageBytes;
+    this.engine = {
+      control: this.busy(engine.control),
+      // The host's own sends (system.send) are trusted; what other nodes send is checked.
+      deliver: max === undefined ? deliver : (envelopes, from) => deliver(from === 'host' ? envelopes : this.inbound(envelopes, from, max), from),
+    };
     for (const [node, port] of Object.entries(this.data.peers)) this.connect(node, port);
     this.host.on('message', (message: HostToNode) => this.onHost(message));
     this.post({ t: 'ready' });
+  }
+
+  /**
+   * `maxMessageBytes` on delivery too: a node is protected from what other nodes send it, whatever
+   * their own limits (the host's own sends are not checked here). A larger message is dropped; a larger exit reason is replaced.
+   */
+  private inbound(envelopes: Envelope[], from: string, max: number): Envelope[] {
+    let kept: Envelope[] | undefined;
+    for (let i = 0; i < envelopes.length; i++) {
+      const e = envelopes[i]!;
+      const at = e[0] === Sig.Message ? 2 : e[0] === Sig.Exit ? 3 : e[0] === Sig.Down ? 4 : -1;
+      const bytes = at < 0 ? 0 : estimateSize((e as unknown[])[at], max);
+      if (bytes <= max) {
+        kept?.push(e);
+        continue;
+      }
+      kept ??= envelopes.slice(0, i);
+      const what = at === 2 ? 'a message' : 'an exit reason';
+      if (this.inboundGate.pass('capability_denied')) this.emit({ type: 'capability_denied', node: this.node, what: `${what} from '${from}' over this node's size limit of ${max} bytes (${at === 2 ? 'dropped' : 'replaced'} on delivery)` });
+      if (at !== 2) {
+        const copy = [...e] as unknown[];
+        copy[at] = { error: { name: 'TooLarge', message: `an exit reason over the limit of ${max} bytes was replaced` } };
+        kept.push(copy as Envelope);
+      }
+    }
+    return kept ?? envelopes;
   }
 
   private onHost(message: HostToNode): void {

@@ -10,20 +10,24 @@
  */
 import { Kernel, type KernelPlatform } from '../kernel/kernel.js';
 import { controlOps, settle, type KernelConfig, type Result } from '../kernel/control-ops.js';
-import { plain } from './plain.js';
+import { batchBudget, encode, encodeBatch, OverBudget, SLICE_CHARS, VALUE_CHARS } from './encode.js';
 import type { ModuleFactory } from '../kernel/code-server.js';
 import type { Capabilities } from '../kernel/capabilities.js';
 import type { Envelope } from '../kernel/signals.js';
 import type { KernelEvent } from '../kernel/types.js';
 
-/** The embedder's side: each is an isolated-vm Callback (arguments copied). */
+/**
+ * The embedder's side: each is an isolated-vm Callback. Copying arguments out runs getters with no
+ * time limit, so these are called only from closures here with strings and numbers (checked with
+ * `typeof`, which no module code can patch); values leave encoded as one string (encode.ts).
+ */
 interface Bridge {
-  outbound(node: string, envelopes: Envelope[]): void;
-  emit(event: KernelEvent): void;
+  outbound(node: string, batch: string): void;
+  emit(event: string): void;
   schedule(): void;
   setTimer(ms: number): void;
   clearTimer(): void;
-  controlDone(id: number, result: unknown): void;
+  controlDone(id: number, result: string): void;
 }
 
 export type SandboxConfig = KernelConfig;
@@ -35,8 +39,42 @@ const dateNow = Date.now;
 const NativeDate = Date;
 
 export function boot(config: SandboxConfig): void {
-  const bridge = g.$bridge as Bridge;
+  const raw = g.$bridge as Bridge;
   delete g.$bridge;
+  // Strings over the budgets are not even copied out (the trusted half checks again): a copy of
+  // hundreds of MB out of an isolate stalls the node's thread.
+  const batchChars = batchBudget(config.limits.maxMessageBytes);
+  let sliceChars = 0;
+  const over = (what: string) => raw.emit(encode({ type: 'capability_denied', node: config.node, what: `${what} (dropped in the sandbox)` }));
+  const bridge: Bridge = {
+    outbound: (node, batch) => {
+      if (typeof node !== 'string' || typeof batch !== 'string') return;
+      if (batch.length > batchChars) return over(`a batch of ${batch.length} encoded characters, over the budget of ${batchChars} a batch`);
+      if (sliceChars > SLICE_CHARS) return;
+      sliceChars += batch.length;
+      if (sliceChars > SLICE_CHARS) return over(`batches over the budget of ${SLICE_CHARS} encoded characters a slice (the rest of the slice's batches dropped)`);
+      raw.outbound(node, batch);
+    },
+    emit: (event) => {
+      if (typeof event !== 'string') return;
+      if (event.length > VALUE_CHARS) return over(`an event of ${event.length} encoded characters`);
+      raw.emit(event);
+    },
+    schedule: () => raw.schedule(),
+    setTimer: (ms) => raw.setTimer(typeof ms === 'number' ? ms : 0),
+    clearTimer: () => raw.clearTimer(),
+    controlDone: (id, result) => { if (typeof id === 'number' && typeof result === 'string') raw.controlDone(id, capResult(result)); },
+  };
+  newSlice = () => { sliceChars = 0; };
+  const emit = (event: KernelEvent): void => {
+    let text: string;
+    try {
+      text = encode(event);
+    } catch (error) {
+      text = encode({ type: 'log', node: config.node, level: 'error', text: `an event could not leave the sandbox: ${describe(error)}` });
+    }
+    bridge.emit(text);
+  };
   let tasks: (() => void)[] = [];
   let timerFire: (() => void) | null = null;
 
@@ -50,24 +88,35 @@ export function boot(config: SandboxConfig): void {
     // would put the body at line 3).
     compile: (js, filename) => globalEval(`(function (require, exports, module) {${js}\n})\n//# sourceURL=${filename}`) as ModuleFactory,
     outbound: (node, envelopes) => {
+      let batch: string | undefined;
       try {
-        bridge.outbound(node, envelopes);
+        batch = encodeBatch(envelopes, batchChars);
       } catch {
-        // Something in the batch cannot be copied out (a Proxy, say): send the rest one by one.
+        // Something in the batch cannot leave (shared memory, a function, too deep, too big): the
+        // rest go one by one, while the slice's budget lasts.
         for (const envelope of envelopes) {
+          if (sliceChars > SLICE_CHARS) return;
           try {
-            bridge.outbound(node, [envelope]);
+            batch = encodeBatch([envelope], Math.min(batchChars, SLICE_CHARS - sliceChars + 1));
           } catch (error) {
-            bridge.emit({ type: 'log', node: config.node, level: 'error', text: `a signal for node '${node}' could not be copied out and was dropped: ${(error as Error)?.message}` });
+            if (error instanceof OverBudget && error.budget < batchChars) {
+              sliceChars = SLICE_CHARS + 1;
+              return over(`batches over the budget of ${SLICE_CHARS} encoded characters a slice (the rest of the slice's batches dropped)`);
+            }
+            emit({ type: 'log', node: config.node, level: 'error', text: `a signal for node '${node}' could not leave the sandbox and was dropped: ${describe(error)}` });
+            continue;
           }
+          bridge.outbound(node, batch);
         }
+        return;
       }
+      bridge.outbound(node, batch);
     },
-    emit: (event) => bridge.emit(event),
+    emit,
   };
   const kernel = new Kernel(platform, { node: config.node, creation: config.creation, capabilities: config.capabilities, limits: config.limits });
-  lockdown(config.capabilities, (level, text) => bridge.emit({ type: 'log', node: config.node, level, text }),
-    (what) => bridge.emit({ type: 'capability_denied', node: config.node, what }));
+  lockdown(config.capabilities, (level, text) => emit({ type: 'log', node: config.node, level, text }),
+    (what) => emit({ type: 'capability_denied', node: config.node, what }));
 
   /**
    * Every control operation answers `{ ok }` or `{ error }` at once, or `{ pending: id }` when it
@@ -81,24 +130,56 @@ export function boot(config: SandboxConfig): void {
     if (!(result instanceof Promise)) return detached(result);
     const id = ++nextPending;
     void result.then((settled) => bridge.controlDone(id, detached(settled)));
-    return { pending: id };
+    return encode({ pending: id });
   };
 
+  // What the embedder calls: each returns only a string or undefined (a result is copied out), and
+  // a throw becomes a string starting with '!' (a thrown object would be copied out too).
   g.$subnode = {
-    control,
-    deliver: (envelopes: Envelope[], from: string) => kernel.deliver(envelopes, from),
-    runScheduled: () => {
+    control: guarded(control),
+    deliver: guarded((envelopes: Envelope[], from: string) => { kernel.deliver(envelopes, from); }),
+    runScheduled: guarded(() => {
       const due = tasks;
       tasks = [];
       for (const task of due) task();
-    },
-    fireTimer: () => {
+    }),
+    fireTimer: guarded(() => {
       const fire = timerFire;
       timerFire = null;
       fire?.();
-    },
-    recover: (reason: unknown) => kernel.recover(reason),
+    }),
+    recover: guarded((reason: unknown) => kernel.recover(reason)),
   };
+}
+
+/** Starts an entry's budget (set by boot). */
+let newSlice = (): void => {};
+
+/** A control result within VALUE_CHARS, or an error result in its place. */
+function capResult(text: string): string {
+  return text.length <= VALUE_CHARS ? text : encode({ error: { code: 'too_large', message: `the answer (${text.length} encoded characters) is over the limit of ${VALUE_CHARS}` } });
+}
+
+function guarded<A extends unknown[]>(run: (...args: A) => unknown): (...args: A) => string | undefined {
+  return (...args: A) => {
+    newSlice();
+    try {
+      const result = run(...args);
+      return typeof result === 'string' ? capResult(result) : undefined;
+    } catch (error) {
+      return `!${describe(error)}`;
+    }
+  };
+}
+
+/** A thrown value's text, made here (its getters run under the CPU limit); never throws itself. */
+function describe(error: unknown): string {
+  let text = 'an error that cannot be described';
+  try {
+    const t = typeof error === 'object' && error !== null ? `${(error as Error).message}` : `${error as string}`;
+    if (typeof t === 'string') text = t.length > 2000 ? t.slice(0, 2000) : t;
+  } catch {}
+  return text;
 }
 
 /**
@@ -154,13 +235,20 @@ function lockdown(caps: Capabilities, log: (level: 'log' | 'info' | 'warn' | 'er
   // Shared memory would be shared with whoever receives it, across the boundary: not in a sandbox.
   delete g.SharedArrayBuffer;
   delete g.Atomics;
-  type MemoryCtor = new (descriptor: { shared?: boolean }) => object;
+  // WebAssembly memory is not counted against the isolate's memory limit: off unless granted.
+  type MemoryCtor = new (descriptor: { initial?: number; maximum?: number; shared?: boolean }) => object;
   const Wasm = g.WebAssembly as { Memory: MemoryCtor & { prototype: object } } | undefined;
-  if (Wasm) {
+  if (Wasm && !caps.services.wasm) delete g.WebAssembly;
+  else if (Wasm) {
     const NativeMemory = Wasm.Memory;
-    const Memory = function Memory(descriptor: { shared?: boolean }) {
-      if (descriptor?.shared) throw new Error('shared WebAssembly memory is not available in a sandbox');
-      return new NativeMemory(descriptor);
+    // The descriptor is read once, into a fresh object that never asks for shared memory (a
+    // getter could answer one way to a check and another to the native constructor).
+    const Memory = function Memory(descriptor: { initial?: number; maximum?: number; shared?: boolean }) {
+      const initial: unknown = descriptor?.initial;
+      const maximum: unknown = descriptor?.maximum;
+      const shared: unknown = descriptor?.shared;
+      if (shared) throw new Error('shared WebAssembly memory is not available in a sandbox');
+      return new NativeMemory(maximum === undefined ? { initial: Number(initial) } : { initial: Number(initial), maximum: Number(maximum) });
     };
     Object.defineProperty(Memory, 'prototype', { value: NativeMemory.prototype });
     Object.defineProperty(NativeMemory.prototype, 'constructor', { value: Memory, writable: true, configurable: true });
@@ -187,11 +275,11 @@ function safeJson(value: unknown): string {
   }
 }
 
-/** A control result as plain data, made here under the CPU limit (see plain.ts). */
-function detached(result: Result<unknown>): Result<unknown> {
+/** A control result encoded, here under the CPU limit (every getter runs inside). */
+function detached(result: Result<unknown>): string {
   try {
-    return plain(result) as Result<unknown>;
+    return encode(result);
   } catch (error) {
-    return { error: { code: 'not_cloneable', message: `the answer cannot leave the sandbox: ${(error as Error).message}` } };
+    return encode({ error: { code: 'not_cloneable', message: `the answer cannot leave the sandbox: ${describe(error)}` } });
   }
 }

@@ -19,6 +19,8 @@ import type { UpgradePlan, UpgradeReport } from '../host/upgrade-plan.js';
 import type { Pid } from '../kernel/pid.js';
 import type { ReleaseInfo } from '../host/release-store/index.js';
 import type { Dest, LoadReport, ModuleInfo, ProcessInfo, PurgeReport } from '../kernel/types.js';
+import type { CodeRow, NodeStats, ProcessDetail, ProcessPage } from '../observe/model.js';
+import { SORT_KEYS, type SortKey } from '../observe/query.js';
 
 // ---- fields: a run-time check and the static type it stands for ----
 
@@ -41,6 +43,7 @@ const flag = field<boolean>('true or false', (v) => typeof v === 'boolean');
 const anyJson = field<unknown>('any JSON value', () => true);
 const list = field<unknown[]>('a list', (v) => Array.isArray(v));
 const purgeMode = field<'kill' | 'soft'>("'kill' or 'soft'", (v) => v === 'kill' || v === 'soft');
+const sortKey = field<SortKey>(`one of ${SORT_KEYS.join(', ')}`, (v) => (SORT_KEYS as readonly unknown[]).includes(v));
 const plan = field<UpgradePlan>('an upgrade plan object', (v) => typeof v === 'object' && v !== null && !Array.isArray(v));
 
 export type Fields = Record<string, Field>;
@@ -77,6 +80,8 @@ export interface NodeRow {
   kind: string;
   status: string;
   creation: number;
+  /** In a cluster: the host that runs the node. */
+  host?: string;
   processes: number | null;
   modules: number | null;
 }
@@ -127,6 +132,15 @@ export const OPS = {
   rollback: { args: { release: positiveInt }, result: returns<UpgradeReport>(), stream: 'progress' },
   'make-permanent': { args: { release: optional(positiveInt) }, result: returns<{ release: number }>() },
   stop: { args: {}, result: returns<{ stopping: true; pid: number }>() },
+  // The observer's and `top`'s views (src/observe/model.ts): computed in the system's process, one page at a time.
+  'observe-nodes': { args: {}, result: returns<NodeStats[]>() },
+  'observe-ps': {
+    args: { node: optional(text), filter: optional(field<string>('a string', (v) => typeof v === 'string')), sort: optional(sortKey), desc: optional(flag), offset: optional(count), limit: optional(positiveInt) },
+    result: returns<ProcessPage>(),
+  },
+  'observe-process': { args: { pid: text }, result: returns<ProcessDetail | null>() },
+  'observe-code': { args: { node: optional(text) }, result: returns<CodeRow[]>() },
+  'restart-node': { args: { node: text }, result: returns<{ node: string; creation: number }>() },
 } as const satisfies Record<string, OpSpec>;
 
 export type Ops = typeof OPS;
