@@ -5,16 +5,16 @@
  * up to half, even after gc().
  */
 import { parentPort } from 'node:worker_threads';
-import { bareActorRun } from './bare-actor.js';
+import { bareActorRun, barePingPong } from './bare-actor.js';
 
-export interface BareActorJob { n: number; yieldEvery: number; mode: 'drain' | 'each' }
+export interface BareActorJob { n: number; yieldEvery: number; mode: 'drain' | 'each' | 'pingpong' }
 
 const gc = (globalThis as { gc?: () => void }).gc;
 
 parentPort!.on('message', async (job: BareActorJob) => {
   try {
     gc?.();
-    parentPort!.postMessage({ ms: await bareActorRun(job.n, job.yieldEvery, job.mode) });
+    parentPort!.postMessage({ ms: job.mode === 'pingpong' ? await barePingPong(job.n) : await bareActorRun(job.n, job.yieldEvery, job.mode) });
   } catch (error) {
     parentPort!.postMessage({ error: String((error as Error).stack ?? error) });
   }

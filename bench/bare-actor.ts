@@ -88,3 +88,38 @@ export async function bareActorRun(n: number, yieldEvery: number, mode: 'drain' 
   if (sum !== (n * (n - 1)) / 2 && yieldEvery > 0) throw new Error(`bare actor lost messages (sum ${sum})`);
   return ms;
 }
+
+/** The leanest awaitable mailbox: a queued message is taken at once, else a waiter is resolved with the next. */
+class PingBox {
+  private queue: unknown[] = [];
+  private waiter: ((m: unknown) => void) | null = null;
+  send(m: unknown): void {
+    const w = this.waiter;
+    if (w) { this.waiter = null; w(m); } else this.queue.push(m);
+  }
+  receive(): unknown {
+    return this.queue.length ? this.queue.shift() : new Promise((resolve) => { this.waiter = resolve; });
+  }
+}
+
+/**
+ * Two bare actors ping-ponging `n` round trips, each awaiting the other's message (the baseline
+ * of a request/reply inside a node). Milliseconds for all `n`.
+ */
+export async function barePingPong(n: number): Promise<number> {
+  const a = new PingBox();
+  const b = new PingBox();
+  const t0 = performance.now();
+  const ponger = (async () => {
+    for (let i = 0; i < n; i++) a.send({ n: ((await b.receive()) as { n: number }).n });
+  })();
+  let sum = 0;
+  for (let i = 0; i < n; i++) {
+    b.send({ n: i });
+    sum += ((await a.receive()) as { n: number }).n;
+  }
+  await ponger;
+  const ms = performance.now() - t0;
+  if (sum !== (n * (n - 1)) / 2) throw new Error(`bare ping-pong lost messages (sum ${sum})`);
+  return ms;
+}

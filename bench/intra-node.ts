@@ -17,7 +17,7 @@ import { benchKernel } from './local-kernel.js';
 import { atLeastRatio, batchedSum, gc, measure, row, within, type Benchmark, type ResultRow } from './lib.js';
 
 /** A worker that runs bare-actor rounds on request. */
-class BareActorThread {
+export class BareActorThread {
   private readonly worker = new Worker(new URL('./bare-actor-worker.js', import.meta.url));
   async run(job: BareActorJob): Promise<number> {
     this.worker.postMessage(job);

@@ -1,17 +1,22 @@
 /**
  * The benchmark suite's entry point (`npm run bench`).
  *
- *   node --no-node-snapshot --expose-gc dist/bench/run.js [name ...] [--reps=N] [--scale=X] [--out=FILE]
+ *   node --no-node-snapshot --expose-gc dist/bench/run.js [name ...] [--reps=N] [--scale=X] [--out=FILE] [--compare]
+ *
+ * `--compare` checks the run's ratios against the committed bench/results.json (and does not
+ * overwrite it): a ratio more than 25% worse is flagged and the exit code is 1. Run it before a
+ * commit that touches a hot path.
  *
  * Runs every benchmark (or the ones named: intra, cross, spawn, start), prints a table and, for a
  * full run, writes bench/results.json. Each figure is the median of N repetitions (default 5,
  * after one warm-up round) beside a baseline measured in the same run, interleaved with it.
  */
 import { spawnSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { crossNode } from './cross-node.js';
 import { intraNode } from './intra-node.js';
+import { compareRows, formatComparison } from './compare.js';
 import { formatTable, hasGc, machine, now, type Benchmark, type ResultRow } from './lib.js';
 import { nodeStart } from './node-start.js';
 import { spawnMemory } from './spawn-memory.js';
@@ -21,19 +26,21 @@ import { migrationBench } from './migration.js';
 import { clusterBench } from './cluster.js';
 import { observeBench } from './observe.js';
 import { releasesBench } from './releases.js';
+import { callsBench } from './calls.js';
 
-const BENCHMARKS: Benchmark[] = [intraNode, crossNode, spawnMemory, nodeStart, codeBench, isolateBench, migrationBench, clusterBench, observeBench, releasesBench];
+const BENCHMARKS: Benchmark[] = [callsBench, intraNode, crossNode, spawnMemory, nodeStart, codeBench, isolateBench, migrationBench, clusterBench, observeBench, releasesBench];
 
-interface Args { names: string[]; reps: number; scale: number; out?: string; help: boolean }
+interface Args { names: string[]; reps: number; scale: number; out?: string; help: boolean; compare: boolean }
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { names: [], reps: 5, scale: 1, help: false };
+  const args: Args = { names: [], reps: 5, scale: 1, help: false, compare: false };
   for (const arg of argv) {
     const [key, value] = arg.split('=', 2) as [string, string | undefined];
     if (key === '--reps') args.reps = Math.max(1, Math.round(Number(value)));
     else if (key === '--scale') args.scale = Number(value);
     else if (key === '--out') args.out = value;
     else if (key === '--help' || key === '-h') args.help = true;
+    else if (key === '--compare') args.compare = true;
     else if (key.startsWith('-')) throw new Error(`unknown option ${arg}`);
     else args.names.push(arg);
   }
@@ -54,7 +61,7 @@ function reexecIfNeeded(): boolean {
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
   if (args.help) {
-    console.log(`usage: run.js [${BENCHMARKS.map((b) => b.name).join('|')} ...] [--reps=N] [--scale=X] [--out=FILE]`);
+    console.log(`usage: run.js [${BENCHMARKS.map((b) => b.name).join('|')} ...] [--reps=N] [--scale=X] [--out=FILE] [--compare]`);
     for (const b of BENCHMARKS) console.log(`  ${b.name.padEnd(6)} ${b.description}`);
     return;
   }
@@ -83,8 +90,19 @@ async function main(): Promise<void> {
   console.log(`\n${formatTable(results)}\n`);
   console.log(`ratio = value / baseline, medians of ${args.reps}; total ${((now() - t0) / 1000).toFixed(1)} s`);
 
-  // A partial or failed run does not replace bench/results.json (unless --out says where to write).
-  const out = args.out ?? (full && !failed.length ? fileURLToPath(new URL('../../bench/results.json', import.meta.url)) : undefined);
+  const committed = fileURLToPath(new URL('../../bench/results.json', import.meta.url));
+  if (args.compare) {
+    const previous = (JSON.parse(readFileSync(committed, 'utf8')) as { results: ResultRow[] }).results;
+    const comparison = compareRows(previous, results);
+    console.log(`\ncompared with bench/results.json:\n${formatComparison(comparison)}`);
+    const worse = comparison.filter((c) => c.flagged);
+    if (worse.length) {
+      console.error(`${worse.length} ratio(s) got worse by more than 25%: ${worse.map((c) => c.name).join('; ')}`);
+      process.exitCode = 1;
+    }
+  }
+  // A partial, failed or comparing run does not replace bench/results.json (unless --out says where to write).
+  const out = args.out ?? (full && !failed.length && !args.compare ? committed : undefined);
   if (out) {
     writeFileSync(out, `${JSON.stringify({ machine: info, results }, null, 2)}\n`);
     console.log(`wrote ${out}`);

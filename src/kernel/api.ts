@@ -10,6 +10,7 @@ import type { From } from './behaviours.js';
 import { allows, DEFAULT_GLOBAL_NAMES, type Capabilities } from './capabilities.js';
 import type { CodeServer, ModuleVersion } from './code-server.js';
 import { After, Clause, Next, OnMigrate, Receive, buildAfter, buildClause, buildReceive } from './directives.js';
+import { CallWait } from './call-wait.js';
 import type { KernelPlatform } from './kernel.js';
 import { ANY } from './match.js';
 import { formatPid, isPid, nodeOf, type Pid } from './pid.js';
@@ -34,10 +35,12 @@ type CallOptions = { timeout?: number; onTimeout?: () => unknown };
 
 export class ProcessApi {
   private nextRef = 0;
+  private refTail = '';
+  private readonly refHead: string;
 
   constructor(
     private readonly node: string,
-    private readonly creation: number,
+    creation: number,
     private readonly capabilities: Capabilities,
     private readonly platform: KernelPlatform,
     private readonly code: CodeServer,
@@ -46,7 +49,9 @@ export class ProcessApi {
     private readonly signals: Signalling,
     private readonly sys: SysOps,
     private readonly globalNamesLimit: number = DEFAULT_GLOBAL_NAMES,
-  ) {}
+  ) {
+    this.refHead = `#Ref<${node}.${creation}.`;
+  }
 
   /** The API object for code of `version` (null: code outside any module). */
   apiFor(version: ModuleVersion | null): object {
@@ -203,29 +208,24 @@ export class ProcessApi {
     return new Receive(version, null, [reply], after);
   }
 
-  /** A CPS call: sends `{ $call }` and waits for the reply (or the callee's death, or the timeout). */
-  private callStep(version: ModuleVersion | null, dest: Dest, request: unknown, then: (reply: unknown) => unknown, options: CallOptions = {}): Receive {
+  /**
+   * A CPS call: sends `{ $call }` and waits for the reply (or the callee's death, or the timeout).
+   * As in OTP, the call's tag is the ref of its monitor on the callee; the wait is one object with
+   * no clause closures (`CallWait`), and its timer is re-armed on the platform only when needed.
+   */
+  private callStep(version: ModuleVersion | null, dest: Dest, request: unknown, then: (reply: unknown) => unknown, options?: CallOptions): Receive {
     const proc = this.self('call');
     if (typeof then !== 'function') throw new BadArgument('call(dest, request, then): then must be a function of the reply');
-    const ref = this.makeRef();
     const target = isPid(dest) ? dest : typeof dest === 'string' ? this.table.named(dest)?.pid : undefined;
-    const mref = target ? this.monitor(target) : undefined;
-    const from: From = { pid: proc.pid, ref };
-    this.signals.send(dest, { $call: request, from });
-    const done = (): void => { if (mref) this.demonitor(mref, true); };
-    const clauses = [new Clause((m: unknown) => (m as { $reply?: unknown })?.$reply === ref, (m) => { done(); return then((m as { value: unknown }).value); })];
-    if (mref) {
-      clauses.push(new Clause((m: unknown) => (m as { type?: string; ref?: string })?.type === 'DOWN' && (m as { ref: string }).ref === mref, (m) => {
-        throw new ExitNow({ call_failed: { dest, reason: (m as { reason: unknown }).reason } });
-      }));
-    }
-    const timeout = options.timeout ?? 5_000;
-    const after = timeout === Infinity ? null : new After(timeout, () => {
-      done();
-      if (options.onTimeout) return options.onTimeout();
-      throw new ExitNow({ call_timeout: { dest, request, timeout } });
-    });
-    return new Receive(version, null, clauses, after);
+    const ref = target ? this.monitor(target) : this.makeRef();
+    this.signals.send(dest, { $call: request, from: { pid: proc.pid, ref } as From });
+    const timeout = options?.timeout ?? 5_000;
+    return new CallWait(this, version, dest, request, ref, target !== undefined, then, timeout, options?.onTimeout);
+  }
+
+  /** @internal a call is settled (reply or timeout): its monitor goes, with a DOWN already queued for it. */
+  endCall(wait: CallWait): void {
+    if (wait.monitored) this.demonitor(wait.ref, true);
   }
 
   /** A callback module given by name or by its namespace object. */
@@ -256,6 +256,13 @@ export class ProcessApi {
     const proc = this.self('monitor');
     const ref = this.makeRef();
     const pid = isPid(target) ? target : this.table.named(target)?.pid;
+    // A live process of this node, with no signal queued before this one: set up directly.
+    const local = pid ? this.table.get(pid) : undefined;
+    if (local && this.signals.idle()) {
+      (proc.monitors ??= new Map()).set(ref, pid!);
+      (local.watchers ??= new Map()).set(ref, proc.pid);
+      return ref;
+    }
     if (pid) this.signals.checkReach(nodeOf(pid), 'monitor');
     (proc.monitors ??= new Map()).set(ref, pid ?? (target as Pid));
     if (!pid) this.signals.signal([Sig.Down, proc.pid, target as Pid, ref, 'noproc']);
@@ -269,9 +276,11 @@ export class ProcessApi {
     const watched = proc.monitors?.get(ref);
     if (watched !== undefined) {
       proc.monitors!.delete(ref);
-      this.signals.signal([Sig.Demonitor, watched, proc.pid, ref]);
+      const local = this.table.get(watched);
+      if (local && this.signals.idle()) local.watchers?.delete(ref);
+      else this.signals.signal([Sig.Demonitor, watched, proc.pid, ref]);
     }
-    if (flush) proc.mailbox.takeFirst((m) => ((m as DownMessage | null)?.type === 'DOWN' && (m as DownMessage).ref === ref ? true : undefined));
+    if (flush && proc.mailbox.length) proc.mailbox.takeFirst((m) => ((m as DownMessage | null)?.type === 'DOWN' && (m as DownMessage).ref === ref ? true : undefined));
     return true;
   }
 
@@ -283,8 +292,14 @@ export class ProcessApi {
     this.signals.signal([Sig.Exit, pid, from, nodeOf(pid) === this.node ? reason : copyableReason(reason), 0]);
   }
 
-  /** Unique on this node and hard to guess: a reply or DOWN must not be forgeable by ref. */
+  /**
+   * Unique on this node (the counter) and hard to guess (the random part): a reply or DOWN must not
+   * be forgeable by ref. The random part is drawn afresh every 64 refs: drawing and formatting it
+   * per ref was a tenth of a request/reply.
+   */
   private makeRef(): string {
-    return `#Ref<${this.node}.${this.creation}.${++this.nextRef}.${Math.floor(random() * 2 ** 32).toString(36)}>`;
+    const n = ++this.nextRef;
+    if ((n & 63) === 1) this.refTail = `.${Math.floor(random() * 2 ** 32).toString(36)}>`;
+    return this.refHead + n + this.refTail;
   }
 }

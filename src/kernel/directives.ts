@@ -40,6 +40,9 @@ export class Receive {
     readonly onMigrate: OnMigrate | null = null,
   ) {}
 
+  /** The step to run when the receive times out. */
+  timeoutStep(): Handler { return this.after!.handler as Handler; }
+
   /** The handler for `message`, or undefined when no clause accepts it. A throwing guard is false. */
   select(message: unknown): Handler | undefined {
     if (this.anyHandler) return this.anyHandler;

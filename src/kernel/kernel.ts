@@ -178,7 +178,7 @@ export class Kernel {
   /** Signals from another node (or the host: `from` 'host'), in order. */
   deliver(envelopes: Envelope[], from = 'host'): void {
     this.signals.deliverFrom(from, envelopes);
-    this.scheduler.afterExternalWork();
+    this.scheduler.runInbound();
   }
 
   /** `exit(pid, reason)` from outside any process. */

@@ -41,20 +41,27 @@ export class Process {
 
   trapExit = false;
   name: string | null = null;
-  globalName: string | null = null;
+
+  // Written for few processes (migrated, globally named, dropping messages, exiting mid-step):
+  // their defaults live on the prototype (below), so an idle process does not carry them.
+  declare globalName: string | null;
   /** Migration: the node it came from (if it arrived by migration), and how many moves so far. */
-  cameFrom: string | null = null;
-  moves = 0;
+  declare cameFrom: string | null;
+  declare moves: number;
   /** Arrived by migration and its previous node has not flushed yet: local messages wait here. */
-  heldLocal: unknown[] | null = null;
+  declare heldLocal: unknown[] | null;
   /** Being moved out: the mailbox length when its snapshot was taken. */
-  snapshotAt = -1;
+  declare snapshotAt: number;
   /** Being moved out to a node that used to forward to it: that node's Drained marker has come. */
-  drainSeen = false;
+  declare drainSeen: boolean;
   /** Messages dropped because its mailbox was full. */
-  dropped = 0;
+  declare dropped: number;
   /** An exit that reached the process while it was running; applied when its step returns. */
-  pendingExit: { reason: unknown } | null = null;
+  declare pendingExit: { reason: unknown } | null;
 
   constructor(readonly pid: Pid, readonly initial: string) {}
 }
+
+Object.assign(Process.prototype, {
+  globalName: null, cameFrom: null, moves: 0, heldLocal: null, snapshotAt: -1, drainSeen: false, dropped: 0, pendingExit: null,
+});

@@ -228,7 +228,7 @@ export class Scheduler {
       }
       const after = result.after;
       if (after && after.ms === 0) {
-        proc.stepFn = after.handler as (...args: unknown[]) => unknown;
+        proc.stepFn = result.timeoutStep() as (...args: unknown[]) => unknown;
         proc.stepArg = undefined;
         return true;
       }
@@ -292,7 +292,7 @@ export class Scheduler {
       if (remaining <= 0) {
         proc.wait = null;
         proc.deadline = Infinity;
-        return this.wake(proc, wait.after!.handler as (m: unknown) => unknown, undefined);
+        return this.wake(proc, wait.timeoutStep(), undefined);
       }
       proc.timer = this.armTimeout(proc, remaining);
     }
@@ -317,33 +317,43 @@ export class Scheduler {
   }
 
   private armTimeout(proc: Process, ms: number): TimerEntry {
-    const receive = proc.wait;
     proc.deadline = this.platform.now() + ms;
-    const entry = this.timers.add(proc.deadline, () => {
-      if (proc.wait !== receive || proc.status !== 'waiting') return;
-      proc.wait = null;
-      proc.timer = null;
-      proc.deadline = Infinity;
-      this.wake(proc, receive!.after!.handler as (m: unknown) => unknown, undefined);
-    });
+    const entry = this.timers.add(proc.deadline, this.receiveTimedOut, proc, proc.wait);
     this.rearm();
     return entry;
   }
 
+  /** A receive timeout is due (no closure per armed timeout: the entry names the process and its receive). */
+  private readonly receiveTimedOut = (entry: TimerEntry): void => {
+    const proc = entry.owner as Process;
+    const receive = entry.data as Receive;
+    if (proc.wait !== receive || proc.status !== 'waiting') return;
+    proc.wait = null;
+    proc.timer = null;
+    proc.deadline = Infinity;
+    this.wake(proc, receive.timeoutStep(), undefined);
+  };
+
+  /**
+   * The platform timer follows the earliest deadline only when that moves earlier: a request/reply
+   * arms a later deadline and cancels it on every call, and re-arming a Node timer each time was a
+   * large part of a call. A timer that fires early finds nothing due and re-arms for what is left.
+   */
   private rearm(): void {
     const next = this.timers.peek();
-    if (next === this.timerDeadline) return;
-    if (this.timerHandle !== null) this.platform.clearTimer(this.timerHandle);
-    this.timerHandle = null;
-    this.timerDeadline = next ?? Infinity;
     if (next === undefined) return;
+    if (this.timerHandle !== null) {
+      if (next >= this.timerDeadline) return;
+      this.platform.clearTimer(this.timerHandle);
+    }
+    this.timerDeadline = next;
     this.timerHandle = this.platform.setTimer(Math.max(0, next - this.platform.now()), this.fireTimers);
   }
 
   private readonly fireTimers = (): void => {
     this.timerHandle = null;
     this.timerDeadline = Infinity;
-    for (const entry of this.timers.due(this.platform.now())) entry.fire();
+    for (const entry of this.timers.due(this.platform.now())) entry.fire(entry);
     this.rearm();
   };
 
@@ -380,6 +390,16 @@ export class Scheduler {
       this.outbox.delete(node);
       this.platform.outbound(node, batch);
     }
+  }
+
+  /**
+   * Signals from another node just woke processes: run them now, in this macrotask, instead of
+   * waiting for the next one (a cross-node round trip paid a `setImmediate` per hop). Only from
+   * outside any slice or step; the slice is bounded by `sliceMs` as always, and flushes its outbox.
+   */
+  runInbound(): void {
+    if (this.inSlice || this.current !== null || !this.runQueue.length) return this.afterExternalWork();
+    this.runSlice();
   }
 
   /** After work that did not come through a slice, make sure timers and batches move. */

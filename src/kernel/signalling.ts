@@ -162,6 +162,9 @@ export class Signalling {
     this.drain();
   }
 
+  /** Nothing queued or being applied: a local signal may be applied directly, in order. */
+  idle(): boolean { return !this.applying && this.queue.length === 0; }
+
   /** A signal for a process of this node (its own or one that moved in), applied here whatever node its pid names. */
   signalHere(envelope: Envelope): void {
     this.queue.push(envelope);

@@ -4,7 +4,11 @@
  * timeout in every receive stays O(log n) with no search.
  */
 
-export interface TimerEntry { deadline: number; seq: number; fire: () => void; cancelled: boolean }
+/**
+ * `fire(entry)` runs when the entry is due; `owner` and `data` are for it to read, so a receive
+ * timeout needs no closure of its own (one is armed per call in a request/reply path).
+ */
+export interface TimerEntry { deadline: number; seq: number; fire: (entry: TimerEntry) => void; cancelled: boolean; owner: unknown; data: unknown }
 
 export class TimerHeap {
   private heap: TimerEntry[] = [];
@@ -30,8 +34,8 @@ export class TimerHeap {
     for (let i = (this.heap.length >> 1) - 1; i >= 0; i--) this.down(i);
   }
 
-  add(deadline: number, fire: () => void): TimerEntry {
-    const entry: TimerEntry = { deadline, seq: this.seq++, fire, cancelled: false };
+  add(deadline: number, fire: (entry: TimerEntry) => void, owner: unknown = null, data: unknown = null): TimerEntry {
+    const entry: TimerEntry = { deadline, seq: this.seq++, fire, cancelled: false, owner, data };
     this.heap.push(entry);
     this.up(this.heap.length - 1);
     return entry;
