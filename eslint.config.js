@@ -5,9 +5,14 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 const onlyRelative = {
-  'no-restricted-imports': ['error', {
-    patterns: [{ regex: '^(?!\\.)', message: 'kernel and sandbox code runs in isolates: import only relative project files (no node: modules, no packages).' }],
-  }],
+  'no-restricted-imports': [
+    'error',
+    {
+      patterns: [
+        { regex: '^(?!\\.)', message: 'kernel and sandbox code runs in isolates: import only relative project files (no node: modules, no packages).' },
+      ],
+    },
+  ],
 };
 
 export default tseslint.config(
@@ -27,12 +32,15 @@ export default tseslint.config(
     // The kernel must not even import the wire or host layers: it sits below them.
     files: ['src/kernel/**/*.ts'],
     rules: {
-      'no-restricted-imports': ['error', {
-        patterns: [
-          { regex: '^(?!\\.)', message: 'the kernel runs in isolates: no node: modules, no packages.' },
-          { regex: '^\\.\\./(host|node|cli|wire|compiler)/', message: 'the kernel sits below the host, node, wire, compiler and CLI layers.' },
-        ],
-      }],
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            { regex: '^(?!\\.)', message: 'the kernel runs in isolates: no node: modules, no packages.' },
+            { regex: '^\\.\\./(host|node|cli|wire|compiler)/', message: 'the kernel sits below the host, node, wire, compiler and CLI layers.' },
+          ],
+        },
+      ],
     },
   },
 );

@@ -7,7 +7,11 @@
 import { parentPort } from 'node:worker_threads';
 import { bareActorRun, barePingPong } from './bare-actor.js';
 
-export interface BareActorJob { n: number; yieldEvery: number; mode: 'drain' | 'each' | 'pingpong' }
+export interface BareActorJob {
+  n: number;
+  yieldEvery: number;
+  mode: 'drain' | 'each' | 'pingpong';
+}
 
 const gc = (globalThis as { gc?: () => void }).gc;
 

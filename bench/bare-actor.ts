@@ -6,7 +6,10 @@
  */
 import { performance } from 'node:perf_hooks';
 
-interface Link { value: unknown; next: Link | null }
+interface Link {
+  value: unknown;
+  next: Link | null;
+}
 
 export class BareActor {
   private head: Link | null = null;
@@ -15,7 +18,8 @@ export class BareActor {
 
   send(message: unknown): void {
     const link: Link = { value: message, next: null };
-    if (this.tail) this.tail.next = link; else this.head = link;
+    if (this.tail) this.tail.next = link;
+    else this.head = link;
     this.tail = link;
     const waiter = this.waiter;
     if (waiter) {
@@ -41,7 +45,9 @@ export class BareActor {
 
   /** Resolves when a message arrives. */
   wait(): Promise<void> {
-    return new Promise((resolve) => { this.waiter = resolve; });
+    return new Promise((resolve) => {
+      this.waiter = resolve;
+    });
   }
 }
 
@@ -95,10 +101,17 @@ class PingBox {
   private waiter: ((m: unknown) => void) | null = null;
   send(m: unknown): void {
     const w = this.waiter;
-    if (w) { this.waiter = null; w(m); } else this.queue.push(m);
+    if (w) {
+      this.waiter = null;
+      w(m);
+    } else this.queue.push(m);
   }
   receive(): unknown {
-    return this.queue.length ? this.queue.shift() : new Promise((resolve) => { this.waiter = resolve; });
+    return this.queue.length
+      ? this.queue.shift()
+      : new Promise((resolve) => {
+          this.waiter = resolve;
+        });
   }
 }
 

@@ -70,7 +70,9 @@ async function pingPongPair(): Promise<{ run(n: number): Promise<number>; close(
       const [m] = (await within(once(pinger, 'message'), 60_000, 'raw ping-pong')) as [{ ms: number }];
       return m.ms;
     },
-    async close() { await Promise.all([pinger.terminate(), ponger.terminate()]); },
+    async close() {
+      await Promise.all([pinger.terminate(), ponger.terminate()]);
+    },
   };
 }
 
@@ -78,7 +80,11 @@ async function pingPongPair(): Promise<{ run(n: number): Promise<number>; close(
 const COMLINK = 'comlink';
 const COMLINK_NODE = 'comlink/dist/esm/node-adapter.mjs';
 
-interface RpcWorker { name: string; inc(x: number): Promise<number>; close(): Promise<number> }
+interface RpcWorker {
+  name: string;
+  inc(x: number): Promise<number>;
+  close(): Promise<number>;
+}
 
 /** A comlink call to a worker; without comlink installed, a raw postMessage request/response (named so in the row). */
 async function rpcWorker(): Promise<RpcWorker> {
@@ -93,10 +99,17 @@ async function rpcWorker(): Promise<RpcWorker> {
     const worker = new Worker(url, { workerData: { role: 'rpc' } });
     const waiting = new Map<number, (v: number) => void>();
     let id = 0;
-    worker.on('message', ({ id: i, value }: { id: number; value: number }) => { waiting.get(i)?.(value); waiting.delete(i); });
+    worker.on('message', ({ id: i, value }: { id: number; value: number }) => {
+      waiting.get(i)?.(value);
+      waiting.delete(i);
+    });
     return {
       name: 'raw postMessage request/response to a worker (comlink not installed)',
-      inc: (x) => new Promise((resolve) => { waiting.set(++id, resolve); worker.postMessage({ id, x }); }),
+      inc: (x) =>
+        new Promise((resolve) => {
+          waiting.set(++id, resolve);
+          worker.postMessage({ id, x });
+        }),
       close: () => worker.terminate(),
     };
   }
@@ -125,7 +138,10 @@ export const callsBench: Benchmark = {
 
       const jobs: Record<string, () => Promise<number>> = {
         bare: async () => perTrip(await bare.run({ n: nLocal, yieldEvery: 1, mode: 'pingpong' }), nLocal),
-        call: async () => { await a.spawn('calls', 'caller', [srv, nLocal, inbox.pid]); return perTrip(await report(), nLocal); },
+        call: async () => {
+          await a.spawn('calls', 'caller', [srv, nLocal, inbox.pid]);
+          return perTrip(await report(), nLocal);
+        },
         ping: async () => {
           const p = await a.spawn('calls', 'ponger', []);
           await a.spawn('calls', 'pinger', [p, nLocal, inbox.pid]);
@@ -167,7 +183,9 @@ export const callsBench: Benchmark = {
       const bareM = m('bare', 'two bare in-thread actors ping-ponging');
       rows.push(row('request/reply inside a node (server.call, thread node)', m('call', 'server.call'), bareM, atMost(2)));
       rows.push(row('send + receive round trip inside a node (thread node)', m('ping', 'ping-pong'), bareM, atMost(1.2)));
-      rows.push(row('cross-node round trip (two thread nodes)', m('cross', 'ping-pong a<->b'), m('raw', 'raw postMessage ping-pong between two workers'), atMost(1.5)));
+      rows.push(
+        row('cross-node round trip (two thread nodes)', m('cross', 'ping-pong a<->b'), m('raw', 'raw postMessage ping-pong between two workers'), atMost(1.5)),
+      );
       rows.push(row('system.call from the host (sequential)', m('host', 'system.call'), m('comlink', comlink.name), atMost(1)));
       for (const r of rows) log(`  ${r.name}: ${r.value.toFixed(3)} µs vs ${r.baseline.value.toFixed(3)} µs (${r.ratio.toFixed(2)}x)`);
       inbox.close();

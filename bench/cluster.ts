@@ -28,12 +28,21 @@ async function natsServer(): Promise<{ url: string; stop(): Promise<void> }> {
   const bin = [process.env.NATS_SERVER, '/usr/sbin/nats-server', '/usr/bin/nats-server'].find((p): p is string => !!p && existsSync(p));
   if (!bin) throw new Error('nats-server not found: apt-get install nats-server, or set NATS_SERVER');
   const port = await new Promise<number>((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => { const p = (s.address() as { port: number }).port; s.close(() => resolve(p)); });
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const p = (s.address() as { port: number }).port;
+      s.close(() => resolve(p));
+    });
   });
   const dir = mkdtempSync(join(tmpdir(), 'subnode-bench-nats-'));
   const proc: ChildProcess = spawn(bin, ['-js', '-a', '127.0.0.1', '-p', String(port), '-sd', dir], { stdio: 'ignore' });
   for (let i = 0; ; i++) {
-    const up = await new Promise<boolean>((resolve) => { const c = tcp(port, '127.0.0.1', () => { c.end(); resolve(true); }); c.on('error', () => resolve(false)); });
+    const up = await new Promise<boolean>((resolve) => {
+      const c = tcp(port, '127.0.0.1', () => {
+        c.end();
+        resolve(true);
+      });
+      c.on('error', () => resolve(false));
+    });
     if (up) break;
     if (i > 200) throw new Error('nats-server did not start');
     await new Promise((resolve) => setTimeout(resolve, 50));
@@ -62,7 +71,13 @@ export const clusterBench: Benchmark = {
     const pub = await connect({ servers: server.url });
     const sub = await connect({ servers: server.url });
     try {
-      await within((async () => { while (!a.nodes().some((x) => x.name === 'b')) await new Promise((r) => setTimeout(r, 20)); })(), 10_000, 'host B seen by A');
+      await within(
+        (async () => {
+          while (!a.nodes().some((x) => x.name === 'b')) await new Promise((r) => setTimeout(r, 20));
+        })(),
+        10_000,
+        'host B seen by A',
+      );
       const inbox = a.inbox();
       const echo = await a.node('b').startServer('echo', []);
       const subnodeRun = async (): Promise<number> => {
@@ -78,7 +93,15 @@ export const clusterBench: Benchmark = {
       const rawRun = async (): Promise<number> => {
         let got = 0;
         const done = new Promise<void>((resolve) => {
-          const s = sub.subscribe('bench.raw', { callback: (_e, m) => { got += (deserialize(m.data) as unknown[]).length; if (got >= n) { s.unsubscribe(); resolve(); } } });
+          const s = sub.subscribe('bench.raw', {
+            callback: (_e, m) => {
+              got += (deserialize(m.data) as unknown[]).length;
+              if (got >= n) {
+                s.unsubscribe();
+                resolve();
+              }
+            },
+          });
         });
         await sub.flush();
         const t0 = now();
@@ -91,7 +114,11 @@ export const clusterBench: Benchmark = {
         await done;
         return now() - t0;
       };
-      const responder = sub.subscribe('bench.echo', { callback: (_e, m) => { m.respond(m.data); } });
+      const responder = sub.subscribe('bench.echo', {
+        callback: (_e, m) => {
+          m.respond(m.data);
+        },
+      });
       await sub.flush();
       const callRun = async (): Promise<number> => {
         const t0 = now();
@@ -108,7 +135,13 @@ export const clusterBench: Benchmark = {
         gc();
         let s: number;
         let rw: number;
-        if (r % 2 === 0) { s = await subnodeRun(); rw = await rawRun(); } else { rw = await rawRun(); s = await subnodeRun(); }
+        if (r % 2 === 0) {
+          s = await subnodeRun();
+          rw = await rawRun();
+        } else {
+          rw = await rawRun();
+          s = await subnodeRun();
+        }
         const c = await callRun();
         const rc = await rawCallRun();
         if (r < 0) continue;
@@ -123,7 +156,9 @@ export const clusterBench: Benchmark = {
       const rawThr = measure('raw NATS, v8 arrays of 256', samples.raw, 'msg/s');
       const rt = measure('system.call A -> server on B', samples.call, 'µs');
       const rawRt = measure('raw NATS request/reply', samples.rawCall, 'µs');
-      log(`  cluster: n=${n}, subnode ${(thr.value / 1e3).toFixed(0)} k/s vs raw ${(rawThr.value / 1e3).toFixed(0)} k/s; call ${rt.value.toFixed(0)} µs vs raw ${rawRt.value.toFixed(0)} µs`);
+      log(
+        `  cluster: n=${n}, subnode ${(thr.value / 1e3).toFixed(0)} k/s vs raw ${(rawThr.value / 1e3).toFixed(0)} k/s; call ${rt.value.toFixed(0)} µs vs raw ${rawRt.value.toFixed(0)} µs`,
+      );
       return [row('cross-host throughput (NATS)', thr, rawThr), row('cross-host call round trip (NATS)', rt, rawRt)];
     } finally {
       await Promise.all([a.stop(), b.stop()]);

@@ -73,7 +73,10 @@ async function lingeringRows(reps: number, scale: number, log: (l: string) => vo
       for (let i = 0; i < rounds; i++) scanned = k.kernel.pids().filter((p) => k!.kernel.checkProcessCode(p, 'w')).length;
       const ts = (now() - t) / rounds;
       if (found !== 10 || scanned !== 10) throw new Error(`lingering found ${found}, scan ${scanned}; expected 10`);
-      if (r >= 0) { index.push(ti * 1000); scan.push(ts * 1000); }
+      if (r >= 0) {
+        index.push(ti * 1000);
+        scan.push(ts * 1000);
+      }
     }
     const subject = measure(`lingering() via the index, ${n} processes`, index, 'µs');
     const baseline = measure(`scan of all ${n} with checkProcessCode`, scan, 'µs');
@@ -99,7 +102,10 @@ async function upgradeRows(reps: number, scale: number, log: (l: string) => void
       for (let i = 0; i < n; i++) k.kernel.startBehaviour('server', 'c', [i]);
       let t = now();
       const report = await applyUpgrade(k.kernel, [
-        { op: 'suspend', modules: ['c'] }, { op: 'load', module: 'c', js: v2 }, { op: 'codeChange', module: 'c' }, { op: 'resume' },
+        { op: 'suspend', modules: ['c'] },
+        { op: 'load', module: 'c', js: v2 },
+        { op: 'codeChange', module: 'c' },
+        { op: 'resume' },
       ]);
       const hotMs = now() - t;
       if (!report.ok || report.upgraded.length !== n) throw new Error(`upgrade of ${n} failed: ${JSON.stringify(report.error)}`);
@@ -114,7 +120,10 @@ async function upgradeRows(reps: number, scale: number, log: (l: string) => void
       k.kernel.load('c', v2, { purge: 'kill' });
       for (const s of states) k.kernel.startBehaviour('server', 'c', [s]);
       const coldMs = now() - t;
-      if (r >= 0) { hot.push(n / (hotMs / 1000)); cold.push(n / (coldMs / 1000)); }
+      if (r >= 0) {
+        hot.push(n / (hotMs / 1000));
+        cold.push(n / (coldMs / 1000));
+      }
       await tick();
     }
     const subject = measure(`suspend/codeChange/resume, ${n} servers`, hot, 'proc/s');
@@ -148,7 +157,10 @@ async function loadRows(reps: number, log: (l: string) => void): Promise<ResultR
       t = now();
       for (const src of esm) await import(`data:text/javascript,${encodeURIComponent(src)}`);
       const importMs = (now() - t) / rounds;
-      if (r >= 0) { viaNode.push(nodeMs * 1000); viaImport.push(importMs * 1000); }
+      if (r >= 0) {
+        viaNode.push(nodeMs * 1000);
+        viaImport.push(importMs * 1000);
+      }
     }
     const subject = measure('node.load: transpile + ship + compile + evaluate', viaNode, 'µs');
     const baseline = measure('ESM import() of the same module (data: URL, in-thread)', viaImport, 'µs');
@@ -183,7 +195,11 @@ async function compileRows(reps: number, log: (l: string) => void): Promise<Resu
   const ours: number[] = [];
   const theirs: number[] = [];
   let tag = 0;
-  const options: ts.TranspileOptions = { compilerOptions: { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2022 }, fileName: 'fifty.ts', reportDiagnostics: true };
+  const options: ts.TranspileOptions = {
+    compilerOptions: { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2022 },
+    fileName: 'fifty.ts',
+    reportDiagnostics: true,
+  };
   for (let r = -1; r < reps; r++) {
     const rounds = 50;
     const sources = Array.from({ length: rounds }, () => fiftyFunctions(++tag));
@@ -193,7 +209,10 @@ async function compileRows(reps: number, log: (l: string) => void): Promise<Resu
     t = now();
     for (const src of sources) ts.transpileModule(src, options);
     const theirsMs = (now() - t) / rounds;
-    if (r >= 0) { ours.push(oursMs * 1000); theirs.push(theirsMs * 1000); }
+    if (r >= 0) {
+      ours.push(oursMs * 1000);
+      theirs.push(theirsMs * 1000);
+    }
   }
   const subject = measure('compile(): sucrase + meriyah parse + hazards', ours, 'µs');
   const baseline = measure('typescript.transpileModule alone', theirs, 'µs');
@@ -205,6 +224,11 @@ export const codeBench: Benchmark = {
   name: 'code',
   description: 'lingering() vs a full scan, upgrading server processes, module load time',
   async run({ reps, scale, log }) {
-    return [...await lingeringRows(reps, scale, log), ...await upgradeRows(reps, scale, log), ...await compileRows(reps, log), ...await loadRows(reps, log)];
+    return [
+      ...(await lingeringRows(reps, scale, log)),
+      ...(await upgradeRows(reps, scale, log)),
+      ...(await compileRows(reps, log)),
+      ...(await loadRows(reps, log)),
+    ];
   },
 };

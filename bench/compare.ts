@@ -36,6 +36,11 @@ export function compareRows(previous: ResultRow[], current: ResultRow[]): Compar
 export function formatComparison(rows: Comparison[]): string {
   if (!rows.length) return '(no row of this run is in bench/results.json)';
   const width = Math.max(...rows.map((r) => r.name.length));
-  return rows.map((r) => `${r.name.padEnd(width)}  ${r.before.toPrecision(3).padStart(8)}x -> ${r.after.toPrecision(3).padStart(8)}x  ` +
-    `${r.change > 0 ? 'worse' : 'better'} by ${(Math.abs(r.change) * 100).toFixed(0)}%${r.flagged ? '  <-- FLAGGED' : ''}`).join('\n');
+  return rows
+    .map(
+      (r) =>
+        `${r.name.padEnd(width)}  ${r.before.toPrecision(3).padStart(8)}x -> ${r.after.toPrecision(3).padStart(8)}x  ` +
+        `${r.change > 0 ? 'worse' : 'better'} by ${(Math.abs(r.change) * 100).toFixed(0)}%${r.flagged ? '  <-- FLAGGED' : ''}`,
+    )
+    .join('\n');
 }

@@ -48,13 +48,25 @@ async function rawPair(): Promise<RawPair> {
   const sender = new Worker(url, { workerData: { role: 'sender', port: port1 }, transferList: [port1] });
   const receiver = new Worker(url, { workerData: { role: 'receiver', port: port2 }, transferList: [port2] });
   await Promise.all([once(sender, 'message'), once(receiver, 'message')]);
-  const next = (worker: Worker, type: string) => new Promise<{ t: string; sum?: number }>((resolve, reject) => {
-    const onMessage = (m: { t: string }) => { if (m.t === type) { cleanup(); resolve(m); } };
-    const onError = (e: Error) => { cleanup(); reject(e); };
-    const cleanup = () => { worker.off('message', onMessage); worker.off('error', onError); };
-    worker.on('message', onMessage);
-    worker.on('error', onError);
-  });
+  const next = (worker: Worker, type: string) =>
+    new Promise<{ t: string; sum?: number }>((resolve, reject) => {
+      const onMessage = (m: { t: string }) => {
+        if (m.t === type) {
+          cleanup();
+          resolve(m);
+        }
+      };
+      const onError = (e: Error) => {
+        cleanup();
+        reject(e);
+      };
+      const cleanup = () => {
+        worker.off('message', onMessage);
+        worker.off('error', onError);
+      };
+      worker.on('message', onMessage);
+      worker.on('error', onError);
+    });
   return {
     sender,
     receiver,

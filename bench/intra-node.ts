@@ -25,7 +25,9 @@ export class BareActorThread {
     if (reply.error !== undefined) throw new Error(reply.error);
     return reply.ms!;
   }
-  terminate(): Promise<number> { return this.worker.terminate(); }
+  terminate(): Promise<number> {
+    return this.worker.terminate();
+  }
 }
 
 export const INTRA_MODULE = `

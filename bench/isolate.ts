@@ -46,7 +46,10 @@ async function startRows(reps: number): Promise<ResultRow[]> {
       await new Promise((resolve) => setTimeout(resolve, 50));
       const per = (process.memoryUsage().rss - before) / 4;
       await four.stop();
-      if (r >= 0) { times[kind].push(ms); rss[kind].push(per / 2 ** 20); }
+      if (r >= 0) {
+        times[kind].push(ms);
+        rss[kind].push(per / 2 ** 20);
+      }
     }
   }
   return [
@@ -87,14 +90,26 @@ async function messageRows(reps: number, scale: number): Promise<ResultRow[]> {
         const outDone = await within(inbox.receive<{ sum: number }>(undefined, 120_000), 120_000, 'out');
         const outMs = now() - t2;
         if (outDone.sum !== batchedSum(n, batch)) throw new Error(`${kind}: outbound run lost messages`);
-        if (r >= 0) { intra[kind].push(n / (Math.max(inside.ms, 1) / 1000)); cross[kind].push(n / (ms / 1000)); out[kind].push(n / (outMs / 1000)); }
+        if (r >= 0) {
+          intra[kind].push(n / (Math.max(inside.ms, 1) / 1000));
+          cross[kind].push(n / (ms / 1000));
+          out[kind].push(n / (outMs / 1000));
+        }
       }
     }
     inbox.close();
     return [
       row('messages inside a node, isolate node', measure('isolate node', intra.isolate, 'msg/s'), measure('thread node', intra.thread, 'msg/s')),
-      row('messages from a thread node into an isolate node', measure('into isolate node', cross.isolate, 'msg/s'), measure('into thread node', cross.thread, 'msg/s')),
-      row('messages from an isolate node out to a thread node', measure('out of isolate node', out.isolate, 'msg/s'), measure('out of thread node', out.thread, 'msg/s')),
+      row(
+        'messages from a thread node into an isolate node',
+        measure('into isolate node', cross.isolate, 'msg/s'),
+        measure('into thread node', cross.thread, 'msg/s'),
+      ),
+      row(
+        'messages from an isolate node out to a thread node',
+        measure('out of isolate node', out.isolate, 'msg/s'),
+        measure('out of thread node', out.thread, 'msg/s'),
+      ),
     ];
   } finally {
     await system.stop();
@@ -105,7 +120,7 @@ export const isolateBench: Benchmark = {
   name: 'isolate',
   description: 'isolate nodes beside thread nodes: start, memory, messaging',
   async run({ reps, scale, log }) {
-    const rows = [...await startRows(reps), ...await messageRows(reps, scale)];
+    const rows = [...(await startRows(reps)), ...(await messageRows(reps, scale))];
     for (const r of rows) log(`  ${r.name}: ${r.value} ${r.unit} vs ${r.baseline.value} ${r.baseline.unit}`);
     return rows;
   },

@@ -59,12 +59,7 @@ export function measure(name: string, samples: number[], unit: string): Measure 
 }
 
 /** A result row; `target` is checked against the ratio unless `check` says otherwise. */
-export function row(
-  name: string,
-  subject: Measure,
-  baseline: Measure,
-  target?: { text: string; check: (value: number, ratio: number) => boolean },
-): ResultRow {
+export function row(name: string, subject: Measure, baseline: Measure, target?: { text: string; check: (value: number, ratio: number) => boolean }): ResultRow {
   const ratio = subject.value / baseline.value;
   const out: ResultRow = {
     name,
@@ -157,6 +152,10 @@ export function formatTable(rows: ResultRow[]): string {
     r.met === undefined ? '' : r.met ? 'yes' : 'NO',
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));
-  const fmt = (cells: string[]) => cells.map((c, i) => (i === 1 || i === 3 ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join(' | ').trimEnd();
+  const fmt = (cells: string[]) =>
+    cells
+      .map((c, i) => (i === 1 || i === 3 ? c.padStart(widths[i]!) : c.padEnd(widths[i]!)))
+      .join(' | ')
+      .trimEnd();
   return [fmt(header), widths.map((w) => '-'.repeat(w)).join('-|-'), ...lines.map(fmt)].join('\n');
 }

@@ -26,7 +26,8 @@ export function benchKernel(node = 'a'): BenchKernel {
       for (const e of envelopes) {
         if (e[0] !== 0 || e[1] !== hostPid) continue;
         const w = waiting.shift();
-        if (w) w(e[2]); else queued.push(e[2]);
+        if (w) w(e[2]);
+        else queued.push(e[2]);
       }
     },
     emit: () => {},
@@ -35,7 +36,9 @@ export function benchKernel(node = 'a'): BenchKernel {
   return {
     kernel,
     hostPid,
-    load: (name, source) => { kernel.load(name, transpile(name, source).js); },
+    load: (name, source) => {
+      kernel.load(name, transpile(name, source).js);
+    },
     receive: () => (queued.length ? Promise.resolve(queued.shift()) : new Promise((resolve) => waiting.push(resolve))),
   };
 }

@@ -58,9 +58,18 @@ export const migrationBench: Benchmark = {
         [coldPid] = await cold(system, [coldPid], at, to);
         const c = now() - t;
         at = to;
-        if (r >= 0) { hot.push(h); coldMs.push(c); }
+        if (r >= 0) {
+          hot.push(h);
+          coldMs.push(c);
+        }
       }
-      rows.push(row('migrate one server between thread nodes (latency)', measure('system.migrate', hot, 'ms'), measure('cold move: getState, kill, startServer there', coldMs, 'ms')));
+      rows.push(
+        row(
+          'migrate one server between thread nodes (latency)',
+          measure('system.migrate', hot, 'ms'),
+          measure('cold move: getState, kill, startServer there', coldMs, 'ms'),
+        ),
+      );
       log(`  one move: ${rows[0]!.value} ms (cold ${rows[0]!.baseline.value} ms)`);
 
       // 2. Bulk: 10^4 servers from a to b and back.
@@ -78,9 +87,14 @@ export const migrationBench: Benchmark = {
         const back = await cold(system, pids, 'b', 'a');
         const cms = now() - t;
         await Promise.all(back.map((p) => system.node('a').exit(p, 'kill')));
-        if (r >= 0) { bulk.push(n / (ms / 1000)); bulkCold.push(n / (cms / 1000)); }
+        if (r >= 0) {
+          bulk.push(n / (ms / 1000));
+          bulkCold.push(n / (cms / 1000));
+        }
       }
-      rows.push(row(`bulk move of ${n.toLocaleString('en')} servers (migrateAll)`, measure('migrateAll', bulk, 'proc/s'), measure('cold moves', bulkCold, 'proc/s')));
+      rows.push(
+        row(`bulk move of ${n.toLocaleString('en')} servers (migrateAll)`, measure('migrateAll', bulk, 'proc/s'), measure('cold moves', bulkCold, 'proc/s')),
+      );
       log(`  bulk: ${Math.round(rows[1]!.value)} proc/s (cold ${Math.round(rows[1]!.baseline.value)})`);
 
       // 3. A stream from two nodes (2 x 50,000 casts) while the receiver moves every 20 ms.
@@ -93,7 +107,12 @@ export const migrationBench: Benchmark = {
         await system.node('b').spawn('sender', 'blast', [target, 'sb', 0, perSender, inbox.pid]);
         let moves = 0;
         let doneCount = 0;
-        const done = (async () => { while (doneCount < 2) { await inbox.receive({ $cast: { done: (d: unknown) => typeof d === 'string' } }, 60_000); doneCount++; } })();
+        const done = (async () => {
+          while (doneCount < 2) {
+            await inbox.receive({ $cast: { done: (d: unknown) => typeof d === 'string' } }, 60_000);
+            doneCount++;
+          }
+        })();
         while (moving && doneCount < 2) {
           await new Promise((r) => setTimeout(r, 20));
           await system.migrate(target, system.locate(target).node === 'a' ? 'b' : 'a');
@@ -117,14 +136,22 @@ export const migrationBench: Benchmark = {
         lost += m.lost + s.lost;
         bad += m.bad + s.bad;
         moves += m.moves;
-        if (r >= 0) { during.push(m.rate); still.push(s.rate); }
+        if (r >= 0) {
+          during.push(m.rate);
+          still.push(s.rate);
+        }
       }
       inbox.close();
-      const streamRow = row(`message stream while the receiver migrates (lost ${lost}, out of order ${bad}, ${moves} moves)`,
-        measure('delivered during moves', during, 'msg/s'), measure('same stream, no moves', still, 'msg/s'),
-        { text: 'lost = 0 and order kept', check: () => lost === 0 && bad === 0 });
+      const streamRow = row(
+        `message stream while the receiver migrates (lost ${lost}, out of order ${bad}, ${moves} moves)`,
+        measure('delivered during moves', during, 'msg/s'),
+        measure('same stream, no moves', still, 'msg/s'),
+        { text: 'lost = 0 and order kept', check: () => lost === 0 && bad === 0 },
+      );
       rows.push(streamRow);
-      log(`  stream: ${Math.round(streamRow.value)} msg/s during moves vs ${Math.round(streamRow.baseline.value)} still; lost ${lost}, out of order ${bad}, moves ${moves}`);
+      log(
+        `  stream: ${Math.round(streamRow.value)} msg/s during moves vs ${Math.round(streamRow.baseline.value)} still; lost ${lost}, out of order ${bad}, moves ${moves}`,
+      );
       void pid;
     } finally {
       await system.stop();

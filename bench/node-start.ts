@@ -45,8 +45,13 @@ export const nodeStart: Benchmark = {
       gc();
       let b: number;
       let s: { start: number; add: number };
-      if (r % 2 === 0) { b = await bareWorkerStart(); s = await systemStart(); }
-      else { s = await systemStart(); b = await bareWorkerStart(); }
+      if (r % 2 === 0) {
+        b = await bareWorkerStart();
+        s = await systemStart();
+      } else {
+        s = await systemStart();
+        b = await bareWorkerStart();
+      }
       if (r < 0) continue;
       base.push(b);
       start.push(s.start);

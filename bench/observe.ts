@@ -89,7 +89,10 @@ export const observeBench: Benchmark = {
         for (let r = -1; r < reps; r++) {
           const f = await within(firstRender(page, url, '#processes tbody tr'), 60_000, 'observer first render');
           const b = await within(firstRender(page, plainUrl, '#t tbody tr'), 10_000, 'static first render');
-          if (r >= 0) { first.push(f); base.push(b); }
+          if (r >= 0) {
+            first.push(f);
+            base.push(b);
+          }
         }
         log(`  first render: observer ${first.map((v) => v.toFixed(0)).join(', ')} ms; static ${base.map((v) => v.toFixed(1)).join(', ')} ms`);
 
@@ -104,8 +107,16 @@ export const observeBench: Benchmark = {
         const plainRate = await updateRate(() => page.evaluate<number>('window.renders'));
         log(`  updates/s (tick every ${TICK_MS} ms): observer ${observerRate.toFixed(2)}, static ${plainRate.toFixed(2)}`);
         return [
-          row(`observer: first render of the processes page, ${count.toLocaleString('en')} processes`, measure('ms', first, 'ms'), measure('static 50-row page, same browser', base, 'ms')),
-          row(`observer: redraws per second with ${count.toLocaleString('en')} processes (tick ${TICK_MS} ms)`, measure('updates/s', [observerRate], 'updates/s'), measure(`static page redrawn from JSON on the same tick`, [plainRate], 'updates/s')),
+          row(
+            `observer: first render of the processes page, ${count.toLocaleString('en')} processes`,
+            measure('ms', first, 'ms'),
+            measure('static 50-row page, same browser', base, 'ms'),
+          ),
+          row(
+            `observer: redraws per second with ${count.toLocaleString('en')} processes (tick ${TICK_MS} ms)`,
+            measure('updates/s', [observerRate], 'updates/s'),
+            measure(`static page redrawn from JSON on the same tick`, [plainRate], 'updates/s'),
+          ),
         ];
       } finally {
         await observer.close();

@@ -7,8 +7,14 @@
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 
 type Role = 'sender' | 'receiver';
-interface Setup { role: Role; port: MessagePort }
-export interface Go { n: number; batch: number }
+interface Setup {
+  role: Role;
+  port: MessagePort;
+}
+export interface Go {
+  n: number;
+  batch: number;
+}
 
 const { role, port } = workerData as Setup;
 const main = parentPort!;

@@ -10,7 +10,10 @@ import { System, type NodeSpec } from '../src/index.js';
 import { measure, now, row, type Benchmark, type ResultRow } from './lib.js';
 
 const source = (v: number) => `export const vsn = ${v};\nexport function start() { return ${v}; }\n`;
-const nodes = (): NodeSpec[] => [{ name: 'a', modules: { m: source(0) } }, { name: 'b', modules: { m: source(0) } }];
+const nodes = (): NodeSpec[] => [
+  { name: 'a', modules: { m: source(0) } },
+  { name: 'b', modules: { m: source(0) } },
+];
 
 async function timedLoads(system: System, count: number): Promise<number[]> {
   const times: number[] = [];
@@ -58,9 +61,17 @@ export const releasesBench: Benchmark = {
       return [
         // No ratio target: a durable load pays the disk's fsyncs (source blob, journal record), which
         // an in-memory load does not; the figure is for operators to know the price.
-        row('load journaled in the release store (fsynced before it answers)', measure('load with a store', withStore, 'µs'), measure('the same load, no store', without, 'µs')),
-        row('start from a store of 100 releases (2 nodes)', measure('start from the store', fromStore, 'µs'), measure('start from the config alone', fromConfig, 'µs'),
-          { text: '≤ 2×', check: (_v, ratio) => ratio <= 2 }),
+        row(
+          'load journaled in the release store (fsynced before it answers)',
+          measure('load with a store', withStore, 'µs'),
+          measure('the same load, no store', without, 'µs'),
+        ),
+        row(
+          'start from a store of 100 releases (2 nodes)',
+          measure('start from the store', fromStore, 'µs'),
+          measure('start from the config alone', fromConfig, 'µs'),
+          { text: '≤ 2×', check: (_v, ratio) => ratio <= 2 },
+        ),
       ];
     } finally {
       rmSync(dir, { recursive: true, force: true });

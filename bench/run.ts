@@ -28,9 +28,28 @@ import { observeBench } from './observe.js';
 import { releasesBench } from './releases.js';
 import { callsBench } from './calls.js';
 
-const BENCHMARKS: Benchmark[] = [callsBench, intraNode, crossNode, spawnMemory, nodeStart, codeBench, isolateBench, migrationBench, clusterBench, observeBench, releasesBench];
+const BENCHMARKS: Benchmark[] = [
+  callsBench,
+  intraNode,
+  crossNode,
+  spawnMemory,
+  nodeStart,
+  codeBench,
+  isolateBench,
+  migrationBench,
+  clusterBench,
+  observeBench,
+  releasesBench,
+];
 
-interface Args { names: string[]; reps: number; scale: number; out?: string; help: boolean; compare: boolean }
+interface Args {
+  names: string[];
+  reps: number;
+  scale: number;
+  out?: string;
+  help: boolean;
+  compare: boolean;
+}
 
 function parseArgs(argv: string[]): Args {
   const args: Args = { names: [], reps: 5, scale: 1, help: false, compare: false };
@@ -71,8 +90,10 @@ async function main(): Promise<void> {
   const full = selected.length === BENCHMARKS.length && args.scale === 1;
 
   const info = machine();
-  console.log(`subnode bench: node ${info.node}, ${info.cpus} x ${info.cpuModel}, ${info.totalMemGiB} GiB, ` +
-    `median of ${args.reps} reps${args.scale !== 1 ? `, scale ${args.scale}` : ''}${hasGc() ? '' : ' (no gc!)'}`);
+  console.log(
+    `subnode bench: node ${info.node}, ${info.cpus} x ${info.cpuModel}, ${info.totalMemGiB} GiB, ` +
+      `median of ${args.reps} reps${args.scale !== 1 ? `, scale ${args.scale}` : ''}${hasGc() ? '' : ' (no gc!)'}`,
+  );
   const results: ResultRow[] = [];
   const failed: string[] = [];
   const t0 = now();
@@ -80,7 +101,7 @@ async function main(): Promise<void> {
     const started = now();
     console.log(`- ${bench.name}: ${bench.description}`);
     try {
-      results.push(...await bench.run({ reps: args.reps, scale: args.scale, log: (line) => console.log(line) }));
+      results.push(...(await bench.run({ reps: args.reps, scale: args.scale, log: (line) => console.log(line) })));
     } catch (error) {
       failed.push(bench.name);
       console.error(`  ${bench.name} FAILED: ${(error as Error).stack ?? error}`);
@@ -116,16 +137,18 @@ async function main(): Promise<void> {
 }
 
 if (!reexecIfNeeded()) {
-  main().catch((error) => {
-    console.error(error instanceof Error ? error.stack : error);
-    process.exitCode = 1;
-  }).finally(() => {
-    // Every benchmark stops its systems and workers. If something still holds the event loop,
-    // say what, and exit anyway rather than hang (the timer itself does not keep the process up).
-    setTimeout(() => {
-      const handles = (process as unknown as { _getActiveHandles(): object[] })._getActiveHandles();
-      console.error(`bench: still alive after 5 s; active handles: ${handles.map((h) => h.constructor.name).join(', ')}`);
-      process.exit(process.exitCode ?? 1);
-    }, 5_000).unref();
-  });
+  main()
+    .catch((error) => {
+      console.error(error instanceof Error ? error.stack : error);
+      process.exitCode = 1;
+    })
+    .finally(() => {
+      // Every benchmark stops its systems and workers. If something still holds the event loop,
+      // say what, and exit anyway rather than hang (the timer itself does not keep the process up).
+      setTimeout(() => {
+        const handles = (process as unknown as { _getActiveHandles(): object[] })._getActiveHandles();
+        console.error(`bench: still alive after 5 s; active handles: ${handles.map((h) => h.constructor.name).join(', ')}`);
+        process.exit(process.exitCode ?? 1);
+      }, 5_000).unref();
+    });
 }

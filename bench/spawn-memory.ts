@@ -32,12 +32,18 @@ export const SPAWN_MODULE = `
   }
 `;
 
-interface BareProcess { queue: unknown[]; promise: Promise<unknown>; resolve: (m: unknown) => void }
+interface BareProcess {
+  queue: unknown[];
+  promise: Promise<unknown>;
+  resolve: (m: unknown) => void;
+}
 
 function bareSpawn(n: number, into: BareProcess[]): void {
   for (let i = 0; i < n; i++) {
     let resolve!: (m: unknown) => void;
-    const promise = new Promise<unknown>((r) => { resolve = r; });
+    const promise = new Promise<unknown>((r) => {
+      resolve = r;
+    });
     into.push({ queue: [], promise, resolve });
   }
 }
@@ -85,24 +91,50 @@ export const spawnMemory: Benchmark = {
     };
 
     // A finished kernel stays reachable until the next macrotask: let it go before each round.
-    const settle = async () => { await tick(); await tick(); };
+    const settle = async () => {
+      await tick();
+      await tick();
+    };
     for (let r = -1; r < reps; r++) {
-      if (r % 2 === 0) { await settle(); baseRound(); await settle(); await kernelRound(); }
-      else { await settle(); await kernelRound(); await settle(); baseRound(); }
+      if (r % 2 === 0) {
+        await settle();
+        baseRound();
+        await settle();
+        await kernelRound();
+      } else {
+        await settle();
+        await kernelRound();
+        await settle();
+        baseRound();
+      }
       // Rates from the measured rounds. Bytes from the first round of each only: at 10^6 a later
       // round's heap baseline still held part of the previous kernel (its figure came out negative).
-      if (r < 0) { rate.kern.length = 0; rate.base.length = 0; } else { bytes.kern.length = 1; bytes.base.length = 1; }
+      if (r < 0) {
+        rate.kern.length = 0;
+        rate.base.length = 0;
+      } else {
+        bytes.kern.length = 1;
+        bytes.base.length = 1;
+      }
     }
     gc();
     const rows: ResultRow[] = [
-      row(`spawn rate, ${n} idle processes in one kernel`, measure('kernel', rate.kern, 'proc/s'),
+      row(
+        `spawn rate, ${n} idle processes in one kernel`,
+        measure('kernel', rate.kern, 'proc/s'),
         measure('bare {queue, promise, resolve} object', rate.base, 'proc/s'),
-        { text: '>= 60% of baseline and >= 1 M/s', check: (value, ratio) => ratio >= 0.6 && value >= 1e6 }),
-      row(`heap per idle process (${n} in one kernel, first round)`, measure('kernel', bytes.kern, 'B'),
+        { text: '>= 60% of baseline and >= 1 M/s', check: (value, ratio) => ratio >= 0.6 && value >= 1e6 },
+      ),
+      row(
+        `heap per idle process (${n} in one kernel, first round)`,
+        measure('kernel', bytes.kern, 'B'),
         measure('bare {queue, promise, resolve} object', bytes.base, 'B'),
-        { text: '< 1024 B per process', check: (value) => value < 1024 }),
+        { text: '< 1024 B per process', check: (value) => value < 1024 },
+      ),
     ];
-    log(`  spawn: n=${n}, ${(rows[0]!.value / 1e6).toFixed(2)} M/s vs ${(rows[0]!.baseline.value / 1e6).toFixed(2)} M/s; ${rows[1]!.value.toFixed(0)} B vs ${rows[1]!.baseline.value.toFixed(0)} B`);
+    log(
+      `  spawn: n=${n}, ${(rows[0]!.value / 1e6).toFixed(2)} M/s vs ${(rows[0]!.baseline.value / 1e6).toFixed(2)} M/s; ${rows[1]!.value.toFixed(0)} B vs ${rows[1]!.baseline.value.toFixed(0)} B`,
+    );
     return rows;
   },
 };

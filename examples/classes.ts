@@ -15,8 +15,10 @@ const system = await System.start({
 });
 const zoo = system.node('zoo');
 const pets = [
-  await zoo.startServer('cat', ['Tom']), await zoo.startServer('cat', ['Felix']),
-  await zoo.startServer('dog', ['Rex']), await zoo.startServer('dog', ['Laika']),
+  await zoo.startServer('cat', ['Tom']),
+  await zoo.startServer('cat', ['Felix']),
+  await zoo.startServer('dog', ['Rex']),
+  await zoo.startServer('dog', ['Laika']),
 ];
 for (const pid of pets) console.log(`before: ${await system.call(pid, 'describe')}`);
 

@@ -33,7 +33,9 @@ for (const name of ['beam', 'calm']) {
   }
   system.send(critical, { type: 'ping', from: inbox.pid });
   const answer = await inbox.receive<{ pong?: number; vsn?: number; type?: string; reason?: unknown }>(
-    (m: { pong?: number; type?: string; ref?: string }) => m.pong !== undefined || (m.type === 'DOWN' && m.ref === watch), 2_000);
+    (m: { pong?: number; type?: string; ref?: string }) => m.pong !== undefined || (m.type === 'DOWN' && m.ref === watch),
+    2_000,
+  );
   if (answer.type === 'DOWN') console.log(`${name}: the critical process is dead (${JSON.stringify(answer.reason)})`);
   else console.log(`${name}: the critical process answers from v${answer.vsn}; lingering in old pinger code: [${(await node.lingering('pinger')).join(', ')}]`);
   const versions = (await node.modules())[0]!.versions.map((v) => `v${v.version}:${v.state}(${v.processes})`);

@@ -19,7 +19,9 @@ const legacy = system.node('legacy');
 const edge = system.node('edge');
 const log = (line: string) => console.log(line);
 let quiet = false;
-system.on('process_migrated', (e) => { if (!quiet) log(`  [event] ${e.pid} migrated ${e.from} → ${e.to} (move ${e.moves})`); });
+system.on('process_migrated', (e) => {
+  if (!quiet) log(`  [event] ${e.pid} migrated ${e.from} → ${e.to} (move ${e.moves})`);
+});
 
 // 1. A session on the legacy node, a few hits from the host.
 const session = await legacy.startServer('session', ['alice'], { name: 'alice' });
@@ -44,10 +46,15 @@ const info = await edge.processInfo(session);
 log(`edge: ${session} arrived from ${info!.migration!.cameFrom}, behaviour ${info!.behaviour!.module} vsn ${info!.behaviour!.vsn}`);
 
 // 3. The client never knew. Its hits all arrived, in order, at one session or the other.
-const done = await inbox.receive<{ sent: number; stats: { hits: number; outOfOrder: number; vsn: string } }>((m: { sent?: number }) => m.sent !== undefined, 10_000);
+const done = await inbox.receive<{ sent: number; stats: { hits: number; outOfOrder: number; vsn: string } }>(
+  (m: { sent?: number }) => m.sent !== undefined,
+  10_000,
+);
 const state = await edge.getState<{ stats: { last: Record<string, number> } }>(session);
 const fromClient = done.stats.hits - 5; // the host sent the other 5
-log(`client: sent ${done.sent} hits; the session counted ${fromClient} from it (last seq ${state.stats.last.client}), ${done.stats.outOfOrder} out of order, ${done.sent - fromClient} lost`);
+log(
+  `client: sent ${done.sent} hits; the session counted ${fromClient} from it (last seq ${state.stats.last.client}), ${done.stats.outOfOrder} out of order, ${done.sent - fromClient} lost`,
+);
 log(`client: the reply to its last call came from session v${done.stats.vsn} (${done.stats.hits} hits in all)`);
 log(`v2 state: ${JSON.stringify(state)}`);
 log(`by name on its home node: ${JSON.stringify(await system.call({ name: 'alice', node: 'legacy' }, 'stats'))}`);
@@ -58,7 +65,10 @@ await Promise.all(Array.from({ length: 1000 }, (_, i) => legacy.startServer('ses
 log(`\nlegacy: ${(await legacy.behavioursOf('session')).length} more sessions started`);
 const t1 = performance.now();
 const results = await system.migrateAll({
-  from: 'legacy', to: 'edge', module: 'session', batch: 250,
+  from: 'legacy',
+  to: 'edge',
+  module: 'session',
+  batch: 250,
   onProgress: (n, total) => log(`  bulk: ${n}/${total} moved`),
 });
 const failed = results.filter((r) => !r.ok);

@@ -30,7 +30,10 @@ export interface WireError {
 
 export class SubnodeError extends Error {
   readonly code: ErrorCode = 'refused';
-  constructor(message: string, readonly details?: unknown) {
+  constructor(
+    message: string,
+    readonly details?: unknown,
+  ) {
     super(message);
   }
   override get name(): string {
@@ -42,30 +45,62 @@ export class SubnodeError extends Error {
 }
 
 /** A malformed argument: bad name, bad policy, bad pid. */
-export class BadArgument extends SubnodeError { override readonly code = 'bad_argument'; }
+export class BadArgument extends SubnodeError {
+  override readonly code = 'bad_argument';
+}
 /** Module source that does not compile or whose top level throws; the node keeps what it had. */
-export class LoadError extends SubnodeError { override readonly code = 'load_failed'; }
-export class UnknownModule extends SubnodeError { override readonly code = 'unknown_module'; }
-export class UnknownFunction extends SubnodeError { override readonly code = 'unknown_function'; }
-export class UnknownNode extends SubnodeError { override readonly code = 'unknown_node'; }
+export class LoadError extends SubnodeError {
+  override readonly code = 'load_failed';
+}
+export class UnknownModule extends SubnodeError {
+  override readonly code = 'unknown_module';
+}
+export class UnknownFunction extends SubnodeError {
+  override readonly code = 'unknown_function';
+}
+export class UnknownNode extends SubnodeError {
+  override readonly code = 'unknown_node';
+}
 /** A name or pid with no live process behind it where one is required. */
-export class NoProcess extends SubnodeError { override readonly code = 'no_process'; }
+export class NoProcess extends SubnodeError {
+  override readonly code = 'no_process';
+}
 /** A message that cannot be copied to another node (functions, symbols, class-private state…). */
-export class NotCloneable extends SubnodeError { override readonly code = 'not_cloneable'; }
-export class NotInProcess extends SubnodeError { override readonly code = 'not_in_process'; }
-export class NameTaken extends SubnodeError { override readonly code = 'name_taken'; }
-export class NodeDown extends SubnodeError { override readonly code = 'node_down'; }
+export class NotCloneable extends SubnodeError {
+  override readonly code = 'not_cloneable';
+}
+export class NotInProcess extends SubnodeError {
+  override readonly code = 'not_in_process';
+}
+export class NameTaken extends SubnodeError {
+  override readonly code = 'name_taken';
+}
+export class NodeDown extends SubnodeError {
+  override readonly code = 'node_down';
+}
 /** Loading over old code that a policy says must be purged first (Erlang's `not_purged`). */
-export class NotPurged extends SubnodeError { override readonly code = 'not_purged'; }
+export class NotPurged extends SubnodeError {
+  override readonly code = 'not_purged';
+}
 /** An operation the node or a policy declined, with the reason in `message`. */
-export class Refused extends SubnodeError { override readonly code = 'refused'; }
-export class Timeout extends SubnodeError { override readonly code = 'timeout'; }
+export class Refused extends SubnodeError {
+  override readonly code = 'refused';
+}
+export class Timeout extends SubnodeError {
+  override readonly code = 'timeout';
+}
 /** Outside the node's capabilities: a node it may not address, a module it may not load… */
-export class NotAllowed extends SubnodeError { override readonly code = 'not_allowed'; }
+export class NotAllowed extends SubnodeError {
+  override readonly code = 'not_allowed';
+}
 /** Over a size limit (a message larger than the node's `maxMessageBytes`). */
-export class TooLarge extends SubnodeError { override readonly code = 'too_large'; }
+export class TooLarge extends SubnodeError {
+  override readonly code = 'too_large';
+}
 /** Something this host lacks for the request: isolated-vm for an isolate node, or Node's --no-node-snapshot. */
-export class Unavailable extends SubnodeError { override readonly code = 'unavailable'; }
+export class Unavailable extends SubnodeError {
+  override readonly code = 'unavailable';
+}
 
 const byCode: Record<ErrorCode, new (message: string, details?: unknown) => SubnodeError> = {
   bad_argument: BadArgument,

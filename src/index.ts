@@ -20,5 +20,15 @@ export type { Capabilities, Limits, MailboxLimit } from './kernel/capabilities.j
 export type { NodeKind } from './host/node-backend.js';
 export type { MigrateOptions, MigrationResult, BulkMigration, ProcessLocation } from './host/migration.js';
 export type { MigrationSnapshot } from './kernel/types.js';
-export { observe, type ObserveOptions, type Observer, type NodeStats, type ProcessPage, type ProcessDetail, type CodeRow, type ProcessQuery, type SortKey } from './observe/index.js';
+export {
+  observe,
+  type ObserveOptions,
+  type Observer,
+  type NodeStats,
+  type ProcessPage,
+  type ProcessDetail,
+  type CodeRow,
+  type ProcessQuery,
+  type SortKey,
+} from './observe/index.js';
 export { CHANNELS, type ChannelName } from './host/telemetry.js';

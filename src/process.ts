@@ -12,9 +12,15 @@ import type { ExitMessage, DownMessage, ExitReason } from './kernel/signals.js';
 export type { Pid, Dest, SpawnOptions, ExitMessage, DownMessage, ExitReason };
 
 /** What a step returns: a receive to wait in, a tail call, or anything else to end normally. */
-export interface Step { readonly __step: 'receive' | 'next' }
-export interface Clause { readonly __clause: true }
-export interface AfterClause { readonly __after: true }
+export interface Step {
+  readonly __step: 'receive' | 'next';
+}
+export interface Clause {
+  readonly __clause: true;
+}
+export interface AfterClause {
+  readonly __after: true;
+}
 /** A structural pattern, a predicate, or `ANY`. Plain objects match by the keys they name. */
 export type Pattern = unknown;
 
@@ -72,13 +78,22 @@ export const isPid: (value: unknown) => value is Pid = outside('isPid') as never
  * Spawns `module.fn(...args)` on another node (if this node's capabilities allow it), as a step:
  * the process continues with `then(pid)`, or ends with the error (NotAllowed, UnknownModule…).
  */
-export const spawnOn: (node: string, module: string, fn: string, args: unknown[], then: (pid: Pid) => unknown, options?: { timeout?: number }) => Step = outside('spawnOn') as never;
+export const spawnOn: (node: string, module: string, fn: string, args: unknown[], then: (pid: Pid) => unknown, options?: { timeout?: number }) => Step =
+  outside('spawnOn') as never;
 /** Calls a function the host granted to this node, as a step: continues with `then(result)`. */
-export const callHost: <R = unknown>(name: string, args: unknown[], then: (result: R) => unknown, options?: { timeout?: number }) => Step = outside('callHost') as never;
+export const callHost: <R = unknown>(name: string, args: unknown[], then: (result: R) => unknown, options?: { timeout?: number }) => Step = outside(
+  'callHost',
+) as never;
 
 /** Where a call came from; `server.reply(from, value)` answers it later. */
-export interface From { pid: Pid; ref: string }
-export interface CallOptions { timeout?: number; onTimeout?: () => unknown }
+export interface From {
+  pid: Pid;
+  ref: string;
+}
+export interface CallOptions {
+  timeout?: number;
+  onTimeout?: () => unknown;
+}
 
 /**
  * The `server` behaviour (gen_server). A callback module exports `init(...args)` (returns the state),
@@ -111,7 +126,9 @@ import type { ChildSpec, ChildInfo, ChildCounts } from './kernel/supervisor-spec
 
 /** A supervisor call's answer: OTP's `{ok, Pid}` / `{error, Reason}`. */
 export type SupReply<T = Pid | null> = { ok: T } | { error: unknown };
-interface SupCallOptions { timeout?: number }
+interface SupCallOptions {
+  timeout?: number;
+}
 
 /**
  * The `supervisor` behaviour (OTP's supervisor). The callback module exports `init(...args)`
@@ -133,7 +150,12 @@ export const supervisor: {
   whichChildren(sup: Dest, then: (children: ChildInfo[]) => unknown, options?: SupCallOptions): Step;
   countChildren(sup: Dest, then: (counts: ChildCounts) => unknown, options?: SupCallOptions): Step;
 } = {
-  start: outside('supervisor.start'), startLink: outside('supervisor.startLink'), startChild: outside('supervisor.startChild'),
-  restartChild: outside('supervisor.restartChild'), terminateChild: outside('supervisor.terminateChild'), deleteChild: outside('supervisor.deleteChild'),
-  whichChildren: outside('supervisor.whichChildren'), countChildren: outside('supervisor.countChildren'),
+  start: outside('supervisor.start'),
+  startLink: outside('supervisor.startLink'),
+  startChild: outside('supervisor.startChild'),
+  restartChild: outside('supervisor.restartChild'),
+  terminateChild: outside('supervisor.terminateChild'),
+  deleteChild: outside('supervisor.deleteChild'),
+  whichChildren: outside('supervisor.whichChildren'),
+  countChildren: outside('supervisor.countChildren'),
 } as never;

@@ -39,7 +39,9 @@ describe('module sources', () => {
     const system = await System.start({ nodes: [{ name: 'a', modules: { counter: { path: '../examples/modules/v1/counter.ts', base: import.meta.url } } }] });
     try {
       const pid = await system.node('a').startServer('counter', [1]);
-      const report = await system.upgrade({ modules: [{ module: 'counter', source: { path: 'v2/counter.ts', base: new URL('../examples/modules/', import.meta.url) }, extra: { note: 'by base' } }] });
+      const report = await system.upgrade({
+        modules: [{ module: 'counter', source: { path: 'v2/counter.ts', base: new URL('../examples/modules/', import.meta.url) }, extra: { note: 'by base' } }],
+      });
       expect(report.ok, JSON.stringify(report)).toBe(true);
       expect(await system.call(pid, 'info')).toEqual({ count: 1, changedAt: 'by base', vsn: '2.0.0' });
       expect((await system.node('a').load('extra', { code: 'export const x = 1;' })).version).toBe(1);
@@ -50,11 +52,16 @@ describe('module sources', () => {
 });
 
 describe('isolate nodes say what they lack', () => {
-  afterEach(() => { delete process.env[ISOLATED_VM_ENV]; });
+  afterEach(() => {
+    delete process.env[ISOLATED_VM_ENV];
+  });
 
   it('no isolated-vm: Unavailable, saying how to get it for each Node version; thread nodes still start', async () => {
     process.env[ISOLATED_VM_ENV] = 'isolated-vm-that-is-not-installed';
-    const error = await System.start({ nodes: [{ name: 't' }, { name: 'sb', kind: 'isolate' }] }).then(() => undefined, (e: unknown) => e);
+    const error = await System.start({ nodes: [{ name: 't' }, { name: 'sb', kind: 'isolate' }] }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(error).toBeInstanceOf(Unavailable);
     expect(error).toMatchObject({ code: 'unavailable', details: { node: 'sb', missing: 'isolated-vm' } });
     const message = (error as Error).message;
@@ -73,7 +80,9 @@ describe('isolate nodes say what they lack', () => {
 
   it('no --no-node-snapshot: Unavailable, saying how to run (a real node process, against dist)', async () => {
     const script = join(dir, 'no-flag.mjs');
-    writeFileSync(script, `
+    writeFileSync(
+      script,
+      `
       import { System } from ${JSON.stringify(pathToFileURL(join(ROOT, 'dist/src/index.js')).href)};
       try {
         await System.start({ nodes: [{ name: 'sb', kind: 'isolate' }] });
@@ -81,13 +90,18 @@ describe('isolate nodes say what they lack', () => {
       } catch (error) {
         console.log(JSON.stringify({ name: error.name, code: error.code, details: error.details, message: error.message }));
       }
-    `);
+    `,
+    );
     const env = { ...process.env, NODE_OPTIONS: '' };
     const child = spawn(process.execPath, [script], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
-    child.stdout.on('data', (d: Buffer) => { out += d; });
-    child.stderr.on('data', (d: Buffer) => { err += d; });
+    child.stdout.on('data', (d: Buffer) => {
+      out += d;
+    });
+    child.stderr.on('data', (d: Buffer) => {
+      err += d;
+    });
     const code = await new Promise<number | null>((done) => child.on('exit', done));
     expect(code, err).toBe(0);
     const result = JSON.parse(out) as { name: string; code: string; details: unknown; message: string };
@@ -112,12 +126,22 @@ describe('configs and plans', () => {
       'nodes: must be a list of nodes [{ name, ... }], got nothing',
       "node: unknown field (did you mean 'nodes'?)",
     ]);
-    expect(problems({ nodes: [{ name: 'a', modules: { c: { code: 'export const = ;' }, d: { path: 'x.ts', bse: '.' } }, start: [{ module: 'c', fn: 'f', sever: true }] }] })).toEqual([
+    expect(
+      problems({
+        nodes: [{ name: 'a', modules: { c: { code: 'export const = ;' }, d: { path: 'x.ts', bse: '.' } }, start: [{ module: 'c', fn: 'f', sever: true }] }],
+      }),
+    ).toEqual([
       "nodes[0].modules.d.bse: unknown field (did you mean 'base'?)",
       "nodes[0].start[0].sever: unknown field (did you mean 'server'?)",
       expect.stringMatching(/^nodes\[0\]\.modules\.c: the code does not compile: module 'c' has syntax errors/),
     ]);
-    const ok = checkConfig({ $schema: './node_modules/subnode/schema/config.schema.json', nodes: [{ name: 'a', modules: { c: { code: 'export const x = 1;' }, d: { path: '../examples/modules/v1/counter.ts', base: import.meta.url } } }] }, file);
+    const ok = checkConfig(
+      {
+        $schema: './node_modules/subnode/schema/config.schema.json',
+        nodes: [{ name: 'a', modules: { c: { code: 'export const x = 1;' }, d: { path: '../examples/modules/v1/counter.ts', base: import.meta.url } } }],
+      },
+      file,
+    );
     expect(ok.nodes[0]!.modules).toEqual({ c: { code: 'export const x = 1;' }, d: { path: COUNTER } });
   });
 

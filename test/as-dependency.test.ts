@@ -25,7 +25,11 @@ function env(): NodeJS.ProcessEnv {
   return { ...clean, npm_config_offline: 'true', npm_config_audit: 'false', npm_config_fund: 'false', npm_config_update_notifier: 'false' };
 }
 
-interface Ran { code: number | null; stdout: string; stderr: string }
+interface Ran {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
 
 /** Runs a step; resolves with its output, or rejects naming the step if it outlives `ms`. */
 function run(step: string, command: string, args: string[], cwd: string, ms = 60_000): Promise<Ran> {
@@ -33,14 +37,24 @@ function run(step: string, command: string, args: string[], cwd: string, ms = 60
     const child = spawn(command, args, { cwd, env: env(), stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
-    child.stdout.on('data', (d: Buffer) => { stdout += d; });
-    child.stderr.on('data', (d: Buffer) => { stderr += d; });
+    child.stdout.on('data', (d: Buffer) => {
+      stdout += d;
+    });
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d;
+    });
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
       reject(new Error(`${step}: still running after ${ms} ms\nstdout: ${stdout}\nstderr: ${stderr}`));
     }, ms);
-    child.on('error', (error) => { clearTimeout(timer); reject(new Error(`${step}: cannot run ${command}: ${error.message}`)); });
-    child.on('exit', (code) => { clearTimeout(timer); resolve({ code, stdout, stderr }); });
+    child.on('error', (error) => {
+      clearTimeout(timer);
+      reject(new Error(`${step}: cannot run ${command}: ${error.message}`));
+    });
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
   });
 }
 
@@ -158,7 +172,9 @@ describe('subnode as a dependency', () => {
     const installed = await run('npm install (offline)', 'npm', ['install', '--offline', '--omit=optional', '--no-audit', '--no-fund', tarball], app, 90_000);
     if (installed.code !== 0) {
       if (!/ENOTCACHED|only-if-cached/.test(installed.stderr)) throw new Error(`npm install: exit ${installed.code}\n${installed.stderr}`);
-      console.warn(`as-dependency: the npm cache cannot serve subnode's dependencies offline; linking them from ${ROOT}node_modules instead\n${installed.stderr}`);
+      console.warn(
+        `as-dependency: the npm cache cannot serve subnode's dependencies offline; linking them from ${ROOT}node_modules instead\n${installed.stderr}`,
+      );
       await installByHand(tarball);
     }
     expect(existsSync(join(app, 'node_modules/isolated-vm')), 'isolated-vm is optional: --omit=optional leaves it out').toBe(false);
@@ -173,8 +189,28 @@ describe('subnode as a dependency', () => {
     });
 
     const tsc = join(ROOT, 'node_modules/typescript/bin/tsc');
-    await must('tsc check.ts', process.execPath, [tsc, '--noEmit', '--strict', '--module', 'nodenext', '--moduleResolution', 'nodenext', '--target', 'es2022',
-      '--skipLibCheck', '--typeRoots', join(ROOT, 'node_modules/@types'), '--types', 'node', 'check.ts'], app);
+    await must(
+      'tsc check.ts',
+      process.execPath,
+      [
+        tsc,
+        '--noEmit',
+        '--strict',
+        '--module',
+        'nodenext',
+        '--moduleResolution',
+        'nodenext',
+        '--target',
+        'es2022',
+        '--skipLibCheck',
+        '--typeRoots',
+        join(ROOT, 'node_modules/@types'),
+        '--types',
+        'node',
+        'check.ts',
+      ],
+      app,
+    );
 
     const [help, version] = await Promise.all([
       must('npx subnode --help', 'npx', ['--offline', 'subnode', '--help'], app),

@@ -119,16 +119,30 @@ function startKv(k: LocalKernel, start = 0, options: { name?: string } = {}): st
 }
 
 /** A predicate: the message is an object with this key. */
-const has = (key: string) => (m: unknown): boolean => typeof m === 'object' && m !== null && key in m;
+const has =
+  (key: string) =>
+  (m: unknown): boolean =>
+    typeof m === 'object' && m !== null && key in m;
 
 function thrownBy(fn: () => unknown): any {
-  try { fn(); } catch (error) { return error; }
+  try {
+    fn();
+  } catch (error) {
+    return error;
+  }
   throw new Error('expected a throw');
 }
 
 /** A harness process monitoring `pid`, forwarding the DOWN (and anything else) to the host. */
 async function watch(k: LocalKernel, pid: string): Promise<string> {
-  const watcher = spawnFn(k, (api, target: string) => { api.monitor(target); return forward(api); }, pid);
+  const watcher = spawnFn(
+    k,
+    (api, target: string) => {
+      api.monitor(target);
+      return forward(api);
+    },
+    pid,
+  );
   await waitWaiting(k, watcher);
   return watcher;
 }
@@ -212,10 +226,13 @@ describe('server callbacks', () => {
 
   it('a name registered inside a failing init is not left behind', () => {
     const k = setup();
-    k.load('greedy', `
+    k.load(
+      'greedy',
+      `
       import { register } from 'subnode';
       export function init() { register('greedy'); throw new Error('changed my mind'); }
-    `);
+    `,
+    );
     expect(() => k.kernel.startBehaviour('server', 'greedy')).toThrow(Refused);
     expect(k.kernel.processes()).toEqual([]);
     expect(k.kernel.whereis('greedy')).toBeUndefined();
@@ -267,7 +284,7 @@ describe('server.call inside the node', () => {
     expect(errorOf(exitEvents(k, caller)[0]?.reason)).toMatchObject({ name: 'NoProcess' });
   });
 
-  it('after a call completes, its monitor leaves nothing in the caller\'s mailbox (even if the server then stops)', async () => {
+  it("after a call completes, its monitor leaves nothing in the caller's mailbox (even if the server then stops)", async () => {
     // gen_server:call demonitors with [flush]: a DOWN for the call's monitor never reaches the
     // caller's code, even when the server ends right after replying.
     const k = setup();
@@ -337,7 +354,10 @@ describe('suspend and resume', () => {
     expect(info(k, pid)).toMatchObject({ status: 'suspended', mailbox: 5 });
     k.kernel.resume(pid as never);
     expect(await reply).toEqual({ vsn: 1, n: 11 });
-    expect(sent(k).filter(has('info'))).toEqual([{ info: 'first', n: 1, vsn: 1 }, { info: 'second', n: 11, vsn: 1 }]);
+    expect(sent(k).filter(has('info'))).toEqual([
+      { info: 'first', n: 1, vsn: 1 },
+      { info: 'second', n: 11, vsn: 1 },
+    ]);
     expect(info(k, pid)).toMatchObject({ status: 'waiting', mailbox: 0 });
     k.kernel.resume(pid as never); // not suspended: nothing happens
     expect(() => k.kernel.suspend('<a.999>' as never)).toThrow(NoProcess);
@@ -359,7 +379,14 @@ describe('suspend and resume', () => {
   it('a receive timeout does not fire while suspended and keeps its deadline across the suspension', async () => {
     const k = setup();
     const started = performance.now();
-    const pid = spawnFn(k, (api) => api.receive(api.on('never', () => 'x'), api.after(300, () => { api.send(HOST, 'timeout'); })));
+    const pid = spawnFn(k, (api) =>
+      api.receive(
+        api.on('never', () => 'x'),
+        api.after(300, () => {
+          api.send(HOST, 'timeout');
+        }),
+      ),
+    );
     await waitWaiting(k, pid);
     await new Promise((r) => setTimeout(r, 20));
     k.kernel.suspend(pid as never);
@@ -378,7 +405,14 @@ describe('suspend and resume', () => {
 
   it('a receive timeout that passed during the suspension fires on resume, not before', async () => {
     const k = setup();
-    const pid = spawnFn(k, (api) => api.receive(api.on('never', () => 'x'), api.after(40, () => { api.send(HOST, 'timeout'); })));
+    const pid = spawnFn(k, (api) =>
+      api.receive(
+        api.on('never', () => 'x'),
+        api.after(40, () => {
+          api.send(HOST, 'timeout');
+        }),
+      ),
+    );
     await waitWaiting(k, pid);
     k.kernel.suspend(pid as never);
     await new Promise((r) => setTimeout(r, 100));
@@ -391,7 +425,16 @@ describe('suspend and resume', () => {
 
   it('a message that came during the suspension wins over a timeout that passed meanwhile', async () => {
     const k = setup();
-    const pid = spawnFn(k, (api) => api.receive(api.on('go', () => { api.send(HOST, 'message'); }), api.after(30, () => { api.send(HOST, 'timeout'); })));
+    const pid = spawnFn(k, (api) =>
+      api.receive(
+        api.on('go', () => {
+          api.send(HOST, 'message');
+        }),
+        api.after(30, () => {
+          api.send(HOST, 'timeout');
+        }),
+      ),
+    );
     await waitWaiting(k, pid);
     k.kernel.suspend(pid as never);
     tell(k, pid, 'go');
@@ -405,7 +448,9 @@ describe('suspend and resume', () => {
 // ---------------------------------------------------------------------------------------------
 
 describe('changeCode, getState, replaceState', () => {
-  const kvV2 = kv(2, `
+  const kvV2 = kv(
+    2,
+    `
     export function codeChange(oldVsn: unknown, state: any, extra: any) {
       if (extra === 'mutateThenThrow') {
         state.n = -1; state.nested.list.push('junk'); state.nested.map.set('k', 'junk'); delete state.owner;
@@ -414,7 +459,8 @@ describe('changeCode, getState, replaceState', () => {
       if (extra === 'undefined') return undefined;
       return { ...state, n: state.n * 100, from: oldVsn, extra };
     }
-  `);
+  `,
+  );
 
   it('requires a suspended behaviour process using that module', () => {
     const k = setup();
@@ -430,7 +476,7 @@ describe('changeCode, getState, replaceState', () => {
     expect(k.kernel.getState(pid as never)).toEqual({ n: 1, owner: HOST, pending: null });
   });
 
-  it('converts the state with the current version\'s codeChange(oldVsn, state, extra); events say so', async () => {
+  it("converts the state with the current version's codeChange(oldVsn, state, extra); events say so", async () => {
     const k = setup();
     const pid = startKv(k, 2);
     k.kernel.suspend(pid as never);
@@ -584,11 +630,17 @@ describe('statem', () => {
     const { k, pid } = setupDoor();
     await callFromHost(k, pid, { op: 'push', module: 'maint' });
     k.kernel.suspend(pid as never);
-    k.load('door', door(2, `
+    k.load(
+      'door',
+      door(
+        2,
+        `
       export function codeChange(oldVsn: unknown, st: any, extra: any) {
         return { state: st.state, data: { ...st.data, migrated: { oldVsn, extra } } };
       }
-    `));
+    `,
+      ),
+    );
     // door is under maint on the stack: still a callback module of this process.
     expect(k.kernel.changeCode(pid as never, 'door', undefined, 'x')).toEqual({ from: 1, to: 2 });
     expect(k.kernel.getState(pid as never)).toEqual({ state: 'locked', data: { code: '1234', wrong: 0, migrated: { oldVsn: 1, extra: 'x' } } });
@@ -615,7 +667,10 @@ describe('statem', () => {
 
 describe('behaviours on a real node', () => {
   let system: System | undefined;
-  afterEach(async () => { await system?.stop(); system = undefined; });
+  afterEach(async () => {
+    await system?.stop();
+    system = undefined;
+  });
 
   it('startServer / startStatem, calls and casts from the host, the sys protocol over the wire', async () => {
     system = await System.start({ nodes: [{ name: 'n', modules: { kv: kv(1), door: door(1), maint: maint(1) } }] });

@@ -60,7 +60,9 @@ async function start(nodes: NonNullable<Parameters<typeof System.start>[0]>['nod
   events = record(system);
 }
 
-afterEach(async () => { await system?.stop(); });
+afterEach(async () => {
+  await system?.stop();
+});
 
 async function attempt(node: string, name: string, to: string = inbox.pid): Promise<{ ok?: unknown; threw?: { name: string; code: string; message: string } }> {
   await system.node(node).spawn('attacker', 'attempt', [inbox.pid, name, to]);
@@ -78,7 +80,12 @@ function holdsShared(value: unknown, seen = new Set<object>()): boolean {
   return Reflect.ownKeys(value).some((k) => holdsShared(Object.getOwnPropertyDescriptor(value, k)?.value, seen));
 }
 
-const wasmNode = { name: 'sb', kind: 'isolate' as const, modules: { attacker }, capabilities: { services: { console: true, clock: true, random: true, functions: [], wasm: true } } };
+const wasmNode = {
+  name: 'sb',
+  kind: 'isolate' as const,
+  modules: { attacker },
+  capabilities: { services: { console: true, clock: true, random: true, functions: [], wasm: true } },
+};
 
 describe('shared memory never leaves a sandbox (item 1)', () => {
   it('the WebAssembly.Memory wrapper reads the descriptor once: a getter answering twice gets unshared memory', async () => {
@@ -127,15 +134,21 @@ describe('sizes are measured on what crosses (item 2)', () => {
     for (const e of exited) expect(JSON.stringify(e.reason).length).toBeLessThan(64 * 1024);
   });
 
-  it.each(['thread', 'isolate'] as const)("maxMessageBytes holds on delivery: a 2 MiB message from a node with no limit is dropped at a %s node with 1 MiB", async (kind) => {
-    const sink = `import { receive, send } from 'subnode'; export function forward(to: string): unknown { return receive((m: unknown) => { send(to, { sunk: typeof m === 'string' ? m.length : m }); return forward(to); }); }`;
-    await start([{ name: 'big', modules: { attacker } }, { name: 'small', kind, modules: { sink }, limits: { maxMessageBytes: MiB } }]);
-    const to = await system.node('small').spawn('sink', 'forward', [inbox.pid]);
-    await system.node('big').spawn('attacker', 'sendBig', [to, 2 * MiB]);
-    await system.node('big').spawn('attacker', 'sendBig', [to, 1000]);
-    expect(await inbox.receive()).toEqual({ sunk: 1000 });
-    expect(denials(events, 'small').join('\n')).toMatch(/over this node's size limit/);
-  });
+  it.each(['thread', 'isolate'] as const)(
+    'maxMessageBytes holds on delivery: a 2 MiB message from a node with no limit is dropped at a %s node with 1 MiB',
+    async (kind) => {
+      const sink = `import { receive, send } from 'subnode'; export function forward(to: string): unknown { return receive((m: unknown) => { send(to, { sunk: typeof m === 'string' ? m.length : m }); return forward(to); }); }`;
+      await start([
+        { name: 'big', modules: { attacker } },
+        { name: 'small', kind, modules: { sink }, limits: { maxMessageBytes: MiB } },
+      ]);
+      const to = await system.node('small').spawn('sink', 'forward', [inbox.pid]);
+      await system.node('big').spawn('attacker', 'sendBig', [to, 2 * MiB]);
+      await system.node('big').spawn('attacker', 'sendBig', [to, 1000]);
+      expect(await inbox.receive()).toEqual({ sunk: 1000 });
+      expect(denials(events, 'small').join('\n')).toMatch(/over this node's size limit/);
+    },
+  );
 });
 
 describe('event texts (item 5)', () => {
@@ -153,7 +166,11 @@ describe('event texts (item 5)', () => {
 
   it('a node reports at most 1,000 events a second; what is over is summarised', async () => {
     await start([{ name: 'sb', kind: 'isolate', modules: { attacker } }]);
-    const summary = waitEvent<Extract<SystemEvent, { type: 'log' }>>(system, (e) => e.type === 'log' && e.node === 'sb' && /event\(s\) dropped/.test(e.text), 5_000);
+    const summary = waitEvent<Extract<SystemEvent, { type: 'log' }>>(
+      system,
+      (e) => e.type === 'log' && e.node === 'sb' && /event\(s\) dropped/.test(e.text),
+      5_000,
+    );
     await attempt('sb', 'logLines');
     expect((await summary).text).toMatch(/^\d+ event\(s\) dropped: over 1000 a second \(log \d+\)$/);
     expect(eventsOf(events, 'log', 'sb').filter((e) => e.text.startsWith('line ')).length).toBeLessThanOrEqual(2_000);
@@ -162,7 +179,10 @@ describe('event texts (item 5)', () => {
 
 describe('WebAssembly (item 7)', () => {
   it('is off in an isolate node unless services.wasm grants it', async () => {
-    await start([{ name: 'sb', kind: 'isolate', modules: { attacker } }, { ...wasmNode, name: 'wasm' }]);
+    await start([
+      { name: 'sb', kind: 'isolate', modules: { attacker } },
+      { ...wasmNode, name: 'wasm' },
+    ]);
     expect((await attempt('sb', 'wasmType')).ok).toBe('undefined');
     expect((await attempt('wasm', 'wasmType')).ok).toBe('object');
   });

@@ -28,29 +28,52 @@ function holdsShared(value: unknown, seen = new Set<object>()): boolean {
 
 const big = 'B'.repeat(50_000);
 const leaf = fc.oneof(
-  fc.string(), fc.double(), fc.integer(), fc.bigInt(), fc.boolean(), fc.constant(null), fc.constant(undefined), fc.constant(-0), fc.constant(big),
-  fc.date({ noInvalidDate: false }), fc.constantFrom(/a+b/gi, /x/y),
+  fc.string(),
+  fc.double(),
+  fc.integer(),
+  fc.bigInt(),
+  fc.boolean(),
+  fc.constant(null),
+  fc.constant(undefined),
+  fc.constant(-0),
+  fc.constant(big),
+  fc.date({ noInvalidDate: false }),
+  fc.constantFrom(/a+b/gi, /x/y),
   fc.uint8Array({ maxLength: 64 }).map((a) => new Uint8Array(a)),
   fc.integer({ min: 1, max: 64 }).map((n) => new Float64Array(n)),
   fc.integer({ min: 1, max: 64 }).map((n) => new DataView(new ArrayBuffer(n * 2), n)),
   fc.integer({ min: 1, max: 64 }).map((n) => new Int32Array(new SharedArrayBuffer(n * 4))),
   fc.constant(null).map(() => new SharedArrayBuffer(8)),
   fc.constant(null).map(() => new (globalThis as any).WebAssembly.Memory({ initial: 1, maximum: 1, shared: true })),
-  fc.constant(Symbol('s')), fc.constant(() => 1),
+  fc.constant(Symbol('s')),
+  fc.constant(() => 1),
 );
 const { value: arbitraryValue } = fc.letrec<{ value: unknown }>((tie) => ({
-  value: fc.oneof({ depthSize: 'small', withCrossShrink: true },
+  value: fc.oneof(
+    { depthSize: 'small', withCrossShrink: true },
     leaf,
     fc.array(tie('value'), { maxLength: 5 }),
     fc.dictionary(fc.oneof(fc.string(), fc.constantFrom('__proto__', 'constructor')), tie('value'), { maxKeys: 5 }),
     fc.array(fc.tuple(tie('value'), tie('value')), { maxLength: 3 }).map((e) => new Map(e)),
     fc.array(tie('value'), { maxLength: 3 }).map((e) => new Set(e)),
     fc.tuple(fc.string(), tie('value')).map(([m, cause]) => new Error(m, { cause })),
-    tie('value').map((v) => ({ get lazy() { return v; } })),
+    tie('value').map((v) => ({
+      get lazy() {
+        return v;
+      },
+    })),
     tie('value').map((v) => new Proxy({ inside: v }, {})),
-    tie('value').map((v) => { const o: Record<string, unknown> = { v }; o.self = o; return o; }),
+    tie('value').map((v) => {
+      const o: Record<string, unknown> = { v };
+      o.self = o;
+      return o;
+    }),
     tie('value').map((v) => Array.from({ length: 20 }, () => v)),
-    fc.integer({ min: 150, max: 260 }).map((depth) => { let o: unknown = new Int32Array(new SharedArrayBuffer(4)); for (let i = 0; i < depth; i++) o = { o }; return o; }),
+    fc.integer({ min: 150, max: 260 }).map((depth) => {
+      let o: unknown = new Int32Array(new SharedArrayBuffer(4));
+      for (let i = 0; i < depth; i++) o = { o };
+      return o;
+    }),
   ),
 }));
 
@@ -64,55 +87,72 @@ function serializedSize(value: unknown): number | undefined {
 
 describe('boundary property suite', () => {
   it('encode → decode: nothing shared, measured ≥ what crosses, only typed errors', () => {
-    fc.assert(fc.property(arbitraryValue, (value) => {
-      let text: string;
-      try {
-        text = encode(value);
-      } catch (error) {
-        expect(error instanceof NotEncodable || error instanceof RangeError, String(error)).toBe(true);
-        return;
-      }
-      const { value: decoded, bytes } = decodeValue(text);
-      expect(holdsShared(decoded)).toBe(false);
-      const crosses = serializedSize(decoded);
-      if (crosses !== undefined) expect(bytes).toBeGreaterThanOrEqual(crosses);
-    }), { numRuns: RUNS });
+    fc.assert(
+      fc.property(arbitraryValue, (value) => {
+        let text: string;
+        try {
+          text = encode(value);
+        } catch (error) {
+          expect(error instanceof NotEncodable || error instanceof RangeError, String(error)).toBe(true);
+          return;
+        }
+        const { value: decoded, bytes } = decodeValue(text);
+        expect(holdsShared(decoded)).toBe(false);
+        const crosses = serializedSize(decoded);
+        if (crosses !== undefined) expect(bytes).toBeGreaterThanOrEqual(crosses);
+      }),
+      { numRuns: RUNS },
+    );
   });
 
   it('arbitrary and mutated texts: the decoder returns plain values or throws Undecodable, never shared memory', () => {
-    const valid = arbitraryValue.map((v) => { try { return encode(v); } catch { return '["u"]'; } });
-    const mutated = fc.tuple(valid, fc.nat(), fc.string({ maxLength: 4 })).map(([t, at, ins]) => t.slice(0, at % (t.length + 1)) + ins + t.slice(at % (t.length + 1) + 1));
-    const crafted = fc.jsonValue().map((j) => JSON.stringify(j));
-    fc.assert(fc.property(fc.oneof(mutated, crafted, fc.string()), (text) => {
+    const valid = arbitraryValue.map((v) => {
       try {
-        const { value } = decodeValue(text);
-        expect(holdsShared(value)).toBe(false);
-      } catch (error) {
-        expect(error, String(error)).toBeInstanceOf(Undecodable);
+        return encode(v);
+      } catch {
+        return '["u"]';
       }
-    }), { numRuns: RUNS });
+    });
+    const mutated = fc
+      .tuple(valid, fc.nat(), fc.string({ maxLength: 4 }))
+      .map(([t, at, ins]) => t.slice(0, at % (t.length + 1)) + ins + t.slice((at % (t.length + 1)) + 1));
+    const crafted = fc.jsonValue().map((j) => JSON.stringify(j));
+    fc.assert(
+      fc.property(fc.oneof(mutated, crafted, fc.string()), (text) => {
+        try {
+          const { value } = decodeValue(text);
+          expect(holdsShared(value)).toBe(false);
+        } catch (error) {
+          expect(error, String(error)).toBeInstanceOf(Undecodable);
+        }
+      }),
+      { numRuns: RUNS },
+    );
   });
 
   it('batches through the Boundary: admitted envelopes hold nothing shared and messages fit the limit', () => {
     const max = 4_096;
-    fc.assert(fc.property(fc.array(arbitraryValue, { maxLength: 4 }), (messages) => {
-      const denied: string[] = [];
-      const boundary = new Boundary('sb', ALL, { maxMessageBytes: max }, (w) => denied.push(w));
-      let text: string;
-      try {
-        text = encodeBatch(messages.map((m) => [0, '<host.1>', m]));
-      } catch {
-        return;
-      }
-      boundary.newSlice();
-      const admitted = boundary.outbound('host', text);
-      for (const e of admitted) {
-        expect(holdsShared(e)).toBe(false);
-        const crosses = serializedSize(e[2]);
-        if (crosses !== undefined) expect(crosses).toBeLessThanOrEqual(max);
-      }
-      expect(admitted.length + denied.length).toBeGreaterThanOrEqual(messages.length > 0 ? 1 : 0);
-    }), { numRuns: RUNS });
+    fc.assert(
+      fc.property(fc.array(arbitraryValue, { maxLength: 4 }), (messages) => {
+        const denied: string[] = [];
+        const boundary = new Boundary('sb', ALL, { maxMessageBytes: max }, (w) => denied.push(w));
+        let text: string;
+        try {
+          text = encodeBatch(messages.map((m) => [0, '<host.1>', m]));
+        } catch {
+          return;
+        }
+        boundary.newSlice();
+        const admitted = boundary.outbound('host', text);
+        for (const e of admitted) {
+          expect(holdsShared(e)).toBe(false);
+          const crosses = serializedSize(e[2]);
+          if (crosses !== undefined) expect(crosses).toBeLessThanOrEqual(max);
+        }
+        expect(admitted.length + denied.length).toBeGreaterThanOrEqual(messages.length > 0 ? 1 : 0);
+      }),
+      { numRuns: RUNS },
+    );
   });
 
   it('a hand-made text cannot make shared memory or pollute a prototype', () => {
@@ -124,7 +164,12 @@ describe('boundary property suite', () => {
     expect(decodeBatch('[[0,"<a.1>",["v","Int32Array","AAAAAA=="]], 5]')[1]).toEqual({ error: 'a malformed signal' });
     // one object in two envelopes, and twice in one: each envelope decodes on its own, sharing kept inside it
     const o = { a: 1 };
-    const [first, second] = decodeBatch(encodeBatch([[0, '<a.1>', o], [0, '<a.1>', { x: o, y: o }]])) as { fields: any[] }[];
+    const [first, second] = decodeBatch(
+      encodeBatch([
+        [0, '<a.1>', o],
+        [0, '<a.1>', { x: o, y: o }],
+      ]),
+    ) as { fields: any[] }[];
     expect(first!.fields[2]).toEqual({ a: 1 });
     expect(second!.fields[2]).toEqual({ x: { a: 1 }, y: { a: 1 } });
     expect(second!.fields[2].x).toBe(second!.fields[2].y);

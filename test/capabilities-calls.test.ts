@@ -9,7 +9,10 @@ import { System, type NodeKind } from '../src/index.js';
 import { agent, ask, denials, nothingWithin, record, sink, subvert } from './helpers/sandbox-tools.js';
 
 let system: System | undefined;
-afterEach(async () => { await system?.stop(); system = undefined; });
+afterEach(async () => {
+  await system?.stop();
+  system = undefined;
+});
 
 const echo = `
   export function init() { return 0; }
@@ -40,7 +43,10 @@ async function start(kind: NodeKind) {
   return { system, events, inbox, server, victim };
 }
 
-describe.each<[string, NodeKind]>([['isolate', 'isolate'], ['thread', 'thread']])('calls through a granted peer (%s node)', (_label, kind) => {
+describe.each<[string, NodeKind]>([
+  ['isolate', 'isolate'],
+  ['thread', 'thread'],
+])('calls through a granted peer (%s node)', (_label, kind) => {
   it('server.call from the node works: from is its own pid', async () => {
     const { system, inbox, server } = await start(kind);
     await system.node('s').spawn('caller', 'callOnce', [inbox.pid, server, 'hello']);

@@ -7,7 +7,10 @@ import { System, type NodeKind, type Pid } from '../src/index.js';
 import { agent, ask, eventsOf, nothingWithin, record, waitEvent } from './helpers/sandbox-tools.js';
 
 let system: System | undefined;
-afterEach(async () => { await system?.stop(); system = undefined; });
+afterEach(async () => {
+  await system?.stop();
+  system = undefined;
+});
 
 const dying = `
   import { receive, on, send, exit } from 'subnode';
@@ -70,7 +73,10 @@ describe('a death cut by the CPU limit (isolate node)', () => {
   });
 });
 
-describe.each<[string, NodeKind]>([['isolate', 'isolate'], ['thread', 'thread']])('an exit reason that cannot be copied (%s node)', (_label, kind) => {
+describe.each<[string, NodeKind]>([
+  ['isolate', 'isolate'],
+  ['thread', 'thread'],
+])('an exit reason that cannot be copied (%s node)', (_label, kind) => {
   it('links and monitors elsewhere are told, with the uncopyable parts described', async () => {
     const system = await start(kind);
     const inbox = system.inbox();

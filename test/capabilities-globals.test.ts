@@ -10,7 +10,10 @@ import { sandboxedTalkingTo } from '../policies/capabilities.js';
 import { agent, denials, record, waitEvent } from './helpers/sandbox-tools.js';
 
 let system: System | undefined;
-afterEach(async () => { await system?.stop(); system = undefined; });
+afterEach(async () => {
+  await system?.stop();
+  system = undefined;
+});
 
 const names = `
   import { receive, send, registerGlobal, spawn, self } from 'subnode';
@@ -39,7 +42,12 @@ const names = `
 `;
 
 async function start(s: Partial<NodeSpec>): Promise<System> {
-  system = await System.start({ nodes: [{ name: 's', modules: { names, agent }, ...s }, { name: 'ok', modules: { agent } }] });
+  system = await System.start({
+    nodes: [
+      { name: 's', modules: { names, agent }, ...s },
+      { name: 'ok', modules: { agent } },
+    ],
+  });
   return system;
 }
 
@@ -69,7 +77,7 @@ describe('registerGlobal on an isolate node', () => {
 });
 
 describe('registerGlobal on a thread node (kernel-enforced, NOT a security boundary)', () => {
-  it("defaults to any name; the host re-checks what a node reports, whatever its kernel did", async () => {
+  it('defaults to any name; the host re-checks what a node reports, whatever its kernel did', async () => {
     let system = await start({ capabilities: { globalNames: ['svc'] }, limits: { globalNames: 5 } });
     const events = record(system);
     const inbox = system.inbox();

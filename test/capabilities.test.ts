@@ -11,7 +11,10 @@ import { System, BadArgument, NotAllowed, type NodeKind, type NodeSpec, type Pid
 import { agent, ask, denials, eventsOf, nothingWithin, record, sink, sleep, waitEvent, type Outcome } from './helpers/sandbox-tools.js';
 
 let system: System | undefined;
-afterEach(async () => { await system?.stop(); system = undefined; });
+afterEach(async () => {
+  await system?.stop();
+  system = undefined;
+});
 
 const KINDS: [string, NodeKind][] = [
   ['isolate node (a security boundary)', 'isolate'],
@@ -73,7 +76,12 @@ describe.each(KINDS)('sendTo on a %s', (_label, kind) => {
     expect(outcome).toMatchObject(notAllowed);
     expect(outcome.error!.message).toBe("node 's' may not send an exit signal to node 'no'");
     expect(denials(events, 's')).toEqual([
-      "send to node 'no'", "send to node 'no'", "send to node 'no'", "link to node 'no'", "monitor node 'no'", "send an exit signal to node 'no'",
+      "send to node 'no'",
+      "send to node 'no'",
+      "send to node 'no'",
+      "link to node 'no'",
+      "monitor node 'no'",
+      "send an exit signal to node 'no'",
     ]);
     expect(eventsOf(events, 'capability_denied', 's').every((e) => e.pid === me)).toBe(true);
     // nothing reached node 'no': no message, no link, the target lives
@@ -158,7 +166,17 @@ describe('services on an isolate node', () => {
       });
     }
   `;
-  const granted = { console: 'object', log: { ok: 'logged' }, now: { ok: 'number' }, newDate: { ok: 'date' }, callDate: { ok: expect.any(String) }, epoch: { ok: 'number' }, utc: { ok: 'number' }, parse: { ok: 'number' }, random: { ok: 'number' } };
+  const granted = {
+    console: 'object',
+    log: { ok: 'logged' },
+    now: { ok: 'number' },
+    newDate: { ok: 'date' },
+    callDate: { ok: expect.any(String) },
+    epoch: { ok: 'number' },
+    utc: { ok: 'number' },
+    parse: { ok: 'number' },
+    random: { ok: 'number' },
+  };
 
   it('granted: console reports to the host as log events; clock and randomness work', async () => {
     const system = await start('isolate', { capabilities: { services: { console: true, clock: true, random: true, functions: [] } }, modules: { probe } });
@@ -167,7 +185,10 @@ describe('services on an isolate node', () => {
     await system.node('s').spawn('probe', 'go', [inbox.pid]);
     expect(await inbox.receive()).toEqual(granted);
     await sleep(30);
-    expect(eventsOf(events, 'log', 's').map((e) => [e.level, e.text])).toEqual([['log', 'hello from the sandbox {"n":1}'], ['warn', 'careful']]);
+    expect(eventsOf(events, 'log', 's').map((e) => [e.level, e.text])).toEqual([
+      ['log', 'hello from the sandbox {"n":1}'],
+      ['warn', 'careful'],
+    ]);
   });
 
   it('withheld: no console at all; Date.now, new Date() and Math.random throw; dates from values still work', async () => {
@@ -201,9 +222,14 @@ describe('services on an isolate node', () => {
 describe.each(KINDS)('host functions on a %s', (_label, kind) => {
   const hostFunctions = {
     double: (x: number) => x * 2,
-    slowInc: async (x: number) => { await sleep(20); return x + 1; },
+    slowInc: async (x: number) => {
+      await sleep(20);
+      return x + 1;
+    },
     secret: () => 'the host secret',
-    boom: () => { throw new Error('host says no'); },
+    boom: () => {
+      throw new Error('host says no');
+    },
   };
 
   async function callOnce(system: System, name: string, args: unknown[]): Promise<{ outcome?: Outcome; down?: { reason: any } }> {
@@ -217,7 +243,11 @@ describe.each(KINDS)('host functions on a %s', (_label, kind) => {
   }
 
   it('a granted function works, sync or async; withheld → NotAllowed inside; unknown → UnknownFunction', async () => {
-    const system = await start(kind, { capabilities: { services: { console: true, clock: true, random: true, functions: ['double', 'slowInc', 'missing', 'boom'] } } }, { hostFunctions });
+    const system = await start(
+      kind,
+      { capabilities: { services: { console: true, clock: true, random: true, functions: ['double', 'slowInc', 'missing', 'boom'] } } },
+      { hostFunctions },
+    );
     const events = record(system);
     expect(await callOnce(system, 'double', [21])).toEqual({ outcome: { ok: 42 } });
     expect(await callOnce(system, 'slowInc', [1])).toEqual({ outcome: { ok: 2 } });
@@ -241,7 +271,11 @@ describe.each(KINDS)('host functions on a %s', (_label, kind) => {
   });
 
   it('the host checks again: a service request made by hand, past the kernel, is refused the same way', async () => {
-    const system = await start(kind, { capabilities: { services: { console: true, clock: true, random: true, functions: ['double'] }, spawnRemote: false } }, { hostFunctions });
+    const system = await start(
+      kind,
+      { capabilities: { services: { console: true, clock: true, random: true, functions: ['double'] }, spawnRemote: false } },
+      { hostFunctions },
+    );
     const events = record(system);
     const inbox = system.inbox();
     await system.node('s').spawn('agent', 'rawService', [inbox.pid, { $service: 'host', name: 'secret', args: [] }]);
@@ -371,7 +405,11 @@ describe('bad limits and capabilities in a node spec', () => {
   it('good specs start, and a preset spreads into a spec', async () => {
     const { sandboxed } = await import('../policies/capabilities.js');
     system = await System.start({ nodes: [{ name: 'n', kind: 'isolate', ...sandboxed, modules: { agent } }] });
-    expect(system.node('n').capabilities).toMatchObject({ sendTo: [], spawnRemote: false, services: { clock: false, random: false, console: true, functions: [] } });
+    expect(system.node('n').capabilities).toMatchObject({
+      sendTo: [],
+      spawnRemote: false,
+      services: { clock: false, random: false, console: true, functions: [] },
+    });
     expect(system.node('n').limits).toEqual({ ...sandboxed.limits, globalNames: 100, hostCalls: { inFlight: 16, perSecond: 200 } });
   });
 });

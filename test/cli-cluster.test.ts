@@ -20,10 +20,16 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'subnode-cli-cluster-'));
   env = { ...process.env, XDG_RUNTIME_DIR: dir };
   delete env.SUBNODE_SOCKET;
-  for (const [host, node] of [['A', 'web'], ['B', 'db']] as const) {
+  for (const [host, node] of [
+    ['A', 'web'],
+    ['B', 'db'],
+  ] as const) {
     mkdirSync(join(dir, host));
     cpSync(resolve('test/fixtures/cli/counter.v1.ts'), join(dir, host, 'counter.ts'));
-    writeFileSync(join(dir, host, 'system.json'), JSON.stringify({ nodes: [{ name: node, modules: { counter: './counter.ts' }, start: [{ module: 'counter', server: true, args: [5], name: 'hits' }] }] }));
+    writeFileSync(
+      join(dir, host, 'system.json'),
+      JSON.stringify({ nodes: [{ name: node, modules: { counter: './counter.ts' }, start: [{ module: 'counter', server: true, args: [5], name: 'hits' }] }] }),
+    );
   }
 }, 30_000);
 
@@ -43,7 +49,10 @@ describe('subnode run --cluster', () => {
     const nodes = await cli(['nodes', '--json'], { cwd: join(dir, 'A'), env });
     expect(nodes.code).toBe(0);
     const rows = JSON.parse(nodes.stdout) as { name: string; host?: string }[];
-    expect(rows.map((r) => [r.name, r.host]).sort()).toEqual([['db', 'B'], ['web', 'A']]);
+    expect(rows.map((r) => [r.name, r.host]).sort()).toEqual([
+      ['db', 'B'],
+      ['web', 'A'],
+    ]);
     const call = await cli(['call', 'hits@db', '"inc"'], { cwd: join(dir, 'A'), env });
     expect(call).toMatchObject({ code: 0 });
     expect(call.stdout.trim()).toBe('6');

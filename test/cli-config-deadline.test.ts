@@ -11,18 +11,29 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 const MAIN = resolve('dist/src/cli/main.js');
 let dir: string;
 
-beforeAll(() => { dir = mkdtempSync(join(tmpdir(), 'subnode-cfg-')); });
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'subnode-cfg-'));
+});
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 function run(config: string, deadlineMs: number): Promise<{ code: number | null; stderr: string; ms: number }> {
   const started = Date.now();
   const child = spawn(process.execPath, ['--no-node-snapshot', MAIN, 'run', config], {
-    cwd: dir, env: { ...process.env, SUBNODE_CONFIG_DEADLINE_MS: String(deadlineMs) }, stdio: ['ignore', 'pipe', 'pipe'],
+    cwd: dir,
+    env: { ...process.env, SUBNODE_CONFIG_DEADLINE_MS: String(deadlineMs) },
+    stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stderr = '';
-  child.stderr.on('data', (d) => { stderr += d; });
+  child.stderr.on('data', (d) => {
+    stderr += d;
+  });
   const kill = setTimeout(() => child.kill('SIGKILL'), 20_000);
-  return new Promise((done) => child.on('close', (code) => { clearTimeout(kill); done({ code, stderr, ms: Date.now() - started }); }));
+  return new Promise((done) =>
+    child.on('close', (code) => {
+      clearTimeout(kill);
+      done({ code, stderr, ms: Date.now() - started });
+    }),
+  );
 }
 
 describe('config evaluation deadline', () => {

@@ -17,7 +17,10 @@ beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), 'subnode-releases-cli-'));
   cpSync(resolve('test/fixtures/cli/counter.v1.ts'), join(dir, 'counter.v1.ts'));
   cpSync(resolve('test/fixtures/cli/counter.v2.ts'), join(dir, 'counter.v2.ts'));
-  writeFileSync(join(dir, 'system.json'), JSON.stringify({ nodes: [{ name: 'a', modules: { counter: './counter.v1.ts' }, start: [{ module: 'counter', server: true, args: [10], name: 'hits' }] }] }));
+  writeFileSync(
+    join(dir, 'system.json'),
+    JSON.stringify({ nodes: [{ name: 'a', modules: { counter: './counter.v1.ts' }, start: [{ module: 'counter', server: true, args: [10], name: 'hits' }] }] }),
+  );
   env = { ...process.env, XDG_RUNTIME_DIR: dir };
   delete env.SUBNODE_SOCKET;
 });
@@ -37,7 +40,7 @@ async function start(): Promise<Running> {
 const sub = (args: string[]) => cli(args, { cwd: dir, env });
 
 describe('the 3 a.m. hotfix survives a restart', () => {
-  it('load, stop, run again: the fix runs; releases lists it; rollback goes back to the config\'s code', async () => {
+  it("load, stop, run again: the fix runs; releases lists it; rollback goes back to the config's code", async () => {
     let run = await start();
     expect((await sub(['call', 'hits@a', '"vsn"'])).stdout.trim()).toBe('1');
     const load = await sub(['load', 'a', 'counter', 'counter.v2.ts']);
@@ -49,7 +52,10 @@ describe('the 3 a.m. hotfix survives a restart', () => {
     run = await start();
     const modules = await sub(['modules', 'a', '--json']);
     const counter = (JSON.parse(modules.stdout) as { name: string; versions: { version: number; state: string }[] }[]).find((m) => m.name === 'counter')!;
-    expect(counter.versions.map((v) => [v.version, v.state])).toEqual([[1, 'old'], [2, 'current']]);
+    expect(counter.versions.map((v) => [v.version, v.state])).toEqual([
+      [1, 'old'],
+      [2, 'current'],
+    ]);
     // The start process came back too, on the fixed code.
     expect((await sub(['call', 'hits@a', '"vsn"'])).stdout.trim()).toBe('2');
 

@@ -14,7 +14,11 @@ const MAIN = resolve('dist/src/cli/main.js');
 const FIXTURES = resolve('test/fixtures/cli');
 const VERSION = (JSON.parse(readFileSync('package.json', 'utf8')) as { version: string }).version;
 
-interface Result { code: number | null; stdout: string; stderr: string }
+interface Result {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
 
 let dir: string;
 let env: NodeJS.ProcessEnv;
@@ -30,7 +34,12 @@ async function until(what: string, done: () => boolean, timeoutMs = 30_000): Pro
 }
 
 function alive(pid: number): boolean {
-  try { process.kill(pid, 0); return true; } catch { return false; }
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 class Running {
@@ -39,9 +48,18 @@ class Running {
   code: number | null | undefined;
   readonly exited: Promise<number | null>;
   constructor(readonly child: ChildProcess) {
-    child.stdout!.on('data', (d) => { this.stdout += d; });
-    child.stderr!.on('data', (d) => { this.stderr += d; });
-    this.exited = new Promise((done) => child.on('close', (code, signal) => { this.code = code; done(code ?? (signal ? -1 : null)); }));
+    child.stdout!.on('data', (d) => {
+      this.stdout += d;
+    });
+    child.stderr!.on('data', (d) => {
+      this.stderr += d;
+    });
+    this.exited = new Promise((done) =>
+      child.on('close', (code, signal) => {
+        this.code = code;
+        done(code ?? (signal ? -1 : null));
+      }),
+    );
   }
 
   static start(args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Running {
@@ -50,11 +68,15 @@ class Running {
 
   async waitFor(pattern: RegExp, stream: 'stdout' | 'stderr' = 'stdout', timeoutMs = 30_000): Promise<RegExpMatchArray> {
     let match: RegExpMatchArray | null = null;
-    await until(`${pattern} on ${stream}\nstdout:\n${this.stdout}\nstderr:\n${this.stderr}`, () => {
-      match = this[stream].match(pattern);
-      if (!match && this.code !== undefined) throw new Error(`exited ${this.code} before ${pattern}\nstdout:\n${this.stdout}\nstderr:\n${this.stderr}`);
-      return match !== null;
-    }, timeoutMs);
+    await until(
+      `${pattern} on ${stream}\nstdout:\n${this.stdout}\nstderr:\n${this.stderr}`,
+      () => {
+        match = this[stream].match(pattern);
+        if (!match && this.code !== undefined) throw new Error(`exited ${this.code} before ${pattern}\nstdout:\n${this.stdout}\nstderr:\n${this.stderr}`);
+        return match !== null;
+      },
+      timeoutMs,
+    );
     return match!;
   }
 }
@@ -72,12 +94,15 @@ function systemDir(name: string): string {
   const at = join(dir, name);
   mkdirSync(at);
   cpSync(join(FIXTURES, 'counter.v1.ts'), join(at, 'counter.v1.ts'));
-  writeFileSync(join(at, 'system.json'), JSON.stringify({
-    nodes: [
-      { name: 'a', modules: { counter: './counter.v1.ts' }, start: [{ module: 'counter', server: true, args: [1], name: 'hits' }] },
-      { name: 'b', modules: { counter: './counter.v1.ts' } },
-    ],
-  }));
+  writeFileSync(
+    join(at, 'system.json'),
+    JSON.stringify({
+      nodes: [
+        { name: 'a', modules: { counter: './counter.v1.ts' }, start: [{ module: 'counter', server: true, args: [1], name: 'hits' }] },
+        { name: 'b', modules: { counter: './counter.v1.ts' } },
+      ],
+    }),
+  );
   return at;
 }
 
@@ -90,7 +115,11 @@ async function startSystem(at: string, runEnv = env): Promise<{ run: Running; so
 /** A control socket that reads requests and never answers: a hung system. */
 async function silentServer(path: string): Promise<{ server: Server; requests: () => number }> {
   let lines = 0;
-  const server = createServer((socket) => socket.on('data', (d) => { lines += String(d).split('\n').length - 1; }));
+  const server = createServer((socket) =>
+    socket.on('data', (d) => {
+      lines += String(d).split('\n').length - 1;
+    }),
+  );
   await new Promise<void>((done) => server.listen(path, done));
   return { server, requests: () => lines };
 }
@@ -111,7 +140,11 @@ afterAll(() => {
 describe('subnode as a Unix tool', () => {
   it('--version prints the package version; usage errors exit 2, as JSON with --json', async () => {
     const [text, json, badTimeout, usage, usageJson] = await Promise.all([
-      cli(['--version']), cli(['--version', '--json']), cli(['nodes', '--timeout', 'soon']), cli(['frobnicate']), cli(['frobnicate', '--json']),
+      cli(['--version']),
+      cli(['--version', '--json']),
+      cli(['nodes', '--timeout', 'soon']),
+      cli(['frobnicate']),
+      cli(['frobnicate', '--json']),
     ]);
     expect(text).toEqual({ code: 0, stdout: `subnode ${VERSION}\n`, stderr: '' });
     expect(JSON.parse(json.stdout)).toEqual({ version: VERSION });
@@ -127,7 +160,10 @@ describe('subnode as a Unix tool', () => {
     const path = join(dir, 'hung.sock');
     const { server, requests } = await silentServer(path);
     try {
-      const [text, json] = await Promise.all([cli(['nodes', '--socket', path, '--timeout', '300']), cli(['info', '--socket', path, '--timeout', '300', '--json'])]);
+      const [text, json] = await Promise.all([
+        cli(['nodes', '--socket', path, '--timeout', '300']),
+        cli(['info', '--socket', path, '--timeout', '300', '--json']),
+      ]);
       expect(requests()).toBe(2);
       expect(text.code).toBe(1);
       expect(text.stderr).toBe(`subnode: no answer to nodes from ${path} within 300 ms (--timeout MS waits longer)\n`);
@@ -180,19 +216,33 @@ describe('subnode as a Unix tool', () => {
 
       const [unknown, refused] = await Promise.all([cli(['ps', 'zz', '--json'], o), cli(['migrate', 'a.1', 'b', '--json'], o)]);
       expect(unknown).toMatchObject({ code: 1, stdout: '' });
-      expect(JSON.parse(unknown.stderr)).toEqual({ error: { code: 'unknown_node', message: "no node named 'zz' (nodes: a, b)", exitCode: 1, details: { node: 'zz' } } });
+      expect(JSON.parse(unknown.stderr)).toEqual({
+        error: { code: 'unknown_node', message: "no node named 'zz' (nodes: a, b)", exitCode: 1, details: { node: 'zz' } },
+      });
       expect(refused.code).toBe(1);
       expect(JSON.parse(refused.stderr).error).toMatchObject({ code: 'refused', exitCode: 1 });
 
       // The server checks every request against the op list: unknown fields are refused, not ignored.
       const raw = connect(socket);
       let answer = '';
-      raw.on('data', (d) => { answer += d; });
+      raw.on('data', (d) => {
+        answer += d;
+      });
       raw.write(`${JSON.stringify({ id: 7, op: 'ps', args: { nod: 'a' } })}\n${JSON.stringify({ id: 8, op: 'frob', args: {} })}\n`);
       await until('two answers', () => answer.split('\n').length > 2);
       raw.destroy();
-      const [psAnswer, frobAnswer] = answer.trim().split('\n').map((l) => JSON.parse(l));
-      expect(psAnswer).toEqual({ id: 7, error: { code: 'bad_request', message: "ps: unknown field 'nod' (ps takes node)", details: { op: 'ps', problems: ["unknown field 'nod' (ps takes node)"] } } });
+      const [psAnswer, frobAnswer] = answer
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l));
+      expect(psAnswer).toEqual({
+        id: 7,
+        error: {
+          code: 'bad_request',
+          message: "ps: unknown field 'nod' (ps takes node)",
+          details: { op: 'ps', problems: ["unknown field 'nod' (ps takes node)"] },
+        },
+      });
       expect(frobAnswer).toMatchObject({ id: 8, error: { code: 'bad_request' } });
     } finally {
       run.child.kill('SIGTERM');
@@ -211,7 +261,7 @@ describe('subnode as a Unix tool', () => {
     for (const file of [socket, `${socket}.lock`, join(at, '.subnode.lock'), join(at, '.subnode.sock')]) expect(existsSync(file), file).toBe(false);
   });
 
-  it('relaunched run: SIGHUP to the launcher is forwarded (a graceful stop), and the launcher exits with the child\'s code', async () => {
+  it("relaunched run: SIGHUP to the launcher is forwarded (a graceful stop), and the launcher exits with the child's code", async () => {
     const at = systemDir('hup');
     const { run, socket, pid } = await startSystem(at, bare);
     expect(pid).not.toBe(run.child.pid);
@@ -251,7 +301,10 @@ describe('subnode as a Unix tool', () => {
     const dead = spawn(process.execPath, ['-e', '']);
     const deadPid = dead.pid!;
     await new Promise((done) => dead.on('exit', done));
-    writeFileSync(join(at, '.subnode.lock'), JSON.stringify({ pid: deadPid, socket: join(dir, 'gone.sock'), config: join(at, 'system.json'), startedAt: new Date().toISOString() }));
+    writeFileSync(
+      join(at, '.subnode.lock'),
+      JSON.stringify({ pid: deadPid, socket: join(dir, 'gone.sock'), config: join(at, 'system.json'), startedAt: new Date().toISOString() }),
+    );
     const again = await startSystem(at);
     expect(JSON.parse(readFileSync(join(at, '.subnode.lock'), 'utf8'))).toMatchObject({ pid: again.pid, socket: again.socket });
     again.run.child.kill('SIGTERM');

@@ -18,7 +18,7 @@ function rejection(fn: () => unknown): BadRequest {
 }
 
 describe('the CLI wire: one closed list of ops', () => {
-  it('takes a request with exactly its op\'s fields, each of its type', () => {
+  it("takes a request with exactly its op's fields, each of its type", () => {
     expect(checkRequest({ id: 1, op: 'ps', args: { node: 'a' } })).toEqual({ id: 1, op: 'ps', args: { node: 'a' } });
     expect(checkRequest({ id: 'x', op: 'ps' })).toEqual({ id: 'x', op: 'ps', args: {} });
     expect(checkArgs('migrate-all', { from: 'a', to: 'b', batch: 5, module: null })).toEqual({ from: 'a', to: 'b', batch: 5 }); // null: absent
@@ -30,10 +30,15 @@ describe('the CLI wire: one closed list of ops', () => {
     expect(unknown.code).toBe('bad_request');
     expect(unknown.message).toBe("ps: unknown field 'nod' (ps takes node)");
     expect(rejection(() => checkArgs('info', { verbose: true })).message).toBe("info: unknown field 'verbose' (info takes no args)");
-    expect(rejection(() => checkArgs('load', { node: 'a', module: 'm', path: '/x', purge: 'hard' })).message)
-      .toBe("load: 'purge' must be 'kill' or 'soft', got \"hard\"");
+    expect(rejection(() => checkArgs('load', { node: 'a', module: 'm', path: '/x', purge: 'hard' })).message).toBe(
+      "load: 'purge' must be 'kill' or 'soft', got \"hard\"",
+    );
     const several = rejection(() => checkArgs('spawn', { node: 'a', fn: 3, args: {} }));
-    expect(several.details.problems).toEqual(["'module' is required: a non-empty string", "'fn' must be a non-empty string, got 3", "'args' must be a list, got {}"]);
+    expect(several.details.problems).toEqual([
+      "'module' is required: a non-empty string",
+      "'fn' must be a non-empty string, got 3",
+      "'args' must be a list, got {}",
+    ]);
     expect(rejection(() => checkArgs('migrate-all', { from: 'a', to: 'b', batch: 0 })).message).toContain("'batch' must be an integer > 0");
     expect(rejection(() => checkRequest({ id: 1, op: 'frob', args: {} })).message).toMatch(/^unknown op "frob" \(ops: info, nodes, ps, /);
     expect(rejection(() => checkRequest({ id: 1, op: 'ps', args: {}, extra: 1 })).message).toContain('unknown field extra');
@@ -43,9 +48,34 @@ describe('the CLI wire: one closed list of ops', () => {
 
   it('types the handler table and the client by the same list', () => {
     const ops = Object.keys(OPS);
-    expect(ops).toEqual(['info', 'nodes', 'ps', 'modules', 'names', 'load', 'purge', 'soft-purge', 'lingering', 'upgrade',
-      'migrate', 'migrate-all', 'spawn', 'kill', 'send', 'call', 'events', 'releases', 'rollback', 'make-permanent', 'stop',
-      'observe-nodes', 'observe-ps', 'observe-process', 'observe-code', 'restart-node']);
+    expect(ops).toEqual([
+      'info',
+      'nodes',
+      'ps',
+      'modules',
+      'names',
+      'load',
+      'purge',
+      'soft-purge',
+      'lingering',
+      'upgrade',
+      'migrate',
+      'migrate-all',
+      'spawn',
+      'kill',
+      'send',
+      'call',
+      'events',
+      'releases',
+      'rollback',
+      'make-permanent',
+      'stop',
+      'observe-nodes',
+      'observe-ps',
+      'observe-process',
+      'observe-code',
+      'restart-node',
+    ]);
     // Compile-time checks, run by `npm run typecheck`; nothing here executes.
     const typeOnly = (_: () => void) => {};
     typeOnly(() => {

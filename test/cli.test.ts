@@ -16,7 +16,11 @@ import type { Names } from '../src/wire/cli.js';
 const MAIN = resolve('dist/src/cli/main.js');
 const FIXTURES = resolve('test/fixtures/cli');
 
-interface Result { code: number | null; stdout: string; stderr: string }
+interface Result {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
 
 let dir: string;
 /** The environment of every child: no inherited socket, history and runtime dir inside `dir`. */
@@ -27,10 +31,20 @@ function cli(args: string[], options: { cwd?: string; input?: string; env?: Node
     const child = spawn(process.execPath, [MAIN, ...args], { cwd: options.cwd ?? dir, env: options.env ?? env });
     let stdout = '';
     let stderr = '';
-    child.stdout.on('data', (d) => { stdout += d; });
-    child.stderr.on('data', (d) => { stderr += d; });
-    const timer = setTimeout(() => { child.kill('SIGKILL'); fail(new Error(`subnode ${args.join(' ')} timed out\n${stdout}\n${stderr}`)); }, 15_000);
-    child.on('close', (code) => { clearTimeout(timer); done({ code, stdout, stderr }); });
+    child.stdout.on('data', (d) => {
+      stdout += d;
+    });
+    child.stderr.on('data', (d) => {
+      stderr += d;
+    });
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      fail(new Error(`subnode ${args.join(' ')} timed out\n${stdout}\n${stderr}`));
+    }, 15_000);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      done({ code, stdout, stderr });
+    });
     child.stdin.end(options.input ?? '');
   });
 }
@@ -41,8 +55,12 @@ class Running {
   stderr = '';
   readonly exited: Promise<number | null>;
   constructor(readonly child: ChildProcess) {
-    child.stdout!.on('data', (d) => { this.stdout += d; });
-    child.stderr!.on('data', (d) => { this.stderr += d; });
+    child.stdout!.on('data', (d) => {
+      this.stdout += d;
+    });
+    child.stderr!.on('data', (d) => {
+      this.stderr += d;
+    });
     this.exited = new Promise((done) => child.on('close', (code) => done(code)));
   }
 
@@ -87,7 +105,12 @@ beforeAll(async () => {
 
 afterAll(async () => {
   for (const pid of [system?.child.pid, serverPid]) {
-    if (pid && system?.child.exitCode === null) try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+    if (pid && system?.child.exitCode === null)
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
   }
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
@@ -105,10 +128,17 @@ describe('subnode run and the control socket', () => {
 
   it('nodes, ps, modules: tables for people, JSON for scripts', async () => {
     const [nodes, nodesJson, ps, psJson, modules, modulesJson] = await Promise.all([
-      cli(['nodes']), cli(['nodes', '--json']), cli(['ps', 'a']), cli(['--json', 'ps']), cli(['modules']), cli(['modules', 'b', '--json']),
+      cli(['nodes']),
+      cli(['nodes', '--json']),
+      cli(['ps', 'a']),
+      cli(['--json', 'ps']),
+      cli(['modules']),
+      cli(['modules', 'b', '--json']),
     ]);
     for (const r of [nodes, nodesJson, ps, psJson, modules, modulesJson]) expect(r.stderr).toBe('');
-    expect(nodes.stdout).toMatch(/^NODE +KIND +STATUS +CREATION +PROCESSES +MODULES\na +thread +running +0 +2 +2\nb +isolate +running +0 +1 +1\nc +thread +running +0 +0 +1\n$/);
+    expect(nodes.stdout).toMatch(
+      /^NODE +KIND +STATUS +CREATION +PROCESSES +MODULES\na +thread +running +0 +2 +2\nb +isolate +running +0 +1 +1\nc +thread +running +0 +0 +1\n$/,
+    );
     expect(JSON.parse(nodesJson.stdout)).toEqual([
       { name: 'a', kind: 'thread', status: 'running', creation: 0, processes: 2, modules: 2 },
       { name: 'b', kind: 'isolate', status: 'running', creation: 0, processes: 1, modules: 1 },
@@ -118,7 +148,11 @@ describe('subnode run and the control socket', () => {
     expect(ps.stdout).toMatch(/^<a\.1> +pinger +waiting +0 +pinger v1 +pinger\.start$/m);
     expect(ps.stdout).toMatch(/^<a\.2> +hits +waiting +0 +counter vsn 1 \(server callbacks\) +server:counter$/m);
     const all = JSON.parse(psJson.stdout) as { node: string; pid: string; name?: string; mailbox: number; versions: unknown[] }[];
-    expect(all.map((p) => [p.node, p.pid, p.name])).toEqual([['a', '<a.1>', 'pinger'], ['a', '<a.2>', 'hits'], ['b', '<b.1>', 'hits']]);
+    expect(all.map((p) => [p.node, p.pid, p.name])).toEqual([
+      ['a', '<a.1>', 'pinger'],
+      ['a', '<a.2>', 'hits'],
+      ['b', '<b.1>', 'hits'],
+    ]);
     expect(all[0]!.versions).toEqual([{ module: 'pinger', version: 1, state: 'current' }]);
     expect(modules.stdout).toMatch(/^NODE +MODULE +VERSION +STATE +PROCESSES +POLICY\n/);
     expect(modules.stdout).toMatch(/^a +pinger +v1 +current +1 +erlang\/soft$/m);
@@ -172,7 +206,9 @@ describe('subnode run and the control socket', () => {
     followJson.child.kill('SIGTERM');
     expect(await follow.exited).toBe(130);
     expect(await followJson.exited).toBe(143);
-    expect(JSON.parse(followJson.stderr.trim().split('\n').at(-1)!)).toMatchObject({ error: { code: 'interrupted', message: 'interrupted by SIGTERM', exitCode: 143 } });
+    expect(JSON.parse(followJson.stderr.trim().split('\n').at(-1)!)).toMatchObject({
+      error: { code: 'interrupted', message: 'interrupted by SIGTERM', exitCode: 143 },
+    });
     expect(await cli(['lingering', 'a', 'pinger'])).toMatchObject({ code: 0, stdout: '(no process runs old code of pinger on a)\n' });
     const recent = await cli(['events', '--node', 'a', '--type', 'module_loaded']);
     expect(recent.stdout).toMatch(/ a +loaded pinger v2\n/);
@@ -182,7 +218,10 @@ describe('subnode run and the control socket', () => {
     const up = await cli(['upgrade', 'upgrade.json']);
     expect(up.code).toBe(0);
     expect(up.stderr.split('\n').filter(Boolean)).toEqual([
-      'upgrade: b upgrading (0/2)', 'upgrade: b upgraded (1/2)', 'upgrade: a upgrading (1/2)', 'upgrade: a upgraded (2/2)',
+      'upgrade: b upgrading (0/2)',
+      'upgrade: b upgraded (1/2)',
+      'upgrade: a upgrading (1/2)',
+      'upgrade: a upgraded (2/2)',
     ]);
     expect(up.stdout).toMatch(/^NODE +STATUS +LOADED +CONVERTED +LINGERING +KILLED\nb +upgraded +counter v2 +1 +0 +0\na +upgraded +counter v2 +1 +0 +0\n$/);
     const info = JSON.parse((await cli(['call', 'hits@b', '"info"'])).stdout);
@@ -191,7 +230,13 @@ describe('subnode run and the control socket', () => {
     // Again: the plan is now a no-op conversion, and --json gives the whole report.
     const again = await cli(['upgrade', 'upgrade.json', '--json']);
     expect(again.code).toBe(0);
-    expect(JSON.parse(again.stdout)).toMatchObject({ ok: true, nodes: [{ node: 'b', status: 'upgraded' }, { node: 'a', status: 'upgraded' }] });
+    expect(JSON.parse(again.stdout)).toMatchObject({
+      ok: true,
+      nodes: [
+        { node: 'b', status: 'upgraded' },
+        { node: 'a', status: 'upgraded' },
+      ],
+    });
   });
 
   it('a plan that fails: exit 1 and the reason; a plan file that is wrong: exit 2 and the field', async () => {
@@ -232,7 +277,13 @@ describe('subnode run and the control socket', () => {
 
   it('usage errors exit 2 with a usage line; --help and help CMD', async () => {
     const [unknown, missing, badJson, badFlag, help, helpLoad, none] = await Promise.all([
-      cli(['frobnicate']), cli(['load', 'a']), cli(['send', 'a.2', '{oops']), cli(['ps', '--all']), cli(['--help']), cli(['help', 'load']), cli([]),
+      cli(['frobnicate']),
+      cli(['load', 'a']),
+      cli(['send', 'a.2', '{oops']),
+      cli(['ps', '--all']),
+      cli(['--help']),
+      cli(['help', 'load']),
+      cli([]),
     ]);
     expect(unknown).toMatchObject({ code: 2, stdout: '' });
     expect(unknown.stderr).toContain("subnode: unknown command 'frobnicate'");
@@ -243,8 +294,22 @@ describe('subnode run and the control socket', () => {
     expect(badFlag.code).toBe(2);
     expect(badFlag.stderr).toContain('unknown option --all for ps');
     expect(help.code).toBe(0);
-    for (const name of ['run CONFIG', 'attach', 'nodes', 'ps [NODE]', 'modules [NODE]', 'load NODE MODULE FILE', 'purge NODE MODULE', 'soft-purge NODE MODULE',
-      'lingering NODE MODULE', 'upgrade PLAN', 'migrate PID NODE', 'send DEST JSON', 'call DEST JSON', 'events [--follow]']) {
+    for (const name of [
+      'run CONFIG',
+      'attach',
+      'nodes',
+      'ps [NODE]',
+      'modules [NODE]',
+      'load NODE MODULE FILE',
+      'purge NODE MODULE',
+      'soft-purge NODE MODULE',
+      'lingering NODE MODULE',
+      'upgrade PLAN',
+      'migrate PID NODE',
+      'send DEST JSON',
+      'call DEST JSON',
+      'events [--follow]',
+    ]) {
       expect(help.stdout).toContain(`  ${name}`);
     }
     expect(helpLoad).toMatchObject({ code: 0 });
@@ -267,7 +332,9 @@ describe('subnode run and the control socket', () => {
   });
 
   it('attach: a shell over piped stdin, with history kept in a file', async () => {
-    const input = ['nodes', 'ps b --json', 'bogus', 'call hits@a "\\"get\\""', "send a.2 '{\"add\": 4}'", 'call hits@a \'"get"\'', 'history', 'exit', 'nodes'].join('\n') + '\n';
+    const input =
+      ['nodes', 'ps b --json', 'bogus', 'call hits@a "\\"get\\""', 'send a.2 \'{"add": 4}\'', 'call hits@a \'"get"\'', 'history', 'exit', 'nodes'].join('\n') +
+      '\n';
     const shell = await cli(['attach'], { input });
     expect(shell.code).toBe(0);
     expect(shell.stdout).toMatch(/^NODE +KIND +STATUS/);
@@ -284,7 +351,7 @@ describe('subnode run and the control socket', () => {
     expect(statSync(join(dir, 'state', 'subnode', 'history')).mode & 0o777).toBe(0o600);
   });
 
-  it('completion: commands, nodes, the node\'s modules, pids, flags; fetched from the running system', async () => {
+  it("completion: commands, nodes, the node's modules, pids, flags; fetched from the running system", async () => {
     const names: Names = { nodes: ['a', 'b', 'beta'], modules: { a: ['pinger', 'counter'], b: ['counter', 'cache'] }, pids: ['<a.1>', '<a.2>', '<b.1>'] };
     expect(completeLine('', names)[0]).toEqual(expect.arrayContaining(['nodes', 'ps', 'load', 'upgrade', 'exit']));
     expect(completeLine('', names)[0]).not.toContain('run');
@@ -318,21 +385,39 @@ describe('subnode run and the control socket', () => {
 
   it('progress: one updating line on a terminal', () => {
     let text = '';
-    const line = new ProgressLine({ tty: true, write: (t) => { text += t; } }, 'upgrade');
+    const line = new ProgressLine(
+      {
+        tty: true,
+        write: (t) => {
+          text += t;
+        },
+      },
+      'upgrade',
+    );
     line.update({ node: 'a', phase: 'start', done: 0, total: 2 });
     line.update({ node: 'a', phase: 'upgraded', done: 1, total: 2 });
     line.update({ node: 'b', phase: 'rolled_back', done: 2, total: 2 });
     line.end();
-    expect(text).toBe('\r\x1b[2Kupgrade [--------------------] 0/2 a: upgrading' +
-      '\r\x1b[2Kupgrade [##########----------] 1/2 a: upgraded' +
-      '\r\x1b[2Kupgrade [####################] 2/2 b: rolled back\n');
+    expect(text).toBe(
+      '\r\x1b[2Kupgrade [--------------------] 0/2 a: upgrading' +
+        '\r\x1b[2Kupgrade [##########----------] 1/2 a: upgraded' +
+        '\r\x1b[2Kupgrade [####################] 2/2 b: rolled back\n',
+    );
   });
 
   it('a bad config: exit 2, every problem named by its field', async () => {
     // No pointer: this directory's pointer (and its lock) belong to the running system.
-    writeFileSync(join(dir, 'nofn.json'), JSON.stringify({ nodes: [{ name: 'x', modules: { counter: './counter.v1.ts' }, start: [{ module: 'counter', fn: 'nosuch' }] }], control: { pointer: false } }));
+    writeFileSync(
+      join(dir, 'nofn.json'),
+      JSON.stringify({
+        nodes: [{ name: 'x', modules: { counter: './counter.v1.ts' }, start: [{ module: 'counter', fn: 'nosuch' }] }],
+        control: { pointer: false },
+      }),
+    );
     const [bad, nofn, absent] = await Promise.all([
-      cli(['run', 'bad.json']), cli(['run', 'nofn.json', '--socket', join(dir, 'nofn.sock')]), cli(['run', 'absent.json']),
+      cli(['run', 'bad.json']),
+      cli(['run', 'nofn.json', '--socket', join(dir, 'nofn.sock')]),
+      cli(['run', 'absent.json']),
     ]);
     expect(bad.code).toBe(2);
     expect(bad.stdout).toBe('');
@@ -345,7 +430,8 @@ describe('subnode run and the control socket', () => {
       "nodes[1].start[0].module: 'nosuch' is not one of nodes[1].modules",
       "nodes[2].policy: must be one of 'sandboxed', 'trusted', 'legacy-pinned'",
       "nodes[2].name: 'a' is already the name of nodes[0]",
-    ]) expect(bad.stderr).toContain(problem);
+    ])
+      expect(bad.stderr).toContain(problem);
     expect(nofn.code).toBe(2);
     expect(nofn.stderr).toContain("nodes[0] (x): module 'counter' exports no function 'nosuch'");
     expect(existsSync(join(dir, 'nofn.sock'))).toBe(false);
@@ -390,7 +476,10 @@ describe('subnode run and the control socket', () => {
     const called = await cli(['call', '<a.2>', '"inc"']);
     expect(called, called.stderr).toMatchObject({ code: 0, stdout: '21\n' }); // its pid still reaches it
     const [again, dead, nowhere, usage] = await Promise.all([
-      cli(['migrate', '<a.2>', 'c']), cli(['migrate', '<a.99>', 'c']), cli(['migrate', 'a.2', 'zz']), cli(['migrate', 'a.2']),
+      cli(['migrate', '<a.2>', 'c']),
+      cli(['migrate', '<a.99>', 'c']),
+      cli(['migrate', 'a.2', 'zz']),
+      cli(['migrate', 'a.2']),
     ]);
     expect(again.code).toBe(1);
     expect(again.stderr).toContain("<a.2> already runs on node 'c'");
@@ -418,7 +507,12 @@ describe('subnode run and the control socket', () => {
     await system.waitFor(/ a +node DOWN \(creation 0\): exit code 3$/m);
     await system.waitFor(/ a +node restarted \(creation 1\)$/m);
     const ps = JSON.parse((await cli(['ps', 'a', '--json'])).stdout) as { pid: string; name?: string }[];
-    expect(ps.map((p) => [p.pid, p.name])).toEqual(expect.arrayContaining([['<a.1.1>', 'pinger'], ['<a.2.1>', 'hits']]));
+    expect(ps.map((p) => [p.pid, p.name])).toEqual(
+      expect.arrayContaining([
+        ['<a.1.1>', 'pinger'],
+        ['<a.2.1>', 'hits'],
+      ]),
+    );
     expect(JSON.parse((await cli(['call', 'hits@a', '"info"'])).stdout)).toEqual({ count: 10, note: null, vsn: 2 }); // the current version, fresh
     expect(JSON.parse((await cli(['nodes', '--json'])).stdout)[0]).toMatchObject({ name: 'a', status: 'running', creation: 1 });
   });

@@ -25,13 +25,21 @@ function options(extra: Record<string, unknown> = {}): Record<string, unknown> {
 }
 
 async function host(name: string, cluster: Record<string, unknown>, nodes: string[]): Promise<HostProcess> {
-  const h = await HostProcess.start(name, cluster, nodes.map((node) => ({ name: node, modules: { agent, counter } })));
+  const h = await HostProcess.start(
+    name,
+    cluster,
+    nodes.map((node) => ({ name: node, modules: { agent, counter } })),
+  );
   hosts.push(h);
   return h;
 }
 
-const sees = (h: HostProcess, node: string, creation?: number) => h.until(`node ${node}`, async () =>
-  (await h.eval<{ name: string; creation: number }[]>('return system.nodes()')).some((n) => n.name === node && (creation === undefined || n.creation === creation)));
+const sees = (h: HostProcess, node: string, creation?: number) =>
+  h.until(`node ${node}`, async () =>
+    (await h.eval<{ name: string; creation: number }[]>('return system.nodes()')).some(
+      (n) => n.name === node && (creation === undefined || n.creation === creation),
+    ),
+  );
 
 describe('cluster failures', () => {
   it('a host killed mid-stream: the others get noconnection in bounded time, keep what was delivered, and the host comes back with a new creation', async () => {
@@ -51,9 +59,14 @@ describe('cluster failures', () => {
     await a.until('the stream to arrive', async () => (await a.eval<number>('return system.call(args[0], "get")', sink)) > 2_000);
     await b.kill();
     const killedAt = Date.now();
-    const downs = await a.eval<{ type: string; reason: unknown }[]>('return [await ctx.inbox.receive(() => true, 15000), await ctx.inbox.receive(() => true, 15000)]');
+    const downs = await a.eval<{ type: string; reason: unknown }[]>(
+      'return [await ctx.inbox.receive(() => true, 15000), await ctx.inbox.receive(() => true, 15000)]',
+    );
     const noticedMs = Date.now() - killedAt;
-    expect(downs.map((d) => [d.type, d.reason]).sort()).toEqual([['DOWN', 'noconnection'], ['EXIT', 'noconnection']]);
+    expect(downs.map((d) => [d.type, d.reason]).sort()).toEqual([
+      ['DOWN', 'noconnection'],
+      ['EXIT', 'noconnection'],
+    ]);
     expect(noticedMs).toBeLessThan(DEAD_AFTER + 4_000);
     await a.waitEvent('cluster', (e) => e.type === 'host_down' && e.host === 'B');
     // What arrived before the kill is all there, a gap-free prefix of what B sent, in order.
@@ -82,10 +95,14 @@ describe('cluster failures', () => {
     await nats.restart(300);
     for (const h of [a, b]) await h.waitEvent('cluster', (e) => e.type === 'connection' && e.status === 'reconnect', 20_000);
     // Sent after the reconnect: arrives (retried until the server has its subscriptions back).
-    await a.until('an answer after the restart', async () => {
-      await a.eval('system.send(args[0], { op: "y", reply: ctx.inbox.pid })', echo);
-      return a.eval('return ctx.inbox.receive((m) => m.got?.op === "y", 500).catch(() => undefined)');
-    }, 20_000);
+    await a.until(
+      'an answer after the restart',
+      async () => {
+        await a.eval('system.send(args[0], { op: "y", reply: ctx.inbox.pid })', echo);
+        return a.eval('return ctx.inbox.receive((m) => m.got?.op === "y", 500).catch(() => undefined)');
+      },
+      20_000,
+    );
     // Control and KV work again too.
     expect((await a.eval<{ pid: string }[]>('return system.node("b1").processes()')).map((p) => p.pid)).toContain(echo);
     expect(a.clusterEvents.concat(b.clusterEvents).filter((e) => e.type === 'host_down')).toEqual([]);

@@ -22,20 +22,39 @@ afterAll(async () => {
 /** Hosts of a fresh cluster (its own namespace on the shared server). */
 async function cluster(spec: Record<string, string[]>): Promise<HostProcess[]> {
   const options = { servers: nats.url, cluster: `t${++clusterNo}`, heartbeatMs: 200, deadAfterMs: 2_000 };
-  const started = await Promise.all(Object.entries(spec).map(([name, nodes]) =>
-    HostProcess.start(name, options, nodes.map((node) => ({ name: node, modules: { agent } })))));
+  const started = await Promise.all(
+    Object.entries(spec).map(([name, nodes]) =>
+      HostProcess.start(
+        name,
+        options,
+        nodes.map((node) => ({ name: node, modules: { agent } })),
+      ),
+    ),
+  );
   hosts.push(...started);
   const all = Object.values(spec).flat().sort();
   // Every host sees every node.
-  for (const h of started) await h.until('all nodes', async () => (await h.eval<{ name: string }[]>('return system.nodes()')).map((n) => n.name).sort().join() === all.join());
+  for (const h of started)
+    await h.until(
+      'all nodes',
+      async () =>
+        (await h.eval<{ name: string }[]>('return system.nodes()'))
+          .map((n) => n.name)
+          .sort()
+          .join() === all.join(),
+    );
   return started;
 }
 
 describe('a cluster of host processes', () => {
-  it('lists every host\'s nodes with their host, and refuses a node name taken on another host', async () => {
+  it("lists every host's nodes with their host, and refuses a node name taken on another host", async () => {
     const [a, b] = await cluster({ A: ['a1', 'a2'], B: ['b1'] });
     const seen = await b!.eval<{ name: string; host: string; status: string }[]>('return system.nodes()');
-    expect(seen.map((n) => [n.name, n.host, n.status]).sort()).toEqual([['a1', 'A', 'running'], ['a2', 'A', 'running'], ['b1', 'B', 'running']]);
+    expect(seen.map((n) => [n.name, n.host, n.status]).sort()).toEqual([
+      ['a1', 'A', 'running'],
+      ['a2', 'A', 'running'],
+      ['b1', 'B', 'running'],
+    ]);
     expect((await a!.eval<string[]>('return system.cluster.hosts()')).sort()).toEqual(['A', 'B']);
     const refused = await b!.eval('return system.addNode({ name: "a1" })').catch((e: HostError) => e);
     expect(refused).toMatchObject({ code: 'name_taken', errorName: 'NodeNameTaken' });
@@ -56,7 +75,8 @@ describe('a cluster of host processes', () => {
     // c1 → b1 by { name, node }, 2,000 messages, all in order.
     await c!.eval('system.send(args[0], { op: "burst", n: 2000, to: { name: "obs", node: "b1" } })', c1);
     const got = await a!.eval<{ seq: number; from: string }[]>(
-      'const out = []; for (let i = 0; i < 2000; i++) out.push(await ctx.inbox.receive(() => true, 10000)); return out');
+      'const out = []; for (let i = 0; i < 2000; i++) out.push(await ctx.inbox.receive(() => true, 10000)); return out',
+    );
     expect(got.map((m) => m.seq)).toEqual(Array.from({ length: 2000 }, (_, i) => i));
     expect(new Set(got.map((m) => m.from))).toEqual(new Set([c1]));
     // by pid from the host of another node, and by global name from a process.
@@ -80,21 +100,37 @@ describe('a cluster of host processes', () => {
     const watcher = await a!.eval<string>('return system.node("a1").spawn("agent", "start", [true, args[0]])', inboxPid);
     const target = await b!.eval<string>('return system.node("b1").spawn("agent", "start", [])');
     // a1's process links to and monitors b1's; the host monitors it too.
-    await a!.eval('system.send(args[0], { op: "link", pid: args[1] }); system.send(args[0], { op: "monitor", pid: args[1], reply: args[2] })', watcher, target, inboxPid);
+    await a!.eval(
+      'system.send(args[0], { op: "link", pid: args[1] }); system.send(args[0], { op: "monitor", pid: args[1], reply: args[2] })',
+      watcher,
+      target,
+      inboxPid,
+    );
     const { ref } = await a!.eval<{ ref: string }>('return ctx.inbox.receive(() => true, 10000)');
     await a!.eval('ctx.hostRef = ctx.inbox.monitor(args[0])', target);
     // Both senders' signals reached B before the crash is asked for there (per-sender order: a reply after them).
-    await a!.eval('system.send(args[0], { op: "whoami", reply: ctx.inbox.pid }); system.send(args[1], { op: "send", to: args[0], msg: { op: "whoami", reply: ctx.inbox.pid } })', target, watcher);
+    await a!.eval(
+      'system.send(args[0], { op: "whoami", reply: ctx.inbox.pid }); system.send(args[1], { op: "send", to: args[0], msg: { op: "whoami", reply: ctx.inbox.pid } })',
+      target,
+      watcher,
+    );
     expect(await a!.eval('return [await ctx.inbox.receive(() => true, 10000), await ctx.inbox.receive(() => true, 10000)]')).toEqual([target, target]);
     await b!.eval('system.send(args[0], { op: "crash" })', target);
     const msgs = await a!.eval<{ type: string; reason: unknown; ref?: string }[]>(
-      'const out = []; for (let i = 0; i < 3; i++) out.push(await ctx.inbox.receive(() => true, 10000)); return out');
+      'const out = []; for (let i = 0; i < 3; i++) out.push(await ctx.inbox.receive(() => true, 10000)); return out',
+    );
     const byType = (t: string) => msgs.filter((m) => m.type === t);
     expect(byType('EXIT')).toHaveLength(1);
-    expect(byType('DOWN').map((m) => m.ref).sort()).toEqual([ref, await a!.eval<string>('return ctx.hostRef')].sort());
+    expect(
+      byType('DOWN')
+        .map((m) => m.ref)
+        .sort(),
+    ).toEqual([ref, await a!.eval<string>('return ctx.hostRef')].sort());
     for (const m of msgs) expect(JSON.stringify(m.reason)).toMatch(/crashed on purpose/);
     // A call from A to a server on B: the reply comes back to A's caller mailbox.
-    await b!.eval('await system.node("b1").load("ctr", "export function init(n: number) { return n; } export function handleCall(r: any, _f: unknown, s: number) { return { reply: s + r, state: s + r }; } export function handleCast(_m: unknown, s: number) { return { noreply: s }; }")');
+    await b!.eval(
+      'await system.node("b1").load("ctr", "export function init(n: number) { return n; } export function handleCall(r: any, _f: unknown, s: number) { return { reply: s + r, state: s + r }; } export function handleCast(_m: unknown, s: number) { return { noreply: s }; }")',
+    );
     const server = await b!.eval<string>('return system.node("b1").startServer("ctr", [10])');
     expect(await a!.eval('return system.call(args[0], 5)', server)).toBe(15);
   });
@@ -120,7 +156,10 @@ describe('migration across hosts', () => {
     await a!.eval('await system.node("b1").load("counter", args[0])', counter);
     const server = await a!.eval<string>('return system.node("a1").startServer("counter", [0])');
     // C streams to the server's pid (numbered), while A moves it to b1 on host B.
-    await c!.eval('let seq = 0; ctx.timer = setInterval(() => { for (let i = 0; i < 200; i++) system.send(args[0], { from: "C", seq: seq++ }); if (seq >= 6000) clearInterval(ctx.timer); }, 2)', server);
+    await c!.eval(
+      'let seq = 0; ctx.timer = setInterval(() => { for (let i = 0; i < 200; i++) system.send(args[0], { from: "C", seq: seq++ }); if (seq >= 6000) clearInterval(ctx.timer); }, 2)',
+      server,
+    );
     await a!.until('the stream to start', async () => (await a!.eval<number>('return system.call(args[0], "get")', server)) > 500);
     const result = await a!.eval<{ ok: boolean; from: string; to: string }>('return system.migrate(args[0], "b1")', server);
     expect(result).toMatchObject({ ok: true, from: 'a1', to: 'b1' });

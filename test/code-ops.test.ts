@@ -4,7 +4,21 @@
  */
 import { describe, expect, it } from 'vitest';
 import { localKernel, type LocalKernel } from './helpers/local-kernel.js';
-import { HOST, errorOf, exitEvents, forward, info, quiesce, receivedAtLeast, sent, spawnFn, tell, waitDead, waitFor, waitWaiting } from './helpers/kernel-tools.js';
+import {
+  HOST,
+  errorOf,
+  exitEvents,
+  forward,
+  info,
+  quiesce,
+  receivedAtLeast,
+  sent,
+  spawnFn,
+  tell,
+  waitDead,
+  waitFor,
+  waitWaiting,
+} from './helpers/kernel-tools.js';
 import { ask, eventsOf, js, nextSent, srvSource, summary } from './helpers/code-tools.js';
 import { BadArgument, NotPurged, Refused, UnknownModule } from '../src/errors.js';
 import type { LoadReport, PurgeReport } from '../src/kernel/types.js';
@@ -26,7 +40,11 @@ function loadSrv(k: LocalKernel, vsn: number, options: Parameters<LocalKernel['k
 }
 
 function thrownBy(fn: () => unknown): unknown {
-  try { fn(); } catch (error) { return error; }
+  try {
+    fn();
+  } catch (error) {
+    return error;
+  }
   throw new Error('expected a throw');
 }
 
@@ -45,12 +63,17 @@ describe('purge (code:purge)', () => {
     const [p1, p2] = await spawnSrv(k, 2);
     loadSrv(k, 2);
     const [p3] = await spawnSrv(k, 1);
-    const watcher = spawnFn(k, (api, linked: string, monitored: string) => {
-      api.trapExit(true);
-      api.link(linked);
-      api.monitor(monitored);
-      return forward(api);
-    }, p1, p2);
+    const watcher = spawnFn(
+      k,
+      (api, linked: string, monitored: string) => {
+        api.trapExit(true);
+        api.link(linked);
+        api.monitor(monitored);
+        return forward(api);
+      },
+      p1,
+      p2,
+    );
     await waitWaiting(k, watcher);
     const eventsBefore = k.events.length;
 
@@ -179,13 +202,16 @@ describe('deleteModule (code:delete)', () => {
   it('current becomes old: spawns by name fail, running processes stay, a qualified call into it kills the caller', async () => {
     const k = localKernel();
     loadSrv(k, 1);
-    k.load('user', `
+    k.load(
+      'user',
+      `
       import { receive, on, send } from 'subnode';
       import * as srv from './srv';
       export function loop(): unknown {
         return receive(on('call', () => srv.start(0)), on('ping', () => { send('${HOST}', 'pong'); return loop(); }));
       }
-    `);
+    `,
+    );
     const [running] = await spawnSrv(k, 1);
     const user = k.kernel.spawn('user', 'loop');
     await waitWaiting(k, user);
@@ -232,7 +258,10 @@ describe('deleteModule (code:delete)', () => {
     expect(() => k.kernel.deleteModule('srv')).toThrow(BadArgument);
     const again = loadSrv(k, 3);
     expect(again).toMatchObject({ module: 'srv', version: 3, previous: undefined });
-    expect(summary(k, 'srv')).toEqual([[2, 'old', 0], [3, 'current', 0]]);
+    expect(summary(k, 'srv')).toEqual([
+      [2, 'old', 0],
+      [3, 'current', 0],
+    ]);
     expect(await ask(k, k.kernel.spawn('srv', 'start', [0]))).toMatchObject({ vsn: 3 });
   });
 
@@ -274,7 +303,10 @@ describe('retention erlang (one old version)', () => {
     expect(report).toEqual({ module: 'srv', version: 3, previous: 2, purged: [1], killed: [p1, p2] });
     expect(info(k, p1!)).toBeUndefined();
     expect(info(k, p2!)).toBeUndefined();
-    expect(summary(k, 'srv')).toEqual([[2, 'old', 2], [3, 'current', 0]]);
+    expect(summary(k, 'srv')).toEqual([
+      [2, 'old', 2],
+      [3, 'current', 0],
+    ]);
     expect(await ask(k, p3!)).toMatchObject({ vsn: 2 });
   });
 
@@ -292,15 +324,24 @@ describe('retention erlang (one old version)', () => {
     const k = localKernel();
     loadSrv(k, 1);
     loadSrv(k, 2);
-    expect(summary(k, 'srv')).toEqual([[1, 'old', 0], [2, 'current', 0]]);
+    expect(summary(k, 'srv')).toEqual([
+      [1, 'old', 0],
+      [2, 'current', 0],
+    ]);
     expect(loadSrv(k, 3)).toEqual({ module: 'srv', version: 3, previous: 2, purged: [1], killed: [] });
-    expect(summary(k, 'srv')).toEqual([[2, 'old', 0], [3, 'current', 0]]);
+    expect(summary(k, 'srv')).toEqual([
+      [2, 'old', 0],
+      [3, 'current', 0],
+    ]);
     expect(eventsOf(k, 'module_purged')).toEqual([{ type: 'module_purged', node: 'a', module: 'srv', version: 1 }]);
     // Under erlang an emptied old version is not collected at once; it waits for the next load.
     const [p] = await spawnSrv(k, 1);
     loadSrv(k, 4);
     await upgrade(k, p!, 4);
-    expect(summary(k, 'srv')).toEqual([[3, 'old', 0], [4, 'current', 1]]);
+    expect(summary(k, 'srv')).toEqual([
+      [3, 'old', 0],
+      [4, 'current', 1],
+    ]);
     expect(loadSrv(k, 5)).toMatchObject({ purged: [3], killed: [] });
   });
 });
@@ -315,7 +356,11 @@ describe('retention stack(N)', () => {
       pids.push(...(await spawnSrv(k, 1)));
     }
     const [p1, p2, p3] = pids;
-    expect(summary(k, 'srv')).toEqual([[1, 'old', 1], [2, 'old', 1], [3, 'current', 1]]);
+    expect(summary(k, 'srv')).toEqual([
+      [1, 'old', 1],
+      [2, 'old', 1],
+      [3, 'current', 1],
+    ]);
     // Each lingering process keeps running its own version.
     expect((await Promise.all(pids.map((p) => ask(k, p)))).map((r) => r.vsn)).toEqual([1, 2, 3]);
     await spawnSrv(k, 1); // one more in version 3, so version 3 is not idle when it turns old
@@ -329,7 +374,11 @@ describe('retention stack(N)', () => {
 
     // kill: only the oldest goes.
     expect(loadSrv(k, 4, { purge: 'kill' })).toEqual({ module: 'srv', version: 4, previous: 3, purged: [1], killed: [p1] });
-    expect(summary(k, 'srv')).toEqual([[2, 'old', 1], [3, 'old', 2], [4, 'current', 0]]);
+    expect(summary(k, 'srv')).toEqual([
+      [2, 'old', 1],
+      [3, 'old', 2],
+      [4, 'current', 0],
+    ]);
     expect(info(k, p1!)).toBeUndefined();
     expect(await ask(k, p2!)).toMatchObject({ vsn: 2 });
     expect(await ask(k, p3!)).toMatchObject({ vsn: 3 });
@@ -358,7 +407,10 @@ describe('retention stack(N)', () => {
     expect(summary(k, 'srv')).toEqual([[2, 'current', 0]]);
     const [p] = await spawnSrv(k, 1);
     loadSrv(k, 3);
-    expect(summary(k, 'srv')).toEqual([[2, 'old', 1], [3, 'current', 0]]);
+    expect(summary(k, 'srv')).toEqual([
+      [2, 'old', 1],
+      [3, 'current', 0],
+    ]);
     await upgrade(k, p!, 3);
     expect(summary(k, 'srv')).toEqual([[3, 'current', 1]]);
     expect(eventsOf(k, 'module_purged').map((e) => e.version)).toEqual([1, 2]);
@@ -375,11 +427,23 @@ describe('retention stack(N)', () => {
       pids.push(...(await spawnSrv(k, 1)));
     }
     loadSrv(k, 3);
-    expect(summary(k, 'srv')).toEqual([[1, 'old', 1], [2, 'old', 1], [3, 'current', 0]]);
+    expect(summary(k, 'srv')).toEqual([
+      [1, 'old', 1],
+      [2, 'old', 1],
+      [3, 'current', 0],
+    ]);
     let outcome: unknown;
-    try { outcome = loadSrv(k, 4); } catch (error) { outcome = error; }
+    try {
+      outcome = loadSrv(k, 4);
+    } catch (error) {
+      outcome = error;
+    }
     expect(outcome).toMatchObject({ module: 'srv', version: 4, killed: [] });
-    expect(summary(k, 'srv')).toEqual([[1, 'old', 1], [2, 'old', 1], [4, 'current', 0]]);
+    expect(summary(k, 'srv')).toEqual([
+      [1, 'old', 1],
+      [2, 'old', 1],
+      [4, 'current', 0],
+    ]);
   });
 });
 
@@ -392,7 +456,14 @@ describe('retention forever', () => {
       loadSrv(k, vsn);
       pids.push(...(await spawnSrv(k, 1)));
     }
-    expect(summary(k, 'srv')).toEqual([[1, 'old', 1], [2, 'old', 1], [3, 'old', 1], [4, 'old', 1], [5, 'old', 1], [6, 'current', 1]]);
+    expect(summary(k, 'srv')).toEqual([
+      [1, 'old', 1],
+      [2, 'old', 1],
+      [3, 'old', 1],
+      [4, 'old', 1],
+      [5, 'old', 1],
+      [6, 'current', 1],
+    ]);
     expect((await Promise.all(pids.map((p) => ask(k, p)))).map((r) => r.vsn)).toEqual([1, 2, 3, 4, 5, 6]);
     expect(eventsOf(k, 'module_purged')).toEqual([]);
 
@@ -400,7 +471,13 @@ describe('retention forever', () => {
     tell(k, pids[1]!, 'upgrade');
     await waitFor(() => eventsOf(k, 'module_purged').length === 1, 'version 2 collected');
     expect(eventsOf(k, 'module_purged')).toEqual([{ type: 'module_purged', node: 'a', module: 'srv', version: 2 }]);
-    expect(summary(k, 'srv')).toEqual([[1, 'old', 1], [3, 'old', 1], [4, 'old', 1], [5, 'old', 1], [6, 'current', 2]]);
+    expect(summary(k, 'srv')).toEqual([
+      [1, 'old', 1],
+      [3, 'old', 1],
+      [4, 'old', 1],
+      [5, 'old', 1],
+      [6, 'current', 2],
+    ]);
 
     // Dies normally, or is killed: its version goes too.
     tell(k, pids[0]!, 'stop');
@@ -408,7 +485,11 @@ describe('retention forever', () => {
     k.kernel.exit(pids[3]! as never, 'kill');
     await waitDead(k, pids[3]!);
     expect(eventsOf(k, 'module_purged').map((e) => e.version)).toEqual([2, 1, 4]);
-    expect(summary(k, 'srv')).toEqual([[3, 'old', 1], [5, 'old', 1], [6, 'current', 2]]);
+    expect(summary(k, 'srv')).toEqual([
+      [3, 'old', 1],
+      [5, 'old', 1],
+      [6, 'current', 2],
+    ]);
     // Nothing was killed by the code server.
     expect(eventsOf(k, 'process_purged')).toEqual([]);
     expect(await ask(k, pids[2]!)).toMatchObject({ vsn: 3 });
@@ -432,7 +513,10 @@ describe('purge mode drain', () => {
     const pending = k.kernel.purge('srv', drain(3_000, 'kill'));
     expect(pending).toBeInstanceOf(Promise);
     expect(eventsOf(k, 'drain_started')).toEqual([{ type: 'drain_started', node: 'a', module: 'srv', versions: [1], deadlineMs: 3_000 }]);
-    expect(k.kernel.modules()[0]!.versions.map((v) => [v.version, v.draining])).toEqual([[1, true], [2, false]]);
+    expect(k.kernel.modules()[0]!.versions.map((v) => [v.version, v.draining])).toEqual([
+      [1, true],
+      [2, false],
+    ]);
     setTimeout(() => tell(k, pids[0]!, 'upgrade'), 20);
     setTimeout(() => tell(k, pids[1]!, 'upgrade'), 40);
     const report = await pending;
@@ -465,7 +549,10 @@ describe('purge mode drain', () => {
     const pending = k.kernel.purge('srv', drain(100, 'refuse')) as Promise<PurgeReport>;
     await upgrade(k, leaver!, 2);
     expect(await pending).toEqual({ module: 'srv', ok: false, purged: [], killed: [], lingering: [stayer] });
-    expect(summary(k, 'srv')).toEqual([[1, 'old', 1], [2, 'current', 1]]);
+    expect(summary(k, 'srv')).toEqual([
+      [1, 'old', 1],
+      [2, 'current', 1],
+    ]);
     expect(k.kernel.modules()[0]!.versions.every((v) => !v.draining)).toBe(true);
     expect(await ask(k, stayer!)).toMatchObject({ vsn: 1 });
     // No longer draining: other operations are accepted again.
@@ -494,7 +581,10 @@ describe('purge mode drain', () => {
     const fresh = k.kernel.spawn('srv', 'start', [0]);
     expect(await ask(k, fresh)).toMatchObject({ vsn: 2 });
     // The refused load changed nothing and used up no version number.
-    expect(summary(k, 'srv')).toEqual([[1, 'old', 1], [2, 'current', 1]]);
+    expect(summary(k, 'srv')).toEqual([
+      [1, 'old', 1],
+      [2, 'current', 1],
+    ]);
 
     expect(await pending).toMatchObject({ ok: false, lingering: [old] });
     from = sent(k).length;
@@ -510,11 +600,17 @@ describe('purge mode drain', () => {
     const pending = k.kernel.load('srv', js('srv', srvSource(3)));
     expect(pending).toBeInstanceOf(Promise);
     // Nothing is installed until the drain ends.
-    expect(summary(k, 'srv')).toEqual([[1, 'old', 1], [2, 'current', 0]]);
+    expect(summary(k, 'srv')).toEqual([
+      [1, 'old', 1],
+      [2, 'current', 0],
+    ]);
     expect(() => k.kernel.spawn('srv', 'start', [0])).not.toThrow();
     tell(k, pids[0]!, 'upgrade');
     expect(await pending).toEqual({ module: 'srv', version: 3, previous: 2, purged: [1], killed: [] });
-    expect(summary(k, 'srv')!.map(([v, s]) => [v, s])).toEqual([[2, 'old'], [3, 'current']]);
+    expect(summary(k, 'srv')!.map(([v, s]) => [v, s])).toEqual([
+      [2, 'old'],
+      [3, 'current'],
+    ]);
   });
 });
 

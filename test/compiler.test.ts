@@ -30,11 +30,15 @@ describe('line numbers', () => {
     const factory = compileFunction(js, ['require', 'exports', 'module'], { filename: 'subnode://n/thrower@1.js' });
     factory(() => ({}), exports, { exports });
     let stack = '';
-    try { (exports.crash as (s: object) => unknown)({ n: 1, label: 'x' }); } catch (e) { stack = (e as Error).stack!; }
+    try {
+      (exports.crash as (s: object) => unknown)({ n: 1, label: 'x' });
+    } catch (e) {
+      stack = (e as Error).stack!;
+    }
     expect(stack).toMatch(/^RangeError: boom x\n\s+at (Object\.)?crash \(subnode:\/\/n\/thrower@1\.js:9:\d+\)/);
   });
 
-  it('through a kernel, the stack names the module and the version, at the source\'s own line', async () => {
+  it("through a kernel, the stack names the module and the version, at the source's own line", async () => {
     const k = localKernel('n');
     k.load('thrower', THROWER);
     const pid = k.kernel.spawn('thrower', 'crash', [{ n: 1, label: 'y' }]);
@@ -43,9 +47,11 @@ describe('line numbers', () => {
     expect(exit.reason.error.stack).toContain('subnode://n/thrower@1.js:9:');
   });
 
-  it('hazards and syntax errors are reported at the source\'s lines', () => {
+  it("hazards and syntax errors are reported at the source's lines", () => {
     expect(() => transpile('bad', 'export const a = 1;\n\nexport function (x: number) {}\n')).toThrow(/bad\.ts:3:\d+ /);
-    try { transpile('bad', 'const a: number = 1;\nfunction f() {\n  return 1 +;\n}\n'); } catch (e) {
+    try {
+      transpile('bad', 'const a: number = 1;\nfunction f() {\n  return 1 +;\n}\n');
+    } catch (e) {
       expect(e).toBeInstanceOf(LoadError);
       expect((e as LoadError).details).toMatchObject({ module: 'bad', phase: 'transpile', diagnostics: [expect.stringMatching(/^bad\.ts:3:/)] });
     }
@@ -54,12 +60,15 @@ describe('line numbers', () => {
 
 describe('imports', () => {
   it('compile to property reads on the required namespace at each use, never to copies', () => {
-    const { js } = transpile('m', `
+    const { js } = transpile(
+      'm',
+      `
       import { loop as l } from './w';
       import * as w from './w';
       import def from './d';
       export function a() { return l(1) + w.loop(2) + def.f(); }
-    `);
+    `,
+    );
     const ns: Record<string, unknown> = { loop: (x: number) => x, default: { f: () => 100 } };
     const exports: Record<string, unknown> = {};
     new Function('require', 'exports', 'module', js)(() => ns, exports, { exports });
@@ -85,7 +94,7 @@ describe('compile on the host', () => {
 });
 
 describe('stack traces on real nodes', () => {
-  it.each(['thread', 'isolate'] as const)('a %s node reports the TypeScript source\'s own line', async (kind) => {
+  it.each(['thread', 'isolate'] as const)("a %s node reports the TypeScript source's own line", async (kind) => {
     const { System } = await import('../src/index.js');
     const system = await System.start({ nodes: [{ name: 'n', kind, modules: { thrower: THROWER, other: 'export const x = 1;' } }] });
     try {

@@ -10,7 +10,10 @@ import { System, type Inbox, type Pid } from '../src/index.js';
 import { agent, denials, record } from './helpers/sandbox-tools.js';
 
 let system: System | undefined;
-afterEach(async () => { await system?.stop(); system = undefined; });
+afterEach(async () => {
+  await system?.stop();
+  system = undefined;
+});
 
 /** Bounds that hold with the other core busy; a host that runs the whole flood stalls for seconds. */
 const MAX_LAG_MS = 500;
@@ -71,7 +74,8 @@ async function start(): Promise<{ system: System; bystander: Pid }> {
     hostFunctions: { work },
     nodes: [
       {
-        name: 'attacker', kind: 'isolate',
+        name: 'attacker',
+        kind: 'isolate',
         capabilities: { sendTo: [], services: { console: false, clock: false, random: false, functions: ['work'] }, spawnRemote: ['victim'], globalNames: '*' },
         limits: { memoryMb: 128, cpuMsPerSlice: 500 },
         modules: { flood },
@@ -83,11 +87,16 @@ async function start(): Promise<{ system: System; bystander: Pid }> {
   return { system, bystander: await system.node('bystander').startServer('echo') };
 }
 
-interface Tally { ok: number; refused: number; dropped?: number }
+interface Tally {
+  ok: number;
+  refused: number;
+  dropped?: number;
+}
 
 /** The measured bounds, for the record (SUBNODE_DOS_REPORT=1). */
 function report(what: string, result: Tally, worstCallMs: number, lagMs: number): void {
-  if (process.env.SUBNODE_DOS_REPORT) console.log(`dos ${what}: ${JSON.stringify(result)}, bystander worst call ${worstCallMs.toFixed(0)} ms, host lag ${lagMs.toFixed(0)} ms`);
+  if (process.env.SUBNODE_DOS_REPORT)
+    console.log(`dos ${what}: ${JSON.stringify(result)}, bystander worst call ${worstCallMs.toFixed(0)} ms, host lag ${lagMs.toFixed(0)} ms`);
 }
 
 /** Starts `flood.fn(...args)` on the attacker; resolves with its tally, rejects if it dies first (with its reason, to say why). */
@@ -107,7 +116,9 @@ async function underFlood<T>(system: System, bystander: Pid, attack: Promise<T>)
   let done = false;
   let worstCallMs = 0;
   let calls = 0;
-  const result = attack.finally(() => { done = true; });
+  const result = attack.finally(() => {
+    done = true;
+  });
   while (!done) {
     const t0 = performance.now();
     expect(await system.call(bystander, calls, 5_000)).toBe(calls);
@@ -123,7 +134,11 @@ describe('host-service floods from an isolate node', () => {
     const { system, bystander } = await start();
     const events = record(system);
     const inbox = system.inbox();
-    const { result, worstCallMs, lagMs } = await underFlood(system, bystander, attack(system, inbox, 'service', [inbox.pid, { $service: 'host', name: 'work', args: [] }, 20_000]));
+    const { result, worstCallMs, lagMs } = await underFlood(
+      system,
+      bystander,
+      attack(system, inbox, 'service', [inbox.pid, { $service: 'host', name: 'work', args: [] }, 20_000]),
+    );
     report('host calls', result, worstCallMs, lagMs);
     expect(result.ok + result.refused + (result.dropped ?? 0)).toBe(20_000);
     expect(result.ok).toBeLessThan(200); // 16 at once, 200 a second
@@ -140,7 +155,11 @@ describe('host-service floods from an isolate node', () => {
   it('5,000 remote spawns: bounded the same way; the victim node gets only the few admitted', async () => {
     const { system, bystander } = await start();
     const inbox = system.inbox();
-    const { result, worstCallMs, lagMs } = await underFlood(system, bystander, attack(system, inbox, 'service', [inbox.pid, { $service: 'spawn', node: 'victim', module: 'agent', fn: 'start', args: [] }, 5_000]));
+    const { result, worstCallMs, lagMs } = await underFlood(
+      system,
+      bystander,
+      attack(system, inbox, 'service', [inbox.pid, { $service: 'spawn', node: 'victim', module: 'agent', fn: 'start', args: [] }, 5_000]),
+    );
     report('remote spawns', result, worstCallMs, lagMs);
     expect(result.ok + result.refused + (result.dropped ?? 0)).toBe(5_000);
     expect(result.ok).toBeLessThan(200);

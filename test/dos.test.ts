@@ -47,7 +47,9 @@ beforeEach(async () => {
   bystander = await system.node('t').spawn('agent', 'start', []);
 });
 
-afterEach(async () => { await system.stop(); });
+afterEach(async () => {
+  await system.stop();
+});
 
 /** Runs `attack` while timing the bystander's answers and the host's event loop. */
 async function underAttack(attack: () => Promise<void>): Promise<{ worstCallMs: number; lagMs: number; heapGrowthMb: number }> {
@@ -58,7 +60,9 @@ async function underAttack(attack: () => Promise<void>): Promise<{ worstCallMs: 
   let worst = 0;
   let done = false;
   let peak = 0;
-  const attacking = attack().finally(() => { done = true; });
+  const attacking = attack().finally(() => {
+    done = true;
+  });
   const probing = (async () => {
     for (let i = 0; i < 8 || !done; i++) {
       const t0 = performance.now();
@@ -77,8 +81,8 @@ async function underAttack(attack: () => Promise<void>): Promise<{ worstCallMs: 
 }
 
 /** The attacker cut: a batch over the budget dropped, or its node restarted. */
-const cut = (e: SystemEvent): boolean => 'node' in e && e.node === 'evil' &&
-  ((e.type === 'capability_denied' && /budget/.test(e.what)) || e.type === 'node_restarted');
+const cut = (e: SystemEvent): boolean =>
+  'node' in e && e.node === 'evil' && ((e.type === 'capability_denied' && /budget/.test(e.what)) || e.type === 'node_restarted');
 
 describe('denial of service through the boundary', () => {
   it('amplification: the same 500 KB string sent 1,000 times (500 MB outside) is cut at the batch or slice budget', async () => {
@@ -89,7 +93,14 @@ describe('denial of service through the boundary', () => {
       const stopped = waitEvent(system, cut, 20_000);
       system.send(pid, 'go');
       await stopped;
-      try { for (;;) { await sinkInbox.receive(undefined, 500); received++; } } catch { /* quiet: done */ }
+      try {
+        for (;;) {
+          await sinkInbox.receive(undefined, 500);
+          received++;
+        }
+      } catch {
+        /* quiet: done */
+      }
     });
     expect(figures.worstCallMs).toBeLessThan(1_000);
     expect(figures.lagMs).toBeLessThan(1_000);
@@ -107,7 +118,14 @@ describe('denial of service through the boundary', () => {
       const stopped = waitEvent(system, cut, 20_000);
       system.send(pid, 'go');
       await stopped;
-      try { for (;;) { await sinkInbox.receive(undefined, 500); received++; } } catch { /* quiet: done */ }
+      try {
+        for (;;) {
+          await sinkInbox.receive(undefined, 500);
+          received++;
+        }
+      } catch {
+        /* quiet: done */
+      }
     });
     expect(figures.worstCallMs).toBeLessThan(1_000);
     expect(figures.lagMs).toBeLessThan(1_000);

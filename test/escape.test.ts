@@ -18,12 +18,75 @@ import { sandboxed, sandboxedTalkingTo } from '../policies/capabilities.js';
 import { agent, answers, denials, eventsOf, markHost, nothingWithin, record, sink, sleep, subvert, waitEvent } from './helpers/sandbox-tools.js';
 
 // What a bare isolate's global holds: the ECMAScript built-ins (and `console` when granted).
-const STANDARD = new Set(['AggregateError', 'Array', 'ArrayBuffer', 'Atomics', 'BigInt', 'BigInt64Array', 'BigUint64Array', 'Boolean', 'DataView', 'Date', 'Error',
-  'EvalError', 'FinalizationRegistry', 'Float32Array', 'Float64Array', 'Function', 'Infinity', 'Int16Array', 'Int32Array', 'Int8Array', 'Intl', 'JSON', 'Map', 'Math',
-  'NaN', 'Number', 'Object', 'Promise', 'Proxy', 'RangeError', 'ReferenceError', 'Reflect', 'RegExp', 'Set', 'SharedArrayBuffer', 'String', 'Symbol', 'SyntaxError',
-  'TypeError', 'URIError', 'Uint16Array', 'Uint32Array', 'Uint8Array', 'Uint8ClampedArray', 'WeakMap', 'WeakRef', 'WeakSet', 'WebAssembly', 'decodeURI',
-  'decodeURIComponent', 'encodeURI', 'encodeURIComponent', 'escape', 'eval', 'globalThis', 'isFinite', 'isNaN', 'parseFloat', 'parseInt', 'undefined', 'unescape',
-  'console', 'Float16Array', 'Iterator', 'SuppressedError', 'DisposableStack', 'AsyncDisposableStack']);
+const STANDARD = new Set([
+  'AggregateError',
+  'Array',
+  'ArrayBuffer',
+  'Atomics',
+  'BigInt',
+  'BigInt64Array',
+  'BigUint64Array',
+  'Boolean',
+  'DataView',
+  'Date',
+  'Error',
+  'EvalError',
+  'FinalizationRegistry',
+  'Float32Array',
+  'Float64Array',
+  'Function',
+  'Infinity',
+  'Int16Array',
+  'Int32Array',
+  'Int8Array',
+  'Intl',
+  'JSON',
+  'Map',
+  'Math',
+  'NaN',
+  'Number',
+  'Object',
+  'Promise',
+  'Proxy',
+  'RangeError',
+  'ReferenceError',
+  'Reflect',
+  'RegExp',
+  'Set',
+  'SharedArrayBuffer',
+  'String',
+  'Symbol',
+  'SyntaxError',
+  'TypeError',
+  'URIError',
+  'Uint16Array',
+  'Uint32Array',
+  'Uint8Array',
+  'Uint8ClampedArray',
+  'WeakMap',
+  'WeakRef',
+  'WeakSet',
+  'WebAssembly',
+  'decodeURI',
+  'decodeURIComponent',
+  'encodeURI',
+  'encodeURIComponent',
+  'escape',
+  'eval',
+  'globalThis',
+  'isFinite',
+  'isNaN',
+  'parseFloat',
+  'parseInt',
+  'undefined',
+  'unescape',
+  'console',
+  'Float16Array',
+  'Iterator',
+  'SuppressedError',
+  'DisposableStack',
+  'AsyncDisposableStack',
+]);
 
 /**
  * The attacker. `attempt(reply, name, ...args)` runs one attempt and reports
@@ -243,16 +306,30 @@ let witness: Pid;
 let bystander: Pid;
 let host: ReturnType<typeof markHost>;
 
-beforeAll(() => { host = markHost(); });
+beforeAll(() => {
+  host = markHost();
+});
 
 beforeEach(async () => {
   system = await System.start({
     hostFunctions,
     nodes: [
       // talks to no node; may load only these modules
-      { name: 'sb', kind: 'isolate', ...sandboxed, capabilities: { ...sandboxed.capabilities, modules: ['agent', 'escape', 'subvert'] }, modules: { agent, subvert, escape } },
+      {
+        name: 'sb',
+        kind: 'isolate',
+        ...sandboxed,
+        capabilities: { ...sandboxed.capabilities, modules: ['agent', 'escape', 'subvert'] },
+        modules: { agent, subvert, escape },
+      },
       // may talk to 't' and call one host function
-      { name: 'sb2', kind: 'isolate', ...sandboxedTalkingTo('t'), capabilities: { ...sandboxedTalkingTo('t').capabilities, services: { console: true, clock: false, random: false, functions: ['inspect'] } }, modules: { agent, subvert, escape } },
+      {
+        name: 'sb2',
+        kind: 'isolate',
+        ...sandboxedTalkingTo('t'),
+        capabilities: { ...sandboxedTalkingTo('t').capabilities, services: { console: true, clock: false, random: false, functions: ['inspect'] } },
+        modules: { agent, subvert, escape },
+      },
       { name: 't', modules: { agent, sink } },
     ],
   });
@@ -393,13 +470,16 @@ describe('shared memory', () => {
   // holdsSharedMemory() at the boundary, and arrives on the host or another node still backed by
   // the sandbox's memory: writes on either side show on the other.
   it.each([
-    ['a SharedArrayBuffer', 'sab', 'the host'], ['a SharedArrayBuffer', 'sab', 'another node'],
-    ['the buffer of a shared WebAssembly.Memory', 'wasmBuffer', 'the host'], ['the buffer of a shared WebAssembly.Memory', 'wasmBuffer', 'another node'],
-    ['a shared WebAssembly.Memory', 'wasmMemory', 'the host'], ['a shared WebAssembly.Memory', 'wasmMemory', 'another node'],
+    ['a SharedArrayBuffer', 'sab', 'the host'],
+    ['a SharedArrayBuffer', 'sab', 'another node'],
+    ['the buffer of a shared WebAssembly.Memory', 'wasmBuffer', 'the host'],
+    ['the buffer of a shared WebAssembly.Memory', 'wasmBuffer', 'another node'],
+    ['a shared WebAssembly.Memory', 'wasmMemory', 'the host'],
+    ['a shared WebAssembly.Memory', 'wasmMemory', 'another node'],
   ])('%s (%s) sent to %s is refused or copied, never shared', async (_what, how, where) => {
     const to = where === 'the host' ? inbox.pid : await system.node('t').spawn('sink', 'forward', [inbox.pid]);
     const sender = await launch('sharedOut', [to, inbox.pid, how], 'sb2');
-    const first = await nothingWithin(inbox, 1_000) as any;
+    const first = (await nothingWithin(inbox, 1_000)) as any;
     if (first === undefined || 'refused' in first) return; // refused, in the sandbox or at the boundary: fine
     const got = where === 'the host' ? first : first.sunk;
     const view = how === 'sab' ? got.view : new Int32Array(how === 'wasmMemory' ? got.mem.buffer : got.buffer);
@@ -414,7 +494,8 @@ describe('shared memory', () => {
     await launch('waitForever', [inbox.pid]);
     expect(await inbox.receive()).toBe('waiting');
     const { reason } = await exited;
-    if (!(reason && typeof reason === 'object' && 'cpu_limit' in reason)) expect(reason).toMatchObject({ error: { name: 'ReferenceError', message: 'Atomics is not defined' } });
+    if (!(reason && typeof reason === 'object' && 'cpu_limit' in reason))
+      expect(reason).toMatchObject({ error: { name: 'ReferenceError', message: 'Atomics is not defined' } });
     expect(await nothingWithin(inbox, 100)).toBeUndefined();
     await sandboxAnswers();
   });
@@ -423,7 +504,12 @@ describe('shared memory', () => {
 describe('resource attacks', () => {
   it('a timers flood (20,000 processes looping on after(1)) leaves the host responsive', async () => {
     await system.stop();
-    system = await System.start({ nodes: [{ name: 'sb', kind: 'isolate', ...sandboxed, limits: { ...sandboxed.limits, memoryMb: 128 }, modules: { agent, subvert, escape } }, { name: 't', modules: { agent } }] });
+    system = await System.start({
+      nodes: [
+        { name: 'sb', kind: 'isolate', ...sandboxed, limits: { ...sandboxed.limits, memoryMb: 128 }, modules: { agent, subvert, escape } },
+        { name: 't', modules: { agent } },
+      ],
+    });
     inbox = system.inbox();
     witness = await system.node('t').spawn('agent', 'start', []);
     bystander = await system.node('sb').spawn('agent', 'start', []);
@@ -480,7 +566,15 @@ describe('addressing what it may not', () => {
 
   it('a subverted kernel: signals to a node not granted are stopped at the boundary', async () => {
     const target = await system.node('t').spawn('sink', 'forward', [inbox.pid]);
-    await launch('smuggleTo', ['<host.999>', 't', [[0, target, 'smuggled'], [3, witness, '<sb.1>', 'kill', 0]], inbox.pid]);
+    await launch('smuggleTo', [
+      '<host.999>',
+      't',
+      [
+        [0, target, 'smuggled'],
+        [3, witness, '<sb.1>', 'kill', 0],
+      ],
+      inbox.pid,
+    ]);
     expect(await inbox.receive()).toEqual({ smuggled: 2 });
     await sleep(100);
     expect(denials(events, 'sb')).toEqual(["2 signal(s) to node 't' (stopped at the isolate boundary)"]);
@@ -488,7 +582,7 @@ describe('addressing what it may not', () => {
     await sandboxAnswers();
   });
 
-  it('a subverted kernel: signals claiming to come from another node\'s process are stopped at the boundary', async () => {
+  it("a subverted kernel: signals claiming to come from another node's process are stopped at the boundary", async () => {
     const target = await system.node('t').spawn('agent', 'start', [inbox.pid]);
     const forged = [
       [3, target, witness, 'kill', 0], // exit(target, kill) "from" the witness
@@ -513,7 +607,17 @@ describe('addressing what it may not', () => {
 
   it('a subverted kernel: malformed and oversized signals are stopped at the boundary', async () => {
     const big = 'x'.repeat(70 * 1024); // over the sandboxed 64 KiB
-    await launch('smuggleTo', ['<host.999>', 'host', [[99, inbox.pid, 'x'], ['not', 'a', 'signal'], [0, 42, 'x'], [0, inbox.pid, { big }]], inbox.pid]);
+    await launch('smuggleTo', [
+      '<host.999>',
+      'host',
+      [
+        [99, inbox.pid, 'x'],
+        ['not', 'a', 'signal'],
+        [0, 42, 'x'],
+        [0, inbox.pid, { big }],
+      ],
+      inbox.pid,
+    ]);
     expect(await inbox.receive((m: any) => m && 'smuggled' in m)).toEqual({ smuggled: 4 });
     await sleep(100);
     expect(denials(events, 'sb')).toEqual([
@@ -547,7 +651,10 @@ describe('addressing what it may not', () => {
   });
 
   it('loading a module it may not load: refused on the host; inside, the name is an empty namespace', async () => {
-    const error = await system.node('sb').load('evil', 'export const x = 1;').catch((e: unknown) => e);
+    const error = await system
+      .node('sb')
+      .load('evil', 'export const x = 1;')
+      .catch((e: unknown) => e);
     expect(error).toBeInstanceOf(NotAllowed);
     expect(denials(events, 'sb')).toEqual(["load module 'evil'"]);
     expect((await attempt('loadedModule', ['evil'])).threw).toEqual({ name: 'UnknownModule', message: "module 'evil' has no current version on node 'sb'" });
@@ -576,7 +683,8 @@ describe('messages that are not plain data', () => {
   it('a Proxy sent out is refused or copied, and the node goes on sending', async () => {
     await launch('proxyOut', [inbox.pid]);
     const got = await nothingWithin(inbox, 500);
-    if (got !== undefined) { // copied: plain data, no trap left
+    if (got !== undefined) {
+      // copied: plain data, no trap left
       expect(Object.getPrototypeOf(got)).toBe(Object.prototype);
       expect(Object.getPrototypeOf((got as { proxy: object }).proxy)).toBe(Object.prototype);
     }
@@ -612,7 +720,10 @@ describe('forging what the host trusts', () => {
     `;
     await system.node('t').load('silent', silent);
     const server = await system.node('t').startServer('silent');
-    const call = system.call(server, 'is this user an admin?', 1_000).then((v) => ({ value: v }), (e: unknown) => ({ error: e }));
+    const call = system.call(server, 'is this user an admin?', 1_000).then(
+      (v) => ({ value: v }),
+      (e: unknown) => ({ error: e }),
+    );
     await launch('sprayReplies', [inbox.pid, 20, 5]);
     const outcome = await call;
     expect(outcome).not.toEqual({ value: 'forged by the sandbox' });

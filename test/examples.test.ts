@@ -58,7 +58,9 @@ describe('examples', () => {
     expect(out).toMatch(/migrate\(<legacy\.1>, 'edge'\): ok=true, state converted 1\.0\.0 → 2\.0\.0 by edge's codeChange/);
     expect(out).toContain('locate(<legacy.1>): runs on edge, home legacy, 1 move, path legacy → edge');
     expect(out).toContain('client: sent 3000 hits; the session counted 3000 from it (last seq 2999), 0 out of order, 0 lost');
-    expect(out).toContain('v2 state: {"user":"alice","stats":{"hits":3005,"last":{"host":4,"client":2999},"outOfOrder":0},"convertedFrom":"1.0.0","note":"legacy is being retired"}');
+    expect(out).toContain(
+      'v2 state: {"user":"alice","stats":{"hits":3005,"last":{"host":4,"client":2999},"outOfOrder":0},"convertedFrom":"1.0.0","note":"legacy is being retired"}',
+    );
     expect(out).toContain('by name on its home node: {"user":"alice","hits":3005,"outOfOrder":0,"vsn":"2.0.0"}');
     expect(out).toContain('  bulk: 1000/1000 moved');
     expect(out).toMatch(/bulk: 1000 moved, 0 failed/);

@@ -46,10 +46,7 @@ const typed = (e: unknown): boolean => e instanceof NodeDown || e instanceof Tim
  */
 async function injectIntoOp(op: ControlOp, fault: Fault, kind: NodeKind): Promise<void> {
   const system = await System.start({
-    nodes: [
-      { name: 'f', kind, unresponsiveMs: UNRESPONSIVE_MS, faults: { [fault]: [op] } },
-      { name: 'w' },
-    ],
+    nodes: [{ name: 'f', kind, unresponsiveMs: UNRESPONSIVE_MS, faults: { [fault]: [op] } }, { name: 'w' }],
   });
   try {
     const events: SystemEvent[] = [];
@@ -59,10 +56,12 @@ async function injectIntoOp(op: ControlOp, fault: Fault, kind: NodeKind): Promis
     const f = system.node('f');
     const t0 = Date.now();
     let settled = false;
-    const call = (f.callNow as (op: ControlOp) => Promise<unknown>)(op).then(
-      () => 'answered',
-      (e: unknown) => e,
-    ).finally(() => (settled = true));
+    const call = (f.callNow as (op: ControlOp) => Promise<unknown>)(op)
+      .then(
+        () => 'answered',
+        (e: unknown) => e,
+      )
+      .finally(() => (settled = true));
     // The witness answers while the faulty node hangs (or is dying).
     expect(await system.node('w').callNow('ping')).toBe('pong');
     if (fault === 'hang') expect(settled, `${op}: the hung call settled before the witness answered`).toBe(false);
@@ -71,7 +70,11 @@ async function injectIntoOp(op: ControlOp, fault: Fault, kind: NodeKind): Promis
     expect(typed(error), `${op} ${fault}: ${String(error)}`).toBe(true);
     expect(ms, `${op} ${fault} took ${ms} ms`).toBeLessThan(BOUND_MS);
     expect(await down).toMatchObject({ node: 'f', creation: 0 });
-    if (fault === 'hang') expect(events.find((e) => e.type === 'node_unresponsive' && e.node === 'f'), `${op}: no node_unresponsive`).toBeDefined();
+    if (fault === 'hang')
+      expect(
+        events.find((e) => e.type === 'node_unresponsive' && e.node === 'f'),
+        `${op}: no node_unresponsive`,
+      ).toBeDefined();
     await restarted;
     expect(f.summary()).toMatchObject({ status: 'running', creation: 1 });
     // The new incarnation has no faults: it answers, and so does the witness, never restarted.
@@ -107,7 +110,11 @@ async function injectIntoStep(step: UpgradeStep['op'], fault: Fault): Promise<vo
     expect(report.ok).toBe(false);
     const outcome = report.nodes[0]!;
     expect(outcome, `${step} ${fault}`).toMatchObject({ node: 'a', status: 'failed', error: { code: 'node_down' } });
-    expect(events.some((e) => e.type === 'upgrade_step' && e.node === 'a' && e.op === step) || (step === 'purge' && events.some((e) => e.type === 'module_purged' && e.node === 'a')), `${step}: the plan never reached the step`).toBe(true);
+    expect(
+      events.some((e) => e.type === 'upgrade_step' && e.node === 'a' && e.op === step) ||
+        (step === 'purge' && events.some((e) => e.type === 'module_purged' && e.node === 'a')),
+      `${step}: the plan never reached the step`,
+    ).toBe(true);
     if (fault === 'hang') expect(events.find((e) => e.type === 'node_unresponsive' && e.node === 'a')).toBeDefined();
     await restarted;
     expect(a.summary()).toMatchObject({ status: 'running', creation: 1 });
@@ -152,7 +159,10 @@ describe('a hang and a crash in every upgrade plan step', () => {
 });
 
 describe('a codeChange that loops or throws (a module fault, no hook)', () => {
-  const looping = counterV2.replace('export function codeChange(oldVsn: unknown, state: any, extra: any) {', 'export function codeChange(oldVsn: unknown, state: any, extra: any) { if (extra?.loop) for (;;) {}');
+  const looping = counterV2.replace(
+    'export function codeChange(oldVsn: unknown, state: any, extra: any) {',
+    'export function codeChange(oldVsn: unknown, state: any, extra: any) { if (extra?.loop) for (;;) {}',
+  );
   it.concurrent('loops: the plan fails in bounded time, the node restarts on v1', async () => {
     const system = await System.start({ nodes: [{ name: 'a', unresponsiveMs: UNRESPONSIVE_MS, modules: { counter: counterV1 } }, { name: 'w' }] });
     try {

@@ -165,7 +165,9 @@ describe('receive_without_timeout', () => {
     expect(kinds(hazards)).toEqual(['receive_without_timeout']);
     expect(hazards[0]).toMatchObject({ function: 'loop', line: 5 });
 
-    const withAfter = without.replace("on('upgrade', () => self.loop(n)),", "on('upgrade', () => self.loop(n)), after(5000, () => self.loop(n)),").replace('{ receive, on }', '{ receive, on, after }');
+    const withAfter = without
+      .replace("on('upgrade', () => self.loop(n)),", "on('upgrade', () => self.loop(n)), after(5000, () => self.loop(n)),")
+      .replace('{ receive, on }', '{ receive, on, after }');
     expect(findHazards(withAfter, 'm.ts')).toEqual([]);
   });
 
@@ -180,7 +182,11 @@ describe('receive_without_timeout', () => {
       }
     `;
     const hazards = findHazards(src);
-    expect(of(hazards, 'no_qualified_continuation').map((h) => h.function).sort()).toEqual(['loop', 'other']);
+    expect(
+      of(hazards, 'no_qualified_continuation')
+        .map((h) => h.function)
+        .sort(),
+    ).toEqual(['loop', 'other']);
     expect(of(hazards, 'receive_without_timeout').map((h) => h.function)).toEqual(['loop']);
   });
 });
@@ -252,7 +258,10 @@ describe('functions that are not loops', () => {
 
 describe('load through a real node', () => {
   let system: System | undefined;
-  afterEach(async () => { await system?.stop(); system = undefined; });
+  afterEach(async () => {
+    await system?.stop();
+    system = undefined;
+  });
 
   it('returns the hazards in warnings, and still loads the module', async () => {
     system = await System.start({ nodes: [{ name: 'n' }] });
@@ -278,7 +287,12 @@ describe('load through a real node', () => {
     expect(await inbox.receive()).toBe(8);
 
     // A clean module has no warnings.
-    const clean = await n.load('clean', localLoop.replace("import { receive, on, after, send } from 'subnode';", "import { receive, on, after, send } from 'subnode';\nimport * as self from './clean';").replace("after(1000, () => loop(n))", 'after(1000, () => self.loop(n))'));
+    const clean = await n.load(
+      'clean',
+      localLoop
+        .replace("import { receive, on, after, send } from 'subnode';", "import { receive, on, after, send } from 'subnode';\nimport * as self from './clean';")
+        .replace('after(1000, () => loop(n))', 'after(1000, () => self.loop(n))'),
+    );
     expect(clean.warnings).toEqual([]);
   });
 });

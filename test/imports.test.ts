@@ -29,7 +29,10 @@ describe('imports: packages and builtins for thread nodes', () => {
     expect(await system.call(pid, { path: ['x', 'y'], n: 3 })).toEqual({ joined: 'x/y', valid: true });
     expect(await system.call(pid, { path: ['a'], n: 1.5 })).toEqual({ joined: 'a', valid: false });
     const natives = (await system.node('a').modules()).filter((m) => m.native);
-    expect(natives.map((m) => [m.name, m.versions])).toEqual([['node:path', []], ['zod', []]]);
+    expect(natives.map((m) => [m.name, m.versions])).toEqual([
+      ['node:path', []],
+      ['zod', []],
+    ]);
     await expect(system.node('a').load('zod', 'export const x = 1;')).rejects.toBeInstanceOf(BadArgument);
   });
 

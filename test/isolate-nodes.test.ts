@@ -9,7 +9,10 @@ import { counterV1, counterV2 } from './fixtures/counter.js';
 import { agent, answers, eventsOf, nothingWithin, record, sleep, waitEvent } from './helpers/sandbox-tools.js';
 
 let system: System | undefined;
-afterEach(async () => { await system?.stop(); system = undefined; });
+afterEach(async () => {
+  await system?.stop();
+  system = undefined;
+});
 
 const SMALL = { memoryMb: 48, cpuMsPerSlice: 150 };
 
@@ -53,10 +56,21 @@ describe.each(['isolate', 'thread'] as NodeKind[])('the public API on a %s node'
     expect(await inbox.receive()).toEqual({ total: 16, mode: 'loud', body: { nested: [1, 'two', null] }, me: pid, vsn: 1 });
     expect(await n.whereis('adder')).toBe(pid);
     const info = await n.processInfo(pid);
-    expect(info).toMatchObject({ pid, name: 'adder', status: 'waiting', mailbox: 0, initial: 'typed.start', versions: [{ module: 'typed', version: 1, state: 'current' }], links: [], trapExit: false });
+    expect(info).toMatchObject({
+      pid,
+      name: 'adder',
+      status: 'waiting',
+      mailbox: 0,
+      initial: 'typed.start',
+      versions: [{ module: 'typed', version: 1, state: 'current' }],
+      links: [],
+      trapExit: false,
+    });
     expect((await n.processes()).map((p) => p.pid)).toEqual([pid]);
     const mods = await n.modules();
-    expect(mods).toEqual([expect.objectContaining({ name: 'typed', versions: [expect.objectContaining({ version: 1, state: 'current', processes: 1, draining: false })] })]);
+    expect(mods).toEqual([
+      expect.objectContaining({ name: 'typed', versions: [expect.objectContaining({ version: 1, state: 'current', processes: 1, draining: false })] }),
+    ]);
     system.send(pid, { op: 'stop' });
     await sleep(50);
     expect(await n.processes()).toEqual([]);
@@ -94,7 +108,10 @@ describe('code change on an isolate node', () => {
     expect(await system.call(pids[1]!, 'history')).toEqual([99, 11]);
     expect(await system.call(pids[0]!, 'vsn')).toBe(2);
     await sleep(50); // events come on the data path, control answers on their own port
-    expect(eventsOf(events, 'code_changed', 'iso').map((e) => [e.from, e.to])).toEqual([[1, 2], [1, 2]]);
+    expect(eventsOf(events, 'code_changed', 'iso').map((e) => [e.from, e.to])).toEqual([
+      [1, 2],
+      [1, 2],
+    ]);
     expect(eventsOf(events, 'upgrade_step', 'iso').map((e) => e.op)).toEqual(['suspend', 'load', 'codeChange', 'resume']);
   });
 
@@ -235,7 +252,13 @@ describe('memory limit', () => {
   it('ends an isolate node over its memory limit; it restarts with its modules, start processes and later loads', async () => {
     system = await System.start({
       nodes: [
-        { name: 'iso', kind: 'isolate', limits: { memoryMb: 32, cpuMsPerSlice: 1_000 }, modules: { agent, bomb }, start: [{ module: 'agent', fn: 'start', name: 'keeper' }] },
+        {
+          name: 'iso',
+          kind: 'isolate',
+          limits: { memoryMb: 32, cpuMsPerSlice: 1_000 },
+          modules: { agent, bomb },
+          start: [{ module: 'agent', fn: 'start', name: 'keeper' }],
+        },
         { name: 't', modules: { agent } },
       ],
     });
@@ -344,8 +367,9 @@ describe('CPU limit', () => {
 
 describe('isolate node specs', () => {
   it('checks the module allow-list of spec modules at start', async () => {
-    await expect(System.start({ nodes: [{ name: 'iso', kind: 'isolate', capabilities: { modules: ['a'] }, modules: { b: 'export const x = 1;' } }] }))
-      .rejects.toBeInstanceOf(NotAllowed);
+    await expect(
+      System.start({ nodes: [{ name: 'iso', kind: 'isolate', capabilities: { modules: ['a'] }, modules: { b: 'export const x = 1;' } }] }),
+    ).rejects.toBeInstanceOf(NotAllowed);
   });
 });
 
@@ -373,16 +397,16 @@ describe('signals made by control operations on an isolate node', () => {
       const ref = inbox.monitor(pid);
       await sleep(20);
       await n.exit(pid, 'kill');
-      if (await nothingWithin(inbox, 500, { type: 'DOWN', ref }) === undefined) lost.push(`DOWN after exit #${i}`);
+      if ((await nothingWithin(inbox, 500, { type: 'DOWN', ref })) === undefined) lost.push(`DOWN after exit #${i}`);
     }
     const old = await n.spawn('raw', 'loop');
     const ref = inbox.monitor(old);
     await sleep(20);
     await n.load('raw', raw);
     await n.purge('raw');
-    if (await nothingWithin(inbox, 500, { type: 'DOWN', ref }) === undefined) lost.push('DOWN after purge');
+    if ((await nothingWithin(inbox, 500, { type: 'DOWN', ref })) === undefined) lost.push('DOWN after purge');
     await n.startServer('greeter', [inbox.pid]);
-    if (await nothingWithin(inbox, 500, { hello: 'from init' }) === undefined) lost.push('message sent by init');
+    if ((await nothingWithin(inbox, 500, { hello: 'from init' })) === undefined) lost.push('message sent by init');
     expect(lost).toEqual([]);
   });
 });

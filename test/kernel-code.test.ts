@@ -49,7 +49,10 @@ describe('versions', () => {
     expect(k.load('srv', server(1))).toMatchObject({ module: 'srv', version: 1 });
     expect(k.load('other', `export const x = 1;`)).toMatchObject({ module: 'other', version: 1 });
     expect(k.load('srv', server(2))).toMatchObject({ module: 'srv', version: 2 });
-    expect(summary(k, 'srv')).toEqual([[1, 'old', 0], [2, 'current', 0]]);
+    expect(summary(k, 'srv')).toEqual([
+      [1, 'old', 0],
+      [2, 'current', 0],
+    ]);
     expect(summary(k, 'other')).toEqual([[1, 'current', 0]]);
     expect(k.load('srv', server(3)).version).toBe(3);
     expect(k.events.filter((e) => e.type === 'module_loaded')).toEqual([
@@ -86,13 +89,19 @@ describe('versions', () => {
     expect(await ask(k, pid)).toEqual({ vsn: 1, n: 0 });
     expect(await ask(k, pid)).toEqual({ vsn: 1, n: 1 });
     expect(versionsOf(k, pid)).toEqual([{ module: 'srv', version: 1, state: 'old' }]);
-    expect(summary(k, 'srv')).toEqual([[1, 'old', 1], [2, 'current', 0]]);
+    expect(summary(k, 'srv')).toEqual([
+      [1, 'old', 1],
+      [2, 'current', 0],
+    ]);
     // A qualified call: version 2, state kept.
     tell(k, pid, 'upgrade');
     await quiesce();
     expect(versionsOf(k, pid)).toEqual([{ module: 'srv', version: 2, state: 'current' }]);
     expect(await ask(k, pid)).toEqual({ vsn: 2, n: 2 });
-    expect(summary(k, 'srv')).toEqual([[1, 'old', 0], [2, 'current', 1]]);
+    expect(summary(k, 'srv')).toEqual([
+      [1, 'old', 0],
+      [2, 'current', 1],
+    ]);
   });
 
   it('next() through the namespace also moves the process to the current version', async () => {
@@ -124,13 +133,16 @@ describe('versions', () => {
   it('a named import from another module calls its current version', async () => {
     const k = localKernel();
     k.load('lib', `export function version() { return 1; }`);
-    k.load('user', `
+    k.load(
+      'user',
+      `
       import { receive, on, send } from 'subnode';
       import { version } from './lib';
       export function loop(): unknown {
         return receive(on('ask', () => { send('${HOST}', version()); return loop(); }));
       }
-    `);
+    `,
+    );
     const pid = k.kernel.spawn('user', 'loop');
     await waitWaiting(k, pid);
     tell(k, pid, 'ask');
@@ -144,7 +156,9 @@ describe('versions', () => {
 
   it('a module may be loaded after the modules that import it', async () => {
     const k = localKernel();
-    k.load('user', `
+    k.load(
+      'user',
+      `
       import { receive, on, send } from 'subnode';
       import * as lib from './lib.js';
       export function loop(): unknown {
@@ -155,7 +169,8 @@ describe('versions', () => {
           return loop();
         }));
       }
-    `);
+    `,
+    );
     const pid = k.kernel.spawn('user', 'loop');
     tell(k, pid, 'ask');
     await receivedAtLeast(k, 1);
@@ -178,19 +193,25 @@ describe('versions', () => {
 
   it('a process calling into another module is counted in that module while it waits there', async () => {
     const k = localKernel();
-    k.load('waiter', `
+    k.load(
+      'waiter',
+      `
       import { receive, on, send } from 'subnode';
       export function waitFor(tag: string, then: () => unknown): unknown {
         return receive(on(tag, then));
       }
-    `);
-    k.load('main', `
+    `,
+    );
+    k.load(
+      'main',
+      `
       import { send } from 'subnode';
       import * as waiter from './waiter';
       export function start(): unknown {
         return waiter.waitFor('go', () => { send('${HOST}', 'went'); return 'done'; });
       }
-    `);
+    `,
+    );
     const pid = k.kernel.spawn('main', 'start');
     expect(versionsOf(k, pid)).toEqual([{ module: 'main', version: 1, state: 'current' }]);
     await waitWaiting(k, pid);
@@ -214,16 +235,28 @@ describe('modules() bookkeeping', () => {
     for (const pid of pids) await waitWaiting(k, pid);
     expect(summary(k, 'srv')).toEqual([[1, 'current', 3]]);
     k.load('srv', server(2));
-    expect(summary(k, 'srv')).toEqual([[1, 'old', 3], [2, 'current', 0]]);
+    expect(summary(k, 'srv')).toEqual([
+      [1, 'old', 3],
+      [2, 'current', 0],
+    ]);
     tell(k, pids[0]!, 'upgrade');
     await quiesce();
-    expect(summary(k, 'srv')).toEqual([[1, 'old', 2], [2, 'current', 1]]);
+    expect(summary(k, 'srv')).toEqual([
+      [1, 'old', 2],
+      [2, 'current', 1],
+    ]);
     tell(k, pids[1]!, 'stop');
     await waitDead(k, pids[1]!);
-    expect(summary(k, 'srv')).toEqual([[1, 'old', 1], [2, 'current', 1]]);
+    expect(summary(k, 'srv')).toEqual([
+      [1, 'old', 1],
+      [2, 'current', 1],
+    ]);
     k.kernel.exit(pids[2]! as never, 'kill');
     await waitDead(k, pids[2]!);
-    expect(summary(k, 'srv')).toEqual([[1, 'old', 0], [2, 'current', 1]]);
+    expect(summary(k, 'srv')).toEqual([
+      [1, 'old', 0],
+      [2, 'current', 1],
+    ]);
     expect(k.kernel.modules().map((m) => m.name)).toEqual(['srv']);
   });
 
@@ -233,20 +266,32 @@ describe('modules() bookkeeping', () => {
     k.load('srv', server(2));
     k.load('srv', server(3));
     // Version 1 ran nothing: dropped when 3 came; 2 is the newest old version.
-    expect(summary(k, 'srv')).toEqual([[2, 'old', 0], [3, 'current', 0]]);
+    expect(summary(k, 'srv')).toEqual([
+      [2, 'old', 0],
+      [3, 'current', 0],
+    ]);
     k.load('srv', server(4));
-    expect(summary(k, 'srv')).toEqual([[3, 'old', 0], [4, 'current', 0]]);
+    expect(summary(k, 'srv')).toEqual([
+      [3, 'old', 0],
+      [4, 'current', 0],
+    ]);
 
     // An old version that emptied (its process moved on) goes on the next load too.
     const mover = k.kernel.spawn('srv', 'start', [0]); // in version 4
     await waitWaiting(k, mover);
     k.load('srv', server(5));
-    expect(summary(k, 'srv')).toEqual([[4, 'old', 1], [5, 'current', 0]]);
+    expect(summary(k, 'srv')).toEqual([
+      [4, 'old', 1],
+      [5, 'current', 0],
+    ]);
     tell(k, mover, 'upgrade');
     await quiesce();
     expect(versionsOf(k, mover)).toEqual([{ module: 'srv', version: 5, state: 'current' }]);
     k.load('srv', server(6));
-    expect(summary(k, 'srv')).toEqual([[5, 'old', 1], [6, 'current', 0]]);
+    expect(summary(k, 'srv')).toEqual([
+      [5, 'old', 1],
+      [6, 'current', 0],
+    ]);
   });
 
   it('never drops an old version under a process that still runs it', async () => {
@@ -260,12 +305,20 @@ describe('modules() bookkeeping', () => {
     // with NotPurged (Erlang's one old version: code:load_file gives not_purged); it must not
     // drop version 1 from under the process, nor kill it.
     let refused: unknown;
-    try { k.load('srv', server(3)); } catch (e) { refused = e; }
+    try {
+      k.load('srv', server(3));
+    } catch (e) {
+      refused = e;
+    }
     if (refused) {
       expect(refused).toBeInstanceOf(NotPurged);
       expect(k.kernel.modules()).toEqual(before);
     } else {
-      expect(summary(k, 'srv')).toEqual([[1, 'old', 1], [2, 'old', 0], [3, 'current', 0]]);
+      expect(summary(k, 'srv')).toEqual([
+        [1, 'old', 1],
+        [2, 'old', 0],
+        [3, 'current', 0],
+      ]);
     }
     expect(versionsOf(k, lingering)).toEqual([{ module: 'srv', version: 1, state: 'old' }]);
     expect(await ask(k, lingering)).toEqual({ vsn: 1, n: 0 });
@@ -290,7 +343,10 @@ describe('independent nodes', () => {
     kb.load('srv', server(2));
     kb.load('srv', server(3));
     expect(summary(ka, 'srv')).toEqual([[1, 'current', 0]]);
-    expect(summary(kb, 'srv')).toEqual([[2, 'old', 0], [3, 'current', 0]]);
+    expect(summary(kb, 'srv')).toEqual([
+      [2, 'old', 0],
+      [3, 'current', 0],
+    ]);
     const pa = ka.kernel.spawn('srv', 'start', [0]);
     const pb = kb.kernel.spawn('srv', 'start', [0]);
     expect(pa).toBe('<a.1>');
@@ -300,7 +356,10 @@ describe('independent nodes', () => {
     // Loading on a does not touch b.
     ka.load('srv', server(7));
     expect(kb.kernel.modules()).toHaveLength(1);
-    expect(summary(kb, 'srv')).toEqual([[2, 'old', 0], [3, 'current', 1]]);
+    expect(summary(kb, 'srv')).toEqual([
+      [2, 'old', 0],
+      [3, 'current', 1],
+    ]);
     tell(kb, pb, 'upgrade');
     expect(await ask(kb, pb)).toEqual({ vsn: 3, n: 1 });
     tell(ka, pa, 'upgrade');
@@ -344,7 +403,11 @@ describe('failed loads', () => {
     // Through the helper (transpile reports the error) and straight to the kernel (compile does).
     expect(() => k.load('srv', 'export function ( {')).toThrow(LoadError);
     let thrown: unknown;
-    try { k.kernel.load('srv', 'function ( {'); } catch (e) { thrown = e; }
+    try {
+      k.kernel.load('srv', 'function ( {');
+    } catch (e) {
+      thrown = e;
+    }
     expect(thrown).toBeInstanceOf(LoadError);
     expect((thrown as LoadError).code).toBe('load_failed');
     expect((thrown as LoadError).details).toMatchObject({ module: 'srv', phase: 'compile' });
@@ -366,7 +429,9 @@ describe('failed loads', () => {
     let thrown: unknown;
     try {
       k.load('srv', server(2, `const broken: any = undefined; broken.field.access;`));
-    } catch (e) { thrown = e; }
+    } catch (e) {
+      thrown = e;
+    }
     expect(thrown).toBeInstanceOf(LoadError);
     expect((thrown as Error).message).toContain('TypeError');
     expect((thrown as LoadError).details).toMatchObject({ module: 'srv', phase: 'evaluate' });
@@ -443,11 +508,14 @@ describe('re-exports', () => {
     const k = localKernel();
     k.load('impl', IMPL(1));
     k.load('facade', `export { version } from './impl';`);
-    k.load('client', `
+    k.load(
+      'client',
+      `
       import { send } from 'subnode';
       import { version } from './facade';
       export function ask() { send('${HOST}', version()); }
-    `);
+    `,
+    );
     k.kernel.spawn('client', 'ask');
     await receivedAtLeast(k, 1);
     k.load('impl', IMPL(2));

@@ -9,8 +9,23 @@
 import { describe, expect, it } from 'vitest';
 import { localKernel, type LocalKernel } from './helpers/local-kernel.js';
 import {
-  HOST, info, customKernel, errorOf, exitEvents, forward, getGc, heapUsedAfterGc, quiesce, receivedAtLeast, sent,
-  spawnFn, tell, waitDead, waitFor, waitWaiting, type Api,
+  HOST,
+  info,
+  customKernel,
+  errorOf,
+  exitEvents,
+  forward,
+  getGc,
+  heapUsedAfterGc,
+  quiesce,
+  receivedAtLeast,
+  sent,
+  spawnFn,
+  tell,
+  waitDead,
+  waitFor,
+  waitWaiting,
+  type Api,
 } from './helpers/kernel-tools.js';
 import { ANY } from '../src/kernel/match.js';
 import { BadArgument, LoadError, NameTaken, NoProcess, NotInProcess, UnknownFunction, UnknownModule } from '../src/errors.js';
@@ -56,23 +71,32 @@ describe('spawn and pids', () => {
 
   it('passes spawn arguments, from the host and from a process', async () => {
     const k = localKernel();
-    k.load('args', `
+    k.load(
+      'args',
+      `
       import { send, spawn } from 'subnode';
       export function show(a: unknown, b: unknown, c: unknown) { send('${HOST}', [a, b, c]); }
       export function parent() { spawn(show, 'x', 2, { z: 3 }); }
-    `);
+    `,
+    );
     k.kernel.spawn('args', 'show', [1, 'two', [3]]);
     await receivedAtLeast(k, 1);
     k.kernel.spawn('args', 'parent');
-    expect(await receivedAtLeast(k, 2)).toEqual([[1, 'two', [3]], ['x', 2, { z: 3 }]]);
+    expect(await receivedAtLeast(k, 2)).toEqual([
+      [1, 'two', [3]],
+      ['x', 2, { z: 3 }],
+    ]);
   });
 
   it('reports processes: runnable after spawn, waiting in receive, gone after a normal end', async () => {
     const k = localKernel();
-    k.load('st', `
+    k.load(
+      'st',
+      `
       import { receive, on } from 'subnode';
       export function wait(): unknown { return receive(on('stop', () => 'finished')); }
-    `);
+    `,
+    );
     const pid = k.kernel.spawn('st', 'wait');
     expect(info(k, pid)).toMatchObject({ pid, status: 'runnable', initial: 'st.wait', mailbox: 0, links: [], trapExit: false });
     await waitWaiting(k, pid);
@@ -89,7 +113,9 @@ describe('spawn and pids', () => {
   it('names a process spawned from a closure after the function', async () => {
     const k = localKernel();
     const parent = spawnFn(k, (api) => {
-      const child = api.spawn(function worker() { return api.receive(() => 'bye'); });
+      const child = api.spawn(function worker() {
+        return api.receive(() => 'bye');
+      });
       const anon = api.spawn(() => api.receive(() => 'bye'));
       api.send(HOST, [child, anon]);
       return api.receive(() => 'bye');
@@ -127,13 +153,22 @@ describe('send and receive', () => {
       });
     });
     tell(k, pid, { from: HOST, body: 1 }, { from: HOST, body: 'two' });
-    expect(await receivedAtLeast(k, 2)).toEqual([{ echo: 1, by: pid }, { echo: 'two', by: pid }]);
+    expect(await receivedAtLeast(k, 2)).toEqual([
+      { echo: 1, by: pid },
+      { echo: 'two', by: pid },
+    ]);
   });
 
   it('keeps the order of messages between two processes', async () => {
     const k = localKernel();
     const sink = spawnFn(k, forward);
-    spawnFn(k, (api, to: string) => { for (let i = 0; i < 1000; i++) api.send(to, i); }, sink);
+    spawnFn(
+      k,
+      (api, to: string) => {
+        for (let i = 0; i < 1000; i++) api.send(to, i);
+      },
+      sink,
+    );
     const got = await receivedAtLeast(k, 1000);
     expect(got).toEqual(Array.from({ length: 1000 }, (_, i) => i));
   });
@@ -152,8 +187,18 @@ describe('send and receive', () => {
 
   it('sends functions (and any value) between local processes', async () => {
     const k = localKernel();
-    const adder = spawnFn(k, (api) => api.receive((m: { f: (x: number) => number }) => { api.send(HOST, m.f(41)); }));
-    spawnFn(k, (api, to: string) => { api.send(to, { f: (x: number) => x + 1 }); }, adder);
+    const adder = spawnFn(k, (api) =>
+      api.receive((m: { f: (x: number) => number }) => {
+        api.send(HOST, m.f(41));
+      }),
+    );
+    spawnFn(
+      k,
+      (api, to: string) => {
+        api.send(to, { f: (x: number) => x + 1 });
+      },
+      adder,
+    );
     expect(await receivedAtLeast(k, 1)).toEqual([42]);
   });
 
@@ -161,7 +206,9 @@ describe('send and receive', () => {
     const k = localKernel();
     spawnFn(k, (api) => {
       api.send(api.self(), 'note to self');
-      return api.receive((m: unknown) => { api.send(HOST, m); });
+      return api.receive((m: unknown) => {
+        api.send(HOST, m);
+      });
     });
     expect(await receivedAtLeast(k, 1)).toEqual(['note to self']);
   });
@@ -173,10 +220,17 @@ describe('selective receive', () => {
   it('takes the first matching MESSAGE in arrival order, whatever the clause order', async () => {
     const k = localKernel();
     const pid = spawnFn(k, (api) => {
-      const pick = (): unknown => api.receive(
-        api.on('b', () => { api.send(HOST, 'clause b'); return pick(); }),
-        api.on('a', () => { api.send(HOST, 'clause a'); return pick(); }),
-      );
+      const pick = (): unknown =>
+        api.receive(
+          api.on('b', () => {
+            api.send(HOST, 'clause b');
+            return pick();
+          }),
+          api.on('a', () => {
+            api.send(HOST, 'clause a');
+            return pick();
+          }),
+        );
       // Everything but 'go' piles up in the mailbox first.
       return api.receive(api.on('go', pick));
     });
@@ -192,8 +246,17 @@ describe('selective receive', () => {
   it('keeps unmatched messages and receives them later, in their order', async () => {
     const k = localKernel();
     const pid = spawnFn(k, (api) => {
-      const rest = (): unknown => api.receive((m: unknown) => { api.send(HOST, ['later', m]); return rest(); });
-      return api.receive(api.on({ type: 'wanted' }, (m: unknown) => { api.send(HOST, ['first', m]); return rest(); }));
+      const rest = (): unknown =>
+        api.receive((m: unknown) => {
+          api.send(HOST, ['later', m]);
+          return rest();
+        });
+      return api.receive(
+        api.on({ type: 'wanted' }, (m: unknown) => {
+          api.send(HOST, ['first', m]);
+          return rest();
+        }),
+      );
     });
     tell(k, pid, 1, 'two', { type: 'other' });
     await quiesce();
@@ -202,17 +265,27 @@ describe('selective receive', () => {
     tell(k, pid, { type: 'wanted', n: 4 }, 5);
     expect(await receivedAtLeast(k, 5)).toEqual([
       ['first', { type: 'wanted', n: 4 }],
-      ['later', 1], ['later', 'two'], ['later', { type: 'other' }], ['later', 5],
+      ['later', 1],
+      ['later', 'two'],
+      ['later', { type: 'other' }],
+      ['later', 5],
     ]);
   });
 
   it('a plain function among clauses is a catch-all in its place', async () => {
     const k = localKernel();
     const pid = spawnFn(k, (api) => {
-      const pick = (): unknown => api.receive(
-        api.on('a', () => { api.send(HOST, 'a'); return pick(); }),
-        (m: unknown) => { api.send(HOST, ['any', m]); return pick(); },
-      );
+      const pick = (): unknown =>
+        api.receive(
+          api.on('a', () => {
+            api.send(HOST, 'a');
+            return pick();
+          }),
+          (m: unknown) => {
+            api.send(HOST, ['any', m]);
+            return pick();
+          },
+        );
       return api.receive(api.on('go', pick));
     });
     tell(k, pid, 'z', 'a', 'go');
@@ -221,27 +294,48 @@ describe('selective receive', () => {
 
   it('the first matching clause handles a message that several clauses match', async () => {
     const k = localKernel();
-    const pid = spawnFn(k, (api) => api.receive(
-      api.on({ n: 1 }, () => { api.send(HOST, 'specific'); }),
-      api.on(api.ANY, () => { api.send(HOST, 'any'); }),
-    ));
+    const pid = spawnFn(k, (api) =>
+      api.receive(
+        api.on({ n: 1 }, () => {
+          api.send(HOST, 'specific');
+        }),
+        api.on(api.ANY, () => {
+          api.send(HOST, 'any');
+        }),
+      ),
+    );
     tell(k, pid, { n: 1, extra: true });
     expect(await receivedAtLeast(k, 1)).toEqual(['specific']);
   });
 
   it('a guard may call self() (a guard BIF in Erlang), whenever the message is matched', async () => {
     const k = localKernel();
-    const forMe = (api: Api) => api.on((m: { to?: string }) => m.to === api.self(), (m: unknown) => { api.send(HOST, ['mine', api.self(), m]); });
+    const forMe = (api: Api) =>
+      api.on(
+        (m: { to?: string }) => m.to === api.self(),
+        (m: unknown) => {
+          api.send(HOST, ['mine', api.self(), m]);
+        },
+      );
     // 1. The message arrives from the host while the process waits.
     const p1 = spawnFn(k, (api) => api.receive(forMe(api)));
     await waitWaiting(k, p1);
     tell(k, p1, { to: p1 });
     // 2. The message is already in the mailbox when the process reaches its receive.
-    const p2 = spawnFn(k, (api) => { api.send(api.self(), { to: api.self() }); return api.receive(forMe(api)); });
+    const p2 = spawnFn(k, (api) => {
+      api.send(api.self(), { to: api.self() });
+      return api.receive(forMe(api));
+    });
     // 3. Another process sends it while the process waits (the guard must not see the sender's self()).
     const p3 = spawnFn(k, (api) => api.receive(forMe(api)));
     await waitWaiting(k, p3);
-    spawnFn(k, (api, to: string) => { api.send(to, { to }); }, p3);
+    spawnFn(
+      k,
+      (api, to: string) => {
+        api.send(to, { to });
+      },
+      p3,
+    );
     await quiesce(20);
     const got = sent(k) as [string, string, unknown][];
     expect(got.map((m) => m[1]).sort()).toEqual([p1, p2, p3].sort());
@@ -251,14 +345,24 @@ describe('selective receive', () => {
   async function classify(pattern: unknown, candidates: unknown[]): Promise<{ yes: unknown[]; no: unknown[] }> {
     const k = localKernel();
     const pid = spawnFn(k, (api) => {
-      const no = (): unknown => api.receive(
-        (m: unknown) => { api.send(HOST, ['no', m]); return no(); },
-        api.after(0, () => { api.send(HOST, 'end'); }),
-      );
-      const yes = (): unknown => api.receive(
-        api.on(pattern, (m: unknown) => { api.send(HOST, ['yes', m]); return yes(); }),
-        api.after(0, no),
-      );
+      const no = (): unknown =>
+        api.receive(
+          (m: unknown) => {
+            api.send(HOST, ['no', m]);
+            return no();
+          },
+          api.after(0, () => {
+            api.send(HOST, 'end');
+          }),
+        );
+      const yes = (): unknown =>
+        api.receive(
+          api.on(pattern, (m: unknown) => {
+            api.send(HOST, ['yes', m]);
+            return yes();
+          }),
+          api.after(0, no),
+        );
       return api.receive(api.on('go', yes));
     });
     tell(k, pid, ...candidates, 'go');
@@ -277,7 +381,11 @@ describe('selective receive', () => {
 
   it('matches nested patterns with ANY', async () => {
     const r = await classify({ req: { op: 'get', key: ANY } }, [
-      { req: { op: 'get', key: 'k1' } }, { req: { op: 'get' } }, { req: { op: 'put', key: 'k' } }, { req: 'get' }, { req: { op: 'get', key: undefined } },
+      { req: { op: 'get', key: 'k1' } },
+      { req: { op: 'get' } },
+      { req: { op: 'put', key: 'k' } },
+      { req: 'get' },
+      { req: { op: 'get', key: undefined } },
     ]);
     expect(r.yes).toEqual([{ req: { op: 'get', key: 'k1' } }, { req: { op: 'get', key: undefined } }]);
     expect(r.no).toEqual([{ req: { op: 'get' } }, { req: { op: 'put', key: 'k' } }, { req: 'get' }]);
@@ -320,14 +428,27 @@ describe('receive timeouts (after)', () => {
   /** A process that, on 'go', waits for 'want' with after(ms), then reports leftovers. */
   function poller(k: LocalKernel, ms: number): string {
     return spawnFn(k, (api) => {
-      const leftovers = (): unknown => api.receive(
-        (m: unknown) => { api.send(HOST, ['left', m]); return leftovers(); },
-        api.after(0, () => { api.send(HOST, 'end'); }),
-      );
-      const poll = (): unknown => api.receive(
-        api.on('want', () => { api.send(HOST, 'got want'); return leftovers(); }),
-        api.after(ms, () => { api.send(HOST, 'timeout'); return leftovers(); }),
-      );
+      const leftovers = (): unknown =>
+        api.receive(
+          (m: unknown) => {
+            api.send(HOST, ['left', m]);
+            return leftovers();
+          },
+          api.after(0, () => {
+            api.send(HOST, 'end');
+          }),
+        );
+      const poll = (): unknown =>
+        api.receive(
+          api.on('want', () => {
+            api.send(HOST, 'got want');
+            return leftovers();
+          }),
+          api.after(ms, () => {
+            api.send(HOST, 'timeout');
+            return leftovers();
+          }),
+        );
       return api.receive(api.on('go', poll));
     });
   }
@@ -354,7 +475,12 @@ describe('receive timeouts (after)', () => {
     const k = localKernel();
     spawnFn(k, (api) => {
       const t0 = performance.now();
-      return api.receive(api.on('never', () => 0), api.after(30, () => { api.send(HOST, performance.now() - t0); }));
+      return api.receive(
+        api.on('never', () => 0),
+        api.after(30, () => {
+          api.send(HOST, performance.now() - t0);
+        }),
+      );
     });
     const [elapsed] = (await receivedAtLeast(k, 1)) as number[];
     expect(elapsed).toBeGreaterThanOrEqual(30);
@@ -364,13 +490,21 @@ describe('receive timeouts (after)', () => {
   it('a matching message cancels the timeout, which never fires into a later receive', async () => {
     const k = localKernel();
     const pid = spawnFn(k, (api) => {
-      const second = (): unknown => api.receive(
-        api.on('never', () => 0),
-        api.after(300, () => { api.send(HOST, 'second timeout'); }),
-      );
+      const second = (): unknown =>
+        api.receive(
+          api.on('never', () => 0),
+          api.after(300, () => {
+            api.send(HOST, 'second timeout');
+          }),
+        );
       return api.receive(
-        api.on('msg', () => { api.send(HOST, 'got'); return second(); }),
-        api.after(40, () => { api.send(HOST, 'first timeout'); }),
+        api.on('msg', () => {
+          api.send(HOST, 'got');
+          return second();
+        }),
+        api.after(40, () => {
+          api.send(HOST, 'first timeout');
+        }),
       );
     });
     await waitWaiting(k, pid);
@@ -394,17 +528,30 @@ describe('receive timeouts (after)', () => {
   it('fires the timeouts of many processes in deadline order', async () => {
     const k = localKernel();
     for (const ms of [45, 15, 60, 30, 0, 5]) {
-      spawnFn(k, (api) => api.receive(api.on('never', () => 0), api.after(ms, () => { api.send(HOST, ms); })));
+      spawnFn(k, (api) =>
+        api.receive(
+          api.on('never', () => 0),
+          api.after(ms, () => {
+            api.send(HOST, ms);
+          }),
+        ),
+      );
     }
     expect(await receivedAtLeast(k, 6)).toEqual([0, 5, 15, 30, 45, 60]);
   });
 
   it('after(Infinity) waits forever', async () => {
     const k = localKernel();
-    const pid = spawnFn(k, (api) => api.receive(
-      api.on('x', () => { api.send(HOST, 'x'); }),
-      api.after(Infinity, () => { api.send(HOST, 'timeout'); }),
-    ));
+    const pid = spawnFn(k, (api) =>
+      api.receive(
+        api.on('x', () => {
+          api.send(HOST, 'x');
+        }),
+        api.after(Infinity, () => {
+          api.send(HOST, 'timeout');
+        }),
+      ),
+    );
     await new Promise((resolve) => setTimeout(resolve, 40));
     expect(info(k, pid)?.status).toBe('waiting');
     expect(sent(k)).toEqual([]);
@@ -414,7 +561,13 @@ describe('receive timeouts (after)', () => {
 
   it('a receive with only an after() clause is a sleep', async () => {
     const k = localKernel();
-    const pid = spawnFn(k, (api) => api.receive(api.after(20, () => { api.send(HOST, 'woke'); })));
+    const pid = spawnFn(k, (api) =>
+      api.receive(
+        api.after(20, () => {
+          api.send(HOST, 'woke');
+        }),
+      ),
+    );
     tell(k, pid, 'ignored');
     expect(await receivedAtLeast(k, 1)).toEqual(['woke']);
   });
@@ -427,7 +580,11 @@ describe('receive timeouts (after)', () => {
       (api) => api.receive(api.after(NaN, () => 0)),
       (api) => api.receive(api.after('10' as never, () => 0)),
       (api) => api.receive(api.after(10, 'x' as never)),
-      (api) => api.receive(api.after(1, () => 0), api.after(2, () => 0)),
+      (api) =>
+        api.receive(
+          api.after(1, () => 0),
+          api.after(2, () => 0),
+        ),
       (api) => api.receive(api.on('x', 'not a function' as never)),
       (api) => api.receive(42),
     ];
@@ -442,13 +599,16 @@ describe('receive timeouts (after)', () => {
 describe('next() tail calls', () => {
   it('calls the function with the arguments as the next step', async () => {
     const k = localKernel();
-    k.load('tail', `
+    k.load(
+      'tail',
+      `
       import { next, send } from 'subnode';
       export function sum(i: number, n: number, acc: number): unknown {
         if (i === n) { send('${HOST}', acc); return; }
         return next(sum, i + 1, n, acc + i);
       }
-    `);
+    `,
+    );
     k.kernel.spawn('tail', 'sum', [0, 100_000, 0]);
     expect(await receivedAtLeast(k, 1)).toEqual([(100_000 * 99_999) / 2]);
   });
@@ -470,9 +630,17 @@ describe('next() tail calls', () => {
 
   it('a process spinning through next() does not starve other processes, messages or timers', async () => {
     const k = localKernel();
-    const spinner = spawnFn(k, function spin(api: Api): unknown { return api.next(spin, api); });
+    const spinner = spawnFn(k, function spin(api: Api): unknown {
+      return api.next(spin, api);
+    });
     const echo = spawnFn(k, forward);
-    spawnFn(k, (api) => api.receive(api.after(10, () => { api.send(HOST, 'timer'); })));
+    spawnFn(k, (api) =>
+      api.receive(
+        api.after(10, () => {
+          api.send(HOST, 'timer');
+        }),
+      ),
+    );
     tell(k, echo, 'message');
     const got = await receivedAtLeast(k, 2, HOST, 3000);
     expect([...got].sort()).toEqual(['message', 'timer']);
@@ -560,7 +728,9 @@ describe('scale', () => {
     // not grow with the number of cancelled timeouts.
     const ROUNDS = 50_000;
     const k = localKernel();
-    k.load('pp', `
+    k.load(
+      'pp',
+      `
       import { receive, send, self, spawn, after, on, ANY, exit } from 'subnode';
       import * as me from './pp';
       export function sleeper() { return receive(after(25_000, () => 'done')); }
@@ -573,7 +743,8 @@ describe('scale', () => {
       export function pong(): unknown {
         return receive((from: string) => { send(from, 'pong'); return me.pong(); }, after(30_000, () => exit('timeout')));
       }
-    `);
+    `,
+    );
     const sleeper = k.kernel.spawn('pp', 'sleeper');
     try {
       await waitWaiting(k, sleeper);
@@ -593,10 +764,13 @@ describe('scale', () => {
 
   it('holds 100,000 idle processes in under 1 KB each', async () => {
     const k = localKernel();
-    k.load('idle', `
+    k.load(
+      'idle',
+      `
       import { receive } from 'subnode';
       export function idle(): unknown { return receive((m: unknown) => idle()); }
-    `);
+    `,
+    );
     const COUNT = 100_000;
     const before = await heapUsedAfterGc();
     let last = '';
@@ -632,12 +806,16 @@ describe('registered names', () => {
     await receivedAtLeast(k, 1);
     expect(k.kernel.whereis('srv')).toBe(srv);
     expect(info(k, srv)?.name).toBe('srv');
-    spawnFn(k, (api) => { api.send('srv', 'from a process'); });
+    spawnFn(k, (api) => {
+      api.send('srv', 'from a process');
+    });
     await receivedAtLeast(k, 2);
     tell(k, 'srv', 'from the host');
     expect(await receivedAtLeast(k, 3)).toEqual([['registered', true], 'from a process', 'from the host']);
 
-    spawnFn(k, (api) => { api.send(HOST, [api.unregister('srv'), api.whereis('srv')]); });
+    spawnFn(k, (api) => {
+      api.send(HOST, [api.unregister('srv'), api.whereis('srv')]);
+    });
     expect((await receivedAtLeast(k, 4))[3]).toEqual([true, undefined]);
     expect(k.kernel.whereis('srv')).toBeUndefined();
     expect(info(k, srv)?.name).toBeUndefined();
@@ -650,13 +828,18 @@ describe('registered names', () => {
 
   it('sending to an unregistered name throws NoProcess inside the process, which dies unless it catches', async () => {
     const k = localKernel();
-    const dies = spawnFn(k, (api) => { api.send('nobody', 'hi'); api.send(HOST, 'not reached'); });
+    const dies = spawnFn(k, (api) => {
+      api.send('nobody', 'hi');
+      api.send(HOST, 'not reached');
+    });
     await waitDead(k, dies);
     expect(errorOf(exitEvents(k, dies)[0]?.reason)).toMatchObject({ name: 'NoProcess' });
     expect(errorOf(exitEvents(k, dies)[0]?.reason)?.message).toContain('nobody');
 
     spawnFn(k, (api) => {
-      try { api.send('nobody', 'hi'); } catch (e) {
+      try {
+        api.send('nobody', 'hi');
+      } catch (e) {
         api.send(HOST, { caught: (e as Error).name, code: (e as { code?: string }).code, isNoProcess: e instanceof NoProcess });
       }
     });
@@ -666,28 +849,50 @@ describe('registered names', () => {
 
   it('frees the name when the process dies, so it can be taken again', async () => {
     const k = localKernel();
-    const first = spawnFn(k, (api) => { api.register('svc'); return api.receive(api.on('crash', () => { throw new Error('x'); })); });
+    const first = spawnFn(k, (api) => {
+      api.register('svc');
+      return api.receive(
+        api.on('crash', () => {
+          throw new Error('x');
+        }),
+      );
+    });
     await waitWaiting(k, first);
     expect(k.kernel.whereis('svc')).toBe(first);
     tell(k, 'svc', 'crash');
     await waitDead(k, first);
     expect(k.kernel.whereis('svc')).toBeUndefined();
-    const second = k.kernel.spawn('harness', 'run', [(api: Api) => { api.register('svc'); return forward(api); }]);
+    const second = k.kernel.spawn('harness', 'run', [
+      (api: Api) => {
+        api.register('svc');
+        return forward(api);
+      },
+    ]);
     await waitWaiting(k, second);
     expect(k.kernel.whereis('svc')).toBe(second);
   });
 
   it('a name that is taken gives NameTaken (name_taken), inside a process and to the host', async () => {
     const k = localKernel();
-    const holder = spawnFn(k, (api) => { api.register('taken'); return forward(api); });
+    const holder = spawnFn(k, (api) => {
+      api.register('taken');
+      return forward(api);
+    });
     await waitWaiting(k, holder);
-    const thief = spawnFn(k, (api) => { api.register('taken'); return forward(api); });
+    const thief = spawnFn(k, (api) => {
+      api.register('taken');
+      return forward(api);
+    });
     await waitDead(k, thief);
     expect(errorOf(exitEvents(k, thief)[0]?.reason)?.name).toBe('NameTaken');
 
     const count = k.kernel.processCount;
     let thrown: unknown;
-    try { k.kernel.spawn('harness', 'run', [forward], { name: 'taken' }); } catch (e) { thrown = e; }
+    try {
+      k.kernel.spawn('harness', 'run', [forward], { name: 'taken' });
+    } catch (e) {
+      thrown = e;
+    }
     expect(thrown).toBeInstanceOf(NameTaken);
     expect((thrown as NameTaken).code).toBe('name_taken');
     // Nothing was spawned, and the name still belongs to its holder.
@@ -695,7 +900,11 @@ describe('registered names', () => {
     expect(k.kernel.whereis('taken')).toBe(holder);
 
     spawnFn(k, (api) => {
-      try { api.spawnOpt(forward, [api], { name: 'taken' }); } catch (e) { api.send(HOST, (e as Error).name); }
+      try {
+        api.spawnOpt(forward, [api], { name: 'taken' });
+      } catch (e) {
+        api.send(HOST, (e as Error).name);
+      }
     });
     expect(await receivedAtLeast(k, 1)).toEqual(['NameTaken']);
   });
@@ -721,12 +930,20 @@ describe('registered names', () => {
   it('register(name, pid) names another process; a process has at most one name', async () => {
     const k = localKernel();
     const other = spawnFn(k, forward);
-    spawnFn(k, (api, pid: string) => {
-      api.register('other', pid);
-      let second = 'none';
-      try { api.register('again', pid); } catch (e) { second = (e as Error).name; }
-      api.send(HOST, [api.whereis('other'), second]);
-    }, other);
+    spawnFn(
+      k,
+      (api, pid: string) => {
+        api.register('other', pid);
+        let second = 'none';
+        try {
+          api.register('again', pid);
+        } catch (e) {
+          second = (e as Error).name;
+        }
+        api.send(HOST, [api.whereis('other'), second]);
+      },
+      other,
+    );
     expect(await receivedAtLeast(k, 1)).toEqual([[other, 'BadArgument']]);
     expect(k.kernel.whereis('again')).toBeUndefined();
   });
@@ -740,8 +957,18 @@ describe('registered names', () => {
     expect(k.kernel.processCount).toBe(0);
     spawnFn(k, (api) => {
       const names: string[] = [];
-      for (const bad of ['', '<a.9>']) { try { api.register(bad); } catch (e) { names.push((e as Error).name); } }
-      try { api.unregister('never-registered'); } catch (e) { names.push((e as Error).name); }
+      for (const bad of ['', '<a.9>']) {
+        try {
+          api.register(bad);
+        } catch (e) {
+          names.push((e as Error).name);
+        }
+      }
+      try {
+        api.unregister('never-registered');
+      } catch (e) {
+        names.push((e as Error).name);
+      }
       api.send(HOST, names);
     });
     expect(await receivedAtLeast(k, 1)).toEqual([['BadArgument', 'BadArgument', 'NoProcess']]);
@@ -759,7 +986,11 @@ describe('registered names', () => {
     spawnFn(k, (api) => {
       api.send({ global: 'boss' }, 'via global');
       let again = 'none';
-      try { api.registerGlobal('boss'); } catch (e) { again = (e as Error).name; }
+      try {
+        api.registerGlobal('boss');
+      } catch (e) {
+        again = (e as Error).name;
+      }
       api.send(HOST, again);
     });
     const got = await receivedAtLeast(k, 3);
@@ -769,7 +1000,11 @@ describe('registered names', () => {
     expect(k.events).toContainEqual({ type: 'global_unregister', node: 'a', name: 'boss', pid: g });
     spawnFn(k, (api) => {
       let err = 'none';
-      try { api.send({ global: 'boss' }, 'x'); } catch (e) { err = (e as Error).name; }
+      try {
+        api.send({ global: 'boss' }, 'x');
+      } catch (e) {
+        err = (e as Error).name;
+      }
       api.send(HOST, [api.whereisGlobal('boss'), err]);
     });
     expect((await receivedAtLeast(k, 4))[3]).toEqual([undefined, 'NoProcess']);
@@ -786,15 +1021,24 @@ const HARNESS_FORWARD = `
 describe('errors', () => {
   it('a process that throws dies with {error}; links and monitors are told; the node keeps working', async () => {
     const k = localKernel();
-    k.load('crashy', `
+    k.load(
+      'crashy',
+      `
       import { receive, on } from 'subnode';
       export function worker(): unknown {
         return receive(on('crash', () => { throw new RangeError('boom'); }), on('ping', () => worker()));
       }
-    `);
+    `,
+    );
     const sup = spawnFn(k, (api) => {
       api.trapExit(true);
-      const worker = api.spawnLink((): unknown => api.receive(api.on('crash', () => { throw new RangeError('boom'); })));
+      const worker = api.spawnLink((): unknown =>
+        api.receive(
+          api.on('crash', () => {
+            throw new RangeError('boom');
+          }),
+        ),
+      );
       const ref = api.monitor(worker);
       api.send(HOST, { worker, ref });
       return forward(api);
@@ -820,14 +1064,20 @@ describe('errors', () => {
     expect(info(k, bystander)?.status).toBe('waiting');
     tell(k, sup, 'still here');
     expect((await receivedAtLeast(k, 4))[3]).toBe('still here');
-    spawnFn(k, (api) => { api.send(HOST, 'new process'); });
+    spawnFn(k, (api) => {
+      api.send(HOST, 'new process');
+    });
     expect((await receivedAtLeast(k, 5))[4]).toBe('new process');
   });
 
   it('a thrown non-Error becomes {error:{name:"Error", message}}', async () => {
     const k = localKernel();
-    const a = spawnFn(k, () => { throw 'just a string'; });
-    const b = spawnFn(k, () => { throw { code: 7 }; });
+    const a = spawnFn(k, () => {
+      throw 'just a string';
+    });
+    const b = spawnFn(k, () => {
+      throw { code: 7 };
+    });
     await waitDead(k, a);
     await waitDead(k, b);
     expect(exitEvents(k, a)[0]?.reason).toEqual({ error: { name: 'Error', message: 'just a string' } });
@@ -838,9 +1088,17 @@ describe('errors', () => {
     const k = localKernel();
     const watcher = spawnFn(k, (api) => {
       const deep = (n: number): unknown => (n === 0 ? api.exit({ custom: 'reason' }) : deep(n - 1));
-      const [p1, r1] = api.spawnMonitor(() => { deep(50); api.send(HOST, 'not reached'); });
-      const [p2, r2] = api.spawnMonitor(() => { api.exit(); api.send(HOST, 'not reached'); });
-      const [p3, r3] = api.spawnMonitor(() => { api.exit('shutdown'); });
+      const [p1, r1] = api.spawnMonitor(() => {
+        deep(50);
+        api.send(HOST, 'not reached');
+      });
+      const [p2, r2] = api.spawnMonitor(() => {
+        api.exit();
+        api.send(HOST, 'not reached');
+      });
+      const [p3, r3] = api.spawnMonitor(() => {
+        api.exit('shutdown');
+      });
       api.send(HOST, { p1, r1, p2, r2, p3, r3 });
       return forward(api);
     });
@@ -859,9 +1117,12 @@ describe('errors', () => {
 
   it('an async function as a step ends the process with a clear TypeError', async () => {
     const k = localKernel();
-    k.load('asyncmod', `
+    k.load(
+      'asyncmod',
+      `
       export async function main() { return 1; }
-    `);
+    `,
+    );
     const a = k.kernel.spawn('asyncmod', 'main');
     const b = spawnFn(k, async () => 'also async');
     await waitDead(k, a);
@@ -876,7 +1137,9 @@ describe('errors', () => {
 
   it('the process API outside a process throws NotInProcess', () => {
     const k = localKernel();
-    k.load('outside', `
+    k.load(
+      'outside',
+      `
       import { self, trapExit, link, monitor, register, spawnMonitor } from 'subnode';
       export const calls = {
         self: () => self(),
@@ -886,7 +1149,8 @@ describe('errors', () => {
         register: () => register('x'),
         spawnMonitor: () => spawnMonitor(() => 0),
       };
-    `);
+    `,
+    );
     const calls = (k.kernel.code.current('outside').exports as { calls: Record<string, () => unknown> }).calls;
     for (const [name, call] of Object.entries(calls)) {
       expect(call, name).toThrow(NotInProcess);
@@ -899,8 +1163,13 @@ describe('errors', () => {
 
   it('sending a function (or a symbol) to a remote pid throws NotCloneable inside the process', async () => {
     const k = localKernel('a');
-    const direct = spawnFn(k, (api) => { api.send('<b.1>', { deep: [1, { f: () => 1 }] }); api.send(HOST, 'not reached'); });
-    const byName = spawnFn(k, (api) => { api.send({ name: 'srv', node: 'b' }, Symbol('s')); });
+    const direct = spawnFn(k, (api) => {
+      api.send('<b.1>', { deep: [1, { f: () => 1 }] });
+      api.send(HOST, 'not reached');
+    });
+    const byName = spawnFn(k, (api) => {
+      api.send({ name: 'srv', node: 'b' }, Symbol('s'));
+    });
     await waitDead(k, direct);
     await waitDead(k, byName);
     const e1 = errorOf(exitEvents(k, direct)[0]?.reason);
@@ -909,7 +1178,11 @@ describe('errors', () => {
     expect(errorOf(exitEvents(k, byName)[0]?.reason)?.name).toBe('NotCloneable');
 
     spawnFn(k, (api) => {
-      try { api.send('<b.1>', () => 1); } catch (e) { api.send(HOST, { caught: (e as Error).name, code: (e as { code?: string }).code }); }
+      try {
+        api.send('<b.1>', () => 1);
+      } catch (e) {
+        api.send(HOST, { caught: (e as Error).name, code: (e as { code?: string }).code });
+      }
       api.send('<b.1>', { ok: [1, 'two', new Map([[1, 2]])] });
     });
     expect(await receivedAtLeast(k, 1)).toEqual([{ caught: 'NotCloneable', code: 'not_cloneable' }]);

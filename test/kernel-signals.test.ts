@@ -6,8 +6,21 @@
 import { describe, expect, it } from 'vitest';
 import { localKernel, type LocalKernel } from './helpers/local-kernel.js';
 import {
-  HOST, info, envelopes, errorOf, exitEvents, forward, quiesce, receivedAtLeast, sent, spawnFn, tell, waitDead, waitFor,
-  waitWaiting, type Api,
+  HOST,
+  info,
+  envelopes,
+  errorOf,
+  exitEvents,
+  forward,
+  quiesce,
+  receivedAtLeast,
+  sent,
+  spawnFn,
+  tell,
+  waitDead,
+  waitFor,
+  waitWaiting,
+  type Api,
 } from './helpers/kernel-tools.js';
 import { BadArgument, NoProcess } from '../src/errors.js';
 import type { Envelope } from '../src/kernel/signals.js';
@@ -20,16 +33,43 @@ import type { Envelope } from '../src/kernel/signals.js';
  */
 function worker(api: Api): unknown {
   return api.receive(
-    api.on('crash', () => { throw new Error('boom'); }),
+    api.on('crash', () => {
+      throw new Error('boom');
+    }),
     api.on(['exit', api.ANY], ([, reason]: [string, unknown]) => api.exit(reason)),
     api.on('stop', () => 'stopped'),
-    api.on(['link', api.ANY], ([, pid]: [string, string]) => { api.link(pid); api.send(HOST, ['linked', api.self(), pid]); return worker(api); }),
-    api.on(['unlink', api.ANY], ([, pid]: [string, string]) => { api.unlink(pid); api.send(HOST, ['unlinked', api.self(), pid]); return worker(api); }),
-    api.on(['signal', api.ANY, api.ANY], ([, pid, reason]: [string, string, unknown]) => { api.exit(pid, reason); api.send(HOST, ['signalled', api.self()]); return worker(api); }),
-    api.on(['trap', api.ANY], ([, flag]: [string, boolean]) => { api.send(HOST, ['trap was', api.trapExit(flag)]); return worker(api); }),
-    api.on(['monitor', api.ANY], ([, target]: [string, string]) => { api.send(HOST, ['monitoring', api.self(), api.monitor(target)]); return worker(api); }),
-    api.on(['demonitor', api.ANY], ([, ref]: [string, string]) => { api.demonitor(ref); api.send(HOST, ['demonitored', api.self(), ref]); return worker(api); }),
-    (m: unknown) => { api.send(HOST, { at: api.self(), got: m }); return worker(api); },
+    api.on(['link', api.ANY], ([, pid]: [string, string]) => {
+      api.link(pid);
+      api.send(HOST, ['linked', api.self(), pid]);
+      return worker(api);
+    }),
+    api.on(['unlink', api.ANY], ([, pid]: [string, string]) => {
+      api.unlink(pid);
+      api.send(HOST, ['unlinked', api.self(), pid]);
+      return worker(api);
+    }),
+    api.on(['signal', api.ANY, api.ANY], ([, pid, reason]: [string, string, unknown]) => {
+      api.exit(pid, reason);
+      api.send(HOST, ['signalled', api.self()]);
+      return worker(api);
+    }),
+    api.on(['trap', api.ANY], ([, flag]: [string, boolean]) => {
+      api.send(HOST, ['trap was', api.trapExit(flag)]);
+      return worker(api);
+    }),
+    api.on(['monitor', api.ANY], ([, target]: [string, string]) => {
+      api.send(HOST, ['monitoring', api.self(), api.monitor(target)]);
+      return worker(api);
+    }),
+    api.on(['demonitor', api.ANY], ([, ref]: [string, string]) => {
+      api.demonitor(ref);
+      api.send(HOST, ['demonitored', api.self(), ref]);
+      return worker(api);
+    }),
+    (m: unknown) => {
+      api.send(HOST, { at: api.self(), got: m });
+      return worker(api);
+    },
   );
 }
 
@@ -43,7 +83,9 @@ type Down = { type: 'DOWN'; ref: string; pid: string; reason: unknown };
 
 /** What `pid` (a worker) reported receiving, in order. */
 function inbox(k: LocalKernel, pid: string): unknown[] {
-  return sent(k).filter((m) => (m as { at?: string })?.at === pid).map((m) => (m as { got: unknown }).got);
+  return sent(k)
+    .filter((m) => (m as { at?: string })?.at === pid)
+    .map((m) => (m as { got: unknown }).got);
 }
 
 async function inboxAtLeast(k: LocalKernel, pid: string, n: number): Promise<unknown[]> {
@@ -53,7 +95,14 @@ async function inboxAtLeast(k: LocalKernel, pid: string, n: number): Promise<unk
 
 /** Spawns a worker that monitors `pids`; `downOf` reads the reasons it was told. */
 async function observe(k: LocalKernel, ...pids: string[]): Promise<string> {
-  const obs = spawnFn(k, (api, targets: string[]) => { for (const t of targets) api.monitor(t); return worker(api); }, pids);
+  const obs = spawnFn(
+    k,
+    (api, targets: string[]) => {
+      for (const t of targets) api.monitor(t);
+      return worker(api);
+    },
+    pids,
+  );
   await waitWaiting(k, obs);
   return obs;
 }
@@ -158,7 +207,10 @@ describe('links', () => {
     const w = spawnFn(k, worker);
     await command(k, w, ['trap', true], 'trap was');
     await command(k, w, ['trap', false], 'trap was');
-    expect(sent(k).filter((m) => Array.isArray(m) && m[0] === 'trap was')).toEqual([['trap was', false], ['trap was', true]]);
+    expect(sent(k).filter((m) => Array.isArray(m) && m[0] === 'trap was')).toEqual([
+      ['trap was', false],
+      ['trap was', true],
+    ]);
     expect(info(k, w)?.trapExit).toBe(false);
     const obs = await observe(k, w);
     const crasher = spawnFn(k, worker);
@@ -222,7 +274,10 @@ describe('links', () => {
   it("exit(self(), 'normal') ends the process normally", async () => {
     const k = localKernel();
     const obs = spawnFn(k, (api) => {
-      api.spawnMonitor(() => { api.exit(api.self(), 'normal'); return api.receive(() => 0); });
+      api.spawnMonitor(() => {
+        api.exit(api.self(), 'normal');
+        return api.receive(() => 0);
+      });
       return worker(api);
     });
     const [down] = (await inboxAtLeast(k, obs, 1)) as Down[];
@@ -304,15 +359,24 @@ describe('links', () => {
   it('link is idempotent, link(self()) is a no-op, and link() of a non-pid is BadArgument', async () => {
     const k = localKernel();
     const other = spawnFn(k, worker);
-    spawnFn(k, (api, pid: string) => {
-      api.link(pid);
-      api.link(pid);
-      api.link(api.self());
-      let bad = 'none';
-      try { api.link('not a pid'); } catch (e) { bad = (e as Error).name; if (!(e instanceof BadArgument)) bad += '?'; }
-      api.send(HOST, ['done', bad]);
-      return worker(api);
-    }, other);
+    spawnFn(
+      k,
+      (api, pid: string) => {
+        api.link(pid);
+        api.link(pid);
+        api.link(api.self());
+        let bad = 'none';
+        try {
+          api.link('not a pid');
+        } catch (e) {
+          bad = (e as Error).name;
+          if (!(e instanceof BadArgument)) bad += '?';
+        }
+        api.send(HOST, ['done', bad]);
+        return worker(api);
+      },
+      other,
+    );
     expect(await receivedAtLeast(k, 1)).toEqual([['done', 'BadArgument']]);
     const me = k.kernel.processes().find((p) => p.pid !== other)!;
     expect(me.links).toEqual([other]);
@@ -361,7 +425,11 @@ describe('links', () => {
       const link = (n: number): unknown => {
         if (n > 1) api.spawnLink(link, n - 1);
         else api.send(HOST, ['tail', api.self()]);
-        return api.receive(api.on('crash', () => { throw new Error(`tail crashed`); }));
+        return api.receive(
+          api.on('crash', () => {
+            throw new Error(`tail crashed`);
+          }),
+        );
       };
       api.spawnLink(link, LENGTH);
       return worker(api);
@@ -404,11 +472,13 @@ describe('links', () => {
       const a = api.spawn(() => {
         const b = api.spawnLink(() => api.receive(() => 0));
         api.send(HOST, 'a started b');
-        return api.receive(api.on('go', () => {
-          api.exit(b, 'boom'); // b dies at once; its link exit reaches a, which is running
-          api.send(HOST, 'rest of the step runs');
-          return api.receive(() => 0);
-        }));
+        return api.receive(
+          api.on('go', () => {
+            api.exit(b, 'boom'); // b dies at once; its link exit reaches a, which is running
+            api.send(HOST, 'rest of the step runs');
+            return api.receive(() => 0);
+          }),
+        );
       });
       api.monitor(a);
       api.send(HOST, ['a', a]);
@@ -446,7 +516,7 @@ describe('monitors', () => {
     const k = localKernel();
     const [crash, normal, custom, killed] = [1, 2, 3, 4].map(() => spawnFn(k, worker));
     const obs = await observe(k, crash!, normal!, custom!, killed!);
-    const refs = (inbox(k, obs) as Down[]);
+    const refs = inbox(k, obs) as Down[];
     expect(refs).toEqual([]);
     tell(k, crash!, 'crash');
     tell(k, normal!, 'stop');
@@ -475,12 +545,16 @@ describe('monitors', () => {
     const k = localKernel();
     const dead = spawnFn(k, () => 'gone');
     await waitDead(k, dead);
-    const w = spawnFn(k, (api, d: string) => {
-      const r1 = api.monitor(d);
-      const r2 = api.monitor('nobody');
-      api.send(HOST, ['refs', r1, r2]);
-      return worker(api);
-    }, dead);
+    const w = spawnFn(
+      k,
+      (api, d: string) => {
+        const r1 = api.monitor(d);
+        const r2 = api.monitor('nobody');
+        api.send(HOST, ['refs', r1, r2]);
+        return worker(api);
+      },
+      dead,
+    );
     const [, r1, r2] = (await receivedAtLeast(k, 1))[0] as string[];
     expect(await inboxAtLeast(k, w, 2)).toEqual([
       { type: 'DOWN', ref: r1, pid: dead, reason: 'noproc' },
@@ -491,7 +565,10 @@ describe('monitors', () => {
 
   it('monitors a registered name (DOWN names the pid)', async () => {
     const k = localKernel();
-    const srv = spawnFn(k, (api) => { api.register('srv'); return worker(api); });
+    const srv = spawnFn(k, (api) => {
+      api.register('srv');
+      return worker(api);
+    });
     await waitWaiting(k, srv);
     const obs = await observe(k, 'srv');
     tell(k, 'srv', 'crash');
@@ -521,8 +598,12 @@ describe('monitors', () => {
       const results = [api.demonitor(ref), api.demonitor(ref), api.demonitor('#Ref<a.0.999>')];
       api.exit(pid, 'kill');
       return api.receive(
-        (m: unknown) => { api.send(HOST, ['got', m, results]); },
-        api.after(30, () => { api.send(HOST, ['nothing', results]); }),
+        (m: unknown) => {
+          api.send(HOST, ['got', m, results]);
+        },
+        api.after(30, () => {
+          api.send(HOST, ['nothing', results]);
+        }),
       );
     });
     expect(await receivedAtLeast(k, 1)).toEqual([['nothing', [true, true, true]]]);
@@ -534,7 +615,9 @@ describe('monitors', () => {
     const w = spawnFn(k, worker);
     await command(k, w, ['monitor', target], 'monitoring');
     await command(k, w, ['monitor', target], 'monitoring');
-    const refs = sent(k).filter((m) => Array.isArray(m) && m[0] === 'monitoring').map((m) => (m as string[])[2]);
+    const refs = sent(k)
+      .filter((m) => Array.isArray(m) && m[0] === 'monitoring')
+      .map((m) => (m as string[])[2]);
     expect(new Set(refs).size).toBe(2);
     tell(k, target, 'stop');
     const downs = (await inboxAtLeast(k, w, 2)) as Down[];
@@ -545,7 +628,9 @@ describe('monitors', () => {
   it('spawnMonitor returns [pid, ref]; spawnOpt({ monitor: true }) too', async () => {
     const k = localKernel();
     const w = spawnFn(k, (api) => {
-      const [p1, r1] = api.spawnMonitor(() => { throw new Error('early'); });
+      const [p1, r1] = api.spawnMonitor(() => {
+        throw new Error('early');
+      });
       const [p2, r2] = api.spawnOpt(() => 'fine', [], { monitor: true }) as [string, string];
       api.send(HOST, { p1, r1, p2, r2 });
       return worker(api);
@@ -590,7 +675,11 @@ describe('signals to and from other nodes', () => {
     const ref = (sent(k).find((m) => Array.isArray(m) && m[0] === 'monitoring') as string[])[2]!;
     await waitFor(() => envelopes(k).filter((e) => e[1] === REMOTE).length === 3, 'signals to b');
     const toB = k.outbound.filter((o) => o.node === 'b').flatMap((o) => o.envelopes);
-    expect(toB).toEqual([[1, REMOTE, trapping], [1, REMOTE, plain], [4, REMOTE, watcher, ref]]);
+    expect(toB).toEqual([
+      [1, REMOTE, trapping],
+      [1, REMOTE, plain],
+      [4, REMOTE, watcher, ref],
+    ]);
     const obs = await observe(k, plain);
 
     k.kernel.nodeDown('c'); // another node: nothing happens
@@ -613,7 +702,10 @@ describe('signals to and from other nodes', () => {
     tell(k, w, ['exit', 'bye']);
     await waitFor(() => k.outbound.some((o) => o.node === 'b'), 'signals to b');
     const toB = k.outbound.filter((o) => o.node === 'b').flatMap((o) => o.envelopes);
-    expect(toB).toEqual([[3, REMOTE, w, 'bye', 1], [6, '<b.8>', w, '#Ref<b.0.1>', 'bye']]);
+    expect(toB).toEqual([
+      [3, REMOTE, w, 'bye', 1],
+      [6, '<b.8>', w, '#Ref<b.0.1>', 'bye'],
+    ]);
   });
 
   it('a remote Link or Monitor of a dead local pid is answered with noproc', async () => {
@@ -675,7 +767,13 @@ describe('signals to and from other nodes', () => {
     const ka = localKernel('a');
     const kb = localKernel('b');
     const sink = spawnFn(kb, forward);
-    spawnFn(ka, (api, to: string) => { for (let i = 0; i < 100; i++) api.send(to, { i, from: api.node() }); }, sink);
+    spawnFn(
+      ka,
+      (api, to: string) => {
+        for (let i = 0; i < 100; i++) api.send(to, { i, from: api.node() });
+      },
+      sink,
+    );
     await waitFor(() => ka.outbound.some((o) => o.node === 'b'), 'a to send to b');
     for (const o of ka.outbound.filter((x) => x.node === 'b')) kb.kernel.deliver(o.envelopes);
     const got = await receivedAtLeast(kb, 100);

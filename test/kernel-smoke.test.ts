@@ -4,7 +4,9 @@ import { localKernel } from './helpers/local-kernel.js';
 describe('kernel smoke', () => {
   it('runs a counter and upgrades it', async () => {
     const k = localKernel();
-    k.load('counter', `
+    k.load(
+      'counter',
+      `
       import { receive, on, send } from 'subnode';
       import * as counter from './counter';
       export const vsn = 1;
@@ -16,20 +18,30 @@ describe('kernel smoke', () => {
           on({ type: 'upgrade' }, () => counter.loop(n)),
         );
       }
-    `);
+    `,
+    );
     const pid = k.kernel.spawn('counter', 'start', [0]);
-    k.kernel.deliver([[0, pid, { type: 'inc' }], [0, pid, { type: 'inc' }]]);
+    k.kernel.deliver([
+      [0, pid, { type: 'inc' }],
+      [0, pid, { type: 'inc' }],
+    ]);
     await k.settle();
     expect(k.kernel.processInfo(pid)?.versions[0]).toMatchObject({ module: 'counter', version: 1 });
-    k.load('counter', `
+    k.load(
+      'counter',
+      `
       import { receive, on, send } from 'subnode';
       export const vsn = 2;
       export function loop(n: number): unknown {
         return receive(on({ type: 'get' }, (m: any) => { send(m.from, { n, vsn }); return loop(n); }));
       }
-    `);
+    `,
+    );
     expect(k.kernel.processInfo(pid)?.versions[0]).toMatchObject({ version: 1, state: 'old' });
-    k.kernel.deliver([[0, pid, { type: 'upgrade' }], [0, pid, { type: 'get', from: '<host.1>' }]]);
+    k.kernel.deliver([
+      [0, pid, { type: 'upgrade' }],
+      [0, pid, { type: 'get', from: '<host.1>' }],
+    ]);
     await k.settle();
     expect(k.kernel.processInfo(pid)?.versions[0]).toMatchObject({ version: 2, state: 'current' });
     expect(k.outbound.flatMap((o) => o.envelopes)).toEqual([[0, '<host.1>', { n: 2, vsn: 2 }]]);

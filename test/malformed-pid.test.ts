@@ -7,7 +7,10 @@ import { BadArgument, System } from '../src/index.js';
 import type { Pid } from '../src/kernel/pid.js';
 
 let system: System | undefined;
-afterEach(async () => { await system?.stop(); system = undefined; });
+afterEach(async () => {
+  await system?.stop();
+  system = undefined;
+});
 
 const counter = `
   export function init() { return 0; }

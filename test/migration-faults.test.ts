@@ -31,7 +31,12 @@ function waitEvent<T extends EventType>(s: System, type: T, match: (e: EventOf<T
 
 describe('a bulk move whose source dies mid-way', () => {
   it('resolves with a result for every pid; the moved ones match the events and answer on the target', async () => {
-    system = await System.start({ nodes: [{ name: 'src', restart: 'temporary', modules: { session: session(1) } }, { name: 'dst', modules: { session: session(2) } }] });
+    system = await System.start({
+      nodes: [
+        { name: 'src', restart: 'temporary', modules: { session: session(1) } },
+        { name: 'dst', modules: { session: session(2) } },
+      ],
+    });
     const s = system;
     const events: SystemEvent[] = [];
     s.on('*', (e) => events.push(e));
@@ -67,7 +72,12 @@ describe('a bulk move whose source dies mid-way', () => {
 
 describe('a home node that crashes after its processes moved away', () => {
   it('gives no DOWN to the host for them; they still answer, and the restarted home forwards to them again', async () => {
-    system = await System.start({ nodes: [{ name: 'home', modules: { session: session(1) } }, { name: 'away', modules: { session: session(1) } }] });
+    system = await System.start({
+      nodes: [
+        { name: 'home', modules: { session: session(1) } },
+        { name: 'away', modules: { session: session(1) } },
+      ],
+    });
     const s = system;
     const pid = await s.node('home').startServer('session', [5]);
     await s.migrate(pid, 'away');
@@ -87,7 +97,12 @@ describe('a home node that crashes after its processes moved away', () => {
 
 describe('operations on a process by pid, wherever it runs', () => {
   it('a process that moved into an isolate node is inspected, suspended, read and killed from the host by its pid', async () => {
-    system = await System.start({ nodes: [{ name: 't', modules: { session: session(1) } }, { name: 'iso', kind: 'isolate', modules: { session: session(2) } }] });
+    system = await System.start({
+      nodes: [
+        { name: 't', modules: { session: session(1) } },
+        { name: 'iso', kind: 'isolate', modules: { session: session(2) } },
+      ],
+    });
     const s = system;
     const pid = await s.node('t').startServer('session', [3]);
     await s.migrate(pid, 'iso');

@@ -6,13 +6,30 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import {
-  System, type Inbox, Refused, NodeDown, UnknownModule, UnknownNode, NoProcess, NameTaken, SubnodeError,
-  type NodeSpec, type Pid, type MigrateOptions, type MigrationResult, type SystemEvent, type EventOf, type EventType,
+  System,
+  type Inbox,
+  Refused,
+  NodeDown,
+  UnknownModule,
+  UnknownNode,
+  NoProcess,
+  NameTaken,
+  SubnodeError,
+  type NodeSpec,
+  type Pid,
+  type MigrateOptions,
+  type MigrationResult,
+  type SystemEvent,
+  type EventOf,
+  type EventType,
 } from '../src/index.js';
 import { door, probe, session, walker } from './fixtures/migration.js';
 
 let system: System | undefined;
-afterEach(async () => { await system?.stop(); system = undefined; });
+afterEach(async () => {
+  await system?.stop();
+  system = undefined;
+});
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -33,8 +50,17 @@ function eventsOf<T extends EventType>(events: SystemEvent[], type: T): EventOf<
 
 function waitEvent<T extends EventType>(s: System, type: T, match: (e: EventOf<T>) => boolean = () => true, ms = 5_000): Promise<EventOf<T>> {
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => { off(); reject(new Error(`no ${type} event within ${ms} ms`)); }, ms);
-    const off = s.on(type, (e) => { if (match(e)) { clearTimeout(timer); off(); resolve(e); } });
+    const timer = setTimeout(() => {
+      off();
+      reject(new Error(`no ${type} event within ${ms} ms`));
+    }, ms);
+    const off = s.on(type, (e) => {
+      if (match(e)) {
+        clearTimeout(timer);
+        off();
+        resolve(e);
+      }
+    });
   });
 }
 
@@ -48,7 +74,10 @@ async function until<T>(what: string, probeFn: () => Promise<T>, ok: (v: T) => b
   }
 }
 
-const has = (key: string) => (m: unknown): boolean => typeof m === 'object' && m !== null && key in m;
+const has =
+  (key: string) =>
+  (m: unknown): boolean =>
+    typeof m === 'object' && m !== null && key in m;
 
 /**
  * `system.migrate`, retried while the last node of a process that has just arrived has not yet
@@ -69,13 +98,27 @@ async function move(s: System, pid: Pid, to: string, options?: MigrateOptions): 
     try {
       return await s.migrate(pid, to, options);
     } catch (error) {
-      if (i < 100 && error instanceof Refused && /just arrived/.test(error.message)) { await sleep(2); continue; }
+      if (i < 100 && error instanceof Refused && /just arrived/.test(error.message)) {
+        await sleep(2);
+        continue;
+      }
       throw error;
     }
   }
 }
 
-type SessionState = { n?: number; count?: number; seen: Record<string, number>; errors: unknown[]; got: number; info: any[]; tag: string; conversions: number; from?: unknown; extra?: unknown };
+type SessionState = {
+  n?: number;
+  count?: number;
+  seen: Record<string, number>;
+  errors: unknown[];
+  got: number;
+  info: any[];
+  tag: string;
+  conversions: number;
+  from?: unknown;
+  extra?: unknown;
+};
 
 const v1 = session(1);
 const v2 = session(2);
@@ -93,7 +136,15 @@ describe('single migration between thread nodes', () => {
     expect(result).toEqual({ pid, from: 'a', to: 'b', ok: true, vsn: { from: 1, to: 2 }, moves: 1 });
     expect(await s.call(pid, 'where')).toEqual({ node: 'b', self: pid, vsn: 2 });
     expect(await s.node('b').getState(pid)).toEqual({
-      count: 6, seen: {}, errors: [], got: 0, info: [], tag: 'x', conversions: 1, from: 1, extra: { note: 'to b' },
+      count: 6,
+      seen: {},
+      errors: [],
+      got: 0,
+      info: [],
+      tag: 'x',
+      conversions: 1,
+      from: 1,
+      extra: { note: 'to b' },
     });
     expect(await s.call(pid, 'inc')).toBe(7);
     // Gone from a, present on b, with its migration recorded.
@@ -101,7 +152,10 @@ describe('single migration between thread nodes', () => {
     expect(await s.node('a').behavioursOf('session')).toEqual([]);
     expect(await s.node('b').behavioursOf('session')).toEqual([pid]);
     expect(await s.node('b').processInfo(pid)).toMatchObject({
-      pid, status: 'waiting', behaviour: { kind: 'server', module: 'session', stack: [], vsn: 2 }, migration: { moves: 1, cameFrom: 'a' },
+      pid,
+      status: 'waiting',
+      behaviour: { kind: 'server', module: 'session', stack: [], vsn: 2 },
+      migration: { moves: 1, cameFrom: 'a' },
     });
     expect(s.locate(pid)).toEqual({ pid, node: 'b', home: 'a', moves: 1, path: ['a', 'b'] });
     expect(eventsOf(events, 'process_migrated')).toEqual([{ type: 'process_migrated', node: 'b', pid, from: 'a', to: 'b', moves: 1 }]);
@@ -160,7 +214,11 @@ describe('single migration between thread nodes', () => {
     const sender = await s.node('b').spawn('probe', 'blast', [pid, 'b', 100, inbox.pid]);
     expect(sender).toMatch(/^<b\./);
     await inbox.receive({ sent: 'b' });
-    await until('casts from b', () => s.node('a').getState<SessionState>(pid), (st) => st.got === 100);
+    await until(
+      'casts from b',
+      () => s.node('a').getState<SessionState>(pid),
+      (st) => st.got === 100,
+    );
     expect((await s.node('a').getState<SessionState>(pid)).errors).toEqual([]);
     // Migrating to where it already runs is refused.
     await expect(move(s, pid, 'a')).rejects.toBeInstanceOf(Refused);
@@ -178,7 +236,13 @@ describe('moves right after the process changed', () => {
     // Nothing else happens in between: the caller has no way to know it must wait.
     const outcomes = [];
     for (let i = 0; i < 5; i++) {
-      for (const to of ['b', 'c', 'a']) outcomes.push(await s.migrate(pid, to).then((r) => r.ok, (e: Error) => e.message));
+      for (const to of ['b', 'c', 'a'])
+        outcomes.push(
+          await s.migrate(pid, to).then(
+            (r) => r.ok,
+            (e: Error) => e.message,
+          ),
+        );
     }
     expect(outcomes.filter((o) => o !== true)).toEqual([]);
     expect(s.locate(pid).moves).toBe(15);
@@ -197,7 +261,12 @@ describe('moves right after the process changed', () => {
     const outcomes = [];
     for (let i = 0; i < 20; i++) {
       const pid = await s.node('a').spawn('walker', 'start', [i]);
-      outcomes.push(await s.migrate(pid, 'b').then((r) => r.ok, (e: Error) => e.message));
+      outcomes.push(
+        await s.migrate(pid, 'b').then(
+          (r) => r.ok,
+          (e: Error) => e.message,
+        ),
+      );
     }
     expect(outcomes.filter((o) => o !== true)).toEqual([]);
   });
@@ -256,7 +325,10 @@ describe('conversion failure: the process resumes on the source exactly as it wa
     await expectUntouched(s, pid, 'keep', state, info);
 
     const stopped = waitEvent(s, 'node_stopped', (e) => e.node === 'z');
-    await s.node('z').spawn('probe', 'quit').catch(() => {}); // the node may go before it answers
+    await s
+      .node('z')
+      .spawn('probe', 'quit')
+      .catch(() => {}); // the node may go before it answers
     await stopped;
     await expect(move(s, pid, 'z')).rejects.toBeInstanceOf(NodeDown);
     await expectUntouched(s, pid, 'keep', state, info);
@@ -296,7 +368,11 @@ describe('conversion failure: the process resumes on the source exactly as it wa
     expect(await attempt).toBeInstanceOf(Refused);
     expect((await Promise.all(calls)).sort()).toEqual([1, 2, 3, 4]);
     for (let i = 0; i < 4; i++) await inbox.receive(has('sent'));
-    const final = await until('all casts', () => s.node('a').getState<SessionState>(pid), (st) => st.got === 4 * N + hostSeq);
+    const final = await until(
+      'all casts',
+      () => s.node('a').getState<SessionState>(pid),
+      (st) => st.got === 4 * N + hostSeq,
+    );
     expect(final.errors).toEqual([]);
     expect(final.seen).toEqual({ a: N - 1, b: N - 1, c: N - 1, 'c-by-name': N - 1, host: hostSeq - 1 });
     expect(final.n).toBe(4);
@@ -343,12 +419,18 @@ describe('links, monitors and registered names follow the process', () => {
     s.send(outward, 'die');
     s.send(inward, 'die');
     s.send(watched, 'die');
-    const trapped = await until('EXIT and DOWN in the trapper', () => s.call<SessionState>(trapper, 'get'), (st) => st.info.length === 3);
-    expect(trapped.info).toEqual(expect.arrayContaining([
-      { type: 'EXIT', from: outward, reason: 'boom' },
-      { type: 'EXIT', from: inward, reason: 'boom' },
-      { type: 'DOWN', ref, pid: watched, reason: 'boom' },
-    ]));
+    const trapped = await until(
+      'EXIT and DOWN in the trapper',
+      () => s.call<SessionState>(trapper, 'get'),
+      (st) => st.info.length === 3,
+    );
+    expect(trapped.info).toEqual(
+      expect.arrayContaining([
+        { type: 'EXIT', from: outward, reason: 'boom' },
+        { type: 'EXIT', from: inward, reason: 'boom' },
+        { type: 'DOWN', ref, pid: watched, reason: 'boom' },
+      ]),
+    );
 
     // It dies on b: the linked process on c is told, the monitors on it fire.
     await expect(s.call(victim, 'crash')).rejects.toBeInstanceOf(NoProcess);
@@ -388,7 +470,10 @@ describe('links, monitors and registered names follow the process', () => {
     const ref = inbox.monitor(pid);
     await sleep(50);
     const stopped = waitEvent(s, 'node_stopped', (e) => e.node === 'b');
-    await s.node('b').spawn('probe', 'quit').catch(() => {});
+    await s
+      .node('b')
+      .spawn('probe', 'quit')
+      .catch(() => {});
     await stopped;
     // As for a process whose pid names the node that went down.
     const [hostDown, watcherDown, linkExit] = await Promise.all([
@@ -457,11 +542,22 @@ describe('messages in flight', () => {
       hosting = false;
       await host;
     }
-    expect(results.map((r) => [r.from, r.to, r.moves])).toEqual([['a', 'b', 1], ['b', 'a', 2], ['a', 'b', 3], ['b', 'c', 4], ['c', 'b', 5], ['b', 'a', 6]]);
+    expect(results.map((r) => [r.from, r.to, r.moves])).toEqual([
+      ['a', 'b', 1],
+      ['b', 'a', 2],
+      ['a', 'b', 3],
+      ['b', 'c', 4],
+      ['c', 'b', 5],
+      ['b', 'a', 6],
+    ]);
     expect((await Promise.all(calls)).sort((x, y) => Number(x) - Number(y))).toEqual([1, 2, 3, 4, 5, 6]);
     for (let i = 0; i < 5; i++) await inbox.receive(has('sent'), 10_000);
     const total = 4 * N + 4_000 + hostSeq;
-    const final = await until('the whole stream', () => s.call<SessionState>(pid, 'get'), (st) => st.got >= total);
+    const final = await until(
+      'the whole stream',
+      () => s.call<SessionState>(pid, 'get'),
+      (st) => st.got >= total,
+    );
     expect(final.errors).toEqual([]);
     expect(final.got).toBe(total);
     expect(final.seen).toEqual({ a: N - 1, b: N - 1, c: N - 1, 'b-by-name': N - 1, 'c-slow': 3_999, host: hostSeq - 1 });
@@ -479,14 +575,21 @@ describe('raw processes', () => {
     ]);
     const events = record(s);
     const inbox = s.inbox();
-    const ask = async (pid: Pid) => { s.send(pid, { op: 'ask', reply: inbox.pid }); return inbox.receive<{ total: number; node: string; vsn: number; asks?: number }>(has('total')); };
+    const ask = async (pid: Pid) => {
+      s.send(pid, { op: 'ask', reply: inbox.pid });
+      return inbox.receive<{ total: number; node: string; vsn: number; asks?: number }>(has('total'));
+    };
     const w = await s.node('a').spawn('walker', 'start', [10], { name: 'walker' });
     s.send(w, { op: 'add', n: 5 });
     expect(await ask(w)).toEqual({ total: 15, asks: 1, node: 'a', vsn: 1 });
     expect(await move(s, w, 'b')).toMatchObject({ ok: true, vsn: { from: 1, to: 1 }, moves: 1 });
     s.send(w, { op: 'add', n: 1 });
     expect(await ask(w)).toEqual({ total: 16, asks: 2, node: 'b', vsn: 1 });
-    expect(await s.node('b').processInfo(w)).toMatchObject({ status: 'waiting', versions: [{ module: 'walker', version: 1, state: 'current' }], migration: { moves: 1, cameFrom: 'a' } });
+    expect(await s.node('b').processInfo(w)).toMatchObject({
+      status: 'waiting',
+      versions: [{ module: 'walker', version: 1, state: 'current' }],
+      migration: { moves: 1, cameFrom: 'a' },
+    });
     // On to a node with v2: its codeChange converts the continuation's arguments.
     expect(await move(s, w, 'c')).toMatchObject({ ok: true, vsn: { from: 1, to: 2 } });
     s.send({ name: 'walker', node: 'a' }, { op: 'add', n: 1 });
@@ -511,13 +614,27 @@ describe('bulk moves', () => {
       { name: 'b', modules: { session: v2 } },
     ]);
     let migrated = 0;
-    s.on('process_migrated', () => { migrated++; });
+    s.on('process_migrated', () => {
+      migrated++;
+    });
     const pids = await Promise.all(Array.from({ length: 2_000 }, (_, i) => s.node('a').startServer('session', [i])));
     const progress: [number, number][] = [];
     const t0 = Date.now();
-    const results = await s.migrateAll({ from: 'a', to: 'b', module: 'session', batch: 500, extra: { bulk: true }, onProgress: (done, total) => progress.push([done, total]) });
+    const results = await s.migrateAll({
+      from: 'a',
+      to: 'b',
+      module: 'session',
+      batch: 500,
+      extra: { bulk: true },
+      onProgress: (done, total) => progress.push([done, total]),
+    });
     const ms = Date.now() - t0;
-    expect(progress).toEqual([[500, 2000], [1000, 2000], [1500, 2000], [2000, 2000]]);
+    expect(progress).toEqual([
+      [500, 2000],
+      [1000, 2000],
+      [1500, 2000],
+      [2000, 2000],
+    ]);
     expect(results).toHaveLength(2_000);
     expect(results.every((r) => r.ok && r.from === 'a' && r.to === 'b' && r.moves === 1)).toBe(true);
     expect(new Set(results.map((r) => r.pid))).toEqual(new Set(pids));
@@ -542,7 +659,11 @@ describe('bulk moves', () => {
     await s.call(servers[4]!, 'poison');
     const movable = await s.node('a').spawn('walker', 'start', [1]);
     const stubborn = await s.node('a').spawn('walker', 'stubborn', [1]);
-    await until('raw processes waiting', async () => Promise.all([movable, stubborn].map((p) => s.node('a').processInfo(p))), (infos) => infos.every((i) => i?.status === 'waiting'));
+    await until(
+      'raw processes waiting',
+      async () => Promise.all([movable, stubborn].map((p) => s.node('a').processInfo(p))),
+      (infos) => infos.every((i) => i?.status === 'waiting'),
+    );
     const results = await s.migrateAll({ from: 'a', to: 'b', pids: [...servers, movable, stubborn] });
     const byPid = new Map(results.map((r) => [r.pid, r]));
     expect(results).toHaveLength(8);
@@ -611,7 +732,10 @@ describe('inspection, events and forwarding clean-up', () => {
     // Take the nodes it passed through away: anything still forwarding there would be lost.
     for (const n of ['b', 'c']) {
       const stopped = waitEvent(s, 'node_stopped', (e) => e.node === n);
-      await s.node(n).spawn('probe', 'quit').catch(() => {}); // the node may go before it answers
+      await s
+        .node(n)
+        .spawn('probe', 'quit')
+        .catch(() => {}); // the node may go before it answers
       await stopped;
     }
     // Its home answers for it now: noproc at once, by pid and by its old name.
@@ -652,7 +776,10 @@ describe('purgeToNode', () => {
     ]);
     const events = record(s);
     const inbox = s.inbox();
-    const ask = async (pid: Pid) => { s.send(pid, { op: 'ask', reply: inbox.pid }); return inbox.receive<{ total: number; node: string; vsn: number }>(has('total')); };
+    const ask = async (pid: Pid) => {
+      s.send(pid, { op: 'ask', reply: inbox.pid });
+      return inbox.receive<{ total: number; node: string; vsn: number }>(has('total'));
+    };
     const old = [];
     for (let i = 1; i <= 3; i++) old.push(await s.node('a').spawn('walker', 'start', [i]));
     const stuck = await s.node('a').spawn('walker', 'stubborn', [0]);
@@ -661,8 +788,13 @@ describe('purgeToNode', () => {
     expect((await s.node('a').lingering('walker')).sort()).toEqual([...old, stuck].sort());
 
     const { moved, purge } = await s.purgeToNode('a', 'walker', 'legacy');
-    expect(moved.filter((r) => r.ok).map((r) => r.pid).sort()).toEqual([...old].sort());
-    expect(moved.every((r) => r.ok ? r.to === 'legacy' && (r.vsn as { from: unknown; to: unknown }).to === 1 : r.pid === stuck)).toBe(true);
+    expect(
+      moved
+        .filter((r) => r.ok)
+        .map((r) => r.pid)
+        .sort(),
+    ).toEqual([...old].sort());
+    expect(moved.every((r) => (r.ok ? r.to === 'legacy' && (r.vsn as { from: unknown; to: unknown }).to === 1 : r.pid === stuck))).toBe(true);
     expect(purge).toMatchObject({ module: 'walker', ok: true, purged: [1], killed: [stuck] });
     expect((await s.node('a').modules()).find((m) => m.name === 'walker')!.versions.map((v) => v.version)).toEqual([2]);
     expect(await s.node('a').lingering('walker')).toEqual([]);
@@ -764,7 +896,11 @@ describe('between thread nodes and isolate nodes', () => {
       await move(s, pid, to);
     }
     for (let i = 0; i < 3; i++) await inbox.receive(has('sent'));
-    const final = await until('the stream', () => s.call<SessionState>(pid, 'get'), (st) => st.got >= 3 * N);
+    const final = await until(
+      'the stream',
+      () => s.call<SessionState>(pid, 'get'),
+      (st) => st.got >= 3 * N,
+    );
     expect(final.errors).toEqual([]);
     expect(final.got).toBe(3 * N);
     expect(final.seen).toEqual({ t: N - 1, iso: N - 1, c: N - 1 });
@@ -830,7 +966,11 @@ describe('between thread nodes and isolate nodes', () => {
     const N = 200;
     await s.node('t').spawn('probe', 'blast', [pid, 't', N, inbox.pid]);
     await inbox.receive(has('sent'));
-    const final = await until('the forwarded stream', () => s.call<SessionState>(pid, 'get'), (st) => st.got >= N);
+    const final = await until(
+      'the forwarded stream',
+      () => s.call<SessionState>(pid, 'get'),
+      (st) => st.got >= N,
+    );
     expect(final).toMatchObject({ got: N, errors: [], seen: { t: N - 1 } });
     expect(eventsOf(events, 'capability_denied')).toEqual([]);
     expect(s.locate(pid)).toMatchObject({ node: 'far' });

@@ -66,13 +66,24 @@ describe('order', () => {
 
 describe('a node that stops answering', () => {
   it('a thread node whose step never returns is reported unresponsive, ended and restarted; calls to it fail instead of hanging', async () => {
-    system = await System.start({ nodes: [{ name: 'a', unresponsiveMs: 300, modules: { m: echo } }, { name: 'b', modules: { m: echo } }] });
+    system = await System.start({
+      nodes: [
+        { name: 'a', unresponsiveMs: 300, modules: { m: echo } },
+        { name: 'b', modules: { m: echo } },
+      ],
+    });
     const events: SystemEvent[] = [];
     system.on('*', (e) => events.push(e));
     const unresponsive = waitEvent(system, 'node_unresponsive', (e) => e.node === 'a');
     const restarted = waitEvent(system, 'node_restarted', (e) => e.node === 'a');
     // A control operation in flight when the node hangs (a server whose init never returns) fails, not hangs.
-    const during = system.node('a').startServer('m', []).then(() => 'answered', (e: unknown) => e);
+    const during = system
+      .node('a')
+      .startServer('m', [])
+      .then(
+        () => 'answered',
+        (e: unknown) => e,
+      );
     expect(await unresponsive).toMatchObject({ node: 'a', creation: 0 });
     expect(await during).toBeInstanceOf(NodeDown);
     await restarted;
@@ -99,7 +110,12 @@ describe('a node that stops answering', () => {
 
 describe('one node at a time', () => {
   it('restart: a new incarnation with the modules it had; the other nodes go on', async () => {
-    system = await System.start({ nodes: [{ name: 'a', modules: { m: echo } }, { name: 'b', modules: { s: server } }] });
+    system = await System.start({
+      nodes: [
+        { name: 'a', modules: { m: echo } },
+        { name: 'b', modules: { s: server } },
+      ],
+    });
     await system.node('a').load('m', echo.replace('VSN', 'hotfix'));
     const b = await system.node('b').startServer('s');
     expect(await system.call(b, 'inc')).toBe(1);
@@ -165,13 +181,28 @@ describe('what a restart brings back', () => {
     await a.deleteModule('gone');
     const shape = async () => (await a.modules()).map((m) => [m.name, m.versions.map((v) => [v.version, v.vsn, v.state])]);
     const before = await shape();
-    expect(before).toEqual([['m', [[2, 'v2', 'old'], [3, 'v3', 'current']]], ['gone', [[1, 1, 'old']]]]);
+    expect(before).toEqual([
+      [
+        'm',
+        [
+          [2, 'v2', 'old'],
+          [3, 'v3', 'current'],
+        ],
+      ],
+      ['gone', [[1, 1, 'old']]],
+    ]);
     const restarted = waitEvent(system, 'node_restarted', (e) => e.node === 'a');
     a.kill('crash');
     await restarted;
     expect(await shape()).toEqual(before);
     expect((await a.load('m', echo.replace('VSN', 'v4'))).version).toBe(4);
     await a.restart();
-    expect((await shape()).find(([name]) => name === 'm')).toEqual(['m', [[3, 'v3', 'old'], [4, 'v4', 'current']]]);
+    expect((await shape()).find(([name]) => name === 'm')).toEqual([
+      'm',
+      [
+        [3, 'v3', 'old'],
+        [4, 'v4', 'current'],
+      ],
+    ]);
   });
 });

@@ -39,7 +39,9 @@ const shot = (name: string) => page.screenshot({ path: `${ARTIFACTS}/${name}.png
 
 beforeAll(async () => {
   if (!existsSync(CHROMIUM)) {
-    throw new Error(`${CHROMIUM} is missing: the observer's browser tests drive the system Chromium. Install it with \`bash scripts/ensure-tools.sh\` (npm test runs it first) or \`apt-get install chromium\`.`);
+    throw new Error(
+      `${CHROMIUM} is missing: the observer's browser tests drive the system Chromium. Install it with \`bash scripts/ensure-tools.sh\` (npm test runs it first) or \`apt-get install chromium\`.`,
+    );
   }
   mkdirSync(ARTIFACTS, { recursive: true });
   system = await System.start({ nodes: [{ name: 'a' }, { name: 'b' }] });
@@ -101,7 +103,10 @@ describe('the dashboard in a browser', () => {
     await until('v1 gone from the page', async () => (await row.locator('span.version[data-version="1"]').count()) === 0);
     expect(await row.getAttribute('class')).not.toContain('lingering');
     expect(await system.node('a').processInfo(pinger)).toBeUndefined();
-    await page.locator('#notice').filter({ hasText: `killed ${pinger}` }).waitFor();
+    await page
+      .locator('#notice')
+      .filter({ hasText: `killed ${pinger}` })
+      .waitFor();
   });
 
   it('a purge cancelled in the dialog does nothing', async () => {
@@ -124,7 +129,10 @@ describe('the dashboard in a browser', () => {
     await node.filter({ hasText: /^b$/ }).waitFor();
     expect(system.locate(server).node).toBe('b');
     await page.locator('td[data-field="location"]').filter({ hasText: '1 move(s)' }).waitFor();
-    await page.locator('#ops li.done').filter({ hasText: `migrated ${server} from a to b` }).waitFor();
+    await page
+      .locator('#ops li.done')
+      .filter({ hasText: `migrated ${server} from a to b` })
+      .waitFor();
     await shot('migrated');
 
     await page.goto(`${observer.url}#/events`);

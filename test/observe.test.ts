@@ -59,7 +59,8 @@ describe('the observer server', () => {
     expect(page.headers.get('set-cookie')).toMatch(/HttpOnly; SameSite=Strict/);
     expect((await get('/api/nodes', { 'x-subnode-token': observer.token })).status).toBe(200);
     // Actions need the token in a header: a cross-site form cannot set one.
-    const action = (headers: Record<string, string>, query = '') => fetch(`http://127.0.0.1:${observer.port}/api/action${query}`, { method: 'POST', headers, body: '{"action":"restart","node":"small"}' });
+    const action = (headers: Record<string, string>, query = '') =>
+      fetch(`http://127.0.0.1:${observer.port}/api/action${query}`, { method: 'POST', headers, body: '{"action":"restart","node":"small"}' });
     expect((await action({}, `?token=${observer.token}`)).status).toBe(403);
     expect((await action({ cookie: `subnode_observe_${observer.port}=${observer.token}` })).status).toBe(403);
   });
@@ -124,10 +125,12 @@ describe('telemetry', () => {
       await system.upgrade({ modules: [{ module: 'counter', source: { code: counterV2 } }], nodes: ['b'] });
       await system.node('a').exit(pinger, 'boom'); // the kernel reports abnormal exits
       await until('the exit', () => seen[CHANNELS.exit]?.length);
-      expect(seen[CHANNELS.spawn]).toEqual(expect.arrayContaining([
-        { node: 'a', pid: server, module: 'counter', fn: 'init', kind: 'server' },
-        { node: 'a', pid: pinger, module: 'pinger', fn: 'start', kind: 'process' },
-      ]));
+      expect(seen[CHANNELS.spawn]).toEqual(
+        expect.arrayContaining([
+          { node: 'a', pid: server, module: 'counter', fn: 'init', kind: 'server' },
+          { node: 'a', pid: pinger, module: 'pinger', fn: 'start', kind: 'process' },
+        ]),
+      );
       expect(seen[CHANNELS.exit]).toContainEqual(expect.objectContaining({ type: 'process_exit', pid: pinger as Pid, reason: 'boom' }));
       expect(seen[CHANNELS.load]).toContainEqual({ type: 'module_loaded', node: 'a', module: 'pinger', version: 1 });
       expect(seen[CHANNELS.migration]).toContainEqual(expect.objectContaining({ type: 'process_migrated', pid: server, from: 'a', to: 'b' }));
@@ -144,7 +147,11 @@ describe('telemetry', () => {
 
   it('counts through @opentelemetry/api: no-ops by default, real once a MeterProvider is registered', async () => {
     const added: [string, number, Record<string, unknown>][] = [];
-    const instrument = (name: string) => ({ add: (n: number, attrs: Record<string, unknown> = {}) => added.push([name, n, attrs]), addCallback: () => {}, removeCallback: () => {} });
+    const instrument = (name: string) => ({
+      add: (n: number, attrs: Record<string, unknown> = {}) => added.push([name, n, attrs]),
+      addCallback: () => {},
+      removeCallback: () => {},
+    });
     const meter = { createCounter: instrument, createObservableGauge: instrument } as unknown as Meter;
     const provider: MeterProvider = { getMeter: () => meter };
     expect(metrics.setGlobalMeterProvider(provider)).toBe(true);

@@ -19,7 +19,11 @@ import type { JournalRecord } from '../src/host/release-store/store.js';
 const DIST = resolve('dist/src/host/release-store/directory.js');
 const CHILD = resolve('test/fixtures/release-store/crash-child.mjs');
 
-interface Run { signal: NodeJS.Signals | null; code: number | null; lines: string[] }
+interface Run {
+  signal: NodeJS.Signals | null;
+  code: number | null;
+  lines: string[];
+}
 
 function runChild(dir: string, point?: string, occurrence?: number): Promise<Run> {
   return new Promise((done, fail) => {
@@ -27,8 +31,12 @@ function runChild(dir: string, point?: string, occurrence?: number): Promise<Run
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
-    child.stdout.on('data', (d) => { out += d; });
-    child.stderr.on('data', (d) => { err += d; });
+    child.stdout.on('data', (d) => {
+      out += d;
+    });
+    child.stderr.on('data', (d) => {
+      err += d;
+    });
     child.on('error', fail);
     child.on('close', (code, signal) => {
       if (code) fail(new Error(`child failed (${code}): ${err}`));
@@ -72,11 +80,19 @@ afterAll(() => rmSync(root, { recursive: true, force: true }));
 describe('release store: SIGKILL at every write point', () => {
   it('the workload passes every kind of write point', () => {
     expect(reference.map((r) => r.seq)).toEqual([1, 2, 3, 4, 5]);
-    expect(new Set(points.map((p) => p.point))).toEqual(new Set([
-      'format:temp-written', 'format:renamed',
-      'blob:temp-written', 'blob:temp-synced', 'blob:renamed',
-      'journal:before-write', 'journal:half-written', 'journal:written', 'journal:synced',
-    ]));
+    expect(new Set(points.map((p) => p.point))).toEqual(
+      new Set([
+        'format:temp-written',
+        'format:renamed',
+        'blob:temp-written',
+        'blob:temp-synced',
+        'blob:renamed',
+        'journal:before-write',
+        'journal:half-written',
+        'journal:written',
+        'journal:synced',
+      ]),
+    );
   });
 
   it('recovers a consistent prefix after a kill at each point', async () => {
@@ -98,7 +114,10 @@ describe('release store: SIGKILL at every write point', () => {
       expect(strip(opened.records), where).toEqual(strip(reference.slice(0, kept)));
       expect(opened.state, where).toEqual(replay(reference.slice(0, kept)));
       if (point === 'journal:half-written') {
-        expect(opened.lost.map((l) => [l.seq, l.reason]), where).toEqual([[acked + 1, 'torn']]);
+        expect(
+          opened.lost.map((l) => [l.seq, l.reason]),
+          where,
+        ).toEqual([[acked + 1, 'torn']]);
         expect(opened.quarantined && existsSync(opened.quarantined), where).toBe(true);
       } else {
         expect(opened.lost, where).toEqual([]);
@@ -106,7 +125,10 @@ describe('release store: SIGKILL at every write point', () => {
       for (const r of opened.records) {
         if (r.kind === 'release') for (const s of r.steps) if (s.kind === 'load') await expect(store.getSource(s.hash)).resolves.toContain('exports.vsn');
       }
-      expect(readdirSync(join(dir, 'objects')).filter((f) => f.startsWith('.tmp-')), where).toEqual([]);
+      expect(
+        readdirSync(join(dir, 'objects')).filter((f) => f.startsWith('.tmp-')),
+        where,
+      ).toEqual([]);
       // The store goes on: the next record gets the next seq.
       const hash = await store.putSource('exports.after = true;\n');
       const seq = await store.append({ kind: 'load', node: 'z', module: 'after', version: 1, hash });

@@ -32,12 +32,16 @@ describe('replay', () => {
     const state = replay([
       release(1, [{ kind: 'load', node: 'a', module: 'm', version: 1, hash: H(1), vsn: 1 }]),
       release(2, [{ kind: 'load', node: 'a', module: 'n', version: 1, hash: H(9) }]),
-      release(3, [
-        { kind: 'load', node: 'a', module: 'm', version: 2, hash: H(2), vsn: { major: 2 } },
-        { kind: 'load', node: 'b', module: 'm', version: 1, hash: H(1), vsn: 1 },
-        { kind: 'policy', node: 'b', policy: KILL_STACK },
-        { kind: 'policy', node: 'a', module: 'm', policy: { retention: { kind: 'forever' }, purge: 'soft' } },
-      ], true),
+      release(
+        3,
+        [
+          { kind: 'load', node: 'a', module: 'm', version: 2, hash: H(2), vsn: { major: 2 } },
+          { kind: 'load', node: 'b', module: 'm', version: 1, hash: H(1), vsn: 1 },
+          { kind: 'policy', node: 'b', policy: KILL_STACK },
+          { kind: 'policy', node: 'a', module: 'm', policy: { retention: { kind: 'forever' }, purge: 'soft' } },
+        ],
+        true,
+      ),
       release(4, [{ kind: 'load', node: 'a', module: 'm', version: 3, hash: H(3), purge: 'kill', purged: [1] }]),
       release(5, [{ kind: 'delete', node: 'a', module: 'n' }]),
       release(6, [{ kind: 'restart', node: 'b', creation: 1 }]),
@@ -49,10 +53,13 @@ describe('replay', () => {
       nodes: {
         a: {
           modules: {
-            m: { nextVersion: 4, versions: [
-              { version: 2, hash: H(2), vsn: { major: 2 }, state: 'old' },
-              { version: 3, hash: H(3), state: 'current' },
-            ] },
+            m: {
+              nextVersion: 4,
+              versions: [
+                { version: 2, hash: H(2), vsn: { major: 2 }, state: 'old' },
+                { version: 3, hash: H(3), state: 'current' },
+              ],
+            },
             n: { nextVersion: 2, versions: [{ version: 1, hash: H(9), state: 'old' }] },
           },
           loadOrder: ['m'],
@@ -76,7 +83,14 @@ describe('replay', () => {
       release(1, [{ kind: 'load', node: 'a', module: 'm', version: 1, hash: H(1) }]),
       release(2, [{ kind: 'load', node: 'a', module: 'm', version: 2, hash: H(2) }]),
       release(3, [{ kind: 'purge', node: 'a', module: 'm', mode: { drain: 100, then: 'kill' }, versions: [1] }]),
-      release(4, [{ kind: 'delete', node: 'a', module: 'm' }, { kind: 'purge', node: 'a', module: 'm', mode: 'collect', versions: [2] }], true),
+      release(
+        4,
+        [
+          { kind: 'delete', node: 'a', module: 'm' },
+          { kind: 'purge', node: 'a', module: 'm', mode: 'collect', versions: [2] },
+        ],
+        true,
+      ),
       release(5, [{ kind: 'load', node: 'a', module: 'm', version: 7, hash: H(7) }]),
     ]);
     expect(state.nodes.a!.modules.m).toEqual({ nextVersion: 8, versions: [{ version: 7, hash: H(7), state: 'current' }] });
@@ -112,10 +126,17 @@ describe('replay', () => {
   });
 
   it('a plan applies all of its steps or none', () => {
-    const records = [base, release(2, [
-      { kind: 'load', node: 'a', module: 'm', version: 4, hash: H(4) },
-      { kind: 'purge', node: 'a', module: 'm', mode: 'kill', versions: [99] },
-    ], true)];
+    const records = [
+      base,
+      release(
+        2,
+        [
+          { kind: 'load', node: 'a', module: 'm', version: 4, hash: H(4) },
+          { kind: 'purge', node: 'a', module: 'm', mode: 'kill', versions: [99] },
+        ],
+        true,
+      ),
+    ];
     expect(() => replay(records)).toThrow(/no version 99/);
   });
 });
@@ -126,11 +147,15 @@ async function sampleStore(dir: string): Promise<{ store: DirectoryReleaseStore;
   await store.open();
   const hashes = [await store.putSource('exports.vsn = 1;'), await store.putSource('exports.vsn = 2;'), await store.putSource('exports.vsn = 3;')];
   await store.append({ kind: 'load', node: 'a', module: 'm', version: 1, hash: hashes[0]!, vsn: 1 });
-  await store.append({ kind: 'plan', label: 'two', steps: [
-    { kind: 'load', node: 'a', module: 'm', version: 2, hash: hashes[1]!, vsn: 2 },
-    { kind: 'load', node: 'b', module: 'm', version: 1, hash: hashes[0]!, vsn: 1 },
-    { kind: 'policy', node: 'b', policy: KILL_STACK },
-  ] });
+  await store.append({
+    kind: 'plan',
+    label: 'two',
+    steps: [
+      { kind: 'load', node: 'a', module: 'm', version: 2, hash: hashes[1]!, vsn: 2 },
+      { kind: 'load', node: 'b', module: 'm', version: 1, hash: hashes[0]!, vsn: 1 },
+      { kind: 'policy', node: 'b', policy: KILL_STACK },
+    ],
+  });
   await store.append({ kind: 'purge', node: 'a', module: 'm', mode: 'soft', versions: [1] });
   await store.markPermanent(3);
   await store.append({ kind: 'load', node: 'a', module: 'm', version: 3, hash: hashes[2]!, vsn: 'three' });
@@ -176,7 +201,10 @@ describe('directory store', () => {
     const dir = freshDir();
     const { store } = await sampleStore(dir);
     expect((await store.releases()).map((r) => [r.release, r.status, r.plan])).toEqual([
-      [1, 'permanent', false], [2, 'permanent', true], [3, 'permanent', false], [5, 'trial', false],
+      [1, 'permanent', false],
+      [2, 'permanent', true],
+      [3, 'permanent', false],
+      [5, 'trial', false],
     ]);
     const fallback = (await store.lastPermanent())!;
     expect(fallback.release).toBe(3);
@@ -207,7 +235,13 @@ describe('directory store', () => {
     const bad: ReleaseEntry[] = [
       { kind: 'load', node: 'a', module: 'm', version: 2, hash: hashes[0]! },
       { kind: 'plan', steps: [] },
-      { kind: 'plan', steps: [{ kind: 'load', node: 'c', module: 'm', version: 1, hash: hashes[0]! }, { kind: 'delete', node: 'c', module: 'nope' }] },
+      {
+        kind: 'plan',
+        steps: [
+          { kind: 'load', node: 'c', module: 'm', version: 1, hash: hashes[0]! },
+          { kind: 'delete', node: 'c', module: 'nope' },
+        ],
+      },
       null as never,
     ];
     for (const entry of bad) await expect(store.append(entry)).rejects.toThrow(BadArgument);
@@ -225,8 +259,7 @@ describe('directory store', () => {
     const store = new DirectoryReleaseStore(freshDir());
     await store.open();
     const hash = await store.putSource('x');
-    const seqs = await Promise.all(Array.from({ length: 10 }, (_, i) =>
-      store.append({ kind: 'load', node: `n${i}`, module: 'm', version: 1, hash })));
+    const seqs = await Promise.all(Array.from({ length: 10 }, (_, i) => store.append({ kind: 'load', node: `n${i}`, module: 'm', version: 1, hash })));
     expect(seqs).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
     await store.close();
   });
@@ -281,7 +314,12 @@ describe('damage on disk', () => {
     const reopened = new DirectoryReleaseStore(dir);
     const opened = await reopened.open();
     expect(opened.records).toEqual(history.slice(0, 1));
-    expect(opened.lost.map((l) => [l.seq, l.reason])).toEqual([[2, 'checksum'], [3, 'after_damage'], [4, 'after_damage'], [5, 'after_damage']]);
+    expect(opened.lost.map((l) => [l.seq, l.reason])).toEqual([
+      [2, 'checksum'],
+      [3, 'after_damage'],
+      [4, 'after_damage'],
+      [5, 'after_damage'],
+    ]);
     // What was lost can still be read: exactly which steps are gone.
     expect(opened.lost[1]!.record).toEqual(history[2]);
     expect(readFileSync(opened.quarantined!)).toEqual(damaged.subarray(second.offset));
@@ -372,10 +410,13 @@ describe('in-process crash at every write point', () => {
       const h1 = await store.putSource('exports.vsn = 1;');
       acked = await store.append({ kind: 'load', node: 'a', module: 'm', version: 1, hash: h1 });
       const h2 = await store.putSource('exports.vsn = 2;');
-      acked = await store.append({ kind: 'plan', steps: [
-        { kind: 'load', node: 'a', module: 'm', version: 2, hash: h2 },
-        { kind: 'load', node: 'b', module: 'm', version: 1, hash: h1 },
-      ] });
+      acked = await store.append({
+        kind: 'plan',
+        steps: [
+          { kind: 'load', node: 'a', module: 'm', version: 2, hash: h2 },
+          { kind: 'load', node: 'b', module: 'm', version: 1, hash: h1 },
+        ],
+      });
       acked = await store.markPermanent(acked);
       await store.close();
     } catch (error) {
@@ -392,7 +433,11 @@ describe('in-process crash at every write point', () => {
     for (let occurrence = 1; ; occurrence++) {
       const dir = freshDir();
       let seen = 0;
-      const acked = await run(dir, { at(p) { if (p === point && ++seen === occurrence) throw new Error('crash'); } });
+      const acked = await run(dir, {
+        at(p) {
+          if (p === point && ++seen === occurrence) throw new Error('crash');
+        },
+      });
       if (seen < occurrence) break; // no such occurrence: the workload finished
       expect(existsSync(join(dir, 'lock'))).toBe(true);
       unlinkSync(join(dir, 'lock')); // the "dead" writer's lock holds this live pid: stale in a real crash

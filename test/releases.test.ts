@@ -26,7 +26,10 @@ function storeDir(): string {
   return dir;
 }
 
-const spec = (): NodeSpec[] => [{ name: 'a', modules: { counter: counterV1 }, start: [{ module: 'counter', fn: 'init', args: [0] }] }, { name: 'b', modules: { counter: counterV1 } }];
+const spec = (): NodeSpec[] => [
+  { name: 'a', modules: { counter: counterV1 }, start: [{ module: 'counter', fn: 'init', args: [0] }] },
+  { name: 'b', modules: { counter: counterV1 } },
+];
 
 async function shape(s: System, node: string) {
   return (await s.node(node).modules()).map((m) => [m.name, m.versions.map((v) => [v.version, v.vsn, v.state])]);
@@ -38,7 +41,15 @@ describe('a hotfix survives a restart', () => {
     system = await System.start({ nodes: spec(), releases: { store: dir } });
     await system.node('a').load('counter', counterV2);
     const before = await shape(system, 'a');
-    expect(before).toEqual([['counter', [[1, 1, 'old'], [2, 2, 'current']]]]);
+    expect(before).toEqual([
+      [
+        'counter',
+        [
+          [1, 1, 'old'],
+          [2, 2, 'current'],
+        ],
+      ],
+    ]);
     await system.stop();
     // The same config again (it still says v1): the store wins.
     system = await System.start({ nodes: spec(), releases: { store: dir } });
@@ -68,7 +79,15 @@ describe('a hotfix survives a restart', () => {
     expect({ signal, err }).toMatchObject({ signal: 'SIGKILL' });
     expect(out).toBe('loaded\n');
     system = await System.start({ nodes: [{ name: 'a', modules: { counter: counterV1 } }], releases: { store: dir } });
-    expect(await shape(system, 'a')).toEqual([['counter', [[1, 1, 'old'], [2, 2, 'current']]]]);
+    expect(await shape(system, 'a')).toEqual([
+      [
+        'counter',
+        [
+          [1, 1, 'old'],
+          [2, 2, 'current'],
+        ],
+      ],
+    ]);
   }, 30_000);
 });
 

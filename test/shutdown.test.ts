@@ -24,11 +24,16 @@ describe('orderlyStop (kernel)', () => {
   it('stops a tree from the top: children in reverse start order, terminate callbacks, a stubborn child killed at its timeout', async () => {
     const k = supKernel();
     k.load('tserver', TSERVER);
-    const top = k.kernel.startSupervisor('sup', [{ children: [
-      tchild('a', HOST), tchild('b', HOST),
-      { id: 'nested', start: { supervisor: 'sup', args: [{ children: [tchild('c', HOST)] }] } },
-      { id: 'stubborn', start: { module: 'worker', fn: 'stubborn' }, shutdown: 100 },
-    ] }])!;
+    const top = k.kernel.startSupervisor('sup', [
+      {
+        children: [
+          tchild('a', HOST),
+          tchild('b', HOST),
+          { id: 'nested', start: { supervisor: 'sup', args: [{ children: [tchild('c', HOST)] }] } },
+          { id: 'stubborn', start: { module: 'worker', fn: 'stubborn' }, shutdown: 100 },
+        ],
+      },
+    ])!;
     const lone = k.kernel.startBehaviour('server', 'tserver', ['lone', HOST]);
     const t0 = performance.now();
     const report = await k.kernel.orderlyStop(5000);
@@ -42,7 +47,8 @@ describe('orderlyStop (kernel)', () => {
       { terminated: 'a', reason: 'shutdown' },
     ]);
     expect(k.kernel.processes().filter((p) => p.initial !== 'orderly_stop')).toEqual([]);
-    void top; void lone;
+    void top;
+    void lone;
   });
 
   it('kills what is left at the deadline', async () => {
@@ -57,10 +63,13 @@ describe('orderlyStop (kernel)', () => {
   it('a supervisor child whose parent is a raw process ends with it', async () => {
     const k = supKernel();
     k.load('tserver', TSERVER);
-    k.load('owner', `
+    k.load(
+      'owner',
+      `
       import { supervisor, receive } from 'subnode';
       export function start(spec: any) { supervisor.startLink('sup', [spec]); return receive(() => 'x'); }
-    `);
+    `,
+    );
     k.kernel.spawn('owner', 'start', [{ children: [tchild('a', HOST)] }]);
     const report = await k.kernel.orderlyStop(1000);
     expect(report.killed).toEqual([]);
@@ -70,7 +79,10 @@ describe('orderlyStop (kernel)', () => {
 
 describe('graceful stop of a System', () => {
   let system: System | undefined;
-  afterEach(async () => { await system?.stop(); system = undefined; });
+  afterEach(async () => {
+    await system?.stop();
+    system = undefined;
+  });
 
   it('system.stop({ graceful }) runs the trees down in order; terminate callbacks reach the host', async () => {
     system = await System.start({});
@@ -80,20 +92,38 @@ describe('graceful stop of a System', () => {
       modules: { sup: SUP, tserver: TSERVER },
       start: [{ supervisor: 'sup', args: [{ strategy: 'one_for_all', children: [tchild('a1', inbox.pid), tchild('a2', inbox.pid)] }] }],
     });
-    await system.addNode({ name: 'b', modules: { sup: SUP, tserver: TSERVER }, start: [{ supervisor: 'sup', args: [{ children: [tchild('b1', inbox.pid)] }] }] });
+    await system.addNode({
+      name: 'b',
+      modules: { sup: SUP, tserver: TSERVER },
+      start: [{ supervisor: 'sup', args: [{ children: [tchild('b1', inbox.pid)] }] }],
+    });
     const got: unknown[] = [];
     const all = Promise.all([0, 1, 2].map(() => inbox.receive((m: any) => 'terminated' in m, 10_000).then((m) => got.push(m))));
     await system.stop({ graceful: true, timeoutMs: 5000 });
     await all;
     expect(got).toContainEqual({ terminated: 'b1', reason: 'shutdown' });
     const onA = got.filter((m: any) => m.terminated.startsWith('a'));
-    expect(onA).toEqual([{ terminated: 'a2', reason: 'shutdown' }, { terminated: 'a1', reason: 'shutdown' }]);
+    expect(onA).toEqual([
+      { terminated: 'a2', reason: 'shutdown' },
+      { terminated: 'a1', reason: 'shutdown' },
+    ]);
     expect(system.nodes().every((n) => n.status === 'stopped')).toBe(true);
     system = undefined;
   });
 
   it('node.stop({ graceful }) and orderlyStop on one node; stop() without options stays fast', async () => {
-    system = await System.start({ nodes: [{ name: 'a', modules: { sup: SUP, tserver: TSERVER, worker: 'import { receive, trapExit } from "subnode"; export function deaf(): unknown { trapExit(true); return receive(() => deaf()); }' } }] });
+    system = await System.start({
+      nodes: [
+        {
+          name: 'a',
+          modules: {
+            sup: SUP,
+            tserver: TSERVER,
+            worker: 'import { receive, trapExit } from "subnode"; export function deaf(): unknown { trapExit(true); return receive(() => deaf()); }',
+          },
+        },
+      ],
+    });
     const node = system.node('a');
     const inbox = system.inbox();
     await node.startSupervisor('sup', [{ children: [tchild('x', inbox.pid)] }]);

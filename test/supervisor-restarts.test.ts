@@ -106,7 +106,8 @@ describe('restart_one_for_one', () => {
     const sup = startSup(k, { ...flags('one_for_one', 4), children: [] });
     const { ok: c1 } = await call(k, sup, 'start_child', child('child1', 'permanent', 1000, ['error']));
     const { ok: c2 } = await call(k, sup, 'start_child', child('child2'));
-    await watch(k, sup); await watch(k, c2);
+    await watch(k, sup);
+    await watch(k, c2);
     await terminate(k, sup, c1, 'abnormal');
     await supDies(k, sup);
     expect(await downReason(k, c2)).toBe('shutdown');
@@ -137,7 +138,8 @@ describe('restart_one_for_all', () => {
     const sup = startSup(k, { ...flags('one_for_all', 4), children: [] });
     const { ok: c1 } = await call(k, sup, 'start_child', child('child1'));
     const { ok: c2 } = await call(k, sup, 'start_child', child('child2', 'permanent', 1000, ['error']));
-    await watch(k, c2); await watch(k, sup);
+    await watch(k, c2);
+    await watch(k, sup);
     await terminate(k, sup, c1, 'abnormal');
     expect(await downReason(k, c2)).toBe('shutdown');
     await supDies(k, sup);
@@ -192,7 +194,8 @@ describe('restart_simple_one_for_one', () => {
     const sup = startSup(k, { ...flags('simple_one_for_one', 4), children: [child('child')] });
     const { ok: c1 } = await call(k, sup, 'start_child', ['error']);
     const { ok: c2 } = await call(k, sup, 'start_child', []);
-    await watch(k, c2); await watch(k, sup);
+    await watch(k, c2);
+    await watch(k, sup);
     await terminate(k, sup, c1, 'abnormal');
     await supDies(k, sup);
     expect(await downReason(k, c2)).toBe('shutdown');
@@ -227,7 +230,8 @@ describe('restart_rest_for_one', () => {
     const sup = startSup(k, { ...flags('rest_for_one', 4), children: [] });
     const { ok: c1 } = await call(k, sup, 'start_child', child('child1'));
     const { ok: c2 } = await call(k, sup, 'start_child', child('child2', 'permanent', 1000, ['error']));
-    await watch(k, c2); await watch(k, sup);
+    await watch(k, c2);
+    await watch(k, sup);
     await terminate(k, sup, c1, 'abnormal');
     expect(await downReason(k, c2)).toBe('shutdown');
     await supDies(k, sup);
@@ -235,11 +239,14 @@ describe('restart_rest_for_one', () => {
 
   it('rest_for_one_other_child_fails_restart: the retry restarts the failed child, not the earlier one', async () => {
     const k = supKernel();
-    k.load('flaky', `
+    k.load(
+      'flaky',
+      `
       let starts = 0;
       export function init() { starts++; if (starts === 2) throw new Error('not now'); return {}; }
       export function handleInfo(m: any, s: any) { return m === 'die' ? { stop: 'died', state: s } : { noreply: s }; }
-    `);
+    `,
+    );
     const sup = startSup(k, { ...flags('rest_for_one', 3), children: [child('child1'), { id: 'child2', start: { server: 'flaky' } }] });
     const [{ pid: c2 }, { pid: c1 }] = await which(k, sup);
     await terminate(k, sup, c1, 'abnormal');

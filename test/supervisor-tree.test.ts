@@ -18,8 +18,14 @@ describe('trees and bookkeeping', () => {
   it('tree: a dynamic grandchild restarts alone; a failing one restarts the tree without its dynamic children', async () => {
     const k = supKernel();
     const top = startSup(k, { ...flags('one_for_all', 4), children: [] });
-    const sup1 = (await call(k, top, 'start_child', { id: 'supchild1', start: { supervisor: 'sup', args: [{ ...flags('one_for_one', 4), children: [child('child1'), child('child2')] }] } })).ok;
-    const sup2 = (await call(k, top, 'start_child', { id: 'supchild2', start: { supervisor: 'sup', args: [{ ...flags('one_for_one', 4), children: [] }] } })).ok;
+    const sup1 = (
+      await call(k, top, 'start_child', {
+        id: 'supchild1',
+        start: { supervisor: 'sup', args: [{ ...flags('one_for_one', 4), children: [child('child1'), child('child2')] }] },
+      })
+    ).ok;
+    const sup2 = (await call(k, top, 'start_child', { id: 'supchild2', start: { supervisor: 'sup', args: [{ ...flags('one_for_one', 4), children: [] }] } }))
+      .ok;
     expect(await counts(k, top)).toEqual([2, 2, 2, 0]);
     const [{ pid: cp2 }, { pid: cp1 }] = await which(k, sup1);
     expect(await counts(k, sup1)).toEqual([2, 2, 0, 2]);
@@ -42,10 +48,15 @@ describe('trees and bookkeeping', () => {
     expect((await which(k, newSup1)).map((c) => c.id)).toEqual(['child2', 'child1']);
     expect(await which(k, newSup2)).toEqual([]);
     // The tree, as processInfo shows it.
-    expect(k.kernel.processInfo(top as Pid)?.supervisor).toEqual({ strategy: 'one_for_all', intensity: 4, period: 3600_000, children: [
-      { id: 'supchild2', pid: newSup2, type: 'supervisor', modules: ['sup'] },
-      { id: 'supchild1', pid: newSup1, type: 'supervisor', modules: ['sup'] },
-    ] });
+    expect(k.kernel.processInfo(top as Pid)?.supervisor).toEqual({
+      strategy: 'one_for_all',
+      intensity: 4,
+      period: 3600_000,
+      children: [
+        { id: 'supchild2', pid: newSup2, type: 'supervisor', modules: ['sup'] },
+        { id: 'supchild1', pid: newSup1, type: 'supervisor', modules: ['sup'] },
+      ],
+    });
   });
 
   it('count_children: 2000 temporary dynamic children counted, then all gone', async () => {
@@ -86,11 +97,14 @@ describe('trees and bookkeeping', () => {
 
   it('child_unlink: a child that unlinked itself is still ended by terminateChild', async () => {
     const k = supKernel();
-    k.load('naughty', `
+    k.load(
+      'naughty',
+      `
       import { receive, unlink, trapExit } from 'subnode';
       export function start(sup: string) { unlink(sup); trapExit(true); return loop(); }
       function loop(): unknown { return receive(() => loop()); }
-    `);
+    `,
+    );
     const sup = startSup(k, { ...flags(), children: [] });
     const { ok: pid } = await call(k, sup, 'start_child', { id: 'naughty_child', start: { module: 'naughty', fn: 'start', args: [sup] }, shutdown: 50 });
     await settled(k, sup);
@@ -103,7 +117,7 @@ describe('trees and bookkeeping', () => {
     const sup = startSup(k, { ...flags('one_for_one', 1_000_000, 60_000), children: [] });
     const { ok: pid } = await call(k, sup, 'start_child', child('child1', 'permanent', 'brutal_kill', ['error']));
     k.kernel.exit(pid, 'die');
-    await waitFor(() => (k.kernel.processInfo(sup as Pid)?.supervisor?.children[0]?.pid === 'restarting'), 'child1 to be restarting');
+    await waitFor(() => k.kernel.processInfo(sup as Pid)?.supervisor?.children[0]?.pid === 'restarting', 'child1 to be restarting');
     expect(await call(k, sup, 'start_child', child('child1'))).toEqual({ error: 'already_present' });
     expect(await call(k, sup, 'restart_child', 'child1')).toEqual({ error: 'restarting' });
     expect(await call(k, sup, 'delete_child', 'child1')).toEqual({ error: 'restarting' });
@@ -141,7 +155,8 @@ describe('code_change', () => {
     await expect(fakeUpgrade(k, sup, { children: [{ id: 'child1', restart: 'permanent' }] })).rejects.toMatchObject({ details: { reason: 'missing_start' } });
     await fakeUpgrade(k, sup, { children: [child('child1', 'permanent', 2000), child('child2', 'permanent', 'brutal_kill')] });
     expect(await which(k, sup)).toEqual([
-      { id: 'child2', pid: null, type: 'worker', modules: ['child'] }, { id: 'child1', pid: null, type: 'worker', modules: ['child'] },
+      { id: 'child2', pid: null, type: 'worker', modules: ['child'] },
+      { id: 'child1', pid: null, type: 'worker', modules: ['child'] },
     ]);
     expect((await call(k, sup, 'restart_child', 'child1')).ok).toBeTruthy();
     expect((await call(k, sup, 'restart_child', 'child2')).ok).toBeTruthy();
@@ -153,7 +168,9 @@ describe('code_change', () => {
     expect(after[2].pid).toBe(before[1].pid);
     expect((k.kernel.getState(sup as Pid) as any).children[0].spec.shutdown).toBe(1000);
     await fakeUpgrade(k, sup, 'ignore');
-    await expect(fakeUpgrade(k, sup, { intensity: 'faulty_intensity', children: [] })).rejects.toMatchObject({ details: { reason: { supervisor_data: { invalid_intensity: 'faulty_intensity' } } } });
+    await expect(fakeUpgrade(k, sup, { intensity: 'faulty_intensity', children: [] })).rejects.toMatchObject({
+      details: { reason: { supervisor_data: { invalid_intensity: 'faulty_intensity' } } },
+    });
     await expect(fakeUpgrade(k, sup, 'faulty_flags')).rejects.toMatchObject({ details: { reason: { supervisor_data: { invalid_type: 'faulty_flags' } } } });
     expect((await which(k, sup)).map((c) => c.id)).toEqual(['child2', 'child3', 'child1']);
   });
@@ -165,7 +182,9 @@ describe('code_change', () => {
     k.load('sup', supV2);
     await fakeUpgrade(k, sup, { ...simple, children: [child('child1', 'permanent', 1000)] });
     expect((k.kernel.getState(sup as Pid) as any).template.shutdown).toBe(1000);
-    await expect(fakeUpgrade(k, sup, { ...simple, children: [child('child1'), child('child2')] })).rejects.toMatchObject({ details: { reason: { bad_start_spec: ['child1', 'child2'] } } });
+    await expect(fakeUpgrade(k, sup, { ...simple, children: [child('child1'), child('child2')] })).rejects.toMatchObject({
+      details: { reason: { bad_start_spec: ['child1', 'child2'] } },
+    });
     await expect(fakeUpgrade(k, sup, { ...simple, children: [] })).rejects.toMatchObject({ details: { reason: { bad_start_spec: [] } } });
   });
 });
@@ -173,7 +192,9 @@ describe('code_change', () => {
 describe('module code and the host', () => {
   it('module code starts a linked supervisor and calls it in continuation style', async () => {
     const k = supKernel();
-    k.load('app', `
+    k.load(
+      'app',
+      `
       import { supervisor, send, receive, on } from 'subnode';
       export function start(spec: any) {
         const sup = supervisor.startLink('sup', [spec], { name: 'app_sup' })!;
@@ -181,7 +202,8 @@ describe('module code and the host', () => {
           supervisor.whichChildren('app_sup', (children) =>
             supervisor.countChildren(sup, (c) => { send('${HOST}', { r, children, c }); return receive(on('stop', () => 'done')); })));
       }
-    `);
+    `,
+    );
     const app = k.kernel.spawn('app', 'start', [{ strategy: 'one_for_one', children: [child('c1')] }]);
     await waitFor(() => sent(k).length > 0, 'the app to report');
     const report = sent(k)[0] as any;
@@ -200,14 +222,24 @@ describe('module code and the host', () => {
 
 describe('System: supervision trees in node specs', () => {
   let system: System | undefined;
-  afterEach(async () => { await system?.stop(); system = undefined; });
+  afterEach(async () => {
+    await system?.stop();
+    system = undefined;
+  });
 
   it('start entries can be trees, recreated when the node restarts; NodeHandle calls and processInfo show them', async () => {
-    system = await System.start({ nodes: [{
-      name: 'a',
-      modules: { sup: 'export function init(r: any) { return r; }', child: `export function init() { return {}; } export function handleCall(r: any, f: any, s: any) { return { reply: r, state: s }; }` },
-      start: [{ supervisor: 'sup', args: [{ strategy: 'one_for_one', children: [{ id: 'c1', start: { server: 'child' } }] }], name: 'top' }],
-    }] });
+    system = await System.start({
+      nodes: [
+        {
+          name: 'a',
+          modules: {
+            sup: 'export function init(r: any) { return r; }',
+            child: `export function init() { return {}; } export function handleCall(r: any, f: any, s: any) { return { reply: r, state: s }; }`,
+          },
+          start: [{ supervisor: 'sup', args: [{ strategy: 'one_for_one', children: [{ id: 'c1', start: { server: 'child' } }] }], name: 'top' }],
+        },
+      ],
+    });
     const node = system.node('a');
     const top = (await node.whereis('top'))!;
     expect((await node.processInfo(top))?.behaviour?.kind).toBe('supervisor');

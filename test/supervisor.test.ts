@@ -12,7 +12,9 @@ import { spawnFn, waitWaiting } from './helpers/kernel-tools.js';
 const flags = (strategy = 'one_for_one', intensity = 2, period = 3600_000) => ({ strategy, intensity, period });
 
 function startError(fn: () => unknown): { reason: unknown } {
-  try { fn(); } catch (error) {
+  try {
+    fn();
+  } catch (error) {
     expect(error).toBeInstanceOf(Refused);
     return (error as Refused).details as { reason: unknown };
   }
@@ -23,7 +25,11 @@ describe('sup_start', () => {
   it('sup_start_normal: starts, and ends with shutdown from its parent', async () => {
     const k = supKernel();
     const sup = startSup(k, { ...flags(), children: [] });
-    expect(info(k, sup)).toMatchObject({ trapExit: true, behaviour: { kind: 'supervisor', module: 'sup' }, supervisor: { strategy: 'one_for_one', children: [] } });
+    expect(info(k, sup)).toMatchObject({
+      trapExit: true,
+      behaviour: { kind: 'supervisor', module: 'sup' },
+      supervisor: { strategy: 'one_for_one', children: [] },
+    });
     await watch(k, sup);
     k.kernel.exit(sup as Pid, 'shutdown');
     expect(await downReason(k, sup)).toBe('shutdown');
@@ -49,10 +55,10 @@ describe('sup_start', () => {
 
   it('sup_start_ignore_temporary_child: an ignoring temporary child in init is not saved', async () => {
     const k = supKernel();
-    const sup = startSup(k, { ...flags(), children: [
-      { id: 'child1', start: { supervisor: 'sup', args: ['ignore'] }, restart: 'temporary', type: 'worker' },
-      child('child2', 'temporary'),
-    ] });
+    const sup = startSup(k, {
+      ...flags(),
+      children: [{ id: 'child1', start: { supervisor: 'sup', args: ['ignore'] }, restart: 'temporary', type: 'worker' }, child('child2', 'temporary')],
+    });
     const children = await which(k, sup);
     expect(children.map((c) => c.id)).toEqual(['child2']);
     expect(alive(k, children[0].pid)).toBe(true);
@@ -62,7 +68,9 @@ describe('sup_start', () => {
   it('sup_start_ignore_temporary_child_start_child: nor when started with startChild', async () => {
     const k = supKernel();
     const sup = startSup(k, { ...flags(), children: [] });
-    expect(await call(k, sup, 'start_child', { id: 'child1', start: { supervisor: 'sup', args: ['ignore'] }, restart: 'temporary', type: 'worker' })).toEqual({ ok: null });
+    expect(await call(k, sup, 'start_child', { id: 'child1', start: { supervisor: 'sup', args: ['ignore'] }, restart: 'temporary', type: 'worker' })).toEqual({
+      ok: null,
+    });
     const r2 = await call(k, sup, 'start_child', child('child2', 'temporary'));
     expect(await which(k, sup)).toEqual([{ id: 'child2', pid: r2.ok, type: 'worker', modules: ['child'] }]);
     expect(await counts(k, sup)).toEqual([1, 1, 0, 1]);
@@ -93,17 +101,40 @@ describe('sup_start', () => {
 describe('sup_start_map', () => {
   it('sup_start_map: defaults of a child spec (permanent, 5000 or infinity, worker)', async () => {
     const k = supKernel();
-    const sup = startSup(k, { children: [
-      { id: 'child1', start: { server: 'child' } },
-      { id: 'child2', start: { server: 'child' }, shutdown: 'brutal_kill' },
-      { id: 'child3', start: { supervisor: 'sup', args: [{ children: [] }] } },
-    ] });
+    const sup = startSup(k, {
+      children: [
+        { id: 'child1', start: { server: 'child' } },
+        { id: 'child2', start: { server: 'child' }, shutdown: 'brutal_kill' },
+        { id: 'child3', start: { supervisor: 'sup', args: [{ children: [] }] } },
+      ],
+    });
     const state = k.kernel.getState(sup as Pid) as any;
     expect(state).toMatchObject({ strategy: 'one_for_one', intensity: 1, period: 5000 });
     expect(state.children.map((c: any) => c.spec)).toEqual([
-      { id: 'child1', start: { kind: 'server', module: 'child', fn: 'init', args: [] }, restart: 'permanent', shutdown: 5000, type: 'worker', modules: ['child'] },
-      { id: 'child2', start: { kind: 'server', module: 'child', fn: 'init', args: [] }, restart: 'permanent', shutdown: 'brutal_kill', type: 'worker', modules: ['child'] },
-      { id: 'child3', start: { kind: 'supervisor', module: 'sup', fn: 'init', args: [{ children: [] }] }, restart: 'permanent', shutdown: 'infinity', type: 'supervisor', modules: ['sup'] },
+      {
+        id: 'child1',
+        start: { kind: 'server', module: 'child', fn: 'init', args: [] },
+        restart: 'permanent',
+        shutdown: 5000,
+        type: 'worker',
+        modules: ['child'],
+      },
+      {
+        id: 'child2',
+        start: { kind: 'server', module: 'child', fn: 'init', args: [] },
+        restart: 'permanent',
+        shutdown: 'brutal_kill',
+        type: 'worker',
+        modules: ['child'],
+      },
+      {
+        id: 'child3',
+        start: { kind: 'supervisor', module: 'sup', fn: 'init', args: [{ children: [] }] },
+        restart: 'permanent',
+        shutdown: 'infinity',
+        type: 'supervisor',
+        modules: ['sup'],
+      },
     ]);
   });
 
@@ -124,7 +155,8 @@ describe('sup_stop', () => {
     const sup = startSup(k, { ...flags(), children: [] });
     const c1 = (await call(k, sup, 'start_child', { id: 'child1', start: { supervisor: 'sup', args: [{ children: [] }] }, shutdown: 'infinity' })).ok;
     const c2 = (await call(k, sup, 'start_child', child('child2', 'permanent', 'infinity'))).ok;
-    await watch(k, c1); await watch(k, c2);
+    await watch(k, c1);
+    await watch(k, c2);
     k.kernel.exit(sup as Pid, 'shutdown');
     expect(await downReason(k, c1)).toBe('shutdown');
     expect(await downReason(k, c2)).toBe('shutdown');
@@ -135,7 +167,8 @@ describe('sup_stop', () => {
     const sup = startSup(k, { ...flags(), children: [] });
     const c1 = (await call(k, sup, 'start_child', child('child1', 'permanent', 1000))).ok;
     const c2 = (await call(k, sup, 'start_child', { id: 'child2', start: { module: 'worker', fn: 'stubborn' }, shutdown: 100 })).ok;
-    await watch(k, c1); await watch(k, c2);
+    await watch(k, c1);
+    await watch(k, c2);
     const t0 = performance.now();
     k.kernel.exit(sup as Pid, 'shutdown');
     expect(await downReason(k, c2)).toBe('killed');
@@ -149,7 +182,8 @@ describe('sup_stop', () => {
     const sup = startSup(k, { ...flags(), children: [] });
     const c1 = (await call(k, sup, 'start_child', child('child1'))).ok;
     const c2 = (await call(k, sup, 'start_child', child('child2', 'permanent', 'brutal_kill'))).ok;
-    await watch(k, c1); await watch(k, c2);
+    await watch(k, c1);
+    await watch(k, c2);
     k.kernel.exit(sup as Pid, 'shutdown');
     expect(await downReason(k, c1)).toBe('shutdown');
     expect(await downReason(k, c2)).toBe('killed');
@@ -228,10 +262,23 @@ describe('child administration', () => {
     const bad = (children: unknown[], strategy = 'one_for_one') => startError(() => k.kernel.startSupervisor('sup', [{ ...flags(strategy), children }])).reason;
     expect(bad([{ id: 'child', start: 'mfa' }])).toEqual({ start_spec: { invalid_mfa: 'mfa' } });
     expect(bad([{ id: 'child', start, restart: 'prmanent' }], 'simple_one_for_one')).toEqual({ start_spec: { invalid_restart_type: 'prmanent' } });
-    expect(bad([{ id: 'c', start }, { id: 'c', start }])).toEqual({ start_spec: { duplicate_child_name: 'c' } });
+    expect(
+      bad([
+        { id: 'c', start },
+        { id: 'c', start },
+      ]),
+    ).toEqual({ start_spec: { duplicate_child_name: 'c' } });
     // simple_one_for_one needs exactly one child.
     expect(bad([], 'simple_one_for_one')).toEqual({ bad_start_spec: [] });
-    expect(bad([{ id: 'c1', start }, { id: 'c2', start }], 'simple_one_for_one')).toEqual({ bad_start_spec: ['c1', 'c2'] });
+    expect(
+      bad(
+        [
+          { id: 'c1', start },
+          { id: 'c2', start },
+        ],
+        'simple_one_for_one',
+      ),
+    ).toEqual({ bad_start_spec: ['c1', 'c2'] });
   });
 
   it('sup_flags: bad strategy, intensity and period are rejected', () => {

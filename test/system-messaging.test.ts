@@ -137,7 +137,11 @@ describe('messaging across nodes', () => {
   });
 
   it('lists nodes, processes and modules', async () => {
-    expect(system.nodes().map((n) => [n.name, n.status])).toEqual([['a', 'running'], ['b', 'running'], ['c', 'running']]);
+    expect(system.nodes().map((n) => [n.name, n.status])).toEqual([
+      ['a', 'running'],
+      ['b', 'running'],
+      ['c', 'running'],
+    ]);
     const pid = await spawn('a');
     const info = await system.node('a').processInfo(pid);
     expect(info).toMatchObject({ pid, status: 'waiting', mailbox: 0, initial: 'agent.start', versions: [{ module: 'agent', version: 1, state: 'current' }] });

@@ -2,7 +2,10 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { System, NodeDown, UnknownNode, LoadError, UnknownModule, UnknownFunction, NotCloneable, BadArgument, type SystemEvent } from '../src/index.js';
 
 let system: System | undefined;
-afterEach(async () => { await system?.stop(); system = undefined; });
+afterEach(async () => {
+  await system?.stop();
+  system = undefined;
+});
 
 function collect(s: System): SystemEvent[] {
   const events: SystemEvent[] = [];
@@ -12,9 +15,16 @@ function collect(s: System): SystemEvent[] {
 
 function waitFor(s: System, type: SystemEvent['type'], node: string, timeoutMs = 10_000): Promise<SystemEvent> {
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => { off(); reject(new Error(`no ${type} for ${node}`)); }, timeoutMs);
+    const timer = setTimeout(() => {
+      off();
+      reject(new Error(`no ${type} for ${node}`));
+    }, timeoutMs);
     const off = s.on('*', (e) => {
-      if (e.type === type && 'node' in e && e.node === node) { clearTimeout(timer); off(); resolve(e); }
+      if (e.type === type && 'node' in e && e.node === node) {
+        clearTimeout(timer);
+        off();
+        resolve(e);
+      }
     });
   });
 }
@@ -42,7 +52,10 @@ describe('thread node supervision', () => {
   for (const kind of ['throw', 'exit', 'oom'] as const) {
     it(`restarts a permanent node after ${kind}, reloading its modules and start processes`, async () => {
       system = await System.start({
-        nodes: [{ name: 'a', resourceLimits: { maxOldGenerationSizeMb: 32 }, modules: { bomb, echo }, start: [{ module: 'echo', fn: 'loop', name: 'echo' }] }, { name: 'b', modules: { echo } }],
+        nodes: [
+          { name: 'a', resourceLimits: { maxOldGenerationSizeMb: 32 }, modules: { bomb, echo }, start: [{ module: 'echo', fn: 'loop', name: 'echo' }] },
+          { name: 'b', modules: { echo } },
+        ],
       });
       const events = collect(system);
       const inbox = system.inbox();
@@ -86,11 +99,20 @@ describe('thread node supervision', () => {
 
   it('does not restart temporary nodes, nor transient nodes that exit normally', async () => {
     const quit = `export function quit() { (globalThis as any).process.exit(0); }`;
-    system = await System.start({ nodes: [{ name: 't', restart: 'temporary', modules: { quit } }, { name: 'tr', restart: 'transient', modules: { quit } }] });
+    system = await System.start({
+      nodes: [
+        { name: 't', restart: 'temporary', modules: { quit } },
+        { name: 'tr', restart: 'transient', modules: { quit } },
+      ],
+    });
     const stopped = [waitFor(system, 'node_stopped', 't'), waitFor(system, 'node_stopped', 'tr')];
     // The process ends its node right after being spawned: the spawn's answer may be lost with
     // the thread, in which case the call fails with NodeDown. Either way the node stops.
-    const spawned = (node: string) => system!.node(node).spawn('quit', 'quit').catch((e: unknown) => expect(e).toBeInstanceOf(NodeDown));
+    const spawned = (node: string) =>
+      system!
+        .node(node)
+        .spawn('quit', 'quit')
+        .catch((e: unknown) => expect(e).toBeInstanceOf(NodeDown));
     await spawned('t');
     await spawned('tr');
     await Promise.all(stopped);
@@ -113,7 +135,12 @@ describe('CPU limit of a thread node', () => {
         return receive((m: { op?: string; from: string }) => { if (m.op === 'spin') for (;;) {} send(m.from, 'pong'); return loop(); });
       }
     `;
-    system = await System.start({ nodes: [{ name: 'a', limits: { cpuMsPerSlice: 150 }, modules: { spin }, start: [{ module: 'spin', fn: 'loop', name: 'spinner' }] }, { name: 'b', modules: { echo } }] });
+    system = await System.start({
+      nodes: [
+        { name: 'a', limits: { cpuMsPerSlice: 150 }, modules: { spin }, start: [{ module: 'spin', fn: 'loop', name: 'spinner' }] },
+        { name: 'b', modules: { echo } },
+      ],
+    });
     const inbox = system.inbox();
     const pid = (await system.node('a').whereis('spinner'))!;
     system.send(pid, { from: inbox.pid });
@@ -168,7 +195,12 @@ describe('bad input gets a typed error and loses nothing', () => {
       import { send } from 'subnode';
       export function go(to: string) { send(to, { fn: () => 1 }); }
     `;
-    system = await System.start({ nodes: [{ name: 'a', modules: { sender } }, { name: 'b', modules: { echo } }] });
+    system = await System.start({
+      nodes: [
+        { name: 'a', modules: { sender } },
+        { name: 'b', modules: { echo } },
+      ],
+    });
     const events = collect(system);
     const target = await system.node('b').spawn('echo', 'loop');
     await system.node('a').spawn('sender', 'go', [target]);

@@ -15,7 +15,10 @@ const counter = (vsn: number) => `
 `;
 
 let system: System | undefined;
-afterEach(async () => { await system?.stop(); system = undefined; });
+afterEach(async () => {
+  await system?.stop();
+  system = undefined;
+});
 
 describe('system smoke', () => {
   it('runs processes on two thread nodes and messages across', async () => {
@@ -38,6 +41,9 @@ describe('system smoke', () => {
     expect(replies).toContainEqual({ n: 10, vsn: 2 });
     expect(replies).toContainEqual({ n: 1, vsn: 1 });
     const mods = await system.node('b').modules();
-    expect(mods[0]!.versions.map((v) => [v.state, v.processes])).toEqual([['old', 0], ['current', 1]]);
+    expect(mods[0]!.versions.map((v) => [v.state, v.processes])).toEqual([
+      ['old', 0],
+      ['current', 1],
+    ]);
   });
 });

@@ -38,31 +38,49 @@ function startTop(name: string): { screen: () => string; exit: () => string | un
   const command = `'${process.execPath}' '${MAIN}' top --socket '${socket}' --interval 200; echo "EXIT=$?" > '${exitFile}'`;
   tmux('new-session', '-d', '-s', name, '-x', '120', '-y', '40', command);
   return {
-    screen: () => { try { return tmux('capture-pane', '-p', '-t', name); } catch { return ''; } },
+    screen: () => {
+      try {
+        return tmux('capture-pane', '-p', '-t', name);
+      } catch {
+        return '';
+      }
+    },
     exit: () => (existsSync(exitFile) ? readFileSync(exitFile, 'utf8').trim() : undefined),
   };
 }
 
 beforeAll(async () => {
   if (!existsSync(MAIN)) throw new Error(`${MAIN} is missing: build first (npx tsc -p .)`);
-  try { execFileSync('tmux', ['-V']); } catch { throw new Error('tmux is missing: `subnode top` is tested in a tmux pseudo-terminal (apt-get install tmux)'); }
+  try {
+    execFileSync('tmux', ['-V']);
+  } catch {
+    throw new Error('tmux is missing: `subnode top` is tested in a tmux pseudo-terminal (apt-get install tmux)');
+  }
   dir = mkdtempSync(join(tmpdir(), 'subnode-top-'));
   cpSync(resolve('examples/modules/v1/pinger.ts'), join(dir, 'pinger.v1.ts'));
-  writeFileSync(join(dir, 'system.json'), JSON.stringify({
-    nodes: [
-      { name: 'alpha', modules: { pinger: './pinger.v1.ts' }, start: [{ module: 'pinger', fn: 'start', name: 'critical' }] },
-      { name: 'beta' },
-    ],
-  }));
+  writeFileSync(
+    join(dir, 'system.json'),
+    JSON.stringify({
+      nodes: [{ name: 'alpha', modules: { pinger: './pinger.v1.ts' }, start: [{ module: 'pinger', fn: 'start', name: 'critical' }] }, { name: 'beta' }],
+    }),
+  );
   socket = join(dir, 'control.sock');
   run = spawn(process.execPath, ['--no-node-snapshot', MAIN, 'run', 'system.json', '--socket', socket], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
-  run.stdout!.on('data', (d) => { runOut += d; });
-  run.stderr!.on('data', (d) => { runOut += d; });
+  run.stdout!.on('data', (d) => {
+    runOut += d;
+  });
+  run.stderr!.on('data', (d) => {
+    runOut += d;
+  });
   await until('the control socket', () => runOut.includes('control socket'), 20_000);
 });
 
 afterAll(async () => {
-  try { tmux('kill-server'); } catch { /* no sessions left */ }
+  try {
+    tmux('kill-server');
+  } catch {
+    /* no sessions left */
+  }
   if (run && run.exitCode === null) {
     run.kill('SIGTERM');
     await new Promise((done) => run.once('close', done));
@@ -74,22 +92,37 @@ describe('subnode observe', () => {
   it('serves the dashboard of the running system over its control socket, behind the token', async () => {
     const child = spawn(process.execPath, [MAIN, 'observe', '--json', '--metrics', '--socket', socket], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
-    child.stdout!.on('data', (d) => { out += d; });
+    child.stdout!.on('data', (d) => {
+      out += d;
+    });
     try {
-      const { url, port, token } = JSON.parse(await until('the URL', () => out.split('\n').find((l) => l.startsWith('{')))) as { url: string; port: number; token: string };
+      const { url, port, token } = JSON.parse(await until('the URL', () => out.split('\n').find((l) => l.startsWith('{')))) as {
+        url: string;
+        port: number;
+        token: string;
+      };
       expect(url).toBe(`http://127.0.0.1:${port}/?token=${token}`);
       const base = `http://127.0.0.1:${port}`;
       expect((await fetch(`${base}/api/nodes`)).status).toBe(403);
       const headers = { 'x-subnode-token': token };
       const nodes = (await (await fetch(`${base}/api/nodes`, { headers })).json()) as { name: string; processes: number }[];
-      expect(nodes.map((n) => [n.name, n.processes])).toEqual([['alpha', expect.any(Number)], ['beta', 0]]);
+      expect(nodes.map((n) => [n.name, n.processes])).toEqual([
+        ['alpha', expect.any(Number)],
+        ['beta', 0],
+      ]);
       const page = (await (await fetch(`${base}/api/processes?filter=critical`, { headers })).json()) as { rows: { pid: string; node: string }[] };
       expect(page.rows).toEqual([expect.objectContaining({ pid: '<alpha.1>', node: 'alpha' })]);
       const detail = (await (await fetch(`${base}/api/process?pid=${encodeURIComponent('<alpha.1>')}`, { headers })).json()) as { node: string };
       expect(detail.node).toBe('alpha');
-      const restart = await fetch(`${base}/api/action`, { method: 'POST', headers: { ...headers, 'content-type': 'application/json' }, body: JSON.stringify({ action: 'restart', node: 'beta' }) });
+      const restart = await fetch(`${base}/api/action`, {
+        method: 'POST',
+        headers: { ...headers, 'content-type': 'application/json' },
+        body: JSON.stringify({ action: 'restart', node: 'beta' }),
+      });
       expect(await restart.json()).toEqual({ id: 1, result: { node: 'beta', creation: 1 } });
-      expect(await (await fetch(`${base}/metrics`, { headers: { authorization: `Bearer ${token}` } })).text()).toContain('subnode_node_restarts{node="beta"} 1');
+      expect(await (await fetch(`${base}/metrics`, { headers: { authorization: `Bearer ${token}` } })).text()).toContain(
+        'subnode_node_restarts{node="beta"} 1',
+      );
     } finally {
       child.kill('SIGINT');
       expect(await new Promise((done) => child.once('close', done))).toBe(130);
@@ -116,7 +149,12 @@ describe('subnode top', () => {
     await until('a new process on the screen', () => top.screen().includes('<alpha.2>'));
     tmux('send-keys', '-t', 'q', 'r');
     await until('the sort changed', () => top.screen().includes('sort: reductions'));
-    expect(top.screen().split('\n').filter((l) => l.startsWith('subnode top')).length).toBe(1);
+    expect(
+      top
+        .screen()
+        .split('\n')
+        .filter((l) => l.startsWith('subnode top')).length,
+    ).toBe(1);
 
     tmux('send-keys', '-t', 'q', 'q');
     expect(await until('exit', () => top.exit())).toBe('EXIT=0');
@@ -130,7 +168,16 @@ describe('subnode top', () => {
   });
 
   it('fits the screen it is given', () => {
-    const rows = Array.from({ length: 500 }, (_, i) => ({ pid: `<a.${i + 1}>` as Pid, node: 'a', status: 'waiting' as const, mailbox: 500 - i, initial: 'm.f', versions: [], links: [], trapExit: false }));
+    const rows = Array.from({ length: 500 }, (_, i) => ({
+      pid: `<a.${i + 1}>` as Pid,
+      node: 'a',
+      status: 'waiting' as const,
+      mailbox: 500 - i,
+      initial: 'm.f',
+      versions: [],
+      links: [],
+      trapExit: false,
+    }));
     const lines = renderTop({ nodes: [], top: { total: 500, matched: 500, offset: 0, rows, at: 0 }, events: [] }, 'sock', 'mailbox', 80, 24);
     expect(lines.length).toBeLessThanOrEqual(24);
     expect(Math.max(...lines.map((l) => l.length))).toBeLessThanOrEqual(80);

@@ -18,7 +18,7 @@ const counterV1b = counterV1.replace('export const vsn = 1;', "export const vsn 
 /** v2 whose codeChange converts every state except the one whose count is `extra.failAt`. */
 const counterV2Picky = counterV2.replace(
   'if (extra?.fail) {',
-  "if (extra?.failAt !== undefined && state.count === extra.failAt) throw new Error(`will not convert ${state.count}`);\n    if (extra?.fail) {",
+  'if (extra?.failAt !== undefined && state.count === extra.failAt) throw new Error(`will not convert ${state.count}`);\n    if (extra?.fail) {',
 );
 
 /** Versions without loadedAt: `[version, state, processes]`. */
@@ -31,12 +31,7 @@ function sync(result: NodeUpgradeReport | Promise<NodeUpgradeReport>): NodeUpgra
 
 /** The steps of a one-module plan: suspend, load, codeChange (from `oldVsn`, default the state's), resume. */
 function plan(module: string, source: string, extra?: unknown, oldVsn?: unknown): UpgradeStep[] {
-  return [
-    { op: 'suspend', modules: [module] },
-    { op: 'load', module, js: js(module, source) },
-    { op: 'codeChange', module, extra, oldVsn },
-    { op: 'resume' },
-  ];
+  return [{ op: 'suspend', modules: [module] }, { op: 'load', module, js: js(module, source) }, { op: 'codeChange', module, extra, oldVsn }, { op: 'resume' }];
 }
 
 /** Two counter servers (counts 1 and 10) over versions [1 old idle, 2 current ('1b')]. */
@@ -68,19 +63,26 @@ describe('applyUpgrade: rollback', () => {
     expect(info(k, s2)?.status).toBe('waiting');
     expect(await callFromHost(k, s1, 'inc')).toBe(2);
     expect(await callFromHost(k, s2, 'vsn')).toBe('1b');
-    expect(eventsOf(k, 'upgrade_step').map((e) => [e.step, e.op, e.module])).toEqual([[0, 'suspend', undefined], [1, 'load', 'counter']]);
-    expect(eventsOf(k, 'upgrade_rollback')).toEqual([{ type: 'upgrade_rollback', node: 'a', step: 1, op: 'load', reason: expect.stringContaining('does not compile') }]);
+    expect(eventsOf(k, 'upgrade_step').map((e) => [e.step, e.op, e.module])).toEqual([
+      [0, 'suspend', undefined],
+      [1, 'load', 'counter'],
+    ]);
+    expect(eventsOf(k, 'upgrade_rollback')).toEqual([
+      { type: 'upgrade_rollback', node: 'a', step: 1, op: 'load', reason: expect.stringContaining('does not compile') },
+    ]);
   });
 
   it('a failing load after a successful one undoes the first load', async () => {
     const k = localKernel();
     k.load('lib', `export const vsn = 1; export function f() { return 1; }`);
     const before = k.kernel.modules();
-    const report = sync(applyUpgrade(k.kernel, [
-      { op: 'load', module: 'lib', js: js('lib', `export const vsn = 2; export function f() { return 2; }`) },
-      { op: 'load', module: 'fresh', js: js('fresh', `export const x = 1;`) },
-      { op: 'load', module: 'broken', js: 'throw new Error("top level")' },
-    ]));
+    const report = sync(
+      applyUpgrade(k.kernel, [
+        { op: 'load', module: 'lib', js: js('lib', `export const vsn = 2; export function f() { return 2; }`) },
+        { op: 'load', module: 'fresh', js: js('fresh', `export const x = 1;`) },
+        { op: 'load', module: 'broken', js: 'throw new Error("top level")' },
+      ]),
+    );
     expect(report).toMatchObject({ ok: false, rolledBack: true, loaded: [], error: { code: 'load_failed', step: 2, op: 'load' } });
     expect(versions(k, 'lib')).toEqual([[1, 'current', 0]]);
     // A module new in the plan is gone again; the broken one never came.
@@ -94,7 +96,10 @@ describe('applyUpgrade: rollback', () => {
 
   it('a failing codeChange after a successful load restores the version list (with the idle old version the load dropped) and the very state objects', async () => {
     const { k, s1, s2 } = await counters();
-    expect(versions(k, 'counter')).toEqual([[1, 'old', 0], [2, 'current', 2]]); // s1 and s2 run the current version
+    expect(versions(k, 'counter')).toEqual([
+      [1, 'old', 0],
+      [2, 'current', 2],
+    ]); // s1 and s2 run the current version
     const before = k.kernel.modules();
     const states = [k.kernel.getState(s1 as never), k.kernel.getState(s2 as never)];
     const eventsBefore = k.events.length;
@@ -109,7 +114,10 @@ describe('applyUpgrade: rollback', () => {
     expect(during.filter((e) => e.type === 'module_purged')).toEqual([{ type: 'module_purged', node: 'a', module: 'counter', version: 1 }]);
     expect(during.filter((e) => e.type === 'code_changed').map((e) => (e as { pid: string }).pid)).toEqual([s1]);
     expect(k.kernel.modules()).toEqual(before);
-    expect(versions(k, 'counter')).toEqual([[1, 'old', 0], [2, 'current', 2]]);
+    expect(versions(k, 'counter')).toEqual([
+      [1, 'old', 0],
+      [2, 'current', 2],
+    ]);
     expect(k.kernel.getState(s1 as never)).toBe(states[0]);
     expect(k.kernel.getState(s2 as never)).toBe(states[1]);
     expect(states).toEqual([{ count: 1 }, { count: 10 }]);
@@ -119,8 +127,14 @@ describe('applyUpgrade: rollback', () => {
     expect(await callFromHost(k, s1, 'vsn')).toBe('1b');
     expect(await callFromHost(k, s1, 'inc')).toBe(2);
 
-    expect(eventsOf(k, 'upgrade_step').map((e) => [e.step, e.op])).toEqual([[0, 'suspend'], [1, 'load'], [2, 'codeChange']]);
-    expect(eventsOf(k, 'upgrade_rollback')).toEqual([{ type: 'upgrade_rollback', node: 'a', step: 2, op: 'codeChange', reason: expect.stringMatching(/will not convert 10/) }]);
+    expect(eventsOf(k, 'upgrade_step').map((e) => [e.step, e.op])).toEqual([
+      [0, 'suspend'],
+      [1, 'load'],
+      [2, 'codeChange'],
+    ]);
+    expect(eventsOf(k, 'upgrade_rollback')).toEqual([
+      { type: 'upgrade_rollback', node: 'a', step: 2, op: 'codeChange', reason: expect.stringMatching(/will not convert 10/) },
+    ]);
 
     // The node is fine for the next transaction.
     const next = sync(applyUpgrade(k.kernel, plan('counter', counterV2Picky, { seed: [] }, 1)));
@@ -178,11 +192,20 @@ describe('applyUpgrade: purge steps after the commit', () => {
 
   it("mode 'kill' reports the killed pids; nothing lingers afterwards", async () => {
     const { k, pids } = await lingering();
-    const report = sync(applyUpgrade(k.kernel, [
-      { op: 'load', module: 'srv', js: js('srv', srvSource(2)) },
-      { op: 'purge', module: 'srv', mode: 'kill' },
-    ]));
-    expect(report).toEqual({ ok: true, loaded: [{ module: 'srv', version: 2, previous: 1 }], upgraded: [], suspended: 0, lingering: { srv: [] }, killed: pids });
+    const report = sync(
+      applyUpgrade(k.kernel, [
+        { op: 'load', module: 'srv', js: js('srv', srvSource(2)) },
+        { op: 'purge', module: 'srv', mode: 'kill' },
+      ]),
+    );
+    expect(report).toEqual({
+      ok: true,
+      loaded: [{ module: 'srv', version: 2, previous: 1 }],
+      upgraded: [],
+      suspended: 0,
+      lingering: { srv: [] },
+      killed: pids,
+    });
     for (const p of pids) expect(info(k, p)).toBeUndefined();
     expect(versions(k, 'srv')).toEqual([[2, 'current', 0]]);
     // Purge steps are not announced as transaction steps.
@@ -191,10 +214,12 @@ describe('applyUpgrade: purge steps after the commit', () => {
 
   it("mode 'soft' kills nothing and reports who lingers", async () => {
     const { k, pids } = await lingering();
-    const report = sync(applyUpgrade(k.kernel, [
-      { op: 'load', module: 'srv', js: js('srv', srvSource(2)) },
-      { op: 'purge', module: 'srv', mode: 'soft' },
-    ]));
+    const report = sync(
+      applyUpgrade(k.kernel, [
+        { op: 'load', module: 'srv', js: js('srv', srvSource(2)) },
+        { op: 'purge', module: 'srv', mode: 'soft' },
+      ]),
+    );
     expect(report).toMatchObject({ ok: true, killed: [], lingering: { srv: pids } });
     expect(await ask(k, pids[0]!)).toMatchObject({ vsn: 1 });
   });
@@ -208,7 +233,10 @@ describe('applyUpgrade: purge steps after the commit', () => {
     ]);
     expect(result).toBeInstanceOf(Promise);
     // The transaction itself is committed already.
-    expect(versions(k, 'srv')).toEqual([[1, 'old', 2], [2, 'current', 0]]);
+    expect(versions(k, 'srv')).toEqual([
+      [1, 'old', 2],
+      [2, 'current', 0],
+    ]);
     tell(k, leaver!, 'upgrade');
     const report = await result;
     expect(report).toMatchObject({ ok: true, loaded: [{ module: 'srv', version: 2, previous: 1 }], killed: [stayer], lingering: { srv: [] } });
@@ -237,7 +265,10 @@ describe('applyUpgrade: purge steps after the commit', () => {
 
 describe('plans over a System', () => {
   let system: System | undefined;
-  afterEach(async () => { await system?.stop(); system = undefined; });
+  afterEach(async () => {
+    await system?.stop();
+    system = undefined;
+  });
 
   const bomb = `
     import { receive } from 'subnode';
@@ -248,7 +279,12 @@ describe('plans over a System', () => {
 
   function stopped(s: System, node: string): Promise<void> {
     return new Promise((resolve) => {
-      const off = s.on('*', (e: SystemEvent) => { if (e.type === 'node_stopped' && e.node === node) { off(); resolve(); } });
+      const off = s.on('*', (e: SystemEvent) => {
+        if (e.type === 'node_stopped' && e.node === node) {
+          off();
+          resolve();
+        }
+      });
     });
   }
 
@@ -267,20 +303,36 @@ describe('plans over a System', () => {
 
     const first = await system.upgrade({ nodes: ['a', 'b', 'c'], modules: [{ module: 'counter', source: { code: counterV2 }, change: 'load' }] });
     expect(first.ok).toBe(false);
-    expect(first.nodes.map((n) => [n.node, n.status])).toEqual([['a', 'upgraded'], ['b', 'failed'], ['c', 'skipped']]);
+    expect(first.nodes.map((n) => [n.node, n.status])).toEqual([
+      ['a', 'upgraded'],
+      ['b', 'failed'],
+      ['c', 'skipped'],
+    ]);
     expect(first.nodes[1]).toMatchObject({ status: 'failed', error: { code: 'node_down' } });
     expect((await system.node('c').modules())[0]!.versions.map((v) => [v.version, v.state])).toEqual([[1, 'current']]);
     // a: loaded, and the plan's soft purge dropped the idle version 1.
     expect((await system.node('a').modules())[0]!.versions.map((v) => [v.version, v.state])).toEqual([[2, 'current']]);
 
-    const second = await system.upgrade({ nodes: ['a', 'b', 'c'], continueOnError: true, modules: [{ module: 'counter', source: { code: counterV2 }, change: 'load' }] });
+    const second = await system.upgrade({
+      nodes: ['a', 'b', 'c'],
+      continueOnError: true,
+      modules: [{ module: 'counter', source: { code: counterV2 }, change: 'load' }],
+    });
     expect(second.ok).toBe(false);
-    expect(second.nodes.map((n) => [n.node, n.status])).toEqual([['a', 'upgraded'], ['b', 'failed'], ['c', 'upgraded']]);
+    expect(second.nodes.map((n) => [n.node, n.status])).toEqual([
+      ['a', 'upgraded'],
+      ['b', 'failed'],
+      ['c', 'upgraded'],
+    ]);
     expect((await system.node('c').modules())[0]!.versions.map((v) => [v.version, v.state])).toEqual([[2, 'current']]);
     expect(second.nodes[0]).toMatchObject({ loaded: [{ module: 'counter', version: 3, previous: 2 }] });
     // '*' covers b too: not running, it is reported skipped with the reason (never silently left out), and the plan is not ok.
     const third = await system.upgrade({ modules: [{ module: 'counter', source: { code: counterV2 }, change: 'load' }] });
-    expect(third.nodes.map((n) => [n.node, n.status])).toEqual([['a', 'upgraded'], ['b', 'skipped'], ['c', 'upgraded']]);
+    expect(third.nodes.map((n) => [n.node, n.status])).toEqual([
+      ['a', 'upgraded'],
+      ['b', 'skipped'],
+      ['c', 'upgraded'],
+    ]);
     expect(third).toMatchObject({ ok: false, nodes: [{}, { reason: "node 'b' is stopped" }, {}] });
   });
 
@@ -295,9 +347,17 @@ describe('plans over a System', () => {
     const events: SystemEvent[] = [];
     system.on('*', (e) => events.push(e));
 
-    const report = await system.upgrade({ canary: 'b', continueOnError: true, modules: [{ module: 'counter', source: { code: counterV2 }, extra: { fail: true } }] });
+    const report = await system.upgrade({
+      canary: 'b',
+      continueOnError: true,
+      modules: [{ module: 'counter', source: { code: counterV2 }, extra: { fail: true } }],
+    });
     expect(report.ok).toBe(false);
-    expect(report.nodes.map((n) => [n.node, n.status])).toEqual([['b', 'rolled_back'], ['a', 'skipped'], ['c', 'skipped']]);
+    expect(report.nodes.map((n) => [n.node, n.status])).toEqual([
+      ['b', 'rolled_back'],
+      ['a', 'skipped'],
+      ['c', 'skipped'],
+    ]);
     expect(await Promise.all(['a', 'b', 'c'].map((n) => system!.node(n).modules()))).toEqual(modulesBefore);
     for (const n of ['a', 'b', 'c']) {
       expect(await system.call(servers[n]!, 'vsn')).toBe(1);
@@ -305,7 +365,11 @@ describe('plans over a System', () => {
     }
     // Only the canary saw any upgrade step.
     expect(new Set(events.filter((e) => e.type === 'upgrade_step').map((e) => (e as { node: string }).node))).toEqual(new Set(['b']));
-    expect(events.filter((e) => e.type === 'upgrade_node').map((e) => [(e as { node: string }).node, (e as { phase: string }).phase]))
-      .toEqual([['b', 'start'], ['b', 'rolled_back'], ['a', 'skipped'], ['c', 'skipped']]);
+    expect(events.filter((e) => e.type === 'upgrade_node').map((e) => [(e as { node: string }).node, (e as { phase: string }).phase])).toEqual([
+      ['b', 'start'],
+      ['b', 'rolled_back'],
+      ['a', 'skipped'],
+      ['c', 'skipped'],
+    ]);
   });
 });

@@ -3,7 +3,10 @@ import { System, Refused, Timeout, BadArgument, LoadError, type Pid, type Upgrad
 import { counterV1, counterV2, counterV1Down } from './fixtures/counter.js';
 
 let system: System | undefined;
-afterEach(async () => { await system?.stop(); system = undefined; });
+afterEach(async () => {
+  await system?.stop();
+  system = undefined;
+});
 
 async function start(nodes = ['a']): Promise<{ system: System; pids: Record<string, Pid[]> }> {
   system = await System.start({ nodes: nodes.map((name) => ({ name, modules: { counter: counterV1 } })) });
@@ -69,9 +72,16 @@ describe('upgrade plans', () => {
   it('upgrades selected nodes with state conversion and leaves the others alone', async () => {
     const { system, pids } = await start(['a', 'b', 'legacy']);
     for (const pid of pids.a!) await system.call(pid, 'inc');
-    const report = await system.upgrade({ nodes: { except: ['legacy'] }, canary: 'b', modules: [{ module: 'counter', source: { code: counterV2 }, extra: { seed: [] } }] });
+    const report = await system.upgrade({
+      nodes: { except: ['legacy'] },
+      canary: 'b',
+      modules: [{ module: 'counter', source: { code: counterV2 }, extra: { seed: [] } }],
+    });
     expect(report.ok).toBe(true);
-    expect(report.nodes.map((n) => [n.node, n.status])).toEqual([['b', 'upgraded'], ['a', 'upgraded']]);
+    expect(report.nodes.map((n) => [n.node, n.status])).toEqual([
+      ['b', 'upgraded'],
+      ['a', 'upgraded'],
+    ]);
     const a = report.nodes[1]!;
     if (a.status !== 'upgraded') throw new Error('unreachable');
     expect(a.upgraded.sort()).toEqual([...pids.a!].sort());
@@ -95,8 +105,9 @@ describe('upgrade plans', () => {
     expect(failed.error).toMatchObject({ op: 'codeChange', code: 'refused' });
     expect(await Promise.all(pids.a!.map((p) => system.node('a').getState(p)))).toEqual(before);
     const modsAfter = await system.node('a').modules();
-    expect(modsAfter.map((m) => ({ ...m, versions: m.versions.map((v) => ({ ...v, loadedAt: 0 })) })))
-      .toEqual(modsBefore.map((m) => ({ ...m, versions: m.versions.map((v) => ({ ...v, loadedAt: 0 })) })));
+    expect(modsAfter.map((m) => ({ ...m, versions: m.versions.map((v) => ({ ...v, loadedAt: 0 })) }))).toEqual(
+      modsBefore.map((m) => ({ ...m, versions: m.versions.map((v) => ({ ...v, loadedAt: 0 })) })),
+    );
     // processes run again, on v1
     expect(await system.call(pids.a![0]!, 'vsn')).toBe(1);
     expect(await system.call(pids.a![0]!, 'inc')).toBe(2);
@@ -107,17 +118,30 @@ describe('upgrade plans', () => {
     const { system } = await start(['a']);
     await expect(system.upgrade({ modules: [] })).rejects.toBeInstanceOf(BadArgument);
     await expect(system.upgrade({ modules: [{ module: 'x', source: { code: 'export const a = ;' } }] })).rejects.toBeInstanceOf(LoadError);
-    await expect(system.upgrade({ modules: [{ module: 'x', source: { code: '' }, dependsOn: ['y'] }, { module: 'y', source: { code: '' }, dependsOn: ['x'] }] })).rejects.toThrow(/cycle/);
+    await expect(
+      system.upgrade({
+        modules: [
+          { module: 'x', source: { code: '' }, dependsOn: ['y'] },
+          { module: 'y', source: { code: '' }, dependsOn: ['x'] },
+        ],
+      }),
+    ).rejects.toThrow(/cycle/);
     await expect(system.upgrade({ nodes: ['nope'], modules: [{ module: 'x', source: { code: '' } }] })).rejects.toThrow(/nope/);
     // The plan's shape, checked before anything is compiled: each problem named by its field.
     const problems = async (plan: unknown) => {
-      const error = await system.upgrade(plan as UpgradePlan).then(() => undefined, (e: unknown) => e);
+      const error = await system.upgrade(plan as UpgradePlan).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
       expect(error).toBeInstanceOf(BadArgument);
       return (error as BadArgument & { details: { problems: string[] } }).details.problems;
     };
     // A plain string used to be compiled as source text; now it is refused, naming what to write.
-    expect(await problems({ modules: [{ module: 'x', source: 'export const a = 1;' }] }))
-      .toEqual([expect.stringMatching(/^modules\[0\]\.source: must be \{ "path": file \} or \{ "code": source text \}; a plain string is not taken as source text any more/)]);
+    expect(await problems({ modules: [{ module: 'x', source: 'export const a = 1;' }] })).toEqual([
+      expect.stringMatching(
+        /^modules\[0\]\.source: must be \{ "path": file \} or \{ "code": source text \}; a plain string is not taken as source text any more/,
+      ),
+    ]);
     expect(await problems({ modules: [{ module: 'x', source: { code: '' } }], canray: 'a', node: ['a'] })).toEqual([
       "canray: unknown field (did you mean 'canary'?)",
       "node: unknown field (did you mean 'nodes'?)",
@@ -125,12 +149,23 @@ describe('upgrade plans', () => {
     expect(await problems({ modules: [{ module: 'x', source: { code: '' }, dependsOn: ['counter'] }] })).toEqual([
       "modules[0].dependsOn[0]: 'counter' is not a module of this plan (its modules: x); list it in the plan, or drop it if it is already loaded",
     ]);
-    expect(await problems({ nodes: ['b'], canary: 'a', modules: [{ module: 'x', source: { code: '' } }, { module: 'x', source: { path: 1 } }] })).toEqual([
+    expect(
+      await problems({
+        nodes: ['b'],
+        canary: 'a',
+        modules: [
+          { module: 'x', source: { code: '' } },
+          { module: 'x', source: { path: 1 } },
+        ],
+      }),
+    ).toEqual([
       'modules[1].source.path: must be a file path, got 1',
       "modules[1].module: 'x' is already modules[0]; a module appears once in a plan",
       "canary: 'a' is not among the plan's nodes",
     ]);
-    expect(await problems({ nodes: { except: ['aa'] }, modules: [{ module: 'x', source: { code: '' } }] })).toEqual(["nodes.except[0]: no node named 'aa' (did you mean 'a'?)"]);
+    expect(await problems({ nodes: { except: ['aa'] }, modules: [{ module: 'x', source: { code: '' } }] })).toEqual([
+      "nodes.except[0]: no node named 'aa' (did you mean 'a'?)",
+    ]);
     expect((await system.node('a').modules()).map((m) => m.name)).toEqual(['counter']);
   });
 });
@@ -141,18 +176,33 @@ describe('plans that leave nothing out', () => {
     await system.node('b').stop();
     const report = await system.upgrade({ modules: [{ module: 'counter', source: { code: counterV2 } }] });
     expect(report.ok).toBe(false);
-    expect(report.nodes.map((n) => [n.node, n.status])).toEqual([['a', 'upgraded'], ['b', 'skipped'], ['c', 'upgraded']]);
+    expect(report.nodes.map((n) => [n.node, n.status])).toEqual([
+      ['a', 'upgraded'],
+      ['b', 'skipped'],
+      ['c', 'upgraded'],
+    ]);
     expect(report.nodes[1]).toMatchObject({ reason: "node 'b' is stopped" });
     expect(await system.call(pids.c![0]!, 'vsn')).toBe(2);
   });
 
-  it('a dry run lists each node\'s steps and changes nothing; an unknown node in the plan is refused before anything runs', async () => {
+  it("a dry run lists each node's steps and changes nothing; an unknown node in the plan is refused before anything runs", async () => {
     const { system, pids } = await start(['a', 'b']);
     const plan = { modules: [{ module: 'counter', source: { code: counterV2 }, extra: { seed: [1] } }], nodes: ['b', 'a'] };
     const dry = await system.upgrade(plan, { dryRun: true });
     expect(dry).toMatchObject({ ok: true, dryRun: true });
-    expect(dry.nodes.map((n) => [n.node, n.status])).toEqual([['b', 'planned'], ['a', 'planned']]);
-    expect(dry.nodes[0]).toMatchObject({ steps: ['suspend the processes using counter', "load counter (making room with purge 'soft')", 'codeChange counter with extra {"seed":[1]}', 'resume them', "purge old counter ('soft')"] });
+    expect(dry.nodes.map((n) => [n.node, n.status])).toEqual([
+      ['b', 'planned'],
+      ['a', 'planned'],
+    ]);
+    expect(dry.nodes[0]).toMatchObject({
+      steps: [
+        'suspend the processes using counter',
+        "load counter (making room with purge 'soft')",
+        'codeChange counter with extra {"seed":[1]}',
+        'resume them',
+        "purge old counter ('soft')",
+      ],
+    });
     expect(await system.call(pids.a![0]!, 'vsn')).toBe(1);
     expect((await system.node('a').modules()).find((m) => m.name === 'counter')!.versions).toHaveLength(1);
     await expect(system.upgrade({ ...plan, nodes: ['a', 'nope'] })).rejects.toThrow(/nope/);

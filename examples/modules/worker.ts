@@ -3,7 +3,9 @@
 import { receive, on, send, type Pid } from 'subnode/process';
 import * as worker from './worker.js';
 
-export function start(id: number) { return loop(id); }
+export function start(id: number) {
+  return loop(id);
+}
 
 export function loop(id: number): unknown {
   return receive(

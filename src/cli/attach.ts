@@ -24,7 +24,9 @@ export function historyPath(): string {
 
 function readHistory(path: string): string[] {
   try {
-    const lines = readFileSync(path, 'utf8').split('\n').filter((l) => l.trim());
+    const lines = readFileSync(path, 'utf8')
+      .split('\n')
+      .filter((l) => l.trim());
     const kept = lines.slice(-HISTORY_SIZE);
     if (kept.length < lines.length) writeFileSync(path, `${kept.join('\n')}\n`, { mode: 0o600 });
     return kept;
@@ -66,8 +68,12 @@ export async function attach(options: AttachOptions = {}): Promise<number> {
     removeHistoryDuplicates: true,
     completer: makeCompleter(() => client.request('names', {})),
   });
-  const out = (text: string) => { output.write(`${text}\n`); };
-  const err = (text: string) => { errors.write(`${text}\n`); };
+  const out = (text: string) => {
+    output.write(`${text}\n`);
+  };
+  const err = (text: string) => {
+    errors.write(`${text}\n`);
+  };
 
   let interrupt: (() => void) | undefined;
   let lost = false;
@@ -103,9 +109,20 @@ export async function attach(options: AttachOptions = {}): Promise<number> {
     problem: (message, code = 'refused') => err(json ? JSON.stringify({ error: { code, message, exitCode: 1 } }) : `subnode: ${message}`),
     timeoutMs: lineTimeout ?? timeoutMs,
     timeoutGiven: lineTimeout !== undefined || options.timeoutMs !== undefined,
-    progress: { write: (text) => { errors.write(text); }, tty: Boolean((errors as { isTTY?: boolean }).isTTY) },
-    client: async () => { client.timeoutMs = lineTimeout ?? timeoutMs; return client; },
-    interrupted: () => new Promise<void>((done) => { interrupt = done; }),
+    progress: {
+      write: (text) => {
+        errors.write(text);
+      },
+      tty: Boolean((errors as { isTTY?: boolean }).isTTY),
+    },
+    client: async () => {
+      client.timeoutMs = lineTimeout ?? timeoutMs;
+      return client;
+    },
+    interrupted: () =>
+      new Promise<void>((done) => {
+        interrupt = done;
+      }),
   });
 
   let code = 0;
@@ -116,12 +133,17 @@ export async function attach(options: AttachOptions = {}): Promise<number> {
       try {
         mkdirSync(dirname(historyFile), { recursive: true, mode: 0o700 });
         appendFileSync(historyFile, `${line.replace(/\n/g, ' ')}\n`, { mode: 0o600 });
-      } catch { /* history is a convenience */ }
+      } catch {
+        /* history is a convenience */
+      }
       const stop = await runLine(line, ctxFor, session, out, err);
       interrupt = undefined;
       if (stop) break;
     }
-    if (lost) { code = 1; break; }
+    if (lost) {
+      code = 1;
+      break;
+    }
     if (terminal) rl.prompt();
   }
   offClose();
@@ -131,7 +153,13 @@ export async function attach(options: AttachOptions = {}): Promise<number> {
 }
 
 /** Runs one line of the shell; true when the shell should end. Errors are printed, never thrown. */
-async function runLine(line: string, ctxFor: (json: boolean, timeoutMs?: number) => Context, session: string[], out: (t: string) => void, err: (t: string) => void): Promise<boolean> {
+async function runLine(
+  line: string,
+  ctxFor: (json: boolean, timeoutMs?: number) => Context,
+  session: string[],
+  out: (t: string) => void,
+  err: (t: string) => void,
+): Promise<boolean> {
   let name: string | undefined;
   let json = false;
   try {

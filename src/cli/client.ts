@@ -35,7 +35,11 @@ export class Client {
   private readonly closeListeners = new Set<(error: Error) => void>();
 
   /** @param timeoutMs the default deadline of each request (the shell sets it per line). */
-  private constructor(private readonly socket: Socket, readonly found: FoundSocket, public timeoutMs: number) {
+  private constructor(
+    private readonly socket: Socket,
+    readonly found: FoundSocket,
+    public timeoutMs: number,
+  ) {
     socket.setEncoding('utf8');
     socket.on('data', (chunk: string) => this.data(chunk));
     socket.on('error', (error) => this.fail(new Unreachable(`control connection failed: ${error.message}`)));
@@ -100,7 +104,10 @@ export class Client {
 
   /** Stops streaming to a request's listener (ends a follow). */
   forget(id?: number): void {
-    if (id === undefined) for (const [key, p] of this.pending) { if (p.open) this.pending.delete(key); }
+    if (id === undefined)
+      for (const [key, p] of this.pending) {
+        if (p.open) this.pending.delete(key);
+      }
     else this.pending.delete(id);
   }
 

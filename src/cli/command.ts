@@ -13,8 +13,16 @@ import type { Progress } from '../wire/cli.js';
 
 export type ArgKind = 'node' | 'module' | 'pid' | 'dest' | 'file' | 'json' | 'command' | 'text';
 
-export interface ArgSpec { name: string; kind: ArgKind; optional?: boolean }
-export interface FlagSpec { name: string; value?: string; help: string }
+export interface ArgSpec {
+  name: string;
+  kind: ArgKind;
+  optional?: boolean;
+}
+export interface FlagSpec {
+  name: string;
+  value?: string;
+  help: string;
+}
 
 export interface Parsed {
   args: Record<string, string | undefined>;
@@ -57,7 +65,7 @@ export interface Command {
 export const GLOBAL_FLAGS: FlagSpec[] = [
   { name: 'json', help: 'JSON output: results on stdout; errors, progress and notices as JSON lines on stderr' },
   { name: 'socket', value: 'PATH', help: 'the control socket (default: $SUBNODE_SOCKET, or the path in .subnode.sock here or in a parent directory)' },
-  { name: 'timeout', value: 'MS', help: 'how long each wait may take (connecting, each answer; a call\'s reply) before exit 1 (default 60000)' },
+  { name: 'timeout', value: 'MS', help: "how long each wait may take (connecting, each answer; a call's reply) before exit 1 (default 60000)" },
   { name: 'help', help: 'help for the command' },
 ];
 
@@ -75,7 +83,10 @@ export function takeGlobalFlags(words: string[]): { options: GlobalOptions; rest
   const rest: string[] = [];
   for (let i = 0; i < words.length; i++) {
     const word = words[i]!;
-    if (word === '--') { rest.push(...words.slice(i)); break; }
+    if (word === '--') {
+      rest.push(...words.slice(i));
+      break;
+    }
     const [key, value] = word.startsWith('--') ? splitFlag(word.slice(2)) : [undefined, undefined];
     if (key === 'json' && value === undefined) options.json = true;
     else if (key === 'help' || word === '-h') options.help = true;
@@ -103,7 +114,10 @@ export function parseArgs(command: Command, words: string[]): Parsed {
   let flagsDone = false;
   for (let i = 0; i < words.length; i++) {
     const word = words[i]!;
-    if (!flagsDone && word === '--') { flagsDone = true; continue; }
+    if (!flagsDone && word === '--') {
+      flagsDone = true;
+      continue;
+    }
     if (!flagsDone && word.startsWith('--') && word.length > 2) {
       const [key, inlineValue] = splitFlag(word.slice(2));
       const spec = (command.flags ?? []).find((f) => f.name === key);
@@ -128,7 +142,10 @@ export function parseArgs(command: Command, words: string[]): Parsed {
     parsed.args[spec.name] = value;
   }
   if (positional.length > specs.length) {
-    throw new UsageError(`${command.name}: unexpected argument ${JSON.stringify(positional[specs.length])}${specs.some((s) => s.kind === 'json') ? ' (quote JSON for the shell)' : ''}`, command.name);
+    throw new UsageError(
+      `${command.name}: unexpected argument ${JSON.stringify(positional[specs.length])}${specs.some((s) => s.kind === 'json') ? ' (quote JSON for the shell)' : ''}`,
+      command.name,
+    );
   }
   return parsed;
 }
@@ -152,7 +169,11 @@ export function json(text: string, what: string, command: string): unknown {
 }
 
 export function jsonOrText(text: string): unknown {
-  try { return JSON.parse(text); } catch { return text; }
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
 }
 
 /**
@@ -188,7 +209,11 @@ export function readPlan(file: string): UpgradePlan {
 /** One updating line on a terminal; plain lines otherwise; JSON lines (`{"progress":{...}}`) with --json. */
 export class ProgressLine {
   private shown = false;
-  constructor(private readonly sink: Context['progress'], private readonly label: string, private readonly json = false) {}
+  constructor(
+    private readonly sink: Context['progress'],
+    private readonly label: string,
+    private readonly json = false,
+  ) {}
 
   update(p: Progress): void {
     if (this.json) {

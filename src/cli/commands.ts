@@ -15,11 +15,13 @@ export { parseArgs, ProgressLine, readPlan, takeGlobalFlags, type Command, type 
 
 export const COMMANDS: Command[] = [
   {
-    name: 'run', where: 'cli', args: [{ name: 'CONFIG', kind: 'file' }],
+    name: 'run',
+    where: 'cli',
+    args: [{ name: 'CONFIG', kind: 'file' }],
     flags: [
       { name: 'socket', value: 'PATH', help: 'listen here instead of control.socket or the default' },
       { name: 'cluster', value: 'URLS', help: 'join a cluster of hosts on NATS (nats://host:4222, comma-separated for several servers)' },
-      { name: 'host', value: 'NAME', help: 'this host\'s name in the cluster (default: the machine name and the pid)' },
+      { name: 'host', value: 'NAME', help: "this host's name in the cluster (default: the machine name and the pid)" },
     ],
     summary: 'start a system from a config file and serve its control socket',
     help: `CONFIG is JSON, or a .ts/.js module whose default export is the config:
@@ -40,7 +42,9 @@ One run per system: a second run of the same config directory, or on the same so
 (exit 1) naming the running one's pid and socket; a lock left by a killed run is taken over.`,
   },
   {
-    name: 'attach', where: 'cli', args: [],
+    name: 'attach',
+    where: 'cli',
+    args: [],
     summary: 'an interactive shell on the running system (history, tab completion)',
     help: 'Every command below works in the shell, plus `history` and `exit`. Tab completes commands, nodes, modules and pids.\nHistory is kept in $XDG_STATE_HOME/subnode/history (default ~/.local/state/subnode/history).',
   },
@@ -85,27 +89,49 @@ export function helpText(where: 'cli' | 'shell', name?: string): string {
   }
   const visible = COMMANDS.filter((c) => !c.where || c.where === where);
   const width = Math.max(...visible.map((c) => usageLine(c, 'shell').length));
-  const lines = where === 'cli'
-    ? ['usage: subnode COMMAND [ARGS] [--json] [--socket PATH] [--timeout MS]', '', 'Run a subnode system from a config file, and operate it while it runs.', '', 'commands:']
-    : ['commands:'];
+  const lines =
+    where === 'cli'
+      ? [
+          'usage: subnode COMMAND [ARGS] [--json] [--socket PATH] [--timeout MS]',
+          '',
+          'Run a subnode system from a config file, and operate it while it runs.',
+          '',
+          'commands:',
+        ]
+      : ['commands:'];
   for (const c of visible) lines.push(`  ${usageLine(c, 'shell').padEnd(width)}  ${c.summary}`);
   if (where === 'cli') {
     lines.push('', 'options for every command:');
     for (const f of GLOBAL_FLAGS) lines.push(`  --${f.name}${f.value ? ` ${f.value}` : ''}`.padEnd(18) + f.help);
-    lines.push('  --version'.padEnd(18) + 'the version of subnode', '',
+    lines.push(
+      '  --version'.padEnd(18) + 'the version of subnode',
+      '',
       'exit codes: 0 ok; 1 refused or failed, unreachable, or --timeout passed (the reason on stderr);',
       '  2 bad usage or bad input (command line, config, plan, malformed arguments); 130 SIGINT, 143 SIGTERM.',
       'With --json, results go to stdout as JSON; errors go to stderr as one line {"error":{"code","message","exitCode"}}.',
       'The socket is found from --socket, $SUBNODE_SOCKET, or .subnode.sock (written by `subnode run` beside its config)',
-      'in the current directory or a parent. `subnode help COMMAND` for more.');
+      'in the current directory or a parent. `subnode help COMMAND` for more.',
+    );
   }
   return lines.join('\n');
 }
 
 /** Prints an error the way its exit code calls for (with `json`: one JSON line), and returns that code. */
-export function report(error: unknown, commandName?: string, where: 'cli' | 'shell' = 'cli', err = (text: string) => { process.stderr.write(`${text}\n`); }, json = false): number {
+export function report(
+  error: unknown,
+  commandName?: string,
+  where: 'cli' | 'shell' = 'cli',
+  err = (text: string) => {
+    process.stderr.write(`${text}\n`);
+  },
+  json = false,
+): number {
   const command = error instanceof UsageError ? findCommand(error.command ?? commandName ?? '', where) : undefined;
-  const usage = command ? `usage: ${usageLine(command, where)}` : where === 'cli' ? 'usage: subnode COMMAND [ARGS] [--json] [--socket PATH]; `subnode --help` lists the commands' : '`help` lists the commands';
+  const usage = command
+    ? `usage: ${usageLine(command, where)}`
+    : where === 'cli'
+      ? 'usage: subnode COMMAND [ARGS] [--json] [--socket PATH]; `subnode --help` lists the commands'
+      : '`help` lists the commands';
   if (json) {
     const e = error instanceof CliError ? error : undefined;
     const body: Record<string, unknown> = e

@@ -17,7 +17,8 @@ export function tokenize(line: string): { words: string[]; open: boolean } {
   for (let i = 0; i < line.length; i++) {
     const c = line[i]!;
     if (quote === "'") {
-      if (c === "'") quote = undefined; else word += c;
+      if (c === "'") quote = undefined;
+      else word += c;
     } else if (quote === '"') {
       if (c === '"') quote = undefined;
       else if (c === '\\' && i + 1 < line.length && '"\\$`'.includes(line[i + 1]!)) word += line[++i];
@@ -53,7 +54,11 @@ export function completeFile(prefix: string, cwd = process.cwd()): string[] {
       .filter((name) => name.startsWith(base) && (base.startsWith('.') || !name.startsWith('.')))
       .map((name) => {
         let isDir = false;
-        try { isDir = statSync(join(dir, name)).isDirectory(); } catch { /* dangling */ }
+        try {
+          isDir = statSync(join(dir, name)).isDirectory();
+        } catch {
+          /* dangling */
+        }
         return `${dirPart}${name}${isDir ? '/' : ''}`;
       })
       .sort();
@@ -102,17 +107,22 @@ export function completeLine(line: string, names: Names, files: (prefix: string)
   const spec = command.args[positional.length];
   if (!spec) return [[], current];
   switch (spec.kind) {
-    case 'node': return pick(names.nodes);
+    case 'node':
+      return pick(names.nodes);
     case 'module': {
       const nodeIndex = command.args.findIndex((a) => a.kind === 'node');
       const node = nodeIndex >= 0 ? positional[nodeIndex] : undefined;
       return pick(node && names.modules[node] ? names.modules[node]! : Object.values(names.modules).flat());
     }
     case 'pid':
-    case 'dest': return pick(names.pids);
-    case 'command': return pick(commandNames('shell'));
-    case 'file': return pick(files(current));
-    default: return [[], current];
+    case 'dest':
+      return pick(names.pids);
+    case 'command':
+      return pick(commandNames('shell'));
+    case 'file':
+      return pick(files(current));
+    default:
+      return [[], current];
   }
 }
 
@@ -127,10 +137,13 @@ function flagValues(flag: string, names: Names): string[] {
 export function makeCompleter(fetchNames: () => Promise<Names>, ttlMs = 2_000, files?: (prefix: string) => string[]) {
   let cached: { at: number; names: Names } | undefined;
   return (line: string, callback: (error: Error | null, result: [string[], string]) => void): void => {
-    const fresh = cached && Date.now() - cached.at < ttlMs ? Promise.resolve(cached.names) : fetchNames().then((names) => {
-      cached = { at: Date.now(), names };
-      return names;
-    });
+    const fresh =
+      cached && Date.now() - cached.at < ttlMs
+        ? Promise.resolve(cached.names)
+        : fetchNames().then((names) => {
+            cached = { at: Date.now(), names };
+            return names;
+          });
     fresh.then(
       (names) => callback(null, completeLine(line, names, files)),
       () => callback(null, completeLine(line, { nodes: [], modules: {}, pids: [] }, files)),

@@ -85,7 +85,11 @@ export interface RunConfig {
   releases?: false | { dir?: string; trial?: boolean; permanentAfterMs?: number };
 }
 
-export interface ServerStart { module: string; args: unknown[]; name?: string }
+export interface ServerStart {
+  module: string;
+  args: unknown[];
+  name?: string;
+}
 
 export interface LoadedConfig {
   file: string;
@@ -143,7 +147,9 @@ async function readConfig(file: string): Promise<unknown> {
     try {
       writeFileSync(temp, outputText);
     } catch (error) {
-      throw new ConfigError(file, [`cannot write the compiled config next to it (${(error as NodeJS.ErrnoException).code}): make ${dirname(file)} writable or use a .json config`]);
+      throw new ConfigError(file, [
+        `cannot write the compiled config next to it (${(error as NodeJS.ErrnoException).code}): make ${dirname(file)} writable or use a .json config`,
+      ]);
     }
     url = pathToFileURL(temp).href;
   }
@@ -155,7 +161,12 @@ async function readConfig(file: string): Promise<unknown> {
     if (error instanceof ConfigError) throw error;
     throw new ConfigError(file, [`evaluating the config module failed: ${(error as Error).message ?? error}`]);
   } finally {
-    if (temp) try { unlinkSync(temp); } catch { /* gone already */ }
+    if (temp)
+      try {
+        unlinkSync(temp);
+      } catch {
+        /* gone already */
+      }
   }
 }
 
@@ -187,7 +198,11 @@ function evaluateWithDeadline(file: string, url: string): Promise<unknown> {
   let timer: NodeJS.Timeout | undefined;
   return new Promise<unknown>((resolvePromise, reject) => {
     timer = setTimeout(() => {
-      reject(new ConfigError(file, [`evaluating the config module did not finish within its ${deadline} ms deadline (does its top level loop or wait forever?); set $SUBNODE_CONFIG_DEADLINE_MS for more time`]));
+      reject(
+        new ConfigError(file, [
+          `evaluating the config module did not finish within its ${deadline} ms deadline (does its top level loop or wait forever?); set $SUBNODE_CONFIG_DEADLINE_MS for more time`,
+        ]),
+      );
     }, deadline);
     worker.once('message', (reply: { ok: boolean; value?: unknown; message?: string }) => {
       if (reply.ok) resolvePromise(reply.value);

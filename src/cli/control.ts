@@ -31,7 +31,11 @@ export class ControlServer {
     say: (text: string) => void,
   ) {
     this.handlers = makeHandlers({
-      system, config, socketPath: path, startedAt: new Date(), say,
+      system,
+      config,
+      socketPath: path,
+      startedAt: new Date(),
+      say,
       recent: () => this.recent,
       stop: () => this.onStop(),
     });
@@ -85,7 +89,9 @@ export class ControlServer {
     this.server = undefined;
     this.followers.clear();
     for (const socket of this.sockets) socket.end();
-    setTimeout(() => { for (const socket of this.sockets) socket.destroy(); }, 500).unref();
+    setTimeout(() => {
+      for (const socket of this.sockets) socket.destroy();
+    }, 500).unref();
     if (server) await new Promise<void>((done) => server.close(() => done()));
   }
 
@@ -129,7 +135,11 @@ export class ControlServer {
     let request: Request;
     try {
       let parsed: unknown;
-      try { parsed = JSON.parse(line); } catch (error) { throw new BadRequest(`bad request: not JSON (${(error as Error).message})`, { problems: ['json'] }); }
+      try {
+        parsed = JSON.parse(line);
+      } catch (error) {
+        throw new BadRequest(`bad request: not JSON (${(error as Error).message})`, { problems: ['json'] });
+      }
       request = checkRequest(parsed);
     } catch (error) {
       return this.write(socket, { id: idOf(line), error: failure(error) });

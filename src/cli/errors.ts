@@ -13,7 +13,9 @@ import { constants } from 'node:os';
 export class CliError extends Error {
   readonly exitCode: number = 1;
   readonly code: string = 'failed';
-  override get name(): string { return this.constructor.name; }
+  override get name(): string {
+    return this.constructor.name;
+  }
 }
 
 /** Input the system rejects as malformed is bad input (exit 2), like a bad command line. */
@@ -22,7 +24,11 @@ const BAD_INPUT = new Set(['bad_request', 'bad_argument']);
 /** An error the running system answered with (a SubnodeError's `code` and message). */
 export class RemoteError extends CliError {
   override readonly exitCode: number;
-  constructor(override readonly code: string, message: string, readonly details?: unknown) {
+  constructor(
+    override readonly code: string,
+    message: string,
+    readonly details?: unknown,
+  ) {
     super(message);
     this.exitCode = BAD_INPUT.has(code) ? 2 : 1;
   }
@@ -36,7 +42,10 @@ export class Unreachable extends CliError {
 /** A wait that passed its deadline (--timeout): exit 1. */
 export class DeadlineError extends CliError {
   override readonly code = 'timeout';
-  constructor(message: string, readonly timeoutMs: number) {
+  constructor(
+    message: string,
+    readonly timeoutMs: number,
+  ) {
     super(message);
   }
 }
@@ -55,7 +64,10 @@ export class Interrupted extends CliError {
 export class UsageError extends CliError {
   override readonly exitCode = 2;
   override readonly code = 'usage';
-  constructor(message: string, readonly command?: string) {
+  constructor(
+    message: string,
+    readonly command?: string,
+  ) {
     super(message);
   }
 }
@@ -64,7 +76,11 @@ export class UsageError extends CliError {
 export class ConfigError extends CliError {
   override readonly exitCode = 2;
   override readonly code: string;
-  constructor(readonly file: string, readonly problems: string[], what = 'config') {
+  constructor(
+    readonly file: string,
+    readonly problems: string[],
+    what = 'config',
+  ) {
     super(`bad ${what} ${file}:\n${problems.map((p) => `  ${p.replace(/\n\s*/g, '\n      ')}`).join('\n')}`);
     this.code = `bad_${what}`;
   }

@@ -7,7 +7,14 @@ import type { NodeRow } from '../wire/cli.js';
 export function table(headers: string[], rows: (string | number)[][]): string {
   const cells = [headers, ...rows.map((r) => r.map((c) => String(c)))];
   const widths = headers.map((_, i) => Math.max(...cells.map((r) => (r[i] ?? '').length)));
-  return cells.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd()).join('\n');
+  return cells
+    .map((r) =>
+      r
+        .map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!)))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
 }
 
 /** A value in one line: strings bare, everything else as JSON. */
@@ -23,8 +30,10 @@ export function inline(value: unknown): string {
 
 export function nodesTable(rows: NodeRow[]): string {
   if (!rows.length) return '(no nodes)';
-  return table(['NODE', 'KIND', 'STATUS', 'CREATION', 'PROCESSES', 'MODULES'],
-    rows.map((n) => [n.name, n.kind, n.status, n.creation, n.processes ?? '-', n.modules ?? '-']));
+  return table(
+    ['NODE', 'KIND', 'STATUS', 'CREATION', 'PROCESSES', 'MODULES'],
+    rows.map((n) => [n.name, n.kind, n.status, n.creation, n.processes ?? '-', n.modules ?? '-']),
+  );
 }
 
 export function versionsOf(p: ProcessInfo): string {
@@ -34,8 +43,17 @@ export function versionsOf(p: ProcessInfo): string {
 
 export function psTable(rows: (ProcessInfo & { node: string })[]): string {
   if (!rows.length) return '(no processes)';
-  return table(['PID', 'NAME', 'STATUS', 'MAILBOX', 'VERSIONS', 'INITIAL'],
-    rows.map((p) => [p.pid, p.name ?? '-', p.status, p.mailbox, versionsOf(p), p.migration ? `${p.initial} (migrated from ${p.migration.cameFrom})` : p.initial]));
+  return table(
+    ['PID', 'NAME', 'STATUS', 'MAILBOX', 'VERSIONS', 'INITIAL'],
+    rows.map((p) => [
+      p.pid,
+      p.name ?? '-',
+      p.status,
+      p.mailbox,
+      versionsOf(p),
+      p.migration ? `${p.initial} (migrated from ${p.migration.cameFrom})` : p.initial,
+    ]),
+  );
 }
 
 export function policyText(policy: ModuleInfo['policy']): string {
@@ -82,35 +100,65 @@ export function describeEvent(e: SystemEvent): { node: string; text: string } {
   const node = 'node' in e && typeof e.node === 'string' ? e.node : 'host';
   const pid = 'pid' in e && e.pid ? `${e.pid} ` : '';
   switch (e.type) {
-    case 'node_started': return { node, text: `node started (${e.creation ? `creation ${e.creation}` : 'first incarnation'})` };
-    case 'node_down': return { node, text: `node DOWN (creation ${e.creation}): ${e.reason}` };
-    case 'node_restarted': return { node, text: `node restarted (creation ${e.creation})` };
-    case 'node_failed': return { node, text: `node FAILED, not restarted: ${e.reason}` };
-    case 'node_stopped': return { node, text: 'node stopped' };
-    case 'message_dropped': return { node, text: `${e.count} message${e.count === 1 ? '' : 's'} dropped (${e.reason.replace('_', ' ')})` };
-    case 'global_conflict': return { node: 'host', text: `global name '${e.name}' claimed twice: kept ${e.kept}, refused ${e.refused}` };
-    case 'upgrade_node': return { node, text: `upgrade: ${e.phase === 'start' ? 'starting' : e.phase.replace('_', ' ')}` };
-    case 'process_exit': return { node, text: `${e.pid} (${e.initial}) exited: ${inline(e.reason)}` };
-    case 'module_loaded': return { node, text: `loaded ${e.module} v${e.version}` };
-    case 'module_purged': return { node, text: `purged ${e.module} v${e.version}` };
-    case 'module_deleted': return { node, text: `deleted ${e.module} v${e.version} (no current version now)` };
-    case 'process_purged': return { node, text: `${e.pid} killed by the purge of ${e.module} v${e.version}` };
-    case 'drain_started': return { node, text: `draining ${e.module} ${e.versions.map((v) => `v${v}`).join(', ')} (up to ${e.deadlineMs} ms)` };
-    case 'code_changed': return { node, text: `${e.pid} ${e.module}: state converted ${inline(e.from)} -> ${inline(e.to)}` };
-    case 'upgrade_step': return { node, text: `upgrade step ${e.step}: ${e.op}${e.module ? ` ${e.module}` : ''}` };
-    case 'upgrade_rollback': return { node, text: `upgrade ROLLED BACK at step ${e.step} (${e.op}): ${e.reason}` };
-    case 'capability_denied': return { node, text: `${pid}denied: ${e.what}` };
-    case 'mailbox_overflow': return { node, text: `${pid}mailbox overflow: ${e.action === 'killed' ? 'process killed' : `${e.dropped} dropped`}` };
-    case 'cpu_limit': return { node, text: `${pid}over the CPU limit of ${e.limitMs} ms per slice` };
-    case 'log': return { node, text: `${pid}${e.level === 'log' ? '' : `[${e.level}] `}${e.text}` };
-    case 'global_register': return { node, text: `${e.pid} registered globally as '${e.name}'` };
-    case 'process_migrated': return { node, text: `${e.pid} migrated here from ${e.from} (move ${e.moves})` };
-    case 'global_unregister': return { node, text: `global name '${e.name}' (${e.pid}) released` };
-    case 'node_unresponsive': return { node, text: `node UNRESPONSIVE: its code ran ${e.ms} ms without returning; ending it (creation ${e.creation})` };
-    case 'release_recorded': return { node: 'host', text: `release ${e.release} recorded (${e.steps} step${e.steps === 1 ? '' : 's'}${e.trial ? ', trial' : ''})` };
-    case 'release_permanent': return { node: 'host', text: `release ${e.release} is permanent` };
-    case 'release_reverted': return { node: 'host', text: `started on trial release ${e.from}: booted the last permanent release, ${e.to}` };
-    case 'release_lost': return { node: 'host', text: `release journal: record ${e.seq} lost (${e.reason}${e.detail ? `: ${e.detail}` : ''})` };
-    default: return { node, text: inline(e) };
+    case 'node_started':
+      return { node, text: `node started (${e.creation ? `creation ${e.creation}` : 'first incarnation'})` };
+    case 'node_down':
+      return { node, text: `node DOWN (creation ${e.creation}): ${e.reason}` };
+    case 'node_restarted':
+      return { node, text: `node restarted (creation ${e.creation})` };
+    case 'node_failed':
+      return { node, text: `node FAILED, not restarted: ${e.reason}` };
+    case 'node_stopped':
+      return { node, text: 'node stopped' };
+    case 'message_dropped':
+      return { node, text: `${e.count} message${e.count === 1 ? '' : 's'} dropped (${e.reason.replace('_', ' ')})` };
+    case 'global_conflict':
+      return { node: 'host', text: `global name '${e.name}' claimed twice: kept ${e.kept}, refused ${e.refused}` };
+    case 'upgrade_node':
+      return { node, text: `upgrade: ${e.phase === 'start' ? 'starting' : e.phase.replace('_', ' ')}` };
+    case 'process_exit':
+      return { node, text: `${e.pid} (${e.initial}) exited: ${inline(e.reason)}` };
+    case 'module_loaded':
+      return { node, text: `loaded ${e.module} v${e.version}` };
+    case 'module_purged':
+      return { node, text: `purged ${e.module} v${e.version}` };
+    case 'module_deleted':
+      return { node, text: `deleted ${e.module} v${e.version} (no current version now)` };
+    case 'process_purged':
+      return { node, text: `${e.pid} killed by the purge of ${e.module} v${e.version}` };
+    case 'drain_started':
+      return { node, text: `draining ${e.module} ${e.versions.map((v) => `v${v}`).join(', ')} (up to ${e.deadlineMs} ms)` };
+    case 'code_changed':
+      return { node, text: `${e.pid} ${e.module}: state converted ${inline(e.from)} -> ${inline(e.to)}` };
+    case 'upgrade_step':
+      return { node, text: `upgrade step ${e.step}: ${e.op}${e.module ? ` ${e.module}` : ''}` };
+    case 'upgrade_rollback':
+      return { node, text: `upgrade ROLLED BACK at step ${e.step} (${e.op}): ${e.reason}` };
+    case 'capability_denied':
+      return { node, text: `${pid}denied: ${e.what}` };
+    case 'mailbox_overflow':
+      return { node, text: `${pid}mailbox overflow: ${e.action === 'killed' ? 'process killed' : `${e.dropped} dropped`}` };
+    case 'cpu_limit':
+      return { node, text: `${pid}over the CPU limit of ${e.limitMs} ms per slice` };
+    case 'log':
+      return { node, text: `${pid}${e.level === 'log' ? '' : `[${e.level}] `}${e.text}` };
+    case 'global_register':
+      return { node, text: `${e.pid} registered globally as '${e.name}'` };
+    case 'process_migrated':
+      return { node, text: `${e.pid} migrated here from ${e.from} (move ${e.moves})` };
+    case 'global_unregister':
+      return { node, text: `global name '${e.name}' (${e.pid}) released` };
+    case 'node_unresponsive':
+      return { node, text: `node UNRESPONSIVE: its code ran ${e.ms} ms without returning; ending it (creation ${e.creation})` };
+    case 'release_recorded':
+      return { node: 'host', text: `release ${e.release} recorded (${e.steps} step${e.steps === 1 ? '' : 's'}${e.trial ? ', trial' : ''})` };
+    case 'release_permanent':
+      return { node: 'host', text: `release ${e.release} is permanent` };
+    case 'release_reverted':
+      return { node: 'host', text: `started on trial release ${e.from}: booted the last permanent release, ${e.to}` };
+    case 'release_lost':
+      return { node: 'host', text: `release journal: record ${e.seq} lost (${e.reason}${e.detail ? `: ${e.detail}` : ''})` };
+    default:
+      return { node, text: inline(e) };
   }
 }

@@ -55,13 +55,26 @@ export function makeHandlers(s: ServerState): Handlers {
       nodes: system.nodes().length,
     }),
 
-    nodes: () => Promise.all(system.nodes().map(async (n): Promise<NodeRow> => {
-      const handle = system.node(n.name);
-      const [processes, modules] = n.status === 'running'
-        ? await Promise.all([handle.processes().then((p) => p.length, () => null), handle.modules().then((m) => m.length, () => null)])
-        : [null, null];
-      return { ...n, processes, modules };
-    })),
+    nodes: () =>
+      Promise.all(
+        system.nodes().map(async (n): Promise<NodeRow> => {
+          const handle = system.node(n.name);
+          const [processes, modules] =
+            n.status === 'running'
+              ? await Promise.all([
+                  handle.processes().then(
+                    (p) => p.length,
+                    () => null,
+                  ),
+                  handle.modules().then(
+                    (m) => m.length,
+                    () => null,
+                  ),
+                ])
+              : [null, null];
+          return { ...n, processes, modules };
+        }),
+      ),
 
     ps: async ({ node }) => (await Promise.all(find.nodes(node).map(async (h) => (await h.processes()).map((p) => ({ node: h.name, ...p }))))).flat(),
 
@@ -69,11 +82,13 @@ export function makeHandlers(s: ServerState): Handlers {
 
     names: async () => {
       const names: Names = { nodes: system.nodes().map((n) => n.name), modules: {}, pids: [] };
-      await Promise.all(find.nodes().map(async (h) => {
-        const [modules, processes] = await Promise.all([h.modules().catch(() => []), h.processes().catch(() => [])]);
-        names.modules[h.name] = modules.map((m) => m.name);
-        for (const p of processes) if (names.pids.length < 10_000) names.pids.push(p.pid);
-      }));
+      await Promise.all(
+        find.nodes().map(async (h) => {
+          const [modules, processes] = await Promise.all([h.modules().catch(() => []), h.processes().catch(() => [])]);
+          names.modules[h.name] = modules.map((m) => m.name);
+          for (const p of processes) if (names.pids.length < 10_000) names.pids.push(p.pid);
+        }),
+      );
       return names;
     },
 
@@ -89,18 +104,24 @@ export function makeHandlers(s: ServerState): Handlers {
       if (to !== undefined) {
         const target = find.node(to);
         const { moved, purge } = await find.withModules(node, () => system.purgeToNode(node.name, module, target.name));
-        s.say(`control: purge ${module} on ${node.name}: moved ${moved.filter((m) => m.ok).length} process(es) to ${target.name}; ${purge.ok ? `purged [${versions(purge.purged)}]${purge.killed.length ? `, killed ${purge.killed.join(' ')}` : ''}` : 'refused'}`);
+        s.say(
+          `control: purge ${module} on ${node.name}: moved ${moved.filter((m) => m.ok).length} process(es) to ${target.name}; ${purge.ok ? `purged [${versions(purge.purged)}]${purge.killed.length ? `, killed ${purge.killed.join(' ')}` : ''}` : 'refused'}`,
+        );
         return { ...purge, moved };
       }
       const report = await find.withModules(node, () => node.purge(module));
-      s.say(`control: purge ${module} on ${node.name}: purged [${versions(report.purged)}]${report.killed.length ? `, killed ${report.killed.join(' ')}` : ''}`);
+      s.say(
+        `control: purge ${module} on ${node.name}: purged [${versions(report.purged)}]${report.killed.length ? `, killed ${report.killed.join(' ')}` : ''}`,
+      );
       return report;
     },
 
     'soft-purge': async ({ node: name, module }) => {
       const node = find.node(name);
       const report = await find.withModules(node, () => node.softPurge(module));
-      s.say(`control: soft-purge ${module} on ${node.name}: ${report.ok ? `purged [${versions(report.purged)}]` : `refused, lingering ${report.lingering.join(' ')}`}`);
+      s.say(
+        `control: soft-purge ${module} on ${node.name}: ${report.ok ? `purged [${versions(report.purged)}]` : `refused, lingering ${report.lingering.join(' ')}`}`,
+      );
       return report;
     },
 
@@ -114,7 +135,13 @@ export function makeHandlers(s: ServerState): Handlers {
       upgrading = true;
       try {
         // The same selection the upgrade makes: progress counts what it will walk.
-        const total = (() => { try { return system.selectedNodes(plan.nodes, plan.canary).length; } catch { return 0; } })();
+        const total = (() => {
+          try {
+            return system.selectedNodes(plan.nodes, plan.canary).length;
+          } catch {
+            return 0;
+          }
+        })();
         let done = 0;
         const off = system.on('upgrade_node', (event) => {
           if (event.phase !== 'start') done++;
@@ -123,7 +150,9 @@ export function makeHandlers(s: ServerState): Handlers {
         try {
           const report = await system.upgrade(plan, { dryRun });
           if (report.dryRun) return report;
-          s.say(`control: upgrade of ${(plan.modules ?? []).map((m) => m.module).join(', ')}: ${report.nodes.map((n) => `${n.node} ${n.status}`).join(', ') || 'no nodes'}`);
+          s.say(
+            `control: upgrade of ${(plan.modules ?? []).map((m) => m.module).join(', ')}: ${report.nodes.map((n) => `${n.node} ${n.status}`).join(', ') || 'no nodes'}`,
+          );
           return report;
         } finally {
           off();
@@ -139,7 +168,9 @@ export function makeHandlers(s: ServerState): Handlers {
       const pid = await find.livePid(given);
       const target = find.node(node);
       const result = await system.migrate(pid, target.name, extra === undefined ? {} : { extra });
-      s.say(`control: migrated ${pid} from ${result.from} to ${result.to}${result.vsn && result.vsn.from !== result.vsn.to ? ` (state converted ${JSON.stringify(result.vsn.from)} -> ${JSON.stringify(result.vsn.to)})` : ''}`);
+      s.say(
+        `control: migrated ${pid} from ${result.from} to ${result.to}${result.vsn && result.vsn.from !== result.vsn.to ? ` (state converted ${JSON.stringify(result.vsn.from)} -> ${JSON.stringify(result.vsn.to)})` : ''}`,
+      );
       return result;
     },
 
@@ -188,7 +219,10 @@ export function makeHandlers(s: ServerState): Handlers {
         return { reply: await system.call(dest, request, timeoutMs) };
       } catch (error) {
         if ((error as SubnodeError)?.code !== 'timeout') throw error;
-        throw new Timeout(`no reply from ${to} within ${timeoutMs} ms: is it a server (\`subnode ps\` shows what it runs), and busy? --timeout MS waits longer`, { dest });
+        throw new Timeout(
+          `no reply from ${to} within ${timeoutMs} ms: is it a server (\`subnode ps\` shows what it runs), and busy? --timeout MS waits longer`,
+          { dest },
+        );
       }
     },
 

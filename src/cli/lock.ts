@@ -20,13 +20,22 @@ export interface LockInfo {
 /** A system already runs: exit 1, naming it. */
 export class AlreadyRunning extends CliError {
   override readonly code = 'already_running';
-  constructor(readonly lock: string, readonly holder: LockInfo, elsewhere: string) {
-    super(`this system is already running: pid ${holder.pid}, control socket ${holder.socket} (config ${holder.config}; lock ${lock}).\n` +
-      `  Stop it first (\`subnode --socket ${holder.socket} stop\`, or kill ${holder.pid}), or ${elsewhere}.`);
+  constructor(
+    readonly lock: string,
+    readonly holder: LockInfo,
+    elsewhere: string,
+  ) {
+    super(
+      `this system is already running: pid ${holder.pid}, control socket ${holder.socket} (config ${holder.config}; lock ${lock}).\n` +
+        `  Stop it first (\`subnode --socket ${holder.socket} stop\`, or kill ${holder.pid}), or ${elsewhere}.`,
+    );
   }
 }
 
-export interface Lock { path: string; release(): void }
+export interface Lock {
+  path: string;
+  release(): void;
+}
 
 function alive(pid: number): boolean {
   try {
@@ -57,7 +66,11 @@ export function acquireLock(path: string, info: LockInfo, elsewhere: string): Lo
       const holder = read(path);
       if (holder && holder.pid !== process.pid && alive(holder.pid)) throw new AlreadyRunning(path, holder, elsewhere);
       // Stale (its system is gone), or half-written by a run that died at once: take it over.
-      try { unlinkSync(path); } catch { /* another run took it over first: try again */ }
+      try {
+        unlinkSync(path);
+      } catch {
+        /* another run took it over first: try again */
+      }
       continue;
     }
     try {
@@ -68,7 +81,11 @@ export function acquireLock(path: string, info: LockInfo, elsewhere: string): Lo
     return {
       path,
       release: () => {
-        try { if (read(path)?.pid === process.pid) unlinkSync(path); } catch { /* gone */ }
+        try {
+          if (read(path)?.pid === process.pid) unlinkSync(path);
+        } catch {
+          /* gone */
+        }
       },
     };
   }

@@ -20,8 +20,12 @@ export function version(): string {
 }
 
 export async function main(argv: string[]): Promise<number> {
-  const out = (text: string): void => { process.stdout.write(`${text}\n`); };
-  const err = (text: string): void => { process.stderr.write(`${text}\n`); };
+  const out = (text: string): void => {
+    process.stdout.write(`${text}\n`);
+  };
+  const err = (text: string): void => {
+    process.stderr.write(`${text}\n`);
+  };
   let commandName: string | undefined;
   let json = argv.includes('--json');
   try {
@@ -33,7 +37,10 @@ export async function main(argv: string[]): Promise<number> {
       return 0;
     }
     if (!commandName) {
-      if (options.help) { out(helpText('cli')); return 0; }
+      if (options.help) {
+        out(helpText('cli'));
+        return 0;
+      }
       if (json) throw new UsageError('a command is needed');
       err(helpText('cli'));
       return 2;
@@ -45,7 +52,10 @@ export async function main(argv: string[]): Promise<number> {
     }
     const command = findCommand(commandName, 'cli');
     if (!command) throw new UsageError(`unknown command '${commandName}'`);
-    if (options.help) { out(helpText('cli', command.name)); return 0; }
+    if (options.help) {
+      out(helpText('cli', command.name));
+      return 0;
+    }
     const parsed = parseArgs(command, rest.slice(1));
 
     if (command.name === 'run') {
@@ -56,10 +66,12 @@ export async function main(argv: string[]): Promise<number> {
       const cluster = parsed.flags.cluster;
       if (cluster === true) throw new UsageError('--cluster takes the NATS server URL(s): --cluster nats://host:4222[,nats://...]');
       const host = parsed.flags.host;
-      if (host === true) throw new UsageError('--host takes this host\'s name in the cluster');
+      if (host === true) throw new UsageError("--host takes this host's name in the cluster");
       return await run(parsed.args.CONFIG!, { socket: options.socket, json, cluster, host });
     }
-    process.stdout.on('error', (error: NodeJS.ErrnoException) => { if (error.code === 'EPIPE') process.exit(process.exitCode ?? 0); });
+    process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+      if (error.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    });
     if (command.name === 'attach') {
       const { attach } = await import('./attach.js');
       return await attach({ socket: options.socket, timeoutMs: options.timeoutMs });
@@ -68,7 +80,9 @@ export async function main(argv: string[]): Promise<number> {
     // A signal ends the command at once, whatever it waits for: 128 + its number.
     let client: Client | undefined;
     let onSignal: ((signal: NodeJS.Signals) => void) | undefined;
-    const signalled = new Promise<NodeJS.Signals>((done) => { onSignal = done; });
+    const signalled = new Promise<NodeJS.Signals>((done) => {
+      onSignal = done;
+    });
     const listeners = ENDING_SIGNALS.map((signal) => [signal, () => onSignal!(signal)] as const);
     for (const [signal, listener] of listeners) process.on(signal, listener);
     const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
@@ -78,7 +92,12 @@ export async function main(argv: string[]): Promise<number> {
       out,
       err,
       problem: (message, code = 'refused') => err(json ? JSON.stringify({ error: { code, message, exitCode: 1 } }) : `subnode: ${message}`),
-      progress: { write: (text) => { process.stderr.write(text); }, tty: Boolean(process.stderr.isTTY) },
+      progress: {
+        write: (text) => {
+          process.stderr.write(text);
+        },
+        tty: Boolean(process.stderr.isTTY),
+      },
       client: async () => (client ??= await Client.connect(findSocket(options.socket), timeoutMs)),
       timeoutMs,
       timeoutGiven: options.timeoutMs !== undefined,

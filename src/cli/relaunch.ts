@@ -22,14 +22,22 @@ export function relaunch(script: string, args: string[]): Promise<number> {
     stdio: ['inherit', 'inherit', 'inherit', 'ipc'],
     env: { ...process.env, [LAUNCHER_ENV]: String(process.pid) },
   });
-  const forwards = FORWARDED.map((signal) => [signal, () => { if (child.exitCode === null && child.signalCode === null) child.kill(signal); }] as const);
+  const forwards = FORWARDED.map(
+    (signal) =>
+      [
+        signal,
+        () => {
+          if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+        },
+      ] as const,
+  );
   for (const [signal, forward] of forwards) process.on(signal, forward);
   return new Promise((done) => {
     const finish = (code: number) => {
       for (const [signal, forward] of forwards) process.off(signal, forward);
       done(code);
     };
-    child.on('exit', (code, signal) => finish(code ?? 128 + (signal ? constants.signals[signal] ?? 0 : 0)));
+    child.on('exit', (code, signal) => finish(code ?? 128 + (signal ? (constants.signals[signal] ?? 0) : 0)));
     child.on('error', (error) => {
       process.stderr.write(`subnode: cannot start ${process.execPath}: ${error.message}\n`);
       finish(1);

@@ -33,7 +33,15 @@ export class Resolver {
   explain(error: unknown): unknown {
     const e = error as SubnodeError;
     if (e?.code === 'unknown_node' && !/\(nodes:/.test(e.message)) {
-      return new UnknownNode(`${e.message} (nodes: ${this.system.nodes().map((n) => n.name).join(', ') || 'none'})`, e.details);
+      return new UnknownNode(
+        `${e.message} (nodes: ${
+          this.system
+            .nodes()
+            .map((n) => n.name)
+            .join(', ') || 'none'
+        })`,
+        e.details,
+      );
     }
     return error;
   }
@@ -44,7 +52,10 @@ export class Resolver {
       return await fn();
     } catch (error) {
       if ((error as SubnodeError)?.code !== 'unknown_module') throw error;
-      const names = await node.modules().then((m) => m.map((x) => x.name), () => []);
+      const names = await node.modules().then(
+        (m) => m.map((x) => x.name),
+        () => [],
+      );
       throw new UnknownModule(`${(error as Error).message} (modules on '${node.name}': ${names.join(', ') || 'none'})`, (error as SubnodeError).details);
     }
   }

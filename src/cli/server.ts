@@ -37,14 +37,25 @@ const SHUTDOWN_TIMEOUT_MS = 10_000;
 const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
 
 export async function run(configPath: string, options: RunOptions = {}): Promise<number> {
-  const out = options.out ?? ((line: string) => { try { process.stdout.write(`${line}\n`); } catch { /* closed */ } });
+  const out =
+    options.out ??
+    ((line: string) => {
+      try {
+        process.stdout.write(`${line}\n`);
+      } catch {
+        /* closed */
+      }
+    });
   const config = await loadConfig(configPath);
-  const socketPath = options.socket ? resolve(options.socket) : config.socket ?? defaultSocketPath();
+  const socketPath = options.socket ? resolve(options.socket) : (config.socket ?? defaultSocketPath());
 
   // From here on a stop request (signal, lost launcher) is remembered, never the default kill.
   let stopWhy: string | undefined;
   let onStopRequest: (why: string) => void = () => {};
-  const requestStop = (why: string) => { stopWhy ??= why; onStopRequest(why); };
+  const requestStop = (why: string) => {
+    stopWhy ??= why;
+    onStopRequest(why);
+  };
   const listeners = STOP_SIGNALS.map((signal) => [signal, () => requestStop(signal)] as const);
   for (const [signal, listener] of listeners) process.on(signal, listener);
   const launched = process.env[LAUNCHER_ENV] !== undefined && process.channel !== undefined;
@@ -57,7 +68,8 @@ export async function run(configPath: string, options: RunOptions = {}): Promise
   const locks: Lock[] = [];
   try {
     const holder = { pid: process.pid, socket: socketPath, config: config.file, startedAt: new Date().toISOString() };
-    if (config.pointer) locks.push(acquireLock(join(config.dir, LOCK_FILE), holder, `keep its config in another directory (its .subnode.sock pointer is the running one's)`));
+    if (config.pointer)
+      locks.push(acquireLock(join(config.dir, LOCK_FILE), holder, `keep its config in another directory (its .subnode.sock pointer is the running one's)`));
     locks.push(acquireLock(`${socketPath}.lock`, holder, 'choose another socket (--socket PATH or control.socket)'));
     await claimSocketPath(socketPath);
     return await serve(config, socketPath, options, out, (listener) => {
@@ -71,12 +83,21 @@ export async function run(configPath: string, options: RunOptions = {}): Promise
   }
 }
 
-async function serve(config: LoadedConfig, socketPath: string, options: RunOptions, out: (line: string) => void, onStop: (listener: (why: string) => void) => void): Promise<number> {
+async function serve(
+  config: LoadedConfig,
+  socketPath: string,
+  options: RunOptions,
+  out: (line: string) => void,
+  onStop: (listener: (why: string) => void) => void,
+): Promise<number> {
   const nodeWidth = Math.max(7, ...config.nodes.map((n) => n.name.length));
   // --json: one JSON object per line through pino (levels by name, structured fields: `event`, or
   // `subnode` with the message), written synchronously to `out` so no line is lost at exit.
   const logger = options.json
-    ? pino({ base: null, timestamp: false, messageKey: 'subnode', formatters: { level: (label) => ({ level: label }) } }, { write: (line: string) => out(line.replace(/\n$/, '')) })
+    ? pino(
+        { base: null, timestamp: false, messageKey: 'subnode', formatters: { level: (label) => ({ level: label }) } },
+        { write: (line: string) => out(line.replace(/\n$/, '')) },
+      )
     : undefined;
   const log = (at: string, event: SystemEvent): void => {
     if (logger) logger[levelOf(event)]({ at, event });
@@ -88,19 +109,27 @@ async function serve(config: LoadedConfig, socketPath: string, options: RunOptio
   };
 
   const cluster = options.cluster
-    ? { servers: options.cluster.split(',').map((u) => u.trim()).filter(Boolean), name: options.host ?? `${hostname().replace(/[^A-Za-z0-9_-]/g, '-')}-${process.pid}` }
+    ? {
+        servers: options.cluster
+          .split(',')
+          .map((u) => u.trim())
+          .filter(Boolean),
+        name: options.host ?? `${hostname().replace(/[^A-Za-z0-9_-]/g, '-')}-${process.pid}`,
+      }
     : undefined;
   const system = await System.start({ releases: config.releases, cluster });
   const control = new ControlServer(system, config, socketPath, log, say);
   try {
-    await Promise.all(config.nodes.map(async (spec, i) => {
-      try {
-        await system.addNode(spec);
-        await control.startServers(spec.name);
-      } catch (error) {
-        throw startFailure(config, i, error);
-      }
-    }));
+    await Promise.all(
+      config.nodes.map(async (spec, i) => {
+        try {
+          await system.addNode(spec);
+          await control.startServers(spec.name);
+        } catch (error) {
+          throw startFailure(config, i, error);
+        }
+      }),
+    );
     // The first boot's releases are journaled before the system says it has started.
     if (config.releases) await system.releases.flushed();
     await control.listen();
@@ -136,10 +165,23 @@ async function serve(config: LoadedConfig, socketPath: string, options: RunOptio
       say(`stopping (${why})`);
       await control.close();
       let code = 0;
-      try { await system.stop({ graceful: true, timeoutMs }); } catch (error) { say(`stop: ${(error as Error).message}`); code = 1; }
-      try { unlinkSync(socketPath); } catch { /* already gone */ }
+      try {
+        await system.stop({ graceful: true, timeoutMs });
+      } catch (error) {
+        say(`stop: ${(error as Error).message}`);
+        code = 1;
+      }
+      try {
+        unlinkSync(socketPath);
+      } catch {
+        /* already gone */
+      }
       if (pointer) {
-        try { if (readFileSync(pointer, 'utf8').trim() === socketPath) unlinkSync(pointer); } catch { /* gone or replaced */ }
+        try {
+          if (readFileSync(pointer, 'utf8').trim() === socketPath) unlinkSync(pointer);
+        } catch {
+          /* gone or replaced */
+        }
       }
       say('stopped');
       done(code);
@@ -152,11 +194,25 @@ async function serve(config: LoadedConfig, socketPath: string, options: RunOptio
 /** The log level of an event: failures are errors, trouble a warning, the rest information. */
 function levelOf(event: SystemEvent): 'error' | 'warn' | 'info' {
   switch (event.type) {
-    case 'node_failed': case 'node_down': case 'node_unresponsive': case 'upgrade_rollback': return 'error';
-    case 'process_exit': case 'capability_denied': case 'mailbox_overflow': case 'cpu_limit': case 'message_dropped': case 'global_conflict': case 'process_purged': return 'warn';
-    case 'upgrade_node': return event.phase === 'failed' || event.phase === 'rolled_back' ? 'error' : 'info';
-    case 'log': return event.level === 'error' ? 'error' : event.level === 'warn' ? 'warn' : 'info';
-    default: return 'info';
+    case 'node_failed':
+    case 'node_down':
+    case 'node_unresponsive':
+    case 'upgrade_rollback':
+      return 'error';
+    case 'process_exit':
+    case 'capability_denied':
+    case 'mailbox_overflow':
+    case 'cpu_limit':
+    case 'message_dropped':
+    case 'global_conflict':
+    case 'process_purged':
+      return 'warn';
+    case 'upgrade_node':
+      return event.phase === 'failed' || event.phase === 'rolled_back' ? 'error' : 'info';
+    case 'log':
+      return event.level === 'error' ? 'error' : event.level === 'warn' ? 'warn' : 'info';
+    default:
+      return 'info';
   }
 }
 

@@ -36,36 +36,57 @@ export function findSocket(flag: string | undefined, cwd = process.cwd()): Found
   for (let dir = resolve(cwd); ; dir = dirname(dir)) {
     const pointer = join(dir, POINTER_FILE);
     let text: string | undefined;
-    try { text = readFileSync(pointer, 'utf8').trim(); } catch { /* not here */ }
+    try {
+      text = readFileSync(pointer, 'utf8').trim();
+    } catch {
+      /* not here */
+    }
     if (text) return { path: resolve(dir, text), via: pointer };
     if (dirname(dir) === dir) break;
   }
   throw new Unreachable(
     `no running system found: no --socket PATH, no $${SOCKET_ENV}, and no ${POINTER_FILE} in ${cwd} or its parents.\n` +
-    `  Start one with \`subnode run CONFIG\` (it writes ${POINTER_FILE} next to the config), run this command in that directory,\n` +
-    `  or point to the socket \`subnode run\` printed: --socket PATH or ${SOCKET_ENV}=PATH.`);
+      `  Start one with \`subnode run CONFIG\` (it writes ${POINTER_FILE} next to the config), run this command in that directory,\n` +
+      `  or point to the socket \`subnode run\` printed: --socket PATH or ${SOCKET_ENV}=PATH.`,
+  );
 }
 
 /** What to tell a person whose connection to `found` failed with `error`. */
 export function unreachable(found: FoundSocket, error: NodeJS.ErrnoException): Unreachable {
   const how = found.via.startsWith('--') || found.via.startsWith('$') ? `from ${found.via}` : `from the pointer ${found.via}`;
-  const why = error.code === 'ENOENT' ? 'it does not exist: the system is not running (or stopped)'
-    : error.code === 'ECONNREFUSED' ? 'nothing listens on it: the system that made it is gone'
-    : error.code === 'EACCES' ? 'permission denied: the socket belongs to another user (it is mode 0600)'
-    : error.code === 'ENOTSOCK' ? 'it is not a socket'
-    : `${error.code ?? 'error'}: ${error.message}`;
+  const why =
+    error.code === 'ENOENT'
+      ? 'it does not exist: the system is not running (or stopped)'
+      : error.code === 'ECONNREFUSED'
+        ? 'nothing listens on it: the system that made it is gone'
+        : error.code === 'EACCES'
+          ? 'permission denied: the socket belongs to another user (it is mode 0600)'
+          : error.code === 'ENOTSOCK'
+            ? 'it is not a socket'
+            : `${error.code ?? 'error'}: ${error.message}`;
   return new Unreachable(
     `cannot reach the control socket ${found.path} (${how}): ${why}.\n` +
-    `  Start the system with \`subnode run CONFIG\`, or pass the path it printed with --socket PATH or ${SOCKET_ENV}=PATH.`);
+      `  Start the system with \`subnode run CONFIG\`, or pass the path it printed with --socket PATH or ${SOCKET_ENV}=PATH.`,
+  );
 }
 
 /** Whether something answers on the socket at `path` (a live system) or not (a stale file). */
 export function probe(path: string, timeoutMs = 1_000): Promise<boolean> {
   return new Promise((done) => {
     const socket = connect(path);
-    const timer = setTimeout(() => { socket.destroy(); done(true); }, timeoutMs);
-    socket.once('connect', () => { clearTimeout(timer); socket.destroy(); done(true); });
-    socket.once('error', () => { clearTimeout(timer); done(false); });
+    const timer = setTimeout(() => {
+      socket.destroy();
+      done(true);
+    }, timeoutMs);
+    socket.once('connect', () => {
+      clearTimeout(timer);
+      socket.destroy();
+      done(true);
+    });
+    socket.once('error', () => {
+      clearTimeout(timer);
+      done(false);
+    });
   });
 }
 
@@ -75,10 +96,14 @@ export function probe(path: string, timeoutMs = 1_000): Promise<boolean> {
  */
 export async function claimSocketPath(path: string): Promise<void> {
   if (Buffer.byteLength(path) > MAX_SOCKET_PATH) {
-    throw new CliError(`control socket path ${path} is ${Buffer.byteLength(path)} bytes; Unix sockets allow ${MAX_SOCKET_PATH}. Choose a shorter control.socket or --socket.`);
+    throw new CliError(
+      `control socket path ${path} is ${Buffer.byteLength(path)} bytes; Unix sockets allow ${MAX_SOCKET_PATH}. Choose a shorter control.socket or --socket.`,
+    );
   }
   let stat;
-  try { stat = lstatSync(path); } catch (error) {
+  try {
+    stat = lstatSync(path);
+  } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
     throw new CliError(`cannot use control socket path ${path}: ${(error as Error).message}`);
   }
@@ -86,6 +111,7 @@ export async function claimSocketPath(path: string): Promise<void> {
   if (typeof process.getuid === 'function' && stat.uid !== process.getuid()) {
     throw new CliError(`control socket path ${path} belongs to another user (uid ${stat.uid}); refusing to use it.`);
   }
-  if (await probe(path)) throw new CliError(`a system is already listening on ${path}. Stop it first (\`subnode --socket ${path} stop\`) or choose another path.`);
+  if (await probe(path))
+    throw new CliError(`a system is already listening on ${path}. Stop it first (\`subnode --socket ${path} stop\`) or choose another path.`);
   unlinkSync(path); // stale: left by a system that did not stop cleanly
 }

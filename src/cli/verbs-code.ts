@@ -9,12 +9,19 @@ import { table } from './format.js';
 
 export const CODE_COMMANDS: Command[] = [
   {
-    name: 'load', args: [{ name: 'NODE', kind: 'node' }, { name: 'MODULE', kind: 'module' }, { name: 'FILE', kind: 'file' }],
-    flags: [{ name: 'purge', value: 'kill|soft', help: 'how to make room if the node keeps no more old versions (default: the node\'s code policy)' }],
+    name: 'load',
+    args: [
+      { name: 'NODE', kind: 'node' },
+      { name: 'MODULE', kind: 'module' },
+      { name: 'FILE', kind: 'file' },
+    ],
+    flags: [{ name: 'purge', value: 'kill|soft', help: "how to make room if the node keeps no more old versions (default: the node's code policy)" }],
     summary: 'load a new version of a module on one node from a file (it becomes current)',
     async run(ctx, p) {
       const path = resolve(ctx.cwd, p.args.FILE!);
-      try { accessSync(path, constants.R_OK); } catch (error) {
+      try {
+        accessSync(path, constants.R_OK);
+      } catch (error) {
         throw new CliError(`cannot read ${p.args.FILE} (${(error as NodeJS.ErrnoException).code})`);
       }
       const purge = p.flags.purge;
@@ -22,12 +29,17 @@ export const CODE_COMMANDS: Command[] = [
       const report = await (await ctx.client()).request('load', { node: p.args.NODE!, module: p.args.MODULE!, path, purge });
       if (ctx.json) return ctx.out(JSON.stringify(report, null, 2)); // warnings are in the report
       ctx.out(`loaded ${report.module} v${report.version} on ${p.args.NODE}${report.previous !== undefined ? ` (v${report.previous} is now old)` : ''}`);
-      if (report.purged.length) ctx.out(`purged ${report.purged.map((v) => `v${v}`).join(', ')} to make room${report.killed.length ? `; killed ${report.killed.join(' ')}` : ''}`);
+      if (report.purged.length)
+        ctx.out(`purged ${report.purged.map((v) => `v${v}`).join(', ')} to make room${report.killed.length ? `; killed ${report.killed.join(' ')}` : ''}`);
       for (const w of report.warnings ?? []) ctx.err(`warning: ${p.args.FILE}:${w.line} ${w.function}: ${w.message}`);
     },
   },
   {
-    name: 'purge', args: [{ name: 'NODE', kind: 'node' }, { name: 'MODULE', kind: 'module' }],
+    name: 'purge',
+    args: [
+      { name: 'NODE', kind: 'node' },
+      { name: 'MODULE', kind: 'module' },
+    ],
     flags: [{ name: 'to', value: 'NODE', help: 'first move the processes still running old code to this node (one that keeps that version), then purge' }],
     summary: 'remove the old versions of a module, killing processes still running them (or --to NODE: moving them)',
     async run(ctx, p) {
@@ -42,7 +54,11 @@ export const CODE_COMMANDS: Command[] = [
     },
   },
   {
-    name: 'soft-purge', args: [{ name: 'NODE', kind: 'node' }, { name: 'MODULE', kind: 'module' }],
+    name: 'soft-purge',
+    args: [
+      { name: 'NODE', kind: 'node' },
+      { name: 'MODULE', kind: 'module' },
+    ],
     summary: 'remove the old versions of a module only if no process runs them (exit 1 if refused)',
     async run(ctx, p) {
       const report = await (await ctx.client()).request('soft-purge', { node: p.args.NODE!, module: p.args.MODULE! });
@@ -52,7 +68,11 @@ export const CODE_COMMANDS: Command[] = [
     },
   },
   {
-    name: 'lingering', args: [{ name: 'NODE', kind: 'node' }, { name: 'MODULE', kind: 'module' }],
+    name: 'lingering',
+    args: [
+      { name: 'NODE', kind: 'node' },
+      { name: 'MODULE', kind: 'module' },
+    ],
     summary: 'the processes still running old code of a module',
     async run(ctx, p) {
       const pids = await (await ctx.client()).request('lingering', { node: p.args.NODE!, module: p.args.MODULE! });
@@ -61,7 +81,8 @@ export const CODE_COMMANDS: Command[] = [
     },
   },
   {
-    name: 'upgrade', args: [{ name: 'PLAN', kind: 'file' }],
+    name: 'upgrade',
+    args: [{ name: 'PLAN', kind: 'file' }],
     flags: [{ name: 'dry-run', help: 'check and compile the plan, and print the steps each node would run; change nothing' }],
     summary: 'apply an upgrade plan (JSON) node by node, each node as a transaction',
     help: `PLAN is a JSON file:
@@ -76,7 +97,9 @@ upgraded (a node that is not running is reported skipped, never left out).`,
       const progress = new ProgressLine(ctx.progress, 'upgrade', ctx.json);
       let report: UpgradeReport;
       try {
-        report = await (await ctx.client()).request('upgrade', { plan, dryRun: p.flags['dry-run'] === true }, { onMessage: (m) => progress.update(m.progress) });
+        report = await (
+          await ctx.client()
+        ).request('upgrade', { plan, dryRun: p.flags['dry-run'] === true }, { onMessage: (m) => progress.update(m.progress) });
       } finally {
         progress.end();
       }
@@ -84,7 +107,8 @@ upgraded (a node that is not running is reported skipped, never left out).`,
       if (report.ok) return 0;
       for (const n of report.nodes) {
         if (n.status === 'failed') ctx.problem(`upgrade failed on ${n.node}: ${n.error.message}`, n.error.code);
-        else if (n.status === 'rolled_back') ctx.problem(`upgrade rolled back on ${n.node}${n.error ? ` at step ${n.error.step} (${n.error.op}): ${n.error.message}` : ''}`, 'rolled_back');
+        else if (n.status === 'rolled_back')
+          ctx.problem(`upgrade rolled back on ${n.node}${n.error ? ` at step ${n.error.step} (${n.error.op}): ${n.error.message}` : ''}`, 'rolled_back');
       }
       for (const n of report.nodes) if (n.status === 'skipped') ctx.problem(`not attempted on ${n.node}: ${n.reason}`, 'skipped');
       return 1;
@@ -100,19 +124,38 @@ function purgeText(report: PurgeReport, node: string): string {
 
 function refusedPurge(ctx: Context, report: PurgeReport, node: string): number {
   const n = report.lingering.length;
-  ctx.problem(`soft-purge refused: ${n} process${n === 1 ? '' : 'es'} still run${n === 1 ? 's' : ''} old code of ${report.module} on ${node}: ${report.lingering.join(' ')}\n` +
-    `  Let them move to the current version, or kill them with \`subnode purge ${node} ${report.module}\`.`, 'refused');
+  ctx.problem(
+    `soft-purge refused: ${n} process${n === 1 ? '' : 'es'} still run${n === 1 ? 's' : ''} old code of ${report.module} on ${node}: ${report.lingering.join(' ')}\n` +
+      `  Let them move to the current version, or kill them with \`subnode purge ${node} ${report.module}\`.`,
+    'refused',
+  );
   return 1;
 }
 
 function upgradeTable(report: UpgradeReport): string {
   if (!report.nodes.length) return '(no nodes selected)';
   if (report.dryRun) {
-    return report.nodes.map((n) => n.status === 'planned' ? `${n.node}:\n${n.steps.map((step, i) => `  ${i + 1}. ${step}`).join('\n')}` : `${n.node}: skipped (${n.status === 'skipped' ? n.reason : n.status})`).join('\n');
+    return report.nodes
+      .map((n) =>
+        n.status === 'planned'
+          ? `${n.node}:\n${n.steps.map((step, i) => `  ${i + 1}. ${step}`).join('\n')}`
+          : `${n.node}: skipped (${n.status === 'skipped' ? n.reason : n.status})`,
+      )
+      .join('\n');
   }
-  return table(['NODE', 'STATUS', 'LOADED', 'CONVERTED', 'LINGERING', 'KILLED'], report.nodes.map((n) => {
-    if (n.status === 'failed' || n.status === 'skipped' || n.status === 'planned') return [n.node, n.status, '-', '-', '-', '-'];
-    const lingering = Object.values(n.lingering).reduce((sum, pids) => sum + pids.length, 0);
-    return [n.node, n.status.replace('_', ' '), n.loaded.map((l) => `${l.module} v${l.version}`).join(', ') || '-', n.upgraded.length, lingering, n.killed.length];
-  }));
+  return table(
+    ['NODE', 'STATUS', 'LOADED', 'CONVERTED', 'LINGERING', 'KILLED'],
+    report.nodes.map((n) => {
+      if (n.status === 'failed' || n.status === 'skipped' || n.status === 'planned') return [n.node, n.status, '-', '-', '-', '-'];
+      const lingering = Object.values(n.lingering).reduce((sum, pids) => sum + pids.length, 0);
+      return [
+        n.node,
+        n.status.replace('_', ' '),
+        n.loaded.map((l) => `${l.module} v${l.version}`).join(', ') || '-',
+        n.upgraded.length,
+        lingering,
+        n.killed.length,
+      ];
+    }),
+  );
 }

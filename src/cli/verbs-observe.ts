@@ -8,7 +8,9 @@ import { UsageError } from './errors.js';
 
 export const OBSERVE_COMMANDS: Command[] = [
   {
-    name: 'observe', where: 'cli', args: [],
+    name: 'observe',
+    where: 'cli',
+    args: [],
     flags: [
       { name: 'port', value: 'N', help: 'port on 127.0.0.1 (default: any free port)' },
       { name: 'metrics', help: 'also serve Prometheus text on /metrics (with the token)' },
@@ -24,9 +26,11 @@ Runs until Ctrl-C (exit 130) or until the system stops (exit 1).`,
       const client = await ctx.client();
       const api = clientApi(client, () => Client.connect(client.found, ctx.timeoutMs), ctx.cwd);
       const observer = await serveObserver(api, { port, metrics: p.flags.metrics === true });
-      ctx.out(ctx.json
-        ? JSON.stringify({ url: observer.url, port: observer.port, token: observer.token, socket: client.found.path })
-        : `observer of ${client.found.path}\nopen ${observer.url}${p.flags.metrics ? `\nmetrics: http://127.0.0.1:${observer.port}/metrics (Authorization: Bearer ${observer.token})` : ''}\nCtrl-C stops it`);
+      ctx.out(
+        ctx.json
+          ? JSON.stringify({ url: observer.url, port: observer.port, token: observer.token, socket: client.found.path })
+          : `observer of ${client.found.path}\nopen ${observer.url}${p.flags.metrics ? `\nmetrics: http://127.0.0.1:${observer.port}/metrics (Authorization: Bearer ${observer.token})` : ''}\nCtrl-C stops it`,
+      );
       await new Promise<void>((done) => client.onClose(() => done()));
       await observer.close();
       api.close();
@@ -35,7 +39,9 @@ Runs until Ctrl-C (exit 130) or until the system stops (exit 1).`,
     },
   },
   {
-    name: 'top', where: 'cli', args: [],
+    name: 'top',
+    where: 'cli',
+    args: [],
     flags: [
       { name: 'sort', value: 'KEY', help: 'mailbox (default), reductions or memory' },
       { name: 'interval', value: 'MS', help: 'refresh every MS (default 1000)' },

@@ -11,18 +11,25 @@ function releaseNumber(text: string | undefined, command: string): number {
 
 export const RELEASE_COMMANDS: Command[] = [
   {
-    name: 'releases', args: [],
+    name: 'releases',
+    args: [],
     summary: 'the release history: every load, plan, policy, purge and delete the system journaled',
     async run(ctx) {
       const releases = await (await ctx.client()).request('releases', {});
       if (ctx.json) return ctx.out(JSON.stringify(releases, null, 2));
-      ctx.out(releases.length
-        ? table(['RELEASE', 'AT', 'STATUS', 'KIND', 'LABEL'], releases.map((r) => [r.release, new Date(r.at).toISOString(), r.status, r.plan ? 'plan' : 'step', r.label ?? '-']))
-        : '(no release yet)');
+      ctx.out(
+        releases.length
+          ? table(
+              ['RELEASE', 'AT', 'STATUS', 'KIND', 'LABEL'],
+              releases.map((r) => [r.release, new Date(r.at).toISOString(), r.status, r.plan ? 'plan' : 'step', r.label ?? '-']),
+            )
+          : '(no release yet)',
+      );
     },
   },
   {
-    name: 'rollback', args: [{ name: 'RELEASE', kind: 'text' }],
+    name: 'rollback',
+    args: [{ name: 'RELEASE', kind: 'text' }],
     summary: 'go back to an earlier release, as one plan (codeChange with { down: vsn })',
     async run(ctx, p) {
       const report = await (await ctx.client()).request('rollback', { release: releaseNumber(p.args.RELEASE, 'rollback') });
@@ -34,7 +41,8 @@ export const RELEASE_COMMANDS: Command[] = [
     },
   },
   {
-    name: 'make-permanent', args: [{ name: 'RELEASE', kind: 'text', optional: true }],
+    name: 'make-permanent',
+    args: [{ name: 'RELEASE', kind: 'text', optional: true }],
     summary: 'make a release (default: the latest) permanent: a start boots it even in trial mode',
     async run(ctx, p) {
       const release = p.args.RELEASE === undefined ? undefined : releaseNumber(p.args.RELEASE, 'make-permanent');

@@ -6,23 +6,36 @@ import type { EventRecord } from '../wire/cli.js';
 
 export const SYSTEM_COMMANDS: Command[] = [
   {
-    name: 'info', args: [], summary: 'the system: pid, config, socket, uptime',
+    name: 'info',
+    args: [],
+    summary: 'the system: pid, config, socket, uptime',
     async run(ctx) {
       const info = await (await ctx.client()).request('info', {});
       if (ctx.json) return ctx.out(JSON.stringify(info, null, 2));
-      const rows: [string, string | number][] = [['pid', info.pid], ['config', info.config], ['socket', info.socket], ['started', info.startedAt], ['uptime', `${Math.round(info.uptimeMs / 1000)} s`], ['nodes', info.nodes]];
+      const rows: [string, string | number][] = [
+        ['pid', info.pid],
+        ['config', info.config],
+        ['socket', info.socket],
+        ['started', info.startedAt],
+        ['uptime', `${Math.round(info.uptimeMs / 1000)} s`],
+        ['nodes', info.nodes],
+      ];
       ctx.out(rows.map(([key, value]) => `${key.padEnd(8)}${value}`).join('\n'));
     },
   },
   {
-    name: 'nodes', args: [], summary: 'list the nodes: kind, status, creation, processes, modules',
+    name: 'nodes',
+    args: [],
+    summary: 'list the nodes: kind, status, creation, processes, modules',
     async run(ctx) {
       const rows = await (await ctx.client()).request('nodes', {});
       ctx.out(ctx.json ? JSON.stringify(rows, null, 2) : nodesTable(rows));
     },
   },
   {
-    name: 'ps', args: [{ name: 'NODE', kind: 'node', optional: true }], summary: 'list processes: pid, name, status, mailbox, versions',
+    name: 'ps',
+    args: [{ name: 'NODE', kind: 'node', optional: true }],
+    summary: 'list processes: pid, name, status, mailbox, versions',
     help: 'VERSIONS lists the module versions each process is executing; "(old)" marks code a purge would kill it for.',
     async run(ctx, p) {
       const rows = await (await ctx.client()).request('ps', { node: p.args.NODE });
@@ -30,21 +43,24 @@ export const SYSTEM_COMMANDS: Command[] = [
     },
   },
   {
-    name: 'modules', args: [{ name: 'NODE', kind: 'node', optional: true }], summary: 'list modules: versions, their state and how many processes run them',
+    name: 'modules',
+    args: [{ name: 'NODE', kind: 'node', optional: true }],
+    summary: 'list modules: versions, their state and how many processes run them',
     async run(ctx, p) {
       const rows = await (await ctx.client()).request('modules', { node: p.args.NODE });
       ctx.out(ctx.json ? JSON.stringify(rows, null, 2) : modulesTable(rows));
     },
   },
   {
-    name: 'events', args: [],
+    name: 'events',
+    args: [],
     flags: [
       { name: 'follow', help: 'keep printing events as they happen, until Ctrl-C (exit 130), SIGTERM (143), the system stops or --timeout MS passes (exit 0)' },
       { name: 'last', value: 'N', help: 'how many recent events to print first (default 50, 0 with --follow)' },
-      { name: 'node', value: 'NODE', help: 'only this node\'s events' },
+      { name: 'node', value: 'NODE', help: "only this node's events" },
       { name: 'type', value: 'TYPE', help: 'only events of this type (module_loaded, process_exit, upgrade_node, ...)' },
     ],
-    summary: 'print the system\'s recent events; --follow to stream them',
+    summary: "print the system's recent events; --follow to stream them",
     help: 'With --json: one JSON array without --follow; one JSON object per line with it.',
     async run(ctx, p) {
       const follow = p.flags.follow === true;
@@ -58,9 +74,16 @@ export const SYSTEM_COMMANDS: Command[] = [
       const client = await ctx.client();
       const early: EventRecord[] = [];
       let ready = false;
-      const answer = await client.request('events', { follow, last }, {
-        onMessage: (m) => { if (ready) print(m); else early.push(m); },
-      });
+      const answer = await client.request(
+        'events',
+        { follow, last },
+        {
+          onMessage: (m) => {
+            if (ready) print(m);
+            else early.push(m);
+          },
+        },
+      );
       if (!follow && ctx.json) return ctx.out(JSON.stringify(answer.events.filter(wanted), null, 2));
       for (const e of answer.events) print(e);
       if (!follow) return;
@@ -72,7 +95,12 @@ export const SYSTEM_COMMANDS: Command[] = [
       const waits: Promise<'interrupted' | 'closed' | 'timeout'>[] = [ctx.interrupted().then(() => 'interrupted' as const), closed];
       let timer: NodeJS.Timeout | undefined;
       // Following is open-ended: only a --timeout given on the command line bounds it.
-      if (ctx.timeoutGiven) waits.push(new Promise((done) => { timer = setTimeout(() => done('timeout'), ctx.timeoutMs); }));
+      if (ctx.timeoutGiven)
+        waits.push(
+          new Promise((done) => {
+            timer = setTimeout(() => done('timeout'), ctx.timeoutMs);
+          }),
+        );
       const how = await Promise.race(waits);
       clearTimeout(timer);
       client.forget();
@@ -80,7 +108,9 @@ export const SYSTEM_COMMANDS: Command[] = [
     },
   },
   {
-    name: 'stop', args: [], summary: 'stop the system (every node) and its control socket',
+    name: 'stop',
+    args: [],
+    summary: 'stop the system (every node) and its control socket',
     async run(ctx) {
       const result = await (await ctx.client()).request('stop', {});
       ctx.out(ctx.json ? JSON.stringify(result) : `stopping the system (pid ${result.pid})`);

@@ -38,7 +38,7 @@ export class NodeClaims {
     for (let attempt = 0; attempt < 20; attempt++) {
       const entry = await this.kv.get(node);
       const current = entry?.operation === 'PUT' ? entry.json<Claim>() : undefined;
-      if (current && current.host && current.host !== this.host && await this.alive(current.host)) {
+      if (current && current.host && current.host !== this.host && (await this.alive(current.host))) {
         throw new NodeNameTaken(`node name '${node}' is taken by host '${current.host}' in cluster '${this.cluster}'`, { node, host: current.host });
       }
       const first = current?.next ?? 0;
@@ -69,11 +69,13 @@ export class NodeClaims {
 
   /** Leaving: the names stay in the bucket with their counters, owned by nobody. */
   async releaseAll(): Promise<void> {
-    await Promise.all([...this.held].map(async ([node, held]) => {
-      const entry = await this.kv.get(node).catch(() => null);
-      const next = entry?.operation === 'PUT' ? entry.json<Claim>().next : held.end;
-      await this.kv.update(node, JSON.stringify({ host: '', id: '', next }), held.revision).catch(() => {});
-    }));
+    await Promise.all(
+      [...this.held].map(async ([node, held]) => {
+        const entry = await this.kv.get(node).catch(() => null);
+        const next = entry?.operation === 'PUT' ? entry.json<Claim>().next : held.end;
+        await this.kv.update(node, JSON.stringify({ host: '', id: '', next }), held.revision).catch(() => {});
+      }),
+    );
     this.held.clear();
   }
 }

@@ -62,7 +62,11 @@ export class Cluster implements ClusterApi, RemoteView {
     return cluster;
   }
 
-  private constructor(private readonly nc: NatsConnection, private readonly settings: Settings, private readonly system: ClusterHost) {
+  private constructor(
+    private readonly nc: NatsConnection,
+    private readonly settings: Settings,
+    private readonly system: ClusterHost,
+  ) {
     this.host = settings.host;
     this.names = names(settings.cluster);
   }
@@ -78,7 +82,11 @@ export class Cluster implements ClusterApi, RemoteView {
         return kvm.open(name);
       }
     };
-    const [hosts, nodes, globals] = await Promise.all([bucket(names.hostsBucket, settings.deadAfterMs), bucket(names.nodesBucket), bucket(names.globalsBucket)]);
+    const [hosts, nodes, globals] = await Promise.all([
+      bucket(names.hostsBucket, settings.deadAfterMs),
+      bucket(names.nodesBucket),
+      bucket(names.globalsBucket),
+    ]);
     const objm = new Objm(this.nc);
     const code = new CodeStore(await objm.create(names.codeBucket).catch(() => objm.open(names.codeBucket)));
     this.membership = new Membership(hosts, settings, () => this.record(), {
@@ -86,9 +94,21 @@ export class Cluster implements ClusterApi, RemoteView {
       update: (record) => this.learn(record),
       down: (record, reason) => this.hostDown(record, reason),
     });
-    this.claims = new NodeClaims(nodes, this.host, this.id, settings.cluster, async (h) => this.membership.alive(h) || (await hosts.get(h))?.operation === 'PUT');
+    this.claims = new NodeClaims(
+      nodes,
+      this.host,
+      this.id,
+      settings.cluster,
+      async (h) => this.membership.alive(h) || (await hosts.get(h))?.operation === 'PUT',
+    );
     this.globals = new GlobalNames(globals, system, (pid) => this.reachable(pid));
-    this.link = new Link(this.nc, names, settings, (items) => this.receive(items), (event) => this.emit(event));
+    this.link = new Link(
+      this.nc,
+      names,
+      settings,
+      (items) => this.receive(items),
+      (event) => this.emit(event),
+    );
     this.control = new ControlServer(this.nc, names, settings, system, code);
     this.client = new ControlClient(this.nc, names, settings, code, this);
     this.link.start();
@@ -98,7 +118,9 @@ export class Cluster implements ClusterApi, RemoteView {
     await this.globals.start();
     const local = (node: string): boolean => system.local().some((h) => h.name === node);
     for (const type of ['node_started', 'node_down', 'node_stopped', 'node_failed'] as const) {
-      system.events.on(type, (event) => { if (local(event.node)) this.membership.beat(); });
+      system.events.on(type, (event) => {
+        if (local(event.node)) this.membership.beat();
+      });
     }
     system.events.on('node_restarted', (event) => {
       if (!local(event.node)) return;
@@ -146,7 +168,11 @@ export class Cluster implements ClusterApi, RemoteView {
 
   localNodeDown(node: string, lost: Pid[]): void {
     if (this.left) return;
-    this.link.nodeDown(this.membership.records().map((r) => r.host), node, lost);
+    this.link.nodeDown(
+      this.membership.records().map((r) => r.host),
+      node,
+      lost,
+    );
     this.membership.beat();
   }
 
@@ -180,7 +206,9 @@ export class Cluster implements ClusterApi, RemoteView {
         try {
           listener(event);
         } catch (error) {
-          queueMicrotask(() => { throw error; });
+          queueMicrotask(() => {
+            throw error;
+          });
         }
       }
     }

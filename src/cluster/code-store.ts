@@ -7,10 +7,11 @@ import { createHash } from 'node:crypto';
 import type { ObjectStore } from '@nats-io/obj';
 import { LoadError } from '../errors.js';
 
-export interface CodeRef { $code: string }
+export interface CodeRef {
+  $code: string;
+}
 
-export const isCodeRef = (value: unknown): value is CodeRef =>
-  typeof value === 'object' && value !== null && typeof (value as CodeRef).$code === 'string';
+export const isCodeRef = (value: unknown): value is CodeRef => typeof value === 'object' && value !== null && typeof (value as CodeRef).$code === 'string';
 
 export class CodeStore {
   private readonly known = new Map<string, string>();
@@ -32,7 +33,8 @@ export class CodeStore {
     const bytes = await this.store.getBlob(ref.$code);
     if (!bytes) throw new LoadError(`module code ${ref.$code} is not in the cluster's code store`, { hash: ref.$code });
     const js = new TextDecoder().decode(bytes);
-    if (createHash('sha256').update(js).digest('hex') !== ref.$code) throw new LoadError(`module code ${ref.$code} does not match its hash`, { hash: ref.$code });
+    if (createHash('sha256').update(js).digest('hex') !== ref.$code)
+      throw new LoadError(`module code ${ref.$code} does not match its hash`, { hash: ref.$code });
     this.known.set(ref.$code, js);
     return js;
   }

@@ -23,7 +23,11 @@ import { isCodeRef, type CodeStore } from './code-store.js';
 import type { ClusterHost } from './hooks.js';
 import type { Names, Settings } from './options.js';
 
-interface Request { node: string; op: string; args: unknown[] }
+interface Request {
+  node: string;
+  op: string;
+  args: unknown[];
+}
 
 /** Operations on the node's life, beside the op table. */
 const LIFE = new Set(['$restart', '$stop', '$kill']);
@@ -152,7 +156,11 @@ export class ControlClient {
 export class RemoteSupervision {
   readonly up: Promise<void> = Promise.resolve();
 
-  constructor(readonly name: string, private readonly client: ControlClient, private readonly view: RemoteView) {}
+  constructor(
+    readonly name: string,
+    private readonly client: ControlClient,
+    private readonly view: RemoteView,
+  ) {}
 
   /** Running while its host is alive and it is not stopped or failed there (its host waits out starts). */
   get status(): NodeStatus {
@@ -172,11 +180,21 @@ export class RemoteSupervision {
     this.callNow(op, ...args).catch(() => {});
   }
 
-  deliver(_envelopes: Envelope[], _from: string): boolean { return false; }
-  connect(_peer: string, port: MessagePort): void { port.close(); }
-  async restart(): Promise<void> { await this.client.request(this.name, '$restart', []); }
-  kill(reason?: string): void { this.client.request(this.name, '$kill', [reason]).catch(() => {}); }
-  async stop(): Promise<void> { await this.client.request(this.name, '$stop', []); }
+  deliver(_envelopes: Envelope[], _from: string): boolean {
+    return false;
+  }
+  connect(_peer: string, port: MessagePort): void {
+    port.close();
+  }
+  async restart(): Promise<void> {
+    await this.client.request(this.name, '$restart', []);
+  }
+  kill(reason?: string): void {
+    this.client.request(this.name, '$kill', [reason]).catch(() => {});
+  }
+  async stop(): Promise<void> {
+    await this.client.request(this.name, '$stop', []);
+  }
   async shutdown(): Promise<void> {}
 }
 

@@ -72,7 +72,7 @@ export class GlobalNames {
     const key = keyOf(name);
     for (let attempt = 0; attempt < 10; attempt++) {
       const entry = await this.kv.get(key);
-      const held = entry?.operation === 'PUT' ? entry.string() as Pid : undefined;
+      const held = entry?.operation === 'PUT' ? (entry.string() as Pid) : undefined;
       if (held === pid) return;
       if (held && this.reachable(held)) {
         this.host.events.emit({ type: 'global_conflict', name, kept: held, refused: pid });
@@ -80,7 +80,8 @@ export class GlobalNames {
         return;
       }
       try {
-        if (entry) await this.kv.update(key, pid, entry.revision); else await this.kv.create(key, pid);
+        if (entry) await this.kv.update(key, pid, entry.revision);
+        else await this.kv.create(key, pid);
         return;
       } catch {
         // Written by another host meanwhile: look again.

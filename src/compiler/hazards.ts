@@ -30,7 +30,11 @@ interface FnFacts {
 }
 
 /** A call as written in the source: sucrase writes an imported `f(x)` as `_m.f.call(void 0, x)`. */
-interface Call { node: CallExpression; callee: CallExpression['callee']; args: CallExpression['arguments'] }
+interface Call {
+  node: CallExpression;
+  callee: CallExpression['callee'];
+  args: CallExpression['arguments'];
+}
 
 /**
  * The hazards of a module's source (TypeScript or JavaScript). Throws a LoadError if the source
@@ -64,8 +68,13 @@ export function hazardsOf({ program, lineOf }: Parsed, module: string): Hazard[]
         if (init.type === 'ArrowFunctionExpression' || init.type === 'FunctionExpression') {
           topLevel.add(d.id.name);
           bodies.push([d.id.name, d]);
-        } else if (init.type === 'CallExpression' && init.callee.type === 'Identifier' && init.callee.name === 'require'
-          && init.arguments[0]?.type === 'Literal' && typeof init.arguments[0].value === 'string') {
+        } else if (
+          init.type === 'CallExpression' &&
+          init.callee.type === 'Identifier' &&
+          init.callee.name === 'require' &&
+          init.arguments[0]?.type === 'Literal' &&
+          typeof init.arguments[0].value === 'string'
+        ) {
           const from = init.arguments[0].value;
           (from === 'subnode' || from === 'subnode/process' ? apis : namespaces).add(d.id.name);
         } else if (init.type === 'Identifier') {
@@ -107,7 +116,10 @@ export function hazardsOf({ program, lineOf }: Parsed, module: string): Hazard[]
       if (!call) return;
       if (isApiCall(call, 'receive')) f.receives.push(call);
       const local = localFn(call.callee);
-      if (local) { f.calls.add(local); if (inCatch) f.catchCalls.add(local); }
+      if (local) {
+        f.calls.add(local);
+        if (inCatch) f.catchCalls.add(local);
+      }
       if (isQualified(call.callee) && inTailPosition(node, ancestors)) f.qualified = true;
       // A local function passed as a value (next(loop, s), spawn(loop)) continues there too.
       for (const arg of call.args) {
@@ -130,23 +142,35 @@ export function hazardsOf({ program, lineOf }: Parsed, module: string): Hazard[]
     const head = receiving[0]!;
     const names = cycle.map((n) => `${n}()`).join(' → ');
     if (!members.some((m) => m.qualified)) {
-      hazards.push({ kind: 'no_qualified_continuation', function: head.name, line: head.line,
-        message: `the loop ${names} only continues by local calls: its processes can never leave this version, and a purge kills them. Continue through the module's namespace (e.g. \`import * as self from './${module}'\`, then \`self.${head.name}(...)\`) on some path.` });
+      hazards.push({
+        kind: 'no_qualified_continuation',
+        function: head.name,
+        line: head.line,
+        message: `the loop ${names} only continues by local calls: its processes can never leave this version, and a purge kills them. Continue through the module's namespace (e.g. \`import * as self from './${module}'\`, then \`self.${head.name}(...)\`) on some path.`,
+      });
     }
     for (const m of receiving) {
       for (const r of m.receives) {
         const hasAfter = r.args.some((a) => isApiCall(asCall(a), 'after'));
         if (!hasAfter) {
-          hazards.push({ kind: 'receive_without_timeout', function: m.name, line: lineOf(r.node.start!),
-            message: `a receive in the loop ${names} has no after(): an idle process waits in this version until a message comes, whatever loads meanwhile.` });
+          hazards.push({
+            kind: 'receive_without_timeout',
+            function: m.name,
+            line: lineOf(r.node.start!),
+            message: `a receive in the loop ${names} has no after(): an idle process waits in this version until a message comes, whatever loads meanwhile.`,
+          });
         }
       }
     }
     for (const m of members) {
       const back = [...m.catchCalls].filter((c) => cycle.includes(c));
       if (back.length) {
-        hazards.push({ kind: 'local_call_in_catch', function: m.name, line: m.line,
-          message: `${m.name} continues the loop with a local call to ${back.join(', ')} from a catch block: that path stays in this version.` });
+        hazards.push({
+          kind: 'local_call_in_catch',
+          function: m.name,
+          line: m.line,
+          message: `${m.name} continues the loop with a local call to ${back.join(', ')} from a catch block: that path stays in this version.`,
+        });
       }
     }
   }
@@ -165,8 +189,14 @@ function asCall(node: Node): Call | undefined {
   const call = node as CallExpression;
   let callee = call.callee;
   let args = call.arguments;
-  if (callee.type === 'MemberExpression' && !callee.computed && callee.property.type === 'Identifier' && callee.property.name === 'call'
-    && args[0]?.type === 'UnaryExpression' && args[0].operator === 'void') {
+  if (
+    callee.type === 'MemberExpression' &&
+    !callee.computed &&
+    callee.property.type === 'Identifier' &&
+    callee.property.name === 'call' &&
+    args[0]?.type === 'UnaryExpression' &&
+    args[0].operator === 'void'
+  ) {
     callee = callee.object;
     args = args.slice(1);
   } else if (callee.type === 'SequenceExpression' && callee.expressions.length === 2 && callee.expressions[0]!.type === 'Literal') {
@@ -181,12 +211,20 @@ function inTailPosition(node: Node, ancestors: readonly Node[]): boolean {
   for (let i = ancestors.length - 1; i >= 0; child = ancestors[i]!, i--) {
     const parent = ancestors[i] as Node & Record<string, unknown>;
     switch (parent.type) {
-      case 'ReturnStatement': return true;
-      case 'ArrowFunctionExpression': return parent.body === child;
-      case 'ChainExpression': continue;
-      case 'ConditionalExpression': if (parent.test !== child) continue; return false;
-      case 'LogicalExpression': if (parent.left !== child) continue; return false;
-      default: return false;
+      case 'ReturnStatement':
+        return true;
+      case 'ArrowFunctionExpression':
+        return parent.body === child;
+      case 'ChainExpression':
+        continue;
+      case 'ConditionalExpression':
+        if (parent.test !== child) continue;
+        return false;
+      case 'LogicalExpression':
+        if (parent.left !== child) continue;
+        return false;
+      default:
+        return false;
     }
   }
   return false;
@@ -228,13 +266,19 @@ function cyclesOf(fns: Map<string, FnFacts>): string[][] {
     onStack.add(v);
     for (const w of fns.get(v)!.calls) {
       if (!fns.has(w)) continue;
-      if (!indexOf.has(w)) { connect(w); low.set(v, Math.min(low.get(v)!, low.get(w)!)); }
-      else if (onStack.has(w)) low.set(v, Math.min(low.get(v)!, indexOf.get(w)!));
+      if (!indexOf.has(w)) {
+        connect(w);
+        low.set(v, Math.min(low.get(v)!, low.get(w)!));
+      } else if (onStack.has(w)) low.set(v, Math.min(low.get(v)!, indexOf.get(w)!));
     }
     if (low.get(v) === indexOf.get(v)) {
       const scc: string[] = [];
       let w: string;
-      do { w = stack.pop()!; onStack.delete(w); scc.push(w); } while (w !== v);
+      do {
+        w = stack.pop()!;
+        onStack.delete(w);
+        scc.push(w);
+      } while (w !== v);
       if (scc.length > 1 || fns.get(v)!.calls.has(v)) out.push(scc.reverse());
     }
   };

@@ -64,7 +64,8 @@ function lineIndex(text: string): (offset: number) => number {
     let hi = starts.length - 1;
     while (lo < hi) {
       const mid = (lo + hi + 1) >> 1;
-      if (starts[mid]! <= offset) lo = mid; else hi = mid - 1;
+      if (starts[mid]! <= offset) lo = mid;
+      else hi = mid - 1;
     }
     return lo + 1;
   };
@@ -74,7 +75,10 @@ function syntaxError(module: string, filename: string, error: unknown, inSource:
   const e = error as { message?: string; loc?: { line: number; column: number } };
   // sucrase: "Error transforming m.ts: Unexpected token (1:17)"; meriyah: "[3:4]: Unexpected token".
   // meriyah's columns are in the compiled text, so only its line (the source's) is reported.
-  const text = String(e.message ?? error).replace(/^Error transforming [^:]*: /, '').replace(/ \(\d+:\d+\)$/, '').replace(/^\[\d+:\d+\]: /, '');
+  const text = String(e.message ?? error)
+    .replace(/^Error transforming [^:]*: /, '')
+    .replace(/ \(\d+:\d+\)$/, '')
+    .replace(/^\[\d+:\d+\]: /, '');
   const where = e.loc ? (inSource ? `:${e.loc.line}:${e.loc.column}` : `:${e.loc.line}`) : '';
   const diagnostic = `${filename}${where} ${text}`;
   return new LoadError(`module '${module}' has syntax errors:\n  ${diagnostic}`, { module, phase: 'transpile', diagnostics: [diagnostic] });

@@ -6,7 +6,11 @@
 import { transpile, type TranspileResult } from './transpile.js';
 import { toWire, type WireError } from '../errors.js';
 
-export interface CompileTask { module: string; source: string; filename: string }
+export interface CompileTask {
+  module: string;
+  source: string;
+  filename: string;
+}
 
 export default function compile(task: CompileTask): { ok: TranspileResult } | { error: WireError } {
   try {

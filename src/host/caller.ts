@@ -38,10 +38,13 @@ export class Caller implements HostMailbox {
     const { target, node } = this.routes.resolve(dest);
     const ref = this.router.monitor(this.pid, target, node);
     return new Promise<R>((resolve, reject) => {
-      const timer = timeoutMs === Infinity ? undefined : setTimeout(() => {
-        this.settle(ref);
-        reject(new Timeout(`call to ${JSON.stringify(dest)} got no reply within ${timeoutMs} ms`, { dest, timeoutMs }));
-      }, timeoutMs);
+      const timer =
+        timeoutMs === Infinity
+          ? undefined
+          : setTimeout(() => {
+              this.settle(ref);
+              reject(new Timeout(`call to ${JSON.stringify(dest)} got no reply within ${timeoutMs} ms`, { dest, timeoutMs }));
+            }, timeoutMs);
       this.waiters.set(ref, { resolve: resolve as (value: unknown) => void, reject, timer, dest });
       try {
         this.routes.send(dest, { $call: request, from: { pid: this.pid, ref } });
@@ -65,9 +68,11 @@ export class Caller implements HostMailbox {
       this.waiters.delete(m.ref);
       clearTimeout(waiter.timer);
       const dest = JSON.stringify(waiter.dest);
-      waiter.reject(m.reason === 'noproc'
-        ? new NoProcess(`no process ${dest}`, { dest: waiter.dest })
-        : new NoProcess(`${dest} ended before replying: ${JSON.stringify(m.reason)}`, { dest: waiter.dest, reason: m.reason }));
+      waiter.reject(
+        m.reason === 'noproc'
+          ? new NoProcess(`no process ${dest}`, { dest: waiter.dest })
+          : new NoProcess(`${dest} ended before replying: ${JSON.stringify(m.reason)}`, { dest: waiter.dest, reason: m.reason }),
+      );
     }
   }
 

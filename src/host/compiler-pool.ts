@@ -35,6 +35,11 @@ export async function compile(module: string, source: string, filename: string):
 // transpiler (~20 ms). Do that once in the background, not on the first load someone waits for.
 setImmediate(() => {
   try {
-    transpile('warmup', "import { receive, on, after } from 'subnode';\nimport * as self from './warmup';\nexport function loop(n: number): unknown { return receive(on('x', () => self.loop(n + 1)), after(10, () => loop(n))); }\n");
-  } catch { /* only a warm-up */ }
+    transpile(
+      'warmup',
+      "import { receive, on, after } from 'subnode';\nimport * as self from './warmup';\nexport function loop(n: number): unknown { return receive(on('x', () => self.loop(n + 1)), after(10, () => loop(n))); }\n",
+    );
+  } catch {
+    /* only a warm-up */
+  }
 }).unref();

@@ -33,12 +33,36 @@ export type EventType = SystemEvent['type'];
  * CLI's completion and filters read it.
  */
 const EVENT_SOURCES = {
-  node_started: 'host', node_down: 'host', node_restarted: 'host', node_unresponsive: 'host', node_failed: 'host', node_stopped: 'host',
-  message_dropped: 'host', global_conflict: 'host', upgrade_node: 'host',
-  release_recorded: 'host', release_permanent: 'host', release_reverted: 'host', release_lost: 'host',
-  process_exit: 'kernel', module_loaded: 'kernel', module_purged: 'kernel', module_deleted: 'kernel', process_purged: 'kernel', drain_started: 'kernel',
-  code_changed: 'kernel', upgrade_step: 'kernel', upgrade_rollback: 'kernel', capability_denied: 'kernel', mailbox_overflow: 'kernel', cpu_limit: 'kernel',
-  log: 'kernel', process_migrated: 'kernel', migrated_exit: 'kernel', global_register: 'kernel', global_unregister: 'kernel',
+  node_started: 'host',
+  node_down: 'host',
+  node_restarted: 'host',
+  node_unresponsive: 'host',
+  node_failed: 'host',
+  node_stopped: 'host',
+  message_dropped: 'host',
+  global_conflict: 'host',
+  upgrade_node: 'host',
+  release_recorded: 'host',
+  release_permanent: 'host',
+  release_reverted: 'host',
+  release_lost: 'host',
+  process_exit: 'kernel',
+  module_loaded: 'kernel',
+  module_purged: 'kernel',
+  module_deleted: 'kernel',
+  process_purged: 'kernel',
+  drain_started: 'kernel',
+  code_changed: 'kernel',
+  upgrade_step: 'kernel',
+  upgrade_rollback: 'kernel',
+  capability_denied: 'kernel',
+  mailbox_overflow: 'kernel',
+  cpu_limit: 'kernel',
+  log: 'kernel',
+  process_migrated: 'kernel',
+  migrated_exit: 'kernel',
+  global_register: 'kernel',
+  global_unregister: 'kernel',
 } as const satisfies Record<EventType, 'host' | 'kernel'>;
 
 export const EVENT_TYPES = Object.keys(EVENT_SOURCES) as EventType[];
@@ -67,7 +91,9 @@ export class Events {
           listener(event);
         } catch (error) {
           // A listener's bug must not break routing or supervision.
-          queueMicrotask(() => { throw error; });
+          queueMicrotask(() => {
+            throw error;
+          });
         }
       }
     }

@@ -12,7 +12,12 @@ import type { Pid } from '../kernel/pid.js';
 import type { KernelEvent } from '../kernel/types.js';
 
 /** What the registry needs to know of the node a registration comes from. */
-export interface Registrant { name: string; kind: NodeKindName; capabilities: Capabilities; limits: Limits }
+export interface Registrant {
+  name: string;
+  kind: NodeKindName;
+  capabilities: Capabilities;
+  limits: Limits;
+}
 
 export interface Replica {
   readonly name: string;
@@ -34,14 +39,24 @@ export class GlobalRegistry {
   constructor(private readonly replicas: () => Iterable<Replica>) {}
 
   /** The registry as a read-only map (what the cluster link reads). */
-  get view(): ReadonlyMap<string, Pid> { return this.names; }
+  get view(): ReadonlyMap<string, Pid> {
+    return this.names;
+  }
 
-  get(name: string): Pid | undefined { return this.names.get(name); }
-  has(name: string): boolean { return this.names.has(name); }
-  entries(): [string, Pid][] { return [...this.names]; }
+  get(name: string): Pid | undefined {
+    return this.names.get(name);
+  }
+  has(name: string): boolean {
+    return this.names.has(name);
+  }
+  entries(): [string, Pid][] {
+    return [...this.names];
+  }
 
   /** Names held now by processes of `node` (registered from it). */
-  heldByNode(node: string): number { return this.held.get(node) ?? 0; }
+  heldByNode(node: string): number {
+    return this.held.get(node) ?? 0;
+  }
 
   /** Sets or frees a name; `by` is the node that registered it. Every replica hears of it in the next batch. */
   set(name: string, pid: Pid | null, by?: string): void {
@@ -49,7 +64,8 @@ export class GlobalRegistry {
     if (was !== undefined) {
       this.heldBy.delete(name);
       const n = (this.held.get(was) ?? 1) - 1;
-      if (n > 0) this.held.set(was, n); else this.held.delete(was);
+      if (n > 0) this.held.set(was, n);
+      else this.held.delete(was);
     }
     if (pid) {
       this.names.set(name, pid);
@@ -74,7 +90,8 @@ export class GlobalRegistry {
     let why: string | undefined;
     if (typeof event.name !== 'string' || !event.name || event.name.length > 255) why = 'register a bad global name';
     else if (!allows(origin.capabilities.globalNames, event.name)) why = `register the global name '${event.name}'`;
-    else if (this.names.get(event.name) !== event.pid && this.heldByNode(origin.name) >= limit) why = `register the global name '${event.name}': it holds ${limit}, its limit`;
+    else if (this.names.get(event.name) !== event.pid && this.heldByNode(origin.name) >= limit)
+      why = `register the global name '${event.name}': it holds ${limit}, its limit`;
     if (why === undefined) return true;
     let denials = this.denials.get(origin.name);
     if (!denials) this.denials.set(origin.name, (denials = new Denials(origin.name, { now: Date.now, emit })));

@@ -60,7 +60,11 @@ export class HostServices {
     // A flood is cut: dropped unanswered for a second (its callers time out), the host goes on.
     if (over === 'flood') return;
     if (over !== undefined) return reply({ error: this.refusal(origin, over, limit) });
-    this.runService(origin, from, request).then((ok) => reply({ ok }), (error: unknown) => reply({ error: toWire(error) }))
+    this.runService(origin, from, request)
+      .then(
+        (ok) => reply({ ok }),
+        (error: unknown) => reply({ error: toWire(error) }),
+      )
       .finally(() => this.gate.done(origin.name));
   }
 
@@ -68,11 +72,17 @@ export class HostServices {
   private refusal(node: NodeHandle, over: 'inFlight' | 'perSecond', limit: HostCallLimit): WireError {
     let cached = this.refusals.get(node.name);
     if (!cached) this.refusals.set(node.name, (cached = {}));
-    return (cached[over] ??= toWire(new Refused(`node '${node.name}' has ${describeLimit(over, limit)}`, { node: node.name, reason: 'host_call_limit', limit: over })));
+    return (cached[over] ??= toWire(
+      new Refused(`node '${node.name}' has ${describeLimit(over, limit)}`, { node: node.name, reason: 'host_call_limit', limit: over }),
+    ));
   }
 
   /** One admitted service request; the asking node's capabilities are checked again here. */
-  private async runService(origin: NodeHandle, from: Pid, request: { $service?: string; node?: string; module?: string; fn?: string; name?: string; args?: unknown[] }): Promise<unknown> {
+  private async runService(
+    origin: NodeHandle,
+    from: Pid,
+    request: { $service?: string; node?: string; module?: string; fn?: string; name?: string; args?: unknown[] },
+  ): Promise<unknown> {
     const args = Array.isArray(request.args) ? request.args : [];
     if (request.$service === 'spawn') {
       const target = String(request.node);
@@ -95,5 +105,4 @@ export class HostServices {
     }
     throw new BadArgument(`unknown service ${JSON.stringify(request.$service)}`);
   }
-
 }

@@ -26,7 +26,9 @@ export function resolveImports(node: string, kind: string, imports: unknown, fro
     try {
       return [specifier, pathToFileURL(require.resolve(specifier)).href];
     } catch (error) {
-      throw new BadArgument(`node '${node}': cannot find the package '${specifier}' from ${base}: ${(error as Error).message.split('\n')[0]}`, { module: specifier });
+      throw new BadArgument(`node '${node}': cannot find the package '${specifier}' from ${base}: ${(error as Error).message.split('\n')[0]}`, {
+        module: specifier,
+      });
     }
   });
 }

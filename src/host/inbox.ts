@@ -14,14 +14,21 @@ export interface InboxHooks {
 
 const MAX_QUEUED = 100_000;
 
-interface Waiter { pattern: Pattern; resolve: (message: unknown) => void; timer?: NodeJS.Timeout }
+interface Waiter {
+  pattern: Pattern;
+  resolve: (message: unknown) => void;
+  timer?: NodeJS.Timeout;
+}
 
 export class Inbox {
   private readonly mailbox = new Mailbox<unknown>();
   private readonly waiters: Waiter[] = [];
   closed = false;
 
-  constructor(readonly pid: Pid, private readonly hooks: InboxHooks) {}
+  constructor(
+    readonly pid: Pid,
+    private readonly hooks: InboxHooks,
+  ) {}
 
   /** Monitors a process: `{ type: 'DOWN', ref, pid, reason }` arrives here when it ends. */
   monitor(pid: Pid): string {
@@ -45,7 +52,9 @@ export class Inbox {
   }
 
   /** Messages received and not yet taken. */
-  get size(): number { return this.mailbox.length; }
+  get size(): number {
+    return this.mailbox.length;
+  }
   drain(): unknown[] {
     const out: unknown[] = [];
     for (let m = this.mailbox.shift(); m !== undefined; m = this.mailbox.shift()) out.push(m);
@@ -60,7 +69,10 @@ export class Inbox {
     const index = this.waiters.findIndex((w) => safeMatch(w.pattern, message));
     if (index < 0) {
       // Bounded: nobody reading an inbox must not let senders fill the host's memory.
-      if (this.mailbox.length >= MAX_QUEUED) { this.dropped++; return; }
+      if (this.mailbox.length >= MAX_QUEUED) {
+        this.dropped++;
+        return;
+      }
       return this.mailbox.push(message);
     }
     const [waiter] = this.waiters.splice(index, 1);

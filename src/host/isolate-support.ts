@@ -23,7 +23,7 @@ export const ISOLATED_VM_HELP =
   'and needs python3, make and g++ (on Debian/Ubuntu: apt-get install python3 make g++). Thread nodes work without it.';
 
 export const SNAPSHOT_HELP =
-  'isolate nodes need Node started with --no-node-snapshot (isolated-vm cannot run on Node\'s startup snapshot): ' +
+  "isolate nodes need Node started with --no-node-snapshot (isolated-vm cannot run on Node's startup snapshot): " +
   'run `node --no-node-snapshot app.js`, or set NODE_OPTIONS=--no-node-snapshot. The subnode command adds the flag itself.';
 
 export function hasNoSnapshotFlag(execArgv: readonly string[] = process.execArgv, nodeOptions = process.env.NODE_OPTIONS ?? ''): boolean {
@@ -53,6 +53,9 @@ export function checkIsolateSupport(node: string): void {
     throw new Unavailable(`node '${node}' is an isolate node, but isolated-vm is not available: ${ivm}. ${ISOLATED_VM_HELP}`, { node, missing: 'isolated-vm' });
   }
   if (!hasNoSnapshotFlag()) {
-    throw new Unavailable(`node '${node}' is an isolate node, but Node was started without --no-node-snapshot. ${SNAPSHOT_HELP}`, { node, missing: '--no-node-snapshot' });
+    throw new Unavailable(`node '${node}' is an isolate node, but Node was started without --no-node-snapshot. ${SNAPSHOT_HELP}`, {
+      node,
+      missing: '--no-node-snapshot',
+    });
   }
 }

@@ -63,7 +63,10 @@ export class Migrations {
   /** Migrated processes that went down with the node they had moved to (their pids name live nodes). */
   private readonly lost = new Set<Pid>();
 
-  constructor(private readonly node: (name: string) => NodeHandle, private readonly events: Events) {}
+  constructor(
+    private readonly node: (name: string) => NodeHandle,
+    private readonly events: Events,
+  ) {}
 
   /** Where a process runs now (its home node unless it moved). */
   locate(pid: Pid): ProcessLocation {
@@ -117,7 +120,7 @@ export class Migrations {
         for (const pid of group) results.push({ pid, from, to, ok: false, error: new Refused(`${pid} already runs on node '${to}'`).toWire() });
         continue;
       }
-      results.push(...await this.moveWithRetries(this.node(from), target, group, options));
+      results.push(...(await this.moveWithRetries(this.node(from), target, group, options)));
     }
     return results;
   }
@@ -135,7 +138,8 @@ export class Migrations {
       todo = [];
       for (const r of round) {
         const retry = !r.ok && (r.error?.details as { retry?: boolean } | undefined)?.retry === true && Date.now() < deadline;
-        if (retry) todo.push(r.pid); else final.set(r.pid, r);
+        if (retry) todo.push(r.pid);
+        else final.set(r.pid, r);
       }
       if (todo.length) await new Promise((resolve) => setTimeout(resolve, pause));
     }
@@ -159,7 +163,7 @@ export class Migrations {
     for (let i = 0; i < pids.length; i += batch) {
       const group = pids.slice(i, i + batch);
       try {
-        results.push(...await this.migrate(group, spec.to, spec));
+        results.push(...(await this.migrate(group, spec.to, spec)));
       } catch (error) {
         const failure = toWire(error);
         for (const pid of group) results.push({ pid, from: spec.from, to: spec.to, ok: false, error: failure });
@@ -173,7 +177,9 @@ export class Migrations {
     const from = source.name;
     const to = target.name;
     const results = new Map<Pid, MigrationResult>();
-    const fail = (pid: Pid, error: WireError): void => { results.set(pid, { pid, from, to, ok: false, error }); };
+    const fail = (pid: Pid, error: WireError): void => {
+      results.set(pid, { pid, from, to, ok: false, error });
+    };
     if (target.status !== 'running') {
       for (const pid of pids) fail(pid, new NodeDown(`node '${to}' is ${target.status}`).toWire());
       return pids.map((pid) => results.get(pid)!);
@@ -189,7 +195,8 @@ export class Migrations {
     }
     const snapshots: MigrationSnapshot[] = [];
     for (const o of outs) {
-      if ('ok' in o) snapshots.push(o.ok); else fail(o.pid, o.error);
+      if ('ok' in o) snapshots.push(o.ok);
+      else fail(o.pid, o.error);
     }
     // 2. in: converted and started on the target under the same pids.
     let ins: MigrationOutcome<{ from: unknown; to: unknown; awaitDrain: boolean }>[] = [];

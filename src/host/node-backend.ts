@@ -67,7 +67,10 @@ function workerExecArgv(): string[] | undefined {
   const out: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
-    if (arg === '-e' || arg === '--eval' || arg === '-p' || arg === '--print') { i++; continue; }
+    if (arg === '-e' || arg === '--eval' || arg === '-p' || arg === '--print') {
+      i++;
+      continue;
+    }
     // Process-wide options a worker may not be given (it has them through the process anyway).
     if (describesScript(arg) || arg === '--no-node-snapshot') continue;
     out.push(arg);
@@ -219,15 +222,18 @@ export class NodeBackend {
    * node restarts per policy. Checked a few times per period.
    */
   private watch(beat: Int32Array, epoch: number, { ms: limitMs, what }: { ms: number; what: string }, onUnresponsive: (ms: number) => void): void {
-    const timer = setInterval(() => {
-      if (this.exited) return clearInterval(timer);
-      const started = Atomics.load(beat, 0);
-      const busyMs = Date.now() - epoch - started;
-      if (!started || busyMs <= limitMs) return;
-      clearInterval(timer);
-      onUnresponsive(busyMs);
-      this.kill(new Error(`${what}: code in node '${this.node}' ran over ${limitMs} ms without yielding (${busyMs} ms); the thread was ended`));
-    }, Math.max(10, Math.min(1_000, limitMs / 4)));
+    const timer = setInterval(
+      () => {
+        if (this.exited) return clearInterval(timer);
+        const started = Atomics.load(beat, 0);
+        const busyMs = Date.now() - epoch - started;
+        if (!started || busyMs <= limitMs) return;
+        clearInterval(timer);
+        onUnresponsive(busyMs);
+        this.kill(new Error(`${what}: code in node '${this.node}' ran over ${limitMs} ms without yielding (${busyMs} ms); the thread was ended`));
+      },
+      Math.max(10, Math.min(1_000, limitMs / 4)),
+    );
     timer.unref();
   }
 

@@ -87,7 +87,6 @@ export interface NodeSummary {
   creation: number;
 }
 
-
 export class NodeHandle {
   readonly name: string;
   readonly kind: NodeKind;
@@ -102,39 +101,45 @@ export class NodeHandle {
 
   constructor(spec: NodeSpec, context: NodeContext) {
     this.name = spec.name;
-    if (spec.kind !== undefined && spec.kind !== 'thread' && spec.kind !== 'isolate') throw new BadArgument(`node '${spec.name}': kind must be 'thread' or 'isolate', got ${JSON.stringify(spec.kind)}`);
+    if (spec.kind !== undefined && spec.kind !== 'thread' && spec.kind !== 'isolate')
+      throw new BadArgument(`node '${spec.name}': kind must be 'thread' or 'isolate', got ${JSON.stringify(spec.kind)}`);
     const unresponsiveMs = spec.unresponsiveMs ?? 10_000;
-    if (!(unresponsiveMs > 0)) throw new BadArgument(`node '${spec.name}': unresponsiveMs must be a number of ms > 0, got ${JSON.stringify(spec.unresponsiveMs)}`);
+    if (!(unresponsiveMs > 0))
+      throw new BadArgument(`node '${spec.name}': unresponsiveMs must be a number of ms > 0, got ${JSON.stringify(spec.unresponsiveMs)}`);
     this.kind = spec.kind ?? 'thread';
     this.capabilities = checkCapabilities(spec.capabilities, this.kind);
     this.limits = checkLimits(spec.limits, this.kind);
     this.release = new NodeRelease(spec.name, spec.code, spec.modulePolicies);
     this.events = context.events;
-    this.supervision = new NodeSupervision({
-      name: spec.name,
-      kind: this.kind,
-      capabilities: this.capabilities,
-      limits: this.limits,
-      resourceLimits: spec.resourceLimits,
-      restart: spec.restart,
-      intensity: spec.intensity,
-      period: spec.period,
-      unresponsiveMs,
-      imports: resolveImports(spec.name, this.kind, spec.imports, spec.importsFrom),
-      faults: spec.faults,
-      firstBoot: async (call) => {
-        for (const [module, source] of Object.entries(spec.modules ?? {})) {
-          const { js } = await this.compile(module, source);
-          this.release.loaded(module, js, await call('load', module, js, {}));
-        }
+    this.supervision = new NodeSupervision(
+      {
+        name: spec.name,
+        kind: this.kind,
+        capabilities: this.capabilities,
+        limits: this.limits,
+        resourceLimits: spec.resourceLimits,
+        restart: spec.restart,
+        intensity: spec.intensity,
+        period: spec.period,
+        unresponsiveMs,
+        imports: resolveImports(spec.name, this.kind, spec.imports, spec.importsFrom),
+        faults: spec.faults,
+        firstBoot: async (call) => {
+          for (const [module, source] of Object.entries(spec.modules ?? {})) {
+            const { js } = await this.compile(module, source);
+            this.release.loaded(module, js, await call('load', module, js, {}));
+          }
+        },
+        start: async (call) => {
+          for (const s of spec.start ?? []) {
+            if ('supervisor' in s) await call('startSupervisor', s.supervisor, s.args ?? [], s.name === undefined ? {} : { name: s.name });
+            else await call('spawn', s.module, s.fn, s.args ?? [], { name: s.name });
+          }
+        },
       },
-      start: async (call) => {
-        for (const s of spec.start ?? []) {
-          if ('supervisor' in s) await call('startSupervisor', s.supervisor, s.args ?? [], s.name === undefined ? {} : { name: s.name });
-          else await call('spawn', s.module, s.fn, s.args ?? [], { name: s.name });
-        }
-      },
-    }, this.release, context);
+      this.release,
+      context,
+    );
   }
 
   get status(): NodeStatus {
@@ -154,7 +159,10 @@ export class NodeHandle {
    */
   async load(module: string, source: ModuleSource, options: { purge?: PurgeMode; onLoadTimeoutMs?: number } = {}): Promise<LoadReport> {
     const compiled = this.compile(module, source);
-    const report = await this.issue('load', compiled.then(({ js }) => [module, js, options]));
+    const report = await this.issue(
+      'load',
+      compiled.then(({ js }) => [module, js, options]),
+    );
     const { js, hazards } = await compiled;
     this.release.loaded(module, js, report);
     // With a release store, a load has answered once it would survive a restart.
@@ -171,7 +179,10 @@ export class NodeHandle {
   async loadAtomic(sources: Record<string, ModuleSource>, options: { purge?: PurgeMode } = {}): Promise<LoadReport[]> {
     const names = Object.keys(sources ?? {});
     const compiled = Promise.all(names.map((module) => this.compile(module, sources[module]!)));
-    const reports = await this.issue('loadAtomic', compiled.then((all) => [Object.fromEntries(all.map((c, i) => [names[i]!, c.js])), options]));
+    const reports = await this.issue(
+      'loadAtomic',
+      compiled.then((all) => [Object.fromEntries(all.map((c, i) => [names[i]!, c.js])), options]),
+    );
     const all = await compiled;
     names.forEach((module, i) => this.release.loaded(module, all[i]!.js, reports[i]!));
     return reports.map((r, i) => ({ ...r, warnings: all[i]!.hazards }));
@@ -227,11 +238,17 @@ export class NodeHandle {
   }
 
   /** Behaviour processes using `module` as a callback module. */
-  behavioursOf(module: string): Promise<Pid[]> { return this.call('behavioursOf', module); }
+  behavioursOf(module: string): Promise<Pid[]> {
+    return this.call('behavioursOf', module);
+  }
 
   /** `sys:suspend`: the process runs nothing until resumed; its messages wait. Any process can be suspended. */
-  suspend(pid: Pid): Promise<void> { return this.callOnPid('suspend', pid); }
-  resume(pid: Pid): Promise<void> { return this.callOnPid('resume', pid); }
+  suspend(pid: Pid): Promise<void> {
+    return this.callOnPid('suspend', pid);
+  }
+  resume(pid: Pid): Promise<void> {
+    return this.callOnPid('resume', pid);
+  }
 
   /**
    * `sys:change_code`: on a suspended behaviour process, runs the current version's
@@ -243,8 +260,12 @@ export class NodeHandle {
     return this.callOnPid('changeCode', pid, module, options.oldVsn, options.extra, options.timeoutMs);
   }
 
-  getState<S = unknown>(pid: Pid): Promise<S> { return this.callOnPid('getState', pid) as Promise<S>; }
-  replaceState(pid: Pid, state: unknown): Promise<void> { return this.callOnPid('replaceState', pid, state); }
+  getState<S = unknown>(pid: Pid): Promise<S> {
+    return this.callOnPid('getState', pid) as Promise<S>;
+  }
+  replaceState(pid: Pid, state: unknown): Promise<void> {
+    return this.callOnPid('replaceState', pid, state);
+  }
 
   /** Starts a supervisor; its init starts its children. Undefined if init returned 'ignore'. */
   startSupervisor(module: string, args: unknown[] = [], options: SpawnOptions = {}): Promise<Pid | undefined> {
@@ -252,8 +273,12 @@ export class NodeHandle {
   }
 
   /** A supervisor's children, newest first: `{ id, pid, type, modules }` (pid null when not running). */
-  whichChildren(sup: Pid): Promise<ChildInfo[]> { return this.supCall(sup, { $sup: 'which_children' }) as Promise<ChildInfo[]>; }
-  countChildren(sup: Pid): Promise<ChildCounts> { return this.supCall(sup, { $sup: 'count_children' }) as Promise<ChildCounts>; }
+  whichChildren(sup: Pid): Promise<ChildInfo[]> {
+    return this.supCall(sup, { $sup: 'which_children' }) as Promise<ChildInfo[]>;
+  }
+  countChildren(sup: Pid): Promise<ChildCounts> {
+    return this.supCall(sup, { $sup: 'count_children' }) as Promise<ChildCounts>;
+  }
   /** A child spec (or for simple_one_for_one the extra args) → `{ ok: pid }` or `{ error }`, as OTP's start_child. */
   startChild(sup: Pid, specOrArgs: ChildSpec | unknown[]): Promise<{ ok: Pid | null } | { error: unknown }> {
     return this.supCall(sup, { $sup: 'start_child', arg: specOrArgs }) as Promise<{ ok: Pid | null } | { error: unknown }>;
@@ -268,27 +293,39 @@ export class NodeHandle {
     return this.supCall(sup, { $sup: 'delete_child', arg: id }) as Promise<{ ok: true } | { error: unknown }>;
   }
   /** @internal */
-  supCall(sup: Pid, request: SupRequest): Promise<unknown> { return this.call('supervisorCall', sup, request); }
+  supCall(sup: Pid, request: SupRequest): Promise<unknown> {
+    return this.call('supervisorCall', sup, request);
+  }
 
   /**
    * Stops the node's processes from the top of their trees (the node keeps running): each root,
    * newest first, gets `shutdown`; supervisors end their children in reverse start order with
    * their shutdown timeouts; trapping servers run `terminate`. What is left at `timeoutMs` is killed.
    */
-  orderlyStop(timeoutMs = 5000): Promise<StopReport> { return this.call('orderlyStop', timeoutMs); }
+  orderlyStop(timeoutMs = 5000): Promise<StopReport> {
+    return this.call('orderlyStop', timeoutMs);
+  }
 
   /** @internal the three steps of migration (see src/host/migration.ts). */
   migrateOut(pids: Pid[]): Promise<MigrationOutcome<MigrationSnapshot>[]> {
     return this.call('migrateOut', pids);
   }
   /** @internal */
-  migrateIn(snapshots: MigrationSnapshot[], extra: unknown, timeoutMs?: number): Promise<MigrationOutcome<{ from: unknown; to: unknown; awaitDrain: boolean }>[]> {
+  migrateIn(
+    snapshots: MigrationSnapshot[],
+    extra: unknown,
+    timeoutMs?: number,
+  ): Promise<MigrationOutcome<{ from: unknown; to: unknown; awaitDrain: boolean }>[]> {
     return this.call('migrateIn', snapshots, extra, timeoutMs);
   }
   /** @internal */
-  migrateCommit(pids: Pid[], to: string, awaitDrain: Pid[]): Promise<void> { return this.call('migrateCommit', pids, to, awaitDrain); }
+  migrateCommit(pids: Pid[], to: string, awaitDrain: Pid[]): Promise<void> {
+    return this.call('migrateCommit', pids, to, awaitDrain);
+  }
   /** @internal */
-  migrateAbort(pids: Pid[]): Promise<void> { return this.call('migrateAbort', pids); }
+  migrateAbort(pids: Pid[]): Promise<void> {
+    return this.call('migrateAbort', pids);
+  }
 
   /** @internal one node's part of an upgrade plan, as a transaction in the node. */
   applyUpgrade(steps: UpgradeStep[]): Promise<NodeUpgradeReport> {
@@ -296,7 +333,9 @@ export class NodeHandle {
   }
 
   /** @internal the compiled source of each module's current version, for plans and restarts. */
-  releaseOf(module: string): string | undefined { return this.release.sourceOf(module); }
+  releaseOf(module: string): string | undefined {
+    return this.release.sourceOf(module);
+  }
   /** @internal a plan loaded this version here. */
   released(module: string, js: string, report: Pick<LoadReport, 'version' | 'purged'>): void {
     this.release.loaded(module, js, report);
@@ -324,15 +363,27 @@ export class NodeHandle {
     return this.callOnPid('exit', pid, reason);
   }
 
-  processes(): Promise<ProcessInfo[]> { return this.call('processes'); }
-  processInfo(pid: Pid): Promise<ProcessInfo | undefined> { return this.callOnPid('processInfo', pid); }
-  modules(): Promise<ModuleInfo[]> { return this.call('modules'); }
-  whereis(name: string): Promise<Pid | undefined> { return this.call('whereis', name); }
+  processes(): Promise<ProcessInfo[]> {
+    return this.call('processes');
+  }
+  processInfo(pid: Pid): Promise<ProcessInfo | undefined> {
+    return this.callOnPid('processInfo', pid);
+  }
+  modules(): Promise<ModuleInfo[]> {
+    return this.call('modules');
+  }
+  whereis(name: string): Promise<Pid | undefined> {
+    return this.call('whereis', name);
+  }
 
   /** Ends this node's thread and starts a new incarnation with its release; recovers a `failed` or `stopped` node. */
-  restart(): Promise<void> { return this.supervision.restart(); }
+  restart(): Promise<void> {
+    return this.supervision.restart();
+  }
   /** Ends this node's thread as a crash would: its restart policy decides what follows. */
-  kill(reason?: string): void { this.supervision.kill(reason); }
+  kill(reason?: string): void {
+    this.supervision.kill(reason);
+  }
   /**
    * Ends this node until `restart`. `{ graceful: true }` first stops its processes from the top of
    * their trees (`orderlyStop`), within `timeoutMs` (default 5000).
@@ -347,19 +398,29 @@ export class NodeHandle {
   }
 
   /** @internal */
-  start(): Promise<void> { return this.supervision.start(); }
+  start(): Promise<void> {
+    return this.supervision.start();
+  }
 
   /** @internal the data path in (routed through the host from `from`); false when the node is down. */
-  deliver(envelopes: Envelope[], from = 'host'): boolean { return this.supervision.deliver(envelopes, from); }
+  deliver(envelopes: Envelope[], from = 'host'): boolean {
+    return this.supervision.deliver(envelopes, from);
+  }
 
   /** @internal a control call to the node as it is now, without waiting for a start (used while attaching it). */
-  callNow<K extends ControlOp>(op: K, ...args: ControlArgs<K>): Promise<ControlReply<K>> { return this.supervision.callNow(op, ...args); }
+  callNow<K extends ControlOp>(op: K, ...args: ControlArgs<K>): Promise<ControlReply<K>> {
+    return this.supervision.callNow(op, ...args);
+  }
 
   /** @internal a control call whose answer nobody waits for (news for the node: a global name, a node down). */
-  tell<K extends ControlOp>(op: K, ...args: ControlArgs<K>): void { this.supervision.tell(op, ...args); }
+  tell<K extends ControlOp>(op: K, ...args: ControlArgs<K>): void {
+    this.supervision.tell(op, ...args);
+  }
 
   /** @internal connects a peer port (the system's mesh). */
-  connect(peer: string, port: MessagePort): void { this.supervision.connect(peer, port); }
+  connect(peer: string, port: MessagePort): void {
+    this.supervision.connect(peer, port);
+  }
 
   /** The module allow-list, checked here on the trusted side before any source reaches the node. */
   private async compile(module: string, source: ModuleSource): Promise<{ js: string; hazards: LoadReport['warnings'] }> {

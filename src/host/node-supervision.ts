@@ -151,13 +151,15 @@ export class NodeSupervision {
       limits: setup.limits,
       creation: this.creation,
       peers: new Map(),
-      resourceLimits: setup.kind === 'thread' && setup.limits.memoryMb !== undefined
-        ? { ...setup.resourceLimits, maxOldGenerationSizeMb: setup.limits.memoryMb }
-        : setup.resourceLimits,
+      resourceLimits:
+        setup.kind === 'thread' && setup.limits.memoryMb !== undefined
+          ? { ...setup.resourceLimits, maxOldGenerationSizeMb: setup.limits.memoryMb }
+          : setup.resourceLimits,
       imports: setup.imports,
-      watchdog: setup.kind === 'thread' && setup.limits.cpuMsPerSlice !== undefined
-        ? { ms: setup.limits.cpuMsPerSlice, what: 'cpu limit' }
-        : { ms: setup.unresponsiveMs, what: 'unresponsive' },
+      watchdog:
+        setup.kind === 'thread' && setup.limits.cpuMsPerSlice !== undefined
+          ? { ms: setup.limits.cpuMsPerSlice, what: 'cpu limit' }
+          : { ms: setup.unresponsiveMs, what: 'unresponsive' },
       faults: this.creation === 0 ? setup.faults : undefined,
       onMessage: (message) => this.onMessage(message),
       onUnresponsive: (ms) => this.onUnresponsive(backend, ms),

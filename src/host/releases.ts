@@ -10,7 +10,16 @@ import { BadArgument } from '../errors.js';
 import type { Events } from './events.js';
 import type { NodeHandle } from './node-handle.js';
 import type { ReleaseChange } from './node-release.js';
-import { DirectoryReleaseStore, replay, type JournalRecord, type OpenResult, type ReleaseInfo, type ReleaseStep, type ReleaseStore, type SystemRelease } from './release-store/index.js';
+import {
+  DirectoryReleaseStore,
+  replay,
+  type JournalRecord,
+  type OpenResult,
+  type ReleaseInfo,
+  type ReleaseStep,
+  type ReleaseStore,
+  type SystemRelease,
+} from './release-store/index.js';
 
 export interface ReleaseOptions {
   /** A release store, or the directory of the embedded one. */
@@ -43,7 +52,8 @@ export class Releases {
 
   /** Opens the store: recovers it, reports what a crash lost, and falls back from a trial release. */
   static async open(options: ReleaseOptions, events: Events): Promise<Releases> {
-    if (options.permanentAfterMs !== undefined && !(options.permanentAfterMs > 0)) throw new BadArgument('releases.permanentAfterMs must be a number of ms > 0');
+    if (options.permanentAfterMs !== undefined && !(options.permanentAfterMs > 0))
+      throw new BadArgument('releases.permanentAfterMs must be a number of ms > 0');
     const store = typeof options.store === 'string' ? new DirectoryReleaseStore(options.store) : options.store;
     const releases = new Releases(store, events, options);
     const opened: OpenResult = await store.open();
@@ -91,7 +101,8 @@ export class Releases {
     release.onChange = (change) => boot.push(change);
     release.booted = () => {
       release.onChange = (change) => this.record(node.name, change);
-      if (boot.length) this.enqueue(async () => ({ kind: 'plan', label: `start of node ${node.name}`, steps: await Promise.all(boot.map((c) => this.stepOf(node.name, c))) }));
+      if (boot.length)
+        this.enqueue(async () => ({ kind: 'plan', label: `start of node ${node.name}`, steps: await Promise.all(boot.map((c) => this.stepOf(node.name, c))) }));
     };
   }
 
@@ -178,10 +189,16 @@ export class Releases {
 
   private async stepOf(node: string, change: ReleaseChange): Promise<ReleaseStep> {
     switch (change.kind) {
-      case 'load': return { kind: 'load', node, module: change.module, version: change.version, hash: await this.store.putSource(change.js), purged: change.purged };
-      case 'purge': return { kind: 'purge', node, module: change.module, mode: 'collect', versions: change.versions };
-      case 'delete': return { kind: 'delete', node, module: change.module };
-      case 'policy': return change.module === undefined ? { kind: 'policy', node, policy: change.policy } : { kind: 'policy', node, module: change.module, policy: change.policy };
+      case 'load':
+        return { kind: 'load', node, module: change.module, version: change.version, hash: await this.store.putSource(change.js), purged: change.purged };
+      case 'purge':
+        return { kind: 'purge', node, module: change.module, mode: 'collect', versions: change.versions };
+      case 'delete':
+        return { kind: 'delete', node, module: change.module };
+      case 'policy':
+        return change.module === undefined
+          ? { kind: 'policy', node, policy: change.policy }
+          : { kind: 'policy', node, module: change.module, policy: change.policy };
     }
   }
 

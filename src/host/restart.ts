@@ -23,7 +23,8 @@ export class RestartTracker {
 
   constructor(policy: RestartPolicy = {}) {
     const kind = policy.restart ?? 'permanent';
-    if (!['permanent', 'transient', 'temporary'].includes(kind)) throw new BadArgument(`bad restart kind ${JSON.stringify(kind)}: permanent, transient or temporary`);
+    if (!['permanent', 'transient', 'temporary'].includes(kind))
+      throw new BadArgument(`bad restart kind ${JSON.stringify(kind)}: permanent, transient or temporary`);
     const intensity = policy.intensity ?? 3;
     const period = policy.period ?? 5_000;
     if (!Number.isInteger(intensity) || intensity < 0) throw new BadArgument(`bad restart intensity ${intensity}: an integer >= 0`);

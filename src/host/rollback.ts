@@ -33,12 +33,16 @@ export async function rollbackTo(releases: Releases, release: number, nodes: Nod
       const now = info.get(module)?.versions.find((v) => v.state === 'current');
       changes.push({ module, js, version: current.version, vsnNow: now?.vsn });
     }
-    const obsolete = [...info.keys()].filter((m) => wanted.modules[m]?.versions.at(-1)?.state !== 'current' && info.get(m)!.versions.some((v) => v.state === 'current'));
+    const obsolete = [...info.keys()].filter(
+      (m) => wanted.modules[m]?.versions.at(-1)?.state !== 'current' && info.get(m)!.versions.some((v) => v.state === 'current'),
+    );
     if (!changes.length && !obsolete.length) continue;
     events.emit({ type: 'upgrade_node', node: node.name, phase: 'start' });
     let outcome: Exclude<NodeOutcome, { status: 'planned' }>;
     try {
-      const report = changes.length ? await node.applyUpgrade(stepsOf(changes)) : { ok: true, loaded: [], upgraded: [], suspended: 0, killed: [], lingering: {} };
+      const report = changes.length
+        ? await node.applyUpgrade(stepsOf(changes))
+        : { ok: true, loaded: [], upgraded: [], suspended: 0, killed: [], lingering: {} };
       if (report.ok) {
         for (const l of report.loaded) node.released(l.module, changes.find((c) => c.module === l.module)!.js, { version: l.version, purged: [] });
         for (const module of obsolete) await node.deleteModule(module);

@@ -49,8 +49,12 @@ export class Router {
     private readonly locate: (pid: Pid) => string,
   ) {}
 
-  addNode(name: string, sink: NodeSink): void { this.nodes.set(name, sink); }
-  hasNode(name: string): boolean { return this.nodes.has(name); }
+  addNode(name: string, sink: NodeSink): void {
+    this.nodes.set(name, sink);
+  }
+  hasNode(name: string): boolean {
+    return this.nodes.has(name);
+  }
 
   /** Envelopes for `node`, from a node without a direct port or from the host. */
   route(node: string, envelopes: Envelope[], from = 'host'): void {
@@ -172,9 +176,13 @@ export class Router {
     let dropped = 0;
     for (const e of envelopes) {
       if (e[0] === Sig.Message) {
-        if (e[1] === HOST_SERVICE) { this.service(e[2]); continue; }
+        if (e[1] === HOST_SERVICE) {
+          this.service(e[2]);
+          continue;
+        }
         const inbox = this.inboxes.get(e[1] as Pid);
-        if (inbox) inbox.deliver(e[2]); else dropped++;
+        if (inbox) inbox.deliver(e[2]);
+        else dropped++;
       } else if (e[0] === Sig.Down) {
         const entry = this.monitors.get(e[3]);
         // Only the watched process's own DOWN counts: a ref alone proves nothing (a name's DOWN

@@ -38,7 +38,8 @@ function describeIssue(issue: z.core.$ZodIssue, base: readonly PropertyKey[], li
     return;
   }
   const input = (issue as { input?: unknown }).input;
-  const got = issue.code === 'custom' || (issue.code === 'too_small' && Array.isArray(input)) || /\bgot\b/.test(issue.message) ? '' : `, got ${describe(input)}`;
+  const got =
+    issue.code === 'custom' || (issue.code === 'too_small' && Array.isArray(input)) || /\bgot\b/.test(issue.message) ? '' : `, got ${describe(input)}`;
   lines.push(at ? `${at}: ${issue.message}${got}` : `${issue.message}${got}`);
 }
 
@@ -102,7 +103,11 @@ function strict<T extends z.core.$ZodLooseShape>(shape: T, what: string) {
 }
 
 const text = (what: string) => z.string({ error: `must be ${what}` }).min(1, { error: `must be ${what}` });
-const positive = (what: string) => z.number({ error: `must be ${what}` }).positive({ error: `must be ${what}` }).refine(Number.isFinite, { error: `must be ${what}` });
+const positive = (what: string) =>
+  z
+    .number({ error: `must be ${what}` })
+    .positive({ error: `must be ${what}` })
+    .refine(Number.isFinite, { error: `must be ${what}` });
 const names = (what: string) => z.array(z.string({ error: 'must be a name' }), { error: `must be a list of ${what}` });
 const nameList = (what: string) => z.union([z.literal('*'), names(what)], { error: `must be '*' or a list of ${what}` });
 const bool = z.boolean({ error: 'must be true or false' });
@@ -111,131 +116,239 @@ const bool = z.boolean({ error: 'must be true or false' });
 // Code policies and capabilities, as in src/kernel/policy.ts and capabilities.ts.
 
 const PURGE_TEXT = "'kill', 'soft' or { drain: ms, then: 'kill' | 'refuse' }";
-export const purgeModeSchema = z.union([
-  z.enum(['kill', 'soft']),
-  strict({
-    drain: z.number({ error: 'must be a number of ms >= 0' }).min(0, { error: 'must be a number of ms >= 0' }),
-    then: z.enum(['kill', 'refuse'], { error: "must be 'kill' or 'refuse'" }),
-  }, '{ drain: ms, then }'),
-], { error: `must be ${PURGE_TEXT}` });
+export const purgeModeSchema = z.union(
+  [
+    z.enum(['kill', 'soft']),
+    strict(
+      {
+        drain: z.number({ error: 'must be a number of ms >= 0' }).min(0, { error: 'must be a number of ms >= 0' }),
+        then: z.enum(['kill', 'refuse'], { error: "must be 'kill' or 'refuse'" }),
+      },
+      '{ drain: ms, then }',
+    ),
+  ],
+  { error: `must be ${PURGE_TEXT}` },
+);
 
-const retentionSchema = z.discriminatedUnion('kind', [
-  strict({ kind: z.literal('erlang') }, "{ kind: 'erlang' }"),
-  strict({ kind: z.literal('stack'), depth: z.int({ error: 'must be an integer >= 1' }).min(1, { error: 'must be an integer >= 1' }) }, "{ kind: 'stack', depth }"),
-  strict({ kind: z.literal('forever') }, "{ kind: 'forever' }"),
-], { error: "must be { kind: 'erlang' }, { kind: 'stack', depth: N } or { kind: 'forever' }" });
+const retentionSchema = z.discriminatedUnion(
+  'kind',
+  [
+    strict({ kind: z.literal('erlang') }, "{ kind: 'erlang' }"),
+    strict(
+      { kind: z.literal('stack'), depth: z.int({ error: 'must be an integer >= 1' }).min(1, { error: 'must be an integer >= 1' }) },
+      "{ kind: 'stack', depth }",
+    ),
+    strict({ kind: z.literal('forever') }, "{ kind: 'forever' }"),
+  ],
+  { error: "must be { kind: 'erlang' }, { kind: 'stack', depth: N } or { kind: 'forever' }" },
+);
 
 const CODE_PRESETS = ['erlang', 'erlang-kill', 'forever'] as const;
-export const codeShorthandSchema = z.union([
-  z.enum(CODE_PRESETS),
-  strict({ stack: z.int({ error: 'must be an integer >= 1 (old versions kept)' }).min(1, { error: 'must be an integer >= 1 (old versions kept)' }), purge: purgeModeSchema.optional() }, '{ stack: N, purge? }'),
-  strict({ retention: retentionSchema.optional(), purge: purgeModeSchema.optional() }, '{ retention, purge }'),
-], { error: "must be 'erlang', 'erlang-kill', 'forever', { stack: N } or { retention, purge }" })
+export const codeShorthandSchema = z
+  .union(
+    [
+      z.enum(CODE_PRESETS),
+      strict(
+        {
+          stack: z.int({ error: 'must be an integer >= 1 (old versions kept)' }).min(1, { error: 'must be an integer >= 1 (old versions kept)' }),
+          purge: purgeModeSchema.optional(),
+        },
+        '{ stack: N, purge? }',
+      ),
+      strict({ retention: retentionSchema.optional(), purge: purgeModeSchema.optional() }, '{ retention, purge }'),
+    ],
+    { error: "must be 'erlang', 'erlang-kill', 'forever', { stack: N } or { retention, purge }" },
+  )
   .meta({ description: "The node's code policy: a preset, { stack: N } (keep N old versions), or a full { retention, purge }." });
 
-const capabilitiesSchema = strict({
-  sendTo: nameList('node names').optional().meta({ description: 'Nodes its processes may send to, link, monitor or signal.' }),
-  modules: nameList('module names').optional().meta({ description: 'Module names that may be loaded into the node.' }),
-  aliases: z.record(z.string(), z.string({ error: 'must be a module name' }), { error: 'must map names to module names' }).optional(),
-  services: strict({ console: bool.optional(), clock: bool.optional(), random: bool.optional(), functions: nameList('host function names').optional() }, 'an object { console, clock, random, functions }').optional(),
-  spawnRemote: z.union([z.boolean(), names('node names')], { error: 'must be true, false or a list of node names' }).optional(),
-  globalNames: nameList('global names').optional().meta({ description: "System-wide names its processes may register (default: none on an isolate node, '*' on a thread node)." }),
-}, 'an object { sendTo, modules, aliases, services, spawnRemote, globalNames }');
+const capabilitiesSchema = strict(
+  {
+    sendTo: nameList('node names').optional().meta({ description: 'Nodes its processes may send to, link, monitor or signal.' }),
+    modules: nameList('module names').optional().meta({ description: 'Module names that may be loaded into the node.' }),
+    aliases: z.record(z.string(), z.string({ error: 'must be a module name' }), { error: 'must map names to module names' }).optional(),
+    services: strict(
+      { console: bool.optional(), clock: bool.optional(), random: bool.optional(), functions: nameList('host function names').optional() },
+      'an object { console, clock, random, functions }',
+    ).optional(),
+    spawnRemote: z.union([z.boolean(), names('node names')], { error: 'must be true, false or a list of node names' }).optional(),
+    globalNames: nameList('global names')
+      .optional()
+      .meta({ description: "System-wide names its processes may register (default: none on an isolate node, '*' on a thread node)." }),
+  },
+  'an object { sendTo, modules, aliases, services, spawnRemote, globalNames }',
+);
 
-const limitsSchema = strict({
-  memoryMb: positive('a number > 0').optional(),
-  cpuMsPerSlice: positive('a number > 0').optional(),
-  maxMessageBytes: positive('a number > 0').optional(),
-  mailbox: strict({
-    max: z.int({ error: 'must be an integer > 0' }).positive({ error: 'must be an integer > 0' }),
-    overflow: z.enum(['drop', 'kill'], { error: "must be 'drop' or 'kill'" }),
-  }, "an object { max, overflow: 'drop' | 'kill' }").optional(),
-  globalNames: positive('a number > 0').optional().meta({ description: 'Global names its processes may hold at once (default 100 on an isolate node, 1,000 on a thread node).' }),
-  hostCalls: strict({
-    inFlight: positive('a number > 0').optional(),
-    perSecond: positive('a number > 0').optional(),
-  }, 'an object { inFlight, perSecond }').optional().meta({ description: 'Host service calls (callHost, spawnOn) the host runs at once and starts per second (default 16 and 200 on an isolate node, 256 and 5,000 on a thread node).' }),
-}, 'an object { memoryMb, cpuMsPerSlice, mailbox, maxMessageBytes, globalNames, hostCalls }');
+const limitsSchema = strict(
+  {
+    memoryMb: positive('a number > 0').optional(),
+    cpuMsPerSlice: positive('a number > 0').optional(),
+    maxMessageBytes: positive('a number > 0').optional(),
+    mailbox: strict(
+      {
+        max: z.int({ error: 'must be an integer > 0' }).positive({ error: 'must be an integer > 0' }),
+        overflow: z.enum(['drop', 'kill'], { error: "must be 'drop' or 'kill'" }),
+      },
+      "an object { max, overflow: 'drop' | 'kill' }",
+    ).optional(),
+    globalNames: positive('a number > 0')
+      .optional()
+      .meta({ description: 'Global names its processes may hold at once (default 100 on an isolate node, 1,000 on a thread node).' }),
+    hostCalls: strict(
+      {
+        inFlight: positive('a number > 0').optional(),
+        perSecond: positive('a number > 0').optional(),
+      },
+      'an object { inFlight, perSecond }',
+    )
+      .optional()
+      .meta({
+        description:
+          'Host service calls (callHost, spawnOn) the host runs at once and starts per second (default 16 and 200 on an isolate node, 256 and 5,000 on a thread node).',
+      }),
+  },
+  'an object { memoryMb, cpuMsPerSlice, mailbox, maxMessageBytes, globalNames, hostCalls }',
+);
 
-const resourceLimitsSchema = strict({
-  maxOldGenerationSizeMb: positive('a number > 0').optional(),
-  maxYoungGenerationSizeMb: positive('a number > 0').optional(),
-  codeRangeSizeMb: positive('a number > 0').optional(),
-  stackSizeMb: positive('a number > 0').optional(),
-}, 'an object of positive numbers (maxOldGenerationSizeMb, ...)');
+const resourceLimitsSchema = strict(
+  {
+    maxOldGenerationSizeMb: positive('a number > 0').optional(),
+    maxYoungGenerationSizeMb: positive('a number > 0').optional(),
+    codeRangeSizeMb: positive('a number > 0').optional(),
+    stackSizeMb: positive('a number > 0').optional(),
+  },
+  'an object of positive numbers (maxOldGenerationSizeMb, ...)',
+);
 
 // ---------------------------------------------------------------------------------------------
 // Module sources.
 
-const pathSource = (relativeTo: string) => strict({
-  path: text('a file path').meta({ description: `The module's file, relative to ${relativeTo}.` }),
-  base: text('a file URL or a directory').optional().meta({ description: 'What a relative path is relative to instead: a file URL or a directory.' }),
-}, '{ path }');
-const codeSource = strict({
-  code: z.string({ error: 'must be the source text' }).meta({ description: 'The source text (TypeScript or JavaScript, ES module syntax).' }),
-  filename: text('a file name').optional().meta({ description: 'The name diagnostics give the source.' }),
-}, '{ code }');
+const pathSource = (relativeTo: string) =>
+  strict(
+    {
+      path: text('a file path').meta({ description: `The module's file, relative to ${relativeTo}.` }),
+      base: text('a file URL or a directory').optional().meta({ description: 'What a relative path is relative to instead: a file URL or a directory.' }),
+    },
+    '{ path }',
+  );
+const codeSource = strict(
+  {
+    code: z.string({ error: 'must be the source text' }).meta({ description: 'The source text (TypeScript or JavaScript, ES module syntax).' }),
+    filename: text('a file name').optional().meta({ description: 'The name diagnostics give the source.' }),
+  },
+  '{ code }',
+);
 
-const planSourceError = (issue: { input?: unknown }) => typeof issue.input === 'string'
-  ? 'must be { "path": file } or { "code": source text }; a plain string is not taken as source text any more: write { "code": ... }'
-  : 'must be { "path": file } or { "code": source text }';
+const planSourceError = (issue: { input?: unknown }) =>
+  typeof issue.input === 'string'
+    ? 'must be { "path": file } or { "code": source text }; a plain string is not taken as source text any more: write { "code": ... }'
+    : 'must be { "path": file } or { "code": source text }';
 
 // ---------------------------------------------------------------------------------------------
 // The `subnode run` config.
 
-const startSchema = strict({
-  module: text('a module name').optional(),
-  supervisor: text('a module name').optional().meta({ description: 'Start a supervision tree with this callback module (its init(...args) returns the children); no module, fn or server.' }),
-  fn: text('the name of the function to spawn').optional(),
-  args: z.array(z.unknown(), { error: 'must be a list of arguments' }).optional(),
-  name: text('a name to register').optional(),
-  server: bool.optional().meta({ description: 'Start a server with the module as its callback module (its init(...args) runs); no fn.' }),
-}, 'an object { module, fn, args?, name?, server? } or { supervisor, args?, name? }');
+const startSchema = strict(
+  {
+    module: text('a module name').optional(),
+    supervisor: text('a module name')
+      .optional()
+      .meta({ description: 'Start a supervision tree with this callback module (its init(...args) returns the children); no module, fn or server.' }),
+    fn: text('the name of the function to spawn').optional(),
+    args: z.array(z.unknown(), { error: 'must be a list of arguments' }).optional(),
+    name: text('a name to register').optional(),
+    server: bool.optional().meta({ description: 'Start a server with the module as its callback module (its init(...args) runs); no fn.' }),
+  },
+  'an object { module, fn, args?, name?, server? } or { supervisor, args?, name? }',
+);
 
-const nodeConfigSchema = strict({
-  name: z.string({ error: "must be a node name (a letter or _, then letters, digits, _ and -; not 'host')" })
-    .regex(NODE_NAME, { error: "must be a node name (a letter or _, then letters, digits, _ and -; not 'host')" })
-    .refine((n) => n !== 'host', { error: "must be a node name (a letter or _, then letters, digits, _ and -; not 'host')" }),
-  kind: z.enum(['thread', 'isolate'], { error: "must be 'thread' or 'isolate'" }).optional(),
-  policy: z.enum(['sandboxed', 'trusted', 'legacy-pinned'], { error: "must be one of 'sandboxed', 'trusted', 'legacy-pinned'" }).optional()
-    .meta({ description: 'A preset from policies/: its capabilities, limits and code policy, under the fields given here.' }),
-  capabilities: capabilitiesSchema.optional(),
-  limits: limitsSchema.optional(),
-  resourceLimits: resourceLimitsSchema.optional(),
-  code: codeShorthandSchema.optional(),
-  modulePolicies: z.record(z.string(), codeShorthandSchema, { error: 'must map module names to code policies' }).optional(),
-  restart: z.enum(['permanent', 'transient', 'temporary'], { error: "must be 'permanent', 'transient' or 'temporary'" }).optional(),
-  intensity: z.int({ error: 'must be an integer >= 0 (restarts allowed per period)' }).min(0, { error: 'must be an integer >= 0 (restarts allowed per period)' }).optional(),
-  period: positive('a number of ms > 0').optional(),
-  unresponsiveMs: positive('a number of ms > 0').optional()
-    .meta({ description: 'A node whose code runs this long without returning is ended and restarted per policy (default 10000).' }),
-  imports: z.array(text('a package or builtin name'), { error: "must be a list of package or builtin names, ['semver', 'node:crypto']" }).optional()
-    .meta({ description: 'Thread nodes: packages and builtins module code may import, resolved from the config file.' }),
-  modules: z.record(z.string(), z.union([text('a file path'), pathSource('the config file'), codeSource], {
-    error: "must be a file path relative to the config, { path } or { code }",
-  }), { error: "must map module names to files, { counter: './counter.ts' }" }).optional()
-    .meta({ description: 'Module name → its source: a file path relative to the config, { path } or { code }.' }),
-  start: z.array(startSchema, { error: 'must be a list [{ module, fn, args?, name?, server? }]' }).optional(),
-}, 'an object { name, ... }');
+const nodeConfigSchema = strict(
+  {
+    name: z
+      .string({ error: "must be a node name (a letter or _, then letters, digits, _ and -; not 'host')" })
+      .regex(NODE_NAME, { error: "must be a node name (a letter or _, then letters, digits, _ and -; not 'host')" })
+      .refine((n) => n !== 'host', { error: "must be a node name (a letter or _, then letters, digits, _ and -; not 'host')" }),
+    kind: z.enum(['thread', 'isolate'], { error: "must be 'thread' or 'isolate'" }).optional(),
+    policy: z
+      .enum(['sandboxed', 'trusted', 'legacy-pinned'], { error: "must be one of 'sandboxed', 'trusted', 'legacy-pinned'" })
+      .optional()
+      .meta({ description: 'A preset from policies/: its capabilities, limits and code policy, under the fields given here.' }),
+    capabilities: capabilitiesSchema.optional(),
+    limits: limitsSchema.optional(),
+    resourceLimits: resourceLimitsSchema.optional(),
+    code: codeShorthandSchema.optional(),
+    modulePolicies: z.record(z.string(), codeShorthandSchema, { error: 'must map module names to code policies' }).optional(),
+    restart: z.enum(['permanent', 'transient', 'temporary'], { error: "must be 'permanent', 'transient' or 'temporary'" }).optional(),
+    intensity: z
+      .int({ error: 'must be an integer >= 0 (restarts allowed per period)' })
+      .min(0, { error: 'must be an integer >= 0 (restarts allowed per period)' })
+      .optional(),
+    period: positive('a number of ms > 0').optional(),
+    unresponsiveMs: positive('a number of ms > 0')
+      .optional()
+      .meta({ description: 'A node whose code runs this long without returning is ended and restarted per policy (default 10000).' }),
+    imports: z
+      .array(text('a package or builtin name'), { error: "must be a list of package or builtin names, ['semver', 'node:crypto']" })
+      .optional()
+      .meta({ description: 'Thread nodes: packages and builtins module code may import, resolved from the config file.' }),
+    modules: z
+      .record(
+        z.string(),
+        z.union([text('a file path'), pathSource('the config file'), codeSource], {
+          error: 'must be a file path relative to the config, { path } or { code }',
+        }),
+        { error: "must map module names to files, { counter: './counter.ts' }" },
+      )
+      .optional()
+      .meta({ description: 'Module name → its source: a file path relative to the config, { path } or { code }.' }),
+    start: z.array(startSchema, { error: 'must be a list [{ module, fn, args?, name?, server? }]' }).optional(),
+  },
+  'an object { name, ... }',
+);
 
 /** `"$schema": "./node_modules/subnode/schema/config.schema.json"` lets an editor check a JSON file. */
 const $schema = z.string().optional().meta({ description: 'The JSON Schema of this file, for editors.' });
 
-export const runConfigSchema = strict({
-  $schema,
-  nodes: z.array(nodeConfigSchema, { error: 'must be a list of nodes [{ name, ... }]' })
-    .min(1, { error: 'the list is empty; a system needs at least one node' }),
-  control: strict({
-    socket: text('a path').optional().meta({ description: "The control socket's path, relative to the config file." }),
-    pointer: bool.optional().meta({ description: 'Write .subnode.sock (the socket path) next to the config (default true).' }),
-  }, 'an object { socket?, pointer? }').optional(),
-  releases: z.union([z.literal(false), strict({
-    dir: text('a path').optional().meta({ description: 'The release store directory, relative to the config file (default .subnode/CONFIG.releases).' }),
-    trial: bool.optional().meta({ description: 'New releases are trials until made permanent; a start on a trial boots the last permanent one.' }),
-    permanentAfterMs: z.number().positive().optional().meta({ description: 'With trial: a release that runs this long with no node crash becomes permanent.' }),
-  }, 'an object { dir?, trial?, permanentAfterMs? } or false')], { error: 'must be false or { dir?, trial?, permanentAfterMs? }' }).optional()
-    .meta({ description: 'Where the system journals its releases (every load, plan, policy, purge, delete), so a restart brings it back as it was. false: keep none.' }),
-}, 'an object { nodes: [...] }').meta({ title: 'subnode run config', description: 'The config of `subnode run CONFIG`: the nodes of a system and its control socket.' });
+export const runConfigSchema = strict(
+  {
+    $schema,
+    nodes: z
+      .array(nodeConfigSchema, { error: 'must be a list of nodes [{ name, ... }]' })
+      .min(1, { error: 'the list is empty; a system needs at least one node' }),
+    control: strict(
+      {
+        socket: text('a path').optional().meta({ description: "The control socket's path, relative to the config file." }),
+        pointer: bool.optional().meta({ description: 'Write .subnode.sock (the socket path) next to the config (default true).' }),
+      },
+      'an object { socket?, pointer? }',
+    ).optional(),
+    releases: z
+      .union(
+        [
+          z.literal(false),
+          strict(
+            {
+              dir: text('a path')
+                .optional()
+                .meta({ description: 'The release store directory, relative to the config file (default .subnode/CONFIG.releases).' }),
+              trial: bool.optional().meta({ description: 'New releases are trials until made permanent; a start on a trial boots the last permanent one.' }),
+              permanentAfterMs: z
+                .number()
+                .positive()
+                .optional()
+                .meta({ description: 'With trial: a release that runs this long with no node crash becomes permanent.' }),
+            },
+            'an object { dir?, trial?, permanentAfterMs? } or false',
+          ),
+        ],
+        { error: 'must be false or { dir?, trial?, permanentAfterMs? }' },
+      )
+      .optional()
+      .meta({
+        description:
+          'Where the system journals its releases (every load, plan, policy, purge, delete), so a restart brings it back as it was. false: keep none.',
+      }),
+  },
+  'an object { nodes: [...] }',
+).meta({ title: 'subnode run config', description: 'The config of `subnode run CONFIG`: the nodes of a system and its control socket.' });
 
 // ---------------------------------------------------------------------------------------------
 // Upgrade plans. `api` adds what only the API can pass: URLs, and a URL as `base`.
@@ -244,30 +357,46 @@ function planSchema(api: boolean) {
   const fileSource = api
     ? strict({ path: text('a file path'), base: z.union([text('a file URL or a directory'), z.instanceof(URL)]).optional() }, '{ path, base? }')
     : pathSource('the plan file');
-  const source = api ? z.union([z.instanceof(URL), fileSource, codeSource], { error: planSourceError }) : z.union([fileSource, codeSource], { error: planSourceError });
-  const moduleSchema = strict({
-    module: text('a module name'),
-    source,
-    dependsOn: names('module names of this plan').optional().meta({ description: 'Modules of this plan that must load before this one.' }),
-    change: z.enum(['codeChange', 'load'], { error: "must be 'codeChange' or 'load'" }).optional()
-      .meta({ description: "'codeChange' (default): suspend, codeChange, resume the processes using it; 'load': only load." }),
-    extra: z.unknown().optional().meta({ description: 'Passed to codeChange as extra.' }),
-    oldVsn: z.unknown().optional().meta({ description: 'Overrides the old vsn given to codeChange, e.g. { "down": 3 }.' }),
-  }, 'an object { module, source, dependsOn?, change?, extra? }');
-  return strict({
-    $schema,
-    modules: z.array(moduleSchema, { error: 'must be a list [{ module, source, dependsOn?, change?, extra? }]' })
-      .min(1, { error: 'the list is empty; a plan needs at least one module' }),
-    nodes: z.union([z.literal('*'), names('node names'), strict({ except: names('node names') }, '{ except: [...] }')], {
-      error: "must be '*', a list of node names or { except: [...] }",
-    }).optional().meta({ description: "Which nodes: '*' (every running node, the default), names, or { except: names }." }),
-    canary: text('a node name').optional().meta({ description: 'A node upgraded first, alone; if it fails, no other node is touched.' }),
-    purge: z.union([z.literal('none'), purgeModeSchema], { error: `must be 'none' or ${PURGE_TEXT}` }).optional()
-      .meta({ description: "After the change, what to do with old versions (default 'soft': keep them while used)." }),
-    loadPurge: z.enum(['kill', 'soft'], { error: "must be 'kill' or 'soft'" }).optional(),
-    codeChangeTimeoutMs: positive('a number of ms > 0').optional(),
-    continueOnError: bool.optional(),
-  }, 'an object { modules: [...], nodes?, canary?, ... }').meta({ title: 'subnode upgrade plan', description: 'An upgrade plan for `subnode upgrade PLAN` and system.upgrade(plan).' });
+  const source = api
+    ? z.union([z.instanceof(URL), fileSource, codeSource], { error: planSourceError })
+    : z.union([fileSource, codeSource], { error: planSourceError });
+  const moduleSchema = strict(
+    {
+      module: text('a module name'),
+      source,
+      dependsOn: names('module names of this plan').optional().meta({ description: 'Modules of this plan that must load before this one.' }),
+      change: z
+        .enum(['codeChange', 'load'], { error: "must be 'codeChange' or 'load'" })
+        .optional()
+        .meta({ description: "'codeChange' (default): suspend, codeChange, resume the processes using it; 'load': only load." }),
+      extra: z.unknown().optional().meta({ description: 'Passed to codeChange as extra.' }),
+      oldVsn: z.unknown().optional().meta({ description: 'Overrides the old vsn given to codeChange, e.g. { "down": 3 }.' }),
+    },
+    'an object { module, source, dependsOn?, change?, extra? }',
+  );
+  return strict(
+    {
+      $schema,
+      modules: z
+        .array(moduleSchema, { error: 'must be a list [{ module, source, dependsOn?, change?, extra? }]' })
+        .min(1, { error: 'the list is empty; a plan needs at least one module' }),
+      nodes: z
+        .union([z.literal('*'), names('node names'), strict({ except: names('node names') }, '{ except: [...] }')], {
+          error: "must be '*', a list of node names or { except: [...] }",
+        })
+        .optional()
+        .meta({ description: "Which nodes: '*' (every running node, the default), names, or { except: names }." }),
+      canary: text('a node name').optional().meta({ description: 'A node upgraded first, alone; if it fails, no other node is touched.' }),
+      purge: z
+        .union([z.literal('none'), purgeModeSchema], { error: `must be 'none' or ${PURGE_TEXT}` })
+        .optional()
+        .meta({ description: "After the change, what to do with old versions (default 'soft': keep them while used)." }),
+      loadPurge: z.enum(['kill', 'soft'], { error: "must be 'kill' or 'soft'" }).optional(),
+      codeChangeTimeoutMs: positive('a number of ms > 0').optional(),
+      continueOnError: bool.optional(),
+    },
+    'an object { modules: [...], nodes?, canary?, ... }',
+  ).meta({ title: 'subnode upgrade plan', description: 'An upgrade plan for `subnode upgrade PLAN` and system.upgrade(plan).' });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -293,16 +422,20 @@ export function configReferenceProblems(raw: unknown): string[] {
       const at = `nodes[${i}].start[${j}]`;
       if (entry.supervisor !== undefined) {
         if (typeof entry.supervisor === 'string' && !modules.includes(entry.supervisor)) {
-          problems.push(`${at}.supervisor: '${entry.supervisor}' is not one of nodes[${i}].modules (${modules.length ? modules.join(', ') : 'none'}); add it there`);
+          problems.push(
+            `${at}.supervisor: '${entry.supervisor}' is not one of nodes[${i}].modules (${modules.length ? modules.join(', ') : 'none'}); add it there`,
+          );
         }
-        for (const field of ['module', 'fn', 'server']) if (entry[field] !== undefined) problems.push(`${at}.${field}: not used with supervisor (its init(...args) starts the tree); remove it`);
+        for (const field of ['module', 'fn', 'server'])
+          if (entry[field] !== undefined) problems.push(`${at}.${field}: not used with supervisor (its init(...args) starts the tree); remove it`);
         return;
       }
       if (entry.module === undefined) problems.push(`${at}.module: must be a module name, got nothing`);
       if (typeof entry.module === 'string' && entry.module && !modules.includes(entry.module)) {
         problems.push(`${at}.module: '${entry.module}' is not one of nodes[${i}].modules (${modules.length ? modules.join(', ') : 'none'}); add it there`);
       }
-      if (entry.server === true && entry.fn !== undefined) problems.push(`${at}.fn: not used with server: true (the server runs the module's init(...args)); remove it`);
+      if (entry.server === true && entry.fn !== undefined)
+        problems.push(`${at}.fn: not used with server: true (the server runs the module's init(...args)); remove it`);
       if (entry.server !== true && entry.fn === undefined) problems.push(`${at}.fn: must be the name of the function to spawn, got nothing`);
     });
   });
@@ -318,13 +451,16 @@ export function planReferenceProblems(raw: unknown): string[] {
   modules.forEach((m, i) => {
     if (!isObject(m)) return;
     const first = names.indexOf(names[i]);
-    if (names[i] !== undefined && first !== i) problems.push(`modules[${i}].module: '${names[i]}' is already modules[${first}]; a module appears once in a plan`);
+    if (names[i] !== undefined && first !== i)
+      problems.push(`modules[${i}].module: '${names[i]}' is already modules[${first}]; a module appears once in a plan`);
     if (!Array.isArray(m.dependsOn)) return;
     m.dependsOn.forEach((dep, j) => {
       if (typeof dep !== 'string' || names.includes(dep)) return;
       const known = names.filter((n): n is string => n !== undefined);
       const near = nearest(dep, known);
-      problems.push(`modules[${i}].dependsOn[${j}]: '${dep}' is not a module of this plan${near ? ` (did you mean '${near}'?)` : ` (its modules: ${known.join(', ')})`}; list it in the plan, or drop it if it is already loaded`);
+      problems.push(
+        `modules[${i}].dependsOn[${j}]: '${dep}' is not a module of this plan${near ? ` (did you mean '${near}'?)` : ` (its modules: ${known.join(', ')})`}; list it in the plan, or drop it if it is already loaded`,
+      );
     });
   });
   const { canary, nodes } = raw;
@@ -367,5 +503,5 @@ export function jsonSchemas(): Record<string, object> {
 
 // The hand-written types (documented, exported) and the schemas agree: a value of the type has the
 // schema's shape. (The schemas check more: names, ranges, cross-references.)
-true satisfies (UpgradePlan extends z.input<typeof upgradePlanApiSchema> ? true : false);
-true satisfies (RunConfig extends z.input<typeof runConfigSchema> ? true : false);
+true satisfies UpgradePlan extends z.input<typeof upgradePlanApiSchema> ? true : false;
+true satisfies RunConfig extends z.input<typeof runConfigSchema> ? true : false;

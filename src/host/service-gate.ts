@@ -25,7 +25,10 @@ interface NodeGate {
 export class ServiceGate {
   private readonly nodes = new Map<string, NodeGate>();
 
-  constructor(private readonly report: (node: string, what: string) => void, private readonly now: () => number = Date.now) {}
+  constructor(
+    private readonly report: (node: string, what: string) => void,
+    private readonly now: () => number = Date.now,
+  ) {}
 
   /**
    * Takes a slot for one call of `node`, or says which bound refused it (the caller answers with a
@@ -40,7 +43,11 @@ export class ServiceGate {
     if (known !== undefined && now < known.floodUntil) return 'flood';
     const burst = Math.max(1, Math.ceil(limit.perSecond / 5));
     let gate = this.nodes.get(node);
-    if (!gate) this.nodes.set(node, (gate = { inFlight: 0, windowRefused: 0, windowStart: now, floodUntil: 0, tokens: burst, refilled: now, refused: 0, reported: -Infinity }));
+    if (!gate)
+      this.nodes.set(
+        node,
+        (gate = { inFlight: 0, windowRefused: 0, windowStart: now, floodUntil: 0, tokens: burst, refilled: now, refused: 0, reported: -Infinity }),
+      );
     gate.tokens = Math.min(burst, gate.tokens + ((now - gate.refilled) * limit.perSecond) / 1_000);
     gate.refilled = now;
     let why: 'inFlight' | 'perSecond' | undefined;

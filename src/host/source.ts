@@ -40,7 +40,8 @@ export function resolvePath(path: string, base?: string | URL): string {
 export function readSource(module: string, source: ModuleSource): { text: string; filename: string } {
   if (typeof source === 'string') return { text: source, filename: `${module}.ts` };
   if (source && typeof source === 'object' && !(source instanceof URL) && 'code' in source) {
-    if (typeof source.code !== 'string') throw new LoadError(`module '${module}': { code } must be the source text, got ${typeof source.code}`, { module, phase: 'read' });
+    if (typeof source.code !== 'string')
+      throw new LoadError(`module '${module}': { code } must be the source text, got ${typeof source.code}`, { module, phase: 'read' });
     return { text: source.code, filename: typeof source.filename === 'string' ? source.filename : `${module}.ts` };
   }
   let path: string;

@@ -49,18 +49,28 @@ export type { HostFunction } from './host-services.js';
 export class System {
   private readonly events = new Events();
   /** Diagnostics channels and OpenTelemetry counters (src/host/telemetry.ts): no cost without listeners or an SDK. */
-  private readonly telemetry = instrument((listener) => this.events.on('*', listener), () => this.nodes());
-  private readonly router = new Router(this.events, (request) => this.services.serve(request), (pid) => this.migrations.locate(pid).node);
+  private readonly telemetry = instrument(
+    (listener) => this.events.on('*', listener),
+    () => this.nodes(),
+  );
+  private readonly router = new Router(
+    this.events,
+    (request) => this.services.serve(request),
+    (pid) => this.migrations.locate(pid).node,
+  );
   private services = new HostServices(this.serviceSystem(), {});
   private readonly migrations = new Migrations((name) => this.node(name), this.events);
   private readonly handles = new Map<string, NodeHandle>();
   // Made on first use: in a cluster the host's mailbox pids name this host, set when it joins.
   private callerBox: Caller | undefined;
   private get caller(): Caller {
-    return this.callerBox ??= this.router.attach((pid) => new Caller(pid, this.router, {
-      resolve: (dest) => this.callTarget(dest),
-      send: (dest, message) => this.send(dest, message),
-    }));
+    return (this.callerBox ??= this.router.attach(
+      (pid) =>
+        new Caller(pid, this.router, {
+          resolve: (dest) => this.callTarget(dest),
+          send: (dest, message) => this.send(dest, message),
+        }),
+    ));
   }
   private clusterLink: ClusterApi | undefined;
   /** Nodes whose threads are up and can take peer ports. */
@@ -228,7 +238,12 @@ export class System {
    * node (say a legacy node holding that old version) instead of killing them. Processes that
    * cannot move are then handled by `then` ('kill' by default, or 'soft' to keep the old code).
    */
-  async purgeToNode(node: string, module: string, to: string, options: { then?: 'kill' | 'soft'; extra?: unknown } = {}): Promise<{ moved: MigrationResult[]; purge: PurgeReport }> {
+  async purgeToNode(
+    node: string,
+    module: string,
+    to: string,
+    options: { then?: 'kill' | 'soft'; extra?: unknown } = {},
+  ): Promise<{ moved: MigrationResult[]; purge: PurgeReport }> {
     const lingering = await this.node(node).lingering(module);
     const moved = lingering.length ? await this.migrations.migrate(lingering, to, { extra: options.extra }) : [];
     const purge = await this.node(node).purge(module, options.then ?? 'kill');
@@ -276,7 +291,9 @@ export class System {
     if (options.graceful && !this.stopped) {
       const timeoutMs = options.timeoutMs ?? 5000;
       let timer: ReturnType<typeof setTimeout> | undefined;
-      const deadline = new Promise<void>((resolve) => { timer = setTimeout(resolve, timeoutMs + 1000); });
+      const deadline = new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, timeoutMs + 1000);
+      });
       const running = [...this.handles.values()].filter((h) => h.status === 'running');
       await Promise.race([Promise.all(running.map((h) => h.orderlyStop(timeoutMs).catch(() => undefined))), deadline]);
       clearTimeout(timer);
@@ -408,5 +425,4 @@ export class System {
   selectedNodes(which: UpgradePlan['nodes'] = '*', canary?: string): string[] {
     return planNodes([...this.handles.values()], which, canary).map((n) => n.name);
   }
-
 }

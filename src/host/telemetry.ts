@@ -43,14 +43,29 @@ export type ChannelName = (typeof CHANNELS)[keyof typeof CHANNELS];
 const CHANNEL_OF: Partial<Record<EventType, keyof typeof CHANNELS>> = {
   process_exit: 'exit',
   module_loaded: 'load',
-  module_purged: 'purge', module_deleted: 'purge', process_purged: 'purge', drain_started: 'purge',
-  upgrade_node: 'upgrade', upgrade_step: 'upgrade', upgrade_rollback: 'upgrade', code_changed: 'upgrade',
-  process_migrated: 'migration', migrated_exit: 'migration',
-  node_started: 'node', node_down: 'node', node_restarted: 'node', node_unresponsive: 'node', node_failed: 'node', node_stopped: 'node',
+  module_purged: 'purge',
+  module_deleted: 'purge',
+  process_purged: 'purge',
+  drain_started: 'purge',
+  upgrade_node: 'upgrade',
+  upgrade_step: 'upgrade',
+  upgrade_rollback: 'upgrade',
+  code_changed: 'upgrade',
+  process_migrated: 'migration',
+  migrated_exit: 'migration',
+  node_started: 'node',
+  node_down: 'node',
+  node_restarted: 'node',
+  node_unresponsive: 'node',
+  node_failed: 'node',
+  node_stopped: 'node',
   message_dropped: 'messages',
 };
 
-const channels = Object.fromEntries(Object.entries(CHANNELS).map(([k, name]) => [k, diagnostics_channel.channel(name)])) as Record<keyof typeof CHANNELS, diagnostics_channel.Channel>;
+const channels = Object.fromEntries(Object.entries(CHANNELS).map(([k, name]) => [k, diagnostics_channel.channel(name)])) as Record<
+  keyof typeof CHANNELS,
+  diagnostics_channel.Channel
+>;
 
 /** Publishes an event on its channel and on `subnode:event`, each only if subscribed. */
 export function publishEvent(event: SystemEvent): void {
@@ -87,13 +102,21 @@ export class Counters {
   count(event: SystemEvent): void {
     const add = (map: Map<string, number>, node: string, n = 1) => map.set(node, (map.get(node) ?? 0) + n);
     switch (event.type) {
-      case 'process_exit': return void add(this.exits, event.node);
-      case 'module_loaded': return void add(this.loads, event.node);
-      case 'module_purged': return void add(this.purges, event.node);
-      case 'process_migrated': return void add(this.migrations, event.to);
-      case 'upgrade_node': if (event.phase !== 'start') add(this.upgrades, `${event.node}\u0000${event.phase}`); return;
-      case 'node_restarted': return void add(this.restarts, event.node);
-      case 'message_dropped': return void add(this.dropped, event.node, event.count);
+      case 'process_exit':
+        return void add(this.exits, event.node);
+      case 'module_loaded':
+        return void add(this.loads, event.node);
+      case 'module_purged':
+        return void add(this.purges, event.node);
+      case 'process_migrated':
+        return void add(this.migrations, event.to);
+      case 'upgrade_node':
+        if (event.phase !== 'start') add(this.upgrades, `${event.node}\u0000${event.phase}`);
+        return;
+      case 'node_restarted':
+        return void add(this.restarts, event.node);
+      case 'message_dropped':
+        return void add(this.dropped, event.node, event.count);
     }
   }
 }
@@ -115,17 +138,27 @@ export function instrument(
   const restarts = meter.createCounter('subnode.node.restarts', { description: 'node restarts' });
   const dropped = meter.createCounter('subnode.messages.dropped', { description: 'messages dropped for a node down or unknown' });
   const up = meter.createObservableGauge('subnode.node.up', { description: '1 when the node is running' });
-  up.addCallback((result) => { for (const n of nodes()) result.observe(n.status === 'running' ? 1 : 0, { node: n.name }); });
+  up.addCallback((result) => {
+    for (const n of nodes()) result.observe(n.status === 'running' ? 1 : 0, { node: n.name });
+  });
   return on((event) => {
     publishEvent(event);
     switch (event.type) {
-      case 'process_exit': return exits.add(1, { node: event.node });
-      case 'module_loaded': return loads.add(1, { node: event.node, module: event.module });
-      case 'module_purged': return purges.add(1, { node: event.node, module: event.module });
-      case 'process_migrated': return migrations.add(1, { from: event.from, to: event.to });
-      case 'upgrade_node': if (event.phase !== 'start') upgrades.add(1, { node: event.node, outcome: event.phase }); return;
-      case 'node_restarted': return restarts.add(1, { node: event.node });
-      case 'message_dropped': return dropped.add(event.count, { node: event.node, reason: event.reason });
+      case 'process_exit':
+        return exits.add(1, { node: event.node });
+      case 'module_loaded':
+        return loads.add(1, { node: event.node, module: event.module });
+      case 'module_purged':
+        return purges.add(1, { node: event.node, module: event.module });
+      case 'process_migrated':
+        return migrations.add(1, { from: event.from, to: event.to });
+      case 'upgrade_node':
+        if (event.phase !== 'start') upgrades.add(1, { node: event.node, outcome: event.phase });
+        return;
+      case 'node_restarted':
+        return restarts.add(1, { node: event.node });
+      case 'message_dropped':
+        return dropped.add(event.count, { node: event.node, reason: event.reason });
     }
   });
 }
@@ -144,25 +177,58 @@ export function prometheusText(gauges: Gauges, counters: Counters): string {
   const metric = (name: string, type: 'gauge' | 'counter', help: string, samples: [Record<string, string>, number][]) => {
     out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
     for (const [labels, value] of samples) {
-      const text = Object.entries(labels).map(([k, v]) => `${k}="${label(v)}"`).join(',');
+      const text = Object.entries(labels)
+        .map(([k, v]) => `${k}="${label(v)}"`)
+        .join(',');
       out.push(`${name}${text ? `{${text}}` : ''} ${Number.isFinite(value) ? value : 0}`);
     }
   };
   const per = (map: Map<string, number>) => [...map].map(([node, n]) => [{ node }, n] as [Record<string, string>, number]);
-  const known = <T>(get: (n: Gauges['nodes'][number]) => T | null) => gauges.nodes.filter((n) => get(n) !== null).map((n) => [{ node: n.name }, Number(get(n))] as [Record<string, string>, number]);
-  metric('subnode_node_up', 'gauge', '1 when the node is running', gauges.nodes.map((n) => [{ node: n.name, kind: n.kind, status: n.status }, n.status === 'running' ? 1 : 0]));
-  metric('subnode_node_restarts', 'gauge', 'restarts of the node (its creation)', gauges.nodes.map((n) => [{ node: n.name }, n.restarts]));
-  metric('subnode_processes', 'gauge', 'processes on the node', known((n) => n.processes));
-  metric('subnode_mailbox_messages', 'gauge', 'messages waiting in the mailboxes of the node', known((n) => n.mailbox));
-  metric('subnode_process_memory_bytes', 'gauge', 'estimated bytes held by the processes of the node', known((n) => n.memory));
+  const known = <T>(get: (n: Gauges['nodes'][number]) => T | null) =>
+    gauges.nodes.filter((n) => get(n) !== null).map((n) => [{ node: n.name }, Number(get(n))] as [Record<string, string>, number]);
+  metric(
+    'subnode_node_up',
+    'gauge',
+    '1 when the node is running',
+    gauges.nodes.map((n) => [{ node: n.name, kind: n.kind, status: n.status }, n.status === 'running' ? 1 : 0]),
+  );
+  metric(
+    'subnode_node_restarts',
+    'gauge',
+    'restarts of the node (its creation)',
+    gauges.nodes.map((n) => [{ node: n.name }, n.restarts]),
+  );
+  metric(
+    'subnode_processes',
+    'gauge',
+    'processes on the node',
+    known((n) => n.processes),
+  );
+  metric(
+    'subnode_mailbox_messages',
+    'gauge',
+    'messages waiting in the mailboxes of the node',
+    known((n) => n.mailbox),
+  );
+  metric(
+    'subnode_process_memory_bytes',
+    'gauge',
+    'estimated bytes held by the processes of the node',
+    known((n) => n.memory),
+  );
   metric('subnode_process_exits_total', 'counter', 'processes that ended abnormally', per(counters.exits));
   metric('subnode_module_loads_total', 'counter', 'module versions loaded', per(counters.loads));
   metric('subnode_module_purges_total', 'counter', 'module versions purged', per(counters.purges));
   metric('subnode_process_migrations_total', 'counter', 'processes that arrived by migration', per(counters.migrations));
-  metric('subnode_upgrade_nodes_total', 'counter', 'nodes an upgrade plan finished on, by outcome', [...counters.upgrades].map(([key, n]) => {
-    const [node, outcome] = key.split('\u0000');
-    return [{ node: node!, outcome: outcome! }, n];
-  }));
+  metric(
+    'subnode_upgrade_nodes_total',
+    'counter',
+    'nodes an upgrade plan finished on, by outcome',
+    [...counters.upgrades].map(([key, n]) => {
+      const [node, outcome] = key.split('\u0000');
+      return [{ node: node!, outcome: outcome! }, n];
+    }),
+  );
   metric('subnode_messages_dropped_total', 'counter', 'messages dropped for a node down or unknown', per(counters.dropped));
   return `${out.join('\n')}\n`;
 }

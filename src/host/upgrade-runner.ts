@@ -44,7 +44,8 @@ export function planNodes(all: NodeHandle[], which: UpgradePlan['nodes'] = '*', 
       return node;
     });
   } else if (which && typeof which === 'object' && Array.isArray(which.except)) {
-    for (const name of which.except) if (!byName.has(name)) throw new UnknownNode(`no node named '${name}' (nodes: ${[...byName.keys()].join(', ')})`, { node: name });
+    for (const name of which.except)
+      if (!byName.has(name)) throw new UnknownNode(`no node named '${name}' (nodes: ${[...byName.keys()].join(', ')})`, { node: name });
     covered = all.filter((n) => !which.except.includes(n.name));
   } else throw new BadArgument(`plan nodes must be '*', a list of node names or { except: [...] }`);
   if (canary === undefined) return covered;
@@ -109,11 +110,17 @@ function notRunning(node: NodeHandle): Extract<NodeOutcome, { status: 'skipped' 
 
 function describe(step: UpgradeStep): string {
   switch (step.op) {
-    case 'suspend': return `suspend the processes using ${step.modules.join(', ')}`;
-    case 'load': return `load ${step.module} (making room with purge '${step.purge}')`;
-    case 'codeChange': return `codeChange ${step.module}${step.extra === undefined ? '' : ` with extra ${JSON.stringify(step.extra)}`}`;
-    case 'resume': return 'resume them';
-    case 'purge': return `purge old ${step.module} ('${step.mode}')`;
-    default: return JSON.stringify(step);
+    case 'suspend':
+      return `suspend the processes using ${step.modules.join(', ')}`;
+    case 'load':
+      return `load ${step.module} (making room with purge '${step.purge}')`;
+    case 'codeChange':
+      return `codeChange ${step.module}${step.extra === undefined ? '' : ` with extra ${JSON.stringify(step.extra)}`}`;
+    case 'resume':
+      return 'resume them';
+    case 'purge':
+      return `purge old ${step.module} ('${step.mode}')`;
+    default:
+      return JSON.stringify(step);
   }
 }

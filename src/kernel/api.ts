@@ -91,7 +91,10 @@ export class ProcessApi {
       },
       self: () => k.self('self').pid,
       node: () => k.node,
-      send: (dest: Dest, message: unknown) => { signals.send(dest, message); return message; },
+      send: (dest: Dest, message: unknown) => {
+        signals.send(dest, message);
+        return message;
+      },
       spawn: (fn: unknown, ...args: unknown[]) => spawnWith({}, fn, args).pid,
       spawnLink: (fn: unknown, ...args: unknown[]) => spawnWith({ link: true }, fn, args).pid,
       spawnMonitor: (fn: unknown, ...args: unknown[]) => {
@@ -137,21 +140,33 @@ export class ProcessApi {
       callHost: (name: string, args: unknown[], then: (value: unknown) => unknown, options?: { timeout?: number }) =>
         k.serviceCall(version, 'host', { name, args: args ?? [] }, then, options?.timeout),
       server: Object.freeze({
-        start: (module: unknown, args: unknown[] = [], options: SpawnOptions = {}) => k.sys.start('server', k.moduleName(module), args, options, k.scheduler.running()),
+        start: (module: unknown, args: unknown[] = [], options: SpawnOptions = {}) =>
+          k.sys.start('server', k.moduleName(module), args, options, k.scheduler.running()),
         call: (dest: Dest, request: unknown, then: (reply: unknown) => unknown, options?: CallOptions) => k.callStep(version, dest, request, then, options),
-        cast: (dest: Dest, message: unknown) => { signals.send(dest, { $cast: message }); return true; },
-        reply: (from: From, value: unknown) => { signals.send(from.pid, { $reply: from.ref, value }); return true; },
+        cast: (dest: Dest, message: unknown) => {
+          signals.send(dest, { $cast: message });
+          return true;
+        },
+        reply: (from: From, value: unknown) => {
+          signals.send(from.pid, { $reply: from.ref, value });
+          return true;
+        },
       }),
       supervisor: Object.freeze({
-        start: (module: unknown, args: unknown[] = [], options: SpawnOptions = {}) => k.sys.startOrIgnore('supervisor', k.moduleName(module), args, options, k.scheduler.running()),
+        start: (module: unknown, args: unknown[] = [], options: SpawnOptions = {}) =>
+          k.sys.startOrIgnore('supervisor', k.moduleName(module), args, options, k.scheduler.running()),
         startLink: (module: unknown, args: unknown[] = [], options: SpawnOptions = {}) =>
           k.sys.startOrIgnore('supervisor', k.moduleName(module), args, { ...options, link: true }, k.self('supervisor.startLink')),
         ...supervisorCalls((dest, request, then, options) => k.callStep(version, dest, request, then, { timeout: Infinity, ...options })),
       }),
       statem: Object.freeze({
-        start: (module: unknown, args: unknown[] = [], options: SpawnOptions = {}) => k.sys.start('statem', k.moduleName(module), args, options, k.scheduler.running()),
+        start: (module: unknown, args: unknown[] = [], options: SpawnOptions = {}) =>
+          k.sys.start('statem', k.moduleName(module), args, options, k.scheduler.running()),
         call: (dest: Dest, request: unknown, then: (reply: unknown) => unknown, options?: CallOptions) => k.callStep(version, dest, request, then, options),
-        cast: (dest: Dest, message: unknown) => { signals.send(dest, { $cast: message }); return true; },
+        cast: (dest: Dest, message: unknown) => {
+          signals.send(dest, { $cast: message });
+          return true;
+        },
       }),
     });
   }
@@ -181,10 +196,16 @@ export class ProcessApi {
    * A request to the host's service process (a spawn on another node, a host function), as a step:
    * the reply continues the process with `then(value)`; a refusal ends it with the error.
    */
-  private serviceCall(version: ModuleVersion | null, service: 'spawn' | 'host', request: Record<string, unknown>,
-    then: (value: unknown) => unknown, timeout = 5_000): Receive {
+  private serviceCall(
+    version: ModuleVersion | null,
+    service: 'spawn' | 'host',
+    request: Record<string, unknown>,
+    then: (value: unknown) => unknown,
+    timeout = 5_000,
+  ): Receive {
     const proc = this.self(service === 'spawn' ? 'spawnOn' : 'callHost');
-    if (typeof then !== 'function') throw new BadArgument(`${service === 'spawn' ? 'spawnOn' : 'callHost'}: the last argument must be a function of the result`);
+    if (typeof then !== 'function')
+      throw new BadArgument(`${service === 'spawn' ? 'spawnOn' : 'callHost'}: the last argument must be a function of the result`);
     if (service === 'spawn') {
       const node = request.node as string;
       const granted = this.capabilities.spawnRemote;
@@ -199,12 +220,17 @@ export class ProcessApi {
     this.signals.checkMessage(request.args);
     const ref = this.makeRef();
     this.scheduler.post('host', [Sig.Message, HOST_SERVICE, { $service: service, ref, from: proc.pid, ...request }]);
-    const reply = new Clause((m: unknown) => (m as { $serviceReply?: string })?.$serviceReply === ref, (m) => {
-      const r = m as { ok?: unknown; error?: WireError };
-      if (r.error) throw fromWire(r.error);
-      return then(r.ok);
+    const reply = new Clause(
+      (m: unknown) => (m as { $serviceReply?: string })?.$serviceReply === ref,
+      (m) => {
+        const r = m as { ok?: unknown; error?: WireError };
+        if (r.error) throw fromWire(r.error);
+        return then(r.ok);
+      },
+    );
+    const after = new After(timeout, () => {
+      throw new Timeout(`${service} request timed out after ${timeout} ms`, { service });
     });
-    const after = new After(timeout, () => { throw new Timeout(`${service} request timed out after ${timeout} ms`, { service }); });
     return new Receive(version, null, [reply], after);
   }
 
@@ -280,7 +306,8 @@ export class ProcessApi {
       if (local && this.signals.idle()) local.watchers?.delete(ref);
       else this.signals.signal([Sig.Demonitor, watched, proc.pid, ref]);
     }
-    if (flush && proc.mailbox.length) proc.mailbox.takeFirst((m) => ((m as DownMessage | null)?.type === 'DOWN' && (m as DownMessage).ref === ref ? true : undefined));
+    if (flush && proc.mailbox.length)
+      proc.mailbox.takeFirst((m) => ((m as DownMessage | null)?.type === 'DOWN' && (m as DownMessage).ref === ref ? true : undefined));
     return true;
   }
 

@@ -12,10 +12,21 @@ import type { ModuleVersion } from './code-server.js';
 import type { Pid } from './pid.js';
 import type { Process } from './proc.js';
 
-export interface From { pid: Pid; ref: string }
-export interface CallMessage { $call: unknown; from: From }
-export interface CastMessage { $cast: unknown }
-export interface ReplyMessage { $reply: string; value: unknown }
+export interface From {
+  pid: Pid;
+  ref: string;
+}
+export interface CallMessage {
+  $call: unknown;
+  from: From;
+}
+export interface CastMessage {
+  $cast: unknown;
+}
+export interface ReplyMessage {
+  $reply: string;
+  value: unknown;
+}
 
 export type BehaviourKind = 'server' | 'statem' | 'supervisor';
 
@@ -60,10 +71,7 @@ export function vsnOf(version: ModuleVersion): unknown {
   return declared === undefined || typeof declared === 'function' ? version.version : declared;
 }
 
-export type ServerResult =
-  | { reply: unknown; state: unknown }
-  | { noreply: unknown }
-  | { stop: unknown; reply?: unknown; state: unknown };
+export type ServerResult = { reply: unknown; state: unknown } | { noreply: unknown } | { stop: unknown; reply?: unknown; state: unknown };
 
 export type StatemResult = {
   state?: unknown;
@@ -121,7 +129,10 @@ function dispatchServer(host: DispatchHost, proc: Process, b: Behaviour, version
     if (from && 'reply' in r) host.send(from.pid, { $reply: from.ref, value: r.reply });
     terminate(host, proc, b, version, r.stop);
   }
-  if ('noreply' in r) { b.state = r.noreply; return; }
+  if ('noreply' in r) {
+    b.state = r.noreply;
+    return;
+  }
   if ('reply' in r && 'state' in r) {
     b.state = r.state;
     if (from) host.send(from.pid, { $reply: from.ref, value: r.reply });
@@ -135,8 +146,14 @@ function dispatchStatem(host: DispatchHost, proc: Process, b: Behaviour, version
   let type: 'call' | 'cast' | 'info' = 'info';
   let content: unknown = message;
   let from: From | undefined;
-  if (isCall(message)) { type = 'call'; content = message.$call; from = message.from; }
-  else if (isCast(message)) { type = 'cast'; content = message.$cast; }
+  if (isCall(message)) {
+    type = 'call';
+    content = message.$call;
+    from = message.from;
+  } else if (isCast(message)) {
+    type = 'cast';
+    content = message.$cast;
+  }
   const r = (required(version, 'handleEvent')(type, content, state, data, from) ?? {}) as StatemResult;
   if (typeof r !== 'object') throw new TypeError(`${version}: handleEvent must return { state?, data?, reply?, stop?, callbackModule? }`);
   b.state = { state: 'state' in r ? r.state : state, data: 'data' in r ? r.data : data };

@@ -13,7 +13,9 @@ import type { Dest } from './types.js';
 const NO_HANDLER = (): unknown => undefined;
 const DEFAULT_AFTER = new After(5_000, NO_HANDLER);
 
-export interface CallHost { endCall(wait: CallWait): void }
+export interface CallHost {
+  endCall(wait: CallWait): void;
+}
 
 export class CallWait extends Receive {
   constructor(
@@ -43,7 +45,9 @@ export class CallWait extends Receive {
     return undefined;
   }
 
-  override timeoutStep(): Handler { return () => this.timedOut(); }
+  override timeoutStep(): Handler {
+    return () => this.timedOut();
+  }
 
   private replied(message: unknown): unknown {
     this.host.endCall(this);

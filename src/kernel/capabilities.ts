@@ -14,7 +14,10 @@ export interface Capabilities {
   aliases: Record<string, string>;
   /** Host services module code sees (isolate nodes; a thread node sees all of Node). */
   services: {
-    console: boolean; clock: boolean; random: boolean; functions: '*' | string[];
+    console: boolean;
+    clock: boolean;
+    random: boolean;
+    functions: '*' | string[];
     /** WebAssembly in an isolate node (default false). When granted, its memory is NOT counted against `memoryMb`. */
     wasm?: boolean;
   };
@@ -133,7 +136,8 @@ export function checkLimits(value: Limits | undefined, kind: NodeKindName = 'thr
   if (value === undefined) return { ...defaults };
   if (!value || typeof value !== 'object') throw new BadArgument('limits must be an object');
   const positive = (n: unknown, field: string): void => {
-    if (n !== undefined && !(typeof n === 'number' && n > 0 && Number.isFinite(n))) throw new BadArgument(`limits.${field} must be a number > 0, got ${JSON.stringify(n)}`);
+    if (n !== undefined && !(typeof n === 'number' && n > 0 && Number.isFinite(n)))
+      throw new BadArgument(`limits.${field} must be a number > 0, got ${JSON.stringify(n)}`);
   };
   positive(value.memoryMb, 'memoryMb');
   positive(value.cpuMsPerSlice, 'cpuMsPerSlice');

@@ -64,8 +64,10 @@ export class CodeOps {
     const mode = options.purge === undefined ? this.policyFor(name).purge : checkPurge(options.purge, 'load');
     const commit = (room: PurgeReport): LoadReport => {
       if (!room.ok) {
-        throw new NotPurged(`module '${name}' has old code that processes still run (${room.lingering.join(', ')}): purge it first`,
-          { module: name, lingering: room.lingering });
+        throw new NotPurged(`module '${name}' has old code that processes still run (${room.lingering.join(', ')}): purge it first`, {
+          module: name,
+          lingering: room.lingering,
+        });
       }
       this.runOnLoad(version, options.onLoadTimeoutMs);
       const previous = this.code.install(version);
@@ -95,7 +97,10 @@ export class CodeOps {
     const plans = versions.map((version) => {
       const record = version.module;
       if (typeof version.exports.onLoad === 'function') {
-        throw new LoadError(`module '${record.name}' exports onLoad(): not allowed in an atomic load (code:atomic_load's on_load_not_allowed)`, { module: record.name, reason: 'on_load_not_allowed' });
+        throw new LoadError(`module '${record.name}' exports onLoad(): not allowed in an atomic load (code:atomic_load's on_load_not_allowed)`, {
+          module: record.name,
+          reason: 'on_load_not_allowed',
+        });
       }
       this.assertNotDraining(record);
       const mode = options.purge === undefined ? this.policyFor(record.name).purge : checkPurge(options.purge, 'load');
@@ -107,8 +112,10 @@ export class CodeOps {
     });
     const refused = plans.filter((p) => p.refused);
     if (refused.length) {
-      throw new NotPurged(`atomic load refused: old code still running in ${refused.map((p) => `${p.record.name} (${p.lingering.join(', ')})`).join(', ')}; nothing was loaded`,
-        { modules: refused.map((p) => p.record.name), lingering: refused.flatMap((p) => p.lingering) });
+      throw new NotPurged(
+        `atomic load refused: old code still running in ${refused.map((p) => `${p.record.name} (${p.lingering.join(', ')})`).join(', ')}; nothing was loaded`,
+        { modules: refused.map((p) => p.record.name), lingering: refused.flatMap((p) => p.lingering) },
+      );
     }
     // Everything checked: from here nothing can fail, so all become current together.
     const reports = plans.map(({ version, record, dropping }) => {
@@ -133,13 +140,17 @@ export class CodeOps {
     try {
       onLoad();
     } catch (error) {
-      throw new LoadError(`onLoad of module '${version.name}' failed: ${error instanceof Error ? `${error.name}: ${error.message}` : String(error)}; the previous version stays current`,
-        { module: version.name, phase: 'on_load' });
+      throw new LoadError(
+        `onLoad of module '${version.name}' failed: ${error instanceof Error ? `${error.name}: ${error.message}` : String(error)}; the previous version stays current`,
+        { module: version.name, phase: 'on_load' },
+      );
     }
     const took = this.platform.now() - started;
     if (took > timeoutMs) {
-      throw new LoadError(`onLoad of module '${version.name}' took ${took.toFixed(1)} ms, over its ${timeoutMs} ms limit; the previous version stays current`,
-        { module: version.name, phase: 'on_load' });
+      throw new LoadError(`onLoad of module '${version.name}' took ${took.toFixed(1)} ms, over its ${timeoutMs} ms limit; the previous version stays current`, {
+        module: version.name,
+        phase: 'on_load',
+      });
     }
   }
 
@@ -183,7 +194,11 @@ export class CodeOps {
     if (!record.current) throw new BadArgument(`module '${module}' has no current version to delete`);
     this.assertNotDraining(record);
     const room = this.makeRoom(record, this.willBecomeOld(record), 'soft') as PurgeReport;
-    if (!room.ok) throw new NotPurged(`module '${module}' has old code that processes still run (${room.lingering.join(', ')}): purge it first`, { module, lingering: room.lingering });
+    if (!room.ok)
+      throw new NotPurged(`module '${module}' has old code that processes still run (${room.lingering.join(', ')}): purge it first`, {
+        module,
+        lingering: room.lingering,
+      });
     const deleted = this.code.deleteCurrent(module);
     this.platform.emit({ type: 'module_deleted', node: this.node, module, version: deleted.version });
     if (deleted.processes.size === 0 && collectsIdle(this.policyFor(module).retention)) this.collect(deleted);
@@ -246,7 +261,9 @@ export class CodeOps {
         this.scheduler.afterExternalWork();
       };
       const entry = this.scheduler.after(mode.drain, () => finish(true));
-      this.draining.set(record, () => { if (versions.every((v) => v.processes.size === 0)) finish(false); });
+      this.draining.set(record, () => {
+        if (versions.every((v) => v.processes.size === 0)) finish(false);
+      });
     });
   }
 

@@ -19,9 +19,17 @@ export class ModuleVersion {
   exports: Record<string, unknown> = {};
   /** Processes whose code is in this version right now. */
   readonly processes = new Set<Process>();
-  constructor(readonly module: ModuleRecord, readonly version: number, readonly loadedAt: number) {}
-  get name(): string { return this.module.name; }
-  toString(): string { return `${this.module.name}@${this.version}`; }
+  constructor(
+    readonly module: ModuleRecord,
+    readonly version: number,
+    readonly loadedAt: number,
+  ) {}
+  get name(): string {
+    return this.module.name;
+  }
+  toString(): string {
+    return `${this.module.name}@${this.version}`;
+  }
 }
 
 export class ModuleRecord {
@@ -39,7 +47,9 @@ export class ModuleRecord {
     const last = this.versions[this.versions.length - 1];
     return last?.state === 'current' ? last : undefined;
   }
-  get old(): ModuleVersion[] { return this.versions.filter((v) => v.state === 'old'); }
+  get old(): ModuleVersion[] {
+    return this.versions.filter((v) => v.state === 'old');
+  }
 }
 
 export const MODULE_NAME = /^[A-Za-z_$][A-Za-z0-9_$-]{0,127}$/;
@@ -62,11 +72,14 @@ export class CodeServer {
   /** Exported functions of every version, so a function value tells which version it enters. */
   private readonly versionOfFunction = new WeakMap<object, ModuleVersion>();
 
-  constructor(private readonly hooks: CodeServerHooks, private readonly nodeName: string,
+  constructor(
+    private readonly hooks: CodeServerHooks,
+    private readonly nodeName: string,
     /** Module aliasing: a name module code imports → the module that implements it. */
     private readonly aliases: Record<string, string> = {},
     /** Packages and builtins the node may import (thread nodes): specifier → what it exports. Not upgradable. */
-    private readonly natives: Record<string, unknown> = {}) {}
+    private readonly natives: Record<string, unknown> = {},
+  ) {}
 
   /** The specifiers of the packages and builtins this node's module code may import. */
   nativeNames(): string[] {
@@ -82,7 +95,9 @@ export class CodeServer {
       throw new BadArgument(`bad module name ${JSON.stringify(name)}: use letters, digits, _ $ -`);
     }
     if (Object.prototype.hasOwnProperty.call(this.natives, name)) {
-      throw new BadArgument(`'${name}' is a package this node imports from the host: it is not a module of the node, and cannot be loaded or upgraded`, { module: name });
+      throw new BadArgument(`'${name}' is a package this node imports from the host: it is not a module of the node, and cannot be loaded or upgraded`, {
+        module: name,
+      });
     }
     if (typeof js !== 'string') throw new BadArgument('module source must be a string');
     const record = this.record(name);
@@ -154,8 +169,12 @@ export class CodeServer {
     return current;
   }
 
-  module(name: string): ModuleRecord | undefined { return this.modules.get(name); }
-  all(): IterableIterator<ModuleRecord> { return this.modules.values(); }
+  module(name: string): ModuleRecord | undefined {
+    return this.modules.get(name);
+  }
+  all(): IterableIterator<ModuleRecord> {
+    return this.modules.values();
+  }
 
   current(name: string): ModuleVersion {
     const version = this.modules.get(name)?.current;
@@ -171,7 +190,9 @@ export class CodeServer {
     return { version, fn: value as (...args: unknown[]) => unknown };
   }
 
-  versionOf(fn: object): ModuleVersion | undefined { return this.versionOfFunction.get(fn); }
+  versionOf(fn: object): ModuleVersion | undefined {
+    return this.versionOfFunction.get(fn);
+  }
 
   /** The module whose live namespace object this is (module code passes `import * as m`). */
   nameOfNamespace(namespace: object): string | undefined {
@@ -205,7 +226,11 @@ export class CodeServer {
     // Descriptors, not values: a re-export is a getter and must stay live.
     for (const [key, d] of Object.entries(Object.getOwnPropertyDescriptors(current.exports))) {
       if (!d.enumerable) continue;
-      Object.defineProperty(ns, key, d.get ? { get: d.get, enumerable: true, configurable: true } : { value: d.value, enumerable: true, writable: false, configurable: true });
+      Object.defineProperty(
+        ns,
+        key,
+        d.get ? { get: d.get, enumerable: true, configurable: true } : { value: d.value, enumerable: true, writable: false, configurable: true },
+      );
     }
   }
 

@@ -14,7 +14,10 @@ export class Denials {
   private inWindow = 0;
   private suppressed = 0;
 
-  constructor(private readonly node: string, private readonly platform: Pick<KernelPlatform, 'now' | 'emit'>) {}
+  constructor(
+    private readonly node: string,
+    private readonly platform: Pick<KernelPlatform, 'now' | 'emit'>,
+  ) {}
 
   report(pid: Pid | undefined, what: string): void {
     const now = this.platform.now();

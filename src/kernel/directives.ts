@@ -14,11 +14,17 @@ import type { ModuleVersion } from './code-server.js';
 export type Handler = (message: unknown) => unknown;
 
 export class Clause {
-  constructor(readonly pattern: Pattern, readonly handler: Handler) {}
+  constructor(
+    readonly pattern: Pattern,
+    readonly handler: Handler,
+  ) {}
 }
 
 export class After {
-  constructor(readonly ms: number, readonly handler: () => unknown) {}
+  constructor(
+    readonly ms: number,
+    readonly handler: () => unknown,
+  ) {}
 }
 
 /**
@@ -41,7 +47,9 @@ export class Receive {
   ) {}
 
   /** The step to run when the receive times out. */
-  timeoutStep(): Handler { return this.after!.handler as Handler; }
+  timeoutStep(): Handler {
+    return this.after!.handler as Handler;
+  }
 
   /** The handler for `message`, or undefined when no clause accepts it. A throwing guard is false. */
   select(message: unknown): Handler | undefined {

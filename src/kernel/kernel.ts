@@ -48,7 +48,18 @@ import { CodeOps } from './code-ops.js';
 import { NodeTasks, type StopReport } from './tasks.js';
 import { supervisorInfo, type SupRequest, type SupState } from './supervisor.js';
 import { ALL, DEFAULT_GLOBAL_NAMES, type Capabilities, type Limits } from './capabilities.js';
-import type { ProcessInfo, ModuleInfo, KernelEvent, SpawnOptions, Dest, LoadReport, PurgeReport, ProcessStatus, MigrationSnapshot, MigrationOutcome } from './types.js';
+import type {
+  ProcessInfo,
+  ModuleInfo,
+  KernelEvent,
+  SpawnOptions,
+  Dest,
+  LoadReport,
+  PurgeReport,
+  ProcessStatus,
+  MigrationSnapshot,
+  MigrationOutcome,
+} from './types.js';
 
 export { assertCloneable, errorReason, estimateSize } from './values.js';
 export { HOST_SERVICE } from './api.js';
@@ -99,13 +110,21 @@ export class Kernel {
   private readonly relocation: Relocation;
   private readonly tasks: NodeTasks;
 
-  constructor(private readonly host: KernelPlatform, options: KernelOptions) {
+  constructor(
+    private readonly host: KernelPlatform,
+    options: KernelOptions,
+  ) {
     if (!NODE_NAME.test(options.node) || options.node === 'host') throw new BadArgument(`bad node name ${JSON.stringify(options.node)}`);
     const node = (this.node = options.node);
     const creation = (this.creation = options.creation ?? 0);
     const capabilities = (this.capabilities = options.capabilities ?? ALL);
     this.limits = options.limits ?? {};
-    const code = (this.code = new CodeServer({ compile: host.compile, apiFor: (v) => this.api.apiFor(v), now: host.wallClock }, node, capabilities.aliases, options.natives));
+    const code = (this.code = new CodeServer(
+      { compile: host.compile, apiFor: (v) => this.api.apiFor(v), now: host.wallClock },
+      node,
+      capabilities.aliases,
+      options.natives,
+    ));
     // The objects call each other's verbs; the few cycles (a step ends a process, an ending moves
     // it out of its version, …) are closed by `connect` once all exist.
     const table = (this.table = new ProcessTable(node, creation));
@@ -123,14 +142,28 @@ export class Kernel {
 
   // ---- code operations (CodeOps) --------------------------------------------------------------
 
-  setPolicy(policy: CodePolicy, module?: string): void { this.codeOps.setPolicy(policy, module); }
-  policyFor(module: string): CodePolicy { return this.codeOps.policyFor(module); }
-  load(name: string, js: string, options: { purge?: PurgeMode; version?: number; onLoadTimeoutMs?: number } = {}): LoadReport | Promise<LoadReport> { return this.codeOps.load(name, js, options); }
+  setPolicy(policy: CodePolicy, module?: string): void {
+    this.codeOps.setPolicy(policy, module);
+  }
+  policyFor(module: string): CodePolicy {
+    return this.codeOps.policyFor(module);
+  }
+  load(name: string, js: string, options: { purge?: PurgeMode; version?: number; onLoadTimeoutMs?: number } = {}): LoadReport | Promise<LoadReport> {
+    return this.codeOps.load(name, js, options);
+  }
   /** `code:atomic_load`: all the modules' new versions current at once, or none. */
-  loadAtomic(modules: Record<string, string>, options: { purge?: PurgeMode } = {}): LoadReport[] { return this.codeOps.loadAtomic(modules, options); }
-  purge(module: string, mode: PurgeMode = 'kill'): PurgeReport | Promise<PurgeReport> { return this.codeOps.purge(module, mode); }
-  softPurge(module: string): PurgeReport { return this.codeOps.softPurge(module); }
-  checkProcessCode(pid: Pid, module: string): boolean { return this.codeOps.checkProcessCode(pid, module); }
+  loadAtomic(modules: Record<string, string>, options: { purge?: PurgeMode } = {}): LoadReport[] {
+    return this.codeOps.loadAtomic(modules, options);
+  }
+  purge(module: string, mode: PurgeMode = 'kill'): PurgeReport | Promise<PurgeReport> {
+    return this.codeOps.purge(module, mode);
+  }
+  softPurge(module: string): PurgeReport {
+    return this.codeOps.softPurge(module);
+  }
+  checkProcessCode(pid: Pid, module: string): boolean {
+    return this.codeOps.checkProcessCode(pid, module);
+  }
   /** The processes in old code of `module` (or one version): O(lingering), from the per-version index. */
   lingering(module: string, version?: number): Pid[] {
     const pids = this.codeOps.lingering(module, version);
@@ -139,7 +172,9 @@ export class Kernel {
     if (current && current.version === version) for (const p of this.sys.usersOf(module, current)) pids.push(p.pid);
     return pids;
   }
-  deleteModule(module: string): PurgeReport { return this.codeOps.deleteModule(module); }
+  deleteModule(module: string): PurgeReport {
+    return this.codeOps.deleteModule(module);
+  }
 
   modules(): ModuleInfo[] {
     const out: ModuleInfo[] = [];
@@ -149,9 +184,12 @@ export class Kernel {
         name: record.name,
         // A behaviour process runs its callback module's current version through the kernel's loop: counted there.
         versions: record.versions.map((v) => ({
-          version: v.version, vsn: vsnOf(v), state: v.state,
+          version: v.version,
+          vsn: vsnOf(v),
+          state: v.state,
           processes: v.processes.size + (v.state === 'current' ? this.sys.usersOf(record.name, v).length : 0),
-          loadedAt: v.loadedAt, draining: v.draining,
+          loadedAt: v.loadedAt,
+          draining: v.draining,
         })),
         policy: this.policyFor(record.name),
       });
@@ -202,28 +240,42 @@ export class Kernel {
   }
 
   /** Sends from module code: by pid, by local name, `{ name, node }` or `{ global }`. */
-  send(dest: Dest, message: unknown): void { this.signals.send(dest, message); }
+  send(dest: Dest, message: unknown): void {
+    this.signals.send(dest, message);
+  }
 
   /** The host's replica of the system-wide name registry: many changes in one call. */
-  setGlobals(entries: [string, Pid | null][]): void { this.table.setGlobals(entries); }
+  setGlobals(entries: [string, Pid | null][]): void {
+    this.table.setGlobals(entries);
+  }
 
   /** The pid registered under `name` here (also when that process migrated away: sends still reach it). */
-  whereis(name: string): Pid | undefined { return this.table.whereis(name); }
+  whereis(name: string): Pid | undefined {
+    return this.table.whereis(name);
+  }
 
-  processes(): ProcessInfo[] { return Array.from(this.table.values(), (p) => info(p)); }
+  processes(): ProcessInfo[] {
+    return Array.from(this.table.values(), (p) => info(p));
+  }
 
   processInfo(pid: Pid): ProcessInfo | undefined {
     const proc = this.table.get(pid);
     return proc && info(proc);
   }
 
-  get processCount(): number { return this.table.size; }
+  get processCount(): number {
+    return this.table.size;
+  }
 
   /** A process's status, or undefined when it is gone. */
-  statusOf(pid: Pid): ProcessStatus | undefined { return this.table.get(pid)?.status; }
+  statusOf(pid: Pid): ProcessStatus | undefined {
+    return this.table.get(pid)?.status;
+  }
 
   /** Every live pid (erlang:processes/0). */
-  pids(): Pid[] { return this.table.pids(); }
+  pids(): Pid[] {
+    return this.table.pids();
+  }
 
   /**
    * After the embedder stopped a step from outside (an isolate's CPU limit cuts a slice, and no
@@ -248,17 +300,25 @@ export class Kernel {
   // ---- migration (Relocation) -----------------------------------------------------------------
 
   /** Takes snapshots of processes to move; each is suspended until commit or abort. */
-  migrateOut(pids: Pid[]): MigrationOutcome<MigrationSnapshot>[] { return this.relocation.out(pids); }
+  migrateOut(pids: Pid[]): MigrationOutcome<MigrationSnapshot>[] {
+    return this.relocation.out(pids);
+  }
   /** Starts moved processes here under their own pids, their states converted by this node's code. */
   migrateIn(snapshots: MigrationSnapshot[], extra?: unknown, timeoutMs = 5_000): MigrationOutcome<{ from: unknown; to: unknown; awaitDrain: boolean }>[] {
     return this.relocation.in(snapshots, extra, timeoutMs);
   }
   /** The moves are done: forward what queued since the snapshots, then keep forwarding. */
-  migrateCommit(pids: Pid[], to: string, awaitDrain: Pid[] = []): void { this.relocation.commit(pids, to, awaitDrain); }
+  migrateCommit(pids: Pid[], to: string, awaitDrain: Pid[] = []): void {
+    this.relocation.commit(pids, to, awaitDrain);
+  }
   /** The moves failed: the processes go on here exactly as they were. */
-  migrateAbort(pids: Pid[]): void { this.relocation.abort(pids); }
+  migrateAbort(pids: Pid[]): void {
+    this.relocation.abort(pids);
+  }
   /** After a restart: the host tells the home node where its migrated processes live now. */
-  restoreForwards(entries: [Pid, string][]): void { this.relocation.restoreForwards(entries); }
+  restoreForwards(entries: [Pid, string][]): void {
+    this.relocation.restoreForwards(entries);
+  }
 
   // ---- behaviours and the system protocol (SysOps) ---------------------------------------------
 
@@ -276,23 +336,35 @@ export class Kernel {
   }
 
   /** A call to a supervisor from outside any process: which/count/start/restart/terminate/delete child. */
-  supervisorCall(pid: Pid, request: SupRequest, timeoutMs?: number): Promise<unknown> { return this.tasks.supervisorCall(pid, request, timeoutMs); }
+  supervisorCall(pid: Pid, request: SupRequest, timeoutMs?: number): Promise<unknown> {
+    return this.tasks.supervisorCall(pid, request, timeoutMs);
+  }
 
   /** Stops every process from the top of its tree within `timeoutMs`, then kills what is left. */
-  orderlyStop(timeoutMs: number): Promise<StopReport> { return this.tasks.orderlyStop(timeoutMs); }
+  orderlyStop(timeoutMs: number): Promise<StopReport> {
+    return this.tasks.orderlyStop(timeoutMs);
+  }
 
   /** Behaviour processes that use `module` as a callback module. O(result). */
-  behavioursOf(module: string): Pid[] { return this.sys.behavioursOf(module); }
+  behavioursOf(module: string): Pid[] {
+    return this.sys.behavioursOf(module);
+  }
 
   /** Whether a behaviour process has `module` as its callback module (or on its statem stack). */
-  usesModule(pid: Pid, module: string): boolean { return this.sys.usesModule(pid, module); }
+  usesModule(pid: Pid, module: string): boolean {
+    return this.sys.usesModule(pid, module);
+  }
 
   /**
    * Suspends a process (any process, like erlang:suspend_process): it runs nothing until resumed;
    * messages queue in its mailbox and a pending receive timeout keeps its remaining time.
    */
-  suspend(pid: Pid): void { this.sys.suspend(pid); }
-  resume(pid: Pid): void { this.sys.resume(pid); }
+  suspend(pid: Pid): void {
+    this.sys.suspend(pid);
+  }
+  resume(pid: Pid): void {
+    this.sys.resume(pid);
+  }
 
   /**
    * OTP's `sys:change_code`: runs the current version's `codeChange(oldVsn, state, extra)` on a
@@ -303,8 +375,12 @@ export class Kernel {
     return this.sys.changeCode(pid, module, oldVsn, extra, timeoutMs);
   }
 
-  getState(pid: Pid): unknown { return this.sys.getState(pid); }
-  replaceState(pid: Pid, state: unknown): void { this.sys.replaceState(pid, state); }
+  getState(pid: Pid): unknown {
+    return this.sys.getState(pid);
+  }
+  replaceState(pid: Pid, state: unknown): void {
+    this.sys.replaceState(pid, state);
+  }
 
   /** @internal */
   emitUpgradeStep(step: number, op: string, module?: string): void {
@@ -317,10 +393,14 @@ export class Kernel {
   }
 
   /** @internal restores a behaviour's saved state and vsn (upgrade rollback). */
-  restoreState(pid: Pid, state: unknown, vsn: unknown): void { this.sys.restoreState(pid, state, vsn); }
+  restoreState(pid: Pid, state: unknown, vsn: unknown): void {
+    this.sys.restoreState(pid, state, vsn);
+  }
 
   /** @internal */
-  behaviourSnapshot(pid: Pid): { state: unknown; vsn: unknown } | undefined { return this.sys.snapshot(pid); }
+  behaviourSnapshot(pid: Pid): { state: unknown; vsn: unknown } | undefined {
+    return this.sys.snapshot(pid);
+  }
 }
 
 function info(p: Process): ProcessInfo {

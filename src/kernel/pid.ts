@@ -14,8 +14,13 @@ export function formatPid(node: string, id: number, creation: number): Pid {
 }
 
 export function isPid(value: unknown): value is Pid {
-  return typeof value === 'string' && value.length > 4 && value.charCodeAt(0) === 60 /* < */ &&
-    value.charCodeAt(value.length - 1) === 62 /* > */ && value.indexOf('.') > 1;
+  return (
+    typeof value === 'string' &&
+    value.length > 4 &&
+    value.charCodeAt(0) === 60 /* < */ &&
+    value.charCodeAt(value.length - 1) === 62 /* > */ &&
+    value.indexOf('.') > 1
+  );
 }
 
 /** The node a pid names. Only the characters before the first dot, so this is cheap. */
@@ -23,7 +28,11 @@ export function nodeOf(pid: Pid): string {
   return pid.slice(1, pid.indexOf('.'));
 }
 
-export interface PidParts { node: string; id: number; creation: number }
+export interface PidParts {
+  node: string;
+  id: number;
+  creation: number;
+}
 
 export function parsePid(value: unknown): PidParts | undefined {
   if (!isPid(value)) return undefined;
@@ -41,7 +50,9 @@ export function parsePid(value: unknown): PidParts | undefined {
  */
 export function checkPid(value: unknown): Pid {
   if (parsePid(value) === undefined) {
-    throw new BadArgument(`not a pid: ${typeof value === 'string' ? JSON.stringify(value) : typeof value}`, { pid: typeof value === 'string' ? value : String(typeof value) });
+    throw new BadArgument(`not a pid: ${typeof value === 'string' ? JSON.stringify(value) : typeof value}`, {
+      pid: typeof value === 'string' ? value : String(typeof value),
+    });
   }
   return value as Pid;
 }

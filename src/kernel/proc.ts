@@ -59,9 +59,19 @@ export class Process {
   /** An exit that reached the process while it was running; applied when its step returns. */
   declare pendingExit: { reason: unknown } | null;
 
-  constructor(readonly pid: Pid, readonly initial: string) {}
+  constructor(
+    readonly pid: Pid,
+    readonly initial: string,
+  ) {}
 }
 
 Object.assign(Process.prototype, {
-  globalName: null, cameFrom: null, moves: 0, heldLocal: null, snapshotAt: -1, drainSeen: false, dropped: 0, pendingExit: null,
+  globalName: null,
+  cameFrom: null,
+  moves: 0,
+  heldLocal: null,
+  snapshotAt: -1,
+  drainSeen: false,
+  dropped: 0,
+  pendingExit: null,
 });

@@ -20,7 +20,10 @@ export class ProcessTable {
   private readonly claimed = new Set<string>();
   private nextId = 0;
 
-  constructor(private readonly node: string, private readonly creation: number) {}
+  constructor(
+    private readonly node: string,
+    private readonly creation: number,
+  ) {}
 
   // ---- processes ------------------------------------------------------------------------------
 
@@ -57,8 +60,12 @@ export class ProcessTable {
     }
   }
 
-  get(pid: Pid): Process | undefined { return this.procs.get(pid); }
-  has(pid: Pid): boolean { return this.procs.has(pid); }
+  get(pid: Pid): Process | undefined {
+    return this.procs.get(pid);
+  }
+  has(pid: Pid): boolean {
+    return this.procs.has(pid);
+  }
 
   /** The live process `pid`, or NoProcess. */
   require(pid: Pid): Process {
@@ -72,20 +79,32 @@ export class ProcessTable {
     return isPid(target) ? this.procs.get(target) : this.names.get(target);
   }
 
-  get size(): number { return this.procs.size; }
-  values(): IterableIterator<Process> { return this.procs.values(); }
-  pids(): Pid[] { return Array.from(this.procs.keys()); }
+  get size(): number {
+    return this.procs.size;
+  }
+  values(): IterableIterator<Process> {
+    return this.procs.values();
+  }
+  pids(): Pid[] {
+    return Array.from(this.procs.keys());
+  }
 
   // ---- local names ----------------------------------------------------------------------------
 
   /** The live local process registered as `name`. */
-  named(name: string): Process | undefined { return this.names.get(name); }
+  named(name: string): Process | undefined {
+    return this.names.get(name);
+  }
 
   /** The pid registered as `name` here, also when that process migrated away. */
-  whereis(name: string): Pid | undefined { return this.names.get(name)?.pid ?? this.movedNames.get(name); }
+  whereis(name: string): Pid | undefined {
+    return this.names.get(name)?.pid ?? this.movedNames.get(name);
+  }
 
   /** The pid of a process that migrated away and left `name` here. */
-  movedName(name: string): Pid | undefined { return this.movedNames.get(name); }
+  movedName(name: string): Pid | undefined {
+    return this.movedNames.get(name);
+  }
 
   /** Throws unless `name` is a valid name that nothing here holds. */
   checkName(name: unknown): void {
@@ -127,7 +146,8 @@ export class ProcessTable {
   /** The host's word on global names, in one batch (a name with `null` is free). */
   setGlobals(entries: [string, Pid | null][]): void {
     for (const [name, pid] of entries) {
-      if (pid) this.globals.set(name, pid); else this.globals.delete(name);
+      if (pid) this.globals.set(name, pid);
+      else this.globals.delete(name);
       const local = pid === null ? undefined : this.procs.get(pid);
       if (local) {
         local.globalName = name;
@@ -138,7 +158,9 @@ export class ProcessTable {
     }
   }
 
-  global(name: string): Pid | undefined { return this.globals.get(name); }
+  global(name: string): Pid | undefined {
+    return this.globals.get(name);
+  }
 
   /**
    * Registers `proc` globally in the replica (the host hears of it by an event, and may still

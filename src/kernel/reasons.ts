@@ -16,9 +16,17 @@ const WasmMemory = (globalThis as { WebAssembly?: { Memory: abstract new (...arg
 /** `reason` itself when it is a primitive; otherwise a copy that a structured clone takes. */
 export function copyableReason(reason: unknown): unknown {
   switch (typeof reason) {
-    case 'string': case 'number': case 'boolean': case 'undefined': case 'bigint': return reason;
-    case 'object': if (reason === null) return reason; break;
-    default: return describe(reason);
+    case 'string':
+    case 'number':
+    case 'boolean':
+    case 'undefined':
+    case 'bigint':
+      return reason;
+    case 'object':
+      if (reason === null) return reason;
+      break;
+    default:
+      return describe(reason);
   }
   const budget = { left: MAX_NODES };
   return copy(reason, 0, new Map(), budget);
@@ -69,7 +77,12 @@ function copy(value: unknown, depth: number, seen: Map<object, unknown>, budget:
   seen.set(value, out);
   for (const key of Object.keys(value)) {
     // defineProperty: a key named __proto__ stays a plain key.
-    Object.defineProperty(out, key, { value: copy((value as Record<string, unknown>)[key], depth + 1, seen, budget), enumerable: true, writable: true, configurable: true });
+    Object.defineProperty(out, key, {
+      value: copy((value as Record<string, unknown>)[key], depth + 1, seen, budget),
+      enumerable: true,
+      writable: true,
+      configurable: true,
+    });
   }
   return out;
 }

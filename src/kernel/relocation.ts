@@ -53,7 +53,8 @@ export class Relocation {
   private snapshot(proc: Process): MigrationSnapshot {
     // Refusals marked `retry` are moments, not reasons: the host tries again shortly.
     if (proc.snapshotAt >= 0) throw new Refused(`${proc.pid} is already being moved`, { pid: proc.pid, retry: true });
-    if (proc.heldLocal !== null) throw new Refused(`${proc.pid} has just arrived and is still receiving from its last node: try again`, { pid: proc.pid, retry: true });
+    if (proc.heldLocal !== null)
+      throw new Refused(`${proc.pid} has just arrived and is still receiving from its last node: try again`, { pid: proc.pid, retry: true });
     const b = proc.behaviour;
     const held: unknown[] = [];
     let kind: MigrationSnapshot['kind'];
@@ -61,11 +62,13 @@ export class Relocation {
     let fn: string | undefined;
     let state: unknown;
     let vsn: unknown;
-    if (b?.kind === 'supervisor') throw new Refused(`${proc.pid} is a supervisor: its children are linked to it on this node; move them, not it`, { pid: proc.pid });
+    if (b?.kind === 'supervisor')
+      throw new Refused(`${proc.pid} is a supervisor: its children are linked to it on this node; move them, not it`, { pid: proc.pid });
     if (b) {
       // A server about to handle a message has it in its pending step: it travels first.
       if (proc.status === 'runnable' && proc.stepFn === b.loop?.anyHandler) held.push(proc.stepArg);
-      else if (proc.status !== 'waiting' && proc.status !== 'suspended') throw new Refused(`${proc.pid} is ${proc.status}: try again`, { pid: proc.pid, retry: true });
+      else if (proc.status !== 'waiting' && proc.status !== 'suspended')
+        throw new Refused(`${proc.pid} is ${proc.status}: try again`, { pid: proc.pid, retry: true });
       kind = b.kind;
       module = b.module;
       state = b.state;
@@ -138,9 +141,11 @@ export class Relocation {
       } catch (error) {
         throw new Refused(`codeChange of ${version} failed while migrating ${snap.pid}: ${errorText(error)}`, { pid: snap.pid, reason: errorReason(error) });
       }
-      if (this.platform.now() - started > timeoutMs) throw new Timeout(`codeChange of ${version} took over ${timeoutMs} ms while migrating ${snap.pid}`, { pid: snap.pid });
+      if (this.platform.now() - started > timeoutMs)
+        throw new Timeout(`codeChange of ${version} took over ${timeoutMs} ms while migrating ${snap.pid}`, { pid: snap.pid });
       if (state === undefined) throw new Refused(`codeChange of ${version} returned undefined while migrating ${snap.pid}`, { pid: snap.pid });
-      if (snap.kind === 'raw' && !Array.isArray(state)) throw new Refused(`codeChange of ${version} must return the argument list of ${snap.module}.${snap.fn} for a raw process`, { pid: snap.pid });
+      if (snap.kind === 'raw' && !Array.isArray(state))
+        throw new Refused(`codeChange of ${version} must return the argument list of ${snap.module}.${snap.fn} for a raw process`, { pid: snap.pid });
     }
     let entry: ((...args: unknown[]) => unknown) | undefined;
     if (snap.kind === 'raw') entry = this.code.entry(snap.module, snap.fn!).fn;

@@ -54,7 +54,11 @@ export class Scheduler {
   private signals!: Signalling;
   private codeOps!: CodeOps;
 
-  constructor(private readonly platform: KernelPlatform, private readonly sliceMs: number, private readonly code: CodeServer) {}
+  constructor(
+    private readonly platform: KernelPlatform,
+    private readonly sliceMs: number,
+    private readonly code: CodeServer,
+  ) {}
 
   connect(signals: Signalling, codeOps: CodeOps): void {
     this.signals = signals;
@@ -64,7 +68,9 @@ export class Scheduler {
   // ---- who runs -------------------------------------------------------------------------------
 
   /** The process whose step (or guard, or callback) is running, if any. */
-  running(): Process | null { return this.current; }
+  running(): Process | null {
+    return this.current;
+  }
 
   /** Runs `run` as `proc`: module code called outside the run loop (init, codeChange, onMigrate) sees itself as `self()`. */
   asProcess<T>(proc: Process, run: () => T): T {
@@ -90,7 +96,9 @@ export class Scheduler {
   }
 
   /** One reduction off the running process's budget (a send costs one). */
-  charge(): void { this.budget--; }
+  charge(): void {
+    this.budget--;
+  }
 
   // ---- the run queue --------------------------------------------------------------------------
 
@@ -246,8 +254,10 @@ export class Scheduler {
       return true;
     }
     if (result !== null && typeof (result as { then?: unknown })?.then === 'function') {
-      this.signals.terminate(proc, errorReason(new TypeError(
-        'a process step returned a Promise: steps are synchronous; return receive(...) or next(fn, ...args) to wait or loop')));
+      this.signals.terminate(
+        proc,
+        errorReason(new TypeError('a process step returned a Promise: steps are synchronous; return receive(...) or next(fn, ...args) to wait or loop')),
+      );
     } else {
       this.signals.terminate(proc, 'normal');
     }

@@ -112,7 +112,9 @@ export class Signalling {
   }
 
   /** Reports a refusal to the host (`capability_denied`), bounded per second. */
-  deny(pid: Pid | undefined, what: string): void { this.denials.report(pid, what); }
+  deny(pid: Pid | undefined, what: string): void {
+    this.denials.report(pid, what);
+  }
 
   /** A message for another node: cloneable, within the size limit, and no confused deputy's call. */
   checkMessage(message: unknown): void {
@@ -163,7 +165,9 @@ export class Signalling {
   }
 
   /** Nothing queued or being applied: a local signal may be applied directly, in order. */
-  idle(): boolean { return !this.applying && this.queue.length === 0; }
+  idle(): boolean {
+    return !this.applying && this.queue.length === 0;
+  }
 
   /** A signal for a process of this node (its own or one that moved in), applied here whatever node its pid names. */
   signalHere(envelope: Envelope): void {
@@ -201,7 +205,9 @@ export class Signalling {
   }
 
   /** After a step was stopped from outside, no drain is running any more. */
-  abandon(): void { this.applying = false; }
+  abandon(): void {
+    this.applying = false;
+  }
 
   /** Applies one signal to a process of this node. */
   private apply(e: Envelope): void {
@@ -330,11 +336,23 @@ export class Signalling {
   /** Queues what an ending tells; each link and monitor is forgotten once its signal is queued, so a resumed report does not repeat them. */
   private report(proc: Process, reason: unknown): void {
     const links = proc.links;
-    if (links) for (const pid of links) { this.enqueue([Sig.Exit, pid, proc.pid, reason, 1]); links.delete(pid); }
+    if (links)
+      for (const pid of links) {
+        this.enqueue([Sig.Exit, pid, proc.pid, reason, 1]);
+        links.delete(pid);
+      }
     const watchers = proc.watchers;
-    if (watchers) for (const [ref, watcher] of watchers) { this.enqueue([Sig.Down, watcher, proc.pid, ref, reason]); watchers.delete(ref); }
+    if (watchers)
+      for (const [ref, watcher] of watchers) {
+        this.enqueue([Sig.Down, watcher, proc.pid, ref, reason]);
+        watchers.delete(ref);
+      }
     const monitors = proc.monitors;
-    if (monitors) for (const [ref, watched] of monitors) { this.enqueue([Sig.Demonitor, watched, proc.pid, ref]); monitors.delete(ref); }
+    if (monitors)
+      for (const [ref, watched] of monitors) {
+        this.enqueue([Sig.Demonitor, watched, proc.pid, ref]);
+        monitors.delete(ref);
+      }
     if (proc.cameFrom !== null) {
       this.scheduler.post(proc.cameFrom, [Sig.Gone, proc.pid]);
       this.platform.emit({ type: 'migrated_exit', node: this.node, pid: proc.pid });

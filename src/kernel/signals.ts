@@ -41,7 +41,18 @@ export type Envelope =
 export type ExitReason = 'normal' | 'kill' | 'killed' | 'noproc' | 'noconnection' | 'shutdown' | ErrorReason | unknown;
 
 /** The reason of a process that threw. */
-export interface ErrorReason { error: { name: string; message: string; stack?: string } }
+export interface ErrorReason {
+  error: { name: string; message: string; stack?: string };
+}
 
-export interface ExitMessage { type: 'EXIT'; from: Pid; reason: ExitReason }
-export interface DownMessage { type: 'DOWN'; ref: string; pid: Pid; reason: ExitReason }
+export interface ExitMessage {
+  type: 'EXIT';
+  from: Pid;
+  reason: ExitReason;
+}
+export interface DownMessage {
+  type: 'DOWN';
+  ref: string;
+  pid: Pid;
+  reason: ExitReason;
+}

@@ -12,9 +12,11 @@ type Then = (reply: unknown) => unknown;
 
 export function supervisorCalls(call: Call) {
   return {
-    startChild: (sup: Dest, specOrArgs: unknown, then: Then, options?: { timeout?: number }) => call(sup, { $sup: 'start_child', arg: specOrArgs }, then, options),
+    startChild: (sup: Dest, specOrArgs: unknown, then: Then, options?: { timeout?: number }) =>
+      call(sup, { $sup: 'start_child', arg: specOrArgs }, then, options),
     restartChild: (sup: Dest, id: string, then: Then, options?: { timeout?: number }) => call(sup, { $sup: 'restart_child', arg: id }, then, options),
-    terminateChild: (sup: Dest, idOrPid: string, then: Then, options?: { timeout?: number }) => call(sup, { $sup: 'terminate_child', arg: idOrPid }, then, options),
+    terminateChild: (sup: Dest, idOrPid: string, then: Then, options?: { timeout?: number }) =>
+      call(sup, { $sup: 'terminate_child', arg: idOrPid }, then, options),
     deleteChild: (sup: Dest, id: string, then: Then, options?: { timeout?: number }) => call(sup, { $sup: 'delete_child', arg: id }, then, options),
     whichChildren: (sup: Dest, then: Then, options?: { timeout?: number }) => call(sup, { $sup: 'which_children' }, then, options),
     countChildren: (sup: Dest, then: Then, options?: { timeout?: number }) => call(sup, { $sup: 'count_children' }, then, options),

@@ -61,7 +61,12 @@ export interface ChildInfo {
   modules: string[] | 'dynamic';
 }
 
-export interface ChildCounts { specs: number; active: number; supervisors: number; workers: number }
+export interface ChildCounts {
+  specs: number;
+  active: number;
+  supervisors: number;
+  workers: number;
+}
 
 /** A process's supervisor view (`processInfo(pid).supervisor`). */
 export interface SupervisorInfo {
@@ -92,7 +97,8 @@ export function checkFlags(init: unknown): { strategy: Strategy; intensity: numb
   const intensity = init.intensity ?? 1;
   const period = init.period ?? 5000;
   if (typeof strategy !== 'string' || !STRATEGIES.has(strategy)) throw new SpecError({ supervisor_data: { invalid_strategy: strategy } });
-  if (typeof intensity !== 'number' || !Number.isInteger(intensity) || intensity < 0) throw new SpecError({ supervisor_data: { invalid_intensity: intensity } });
+  if (typeof intensity !== 'number' || !Number.isInteger(intensity) || intensity < 0)
+    throw new SpecError({ supervisor_data: { invalid_intensity: intensity } });
   if (typeof period !== 'number' || !Number.isFinite(period) || period <= 0) throw new SpecError({ supervisor_data: { invalid_period: period } });
   return { strategy: strategy as Strategy, intensity, period };
 }

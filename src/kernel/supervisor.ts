@@ -19,14 +19,28 @@ import { ExitNow, type Scheduler } from './scheduler.js';
 import type { Signalling } from './signalling.js';
 import { Sig } from './signals.js';
 import {
-  checkFlags, checkSpec, checkSpecs, isNormalExit, SpecError,
-  type ChildCounts, type ChildInfo, type Spec, type Strategy, type SupervisorInfo,
+  checkFlags,
+  checkSpec,
+  checkSpecs,
+  isNormalExit,
+  SpecError,
+  type ChildCounts,
+  type ChildInfo,
+  type Spec,
+  type Strategy,
+  type SupervisorInfo,
 } from './supervisor-spec.js';
 import type { SpawnOptions } from './types.js';
 import { errorReason } from './values.js';
 
-interface Child { spec: Spec; pid: Pid | null | 'restarting' }
-interface Dynamic { pid: Pid | 'restarting'; args: unknown[] | null }
+interface Child {
+  spec: Spec;
+  pid: Pid | null | 'restarting';
+}
+interface Dynamic {
+  pid: Pid | 'restarting';
+  args: unknown[] | null;
+}
 
 /** A supervisor's state (its behaviour state: `getState` returns it). Plain data. */
 export interface SupState {
@@ -46,9 +60,18 @@ export interface SupState {
 }
 
 /** A request to a supervisor: the `$call` body of `supervisor.startChild(…)` and the others. */
-export interface SupRequest { $sup: 'start_child' | 'restart_child' | 'terminate_child' | 'delete_child' | 'which_children' | 'count_children'; arg?: unknown }
+export interface SupRequest {
+  $sup: 'start_child' | 'restart_child' | 'terminate_child' | 'delete_child' | 'which_children' | 'count_children';
+  arg?: unknown;
+}
 
-export type StartBehaviour = (kind: 'server' | 'statem' | 'supervisor', module: string, args: unknown[], options: SpawnOptions, parent: Process) => Pid | undefined;
+export type StartBehaviour = (
+  kind: 'server' | 'statem' | 'supervisor',
+  module: string,
+  args: unknown[],
+  options: SpawnOptions,
+  parent: Process,
+) => Pid | undefined;
 
 type Next = () => unknown;
 type Msg = { type?: string; from?: Pid; reason?: unknown; ref?: string; $supRetry?: string };
@@ -112,7 +135,10 @@ export class Supervisors {
     const m = message as Msg;
     if (m?.type === 'EXIT' && isPid(m.from)) {
       // From its parent (or, for a top-level supervisor, the host): end the children, then itself.
-      if (m.from === b.parent || (b.parent === null && HOST_EXIT.test(m.from))) return this.terminateAll(proc, st, () => { throw new ExitNow(m.reason); });
+      if (m.from === b.parent || (b.parent === null && HOST_EXIT.test(m.from)))
+        return this.terminateAll(proc, st, () => {
+          throw new ExitNow(m.reason);
+        });
       const child = st.children.find((c) => c.pid === m.from);
       if (child) return this.childExited(proc, st, child, m.reason, loop);
       const dyn = st.dynamic.get(m.from);
@@ -160,7 +186,10 @@ export class Supervisors {
   }
 
   private restart(proc: Process, st: SupState, child: Child, loop: Receive): unknown {
-    if (!this.addRestart(st)) return this.terminateAll(proc, st, () => { throw new ExitNow('shutdown'); });
+    if (!this.addRestart(st))
+      return this.terminateAll(proc, st, () => {
+        throw new ExitNow('shutdown');
+      });
     child.pid = null;
     if (st.strategy === 'one_for_all') {
       return this.terminateChildren(proc, st, st.children, () => this.startChildren(proc, st.children.slice(), loop));
@@ -187,7 +216,10 @@ export class Supervisors {
   }
 
   private restartDynamic(proc: Process, st: SupState, key: string, dyn: Dynamic, loop: Receive): unknown {
-    if (!this.addRestart(st)) return this.terminateAll(proc, st, () => { throw new ExitNow('shutdown'); });
+    if (!this.addRestart(st))
+      return this.terminateAll(proc, st, () => {
+        throw new ExitNow('shutdown');
+      });
     st.dynamic.delete(key);
     const r = this.startChild(proc, st.template!, dyn.args ?? []);
     if ('ok' in r) {
@@ -251,13 +283,23 @@ export class Supervisors {
    */
   private shutdown(proc: Process, pid: Pid, how: Spec['shutdown'], then: Next): unknown {
     const ref = this.watch(proc, pid);
-    const down = [new Clause((m: unknown) => isDown(m, ref), () => then())];
+    const down = [
+      new Clause(
+        (m: unknown) => isDown(m, ref),
+        () => then(),
+      ),
+    ];
     this.exit(proc, pid, how === 'brutal_kill' ? 'kill' : 'shutdown');
     if (how === 'brutal_kill' || how === 'infinity') return new Receive(null, null, down, null);
-    return new Receive(null, null, down, new After(how, () => {
-      this.exit(proc, pid, 'kill');
-      return new Receive(null, null, down, null);
-    }));
+    return new Receive(
+      null,
+      null,
+      down,
+      new After(how, () => {
+        this.exit(proc, pid, 'kill');
+        return new Receive(null, null, down, null);
+      }),
+    );
   }
 
   /** simple_one_for_one: every child is told at once, then all are awaited under one timer. */
@@ -274,12 +316,21 @@ export class Supervisors {
         st.dynamic.clear();
         return then();
       }
-      const down = new Clause((m: unknown) => (m as Msg)?.type === 'DOWN' && waiting.has((m as Msg).ref!), (m) => { waiting.delete((m as Msg).ref!); return wait(); });
-      const after = killed || deadline === Infinity ? null : new After(Math.max(0, deadline - this.now()), () => {
-        killed = true;
-        for (const pid of pids) this.exit(proc, pid, 'kill');
-        return wait();
-      });
+      const down = new Clause(
+        (m: unknown) => (m as Msg)?.type === 'DOWN' && waiting.has((m as Msg).ref!),
+        (m) => {
+          waiting.delete((m as Msg).ref!);
+          return wait();
+        },
+      );
+      const after =
+        killed || deadline === Infinity
+          ? null
+          : new After(Math.max(0, deadline - this.now()), () => {
+              killed = true;
+              for (const pid of pids) this.exit(proc, pid, 'kill');
+              return wait();
+            });
       return new Receive(null, null, [down], after);
     };
     return wait();
@@ -305,8 +356,10 @@ export class Supervisors {
     const arg = request.arg;
     const simple = st.template !== null;
     switch (request.$sup) {
-      case 'which_children': return reply(whichChildren(st));
-      case 'count_children': return reply(this.countChildren(st));
+      case 'which_children':
+        return reply(whichChildren(st));
+      case 'count_children':
+        return reply(this.countChildren(st));
       case 'start_child': {
         if (simple) {
           if (!Array.isArray(arg)) return reply({ error: { badarg: arg } });
@@ -345,7 +398,10 @@ export class Supervisors {
             st.dynamic.delete(`restarting:${arg}`);
             return reply({ ok: true });
           }
-          return this.shutdown(proc, arg, st.template!.shutdown, () => { st.dynamic.delete(arg); return reply({ ok: true }); });
+          return this.shutdown(proc, arg, st.template!.shutdown, () => {
+            st.dynamic.delete(arg);
+            return reply({ ok: true });
+          });
         }
         const child = st.children.find((c) => c.spec.id === arg);
         if (!child) return reply({ error: 'not_found' });
@@ -414,7 +470,10 @@ export function whichChildren(st: SupState): ChildInfo[] {
     const { type, modules } = st.template;
     return [...st.dynamic.values()].reverse().map((d) => ({ id: null, pid: d.pid, type, modules }));
   }
-  return st.children.slice().reverse().map((c) => ({ id: c.spec.id, pid: c.pid, type: c.spec.type, modules: c.spec.modules }));
+  return st.children
+    .slice()
+    .reverse()
+    .map((c) => ({ id: c.spec.id, pid: c.pid, type: c.spec.type, modules: c.spec.modules }));
 }
 
 export function supervisorInfo(st: SupState): SupervisorInfo {

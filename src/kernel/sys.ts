@@ -36,7 +36,9 @@ export class SysOps {
     this.dispatchHost = {
       current: (module) => this.code.current(module),
       send: (pid, message) => this.signals.send(pid, message),
-      exit: (reason) => { throw new ExitNow(reason); },
+      exit: (reason) => {
+        throw new ExitNow(reason);
+      },
       index: (proc, from, to) => {
         const b = proc.behaviour!;
         const modules = new Set([b.module, ...b.stack]);
@@ -44,8 +46,15 @@ export class SysOps {
         if (to !== null) this.reindex(proc, null, to);
       },
     };
-    this.supervisors = new Supervisors(node, code, table, scheduler, signals, () => platform.now(),
-      (kind, module, args, options, parent) => this.startOrIgnore(kind, module, args, options, parent));
+    this.supervisors = new Supervisors(
+      node,
+      code,
+      table,
+      scheduler,
+      signals,
+      () => platform.now(),
+      (kind, module, args, options, parent) => this.startOrIgnore(kind, module, args, options, parent),
+    );
   }
 
   /**
@@ -121,11 +130,16 @@ export class SysOps {
 
   /** The one receive a behaviour process waits in, built once: no allocation per message. */
   private loop(proc: Process): Receive {
-    const loop: Receive = new Receive(null, (message) => {
-      if (proc.behaviour!.kind === 'supervisor') return this.supervisors.handle(proc, message, loop);
-      dispatch(this.dispatchHost, proc, proc.behaviour!, message);
-      return loop;
-    }, null, null);
+    const loop: Receive = new Receive(
+      null,
+      (message) => {
+        if (proc.behaviour!.kind === 'supervisor') return this.supervisors.handle(proc, message, loop);
+        dispatch(this.dispatchHost, proc, proc.behaviour!, message);
+        return loop;
+      },
+      null,
+      null,
+    );
     proc.behaviour!.loop = loop;
     return loop;
   }
@@ -165,9 +179,13 @@ export class SysOps {
   }
 
   /** Suspends any process (erlang:suspend_process). */
-  suspend(pid: Pid): void { this.scheduler.suspend(this.table.require(pid)); }
+  suspend(pid: Pid): void {
+    this.scheduler.suspend(this.table.require(pid));
+  }
 
-  resume(pid: Pid): void { this.scheduler.resume(this.table.require(pid)); }
+  resume(pid: Pid): void {
+    this.scheduler.resume(this.table.require(pid));
+  }
 
   /**
    * OTP's `sys:change_code`: runs the current version's `codeChange(oldVsn, state, extra)` on a
@@ -189,7 +207,11 @@ export class SysOps {
         this.supervisors.codeChange(proc, version);
       } catch (error) {
         const reason = error instanceof SpecError ? error.reason : errorReason(error);
-        throw new Refused(`code change of supervisor ${pid} (${version}) failed: ${error instanceof SpecError ? safeString(reason) : errorText(error)}`, { pid, module, reason });
+        throw new Refused(`code change of supervisor ${pid} (${version}) failed: ${error instanceof SpecError ? safeString(reason) : errorText(error)}`, {
+          pid,
+          module,
+          reason,
+        });
       }
     } else if (typeof convert === 'function') {
       const started = this.platform.now();
@@ -200,7 +222,8 @@ export class SysOps {
         throw new Refused(`codeChange of ${version} failed for ${pid}: ${errorText(error)}`, { pid, module, reason: errorReason(error) });
       }
       const took = this.platform.now() - started;
-      if (took > timeoutMs) throw new Timeout(`codeChange of ${version} took ${took.toFixed(1)} ms for ${pid}, over its ${timeoutMs} ms limit: state kept`, { pid, module });
+      if (took > timeoutMs)
+        throw new Timeout(`codeChange of ${version} took ${took.toFixed(1)} ms for ${pid}, over its ${timeoutMs} ms limit: state kept`, { pid, module });
       if (state === undefined) throw new Refused(`codeChange of ${version} returned undefined for ${pid}: return the new state`, { pid, module });
       if (b.kind === 'statem' && (typeof state !== 'object' || state === null || !('state' in state))) {
         throw new Refused(`codeChange of statem ${version} must return { state, data } for ${pid}`, { pid, module });

@@ -15,7 +15,10 @@ import { whichChildren, type SupRequest, type SupState } from './supervisor.js';
 import { safeString } from './values.js';
 
 /** What an orderly stop did: how many processes ended in time, and those killed at the deadline. */
-export interface StopReport { stopped: number; killed: Pid[] }
+export interface StopReport {
+  stopped: number;
+  killed: Pid[];
+}
 
 const HOST = formatPid('host', 0, 0);
 type Msg = { type?: string; ref?: string; reason?: unknown; $reply?: string; value?: unknown };
@@ -42,15 +45,27 @@ export class NodeTasks {
         const ref = this.ref();
         const mref = this.monitor(proc, sup);
         this.signals.send(sup, { $call: request, from: { pid: proc.pid, ref } });
-        const reply = new Clause((m: unknown) => (m as Msg)?.$reply === ref, (m) => { resolve((m as Msg).value); return 'done'; });
-        const down = new Clause((m: unknown) => isDown(m, mref), (m) => {
-          reject(new NoProcess(`supervisor ${sup} ended before it answered: ${safeString((m as Msg).reason)}`, { pid: sup, reason: (m as Msg).reason }));
-          return 'done';
-        });
-        const after = timeoutMs === Infinity ? null : new After(timeoutMs, () => {
-          reject(new Timeout(`supervisor ${sup} did not answer ${request.$sup} within ${timeoutMs} ms`, { pid: sup }));
-          return 'done';
-        });
+        const reply = new Clause(
+          (m: unknown) => (m as Msg)?.$reply === ref,
+          (m) => {
+            resolve((m as Msg).value);
+            return 'done';
+          },
+        );
+        const down = new Clause(
+          (m: unknown) => isDown(m, mref),
+          (m) => {
+            reject(new NoProcess(`supervisor ${sup} ended before it answered: ${safeString((m as Msg).reason)}`, { pid: sup, reason: (m as Msg).reason }));
+            return 'done';
+          },
+        );
+        const after =
+          timeoutMs === Infinity
+            ? null
+            : new After(timeoutMs, () => {
+                reject(new Timeout(`supervisor ${sup} did not answer ${request.$sup} within ${timeoutMs} ms`, { pid: sup }));
+                return 'done';
+              });
         return new Receive(null, null, [reply, down], after);
       });
     });
@@ -93,7 +108,13 @@ export class NodeTasks {
         };
         const wait = (): unknown => {
           if (!waiting.size) return round();
-          const down = new Clause((m: unknown) => (m as Msg)?.type === 'DOWN' && waiting.has((m as Msg).ref!), (m) => { waiting.delete((m as Msg).ref!); return wait(); });
+          const down = new Clause(
+            (m: unknown) => (m as Msg)?.type === 'DOWN' && waiting.has((m as Msg).ref!),
+            (m) => {
+              waiting.delete((m as Msg).ref!);
+              return wait();
+            },
+          );
           return new Receive(null, null, [down], new After(Math.max(0, deadline - this.now()), finish));
         };
         return round();
@@ -109,7 +130,10 @@ export class NodeTasks {
       if (b?.kind === 'supervisor') for (const c of whichChildren(b.state as SupState)) if (isPid(c.pid)) owned.add(c.pid);
       if (b?.parent && this.table.has(b.parent)) owned.add(p.pid);
     }
-    return this.table.pids().filter((pid) => !owned.has(pid)).reverse();
+    return this.table
+      .pids()
+      .filter((pid) => !owned.has(pid))
+      .reverse();
   }
 
   /** Runs `first` as the first step of a new kernel process. */
@@ -126,5 +150,7 @@ export class NodeTasks {
     return ref;
   }
 
-  private ref(): string { return `#Ref<${this.node}.task.${++this.refs}>`; }
+  private ref(): string {
+    return `#Ref<${this.node}.task.${++this.refs}>`;
+  }
 }

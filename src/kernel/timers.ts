@@ -8,14 +8,23 @@
  * `fire(entry)` runs when the entry is due; `owner` and `data` are for it to read, so a receive
  * timeout needs no closure of its own (one is armed per call in a request/reply path).
  */
-export interface TimerEntry { deadline: number; seq: number; fire: (entry: TimerEntry) => void; cancelled: boolean; owner: unknown; data: unknown }
+export interface TimerEntry {
+  deadline: number;
+  seq: number;
+  fire: (entry: TimerEntry) => void;
+  cancelled: boolean;
+  owner: unknown;
+  data: unknown;
+}
 
 export class TimerHeap {
   private heap: TimerEntry[] = [];
   private seq = 0;
   private cancelledCount = 0;
 
-  get size(): number { return this.heap.length; }
+  get size(): number {
+    return this.heap.length;
+  }
 
   /**
    * Cancels an entry. A receive that gets its message in time cancels its timeout, so at high
@@ -61,7 +70,10 @@ export class TimerHeap {
     const top = this.heap[0]!;
     if (top.cancelled) this.cancelledCount--;
     const last = this.heap.pop()!;
-    if (this.heap.length) { this.heap[0] = last; this.down(0); }
+    if (this.heap.length) {
+      this.heap[0] = last;
+      this.down(0);
+    }
     return top;
   }
 
@@ -82,7 +94,8 @@ export class TimerHeap {
   private down(i: number): void {
     const h = this.heap;
     for (;;) {
-      const l = 2 * i + 1, r = l + 1;
+      const l = 2 * i + 1,
+        r = l + 1;
       let min = i;
       if (l < h.length && this.less(h[l]!, h[min]!)) min = l;
       if (r < h.length && this.less(h[r]!, h[min]!)) min = r;

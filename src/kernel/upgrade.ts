@@ -54,7 +54,10 @@ export function applyUpgrade(kernel: Kernel, steps: UpgradeStep[]): NodeUpgradeR
               if (suspendedSet.has(pid)) continue;
               suspendedSet.add(pid);
               // One an operator suspended earlier is converted too, but left suspended.
-              if (kernel.statusOf(pid) === 'suspended') { heldByOthers.push(pid); continue; }
+              if (kernel.statusOf(pid) === 'suspended') {
+                heldByOthers.push(pid);
+                continue;
+              }
               kernel.suspend(pid);
               suspended.push(pid);
             }
@@ -87,7 +90,10 @@ export function applyUpgrade(kernel: Kernel, steps: UpgradeStep[]): NodeUpgradeR
             const saved = kernel.behaviourSnapshot(pid)!;
             kernel.changeCode(pid, step.module, step.oldVsn, step.extra, step.timeoutMs);
             undo.push(() => kernel.restoreState(pid, saved.state, saved.vsn));
-            if (!upgraded.has(pid)) { upgraded.add(pid); report.upgraded.push(pid); }
+            if (!upgraded.has(pid)) {
+              upgraded.add(pid);
+              report.upgraded.push(pid);
+            }
           }
           break;
         }
@@ -111,13 +117,19 @@ export function applyUpgrade(kernel: Kernel, steps: UpgradeStep[]): NodeUpgradeR
     for (const module of modules) report.lingering[module] = kernel.lingering(module);
     return report;
   };
-  const absorb = (r: PurgeReport): void => { report.killed.push(...r.killed); };
+  const absorb = (r: PurgeReport): void => {
+    report.killed.push(...r.killed);
+  };
   let chain: Promise<void> | undefined;
   for (const purge of purges) {
     modules.add(purge.module);
-    if (chain) { chain = chain.then(() => Promise.resolve(kernel.purge(purge.module, purge.mode)).then(absorb)); continue; }
+    if (chain) {
+      chain = chain.then(() => Promise.resolve(kernel.purge(purge.module, purge.mode)).then(absorb));
+      continue;
+    }
     const r = kernel.purge(purge.module, purge.mode);
-    if (r instanceof Promise) chain = r.then(absorb); else absorb(r);
+    if (r instanceof Promise) chain = r.then(absorb);
+    else absorb(r);
   }
   return chain ? chain.then(finish) : finish();
 }

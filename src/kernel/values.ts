@@ -41,8 +41,13 @@ export function sharedMemoryKind(value: object): string | undefined {
 
 /** Exits that are part of normal operation and need no crash report. */
 export function isQuietReason(reason: unknown): boolean {
-  return reason === 'normal' || reason === 'shutdown' || reason === 'killed' || reason === 'noconnection' ||
-    (typeof reason === 'object' && reason !== null && 'shutdown' in reason);
+  return (
+    reason === 'normal' ||
+    reason === 'shutdown' ||
+    reason === 'killed' ||
+    reason === 'noconnection' ||
+    (typeof reason === 'object' && reason !== null && 'shutdown' in reason)
+  );
 }
 
 export function errorReason(thrown: unknown): ErrorReason {
@@ -67,7 +72,7 @@ export function errorText(error: unknown): string {
 
 export function safeString(value: unknown): string {
   try {
-    return typeof value === 'string' ? value : JSON.stringify(value) ?? String(value);
+    return typeof value === 'string' ? value : (JSON.stringify(value) ?? String(value));
   } catch {
     return Object.prototype.toString.call(value);
   }
@@ -85,10 +90,18 @@ export function estimateSize(value: unknown, stopAt = Infinity): number {
   while (stack.length && total <= stopAt) {
     const v = stack.pop();
     switch (typeof v) {
-      case 'string': total += 8 + v.length * 2; break;
-      case 'number': case 'bigint': total += 8; break;
+      case 'string':
+        total += 8 + v.length * 2;
+        break;
+      case 'number':
+      case 'bigint':
+        total += 8;
+        break;
       case 'object': {
-        if (v === null) { total += 1; break; }
+        if (v === null) {
+          total += 1;
+          break;
+        }
         if (seen.has(v)) break;
         seen.add(v);
         total += 16;
@@ -102,10 +115,15 @@ export function estimateSize(value: unknown, stopAt = Infinity): number {
         else if (Array.isArray(v)) for (const item of v) stack.push(item);
         else if (v instanceof Map) for (const [k, x] of v) stack.push(k, x);
         else if (v instanceof Set) for (const x of v) stack.push(x);
-        else for (const key of Object.keys(v)) { total += 8 + key.length * 2; stack.push((v as Record<string, unknown>)[key]); }
+        else
+          for (const key of Object.keys(v)) {
+            total += 8 + key.length * 2;
+            stack.push((v as Record<string, unknown>)[key]);
+          }
         break;
       }
-      default: total += 4;
+      default:
+        total += 4;
     }
   }
   return total;
@@ -125,15 +143,17 @@ const ObjectPrototype = Object.prototype;
 /** A prototype's class name for a message, without running any getter of the object. */
 function classNameOf(proto: object): string {
   const ctor = Object.getOwnPropertyDescriptor(proto, 'constructor')?.value as unknown;
-  const name = typeof ctor === 'function' ? Object.getOwnPropertyDescriptor(ctor, 'name')?.value as unknown : undefined;
+  const name = typeof ctor === 'function' ? (Object.getOwnPropertyDescriptor(ctor, 'name')?.value as unknown) : undefined;
   return typeof name === 'string' && name ? name : '(anonymous)';
 }
 
 /** Where a value fails to clone (` .a[2] is a function`), or undefined. Paths are built only on failure. */
 function uncloneable(value: unknown, depth: number, seen: Set<object> | undefined): string | undefined {
   switch (typeof value) {
-    case 'function': return ' is a function';
-    case 'symbol': return ' is a symbol';
+    case 'function':
+      return ' is a function';
+    case 'symbol':
+      return ' is a symbol';
     case 'object': {
       if (value === null) return undefined;
       // Shallow messages (nearly all) need no cycle tracking; deep ones may be cyclic.
@@ -186,6 +206,7 @@ function uncloneable(value: unknown, depth: number, seen: Set<object> | undefine
       }
       return undefined;
     }
-    default: return undefined;
+    default:
+      return undefined;
   }
 }

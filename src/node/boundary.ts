@@ -31,11 +31,24 @@ const OWN_FROM = new Set<number>([Sig.Link, Sig.Unlink, Sig.Exit, Sig.Monitor, S
 
 /** Which kernel events a sandbox may report (the rest only this trusted half reports), checked against the event list. */
 const FROM_SANDBOX: Record<KernelEvent['type'], boolean> = {
-  process_exit: true, migrated_exit: true, module_loaded: true, module_purged: true, module_deleted: true, process_purged: true, drain_started: true,
-  code_changed: true, upgrade_step: true, upgrade_rollback: true, capability_denied: true, mailbox_overflow: true, log: true, global_register: true,
-  global_unregister: true, cpu_limit: false, process_migrated: false,
+  process_exit: true,
+  migrated_exit: true,
+  module_loaded: true,
+  module_purged: true,
+  module_deleted: true,
+  process_purged: true,
+  drain_started: true,
+  code_changed: true,
+  upgrade_step: true,
+  upgrade_rollback: true,
+  capability_denied: true,
+  mailbox_overflow: true,
+  log: true,
+  global_register: true,
+  global_unregister: true,
+  cpu_limit: false,
+  process_migrated: false,
 };
-
 
 /** An exit reason over the size limit, as the receiver gets it instead. */
 export function tooLargeReason(bytes: number, max: number): { error: { name: string; message: string } } {
@@ -46,11 +59,17 @@ type Observer<K extends ControlOp> = (boundary: Boundary, ...args: ControlArgs<K
 
 /** What the boundary learns from the host's control requests, checked against the op table. */
 const observers: { [K in ControlOp]?: Observer<K> } = {
-  migrateIn: (b, snapshots) => { for (const snapshot of snapshots) b.movedIn.add(snapshot.pid); },
-  migrateCommit: (b, pids) => { for (const pid of pids) b.movedOut.add(pid); },
+  migrateIn: (b, snapshots) => {
+    for (const snapshot of snapshots) b.movedIn.add(snapshot.pid);
+  },
+  migrateCommit: (b, pids) => {
+    for (const pid of pids) b.movedOut.add(pid);
+  },
   // After a restart the host replays where this node's moved processes live: they are still
   // forwarded wherever they went, whatever this node may address itself.
-  restoreForwards: (b, entries) => { for (const [pid] of entries) b.movedOut.add(pid); },
+  restoreForwards: (b, entries) => {
+    for (const [pid] of entries) b.movedOut.add(pid);
+  },
 };
 
 export class Boundary {
@@ -149,8 +168,15 @@ export class Boundary {
       this.deny(`an undecodable event (${error.message})`);
       return undefined;
     }
-    if (!event || typeof event !== 'object' || Object.getPrototypeOf(event) !== Object.prototype || typeof event.type !== 'string' ||
-      !Object.prototype.hasOwnProperty.call(FROM_SANDBOX, event.type) || !FROM_SANDBOX[event.type]) return undefined;
+    if (
+      !event ||
+      typeof event !== 'object' ||
+      Object.getPrototypeOf(event) !== Object.prototype ||
+      typeof event.type !== 'string' ||
+      !Object.prototype.hasOwnProperty.call(FROM_SANDBOX, event.type) ||
+      !FROM_SANDBOX[event.type]
+    )
+      return undefined;
     // Events about a process speak for this node's processes only (its own, or ones that moved in).
     const pid = (event as { pid?: unknown }).pid;
     if (pid !== undefined && !(isPid(pid) && (nodeOf(pid) === this.node || this.movedIn.has(pid)))) {
@@ -169,7 +195,8 @@ export class Boundary {
 
   /** Why a decoded envelope may not leave, or undefined; `bytes` measures its payload (replaced if it is an exit reason over the limit). */
   private refusal(node: string, e: unknown[], bytes: number): string | undefined {
-    if (typeof e[0] !== 'number' || !Number.isInteger(e[0]) || e[0] < Sig.Message || e[0] > Sig.Drained || typeof e[1] !== 'string') return 'a malformed signal';
+    if (typeof e[0] !== 'number' || !Number.isInteger(e[0]) || e[0] < Sig.Message || e[0] > Sig.Drained || typeof e[1] !== 'string')
+      return 'a malformed signal';
     // The third field is the sender for signals that name one, the message for a Message.
     const [sig, target, arg] = e as [number, string, unknown];
     if (sig === Sig.Gone && !this.movedIn.has(target) && !this.movedOut.has(target)) return `a Gone for ${target}, which never moved through this node`;

@@ -14,7 +14,17 @@ import { MAX_DEPTH } from '../sandbox/encode.js';
 export class Undecodable extends Error {}
 
 const VIEWS: Record<string, { new (buffer: ArrayBuffer): ArrayBufferView; BYTES_PER_ELEMENT: number }> = {
-  Int8Array, Uint8Array, Uint8ClampedArray, Int16Array, Uint16Array, Int32Array, Uint32Array, Float32Array, Float64Array, BigInt64Array, BigUint64Array,
+  Int8Array,
+  Uint8Array,
+  Uint8ClampedArray,
+  Int16Array,
+  Uint16Array,
+  Int32Array,
+  Uint32Array,
+  Float32Array,
+  Float64Array,
+  BigInt64Array,
+  BigUint64Array,
 };
 const ERRORS: Record<string, ErrorConstructor> = { Error, EvalError, RangeError, ReferenceError, SyntaxError, TypeError, URIError };
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
@@ -40,11 +50,20 @@ class Reader {
 
   value(x: unknown, depth: number): unknown {
     switch (typeof x) {
-      case 'string': this.bytes += stringBytes(x); return x;
-      case 'number': this.bytes += 10; return x;
-      case 'boolean': this.bytes += 2; return x;
+      case 'string':
+        this.bytes += stringBytes(x);
+        return x;
+      case 'number':
+        this.bytes += 10;
+        return x;
+      case 'boolean':
+        this.bytes += 2;
+        return x;
       case 'object':
-        if (x === null) { this.bytes += 2; return null; }
+        if (x === null) {
+          this.bytes += 2;
+          return null;
+        }
         if (Array.isArray(x) && x.length >= 1) return this.tagged(x, depth);
     }
     throw new Undecodable('not a value of the encoding');
@@ -55,7 +74,9 @@ class Reader {
     const d = depth + 1;
     const tag = x[0];
     switch (tag) {
-      case 'u': this.bytes += 2; return undefined;
+      case 'u':
+        this.bytes += 2;
+        return undefined;
       case 'n': {
         if (x.length !== 2 || typeof x[1] !== 'string' || !Object.prototype.hasOwnProperty.call(NUMBERS, x[1])) break;
         this.bytes += 10;
@@ -133,7 +154,14 @@ class Reader {
       }
       case 'e': {
         const [, name, message, stack, hasCause] = x;
-        if (x.length !== 6 || typeof name !== 'string' || typeof message !== 'string' || (stack !== null && typeof stack !== 'string') || typeof hasCause !== 'boolean') break;
+        if (
+          x.length !== 6 ||
+          typeof name !== 'string' ||
+          typeof message !== 'string' ||
+          (stack !== null && typeof stack !== 'string') ||
+          typeof hasCause !== 'boolean'
+        )
+          break;
         const Ctor = Object.prototype.hasOwnProperty.call(ERRORS, name) ? ERRORS[name]! : Error;
         const out = new Ctor();
         this.keep(out, 16 + stringBytes(name) + stringBytes(message) + (stack === null ? 0 : stringBytes(stack)));

@@ -56,7 +56,8 @@ export function capEvent<E extends object>(event: E, measure: (value: unknown) =
     const v = (event as Record<string, unknown>)[key];
     if (typeof v === 'object' && v !== null) {
       const bytes = measure(v);
-      if (bytes > EVENT_VALUE_MAX) Object.defineProperty(event, key, { value: { too_large: bytes, text: summary(v) }, writable: true, enumerable: true, configurable: true });
+      if (bytes > EVENT_VALUE_MAX)
+        Object.defineProperty(event, key, { value: { too_large: bytes, text: summary(v) }, writable: true, enumerable: true, configurable: true });
     }
   }
   return capStrings(event, new Set(), 0) as E;

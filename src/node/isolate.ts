@@ -23,7 +23,10 @@ const runtime = new NodeRuntime();
 const { data } = runtime;
 const limits = data.limits;
 const CPU_MS = limits.cpuMsPerSlice ?? 1_000;
-const boundary = new Boundary(data.node, data.capabilities, limits,
+const boundary = new Boundary(
+  data.node,
+  data.capabilities,
+  limits,
   (what) => runtime.emit({ type: 'capability_denied', node: data.node, what: `${what} (stopped at the isolate boundary)` }),
   (text) => runtime.log('warn', text),
 );
@@ -64,29 +67,44 @@ const pendingControl = new Map<number, (result: Result<unknown>) => void>();
 context.evalSync('globalThis.$bridge = {}');
 const bridge = jail.getSync('$bridge', { reference: true }) as ivm.Reference<Record<string, unknown>>;
 // Values leave as strings (src/sandbox/encode.ts): nothing copied out runs a getter or shares memory.
-bridge.setSync('outbound', new ivm.Callback((node: unknown, batch: unknown) => {
-  const admitted = boundary.outbound(node, batch);
-  if (admitted.length) runtime.outbound(node as string, admitted);
-}));
-bridge.setSync('emit', new ivm.Callback((event: unknown) => {
-  const checked = boundary.event(event);
-  if (checked) runtime.emit(checked);
-}));
-bridge.setSync('schedule', new ivm.Callback(() => {
-  if (scheduled) return;
-  scheduled = true;
-  setImmediate(runScheduled);
-}));
-bridge.setSync('setTimer', new ivm.Callback((ms: number) => {
-  clearTimeout(timer);
-  timer = setTimeout(fireTimer, Math.max(0, Math.min(Number(ms) || 0, 2 ** 31 - 1)));
-}));
+bridge.setSync(
+  'outbound',
+  new ivm.Callback((node: unknown, batch: unknown) => {
+    const admitted = boundary.outbound(node, batch);
+    if (admitted.length) runtime.outbound(node as string, admitted);
+  }),
+);
+bridge.setSync(
+  'emit',
+  new ivm.Callback((event: unknown) => {
+    const checked = boundary.event(event);
+    if (checked) runtime.emit(checked);
+  }),
+);
+bridge.setSync(
+  'schedule',
+  new ivm.Callback(() => {
+    if (scheduled) return;
+    scheduled = true;
+    setImmediate(runScheduled);
+  }),
+);
+bridge.setSync(
+  'setTimer',
+  new ivm.Callback((ms: number) => {
+    clearTimeout(timer);
+    timer = setTimeout(fireTimer, Math.max(0, Math.min(Number(ms) || 0, 2 ** 31 - 1)));
+  }),
+);
 bridge.setSync('clearTimer', new ivm.Callback(() => clearTimeout(timer)));
-bridge.setSync('controlDone', new ivm.Callback((id: number, result: unknown) => {
-  const settle = pendingControl.get(id);
-  pendingControl.delete(id);
-  settle?.(decodeResult(result) as Result<unknown>);
-}));
+bridge.setSync(
+  'controlDone',
+  new ivm.Callback((id: number, result: unknown) => {
+    const settle = pendingControl.get(id);
+    pendingControl.delete(id);
+    settle?.(decodeResult(result) as Result<unknown>);
+  }),
+);
 
 /** A control result from the sandbox (an encoded string), decoded; anything else is an error result. */
 function decodeResult(text: unknown): unknown {

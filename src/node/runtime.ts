@@ -118,7 +118,12 @@ export class NodeRuntime {
       }
       kept ??= envelopes.slice(0, i);
       const what = at === 2 ? 'a message' : 'an exit reason';
-      if (this.inboundGate.pass('capability_denied')) this.emit({ type: 'capability_denied', node: this.node, what: `${what} from '${from}' over this node's size limit of ${max} bytes (${at === 2 ? 'dropped' : 'replaced'} on delivery)` });
+      if (this.inboundGate.pass('capability_denied'))
+        this.emit({
+          type: 'capability_denied',
+          node: this.node,
+          what: `${what} from '${from}' over this node's size limit of ${max} bytes (${at === 2 ? 'dropped' : 'replaced'} on delivery)`,
+        });
       if (at !== 2) {
         const copy = [...e] as unknown[];
         copy[at] = { error: { name: 'TooLarge', message: `an exit reason over the limit of ${max} bytes was replaced` } };
@@ -149,7 +154,11 @@ export class NodeRuntime {
       this.post({ t: 'reply', id, result });
     } catch (error) {
       // An answer that cannot be cloned (a query returning something odd) still answers.
-      this.post({ t: 'reply', id, result: { error: { code: 'not_cloneable', message: `the answer could not be copied to the host: ${(error as Error).message}` } } });
+      this.post({
+        t: 'reply',
+        id,
+        result: { error: { code: 'not_cloneable', message: `the answer could not be copied to the host: ${(error as Error).message}` } },
+      });
     }
   }
 

@@ -54,7 +54,13 @@ export function systemApi(system: System): ObserveApi {
     migrate: (pid, node) => acted(system.migrate(pid as Pid, node)),
     upgrade: (plan, dryRun, progress) => {
       let done = 0;
-      const total = (() => { try { return system.selectedNodes(plan.nodes, plan.canary).length; } catch { return 0; } })();
+      const total = (() => {
+        try {
+          return system.selectedNodes(plan.nodes, plan.canary).length;
+        } catch {
+          return 0;
+        }
+      })();
       const stop = system.on('upgrade_node', (e) => {
         if (e.phase !== 'start') done++;
         progress({ node: e.node, phase: e.phase, done, total });
@@ -107,9 +113,13 @@ export function clientApi(client: Client, connect: () => Promise<Client>, cwd = 
       followers.add(c);
       // Streamed lines can be read before the answer's continuation runs: they wait for it.
       let early: EventRecord[] | null = [];
-      const { events } = await c.request('events', { follow: true, last: 200 }, {
-        onMessage: (m) => (early ? early.push({ at: m.at, event: m.event }) : listener({ at: m.at, event: m.event })),
-      });
+      const { events } = await c.request(
+        'events',
+        { follow: true, last: 200 },
+        {
+          onMessage: (m) => (early ? early.push({ at: m.at, event: m.event }) : listener({ at: m.at, event: m.event })),
+        },
+      );
       for (const r of [...events, ...early]) listener(r);
       early = null;
       return () => {

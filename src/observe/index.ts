@@ -15,7 +15,16 @@ export async function observe(system: System, options: ObserveOptions = {}): Pro
   const api = systemApi(system);
   try {
     const observer = await serveObserver(api, options);
-    return { ...observer, url: observer.url, token: observer.token, port: observer.port, close: async () => { await observer.close(); api.close(); } };
+    return {
+      ...observer,
+      url: observer.url,
+      token: observer.token,
+      port: observer.port,
+      close: async () => {
+        await observer.close();
+        api.close();
+      },
+    };
   } catch (error) {
     api.close();
     throw error;

@@ -68,7 +68,11 @@ export interface CodeRow extends ModuleRow {
   lingering: Pid[];
 }
 
-interface Snapshot { at: number; rows: ProcessRow[]; sorted: Map<string, ProcessRow[]> }
+interface Snapshot {
+  at: number;
+  rows: ProcessRow[];
+  sorted: Map<string, ProcessRow[]>;
+}
 
 const EXIT_WINDOW_MS = 5_000;
 
@@ -80,7 +84,10 @@ export class ObserveModel {
   private readonly reductions = new Map<string, { at: number; total: number; rate: number | null }>();
   private readonly off: () => void;
 
-  constructor(readonly system: System, private readonly ttlMs = 500) {
+  constructor(
+    readonly system: System,
+    private readonly ttlMs = 500,
+  ) {
     this.off = system.on('*', (event: SystemEvent) => {
       if (event.type !== 'process_exit') return;
       let list = this.exits.get(event.node);
@@ -95,40 +102,47 @@ export class ObserveModel {
   }
 
   async nodes(): Promise<NodeStats[]> {
-    return Promise.all(this.system.nodes().map(async (n): Promise<NodeStats> => {
-      const handle = this.system.node(n.name);
-      const snap = n.status === 'running' ? await this.snapshot(n.name).catch(() => undefined) : undefined;
-      let mailbox: number | null = null;
-      let reductions: number | null = null;
-      let memory: number | null = null;
-      if (snap) {
-        mailbox = 0;
-        for (const p of snap.rows) {
-          mailbox += p.mailbox;
-          const f = p as Figures;
-          if (typeof f.reductions === 'number') reductions = (reductions ?? 0) + f.reductions;
-          if (typeof f.memory === 'number') memory = (memory ?? 0) + f.memory;
+    return Promise.all(
+      this.system.nodes().map(async (n): Promise<NodeStats> => {
+        const handle = this.system.node(n.name);
+        const snap = n.status === 'running' ? await this.snapshot(n.name).catch(() => undefined) : undefined;
+        let mailbox: number | null = null;
+        let reductions: number | null = null;
+        let memory: number | null = null;
+        if (snap) {
+          mailbox = 0;
+          for (const p of snap.rows) {
+            mailbox += p.mailbox;
+            const f = p as Figures;
+            if (typeof f.reductions === 'number') reductions = (reductions ?? 0) + f.reductions;
+            if (typeof f.memory === 'number') memory = (memory ?? 0) + f.memory;
+          }
         }
-      }
-      const now = Date.now();
-      const recent = (this.exits.get(n.name) ?? []).filter((t) => now - t < EXIT_WINDOW_MS);
-      this.exits.set(n.name, recent);
-      return {
-        ...n,
-        restarts: Math.max(0, n.creation),
-        processes: snap ? snap.rows.length : null,
-        mailbox,
-        reductionsPerSec: snap ? this.reductionRate(n.name, snap.at, reductions) : null,
-        memory,
-        exitsPerSec: recent.length / (EXIT_WINDOW_MS / 1000),
-        limits: { ...handle.limits },
-      };
-    }));
+        const now = Date.now();
+        const recent = (this.exits.get(n.name) ?? []).filter((t) => now - t < EXIT_WINDOW_MS);
+        this.exits.set(n.name, recent);
+        return {
+          ...n,
+          restarts: Math.max(0, n.creation),
+          processes: snap ? snap.rows.length : null,
+          mailbox,
+          reductionsPerSec: snap ? this.reductionRate(n.name, snap.at, reductions) : null,
+          memory,
+          exitsPerSec: recent.length / (EXIT_WINDOW_MS / 1000),
+          limits: { ...handle.limits },
+        };
+      }),
+    );
   }
 
   /** One page of the process table: filtered, sorted and sliced here. */
   async processes(query: ProcessQuery = {}): Promise<ProcessPage> {
-    const names = query.node ? [this.system.node(query.node).name] : this.system.nodes().filter((n) => n.status === 'running').map((n) => n.name);
+    const names = query.node
+      ? [this.system.node(query.node).name]
+      : this.system
+          .nodes()
+          .filter((n) => n.status === 'running')
+          .map((n) => n.name);
     const snaps = (await Promise.all(names.map((name) => this.snapshot(name).catch(() => undefined)))).filter((s): s is Snapshot => !!s);
     const offset = Math.max(0, query.offset ?? 0);
     const limit = Math.min(Math.max(1, query.limit ?? 50), 1000);
@@ -148,7 +162,14 @@ export class ObserveModel {
       }
       rows = view;
     } else {
-      rows = sortRows(filterRows(snaps.flatMap((s) => s.rows), query.filter), sort, query.desc ?? false);
+      rows = sortRows(
+        filterRows(
+          snaps.flatMap((s) => s.rows),
+          query.filter,
+        ),
+        sort,
+        query.desc ?? false,
+      );
     }
     return { total, matched: rows.length, offset, rows: rows.slice(offset, offset + limit), at: Math.min(...snaps.map((s) => s.at), Date.now()) };
   }
@@ -158,7 +179,11 @@ export class ObserveModel {
     const handle = this.system.node(location.node);
     const info = await handle.processInfo(pid);
     if (!info) return null;
-    const detail: ProcessDetail = { node: handle.name, info, location: { node: location.node, home: location.home, moves: location.moves, path: [...location.path] } };
+    const detail: ProcessDetail = {
+      node: handle.name,
+      info,
+      location: { node: location.node, home: location.home, moves: location.moves, path: [...location.path] },
+    };
     if (info.behaviour) {
       try {
         detail.state = await handle.getState(pid);
@@ -170,16 +195,25 @@ export class ObserveModel {
   }
 
   async code(node?: string): Promise<CodeRow[]> {
-    const handles = node ? [this.system.node(node)] : this.system.nodes().filter((n) => n.status === 'running').map((n) => this.system.node(n.name));
-    const rows = await Promise.all(handles.map(async (h) => {
-      const modules = await h.modules().catch(() => []);
-      return Promise.all(modules.map(async (m): Promise<CodeRow> => {
-        const lingers = m.versions.some((v) => v.state === 'old' && v.processes > 0);
-        const lingering = lingers ? (await h.lingering(m.name).catch(() => [] as Pid[])).slice(0, 100) : [];
-        return { node: h.name, ...m, lingering };
-      }));
-    }));
-    return rows.flat().sort((a, b) => a.name === b.name ? a.node.localeCompare(b.node) : a.name.localeCompare(b.name));
+    const handles = node
+      ? [this.system.node(node)]
+      : this.system
+          .nodes()
+          .filter((n) => n.status === 'running')
+          .map((n) => this.system.node(n.name));
+    const rows = await Promise.all(
+      handles.map(async (h) => {
+        const modules = await h.modules().catch(() => []);
+        return Promise.all(
+          modules.map(async (m): Promise<CodeRow> => {
+            const lingers = m.versions.some((v) => v.state === 'old' && v.processes > 0);
+            const lingering = lingers ? (await h.lingering(m.name).catch(() => [] as Pid[])).slice(0, 100) : [];
+            return { node: h.name, ...m, lingering };
+          }),
+        );
+      }),
+    );
+    return rows.flat().sort((a, b) => (a.name === b.name ? a.node.localeCompare(b.node) : a.name.localeCompare(b.name)));
   }
 
   /** Forgets cached snapshots (after an action, so the next view shows its effect). */
@@ -192,7 +226,7 @@ export class ObserveModel {
     if (total === null) return null;
     const last = this.reductions.get(node);
     if (last && last.at === at) return last.rate;
-    const rate = last && at > last.at && total >= last.total ? ((total - last.total) * 1000) / (at - last.at) : last?.rate ?? null;
+    const rate = last && at > last.at && total >= last.total ? ((total - last.total) * 1000) / (at - last.at) : (last?.rate ?? null);
     this.reductions.set(node, { at, total, rate });
     return rate;
   }

@@ -21,7 +21,8 @@ export function filterRows(rows: ProcessRow[], filter: string | undefined): Proc
   if (!words.length) return rows;
   return rows.filter((p) => {
     const r = p as Row;
-    const text = `${r.pid} ${r.name ?? ''} ${r.status} ${r.initial} ${r.currentFunction ?? ''} ${r.versions.map((v) => `${v.module} v${v.version} ${v.state}`).join(' ')} ${r.behaviour?.kind ?? ''}`.toLowerCase();
+    const text =
+      `${r.pid} ${r.name ?? ''} ${r.status} ${r.initial} ${r.currentFunction ?? ''} ${r.versions.map((v) => `${v.module} v${v.version} ${v.state}`).join(' ')} ${r.behaviour?.kind ?? ''}`.toLowerCase();
     return words.every((w) => text.includes(w));
   });
 }

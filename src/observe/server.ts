@@ -70,7 +70,7 @@ export async function serveObserver(api: ObserveApi, options: ObserveOptions = {
   };
   const authorized = (req: IncomingMessage, url: URL, headerOnly: boolean): boolean => {
     const bearer = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1];
-    const given = (req.headers['x-subnode-token'] as string | undefined) ?? bearer ?? (headerOnly ? undefined : url.searchParams.get('token') ?? cookie(req));
+    const given = (req.headers['x-subnode-token'] as string | undefined) ?? bearer ?? (headerOnly ? undefined : (url.searchParams.get('token') ?? cookie(req)));
     if (!given) return false;
     const bytes = Buffer.from(given);
     return bytes.length === tokenBytes.length && timingSafeEqual(bytes, tokenBytes);
@@ -91,23 +91,43 @@ export async function serveObserver(api: ObserveApi, options: ObserveOptions = {
   const failure = (res: ServerResponse, error: unknown) => {
     const e = error as { code?: string; message?: string };
     const code = typeof e?.code === 'string' ? e.code : 'internal';
-    json(res, code === 'bad_request' || code === 'bad_argument' ? 400 : code.startsWith('unknown') || code === 'no_process' ? 404 : 409, { error: { code, message: e?.message ?? String(error) } });
+    json(res, code === 'bad_request' || code === 'bad_argument' ? 400 : code.startsWith('unknown') || code === 'no_process' ? 404 : 409, {
+      error: { code, message: e?.message ?? String(error) },
+    });
   };
 
   const api_ = async (req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> => {
     const q = url.searchParams;
     const str = (k: string) => q.get(k) || undefined;
     switch (url.pathname) {
-      case '/api/nodes': return json(res, 200, await api.nodes());
+      case '/api/nodes':
+        return json(res, 200, await api.nodes());
       case '/api/processes': {
         const sort = (str('sort') ?? 'pid') as SortKey;
         if (!SORT_KEYS.includes(sort)) return json(res, 400, { error: { code: 'bad_request', message: `sort: one of ${SORT_KEYS.join(', ')}` } });
-        const int = (k: string, d: number) => { const n = Number(q.get(k) ?? d); return Number.isInteger(n) && n >= 0 ? n : d; };
-        return json(res, 200, await api.processes({ node: str('node'), filter: str('filter'), sort, desc: q.get('desc') === '1', offset: int('offset', 0), limit: Math.max(1, Math.min(int('limit', 50), 500)) }));
+        const int = (k: string, d: number) => {
+          const n = Number(q.get(k) ?? d);
+          return Number.isInteger(n) && n >= 0 ? n : d;
+        };
+        return json(
+          res,
+          200,
+          await api.processes({
+            node: str('node'),
+            filter: str('filter'),
+            sort,
+            desc: q.get('desc') === '1',
+            offset: int('offset', 0),
+            limit: Math.max(1, Math.min(int('limit', 50), 500)),
+          }),
+        );
       }
-      case '/api/process': return json(res, 200, await api.process(String(q.get('pid'))));
-      case '/api/code': return json(res, 200, await api.code(str('node')));
-      case '/api/events': return json(res, 200, recent);
+      case '/api/process':
+        return json(res, 200, await api.process(String(q.get('pid'))));
+      case '/api/code':
+        return json(res, 200, await api.code(str('node')));
+      case '/api/events':
+        return json(res, 200, recent);
       case '/api/stream': {
         res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive' });
         res.write(`retry: 2000\nevent: hello\ndata: ${JSON.stringify({ recent, describe: api.describe })}\n\n`);
@@ -117,7 +137,8 @@ export async function serveObserver(api: ObserveApi, options: ObserveOptions = {
       }
       case '/api/action': {
         if (req.method !== 'POST') return json(res, 405, { error: { code: 'bad_request', message: 'POST an action' } });
-        if (!authorized(req, url, true)) return json(res, 403, { error: { code: 'forbidden', message: 'actions need the token in the x-subnode-token header' } });
+        if (!authorized(req, url, true))
+          return json(res, 403, { error: { code: 'forbidden', message: 'actions need the token in the x-subnode-token header' } });
         const body = await readBody(req);
         const id = ++nextOp;
         const { plan: _plan, ...args } = body;
@@ -142,13 +163,18 @@ export async function serveObserver(api: ObserveApi, options: ObserveOptions = {
       return v;
     };
     switch (body.action) {
-      case 'purge': return api.purge(text('node'), text('module'), 'kill');
-      case 'soft-purge': return api.purge(text('node'), text('module'), 'soft');
-      case 'migrate': return api.migrate(text('pid'), text('node'));
-      case 'restart': return api.restart(text('node'));
+      case 'purge':
+        return api.purge(text('node'), text('module'), 'kill');
+      case 'soft-purge':
+        return api.purge(text('node'), text('module'), 'soft');
+      case 'migrate':
+        return api.migrate(text('pid'), text('node'));
+      case 'restart':
+        return api.restart(text('node'));
       case 'upgrade': {
         const plan = body.plan as UpgradePlan;
-        if (!plan || typeof plan !== 'object' || !Array.isArray(plan.modules)) throw Object.assign(new Error('upgrade: plan must be an object with modules: [...]'), { code: 'bad_request' });
+        if (!plan || typeof plan !== 'object' || !Array.isArray(plan.modules))
+          throw Object.assign(new Error('upgrade: plan must be an object with modules: [...]'), { code: 'bad_request' });
         return api.upgrade(plan, body.dryRun === true, progress);
       }
     }
@@ -165,7 +191,8 @@ export async function serveObserver(api: ObserveApi, options: ObserveOptions = {
           const nodes = await api.nodes();
           return send(res, 200, 'text/plain; version=0.0.4; charset=utf-8', prometheusText({ nodes }, counters));
         }
-        if (url.pathname === '/' || url.pathname === '/index.html') return send(res, 200, 'text/html; charset=utf-8', indexHtml(), { 'set-cookie': `${cookieName}=${token}; HttpOnly; SameSite=Strict; Path=/` });
+        if (url.pathname === '/' || url.pathname === '/index.html')
+          return send(res, 200, 'text/html; charset=utf-8', indexHtml(), { 'set-cookie': `${cookieName}=${token}; HttpOnly; SameSite=Strict; Path=/` });
         const asset = ASSETS[url.pathname];
         if (asset) return send(res, 200, asset.type, asset.body);
         send(res, 404, 'text/plain; charset=utf-8', 'not found\n');
@@ -207,6 +234,8 @@ async function readBody(req: IncomingMessage): Promise<Record<string, unknown>> 
   try {
     const value = JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown;
     if (value && typeof value === 'object' && !Array.isArray(value)) return value as Record<string, unknown>;
-  } catch { /* below */ }
+  } catch {
+    /* below */
+  }
   throw Object.assign(new Error('the body must be a JSON object'), { code: 'bad_request' });
 }

@@ -20,29 +20,64 @@ export interface TopOptions {
 
 const KEYS: Record<string, TopSort> = { m: 'mailbox', r: 'reductions', M: 'memory' };
 
-export interface Frame { nodes: NodeStats[]; top: ProcessPage; events: EventRecord[] }
+export interface Frame {
+  nodes: NodeStats[];
+  top: ProcessPage;
+  events: EventRecord[];
+}
 
-const fmt = (n: number | null | undefined): string => (n === null || n === undefined ? '-' : Number.isInteger(n) || Math.abs(n) >= 100 ? String(Math.round(n)) : n.toFixed(1));
-const mem = (n: number | null | undefined): string => (n === null || n === undefined ? '-' : n < 1024 ? `${n} B` : n < 1024 ** 2 ? `${(n / 1024).toFixed(1)} KiB` : `${(n / 1024 ** 2).toFixed(1)} MiB`);
+const fmt = (n: number | null | undefined): string =>
+  n === null || n === undefined ? '-' : Number.isInteger(n) || Math.abs(n) >= 100 ? String(Math.round(n)) : n.toFixed(1);
+const mem = (n: number | null | undefined): string =>
+  n === null || n === undefined ? '-' : n < 1024 ? `${n} B` : n < 1024 ** 2 ? `${(n / 1024).toFixed(1)} KiB` : `${(n / 1024 ** 2).toFixed(1)} MiB`;
 
 function columns(rows: string[][], width: number): string[] {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
-  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').slice(0, width));
+  return rows.map((r) =>
+    r
+      .map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!)))
+      .join('  ')
+      .slice(0, width),
+  );
 }
 
 /** The screen's lines for one frame (pure: tested without a terminal). */
 export function renderTop(frame: Frame, where: string, sort: TopSort, width: number, height: number): string[] {
   const time = new Date().toLocaleTimeString('en-GB', { hour12: false });
   const lines = [`subnode top — ${where} — ${time}   sort: ${sort}   keys: m mailbox, r reductions, M memory, q quit`.slice(0, width), ''];
-  lines.push(...columns([['NODE', 'KIND', 'STATUS', 'RESTARTS', 'PROCS', 'QUEUED', 'REDS/S', 'MEMORY', 'CRASH/S'],
-    ...frame.nodes.map((n) => [n.name, n.kind, n.status, String(n.restarts), fmt(n.processes), fmt(n.mailbox), fmt(n.reductionsPerSec), mem(n.memory), fmt(n.exitsPerSec)])], width));
+  lines.push(
+    ...columns(
+      [
+        ['NODE', 'KIND', 'STATUS', 'RESTARTS', 'PROCS', 'QUEUED', 'REDS/S', 'MEMORY', 'CRASH/S'],
+        ...frame.nodes.map((n) => [
+          n.name,
+          n.kind,
+          n.status,
+          String(n.restarts),
+          fmt(n.processes),
+          fmt(n.mailbox),
+          fmt(n.reductionsPerSec),
+          mem(n.memory),
+          fmt(n.exitsPerSec),
+        ]),
+      ],
+      width,
+    ),
+  );
   lines.push('');
   const eventRows = Math.min(frame.events.length, Math.max(3, Math.floor((height - lines.length) / 4)));
   const room = Math.max(1, height - lines.length - eventRows - 4);
   const procs = frame.top.rows.slice(0, room) as (ProcessPage['rows'][number] & { reductions?: number; memory?: number; currentFunction?: string })[];
   lines.push(`processes: ${frame.top.total}, top ${procs.length} by ${sort}`);
-  lines.push(...columns([['PID', 'NODE', 'NAME', 'STATUS', 'MAILBOX', 'REDS', 'MEMORY', 'FUNCTION'],
-    ...procs.map((p) => [p.pid, p.node, p.name ?? '-', p.status, String(p.mailbox), fmt(p.reductions), mem(p.memory), p.currentFunction ?? p.initial])], width));
+  lines.push(
+    ...columns(
+      [
+        ['PID', 'NODE', 'NAME', 'STATUS', 'MAILBOX', 'REDS', 'MEMORY', 'FUNCTION'],
+        ...procs.map((p) => [p.pid, p.node, p.name ?? '-', p.status, String(p.mailbox), fmt(p.reductions), mem(p.memory), p.currentFunction ?? p.initial]),
+      ],
+      width,
+    ),
+  );
   lines.push('', 'recent events');
   for (const r of frame.events.slice(-eventRows).reverse()) {
     const { node, text } = describeEvent(r.event);
@@ -60,7 +95,13 @@ export async function runTop(api: ObserveApi, options: TopOptions, closed: Promi
     events.push(r);
     if (events.length > 100) events.shift();
   });
-  const write = (text: string) => { try { output.write(text); } catch { /* closed */ } };
+  const write = (text: string) => {
+    try {
+      output.write(text);
+    } catch {
+      /* closed */
+    }
+  };
   const restore = () => write('\x1b[?25h\x1b[?1049l');
   process.once('exit', restore);
   write('\x1b[?1049h\x1b[?25l\x1b[H\x1b[2J');

@@ -66,7 +66,10 @@ export class NotEncodable extends Error {}
 
 /** Thrown before any text is made for a value whose encoding would be over the budget. */
 export class OverBudget extends NotEncodable {
-  constructor(readonly chars: number, readonly budget: number) {
+  constructor(
+    readonly chars: number,
+    readonly budget: number,
+  ) {
     super(`its encoding takes over ${budget} characters`);
   }
 }
@@ -116,15 +119,20 @@ function tree(value: unknown, seen: Map<object, number>, depth: number): unknown
       chars += value.length;
       if (chars > budget) throw new OverBudget(chars, budget);
       return value;
-    case 'boolean': return value;
+    case 'boolean':
+      return value;
     case 'number':
       if (value !== value) return ['n', 'NaN'];
       if (value === Infinity) return ['n', 'Infinity'];
       if (value === -Infinity) return ['n', '-Infinity'];
       return value === 0 && 1 / value < 0 ? ['n', '-0'] : value;
-    case 'undefined': return ['u'];
-    case 'bigint': return ['b', `${value}`];
-    case 'function': case 'symbol': throw new NotEncodable(`a ${typeof value} cannot leave the sandbox`);
+    case 'undefined':
+      return ['u'];
+    case 'bigint':
+      return ['b', `${value}`];
+    case 'function':
+    case 'symbol':
+      throw new NotEncodable(`a ${typeof value} cannot leave the sandbox`);
   }
   if (value === null) return null;
   const object = value as object;
@@ -163,23 +171,40 @@ function builtIn(object: object, seen: Map<object, number>, d: number): unknown 
   if (shared !== undefined) throw new NotEncodable(`${shared} cannot leave the sandbox`);
   if (brand(mapSize, object)) {
     const out: unknown[] = ['m'];
-    apply(mapForEach, object, [(v: unknown, k: unknown) => { out[out.length] = tree(k, seen, d); out[out.length] = tree(v, seen, d); }]);
+    apply(mapForEach, object, [
+      (v: unknown, k: unknown) => {
+        out[out.length] = tree(k, seen, d);
+        out[out.length] = tree(v, seen, d);
+      },
+    ]);
     return out;
   }
   if (brand(setSize, object)) {
     const out: unknown[] = ['s'];
-    apply(setForEach, object, [(v: unknown) => { out[out.length] = tree(v, seen, d); }]);
+    apply(setForEach, object, [
+      (v: unknown) => {
+        out[out.length] = tree(v, seen, d);
+      },
+    ]);
     return out;
   }
   if (brand(dateGetTime, object)) return ['d', tree(apply(dateGetTime, object, []), seen, d)];
   if (brand(regExpSource, object)) return ['r', `${apply(regExpSource, object, []) as string}`, `${apply(regExpFlags, object, []) as string}`];
   if (brand(arrayBufferLength, object)) return ['B', base64(counted(new NativeUint8Array(object as ArrayBuffer)))];
   if (apply(typedArrayTag, object, []) !== undefined) {
-    const bytes = new NativeUint8Array(apply(typedArrayBuffer, object, []) as ArrayBuffer, apply(typedArrayOffset, object, []) as number, apply(typedArrayLength, object, []) as number);
+    const bytes = new NativeUint8Array(
+      apply(typedArrayBuffer, object, []) as ArrayBuffer,
+      apply(typedArrayOffset, object, []) as number,
+      apply(typedArrayLength, object, []) as number,
+    );
     return ['v', apply(typedArrayTag, object, []) as string, base64(counted(bytes))];
   }
   if (brand(dataViewLength, object)) {
-    const bytes = new NativeUint8Array(apply(dataViewBuffer, object, []) as ArrayBuffer, apply(dataViewOffset, object, []) as number, apply(dataViewLength, object, []) as number);
+    const bytes = new NativeUint8Array(
+      apply(dataViewBuffer, object, []) as ArrayBuffer,
+      apply(dataViewOffset, object, []) as number,
+      apply(dataViewLength, object, []) as number,
+    );
     return ['v', 'DataView', base64(counted(bytes))];
   }
   if (object instanceof NativeError) {
@@ -209,7 +234,10 @@ export function base64(bytes: Uint8Array): string {
   for (let i = 0; i < whole; i += 3) {
     const triple = (bytes[i]! << 16) | (bytes[i + 1]! << 8) | bytes[i + 2]!;
     chunk += PAIRS[triple >> 12]! + PAIRS[triple & 4095]!;
-    if (chunk.length >= 8192) { out += chunk; chunk = ''; }
+    if (chunk.length >= 8192) {
+      out += chunk;
+      chunk = '';
+    }
   }
   out += chunk;
   if (n - whole === 1) {

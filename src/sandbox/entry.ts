@@ -52,7 +52,8 @@ export function boot(config: SandboxConfig): void {
       if (batch.length > batchChars) return over(`a batch of ${batch.length} encoded characters, over the budget of ${batchChars} a batch`);
       if (sliceChars > SLICE_CHARS) return;
       sliceChars += batch.length;
-      if (sliceChars > SLICE_CHARS) return over(`batches over the budget of ${SLICE_CHARS} encoded characters a slice (the rest of the slice's batches dropped)`);
+      if (sliceChars > SLICE_CHARS)
+        return over(`batches over the budget of ${SLICE_CHARS} encoded characters a slice (the rest of the slice's batches dropped)`);
       raw.outbound(node, batch);
     },
     emit: (event) => {
@@ -63,9 +64,13 @@ export function boot(config: SandboxConfig): void {
     schedule: () => raw.schedule(),
     setTimer: (ms) => raw.setTimer(typeof ms === 'number' ? ms : 0),
     clearTimer: () => raw.clearTimer(),
-    controlDone: (id, result) => { if (typeof id === 'number' && typeof result === 'string') raw.controlDone(id, capResult(result)); },
+    controlDone: (id, result) => {
+      if (typeof id === 'number' && typeof result === 'string') raw.controlDone(id, capResult(result));
+    },
   };
-  newSlice = () => { sliceChars = 0; };
+  newSlice = () => {
+    sliceChars = 0;
+  };
   const emit = (event: KernelEvent): void => {
     let text: string;
     try {
@@ -81,9 +86,19 @@ export function boot(config: SandboxConfig): void {
   const platform: KernelPlatform = {
     now: () => dateNow.call(NativeDate),
     wallClock: () => dateNow.call(NativeDate),
-    setTimer: (ms, fire) => { timerFire = fire; bridge.setTimer(ms); return 1; },
-    clearTimer: () => { timerFire = null; bridge.clearTimer(); },
-    schedule: (task) => { tasks.push(task); if (tasks.length === 1) bridge.schedule(); },
+    setTimer: (ms, fire) => {
+      timerFire = fire;
+      bridge.setTimer(ms);
+      return 1;
+    },
+    clearTimer: () => {
+      timerFire = null;
+      bridge.clearTimer();
+    },
+    schedule: (task) => {
+      tasks.push(task);
+      if (tasks.length === 1) bridge.schedule();
+    },
     // An indirect eval of a function expression keeps the source's own line numbers (new Function
     // would put the body at line 3).
     compile: (js, filename) => globalEval(`(function (require, exports, module) {${js}\n})\n//# sourceURL=${filename}`) as ModuleFactory,
@@ -103,7 +118,12 @@ export function boot(config: SandboxConfig): void {
               sliceChars = SLICE_CHARS + 1;
               return over(`batches over the budget of ${SLICE_CHARS} encoded characters a slice (the rest of the slice's batches dropped)`);
             }
-            emit({ type: 'log', node: config.node, level: 'error', text: `a signal for node '${node}' could not leave the sandbox and was dropped: ${describe(error)}` });
+            emit({
+              type: 'log',
+              node: config.node,
+              level: 'error',
+              text: `a signal for node '${node}' could not leave the sandbox and was dropped: ${describe(error)}`,
+            });
             continue;
           }
           bridge.outbound(node, batch);
@@ -115,8 +135,11 @@ export function boot(config: SandboxConfig): void {
     emit,
   };
   const kernel = new Kernel(platform, { node: config.node, creation: config.creation, capabilities: config.capabilities, limits: config.limits });
-  lockdown(config.capabilities, (level, text) => emit({ type: 'log', node: config.node, level, text }),
-    (what) => emit({ type: 'capability_denied', node: config.node, what }));
+  lockdown(
+    config.capabilities,
+    (level, text) => emit({ type: 'log', node: config.node, level, text }),
+    (what) => emit({ type: 'capability_denied', node: config.node, what }),
+  );
 
   /**
    * Every control operation answers `{ ok }` or `{ error }` at once, or `{ pending: id }` when it
@@ -137,7 +160,9 @@ export function boot(config: SandboxConfig): void {
   // a throw becomes a string starting with '!' (a thrown object would be copied out too).
   g.$subnode = {
     control: guarded(control),
-    deliver: guarded((envelopes: Envelope[], from: string) => { kernel.deliver(envelopes, from); }),
+    deliver: guarded((envelopes: Envelope[], from: string) => {
+      kernel.deliver(envelopes, from);
+    }),
     runScheduled: guarded(() => {
       const due = tasks;
       tasks = [];
@@ -157,7 +182,9 @@ let newSlice = (): void => {};
 
 /** A control result within VALUE_CHARS, or an error result in its place. */
 function capResult(text: string): string {
-  return text.length <= VALUE_CHARS ? text : encode({ error: { code: 'too_large', message: `the answer (${text.length} encoded characters) is over the limit of ${VALUE_CHARS}` } });
+  return text.length <= VALUE_CHARS
+    ? text
+    : encode({ error: { code: 'too_large', message: `the answer (${text.length} encoded characters) is over the limit of ${VALUE_CHARS}` } });
 }
 
 function guarded<A extends unknown[]>(run: (...args: A) => unknown): (...args: A) => string | undefined {

@@ -51,8 +51,9 @@ type Simplify<T> = { [K in keyof T]: T[K] } & {};
 type TypeOf<F> = F extends Field<infer T> ? T : never;
 /** The args object an op's fields describe: required fields required, optional ones optional. */
 export type ArgsFrom<F extends Fields> = Simplify<
-  { [K in keyof F as F[K] extends Field<unknown, false> ? K : never]: TypeOf<F[K]> } &
-  { [K in keyof F as F[K] extends Field<unknown, false> ? never : K]?: TypeOf<F[K]> }
+  { [K in keyof F as F[K] extends Field<unknown, false> ? K : never]: TypeOf<F[K]> } & {
+    [K in keyof F as F[K] extends Field<unknown, false> ? never : K]?: TypeOf<F[K]>;
+  }
 >;
 
 export interface OpSpec<F extends Fields = Fields, R = unknown, S extends Stream = Stream> {
@@ -94,7 +95,10 @@ export interface Names {
 
 export type ProcessRow = ProcessInfo & { node: string };
 export type ModuleRow = ModuleInfo & { node: string };
-export interface EventRecord { at: string; event: SystemEvent }
+export interface EventRecord {
+  at: string;
+  event: SystemEvent;
+}
 
 export interface Progress {
   node: string;
@@ -135,7 +139,14 @@ export const OPS = {
   // The observer's and `top`'s views (src/observe/model.ts): computed in the system's process, one page at a time.
   'observe-nodes': { args: {}, result: returns<NodeStats[]>() },
   'observe-ps': {
-    args: { node: optional(text), filter: optional(field<string>('a string', (v) => typeof v === 'string')), sort: optional(sortKey), desc: optional(flag), offset: optional(count), limit: optional(positiveInt) },
+    args: {
+      node: optional(text),
+      filter: optional(field<string>('a string', (v) => typeof v === 'string')),
+      sort: optional(sortKey),
+      desc: optional(flag),
+      offset: optional(count),
+      limit: optional(positiveInt),
+    },
     result: returns<ProcessPage>(),
   },
   'observe-process': { args: { pid: text }, result: returns<ProcessDetail | null>() },
@@ -148,8 +159,7 @@ export type Op = keyof Ops;
 export type ArgsOf<O extends Op> = ArgsFrom<Ops[O]['args']>;
 export type ResultOf<O extends Op> = Exclude<Ops[O]['result'], undefined>;
 export type StreamKind<O extends Op> = Ops[O] extends { stream: infer S } ? S : never;
-export type StreamOf<O extends Op> =
-  StreamKind<O> extends 'progress' ? ProgressMessage : StreamKind<O> extends 'event' ? EventMessage : never;
+export type StreamOf<O extends Op> = StreamKind<O> extends 'progress' ? ProgressMessage : StreamKind<O> extends 'event' ? EventMessage : never;
 
 // ---- messages ----
 
@@ -161,12 +171,29 @@ export type Request = { [O in Op]: { id: Id; op: O; args: ArgsOf<O> } }[Op];
 /** Error codes on the wire: the system's own, plus `bad_request` for a request the server cannot take. */
 export type FailureCode = ErrorCode | 'bad_request';
 
-export interface WireFailure { code: FailureCode; message: string; details?: unknown }
+export interface WireFailure {
+  code: FailureCode;
+  message: string;
+  details?: unknown;
+}
 
-export interface OkMessage { id: Id; ok: unknown }
-export interface ErrorMessage { id: Id | null; error: WireFailure }
-export interface EventMessage { id: Id; at: string; event: SystemEvent }
-export interface ProgressMessage { id: Id; progress: Progress }
+export interface OkMessage {
+  id: Id;
+  ok: unknown;
+}
+export interface ErrorMessage {
+  id: Id | null;
+  error: WireFailure;
+}
+export interface EventMessage {
+  id: Id;
+  at: string;
+  event: SystemEvent;
+}
+export interface ProgressMessage {
+  id: Id;
+  progress: Progress;
+}
 export type Message = OkMessage | ErrorMessage | EventMessage | ProgressMessage;
 export type StreamedMessage = EventMessage | ProgressMessage;
 
@@ -178,10 +205,15 @@ export const MAX_LINE = 8 * 1024 * 1024;
 /** A request the server cannot take: not JSON, unknown op, unknown or ill-typed fields. */
 export class BadRequest extends Error {
   readonly code = 'bad_request' as const;
-  constructor(message: string, readonly details: { op?: string; problems: string[] }) {
+  constructor(
+    message: string,
+    readonly details: { op?: string; problems: string[] },
+  ) {
     super(message);
   }
-  override get name(): string { return 'BadRequest'; }
+  override get name(): string {
+    return 'BadRequest';
+  }
 }
 
 export function isOp(op: unknown): op is Op {
@@ -190,11 +222,13 @@ export function isOp(op: unknown): op is Op {
 
 /** Checks a parsed line: the id, a known op, and args with exactly that op's fields, each of its type. */
 export function checkRequest(value: unknown): Request {
-  if (!value || typeof value !== 'object' || Array.isArray(value)) throw new BadRequest('bad request: expected { id, op, args }', { problems: ['not an object'] });
+  if (!value || typeof value !== 'object' || Array.isArray(value))
+    throw new BadRequest('bad request: expected { id, op, args }', { problems: ['not an object'] });
   const { id, op, args, ...rest } = value as Record<string, unknown>;
   if (typeof id !== 'number' && typeof id !== 'string') throw new BadRequest('bad request: id must be a number or a string', { problems: ['id'] });
   const extra = Object.keys(rest);
-  if (extra.length) throw new BadRequest(`bad request: unknown field${extra.length === 1 ? '' : 's'} ${extra.join(', ')} (a request is { id, op, args })`, { problems: extra });
+  if (extra.length)
+    throw new BadRequest(`bad request: unknown field${extra.length === 1 ? '' : 's'} ${extra.join(', ')} (a request is { id, op, args })`, { problems: extra });
   if (!isOp(op)) throw new BadRequest(`unknown op ${JSON.stringify(op)} (ops: ${Object.keys(OPS).join(', ')})`, { op: String(op), problems: ['op'] });
   return { id, op, args: checkArgs(op, args ?? {}) } as Request;
 }

@@ -8,7 +8,11 @@ import { resolve } from 'node:path';
 
 export const MAIN = resolve('dist/src/cli/main.js');
 
-export interface Result { code: number | null; stdout: string; stderr: string }
+export interface Result {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
 
 export async function until(what: string, done: () => boolean, timeoutMs = 30_000): Promise<void> {
   const end = Date.now() + timeoutMs;
@@ -45,10 +49,12 @@ export class Running {
   constructor(readonly child: ChildProcess) {
     child.stdout!.on('data', (d) => (this.stdout += d));
     child.stderr!.on('data', (d) => (this.stderr += d));
-    this.exited = new Promise((done) => child.on('close', (code, signal) => {
-      this.code = code;
-      done(code ?? (signal ? -1 : null));
-    }));
+    this.exited = new Promise((done) =>
+      child.on('close', (code, signal) => {
+        this.code = code;
+        done(code ?? (signal ? -1 : null));
+      }),
+    );
   }
 
   static start(args: string[], options: { cwd: string; env?: NodeJS.ProcessEnv }): Running {
@@ -57,11 +63,15 @@ export class Running {
 
   async waitFor(pattern: RegExp, stream: 'stdout' | 'stderr' = 'stdout', timeoutMs = 30_000): Promise<RegExpMatchArray> {
     let match: RegExpMatchArray | null = null;
-    await until(`${pattern} on ${stream}\nstdout:\n${this.stdout}\nstderr:\n${this.stderr}`, () => {
-      match = this[stream].match(pattern);
-      if (!match && this.code !== undefined) throw new Error(`exited ${this.code} before ${pattern}\nstdout:\n${this.stdout}\nstderr:\n${this.stderr}`);
-      return match !== null;
-    }, timeoutMs);
+    await until(
+      `${pattern} on ${stream}\nstdout:\n${this.stdout}\nstderr:\n${this.stderr}`,
+      () => {
+        match = this[stream].match(pattern);
+        if (!match && this.code !== undefined) throw new Error(`exited ${this.code} before ${pattern}\nstdout:\n${this.stdout}\nstderr:\n${this.stderr}`);
+        return match !== null;
+      },
+      timeoutMs,
+    );
     return match!;
   }
 }

@@ -42,17 +42,28 @@ export const srvSource = (vsn: number, name = 'srv') => `
 
 /** `[version, state, processes]` for each version of `name`, oldest first. */
 export function summary(k: LocalKernel, name: string): [number, string, number][] | undefined {
-  return k.kernel.modules().find((m) => m.name === name)?.versions.map((v) => [v.version, v.state, v.processes]);
+  return k.kernel
+    .modules()
+    .find((m) => m.name === name)
+    ?.versions.map((v) => [v.version, v.state, v.processes]);
 }
 
 /** The first message sent to the host at or after index `from` that satisfies `pred`. */
 export async function nextSent<T = any>(k: LocalKernel, pred: (m: any) => boolean, from = 0, timeoutMs = 5_000): Promise<T> {
   let found: unknown;
-  await waitFor(() => {
-    const all = sent(k);
-    for (let i = from; i < all.length; i++) if (pred(all[i])) { found = all[i]; return true; }
-    return false;
-  }, 'a matching message to the host', timeoutMs);
+  await waitFor(
+    () => {
+      const all = sent(k);
+      for (let i = from; i < all.length; i++)
+        if (pred(all[i])) {
+          found = all[i];
+          return true;
+        }
+      return false;
+    },
+    'a matching message to the host',
+    timeoutMs,
+  );
   return found as T;
 }
 

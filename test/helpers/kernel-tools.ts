@@ -33,7 +33,9 @@ export function envelopes(k: LocalKernel): Envelope[] {
 
 /** Messages sent to `to` (default: the host pid), in order. */
 export function sent(k: LocalKernel, to: string = HOST): unknown[] {
-  return envelopes(k).filter((e) => e[0] === 0 && e[1] === to).map((e) => e[2]);
+  return envelopes(k)
+    .filter((e) => e[0] === 0 && e[1] === to)
+    .map((e) => e[2]);
 }
 
 /** Waits until at least `n` messages were sent to `to` and returns them all. */
@@ -54,8 +56,7 @@ export async function waitWaiting(k: LocalKernel, pid: string, timeoutMs = 10_00
 
 /** `process_exit` events the kernel emitted for `pid` (only for non-quiet reasons). */
 export function exitEvents(k: LocalKernel, pid?: string): Extract<KernelEvent, { type: 'process_exit' }>[] {
-  return k.events.filter((e): e is Extract<KernelEvent, { type: 'process_exit' }> =>
-    e.type === 'process_exit' && (pid === undefined || e.pid === pid));
+  return k.events.filter((e): e is Extract<KernelEvent, { type: 'process_exit' }> => e.type === 'process_exit' && (pid === undefined || e.pid === pid));
 }
 
 let gcFn: (() => void) | null | undefined;

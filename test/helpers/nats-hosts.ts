@@ -8,10 +8,17 @@ import { fileURLToPath } from 'node:url';
 
 const SCRIPT = fileURLToPath(new URL('../../scripts/cluster-host.mjs', import.meta.url));
 
-export interface HostEvent { type: string; [key: string]: unknown }
+export interface HostEvent {
+  type: string;
+  [key: string]: unknown;
+}
 
 export class HostError extends Error {
-  constructor(readonly code: string | undefined, readonly errorName: string | undefined, message: string) {
+  constructor(
+    readonly code: string | undefined,
+    readonly errorName: string | undefined,
+    message: string,
+  ) {
     super(message);
   }
 }
@@ -24,23 +31,31 @@ export class HostProcess {
   private readonly waiters = new Set<() => void>();
   exited: Promise<number | null>;
 
-  private constructor(readonly name: string, readonly proc: ChildProcess) {
-    proc.on('message', (message: { id?: number; ok?: unknown; error?: { name?: string; code?: string; message: string }; event?: HostEvent; cluster?: HostEvent }) => {
-      if (message.event) this.events.push(message.event);
-      if (message.cluster) this.clusterEvents.push(message.cluster);
-      if (message.id !== undefined) {
-        const call = this.calls.get(message.id);
-        this.calls.delete(message.id);
-        if (message.error) call?.reject(new HostError(message.error.code, message.error.name, `${this.name}: ${message.error.message}`));
-        else call?.resolve(message.ok);
-      }
-      for (const wake of [...this.waiters]) wake();
-    });
-    this.exited = new Promise((resolve) => proc.once('exit', (code) => {
-      for (const call of this.calls.values()) call.reject(new Error(`host ${this.name} exited (${code})`));
-      this.calls.clear();
-      resolve(code);
-    }));
+  private constructor(
+    readonly name: string,
+    readonly proc: ChildProcess,
+  ) {
+    proc.on(
+      'message',
+      (message: { id?: number; ok?: unknown; error?: { name?: string; code?: string; message: string }; event?: HostEvent; cluster?: HostEvent }) => {
+        if (message.event) this.events.push(message.event);
+        if (message.cluster) this.clusterEvents.push(message.cluster);
+        if (message.id !== undefined) {
+          const call = this.calls.get(message.id);
+          this.calls.delete(message.id);
+          if (message.error) call?.reject(new HostError(message.error.code, message.error.name, `${this.name}: ${message.error.message}`));
+          else call?.resolve(message.ok);
+        }
+        for (const wake of [...this.waiters]) wake();
+      },
+    );
+    this.exited = new Promise((resolve) =>
+      proc.once('exit', (code) => {
+        for (const call of this.calls.values()) call.reject(new Error(`host ${this.name} exited (${code})`));
+        this.calls.clear();
+        resolve(code);
+      }),
+    );
   }
 
   /** Forks a host process and waits for it to be ready (no System yet: `start` makes one). */
@@ -87,7 +102,11 @@ export class HostProcess {
       if (value) return value as NonNullable<T>;
       if (Date.now() > deadline) throw new Error(`${this.name}: timed out after ${timeoutMs} ms waiting for ${what}`);
       await new Promise<void>((resolve) => {
-        const wake = (): void => { this.waiters.delete(wake); clearTimeout(timer); resolve(); };
+        const wake = (): void => {
+          this.waiters.delete(wake);
+          clearTimeout(timer);
+          resolve();
+        };
         const timer = setTimeout(wake, 50);
         this.waiters.add(wake);
       });

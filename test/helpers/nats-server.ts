@@ -9,7 +9,12 @@ import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 
 export function findNatsServer(): string {
-  const candidates = [process.env.NATS_SERVER, '/usr/sbin/nats-server', '/usr/bin/nats-server', ...(process.env.PATH ?? '').split(delimiter).map((d) => join(d, 'nats-server'))];
+  const candidates = [
+    process.env.NATS_SERVER,
+    '/usr/sbin/nats-server',
+    '/usr/bin/nats-server',
+    ...(process.env.PATH ?? '').split(delimiter).map((d) => join(d, 'nats-server')),
+  ];
   const found = candidates.find((c): c is string => !!c && existsSync(c));
   if (!found) throw new Error('nats-server not found: install the Debian package (apt-get install nats-server) or set NATS_SERVER to its path');
   return found;
@@ -30,7 +35,11 @@ export class NatsServer {
   private proc: ChildProcess | undefined;
   private log = '';
 
-  private constructor(readonly port: number, readonly storeDir: string, private readonly args: string[]) {}
+  private constructor(
+    readonly port: number,
+    readonly storeDir: string,
+    private readonly args: string[],
+  ) {}
 
   get url(): string {
     return `nats://127.0.0.1:${this.port}`;
@@ -55,7 +64,9 @@ export class NatsServer {
   }
 
   private async launch(): Promise<void> {
-    const proc = spawn(findNatsServer(), ['-js', '-a', '127.0.0.1', '-p', String(this.port), '-sd', this.storeDir, ...this.args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const proc = spawn(findNatsServer(), ['-js', '-a', '127.0.0.1', '-p', String(this.port), '-sd', this.storeDir, ...this.args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     this.proc = proc;
     proc.stdout!.on('data', (d: Buffer) => (this.log += d.toString()));
     proc.stderr!.on('data', (d: Buffer) => (this.log += d.toString()));
@@ -80,7 +91,10 @@ export class NatsServer {
 
   private accepts(): Promise<boolean> {
     return new Promise((resolve) => {
-      const socket = connect(this.port, '127.0.0.1', () => { socket.end(); resolve(true); });
+      const socket = connect(this.port, '127.0.0.1', () => {
+        socket.end();
+        resolve(true);
+      });
       socket.on('error', () => resolve(false));
     });
   }

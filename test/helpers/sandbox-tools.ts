@@ -18,13 +18,29 @@ export function record(system: System): SystemEvent[] {
 }
 
 /** The first event (from now on) that satisfies `pred`. */
-export function waitEvent<E extends SystemEvent = SystemEvent>(system: System, pred: (e: SystemEvent) => boolean, timeoutMs = 5_000, what = 'a matching event'): Promise<E> {
+export function waitEvent<E extends SystemEvent = SystemEvent>(
+  system: System,
+  pred: (e: SystemEvent) => boolean,
+  timeoutMs = 5_000,
+  what = 'a matching event',
+): Promise<E> {
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => { off(); reject(new Error(`no ${what} within ${timeoutMs} ms`)); }, timeoutMs);
+    const timer = setTimeout(() => {
+      off();
+      reject(new Error(`no ${what} within ${timeoutMs} ms`));
+    }, timeoutMs);
     const off = system.on('*', (e) => {
       let hit = false;
-      try { hit = pred(e); } catch { hit = false; }
-      if (hit) { clearTimeout(timer); off(); resolve(e as E); }
+      try {
+        hit = pred(e);
+      } catch {
+        hit = false;
+      }
+      if (hit) {
+        clearTimeout(timer);
+        off();
+        resolve(e as E);
+      }
     });
   });
 }
@@ -48,7 +64,10 @@ export async function nothingWithin(inbox: Inbox, ms = 150, pattern?: unknown): 
   }
 }
 
-export interface Outcome { ok?: unknown; error?: { name: string; code?: string; message: string } }
+export interface Outcome {
+  ok?: unknown;
+  error?: { name: string; code?: string; message: string };
+}
 
 /**
  * A module for any node: `start(observer?)` runs a loop that acts on `{ op, reply, ... }`

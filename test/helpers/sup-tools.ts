@@ -80,7 +80,14 @@ export async function counts(k: LocalKernel, sup: string): Promise<number[]> {
 
 /** A process that monitors `pid` and forwards the DOWN to the host. */
 export async function watch(k: LocalKernel, pid: string): Promise<void> {
-  const watcher = spawnFn(k, (api, target: string) => { api.monitor(target); return forward(api); }, pid);
+  const watcher = spawnFn(
+    k,
+    (api, target: string) => {
+      api.monitor(target);
+      return forward(api);
+    },
+    pid,
+  );
   await waitWaiting(k, watcher);
 }
 
@@ -99,7 +106,12 @@ export async function downReason(k: LocalKernel, pid: string): Promise<unknown> 
  * supervisor_SUITE's terminate/4: ends a child by `how` ('kill', 'shutdown', 'normal' → 'stop',
  * 'abnormal' → 'die') and waits until it is gone and its supervisor has handled its EXIT.
  */
-export async function terminate(k: LocalKernel, sup: string, pid: string, how: 'kill' | 'shutdown' | 'normal' | 'abnormal' | { shutdown: unknown }): Promise<void> {
+export async function terminate(
+  k: LocalKernel,
+  sup: string,
+  pid: string,
+  how: 'kill' | 'shutdown' | 'normal' | 'abnormal' | { shutdown: unknown },
+): Promise<void> {
   await watch(k, pid);
   if (how === 'normal') tell(k, pid, 'stop');
   else if (how === 'abnormal') tell(k, pid, 'die');
@@ -111,7 +123,10 @@ export async function terminate(k: LocalKernel, sup: string, pid: string, how: '
 
 /** Waits until a supervisor has handled everything in its mailbox (or is gone). */
 export async function settled(k: LocalKernel, sup: string): Promise<void> {
-  await waitFor(() => { const i = info(k, sup); return !i || (i.status === 'waiting' && i.mailbox === 0); }, `${sup} to settle`);
+  await waitFor(() => {
+    const i = info(k, sup);
+    return !i || (i.status === 'waiting' && i.mailbox === 0);
+  }, `${sup} to settle`);
 }
 
 export const alive = (k: LocalKernel, pid: unknown): boolean => typeof pid === 'string' && info(k, pid) !== undefined;

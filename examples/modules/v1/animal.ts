@@ -1,5 +1,8 @@
 // The "base class": state shape and shared methods of every animal. Subclasses call it qualified.
-export interface Animal { name: string; sound: string }
+export interface Animal {
+  name: string;
+  sound: string;
+}
 
 export function create(name: string, sound: string): Animal {
   return { name, sound };

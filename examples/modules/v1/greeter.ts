@@ -2,7 +2,9 @@
 import { receive, on, send } from 'subnode/process';
 import * as greeter from './greeter.js';
 
-export interface State { greeted: number }
+export interface State {
+  greeted: number;
+}
 
 export function start(): unknown {
   return loop({ greeted: 0 });

@@ -1,5 +1,9 @@
 // Base class v2: every animal now has a mood, and describe() shows it.
-export interface Animal { name: string; sound: string; mood: string }
+export interface Animal {
+  name: string;
+  sound: string;
+  mood: string;
+}
 
 export function create(name: string, sound: string): Animal {
   return { name, sound, mood: 'calm' };

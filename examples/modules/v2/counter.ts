@@ -1,7 +1,10 @@
 // counter server, version 2: the state records when the count last changed.
 export const vsn = '2.0.0';
 
-interface State { count: number; changedAt: string | null }
+interface State {
+  count: number;
+  changedAt: string | null;
+}
 
 export function init(start: number): State {
   return { count: start, changedAt: null };

@@ -2,7 +2,10 @@
 import { receive, on, send } from 'subnode/process';
 import * as greeter from './greeter.js';
 
-export interface State { greeted: number; names?: string[] }
+export interface State {
+  greeted: number;
+  names?: string[];
+}
 
 export function start(): unknown {
   return loop({ greeted: 0, names: [] });

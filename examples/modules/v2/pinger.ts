@@ -4,11 +4,15 @@ import { receive, on, send } from 'subnode/process';
 
 export const vsn = 2;
 
-export function start() { return loop(0); }
+export function start() {
+  return loop(0);
+}
 
 export function loop(served: number): unknown {
-  return receive(on({ type: 'ping' }, (m: { from: string }) => {
-    send(m.from, { pong: served + 1, vsn });
-    return loop(served + 1);
-  }));
+  return receive(
+    on({ type: 'ping' }, (m: { from: string }) => {
+      send(m.from, { pong: served + 1, vsn });
+      return loop(served + 1);
+    }),
+  );
 }

@@ -27,9 +27,7 @@ import { BadStep, SourceMissing, StoreClosed, StoreCorrupt, StoreError, StoreFor
 import { encodeFrame, scan } from './journal.js';
 import { acquireLock, type Lock } from './lock.js';
 import { applyRecord, emptyRelease, hashesOf, lastPermanentOf, releasesOf, replay, statusOf, stepsOf } from './replay.js';
-import type {
-  Faults, JournalRecord, LostRecord, OpenResult, ReleaseEntry, ReleaseInfo, ReleaseStore, SourceHash, SystemRelease, WritePoint,
-} from './store.js';
+import type { Faults, JournalRecord, LostRecord, OpenResult, ReleaseEntry, ReleaseInfo, ReleaseStore, SourceHash, SystemRelease, WritePoint } from './store.js';
 
 /** The journal/blob layout this code writes; a store with a higher number is refused. */
 export const FORMAT_VERSION = 1;
@@ -59,7 +57,10 @@ export class DirectoryReleaseStore implements ReleaseStore {
   private queue: Promise<unknown> = Promise.resolve();
   private crashed = false;
 
-  constructor(readonly dir: string, private readonly options: DirectoryStoreOptions = {}) {}
+  constructor(
+    readonly dir: string,
+    private readonly options: DirectoryStoreOptions = {},
+  ) {}
 
   async open(): Promise<OpenResult> {
     if (this.journal) throw new StoreError('already_open', `release store ${this.dir} is already open`);
@@ -85,26 +86,29 @@ export class DirectoryReleaseStore implements ReleaseStore {
     if (typeof js !== 'string') throw new BadStep('a source must be a string');
     const bytes = Buffer.from(js, 'utf8');
     const hash = createHash('sha256').update(bytes).digest('hex');
-    if (this.known.has(hash) || await exists(this.blobPath(hash))) {
+    if (this.known.has(hash) || (await exists(this.blobPath(hash)))) {
       this.known.add(hash);
       return hash;
     }
     const objects = join(this.dir, 'objects');
     const temp = join(objects, `.tmp-${hash}-${process.pid}-${randomBytes(4).toString('hex')}`);
-    await this.guard(async () => {
-      const file = await open(temp, 'wx');
-      try {
-        await file.writeFile(bytes);
-        await this.fault('blob:temp-written');
-        await this.sync(file);
-        await this.fault('blob:temp-synced');
-      } finally {
-        await file.close();
-      }
-      await rename(temp, this.blobPath(hash));
-      await this.fault('blob:renamed');
-      await this.syncDir(objects);
-    }, () => unlink(temp));
+    await this.guard(
+      async () => {
+        const file = await open(temp, 'wx');
+        try {
+          await file.writeFile(bytes);
+          await this.fault('blob:temp-written');
+          await this.sync(file);
+          await this.fault('blob:temp-synced');
+        } finally {
+          await file.close();
+        }
+        await rename(temp, this.blobPath(hash));
+        await this.fault('blob:renamed');
+        await this.syncDir(objects);
+      },
+      () => unlink(temp),
+    );
     this.known.add(hash);
     return hash;
   }
@@ -192,21 +196,24 @@ export class DirectoryReleaseStore implements ReleaseStore {
     const journal = this.journal!;
     const frame = encodeFrame(record);
     const at = this.size;
-    await this.guard(async () => {
-      await this.fault('journal:before-write');
-      if (this.options.faults) {
-        // Two writes so a crash can land between them: the torn frame a real crash may leave.
-        const half = frame.length >> 1;
-        await writeAll(journal, frame.subarray(0, half), at);
-        await this.fault('journal:half-written');
-        await writeAll(journal, frame.subarray(half), at + half);
-      } else {
-        await writeAll(journal, frame, at);
-      }
-      await this.fault('journal:written');
-      if (this.options.fsync !== false) await journal.datasync();
-      await this.fault('journal:synced');
-    }, () => journal.truncate(at));
+    await this.guard(
+      async () => {
+        await this.fault('journal:before-write');
+        if (this.options.faults) {
+          // Two writes so a crash can land between them: the torn frame a real crash may leave.
+          const half = frame.length >> 1;
+          await writeAll(journal, frame.subarray(0, half), at);
+          await this.fault('journal:half-written');
+          await writeAll(journal, frame.subarray(half), at + half);
+        } else {
+          await writeAll(journal, frame, at);
+        }
+        await this.fault('journal:written');
+        if (this.options.fsync !== false) await journal.datasync();
+        await this.fault('journal:synced');
+      },
+      () => journal.truncate(at),
+    );
     this.size = at + frame.length;
   }
 
@@ -215,7 +222,8 @@ export class DirectoryReleaseStore implements ReleaseStore {
     const objects = join(this.dir, 'objects');
     await mkdir(objects, { recursive: true });
     for (const name of await readdir(objects)) if (name.startsWith('.tmp-')) await unlink(join(objects, name)).catch(() => {});
-    for (const name of await readdir(this.dir)) if (name.startsWith('.lock-stale-') || name === 'format.tmp') await unlink(join(this.dir, name)).catch(() => {});
+    for (const name of await readdir(this.dir))
+      if (name.startsWith('.lock-stale-') || name === 'format.tmp') await unlink(join(this.dir, name)).catch(() => {});
     // Blobs renamed into place by a process that died before its directory fsync become durable now,
     // before any new record can refer to them.
     await this.syncDir(objects);
@@ -232,7 +240,16 @@ export class DirectoryReleaseStore implements ReleaseStore {
       const problem = await this.check(frame.record, state, records);
       if (problem) {
         kept = frame.offset;
-        const after = frames.slice(i + 1).map((f): LostRecord => ({ seq: f.record.seq, reason: 'after_damage', offset: f.offset, bytes: f.bytes, record: f.record, detail: 'follows a record that was lost' }));
+        const after = frames
+          .slice(i + 1)
+          .map((f): LostRecord => ({
+            seq: f.record.seq,
+            reason: 'after_damage',
+            offset: f.offset,
+            bytes: f.bytes,
+            record: f.record,
+            detail: 'follows a record that was lost',
+          }));
         lost.unshift({ ...problem, offset: frame.offset, bytes: frame.bytes }, ...after);
         break;
       }
@@ -259,7 +276,7 @@ export class DirectoryReleaseStore implements ReleaseStore {
     const missing: SourceHash[] = [];
     for (const hash of new Set(hashesOf(record))) {
       if (this.known.has(hash)) continue;
-      if (typeof hash === 'string' && HASH.test(hash) && await exists(this.blobPath(hash))) this.known.add(hash);
+      if (typeof hash === 'string' && HASH.test(hash) && (await exists(this.blobPath(hash)))) this.known.add(hash);
       else missing.push(hash);
     }
     if (missing.length) return { seq: record.seq, reason: 'missing_source', record, missing, detail: `source blob(s) missing: ${missing.join(', ')}` };
@@ -327,7 +344,10 @@ export class DirectoryReleaseStore implements ReleaseStore {
   }
 
   private serial<T>(run: () => Promise<T>): Promise<T> {
-    const result = this.queue.then(() => { this.assertOpen(); return run(); });
+    const result = this.queue.then(() => {
+      this.assertOpen();
+      return run();
+    });
     this.queue = result.catch(() => {});
     return result;
   }

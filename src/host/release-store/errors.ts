@@ -9,21 +9,32 @@ export type StoreErrorReason = 'locked' | 'format_too_new' | 'corrupt' | 'missin
 
 /** A store that cannot be used as asked; `reason` says why. */
 export class StoreError extends Refused {
-  constructor(readonly reason: StoreErrorReason, message: string, details?: unknown) {
+  constructor(
+    readonly reason: StoreErrorReason,
+    message: string,
+    details?: unknown,
+  ) {
     super(message, details);
   }
 }
 
 /** Another live process holds the store's lock (`details.pid`). */
 export class StoreLocked extends StoreError {
-  constructor(readonly dir: string, readonly pid: number) {
+  constructor(
+    readonly dir: string,
+    readonly pid: number,
+  ) {
     super('locked', `release store ${dir} is locked by live process ${pid}`, { dir, pid });
   }
 }
 
 /** The store was written by a newer format than this code reads: refused rather than misread. */
 export class StoreFormatTooNew extends StoreError {
-  constructor(readonly dir: string, readonly found: number, readonly supported: number) {
+  constructor(
+    readonly dir: string,
+    readonly found: number,
+    readonly supported: number,
+  ) {
     super('format_too_new', `release store ${dir} has format version ${found}; this version of subnode reads up to ${supported}`, { dir, found, supported });
   }
 }
@@ -51,7 +62,10 @@ export class StoreClosed extends StoreError {
 
 /** A release step that is malformed or does not apply to the current state; nothing was written. */
 export class BadStep extends BadArgument {
-  constructor(message: string, readonly step?: unknown) {
+  constructor(
+    message: string,
+    readonly step?: unknown,
+  ) {
     super(message, { step });
   }
 }

@@ -96,8 +96,13 @@ export function scan(bytes: Buffer): Scan {
       lose({ reason: 'malformed', bytes: size, detail: 'payload is not a journal record' });
       damaged = true;
     } else if (damaged || record.seq !== seq) {
-      lose({ reason: damaged ? 'after_damage' : 'malformed', seq: record.seq, bytes: size, record,
-        detail: damaged ? 'follows a damaged record' : `seq ${record.seq} where ${seq} was expected` });
+      lose({
+        reason: damaged ? 'after_damage' : 'malformed',
+        seq: record.seq,
+        bytes: size,
+        record,
+        detail: damaged ? 'follows a damaged record' : `seq ${record.seq} where ${seq} was expected`,
+      });
       damaged = true;
     } else {
       frames.push({ record, offset, bytes: size });

@@ -37,7 +37,10 @@ export async function measureStore(dir: string, n: number): Promise<StoreMeasure
   const hashes: string[] = [];
   for (let s = 0; s < 10; s++) hashes.push(await writer.putSource(`exports.v = ${s};\n`));
   for (let i = 1; i <= 100; i++) {
-    await writer.append({ kind: 'plan', steps: ['a', 'b'].map((node) => ({ kind: 'load' as const, node, module: `m${i % 7}`, version: i, hash: hashes[i % 10]! })) });
+    await writer.append({
+      kind: 'plan',
+      steps: ['a', 'b'].map((node) => ({ kind: 'load' as const, node, module: `m${i % 7}`, version: i, hash: hashes[i % 10]! })),
+    });
   }
   await writer.close();
   const reader = new DirectoryReleaseStore(openDir);

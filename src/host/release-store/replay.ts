@@ -13,9 +13,7 @@
  */
 import { checkPolicy, checkPurge } from '../../kernel/policy.js';
 import { BadStep } from './errors.js';
-import type {
-  JournalRecord, Json, ModuleRelease, NodeRelease, ReleaseEntry, ReleaseInfo, ReleaseStep, SystemRelease,
-} from './store.js';
+import type { JournalRecord, Json, ModuleRelease, NodeRelease, ReleaseEntry, ReleaseInfo, ReleaseStep, SystemRelease } from './store.js';
 
 const HASH = /^[0-9a-f]{64}$/;
 
@@ -92,10 +90,16 @@ export function stepsOf(entry: ReleaseEntry): { plan: boolean; label?: string; s
 /** A step with every field checked and normalized (policies and purge modes as the kernel reads them). */
 export function checkStep(step: ReleaseStep): ReleaseStep {
   if (!step || typeof step !== 'object') throw new BadStep(`a release step must be an object, got ${JSON.stringify(step)}`, step);
-  const fail = (why: string): never => { throw new BadStep(`bad ${String(step.kind)} step: ${why}`, step); };
+  const fail = (why: string): never => {
+    throw new BadStep(`bad ${String(step.kind)} step: ${why}`, step);
+  };
   if (!isName(step.node)) fail(`node must be a non-empty string, got ${JSON.stringify(step.node)}`);
   const wrap = <T>(check: () => T): T => {
-    try { return check(); } catch (error) { return fail((error as Error).message); }
+    try {
+      return check();
+    } catch (error) {
+      return fail((error as Error).message);
+    }
   };
   switch (step.kind) {
     case 'load': {
@@ -137,22 +141,26 @@ export function checkStep(step: ReleaseStep): ReleaseStep {
 
 /** Applies a checked step in place, or throws BadStep if it does not fit the state. */
 function applyStep(state: SystemRelease, step: ReleaseStep): void {
-  const fail = (why: string): never => { throw new BadStep(`${step.kind} on node '${step.node}' does not apply: ${why}`, step); };
+  const fail = (why: string): never => {
+    throw new BadStep(`${step.kind} on node '${step.node}' does not apply: ${why}`, step);
+  };
   if (step.kind === 'forget') {
     if (!state.nodes[step.node]) fail('no such node');
     delete state.nodes[step.node];
     return;
   }
-  const node = state.nodes[step.node] ??= { modules: {}, loadOrder: [], modulePolicies: {}, creation: 0 };
+  const node = (state.nodes[step.node] ??= { modules: {}, loadOrder: [], modulePolicies: {}, creation: 0 });
   switch (step.kind) {
     case 'load': {
-      const mod = node.modules[step.module] ??= { versions: [], nextVersion: 1 };
+      const mod = (node.modules[step.module] ??= { versions: [], nextVersion: 1 });
       if (step.version < mod.nextVersion) fail(`module '${step.module}' version ${step.version} is not above the versions it had (next is ${mod.nextVersion})`);
       removeOld(mod, step.module, step.purged ?? [], fail);
       for (const v of mod.versions) v.state = 'old';
-      mod.versions.push(step.vsn === undefined
-        ? { version: step.version, hash: step.hash, state: 'current' }
-        : { version: step.version, hash: step.hash, vsn: step.vsn, state: 'current' });
+      mod.versions.push(
+        step.vsn === undefined
+          ? { version: step.version, hash: step.hash, state: 'current' }
+          : { version: step.version, hash: step.hash, vsn: step.vsn, state: 'current' },
+      );
       mod.nextVersion = step.version + 1;
       node.loadOrder = node.loadOrder.filter((m) => m !== step.module);
       node.loadOrder.push(step.module);
@@ -198,8 +206,14 @@ export function statusOf(records: readonly JournalRecord[]): Map<number, 'trial'
   const status = new Map<number, 'trial' | 'permanent' | 'reverted'>();
   for (const r of records) {
     if (r.kind === 'release') status.set(r.seq, 'trial');
-    else if (r.kind === 'revert') for (const [seq] of status) { if (seq > r.to) status.set(seq, 'reverted'); }
-    else if (r.kind === 'permanent') for (const [seq, s] of status) { if (seq <= r.release && s === 'trial') status.set(seq, 'permanent'); }
+    else if (r.kind === 'revert')
+      for (const [seq] of status) {
+        if (seq > r.to) status.set(seq, 'reverted');
+      }
+    else if (r.kind === 'permanent')
+      for (const [seq, s] of status) {
+        if (seq <= r.release && s === 'trial') status.set(seq, 'permanent');
+      }
   }
   return status;
 }

@@ -212,14 +212,26 @@ export interface ReleaseStore {
 
 /** Named moments of a write, for crash tests: a fault hook may throw or end the process there. */
 export type WritePoint =
-  | 'format:temp-written' | 'format:renamed'
-  | 'blob:temp-written' | 'blob:temp-synced' | 'blob:renamed'
-  | 'journal:before-write' | 'journal:half-written' | 'journal:written' | 'journal:synced';
+  | 'format:temp-written'
+  | 'format:renamed'
+  | 'blob:temp-written'
+  | 'blob:temp-synced'
+  | 'blob:renamed'
+  | 'journal:before-write'
+  | 'journal:half-written'
+  | 'journal:written'
+  | 'journal:synced';
 
 export const WRITE_POINTS: readonly WritePoint[] = [
-  'format:temp-written', 'format:renamed',
-  'blob:temp-written', 'blob:temp-synced', 'blob:renamed',
-  'journal:before-write', 'journal:half-written', 'journal:written', 'journal:synced',
+  'format:temp-written',
+  'format:renamed',
+  'blob:temp-written',
+  'blob:temp-synced',
+  'blob:renamed',
+  'journal:before-write',
+  'journal:half-written',
+  'journal:written',
+  'journal:synced',
 ];
 
 export interface Faults {
