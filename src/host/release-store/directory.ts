@@ -240,16 +240,14 @@ export class DirectoryReleaseStore implements ReleaseStore {
       const problem = await this.check(frame.record, state, records);
       if (problem) {
         kept = frame.offset;
-        const after = frames
-          .slice(i + 1)
-          .map((f): LostRecord => ({
-            seq: f.record.seq,
-            reason: 'after_damage',
-            offset: f.offset,
-            bytes: f.bytes,
-            record: f.record,
-            detail: 'follows a record that was lost',
-          }));
+        const after = frames.slice(i + 1).map((f): LostRecord => ({
+          seq: f.record.seq,
+          reason: 'after_damage',
+          offset: f.offset,
+          bytes: f.bytes,
+          record: f.record,
+          detail: 'follows a record that was lost',
+        }));
         lost.unshift({ ...problem, offset: frame.offset, bytes: frame.bytes }, ...after);
         break;
       }
