@@ -5,7 +5,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { BadArgument, System, type EventOf, type EventType, type MigrationResult, type SystemEvent } from '../src/index.js';
-import { session } from './fixtures/migration.js';
+import { probe, session } from './fixtures/migration.js';
 
 let system: System | undefined;
 afterEach(async () => {
@@ -76,6 +76,7 @@ describe('a home node that crashes after its processes moved away', () => {
       nodes: [
         { name: 'home', modules: { session: session(1) } },
         { name: 'away', modules: { session: session(1) } },
+        { name: 'watcher', modules: { probe } },
       ],
     });
     const s = system;
@@ -83,12 +84,23 @@ describe('a home node that crashes after its processes moved away', () => {
     await s.migrate(pid, 'away');
     const inbox = s.inbox();
     const ref = inbox.monitor(pid);
+    // A process on a third node monitors it too, and it holds a global name.
+    await s.node('watcher').spawn('probe', 'watch', [pid, inbox.pid]);
+    await inbox.receive((m: unknown) => typeof m === 'object' && m !== null && 'watching' in m);
+    s.register('svc', pid);
+    for (let i = 0; ; i++) {
+      const info = await s.process(pid).info();
+      if ((info?.monitoredBy.length ?? 0) >= 2) break;
+      if (i > 500) throw new Error('the monitors never reached the process');
+      await new Promise((r) => setTimeout(r, 10));
+    }
     const restarted = waitEvent(s, 'node_restarted', (e) => e.node === 'home');
     s.node('home').kill('crash for the test');
     await restarted;
-    // It still answers (by pid, through its restarted home), and no DOWN came for it.
+    // It still answers (by pid, through its restarted home), and no DOWN came for it, from any node.
     expect(await s.call(pid, 'inc')).toBe(6);
-    expect(inbox.drain().filter((m) => (m as { ref?: string }).ref === ref)).toEqual([]);
+    expect(inbox.drain().filter((m) => (m as { ref?: string }).ref === ref || (typeof m === 'object' && m !== null && 'down' in m))).toEqual([]);
+    expect(s.whereis('svc')).toBe(pid);
     // When it really ends, the DOWN does come.
     await s.call(pid, { stop: 'normal' }).catch(() => undefined);
     expect(await inbox.receive({ type: 'DOWN', ref }, 5_000)).toMatchObject({ pid });

@@ -176,6 +176,8 @@ describe('subnode top', () => {
       initial: 'm.f',
       versions: [],
       links: [],
+      monitors: [],
+      monitoredBy: [],
       trapExit: false,
     }));
     const lines = renderTop({ nodes: [], top: { total: 500, matched: 500, offset: 0, rows, at: 0 }, events: [] }, 'sock', 'mailbox', 80, 24);

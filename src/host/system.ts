@@ -377,9 +377,12 @@ export class System {
       if (this.stopped) return;
       // Processes that had migrated to it are gone too, though their pids name other nodes.
       const lost = this.migrations.nodeDown(node.name);
-      for (const [name, pid] of this.globals.entries()) if (nodeOf(pid) === node.name || lost.includes(pid)) this.setGlobal(name, null);
+      // Processes homed there that moved away live on: no DOWN for them, and their global names stay.
+      const alive = this.migrations.forwardsHomedAt(node.name).map(([pid]) => pid);
+      for (const [name, pid] of this.globals.entries())
+        if ((nodeOf(pid) === node.name && !alive.includes(pid)) || lost.includes(pid)) this.setGlobal(name, null);
       this.globals.flush();
-      for (const peer of this.attached) peer.tell('nodeDown', node.name, lost);
+      for (const peer of this.attached) peer.tell('nodeDown', node.name, lost, alive);
       this.router.nodeDown(node.name, lost, (pid) => this.migrations.locate(pid).node !== node.name);
       this.clusterLink?.localNodeDown(node.name, lost);
     },

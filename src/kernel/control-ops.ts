@@ -45,7 +45,8 @@ export function controlOps(kernel: Kernel) {
     processInfo: (pid: Pid) => kernel.processInfo(pid),
     modules: () => kernel.modules(),
     whereis: (name: string) => kernel.whereis(name),
-    nodeDown: (node: string, lost: Pid[]) => kernel.nodeDown(node, lost),
+    /** `lost`: processes that had moved to the dead node; `alive`: processes homed there that live elsewhere. */
+    nodeDown: (node: string, lost: Pid[], alive: Pid[] = []) => kernel.nodeDown(node, lost, alive),
     /** Global-name changes, batched by the host: one call per node per tick, however many names. */
     setGlobals: (entries: [string, Pid | null][]) => kernel.setGlobals(entries),
     ping: () => 'pong' as const,

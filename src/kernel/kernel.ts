@@ -228,12 +228,13 @@ export class Kernel {
   }
 
   /** A node went away: links and monitors to its processes fire with `noconnection`. */
-  nodeDown(node: string, lost: Pid[] = []): void {
+  nodeDown(node: string, lost: Pid[] = [], alive: Pid[] = []): void {
     const prefix = `<${node}.`;
-    // Gone with it: processes whose pids name it (unless they migrated here) and processes that
-    // had migrated to it (`lost`, from the host's registry).
+    // Gone with it: processes whose pids name it (unless they migrated here, or live elsewhere:
+    // `alive`) and processes that had migrated to it (`lost`, from the host's registry).
     const lostSet = new Set(lost);
-    this.signals.nodeDown((pid) => lostSet.has(pid) || (pid.startsWith(prefix) && !this.table.has(pid)));
+    const aliveSet = new Set(alive);
+    this.signals.nodeDown((pid) => lostSet.has(pid) || (pid.startsWith(prefix) && !this.table.has(pid) && !aliveSet.has(pid)));
     this.relocation.nodeDown(node, lostSet);
     this.signals.drain();
     this.scheduler.afterExternalWork();
@@ -412,6 +413,8 @@ function info(p: Process): ProcessInfo {
     initial: p.initial,
     versions: p.version ? [{ module: p.version.name, version: p.version.version, state: p.version.state }] : [],
     links: p.links ? [...p.links] : [],
+    monitors: p.monitors ? [...p.monitors.values()].map(String) : [],
+    monitoredBy: p.watchers ? [...p.watchers.values()] : [],
     trapExit: p.trapExit,
     behaviour: p.behaviour ? { kind: p.behaviour.kind, module: p.behaviour.module, stack: [...p.behaviour.stack], vsn: p.behaviour.stateVsn } : undefined,
     supervisor: p.behaviour?.kind === 'supervisor' ? supervisorInfo(p.behaviour.state as SupState) : undefined,

@@ -29,6 +29,9 @@ export interface ProcessInfo {
   /** The module versions whose code it is executing. */
   versions: { module: string; version: number; state: VersionState }[];
   links: Pid[];
+  /** What it monitors (pids, or names monitored by name), and the processes that monitor it (`erlang:process_info` monitors, monitored_by). */
+  monitors: string[];
+  monitoredBy: Pid[];
   trapExit: boolean;
   /** For server and statem processes: the callback module (and statem's stack) and the state's vsn. */
   behaviour?: { kind: 'server' | 'statem' | 'supervisor'; module: string; stack: string[]; vsn: unknown };
