@@ -6,7 +6,8 @@
  * had), and another node keeps answering meanwhile.
  */
 import { describe, expect, it } from 'vitest';
-import { NodeDown, System, Timeout, type EventOf, type EventType, type SystemEvent } from '../src/index.js';
+import { waitEvent } from './helpers/events.js';
+import { NodeDown, System, Timeout, type SystemEvent } from '../src/index.js';
 import { controlOps, type ControlOp } from '../src/kernel/control-ops.js';
 import type { UpgradeStep } from '../src/kernel/upgrade.js';
 import type { NodeKind } from '../src/host/node-backend.js';
@@ -21,22 +22,6 @@ type Fault = 'hang' | 'crash';
 /** Small, so a hang is noticed quickly; the bound every failed call must meet. */
 const UNRESPONSIVE_MS = 300;
 const BOUND_MS = UNRESPONSIVE_MS + 5_000;
-
-function waitEvent<T extends EventType>(s: System, type: T, match: (e: EventOf<T>) => boolean = () => true, ms = 15_000): Promise<EventOf<T>> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      off();
-      reject(new Error(`no ${type} event within ${ms} ms`));
-    }, ms);
-    const off = s.on(type, (e) => {
-      if (match(e)) {
-        clearTimeout(timer);
-        off();
-        resolve(e);
-      }
-    });
-  });
-}
 
 const typed = (e: unknown): boolean => e instanceof NodeDown || e instanceof Timeout;
 

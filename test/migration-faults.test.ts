@@ -4,7 +4,8 @@
  * moved away gives no false DOWN for them: they still answer.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { BadArgument, System, type EventOf, type EventType, type MigrationResult, type SystemEvent } from '../src/index.js';
+import { waitEvent } from './helpers/events.js';
+import { BadArgument, System, type EventOf, type MigrationResult, type SystemEvent } from '../src/index.js';
 import { probe, session } from './fixtures/migration.js';
 
 let system: System | undefined;
@@ -12,22 +13,6 @@ afterEach(async () => {
   await system?.stop();
   system = undefined;
 });
-
-function waitEvent<T extends EventType>(s: System, type: T, match: (e: EventOf<T>) => boolean = () => true, ms = 15_000): Promise<EventOf<T>> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      off();
-      reject(new Error(`no ${type} event within ${ms} ms`));
-    }, ms);
-    const off = s.on(type, (e) => {
-      if (match(e)) {
-        clearTimeout(timer);
-        off();
-        resolve(e);
-      }
-    });
-  });
-}
 
 describe('a bulk move whose source dies mid-way', () => {
   it('resolves with a result for every pid; the moved ones match the events and answer on the target', async () => {

@@ -4,29 +4,14 @@
  * killed or stopped by itself, and a failed node can be recovered.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { BadArgument, NoProcess, NodeDown, NotCloneable, System, Timeout, type EventOf, type EventType, type SystemEvent } from '../src/index.js';
+import { waitEvent } from './helpers/events.js';
+import { BadArgument, NoProcess, NodeDown, NotCloneable, System, Timeout, type SystemEvent } from '../src/index.js';
 
 let system: System | undefined;
 afterEach(async () => {
   await system?.stop();
   system = undefined;
 });
-
-function waitEvent<T extends EventType>(s: System, type: T, match: (e: EventOf<T>) => boolean = () => true, ms = 15_000): Promise<EventOf<T>> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      off();
-      reject(new Error(`no ${type} event within ${ms} ms`));
-    }, ms);
-    const off = s.on(type, (e) => {
-      if (match(e)) {
-        clearTimeout(timer);
-        off();
-        resolve(e);
-      }
-    });
-  });
-}
 
 const echo = `
   import { receive, on, send } from 'subnode/process';
