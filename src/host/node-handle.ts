@@ -4,7 +4,7 @@
  * life (start, restarts, stop) is the NodeSupervision's; what it must get back after a restart is
  * its NodeRelease's.
  */
-import type { MessagePort, ResourceLimits } from 'node:worker_threads';
+import type { MessagePort } from 'node:worker_threads';
 import { BadArgument, NodeDown, NotAllowed, NotCloneable } from '../errors.js';
 import { checkPid, type Pid } from '../kernel/pid.js';
 import type { Envelope } from '../kernel/signals.js';
@@ -12,80 +12,22 @@ import type { LoadReport, MigrationOutcome, MigrationSnapshot, ModuleInfo, Proce
 import { checkPolicy, type CodePolicy, type PurgeMode } from '../kernel/policy.js';
 import type { NodeUpgradeReport, UpgradeStep } from '../kernel/upgrade.js';
 import { allows, checkCapabilities, checkLimits, type Capabilities, type Limits } from '../kernel/capabilities.js';
-import type { ControlArgs, ControlOp, ControlReply, NodeFaults } from '../wire/node.js';
+import type { ControlArgs, ControlOp, ControlReply } from '../wire/node.js';
 import type { ChildCounts, ChildInfo, ChildSpec } from '../kernel/supervisor-spec.js';
 import type { SupRequest } from '../kernel/supervisor.js';
 import type { StopReport } from '../kernel/tasks.js';
-import type { RestartPolicy } from './restart.js';
 import { readSource, type ModuleSource } from './source.js';
 import type { NodeKind } from './node-backend.js';
 import { compile } from './compiler-pool.js';
 import { NodeRelease } from './node-release.js';
 import { resolveImports } from './imports.js';
 import { NodeSupervision, type NodeContext, type NodeStatus } from './node-supervision.js';
+import type { NodeSpec, NodeSummary } from './node-spec.js';
 import { publishSpawn } from './telemetry.js';
 
 export type { NodeStatus } from './node-supervision.js';
 
-export type StartSpec = SpawnStart | SupervisorStart;
-
-export interface SpawnStart {
-  module: string;
-  fn: string;
-  args?: unknown[];
-  /** Registered name on the node. */
-  name?: string;
-}
-
-/** A supervision tree: the supervisor's init starts its children (recreated when the node restarts). */
-export interface SupervisorStart {
-  supervisor: string;
-  args?: unknown[];
-  name?: string;
-}
-
-export interface NodeSpec extends RestartPolicy {
-  name: string;
-  /**
-   * `thread` (default): the kernel in a worker thread — fast, trusted code only.
-   * `isolate`: the kernel in an isolated-vm isolate inside a worker — a sandbox for untrusted code.
-   */
-  kind?: NodeKind;
-  /** What the node may do (Safe Erlang): nodes it may address, modules it may load, services it sees. */
-  capabilities?: Partial<Capabilities>;
-  /** Memory, CPU per slice, mailbox length and message size. */
-  limits?: Limits;
-  /** Limits for a thread node's worker (its V8 heap); running out ends and restarts the node. */
-  resourceLimits?: ResourceLimits;
-  /** Modules loaded at start, in order, and again after every restart. */
-  modules?: Record<string, ModuleSource>;
-  /** Code policy of the node (default: Erlang's two versions, soft purge), and per module. */
-  code?: CodePolicy;
-  modulePolicies?: Record<string, CodePolicy>;
-  /** Processes spawned after the modules load, and again after every restart. */
-  start?: StartSpec[];
-  /** A node whose code runs this long without returning is ended and restarted per policy (default 10 s). */
-  unresponsiveMs?: number;
-  /**
-   * Thread nodes: the packages and Node builtins its module code may import (`['semver', 'node:crypto']`),
-   * resolved by the host from `importsFrom` (a file URL such as `import.meta.url`, or a directory;
-   * default the current directory). Not upgradable; listed in `modules()` as native.
-   */
-  imports?: string[];
-  importsFrom?: string | URL;
-  /**
-   * @internal Testing only (test/faults.test.ts): control operations and plan steps that hang or
-   * crash on purpose in the node's first incarnation. Not for production use.
-   */
-  faults?: NodeFaults;
-}
-
-export interface NodeSummary {
-  name: string;
-  kind: NodeKind;
-  status: NodeStatus;
-  creation: number;
-}
+export type { NodeSpec, NodeSummary, SpawnStart, StartSpec, SupervisorStart } from './node-spec.js';
 
 export class NodeHandle {
   readonly name: string;
