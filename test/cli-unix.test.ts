@@ -3,14 +3,14 @@
  * errors, --version, `run` as one process for a supervisor, and one run per system. Runs the
  * built dist/src/cli/main.js in child processes; every wait is for a condition, with a deadline.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, connect, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MAIN, Running, until } from './helpers/cli-tools.js';
 
-const MAIN = resolve('dist/src/cli/main.js');
 const FIXTURES = resolve('test/fixtures/cli');
 const VERSION = (JSON.parse(readFileSync('package.json', 'utf8')) as { version: string }).version;
 
@@ -25,14 +25,6 @@ let env: NodeJS.ProcessEnv;
 /** Without --no-node-snapshot anywhere: `run` has to relaunch Node with it. */
 let bare: NodeJS.ProcessEnv;
 
-async function until(what: string, done: () => boolean, timeoutMs = 30_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!done()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
 function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
@@ -42,47 +34,13 @@ function alive(pid: number): boolean {
   }
 }
 
-class Running {
-  stdout = '';
-  stderr = '';
-  code: number | null | undefined;
-  readonly exited: Promise<number | null>;
-  constructor(readonly child: ChildProcess) {
-    child.stdout!.on('data', (d) => {
-      this.stdout += d;
-    });
-    child.stderr!.on('data', (d) => {
-      this.stderr += d;
-    });
-    this.exited = new Promise((done) =>
-      child.on('close', (code, signal) => {
-        this.code = code;
-        done(code ?? (signal ? -1 : null));
-      }),
-    );
-  }
-
-  static start(args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Running {
-    return new Running(spawn(process.execPath, [MAIN, ...args], { cwd: options.cwd ?? dir, env: options.env ?? env, stdio: ['ignore', 'pipe', 'pipe'] }));
-  }
-
-  async waitFor(pattern: RegExp, stream: 'stdout' | 'stderr' = 'stdout', timeoutMs = 30_000): Promise<RegExpMatchArray> {
-    let match: RegExpMatchArray | null = null;
-    await until(
-      `${pattern} on ${stream}\nstdout:\n${this.stdout}\nstderr:\n${this.stderr}`,
-      () => {
-        match = this[stream].match(pattern);
-        if (!match && this.code !== undefined) throw new Error(`exited ${this.code} before ${pattern}\nstdout:\n${this.stdout}\nstderr:\n${this.stderr}`);
-        return match !== null;
-      },
-      timeoutMs,
-    );
-    return match!;
-  }
+/** A child `subnode`, in the suite's directory and environment unless told otherwise. */
+function start(args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Running {
+  return Running.start(args, { cwd: options.cwd ?? dir, env: options.env ?? env });
 }
 
 async function cli(args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<Result> {
-  const r = Running.start(args, options);
+  const r = start(args, options);
   const timer = setTimeout(() => r.child.kill('SIGKILL'), 30_000);
   const code = await r.exited;
   clearTimeout(timer);
@@ -107,7 +65,7 @@ function systemDir(name: string): string {
 }
 
 async function startSystem(at: string, runEnv = env): Promise<{ run: Running; socket: string; pid: number }> {
-  const run = Running.start(['run', 'system.json'], { cwd: at, env: runEnv });
+  const run = start(['run', 'system.json'], { cwd: at, env: runEnv });
   const [, socket, pid] = await run.waitFor(/control socket (\S+) \(pointer: .*\); pid (\d+)/);
   return { run, socket: socket!, pid: Number(pid) };
 }
@@ -179,8 +137,8 @@ describe('subnode as a Unix tool', () => {
     const path = join(dir, 'waits.sock');
     const { server, requests } = await silentServer(path);
     try {
-      const interrupted = Running.start(['nodes', '--socket', path]);
-      const terminated = Running.start(['upgrade', join(FIXTURES, 'upgrade.json'), '--socket', path, '--json']);
+      const interrupted = start(['nodes', '--socket', path]);
+      const terminated = start(['upgrade', join(FIXTURES, 'upgrade.json'), '--socket', path, '--json']);
       await until('both requests to arrive', () => requests() === 2);
       interrupted.child.kill('SIGINT');
       terminated.child.kill('SIGTERM');

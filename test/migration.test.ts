@@ -5,6 +5,7 @@
  * inspection, events, forwarding clean-up, and purgeToNode.
  */
 import { afterEach, describe, expect, it } from 'vitest';
+import { waitEvent } from './helpers/events.js';
 import {
   System,
   type Inbox,
@@ -46,22 +47,6 @@ function record(s: System): SystemEvent[] {
 
 function eventsOf<T extends EventType>(events: SystemEvent[], type: T): EventOf<T>[] {
   return events.filter((e) => e.type === type) as EventOf<T>[];
-}
-
-function waitEvent<T extends EventType>(s: System, type: T, match: (e: EventOf<T>) => boolean = () => true, ms = 5_000): Promise<EventOf<T>> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      off();
-      reject(new Error(`no ${type} event within ${ms} ms`));
-    }, ms);
-    const off = s.on(type, (e) => {
-      if (match(e)) {
-        clearTimeout(timer);
-        off();
-        resolve(e);
-      }
-    });
-  });
 }
 
 async function until<T>(what: string, probeFn: () => Promise<T>, ok: (v: T) => boolean, ms = 10_000): Promise<T> {
