@@ -15,6 +15,7 @@ import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { System, NotAllowed, Timeout, type Inbox, type Pid, type SystemEvent } from '../src/index.js';
 import { sandboxed, sandboxedTalkingTo } from '../policies/capabilities.js';
+import { until } from './helpers/wait.js';
 import { agent, answers, denials, eventsOf, markHost, nothingWithin, record, sink, sleep, subvert, waitEvent } from './helpers/sandbox-tools.js';
 
 // What a bare isolate's global holds: the ECMAScript built-ins (and `console` when granted).
@@ -576,7 +577,7 @@ describe('addressing what it may not', () => {
       inbox.pid,
     ]);
     expect(await inbox.receive()).toEqual({ smuggled: 2 });
-    await sleep(100);
+    await until('the boundary to report', () => denials(events, 'sb').length >= 1);
     expect(denials(events, 'sb')).toEqual(["2 signal(s) to node 't' (stopped at the isolate boundary)"]);
     expect(await nothingWithin(inbox, 150, { sunk: 'smuggled' })).toBeUndefined();
     await sandboxAnswers();
@@ -593,7 +594,7 @@ describe('addressing what it may not', () => {
     ];
     await launch('smuggleTo', ['<host.999>', 't', forged, inbox.pid], 'sb2');
     expect(await inbox.receive()).toEqual({ smuggled: 5 });
-    await sleep(100);
+    await until('the boundary to report', () => denials(events, 'sb2').length >= 5);
     expect(denials(events, 'sb2')).toEqual([
       `a signal claiming to come from ${witness} (stopped at the isolate boundary)`,
       `a signal claiming to come from ${witness} (stopped at the isolate boundary)`,
@@ -619,7 +620,7 @@ describe('addressing what it may not', () => {
       inbox.pid,
     ]);
     expect(await inbox.receive((m: any) => m && 'smuggled' in m)).toEqual({ smuggled: 4 });
-    await sleep(100);
+    await until('the boundary to report', () => denials(events, 'sb').length >= 4);
     expect(denials(events, 'sb')).toEqual([
       'a malformed signal (stopped at the isolate boundary)',
       'a malformed signal (stopped at the isolate boundary)',
@@ -635,7 +636,7 @@ describe('addressing what it may not', () => {
     await launch('forgeServiceRequest', [inbox.pid, { $service: 'host', ref: 'r2', from: witness, name: 'inspect', args: [{}] }]);
     await launch('forgeServiceRequest', [inbox.pid, { $service: 'spawn', ref: 'r3', from: 'garbage', node: 't', module: 'agent', fn: 'start', args: [] }]);
     for (let i = 0; i < 3; i++) await inbox.receive({ forged: true });
-    await sleep(150);
+    await until('the boundary to report', () => denials(events, 'sb').length >= 3);
     expect(denials(events, 'sb')).toEqual([
       'a service request for another node (stopped at the isolate boundary)',
       'a service request for another node (stopped at the isolate boundary)',

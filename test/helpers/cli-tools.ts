@@ -5,6 +5,9 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { resolve } from 'node:path';
+import { until } from './wait.js';
+
+export { until };
 
 export const MAIN = resolve('dist/src/cli/main.js');
 
@@ -12,14 +15,6 @@ export interface Result {
   code: number | null;
   stdout: string;
   stderr: string;
-}
-
-export async function until(what: string, done: () => boolean, timeoutMs = 30_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!done()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 export function cli(args: string[], options: { cwd: string; env?: NodeJS.ProcessEnv; timeoutMs?: number }): Promise<Result> {
