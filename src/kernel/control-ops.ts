@@ -14,7 +14,7 @@ import type { Kernel } from './kernel.js';
 import type { Pid } from './pid.js';
 import type { CodePolicy, PurgeMode } from './policy.js';
 import type { MigrationSnapshot, SpawnOptions } from './types.js';
-import type { SupRequest } from './supervisor.js';
+import type { SupRequest } from './supervisor-state.js';
 import { applyUpgrade, type UpgradeStep } from './upgrade.js';
 
 export function controlOps(kernel: Kernel) {
