@@ -46,6 +46,7 @@ import { SysOps } from './sys.js';
 import { Relocation } from './relocation.js';
 import { CodeOps } from './code-ops.js';
 import { NodeTasks, type StopReport } from './tasks.js';
+import type { DurableState } from './durable.js';
 import { supervisorInfo, type SupRequest, type SupState } from './supervisor.js';
 import { ALL, DEFAULT_GLOBAL_NAMES, type Capabilities, type Limits } from './capabilities.js';
 import type {
@@ -131,7 +132,7 @@ export class Kernel {
     const scheduler = (this.scheduler = new Scheduler(host, options.sliceMs ?? 4, code));
     const signals = (this.signals = new Signalling(node, host, capabilities, this.limits, table, scheduler));
     const codeOps = (this.codeOps = new CodeOps(node, code, capabilities, host, table, scheduler));
-    const sys = (this.sys = new SysOps(node, host, code, table, scheduler, signals));
+    const sys = (this.sys = new SysOps(node, host, code, table, scheduler, signals, capabilities, this.limits));
     this.relocation = new Relocation(node, host, code, table, scheduler, signals, codeOps, sys);
     this.api = new ProcessApi(node, creation, capabilities, host, code, table, scheduler, signals, sys, this.limits.globalNames ?? DEFAULT_GLOBAL_NAMES);
     this.tasks = new NodeTasks(node, table, scheduler, signals, () => host.now());
@@ -204,6 +205,7 @@ export class Kernel {
   /** Spawns `module.fn(...args)` in the module's current version. */
   spawn(module: string, fn: string, args: unknown[] = [], options: SpawnOptions = {}): Pid {
     if (!Array.isArray(args)) throw new BadArgument('spawn args must be an array');
+    if (options.durable !== undefined) throw new BadArgument('durable state is for servers (startServer, server.start), not a spawned process');
     const entry = this.code.entry(module, fn);
     if (options.name !== undefined) this.table.checkName(options.name);
     const proc = this.table.create(`${module}.${fn}`);
@@ -381,6 +383,16 @@ export class Kernel {
   }
   replaceState(pid: Pid, state: unknown): void {
     this.sys.replaceState(pid, state);
+  }
+
+  /** The host's stored durable states for this node, given when it boots (before any start). */
+  restoreDurable(states: DurableState[]): void {
+    this.sys.durables.restoreAll(states);
+  }
+
+  /** Durable states reached and not yet saved (an orderly stop collects them once processes stopped). */
+  takeCheckpoints(): DurableState[] {
+    return this.sys.durables.take();
   }
 
   /** @internal */
