@@ -26,6 +26,7 @@ import { migrationBench } from './migration.js';
 import { clusterBench } from './cluster.js';
 import { observeBench } from './observe.js';
 import { releasesBench } from './releases.js';
+import { durableBench } from './durable.js';
 import { callsBench } from './calls.js';
 
 const BENCHMARKS: Benchmark[] = [
@@ -40,6 +41,7 @@ const BENCHMARKS: Benchmark[] = [
   clusterBench,
   observeBench,
   releasesBench,
+  durableBench,
 ];
 
 interface Args {
