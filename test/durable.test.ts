@@ -9,7 +9,17 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { BadArgument, NotAllowed, Refused, System, type DurableOptions, type NodeSpec, type SystemEvent } from '../src/index.js';
+import {
+  BadArgument,
+  MemoryStateStore,
+  NotAllowed,
+  Refused,
+  System,
+  type DurableOptions,
+  type NodeSpec,
+  type StoredState,
+  type SystemEvent,
+} from '../src/index.js';
 import { durableV1, durableV2 } from './fixtures/durable-counter.js';
 import { until } from './helpers/wait.js';
 
@@ -167,6 +177,58 @@ describe('code change and isolation', () => {
     // Without the capability (an isolate's default: none), a durable server is refused.
     const refused = system.node('a').startServer('counter', [0], { name: 'd', durable: { checkpoint: 'message' } });
     await expect(refused).rejects.toBeInstanceOf(NotAllowed);
+  });
+});
+
+describe('isolate nodes: what an orderly stop collects crosses the boundary', () => {
+  it("'shutdown' on an isolate node: saved by a graceful stop, restored after", async () => {
+    const dir = storeDir();
+    const iso = counterNode({ checkpoint: 'shutdown' }, { kind: 'isolate', capabilities: { durable: ['c'] } });
+    system = await System.start({ nodes: iso, releases: { store: dir } });
+    await incs(system, 4);
+    await system.stop({ graceful: true });
+    system = await System.start({ nodes: iso, releases: { store: dir } });
+    expect(await system.call(C, 'get')).toBe(4);
+  });
+});
+
+describe('a store that fails or hangs: reported, and nothing waits for good', () => {
+  class FlakyStore extends MemoryStateStore {
+    mode: 'ok' | 'fail' | 'hang' = 'ok';
+    private readonly hung: (() => void)[] = [];
+    override put(state: StoredState): Promise<void> {
+      if (this.mode === 'fail') return Promise.reject(new Error('disk full'));
+      if (this.mode === 'hang') return new Promise((resolve) => this.hung.push(resolve));
+      return super.put(state);
+    }
+    release(): void {
+      for (const go of this.hung.splice(0)) go();
+    }
+  }
+
+  it("'message': a failed write ends the server unanswered with checkpoint_failed; a hung one within timeoutMs", async () => {
+    const states = new FlakyStore();
+    const dir = storeDir();
+    system = await System.start({
+      nodes: [{ name: 'a', modules: { counter: durableV1 } }],
+      releases: { store: dir, states },
+    });
+    const events = record(system);
+    const node = system.node('a');
+    const failing = await node.startServer('counter', [0], { name: 'c', durable: { checkpoint: 'message' } });
+    await incs(system, 2);
+    states.mode = 'fail';
+    await expect(system.call(C, 'inc', 3_000)).rejects.toThrow();
+    await until('the write failure reported', () => events.some((e) => e.type === 'checkpoint_failed' && /disk full/.test(e.reason)));
+    const exit = events.find((e) => e.type === 'process_exit' && e.pid === failing);
+    expect(exit).toMatchObject({ reason: { checkpoint_failed: { message: expect.stringMatching(/disk full/) } } });
+    states.mode = 'hang';
+    const hanging = await node.startServer('counter', [0], { name: 'c', durable: { checkpoint: 'message', timeoutMs: 300 } });
+    expect(await system.call(C, 'get')).toBe(2); // restored from the last durable state
+    await expect(system.call(C, 'inc', 3_000)).rejects.toThrow();
+    await until('the late checkpoint ends it', () => events.some((e) => e.type === 'process_exit' && e.pid === hanging));
+    expect(events.find((e) => e.type === 'process_exit' && e.pid === hanging)).toMatchObject({ reason: { checkpoint_failed: { name: 'Timeout' } } });
+    states.release();
   });
 });
 

@@ -8,7 +8,7 @@
  * Writes of one node are done one at a time, in the order they came; a boot waits for its node's
  * writes in flight, so a restarted node never starts from a state older than one already sent.
  */
-import { BadArgument, NotAllowed, TooLarge } from '../errors.js';
+import { BadArgument, NotAllowed, Timeout, TooLarge } from '../errors.js';
 import { allows, DEFAULT_DURABLE_BYTES } from '../kernel/capabilities.js';
 import type { CheckpointRequest, DurableState } from '../kernel/durable.js';
 import { estimateSize } from '../kernel/values.js';
@@ -16,6 +16,9 @@ import type { Pid } from '../kernel/pid.js';
 import type { Events } from './events.js';
 import type { NodeHandle } from './node-handle.js';
 import type { StateStore, StoredState } from './release-store/states.js';
+
+/** How long one write may take before it counts as failed (the node's next writes go on). */
+export const WRITE_DEADLINE_MS = 10_000;
 
 export class DurableStates {
   private readonly states = new Map<string, Map<string, StoredState>>();
@@ -59,7 +62,7 @@ export class DurableStates {
 
   /** A node's states, once its writes in flight are done: what a booting node resumes from. */
   async statesFor(node: string): Promise<DurableState[]> {
-    await this.writing.get(node);
+    await this.writing.get(node); // each write is bounded by WRITE_DEADLINE_MS
     return [...(this.states.get(node)?.values() ?? [])].map(({ key, module, vsn, state }) => ({ key, module, vsn, state }));
   }
 
@@ -75,7 +78,7 @@ export class DurableStates {
     let had = false;
     await this.serial(node, async () => {
       had = this.states.get(node)?.delete(key) ?? false;
-      await this.store.delete(node, key);
+      await deadline(this.store.delete(node, key), `forgetting durable state '${key}' of node '${node}'`);
     });
     return had;
   }
@@ -90,7 +93,7 @@ export class DurableStates {
     const stored: StoredState = { node, key: s.key, module: s.module, vsn: s.vsn, state: s.state, at: Date.now() };
     return this.serial(node, async () => {
       try {
-        await this.store.put(stored);
+        await deadline(this.store.put(stored), `writing durable state '${s.key}' of node '${node}'`);
       } catch (error) {
         this.events.emit({ type: 'checkpoint_failed', node, ...(pid ? { pid } : {}), key: s.key, reason: `the write failed: ${(error as Error).message}` });
         throw error;
@@ -115,4 +118,13 @@ export class DurableStates {
     if (!map) this.states.set(node, (map = new Map()));
     return map;
   }
+}
+
+/** `work`, or a Timeout after WRITE_DEADLINE_MS: a store that never answers holds nothing up for good. */
+function deadline<T>(work: Promise<T>, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Timeout(`${what} took over ${WRITE_DEADLINE_MS} ms`)), WRITE_DEADLINE_MS);
+  });
+  return Promise.race([work, late]).finally(() => clearTimeout(timer));
 }

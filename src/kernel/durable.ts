@@ -107,12 +107,17 @@ export function checkDurable(value: unknown, name: string | undefined): { key: s
   return { key, checkpoint, timeoutMs: (d.timeoutMs as number | undefined) ?? 5_000 };
 }
 
-interface Entry {
+interface Saved {
   module: string;
   vsn: unknown;
   state: unknown;
+}
+
+interface Entry extends Saved {
   /** Reached but not yet sent to the host. */
   dirty: boolean;
+  /** The last state the host confirmed durable (or gave at boot), under `'message'` what a restart here gets back after a failed checkpoint. */
+  confirmed: Saved | undefined;
 }
 
 export class Durables {
@@ -220,7 +225,8 @@ export class Durables {
     if (!Array.isArray(states)) throw new BadArgument('restoreDurable takes a list of states');
     for (const s of states) {
       if (!s || typeof s.key !== 'string' || typeof s.module !== 'string') throw new BadArgument(`a malformed durable state: ${safeString(s)}`);
-      this.saved.set(s.key, { module: s.module, vsn: s.vsn, state: s.state, dirty: false });
+      const saved = { module: s.module, vsn: s.vsn, state: s.state };
+      this.saved.set(s.key, { ...saved, dirty: false, confirmed: saved });
     }
   }
 
@@ -239,7 +245,7 @@ export class Durables {
   }
 
   private reached(b: Behaviour, d: Durable): void {
-    this.saved.set(d.key, { module: b.module, vsn: b.stateVsn, state: b.state, dirty: true });
+    this.saved.set(d.key, { module: b.module, vsn: b.stateVsn, state: b.state, dirty: true, confirmed: this.saved.get(d.key)?.confirmed });
   }
 
   /** Replies held for a state now durable (or for no change) go out. */
@@ -256,6 +262,7 @@ export class Durables {
     const ref = this.send(proc, d, entry, `#Ref<${this.node}.durable.${++this.refs}>`);
     const fail = (reason: unknown): never => {
       d.replies = [];
+      this.unconfirmed(d.key, entry);
       this.platform.emit({ type: 'checkpoint_failed', node: this.node, pid: proc.pid, key: d.key, reason: safeString(reason) });
       throw new ExitNow({ checkpoint_failed: reason });
     };
@@ -264,6 +271,7 @@ export class Durables {
       (m) => {
         const error = (m as { error?: { code?: string; message?: string } }).error;
         if (error) return fail({ name: error.code ?? 'error', message: error.message ?? '' });
+        entry.confirmed = { module: entry.module, vsn: entry.vsn, state: entry.state };
         return this.answered(d, loop);
       },
     );
@@ -287,7 +295,10 @@ export class Durables {
     const problem = this.problem(d.key, entry, max);
     if (problem) {
       this.platform.emit({ type: 'checkpoint_failed', node: this.node, pid: proc.pid, key: d.key, reason: problem });
-      if (ref !== null) throw new ExitNow({ checkpoint_failed: { name: 'TooLarge', message: problem } });
+      if (ref !== null) {
+        this.unconfirmed(d.key, entry);
+        throw new ExitNow({ checkpoint_failed: { name: 'TooLarge', message: problem } });
+      }
       return '';
     }
     const request: CheckpointRequest = {
@@ -302,6 +313,12 @@ export class Durables {
     };
     this.scheduler.post('host', [Sig.Message, HOST_SERVICE, request]);
     return ref ?? '';
+  }
+
+  /** Under `'message'`, a state not confirmed never happened: a server restarted here resumes from the last durable one, as after a node restart. */
+  private unconfirmed(key: string, entry: Entry): void {
+    if (entry.confirmed) this.saved.set(key, { ...entry.confirmed, dirty: false, confirmed: entry.confirmed });
+    else this.saved.delete(key);
   }
 
   /** Why a state cannot be saved (over the limit, not copyable), or undefined. */
