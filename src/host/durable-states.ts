@@ -10,7 +10,7 @@
  */
 import { BadArgument, NotAllowed, Timeout, TooLarge } from '../errors.js';
 import { allows, DEFAULT_DURABLE_BYTES } from '../kernel/capabilities.js';
-import type { CheckpointRequest, DurableState } from '../kernel/durable.js';
+import { DURABLE_KEY, type CheckpointRequest, type DurableState } from '../kernel/durable.js';
 import { estimateSize } from '../kernel/values.js';
 import type { Pid } from '../kernel/pid.js';
 import type { Events } from './events.js';
@@ -41,7 +41,7 @@ export class DurableStates {
   /** A checkpoint from a node's process: checked here again, then written. */
   checkpoint(origin: NodeHandle, request: Partial<CheckpointRequest>): Promise<void> {
     const { key, module } = request;
-    if (typeof key !== 'string' || typeof module !== 'string') return Promise.reject(new BadArgument('a malformed checkpoint'));
+    if (typeof key !== 'string' || !DURABLE_KEY.test(key) || typeof module !== 'string') return Promise.reject(new BadArgument('a malformed checkpoint'));
     if (!allows(origin.capabilities.durable, key)) {
       this.events.emit({ type: 'capability_denied', node: origin.name, pid: request.from, what: `durable state '${key}'` });
       return Promise.reject(new NotAllowed(`node '${origin.name}' may not keep durable state '${key}'`, { key }));

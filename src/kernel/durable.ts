@@ -79,7 +79,8 @@ export interface Durable {
 }
 
 const FIELDS = new Set(['key', 'checkpoint', 'timeoutMs']);
-const KEY = /^[A-Za-z0-9_.:@-]{1,200}$/;
+/** What a key may be: checked in the kernel and again on the host. */
+export const DURABLE_KEY = /^[A-Za-z0-9_.:@-]{1,200}$/;
 /** The host's service process (api.ts's HOST_SERVICE, not imported: api.ts imports this file's users). */
 const HOST_SERVICE = '<host.0>' as Pid;
 
@@ -102,7 +103,8 @@ export function checkDurable(value: unknown, name: string | undefined): { key: s
     throw new BadArgument(`durable.timeoutMs must be a number of ms > 0, got ${safeString(d.timeoutMs)}`);
   const key = d.key ?? name;
   if (key === undefined) throw new BadArgument('a durable server needs a stable key: give it a name, or durable.key (a pid is not stable across restarts)');
-  if (typeof key !== 'string' || !KEY.test(key)) throw new BadArgument(`durable.key must be 1-200 letters, digits and _ . : @ -, got ${safeString(key)}`);
+  if (typeof key !== 'string' || !DURABLE_KEY.test(key))
+    throw new BadArgument(`durable.key must be 1-200 letters, digits and _ . : @ -, got ${safeString(key)}`);
   const checkpoint: Checkpoint = everyMs ? { everyMs: everyMs.everyMs as number } : (c as 'message' | 'shutdown');
   return { key, checkpoint, timeoutMs: (d.timeoutMs as number | undefined) ?? 5_000 };
 }
@@ -163,9 +165,11 @@ export class Durables {
     let state = entry.state;
     if (!sameVsn(entry.vsn, to)) {
       const convert = version.exports.codeChange;
+      // A state saved by a higher numbered vsn (the code was rolled back since) is a downgrade, as in plans: `{ down: vsn }`.
+      const from = typeof entry.vsn === 'number' && typeof to === 'number' && entry.vsn > to ? { down: entry.vsn } : entry.vsn;
       if (typeof convert === 'function') {
         try {
-          state = this.scheduler.asProcess(proc, () => convert(entry.vsn, deepCopy(entry.state), undefined));
+          state = this.scheduler.asProcess(proc, () => convert(from, deepCopy(entry.state), undefined));
         } catch (error) {
           throw new Refused(`codeChange of ${version} failed restoring durable state '${d.key}': ${errorText(error)}`, {
             key: d.key,
