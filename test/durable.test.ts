@@ -68,6 +68,8 @@ describe('each checkpoint policy keeps the count across a stop and a start', () 
     expect(await system.call(C, 'get')).toBe(6);
     expect(await incs(system, 1)).toBe(7);
     expect(events.some((e) => e.type === 'durable_restored')).toBe(false); // it was restored during the start, before we listened
+    const pid = (await system.node('a').whereis('c'))!;
+    expect((await system.node('a').processInfo(pid))?.behaviour?.durable).toEqual({ key: 'c', checkpoint: 'message' });
     const [stored] = await system.durable.list('a');
     expect(stored).toMatchObject({ node: 'a', key: 'c', module: 'counter', vsn: 1, state: { count: 7 } });
   });

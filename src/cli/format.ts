@@ -37,7 +37,11 @@ export function nodesTable(rows: NodeRow[]): string {
 }
 
 export function versionsOf(p: ProcessInfo): string {
-  if (!p.versions.length) return p.behaviour ? `${p.behaviour.module} vsn ${inline(p.behaviour.vsn)} (${p.behaviour.kind} callbacks)` : '-';
+  if (!p.versions.length) {
+    const b = p.behaviour;
+    if (!b) return '-';
+    return `${b.module} vsn ${inline(b.vsn)} (${b.kind} callbacks${b.durable ? `, durable '${b.durable.key}'` : ''})`;
+  }
   return p.versions.map((v) => `${v.module} v${v.version}${v.state === 'current' ? '' : ` (${v.state})`}`).join(', ');
 }
 

@@ -35,7 +35,7 @@ import { BadArgument, NoProcess } from '../errors.js';
 import { ProcessApi } from './api.js';
 import { CodeServer, type ModuleFactory } from './code-server.js';
 import type { CodePolicy, PurgeMode } from './policy.js';
-import { vsnOf, type BehaviourKind } from './behaviours.js';
+import { vsnOf, type Behaviour, type BehaviourKind } from './behaviours.js';
 import { formatPid, NODE_NAME, type Pid } from './pid.js';
 import type { Process } from './proc.js';
 import { ProcessTable } from './process-table.js';
@@ -428,8 +428,13 @@ function info(p: Process): ProcessInfo {
     monitors: p.monitors ? [...p.monitors.values()].map(String) : [],
     monitoredBy: p.watchers ? [...p.watchers.values()] : [],
     trapExit: p.trapExit,
-    behaviour: p.behaviour ? { kind: p.behaviour.kind, module: p.behaviour.module, stack: [...p.behaviour.stack], vsn: p.behaviour.stateVsn } : undefined,
+    behaviour: p.behaviour ? behaviourInfo(p.behaviour) : undefined,
     supervisor: p.behaviour?.kind === 'supervisor' ? supervisorInfo(p.behaviour.state as SupState) : undefined,
     migration: p.moves ? { moves: p.moves, cameFrom: p.cameFrom! } : undefined,
   };
+}
+
+function behaviourInfo(b: Behaviour): NonNullable<ProcessInfo['behaviour']> {
+  const durable = b.durable ? { durable: { key: b.durable.key, checkpoint: b.durable.checkpoint } } : {};
+  return { kind: b.kind, module: b.module, stack: [...b.stack], vsn: b.stateVsn, ...durable };
 }

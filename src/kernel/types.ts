@@ -36,7 +36,14 @@ export interface ProcessInfo {
   monitoredBy: Pid[];
   trapExit: boolean;
   /** For server and statem processes: the callback module (and statem's stack) and the state's vsn. */
-  behaviour?: { kind: 'server' | 'statem' | 'supervisor'; module: string; stack: string[]; vsn: unknown };
+  behaviour?: {
+    kind: 'server' | 'statem' | 'supervisor';
+    module: string;
+    stack: string[];
+    vsn: unknown;
+    /** A durable server's key and checkpoint policy. */
+    durable?: { key: string; checkpoint: import('./durable.js').Checkpoint };
+  };
   /** For supervisors: strategy, restart intensity and the children (newest first, as whichChildren). */
   supervisor?: import('./supervisor-spec.js').SupervisorInfo;
   /** For a process that arrived by migration: how many moves so far, and the node it came from. */
