@@ -72,6 +72,13 @@ describe('each checkpoint policy keeps the count across a stop and a start', () 
     expect((await system.node('a').processInfo(pid))?.behaviour?.durable).toEqual({ key: 'c', checkpoint: 'message' });
     const [stored] = await system.durable.list('a');
     expect(stored).toMatchObject({ node: 'a', key: 'c', module: 'counter', vsn: 1, state: { count: 7 } });
+    // Forgetting: refused while the server holds the key; once it stopped, the next one starts from init.
+    await expect(system.durable.forget('a', 'c')).rejects.toBeInstanceOf(Refused);
+    await system.node('a').exit(pid, 'kill');
+    expect(await system.durable.forget('a', 'c')).toBe(true);
+    expect(await system.durable.list()).toEqual([]);
+    await system.node('a').startServer('counter', [100], { name: 'c', durable: { checkpoint: 'message' } });
+    expect(await system.call(C, 'get')).toBe(100);
   });
 
   it('{ everyMs }: the latest state within the window; a graceful stop saves the rest', async () => {
@@ -250,6 +257,14 @@ describe('bad declarations and oversize states', () => {
     await start({ name: 'x', durable: { key: 'k', checkpoint: 'message' } });
     await expect(start({ name: 'y', durable: { key: 'k', checkpoint: 'message' } })).rejects.toBeInstanceOf(Refused);
     expect((await node.processes()).map((p) => p.name).filter(Boolean)).toEqual(['x']);
+  });
+
+  it('limits.durableStates bounds the keys a node keeps (in the kernel, and again on the host)', async () => {
+    system = await System.start({ nodes: [{ name: 'a', modules: { counter: durableV1 }, limits: { durableStates: 2 } }] });
+    const node = system.node('a');
+    await node.startServer('counter', [0], { name: 'k1', durable: { checkpoint: 'message' } });
+    await node.startServer('counter', [0], { name: 'k2', durable: { checkpoint: 'message' } });
+    await expect(node.startServer('counter', [0], { name: 'k3', durable: { checkpoint: 'message' } })).rejects.toThrow(/durableStates limit/);
   });
 
   it("a state over limits.durableBytes is refused: under 'message' the server ends unanswered, the store keeps the last good state", async () => {

@@ -8,8 +8,8 @@
  * Writes of one node are done one at a time, in the order they came; a boot waits for its node's
  * writes in flight, so a restarted node never starts from a state older than one already sent.
  */
-import { BadArgument, NotAllowed, Timeout, TooLarge } from '../errors.js';
-import { allows, DEFAULT_DURABLE_BYTES } from '../kernel/capabilities.js';
+import { BadArgument, NotAllowed, Refused, Timeout, TooLarge } from '../errors.js';
+import { allows, DEFAULT_DURABLE_BYTES, KIND_DEFAULTS } from '../kernel/capabilities.js';
 import { DURABLE_KEY, type CheckpointRequest, type DurableState } from '../kernel/durable.js';
 import { estimateSize } from '../kernel/values.js';
 import type { Pid } from '../kernel/pid.js';
@@ -45,6 +45,17 @@ export class DurableStates {
     if (!allows(origin.capabilities.durable, key)) {
       this.events.emit({ type: 'capability_denied', node: origin.name, pid: request.from, what: `durable state '${key}'` });
       return Promise.reject(new NotAllowed(`node '${origin.name}' may not keep durable state '${key}'`, { key }));
+    }
+    const held = this.states.get(origin.name);
+    const most = origin.limits.durableStates ?? KIND_DEFAULTS[origin.kind].limits.durableStates;
+    if (!held?.has(key) && (held?.size ?? 0) >= most) {
+      this.events.emit({
+        type: 'capability_denied',
+        node: origin.name,
+        pid: request.from,
+        what: `a durable state '${key}' over its durableStates limit of ${most}`,
+      });
+      return Promise.reject(new Refused(`node '${origin.name}' already keeps ${most} durable states (its durableStates limit)`, { key, limit: most }));
     }
     const max = origin.limits.durableBytes ?? DEFAULT_DURABLE_BYTES;
     if (estimateSize(request.state, max) > max) {

@@ -255,6 +255,11 @@ export class NodeHandle {
     return report;
   }
 
+  /** @internal the node forgets a durable state's key (system.durable.forget); refused while a server holds it. */
+  forgetDurable(key: string): Promise<void> {
+    return this.call('forgetDurable', key);
+  }
+
   /** @internal the three steps of migration (see src/host/migration.ts). */
   migrateOut(pids: Pid[]): Promise<MigrationOutcome<MigrationSnapshot>[]> {
     return this.call('migrateOut', pids);

@@ -211,8 +211,11 @@ const limitsSchema = strict(
     durableBytes: positive('a number > 0')
       .optional()
       .meta({ description: 'Largest durable server state a checkpoint may save, estimated in bytes (default 1 MiB).' }),
+    durableStates: positive('a number > 0')
+      .optional()
+      .meta({ description: 'Durable states (keys) the node may have stored at once (default 100 on an isolate node, 10,000 on a thread node).' }),
   },
-  'an object { memoryMb, cpuMsPerSlice, mailbox, maxMessageBytes, globalNames, hostCalls, durableBytes }',
+  'an object { memoryMb, cpuMsPerSlice, mailbox, maxMessageBytes, globalNames, hostCalls, durableBytes, durableStates }',
 );
 
 const resourceLimitsSchema = strict(

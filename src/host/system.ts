@@ -192,8 +192,17 @@ export class System {
    * release store's directory (`states/`), or in the host's memory for a system without one.
    */
   get durable(): Pick<DurableStates, 'list' | 'forget'> {
-    if (!this.durableKeeper) throw new Refused('the system is not started');
-    return this.durableKeeper;
+    const keeper = this.durableKeeper;
+    if (!keeper) throw new Refused('the system is not started');
+    return {
+      list: (node) => keeper.list(node),
+      // A running node forgets it first (refused while a server holds the key), then the store.
+      forget: async (node, key) => {
+        const handle = this.handles.get(node);
+        if (handle?.status === 'running') await handle.forgetDurable(key);
+        return keeper.forget(node, key);
+      },
+    };
   }
 
   /**

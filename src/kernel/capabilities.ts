@@ -69,6 +69,8 @@ export interface Limits {
   hostCalls?: Partial<HostCallLimit>;
   /** Largest durable server state a checkpoint may save, estimated in bytes (default 1 MiB). */
   durableBytes?: number;
+  /** Durable states (keys) the node may have stored at once (default 100 on an isolate node, 10,000 on a thread node). */
+  durableStates?: number;
 }
 
 /** `limits.durableBytes` when not given. */
@@ -82,10 +84,10 @@ export const DEFAULT_DURABLE_BYTES = 2 ** 20;
  */
 export const KIND_DEFAULTS: Record<
   NodeKindName,
-  { globalNames: '*' | string[]; durable: '*' | string[]; limits: { globalNames: number; hostCalls: HostCallLimit } }
+  { globalNames: '*' | string[]; durable: '*' | string[]; limits: { globalNames: number; hostCalls: HostCallLimit; durableStates: number } }
 > = {
-  isolate: { globalNames: [], durable: [], limits: { globalNames: 100, hostCalls: { inFlight: 16, perSecond: 200 } } },
-  thread: { globalNames: '*', durable: '*', limits: { globalNames: 1_000, hostCalls: { inFlight: 256, perSecond: 5_000 } } },
+  isolate: { globalNames: [], durable: [], limits: { globalNames: 100, hostCalls: { inFlight: 16, perSecond: 200 }, durableStates: 100 } },
+  thread: { globalNames: '*', durable: '*', limits: { globalNames: 1_000, hostCalls: { inFlight: 256, perSecond: 5_000 }, durableStates: 10_000 } },
 };
 
 /** A kernel started without limits (tests, embedders): the thread defaults. */
@@ -159,6 +161,7 @@ export function checkLimits(value: Limits | undefined, kind: NodeKindName = 'thr
   positive(value.maxMessageBytes, 'maxMessageBytes');
   positive(value.globalNames, 'globalNames');
   positive(value.durableBytes, 'durableBytes');
+  positive(value.durableStates, 'durableStates');
   if (value.hostCalls !== undefined) {
     if (!value.hostCalls || typeof value.hostCalls !== 'object') throw new BadArgument('limits.hostCalls must be { inFlight, perSecond }');
     positive(value.hostCalls.inFlight, 'hostCalls.inFlight');
@@ -171,6 +174,7 @@ export function checkLimits(value: Limits | undefined, kind: NodeKindName = 'thr
   return {
     ...value,
     globalNames: value.globalNames ?? defaults.globalNames,
+    durableStates: value.durableStates ?? defaults.durableStates,
     hostCalls: { ...defaults.hostCalls, ...value.hostCalls },
   };
 }

@@ -58,6 +58,7 @@ export function controlOps(kernel: Kernel) {
     restoreDurable: (states: DurableState[]) => kernel.restoreDurable(states),
     /** Durable states not yet saved (an orderly stop's last save). */
     takeCheckpoints: () => kernel.takeCheckpoints(),
+    forgetDurable: (key: string) => kernel.forgetDurable(key),
     loadAtomic: (modules: Record<string, string>, options: { purge?: PurgeMode }) => kernel.loadAtomic(modules, options),
   };
 }

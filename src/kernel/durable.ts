@@ -26,7 +26,7 @@
  */
 import { BadArgument, NotAllowed, Refused, TooLarge } from '../errors.js';
 import { deepCopy, vsnOf, type Behaviour, type From } from './behaviours.js';
-import { allows, DEFAULT_DURABLE_BYTES, type Capabilities, type Limits } from './capabilities.js';
+import { allows, DEFAULT_DURABLE_BYTES, KIND_DEFAULTS, type Capabilities, type Limits } from './capabilities.js';
 import type { ModuleVersion } from './code-server.js';
 import { After, Clause, Receive } from './directives.js';
 import type { KernelPlatform } from './kernel.js';
@@ -150,6 +150,9 @@ export class Durables {
     }
     const holder = this.held.get(key);
     if (holder) throw new Refused(`durable state '${key}' is in use by ${holder.pid}`, { key, pid: holder.pid });
+    const most = this.limits.durableStates ?? KIND_DEFAULTS.thread.limits.durableStates;
+    if (!this.saved.has(key) && this.saved.size >= most)
+      throw new Refused(`node '${this.node}' keeps ${this.saved.size} durable states, its durableStates limit: forget one first`, { key, limit: most });
     return { key, checkpoint, timeoutMs, sentAt: this.platform.now(), replies: [] };
   }
 
@@ -232,6 +235,13 @@ export class Durables {
       const saved = { module: s.module, vsn: s.vsn, state: s.state };
       this.saved.set(s.key, { ...saved, dirty: false, confirmed: saved });
     }
+  }
+
+  /** Forgets a key's state here (the host forgets it in the store); refused while a server holds the key. */
+  forget(key: string): void {
+    const holder = this.held.get(key);
+    if (holder) throw new Refused(`durable state '${key}' is in use by ${holder.pid}: stop it first`, { key, pid: holder.pid });
+    this.saved.delete(key);
   }
 
   /** States reached but not sent yet (an orderly stop's last save): they count as sent from now. */

@@ -390,6 +390,11 @@ export class Kernel {
     this.sys.durables.restoreAll(states);
   }
 
+  /** Forgets a durable state's key on this node (refused while a server holds it). */
+  forgetDurable(key: string): void {
+    this.sys.durables.forget(key);
+  }
+
   /** Durable states reached and not yet saved (an orderly stop collects them once processes stopped). */
   takeCheckpoints(): DurableState[] {
     return this.sys.durables.take();
