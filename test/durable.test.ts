@@ -100,6 +100,15 @@ describe('each checkpoint policy keeps the count across a stop and a start', () 
     expect(await system.call(C, 'get')).toBe(5);
   });
 
+  it('{ everyMs }: a server that ends sends the state it had not sent yet', async () => {
+    system = await System.start({ nodes: counterNode({ checkpoint: { everyMs: 60_000 } }) });
+    await incs(system, 2);
+    const s = system;
+    expect(await s.durable.list()).toEqual([]);
+    await system.node('a').exit((await system.node('a').whereis('c'))!, 'kill');
+    await untilAsync('the last state saved', async () => ((await s.durable.list('a'))[0]?.state as { count: number } | undefined)?.count === 2);
+  });
+
   it("'shutdown': saved by an orderly stop only", async () => {
     const dir = storeDir();
     system = await System.start({ nodes: counterNode({ checkpoint: 'shutdown' }), releases: { store: dir } });

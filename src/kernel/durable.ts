@@ -195,10 +195,20 @@ export class Durables {
     if (!entry || entry.state !== b.state) this.reached(b, d);
   }
 
-  /** A durable server ended (or moved away): its key is free; its last state stays. */
+  /**
+   * A durable server ended: its key is free, and its last state stays — the state after the last
+   * message it handled (or its `{ stop, state }`). Under `everyMs` a state not sent yet leaves now;
+   * under `'shutdown'` it waits for an orderly stop; under `'message'` only confirmed states count.
+   */
   release(proc: Process): void {
-    const key = proc.behaviour?.durable?.key;
-    if (key !== undefined && this.held.get(key) === proc) this.held.delete(key);
+    const b = proc.behaviour!;
+    const d = b.durable!;
+    if (this.held.get(d.key) !== proc) return;
+    this.held.delete(d.key);
+    if (d.checkpoint === 'message') return;
+    if (this.saved.get(d.key)?.state !== b.state) this.reached(b, d);
+    const entry = this.saved.get(d.key)!;
+    if (typeof d.checkpoint === 'object' && entry.dirty) this.send(proc, d, entry, null);
   }
 
   /** A reply of a durable server: held under `'message'` until its state is durable. */
