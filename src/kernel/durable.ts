@@ -14,15 +14,17 @@
  *   server sends it and waits for the host to say it is durable before it answers the call and
  *   takes its next message. An acknowledged call is never lost. A checkpoint that fails or is not
  *   confirmed within `timeoutMs` ends the server with `{ checkpoint_failed: reason }` (the caller
- *   gets no reply; the store keeps the last durable state).
+ *   gets no reply; the store keeps the last durable state). A `{ stop, reply, state }` answers at
+ *   once: the server is ending, and its final state is not checkpointed.
  * - `{ everyMs: N }`: the latest state is sent at most every N ms, and N ms after a change at the
- *   latest: a crash loses at most the last N ms (plus the write in flight). Failures are reported
- *   (`checkpoint_failed`), the server goes on.
+ *   latest, and when the server ends: a crash of the node loses at most the last N ms (plus the
+ *   write in flight). Failures are reported (`checkpoint_failed`), the server goes on.
  * - `'shutdown'`: saved in an orderly stop (`system.stop({ graceful })`, SIGTERM, `subnode stop`,
  *   `node.orderlyStop`), when the host collects unsaved states once the processes have stopped.
  *
- * The node keeps the last state each key reached (`saved`): a server its supervisor restarts on
- * this node resumes from it; the host gives the node its stored states when it boots.
+ * The node keeps the last state each key reached (`saved`; under `'message'` the last one the host
+ * confirmed): a server its supervisor restarts on this node resumes from it; the host gives the
+ * node its stored states when it boots. Keys at once are bounded by `limits.durableStates`.
  */
 import { BadArgument, NotAllowed, Refused, TooLarge } from '../errors.js';
 import { deepCopy, vsnOf, type Behaviour, type From } from './behaviours.js';
