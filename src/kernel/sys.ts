@@ -43,7 +43,7 @@ export class SysOps {
       current: (module) => this.code.current(module),
       send: (pid, message) => this.signals.send(pid, message),
       reply: (b, from, value) => {
-        if (!this.durables.reply(b, from, value)) this.signals.send(from.pid, { $reply: from.ref, value });
+        if (b.durable === null || !this.durables.reply(b, from, value)) this.signals.send(from.pid, { $reply: from.ref, value });
       },
       exit: (reason) => {
         throw new ExitNow(reason);
