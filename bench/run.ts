@@ -28,6 +28,7 @@ import { clusterBench } from './cluster.js';
 import { observeBench } from './observe.js';
 import { releasesBench } from './releases.js';
 import { writeReadmeTable } from './readme-table.js';
+import { durableBench } from './durable.js';
 import { callsBench } from './calls.js';
 
 const BENCHMARKS: Benchmark[] = [
@@ -42,6 +43,7 @@ const BENCHMARKS: Benchmark[] = [
   clusterBench,
   observeBench,
   releasesBench,
+  durableBench,
 ];
 
 interface Args {

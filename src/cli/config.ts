@@ -25,6 +25,7 @@ import { checkPolicy, checkPurge, type CodePolicy, type PurgeMode } from '../ker
 import { erlang, erlangKill, forever, stack } from '../../policies/code.js';
 import { legacyPinned, sandboxed, trusted, type NodePolicy } from '../../policies/capabilities.js';
 import { ConfigError } from './errors.js';
+import type { DurableOptions } from '../kernel/durable.js';
 import { configReferenceProblems, describe, runConfigSchema, validate } from '../host/schema.js';
 import { resolvePath, type CodeSource, type PathSource } from '../host/source.js';
 
@@ -41,6 +42,8 @@ export interface StartConfig {
   name?: string;
   /** Start a server (gen_server-like) process with the module as its callback module. */
   server?: boolean;
+  /** With `server: true`: keep its state across restarts under its name (or `durable.key`). Off by default. */
+  durable?: DurableOptions;
 }
 
 export interface NodeConfig {
@@ -89,6 +92,7 @@ export interface ServerStart {
   module: string;
   args: unknown[];
   name?: string;
+  durable?: DurableOptions;
 }
 
 export interface LoadedConfig {
@@ -304,7 +308,13 @@ function checkNode(raw: NodeConfig, at: string, dir: string, problems: string[],
       const { module, fn, args, name } = entry;
       const named = typeof name === 'string' ? { name } : {};
       if (typeof entry.supervisor === 'string') spawns.push({ supervisor: entry.supervisor, args: Array.isArray(args) ? args : [], ...named });
-      else if (entry.server === true) started.push({ module: String(module), args: Array.isArray(args) ? args : [], ...named });
+      else if (entry.server === true)
+        started.push({
+          module: String(module),
+          args: Array.isArray(args) ? args : [],
+          ...named,
+          ...(isObject(entry.durable) ? { durable: entry.durable as unknown as DurableOptions } : {}),
+        });
       else spawns.push({ module: String(module), fn: String(fn), args: Array.isArray(args) ? args : [], ...named });
     }
     if (spawns.length) spec.start = spawns;

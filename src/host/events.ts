@@ -22,6 +22,8 @@ export type SystemEvent =
   | { type: 'release_reverted'; from: number; to: number }
   /** A journal record a crash or damage cut off (found on open), or a change that could not be written. */
   | { type: 'release_lost'; seq: number; reason: string; detail: string }
+  /** A stored durable state that could not be read back (damaged), moved aside under `lost/`. */
+  | { type: 'durable_lost'; node: string; detail: string }
   /** An upgrade plan reached a node, and how it ended there. */
   | { type: 'upgrade_node'; node: string; phase: 'start' | 'upgraded' | 'rolled_back' | 'failed' | 'skipped' };
 
@@ -46,6 +48,7 @@ const EVENT_SOURCES = {
   release_permanent: 'host',
   release_reverted: 'host',
   release_lost: 'host',
+  durable_lost: 'host',
   process_exit: 'kernel',
   module_loaded: 'kernel',
   module_purged: 'kernel',
@@ -63,6 +66,9 @@ const EVENT_SOURCES = {
   migrated_exit: 'kernel',
   global_register: 'kernel',
   global_unregister: 'kernel',
+  durable_restored: 'kernel',
+  // Reported by the node (over the limit, not confirmed in time) and by the host (the write failed).
+  checkpoint_failed: 'kernel',
 } as const satisfies Record<EventType, 'host' | 'kernel'>;
 
 export const EVENT_TYPES = Object.keys(EVENT_SOURCES) as EventType[];

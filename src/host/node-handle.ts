@@ -27,7 +27,7 @@ import { publishSpawn } from './telemetry.js';
 
 export type { NodeStatus } from './node-supervision.js';
 
-export type { NodeSpec, NodeSummary, SpawnStart, StartSpec, SupervisorStart } from './node-spec.js';
+export type { NodeSpec, NodeSummary, ServerStart, SpawnStart, StartSpec, SupervisorStart } from './node-spec.js';
 
 export class NodeHandle {
   readonly name: string;
@@ -38,6 +38,7 @@ export class NodeHandle {
   readonly supervision: NodeSupervision;
   private readonly release: NodeRelease;
   private readonly events: NodeContext['events'];
+  private readonly durable: NodeContext['durable'];
   /** Settles once the request issued last has been posted: requests leave in the order issued. */
   private issued: Promise<void> = Promise.resolve();
 
@@ -53,6 +54,7 @@ export class NodeHandle {
     this.limits = checkLimits(spec.limits, this.kind);
     this.release = new NodeRelease(spec.name, spec.code, spec.modulePolicies);
     this.events = context.events;
+    this.durable = context.durable;
     this.supervision = new NodeSupervision(
       {
         name: spec.name,
@@ -74,7 +76,9 @@ export class NodeHandle {
         },
         start: async (call) => {
           for (const s of spec.start ?? []) {
-            if ('supervisor' in s) await call('startSupervisor', s.supervisor, s.args ?? [], s.name === undefined ? {} : { name: s.name });
+            const named = s.name === undefined ? {} : { name: s.name };
+            if ('supervisor' in s) await call('startSupervisor', s.supervisor, s.args ?? [], named);
+            else if ('server' in s) await call('startBehaviour', 'server', s.server, s.args ?? [], s.durable ? { ...named, durable: s.durable } : named);
             else await call('spawn', s.module, s.fn, s.args ?? [], { name: s.name });
           }
         },
@@ -244,8 +248,16 @@ export class NodeHandle {
    * newest first, gets `shutdown`; supervisors end their children in reverse start order with
    * their shutdown timeouts; trapping servers run `terminate`. What is left at `timeoutMs` is killed.
    */
-  orderlyStop(timeoutMs = 5000): Promise<StopReport> {
-    return this.call('orderlyStop', timeoutMs);
+  async orderlyStop(timeoutMs = 5000): Promise<StopReport> {
+    const report = await this.call('orderlyStop', timeoutMs);
+    // Durable servers' states not saved yet (checkpoint 'shutdown', or everyMs between two saves).
+    await this.durable.save(this.name, await this.call('takeCheckpoints'));
+    return report;
+  }
+
+  /** @internal the node forgets a durable state's key (system.durable.forget); refused while a server holds it. */
+  forgetDurable(key: string): Promise<void> {
+    return this.call('forgetDurable', key);
   }
 
   /** @internal the three steps of migration (see src/host/migration.ts). */

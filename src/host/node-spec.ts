@@ -2,13 +2,14 @@
 import type { ResourceLimits } from 'node:worker_threads';
 import type { Capabilities, Limits } from '../kernel/capabilities.js';
 import type { CodePolicy } from '../kernel/policy.js';
+import type { DurableOptions } from '../kernel/durable.js';
 import type { NodeFaults } from '../wire/node.js';
 import type { NodeKind } from './node-backend.js';
 import type { NodeStatus } from './node-supervision.js';
 import type { RestartPolicy } from './restart.js';
 import type { ModuleSource } from './source.js';
 
-export type StartSpec = SpawnStart | SupervisorStart;
+export type StartSpec = SpawnStart | ServerStart | SupervisorStart;
 
 export interface SpawnStart {
   module: string;
@@ -16,6 +17,14 @@ export interface SpawnStart {
   args?: unknown[];
   /** Registered name on the node. */
   name?: string;
+}
+
+/** A server (gen_server-like): its callback module's `init(...args)` runs; `durable` keeps its state across restarts. */
+export interface ServerStart {
+  server: string;
+  args?: unknown[];
+  name?: string;
+  durable?: DurableOptions;
 }
 
 /** A supervision tree: the supervisor's init starts its children (recreated when the node restarts). */

@@ -15,6 +15,7 @@ import type { Envelope } from '../kernel/signals.js';
 import type { Pid } from '../kernel/pid.js';
 import type { KernelEvent } from '../kernel/types.js';
 import type { Events } from './events.js';
+import type { DurableStates } from './durable-states.js';
 import { NodeBackend, type BackendExit, type NodeKind } from './node-backend.js';
 import type { NodeRelease } from './node-release.js';
 import { RestartTracker, type RestartPolicy } from './restart.js';
@@ -32,6 +33,8 @@ export interface NodeContext {
   detach(node: NodeSupervision): void;
   route(node: string, envelopes: Envelope[], from: string): void;
   onKernelEvent(event: KernelEvent): void;
+  /** Durable server states (src/host/durable-states.ts): given to a node as it boots, saved in an orderly stop. */
+  durable: Pick<DurableStates, 'statesFor' | 'save'>;
 }
 
 export interface NodeSetup extends RestartPolicy {
@@ -173,6 +176,9 @@ export class NodeSupervision {
     await this.context.attach(this);
     const forwards = this.context.forwardsFor(this.name);
     if (forwards.length) await this.callNow('restoreForwards', forwards);
+    // Durable server states before anything starts: a start under a key resumes from its state.
+    const states = await this.context.durable.statesFor(this.name);
+    if (states.length) await this.callNow('restoreDurable', states);
     const first = this.release.empty;
     await this.release.replay(this.callNow);
     if (first) {

@@ -24,6 +24,7 @@ import { instrument } from './telemetry.js';
 import { checkIsolateSupport } from './isolate-support.js';
 import { Releases, type ReleaseOptions } from './releases.js';
 import { rollbackTo } from './rollback.js';
+import { DurableStates } from './durable-states.js';
 import type { ClusterOptions } from '../cluster/options.js';
 import type { ClusterApi, ClusterHost, RemoteNodeSummary } from '../cluster/hooks.js';
 
@@ -78,6 +79,7 @@ export class System {
   private readonly globals = new GlobalRegistry(() => this.attached);
   private stopped = false;
   private releaseKeeper: Releases | undefined;
+  private durableKeeper: DurableStates | undefined;
 
   private constructor() {}
 
@@ -89,6 +91,7 @@ export class System {
       system.events.on('node_down', () => system.releaseKeeper?.nodeCrashed());
     }
     try {
+      system.durableKeeper = await DurableStates.open(Releases.stateStore(options.releases), system.events);
       if (options.cluster) system.clusterLink = await (await import('../cluster/cluster.js')).Cluster.join(options.cluster, system.clusterHost());
       await Promise.all((options.nodes ?? []).map((spec) => system.addNode(spec)));
     } catch (error) {
@@ -181,6 +184,25 @@ export class System {
   get releases(): Releases {
     if (!this.releaseKeeper) throw new Refused('this system keeps no releases: start it with { releases: { store } }');
     return this.releaseKeeper;
+  }
+
+  /**
+   * Durable server states (servers started with `durable`): `list(node?)` what is stored,
+   * `forget(node, key)` to make the next server under that key start from its `init`. Kept in the
+   * release store's directory (`states/`), or in the host's memory for a system without one.
+   */
+  get durable(): Pick<DurableStates, 'list' | 'forget'> {
+    const keeper = this.durableKeeper;
+    if (!keeper) throw new Refused('the system is not started');
+    return {
+      list: (node) => keeper.list(node),
+      // A running node forgets it first (refused while a server holds the key), then the store.
+      forget: async (node, key) => {
+        const handle = this.handles.get(node);
+        if (handle?.status === 'running') await handle.forgetDurable(key);
+        return keeper.forget(node, key);
+      },
+    };
   }
 
   /**
@@ -306,11 +328,18 @@ export class System {
     await this.clusterLink?.leave();
     this.router.close();
     // Every change journaled so far is durable before stop resolves; the store's lock is released.
+    await this.durableKeeper?.close();
     await this.releaseKeeper?.close();
   }
 
   private serviceSystem(): ServiceSystem {
-    return { events: this.events, local: (name) => this.handles.get(name), node: (name) => this.node(name), send: (dest, message) => this.send(dest, message) };
+    return {
+      events: this.events,
+      local: (name) => this.handles.get(name),
+      node: (name) => this.node(name),
+      send: (dest, message) => this.send(dest, message),
+      checkpoint: (origin, request) => this.durableKeeper!.checkpoint(origin, request),
+    };
   }
 
   /** What a call from the host monitors, and on which node: a pid (wherever it moved), or a registered name. */
@@ -360,6 +389,10 @@ export class System {
 
   private readonly context: NodeContext = {
     events: this.events,
+    durable: {
+      statesFor: (node) => this.durableKeeper?.statesFor(node) ?? Promise.resolve([]),
+      save: (node, states) => this.durableKeeper?.save(node, states) ?? Promise.resolve(),
+    },
     attach: async (node) => {
       // Mark first, then connect: of two nodes coming up at once, the later one connects both.
       const peers = [...this.attached].filter((peer) => peer !== node);

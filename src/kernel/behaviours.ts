@@ -49,6 +49,8 @@ export class Behaviour {
      */
     public parent: Pid | null = null,
   ) {}
+  /** A durable server's key, policy and held replies (src/kernel/durable.ts); null when not durable. */
+  durable: import('./durable.js').Durable | null = null;
 }
 
 export function isCall(m: unknown): m is CallMessage {
@@ -85,6 +87,8 @@ export type StatemResult = {
 export interface DispatchHost {
   current(module: string): ModuleVersion;
   send(pid: Pid, message: unknown): void;
+  /** A call's reply: sent now, or held until the state it follows is durable. */
+  reply(b: Behaviour, from: From, value: unknown): void;
   exit(reason: unknown): never;
   index(proc: Process, from: string | null, to: string | null): void;
 }
@@ -135,7 +139,7 @@ function dispatchServer(host: DispatchHost, proc: Process, b: Behaviour, version
   }
   if ('reply' in r && 'state' in r) {
     b.state = r.state;
-    if (from) host.send(from.pid, { $reply: from.ref, value: r.reply });
+    if (from) host.reply(b, from, r.reply);
     return;
   }
   throw new TypeError(`${version}: a server callback must return { reply, state }, { noreply: state } or { stop, state }`);

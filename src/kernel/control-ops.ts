@@ -16,6 +16,7 @@ import type { CodePolicy, PurgeMode } from './policy.js';
 import type { MigrationSnapshot, SpawnOptions } from './types.js';
 import type { SupRequest } from './supervisor-state.js';
 import { applyUpgrade, type UpgradeStep } from './upgrade.js';
+import type { DurableState } from './durable.js';
 
 export function controlOps(kernel: Kernel) {
   return {
@@ -53,6 +54,11 @@ export function controlOps(kernel: Kernel) {
     startSupervisor: (module: string, args: unknown[], options: SpawnOptions) => kernel.startSupervisor(module, args, options),
     supervisorCall: (pid: Pid, request: SupRequest, timeoutMs?: number) => kernel.supervisorCall(pid, request, timeoutMs),
     orderlyStop: (timeoutMs: number) => kernel.orderlyStop(timeoutMs),
+    /** Durable server states from the host's store, before the node's start entries run. */
+    restoreDurable: (states: DurableState[]) => kernel.restoreDurable(states),
+    /** Durable states not yet saved (an orderly stop's last save). */
+    takeCheckpoints: () => kernel.takeCheckpoints(),
+    forgetDurable: (key: string) => kernel.forgetDurable(key),
     loadAtomic: (modules: Record<string, string>, options: { purge?: PurgeMode }) => kernel.loadAtomic(modules, options),
   };
 }

@@ -35,7 +35,7 @@ import { BadArgument, NoProcess } from '../errors.js';
 import { ProcessApi } from './api.js';
 import { CodeServer, type ModuleFactory } from './code-server.js';
 import type { CodePolicy, PurgeMode } from './policy.js';
-import { vsnOf, type BehaviourKind } from './behaviours.js';
+import { vsnOf, type Behaviour, type BehaviourKind } from './behaviours.js';
 import { formatPid, NODE_NAME, type Pid } from './pid.js';
 import type { Process } from './proc.js';
 import { ProcessTable } from './process-table.js';
@@ -46,6 +46,7 @@ import { SysOps } from './sys.js';
 import { Relocation } from './relocation.js';
 import { CodeOps } from './code-ops.js';
 import { NodeTasks, type StopReport } from './tasks.js';
+import type { DurableState } from './durable.js';
 import { supervisorInfo, type SupRequest, type SupState } from './supervisor-state.js';
 import { ALL, DEFAULT_GLOBAL_NAMES, type Capabilities, type Limits } from './capabilities.js';
 import type {
@@ -131,7 +132,7 @@ export class Kernel {
     const scheduler = (this.scheduler = new Scheduler(host, options.sliceMs ?? 4, code));
     const signals = (this.signals = new Signalling(node, host, capabilities, this.limits, table, scheduler));
     const codeOps = (this.codeOps = new CodeOps(node, code, capabilities, host, table, scheduler));
-    const sys = (this.sys = new SysOps(node, host, code, table, scheduler, signals));
+    const sys = (this.sys = new SysOps(node, host, code, table, scheduler, signals, capabilities, this.limits));
     this.relocation = new Relocation(node, host, code, table, scheduler, signals, codeOps, sys);
     this.api = new ProcessApi(node, creation, capabilities, host, code, table, scheduler, signals, sys, this.limits.globalNames ?? DEFAULT_GLOBAL_NAMES);
     this.tasks = new NodeTasks(node, table, scheduler, signals, () => host.now());
@@ -204,6 +205,7 @@ export class Kernel {
   /** Spawns `module.fn(...args)` in the module's current version. */
   spawn(module: string, fn: string, args: unknown[] = [], options: SpawnOptions = {}): Pid {
     if (!Array.isArray(args)) throw new BadArgument('spawn args must be an array');
+    if (options.durable !== undefined) throw new BadArgument('durable state is for servers (startServer, server.start), not a spawned process');
     const entry = this.code.entry(module, fn);
     if (options.name !== undefined) this.table.checkName(options.name);
     const proc = this.table.create(`${module}.${fn}`);
@@ -383,6 +385,21 @@ export class Kernel {
     this.sys.replaceState(pid, state);
   }
 
+  /** The host's stored durable states for this node, given when it boots (before any start). */
+  restoreDurable(states: DurableState[]): void {
+    this.sys.durables.restoreAll(states);
+  }
+
+  /** Forgets a durable state's key on this node (refused while a server holds it). */
+  forgetDurable(key: string): void {
+    this.sys.durables.forget(key);
+  }
+
+  /** Durable states reached and not yet saved (an orderly stop collects them once processes stopped). */
+  takeCheckpoints(): DurableState[] {
+    return this.sys.durables.take();
+  }
+
   /** @internal */
   emitUpgradeStep(step: number, op: string, module?: string): void {
     this.host.emit({ type: 'upgrade_step', node: this.node, step, op, module });
@@ -416,8 +433,13 @@ function info(p: Process): ProcessInfo {
     monitors: p.monitors ? [...p.monitors.values()].map(String) : [],
     monitoredBy: p.watchers ? [...p.watchers.values()] : [],
     trapExit: p.trapExit,
-    behaviour: p.behaviour ? { kind: p.behaviour.kind, module: p.behaviour.module, stack: [...p.behaviour.stack], vsn: p.behaviour.stateVsn } : undefined,
+    behaviour: p.behaviour ? behaviourInfo(p.behaviour) : undefined,
     supervisor: p.behaviour?.kind === 'supervisor' ? supervisorInfo(p.behaviour.state as SupState) : undefined,
     migration: p.moves ? { moves: p.moves, cameFrom: p.cameFrom! } : undefined,
   };
+}
+
+function behaviourInfo(b: Behaviour): NonNullable<ProcessInfo['behaviour']> {
+  const durable = b.durable ? { durable: { key: b.durable.key, checkpoint: b.durable.checkpoint } } : {};
+  return { kind: b.kind, module: b.module, stack: [...b.stack], vsn: b.stateVsn, ...durable };
 }

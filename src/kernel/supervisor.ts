@@ -203,7 +203,7 @@ export class Supervisors {
     const { kind, module, fn } = spec.start;
     const args = extra.length ? [...spec.start.args, ...extra] : spec.start.args;
     try {
-      if (kind !== 'raw') return { ok: this.startBehaviour(kind, module, args, { link: true }, proc) ?? null };
+      if (kind !== 'raw') return { ok: this.startBehaviour(kind, module, args, { ...spec.start.options, link: true }, proc) ?? null };
       const entry = this.code.entry(module, fn);
       const child = this.table.create(`${module}.${fn}`);
       this.scheduler.start(child, entry.fn, args, entry.version);

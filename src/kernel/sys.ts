@@ -18,12 +18,15 @@ import { Supervisors } from './supervisor.js';
 import { SpecError } from './supervisor-spec.js';
 import type { SpawnOptions } from './types.js';
 import { errorReason, errorText, safeString } from './values.js';
+import { Durables } from './durable.js';
+import type { Capabilities, Limits } from './capabilities.js';
 
 export class SysOps {
   /** Behaviour processes by callback module (all modules on a statem's stack). */
   private readonly index = new Map<string, Set<Process>>();
   private readonly dispatchHost: DispatchHost;
   readonly supervisors: Supervisors;
+  readonly durables: Durables;
 
   constructor(
     private readonly node: string,
@@ -32,10 +35,16 @@ export class SysOps {
     private readonly table: ProcessTable,
     private readonly scheduler: Scheduler,
     private readonly signals: Signalling,
+    capabilities: Capabilities,
+    limits: Limits,
   ) {
+    this.durables = new Durables(node, platform, capabilities, limits, scheduler, (pid, message) => this.signals.send(pid, message));
     this.dispatchHost = {
       current: (module) => this.code.current(module),
       send: (pid, message) => this.signals.send(pid, message),
+      reply: (b, from, value) => {
+        if (b.durable === null || !this.durables.reply(b, from, value)) this.signals.send(from.pid, { $reply: from.ref, value });
+      },
       exit: (reason) => {
         throw new ExitNow(reason);
       },
@@ -76,6 +85,7 @@ export class SysOps {
     const init = version.exports.init;
     if (typeof init !== 'function') throw new UnknownFunction(`callback module '${module}' exports no init()`, { module, function: 'init' });
     if (options.name !== undefined) this.table.checkName(options.name);
+    const durable = this.durables.declare(kind, options);
     // The process exists while init runs (init may register it, link, spawn): if init fails, it
     // ends like any process, so its names are freed and its links told.
     const proc = this.table.create(`${kind}:${module}`);
@@ -106,13 +116,33 @@ export class SysOps {
       return undefined;
     }
     if (kind === 'statem') state = { state: (state as { state: unknown }).state, data: (state as { data?: unknown }).data };
+    if (durable) {
+      // A durable server's init runs as always (its names, links and helpers exist again); the saved state then replaces what it returned.
+      try {
+        const restored = this.durables.restore(proc, durable, version);
+        if (restored) state = restored.state;
+      } catch (error) {
+        throw this.failedStart(proc, error as Refused);
+      }
+    }
     proc.behaviour = new Behaviour(kind, module, state, vsnOf(version), [], parent && options.link ? parent.pid : null);
+    if (durable) {
+      proc.behaviour.durable = durable;
+      this.durables.claim(proc, proc.behaviour);
+    }
     this.reindex(proc, null, module);
     this.table.setUp(proc, options, parent);
     this.scheduler.continueWith(proc, this.loop(proc));
     this.signals.drain();
     this.scheduler.afterExternalWork();
     return proc.pid;
+  }
+
+  /** A start that failed after its process existed: it ends (names freed, links told), and the error is the start's. */
+  private failedStart(proc: Process, error: Refused): Refused {
+    this.signals.terminate(proc, { restore_failed: (error.details as { reason?: unknown } | undefined)?.reason ?? error.message });
+    this.signals.drain();
+    return error;
   }
 
   /** A behaviour process that arrived by migration: indexed, and waiting in its loop. */
@@ -125,6 +155,7 @@ export class SysOps {
   /** A behaviour process ended or moved away: out of the index. */
   forget(proc: Process): void {
     const b = proc.behaviour!;
+    if (b.durable) this.durables.release(proc);
     for (const m of new Set([b.module, ...b.stack])) this.reindex(proc, m, null);
   }
 
@@ -133,9 +164,15 @@ export class SysOps {
     const loop: Receive = new Receive(
       null,
       (message) => {
-        if (proc.behaviour!.kind === 'supervisor') return this.supervisors.handle(proc, message, loop);
-        dispatch(this.dispatchHost, proc, proc.behaviour!, message);
-        return loop;
+        const b = proc.behaviour!;
+        if (b.kind === 'supervisor') return this.supervisors.handle(proc, message, loop);
+        if (!b.durable) {
+          dispatch(this.dispatchHost, proc, b, message);
+          return loop;
+        }
+        const before = b.state;
+        dispatch(this.dispatchHost, proc, b, message);
+        return this.durables.after(proc, before, loop);
       },
       null,
       null,

@@ -17,6 +17,8 @@ export interface SpawnOptions {
   /** Register the new process under this name on its node. */
   name?: string;
   trapExit?: boolean;
+  /** Servers: keep the state durable under a stable key (see src/kernel/durable.ts). Off by default. */
+  durable?: import('./durable.js').DurableOptions;
 }
 
 export interface ProcessInfo {
@@ -34,7 +36,14 @@ export interface ProcessInfo {
   monitoredBy: Pid[];
   trapExit: boolean;
   /** For server and statem processes: the callback module (and statem's stack) and the state's vsn. */
-  behaviour?: { kind: 'server' | 'statem' | 'supervisor'; module: string; stack: string[]; vsn: unknown };
+  behaviour?: {
+    kind: 'server' | 'statem' | 'supervisor';
+    module: string;
+    stack: string[];
+    vsn: unknown;
+    /** A durable server's key and checkpoint policy. */
+    durable?: { key: string; checkpoint: import('./durable.js').Checkpoint };
+  };
   /** For supervisors: strategy, restart intensity and the children (newest first, as whichChildren). */
   supervisor?: import('./supervisor-spec.js').SupervisorInfo;
   /** For a process that arrived by migration: how many moves so far, and the node it came from. */
@@ -123,4 +132,8 @@ export type KernelEvent =
   /** A process that had migrated ended (on `node`). */
   | { type: 'migrated_exit'; node: string; pid: Pid }
   | { type: 'global_register'; node: string; name: string; pid: Pid }
-  | { type: 'global_unregister'; node: string; name: string; pid: Pid };
+  | { type: 'global_unregister'; node: string; name: string; pid: Pid }
+  /** A durable server started from its saved state (`from`: the saved vsn, `to`: the vsn now). */
+  | { type: 'durable_restored'; node: string; pid: Pid; key: string; from: unknown; to: unknown }
+  /** A checkpoint was not saved: over the size limit, not copyable, not confirmed in time, or the write failed (reported by the node or the host). */
+  | { type: 'checkpoint_failed'; node: string; pid?: Pid; key: string; reason: string };
