@@ -108,9 +108,10 @@ describe('code change on an isolate node', () => {
     expect(await system.call(pids[1]!, 'history')).toEqual([99, 11]);
     expect(await system.call(pids[0]!, 'vsn')).toBe(2);
     await sleep(50); // events come on the data path, control answers on their own port
-    expect(eventsOf(events, 'code_changed', 'iso').map((e) => [e.from, e.to])).toEqual([
-      [1, 2],
-      [1, 2],
+    // One event for the node's transaction, not one per process.
+    expect(eventsOf(events, 'code_changed', 'iso')).toEqual([]);
+    expect(eventsOf(events, 'upgrade_converted', 'iso')).toEqual([
+      { type: 'upgrade_converted', node: 'iso', modules: ['counter'], mode: 'phased', count: 2, pids: [`${pids[0]}..${pids[1]}`], chunks: 1 },
     ]);
     expect(eventsOf(events, 'upgrade_step', 'iso').map((e) => e.op)).toEqual(['suspend', 'load', 'codeChange', 'resume']);
   });

@@ -136,6 +136,11 @@ export function describeEvent(e: SystemEvent): { node: string; text: string } {
       return { node, text: `${e.pid} ${e.module}: state converted ${inline(e.from)} -> ${inline(e.to)}` };
     case 'upgrade_step':
       return { node, text: `upgrade step ${e.step}: ${e.op}${e.module ? ` ${e.module}` : ''}` };
+    case 'upgrade_converted':
+      return {
+        node,
+        text: `upgrade: ${e.count} processes of ${e.modules.join(', ')} converted (${e.mode}${e.mode === 'rolling' ? `, ${e.chunks} chunks` : ''})`,
+      };
     case 'upgrade_rollback':
       return { node, text: `upgrade ROLLED BACK at step ${e.step} (${e.op}): ${e.reason}` };
     case 'capability_denied':

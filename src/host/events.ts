@@ -58,6 +58,7 @@ const EVENT_SOURCES = {
   code_changed: 'kernel',
   upgrade_step: 'kernel',
   upgrade_rollback: 'kernel',
+  upgrade_converted: 'kernel',
   capability_denied: 'kernel',
   mailbox_overflow: 'kernel',
   cpu_limit: 'kernel',

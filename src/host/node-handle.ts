@@ -11,6 +11,7 @@ import type { Envelope } from '../kernel/signals.js';
 import type { LoadReport, MigrationOutcome, MigrationSnapshot, ModuleInfo, ProcessInfo, PurgeReport, SpawnOptions } from '../kernel/types.js';
 import { checkPolicy, type CodePolicy, type PurgeMode } from '../kernel/policy.js';
 import type { NodeUpgradeReport, UpgradeStep } from '../kernel/upgrade.js';
+import type { RollingOptions } from '../kernel/rolling.js';
 import { allows, checkCapabilities, checkLimits, type Capabilities, type Limits } from '../kernel/capabilities.js';
 import type { ControlArgs, ControlOp, ControlReply } from '../wire/node.js';
 import type { ChildCounts, ChildInfo, ChildSpec } from '../kernel/supervisor-spec.js';
@@ -284,6 +285,11 @@ export class NodeHandle {
   /** @internal one node's part of an upgrade plan, as a transaction in the node. */
   applyUpgrade(steps: UpgradeStep[]): Promise<NodeUpgradeReport> {
     return this.call('applyUpgrade', steps);
+  }
+
+  /** @internal one node's part of a rolling upgrade plan: one load, then processes converted in chunks. */
+  rollingUpgrade(steps: UpgradeStep[], options: RollingOptions = {}): Promise<NodeUpgradeReport> {
+    return this.call('rollingUpgrade', steps, options);
   }
 
   /** @internal the compiled source of each module's current version, for plans and restarts. */

@@ -426,6 +426,23 @@ function planSchema(api: boolean) {
       loadPurge: z.enum(['kill', 'soft'], { error: "must be 'kill' or 'soft'" }).optional(),
       codeChangeTimeoutMs: positive('a number of ms > 0').optional(),
       continueOnError: bool.optional(),
+      mode: z.enum(['phased', 'rolling'], { error: "must be 'phased' or 'rolling'" }).optional().meta({
+        description:
+          "'phased' (default): each node suspends every process using the plan's modules, converts them all, resumes them, in one step. 'rolling': each node loads once, then converts its processes in chunks, serving calls between them.",
+      }),
+      rolling: strict(
+        {
+          chunk: z
+            .int({ error: 'must be an integer >= 1 (processes per chunk)' })
+            .min(1, { error: 'must be an integer >= 1 (processes per chunk)' })
+            .optional()
+            .meta({ description: 'Processes converted per chunk, at most (default 256).' }),
+          chunkMs: positive('a number of ms > 0').optional().meta({ description: 'A chunk ends once it has run this long (default 2 ms).' }),
+        },
+        '{ chunk?, chunkMs? }',
+      )
+        .optional()
+        .meta({ description: "With mode 'rolling': the size of its chunks." }),
     },
     'an object { modules: [...], nodes?, canary?, ... }',
   ).meta({ title: 'subnode upgrade plan', description: 'An upgrade plan for `subnode upgrade PLAN` and system.upgrade(plan).' });
@@ -499,6 +516,8 @@ export function planReferenceProblems(raw: unknown): string[] {
       );
     });
   });
+  if (raw.rolling !== undefined && raw.mode !== 'rolling')
+    problems.push('rolling: chunk options are for mode \'rolling\' (add "mode": "rolling", or drop them)');
   const { canary, nodes } = raw;
   if (typeof canary === 'string') {
     const out = Array.isArray(nodes) ? !nodes.includes(canary) : isObject(nodes) && Array.isArray(nodes.except) && nodes.except.includes(canary);

@@ -17,6 +17,7 @@ import type { MigrationSnapshot, SpawnOptions } from './types.js';
 import type { SupRequest } from './supervisor-state.js';
 import { applyUpgrade, type UpgradeStep } from './upgrade.js';
 import type { DurableState } from './durable.js';
+import { rollingUpgrade, type RollingOptions } from './rolling.js';
 
 export function controlOps(kernel: Kernel) {
   return {
@@ -34,6 +35,7 @@ export function controlOps(kernel: Kernel) {
     getState: (pid: Pid) => kernel.getState(pid),
     replaceState: (pid: Pid, state: unknown) => kernel.replaceState(pid, state),
     applyUpgrade: (steps: UpgradeStep[]) => applyUpgrade(kernel, steps),
+    rollingUpgrade: (steps: UpgradeStep[], options: RollingOptions) => rollingUpgrade(kernel, steps, options),
     migrateOut: (pids: Pid[]) => kernel.migrateOut(pids),
     migrateIn: (snapshots: MigrationSnapshot[], extra: unknown, timeoutMs?: number) => kernel.migrateIn(snapshots, extra, timeoutMs),
     migrateCommit: (pids: Pid[], to: string, awaitDrain: Pid[]) => kernel.migrateCommit(pids, to, awaitDrain),

@@ -31,9 +31,9 @@
  *  - CodeOps (`code-ops.ts`): load and purge under policies, the per-version process index.
  *  - Relocation (`relocation.ts`): migration out and in, and the forwards it leaves.
  */
-import { BadArgument, NoProcess } from '../errors.js';
+import { BadArgument, NoProcess, Refused } from '../errors.js';
 import { ProcessApi } from './api.js';
-import { CodeServer, type ModuleFactory } from './code-server.js';
+import { CodeServer, type ModuleFactory, type ModuleVersion } from './code-server.js';
 import type { CodePolicy, PurgeMode } from './policy.js';
 import { vsnOf, type Behaviour, type BehaviourKind } from './behaviours.js';
 import { formatPid, NODE_NAME, type Pid } from './pid.js';
@@ -42,7 +42,7 @@ import { ProcessTable } from './process-table.js';
 import { Scheduler } from './scheduler.js';
 import { Signalling } from './signalling.js';
 import { Sig, type Envelope } from './signals.js';
-import { SysOps } from './sys.js';
+import { SysOps, type BehaviourSnapshot } from './sys.js';
 import { Relocation } from './relocation.js';
 import { CodeOps } from './code-ops.js';
 import { NodeTasks, type StopReport } from './tasks.js';
@@ -110,6 +110,8 @@ export class Kernel {
   private readonly codeOps: CodeOps;
   private readonly relocation: Relocation;
   private readonly tasks: NodeTasks;
+  /** @internal modules a rolling upgrade is converting processes to: no other load or plan of them meanwhile. */
+  readonly upgrading = new Set<string>();
 
   constructor(
     private readonly host: KernelPlatform,
@@ -132,7 +134,7 @@ export class Kernel {
     const scheduler = (this.scheduler = new Scheduler(host, options.sliceMs ?? 4, code));
     const signals = (this.signals = new Signalling(node, host, capabilities, this.limits, table, scheduler));
     const codeOps = (this.codeOps = new CodeOps(node, code, capabilities, host, table, scheduler));
-    const sys = (this.sys = new SysOps(node, host, code, table, scheduler, signals, capabilities, this.limits));
+    const sys = (this.sys = new SysOps(node, host, code, table, scheduler, signals, capabilities, this.limits, codeOps));
     this.relocation = new Relocation(node, host, code, table, scheduler, signals, codeOps, sys);
     this.api = new ProcessApi(node, creation, capabilities, host, code, table, scheduler, signals, sys, this.limits.globalNames ?? DEFAULT_GLOBAL_NAMES);
     this.tasks = new NodeTasks(node, table, scheduler, signals, () => host.now());
@@ -150,11 +152,19 @@ export class Kernel {
     return this.codeOps.policyFor(module);
   }
   load(name: string, js: string, options: { purge?: PurgeMode; version?: number; onLoadTimeoutMs?: number } = {}): LoadReport | Promise<LoadReport> {
+    this.notUpgrading([name]);
     return this.codeOps.load(name, js, options);
   }
   /** `code:atomic_load`: all the modules' new versions current at once, or none. */
   loadAtomic(modules: Record<string, string>, options: { purge?: PurgeMode } = {}): LoadReport[] {
+    this.notUpgrading(Object.keys(modules));
     return this.codeOps.loadAtomic(modules, options);
+  }
+  /** @internal a load, plan or delete of a module a rolling upgrade is converting processes to is refused. */
+  notUpgrading(modules: Iterable<string>): void {
+    for (const module of modules) {
+      if (this.upgrading.has(module)) throw new Refused(`a rolling upgrade of '${module}' is under way on node '${this.node}': wait for it to end`, { module });
+    }
   }
   purge(module: string, mode: PurgeMode = 'kill'): PurgeReport | Promise<PurgeReport> {
     return this.codeOps.purge(module, mode);
@@ -174,6 +184,7 @@ export class Kernel {
     return pids;
   }
   deleteModule(module: string): PurgeReport {
+    this.notUpgrading([module]);
     return this.codeOps.deleteModule(module);
   }
 
@@ -375,7 +386,36 @@ export class Kernel {
    * or runs longer than `timeoutMs`, the process keeps its state exactly and the error says why.
    */
   changeCode(pid: Pid, module: string, oldVsn?: unknown, extra?: unknown, timeoutMs = 5_000): { from: unknown; to: unknown } {
-    return this.sys.changeCode(pid, module, oldVsn, extra, timeoutMs);
+    const changed = this.sys.changeCode(pid, module, oldVsn, extra, timeoutMs);
+    this.host.emit({ type: 'code_changed', node: this.node, pid, module, ...changed });
+    return changed;
+  }
+
+  /** @internal changeCode inside an upgrade transaction, which reports its conversions in one event. */
+  convert(pid: Pid, module: string, oldVsn?: unknown, extra?: unknown, timeoutMs = 5_000): void {
+    this.sys.changeCode(pid, module, oldVsn, extra, timeoutMs);
+  }
+
+  /** @internal pins a behaviour process to a version of its callback module (null: unpins): rolling upgrades. */
+  pin(pid: Pid, version: ModuleVersion | null): void {
+    this.sys.pin(pid, version);
+  }
+  /** @internal */
+  pinnedTo(pid: Pid): ModuleVersion | null {
+    return this.sys.pinnedTo(pid);
+  }
+  /** @internal a behaviour process's callback module. */
+  callbackModule(pid: Pid): string | undefined {
+    return this.sys.callbackModule(pid);
+  }
+
+  /** @internal lets I/O and other work run (a macrotask) before the caller goes on: rolling upgrades. */
+  yieldToIo(): Promise<void> {
+    return new Promise((resolve) => this.host.schedule(resolve));
+  }
+  /** @internal */
+  now(): number {
+    return this.host.now();
   }
 
   getState(pid: Pid): unknown {
@@ -410,13 +450,18 @@ export class Kernel {
     this.host.emit({ type: 'upgrade_rollback', node: this.node, step, op, reason });
   }
 
-  /** @internal restores a behaviour's saved state and vsn (upgrade rollback). */
-  restoreState(pid: Pid, state: unknown, vsn: unknown): void {
-    this.sys.restoreState(pid, state, vsn);
+  /** @internal one event for every conversion of an upgrade transaction. */
+  emitConverted(event: Omit<Extract<KernelEvent, { type: 'upgrade_converted' }>, 'type' | 'node'>): void {
+    this.host.emit({ type: 'upgrade_converted', node: this.node, ...event });
+  }
+
+  /** @internal restores a behaviour's saved state, vsn and pin (upgrade rollback). */
+  restoreState(pid: Pid, saved: BehaviourSnapshot): void {
+    this.sys.restoreState(pid, saved);
   }
 
   /** @internal */
-  behaviourSnapshot(pid: Pid): { state: unknown; vsn: unknown } | undefined {
+  behaviourSnapshot(pid: Pid): BehaviourSnapshot | undefined {
     return this.sys.snapshot(pid);
   }
 }

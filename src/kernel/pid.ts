@@ -56,3 +56,31 @@ export function checkPid(value: unknown): Pid {
   }
   return value as Pid;
 }
+
+/**
+ * Pids in runs of consecutive ids (same node and creation), each written `<a.5>..<a.9>` (or one pid
+ * alone): 10^4 servers started one after another are one short string, not 10^4, in an event.
+ */
+export function pidRuns(pids: readonly Pid[]): string[] {
+  const runs: string[] = [];
+  let first: Pid | undefined;
+  let last: PidParts | undefined;
+  let lastPid: Pid | undefined;
+  const close = () => {
+    if (first !== undefined) runs.push(first === lastPid ? first : `${first}..${lastPid}`);
+  };
+  for (const pid of pids) {
+    const parts = parsePid(pid);
+    if (parts && last && first !== undefined && parts.node === last.node && parts.creation === last.creation && parts.id === last.id + 1) {
+      last = parts;
+      lastPid = pid;
+      continue;
+    }
+    close();
+    first = pid;
+    lastPid = pid;
+    last = parts;
+  }
+  close();
+  return runs;
+}

@@ -5,7 +5,8 @@
  * module (every module on a statem's stack), which says whom an upgrade must suspend.
  */
 import { BadArgument, Refused, Timeout, UnknownFunction } from '../errors.js';
-import { Behaviour, deepCopy, dispatch, vsnOf, type BehaviourKind, type DispatchHost } from './behaviours.js';
+import { Behaviour, deepCopy, dispatch, pinnedVersion, vsnOf, type BehaviourKind, type DispatchHost } from './behaviours.js';
+import type { CodeOps } from './code-ops.js';
 import type { CodeServer, ModuleVersion } from './code-server.js';
 import { Receive } from './directives.js';
 import type { KernelPlatform } from './kernel.js';
@@ -21,6 +22,13 @@ import { errorReason, errorText, safeString } from './values.js';
 import { Durables } from './durable.js';
 import type { Capabilities, Limits } from './capabilities.js';
 
+/** What an upgrade saves of a behaviour before converting it, to put back on rollback. */
+export interface BehaviourSnapshot {
+  state: unknown;
+  vsn: unknown;
+  pinned: ModuleVersion | null;
+}
+
 export class SysOps {
   /** Behaviour processes by callback module (all modules on a statem's stack). */
   private readonly index = new Map<string, Set<Process>>();
@@ -29,7 +37,7 @@ export class SysOps {
   readonly durables: Durables;
 
   constructor(
-    private readonly node: string,
+    node: string,
     private readonly platform: KernelPlatform,
     private readonly code: CodeServer,
     private readonly table: ProcessTable,
@@ -37,6 +45,7 @@ export class SysOps {
     private readonly signals: Signalling,
     capabilities: Capabilities,
     limits: Limits,
+    private readonly codeOps: CodeOps,
   ) {
     this.durables = new Durables(node, platform, capabilities, limits, scheduler, (pid, message) => this.signals.send(pid, message));
     this.dispatchHost = {
@@ -201,12 +210,37 @@ export class SysOps {
 
   /**
    * Behaviour processes that use `module` (whose `current` version they run: the kernel's loop calls
-   * the current version at each message) and are not already in that version's own index.
+   * the current version at each message) and are not in one of its versions' own index (a process
+   * pinned by a rolling upgrade is in the index of the version it is pinned to).
    */
   usersOf(module: string, current: ModuleVersion): Process[] {
     const out: Process[] = [];
-    for (const p of this.index.get(module) ?? []) if (p.version !== current) out.push(p);
+    for (const p of this.index.get(module) ?? []) if (p.version?.module !== current.module) out.push(p);
     return out;
+  }
+
+  /**
+   * Pins a behaviour process to `version` of its callback module (null: unpins it): its messages
+   * go to that version, and the version's process index counts it, so `lingering`, purges and
+   * `checkProcessCode` see it in old code while it waits for its conversion.
+   */
+  pin(pid: Pid, version: ModuleVersion | null): void {
+    const proc = this.table.require(pid);
+    const loop = this.behaviourOf(proc, 'pin').loop;
+    if (!loop) return;
+    loop.version = version;
+    this.codeOps.moveTo(proc, version);
+  }
+
+  /** A behaviour process's callback module (the top of a statem's stack). */
+  callbackModule(pid: Pid): string | undefined {
+    return this.table.get(pid)?.behaviour?.module;
+  }
+
+  /** The version a behaviour process is pinned to (null when it runs its callback module's current version). */
+  pinnedTo(pid: Pid): ModuleVersion | null {
+    const b = this.table.get(pid)?.behaviour;
+    return b ? pinnedVersion(b) : null;
   }
 
   /** Whether a behaviour process has `module` as its callback module (or on its statem stack). */
@@ -268,7 +302,8 @@ export class SysOps {
       b.state = state;
     }
     b.stateVsn = to;
-    this.platform.emit({ type: 'code_changed', node: this.node, pid, module, from, to });
+    // Converted to the current version: a process a rolling upgrade pinned runs it from now on.
+    if (b.loop?.version?.name === module) this.pin(pid, null);
     return { from, to };
   }
 
@@ -280,17 +315,18 @@ export class SysOps {
     this.behaviourOf(this.table.require(pid), 'replaceState').state = state;
   }
 
-  /** Puts back a behaviour's saved state and vsn (upgrade rollback); nothing if it is gone. */
-  restoreState(pid: Pid, state: unknown, vsn: unknown): void {
+  /** Puts back a behaviour's saved state, vsn and pin (upgrade rollback); nothing if it is gone. */
+  restoreState(pid: Pid, saved: BehaviourSnapshot): void {
     const b = this.table.get(pid)?.behaviour;
     if (!b) return;
-    b.state = state;
-    b.stateVsn = vsn;
+    b.state = saved.state;
+    b.stateVsn = saved.vsn;
+    if (pinnedVersion(b) !== saved.pinned) this.pin(pid, saved.pinned);
   }
 
-  snapshot(pid: Pid): { state: unknown; vsn: unknown } | undefined {
+  snapshot(pid: Pid): BehaviourSnapshot | undefined {
     const b = this.table.get(pid)?.behaviour;
-    return b ? { state: b.state, vsn: b.stateVsn } : undefined;
+    return b ? { state: b.state, vsn: b.stateVsn, pinned: pinnedVersion(b) } : undefined;
   }
 
   private behaviourOf(proc: Process, what: string): Behaviour {

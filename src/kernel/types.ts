@@ -124,6 +124,13 @@ export type KernelEvent =
   | { type: 'code_changed'; node: string; pid: Pid; module: string; from: unknown; to: unknown }
   | { type: 'upgrade_step'; node: string; step: number; op: string; module?: string }
   | { type: 'upgrade_rollback'; node: string; step: number; op: string; reason: string }
+  /**
+   * One per upgrade transaction on a node, for all its conversions (not one per process): how many
+   * behaviour processes were converted to the new versions of `modules`, which (`pids`: runs of
+   * consecutive pids written `<a.5>..<a.9>`, see `pidRuns`), in how many chunks (a rolling upgrade;
+   * 1 for a phased one).
+   */
+  | { type: 'upgrade_converted'; node: string; modules: string[]; mode: 'phased' | 'rolling'; count: number; pids: string[]; chunks: number }
   | { type: 'capability_denied'; node: string; pid?: Pid; what: string }
   | { type: 'mailbox_overflow'; node: string; pid: Pid; action: 'dropped' | 'killed'; dropped: number }
   | { type: 'cpu_limit'; node: string; pid?: Pid; limitMs: number }

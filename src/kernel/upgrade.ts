@@ -8,7 +8,7 @@
 import { toWire, type WireError } from '../errors.js';
 import type { Kernel } from './kernel.js';
 import type { ModuleVersion } from './code-server.js';
-import type { Pid } from './pid.js';
+import { pidRuns, type Pid } from './pid.js';
 import type { PurgeMode } from './policy.js';
 import type { PurgeReport } from './types.js';
 
@@ -31,6 +31,13 @@ export interface NodeUpgradeReport {
   killed: Pid[];
   error?: WireError & { step: number; op: string };
   rolledBack?: boolean;
+  /** A rolling upgrade (rolling.ts): the chunks it converted processes in. */
+  chunks?: number;
+  /**
+   * A rolling upgrade rolled back: the processes converted (and running the new version) before the
+   * failure keep it, as old code now; every other process runs the previous version, current again.
+   */
+  kept?: { module: string; version: number; pids: Pid[] }[];
 }
 
 export function applyUpgrade(kernel: Kernel, steps: UpgradeStep[]): NodeUpgradeReport | Promise<NodeUpgradeReport> {
@@ -67,29 +74,15 @@ export function applyUpgrade(kernel: Kernel, steps: UpgradeStep[]): NodeUpgradeR
         }
         case 'load': {
           modules.add(step.module);
-          const before = kernel.code.module(step.module)?.versions.slice() ?? [];
-          const loaded = kernel.load(step.module, step.js, { purge: step.purge ?? 'soft' });
-          if (loaded instanceof Promise) throw new Error('a plan load cannot drain: use a purge step');
-          report.killed.push(...loaded.killed);
-          report.loaded.push({ module: step.module, version: loaded.version, previous: loaded.previous });
-          const record = kernel.code.module(step.module)!;
-          const added = record.current!;
-          const removed = before.filter((v) => !record.versions.includes(v));
-          const previous: ModuleVersion | undefined = before.find((v) => v.version === loaded.previous);
-          undo.push(() => {
-            kernel.code.revert(added, previous);
-            kernel.code.remove(added);
-            for (const v of removed) kernel.code.restore(v);
-            kernel.code.publish(record);
-          });
+          undo.push(planLoad(kernel, step, report).undo);
           break;
         }
         case 'codeChange': {
           for (const pid of [...suspended, ...heldByOthers]) {
             if (!kernel.usesModule(pid, step.module)) continue;
             const saved = kernel.behaviourSnapshot(pid)!;
-            kernel.changeCode(pid, step.module, step.oldVsn, step.extra, step.timeoutMs);
-            undo.push(() => kernel.restoreState(pid, saved.state, saved.vsn));
+            kernel.convert(pid, step.module, step.oldVsn, step.extra, step.timeoutMs);
+            undo.push(() => kernel.restoreState(pid, saved));
             if (!upgraded.has(pid)) {
               upgraded.add(pid);
               report.upgraded.push(pid);
@@ -110,9 +103,42 @@ export function applyUpgrade(kernel: Kernel, steps: UpgradeStep[]): NodeUpgradeR
     return { ...report, ok: false, rolledBack: true, upgraded: [], loaded: [], error: { ...toWire(error), step: index, op: step.op } };
   }
   for (const pid of suspended) if (kernel.statusOf(pid) === 'suspended') kernel.resume(pid);
+  emitConverted(kernel, steps, report.upgraded, 'phased', 1);
+  return purgeAfter(kernel, steps.slice(index), report, modules);
+}
 
-  // Purges: after the commit, in order; a drain makes the rest wait for it.
-  const purges = steps.slice(index).filter((s): s is Extract<UpgradeStep, { op: 'purge' }> => s.op === 'purge');
+/**
+ * A plan's load step, recorded in the report. Its undo makes the previous version current again
+ * and puts back the old versions the load dropped; the new version goes unless processes are in
+ * it (a rolling upgrade's processes that keep it), where it stays as old code.
+ */
+export function planLoad(kernel: Kernel, step: Extract<UpgradeStep, { op: 'load' }>, report: NodeUpgradeReport): { added: ModuleVersion; undo: () => void } {
+  const before = kernel.code.module(step.module)?.versions.slice() ?? [];
+  const loaded = kernel.load(step.module, step.js, { purge: step.purge ?? 'soft' });
+  if (loaded instanceof Promise) throw new Error('a plan load cannot drain: use a purge step');
+  report.killed.push(...loaded.killed);
+  report.loaded.push({ module: step.module, version: loaded.version, previous: loaded.previous });
+  const record = kernel.code.module(step.module)!;
+  const added = record.current!;
+  const removed = before.filter((v) => !record.versions.includes(v));
+  const previous: ModuleVersion | undefined = before.find((v) => v.version === loaded.previous);
+  const undo = () => {
+    kernel.code.revert(added, previous);
+    if (added.processes.size === 0) kernel.code.remove(added);
+    for (const v of removed) kernel.code.restore(v);
+    kernel.code.publish(record);
+  };
+  return { added, undo };
+}
+
+/** A transaction's purge steps, after its commit, in order; a drain makes the rest wait for it. */
+export function purgeAfter(
+  kernel: Kernel,
+  rest: UpgradeStep[],
+  report: NodeUpgradeReport,
+  modules: Set<string>,
+): NodeUpgradeReport | Promise<NodeUpgradeReport> {
+  const purges = rest.filter((s): s is Extract<UpgradeStep, { op: 'purge' }> => s.op === 'purge');
   const finish = (): NodeUpgradeReport => {
     for (const module of modules) report.lingering[module] = kernel.lingering(module);
     return report;
@@ -132,4 +158,11 @@ export function applyUpgrade(kernel: Kernel, steps: UpgradeStep[]): NodeUpgradeR
     else absorb(r);
   }
   return chain ? chain.then(finish) : finish();
+}
+
+/** The one event of a transaction's conversions (none when it converted nothing). */
+export function emitConverted(kernel: Kernel, steps: UpgradeStep[], pids: Pid[], mode: 'phased' | 'rolling', chunks: number): void {
+  if (!pids.length) return;
+  const modules = steps.flatMap((s) => (s.op === 'codeChange' ? [s.module] : []));
+  kernel.emitConverted({ modules, mode, count: pids.length, pids: pidRuns(pids), chunks });
 }

@@ -44,6 +44,7 @@ const FROM_SANDBOX: Record<KernelEvent['type'], boolean> = {
   code_changed: true,
   upgrade_step: true,
   upgrade_rollback: true,
+  upgrade_converted: true,
   capability_denied: true,
   mailbox_overflow: true,
   log: true,
