@@ -212,4 +212,18 @@ describe('rolling upgrade plans', () => {
     expect(await converted).toMatchObject({ node: 'a', mode: 'rolling', count: 40, chunks: 5 });
     for (const pid of pids) expect(await system.call(pid, 'conversions')).toBe(1);
   });
+
+  it('an isolate node runs the rolling upgrade inside its isolate, chunk by chunk', async () => {
+    system = await System.start({ nodes: [{ name: 'iso', kind: 'isolate', limits: { memoryMb: 64, cpuMsPerSlice: 150 }, modules: { srv: SRV_V1 } }] });
+    const iso = system.node('iso');
+    const pids: Pid[] = [];
+    for (let i = 0; i < 12; i++) pids.push(await iso.startServer('srv', [i]));
+    expect(await system.call(pids[3]!, 'hit')).toEqual([1, 1]);
+    const converted = new Promise((resolve) => system!.on('upgrade_converted', resolve));
+    const report = await system.upgrade({ modules: [{ module: 'srv', source: { code: SRV_V2 } }], mode: 'rolling', rolling: { chunk: 5, chunkMs: 1_000 } });
+    expect(report.nodes[0]).toMatchObject({ node: 'iso', status: 'upgraded', chunks: 3, lingering: { srv: [] } });
+    expect(await converted).toMatchObject({ node: 'iso', mode: 'rolling', count: 12, pids: [`${pids[0]}..${pids[11]}`], chunks: 3 });
+    expect(await system.call(pids[3]!, 'hit')).toEqual([2, 2]);
+    expect(await system.call(pids[11]!, 'conversions')).toBe(1);
+  });
 });
