@@ -11,7 +11,7 @@ import { callFromHost, eventsOf, js } from './helpers/code-tools.js';
 import { until } from './helpers/wait.js';
 import { rollingUpgrade } from '../src/kernel/rolling.js';
 import type { UpgradeStep } from '../src/kernel/upgrade.js';
-import type { Pid } from '../src/kernel/pid.js';
+import { pidRuns, type Pid } from '../src/kernel/pid.js';
 import { System } from '../src/index.js';
 import { forever } from '../policies/code.js';
 
@@ -73,6 +73,14 @@ function servers(k: LocalKernel, n: number): Pid[] {
   k.load('srv', SRV_V1);
   return Array.from({ length: n }, (_, i) => k.kernel.startBehaviour('server', 'srv', [i]));
 }
+
+describe('pidRuns', () => {
+  it('writes consecutive ids of one node and creation as one run', () => {
+    const pids = ['<a.1>', '<a.2>', '<a.3>', '<b.4>', '<a.5>', '<a.7>', '<a.8.2>', '<a.9.2>', '<a.10.3>', '<a.11>', '<ab.12>', '<ab.13>'] as Pid[];
+    expect(pidRuns(pids)).toEqual(['<a.1>..<a.3>', '<b.4>', '<a.5>', '<a.7>', '<a.8.2>..<a.9.2>', '<a.10.3>', '<a.11>', '<ab.12>..<ab.13>']);
+    expect(pidRuns([])).toEqual([]);
+  });
+});
 
 describe('rolling upgrade on one node', () => {
   it('converts 10^4 servers under a stream of calls: no call fails, each state converted once, one event', async () => {
