@@ -391,9 +391,20 @@ export class Kernel {
     return changed;
   }
 
-  /** @internal changeCode inside an upgrade transaction, which reports its conversions in one event. */
-  convert(pid: Pid, module: string, oldVsn?: unknown, extra?: unknown, timeoutMs = 5_000): void {
-    this.sys.changeCode(pid, module, oldVsn, extra, timeoutMs);
+  /**
+   * @internal changeCode inside an upgrade transaction (which reports its conversions in one event)
+   * on a suspended process, if it uses `module`: returns what a rollback puts back, or undefined.
+   */
+  convert(pid: Pid, module: string, oldVsn?: unknown, extra?: unknown, timeoutMs = 5_000): BehaviourSnapshot | undefined {
+    return this.sys.convert(pid, module, oldVsn, extra, timeoutMs);
+  }
+  /** @internal suspends a process for an upgrade: 'held' if it was suspended already, undefined if gone. */
+  hold(pid: Pid): 'suspended' | 'held' | undefined {
+    return this.sys.hold(pid);
+  }
+  /** @internal resumes a process an upgrade suspended, if it is still there. */
+  release(pid: Pid): void {
+    this.sys.release(pid);
   }
 
   /** @internal pins a behaviour process to a version of its callback module (null: unpins): rolling upgrades. */

@@ -171,25 +171,21 @@ export async function rollingUpgrade(kernel: Kernel, steps: UpgradeStep[], optio
  * undefined when it ended before its turn. On failure its state is back as it was.
  */
 function convertOne(kernel: Kernel, pid: Pid, changes: [number, CodeChange][], report: NodeUpgradeReport): BehaviourSnapshot | undefined {
-  const status = kernel.statusOf(pid);
-  if (status === undefined) return undefined;
-  const held = status === 'suspended';
-  if (!held) {
-    kernel.suspend(pid);
-    report.suspended++;
-  }
-  const saved = kernel.behaviourSnapshot(pid)!;
+  const hold = kernel.hold(pid);
+  if (hold === undefined) return undefined;
+  if (hold === 'suspended') report.suspended++;
+  let saved: BehaviourSnapshot | undefined;
   for (const [i, step] of changes) {
-    if (!kernel.usesModule(pid, step.module)) continue;
     try {
-      kernel.convert(pid, step.module, step.oldVsn, step.extra, step.timeoutMs);
+      const before = kernel.convert(pid, step.module, step.oldVsn, step.extra, step.timeoutMs);
+      saved ??= before;
     } catch (error) {
-      kernel.restoreState(pid, saved);
-      if (!held) kernel.resume(pid);
+      if (saved) kernel.restoreState(pid, saved);
+      if (hold === 'suspended') kernel.release(pid);
       throw new ConversionFailed(error, i);
     }
   }
-  kernel.pin(pid, null);
-  if (!held) kernel.resume(pid);
-  return saved;
+  kernel.pin(pid, null); // a pin left on a module it no longer uses goes too
+  if (hold === 'suspended') kernel.release(pid);
+  return saved ?? kernel.behaviourSnapshot(pid);
 }

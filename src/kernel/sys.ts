@@ -267,6 +267,41 @@ export class SysOps {
     const proc = this.table.require(pid);
     const b = this.behaviourOf(proc, 'changeCode');
     if (b.module !== module && !b.stack.includes(module)) throw new BadArgument(`${pid} does not use '${module}' as a callback module`, { pid, module });
+    return this.changeCodeOf(proc, b, module, oldVsn, extra, timeoutMs);
+  }
+
+  // ---- the same, for upgrade transactions: one lookup per process and step, however many processes
+
+  /** Suspends a process for an upgrade: 'held' when it was suspended already (it stays so), undefined when it is gone. */
+  hold(pid: Pid): 'suspended' | 'held' | undefined {
+    const proc = this.table.get(pid);
+    if (!proc) return undefined;
+    if (proc.status === 'suspended') return 'held';
+    this.scheduler.suspend(proc);
+    return 'suspended';
+  }
+
+  /** Resumes a process an upgrade suspended, if it is still there. */
+  release(pid: Pid): void {
+    const proc = this.table.get(pid);
+    if (proc) this.scheduler.resume(proc);
+  }
+
+  /**
+   * changeCode on a suspended process that uses `module` (undefined when it does not, or is gone),
+   * returning what a rollback puts back.
+   */
+  convert(pid: Pid, module: string, oldVsn: unknown, extra: unknown, timeoutMs: number): BehaviourSnapshot | undefined {
+    const proc = this.table.get(pid);
+    const b = proc?.behaviour;
+    if (!b || (b.module !== module && !b.stack.includes(module))) return undefined;
+    const saved = { state: b.state, vsn: b.stateVsn, pinned: pinnedVersion(b) };
+    this.changeCodeOf(proc, b, module, oldVsn, extra, timeoutMs);
+    return saved;
+  }
+
+  private changeCodeOf(proc: Process, b: Behaviour, module: string, oldVsn: unknown, extra: unknown, timeoutMs: number): { from: unknown; to: unknown } {
+    const pid = proc.pid;
     if (proc.status !== 'suspended') throw new Refused(`${pid} must be suspended before changeCode`, { pid });
     const version = this.code.current(module);
     const from = oldVsn === undefined ? b.stateVsn : oldVsn;

@@ -11,6 +11,7 @@ import type { ModuleVersion } from './code-server.js';
 import { pidRuns, type Pid } from './pid.js';
 import type { PurgeMode } from './policy.js';
 import type { PurgeReport } from './types.js';
+import type { BehaviourSnapshot } from './sys.js';
 
 export type UpgradeStep =
   | { op: 'suspend'; modules: string[] }
@@ -48,6 +49,7 @@ export function applyUpgrade(kernel: Kernel, steps: UpgradeStep[]): NodeUpgradeR
   const heldByOthers: Pid[] = [];
   const upgraded = new Set<Pid>();
   const modules = new Set<string>();
+  let resumed = false;
   let index = 0;
   try {
     for (; index < steps.length; index++) {
@@ -61,12 +63,8 @@ export function applyUpgrade(kernel: Kernel, steps: UpgradeStep[]): NodeUpgradeR
               if (suspendedSet.has(pid)) continue;
               suspendedSet.add(pid);
               // One an operator suspended earlier is converted too, but left suspended.
-              if (kernel.statusOf(pid) === 'suspended') {
-                heldByOthers.push(pid);
-                continue;
-              }
-              kernel.suspend(pid);
-              suspended.push(pid);
+              if (kernel.hold(pid) === 'held') heldByOthers.push(pid);
+              else suspended.push(pid);
             }
           }
           report.suspended = suspended.length;
@@ -78,31 +76,40 @@ export function applyUpgrade(kernel: Kernel, steps: UpgradeStep[]): NodeUpgradeR
           break;
         }
         case 'codeChange': {
-          for (const pid of [...suspended, ...heldByOthers]) {
-            if (!kernel.usesModule(pid, step.module)) continue;
-            const saved = kernel.behaviourSnapshot(pid)!;
-            kernel.convert(pid, step.module, step.oldVsn, step.extra, step.timeoutMs);
-            undo.push(() => kernel.restoreState(pid, saved));
-            if (!upgraded.has(pid)) {
-              upgraded.add(pid);
-              report.upgraded.push(pid);
+          // One undo for the step: the saved states put back in reverse.
+          const pids: Pid[] = [];
+          const saved: BehaviourSnapshot[] = [];
+          undo.push(() => {
+            for (let i = pids.length - 1; i >= 0; i--) kernel.restoreState(pids[i]!, saved[i]!);
+          });
+          for (const list of [suspended, heldByOthers]) {
+            for (const pid of list) {
+              const before = kernel.convert(pid, step.module, step.oldVsn, step.extra, step.timeoutMs);
+              if (!before) continue;
+              pids.push(pid);
+              saved.push(before);
+              if (!upgraded.has(pid)) {
+                upgraded.add(pid);
+                report.upgraded.push(pid);
+              }
             }
           }
           break;
         }
         case 'resume':
-          for (const pid of suspended) if (kernel.statusOf(pid)) kernel.resume(pid);
+          for (const pid of suspended) kernel.release(pid);
+          resumed = true;
           break;
       }
     }
   } catch (error) {
     const step = steps[index]!;
     for (const fn of undo.reverse()) fn();
-    for (const pid of suspended) if (kernel.statusOf(pid)) kernel.resume(pid);
+    for (const pid of suspended) kernel.release(pid);
     kernel.emitRollback(index, step.op, toWire(error).message);
     return { ...report, ok: false, rolledBack: true, upgraded: [], loaded: [], error: { ...toWire(error), step: index, op: step.op } };
   }
-  for (const pid of suspended) if (kernel.statusOf(pid) === 'suspended') kernel.resume(pid);
+  if (!resumed) for (const pid of suspended) kernel.release(pid);
   emitConverted(kernel, steps, report.upgraded, 'phased', 1);
   return purgeAfter(kernel, steps.slice(index), report, modules);
 }
