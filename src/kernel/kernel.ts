@@ -31,9 +31,9 @@
  *  - CodeOps (`code-ops.ts`): load and purge under policies, the per-version process index.
  *  - Relocation (`relocation.ts`): migration out and in, and the forwards it leaves.
  */
-import { BadArgument, NoProcess, Refused } from '../errors.js';
+import { BadArgument, NoProcess } from '../errors.js';
 import { ProcessApi } from './api.js';
-import { CodeServer, type ModuleFactory, type ModuleVersion } from './code-server.js';
+import { CodeServer, type ModuleFactory } from './code-server.js';
 import type { CodePolicy, PurgeMode } from './policy.js';
 import { vsnOf, type Behaviour, type BehaviourKind } from './behaviours.js';
 import { formatPid, NODE_NAME, type Pid } from './pid.js';
@@ -42,7 +42,8 @@ import { ProcessTable } from './process-table.js';
 import { Scheduler } from './scheduler.js';
 import { Signalling } from './signalling.js';
 import { Sig, type Envelope } from './signals.js';
-import { SysOps, type BehaviourSnapshot } from './sys.js';
+import { SysOps } from './sys.js';
+import { UpgradeOps } from './upgrade-ops.js';
 import { Relocation } from './relocation.js';
 import { CodeOps } from './code-ops.js';
 import { NodeTasks, type StopReport } from './tasks.js';
@@ -110,8 +111,8 @@ export class Kernel {
   private readonly codeOps: CodeOps;
   private readonly relocation: Relocation;
   private readonly tasks: NodeTasks;
-  /** @internal modules a rolling upgrade is converting processes to: no other load or plan of them meanwhile. */
-  readonly upgrading = new Set<string>();
+  /** @internal what upgrade transactions do to processes (upgrade.ts, rolling.ts). */
+  readonly upgrades: UpgradeOps;
 
   constructor(
     private readonly host: KernelPlatform,
@@ -137,6 +138,7 @@ export class Kernel {
     const sys = (this.sys = new SysOps(node, host, code, table, scheduler, signals, capabilities, this.limits, codeOps));
     this.relocation = new Relocation(node, host, code, table, scheduler, signals, codeOps, sys);
     this.api = new ProcessApi(node, creation, capabilities, host, code, table, scheduler, signals, sys, this.limits.globalNames ?? DEFAULT_GLOBAL_NAMES);
+    this.upgrades = new UpgradeOps(node, host, sys);
     this.tasks = new NodeTasks(node, table, scheduler, signals, () => host.now());
     scheduler.connect(signals, codeOps);
     signals.connect(this.relocation, codeOps, sys);
@@ -152,19 +154,13 @@ export class Kernel {
     return this.codeOps.policyFor(module);
   }
   load(name: string, js: string, options: { purge?: PurgeMode; version?: number; onLoadTimeoutMs?: number } = {}): LoadReport | Promise<LoadReport> {
-    this.notUpgrading([name]);
+    this.upgrades.notUpgrading([name]);
     return this.codeOps.load(name, js, options);
   }
   /** `code:atomic_load`: all the modules' new versions current at once, or none. */
   loadAtomic(modules: Record<string, string>, options: { purge?: PurgeMode } = {}): LoadReport[] {
-    this.notUpgrading(Object.keys(modules));
+    this.upgrades.notUpgrading(Object.keys(modules));
     return this.codeOps.loadAtomic(modules, options);
-  }
-  /** @internal a load, plan or delete of a module a rolling upgrade is converting processes to is refused. */
-  notUpgrading(modules: Iterable<string>): void {
-    for (const module of modules) {
-      if (this.upgrading.has(module)) throw new Refused(`a rolling upgrade of '${module}' is under way on node '${this.node}': wait for it to end`, { module });
-    }
   }
   purge(module: string, mode: PurgeMode = 'kill'): PurgeReport | Promise<PurgeReport> {
     return this.codeOps.purge(module, mode);
@@ -184,7 +180,7 @@ export class Kernel {
     return pids;
   }
   deleteModule(module: string): PurgeReport {
-    this.notUpgrading([module]);
+    this.upgrades.notUpgrading([module]);
     return this.codeOps.deleteModule(module);
   }
 
@@ -391,44 +387,6 @@ export class Kernel {
     return changed;
   }
 
-  /**
-   * @internal changeCode inside an upgrade transaction (which reports its conversions in one event)
-   * on a suspended process, if it uses `module`: returns what a rollback puts back, or undefined.
-   */
-  convert(pid: Pid, module: string, oldVsn?: unknown, extra?: unknown, timeoutMs = 5_000): BehaviourSnapshot | undefined {
-    return this.sys.convert(pid, module, oldVsn, extra, timeoutMs);
-  }
-  /** @internal suspends a process for an upgrade: 'held' if it was suspended already, undefined if gone. */
-  hold(pid: Pid): 'suspended' | 'held' | undefined {
-    return this.sys.hold(pid);
-  }
-  /** @internal resumes a process an upgrade suspended, if it is still there. */
-  release(pid: Pid): void {
-    this.sys.release(pid);
-  }
-
-  /** @internal pins a behaviour process to a version of its callback module (null: unpins): rolling upgrades. */
-  pin(pid: Pid, version: ModuleVersion | null): void {
-    this.sys.pin(pid, version);
-  }
-  /** @internal */
-  pinnedTo(pid: Pid): ModuleVersion | null {
-    return this.sys.pinnedTo(pid);
-  }
-  /** @internal a behaviour process's callback module. */
-  callbackModule(pid: Pid): string | undefined {
-    return this.sys.callbackModule(pid);
-  }
-
-  /** @internal lets I/O and other work run (a macrotask) before the caller goes on: rolling upgrades. */
-  yieldToIo(): Promise<void> {
-    return new Promise((resolve) => this.host.schedule(resolve));
-  }
-  /** @internal */
-  now(): number {
-    return this.host.now();
-  }
-
   getState(pid: Pid): unknown {
     return this.sys.getState(pid);
   }
@@ -449,31 +407,6 @@ export class Kernel {
   /** Durable states reached and not yet saved (an orderly stop collects them once processes stopped). */
   takeCheckpoints(): DurableState[] {
     return this.sys.durables.take();
-  }
-
-  /** @internal */
-  emitUpgradeStep(step: number, op: string, module?: string): void {
-    this.host.emit({ type: 'upgrade_step', node: this.node, step, op, module });
-  }
-
-  /** @internal */
-  emitRollback(step: number, op: string, reason: string): void {
-    this.host.emit({ type: 'upgrade_rollback', node: this.node, step, op, reason });
-  }
-
-  /** @internal one event for every conversion of an upgrade transaction. */
-  emitConverted(event: Omit<Extract<KernelEvent, { type: 'upgrade_converted' }>, 'type' | 'node'>): void {
-    this.host.emit({ type: 'upgrade_converted', node: this.node, ...event });
-  }
-
-  /** @internal restores a behaviour's saved state, vsn and pin (upgrade rollback). */
-  restoreState(pid: Pid, saved: BehaviourSnapshot): void {
-    this.sys.restoreState(pid, saved);
-  }
-
-  /** @internal */
-  behaviourSnapshot(pid: Pid): BehaviourSnapshot | undefined {
-    return this.sys.snapshot(pid);
   }
 }
 

@@ -52,7 +52,7 @@ export async function rollingUpgrade(kernel: Kernel, steps: UpgradeStep[], optio
   });
   const changing = new Set(changes.map(([, s]) => s.module));
   const modules = new Set([...loads.map(([, s]) => s.module), ...changing]);
-  kernel.notUpgrading(modules);
+  kernel.upgrades.notUpgrading(modules);
 
   // Whom to convert: processes using a changing module only on a statem's stack first (they are
   // converted in the first chunk, in the same turn as the load), then the others, pinned.
@@ -63,7 +63,7 @@ export async function rollingUpgrade(kernel: Kernel, steps: UpgradeStep[], optio
   for (const pass of ['stack', 'callback'] as const) {
     for (const module of changing) {
       for (const pid of kernel.behavioursOf(module)) {
-        if (seen.has(pid) || changing.has(kernel.callbackModule(pid)!) !== (pass === 'callback')) continue;
+        if (seen.has(pid) || changing.has(kernel.upgrades.callbackModule(pid)!) !== (pass === 'callback')) continue;
         seen.add(pid);
         targets.push(pid);
       }
@@ -72,17 +72,17 @@ export async function rollingUpgrade(kernel: Kernel, steps: UpgradeStep[], optio
   }
   const step = (op: 'suspend' | 'resume') => {
     const i = steps.findIndex((s) => s.op === op);
-    if (i >= 0) kernel.emitUpgradeStep(i, op);
+    if (i >= 0) kernel.upgrades.emitStep(i, op);
   };
   step('suspend');
   for (let i = firstChunk; i < targets.length; i++) {
     const pid = targets[i]!;
-    if (kernel.pinnedTo(pid) !== null) continue; // still on a version an earlier rolling upgrade left it in
-    kernel.pin(pid, kernel.code.current(kernel.callbackModule(pid)!));
+    if (kernel.upgrades.pinnedTo(pid) !== null) continue; // still on a version an earlier rolling upgrade left it in
+    kernel.upgrades.pin(pid, kernel.code.current(kernel.upgrades.callbackModule(pid)!));
     pinnedHere.push(pid);
   }
   const unpin = (pids: Pid[]) => {
-    for (const pid of pids) if (kernel.statusOf(pid) !== undefined && kernel.pinnedTo(pid)?.state === 'current') kernel.pin(pid, null);
+    for (const pid of pids) if (kernel.statusOf(pid) !== undefined && kernel.upgrades.pinnedTo(pid)?.state === 'current') kernel.upgrades.pin(pid, null);
   };
 
   const undo: (() => void)[] = [];
@@ -91,7 +91,7 @@ export async function rollingUpgrade(kernel: Kernel, steps: UpgradeStep[], optio
   try {
     for (const [i, step] of loads) {
       index = i;
-      kernel.emitUpgradeStep(i, 'load', step.module);
+      kernel.upgrades.emitStep(i, 'load', step.module);
       const load = planLoad(kernel, step, report);
       undo.push(load.undo);
       added.set(step.module, load.added);
@@ -99,24 +99,24 @@ export async function rollingUpgrade(kernel: Kernel, steps: UpgradeStep[], optio
   } catch (error) {
     for (const fn of undo.reverse()) fn();
     unpin(pinnedHere);
-    kernel.emitRollback(index, 'load', toWire(error).message);
+    kernel.upgrades.emitRollback(index, 'load', toWire(error).message);
     return { ...report, ok: false, rolledBack: true, loaded: [], error: { ...toWire(error), step: index, op: 'load' } };
   }
-  for (const [i, step] of changes) kernel.emitUpgradeStep(i, 'codeChange', step.module);
+  for (const [i, step] of changes) kernel.upgrades.emitStep(i, 'codeChange', step.module);
 
   // The chunks. Between them, a macrotask: calls, messages and other control requests run.
-  for (const module of modules) kernel.upgrading.add(module);
+  for (const module of modules) kernel.upgrades.upgrading.add(module);
   const converted: Pid[] = [];
   let chunkStart = 0; // index in `converted` where the running chunk began
   const saved: BehaviourSnapshot[] = [];
   let next = 0;
   try {
     while (next < targets.length) {
-      const started = kernel.now();
+      const started = kernel.upgrades.now();
       chunkStart = converted.length;
       saved.length = 0;
       for (let n = 0; next < targets.length; n++) {
-        if (next >= firstChunk && (n >= chunk || kernel.now() - started >= chunkMs) && n > 0) break;
+        if (next >= firstChunk && (n >= chunk || kernel.upgrades.now() - started >= chunkMs) && n > 0) break;
         const pid = targets[next++]!;
         const snapshot = convertOne(kernel, pid, changes, report);
         if (snapshot) {
@@ -125,27 +125,27 @@ export async function rollingUpgrade(kernel: Kernel, steps: UpgradeStep[], optio
         }
       }
       report.chunks!++;
-      if (next < targets.length) await kernel.yieldToIo();
+      if (next < targets.length) await kernel.upgrades.yieldToIo();
     }
   } catch (caught) {
     const error = caught instanceof ConversionFailed ? caught : new ConversionFailed(caught, changes[0]![0]);
     // The running chunk has not run since its conversions: its processes get their states back.
-    for (let i = converted.length - 1; i >= chunkStart; i--) kernel.restoreState(converted[i]!, saved[i - chunkStart]!);
+    for (let i = converted.length - 1; i >= chunkStart; i--) kernel.upgrades.restore(converted[i]!, saved[i - chunkStart]!);
     const keptPids = converted.slice(0, chunkStart).filter((pid) => kernel.statusOf(pid) !== undefined);
     const kept = new Map<string, Pid[]>();
     for (const pid of keptPids) {
-      const module = kernel.callbackModule(pid)!;
+      const module = kernel.upgrades.callbackModule(pid)!;
       const version = added.get(module);
       if (!version) continue;
-      kernel.pin(pid, version);
+      kernel.upgrades.pin(pid, version);
       kept.set(module, [...(kept.get(module) ?? []), pid]);
     }
     for (const fn of undo.reverse()) fn();
     unpin(pinnedHere);
-    for (const module of modules) kernel.upgrading.delete(module);
+    for (const module of modules) kernel.upgrades.upgrading.delete(module);
     emitConverted(kernel, steps, keptPids, 'rolling', report.chunks! + 1);
     const wire = toWire(error.error);
-    kernel.emitRollback(error.step, 'codeChange', wire.message);
+    kernel.upgrades.emitRollback(error.step, 'codeChange', wire.message);
     return {
       ...report,
       chunks: report.chunks! + 1,
@@ -157,7 +157,7 @@ export async function rollingUpgrade(kernel: Kernel, steps: UpgradeStep[], optio
       error: { ...wire, step: error.step, op: 'codeChange' },
     };
   }
-  for (const module of modules) kernel.upgrading.delete(module);
+  for (const module of modules) kernel.upgrades.upgrading.delete(module);
   step('resume');
   report.upgraded = converted;
   emitConverted(kernel, steps, converted, 'rolling', report.chunks!);
@@ -171,21 +171,21 @@ export async function rollingUpgrade(kernel: Kernel, steps: UpgradeStep[], optio
  * undefined when it ended before its turn. On failure its state is back as it was.
  */
 function convertOne(kernel: Kernel, pid: Pid, changes: [number, CodeChange][], report: NodeUpgradeReport): BehaviourSnapshot | undefined {
-  const hold = kernel.hold(pid);
+  const hold = kernel.upgrades.hold(pid);
   if (hold === undefined) return undefined;
   if (hold === 'suspended') report.suspended++;
   let saved: BehaviourSnapshot | undefined;
   for (const [i, step] of changes) {
     try {
-      const before = kernel.convert(pid, step.module, step.oldVsn, step.extra, step.timeoutMs);
+      const before = kernel.upgrades.convert(pid, step.module, step.oldVsn, step.extra, step.timeoutMs);
       saved ??= before;
     } catch (error) {
-      if (saved) kernel.restoreState(pid, saved);
-      if (hold === 'suspended') kernel.release(pid);
+      if (saved) kernel.upgrades.restore(pid, saved);
+      if (hold === 'suspended') kernel.upgrades.release(pid);
       throw new ConversionFailed(error, i);
     }
   }
-  kernel.pin(pid, null); // a pin left on a module it no longer uses goes too
-  if (hold === 'suspended') kernel.release(pid);
-  return saved ?? kernel.behaviourSnapshot(pid);
+  kernel.upgrades.pin(pid, null); // a pin left on a module it no longer uses goes too
+  if (hold === 'suspended') kernel.upgrades.release(pid);
+  return saved ?? kernel.upgrades.snapshot(pid);
 }

@@ -55,7 +55,7 @@ export function applyUpgrade(kernel: Kernel, steps: UpgradeStep[]): NodeUpgradeR
     for (; index < steps.length; index++) {
       const step = steps[index]!;
       if (step.op === 'purge') break;
-      kernel.emitUpgradeStep(index, step.op, 'module' in step ? step.module : undefined);
+      kernel.upgrades.emitStep(index, step.op, 'module' in step ? step.module : undefined);
       switch (step.op) {
         case 'suspend': {
           for (const module of step.modules) {
@@ -63,7 +63,7 @@ export function applyUpgrade(kernel: Kernel, steps: UpgradeStep[]): NodeUpgradeR
               if (suspendedSet.has(pid)) continue;
               suspendedSet.add(pid);
               // One an operator suspended earlier is converted too, but left suspended.
-              if (kernel.hold(pid) === 'held') heldByOthers.push(pid);
+              if (kernel.upgrades.hold(pid) === 'held') heldByOthers.push(pid);
               else suspended.push(pid);
             }
           }
@@ -80,11 +80,11 @@ export function applyUpgrade(kernel: Kernel, steps: UpgradeStep[]): NodeUpgradeR
           const pids: Pid[] = [];
           const saved: BehaviourSnapshot[] = [];
           undo.push(() => {
-            for (let i = pids.length - 1; i >= 0; i--) kernel.restoreState(pids[i]!, saved[i]!);
+            for (let i = pids.length - 1; i >= 0; i--) kernel.upgrades.restore(pids[i]!, saved[i]!);
           });
           for (const list of [suspended, heldByOthers]) {
             for (const pid of list) {
-              const before = kernel.convert(pid, step.module, step.oldVsn, step.extra, step.timeoutMs);
+              const before = kernel.upgrades.convert(pid, step.module, step.oldVsn, step.extra, step.timeoutMs);
               if (!before) continue;
               pids.push(pid);
               saved.push(before);
@@ -97,7 +97,7 @@ export function applyUpgrade(kernel: Kernel, steps: UpgradeStep[]): NodeUpgradeR
           break;
         }
         case 'resume':
-          for (const pid of suspended) kernel.release(pid);
+          for (const pid of suspended) kernel.upgrades.release(pid);
           resumed = true;
           break;
       }
@@ -105,11 +105,11 @@ export function applyUpgrade(kernel: Kernel, steps: UpgradeStep[]): NodeUpgradeR
   } catch (error) {
     const step = steps[index]!;
     for (const fn of undo.reverse()) fn();
-    for (const pid of suspended) kernel.release(pid);
-    kernel.emitRollback(index, step.op, toWire(error).message);
+    for (const pid of suspended) kernel.upgrades.release(pid);
+    kernel.upgrades.emitRollback(index, step.op, toWire(error).message);
     return { ...report, ok: false, rolledBack: true, upgraded: [], loaded: [], error: { ...toWire(error), step: index, op: step.op } };
   }
-  if (!resumed) for (const pid of suspended) kernel.release(pid);
+  if (!resumed) for (const pid of suspended) kernel.upgrades.release(pid);
   emitConverted(kernel, steps, report.upgraded, 'phased', 1);
   return purgeAfter(kernel, steps.slice(index), report, modules);
 }
@@ -171,5 +171,5 @@ export function purgeAfter(
 export function emitConverted(kernel: Kernel, steps: UpgradeStep[], pids: Pid[], mode: 'phased' | 'rolling', chunks: number): void {
   if (!pids.length) return;
   const modules = steps.flatMap((s) => (s.op === 'codeChange' ? [s.module] : []));
-  kernel.emitConverted({ modules, mode, count: pids.length, pids: pidRuns(pids), chunks });
+  kernel.upgrades.emitConverted({ modules, mode, count: pids.length, pids: pidRuns(pids), chunks });
 }
