@@ -114,7 +114,8 @@ describe('rolling upgrade on one node', () => {
     const conversions = new Set<number>();
     for (const pid of pids) conversions.add((k.kernel.getState(pid) as { conversions: number }).conversions);
     expect([...conversions]).toEqual([1]);
-    // One event for the transaction, the pids as one run; no event per process.
+    // One event for the transaction (a macrotask after the commit), the pids as one run; no event per process.
+    await until('the upgrade_converted event', () => eventsOf(k, 'upgrade_converted').length > 0);
     expect(eventsOf(k, 'code_changed')).toEqual([]);
     expect(eventsOf(k, 'upgrade_converted')).toEqual([
       { type: 'upgrade_converted', node: 'a', modules: ['srv'], mode: 'rolling', count: 10_000, pids: [`${pids[0]}..${pids.at(-1)}`], chunks: done.chunks },

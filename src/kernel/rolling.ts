@@ -143,7 +143,7 @@ export async function rollingUpgrade(kernel: Kernel, steps: UpgradeStep[], optio
     for (const fn of undo.reverse()) fn();
     unpin(pinnedHere);
     for (const module of modules) kernel.upgrades.upgrading.delete(module);
-    emitConverted(kernel, steps, keptPids, 'rolling', report.chunks! + 1);
+    emitConverted(kernel, steps, keptPids, 'rolling', report.chunks! + 1, 'now');
     const wire = toWire(error.error);
     kernel.upgrades.emitRollback(error.step, 'codeChange', wire.message);
     return {
@@ -160,7 +160,7 @@ export async function rollingUpgrade(kernel: Kernel, steps: UpgradeStep[], optio
   for (const module of modules) kernel.upgrades.upgrading.delete(module);
   step('resume');
   report.upgraded = converted;
-  emitConverted(kernel, steps, converted, 'rolling', report.chunks!);
+  emitConverted(kernel, steps, converted, 'rolling', report.chunks!, 'after');
   const firstPurge = steps.findIndex((s) => s.op === 'purge');
   return purgeAfter(kernel, firstPurge < 0 ? [] : steps.slice(firstPurge), report, modules);
 }
