@@ -234,7 +234,8 @@ export class Durables {
     if (c === 'shutdown' || !entry.dirty) return this.answered(d, loop);
     if (c === 'message') return this.confirm(proc, d, entry, loop);
     const wait = d.sentAt + c.everyMs - this.platform.now();
-    if (wait > 0) return new Receive(null, loop.anyHandler, null, new After(wait, () => this.sendLater(proc, d, loop)));
+    // In the loop's version (a process a rolling upgrade pinned stays counted in old code while it waits).
+    if (wait > 0) return new Receive(loop.version, loop.anyHandler, null, new After(wait, () => this.sendLater(proc, d, loop)));
     this.send(proc, d, entry, null);
     return loop;
   }
@@ -301,7 +302,7 @@ export class Durables {
         return this.answered(d, loop);
       },
     );
-    return new Receive(null, null, [done], new After(d.timeoutMs, () => fail({ name: 'Timeout', message: `not durable within ${d.timeoutMs} ms` })));
+    return new Receive(loop.version, null, [done], new After(d.timeoutMs, () => fail({ name: 'Timeout', message: `not durable within ${d.timeoutMs} ms` })));
   }
 
   private sendLater(proc: Process, d: Durable, loop: Receive): Receive {
