@@ -4,7 +4,6 @@
  * life (start, restarts, stop) is the NodeSupervision's; what it must get back after a restart is
  * its NodeRelease's.
  */
-import type { MessagePort } from 'node:worker_threads';
 import { BadArgument, NodeDown, NotAllowed, NotCloneable } from '../errors.js';
 import { checkPid, type Pid } from '../kernel/pid.js';
 import type { Envelope } from '../kernel/signals.js';
@@ -45,6 +44,7 @@ export class NodeHandle {
     this.name = spec.name;
     if (spec.kind !== undefined && spec.kind !== 'thread' && spec.kind !== 'isolate')
       throw new BadArgument(`node '${spec.name}': kind must be 'thread' or 'isolate', got ${JSON.stringify(spec.kind)}`);
+    checkDense(spec);
     const unresponsiveMs = spec.unresponsiveMs ?? 10_000;
     if (!(unresponsiveMs > 0))
       throw new BadArgument(`node '${spec.name}': unresponsiveMs must be a number of ms > 0, got ${JSON.stringify(spec.unresponsiveMs)}`);
@@ -57,6 +57,7 @@ export class NodeHandle {
       {
         name: spec.name,
         kind: this.kind,
+        dense: spec.dense === true,
         capabilities: this.capabilities,
         limits: this.limits,
         resourceLimits: spec.resourceLimits,
@@ -359,11 +360,6 @@ export class NodeHandle {
     this.supervision.tell(op, ...args);
   }
 
-  /** @internal connects a peer port (the system's mesh). */
-  connect(peer: string, port: MessagePort): void {
-    this.supervision.connect(peer, port);
-  }
-
   /** The module allow-list, checked here on the trusted side before any source reaches the node. */
   private async compile(module: string, source: ModuleSource): Promise<{ js: string; hazards: LoadReport['warnings'] }> {
     if (!allows(this.capabilities.modules, module)) {
@@ -415,4 +411,14 @@ export class NodeHandle {
       throw error;
     });
   }
+}
+
+/** `dense` is for isolate nodes only, a boolean; a dense node shares its thread, so it takes no thread limits. */
+function checkDense(spec: NodeSpec): void {
+  if (spec.dense === undefined) return;
+  if (typeof spec.dense !== 'boolean') throw new BadArgument(`node '${spec.name}': dense must be true or false, got ${JSON.stringify(spec.dense)}`);
+  if (spec.dense && spec.kind !== 'isolate')
+    throw new BadArgument(`node '${spec.name}': dense is for isolate nodes (kind: 'isolate'), not ${JSON.stringify(spec.kind ?? 'thread')}`);
+  if (spec.dense && spec.resourceLimits !== undefined)
+    throw new BadArgument(`node '${spec.name}': a dense isolate node shares its thread, so it takes no resourceLimits (its heap limit is limits.memoryMb)`);
 }

@@ -32,6 +32,14 @@ export interface NodeSpec extends RestartPolicy {
    * `isolate`: the kernel in an isolated-vm isolate inside a worker — a sandbox for untrusted code.
    */
   kind?: NodeKind;
+  /**
+   * Isolate nodes: serve this node from a dense thread, one of a small pool (one a core) each
+   * serving many isolate nodes, instead of a worker thread of its own. Still its own isolate,
+   * kernel, modules, capabilities and limits; it starts in milliseconds and costs a few MiB. What
+   * changes: a runaway step delays the other nodes of its thread by up to its CPU limit per slice,
+   * and a crash of the shared thread ends all its nodes (each restarted per its policy). Default false.
+   */
+  dense?: boolean;
   /** What the node may do (Safe Erlang): nodes it may address, modules it may load, services it sees. */
   capabilities?: Partial<Capabilities>;
   /** Memory, CPU per slice, mailbox length and message size. */
