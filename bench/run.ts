@@ -29,6 +29,7 @@ import { observeBench } from './observe.js';
 import { releasesBench } from './releases.js';
 import { writeReadmeTable } from './readme-table.js';
 import { callsBench } from './calls.js';
+import { denseBench } from './dense.js';
 
 const BENCHMARKS: Benchmark[] = [
   callsBench,
@@ -38,6 +39,7 @@ const BENCHMARKS: Benchmark[] = [
   nodeStart,
   codeBench,
   isolateBench,
+  denseBench,
   migrationBench,
   clusterBench,
   observeBench,
