@@ -15,7 +15,7 @@ import type { DenseToHost, HostToDense, NodeData } from '../wire/node.js';
 import type { DenseHost, Incarnation, IncarnationEvents } from './node-backend.js';
 import { workerExecArgv } from './node-backend.js';
 
-/** How long a thread has to confirm a node ended before the thread itself is ended. */
+/** How long a thread has to confirm a node ended, or to exit when closed, before it is terminated. */
 const END_GRACE_MS = 2_000;
 
 interface Served {
@@ -29,6 +29,8 @@ class DenseThread {
   /** Served nodes by name: one incarnation each (a restart ends the old one before it adds the new). */
   readonly nodes = new Map<string, Served>();
   private ended = false;
+  /** Settles when the worker has exited. */
+  readonly exited: Promise<void>;
 
   constructor(
     index: number,
@@ -36,6 +38,7 @@ class DenseThread {
   ) {
     this.worker = new Worker(entryUrl(), { execArgv: workerExecArgv(), name: `subnode:dense-${index}` });
     let error: Error | undefined;
+    this.exited = new Promise((resolve) => this.worker.once('exit', () => resolve()));
     this.worker.on('message', (message: DenseToHost) => this.onMessage(message));
     this.worker.on('error', (e) => {
       error ??= e;
@@ -76,8 +79,19 @@ class DenseThread {
     };
   }
 
-  terminate(): Promise<number> {
-    return this.worker.terminate();
+  /**
+   * Ends the thread: asked to close (it ends its nodes and exits once isolated-vm's cleanup on it
+   * is done; terminating it at once, right after disposing isolates, could abort the process), and
+   * terminated if it has not exited within the grace period.
+   */
+  close(): Promise<void> {
+    if (!this.ended) {
+      this.post({ t: 'close' });
+      this.ended = true;
+      this.gone(this);
+    }
+    const timer = setTimeout(() => void this.worker.terminate(), END_GRACE_MS);
+    return this.exited.finally(() => clearTimeout(timer));
   }
 
   private post(message: HostToDense, transfer?: readonly Transferable[]): void {
@@ -109,14 +123,14 @@ class DenseThread {
 
   /** A thread with no node left ends (and takes no new one meanwhile). */
   private retire(): void {
-    this.ended = true;
-    this.gone(this);
-    void this.worker.terminate();
+    void this.close();
   }
 }
 
 export class DensePool implements DenseHost {
   private readonly threads = new Set<DenseThread>();
+  /** Threads closing: a stopping system waits for them to exit. */
+  private readonly closing = new Set<Promise<void>>();
   private started = 0;
 
   constructor(private readonly size = Math.max(1, availableParallelism())) {}
@@ -127,7 +141,7 @@ export class DensePool implements DenseHost {
 
   /** Ends every thread (a stopping system, after its nodes). */
   async close(): Promise<void> {
-    await Promise.all([...this.threads].map((thread) => thread.terminate()));
+    await Promise.all([...[...this.threads].map((thread) => thread.close()), ...this.closing]);
   }
 
   /** The thread serving the fewest nodes; a new one while some thread serves any and the pool has room. */
@@ -135,7 +149,11 @@ export class DensePool implements DenseHost {
     let best: DenseThread | undefined;
     for (const thread of this.threads) if (!best || thread.nodes.size < best.nodes.size) best = thread;
     if (best && (best.nodes.size === 0 || this.threads.size >= this.size)) return best;
-    const thread = new DenseThread(this.started++, (gone) => this.threads.delete(gone));
+    const thread = new DenseThread(this.started++, (gone) => {
+      this.threads.delete(gone);
+      const exited = gone.exited.then(() => void this.closing.delete(exited));
+      this.closing.add(exited);
+    });
     this.threads.add(thread);
     return thread;
   }

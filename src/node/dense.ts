@@ -93,5 +93,10 @@ host.on('message', (message: HostToDense) => {
     case 'end':
       remove(message.node);
       return post({ t: 'ended', node: message.node });
+    case 'close':
+      // Not terminated from outside with isolates just disposed: isolated-vm finishes its cleanup
+      // on this thread's loop, which then runs out and the thread exits.
+      for (const name of [...nodes.keys()]) remove(name);
+      host.close();
   }
 });

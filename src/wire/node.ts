@@ -76,8 +76,13 @@ export interface NodeFaults {
   crashStep?: UpgradeStep['op'][];
 }
 
-/** Host → a dense thread (src/node/dense.ts): start a node there, a message for one of its nodes, end one. */
-export type HostToDense = { t: 'add'; data: NodeData } | { t: 'to'; node: string; message: HostToNode } | { t: 'end'; node: string };
+/** Host → a dense thread (src/node/dense.ts): start a node there, a message for one of its nodes, end one, end all. */
+export type HostToDense =
+  | { t: 'add'; data: NodeData }
+  | { t: 'to'; node: string; message: HostToNode }
+  | { t: 'end'; node: string }
+  /** The thread is done: it ends its nodes and lets its event loop run out (isolated-vm's own cleanup finishes first). */
+  | { t: 'close' };
 
 /**
  * A dense thread → host: a message from one of its nodes; a node that ended (`ended`: as asked;
