@@ -21,7 +21,7 @@ import { compile } from './compiler-pool.js';
 import { NodeRelease } from './node-release.js';
 import { resolveImports } from './imports.js';
 import { NodeSupervision, type NodeContext, type NodeStatus } from './node-supervision.js';
-import type { NodeSpec, NodeSummary } from './node-spec.js';
+import { checkDense, type NodeSpec, type NodeSummary } from './node-spec.js';
 import { publishSpawn } from './telemetry.js';
 
 export type { NodeStatus } from './node-supervision.js';
@@ -411,14 +411,4 @@ export class NodeHandle {
       throw error;
     });
   }
-}
-
-/** `dense` is for isolate nodes only, a boolean; a dense node shares its thread, so it takes no thread limits. */
-function checkDense(spec: NodeSpec): void {
-  if (spec.dense === undefined) return;
-  if (typeof spec.dense !== 'boolean') throw new BadArgument(`node '${spec.name}': dense must be true or false, got ${JSON.stringify(spec.dense)}`);
-  if (spec.dense && spec.kind !== 'isolate')
-    throw new BadArgument(`node '${spec.name}': dense is for isolate nodes (kind: 'isolate'), not ${JSON.stringify(spec.kind ?? 'thread')}`);
-  if (spec.dense && spec.resourceLimits !== undefined)
-    throw new BadArgument(`node '${spec.name}': a dense isolate node shares its thread, so it takes no resourceLimits (its heap limit is limits.memoryMb)`);
 }

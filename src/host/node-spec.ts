@@ -1,5 +1,6 @@
 /** What a node is made of, as the host is given it: its spec (`System.start({ nodes })`, `addNode`) and its summary. */
 import type { ResourceLimits } from 'node:worker_threads';
+import { BadArgument } from '../errors.js';
 import type { Capabilities, Limits } from '../kernel/capabilities.js';
 import type { CodePolicy } from '../kernel/policy.js';
 import type { NodeFaults } from '../wire/node.js';
@@ -74,4 +75,14 @@ export interface NodeSummary {
   kind: NodeKind;
   status: NodeStatus;
   creation: number;
+}
+
+/** `dense` is for isolate nodes only, a boolean; a dense node shares its thread, so it takes no thread limits. */
+export function checkDense(spec: NodeSpec): void {
+  if (spec.dense === undefined) return;
+  if (typeof spec.dense !== 'boolean') throw new BadArgument(`node '${spec.name}': dense must be true or false, got ${JSON.stringify(spec.dense)}`);
+  if (spec.dense && spec.kind !== 'isolate')
+    throw new BadArgument(`node '${spec.name}': dense is for isolate nodes (kind: 'isolate'), not ${JSON.stringify(spec.kind ?? 'thread')}`);
+  if (spec.dense && spec.resourceLimits !== undefined)
+    throw new BadArgument(`node '${spec.name}': a dense isolate node shares its thread, so it takes no resourceLimits (its heap limit is limits.memoryMb)`);
 }
