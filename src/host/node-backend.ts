@@ -138,15 +138,21 @@ export class NodeBackend {
     const startMs = options.startTimeoutMs ?? 10_000;
     return new Promise((resolve, reject) => {
       let ready = false;
-      const timer = setTimeout(() => {
+      const expire = (): void => {
         void backend.terminate();
         reject(new NodeDown(`node '${options.node}' did not start within ${startMs} ms`, { node: options.node }));
-      }, startMs);
+      };
+      let timer = setTimeout(expire, startMs);
       const events: IncarnationEvents = {
         message: (message) => {
           switch (message.t) {
             case 'reply':
               return backend.settle(message.id, message.result);
+            case 'booting':
+              // A dense thread boots its nodes one at a time: the deadline counts from this node's turn.
+              clearTimeout(timer);
+              timer = setTimeout(expire, startMs);
+              return;
             case 'ready':
               if (ready) return;
               ready = true;

@@ -65,6 +65,7 @@ function add(data: NodeData): void {
     sibling,
   };
   const node: DenseNode = { runtime: new NodeRuntime(link) };
+  link.post({ t: 'booting' });
   try {
     node.engine = new IsolateEngine(node.runtime);
     nodes.set(name, node);

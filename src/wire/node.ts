@@ -37,6 +37,8 @@ export type HostToNode =
 
 /** Node → host. */
 export type NodeToHost =
+  /** A dense thread has begun booting this node (nodes added at once wait their turn). */
+  | { t: 'booting' }
   | { t: 'ready' }
   | { t: 'reply'; id: number; result: Result<unknown> }
   /**
