@@ -209,9 +209,9 @@ export class NodeBackend {
     this.thread.post({ t: 'connect', node, port }, [port]);
   }
 
-  /** Tells the node its offer of a port for `node` was not taken, or that `node` went down. */
-  drop(node: string, why: 'refused' | 'disconnect'): void {
-    this.post({ t: why, node });
+  /** Tells the node what became of its offer of a port for `node` (`accepted`, `refused`), or that `node` went down (`disconnect`). */
+  peerNews(node: string, news: 'accepted' | 'refused' | 'disconnect'): void {
+    this.post({ t: news, node });
   }
 
   deliver(envelopes: Envelope[], from: string): void {

@@ -110,7 +110,7 @@ export class NodeSupervision {
 
   /** `peer` went down: the incarnation drops its port to it. */
   disconnect(peer: string): void {
-    this.backend?.drop(peer, 'disconnect');
+    this.backend?.peerNews(peer, 'disconnect');
   }
 
   /**
@@ -200,10 +200,10 @@ export class NodeSupervision {
     if (message.t === 'route') {
       this.context.route(message.node, message.envelopes, this.name);
       // A port offered with the batch goes to its node after the batch, or back as refused.
-      if (message.port && !this.context.offer(message.node, this.name, message.port)) {
-        message.port.close();
-        this.backend?.drop(message.node, 'refused');
-      }
+      if (!message.port) return;
+      const taken = this.context.offer(message.node, this.name, message.port);
+      if (!taken) message.port.close();
+      this.backend?.peerNews(message.node, taken ? 'accepted' : 'refused');
       return;
     }
     this.release.observe(message.event);

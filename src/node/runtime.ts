@@ -9,9 +9,10 @@
  * *link* is this node's end of the wire (a worker's own port, or its share of a dense thread's).
  *
  * Peer ports are opened lazily, one per direction: the first batch for a node goes through the
- * host with a fresh port attached, which the host hands to that node after the batch (or refuses:
- * the host itself, a remote node, a node that is down); later batches take the port. So order
- * holds per pair, and starting a node costs nothing per other node.
+ * host with a fresh port attached, which the host hands to that node after the batch (`accepted`)
+ * or gives back (`refused`: the host itself, a remote node, a node that is down). Batches for that
+ * node wait here until the answer, then take the port or the host. So order holds per pair, and
+ * starting a node costs nothing per other node.
  */
 import { MessageChannel, parentPort, workerData, type MessagePort, type Transferable } from 'node:worker_threads';
 import { estimateSize } from '../kernel/values.js';
@@ -75,6 +76,8 @@ interface Peer {
   encoded: boolean;
   /** Until when the host's refusal stands (no port: batches go through the host). */
   refusedUntil: number;
+  /** Batches sent while the host has not yet answered the port's offer: they leave once it has. */
+  waiting?: Envelope[][];
 }
 
 export class NodeRuntime {
@@ -155,17 +158,19 @@ export class NodeRuntime {
   /** How a batch for `node` leaves now: over a port (encoded if the peer asked), or through the host (offering a port). */
   private sender(node: string): (batch: Envelope[]) => void {
     const peer = this.peers.get(node);
+    const waiting = peer?.waiting;
+    if (waiting) return (batch) => waiting.push(batch);
     const port = peer?.port;
     if (port) return peer.encoded ? (batch) => port.postMessage(encodedOr(batch)) : (batch) => port.postMessage(batch);
     if (node === 'host' || (peer && peer.refusedUntil > Date.now())) return (batch) => this.post({ t: 'route', node, envelopes: batch });
     return (batch) => {
       // Only once the route has been posted does the port exist for this peer: a batch that could
       // not be cloned offers no port, and the next one will.
-      const current = this.peers.get(node)?.port;
-      if (current) return current.postMessage(batch);
+      const current = this.peers.get(node);
+      if (current?.waiting) return void current.waiting.push(batch);
       const { port1, port2 } = new MessageChannel();
       this.link.post({ t: 'route', node, envelopes: batch, port: port2 }, [port2]);
-      const opened: Peer = { port: port1, encoded: false, refusedUntil: 0 };
+      const opened: Peer = { port: port1, encoded: false, refusedUntil: 0, waiting: [] };
       this.peers.set(node, opened);
       // The receiver answers once on the port if it takes batches encoded.
       port1.once('message', () => {
@@ -254,13 +259,18 @@ export class NodeRuntime {
         return engine.deliver(message.envelopes, message.from);
       case 'connect':
         return this.connect(message.node, message.port);
+      case 'accepted':
       case 'refused':
       case 'disconnect': {
         // A refused offer stands a while; a peer that went down may get a port again at once.
         const peer = this.peers.get(message.node);
-        peer?.port?.close();
+        const waiting = peer?.waiting ?? [];
+        if (peer) peer.waiting = undefined;
+        if (message.t !== 'accepted') peer?.port?.close();
         if (message.t === 'refused') this.peers.set(message.node, { encoded: false, refusedUntil: Date.now() + REFUSED_MS });
-        else this.peers.delete(message.node);
+        else if (message.t === 'disconnect') this.peers.delete(message.node);
+        // What waited for the answer leaves now, in order, the way the answer says.
+        for (const batch of waiting) this.outbound(message.node, batch);
         return;
       }
       case 'control': {

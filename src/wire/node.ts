@@ -30,6 +30,8 @@ export type HostToNode =
   | { [K in ControlOp]: { t: 'control'; id: number; op: K; args: ControlArgs<K> } }[ControlOp]
   /** A port the node `node` sends on to this node (transferred): its batches after the one it was offered with. */
   | { t: 'connect'; node: string; port: MessagePort }
+  /** The port this node offered for `node` was handed over, after the batch it came with: later batches take it. */
+  | { t: 'accepted'; node: string }
   /** The port this node offered for `node` was not taken (the host, a remote node, a node that is down): route through the host a while. */
   | { t: 'refused'; node: string }
   /** `node` went down: drop the port to it (its next incarnation gets a new one). */
