@@ -34,6 +34,7 @@ import { writeReadmeTable } from './readme-table.js';
 import { durableBench } from './durable.js';
 import { callsBench } from './calls.js';
 import { rollingBench } from './rolling.js';
+import { denseBench } from './dense.js';
 
 const BENCHMARKS: Benchmark[] = [
   callsBench,
@@ -43,6 +44,7 @@ const BENCHMARKS: Benchmark[] = [
   nodeStart,
   codeBench,
   isolateBench,
+  denseBench,
   migrationBench,
   clusterBench,
   observeBench,

@@ -49,6 +49,8 @@ export interface StartConfig {
 export interface NodeConfig {
   name: string;
   kind?: 'thread' | 'isolate';
+  /** Isolate nodes: served by a shared dense thread instead of a worker of its own. */
+  dense?: boolean;
   /** A preset from policies/: its capabilities, limits and code policy, under the fields given here. */
   policy?: 'sandboxed' | 'trusted' | 'legacy-pinned';
   capabilities?: Partial<Capabilities>;
@@ -254,6 +256,7 @@ export function checkConfig(raw: unknown, file: string): LoadedConfig {
 function checkNode(raw: NodeConfig, at: string, dir: string, problems: string[], bad: (at: string) => boolean, servers: Map<string, ServerStart[]>): NodeSpec {
   const spec: NodeSpec = { name: String(raw.name) };
   if (raw.kind !== undefined) spec.kind = raw.kind;
+  if (raw.dense !== undefined) spec.dense = raw.dense;
   const preset = typeof raw.policy === 'string' && !bad(`${at}.policy`) ? PRESETS[raw.policy] : undefined;
   if ((preset || raw.capabilities !== undefined) && !bad(`${at}.capabilities`)) {
     const capabilities = { ...preset?.capabilities, ...raw.capabilities } as Partial<Capabilities>;

@@ -4,7 +4,6 @@
  * life (start, restarts, stop) is the NodeSupervision's; what it must get back after a restart is
  * its NodeRelease's.
  */
-import type { MessagePort } from 'node:worker_threads';
 import { BadArgument, NodeDown, NotAllowed, NotCloneable } from '../errors.js';
 import { checkPid, type Pid } from '../kernel/pid.js';
 import type { Envelope } from '../kernel/signals.js';
@@ -23,7 +22,7 @@ import { compile } from './compiler-pool.js';
 import { NodeRelease } from './node-release.js';
 import { resolveImports } from './imports.js';
 import { NodeSupervision, type NodeContext, type NodeStatus } from './node-supervision.js';
-import type { NodeSpec, NodeSummary } from './node-spec.js';
+import { checkDense, type NodeSpec, type NodeSummary } from './node-spec.js';
 import { publishSpawn } from './telemetry.js';
 
 export type { NodeStatus } from './node-supervision.js';
@@ -47,6 +46,7 @@ export class NodeHandle {
     this.name = spec.name;
     if (spec.kind !== undefined && spec.kind !== 'thread' && spec.kind !== 'isolate')
       throw new BadArgument(`node '${spec.name}': kind must be 'thread' or 'isolate', got ${JSON.stringify(spec.kind)}`);
+    checkDense(spec);
     const unresponsiveMs = spec.unresponsiveMs ?? 10_000;
     if (!(unresponsiveMs > 0))
       throw new BadArgument(`node '${spec.name}': unresponsiveMs must be a number of ms > 0, got ${JSON.stringify(spec.unresponsiveMs)}`);
@@ -60,6 +60,7 @@ export class NodeHandle {
       {
         name: spec.name,
         kind: this.kind,
+        dense: spec.dense === true,
         capabilities: this.capabilities,
         limits: this.limits,
         resourceLimits: spec.resourceLimits,
@@ -375,11 +376,6 @@ export class NodeHandle {
   /** @internal a control call whose answer nobody waits for (news for the node: a global name, a node down). */
   tell<K extends ControlOp>(op: K, ...args: ControlArgs<K>): void {
     this.supervision.tell(op, ...args);
-  }
-
-  /** @internal connects a peer port (the system's mesh). */
-  connect(peer: string, port: MessagePort): void {
-    this.supervision.connect(peer, port);
   }
 
   /** The module allow-list, checked here on the trusted side before any source reaches the node. */

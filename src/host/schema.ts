@@ -299,6 +299,7 @@ const nodeConfigSchema = strict(
       .regex(NODE_NAME, { error: "must be a node name (a letter or _, then letters, digits, _ and -; not 'host')" })
       .refine((n) => n !== 'host', { error: "must be a node name (a letter or _, then letters, digits, _ and -; not 'host')" }),
     kind: z.enum(['thread', 'isolate'], { error: "must be 'thread' or 'isolate'" }).optional(),
+    dense: bool.optional().meta({ description: 'Isolate nodes: served by a shared dense thread (one of a pool, one a core) instead of a worker of its own.' }),
     policy: z
       .enum(['sandboxed', 'trusted', 'legacy-pinned'], { error: "must be one of 'sandboxed', 'trusted', 'legacy-pinned'" })
       .optional()

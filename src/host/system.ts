@@ -1,9 +1,9 @@
 /**
  * A subnode system: named virtual nodes, the router between them, the system-wide name registry
- * and the events of it all. Nodes are connected pairwise by direct ports as they come up, so
- * traffic between nodes does not pass through this thread.
+ * and the events of it all. Nodes open direct ports to each other on their first message (a port
+ * offered with a batch routed here, handed over after it), so traffic between nodes does not pass
+ * through this thread after the first batch, and starting a node costs nothing per other node.
  */
-import { MessageChannel } from 'node:worker_threads';
 import { BadArgument, NameTaken, NoProcess, NodeDown, Refused, UnknownNode, fromWire } from '../errors.js';
 import { Migrations, type BulkMigration, type MigrateOptions, type MigrationResult, type ProcessLocation } from './migration.js';
 import type { PurgeReport } from '../kernel/types.js';
@@ -22,6 +22,7 @@ import { HostServices, type HostFunction, type ServiceSystem } from './host-serv
 import { ProcessRef } from './process-ref.js';
 import { instrument } from './telemetry.js';
 import { checkIsolateSupport } from './isolate-support.js';
+import { DensePool } from './dense-pool.js';
 import { Releases, type ReleaseOptions } from './releases.js';
 import { rollbackTo } from './rollback.js';
 import { DurableStates } from './durable-states.js';
@@ -43,6 +44,8 @@ export interface SystemOptions {
   releases?: ReleaseOptions;
   /** Joins a cluster of hosts over NATS (src/cluster): node names, messages, globals and control span the hosts. */
   cluster?: ClusterOptions;
+  /** How many dense threads the isolate nodes with `dense: true` share at most (default: one a core). */
+  denseThreads?: number;
 }
 
 export type { HostFunction } from './host-services.js';
@@ -80,12 +83,19 @@ export class System {
   private stopped = false;
   private releaseKeeper: Releases | undefined;
   private durableKeeper: DurableStates | undefined;
+  /** The threads of dense isolate nodes, made on first use. */
+  private dense: DensePool | undefined;
+  private denseThreads: number | undefined;
 
   private constructor() {}
 
   static async start(options: SystemOptions = {}): Promise<System> {
     const system = new System();
     system.services = new HostServices(system.serviceSystem(), { ...options.hostFunctions });
+    const threads = options.denseThreads;
+    if (threads !== undefined && !(Number.isInteger(threads) && threads >= 1))
+      throw new BadArgument(`denseThreads must be an integer >= 1, got ${JSON.stringify(threads)}`);
+    system.denseThreads = threads;
     if (options.releases) {
       system.releaseKeeper = await Releases.open(options.releases, system.events);
       system.events.on('node_down', () => system.releaseKeeper?.nodeCrashed());
@@ -325,6 +335,7 @@ export class System {
     this.globals.close();
     this.telemetry();
     await Promise.all([...this.handles.values()].map((h) => h.supervision.shutdown()));
+    await this.dense?.close();
     await this.clusterLink?.leave();
     this.router.close();
     // Every change journaled so far is durable before stop resolves; the store's lock is released.
@@ -394,14 +405,7 @@ export class System {
       save: (node, states) => this.durableKeeper?.save(node, states) ?? Promise.resolve(),
     },
     attach: async (node) => {
-      // Mark first, then connect: of two nodes coming up at once, the later one connects both.
-      const peers = [...this.attached].filter((peer) => peer !== node);
       this.attached.add(node);
-      for (const peer of peers) {
-        const { port1, port2 } = new MessageChannel();
-        node.connect(peer.name, port1);
-        peer.connect(node.name, port2);
-      }
       const names = this.globals.entries();
       if (names.length) await node.callNow('setGlobals', names);
     },
@@ -415,12 +419,17 @@ export class System {
       for (const [name, pid] of this.globals.entries())
         if ((nodeOf(pid) === node.name && !alive.includes(pid)) || lost.includes(pid)) this.setGlobal(name, null);
       this.globals.flush();
-      for (const peer of this.attached) peer.tell('nodeDown', node.name, lost, alive);
+      for (const peer of this.attached) {
+        peer.disconnect(node.name);
+        peer.tell('nodeDown', node.name, lost, alive);
+      }
       this.router.nodeDown(node.name, lost, (pid) => this.migrations.locate(pid).node !== node.name);
       this.clusterLink?.localNodeDown(node.name, lost);
     },
     forwardsFor: (node) => this.migrations.forwardsHomedAt(node),
     route: (node, envelopes, from) => this.router.route(node, envelopes, from),
+    offer: (node, from, port) => this.handles.get(node)?.supervision.connect(from, port) ?? false,
+    densePool: () => (this.dense ??= new DensePool(this.denseThreads)),
     onKernelEvent: (event: KernelEvent) => {
       // A node speaks only for its own processes (wherever their pids say they came from).
       if ((event.type === 'global_register' || event.type === 'global_unregister') && this.migrations.locate(event.pid).node !== event.node) {
