@@ -69,7 +69,7 @@ export class NodeHandle {
         firstBoot: async (call) => {
           for (const [module, source] of Object.entries(spec.modules ?? {})) {
             const { js } = await this.compile(module, source);
-            this.release.loaded(module, js, await call('load', module, js, {}));
+            this.release.loaded(module, js, await call('load', module, js, { vsn: this.release.vsnOf(module, js) }));
           }
         },
         start: async (call) => {
@@ -103,7 +103,7 @@ export class NodeHandle {
     const compiled = this.compile(module, source);
     const report = await this.issue(
       'load',
-      compiled.then(({ js }) => [module, js, options]),
+      compiled.then(({ js }) => [module, js, { ...options, vsn: this.release.vsnOf(module, js) }]),
     );
     const { js, hazards } = await compiled;
     this.release.loaded(module, js, report);
@@ -123,7 +123,10 @@ export class NodeHandle {
     const compiled = Promise.all(names.map((module) => this.compile(module, sources[module]!)));
     const reports = await this.issue(
       'loadAtomic',
-      compiled.then((all) => [Object.fromEntries(all.map((c, i) => [names[i]!, c.js])), options]),
+      compiled.then((all) => [
+        Object.fromEntries(all.map((c, i) => [names[i]!, c.js])),
+        { ...options, vsns: Object.fromEntries(all.map((c, i) => [names[i]!, this.release.vsnOf(names[i]!, c.js)])) },
+      ]),
     );
     const all = await compiled;
     names.forEach((module, i) => this.release.loaded(module, all[i]!.js, reports[i]!));
@@ -132,7 +135,7 @@ export class NodeHandle {
 
   /** Loads JavaScript already in the kernel's module shape (see `transpile`). @internal */
   async loadCompiled(module: string, js: string, options: { purge?: PurgeMode } = {}): Promise<LoadReport> {
-    const report = await this.call('load', module, js, options);
+    const report = await this.call('load', module, js, { ...options, vsn: this.release.vsnOf(module, js) });
     this.release.loaded(module, js, report);
     return report;
   }
@@ -269,9 +272,15 @@ export class NodeHandle {
     return this.call('migrateAbort', pids);
   }
 
-  /** @internal one node's part of an upgrade plan, as a transaction in the node. */
+  /**
+   * @internal one node's part of an upgrade plan, as a transaction in the node. A load of code
+   * this node had before (a rollback, a downgrade) gets the vsn that code had.
+   */
   applyUpgrade(steps: UpgradeStep[]): Promise<NodeUpgradeReport> {
-    return this.call('applyUpgrade', steps);
+    return this.call(
+      'applyUpgrade',
+      steps.map((step) => (step.op === 'load' ? { ...step, vsn: this.release.vsnOf(step.module, step.js) } : step)),
+    );
   }
 
   /** @internal the compiled source of each module's current version, for plans and restarts. */
@@ -279,7 +288,7 @@ export class NodeHandle {
     return this.release.sourceOf(module);
   }
   /** @internal a plan loaded this version here. */
-  released(module: string, js: string, report: Pick<LoadReport, 'version' | 'purged'>): void {
+  released(module: string, js: string, report: Pick<LoadReport, 'version' | 'vsn' | 'purged'>): void {
     this.release.loaded(module, js, report);
   }
 

@@ -13,13 +13,14 @@ import type { Capabilities, Limits } from './capabilities.js';
 import type { Kernel } from './kernel.js';
 import type { Pid } from './pid.js';
 import type { CodePolicy, PurgeMode } from './policy.js';
+import type { LoadOptions } from './code-ops.js';
 import type { MigrationSnapshot, SpawnOptions } from './types.js';
 import type { SupRequest } from './supervisor.js';
 import { applyUpgrade, type UpgradeStep } from './upgrade.js';
 
 export function controlOps(kernel: Kernel) {
   return {
-    load: (module: string, js: string, options: { purge?: PurgeMode; version?: number; onLoadTimeoutMs?: number }) => kernel.load(module, js, options),
+    load: (module: string, js: string, options: LoadOptions) => kernel.load(module, js, options),
     purge: (module: string, mode: PurgeMode) => kernel.purge(module, mode),
     checkProcessCode: (pid: Pid, module: string) => kernel.checkProcessCode(pid, module),
     lingering: (module: string, version?: number) => kernel.lingering(module, version),
@@ -53,7 +54,8 @@ export function controlOps(kernel: Kernel) {
     startSupervisor: (module: string, args: unknown[], options: SpawnOptions) => kernel.startSupervisor(module, args, options),
     supervisorCall: (pid: Pid, request: SupRequest, timeoutMs?: number) => kernel.supervisorCall(pid, request, timeoutMs),
     orderlyStop: (timeoutMs: number) => kernel.orderlyStop(timeoutMs),
-    loadAtomic: (modules: Record<string, string>, options: { purge?: PurgeMode }) => kernel.loadAtomic(modules, options),
+    /** `vsns`: each module's default vsn (the vsn identical code had before), as `load`'s `vsn`. */
+    loadAtomic: (modules: Record<string, string>, options: { purge?: PurgeMode; vsns?: Record<string, unknown> }) => kernel.loadAtomic(modules, options),
   };
 }
 

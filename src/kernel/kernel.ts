@@ -35,7 +35,7 @@ import { BadArgument, NoProcess } from '../errors.js';
 import { ProcessApi } from './api.js';
 import { CodeServer, type ModuleFactory } from './code-server.js';
 import type { CodePolicy, PurgeMode } from './policy.js';
-import { vsnOf, type BehaviourKind } from './behaviours.js';
+import type { BehaviourKind } from './behaviours.js';
 import { formatPid, NODE_NAME, type Pid } from './pid.js';
 import type { Process } from './proc.js';
 import { ProcessTable } from './process-table.js';
@@ -44,7 +44,7 @@ import { Signalling } from './signalling.js';
 import { Sig, type Envelope } from './signals.js';
 import { SysOps } from './sys.js';
 import { Relocation } from './relocation.js';
-import { CodeOps } from './code-ops.js';
+import { CodeOps, type LoadOptions } from './code-ops.js';
 import { NodeTasks, type StopReport } from './tasks.js';
 import { supervisorInfo, type SupRequest, type SupState } from './supervisor.js';
 import { ALL, DEFAULT_GLOBAL_NAMES, type Capabilities, type Limits } from './capabilities.js';
@@ -148,11 +148,11 @@ export class Kernel {
   policyFor(module: string): CodePolicy {
     return this.codeOps.policyFor(module);
   }
-  load(name: string, js: string, options: { purge?: PurgeMode; version?: number; onLoadTimeoutMs?: number } = {}): LoadReport | Promise<LoadReport> {
+  load(name: string, js: string, options: LoadOptions = {}): LoadReport | Promise<LoadReport> {
     return this.codeOps.load(name, js, options);
   }
   /** `code:atomic_load`: all the modules' new versions current at once, or none. */
-  loadAtomic(modules: Record<string, string>, options: { purge?: PurgeMode } = {}): LoadReport[] {
+  loadAtomic(modules: Record<string, string>, options: { purge?: PurgeMode; vsns?: Record<string, unknown> } = {}): LoadReport[] {
     return this.codeOps.loadAtomic(modules, options);
   }
   purge(module: string, mode: PurgeMode = 'kill'): PurgeReport | Promise<PurgeReport> {
@@ -185,7 +185,7 @@ export class Kernel {
         // A behaviour process runs its callback module's current version through the kernel's loop: counted there.
         versions: record.versions.map((v) => ({
           version: v.version,
-          vsn: vsnOf(v),
+          vsn: v.vsn,
           state: v.state,
           processes: v.processes.size + (v.state === 'current' ? this.sys.usersOf(record.name, v).length : 0),
           loadedAt: v.loadedAt,

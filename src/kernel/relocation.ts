@@ -7,7 +7,7 @@
  * forwarding table (the names a moved process left here stay in the process table).
  */
 import { BadArgument, Refused, Timeout, toWire } from '../errors.js';
-import { Behaviour, deepCopy, vsnOf } from './behaviours.js';
+import { Behaviour, deepCopy } from './behaviours.js';
 import type { CodeOps } from './code-ops.js';
 import type { CodeServer } from './code-server.js';
 import { Next } from './directives.js';
@@ -87,7 +87,7 @@ export class Relocation {
       module = version.name;
       fn = name;
       state = (how as Next).args;
-      vsn = vsnOf(version);
+      vsn = version.vsn;
     }
     const snapshot: MigrationSnapshot = {
       pid: proc.pid,
@@ -129,7 +129,7 @@ export class Relocation {
     if (this.table.has(snap.pid)) throw new Refused(`${snap.pid} already runs on node '${this.node}'`, { pid: snap.pid });
     const version = this.code.current(snap.module);
     for (const m of snap.stack) this.code.current(m);
-    const to = vsnOf(version);
+    const to = version.vsn;
     const proc = new Process(snap.pid, snap.initial);
     // Conversion: the target version's codeChange(fromVsn, state, extra), when the vsn differs.
     let state = snap.state;

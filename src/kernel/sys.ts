@@ -5,7 +5,7 @@
  * module (every module on a statem's stack), which says whom an upgrade must suspend.
  */
 import { BadArgument, Refused, Timeout, UnknownFunction } from '../errors.js';
-import { Behaviour, deepCopy, dispatch, vsnOf, type BehaviourKind, type DispatchHost } from './behaviours.js';
+import { Behaviour, deepCopy, dispatch, type BehaviourKind, type DispatchHost } from './behaviours.js';
 import type { CodeServer, ModuleVersion } from './code-server.js';
 import { Receive } from './directives.js';
 import type { KernelPlatform } from './kernel.js';
@@ -106,7 +106,7 @@ export class SysOps {
       return undefined;
     }
     if (kind === 'statem') state = { state: (state as { state: unknown }).state, data: (state as { data?: unknown }).data };
-    proc.behaviour = new Behaviour(kind, module, state, vsnOf(version), [], parent && options.link ? parent.pid : null);
+    proc.behaviour = new Behaviour(kind, module, state, version.vsn, [], parent && options.link ? parent.pid : null);
     this.reindex(proc, null, module);
     this.table.setUp(proc, options, parent);
     this.scheduler.continueWith(proc, this.loop(proc));
@@ -199,7 +199,7 @@ export class SysOps {
     if (proc.status !== 'suspended') throw new Refused(`${pid} must be suspended before changeCode`, { pid });
     const version = this.code.current(module);
     const from = oldVsn === undefined ? b.stateVsn : oldVsn;
-    const to = vsnOf(version);
+    const to = version.vsn;
     const convert = version.exports.codeChange;
     if (b.kind === 'supervisor') {
       // OTP's supervisor code_change: the new init runs again and its specs update the children.

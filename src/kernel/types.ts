@@ -69,7 +69,11 @@ export type MigrationOutcome<T> = { pid: Pid; ok: T } | { pid: Pid; error: impor
 
 export interface ModuleInfo {
   name: string;
-  /** Oldest first; `vsn` is the version's declared `vsn` export (or its number when it declares none). */
+  /**
+   * Oldest first; `vsn` is the version's declared `vsn` export or, when it declares none, the
+   * number of the first version on this node with the same code (as OTP's default vsn, the
+   * module's MD5, is the same for the same code): usually its own number.
+   */
   versions: { version: number; vsn: unknown; state: VersionState; processes: number; loadedAt: number; draining: boolean }[];
   policy: CodePolicy;
   /** A package or builtin the node imports from the host (thread nodes): no versions, not upgradable. */
@@ -79,6 +83,8 @@ export interface ModuleInfo {
 export interface LoadReport {
   module: string;
   version: number;
+  /** The version's vsn (its exported `vsn`, else its default: see `ModuleInfo`), when it is plain data. */
+  vsn?: unknown;
   /** The version that was current before, now old. */
   previous?: number;
   /** Old versions purged to make room, and the processes that purge killed. */
