@@ -74,6 +74,8 @@ export class NodeHandle {
         },
         start: async (call) => {
           for (const s of spec.start ?? []) {
+            // A named process that moved away before a crash still runs where it went, under that name: not started twice.
+            if (s.name !== undefined && (await call('whereis', s.name)) !== undefined) continue;
             if ('supervisor' in s) await call('startSupervisor', s.supervisor, s.args ?? [], s.name === undefined ? {} : { name: s.name });
             else await call('spawn', s.module, s.fn, s.args ?? [], { name: s.name });
           }

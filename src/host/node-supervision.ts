@@ -12,8 +12,7 @@ import { NodeDown } from '../errors.js';
 import type { Capabilities, Limits } from '../kernel/capabilities.js';
 import type { ControlArgs, ControlOp, ControlReply, NodeFaults, NodeToHost } from '../wire/node.js';
 import type { Envelope } from '../kernel/signals.js';
-import type { Pid } from '../kernel/pid.js';
-import type { KernelEvent } from '../kernel/types.js';
+import type { Forward, KernelEvent } from '../kernel/types.js';
 import type { Events } from './events.js';
 import { NodeBackend, type BackendExit, type NodeKind } from './node-backend.js';
 import type { NodeRelease } from './node-release.js';
@@ -27,7 +26,7 @@ export interface NodeContext {
   /** A node's thread is up: connect it with the others and bring it up to date. */
   attach(node: NodeSupervision): Promise<void>;
   /** Forwarding entries for processes whose pids name this node but that live elsewhere. */
-  forwardsFor(node: string): [Pid, string][];
+  forwardsFor(node: string): Forward[];
   /** A node's thread is gone: tell everyone else. */
   detach(node: NodeSupervision): void;
   route(node: string, envelopes: Envelope[], from: string): void;

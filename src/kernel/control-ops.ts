@@ -14,7 +14,7 @@ import type { Kernel } from './kernel.js';
 import type { Pid } from './pid.js';
 import type { CodePolicy, PurgeMode } from './policy.js';
 import type { LoadOptions } from './code-ops.js';
-import type { MigrationSnapshot, SpawnOptions } from './types.js';
+import type { Forward, MigrationSnapshot, SpawnOptions } from './types.js';
 import type { SupRequest } from './supervisor.js';
 import { applyUpgrade, type UpgradeStep } from './upgrade.js';
 
@@ -38,8 +38,8 @@ export function controlOps(kernel: Kernel) {
     migrateIn: (snapshots: MigrationSnapshot[], extra: unknown, timeoutMs?: number) => kernel.migrateIn(snapshots, extra, timeoutMs),
     migrateCommit: (pids: Pid[], to: string, awaitDrain: Pid[]) => kernel.migrateCommit(pids, to, awaitDrain),
     migrateAbort: (pids: Pid[]) => kernel.migrateAbort(pids),
-    /** Forwarding entries for pids of this node that live elsewhere (replayed after a restart). */
-    restoreForwards: (entries: [Pid, string][]) => kernel.restoreForwards(entries),
+    /** Forwarding entries for pids of this node that live elsewhere, with the names they left here (replayed after a restart). */
+    restoreForwards: (entries: Forward[]) => kernel.restoreForwards(entries),
     spawn: (module: string, fn: string, args: unknown[], options: SpawnOptions) => kernel.spawn(module, fn, args, options),
     exit: (pid: Pid, reason: unknown) => kernel.exit(pid, reason),
     processes: () => kernel.processes(),

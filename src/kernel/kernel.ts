@@ -59,6 +59,7 @@ import type {
   ProcessStatus,
   MigrationSnapshot,
   MigrationOutcome,
+  Forward,
 } from './types.js';
 
 export { assertCloneable, errorReason, estimateSize } from './values.js';
@@ -317,7 +318,7 @@ export class Kernel {
     this.relocation.abort(pids);
   }
   /** After a restart: the host tells the home node where its migrated processes live now. */
-  restoreForwards(entries: [Pid, string][]): void {
+  restoreForwards(entries: Forward[]): void {
     this.relocation.restoreForwards(entries);
   }
 

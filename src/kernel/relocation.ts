@@ -19,7 +19,7 @@ import type { Scheduler } from './scheduler.js';
 import type { Signalling } from './signalling.js';
 import { Sig, type Target } from './signals.js';
 import type { SysOps } from './sys.js';
-import type { MigrationOutcome, MigrationSnapshot } from './types.js';
+import type { Forward, MigrationOutcome, MigrationSnapshot } from './types.js';
 import { assertCloneable, errorReason, errorText, sameVsn } from './values.js';
 
 export class Relocation {
@@ -211,9 +211,13 @@ export class Relocation {
     this.scheduler.afterExternalWork();
   }
 
-  /** After a restart: the host tells the home node where its migrated processes live now. */
-  restoreForwards(entries: [Pid, string][]): void {
-    for (const [pid, node] of entries) if (!this.table.has(pid) && node !== this.node) this.moved.set(pid, { node, cameFrom: null });
+  /** After a restart: the host tells the home node where its migrated processes live now, and the names they left here. */
+  restoreForwards(entries: Forward[]): void {
+    for (const [pid, node, name] of entries) {
+      if (this.table.has(pid) || node === this.node) continue;
+      this.moved.set(pid, { node, cameFrom: null });
+      if (name !== undefined) this.table.restoreMovedName(name, pid);
+    }
   }
 
   /** Where envelopes for a process (or a name) that moved away go now. */

@@ -65,6 +65,9 @@ export interface MigrationSnapshot {
   initial: string;
 }
 
+/** Where a process homed on a node lives since it migrated away, and the name it left registered there (if any). */
+export type Forward = [pid: Pid, node: string, name?: string];
+
 export type MigrationOutcome<T> = { pid: Pid; ok: T } | { pid: Pid; error: import('../errors.js').WireError };
 
 export interface ModuleInfo {
