@@ -11,7 +11,7 @@ import type { Envelope } from '../kernel/signals.js';
 import type { LoadReport, MigrationOutcome, MigrationSnapshot, ModuleInfo, ProcessInfo, PurgeReport, SpawnOptions } from '../kernel/types.js';
 import { checkPolicy, type CodePolicy, type PurgeMode } from '../kernel/policy.js';
 import type { NodeUpgradeReport, UpgradeStep } from '../kernel/upgrade.js';
-import { allows, checkCapabilities, checkLimits, type Capabilities, type Limits } from '../kernel/capabilities.js';
+import { allows, checkCapabilities, checkLimits, sliceWallMs, type Capabilities, type Limits } from '../kernel/capabilities.js';
 import type { ControlArgs, ControlOp, ControlReply } from '../wire/node.js';
 import type { ChildCounts, ChildInfo, ChildSpec } from '../kernel/supervisor-spec.js';
 import type { SupRequest } from '../kernel/supervisor.js';
@@ -45,12 +45,13 @@ export class NodeHandle {
     this.name = spec.name;
     if (spec.kind !== undefined && spec.kind !== 'thread' && spec.kind !== 'isolate')
       throw new BadArgument(`node '${spec.name}': kind must be 'thread' or 'isolate', got ${JSON.stringify(spec.kind)}`);
-    const unresponsiveMs = spec.unresponsiveMs ?? 10_000;
-    if (!(unresponsiveMs > 0))
-      throw new BadArgument(`node '${spec.name}': unresponsiveMs must be a number of ms > 0, got ${JSON.stringify(spec.unresponsiveMs)}`);
     this.kind = spec.kind ?? 'thread';
     this.capabilities = checkCapabilities(spec.capabilities, this.kind);
     this.limits = checkLimits(spec.limits, this.kind);
+    // By default an isolate node cuts a runaway entry itself (at sliceWallMs) before it counts as unresponsive.
+    const unresponsiveMs = spec.unresponsiveMs ?? (this.kind === 'isolate' ? Math.max(10_000, sliceWallMs(this.limits) + 2_000) : 10_000);
+    if (!(unresponsiveMs > 0))
+      throw new BadArgument(`node '${spec.name}': unresponsiveMs must be a number of ms > 0, got ${JSON.stringify(spec.unresponsiveMs)}`);
     this.release = new NodeRelease(spec.name, spec.code, spec.modulePolicies);
     this.events = context.events;
     this.supervision = new NodeSupervision(

@@ -126,7 +126,8 @@ export type KernelEvent =
   | { type: 'upgrade_rollback'; node: string; step: number; op: string; reason: string }
   | { type: 'capability_denied'; node: string; pid?: Pid; what: string }
   | { type: 'mailbox_overflow'; node: string; pid: Pid; action: 'dropped' | 'killed'; dropped: number }
-  | { type: 'cpu_limit'; node: string; pid?: Pid; limitMs: number }
+  /** An isolate node cut a runaway entry: `limitMs` its CPU limit per slice, `cpuMs` the CPU time the entry had used when cut. */
+  | { type: 'cpu_limit'; node: string; pid?: Pid; limitMs: number; cpuMs?: number }
   | { type: 'log'; node: string; pid?: Pid; level: 'log' | 'info' | 'warn' | 'error'; text: string }
   | { type: 'process_migrated'; node: string; pid: Pid; from: string; to: string; moves: number }
   /** A process that had migrated ended (on `node`). */

@@ -2,8 +2,10 @@
  * Entry point of an isolate node: the kernel and all module code run inside an isolated-vm
  * isolate; this worker thread is the trusted half. It adds to the shared runtime the isolate, the
  * bridge the kernel calls out through (checked by the boundary, src/node/boundary.ts), and the
- * CPU limit: any entry into the isolate that runs longer is cut, and the process that was running
- * dies. An isolate over its memory limit is disposed by isolated-vm; the node then ends and the
+ * CPU limit: an entry into the isolate that runs away is cut, and the process that was running
+ * dies. isolated-vm stops a call only by a wall-clock timer, so the timer is a generous multiple of
+ * the CPU limit (`sliceWallMs`): a loaded machine, which stretches wall time and not CPU time, does
+ * not cut legitimate work; the cut reports the CPU time the entry had used. An isolate over its memory limit is disposed by isolated-vm; the node then ends and the
  * host restarts it per policy.
  */
 import { readFileSync } from 'node:fs';
@@ -16,13 +18,16 @@ import { capText } from './event-guard.js';
 import type { Result } from '../kernel/control-ops.js';
 import type { Envelope } from '../kernel/signals.js';
 import type { SandboxConfig } from '../sandbox/entry.js';
+import { DEFAULT_CPU_MS_PER_SLICE, sliceWallMs } from '../kernel/capabilities.js';
 import { Boundary } from './boundary.js';
 import { NodeRuntime } from './runtime.js';
 
 const runtime = new NodeRuntime();
 const { data } = runtime;
 const limits = data.limits;
-const CPU_MS = limits.cpuMsPerSlice ?? 1_000;
+const CPU_MS = limits.cpuMsPerSlice ?? DEFAULT_CPU_MS_PER_SLICE;
+/** What one entry may run, wall time, before it is cut. */
+const WALL_MS = sliceWallMs(limits);
 const boundary = new Boundary(
   data.node,
   data.capabilities,
@@ -125,7 +130,7 @@ bridge.release();
 const config: SandboxConfig = { node: data.node, creation: data.creation, capabilities: data.capabilities, limits };
 (entry.namespace.getSync('boot', { reference: true }) as ivm.Reference<(config: SandboxConfig) => void>).applySync(undefined, [config], {
   arguments: { copy: true },
-  timeout: CPU_MS,
+  timeout: WALL_MS,
 });
 
 const api = jail.getSync('$subnode', { reference: true }) as ivm.Reference<Record<string, unknown>>;
@@ -151,25 +156,30 @@ function checkAlive(error?: unknown): void {
   });
 }
 
+/** The CPU time the isolate used since `from` (a reading of `isolate.cpuTime`), in whole ms. */
+const cpuMsSince = (from: bigint): number => Math.round(Number(isolate.cpuTime - from) / 1e6);
+
 /** Runs into the isolate; a run over the CPU limit is cut and the process that was running dies. */
 function enter(ref: ivm.Reference<(...args: unknown[]) => unknown>, args: unknown[]): void {
   if (isolate.isDisposed) return;
   boundary.newSlice();
+  const cpu = isolate.cpuTime;
   try {
-    entered(ref.applySync(undefined, args, { arguments: { copy: true }, result: { copy: true }, timeout: CPU_MS }));
+    entered(ref.applySync(undefined, args, { arguments: { copy: true }, result: { copy: true }, timeout: WALL_MS }));
   } catch (error) {
-    if (timedOut(error) && !isolate.isDisposed) return recover();
+    if (timedOut(error) && !isolate.isDisposed) return recover(cpuMsSince(cpu));
     checkAlive(error);
     if (!isolate.isDisposed) runtime.log('error', `kernel error: ${(error as Error).message}`);
   }
 }
 
-function recover(): void {
+/** After a cut: the process that was running dies with `{ cpu_limit }`; the event says what the entry had used. */
+function recover(cpuMs: number): void {
   try {
     boundary.newSlice();
-    const result = entered(recoverRef.applySync(undefined, [{ cpu_limit: CPU_MS }], { arguments: { copy: true }, result: { copy: true }, timeout: CPU_MS }));
+    const result = entered(recoverRef.applySync(undefined, [{ cpu_limit: CPU_MS }], { arguments: { copy: true }, result: { copy: true }, timeout: WALL_MS }));
     const pid = typeof result === 'string' && !result.startsWith('!') ? capText(result, 64) : undefined;
-    runtime.emit({ type: 'cpu_limit', node: data.node, pid: pid as never, limitMs: CPU_MS });
+    runtime.emit({ type: 'cpu_limit', node: data.node, pid: pid as never, limitMs: CPU_MS, cpuMs });
   } catch (error) {
     checkAlive(error);
   }
@@ -191,8 +201,9 @@ function control(op: string, args: unknown[]): Result<unknown> | Promise<Result<
   if (isolate.isDisposed) return { error: { code: 'node_down', message: `isolate node '${data.node}' is gone` } };
   boundary.observe(op, args);
   boundary.newSlice();
+  const cpu = isolate.cpuTime;
   try {
-    const text = controlRef.applySync(undefined, [op, args], { arguments: { copy: true }, result: { copy: true }, timeout: CPU_MS });
+    const text = controlRef.applySync(undefined, [op, args], { arguments: { copy: true }, result: { copy: true }, timeout: WALL_MS });
     if (typeof text === 'string' && text.startsWith('!')) return { error: toWire(new Error(capText(text.slice(1)))) };
     const first = decodeResult(text) as Result<unknown> | { pending: number };
     if (!first || typeof first !== 'object' || !('pending' in first)) return first;
@@ -200,8 +211,11 @@ function control(op: string, args: unknown[]): Result<unknown> | Promise<Result<
     return new Promise((settle) => pendingControl.set(id, settle));
   } catch (error) {
     if (timedOut(error) && !isolate.isDisposed) {
-      recover();
-      return { error: { code: 'timeout', message: `${op} ran over this node's CPU limit of ${CPU_MS} ms and was stopped` } };
+      const used = cpuMsSince(cpu);
+      recover(used);
+      return {
+        error: { code: 'timeout', message: `${op} ran over this node's CPU limit of ${CPU_MS} ms and was stopped (${used} ms of CPU in ${WALL_MS} ms)` },
+      };
     }
     checkAlive(error);
     return { error: toWire(error) };
