@@ -1,12 +1,12 @@
 /**
  * The host's handle on one virtual node: its control operations, each a call of the node's op
- * table (src/kernel/control-ops.ts) over the wire, issued in order and bounded by a deadline. Its
+ * table (src/kernel/control-ops.ts) over the wire, issued in order and bounded by a deadline (its ControlQueue). Its
  * life (start, restarts, stop) is the NodeSupervision's; what it must get back after a restart is
  * its NodeRelease's.
  */
 import type { MessagePort } from 'node:worker_threads';
-import { BadArgument, NodeDown, NotAllowed, NotCloneable } from '../errors.js';
-import { checkPid, type Pid } from '../kernel/pid.js';
+import { BadArgument, NotAllowed } from '../errors.js';
+import type { Pid } from '../kernel/pid.js';
 import type { Envelope } from '../kernel/signals.js';
 import type { LoadReport, MigrationOutcome, MigrationSnapshot, ModuleInfo, ProcessInfo, PurgeReport, SpawnOptions } from '../kernel/types.js';
 import { checkPolicy, type CodePolicy, type PurgeMode } from '../kernel/policy.js';
@@ -22,6 +22,7 @@ import { compile } from './compiler-pool.js';
 import { NodeRelease } from './node-release.js';
 import { resolveImports } from './imports.js';
 import { NodeSupervision, type NodeContext, type NodeStatus } from './node-supervision.js';
+import { ControlQueue } from './control-queue.js';
 import type { NodeSpec, NodeSummary } from './node-spec.js';
 import { publishSpawn } from './telemetry.js';
 
@@ -38,8 +39,8 @@ export class NodeHandle {
   readonly supervision: NodeSupervision;
   private readonly release: NodeRelease;
   private readonly events: NodeContext['events'];
-  /** Settles once the request issued last has been posted: requests leave in the order issued. */
-  private issued: Promise<void> = Promise.resolve();
+  /** Requests leave in the order issued, each with a deadline. */
+  private readonly control: ControlQueue;
 
   constructor(spec: NodeSpec, context: NodeContext) {
     this.name = spec.name;
@@ -85,6 +86,7 @@ export class NodeHandle {
       this.release,
       context,
     );
+    this.control = new ControlQueue(spec.name, this.supervision);
   }
 
   get status(): NodeStatus {
@@ -104,7 +106,7 @@ export class NodeHandle {
    */
   async load(module: string, source: ModuleSource, options: { purge?: PurgeMode; onLoadTimeoutMs?: number } = {}): Promise<LoadReport> {
     const compiled = this.compile(module, source);
-    const report = await this.issue(
+    const report = await this.control.issue(
       'load',
       compiled.then(({ js }) => [module, js, { ...options, vsn: this.release.vsnOf(module, js) }]),
     );
@@ -124,7 +126,7 @@ export class NodeHandle {
   async loadAtomic(sources: Record<string, ModuleSource>, options: { purge?: PurgeMode } = {}): Promise<LoadReport[]> {
     const names = Object.keys(sources ?? {});
     const compiled = Promise.all(names.map((module) => this.compile(module, sources[module]!)));
-    const reports = await this.issue(
+    const reports = await this.control.issue(
       'loadAtomic',
       compiled.then((all) => [
         Object.fromEntries(all.map((c, i) => [names[i]!, c.js])),
@@ -387,44 +389,11 @@ export class NodeHandle {
   }
 
   private call<K extends ControlOp>(op: K, ...args: ControlArgs<K>): Promise<ControlReply<K>> {
-    return this.issue(op, args);
+    return this.control.issue(op, args);
   }
 
-  /** A call whose first argument is a pid: a malformed one is rejected with BadArgument here. */
+  /** A call whose first argument is a pid: a malformed one is rejected with BadArgument. */
   private callOnPid<K extends ControlOp>(op: K, ...args: ControlArgs<K>): Promise<ControlReply<K>> {
-    try {
-      checkPid(args[0]);
-    } catch (error) {
-      return Promise.reject(error);
-    }
-    return this.issue(op, args);
-  }
-
-  /**
-   * Issues a control request: it waits out a start or restart, leaves after every request issued
-   * before it (even one still being prepared, like a load being compiled), and fails with a typed
-   * error rather than hang (NodeDown, Timeout).
-   */
-  private issue<K extends ControlOp>(op: K, args: ControlArgs<K> | Promise<ControlArgs<K>>): Promise<ControlReply<K>> {
-    const before = this.issued;
-    let posted!: () => void;
-    this.issued = new Promise<void>((resolve) => (posted = resolve));
-    const request = (async (): Promise<ControlReply<K>> => {
-      try {
-        const ready = await args;
-        await before;
-        const { supervision } = this;
-        if (supervision.status === 'starting' || supervision.status === 'restarting') await supervision.up.catch(() => {});
-        if (supervision.status !== 'running') throw new NodeDown(`node '${this.name}' is ${supervision.status}`, { node: this.name });
-        return supervision.callNow(op, ...ready) as Promise<ControlReply<K>>;
-      } finally {
-        posted();
-      }
-    })();
-    return request.catch((error: unknown) => {
-      // A request that could not be posted because part of it cannot be copied to the node.
-      if (error instanceof Error && error.name === 'DataCloneError') throw new NotCloneable(`${op}: ${error.message}`, { op });
-      throw error;
-    });
+    return this.control.onPid(op, args);
   }
 }
