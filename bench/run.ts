@@ -7,9 +7,10 @@
  * overwrite it): a ratio more than 25% worse is flagged and the exit code is 1. Run it before a
  * commit that touches a hot path.
  *
- * Runs every benchmark (or the ones named: intra, cross, spawn, start), prints a table and, for a
- * full run, writes bench/results.json. Each figure is the median of N repetitions (default 5,
- * after one warm-up round) beside a baseline measured in the same run, interleaved with it.
+ * Runs every benchmark (or the ones named), prints a table and, for a full run, writes
+ * bench/results.json and regenerates the README's table from it (bench/readme-table.ts). Each
+ * figure is the median of N repetitions (default 5, after one warm-up round) beside a baseline
+ * measured in the same run, interleaved with it.
  */
 import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -26,6 +27,7 @@ import { migrationBench } from './migration.js';
 import { clusterBench } from './cluster.js';
 import { observeBench } from './observe.js';
 import { releasesBench } from './releases.js';
+import { writeReadmeTable } from './readme-table.js';
 import { callsBench } from './calls.js';
 
 const BENCHMARKS: Benchmark[] = [
@@ -127,6 +129,7 @@ async function main(): Promise<void> {
   if (out) {
     writeFileSync(out, `${JSON.stringify({ machine: info, results }, null, 2)}\n`);
     console.log(`wrote ${out}`);
+    if (out === committed) console.log(`rewrote the table in ${writeReadmeTable({ machine: info, results })}`);
   } else {
     console.log(`(${failed.length ? 'failed' : 'partial'} run: bench/results.json not written; pass --out=FILE to keep these figures)`);
   }

@@ -5,9 +5,9 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { waitEvent } from './helpers/events.js';
+import { until } from './helpers/wait.js';
 import { BadArgument, System, type EventOf, type MigrationResult, type SystemEvent } from '../src/index.js';
 import { probe, session, walker } from './fixtures/migration.js';
-import { eventually } from './helpers/wait.js';
 
 let system: System | undefined;
 afterEach(async () => {
@@ -74,12 +74,7 @@ describe('a home node that crashes after its processes moved away', () => {
     await s.node('watcher').spawn('probe', 'watch', [pid, inbox.pid]);
     await inbox.receive((m: unknown) => typeof m === 'object' && m !== null && 'watching' in m);
     s.register('svc', pid);
-    for (let i = 0; ; i++) {
-      const info = await s.process(pid).info();
-      if ((info?.monitoredBy.length ?? 0) >= 2) break;
-      if (i > 500) throw new Error('the monitors never reached the process');
-      await new Promise((r) => setTimeout(r, 10));
-    }
+    await until('the monitors to reach the process', async () => ((await s.process(pid).info())?.monitoredBy.length ?? 0) >= 2);
     const restarted = waitEvent(s, 'node_restarted', (e) => e.node === 'home');
     s.node('home').kill('crash for the test');
     await restarted;
@@ -126,21 +121,16 @@ describe.each(['thread', 'isolate'] as const)('a %s home node that crashes after
     const inbox = s.inbox();
     await home.spawn('probe', 'blast', ['svc', 'home', 3, inbox.pid]);
     await inbox.receive((m: unknown) => typeof m === 'object' && m !== null && 'sent' in m);
-    const st = await eventually(
-      'the casts sent by name',
-      () => s.call<{ got: number; errors: unknown[] }>(pid, 'get'),
-      (x) => x.got >= 3,
-    );
+    const st = await until('the casts sent by name', async () => {
+      const state = await s.call<{ got: number; errors: unknown[] }>(pid, 'get');
+      return state.got >= 3 && state;
+    });
     expect(st).toMatchObject({ got: 3, errors: [] });
     s.send({ name: 'walker', node: 'home' }, { op: 'ask', reply: inbox.pid });
     expect(await inbox.receive((m: unknown) => typeof m === 'object' && m !== null && 'total' in m)).toMatchObject({ total: 10, node: 'away' });
     // Once it ends, the name is free on its home again.
     await s.call(pid, { stop: 'normal' }).catch(() => undefined);
-    await eventually(
-      'the name to be freed',
-      () => home.whereis('svc'),
-      (x) => x === undefined,
-    );
+    await until('the name to be freed', async () => (await home.whereis('svc')) === undefined);
   });
 });
 

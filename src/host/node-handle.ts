@@ -14,7 +14,7 @@ import type { NodeUpgradeReport, UpgradeStep } from '../kernel/upgrade.js';
 import { allows, checkCapabilities, checkLimits, sliceWallMs, type Capabilities, type Limits } from '../kernel/capabilities.js';
 import type { ControlArgs, ControlOp, ControlReply } from '../wire/node.js';
 import type { ChildCounts, ChildInfo, ChildSpec } from '../kernel/supervisor-spec.js';
-import type { SupRequest } from '../kernel/supervisor.js';
+import type { SupRequest } from '../kernel/supervisor-state.js';
 import type { StopReport } from '../kernel/tasks.js';
 import { readSource, type ModuleSource } from './source.js';
 import type { NodeKind } from './node-backend.js';

@@ -15,7 +15,7 @@ import type { Pid } from './pid.js';
 import type { CodePolicy, PurgeMode } from './policy.js';
 import type { LoadOptions } from './code-ops.js';
 import type { Forward, MigrationSnapshot, SpawnOptions } from './types.js';
-import type { SupRequest } from './supervisor.js';
+import type { SupRequest } from './supervisor-state.js';
 import { applyUpgrade, type UpgradeStep } from './upgrade.js';
 
 export function controlOps(kernel: Kernel) {
