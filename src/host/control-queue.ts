@@ -15,7 +15,8 @@ export class ControlQueue {
 
   constructor(
     private readonly node: string,
-    private readonly supervision: NodeSupervision,
+    /** The node's life as its handle has it now (a handle on another host's node replaces it: src/cluster/control.ts). */
+    private readonly life: () => NodeSupervision,
   ) {}
 
   /** Issues `op`; its arguments may still be in preparation (a promise): it keeps its place anyway. */
@@ -27,7 +28,7 @@ export class ControlQueue {
       try {
         const ready = await args;
         await before;
-        const { supervision } = this;
+        const supervision = this.life();
         if (supervision.status === 'starting' || supervision.status === 'restarting') await supervision.up.catch(() => {});
         if (supervision.status !== 'running') throw new NodeDown(`node '${this.node}' is ${supervision.status}`, { node: this.node });
         return supervision.callNow(op, ...ready) as Promise<ControlReply<K>>;

@@ -86,7 +86,7 @@ export class NodeHandle {
       this.release,
       context,
     );
-    this.control = new ControlQueue(spec.name, this.supervision);
+    this.control = new ControlQueue(spec.name, () => this.supervision);
   }
 
   get status(): NodeStatus {
