@@ -138,7 +138,7 @@ describe('CPU limit on a loaded machine', () => {
     // One CPU hog per core: the node's thread gets a share of a core, so each step's wall time stretches.
     for (let i = 0; i < cpus().length; i++) hogs.push(spawn(process.execPath, ['-e', 'for(;;){}'], { stdio: 'ignore' }));
     await Promise.all(hogs.map((hog) => new Promise((started) => hog.once('spawn', started))));
-    const N = 6;
+    const N = 4;
     for (let i = 0; i < N; i++) {
       system.send(pid, { n: rounds, reply: inbox.pid });
       expect(await inbox.receive((m: unknown) => typeof m === 'object' && m !== null && 'done' in m, 10_000)).toMatchObject({ done: expect.any(Number) });
