@@ -30,6 +30,7 @@
  *  - SysOps (`sys.ts`): behaviour processes and the system protocol (suspend, changeCode…).
  *  - CodeOps (`code-ops.ts`): load and purge under policies, the per-version process index.
  *  - Relocation (`relocation.ts`): migration out and in, and the forwards it leaves.
+ *  - `introspect.ts`: what the host sees of modules and processes (ModuleInfo, ProcessInfo).
  */
 import { BadArgument, NoProcess } from '../errors.js';
 import { ProcessApi } from './api.js';
@@ -46,7 +47,8 @@ import { SysOps } from './sys.js';
 import { Relocation } from './relocation.js';
 import { CodeOps, type LoadOptions } from './code-ops.js';
 import { NodeTasks, type StopReport } from './tasks.js';
-import { supervisorInfo, type SupRequest, type SupState } from './supervisor-state.js';
+import type { SupRequest } from './supervisor-state.js';
+import { moduleInfos, processInfoOf } from './introspect.js';
 import { ALL, DEFAULT_GLOBAL_NAMES, type Capabilities, type Limits } from './capabilities.js';
 import type {
   ProcessInfo,
@@ -178,26 +180,7 @@ export class Kernel {
   }
 
   modules(): ModuleInfo[] {
-    const out: ModuleInfo[] = [];
-    for (const record of this.code.all()) {
-      if (!record.versions.length) continue;
-      out.push({
-        name: record.name,
-        // A behaviour process runs its callback module's current version through the kernel's loop: counted there.
-        versions: record.versions.map((v) => ({
-          version: v.version,
-          vsn: v.vsn,
-          state: v.state,
-          processes: v.processes.size + (v.state === 'current' ? this.sys.usersOf(record.name, v).length : 0),
-          loadedAt: v.loadedAt,
-          draining: v.draining,
-        })),
-        policy: this.policyFor(record.name),
-      });
-    }
-    // Packages and builtins from the host: listed, never versioned.
-    for (const name of this.code.nativeNames()) out.push({ name, versions: [], policy: this.policyFor(name), native: true });
-    return out;
+    return moduleInfos(this.code, this.sys, (module) => this.policyFor(module));
   }
 
   // ---- processes and signals (ProcessTable, Scheduler, Signalling) ----------------------------
@@ -257,12 +240,12 @@ export class Kernel {
   }
 
   processes(): ProcessInfo[] {
-    return Array.from(this.table.values(), (p) => info(p));
+    return Array.from(this.table.values(), (p) => processInfoOf(p));
   }
 
   processInfo(pid: Pid): ProcessInfo | undefined {
     const proc = this.table.get(pid);
-    return proc && info(proc);
+    return proc && processInfoOf(proc);
   }
 
   get processCount(): number {
@@ -403,22 +386,4 @@ export class Kernel {
   behaviourSnapshot(pid: Pid): { state: unknown; vsn: unknown } | undefined {
     return this.sys.snapshot(pid);
   }
-}
-
-function info(p: Process): ProcessInfo {
-  return {
-    pid: p.pid,
-    name: p.name ?? undefined,
-    status: p.status,
-    mailbox: p.mailbox.length,
-    initial: p.initial,
-    versions: p.version ? [{ module: p.version.name, version: p.version.version, state: p.version.state }] : [],
-    links: p.links ? [...p.links] : [],
-    monitors: p.monitors ? [...p.monitors.values()].map(String) : [],
-    monitoredBy: p.watchers ? [...p.watchers.values()] : [],
-    trapExit: p.trapExit,
-    behaviour: p.behaviour ? { kind: p.behaviour.kind, module: p.behaviour.module, stack: [...p.behaviour.stack], vsn: p.behaviour.stateVsn } : undefined,
-    supervisor: p.behaviour?.kind === 'supervisor' ? supervisorInfo(p.behaviour.state as SupState) : undefined,
-    migration: p.moves ? { moves: p.moves, cameFrom: p.cameFrom! } : undefined,
-  };
 }
