@@ -257,7 +257,7 @@ describe('deleteModule (code:delete)', () => {
     expect(k.kernel.deleteModule('srv')).toMatchObject({ ok: true });
     expect(() => k.kernel.deleteModule('srv')).toThrow(BadArgument);
     const again = loadSrv(k, 3);
-    expect(again).toMatchObject({ module: 'srv', version: 3, previous: undefined });
+    expect(again).toMatchObject({ module: 'srv', version: 3, vsn: 3, previous: undefined });
     expect(summary(k, 'srv')).toEqual([
       [2, 'old', 0],
       [3, 'current', 0],
@@ -300,7 +300,7 @@ describe('retention erlang (one old version)', () => {
 
     // With { purge: 'kill' } (what l(M) does) they are killed and the load succeeds.
     const report = loadSrv(k, 3, { purge: 'kill' });
-    expect(report).toEqual({ module: 'srv', version: 3, previous: 2, purged: [1], killed: [p1, p2] });
+    expect(report).toEqual({ module: 'srv', version: 3, vsn: 3, previous: 2, purged: [1], killed: [p1, p2] });
     expect(info(k, p1!)).toBeUndefined();
     expect(info(k, p2!)).toBeUndefined();
     expect(summary(k, 'srv')).toEqual([
@@ -328,7 +328,7 @@ describe('retention erlang (one old version)', () => {
       [1, 'old', 0],
       [2, 'current', 0],
     ]);
-    expect(loadSrv(k, 3)).toEqual({ module: 'srv', version: 3, previous: 2, purged: [1], killed: [] });
+    expect(loadSrv(k, 3)).toEqual({ module: 'srv', version: 3, vsn: 3, previous: 2, purged: [1], killed: [] });
     expect(summary(k, 'srv')).toEqual([
       [2, 'old', 0],
       [3, 'current', 0],
@@ -373,7 +373,7 @@ describe('retention stack(N)', () => {
     expect(k.kernel.modules()).toEqual(before);
 
     // kill: only the oldest goes.
-    expect(loadSrv(k, 4, { purge: 'kill' })).toEqual({ module: 'srv', version: 4, previous: 3, purged: [1], killed: [p1] });
+    expect(loadSrv(k, 4, { purge: 'kill' })).toEqual({ module: 'srv', version: 4, vsn: 4, previous: 3, purged: [1], killed: [p1] });
     expect(summary(k, 'srv')).toEqual([
       [2, 'old', 1],
       [3, 'old', 2],
@@ -606,7 +606,7 @@ describe('purge mode drain', () => {
     ]);
     expect(() => k.kernel.spawn('srv', 'start', [0])).not.toThrow();
     tell(k, pids[0]!, 'upgrade');
-    expect(await pending).toEqual({ module: 'srv', version: 3, previous: 2, purged: [1], killed: [] });
+    expect(await pending).toEqual({ module: 'srv', version: 3, vsn: 3, previous: 2, purged: [1], killed: [] });
     expect(summary(k, 'srv')!.map(([v, s]) => [v, s])).toEqual([
       [2, 'old'],
       [3, 'current'],

@@ -7,7 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { waitEvent } from './helpers/events.js';
 import { until } from './helpers/wait.js';
 import { BadArgument, System, type EventOf, type MigrationResult, type SystemEvent } from '../src/index.js';
-import { probe, session } from './fixtures/migration.js';
+import { probe, session, walker } from './fixtures/migration.js';
 
 let system: System | undefined;
 afterEach(async () => {
@@ -85,6 +85,52 @@ describe('a home node that crashes after its processes moved away', () => {
     // When it really ends, the DOWN does come.
     await s.call(pid, { stop: 'normal' }).catch(() => undefined);
     expect(await inbox.receive({ type: 'DOWN', ref }, 5_000)).toMatchObject({ pid });
+  });
+});
+
+describe.each(['thread', 'isolate'] as const)('a %s home node that crashes after a named process moved away', (kind) => {
+  it('gets the home-local name back: { name, node: home } reaches the moved process again, from the host and from the home node', async () => {
+    system = await System.start({
+      nodes: [
+        // Its start entry names a process that moves away: after the crash it is not started twice.
+        {
+          name: 'home',
+          kind,
+          modules: { session: session(1), walker: walker(1), probe },
+          start: [{ module: 'walker', fn: 'start', args: [10], name: 'walker' }],
+        },
+        { name: 'away', modules: { session: session(1), walker: walker(1) } },
+      ],
+    });
+    const s = system;
+    const home = s.node('home');
+    const pid = await home.startServer('session', [5], { name: 'svc' });
+    const walking = (await home.whereis('walker'))!;
+    await s.migrate(pid, 'away');
+    await s.migrate(walking, 'away');
+    expect(await s.call({ name: 'svc', node: 'home' }, 'inc')).toBe(6);
+    const restarted = waitEvent(s, 'node_restarted', (e) => e.node === 'home');
+    home.kill('crash for the test');
+    await restarted;
+    // The restarted home knows the names again: they still name the processes that moved away.
+    expect(await home.whereis('svc')).toBe(pid);
+    expect(await home.whereis('walker')).toBe(walking);
+    expect(await s.call({ name: 'svc', node: 'home' }, 'inc')).toBe(7);
+    expect((await home.processes()).map((p) => p.pid)).toEqual([]);
+    // A process on the home node sends by the bare name: forwarded to where it went.
+    const inbox = s.inbox();
+    await home.spawn('probe', 'blast', ['svc', 'home', 3, inbox.pid]);
+    await inbox.receive((m: unknown) => typeof m === 'object' && m !== null && 'sent' in m);
+    const st = await until('the casts sent by name', async () => {
+      const state = await s.call<{ got: number; errors: unknown[] }>(pid, 'get');
+      return state.got >= 3 && state;
+    });
+    expect(st).toMatchObject({ got: 3, errors: [] });
+    s.send({ name: 'walker', node: 'home' }, { op: 'ask', reply: inbox.pid });
+    expect(await inbox.receive((m: unknown) => typeof m === 'object' && m !== null && 'total' in m)).toMatchObject({ total: 10, node: 'away' });
+    // Once it ends, the name is free on its home again.
+    await s.call(pid, { stop: 'normal' }).catch(() => undefined);
+    await until('the name to be freed', async () => (await home.whereis('svc')) === undefined);
   });
 });
 

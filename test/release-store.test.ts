@@ -59,6 +59,8 @@ describe('replay', () => {
                 { version: 2, hash: H(2), vsn: { major: 2 }, state: 'old' },
                 { version: 3, hash: H(3), state: 'current' },
               ],
+              // The vsn of each code the module has had, purged version 1's included.
+              vsns: { [H(1)]: 1, [H(2)]: { major: 2 } },
             },
             n: { nextVersion: 2, versions: [{ version: 1, hash: H(9), state: 'old' }] },
           },
@@ -67,7 +69,7 @@ describe('replay', () => {
           creation: 0,
         },
         b: {
-          modules: { m: { nextVersion: 2, versions: [{ version: 1, hash: H(1), vsn: 1, state: 'current' }] } },
+          modules: { m: { nextVersion: 2, versions: [{ version: 1, hash: H(1), vsn: 1, state: 'current' }], vsns: { [H(1)]: 1 } } },
           loadOrder: ['m'],
           policy: KILL_STACK,
           modulePolicies: {},

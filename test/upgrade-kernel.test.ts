@@ -208,7 +208,7 @@ describe('applyUpgrade: purge steps after the commit', () => {
     );
     expect(report).toEqual({
       ok: true,
-      loaded: [{ module: 'srv', version: 2, previous: 1 }],
+      loaded: [{ module: 'srv', version: 2, vsn: 2, previous: 1 }],
       upgraded: [],
       suspended: 0,
       lingering: { srv: [] },
@@ -247,7 +247,7 @@ describe('applyUpgrade: purge steps after the commit', () => {
     ]);
     tell(k, leaver!, 'upgrade');
     const report = await result;
-    expect(report).toMatchObject({ ok: true, loaded: [{ module: 'srv', version: 2, previous: 1 }], killed: [stayer], lingering: { srv: [] } });
+    expect(report).toMatchObject({ ok: true, loaded: [{ module: 'srv', version: 2, vsn: 2, previous: 1 }], killed: [stayer], lingering: { srv: [] } });
     await waitDead(k, stayer!);
     expect(await ask(k, leaver!)).toMatchObject({ vsn: 2 });
     expect(eventsOf(k, 'drain_started')).toHaveLength(1);

@@ -85,7 +85,7 @@ describe('upgrade plans', () => {
     const a = report.nodes[1]!;
     if (a.status !== 'upgraded') throw new Error('unreachable');
     expect(a.upgraded.sort()).toEqual([...pids.a!].sort());
-    expect(a.loaded).toEqual([{ module: 'counter', version: 2, previous: 1 }]);
+    expect(a.loaded).toEqual([{ module: 'counter', version: 2, vsn: 2, previous: 1 }]);
     expect(await system.call(pids.a![0]!, 'history')).toEqual([]);
     expect(await system.call(pids.a![0]!, 'get')).toBe(1);
     expect(await system.call(pids.legacy![0]!, 'vsn')).toBe(1);

@@ -9,7 +9,7 @@
  */
 import { BadArgument, NodeDown, Refused, toWire, type WireError } from '../errors.js';
 import { nodeOf, isPid, type Pid } from '../kernel/pid.js';
-import type { MigrationOutcome, MigrationSnapshot } from '../kernel/types.js';
+import type { Forward, MigrationOutcome, MigrationSnapshot } from '../kernel/types.js';
 import type { Events } from './events.js';
 import type { NodeHandle } from './node-handle.js';
 
@@ -60,6 +60,8 @@ export interface ProcessLocation {
 
 export class Migrations {
   private readonly where = new Map<Pid, ProcessLocation>();
+  /** The name each moved process left registered on its home node: a restarted home gets it back. */
+  private readonly homeNames = new Map<Pid, string>();
   /** Migrated processes that went down with the node they had moved to (their pids name live nodes). */
   private readonly lost = new Set<Pid>();
 
@@ -77,10 +79,14 @@ export class Migrations {
     return { pid, node: home, home, moves: 0, path: [home] };
   }
 
-  /** Forwarding entries a restarted home node needs back. */
-  forwardsHomedAt(node: string): [Pid, string][] {
-    const out: [Pid, string][] = [];
-    for (const loc of this.where.values()) if (loc.home === node && loc.node !== node) out.push([loc.pid, loc.node]);
+  /** Forwarding entries a restarted home node needs back: where each moved process lives, and the name it left there. */
+  forwardsHomedAt(node: string): Forward[] {
+    const out: Forward[] = [];
+    for (const loc of this.where.values()) {
+      if (loc.home !== node || loc.node === node) continue;
+      const name = this.homeNames.get(loc.pid);
+      out.push(name === undefined ? [loc.pid, loc.node] : [loc.pid, loc.node, name]);
+    }
     return out;
   }
 
@@ -90,6 +96,7 @@ export class Migrations {
     for (const [pid, loc] of this.where) {
       if (loc.node !== node) continue;
       this.where.delete(pid);
+      this.homeNames.delete(pid);
       this.lost.add(pid);
       lost.push(pid);
     }
@@ -104,6 +111,7 @@ export class Migrations {
   /** A migrated process ended. */
   ended(pid: Pid): void {
     this.where.delete(pid);
+    this.homeNames.delete(pid);
   }
 
   async migrate(pids: Pid[], to: string, options: MigrateOptions = {}): Promise<MigrationResult[]> {
@@ -194,9 +202,13 @@ export class Migrations {
       return pids.map((pid) => results.get(pid)!);
     }
     const snapshots: MigrationSnapshot[] = [];
+    const names = new Map<Pid, string>();
     for (const o of outs) {
-      if ('ok' in o) snapshots.push(o.ok);
-      else fail(o.pid, o.error);
+      if ('ok' in o) {
+        snapshots.push(o.ok);
+        // Leaving its home, a registered process leaves its name there (forwarded to it).
+        if (o.ok.name !== undefined && nodeOf(o.pid) === from) names.set(o.pid, o.ok.name);
+      } else fail(o.pid, o.error);
     }
     // 2. in: converted and started on the target under the same pids.
     let ins: MigrationOutcome<{ from: unknown; to: unknown; awaitDrain: boolean }>[] = [];
@@ -227,6 +239,9 @@ export class Migrations {
         const before = this.locate(i.pid);
         const loc: ProcessLocation = { pid: i.pid, node: to, home: before.home, moves: before.moves + 1, path: [...before.path, to] };
         this.where.set(i.pid, loc);
+        if (names.has(i.pid)) this.homeNames.set(i.pid, names.get(i.pid)!);
+        // Back home, it holds its name there as any process does.
+        if (to === loc.home) this.homeNames.delete(i.pid);
         results.set(i.pid, { pid: i.pid, from, to, ok: true, vsn: { from: i.ok.from, to: i.ok.to }, moves: loc.moves });
       } else {
         refused.push(i.pid);

@@ -1,17 +1,17 @@
 /**
  * The host's handle on one virtual node: its control operations, each a call of the node's op
- * table (src/kernel/control-ops.ts) over the wire, issued in order and bounded by a deadline. Its
+ * table (src/kernel/control-ops.ts) over the wire, issued in order and bounded by a deadline (its ControlQueue). Its
  * life (start, restarts, stop) is the NodeSupervision's; what it must get back after a restart is
  * its NodeRelease's.
  */
-import { BadArgument, NodeDown, NotAllowed, NotCloneable } from '../errors.js';
-import { checkPid, type Pid } from '../kernel/pid.js';
+import { BadArgument, NotAllowed } from '../errors.js';
+import type { Pid } from '../kernel/pid.js';
 import type { Envelope } from '../kernel/signals.js';
 import type { LoadReport, MigrationOutcome, MigrationSnapshot, ModuleInfo, ProcessInfo, PurgeReport, SpawnOptions } from '../kernel/types.js';
 import { checkPolicy, type CodePolicy, type PurgeMode } from '../kernel/policy.js';
 import type { NodeUpgradeReport, UpgradeStep } from '../kernel/upgrade.js';
 import type { RollingOptions } from '../kernel/rolling.js';
-import { allows, checkCapabilities, checkLimits, type Capabilities, type Limits } from '../kernel/capabilities.js';
+import { allows, checkCapabilities, checkLimits, sliceWallMs, type Capabilities, type Limits } from '../kernel/capabilities.js';
 import type { ControlArgs, ControlOp, ControlReply } from '../wire/node.js';
 import type { ChildCounts, ChildInfo, ChildSpec } from '../kernel/supervisor-spec.js';
 import type { SupRequest } from '../kernel/supervisor-state.js';
@@ -22,6 +22,7 @@ import { compile } from './compiler-pool.js';
 import { NodeRelease } from './node-release.js';
 import { resolveImports } from './imports.js';
 import { NodeSupervision, type NodeContext, type NodeStatus } from './node-supervision.js';
+import { ControlQueue } from './control-queue.js';
 import { checkDense, type NodeSpec, type NodeSummary } from './node-spec.js';
 import { publishSpawn } from './telemetry.js';
 
@@ -39,20 +40,21 @@ export class NodeHandle {
   private readonly release: NodeRelease;
   private readonly events: NodeContext['events'];
   private readonly durable: NodeContext['durable'];
-  /** Settles once the request issued last has been posted: requests leave in the order issued. */
-  private issued: Promise<void> = Promise.resolve();
+  /** Requests leave in the order issued, each with a deadline. */
+  private readonly control: ControlQueue;
 
   constructor(spec: NodeSpec, context: NodeContext) {
     this.name = spec.name;
     if (spec.kind !== undefined && spec.kind !== 'thread' && spec.kind !== 'isolate')
       throw new BadArgument(`node '${spec.name}': kind must be 'thread' or 'isolate', got ${JSON.stringify(spec.kind)}`);
     checkDense(spec);
-    const unresponsiveMs = spec.unresponsiveMs ?? 10_000;
-    if (!(unresponsiveMs > 0))
-      throw new BadArgument(`node '${spec.name}': unresponsiveMs must be a number of ms > 0, got ${JSON.stringify(spec.unresponsiveMs)}`);
     this.kind = spec.kind ?? 'thread';
     this.capabilities = checkCapabilities(spec.capabilities, this.kind);
     this.limits = checkLimits(spec.limits, this.kind);
+    // By default an isolate node cuts a runaway entry itself (at sliceWallMs) before it counts as unresponsive.
+    const unresponsiveMs = spec.unresponsiveMs ?? (this.kind === 'isolate' ? Math.max(10_000, sliceWallMs(this.limits) + 2_000) : 10_000);
+    if (!(unresponsiveMs > 0))
+      throw new BadArgument(`node '${spec.name}': unresponsiveMs must be a number of ms > 0, got ${JSON.stringify(spec.unresponsiveMs)}`);
     this.release = new NodeRelease(spec.name, spec.code, spec.modulePolicies);
     this.events = context.events;
     this.durable = context.durable;
@@ -73,11 +75,13 @@ export class NodeHandle {
         firstBoot: async (call) => {
           for (const [module, source] of Object.entries(spec.modules ?? {})) {
             const { js } = await this.compile(module, source);
-            this.release.loaded(module, js, await call('load', module, js, {}));
+            this.release.loaded(module, js, await call('load', module, js, { vsn: this.release.vsnOf(module, js) }));
           }
         },
         start: async (call) => {
           for (const s of spec.start ?? []) {
+            // A named process that moved away before a crash still runs where it went, under that name: not started twice.
+            if (s.name !== undefined && (await call('whereis', s.name)) !== undefined) continue;
             const named = s.name === undefined ? {} : { name: s.name };
             if ('supervisor' in s) await call('startSupervisor', s.supervisor, s.args ?? [], named);
             else if ('server' in s) await call('startBehaviour', 'server', s.server, s.args ?? [], s.durable ? { ...named, durable: s.durable } : named);
@@ -88,6 +92,7 @@ export class NodeHandle {
       this.release,
       context,
     );
+    this.control = new ControlQueue(spec.name, () => this.supervision);
   }
 
   get status(): NodeStatus {
@@ -107,9 +112,9 @@ export class NodeHandle {
    */
   async load(module: string, source: ModuleSource, options: { purge?: PurgeMode; onLoadTimeoutMs?: number } = {}): Promise<LoadReport> {
     const compiled = this.compile(module, source);
-    const report = await this.issue(
+    const report = await this.control.issue(
       'load',
-      compiled.then(({ js }) => [module, js, options]),
+      compiled.then(({ js }) => [module, js, { ...options, vsn: this.release.vsnOf(module, js) }]),
     );
     const { js, hazards } = await compiled;
     this.release.loaded(module, js, report);
@@ -127,9 +132,12 @@ export class NodeHandle {
   async loadAtomic(sources: Record<string, ModuleSource>, options: { purge?: PurgeMode } = {}): Promise<LoadReport[]> {
     const names = Object.keys(sources ?? {});
     const compiled = Promise.all(names.map((module) => this.compile(module, sources[module]!)));
-    const reports = await this.issue(
+    const reports = await this.control.issue(
       'loadAtomic',
-      compiled.then((all) => [Object.fromEntries(all.map((c, i) => [names[i]!, c.js])), options]),
+      compiled.then((all) => [
+        Object.fromEntries(all.map((c, i) => [names[i]!, c.js])),
+        { ...options, vsns: Object.fromEntries(all.map((c, i) => [names[i]!, this.release.vsnOf(names[i]!, c.js)])) },
+      ]),
     );
     const all = await compiled;
     names.forEach((module, i) => this.release.loaded(module, all[i]!.js, reports[i]!));
@@ -138,7 +146,7 @@ export class NodeHandle {
 
   /** Loads JavaScript already in the kernel's module shape (see `transpile`). @internal */
   async loadCompiled(module: string, js: string, options: { purge?: PurgeMode } = {}): Promise<LoadReport> {
-    const report = await this.call('load', module, js, options);
+    const report = await this.call('load', module, js, { ...options, vsn: this.release.vsnOf(module, js) });
     this.release.loaded(module, js, report);
     return report;
   }
@@ -283,14 +291,21 @@ export class NodeHandle {
     return this.call('migrateAbort', pids);
   }
 
-  /** @internal one node's part of an upgrade plan, as a transaction in the node. */
+  /**
+   * @internal one node's part of an upgrade plan, as a transaction in the node. A load of code
+   * this node had before (a rollback, a downgrade) gets the vsn that code had.
+   */
   applyUpgrade(steps: UpgradeStep[]): Promise<NodeUpgradeReport> {
-    return this.call('applyUpgrade', steps);
+    return this.call('applyUpgrade', this.withVsns(steps));
   }
 
-  /** @internal one node's part of a rolling upgrade plan: one load, then processes converted in chunks. */
+  /** @internal one node's part of a rolling upgrade plan: one load, then processes converted in chunks (vsns as applyUpgrade). */
   rollingUpgrade(steps: UpgradeStep[], options: RollingOptions = {}): Promise<NodeUpgradeReport> {
-    return this.call('rollingUpgrade', steps, options);
+    return this.call('rollingUpgrade', this.withVsns(steps), options);
+  }
+
+  private withVsns(steps: UpgradeStep[]): UpgradeStep[] {
+    return steps.map((step) => (step.op === 'load' ? { ...step, vsn: this.release.vsnOf(step.module, step.js) } : step));
   }
 
   /** @internal the compiled source of each module's current version, for plans and restarts. */
@@ -298,7 +313,7 @@ export class NodeHandle {
     return this.release.sourceOf(module);
   }
   /** @internal a plan loaded this version here. */
-  released(module: string, js: string, report: Pick<LoadReport, 'version' | 'purged'>): void {
+  released(module: string, js: string, report: Pick<LoadReport, 'version' | 'vsn' | 'purged'>): void {
     this.release.loaded(module, js, report);
   }
 
@@ -389,44 +404,11 @@ export class NodeHandle {
   }
 
   private call<K extends ControlOp>(op: K, ...args: ControlArgs<K>): Promise<ControlReply<K>> {
-    return this.issue(op, args);
+    return this.control.issue(op, args);
   }
 
-  /** A call whose first argument is a pid: a malformed one is rejected with BadArgument here. */
+  /** A call whose first argument is a pid: a malformed one is rejected with BadArgument. */
   private callOnPid<K extends ControlOp>(op: K, ...args: ControlArgs<K>): Promise<ControlReply<K>> {
-    try {
-      checkPid(args[0]);
-    } catch (error) {
-      return Promise.reject(error);
-    }
-    return this.issue(op, args);
-  }
-
-  /**
-   * Issues a control request: it waits out a start or restart, leaves after every request issued
-   * before it (even one still being prepared, like a load being compiled), and fails with a typed
-   * error rather than hang (NodeDown, Timeout).
-   */
-  private issue<K extends ControlOp>(op: K, args: ControlArgs<K> | Promise<ControlArgs<K>>): Promise<ControlReply<K>> {
-    const before = this.issued;
-    let posted!: () => void;
-    this.issued = new Promise<void>((resolve) => (posted = resolve));
-    const request = (async (): Promise<ControlReply<K>> => {
-      try {
-        const ready = await args;
-        await before;
-        const { supervision } = this;
-        if (supervision.status === 'starting' || supervision.status === 'restarting') await supervision.up.catch(() => {});
-        if (supervision.status !== 'running') throw new NodeDown(`node '${this.name}' is ${supervision.status}`, { node: this.name });
-        return supervision.callNow(op, ...ready) as Promise<ControlReply<K>>;
-      } finally {
-        posted();
-      }
-    })();
-    return request.catch((error: unknown) => {
-      // A request that could not be posted because part of it cannot be copied to the node.
-      if (error instanceof Error && error.name === 'DataCloneError') throw new NotCloneable(`${op}: ${error.message}`, { op });
-      throw error;
-    });
+    return this.control.onPid(op, args);
   }
 }

@@ -63,7 +63,7 @@ export interface NodeSpec extends RestartPolicy {
   modulePolicies?: Record<string, CodePolicy>;
   /** Processes spawned after the modules load, and again after every restart. */
   start?: StartSpec[];
-  /** A node whose code runs this long without returning is ended and restarted per policy (default 10 s). */
+  /** A node whose code runs this long without returning is ended and restarted per policy (default 10 s; an isolate node: at least `sliceWallMs` + 2 s, so it cuts a runaway slice itself first). */
   unresponsiveMs?: number;
   /**
    * Thread nodes: the packages and Node builtins its module code may import (`['semver', 'node:crypto']`),

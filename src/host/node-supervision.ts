@@ -12,8 +12,7 @@ import { NodeDown } from '../errors.js';
 import type { Capabilities, Limits } from '../kernel/capabilities.js';
 import type { ControlArgs, ControlOp, ControlReply, NodeFaults, NodeToHost } from '../wire/node.js';
 import type { Envelope } from '../kernel/signals.js';
-import type { Pid } from '../kernel/pid.js';
-import type { KernelEvent } from '../kernel/types.js';
+import type { Forward, KernelEvent } from '../kernel/types.js';
 import type { Events } from './events.js';
 import type { DurableStates } from './durable-states.js';
 import { NodeBackend, type BackendExit, type DenseHost, type NodeKind } from './node-backend.js';
@@ -32,7 +31,7 @@ export interface NodeContext {
   /** The dense threads isolate nodes with `dense: true` share. */
   densePool(): DenseHost;
   /** Forwarding entries for processes whose pids name this node but that live elsewhere. */
-  forwardsFor(node: string): [Pid, string][];
+  forwardsFor(node: string): Forward[];
   /** A node's thread is gone: tell everyone else. */
   detach(node: NodeSupervision): void;
   route(node: string, envelopes: Envelope[], from: string): void;

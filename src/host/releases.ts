@@ -9,6 +9,7 @@
 import { join } from 'node:path';
 import { BadArgument } from '../errors.js';
 import { DirectoryStateStore, MemoryStateStore, type StateStore } from './release-store/states.js';
+import { isJson } from '../kernel/values.js';
 import type { Events } from './events.js';
 import type { NodeHandle } from './node-handle.js';
 import type { ReleaseChange } from './node-release.js';
@@ -16,6 +17,7 @@ import {
   DirectoryReleaseStore,
   replay,
   type JournalRecord,
+  type Json,
   type OpenResult,
   type ReleaseInfo,
   type ReleaseStep,
@@ -99,10 +101,10 @@ export class Releases {
       for (const [module, policy] of Object.entries(saved.modulePolicies)) release.restorePolicy(policy, module);
       const order = [...saved.loadOrder, ...Object.keys(saved.modules).filter((m) => !saved.loadOrder.includes(m))];
       for (const module of order) {
-        const versions = saved.modules[module]!.versions;
+        const { versions, vsns } = saved.modules[module]!;
         if (!versions.length) continue;
-        const held = await Promise.all(versions.map(async (v) => ({ version: v.version, js: await this.store.getSource(v.hash) })));
-        release.restore(module, { versions: held, deleted: versions.at(-1)!.state !== 'current' });
+        const held = await Promise.all(versions.map(async (v) => ({ version: v.version, js: await this.store.getSource(v.hash), vsn: v.vsn })));
+        release.restore(module, { versions: held, deleted: versions.at(-1)!.state !== 'current' }, vsns);
       }
     }
     release.durable = () => this.flushed();
@@ -204,7 +206,15 @@ export class Releases {
   private async stepOf(node: string, change: ReleaseChange): Promise<ReleaseStep> {
     switch (change.kind) {
       case 'load':
-        return { kind: 'load', node, module: change.module, version: change.version, hash: await this.store.putSource(change.js), purged: change.purged };
+        return {
+          kind: 'load',
+          node,
+          module: change.module,
+          version: change.version,
+          hash: await this.store.putSource(change.js),
+          ...(isJson(change.vsn) ? { vsn: change.vsn as Json } : {}),
+          purged: change.purged,
+        };
       case 'purge':
         return { kind: 'purge', node, module: change.module, mode: 'collect', versions: change.versions };
       case 'delete':

@@ -44,7 +44,7 @@ export async function rollbackTo(releases: Releases, release: number, nodes: Nod
         ? await node.applyUpgrade(stepsOf(changes))
         : { ok: true, loaded: [], upgraded: [], suspended: 0, killed: [], lingering: {} };
       if (report.ok) {
-        for (const l of report.loaded) node.released(l.module, changes.find((c) => c.module === l.module)!.js, { version: l.version, purged: [] });
+        for (const l of report.loaded) node.released(l.module, changes.find((c) => c.module === l.module)!.js, { version: l.version, vsn: l.vsn, purged: [] });
         for (const module of obsolete) await node.deleteModule(module);
       }
       outcome = { node: node.name, status: report.ok ? 'upgraded' : 'rolled_back', ...report };

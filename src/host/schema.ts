@@ -315,9 +315,10 @@ const nodeConfigSchema = strict(
       .min(0, { error: 'must be an integer >= 0 (restarts allowed per period)' })
       .optional(),
     period: positive('a number of ms > 0').optional(),
-    unresponsiveMs: positive('a number of ms > 0')
-      .optional()
-      .meta({ description: 'A node whose code runs this long without returning is ended and restarted per policy (default 10000).' }),
+    unresponsiveMs: positive('a number of ms > 0').optional().meta({
+      description:
+        'A node whose code runs this long without returning is ended and restarted per policy (default 10000; an isolate node: at least 4 × cpuMsPerSlice + 2000).',
+    }),
     imports: z
       .array(text('a package or builtin name'), { error: "must be a list of package or builtin names, ['semver', 'node:crypto']" })
       .optional()

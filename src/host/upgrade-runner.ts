@@ -94,7 +94,7 @@ export async function runUpgrade(plan: UpgradePlan, nodes: NodeHandle[], events:
       try {
         const report = plan.mode === 'rolling' ? await node.rollingUpgrade(steps, plan.rolling ?? {}) : await node.applyUpgrade(steps);
         outcome = { node: name, status: report.ok ? 'upgraded' : 'rolled_back', ...report };
-        if (report.ok) for (const l of report.loaded) node.released(l.module, compiled.get(l.module)!, { version: l.version, purged: [] });
+        if (report.ok) for (const l of report.loaded) node.released(l.module, compiled.get(l.module)!, { version: l.version, vsn: l.vsn, purged: [] });
       } catch (error) {
         outcome = { node: name, status: 'failed', error: toWire(error) };
       }

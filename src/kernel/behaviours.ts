@@ -71,12 +71,6 @@ export function fromParent(b: Behaviour, m: unknown): m is { type: 'EXIT'; from:
   return typeof from === 'string' && (b.parent !== null ? from === b.parent : from.startsWith('<host.'));
 }
 
-/** A version's `vsn`: its exported `vsn` if any (like Erlang's -vsn), else its version number. */
-export function vsnOf(version: ModuleVersion): unknown {
-  const declared = version.exports.vsn;
-  return declared === undefined || typeof declared === 'function' ? version.version : declared;
-}
-
 export type ServerResult = { reply: unknown; state: unknown } | { noreply: unknown } | { stop: unknown; reply?: unknown; state: unknown };
 
 export type StatemResult = {
@@ -140,7 +134,7 @@ function dispatchServer(host: DispatchHost, proc: Process, b: Behaviour, version
   }
   const r = result as Partial<{ reply: unknown; noreply: unknown; stop: unknown; state: unknown }>;
   if (!r || typeof r !== 'object') throw new TypeError(`${version}: a server callback must return { reply, state }, { noreply: state } or { stop, state }`);
-  b.stateVsn = vsnOf(version);
+  b.stateVsn = version.vsn;
   if ('stop' in r) {
     b.state = r.state;
     if (from && 'reply' in r) host.send(from.pid, { $reply: from.ref, value: r.reply });
@@ -174,7 +168,7 @@ function dispatchStatem(host: DispatchHost, proc: Process, b: Behaviour, version
   const r = (required(version, 'handleEvent')(type, content, state, data, from) ?? {}) as StatemResult;
   if (typeof r !== 'object') throw new TypeError(`${version}: handleEvent must return { state?, data?, reply?, stop?, callbackModule? }`);
   b.state = { state: 'state' in r ? r.state : state, data: 'data' in r ? r.data : data };
-  b.stateVsn = vsnOf(version);
+  b.stateVsn = version.vsn;
   if (from && 'reply' in r) host.send(from.pid, { $reply: from.ref, value: r.reply });
   if ('stop' in r) terminate(host, proc, b, version, r.stop);
   const change = r.callbackModule;

@@ -56,8 +56,11 @@ export interface Limits {
   /** Heap limit of the node in MiB (isolate `memoryLimit`; thread `resourceLimits.maxOldGenerationSizeMb`). */
   memoryMb?: number;
   /**
-   * CPU time one scheduler slice may take, in ms. In an isolate node a longer slice is stopped and
-   * the process that was running is killed with `{ cpu_limit }`; the node lives on.
+   * CPU time one scheduler slice (or control operation) may take, in ms. In an isolate node a
+   * runaway slice is stopped and the process that was running is killed with `{ cpu_limit }`; the
+   * node lives on. isolated-vm can stop a call only by a wall-clock timer, so the cut comes at
+   * `sliceWallMs` (4 × this) of wall time: a slice within its CPU limit reaches that only when its
+   * thread gets less than a quarter of a core. The `cpu_limit` event says how much CPU it had used.
    */
   cpuMsPerSlice?: number;
   mailbox?: MailboxLimit;
@@ -75,6 +78,20 @@ export interface Limits {
 
 /** `limits.durableBytes` when not given. */
 export const DEFAULT_DURABLE_BYTES = 2 ** 20;
+
+/** An isolate node's CPU limit per slice when its spec gives none, ms. */
+export const DEFAULT_CPU_MS_PER_SLICE = 1_000;
+
+/**
+ * The wall time one entry into an isolate node may run before it is cut: isolated-vm stops a call
+ * only by a wall-clock timer, so the CPU limit is enforced with a generous multiple of it. A loaded
+ * machine stretches a slice's wall time (its thread waits for a core) but not its CPU time: at 4×, a
+ * slice within its CPU limit is cut only if its thread got less than a quarter of a core meanwhile,
+ * and a runaway loop is still cut after 4 × cpuMsPerSlice, loaded or not.
+ */
+export function sliceWallMs(limits: Limits): number {
+  return (limits.cpuMsPerSlice ?? DEFAULT_CPU_MS_PER_SLICE) * 4;
+}
 
 /**
  * Defaults per kind of node. An isolate node is a sandbox: it registers no global name unless

@@ -16,6 +16,22 @@ import type { ProcessTable } from './process-table.js';
 import type { Scheduler } from './scheduler.js';
 import type { Signalling } from './signalling.js';
 import type { LoadReport, PurgeReport } from './types.js';
+import { isJson } from './values.js';
+
+export interface LoadOptions {
+  purge?: PurgeMode;
+  /** The number the version gets (a restart restores versions under theirs). */
+  version?: number;
+  /** Its default vsn: the vsn identical code had before (see ModuleVersion). */
+  vsn?: unknown;
+  onLoadTimeoutMs?: number;
+}
+
+/** What a load reports of the version it made current; its vsn only when it is plain data (a journal keeps it). */
+function reportOf(version: ModuleVersion, previous: ModuleVersion | undefined): Pick<LoadReport, 'module' | 'version' | 'vsn' | 'previous'> {
+  const vsn = version.vsn;
+  return { module: version.name, version: version.version, ...(isJson(vsn) ? { vsn } : {}), previous: previous?.version };
+}
 
 export class CodeOps {
   private policy: CodePolicy = DEFAULT_POLICY;
@@ -52,13 +68,14 @@ export class CodeOps {
   /**
    * Loads a new version. When the retention has no room for one more old version, the oldest
    * ones are purged first by `purge` (default: the policy's); a refused purge means NotPurged and
-   * nothing changes. Under a drain, the result comes once the drain ends.
+   * nothing changes. Under a drain, the result comes once the drain ends. `version` and `vsn` are
+   * the number and default vsn the host gives (see CodeServer.prepare).
    */
-  load(name: string, js: string, options: { purge?: PurgeMode; version?: number; onLoadTimeoutMs?: number } = {}): LoadReport | Promise<LoadReport> {
+  load(name: string, js: string, options: LoadOptions = {}): LoadReport | Promise<LoadReport> {
     if (typeof name === 'string' && !allows(this.capabilities.modules, name)) {
       throw new NotAllowed(`node '${this.node}' may not load module '${name}'`, { module: name });
     }
-    const version = this.code.prepare(name, js, options.version);
+    const version = this.code.prepare(name, js, options.version, options.vsn);
     const record = version.module;
     this.assertNotDraining(record);
     const mode = options.purge === undefined ? this.policyFor(name).purge : checkPurge(options.purge, 'load');
@@ -74,7 +91,7 @@ export class CodeOps {
       this.platform.emit({ type: 'module_loaded', node: this.node, module: name, version: version.version });
       if (previous && previous.processes.size === 0 && collectsIdle(this.policyFor(name).retention)) this.collect(previous);
       this.scheduler.afterExternalWork();
-      return { module: name, version: version.version, previous: previous?.version, purged: room.purged, killed: room.killed };
+      return { ...reportOf(version, previous), purged: room.purged, killed: room.killed };
     };
     const room = this.makeRoom(record, this.willBecomeOld(record), mode);
     return room instanceof Promise ? room.then(commit) : commit(room);
@@ -87,13 +104,13 @@ export class CodeOps {
    * or a drain: an atomic load never waits); a module exporting `onLoad` is refused
    * (`on_load_not_allowed`, as OTP). Under `kill`, what must go is purged as `load` would.
    */
-  loadAtomic(modules: Record<string, string>, options: { purge?: PurgeMode } = {}): LoadReport[] {
+  loadAtomic(modules: Record<string, string>, options: { purge?: PurgeMode; vsns?: Record<string, unknown> } = {}): LoadReport[] {
     const names = modules && typeof modules === 'object' ? Object.keys(modules) : [];
     if (!names.length) throw new BadArgument('loadAtomic takes { module: source, ... } with at least one module');
     for (const name of names) {
       if (!allows(this.capabilities.modules, name)) throw new NotAllowed(`node '${this.node}' may not load module '${name}'`, { module: name });
     }
-    const versions = names.map((name) => this.code.prepare(name, modules[name]!));
+    const versions = names.map((name) => this.code.prepare(name, modules[name]!, undefined, options.vsns?.[name]));
     const plans = versions.map((version) => {
       const record = version.module;
       if (typeof version.exports.onLoad === 'function') {
@@ -123,7 +140,7 @@ export class CodeOps {
       const previous = this.code.install(version);
       this.platform.emit({ type: 'module_loaded', node: this.node, module: record.name, version: version.version });
       if (previous && previous.processes.size === 0 && collectsIdle(this.policyFor(record.name).retention)) this.collect(previous);
-      return { module: record.name, version: version.version, previous: previous?.version, purged: room.purged, killed: room.killed } satisfies LoadReport;
+      return { ...reportOf(version, previous), purged: room.purged, killed: room.killed } satisfies LoadReport;
     });
     this.scheduler.afterExternalWork();
     return reports;

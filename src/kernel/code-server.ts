@@ -23,9 +23,20 @@ export class ModuleVersion {
     readonly module: ModuleRecord,
     readonly version: number,
     readonly loadedAt: number,
+    /**
+     * The vsn when the code exports none: the vsn identical code had when first loaded on this node
+     * (the host remembers it by the source's hash), else this version's number. OTP's default vsn is
+     * the module's MD5, so reloading the same code (a rollback, a downgrade) gives the same vsn.
+     */
+    private readonly defaultVsn: unknown = version,
   ) {}
   get name(): string {
     return this.module.name;
+  }
+  /** Its `vsn` (Erlang's -vsn): its exported `vsn` if any, else its default one. */
+  get vsn(): unknown {
+    const declared = this.exports.vsn;
+    return declared === undefined || typeof declared === 'function' ? this.defaultVsn : declared;
   }
   toString(): string {
     return `${this.module.name}@${this.version}`;
@@ -88,9 +99,10 @@ export class CodeServer {
 
   /**
    * Compiles and evaluates a new version without installing it. On any failure nothing changes:
-   * the error is a LoadError and the module keeps its current version.
+   * the error is a LoadError and the module keeps its current version. `at` is the version number
+   * (a restart restores versions under theirs), `vsn` its default vsn (see ModuleVersion).
    */
-  prepare(name: string, js: string, at?: number): ModuleVersion {
+  prepare(name: string, js: string, at?: number, vsn?: unknown): ModuleVersion {
     if (typeof name !== 'string' || !MODULE_NAME.test(name) || RESERVED.has(name)) {
       throw new BadArgument(`bad module name ${JSON.stringify(name)}: use letters, digits, _ $ -`);
     }
@@ -112,7 +124,7 @@ export class CodeServer {
     } catch (error) {
       throw new LoadError(`module '${name}' does not compile: ${describe(error)}`, { module: name, phase: 'compile' });
     }
-    const version = new ModuleVersion(record, number, this.hooks.now());
+    const version = new ModuleVersion(record, number, this.hooks.now(), vsn ?? number);
     const api = this.hooks.apiFor(version);
     const module = { exports: version.exports };
     try {

@@ -13,7 +13,8 @@ import type { Capabilities, Limits } from './capabilities.js';
 import type { Kernel } from './kernel.js';
 import type { Pid } from './pid.js';
 import type { CodePolicy, PurgeMode } from './policy.js';
-import type { MigrationSnapshot, SpawnOptions } from './types.js';
+import type { LoadOptions } from './code-ops.js';
+import type { Forward, MigrationSnapshot, SpawnOptions } from './types.js';
 import type { SupRequest } from './supervisor-state.js';
 import { applyUpgrade, type UpgradeStep } from './upgrade.js';
 import type { DurableState } from './durable.js';
@@ -21,7 +22,7 @@ import { rollingUpgrade, type RollingOptions } from './rolling.js';
 
 export function controlOps(kernel: Kernel) {
   return {
-    load: (module: string, js: string, options: { purge?: PurgeMode; version?: number; onLoadTimeoutMs?: number }) => kernel.load(module, js, options),
+    load: (module: string, js: string, options: LoadOptions) => kernel.load(module, js, options),
     purge: (module: string, mode: PurgeMode) => kernel.purge(module, mode),
     checkProcessCode: (pid: Pid, module: string) => kernel.checkProcessCode(pid, module),
     lingering: (module: string, version?: number) => kernel.lingering(module, version),
@@ -40,8 +41,8 @@ export function controlOps(kernel: Kernel) {
     migrateIn: (snapshots: MigrationSnapshot[], extra: unknown, timeoutMs?: number) => kernel.migrateIn(snapshots, extra, timeoutMs),
     migrateCommit: (pids: Pid[], to: string, awaitDrain: Pid[]) => kernel.migrateCommit(pids, to, awaitDrain),
     migrateAbort: (pids: Pid[]) => kernel.migrateAbort(pids),
-    /** Forwarding entries for pids of this node that live elsewhere (replayed after a restart). */
-    restoreForwards: (entries: [Pid, string][]) => kernel.restoreForwards(entries),
+    /** Forwarding entries for pids of this node that live elsewhere, with the names they left here (replayed after a restart). */
+    restoreForwards: (entries: Forward[]) => kernel.restoreForwards(entries),
     spawn: (module: string, fn: string, args: unknown[], options: SpawnOptions) => kernel.spawn(module, fn, args, options),
     exit: (pid: Pid, reason: unknown) => kernel.exit(pid, reason),
     processes: () => kernel.processes(),
@@ -61,7 +62,8 @@ export function controlOps(kernel: Kernel) {
     /** Durable states not yet saved (an orderly stop's last save). */
     takeCheckpoints: () => kernel.takeCheckpoints(),
     forgetDurable: (key: string) => kernel.forgetDurable(key),
-    loadAtomic: (modules: Record<string, string>, options: { purge?: PurgeMode }) => kernel.loadAtomic(modules, options),
+    /** `vsns`: each module's default vsn (the vsn identical code had before), as `load`'s `vsn`. */
+    loadAtomic: (modules: Record<string, string>, options: { purge?: PurgeMode; vsns?: Record<string, unknown> }) => kernel.loadAtomic(modules, options),
   };
 }
 

@@ -27,7 +27,7 @@
  * node its stored states when it boots. Keys at once are bounded by `limits.durableStates`.
  */
 import { BadArgument, NotAllowed, Refused, TooLarge } from '../errors.js';
-import { deepCopy, vsnOf, type Behaviour, type From } from './behaviours.js';
+import { deepCopy, type Behaviour, type From } from './behaviours.js';
 import { allows, DEFAULT_DURABLE_BYTES, KIND_DEFAULTS, type Capabilities, type Limits } from './capabilities.js';
 import type { ModuleVersion } from './code-server.js';
 import { After, Clause, Receive } from './directives.js';
@@ -166,7 +166,7 @@ export class Durables {
   restore(proc: Process, d: Durable, version: ModuleVersion): { state: unknown } | undefined {
     const entry = this.saved.get(d.key);
     if (!entry) return undefined;
-    const to = vsnOf(version);
+    const to = version.vsn;
     let state = entry.state;
     if (!sameVsn(entry.vsn, to)) {
       const convert = version.exports.codeChange;

@@ -30,12 +30,13 @@
  *  - SysOps (`sys.ts`): behaviour processes and the system protocol (suspend, changeCode…).
  *  - CodeOps (`code-ops.ts`): load and purge under policies, the per-version process index.
  *  - Relocation (`relocation.ts`): migration out and in, and the forwards it leaves.
+ *  - `introspect.ts`: what the host sees of modules and processes (ModuleInfo, ProcessInfo).
  */
 import { BadArgument, NoProcess } from '../errors.js';
 import { ProcessApi } from './api.js';
 import { CodeServer, type ModuleFactory } from './code-server.js';
 import type { CodePolicy, PurgeMode } from './policy.js';
-import { vsnOf, type Behaviour, type BehaviourKind } from './behaviours.js';
+import type { BehaviourKind } from './behaviours.js';
 import { formatPid, NODE_NAME, type Pid } from './pid.js';
 import type { Process } from './proc.js';
 import { ProcessTable } from './process-table.js';
@@ -45,10 +46,11 @@ import { Sig, type Envelope } from './signals.js';
 import { SysOps } from './sys.js';
 import { UpgradeOps } from './upgrade-ops.js';
 import { Relocation } from './relocation.js';
-import { CodeOps } from './code-ops.js';
+import { CodeOps, type LoadOptions } from './code-ops.js';
 import { NodeTasks, type StopReport } from './tasks.js';
 import type { DurableState } from './durable.js';
-import { supervisorInfo, type SupRequest, type SupState } from './supervisor-state.js';
+import type { SupRequest } from './supervisor-state.js';
+import { moduleInfos, processInfoOf } from './introspect.js';
 import { ALL, DEFAULT_GLOBAL_NAMES, type Capabilities, type Limits } from './capabilities.js';
 import type {
   ProcessInfo,
@@ -61,6 +63,7 @@ import type {
   ProcessStatus,
   MigrationSnapshot,
   MigrationOutcome,
+  Forward,
 } from './types.js';
 
 export { assertCloneable, errorReason, estimateSize } from './values.js';
@@ -153,12 +156,12 @@ export class Kernel {
   policyFor(module: string): CodePolicy {
     return this.codeOps.policyFor(module);
   }
-  load(name: string, js: string, options: { purge?: PurgeMode; version?: number; onLoadTimeoutMs?: number } = {}): LoadReport | Promise<LoadReport> {
+  load(name: string, js: string, options: LoadOptions = {}): LoadReport | Promise<LoadReport> {
     this.upgrades.notUpgrading([name]);
     return this.codeOps.load(name, js, options);
   }
   /** `code:atomic_load`: all the modules' new versions current at once, or none. */
-  loadAtomic(modules: Record<string, string>, options: { purge?: PurgeMode } = {}): LoadReport[] {
+  loadAtomic(modules: Record<string, string>, options: { purge?: PurgeMode; vsns?: Record<string, unknown> } = {}): LoadReport[] {
     this.upgrades.notUpgrading(Object.keys(modules));
     return this.codeOps.loadAtomic(modules, options);
   }
@@ -185,26 +188,7 @@ export class Kernel {
   }
 
   modules(): ModuleInfo[] {
-    const out: ModuleInfo[] = [];
-    for (const record of this.code.all()) {
-      if (!record.versions.length) continue;
-      out.push({
-        name: record.name,
-        // A behaviour process runs its callback module's current version through the kernel's loop: counted there.
-        versions: record.versions.map((v) => ({
-          version: v.version,
-          vsn: vsnOf(v),
-          state: v.state,
-          processes: v.processes.size + (v.state === 'current' ? this.sys.usersOf(record.name, v).length : 0),
-          loadedAt: v.loadedAt,
-          draining: v.draining,
-        })),
-        policy: this.policyFor(record.name),
-      });
-    }
-    // Packages and builtins from the host: listed, never versioned.
-    for (const name of this.code.nativeNames()) out.push({ name, versions: [], policy: this.policyFor(name), native: true });
-    return out;
+    return moduleInfos(this.code, this.sys, (module) => this.policyFor(module));
   }
 
   // ---- processes and signals (ProcessTable, Scheduler, Signalling) ----------------------------
@@ -265,12 +249,12 @@ export class Kernel {
   }
 
   processes(): ProcessInfo[] {
-    return Array.from(this.table.values(), (p) => info(p));
+    return Array.from(this.table.values(), (p) => processInfoOf(p));
   }
 
   processInfo(pid: Pid): ProcessInfo | undefined {
     const proc = this.table.get(pid);
-    return proc && info(proc);
+    return proc && processInfoOf(proc);
   }
 
   get processCount(): number {
@@ -326,7 +310,7 @@ export class Kernel {
     this.relocation.abort(pids);
   }
   /** After a restart: the host tells the home node where its migrated processes live now. */
-  restoreForwards(entries: [Pid, string][]): void {
+  restoreForwards(entries: Forward[]): void {
     this.relocation.restoreForwards(entries);
   }
 
@@ -408,27 +392,4 @@ export class Kernel {
   takeCheckpoints(): DurableState[] {
     return this.sys.durables.take();
   }
-}
-
-function info(p: Process): ProcessInfo {
-  return {
-    pid: p.pid,
-    name: p.name ?? undefined,
-    status: p.status,
-    mailbox: p.mailbox.length,
-    initial: p.initial,
-    versions: p.version ? [{ module: p.version.name, version: p.version.version, state: p.version.state }] : [],
-    links: p.links ? [...p.links] : [],
-    monitors: p.monitors ? [...p.monitors.values()].map(String) : [],
-    monitoredBy: p.watchers ? [...p.watchers.values()] : [],
-    trapExit: p.trapExit,
-    behaviour: p.behaviour ? behaviourInfo(p.behaviour) : undefined,
-    supervisor: p.behaviour?.kind === 'supervisor' ? supervisorInfo(p.behaviour.state as SupState) : undefined,
-    migration: p.moves ? { moves: p.moves, cameFrom: p.cameFrom! } : undefined,
-  };
-}
-
-function behaviourInfo(b: Behaviour): NonNullable<ProcessInfo['behaviour']> {
-  const durable = b.durable ? { durable: { key: b.durable.key, checkpoint: b.durable.checkpoint } } : {};
-  return { kind: b.kind, module: b.module, stack: [...b.stack], vsn: b.stateVsn, ...durable };
 }

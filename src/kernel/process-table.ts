@@ -101,6 +101,11 @@ export class ProcessTable {
     return this.names.get(name)?.pid ?? this.movedNames.get(name);
   }
 
+  /** After a restart: `name` here is held again by its process that migrated away (unless something here took it). */
+  restoreMovedName(name: string, pid: Pid): void {
+    if (!this.names.has(name) && !this.movedNames.has(name)) this.movedNames.set(name, pid);
+  }
+
   /** The pid of a process that migrated away and left `name` here. */
   movedName(name: string): Pid | undefined {
     return this.movedNames.get(name);

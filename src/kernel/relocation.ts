@@ -7,7 +7,7 @@
  * forwarding table (the names a moved process left here stay in the process table).
  */
 import { BadArgument, Refused, Timeout, toWire } from '../errors.js';
-import { Behaviour, deepCopy, vsnOf } from './behaviours.js';
+import { Behaviour, deepCopy } from './behaviours.js';
 import type { CodeOps } from './code-ops.js';
 import type { CodeServer } from './code-server.js';
 import { Next } from './directives.js';
@@ -19,7 +19,7 @@ import type { Scheduler } from './scheduler.js';
 import type { Signalling } from './signalling.js';
 import { Sig, type Target } from './signals.js';
 import type { SysOps } from './sys.js';
-import type { MigrationOutcome, MigrationSnapshot } from './types.js';
+import type { Forward, MigrationOutcome, MigrationSnapshot } from './types.js';
 import { assertCloneable, errorReason, errorText, sameVsn } from './values.js';
 
 export class Relocation {
@@ -91,7 +91,7 @@ export class Relocation {
       module = version.name;
       fn = name;
       state = (how as Next).args;
-      vsn = vsnOf(version);
+      vsn = version.vsn;
     }
     const snapshot: MigrationSnapshot = {
       pid: proc.pid,
@@ -133,7 +133,7 @@ export class Relocation {
     if (this.table.has(snap.pid)) throw new Refused(`${snap.pid} already runs on node '${this.node}'`, { pid: snap.pid });
     const version = this.code.current(snap.module);
     for (const m of snap.stack) this.code.current(m);
-    const to = vsnOf(version);
+    const to = version.vsn;
     const proc = new Process(snap.pid, snap.initial);
     // Conversion: the target version's codeChange(fromVsn, state, extra), when the vsn differs.
     let state = snap.state;
@@ -215,9 +215,13 @@ export class Relocation {
     this.scheduler.afterExternalWork();
   }
 
-  /** After a restart: the host tells the home node where its migrated processes live now. */
-  restoreForwards(entries: [Pid, string][]): void {
-    for (const [pid, node] of entries) if (!this.table.has(pid) && node !== this.node) this.moved.set(pid, { node, cameFrom: null });
+  /** After a restart: the host tells the home node where its migrated processes live now, and the names they left here. */
+  restoreForwards(entries: Forward[]): void {
+    for (const [pid, node, name] of entries) {
+      if (this.table.has(pid) || node === this.node) continue;
+      this.moved.set(pid, { node, cameFrom: null });
+      if (name !== undefined) this.table.restoreMovedName(name, pid);
+    }
   }
 
   /** Where envelopes for a process (or a name) that moved away go now. */

@@ -13,7 +13,7 @@ import type { Process } from './proc.js';
 import { RingQueue } from './queue.js';
 import type { Envelope } from './signals.js';
 import type { Signalling } from './signalling.js';
-import { TimerHeap, type TimerEntry } from './timers.js';
+import { KernelTimers, type TimerEntry } from './timers.js';
 import { errorReason } from './values.js';
 
 /** Thrown by `exit(reason)` to end the calling process from any depth. */
@@ -24,12 +24,18 @@ export class ExitNow {
 const EMPTY: unknown[] = [];
 /** Reductions (steps and sends) a process may use before it goes to the back of the run queue. */
 const REDUCTIONS = 2000;
+/**
+ * Steps between two looks at the clock (a power of two). Few enough that a slice of heavy steps
+ * (say 1 ms each) ends near its `sliceMs`, not hundreds of ms later against an isolate's CPU limit;
+ * a clock read costs tens of ns, under 1% of the cheapest step at this rate.
+ */
+const CLOCK_EVERY = 16;
 /** Envelopes per post to another node: larger structured clones get slower per message. */
 const MAX_BATCH = 4096;
 
 export class Scheduler {
   private readonly runQueue = new RingQueue<Process>();
-  private readonly timers = new TimerHeap();
+  private readonly timers: KernelTimers;
   private readonly outbox = new Map<string, Envelope[]>();
   /** Steps run so far: the slice checks its clock every few dozen of them. */
   private steps = 0;
@@ -49,8 +55,6 @@ export class Scheduler {
   private scheduled = false;
   /** True while a slice runs: it flushes the outbox when it ends. */
   private inSlice = false;
-  private timerHandle: unknown = null;
-  private timerDeadline = Infinity;
   private signals!: Signalling;
   private codeOps!: CodeOps;
 
@@ -58,7 +62,9 @@ export class Scheduler {
     private readonly platform: KernelPlatform,
     private readonly sliceMs: number,
     private readonly code: CodeServer,
-  ) {}
+  ) {
+    this.timers = new KernelTimers(platform);
+  }
 
   connect(signals: Signalling, codeOps: CodeOps): void {
     this.signals = signals;
@@ -151,7 +157,7 @@ export class Scheduler {
     for (let proc = this.runQueue.shift(); proc; proc = this.runQueue.shift()) {
       proc.queued = false;
       if (proc.status === 'runnable') this.step(proc);
-      if (this.steps - checked >= 64) {
+      if (this.steps - checked >= CLOCK_EVERY) {
         checked = this.steps;
         if (this.platform.now() >= deadline) break;
       }
@@ -207,7 +213,7 @@ export class Scheduler {
       if (!this.advance(proc, result)) return;
       if (--this.budget <= 0) return this.enqueue(proc);
       // Heavy steps use up the slice before the budget: look at the clock now and then.
-      if ((this.steps & 255) === 0 && this.platform.now() >= this.sliceDeadline) return this.enqueue(proc);
+      if ((this.steps & (CLOCK_EVERY - 1)) === 0 && this.platform.now() >= this.sliceDeadline) return this.enqueue(proc);
     }
   }
 
@@ -313,7 +319,6 @@ export class Scheduler {
   /** A one-shot timer on the kernel's clock. */
   after(ms: number, fire: () => void): { cancel(): void } {
     const entry = this.timers.add(this.platform.now() + ms, fire);
-    this.rearm();
     return { cancel: () => this.timers.cancel(entry) };
   }
 
@@ -328,9 +333,7 @@ export class Scheduler {
 
   private armTimeout(proc: Process, ms: number): TimerEntry {
     proc.deadline = this.platform.now() + ms;
-    const entry = this.timers.add(proc.deadline, this.receiveTimedOut, proc, proc.wait);
-    this.rearm();
-    return entry;
+    return this.timers.add(proc.deadline, this.receiveTimedOut, proc, proc.wait);
   }
 
   /** A receive timeout is due (no closure per armed timeout: the entry names the process and its receive). */
@@ -342,29 +345,6 @@ export class Scheduler {
     proc.timer = null;
     proc.deadline = Infinity;
     this.wake(proc, receive.timeoutStep(), undefined);
-  };
-
-  /**
-   * The platform timer follows the earliest deadline only when that moves earlier: a request/reply
-   * arms a later deadline and cancels it on every call, and re-arming a Node timer each time was a
-   * large part of a call. A timer that fires early finds nothing due and re-arms for what is left.
-   */
-  private rearm(): void {
-    const next = this.timers.peek();
-    if (next === undefined) return;
-    if (this.timerHandle !== null) {
-      if (next >= this.timerDeadline) return;
-      this.platform.clearTimer(this.timerHandle);
-    }
-    this.timerDeadline = next;
-    this.timerHandle = this.platform.setTimer(Math.max(0, next - this.platform.now()), this.fireTimers);
-  }
-
-  private readonly fireTimers = (): void => {
-    this.timerHandle = null;
-    this.timerDeadline = Infinity;
-    for (const entry of this.timers.due(this.platform.now())) entry.fire(entry);
-    this.rearm();
   };
 
   // ---- the outbox -----------------------------------------------------------------------------
@@ -444,6 +424,6 @@ export class Scheduler {
       this.scheduled = true;
       this.platform.schedule(this.runSlice);
     }
-    this.rearm();
+    this.timers.rearm();
   }
 }

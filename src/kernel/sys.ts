@@ -5,7 +5,7 @@
  * module (every module on a statem's stack), which says whom an upgrade must suspend.
  */
 import { BadArgument, Refused, Timeout, UnknownFunction } from '../errors.js';
-import { Behaviour, deepCopy, dispatch, pinnedVersion, vsnOf, type BehaviourKind, type DispatchHost } from './behaviours.js';
+import { Behaviour, deepCopy, dispatch, pinnedVersion, type BehaviourKind, type DispatchHost } from './behaviours.js';
 import type { CodeOps } from './code-ops.js';
 import type { CodeServer, ModuleVersion } from './code-server.js';
 import { Receive } from './directives.js';
@@ -134,7 +134,7 @@ export class SysOps {
         throw this.failedStart(proc, error as Refused);
       }
     }
-    proc.behaviour = new Behaviour(kind, module, state, vsnOf(version), [], parent && options.link ? parent.pid : null);
+    proc.behaviour = new Behaviour(kind, module, state, version.vsn, [], parent && options.link ? parent.pid : null);
     if (durable) {
       proc.behaviour.durable = durable;
       this.durables.claim(proc, proc.behaviour);
@@ -305,7 +305,7 @@ export class SysOps {
     if (proc.status !== 'suspended') throw new Refused(`${pid} must be suspended before changeCode`, { pid });
     const version = this.code.current(module);
     const from = oldVsn === undefined ? b.stateVsn : oldVsn;
-    const to = vsnOf(version);
+    const to = version.vsn;
     const convert = version.exports.codeChange;
     if (b.kind === 'supervisor') {
       // OTP's supervisor code_change: the new init runs again and its specs update the children.

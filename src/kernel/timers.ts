@@ -1,5 +1,5 @@
 /**
- * Receive timeouts for many processes on one host timer: a binary min-heap of deadlines.
+ * Receive timeouts and timers for many processes on one host timer (KernelTimers): a binary min-heap of deadlines.
  * Cancelling is lazy (a stale entry is skipped when it surfaces), so arming and disarming a
  * timeout in every receive stays O(log n) with no search.
  */
@@ -104,4 +104,56 @@ export class TimerHeap {
       i = min;
     }
   }
+}
+
+/** What the kernel's timers need of the platform: its clock and one host timer. */
+export interface TimerPlatform {
+  now(): number;
+  setTimer(ms: number, fire: () => void): unknown;
+  clearTimer(handle: unknown): void;
+}
+
+/**
+ * Every timer of a node (receive timeouts, `after`) on one host timer. The host timer follows the
+ * earliest deadline only when that moves earlier: a request/reply arms a later deadline and
+ * cancels it on every call, and re-arming a Node timer each time was a large part of a call. A
+ * timer that fires early finds nothing due and re-arms for what is left.
+ */
+export class KernelTimers {
+  private readonly heap = new TimerHeap();
+  private handle: unknown = null;
+  /** When the host timer is set to fire (Infinity when it is not set). */
+  private armedFor = Infinity;
+
+  constructor(private readonly platform: TimerPlatform) {}
+
+  /** An entry due at `deadline` (the kernel's clock): `fire(entry)` runs then unless it is cancelled. */
+  add(deadline: number, fire: (entry: TimerEntry) => void, owner: unknown = null, data: unknown = null): TimerEntry {
+    const entry = this.heap.add(deadline, fire, owner, data);
+    this.rearm();
+    return entry;
+  }
+
+  cancel(entry: TimerEntry): void {
+    this.heap.cancel(entry);
+  }
+
+  /** Sets the host timer for the earliest deadline, if that is earlier than it is set for. */
+  rearm(): void {
+    const next = this.heap.peek();
+    if (next === undefined) return;
+    if (this.handle !== null) {
+      if (next >= this.armedFor) return;
+      this.platform.clearTimer(this.handle);
+    }
+    this.armedFor = next;
+    this.handle = this.platform.setTimer(Math.max(0, next - this.platform.now()), this.fire);
+  }
+
+  private readonly fire = (): void => {
+    this.handle = null;
+    this.armedFor = Infinity;
+    for (const entry of this.heap.due(this.platform.now())) entry.fire(entry);
+    this.rearm();
+  };
 }

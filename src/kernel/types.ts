@@ -74,11 +74,18 @@ export interface MigrationSnapshot {
   initial: string;
 }
 
+/** Where a process homed on a node lives since it migrated away, and the name it left registered there (if any). */
+export type Forward = [pid: Pid, node: string, name?: string];
+
 export type MigrationOutcome<T> = { pid: Pid; ok: T } | { pid: Pid; error: import('../errors.js').WireError };
 
 export interface ModuleInfo {
   name: string;
-  /** Oldest first; `vsn` is the version's declared `vsn` export (or its number when it declares none). */
+  /**
+   * Oldest first; `vsn` is the version's declared `vsn` export or, when it declares none, the
+   * number of the first version on this node with the same code (as OTP's default vsn, the
+   * module's MD5, is the same for the same code): usually its own number.
+   */
   versions: { version: number; vsn: unknown; state: VersionState; processes: number; loadedAt: number; draining: boolean }[];
   policy: CodePolicy;
   /** A package or builtin the node imports from the host (thread nodes): no versions, not upgradable. */
@@ -88,6 +95,8 @@ export interface ModuleInfo {
 export interface LoadReport {
   module: string;
   version: number;
+  /** The version's vsn (its exported `vsn`, else its default: see `ModuleInfo`), when it is plain data. */
+  vsn?: unknown;
   /** The version that was current before, now old. */
   previous?: number;
   /** Old versions purged to make room, and the processes that purge killed. */
@@ -133,7 +142,8 @@ export type KernelEvent =
   | { type: 'upgrade_converted'; node: string; modules: string[]; mode: 'phased' | 'rolling'; count: number; pids: string[]; chunks: number }
   | { type: 'capability_denied'; node: string; pid?: Pid; what: string }
   | { type: 'mailbox_overflow'; node: string; pid: Pid; action: 'dropped' | 'killed'; dropped: number }
-  | { type: 'cpu_limit'; node: string; pid?: Pid; limitMs: number }
+  /** An isolate node cut a runaway entry: `limitMs` its CPU limit per slice, `cpuMs` the CPU time the entry had used when cut. */
+  | { type: 'cpu_limit'; node: string; pid?: Pid; limitMs: number; cpuMs?: number }
   | { type: 'log'; node: string; pid?: Pid; level: 'log' | 'info' | 'warn' | 'error'; text: string }
   | { type: 'process_migrated'; node: string; pid: Pid; from: string; to: string; moves: number }
   /** A process that had migrated ended (on `node`). */

@@ -10,19 +10,19 @@ import type { Kernel } from './kernel.js';
 import type { ModuleVersion } from './code-server.js';
 import { pidRuns, type Pid } from './pid.js';
 import type { PurgeMode } from './policy.js';
-import type { PurgeReport } from './types.js';
+import type { LoadReport, PurgeReport } from './types.js';
 import type { BehaviourSnapshot } from './sys.js';
 
 export type UpgradeStep =
   | { op: 'suspend'; modules: string[] }
-  | { op: 'load'; module: string; js: string; purge?: 'kill' | 'soft' }
+  | { op: 'load'; module: string; js: string; purge?: 'kill' | 'soft'; vsn?: unknown }
   | { op: 'codeChange'; module: string; extra?: unknown; oldVsn?: unknown; timeoutMs?: number }
   | { op: 'resume' }
   | { op: 'purge'; module: string; mode: PurgeMode };
 
 export interface NodeUpgradeReport {
   ok: boolean;
-  loaded: { module: string; version: number; previous?: number }[];
+  loaded: Pick<LoadReport, 'module' | 'version' | 'vsn' | 'previous'>[];
   /** Processes converted by codeChange. */
   upgraded: Pid[];
   suspended: number;
@@ -121,10 +121,10 @@ export function applyUpgrade(kernel: Kernel, steps: UpgradeStep[]): NodeUpgradeR
  */
 export function planLoad(kernel: Kernel, step: Extract<UpgradeStep, { op: 'load' }>, report: NodeUpgradeReport): { added: ModuleVersion; undo: () => void } {
   const before = kernel.code.module(step.module)?.versions.slice() ?? [];
-  const loaded = kernel.load(step.module, step.js, { purge: step.purge ?? 'soft' });
+  const loaded = kernel.load(step.module, step.js, { purge: step.purge ?? 'soft', vsn: step.vsn });
   if (loaded instanceof Promise) throw new Error('a plan load cannot drain: use a purge step');
   report.killed.push(...loaded.killed);
-  report.loaded.push({ module: step.module, version: loaded.version, previous: loaded.previous });
+  report.loaded.push({ module: step.module, version: loaded.version, vsn: loaded.vsn, previous: loaded.previous });
   const record = kernel.code.module(step.module)!;
   const added = record.current!;
   const removed = before.filter((v) => !record.versions.includes(v));

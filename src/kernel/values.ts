@@ -66,6 +66,16 @@ export function sameVsn(a: unknown, b: unknown): boolean {
   }
 }
 
+/** Plain JSON data (what a release journal can hold): finite numbers, strings, booleans, null, arrays, plain objects. */
+export function isJson(value: unknown, depth = 0): boolean {
+  if (depth > 64) return false;
+  if (value === null || typeof value === 'string' || typeof value === 'boolean') return true;
+  if (typeof value === 'number') return Number.isFinite(value);
+  if (Array.isArray(value)) return value.every((v) => isJson(v, depth + 1));
+  if (typeof value === 'object' && Object.getPrototypeOf(value) === Object.prototype) return Object.values(value).every((v) => isJson(v, depth + 1));
+  return false;
+}
+
 export function errorText(error: unknown): string {
   return error instanceof Error ? `${error.name}: ${error.message}` : safeString(error);
 }

@@ -2,8 +2,8 @@
  * Entry point of a dense thread: one worker serving many isolate nodes (`dense: true` in a node's
  * spec). Each node is still its own isolate with its own kernel, module namespaces, capabilities
  * and limits, behind its own runtime (src/node/runtime.ts) and boundary; they share this thread's
- * event loop. A runaway entry into one isolate is cut at its CPU limit, so it delays the others
- * by at most that; an isolate over its memory limit is disposed and its node ends alone; an
+ * event loop. A runaway entry into one isolate is cut at its wall bound (sliceWallMs: 4 × its CPU
+ * limit), so it delays the others by at most that; an isolate over its memory limit is disposed and its node ends alone; an
  * error that ends this thread ends all its nodes (the host restarts each per its policy).
  *
  * Nodes of this thread send to each other without a port: a batch is queued and handed to the

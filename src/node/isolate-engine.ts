@@ -2,8 +2,10 @@
  * The isolate engine: the kernel and all module code of one node run inside an isolated-vm
  * isolate; the thread it is on is the trusted half. It adds to the shared runtime the isolate, the
  * bridge the kernel calls out through (checked by the boundary, src/node/boundary.ts), and the
- * CPU limit: any entry into the isolate that runs longer is cut, and the process that was running
- * dies. An isolate over its memory limit is disposed by isolated-vm; the node then ends (its link
+ * CPU limit: an entry into the isolate that runs away is cut, and the process that was running
+ * dies. isolated-vm stops a call only by a wall-clock timer, so the timer is a generous multiple of
+ * the CPU limit (`sliceWallMs`): a loaded machine, which stretches wall time and not CPU time, does
+ * not cut legitimate work; the cut reports the CPU time the entry had used. An isolate over its memory limit is disposed by isolated-vm; the node then ends (its link
  * says how: the whole worker for a node with a thread of its own, the node alone in a dense
  * thread) and the host restarts it per policy.
  *
@@ -16,6 +18,7 @@ import { capText } from './event-guard.js';
 import type { Result } from '../kernel/control-ops.js';
 import type { Envelope } from '../kernel/signals.js';
 import type { SandboxConfig } from '../sandbox/entry.js';
+import { DEFAULT_CPU_MS_PER_SLICE, sliceWallMs } from '../kernel/capabilities.js';
 import { Boundary } from './boundary.js';
 import type { Engine, NodeRuntime } from './runtime.js';
 import { bootKernel, DEFAULT_MEMORY_MB } from './kernel-image.js';
@@ -26,6 +29,8 @@ const timedOut = (error: unknown): boolean => error instanceof Error && /timed o
 
 export class IsolateEngine implements Engine {
   private readonly cpuMs: number;
+  /** What one entry may run, wall time, before it is cut. */
+  private readonly wallMs: number;
   private readonly boundary: Boundary;
   private readonly isolate: ivm.Isolate;
   private scheduled = false;
@@ -39,7 +44,8 @@ export class IsolateEngine implements Engine {
   constructor(private readonly runtime: NodeRuntime) {
     const { data } = runtime;
     const limits = data.limits;
-    this.cpuMs = limits.cpuMsPerSlice ?? 1_000;
+    this.cpuMs = limits.cpuMsPerSlice ?? DEFAULT_CPU_MS_PER_SLICE;
+    this.wallMs = sliceWallMs(limits);
     this.boundary = new Boundary(
       data.node,
       data.capabilities,
@@ -53,7 +59,7 @@ export class IsolateEngine implements Engine {
     });
     this.fireTimer = runtime.busy((): void => this.enter(this.refs.fireTimer, []));
     const config: SandboxConfig = { node: data.node, creation: data.creation, capabilities: data.capabilities, limits };
-    const booted = bootKernel(limits.memoryMb ?? DEFAULT_MEMORY_MB, this.bridge(), config, this.cpuMs);
+    const booted = bootKernel(limits.memoryMb ?? DEFAULT_MEMORY_MB, this.bridge(), config, this.wallMs);
     this.isolate = booted.isolate;
     this.refs = booted.api as IsolateEngine['refs'];
   }
@@ -98,8 +104,9 @@ export class IsolateEngine implements Engine {
     if (this.isolate.isDisposed) return { error: { code: 'node_down', message: `isolate node '${this.runtime.node}' is gone` } };
     this.boundary.observe(op, args);
     this.boundary.newSlice();
+    const cpu = this.isolate.cpuTime;
     try {
-      const text = this.refs.control.applySync(undefined, [op, args], { arguments: { copy: true }, result: { copy: true }, timeout: this.cpuMs });
+      const text = this.refs.control.applySync(undefined, [op, args], { arguments: { copy: true }, result: { copy: true }, timeout: this.wallMs });
       if (typeof text === 'string' && text.startsWith('!')) return { error: toWire(new Error(capText(text.slice(1)))) };
       const first = decodeResult(text) as Result<unknown> | { pending: number };
       if (!first || typeof first !== 'object' || !('pending' in first)) return first;
@@ -107,8 +114,14 @@ export class IsolateEngine implements Engine {
       return new Promise((settle) => this.pendingControl.set(id, settle));
     } catch (error) {
       if (timedOut(error) && !this.isolate.isDisposed) {
-        this.recover();
-        return { error: { code: 'timeout', message: `${op} ran over this node's CPU limit of ${this.cpuMs} ms and was stopped` } };
+        const used = this.cpuMsSince(cpu);
+        this.recover(used);
+        return {
+          error: {
+            code: 'timeout',
+            message: `${op} ran over this node's CPU limit of ${this.cpuMs} ms and was stopped (${used} ms of CPU in ${this.wallMs} ms)`,
+          },
+        };
       }
       this.checkAlive(error);
       return { error: toWire(error) };
@@ -142,23 +155,30 @@ export class IsolateEngine implements Engine {
   private enter(ref: Ref, args: unknown[]): void {
     if (this.isolate.isDisposed) return;
     this.boundary.newSlice();
+    const cpu = this.isolate.cpuTime;
     try {
-      this.entered(ref.applySync(undefined, args, { arguments: { copy: true }, result: { copy: true }, timeout: this.cpuMs }));
+      this.entered(ref.applySync(undefined, args, { arguments: { copy: true }, result: { copy: true }, timeout: this.wallMs }));
     } catch (error) {
-      if (timedOut(error) && !this.isolate.isDisposed) return this.recover();
+      if (timedOut(error) && !this.isolate.isDisposed) return this.recover(this.cpuMsSince(cpu));
       this.checkAlive(error);
       if (!this.isolate.isDisposed) this.runtime.log('error', `kernel error: ${(error as Error).message}`);
     }
   }
 
-  private recover(): void {
+  /** The CPU time the isolate used since `from` (a reading of `isolate.cpuTime`), in whole ms. */
+  private cpuMsSince(from: bigint): number {
+    return Math.round(Number(this.isolate.cpuTime - from) / 1e6);
+  }
+
+  /** After a cut: the process that was running dies with `{ cpu_limit }`; the event says what the entry had used. */
+  private recover(cpuMs: number): void {
     try {
       this.boundary.newSlice();
       const result = this.entered(
-        this.refs.recover.applySync(undefined, [{ cpu_limit: this.cpuMs }], { arguments: { copy: true }, result: { copy: true }, timeout: this.cpuMs }),
+        this.refs.recover.applySync(undefined, [{ cpu_limit: this.cpuMs }], { arguments: { copy: true }, result: { copy: true }, timeout: this.wallMs }),
       );
       const pid = typeof result === 'string' && !result.startsWith('!') ? capText(result, 64) : undefined;
-      this.runtime.emit({ type: 'cpu_limit', node: this.runtime.node, pid: pid as never, limitMs: this.cpuMs });
+      this.runtime.emit({ type: 'cpu_limit', node: this.runtime.node, pid: pid as never, limitMs: this.cpuMs, cpuMs });
     } catch (error) {
       this.checkAlive(error);
     }

@@ -69,20 +69,20 @@ function compileKernel(isolate: ivm.Isolate): ivm.Script {
 }
 
 /** A new isolate with the kernel booted for `config`; `bridge` is what its kernel may call out to. */
-export function bootKernel(memoryMb: number, bridge: Record<string, ivm.Callback>, config: SandboxConfig, cpuMs: number): BootedKernel {
+export function bootKernel(memoryMb: number, bridge: Record<string, ivm.Callback>, config: SandboxConfig, wallMs: number): BootedKernel {
   const isolate = new ivm.Isolate({ memoryLimit: memoryMb });
   try {
     const context = isolate.createContextSync();
     const jail = context.global;
     jail.setSync('globalThis', jail.derefInto());
-    compileKernel(isolate).runSync(context, { timeout: cpuMs * 10 });
+    compileKernel(isolate).runSync(context, { timeout: wallMs * 10 });
     context.evalSync('globalThis.$bridge = {}');
     const target = jail.getSync('$bridge', { reference: true }) as ivm.Reference<Record<string, unknown>>;
     for (const [name, callback] of Object.entries(bridge)) target.setSync(name, callback);
     target.release();
     const boot = jail.getSync('$boot', { reference: true }) as ivm.Reference<(config: SandboxConfig) => void>;
     jail.deleteSync('$boot');
-    boot.applySync(undefined, [config], { arguments: { copy: true }, timeout: cpuMs });
+    boot.applySync(undefined, [config], { arguments: { copy: true }, timeout: wallMs });
     boot.release();
     const api = jail.getSync('$subnode', { reference: true }) as ivm.Reference<Record<string, unknown>>;
     const refs = Object.fromEntries(ENTRIES.map((name) => [name, api.getSync(name, { reference: true })])) as BootedKernel['api'];

@@ -12,8 +12,9 @@
  * so replay never re-derives retention: it records what the node did.
  */
 import { checkPolicy, checkPurge } from '../../kernel/policy.js';
+import { isJson } from '../../kernel/values.js';
 import { BadStep } from './errors.js';
-import type { JournalRecord, Json, ModuleRelease, NodeRelease, ReleaseEntry, ReleaseInfo, ReleaseStep, SystemRelease } from './store.js';
+import type { JournalRecord, ModuleRelease, NodeRelease, ReleaseEntry, ReleaseInfo, ReleaseStep, SystemRelease } from './store.js';
 
 const HASH = /^[0-9a-f]{64}$/;
 
@@ -162,6 +163,7 @@ function applyStep(state: SystemRelease, step: ReleaseStep): void {
           : { version: step.version, hash: step.hash, vsn: step.vsn, state: 'current' },
       );
       mod.nextVersion = step.version + 1;
+      if (step.vsn !== undefined && !(mod.vsns && step.hash in mod.vsns)) mod.vsns = { ...mod.vsns, [step.hash]: step.vsn };
       node.loadOrder = node.loadOrder.filter((m) => m !== step.module);
       node.loadOrder.push(step.module);
       return;
@@ -255,15 +257,6 @@ function versionList(value: unknown, fail: (why: string) => never, required = fa
   if (!Array.isArray(value) || !value.every(isVersion)) return fail(`versions must be a list of integers >= 1, got ${JSON.stringify(value)}`);
   if (new Set(value).size !== value.length) fail('versions are listed twice');
   return [...value];
-}
-
-function isJson(value: unknown, depth = 0): value is Json {
-  if (depth > 64) return false;
-  if (value === null || typeof value === 'string' || typeof value === 'boolean') return true;
-  if (typeof value === 'number') return Number.isFinite(value);
-  if (Array.isArray(value)) return value.every((v) => isJson(v, depth + 1));
-  if (typeof value === 'object' && Object.getPrototypeOf(value) === Object.prototype) return Object.values(value).every((v) => isJson(v, depth + 1));
-  return false;
 }
 
 /** For callers that restore a node: its modules with a current version, in restart order. */

@@ -122,6 +122,11 @@ export interface ModuleRelease {
   versions: VersionRecord[];
   /** The number the node's next load of this module gets (the kernel keeps counting after purges). */
   nextVersion: number;
+  /**
+   * The vsn each code (by source hash) had when first loaded on the node, purged versions included:
+   * a later load of the same code gets the same vsn. Absent until a load step carries a vsn.
+   */
+  vsns?: Record<SourceHash, Json>;
 }
 
 export interface NodeRelease {
