@@ -14,8 +14,10 @@
  *   server sends it and waits for the host to say it is durable before it answers the call and
  *   takes its next message. An acknowledged call is never lost. A checkpoint that fails or is not
  *   confirmed within `timeoutMs` ends the server with `{ checkpoint_failed: reason }` (the caller
- *   gets no reply; the store keeps the last durable state). A `{ stop, reply, state }` answers at
- *   once: the server is ending, and its final state is not checkpointed.
+ *   gets no reply; the store keeps the last durable state: the kernel sends a `revert`, so a write
+ *   that lands late is replaced by the last confirmed state). A server that stops (`{ stop, reply,
+ *   state }`, or `{ stop, state }`) keeps its final state: its `terminate` runs, the state is
+ *   checkpointed, and only once it is durable does the reply go out and the server exit.
  * - `{ everyMs: N }`: the latest state is sent at most every N ms, and N ms after a change at the
  *   latest, and when the server ends: a crash of the node loses at most the last N ms (plus the
  *   write in flight). Failures are reported (`checkpoint_failed`), the server goes on.
@@ -67,6 +69,11 @@ export interface CheckpointRequest extends DurableState {
   from: Pid;
   /** Answer with `{ $serviceReply: ref, ok | error }` once durable (policy `'message'`). */
   ack: boolean;
+  /**
+   * The last state sent under this key was not confirmed: this one (the last confirmed) replaces
+   * it, or without `module` the key is forgotten — whatever the unconfirmed write did when it landed.
+   */
+  revert?: true;
 }
 
 /** A live durable server's bookkeeping (on its Behaviour). */
@@ -81,6 +88,8 @@ export interface Durable {
 }
 
 const FIELDS = new Set(['key', 'checkpoint', 'timeoutMs']);
+/** Errors the host gives before it writes anything: a checkpoint refused with one never reached the store. */
+const CHECKED_BEFORE_WRITING = new Set(['BadArgument', 'NotAllowed', 'Refused', 'TooLarge']);
 /** What a key may be: checked in the kernel and again on the host. */
 export const DURABLE_KEY = /^[A-Za-z0-9_.:@-]{1,200}$/;
 /** The host's service process (api.ts's HOST_SERVICE, not imported: api.ts imports this file's users). */
@@ -232,11 +241,34 @@ export class Durables {
     const entry = this.saved.get(d.key)!;
     const c = d.checkpoint;
     if (c === 'shutdown' || !entry.dirty) return this.answered(d, loop);
-    if (c === 'message') return this.confirm(proc, d, entry, loop);
+    if (c === 'message') return this.confirm(proc, d, entry, () => this.answered(d, loop));
     const wait = d.sentAt + c.everyMs - this.platform.now();
     if (wait > 0) return new Receive(null, loop.anyHandler, null, new After(wait, () => this.sendLater(proc, d, loop)));
     this.send(proc, d, entry, null);
     return loop;
+  }
+
+  /**
+   * A durable server's handler ended it (its `{ stop, state }`, or an exit) — its `terminate` has
+   * run. Under `'message'` its final state (the `{ stop, state }`) is saved first: its held reply
+   * goes out, and it exits with `reason`, once that state is durable; if the checkpoint fails it
+   * ends with `{ checkpoint_failed }`, unanswered, as after any message. Other policies exit now
+   * (`release` keeps the state for them).
+   */
+  ending(proc: Process, before: unknown, reason: unknown): Receive {
+    const b = proc.behaviour!;
+    const d = b.durable!;
+    const exit = (): never => {
+      throw new ExitNow(reason);
+    };
+    if (d.checkpoint !== 'message') return exit();
+    if (b.state !== before) this.reached(b, d);
+    const entry = this.saved.get(d.key)!;
+    const answer = (): never => {
+      this.flush(d);
+      return exit();
+    };
+    return entry.dirty ? this.confirm(proc, d, entry, answer) : answer();
   }
 
   /** The host's stored states for this node, before anything starts (a boot). */
@@ -274,21 +306,27 @@ export class Durables {
     this.saved.set(d.key, { module: b.module, vsn: b.stateVsn, state: b.state, dirty: true, confirmed: this.saved.get(d.key)?.confirmed });
   }
 
-  /** Replies held for a state now durable (or for no change) go out. */
+  /** Replies held for a state now durable (or for no change) go out; the server goes on in `loop`. */
   private answered(d: Durable, loop: Receive): Receive {
-    if (d.replies.length) {
-      const replies = d.replies;
-      d.replies = [];
-      for (const [from, value] of replies) this.sendFrom(from.pid, { $reply: from.ref, value });
-    }
+    this.flush(d);
     return loop;
   }
 
-  private confirm(proc: Process, d: Durable, entry: Entry, loop: Receive): Receive {
+  private flush(d: Durable): void {
+    if (!d.replies.length) return;
+    const replies = d.replies;
+    d.replies = [];
+    for (const [from, value] of replies) this.sendFrom(from.pid, { $reply: from.ref, value });
+  }
+
+  /** Waits for the host to confirm `entry` durable, then `next()`; a failure ends the server unanswered. */
+  private confirm(proc: Process, d: Durable, entry: Entry, next: () => Receive): Receive {
     const ref = this.send(proc, d, entry, `#Ref<${this.node}.durable.${++this.refs}>`);
-    const fail = (reason: unknown): never => {
+    const fail = (reason: { name: string; message: string }): never => {
       d.replies = [];
       this.unconfirmed(d.key, entry);
+      // The write may still land (a timeout is not a no): the confirmed state goes after it.
+      if (!CHECKED_BEFORE_WRITING.has(reason.name)) this.revert(proc, d.key);
       this.platform.emit({ type: 'checkpoint_failed', node: this.node, pid: proc.pid, key: d.key, reason: safeString(reason) });
       throw new ExitNow({ checkpoint_failed: reason });
     };
@@ -298,10 +336,25 @@ export class Durables {
         const error = (m as { error?: { code?: string; message?: string } }).error;
         if (error) return fail({ name: error.code ?? 'error', message: error.message ?? '' });
         entry.confirmed = { module: entry.module, vsn: entry.vsn, state: entry.state };
-        return this.answered(d, loop);
+        return next();
       },
     );
     return new Receive(null, null, [done], new After(d.timeoutMs, () => fail({ name: 'Timeout', message: `not durable within ${d.timeoutMs} ms` })));
+  }
+
+  /** Tells the host the last state sent under `key` was not confirmed: it keeps the confirmed one (or none). */
+  private revert(proc: Process, key: string): void {
+    const confirmed = this.saved.get(key)?.confirmed;
+    const request: Omit<CheckpointRequest, 'module' | 'vsn' | 'state'> & Partial<DurableState> = {
+      $service: 'checkpoint',
+      ref: '',
+      from: proc.pid,
+      ack: false,
+      revert: true,
+      key,
+      ...(confirmed ? { module: confirmed.module, vsn: confirmed.vsn, state: confirmed.state } : {}),
+    };
+    this.scheduler.post('host', [Sig.Message, HOST_SERVICE, request]);
   }
 
   private sendLater(proc: Process, d: Durable, loop: Receive): Receive {
