@@ -3,7 +3,8 @@
  * state, saved before its reply goes out (a restart resumes from it); and a checkpoint write that
  * times out and lands later can neither be what a restart resumes from (the server's kernel reverts
  * it to the last confirmed state) nor replace a newer acknowledged state (writes are numbered per
- * key and a store keeps the highest).
+ * key and a store keeps the highest); nor can the state of a server killed while its checkpoint was
+ * in flight.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -111,6 +112,26 @@ describe("a 'message' server that stops keeps its final state", () => {
 });
 
 describe('a checkpoint write that times out and lands later', () => {
+  it('a server killed while its checkpoint is in flight: that state is undone, here and in the store', async () => {
+    const states = new HookedStore();
+    system = await start(states);
+    expect(await system.call(C, 'inc')).toBe(1);
+    const pid = (await system.node('a').whereis('c'))!;
+    states.hold = true;
+    const unanswered = system.call(C, 'inc', 10_000).catch((error: unknown) => error);
+    await until('the checkpoint is being written', () => states.held.length === 1);
+    await system.node('a').exit(pid, 'kill');
+    expect(await unanswered).toBeInstanceOf(Error);
+    states.hold = false;
+    await states.land(); // { count: 2 } lands now; the revert puts { count: 1 } back above it
+    await until('the confirmed state is back', async () => JSON.stringify(await stored(system!)) === JSON.stringify({ count: 1 }));
+    await system.node('a').startServer('counter', [0], { name: 'c', durable: { checkpoint: 'message' } });
+    expect(await system.call(C, 'get')).toBe(1); // a restart on the node resumes from the confirmed state too
+    await system.stop();
+    system = await start(states);
+    expect(await system.call(C, 'get')).toBe(1);
+  });
+
   it('is not what a restart resumes from: the last confirmed state is', async () => {
     const states = new HookedStore();
     system = await start(states, 300);

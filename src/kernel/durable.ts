@@ -85,6 +85,8 @@ export interface Durable {
   sentAt: number;
   /** `'message'`: replies held until the state they follow is durable. */
   replies: [From, unknown][];
+  /** `'message'`: a checkpoint was sent and is not answered yet. */
+  awaiting: boolean;
 }
 
 const FIELDS = new Set(['key', 'checkpoint', 'timeoutMs']);
@@ -164,7 +166,7 @@ export class Durables {
     const most = this.limits.durableStates ?? KIND_DEFAULTS.thread.limits.durableStates;
     if (!this.saved.has(key) && this.saved.size >= most)
       throw new Refused(`node '${this.node}' keeps ${this.saved.size} durable states, its durableStates limit: forget one first`, { key, limit: most });
-    return { key, checkpoint, timeoutMs, sentAt: this.platform.now(), replies: [] };
+    return { key, checkpoint, timeoutMs, sentAt: this.platform.now(), replies: [], awaiting: false };
   }
 
   /**
@@ -209,14 +211,23 @@ export class Durables {
   /**
    * A durable server ended: its key is free, and its last state stays — the state after the last
    * message it handled (or its `{ stop, state }`). Under `everyMs` a state not sent yet leaves now;
-   * under `'shutdown'` it waits for an orderly stop; under `'message'` only confirmed states count.
+   * under `'shutdown'` it waits for an orderly stop; under `'message'` only confirmed states count: one
+   * still in flight (the server was killed waiting) is reverted.
    */
   release(proc: Process): void {
     const b = proc.behaviour!;
     const d = b.durable!;
     if (this.held.get(d.key) !== proc) return;
     this.held.delete(d.key);
-    if (d.checkpoint === 'message') return;
+    if (d.checkpoint === 'message') {
+      // Ended (killed) while its checkpoint was in flight: nobody was answered, so that state is undone.
+      if (d.awaiting) {
+        d.awaiting = false;
+        this.unconfirmed(d.key, this.saved.get(d.key)!);
+        this.revert(proc, d.key);
+      }
+      return;
+    }
     if (this.saved.get(d.key)?.state !== b.state) this.reached(b, d);
     const entry = this.saved.get(d.key)!;
     if (typeof d.checkpoint === 'object' && entry.dirty) this.send(proc, d, entry, null);
@@ -322,7 +333,9 @@ export class Durables {
   /** Waits for the host to confirm `entry` durable, then `next()`; a failure ends the server unanswered. */
   private confirm(proc: Process, d: Durable, entry: Entry, next: () => Receive): Receive {
     const ref = this.send(proc, d, entry, `#Ref<${this.node}.durable.${++this.refs}>`);
+    d.awaiting = true;
     const fail = (reason: { name: string; message: string }): never => {
+      d.awaiting = false;
       d.replies = [];
       this.unconfirmed(d.key, entry);
       // The write may still land (a timeout is not a no): the confirmed state goes after it.
@@ -334,6 +347,7 @@ export class Durables {
       (m: unknown) => (m as { $serviceReply?: string })?.$serviceReply === ref,
       (m) => {
         const error = (m as { error?: { code?: string; message?: string } }).error;
+        d.awaiting = false;
         if (error) return fail({ name: error.code ?? 'error', message: error.message ?? '' });
         entry.confirmed = { module: entry.module, vsn: entry.vsn, state: entry.state };
         return next();
