@@ -57,16 +57,19 @@ export const RELEASE_COMMANDS: Command[] = [
       { name: 'KEY', kind: 'text', optional: true },
     ],
     flags: [{ name: 'node', value: 'NODE', help: "only this node's states (forget: the node that keeps KEY, when several do)" }],
-    summary: "the saved durable server states (key, node, vsn, size, when saved); 'forget KEY': the next server under KEY starts from its init",
-    help: `A forget is refused (exit 1) while a server holds the key: stop it first. A key is per node: when
+    summary: "the saved durable server states (node, key, vsn, size, when saved); 'forget KEY' drops one",
+    help: `After a forget, the next server started under KEY starts from its init. A forget is refused (exit 1)
+while a server holds the key: stop it first, and when nothing is stored under KEY. A key is per node: when
 several nodes keep KEY, name one with --node.`,
     async run(ctx, p) {
       const node = p.flags.node === undefined ? undefined : String(p.flags.node);
+      if (p.args.forget !== undefined && p.args.forget !== 'forget')
+        throw new UsageError(`unknown durable action ${JSON.stringify(p.args.forget)} (known: forget)`, 'durable');
+      const key = p.args.KEY;
+      if (p.args.forget !== undefined && key === undefined) throw new UsageError('durable forget needs the KEY to forget', 'durable');
       const client = await ctx.client();
-      if (p.args.forget !== undefined) {
-        if (p.args.forget !== 'forget') throw new UsageError(`unknown durable action ${JSON.stringify(p.args.forget)} (known: forget)`, 'durable');
-        if (p.args.KEY === undefined) throw new UsageError('durable forget needs the KEY to forget', 'durable');
-        const forgot = await client.request('durable-forget', { key: p.args.KEY, ...(node === undefined ? {} : { node }) });
+      if (key !== undefined) {
+        const forgot = await client.request('durable-forget', { key, ...(node === undefined ? {} : { node }) });
         return ctx.out(ctx.json ? JSON.stringify(forgot) : `forgot durable state '${forgot.key}' of node ${forgot.node}`);
       }
       const states = await client.request('durable', node === undefined ? {} : { node });
