@@ -15,7 +15,7 @@
  */
 import { BadArgument, NotAllowed, Refused, Timeout, TooLarge } from '../errors.js';
 import { allows, DEFAULT_DURABLE_BYTES, KIND_DEFAULTS } from '../kernel/capabilities.js';
-import { DURABLE_KEY, type CheckpointRequest, type DurableState } from '../kernel/durable.js';
+import { DURABLE_KEY, type CheckpointRequest, type DurableState } from '../kernel/durable-spec.js';
 import { estimateSize } from '../kernel/values.js';
 import type { Pid } from '../kernel/pid.js';
 import type { Events } from './events.js';

@@ -16,7 +16,7 @@ import type { CodePolicy, PurgeMode } from './policy.js';
 import type { MigrationSnapshot, SpawnOptions } from './types.js';
 import type { SupRequest } from './supervisor-state.js';
 import { applyUpgrade, type UpgradeStep } from './upgrade.js';
-import type { DurableState } from './durable.js';
+import type { DurableState } from './durable-spec.js';
 
 export function controlOps(kernel: Kernel) {
   return {

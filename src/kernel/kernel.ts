@@ -46,7 +46,7 @@ import { SysOps } from './sys.js';
 import { Relocation } from './relocation.js';
 import { CodeOps } from './code-ops.js';
 import { NodeTasks, type StopReport } from './tasks.js';
-import type { DurableState } from './durable.js';
+import type { DurableState } from './durable-spec.js';
 import { supervisorInfo, type SupRequest, type SupState } from './supervisor-state.js';
 import { ALL, DEFAULT_GLOBAL_NAMES, type Capabilities, type Limits } from './capabilities.js';
 import type {
