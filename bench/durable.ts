@@ -30,7 +30,7 @@ async function timedPuts(store: DirectoryStateStore, count: number): Promise<num
   const times: number[] = [];
   for (let i = 0; i < count; i++) {
     const t0 = now();
-    await store.put({ node: 'a', key: 'c', module: 'counter', vsn: 1, state: { count: i, history: [1, 2, 3] }, at: Date.now() });
+    await store.put({ node: 'a', key: 'c', module: 'counter', vsn: 1, state: { count: i, history: [1, 2, 3] }, at: Date.now(), seq: i + 1 });
     times.push((now() - t0) * 1000);
   }
   return times;

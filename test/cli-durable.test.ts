@@ -3,6 +3,8 @@
  * { checkpoint: 'message' } }`; increments by `subnode call`; the `subnode run` process killed
  * with SIGKILL while calls are in flight; `subnode run` again: every increment that was
  * acknowledged is still there. A bad durable declaration in a config exits 2 naming the field.
+ * `subnode durable` lists the saved states; `subnode durable forget KEY` forgets one, refused
+ * (exit 1) while a server holds the key; `--json` for results and errors.
  */
 import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -83,5 +85,49 @@ describe('kill -9 keeps every acknowledged increment', () => {
     const keyless = await sub(['run', 'nokey.json']);
     expect(keyless.code).toBe(2);
     expect(keyless.stderr).toMatch(/needs a stable key/);
+  });
+});
+
+describe('subnode durable: list and forget the saved states', () => {
+  it('lists key, node, vsn, size and when saved; forget is refused while a server holds the key, then forgets', async () => {
+    writeFileSync(join(dir, 'listing.json'), JSON.stringify(config({ checkpoint: 'message' })));
+    const run = await start('listing.json');
+    expect((await sub(['call', 'hits@a', '"inc"'])).code).toBe(0);
+
+    const listed = await sub(['durable']);
+    expect(listed.code).toBe(0);
+    expect(listed.stdout).toMatch(/NODE\s+KEY\s+MODULE\s+VSN\s+BYTES\s+SAVED/);
+    expect(listed.stdout).toMatch(/^a\s+hits\s+counter\s+\S+\s+\d+\s+\d{4}-\d\d-\d\dT/m);
+    const rows = JSON.parse((await sub(['durable', '--json'])).stdout) as { node: string; key: string; bytes: number; at: number }[];
+    expect(rows).toEqual([expect.objectContaining({ node: 'a', key: 'hits', module: 'counter', bytes: expect.any(Number), at: expect.any(Number) })]);
+    expect(rows[0]!.bytes).toBeGreaterThan(0);
+    expect((await sub(['durable', '--node', 'b'])).stdout.trim()).toBe('(no durable state saved)');
+
+    // Refused while the server holds it: exit 1, the reason on stderr (as JSON with --json).
+    const refused = await sub(['durable', 'forget', 'hits']);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/durable state .hits. is in use by/);
+    const refusedJson = await sub(['durable', 'forget', 'hits', '--json']);
+    expect(refusedJson.code).toBe(1);
+    expect(JSON.parse(refusedJson.stderr.trim().split('\n').pop()!)).toMatchObject({ error: { code: 'refused', exitCode: 1 } });
+    expect(JSON.parse((await sub(['durable', '--json'])).stdout)).toHaveLength(1);
+
+    // Bad usage exits 2.
+    expect((await sub(['durable', 'drop', 'hits'])).code).toBe(2);
+    expect((await sub(['durable', 'forget'])).code).toBe(2);
+
+    // Once the server is gone, forget works; the next server starts from its init.
+    const ps = JSON.parse((await sub(['ps', 'a', '--json'])).stdout) as { pid: string; name?: string }[];
+    expect((await sub(['kill', ps.find((p) => p.name === 'hits')!.pid])).code).toBe(0);
+    const forgot = await sub(['durable', 'forget', 'hits', '--json']);
+    expect(forgot.code).toBe(0);
+    expect(JSON.parse(forgot.stdout)).toEqual({ node: 'a', key: 'hits' });
+    expect((await sub(['durable'])).stdout.trim()).toBe('(no durable state saved)');
+    const again = await sub(['durable', 'forget', 'hits']);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toMatch(/no durable state 'hits' is stored/);
+
+    expect((await sub(['stop'])).code).toBe(0);
+    expect(await run.exited).toBe(0);
   });
 });

@@ -69,6 +69,8 @@ describe('the CLI wire: one closed list of ops', () => {
       'releases',
       'rollback',
       'make-permanent',
+      'durable',
+      'durable-forget',
       'stop',
       'observe-nodes',
       'observe-ps',

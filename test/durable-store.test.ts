@@ -28,7 +28,15 @@ function tempDir(): string {
   return dir;
 }
 
-const state = (key: string, count: number) => ({ node: 'a', key, module: 'counter', vsn: 1, state: { count, at: new Date(0), tags: new Set(['x']) }, at: 0 });
+const state = (key: string, count: number) => ({
+  node: 'a',
+  key,
+  module: 'counter',
+  vsn: 1,
+  state: { count, at: new Date(0), tags: new Set(['x']) },
+  at: 0,
+  seq: count,
+});
 
 describe('the directory state store', () => {
   it('overwrites one file per key: a thousand checkpoints leave one file, holding the last state (structured-clone types kept)', async () => {
@@ -73,6 +81,22 @@ describe('the directory state store', () => {
     const keeper = await DurableStates.open(new DirectoryStateStore(dir), events);
     expect(seen).toEqual([{ type: 'durable_lost', node: 'a', detail: expect.stringMatching(/could not be read \(not a state file\); moved to .*lost/) }]);
     expect(await keeper.list()).toEqual([]);
+  });
+
+  it('a late write cannot go back in time: a put numbered at or below what is stored (or forgotten) changes nothing', async () => {
+    const dir = tempDir();
+    const store = new DirectoryStateStore(dir, { fsync: false });
+    await store.open();
+    await Promise.all([store.put(state('c', 2)), store.put(state('c', 1))]); // seq 1 lands after seq 2
+    const read = async () => (await new DirectoryStateStore(dir).open()).states.map((s) => (s.state as { count: number }).count);
+    expect(await read()).toEqual([2]);
+    await store.delete('a', 'c', 3);
+    await store.put(state('c', 3)); // written before the forget, landing after it
+    expect(await read()).toEqual([]);
+    expect(readdirSync(join(dir, 'a'))).toEqual([]); // no temp file left behind
+    await store.put(state('c', 4));
+    expect(await read()).toEqual([4]);
+    expect((await new DirectoryStateStore(dir).open()).seq).toBe(4);
   });
 
   it('a state file written by a newer format is refused, not misread', async () => {

@@ -25,7 +25,7 @@ import { checkPolicy, checkPurge, type CodePolicy, type PurgeMode } from '../ker
 import { erlang, erlangKill, forever, stack } from '../../policies/code.js';
 import { legacyPinned, sandboxed, trusted, type NodePolicy } from '../../policies/capabilities.js';
 import { ConfigError } from './errors.js';
-import type { DurableOptions } from '../kernel/durable.js';
+import type { DurableOptions } from '../kernel/durable-spec.js';
 import { configReferenceProblems, describe, runConfigSchema, validate } from '../host/schema.js';
 import { resolvePath, type CodeSource, type PathSource } from '../host/source.js';
 

@@ -4,7 +4,8 @@
  * an extra one, or a handler taking or returning the wrong shape does not compile. Args arrive
  * checked (`checkRequest`): required fields present, every field of its type, no unknown ones.
  */
-import { Refused, Timeout, type SubnodeError } from '../errors.js';
+import { serialize } from 'node:v8';
+import { BadArgument, Refused, Timeout, type SubnodeError } from '../errors.js';
 import type { System } from '../host/system.js';
 import type { Pid } from '../kernel/pid.js';
 import type { LoadedConfig } from './config.js';
@@ -247,6 +248,19 @@ export function makeHandlers(s: ServerState): Handlers {
     },
 
     'make-permanent': async ({ release }) => ({ release: await system.releases.makePermanent(release) }),
+
+    durable: async ({ node }) =>
+      (await system.durable.list(node)).map(({ node, key, module, vsn, state, at }) => ({ node, key, module, vsn, bytes: serialize(state).byteLength, at })),
+
+    'durable-forget': async ({ key, node }) => {
+      // Without a node: the one node that stores the key (a key is per node).
+      const nodes = node === undefined ? [...new Set((await system.durable.list()).filter((s) => s.key === key).map((s) => s.node))] : [node];
+      if (nodes.length > 1) throw new BadArgument(`durable state '${key}' is stored on nodes ${nodes.join(', ')}: name one with --node`, { key, nodes });
+      if (!nodes.length || !(await system.durable.forget(nodes[0]!, key)))
+        throw new Refused(`no durable state '${key}' is stored${node === undefined ? '' : ` on node '${node}'`} (see subnode durable)`, { key });
+      s.say(`control: forgot durable state '${key}' of node ${nodes[0]}`);
+      return { node: nodes[0]!, key };
+    },
 
     stop: () => {
       setImmediate(() => s.stop());

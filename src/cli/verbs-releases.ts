@@ -1,7 +1,7 @@
-/** Client commands on the system's releases: releases, rollback, make-permanent. */
+/** Client commands on what the system keeps in its store: releases, rollback, make-permanent, and durable server states. */
 import type { Command } from './command.js';
 import { UsageError } from './errors.js';
-import { table } from './format.js';
+import { inline, table } from './format.js';
 
 function releaseNumber(text: string | undefined, command: string): number {
   const n = Number(text);
@@ -48,6 +48,40 @@ export const RELEASE_COMMANDS: Command[] = [
       const release = p.args.RELEASE === undefined ? undefined : releaseNumber(p.args.RELEASE, 'make-permanent');
       const result = await (await ctx.client()).request('make-permanent', release === undefined ? {} : { release });
       ctx.out(ctx.json ? JSON.stringify(result) : `release ${result.release} is permanent`);
+    },
+  },
+  {
+    name: 'durable',
+    args: [
+      { name: 'forget', kind: 'text', optional: true },
+      { name: 'KEY', kind: 'text', optional: true },
+    ],
+    flags: [{ name: 'node', value: 'NODE', help: "only this node's states (forget: the node that keeps KEY, when several do)" }],
+    summary: "the saved durable server states (node, key, vsn, size, when saved); 'forget KEY' drops one",
+    help: `After a forget, the next server started under KEY starts from its init. A forget is refused (exit 1)
+while a server holds the key: stop it first, and when nothing is stored under KEY. A key is per node: when
+several nodes keep KEY, name one with --node.`,
+    async run(ctx, p) {
+      const node = p.flags.node === undefined ? undefined : String(p.flags.node);
+      if (p.args.forget !== undefined && p.args.forget !== 'forget')
+        throw new UsageError(`unknown durable action ${JSON.stringify(p.args.forget)} (known: forget)`, 'durable');
+      const key = p.args.KEY;
+      if (p.args.forget !== undefined && key === undefined) throw new UsageError('durable forget needs the KEY to forget', 'durable');
+      const client = await ctx.client();
+      if (key !== undefined) {
+        const forgot = await client.request('durable-forget', { key, ...(node === undefined ? {} : { node }) });
+        return ctx.out(ctx.json ? JSON.stringify(forgot) : `forgot durable state '${forgot.key}' of node ${forgot.node}`);
+      }
+      const states = await client.request('durable', node === undefined ? {} : { node });
+      if (ctx.json) return ctx.out(JSON.stringify(states, null, 2));
+      ctx.out(
+        states.length
+          ? table(
+              ['NODE', 'KEY', 'MODULE', 'VSN', 'BYTES', 'SAVED'],
+              states.map((s) => [s.node, s.key, s.module, inline(s.vsn), s.bytes, new Date(s.at).toISOString()]),
+            )
+          : '(no durable state saved)',
+      );
     },
   },
 ];

@@ -7,10 +7,15 @@
  *
  * Writes of one node are done one at a time, in the order they came; a boot waits for its node's
  * writes in flight, so a restarted node never starts from a state older than one already sent.
+ * Each write and forget is numbered (`seq`, rising): the store keeps the highest, so a write that
+ * timed out here and lands in the store later cannot replace a newer state. A `'message'` server
+ * whose checkpoint was not confirmed sends a `revert`: its last confirmed state (or none) is
+ * written again, above the unconfirmed one, so a restart never resumes from a state no caller was
+ * told about.
  */
 import { BadArgument, NotAllowed, Refused, Timeout, TooLarge } from '../errors.js';
 import { allows, DEFAULT_DURABLE_BYTES, KIND_DEFAULTS } from '../kernel/capabilities.js';
-import { DURABLE_KEY, type CheckpointRequest, type DurableState } from '../kernel/durable.js';
+import { DURABLE_KEY, type CheckpointRequest, type DurableState } from '../kernel/durable-spec.js';
 import { estimateSize } from '../kernel/values.js';
 import type { Pid } from '../kernel/pid.js';
 import type { Events } from './events.js';
@@ -27,12 +32,14 @@ export class DurableStates {
   private constructor(
     private readonly store: StateStore,
     private readonly events: Events,
+    /** The last write number given. */
+    private seq: number,
   ) {}
 
   /** Reads the store; damaged states are reported (`durable_lost`) and left out. */
   static async open(store: StateStore, events: Events): Promise<DurableStates> {
-    const keeper = new DurableStates(store, events);
     const opened = await store.open();
+    const keeper = new DurableStates(store, events, Math.max(opened.seq, ...opened.states.map((s) => s.seq)));
     for (const s of opened.states) keeper.nodeStates(s.node).set(s.key, s);
     for (const lost of opened.lost) events.emit({ type: 'durable_lost', node: lost.node, detail: lost.detail });
     return keeper;
@@ -41,11 +48,13 @@ export class DurableStates {
   /** A checkpoint from a node's process: checked here again, then written. */
   checkpoint(origin: NodeHandle, request: Partial<CheckpointRequest>): Promise<void> {
     const { key, module } = request;
-    if (typeof key !== 'string' || !DURABLE_KEY.test(key) || typeof module !== 'string') return Promise.reject(new BadArgument('a malformed checkpoint'));
+    if (typeof key !== 'string' || !DURABLE_KEY.test(key) || (typeof module !== 'string' && !(request.revert === true && module === undefined)))
+      return Promise.reject(new BadArgument('a malformed checkpoint'));
     if (!allows(origin.capabilities.durable, key)) {
       this.events.emit({ type: 'capability_denied', node: origin.name, pid: request.from, what: `durable state '${key}'` });
       return Promise.reject(new NotAllowed(`node '${origin.name}' may not keep durable state '${key}'`, { key }));
     }
+    if (request.revert === true && module === undefined) return this.drop(origin.name, key);
     const held = this.states.get(origin.name);
     const most = origin.limits.durableStates ?? KIND_DEFAULTS[origin.kind].limits.durableStates;
     if (!held?.has(key) && (held?.size ?? 0) >= most) {
@@ -63,7 +72,7 @@ export class DurableStates {
       this.events.emit({ type: 'checkpoint_failed', node: origin.name, pid: request.from, key, reason: error.message });
       return Promise.reject(error);
     }
-    return this.write(origin.name, { key, module, vsn: request.vsn, state: request.state }, request.from);
+    return this.write(origin.name, { key, module: module!, vsn: request.vsn, state: request.state }, request.from);
   }
 
   /** States an orderly stop collected from a node (already checked by its kernel and, for an isolate, its boundary). */
@@ -87,10 +96,7 @@ export class DurableStates {
   /** Forgets a stored state: the next server started under the key starts from its `init`. */
   async forget(node: string, key: string): Promise<boolean> {
     let had = false;
-    await this.serial(node, async () => {
-      had = this.states.get(node)?.delete(key) ?? false;
-      await deadline(this.store.delete(node, key), `forgetting durable state '${key}' of node '${node}'`);
-    });
+    await this.drop(node, key, () => (had = this.states.get(node)?.has(key) ?? false));
     return had;
   }
 
@@ -100,8 +106,18 @@ export class DurableStates {
     await this.store.close();
   }
 
+  /** Forgets a key's state, in its node's order (`before` runs first, in that order too). */
+  private drop(node: string, key: string, before?: () => void): Promise<void> {
+    const seq = ++this.seq;
+    return this.serial(node, async () => {
+      before?.();
+      this.states.get(node)?.delete(key);
+      await deadline(this.store.delete(node, key, seq), `forgetting durable state '${key}' of node '${node}'`);
+    });
+  }
+
   private write(node: string, s: DurableState, pid?: Pid): Promise<void> {
-    const stored: StoredState = { node, key: s.key, module: s.module, vsn: s.vsn, state: s.state, at: Date.now() };
+    const stored: StoredState = { node, key: s.key, module: s.module, vsn: s.vsn, state: s.state, at: Date.now(), seq: ++this.seq };
     return this.serial(node, async () => {
       try {
         await deadline(this.store.put(stored), `writing durable state '${s.key}' of node '${node}'`);

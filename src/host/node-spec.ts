@@ -3,7 +3,7 @@ import type { ResourceLimits } from 'node:worker_threads';
 import { BadArgument } from '../errors.js';
 import type { Capabilities, Limits } from '../kernel/capabilities.js';
 import type { CodePolicy } from '../kernel/policy.js';
-import type { DurableOptions } from '../kernel/durable.js';
+import type { DurableOptions } from '../kernel/durable-spec.js';
 import type { NodeFaults } from '../wire/node.js';
 import type { NodeKind } from './node-backend.js';
 import type { NodeStatus } from './node-supervision.js';

@@ -137,7 +137,7 @@ function dispatchServer(host: DispatchHost, proc: Process, b: Behaviour, version
   b.stateVsn = version.vsn;
   if ('stop' in r) {
     b.state = r.state;
-    if (from && 'reply' in r) host.send(from.pid, { $reply: from.ref, value: r.reply });
+    if (from && 'reply' in r) host.reply(b, from, r.reply); // a durable server's waits for its final state to be saved
     terminate(host, proc, b, version, r.stop);
   }
   if ('noreply' in r) {

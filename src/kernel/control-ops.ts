@@ -17,7 +17,7 @@ import type { LoadOptions } from './code-ops.js';
 import type { Forward, MigrationSnapshot, SpawnOptions } from './types.js';
 import type { SupRequest } from './supervisor-state.js';
 import { applyUpgrade, type UpgradeStep } from './upgrade.js';
-import type { DurableState } from './durable.js';
+import type { DurableState } from './durable-spec.js';
 import { rollingUpgrade, type RollingOptions } from './rolling.js';
 
 export function controlOps(kernel: Kernel) {

@@ -14,8 +14,10 @@
  *   server sends it and waits for the host to say it is durable before it answers the call and
  *   takes its next message. An acknowledged call is never lost. A checkpoint that fails or is not
  *   confirmed within `timeoutMs` ends the server with `{ checkpoint_failed: reason }` (the caller
- *   gets no reply; the store keeps the last durable state). A `{ stop, reply, state }` answers at
- *   once: the server is ending, and its final state is not checkpointed.
+ *   gets no reply; the store keeps the last durable state: the kernel sends a `revert`, so a write
+ *   that lands late is replaced by the last confirmed state). A server that stops (`{ stop, reply,
+ *   state }`, or `{ stop, state }`) keeps its final state: its `terminate` runs, the state is
+ *   checkpointed, and only once it is durable does the reply go out and the server exit.
  * - `{ everyMs: N }`: the latest state is sent at most every N ms, and N ms after a change at the
  *   latest, and when the server ends: a crash of the node loses at most the last N ms (plus the
  *   write in flight). Failures are reported (`checkpoint_failed`), the server goes on.
@@ -27,6 +29,7 @@
  * node its stored states when it boots. Keys at once are bounded by `limits.durableStates`.
  */
 import { BadArgument, NotAllowed, Refused, TooLarge } from '../errors.js';
+import { checkDurable, type Checkpoint, type CheckpointRequest, type DurableState } from './durable-spec.js';
 import { deepCopy, type Behaviour, type From } from './behaviours.js';
 import { allows, DEFAULT_DURABLE_BYTES, KIND_DEFAULTS, type Capabilities, type Limits } from './capabilities.js';
 import type { ModuleVersion } from './code-server.js';
@@ -39,36 +42,6 @@ import { Sig } from './signals.js';
 import type { SpawnOptions } from './types.js';
 import { assertCloneable, errorReason, errorText, estimateSize, sameVsn, safeString } from './values.js';
 
-/** When a durable server's state is saved. */
-export type Checkpoint = 'message' | 'shutdown' | { everyMs: number };
-
-/** A server's durable declaration (`server.start(mod, args, { name, durable })`, a start entry's `durable`). */
-export interface DurableOptions {
-  /** The stable key its state is kept under on its node; default its registered name. */
-  key?: string;
-  checkpoint: Checkpoint;
-  /** `'message'`: how long a checkpoint may take to become durable (default 5000 ms). */
-  timeoutMs?: number;
-}
-
-/** A saved state as it crosses between a node and the host. */
-export interface DurableState {
-  key: string;
-  /** The callback module that produced it, and its vsn then. */
-  module: string;
-  vsn: unknown;
-  state: unknown;
-}
-
-/** A checkpoint request to the host's service process. */
-export interface CheckpointRequest extends DurableState {
-  $service: 'checkpoint';
-  ref: string;
-  from: Pid;
-  /** Answer with `{ $serviceReply: ref, ok | error }` once durable (policy `'message'`). */
-  ack: boolean;
-}
-
 /** A live durable server's bookkeeping (on its Behaviour). */
 export interface Durable {
   key: string;
@@ -78,38 +51,14 @@ export interface Durable {
   sentAt: number;
   /** `'message'`: replies held until the state they follow is durable. */
   replies: [From, unknown][];
+  /** `'message'`: a checkpoint was sent and is not answered yet. */
+  awaiting: boolean;
 }
 
-const FIELDS = new Set(['key', 'checkpoint', 'timeoutMs']);
-/** What a key may be: checked in the kernel and again on the host. */
-export const DURABLE_KEY = /^[A-Za-z0-9_.:@-]{1,200}$/;
+/** Errors the host gives before it writes anything: a checkpoint refused with one never reached the store. */
+const CHECKED_BEFORE_WRITING = new Set(['bad_argument', 'not_allowed', 'refused', 'too_large']);
 /** The host's service process (api.ts's HOST_SERVICE, not imported: api.ts imports this file's users). */
 const HOST_SERVICE = '<host.0>' as Pid;
-
-/** Checks a declaration strictly (unknown fields are errors) and resolves its key. */
-export function checkDurable(value: unknown, name: string | undefined): { key: string; checkpoint: Checkpoint; timeoutMs: number } {
-  if (!value || typeof value !== 'object' || Array.isArray(value))
-    throw new BadArgument(`durable must be { key?, checkpoint: 'message' | 'shutdown' | { everyMs }, timeoutMs? }, got ${safeString(value)}`);
-  const d = value as Record<string, unknown>;
-  for (const field of Object.keys(d)) if (!FIELDS.has(field)) throw new BadArgument(`durable.${field}: unknown field (known: key, checkpoint, timeoutMs)`);
-  const c = d.checkpoint;
-  const everyMs = c && typeof c === 'object' && !Array.isArray(c) ? (c as Record<string, unknown>) : undefined;
-  if (everyMs) {
-    for (const field of Object.keys(everyMs)) if (field !== 'everyMs') throw new BadArgument(`durable.checkpoint.${field}: unknown field (known: everyMs)`);
-    if (typeof everyMs.everyMs !== 'number' || !(everyMs.everyMs > 0) || !Number.isFinite(everyMs.everyMs))
-      throw new BadArgument(`durable.checkpoint.everyMs must be a number of ms > 0, got ${safeString(everyMs.everyMs)}`);
-  } else if (c !== 'message' && c !== 'shutdown') {
-    throw new BadArgument(`durable.checkpoint must be 'message', 'shutdown' or { everyMs: N }, got ${safeString(c)}`);
-  }
-  if (d.timeoutMs !== undefined && !(typeof d.timeoutMs === 'number' && d.timeoutMs > 0 && Number.isFinite(d.timeoutMs)))
-    throw new BadArgument(`durable.timeoutMs must be a number of ms > 0, got ${safeString(d.timeoutMs)}`);
-  const key = d.key ?? name;
-  if (key === undefined) throw new BadArgument('a durable server needs a stable key: give it a name, or durable.key (a pid is not stable across restarts)');
-  if (typeof key !== 'string' || !DURABLE_KEY.test(key))
-    throw new BadArgument(`durable.key must be 1-200 letters, digits and _ . : @ -, got ${safeString(key)}`);
-  const checkpoint: Checkpoint = everyMs ? { everyMs: everyMs.everyMs as number } : (c as 'message' | 'shutdown');
-  return { key, checkpoint, timeoutMs: (d.timeoutMs as number | undefined) ?? 5_000 };
-}
 
 interface Saved {
   module: string;
@@ -155,7 +104,7 @@ export class Durables {
     const most = this.limits.durableStates ?? KIND_DEFAULTS.thread.limits.durableStates;
     if (!this.saved.has(key) && this.saved.size >= most)
       throw new Refused(`node '${this.node}' keeps ${this.saved.size} durable states, its durableStates limit: forget one first`, { key, limit: most });
-    return { key, checkpoint, timeoutMs, sentAt: this.platform.now(), replies: [] };
+    return { key, checkpoint, timeoutMs, sentAt: this.platform.now(), replies: [], awaiting: false };
   }
 
   /**
@@ -200,14 +149,23 @@ export class Durables {
   /**
    * A durable server ended: its key is free, and its last state stays — the state after the last
    * message it handled (or its `{ stop, state }`). Under `everyMs` a state not sent yet leaves now;
-   * under `'shutdown'` it waits for an orderly stop; under `'message'` only confirmed states count.
+   * under `'shutdown'` it waits for an orderly stop; under `'message'` only confirmed states count: one
+   * still in flight (the server was killed waiting) is reverted.
    */
   release(proc: Process): void {
     const b = proc.behaviour!;
     const d = b.durable!;
     if (this.held.get(d.key) !== proc) return;
     this.held.delete(d.key);
-    if (d.checkpoint === 'message') return;
+    if (d.checkpoint === 'message') {
+      // Ended (killed) while its checkpoint was in flight: nobody was answered, so that state is undone.
+      if (d.awaiting) {
+        d.awaiting = false;
+        this.unconfirmed(d.key, this.saved.get(d.key)!);
+        this.revert(proc, d.key);
+      }
+      return;
+    }
     if (this.saved.get(d.key)?.state !== b.state) this.reached(b, d);
     const entry = this.saved.get(d.key)!;
     if (typeof d.checkpoint === 'object' && entry.dirty) this.send(proc, d, entry, null);
@@ -232,12 +190,35 @@ export class Durables {
     const entry = this.saved.get(d.key)!;
     const c = d.checkpoint;
     if (c === 'shutdown' || !entry.dirty) return this.answered(d, loop);
-    if (c === 'message') return this.confirm(proc, d, entry, loop);
+    if (c === 'message') return this.confirm(proc, d, entry, loop.version, () => this.answered(d, loop));
     const wait = d.sentAt + c.everyMs - this.platform.now();
     // In the loop's version (a process a rolling upgrade pinned stays counted in old code while it waits).
     if (wait > 0) return new Receive(loop.version, loop.anyHandler, null, new After(wait, () => this.sendLater(proc, d, loop)));
     this.send(proc, d, entry, null);
     return loop;
+  }
+
+  /**
+   * A durable server's handler ended it (its `{ stop, state }`, or an exit) — its `terminate` has
+   * run. Under `'message'` its final state (the `{ stop, state }`) is saved first: its held reply
+   * goes out, and it exits with `reason`, once that state is durable; if the checkpoint fails it
+   * ends with `{ checkpoint_failed }`, unanswered, as after any message. Other policies exit now
+   * (`release` keeps the state for them).
+   */
+  ending(proc: Process, before: unknown, reason: unknown): Receive {
+    const b = proc.behaviour!;
+    const d = b.durable!;
+    const exit = (): never => {
+      throw new ExitNow(reason);
+    };
+    if (d.checkpoint !== 'message') return exit();
+    if (b.state !== before) this.reached(b, d);
+    const entry = this.saved.get(d.key)!;
+    const answer = (): never => {
+      this.flush(d);
+      return exit();
+    };
+    return entry.dirty ? this.confirm(proc, d, entry, null, answer) : answer();
   }
 
   /** The host's stored states for this node, before anything starts (a boot). */
@@ -275,21 +256,33 @@ export class Durables {
     this.saved.set(d.key, { module: b.module, vsn: b.stateVsn, state: b.state, dirty: true, confirmed: this.saved.get(d.key)?.confirmed });
   }
 
-  /** Replies held for a state now durable (or for no change) go out. */
+  /** Replies held for a state now durable (or for no change) go out; the server goes on in `loop`. */
   private answered(d: Durable, loop: Receive): Receive {
-    if (d.replies.length) {
-      const replies = d.replies;
-      d.replies = [];
-      for (const [from, value] of replies) this.sendFrom(from.pid, { $reply: from.ref, value });
-    }
+    this.flush(d);
     return loop;
   }
 
-  private confirm(proc: Process, d: Durable, entry: Entry, loop: Receive): Receive {
+  private flush(d: Durable): void {
+    if (!d.replies.length) return;
+    const replies = d.replies;
+    d.replies = [];
+    for (const [from, value] of replies) this.sendFrom(from.pid, { $reply: from.ref, value });
+  }
+
+  /**
+   * Waits for the host to confirm `entry` durable, then `next()`; a failure ends the server
+   * unanswered. `version`: the code the wait belongs to (a server pinned by a rolling upgrade stays
+   * counted in its old version meanwhile).
+   */
+  private confirm(proc: Process, d: Durable, entry: Entry, version: Receive['version'], next: () => Receive): Receive {
     const ref = this.send(proc, d, entry, `#Ref<${this.node}.durable.${++this.refs}>`);
-    const fail = (reason: unknown): never => {
+    d.awaiting = true;
+    const fail = (reason: { name: string; message: string }): never => {
+      d.awaiting = false;
       d.replies = [];
       this.unconfirmed(d.key, entry);
+      // The write may still land (a timeout is not a no): the confirmed state goes after it.
+      if (!CHECKED_BEFORE_WRITING.has(reason.name)) this.revert(proc, d.key);
       this.platform.emit({ type: 'checkpoint_failed', node: this.node, pid: proc.pid, key: d.key, reason: safeString(reason) });
       throw new ExitNow({ checkpoint_failed: reason });
     };
@@ -297,12 +290,28 @@ export class Durables {
       (m: unknown) => (m as { $serviceReply?: string })?.$serviceReply === ref,
       (m) => {
         const error = (m as { error?: { code?: string; message?: string } }).error;
+        d.awaiting = false;
         if (error) return fail({ name: error.code ?? 'error', message: error.message ?? '' });
         entry.confirmed = { module: entry.module, vsn: entry.vsn, state: entry.state };
-        return this.answered(d, loop);
+        return next();
       },
     );
-    return new Receive(loop.version, null, [done], new After(d.timeoutMs, () => fail({ name: 'Timeout', message: `not durable within ${d.timeoutMs} ms` })));
+    return new Receive(version, null, [done], new After(d.timeoutMs, () => fail({ name: 'Timeout', message: `not durable within ${d.timeoutMs} ms` })));
+  }
+
+  /** Tells the host the last state sent under `key` was not confirmed: it keeps the confirmed one (or none). */
+  private revert(proc: Process, key: string): void {
+    const confirmed = this.saved.get(key)?.confirmed;
+    const request: Omit<CheckpointRequest, 'module' | 'vsn' | 'state'> & Partial<DurableState> = {
+      $service: 'checkpoint',
+      ref: '',
+      from: proc.pid,
+      ack: false,
+      revert: true,
+      key,
+      ...(confirmed ? { module: confirmed.module, vsn: confirmed.vsn, state: confirmed.state } : {}),
+    };
+    this.scheduler.post('host', [Sig.Message, HOST_SERVICE, request]);
   }
 
   private sendLater(proc: Process, d: Durable, loop: Receive): Receive {

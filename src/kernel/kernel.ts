@@ -48,7 +48,7 @@ import { UpgradeOps } from './upgrade-ops.js';
 import { Relocation } from './relocation.js';
 import { CodeOps, type LoadOptions } from './code-ops.js';
 import { NodeTasks, type StopReport } from './tasks.js';
-import type { DurableState } from './durable.js';
+import type { DurableState } from './durable-spec.js';
 import type { SupRequest } from './supervisor-state.js';
 import { moduleInfos, processInfoOf } from './introspect.js';
 import { ALL, DEFAULT_GLOBAL_NAMES, type Capabilities, type Limits } from './capabilities.js';

@@ -6,7 +6,7 @@
  * `restrat: 'temporary'` would otherwise silently mean `permanent`.
  */
 import type { Pid } from './pid.js';
-import { checkDurable, type DurableOptions } from './durable.js';
+import { checkDurable, type DurableOptions } from './durable-spec.js';
 import type { SpawnOptions } from './types.js';
 
 export type Strategy = 'one_for_one' | 'one_for_all' | 'rest_for_one' | 'simple_one_for_one';

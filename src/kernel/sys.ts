@@ -180,7 +180,13 @@ export class SysOps {
           return loop;
         }
         const before = b.state;
-        dispatch(this.dispatchHost, proc, b, message);
+        try {
+          dispatch(this.dispatchHost, proc, b, message);
+        } catch (error) {
+          // It ended itself ({ stop }, exit): under 'message' its final state is saved before it answers and exits.
+          if (error instanceof ExitNow) return this.durables.ending(proc, before, error.reason);
+          throw error;
+        }
         return this.durables.after(proc, before, loop);
       },
       null,

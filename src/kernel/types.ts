@@ -18,7 +18,7 @@ export interface SpawnOptions {
   name?: string;
   trapExit?: boolean;
   /** Servers: keep the state durable under a stable key (see src/kernel/durable.ts). Off by default. */
-  durable?: import('./durable.js').DurableOptions;
+  durable?: import('./durable-spec.js').DurableOptions;
 }
 
 export interface ProcessInfo {
@@ -42,7 +42,7 @@ export interface ProcessInfo {
     stack: string[];
     vsn: unknown;
     /** A durable server's key and checkpoint policy. */
-    durable?: { key: string; checkpoint: import('./durable.js').Checkpoint };
+    durable?: { key: string; checkpoint: import('./durable-spec.js').Checkpoint };
   };
   /** For supervisors: strategy, restart intensity and the children (newest first, as whichChildren). */
   supervisor?: import('./supervisor-spec.js').SupervisorInfo;

@@ -22,6 +22,18 @@ import type { Dest, LoadReport, ModuleInfo, ProcessInfo, PurgeReport } from '../
 import type { CodeRow, NodeStats, ProcessDetail, ProcessPage } from '../observe/model.js';
 import { SORT_KEYS, type SortKey } from '../observe/query.js';
 
+/** A stored durable server state, as `subnode durable` lists it (the state itself stays on the host). */
+export interface DurableRow {
+  node: string;
+  key: string;
+  module: string;
+  vsn: unknown;
+  /** The state's size as stored (its structured-clone bytes). */
+  bytes: number;
+  /** When it was saved (ms since the epoch). */
+  at: number;
+}
+
 // ---- fields: a run-time check and the static type it stands for ----
 
 export interface Field<T = unknown, Optional extends boolean = boolean> {
@@ -135,6 +147,8 @@ export const OPS = {
   releases: { args: {}, result: returns<ReleaseInfo[]>() },
   rollback: { args: { release: positiveInt }, result: returns<UpgradeReport>(), stream: 'progress' },
   'make-permanent': { args: { release: optional(positiveInt) }, result: returns<{ release: number }>() },
+  durable: { args: { node: optional(text) }, result: returns<DurableRow[]>() },
+  'durable-forget': { args: { key: text, node: optional(text) }, result: returns<{ node: string; key: string }>() },
   stop: { args: {}, result: returns<{ stopping: true; pid: number }>() },
   // The observer's and `top`'s views (src/observe/model.ts): computed in the system's process, one page at a time.
   'observe-nodes': { args: {}, result: returns<NodeStats[]>() },

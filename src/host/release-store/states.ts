@@ -30,21 +30,33 @@ export interface StoredState {
   state: unknown;
   /** When it was saved (ms since the epoch). */
   at: number;
+  /**
+   * The host's write number for this key, rising with each write or forget: a store keeps the
+   * highest it was given, so a write that lands late (its put timed out, then finished) never
+   * replaces a newer state. Records written before it existed read as 0.
+   */
+  seq: number;
 }
 
 export interface StateStoreOpen {
   states: StoredState[];
   /** Stored states that could not be read back, and why (moved aside, not deleted). */
   lost: { node: string; detail: string }[];
+  /** The highest seq the store holds or was given (0 if none): the host numbers its writes above it. */
+  seq: number;
 }
 
 export interface StateStore {
   /** Reads every stored state. */
   open(): Promise<StateStoreOpen>;
-  /** Overwrites one state; resolves once it would survive a crash. */
+  /**
+   * Overwrites one state, unless the store holds (or forgot) the key at a `seq` as high or higher:
+   * then it changes nothing. Resolves once it would survive a crash. (A key-value store does this
+   * with a compare-and-set on the entry's revision.)
+   */
   put(state: StoredState): Promise<void>;
-  /** Forgets one state (durable before it resolves). */
-  delete(node: string, key: string): Promise<void>;
+  /** Forgets one state (durable before it resolves); a put with a `seq` not above `seq` is ignored from now on. */
+  delete(node: string, key: string, seq: number): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -57,6 +69,8 @@ const DIGEST = 32;
 export class DirectoryStateStore implements StateStore {
   /** Node directories known to exist (made and fsynced once). */
   private readonly made = new Set<string>();
+  /** The highest seq in place (written or forgotten) per node and key. */
+  private readonly fence = new Fence();
 
   constructor(
     readonly dir: string,
@@ -86,6 +100,7 @@ export class DirectoryStateStore implements StateStore {
         try {
           const state = decodeState(await readFile(path));
           if (state.node !== node || fileName(state.key) !== name) throw new Error('it is not filed under its own node and key');
+          this.fence.raise(node, state.key, state.seq);
           states.push(state);
         } catch (error) {
           if (error instanceof StoreFormatTooNew) throw error;
@@ -94,7 +109,7 @@ export class DirectoryStateStore implements StateStore {
         }
       }
     }
-    return { states, lost };
+    return { states, lost, seq: this.fence.max() };
   }
 
   async put(state: StoredState): Promise<void> {
@@ -109,23 +124,29 @@ export class DirectoryStateStore implements StateStore {
       } finally {
         await file.close();
       }
-      await rename(temp, path);
+      // The rename is the commit: one at a time per key, and only over an older seq.
+      const placed = await this.fence.commit(state.node, state.key, state.seq, async () => {
+        await rename(temp, path);
+        await this.syncDir(nodeDir);
+      });
+      if (!placed) await unlink(temp);
     } catch (error) {
       await unlink(temp).catch(() => {});
       throw error;
     }
-    await this.syncDir(nodeDir);
   }
 
-  async delete(node: string, key: string): Promise<void> {
+  async delete(node: string, key: string, seq: number): Promise<void> {
     const nodeDir = join(this.dir, node);
-    try {
-      await unlink(join(nodeDir, fileName(key)));
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
-      throw error;
-    }
-    await this.syncDir(nodeDir);
+    await this.fence.commit(node, key, seq, async () => {
+      try {
+        await unlink(join(nodeDir, fileName(key)));
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
+        throw error;
+      }
+      await this.syncDir(nodeDir);
+    });
   }
 
   async close(): Promise<void> {}
@@ -162,17 +183,58 @@ export class DirectoryStateStore implements StateStore {
 
 export class MemoryStateStore implements StateStore {
   private readonly states = new Map<string, StoredState>();
+  private readonly fence = new Fence();
 
   async open(): Promise<StateStoreOpen> {
-    return { states: [...this.states.values()].map((s) => structuredClone(s)), lost: [] };
+    return { states: [...this.states.values()].map((s) => structuredClone(s)), lost: [], seq: this.fence.max() };
   }
   async put(state: StoredState): Promise<void> {
-    this.states.set(`${state.node}\u0000${state.key}`, structuredClone(state));
+    const copy = structuredClone(state);
+    await this.fence.commit(state.node, state.key, state.seq, async () => void this.states.set(id(state.node, state.key), copy));
   }
-  async delete(node: string, key: string): Promise<void> {
-    this.states.delete(`${node}\u0000${key}`);
+  async delete(node: string, key: string, seq: number): Promise<void> {
+    await this.fence.commit(node, key, seq, async () => void this.states.delete(id(node, key)));
   }
   async close(): Promise<void> {}
+}
+
+/**
+ * Per node and key, the highest seq in place: commits (a rename, a delete) run one at a time per
+ * key, and one whose seq is not above it is skipped — a late write cannot go back in time.
+ */
+class Fence {
+  private readonly highest = new Map<string, number>();
+  private readonly committing = new Map<string, Promise<unknown>>();
+
+  max(): number {
+    return Math.max(0, ...this.highest.values());
+  }
+
+  raise(node: string, key: string, seq: number): void {
+    const k = id(node, key);
+    this.highest.set(k, Math.max(this.highest.get(k) ?? -1, seq));
+  }
+
+  /** Runs `work` if `seq` is above the key's highest (then it is the highest); resolves whether it ran. */
+  commit(node: string, key: string, seq: number, work: () => Promise<void>): Promise<boolean> {
+    const k = id(node, key);
+    const result = (this.committing.get(k) ?? Promise.resolve()).then(async () => {
+      if (seq <= (this.highest.get(k) ?? -1)) return false;
+      await work();
+      this.raise(node, key, seq);
+      return true;
+    });
+    const tail = result.catch(() => {});
+    this.committing.set(k, tail);
+    void tail.then(() => {
+      if (this.committing.get(k) === tail) this.committing.delete(k);
+    });
+    return result;
+  }
+}
+
+function id(node: string, key: string): string {
+  return `${node}\u0000${key}`;
 }
 
 /** A key as a file name: its sha256 (a key may hold characters a file name may not). */
@@ -202,5 +264,6 @@ export function decodeState(bytes: Buffer): StoredState {
     throw new Error('checksum mismatch');
   const state = deserialize(payload) as StoredState;
   if (!state || typeof state.node !== 'string' || typeof state.key !== 'string' || typeof state.module !== 'string') throw new Error('malformed record');
+  if (typeof state.seq !== 'number') state.seq = 0; // written before seq existed
   return state;
 }
