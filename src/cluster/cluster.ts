@@ -28,7 +28,7 @@ import { GlobalNames } from './globals.js';
 import type { ClusterApi, ClusterEvent, ClusterHost, RemoteNodeSummary } from './hooks.js';
 import { Link, type Item } from './link.js';
 import { Membership, type HostRecord } from './membership.js';
-import { checkOptions, connectNats, names, type ClusterOptions, type Names, type Settings } from './options.js';
+import { checkOptions, connectNats, joinError, names, type ClusterOptions, type Names, type Settings } from './options.js';
 
 export const HOST_PREFIX = 'host@';
 
@@ -40,6 +40,10 @@ export class Cluster implements ClusterApi, RemoteView {
   /** Nodes of other hosts → their host (as last heard). */
   private readonly nodeHost = new Map<string, string>();
   private readonly handles = new Map<string, NodeHandle>();
+  /** Senders not announced yet, looked up in the node names bucket: node → its host ('' for none). */
+  private readonly verified = new Map<string, string>();
+  /** Per sending host: settles once its batches that wait for a lookup are delivered. */
+  private readonly waiting = new Map<string, Promise<void>>();
   private membership!: Membership;
   private claims!: NodeClaims;
   private globals!: GlobalNames;
@@ -50,14 +54,14 @@ export class Cluster implements ClusterApi, RemoteView {
 
   static async join(options: ClusterOptions, host: ClusterHost): Promise<Cluster> {
     const settings = checkOptions(options);
-    const nc = await connectNats(options, settings.host);
+    const nc = await connectNats(options, settings);
     const cluster = new Cluster(nc, settings, host);
     try {
       await cluster.start();
     } catch (error) {
       cluster.left = true;
       await nc.close().catch(() => {});
-      throw error;
+      throw joinError(error, nc.getServer() ? [nc.getServer()] : [], settings.host);
     }
     return cluster;
   }
@@ -106,7 +110,7 @@ export class Cluster implements ClusterApi, RemoteView {
       this.nc,
       names,
       settings,
-      (items) => this.receive(items),
+      (items, sender) => this.receive(items, sender),
       (event) => this.emit(event),
     );
     this.control = new ControlServer(this.nc, names, settings, system, code);
@@ -234,6 +238,7 @@ export class Cluster implements ClusterApi, RemoteView {
   private learn(record: HostRecord): void {
     const { router } = this.system;
     for (const name of [`${HOST_PREFIX}${record.host}`, ...record.nodes.map((n) => n.name)]) {
+      this.verified.delete(name);
       if (this.nodeHost.get(name) === record.host) continue;
       this.nodeHost.set(name, record.host);
       router.addNode(name, { deliver: (envelopes, from) => this.toRemote(name, envelopes, from) });
@@ -251,6 +256,7 @@ export class Cluster implements ClusterApi, RemoteView {
     const gone = new Set([`${HOST_PREFIX}${record.host}`]);
     for (const node of record.nodes) if (this.nodeHost.get(node.name) === record.host) gone.add(node.name);
     this.globals.hostGone(gone);
+    for (const [node, host] of this.verified) if (host === record.host) this.verified.delete(node);
     for (const node of gone) {
       this.system.remoteNodeDown(node, []);
       if (!node.startsWith(HOST_PREFIX)) {
@@ -261,11 +267,49 @@ export class Cluster implements ClusterApi, RemoteView {
     this.emit({ type: 'host_down', host: record.host, nodes: record.nodes.map((n) => n.name), reason });
   }
 
-  /** Batches from other hosts, for this host's nodes and mailboxes only (never passed on). */
-  private receive(items: Item[]): void {
+  /**
+   * Batches from host `sender`, for this host's nodes and mailboxes only (never passed on). Each
+   * item must come from a node `sender` owns (or its mailboxes): NATS lets a host publish only on
+   * subjects ending with its own name (README: permissions), so a host cannot speak for another
+   * host's nodes. A sender not announced yet is looked up in the node names bucket, the items
+   * after it waiting so the sender's order is kept.
+   */
+  private receive(items: Item[], sender: string): void {
+    const waiting = this.waiting.get(sender);
+    if (waiting)
+      this.wait(
+        sender,
+        waiting.then(() => this.deliver(items, sender, 0)),
+      );
+    else {
+      const rest = this.deliver(items, sender, 0);
+      if (rest) this.wait(sender, rest);
+    }
+  }
+
+  private wait(sender: string, done: Promise<void>): void {
+    this.waiting.set(sender, done);
+    void done.finally(() => {
+      if (this.waiting.get(sender) === done) this.waiting.delete(sender);
+    });
+  }
+
+  /** Delivers items from `start`; returns a promise if it must look a sender up first. */
+  private deliver(items: Item[], sender: string, start: number): Promise<void> | undefined {
     const { router } = this.system;
     const mine = `${HOST_PREFIX}${this.host}`;
-    for (const item of items) {
+    for (let i = start; i < items.length; i++) {
+      const item = items[i]!;
+      const owner = this.ownerOf(item[1]);
+      if (owner === undefined && !this.left)
+        return this.claims.ownerOf(item[1]).then((host) => {
+          this.verified.set(item[1], host ?? '');
+          return this.deliver(items, sender, i);
+        });
+      if (owner !== sender) {
+        this.emit({ type: 'forged', host: sender, node: item[1], dropped: item[0] === '!down' ? 0 : item[2].length });
+        continue;
+      }
       if (item[0] === '!down') {
         this.system.remoteNodeDown(item[1], item[2] as Pid[]);
         continue;
@@ -274,6 +318,14 @@ export class Cluster implements ClusterApi, RemoteView {
       if (node === mine || this.system.local().some((h) => h.name === node)) router.route(node, envelopes, from);
       else this.system.events.emit({ type: 'message_dropped', node, count: envelopes.length, reason: 'unknown_node' });
     }
+    return undefined;
+  }
+
+  /** The host a sending node (or `host@H` mailbox) belongs to, as known here; undefined if unknown. */
+  private ownerOf(node: string): string | undefined {
+    if (node.startsWith(HOST_PREFIX)) return node.slice(HOST_PREFIX.length);
+    if (this.system.local().some((h) => h.name === node)) return this.host;
+    return this.nodeHost.get(node) ?? this.verified.get(node);
   }
 
   private async watchConnection(): Promise<void> {

@@ -46,7 +46,7 @@ export class ControlServer {
   ) {}
 
   start(): void {
-    this.sub = this.nc.subscribe(this.names.control(this.settings.host), {
+    this.sub = this.nc.subscribe(this.names.control(this.settings.host, '*'), {
       callback: (error, msg) => {
         if (!error) void this.serve(msg);
       },
@@ -140,7 +140,7 @@ export class ControlClient {
     const timeout = this.settings.requestTimeoutMs;
     let reply: Msg;
     try {
-      reply = await this.nc.request(this.names.control(host), serialize({ node, op, args }), { timeout });
+      reply = await this.nc.request(this.names.control(host, this.settings.host), serialize({ node, op, args }), { timeout });
     } catch (error) {
       const name = (error as Error).name;
       if (/timeout/i.test(name)) throw new Timeout(`${op} on node '${node}' (host '${host}') did not answer within ${timeout} ms`, { node, host, op });

@@ -56,6 +56,8 @@ export type ClusterEvent =
   | { type: 'link_overflow'; host: string; dropped: number }
   /** A batch that cannot go out (larger than NATS's max payload even alone, or not serializable). */
   | { type: 'link_error'; host: string; dropped: number; reason: string }
+  /** Items from `host` that named a sender it does not own (`node`): dropped, never delivered. */
+  | { type: 'forged'; host: string; node: string; dropped: number }
   /** The connection to NATS. While it is down, envelopes for other hosts wait (bounded). */
   | { type: 'connection'; status: 'disconnect' | 'reconnect' | 'error'; detail?: string };
 

@@ -35,12 +35,13 @@ export class Link {
     private readonly nc: NatsConnection,
     private readonly names: Names,
     private readonly settings: Settings,
-    private readonly receive: (items: Item[]) => void,
+    /** Items from host `from` (the last token of the subject it came on, which NATS permissions tie to that host). */
+    private readonly receive: (items: Item[], from: string) => void,
     private readonly emit: (event: ClusterEvent) => void,
   ) {}
 
   start(): void {
-    const sub = this.nc.subscribe(this.names.data(this.settings.host), { slow: this.settings.slowPendingBatches });
+    const sub = this.nc.subscribe(this.names.data(this.settings.host, '*'), { slow: this.settings.slowPendingBatches });
     this.sub = sub;
     void (async () => {
       for await (const msg of sub) {
@@ -51,7 +52,7 @@ export class Link {
           continue;
         }
         this.stats.batchesIn++;
-        this.receive(items);
+        this.receive(items, msg.subject.slice(msg.subject.lastIndexOf('.') + 1));
       }
     })();
   }
@@ -106,7 +107,7 @@ export class Link {
     }
     if (bytes.length > max) return this.split(host, items, max);
     try {
-      this.nc.publish(this.names.data(host), bytes);
+      this.nc.publish(this.names.data(host, this.settings.host), bytes);
       this.stats.batchesOut++;
       for (const item of items) if (item[0] !== '!down') this.stats.envelopesOut += item[2].length;
     } catch (error) {
