@@ -11,7 +11,7 @@ import { mkdtempSync, rmSync, writeFileSync, cpSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { serialize } from 'node:v8';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { connect, credsAuthenticator, type NatsConnection } from '@nats-io/transport-node';
 import { createUser } from '@nats-io/nkeys';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { System } from '../src/index.js';
@@ -21,6 +21,7 @@ import { HostProcess, type HostError } from './helpers/nats-hosts.js';
 import { agent } from './helpers/nats-agent.js';
 import { Running, cli } from './helpers/cli-tools.js';
 import { until } from './helpers/wait.js';
+import { Operator } from './helpers/nats-jwt.js';
 
 const CLUSTER = 'sec';
 const servers: NatsServer[] = [];
@@ -80,7 +81,7 @@ describe('per-host NATS permissions', () => {
     b = await HostProcess.start('B', options({ user: 'B', pass: 'pass-B' }), [{ name: 'b1' }]);
     hosts.push(b);
     for (const h of [a, b])
-      await h.until('both nodes', async () => (await h.eval<{ name: string }[]>('return system.nodes().map((n) => n.name).sort().join()')) === 'a1,b1');
+      await h.until('both nodes', async () => (await h.eval<string>('return system.nodes().map((n) => n.name).sort().join()')) === 'a1,b1');
     // A's inbox sees whatever a1's agent is sent (the agent passes on what it does not know).
     inboxPid = await a.eval<string>('ctx.inbox = system.inbox(); return ctx.inbox.pid');
     target = await a.eval<string>('return system.node("a1").spawn("agent", "start", [false, args[0]], { name: "obs" })', inboxPid);
@@ -167,7 +168,7 @@ describe('per-host NATS permissions', () => {
   }, 60_000);
 
   it('subnode run --credentials FILE: the right ones join, wrong ones exit 1 with the reason', async () => {
-    const env = { ...process.env, XDG_RUNTIME_DIR: dir };
+    const env: NodeJS.ProcessEnv = { ...process.env, XDG_RUNTIME_DIR: dir };
     delete env.SUBNODE_SOCKET;
     cpSync(resolve('test/fixtures/cli/counter.v1.ts'), join(dir, 'counter.ts'));
     writeFileSync(join(dir, 'system.json'), JSON.stringify({ nodes: [{ name: 'c1', modules: { counter: './counter.ts' } }] }));
@@ -190,6 +191,51 @@ describe('per-host NATS permissions', () => {
       await run.exited;
     }
   }, 90_000);
+});
+
+describe('JWT credentials (operator mode, .creds files)', () => {
+  it('hosts join with their .creds files, their JWT permissions hold, a stranger is refused', async () => {
+    const operator = new Operator();
+    writeFileSync(join(dir, 'operator.json'), JSON.stringify(operator.config()));
+    const server = await NatsServer.start(['-c', join(dir, 'operator.json')]);
+    servers.push(server);
+    const credsFile = (name: string, host: string): string => {
+      const file = join(dir, `${name}.creds`);
+      writeFileSync(file, operator.creds(name, hostPermissions(host, 'jwt')), { mode: 0o600 });
+      return file;
+    };
+    const jwtOptions = (credsFile: string) => ({ servers: server.url, cluster: 'jwt', heartbeatMs: 200, deadAfterMs: 2_000, credentials: { credsFile } });
+    const a = await HostProcess.start('A', jwtOptions(credsFile('a', 'A')), [{ name: 'ja', modules: { agent } }]);
+    hosts.push(a);
+    const b = await HostProcess.start('B', jwtOptions(credsFile('b', 'B')), [{ name: 'jb' }]);
+    hosts.push(b);
+    await b.until('A and its node', async () => (await b.eval<string>('return system.nodes().map((n) => n.name).sort().join()')) === 'ja,jb');
+    const inbox = await b.eval<string>('ctx.inbox = system.inbox(); return ctx.inbox.pid');
+    const pid = await b.eval<string>('return system.node("ja").spawn("agent", "start", [])');
+    await b.eval('system.send(args[0], { op: "hi", reply: args[1] })', pid, inbox);
+    expect(await b.eval('return ctx.inbox.receive(() => true, 10000)')).toEqual({ got: { op: 'hi', reply: inbox } });
+    // B's JWT grants no publish as A.
+    const nc = await connect({
+      servers: server.url,
+      inboxPrefix: '_INBOX_subnode.jwt.B',
+      authenticator: credsAuthenticator(new TextEncoder().encode(operator.creds('b2', hostPermissions('B', 'jwt')))),
+    });
+    try {
+      await expect(nc.request('subnode.jwt.ctl.A.C', serialize({ node: 'ja', op: 'processes', args: [] }), { timeout: 5_000 })).rejects.toThrow(
+        /Permissions Violation for Publish/,
+      );
+    } finally {
+      await nc.close();
+    }
+    // A user of another operator: refused with a typed error.
+    const strangerFile = join(dir, 'stranger.creds');
+    writeFileSync(strangerFile, new Operator().creds('x', hostPermissions('C', 'jwt')));
+    await expect(System.start({ cluster: { servers: server.url, name: 'C', cluster: 'jwt', credentials: { credsFile: strangerFile } } })).rejects.toMatchObject(
+      {
+        name: 'ClusterNotAuthorized',
+      },
+    );
+  }, 60_000);
 });
 
 describe('cluster credentials', () => {

@@ -4,7 +4,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { connect, credsAuthenticator, nkeyAuthenticator, type NatsConnection, type NodeConnectionOptions } from '@nats-io/transport-node';
-import { BadArgument, NotAllowed, SubnodeError, Unavailable } from '../errors.js';
+import { BadArgument, ClusterNotAuthorized, ClusterUnavailable, SubnodeError } from '../errors.js';
+import { names } from './subjects.js';
 import { NODE_NAME } from '../kernel/pid.js';
 
 export type ClusterCredentials =
@@ -116,34 +117,7 @@ export function credentialsFromFile(path: string): ClusterCredentials {
   }
 }
 
-/** Subjects and buckets of one cluster. Every host publishes only under names it owns (see README: permissions). */
-export function names(cluster: string) {
-  const prefix = `subnode.${cluster}`;
-  return {
-    /** Batches of envelopes for the nodes of host `to`, sent by host `from` (`*` to subscribe to every sender). */
-    data: (to: string, from: string) => `${prefix}.data.${to}.${from}`,
-    /** Control requests for the nodes of host `to` from host `from` (request/reply). */
-    control: (to: string, from: string) => `${prefix}.ctl.${to}.${from}`,
-    /** Where replies to `host` arrive (its connection's inbox prefix): only `host` may subscribe there. */
-    inbox: (host: string) => `_INBOX_subnode.${cluster}.${host}`,
-    /** Hosts alive: key = host, value = its nodes; entries expire when heartbeats stop. */
-    hostsBucket: `subnode_${cluster}_hosts`,
-    /** Node names: key = node, value = owning host and its creation counter. */
-    nodesBucket: `subnode_${cluster}_nodes`,
-    /** Global names: key = name (base64url), value = pid. */
-    globalsBucket: `subnode_${cluster}_globals`,
-    /** Compiled module code by content hash. */
-    codeBucket: `subnode_${cluster}_code`,
-  };
-}
-
-export type Names = ReturnType<typeof names>;
-
-/** NATS refused this host: its credentials, or a subject its permissions do not grant (README: permissions). */
-export class ClusterNotAuthorized extends NotAllowed {}
-
-/** Joining failed for another reason: no NATS server reachable, JetStream missing, a deadline. */
-export class ClusterUnavailable extends Unavailable {}
+export { names, type Names } from './subjects.js';
 
 /** A failure while connecting or joining, as a typed error naming the cause. */
 export function joinError(error: unknown, servers: string[], host: string): SubnodeError {

@@ -6,7 +6,7 @@
  * config as a user's `permissions` (user/password, nkey, or a JWT user's pub/sub limits). The
  * tests start a nats-server with exactly these (test/cluster-security.test.ts).
  */
-import { names } from './options.js';
+import { names } from './subjects.js';
 
 export interface NatsPermissions {
   publish: { allow: string[] };
