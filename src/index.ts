@@ -5,7 +5,7 @@ export { Inbox } from './host/inbox.js';
 export { ProcessRef } from './host/process-ref.js';
 export type { SystemEvent, EventType, EventOf } from './host/events.js';
 export type { RestartPolicy, RestartKind } from './host/restart.js';
-export type { ModuleSource, PathSource, CodeSource } from './host/source.js';
+export type { ModuleSource, PathSource, CodeSource, ClusterSource } from './host/source.js';
 export type { Pid, Dest, ProcessInfo, ModuleInfo, SpawnOptions, ProcessStatus, VersionState } from './kernel/types.js';
 export { isPid, parsePid } from './kernel/pid.js';
 export { ANY } from './kernel/match.js';

@@ -2,6 +2,7 @@
  * A cluster of hosts on NATS (issue #17), each host a separate OS process: joining, node names,
  * messaging, links and monitors, global names, loads and control across hosts.
  */
+import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NatsServer } from './helpers/nats-server.js';
 import { HostProcess, type HostError } from './helpers/nats-hosts.js';
@@ -146,6 +147,40 @@ describe('a cluster of host processes', () => {
     expect(modules.map((m) => m.name).sort()).toEqual(['agent', 'hello']);
     const err = await a!.eval('return system.node("b1").spawn("nope", "start", [])').catch((e: HostError) => e);
     expect(err).toMatchObject({ code: 'unknown_module' });
+  });
+});
+
+describe('module code from the code store', () => {
+  const version = (v: string) => `
+    export function init() { return 0; }
+    export function handleCall(_r: unknown, _f: unknown, s: number) { return { reply: '${v}', state: s }; }
+    export function handleCast(_m: unknown, s: number) { return { noreply: s }; }
+  `;
+
+  it("a node started on one host fetches the modules it lacks: the latest loaded on another host's node, or one by hash", async () => {
+    const [a, b] = await cluster({ A: ['a1'], B: ['b0'] });
+    // A's node a1 loads v1 (from its host, by path-less source text); B has no copy of it.
+    await a!.eval('await system.node("a1").load("ver", { code: args[0] })', version('v1'));
+    const asked = async (node: string) =>
+      b!.eval<string>('const pid = await system.node(args[0]).startServer("ver", []); return system.call(pid, "which")', node);
+    await b!.eval('await system.addNode({ name: "b1", modules: { ver: { cluster: "latest" } } })');
+    expect(await asked('b1')).toBe('v1');
+    // A loads v2 on a node of B (remote control): that is now the latest; v1 stays fetchable by its hash.
+    await a!.eval('await system.node("b0").load("ver", { code: args[0] })', version('v2'));
+    await b!.eval('await system.addNode({ name: "b2", modules: { ver: { cluster: "latest" } } })');
+    expect(await asked('b2')).toBe('v2');
+    const v1 = createHash('sha256').update(version('v1')).digest('hex');
+    await b!.eval('await system.addNode({ name: "b3", modules: { ver: { cluster: args[0] } } })', v1);
+    expect(await asked('b3')).toBe('v1');
+    // The fetched version is the node's: a restart brings it back without the store.
+    await b!.eval('await system.node("b3").restart()');
+    expect(await asked('b3')).toBe('v1');
+    // Nothing by that name or hash: a typed error.
+    const missing = await b!.eval('return system.addNode({ name: "b4", modules: { nope: { cluster: "latest" } } })').catch((e: HostError) => e);
+    expect(missing).toMatchObject({ code: 'load_failed' });
+    expect((missing as Error).message).toMatch(/module 'nope': no host of the cluster has loaded it/);
+    const badHash = await b!.eval('return system.addNode({ name: "b5", modules: { ver: { cluster: "0".repeat(64) } } })').catch((e: HostError) => e);
+    expect(badHash).toMatchObject({ code: 'load_failed' });
   });
 });
 

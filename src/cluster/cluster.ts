@@ -86,13 +86,18 @@ export class Cluster implements ClusterApi, RemoteView {
         return kvm.open(name);
       }
     };
-    const [hosts, nodes, globals] = await Promise.all([
+    const [hosts, nodes, globals, modules] = await Promise.all([
       bucket(names.hostsBucket, settings.deadAfterMs),
       bucket(names.nodesBucket),
       bucket(names.globalsBucket),
+      bucket(names.modulesBucket),
     ]);
     const objm = new Objm(this.nc);
-    const code = new CodeStore(await objm.create(names.codeBucket).catch(() => objm.open(names.codeBucket)));
+    const code = new CodeStore(await objm.create(names.codeBucket).catch(() => objm.open(names.codeBucket)), modules, (module, reason) =>
+      this.emit({ type: 'code_publish_failed', module, reason }),
+    );
+    // Nodes of this host fetch `{ cluster }` sources from it, and publish what they load.
+    system.context.code = code;
     this.membership = new Membership(hosts, settings, () => this.record(), {
       up: (record) => this.hostUp(record),
       update: (record) => this.learn(record),

@@ -58,6 +58,8 @@ export type ClusterEvent =
   | { type: 'link_error'; host: string; dropped: number; reason: string }
   /** Items from `host` that named a sender it does not own (`node`): dropped, never delivered. */
   | { type: 'forged'; host: string; node: string; dropped: number }
+  /** A version loaded here could not be put in the code store (the load stands; other hosts cannot fetch it). */
+  | { type: 'code_publish_failed'; module: string; reason: string }
   /** The connection to NATS. While it is down, envelopes for other hosts wait (bounded). */
   | { type: 'connection'; status: 'disconnect' | 'reconnect' | 'error'; detail?: string };
 

@@ -2,7 +2,7 @@
  * The NATS permissions one host of a cluster needs, and no more: it publishes data and control
  * requests only on subjects that end with its own name, heartbeats only under its own key, reads
  * only its own data, control requests and inbox, and reaches JetStream only for the cluster's
- * four buckets (never to delete, purge or reconfigure them). Put the result in the NATS server's
+ * buckets (never to delete, purge or reconfigure them). Put the result in the NATS server's
  * config as a user's `permissions` (user/password, nkey, or a JWT user's pub/sub limits). The
  * tests start a nats-server with exactly these (test/cluster-security.test.ts).
  */
@@ -17,7 +17,7 @@ export interface NatsPermissions {
 
 export function hostPermissions(host: string, cluster = 'subnode'): NatsPermissions {
   const n = names(cluster);
-  const kv = [n.hostsBucket, n.nodesBucket, n.globalsBucket].map((b) => `KV_${b}`);
+  const kv = [n.hostsBucket, n.nodesBucket, n.globalsBucket, n.modulesBucket].map((b) => `KV_${b}`);
   const streams = [...kv, `OBJ_${n.codeBucket}`];
   return {
     publish: {
@@ -27,6 +27,7 @@ export function hostPermissions(host: string, cluster = 'subnode'): NatsPermissi
         `$KV.${n.hostsBucket}.${host}`,
         `$KV.${n.nodesBucket}.>`,
         `$KV.${n.globalsBucket}.>`,
+        `$KV.${n.modulesBucket}.>`,
         `$O.${n.codeBucket}.>`,
         '$JS.API.INFO',
         ...streams.flatMap((s) => [

@@ -19,7 +19,9 @@ export function names(cluster: string) {
     nodesBucket: `subnode_${cluster}_nodes`,
     /** Global names: key = name (base64url), value = pid. */
     globalsBucket: `subnode_${cluster}_globals`,
-    /** Compiled module code by content hash. */
+    /** Module names → the SHA-256 of the source text loaded last on any host (in the code bucket). */
+    modulesBucket: `subnode_${cluster}_modules`,
+    /** Module code (compiled, and source text) by content hash. */
     codeBucket: `subnode_${cluster}_code`,
   };
 }

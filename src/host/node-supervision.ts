@@ -7,6 +7,7 @@
  * when the restart intensity is spent (or the restart itself fails), or `stopped` when the policy
  * does not restart it; `unresponsive` while a node that stopped answering is being ended.
  */
+import type { SharedCode } from './source.js';
 import type { MessagePort, ResourceLimits } from 'node:worker_threads';
 import { NodeDown } from '../errors.js';
 import type { Capabilities, Limits } from '../kernel/capabilities.js';
@@ -32,6 +33,8 @@ export interface NodeContext {
   detach(node: NodeSupervision): void;
   route(node: string, envelopes: Envelope[], from: string): void;
   onKernelEvent(event: KernelEvent): void;
+  /** On a host of a cluster: the cluster's code store, for `{ cluster }` sources and what loads publish. */
+  code?: SharedCode;
 }
 
 export interface NodeSetup extends RestartPolicy {
