@@ -201,5 +201,11 @@ describe('migration across hosts', () => {
     expect((await b!.eval<{ pid: string }[]>('return system.node("b1").processes()')).map((p) => p.pid)).toContain(server);
     await a!.until('every message', async () => (await a!.eval<number>('return system.call(args[0], "get")', server)) === 6000, 20_000);
     expect(await c!.eval('return system.call(args[0], "seen")', server)).toEqual({ C: 5999 });
+    // A drove the move; B and C locate the process on b1 too, and reach it there directly.
+    for (const h of [b!, c!]) {
+      await h.until('the move announced', async () => (await h.eval<{ node: string }>('return system.locate(args[0])', server)).node === 'b1');
+      expect(await h.eval('return system.locate(args[0])', server)).toMatchObject({ node: 'b1', home: 'a1', moves: 1, path: ['a1', 'b1'] });
+      expect(await h.eval('return (await system.process(args[0]).getState()).count', server)).toBe(6000);
+    }
   });
 });

@@ -26,11 +26,13 @@ import { CodeStore } from './code-store.js';
 import { ControlClient, ControlServer, RemoteSupervision, remoteHandle, type RemoteView } from './control.js';
 import { GlobalNames } from './globals.js';
 import type { ClusterApi, ClusterEvent, ClusterHost, RemoteNodeSummary } from './hooks.js';
-import { Link, type Item } from './link.js';
+import { Inbound } from './inbound.js';
+import { Link } from './link.js';
 import { Membership, type HostRecord } from './membership.js';
+import { HOST_PREFIX } from './subjects.js';
 import { checkOptions, connectNats, joinError, names, type ClusterOptions, type Names, type Settings } from './options.js';
 
-export const HOST_PREFIX = 'host@';
+export { HOST_PREFIX } from './subjects.js';
 
 export class Cluster implements ClusterApi, RemoteView {
   readonly host: string;
@@ -40,14 +42,11 @@ export class Cluster implements ClusterApi, RemoteView {
   /** Nodes of other hosts → their host (as last heard). */
   private readonly nodeHost = new Map<string, string>();
   private readonly handles = new Map<string, NodeHandle>();
-  /** Senders not announced yet, looked up in the node names bucket: node → its host ('' for none). */
-  private readonly verified = new Map<string, string>();
-  /** Per sending host: settles once its batches that wait for a lookup are delivered. */
-  private readonly waiting = new Map<string, Promise<void>>();
   private membership!: Membership;
   private claims!: NodeClaims;
   private globals!: GlobalNames;
   private link!: Link;
+  private inbound!: Inbound;
   private control!: ControlServer;
   private client!: ControlClient;
   private left = false;
@@ -111,11 +110,19 @@ export class Cluster implements ClusterApi, RemoteView {
       async (h) => this.membership.alive(h) || (await hosts.get(h))?.operation === 'PUT',
     );
     this.globals = new GlobalNames(globals, system, (pid) => this.reachable(pid));
+    this.inbound = new Inbound(
+      this.host,
+      system,
+      this.nodeHost,
+      (node) => this.claims.ownerOf(node),
+      (event) => this.emit(event),
+      () => this.left,
+    );
     this.link = new Link(
       this.nc,
       names,
       settings,
-      (items, sender) => this.receive(items, sender),
+      (items, sender) => this.inbound.receive(items, sender),
       (event) => this.emit(event),
     );
     this.control = new ControlServer(this.nc, names, settings, system, code);
@@ -131,6 +138,14 @@ export class Cluster implements ClusterApi, RemoteView {
         if (local(event.node)) this.membership.beat();
       });
     }
+    // Moves this host drove: every host's locate learns them (after what the process sent before).
+    system.events.on('process_migrated', (event) => {
+      if (!this.left)
+        this.link.moved(
+          this.membership.records().map((r) => r.host),
+          system.locate(event.pid),
+        );
+    });
     system.events.on('node_restarted', (event) => {
       if (!local(event.node)) return;
       this.membership.beat();
@@ -243,7 +258,7 @@ export class Cluster implements ClusterApi, RemoteView {
   private learn(record: HostRecord): void {
     const { router } = this.system;
     for (const name of [`${HOST_PREFIX}${record.host}`, ...record.nodes.map((n) => n.name)]) {
-      this.verified.delete(name);
+      this.inbound.learned(name);
       if (this.nodeHost.get(name) === record.host) continue;
       this.nodeHost.set(name, record.host);
       router.addNode(name, { deliver: (envelopes, from) => this.toRemote(name, envelopes, from) });
@@ -261,7 +276,7 @@ export class Cluster implements ClusterApi, RemoteView {
     const gone = new Set([`${HOST_PREFIX}${record.host}`]);
     for (const node of record.nodes) if (this.nodeHost.get(node.name) === record.host) gone.add(node.name);
     this.globals.hostGone(gone);
-    for (const [node, host] of this.verified) if (host === record.host) this.verified.delete(node);
+    this.inbound.hostGone(record.host);
     for (const node of gone) {
       this.system.remoteNodeDown(node, []);
       if (!node.startsWith(HOST_PREFIX)) {
@@ -270,67 +285,6 @@ export class Cluster implements ClusterApi, RemoteView {
       }
     }
     this.emit({ type: 'host_down', host: record.host, nodes: record.nodes.map((n) => n.name), reason });
-  }
-
-  /**
-   * Batches from host `sender`, for this host's nodes and mailboxes only (never passed on). Each
-   * item must come from a node `sender` owns (or its mailboxes): NATS lets a host publish only on
-   * subjects ending with its own name (README: permissions), so a host cannot speak for another
-   * host's nodes. A sender not announced yet is looked up in the node names bucket, the items
-   * after it waiting so the sender's order is kept.
-   */
-  private receive(items: Item[], sender: string): void {
-    const waiting = this.waiting.get(sender);
-    if (waiting)
-      this.wait(
-        sender,
-        waiting.then(() => this.deliver(items, sender, 0)),
-      );
-    else {
-      const rest = this.deliver(items, sender, 0);
-      if (rest) this.wait(sender, rest);
-    }
-  }
-
-  private wait(sender: string, done: Promise<void>): void {
-    this.waiting.set(sender, done);
-    void done.finally(() => {
-      if (this.waiting.get(sender) === done) this.waiting.delete(sender);
-    });
-  }
-
-  /** Delivers items from `start`; returns a promise if it must look a sender up first. */
-  private deliver(items: Item[], sender: string, start: number): Promise<void> | undefined {
-    const { router } = this.system;
-    const mine = `${HOST_PREFIX}${this.host}`;
-    for (let i = start; i < items.length; i++) {
-      const item = items[i]!;
-      const owner = this.ownerOf(item[1]);
-      if (owner === undefined && !this.left)
-        return this.claims.ownerOf(item[1]).then((host) => {
-          this.verified.set(item[1], host ?? '');
-          return this.deliver(items, sender, i);
-        });
-      if (owner !== sender) {
-        this.emit({ type: 'forged', host: sender, node: item[1], dropped: item[0] === '!down' ? 0 : item[2].length });
-        continue;
-      }
-      if (item[0] === '!down') {
-        this.system.remoteNodeDown(item[1], item[2] as Pid[]);
-        continue;
-      }
-      const [node, from, envelopes] = item as [string, string, Envelope[]];
-      if (node === mine || this.system.local().some((h) => h.name === node)) router.route(node, envelopes, from);
-      else this.system.events.emit({ type: 'message_dropped', node, count: envelopes.length, reason: 'unknown_node' });
-    }
-    return undefined;
-  }
-
-  /** The host a sending node (or `host@H` mailbox) belongs to, as known here; undefined if unknown. */
-  private ownerOf(node: string): string | undefined {
-    if (node.startsWith(HOST_PREFIX)) return node.slice(HOST_PREFIX.length);
-    if (this.system.local().some((h) => h.name === node)) return this.host;
-    return this.nodeHost.get(node) ?? this.verified.get(node);
   }
 
   private async watchConnection(): Promise<void> {

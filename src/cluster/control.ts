@@ -19,9 +19,13 @@ import type { LoadReport } from '../kernel/types.js';
 import type { MessagePort } from 'node:worker_threads';
 import { NodeHandle } from '../host/node-handle.js';
 import type { NodeStatus } from '../host/node-supervision.js';
-import { isCodeRef, type CodeStore } from './code-store.js';
+import { isCodeRef, type CodeRef, type CodeStore } from './code-store.js';
+import type { NodeUpgradeReport, UpgradeStep } from '../kernel/upgrade.js';
 import type { ClusterHost } from './hooks.js';
 import type { Names, Settings } from './options.js';
+
+/** An upgrade step as it crosses: a load's code by hash. */
+type Step = UpgradeStep | (Omit<Extract<UpgradeStep, { op: 'load' }>, 'js'> & { js: CodeRef });
 
 interface Request {
   node: string;
@@ -81,6 +85,7 @@ export class ControlServer {
     let reply: Promise<unknown>;
     try {
       if (op === 'load' && isCodeRef(args[1])) args[1] = await this.code.get(args[1]);
+      if (op === 'applyUpgrade' && Array.isArray(args[0])) args[0] = await Promise.all((args[0] as Step[]).map((step) => this.stepIn(step)));
       await before;
       const handle = this.host.local().find((h) => h.name === node);
       if (!handle) throw new UnknownNode(`no node named '${node}' on host '${this.settings.host}'`, { node });
@@ -112,7 +117,18 @@ export class ControlServer {
     const answer = await (supervision.callNow as (op: string, ...a: unknown[]) => Promise<unknown>)(op, ...args);
     // Recorded in the node's release, so a restart replays it (deletes and purges it follows itself).
     if (op === 'load') handle.released(String(args[0]), String(args[1]), answer as LoadReport);
+    if (op === 'applyUpgrade' && (answer as NodeUpgradeReport).ok) {
+      for (const l of (answer as NodeUpgradeReport).loaded) {
+        const step = (args[0] as UpgradeStep[]).find((s) => s.op === 'load' && s.module === l.module);
+        if (step?.op === 'load') handle.released(l.module, step.js, { version: l.version, purged: [] });
+      }
+    }
     return answer;
+  }
+
+  /** A plan's load step with its code by hash: the code, from the store. */
+  private async stepIn(step: Step): Promise<UpgradeStep> {
+    return step.op === 'load' && isCodeRef(step.js) ? { ...step, js: await this.code.get(step.js) } : (step as UpgradeStep);
   }
 }
 
@@ -137,6 +153,9 @@ export class ControlClient {
     const host = this.view.hostOf(node);
     if (!host) throw new NodeDown(`node '${node}' is not on any live host`, { node });
     if (op === 'load' && typeof args[1] === 'string') args = [args[0], await this.code.put(args[1]), ...args.slice(2)];
+    // A plan's code goes through the code store too (each version once, whatever its size).
+    if (op === 'applyUpgrade' && Array.isArray(args[0]))
+      args = [await Promise.all((args[0] as UpgradeStep[]).map(async (s) => (s.op === 'load' ? { ...s, js: await this.code.put(s.js) } : s)))];
     const timeout = this.settings.requestTimeoutMs;
     let reply: Msg;
     try {

@@ -8,6 +8,7 @@ import type { Events } from '../host/events.js';
 import type { NodeHandle, NodeSummary } from '../host/node-handle.js';
 import type { NodeContext } from '../host/node-supervision.js';
 import type { Router } from '../host/router.js';
+import type { ProcessLocation } from '../host/migration.js';
 
 export interface ClusterHost {
   readonly events: Events;
@@ -22,6 +23,10 @@ export interface ClusterHost {
   applyGlobal(name: string, pid: Pid | null): void;
   /** A node of another host went down: this host's nodes and host monitors hear `noconnection`. */
   remoteNodeDown(node: string, lost: Pid[]): void;
+  /** Where a process runs, as this host knows it. */
+  locate(pid: Pid): ProcessLocation;
+  /** Another host moved a process: this host's `locate` (and everything that uses it) learns where to. */
+  moved(location: ProcessLocation): void;
 }
 
 export interface RemoteNodeSummary extends NodeSummary {

@@ -13,11 +13,22 @@ import { deserialize, serialize } from 'node:v8';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import type { Pid } from '../kernel/pid.js';
 import type { Envelope } from '../kernel/signals.js';
+import type { ProcessLocation } from '../host/migration.js';
 import type { ClusterEvent } from './hooks.js';
 import type { Names, Settings } from './options.js';
 
-/** `[destination node, sending node, envelopes]`, or a node-down notice `['!down', node, lost]`. */
-export type Item = [string, string, Envelope[]] | ['!down', string, Pid[]];
+/**
+ * `[destination node, sending node, envelopes]`, a node-down notice `['!down', node, lost]`, or
+ * where a process moved `['!moved', location]` (a move this host drove, for every host's locate).
+ */
+export type Item = DataItem | Notice;
+export type DataItem = [string, string, Envelope[]];
+export type Notice = ['!down', string, Pid[]] | ['!moved', ProcessLocation];
+
+export const isNotice = (item: Item): item is Notice => item[0] === '!down' || item[0] === '!moved';
+
+/** How many envelopes an item carries (notices carry none). */
+const envelopesIn = (item: Item): number => (isNotice(item) ? 0 : item[2].length);
 
 const DEFAULT_MAX_PAYLOAD = 1024 * 1024;
 
@@ -71,6 +82,11 @@ export class Link {
     for (const host of hosts) this.push(host, ['!down', node, lost], 1);
   }
 
+  /** Tells every host in `hosts` where a process this host moved runs now. */
+  moved(hosts: string[], location: ProcessLocation): void {
+    for (const host of hosts) this.push(host, ['!moved', location], 1);
+  }
+
   /** Sends every queued batch now (if connected). */
   flush(): void {
     this.flushQueued = false;
@@ -109,7 +125,7 @@ export class Link {
     try {
       this.nc.publish(this.names.data(host, this.settings.host), bytes);
       this.stats.batchesOut++;
-      for (const item of items) if (item[0] !== '!down') this.stats.envelopesOut += item[2].length;
+      for (const item of items) this.stats.envelopesOut += envelopesIn(item);
     } catch (error) {
       this.dropped(host, items, (error as Error).message);
     }
@@ -123,15 +139,17 @@ export class Link {
       this.publish(host, items.slice(half), max);
       return;
     }
-    const [dst, src, envelopes] = items[0]!;
-    if (dst === '!down' || envelopes.length < 2) return this.dropped(host, items, `larger than the max payload (${max} bytes)`);
+    const item = items[0]!;
+    if (isNotice(item) || item[2].length < 2) return this.dropped(host, items, `larger than the max payload (${max} bytes)`);
+    const [dst, src, envelopes] = item;
+    if (envelopes.length < 2) return this.dropped(host, items, `larger than the max payload (${max} bytes)`);
     const half = envelopes.length >> 1;
     this.publish(host, [[dst, src, envelopes.slice(0, half) as Envelope[]]], max);
     this.publish(host, [[dst, src, envelopes.slice(half) as Envelope[]]], max);
   }
 
   private dropped(host: string, items: Item[], reason: string): void {
-    const dropped = items.reduce((n, item) => n + (item[0] === '!down' ? 0 : item[2].length), 0);
+    const dropped = items.reduce((n, item) => n + envelopesIn(item), 0);
     this.emit({ type: 'link_error', host, dropped, reason });
   }
 }

@@ -173,7 +173,11 @@ export class System {
    * report is `ok` only if each of them upgraded. `{ dryRun: true }` reports each node's steps.
    */
   upgrade(plan: UpgradePlan, options: UpgradeOptions = {}): Promise<UpgradeReport> {
-    const run = () => runUpgrade(plan, [...this.handles.values()], this.events, options);
+    // In a cluster the plan covers every host's nodes, host by host, the canary's host first.
+    const link = this.clusterLink;
+    const nodes = link ? this.nodes().map((n) => this.node(n.name)) : [...this.handles.values()];
+    const hostOf = link ? (node: string) => (this.handles.has(node) ? link.host : link.remoteNodes().find((n) => n.name === node)?.host) : undefined;
+    const run = () => runUpgrade(plan, nodes, this.events, options, hostOf);
     return this.releaseKeeper && !options.dryRun ? this.releaseKeeper.asOne(`plan: ${plan.modules?.map((m) => m.module).join(', ')}`, run) : run();
   }
 
@@ -355,6 +359,8 @@ export class System {
         for (const peer of this.attached) peer.tell('nodeDown', node, lost);
         this.router.nodeDown(node, lost, () => false);
       },
+      locate: (pid) => this.migrations.locate(pid),
+      moved: (location) => this.migrations.learn(location),
     };
   }
 
