@@ -36,7 +36,8 @@ export class CodeStore implements SharedCode {
   async put(js: string): Promise<CodeRef> {
     const hash = createHash('sha256').update(js).digest('hex');
     if (!this.known.has(hash)) {
-      if (!(await this.store.info(hash))) await this.store.putBlob({ name: hash }, new TextEncoder().encode(js));
+      const info = await this.store.info(hash);
+      if (!info || info.deleted) await this.store.putBlob({ name: hash }, new TextEncoder().encode(js));
       this.known.set(hash, js);
     }
     return { $code: hash };
