@@ -21,8 +21,8 @@ afterAll(async () => {
 }, 30_000);
 
 /** Hosts of a fresh cluster (its own namespace on the shared server). */
-async function cluster(spec: Record<string, string[]>): Promise<HostProcess[]> {
-  const options = { servers: nats.url, cluster: `t${++clusterNo}`, heartbeatMs: 200, deadAfterMs: 2_000 };
+async function cluster(spec: Record<string, string[]>, extra: Record<string, unknown> = {}): Promise<HostProcess[]> {
+  const options = { servers: nats.url, cluster: `t${++clusterNo}`, heartbeatMs: 200, deadAfterMs: 2_000, ...extra };
   const started = await Promise.all(
     Object.entries(spec).map(([name, nodes]) =>
       HostProcess.start(
@@ -93,6 +93,18 @@ describe('a cluster of host processes', () => {
     await a!.eval('system.send(args[0], { op: "z" })', c1);
     await a!.eval('await system.call({ name: "nobody", node: "c1" }, "x", 500).catch(() => {})');
   });
+
+  it('a burst far larger than maxPendingEnvelopes goes through while connected: none dropped, in order', async () => {
+    // maxPendingEnvelopes bounds what waits through an outage, not a burst on a live connection.
+    const [a, b] = await cluster({ A: ['a1'], B: ['b1'] }, { maxPendingEnvelopes: 500 });
+    await b!.eval('await system.node("b1").load("counter", args[0])', counter);
+    const server = await b!.eval<string>('return system.node("b1").startServer("counter", [0])');
+    const sender = await a!.eval<string>('return system.node("a1").spawn("agent", "start", [])');
+    await a!.eval('system.send(args[0], { op: "burst", n: 30000, to: args[1] })', sender, server);
+    await b!.until('every message', async () => (await b!.eval<number>('return system.call(args[0], "get")', server)) === 30_000, 30_000);
+    expect(await b!.eval('return system.call(args[0], "seen")', server)).toEqual({ [sender]: 29_999 });
+    expect(a!.clusterEvents.filter((e) => e.type === 'link_overflow')).toEqual([]);
+  }, 60_000);
 
   it('links and monitors across hosts, and calls a process on another host', async () => {
     const [a, b] = await cluster({ A: ['a1'], B: ['b1'] });

@@ -8,6 +8,7 @@
  *
  * While NATS is unreachable the queues hold up to `maxPendingEnvelopes` envelopes and are sent on
  * reconnect; past that, new envelopes are dropped and reported (`link_overflow`), never silently.
+ * While connected nothing is dropped: a burst of more than FLUSH_ENVELOPES goes out at once.
  */
 import { deserialize, serialize } from 'node:v8';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
@@ -31,6 +32,8 @@ export const isNotice = (item: Item): item is Notice => item[0] === '!down' || i
 const envelopesIn = (item: Item): number => (isNotice(item) ? 0 : item[2].length);
 
 const DEFAULT_MAX_PAYLOAD = 1024 * 1024;
+/** A burst larger than this leaves at once rather than at the end of the tick (batches stay large, memory bounded). */
+const FLUSH_ENVELOPES = 8_192;
 
 export class Link {
   private readonly out = new Map<string, Item[]>();
@@ -70,11 +73,13 @@ export class Link {
 
   /** Envelopes from `from` (a node of this host, or this host) for node `node` of host `host`. */
   send(host: string, node: string, from: string, envelopes: Envelope[]): void {
-    if (this.pending + envelopes.length > this.settings.maxPendingEnvelopes) {
+    // The bound is for an outage only: while connected, a burst goes out as it comes.
+    if (!this.connected && this.pending + envelopes.length > this.settings.maxPendingEnvelopes) {
       this.emit({ type: 'link_overflow', host, dropped: envelopes.length });
       return;
     }
     this.push(host, [node, from, envelopes], envelopes.length);
+    if (this.connected && this.pending >= FLUSH_ENVELOPES) this.flush();
   }
 
   /** Tells every host in `hosts` that `node` of this host went down, after what it sent before. */
