@@ -159,6 +159,12 @@ describe('a cluster of host processes', () => {
     expect(modules.map((m) => m.name).sort()).toEqual(['agent', 'hello']);
     const err = await a!.eval('return system.node("b1").spawn("nope", "start", [])').catch((e: HostError) => e);
     expect(err).toMatchObject({ code: 'unknown_module' });
+    // A policy set from A is recorded by B in the node's release: it survives a restart of b1.
+    const policy = { retention: { kind: 'stack', depth: 3 }, purge: 'soft' };
+    await a!.eval('await system.node("b1").setPolicy(args[0], "hello")', policy);
+    await a!.eval('await system.node("b1").restart()');
+    const after = await a!.eval<{ name: string; policy: unknown }[]>('return system.node("b1").modules()');
+    expect(after.find((m) => m.name === 'hello')?.policy).toEqual(policy);
   });
 });
 

@@ -16,6 +16,7 @@ import { allows } from '../kernel/capabilities.js';
 import type { ControlArgs, ControlOp, ControlReply, Result } from '../kernel/control-ops.js';
 import type { Envelope } from '../kernel/signals.js';
 import type { LoadReport } from '../kernel/types.js';
+import type { CodePolicy } from '../kernel/policy.js';
 import type { MessagePort } from 'node:worker_threads';
 import { NodeHandle } from '../host/node-handle.js';
 import type { NodeStatus } from '../host/node-supervision.js';
@@ -107,6 +108,8 @@ export class ControlServer {
     const { supervision } = handle;
     if (supervision.status === 'starting' || supervision.status === 'restarting') await supervision.up.catch(() => {});
     if (supervision.status !== 'running') throw new NodeDown(`node '${handle.name}' is ${supervision.status}`, { node: handle.name });
+    // Through the handle, which records it in the node's release (a restart keeps it).
+    if (op === 'setPolicy') return handle.setPolicy(args[0] as CodePolicy, args[1] as string | undefined);
     if (op === 'load') {
       const module = String(args[0]);
       if (!allows(handle.capabilities.modules, module)) {
