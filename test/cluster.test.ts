@@ -106,6 +106,17 @@ describe('a cluster of host processes', () => {
     expect(a!.clusterEvents.filter((e) => e.type === 'link_overflow')).toEqual([]);
   }, 60_000);
 
+  it('reaches a process in an isolate node of another host, and back', async () => {
+    const [a, b] = await cluster({ A: ['a1'], B: [] });
+    await b!.eval('await system.addNode({ name: "bi", kind: "isolate", modules: { agent: args[0] } })', agent);
+    await a!.until('the isolate node', async () => (await a!.eval<string[]>('return system.nodes().map((n) => n.name)')).includes('bi'));
+    const inboxPid = await a!.eval<string>('ctx.inbox = system.inbox(); return ctx.inbox.pid');
+    const pid = await a!.eval<string>('return system.node("bi").spawn("agent", "start", [])');
+    await a!.eval('for (let i = 0; i < 3; i++) system.send(args[0], { op: "x", i, reply: args[1] })', pid, inboxPid);
+    const got = await a!.eval('const out = []; for (let i = 0; i < 3; i++) out.push(await ctx.inbox.receive(() => true, 10000)); return out');
+    expect(got).toEqual([0, 1, 2].map((i) => ({ got: { op: 'x', i, reply: inboxPid } })));
+  });
+
   it('links and monitors across hosts, and calls a process on another host', async () => {
     const [a, b] = await cluster({ A: ['a1'], B: ['b1'] });
     await a!.eval('ctx.inbox = system.inbox()');

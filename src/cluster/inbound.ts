@@ -7,10 +7,9 @@
  * so each host's order is kept.
  */
 import type { Pid } from '../kernel/pid.js';
-import type { Envelope } from '../kernel/signals.js';
 import { HOST_PREFIX } from './subjects.js';
 import type { ClusterEvent, ClusterHost } from './hooks.js';
-import type { Item } from './link.js';
+import type { WireItem } from './link.js';
 import type { ProcessLocation } from '../host/migration.js';
 
 export class Inbound {
@@ -30,7 +29,7 @@ export class Inbound {
     private readonly left: () => boolean,
   ) {}
 
-  receive(items: Item[], sender: string): void {
+  receive(items: WireItem[], sender: string): void {
     const waiting = this.waiting.get(sender);
     if (waiting)
       this.wait(
@@ -60,7 +59,7 @@ export class Inbound {
   }
 
   /** Delivers items from `start`; returns a promise if it must look a sender up first. */
-  private deliver(items: Item[], sender: string, start: number): Promise<void> | undefined {
+  private deliver(items: WireItem[], sender: string, start: number): Promise<void> | undefined {
     const { router } = this.system;
     const mine = `${HOST_PREFIX}${this.host}`;
     for (let i = start; i < items.length; i++) {
@@ -70,7 +69,11 @@ export class Inbound {
         this.system.moved((item as ['!moved', ProcessLocation])[1]);
         continue;
       }
-      const [to, from, what] = item as [string, string, unknown[]];
+      const [to, from, what, count] = item as [string, string, unknown, number];
+      if (typeof to !== 'string' || typeof from !== 'string' || (to === '!down' ? !Array.isArray(what) : !(what instanceof Uint8Array) || !(count >= 0))) {
+        this.emit({ type: 'forged', host: sender, node: String(from), dropped: 0 });
+        continue;
+      }
       const owner = this.ownerOf(from);
       if (owner === undefined && !this.left())
         return this.claimedBy(from).then((host) => {
@@ -78,12 +81,12 @@ export class Inbound {
           return this.deliver(items, sender, i);
         });
       if (owner !== sender) {
-        this.emit({ type: 'forged', host: sender, node: from, dropped: to === '!down' ? 0 : what.length });
+        this.emit({ type: 'forged', host: sender, node: from, dropped: to === '!down' ? 0 : count });
         continue;
       }
       if (to === '!down') this.system.remoteNodeDown(from, what as Pid[]);
-      else if (to === mine || this.system.local().some((h) => h.name === to)) router.route(to, what as Envelope[], from);
-      else this.system.events.emit({ type: 'message_dropped', node: to, count: what.length, reason: 'unknown_node' });
+      else if (to === mine || this.system.local().some((h) => h.name === to)) router.routeEncoded(to, what as Uint8Array, count, from);
+      else this.system.events.emit({ type: 'message_dropped', node: to, count, reason: 'unknown_node' });
     }
     return undefined;
   }

@@ -26,7 +26,15 @@ export type Item = DataItem | Notice;
 export type DataItem = [string, string, Envelope[]];
 export type Notice = ['!down', string, Pid[]] | ['!moved', ProcessLocation];
 
-export const isNotice = (item: Item): item is Notice => item[0] === '!down' || item[0] === '!moved';
+/**
+ * An item as it travels: a data item's envelopes v8-serialized on their own, with their count, so
+ * the receiving host hands them to the node's thread undecoded (it decodes them itself).
+ */
+export type WireItem = [string, string, Uint8Array, number] | Notice;
+
+export const isNotice = (item: Item | WireItem): item is Notice => item[0] === '!down' || item[0] === '!moved';
+
+const encode = (item: Item): WireItem => (isNotice(item) ? item : [item[0], item[1], serialize(item[2]), item[2].length]);
 
 /** How many envelopes an item carries (notices carry none). */
 const envelopesIn = (item: Item): number => (isNotice(item) ? 0 : item[2].length);
@@ -50,7 +58,7 @@ export class Link {
     private readonly names: Names,
     private readonly settings: Settings,
     /** Items from host `from` (the last token of the subject it came on, which NATS permissions tie to that host). */
-    private readonly receive: (items: Item[], from: string) => void,
+    private readonly receive: (items: WireItem[], from: string) => void,
     private readonly emit: (event: ClusterEvent) => void,
   ) {}
 
@@ -59,14 +67,25 @@ export class Link {
     this.sub = sub;
     void (async () => {
       for await (const msg of sub) {
-        let items: Item[];
+        let items: WireItem[];
         try {
-          items = deserialize(msg.data) as Item[];
+          items = deserialize(msg.data) as WireItem[];
         } catch {
           continue;
         }
+        if (!Array.isArray(items)) continue;
         this.stats.batchesIn++;
-        this.receive(items, msg.subject.slice(msg.subject.lastIndexOf('.') + 1));
+        try {
+          this.receive(items, msg.subject.slice(msg.subject.lastIndexOf('.') + 1));
+        } catch (error) {
+          // One bad batch must not end the subscription.
+          this.emit({
+            type: 'link_error',
+            host: msg.subject.slice(msg.subject.lastIndexOf('.') + 1),
+            dropped: 0,
+            reason: `a batch could not be delivered: ${(error as Error).message}`,
+          });
+        }
       }
     })();
   }
@@ -121,7 +140,7 @@ export class Link {
   private publish(host: string, items: Item[], max: number): void {
     let bytes: Uint8Array;
     try {
-      bytes = serialize(items);
+      bytes = serialize(items.map(encode));
     } catch (error) {
       if (items.length > 1) return this.split(host, items, max);
       return this.dropped(host, items, `not serializable: ${(error as Error).message}`);

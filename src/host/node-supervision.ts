@@ -98,6 +98,13 @@ export class NodeSupervision {
     return true;
   }
 
+  /** The same for a v8-serialized batch (from another host): the node's thread decodes it. */
+  deliverEncoded(bytes: Uint8Array, from: string): boolean {
+    if (this.status !== 'running' || !this.backend) return false;
+    this.backend.deliverEncoded(bytes, from);
+    return true;
+  }
+
   connect(peer: string, port: MessagePort): void {
     if (this.backend) this.backend.connect(peer, port);
     else port.close();

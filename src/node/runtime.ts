@@ -7,6 +7,7 @@
  * Vocabulary: the *host* is the main thread; a *peer* is another node's thread, reached by a
  * direct `MessagePort`; *outbound* is a batch of envelopes leaving this node for one destination.
  */
+import { deserialize } from 'node:v8';
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import { estimateSize } from '../kernel/values.js';
 import { EventGate } from './event-guard.js';
@@ -138,6 +139,15 @@ export class NodeRuntime {
     switch (message.t) {
       case 'deliver':
         return engine.deliver(message.envelopes, message.from);
+      case 'deliverEncoded': {
+        let envelopes: Envelope[];
+        try {
+          envelopes = deserialize(message.bytes) as Envelope[];
+        } catch (error) {
+          return this.log('error', `a batch from '${message.from}' could not be decoded and was dropped: ${(error as Error).message}`);
+        }
+        return engine.deliver(envelopes, message.from);
+      }
       case 'connect':
         return this.connect(message.node, message.port);
       case 'control': {
