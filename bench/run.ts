@@ -1,15 +1,19 @@
 /**
  * The benchmark suite's entry point (`npm run bench`).
  *
- *   node --no-node-snapshot --expose-gc dist/bench/run.js [name ...] [--reps=N] [--scale=X] [--out=FILE] [--compare]
+ *   node --no-node-snapshot --expose-gc dist/bench/run.js [name ...] [--reps=N] [--scale=X] [--out=FILE] [--compare] [--only SUBSTRING]
+ *
+ * `--only SUBSTRING` keeps the rows whose name contains it (a partial run: results.json is not
+ * written); name the benchmark too (`rolling --only p99`) so that only it runs.
  *
  * `--compare` checks the run's ratios against the committed bench/results.json (and does not
  * overwrite it): a ratio more than 25% worse is flagged and the exit code is 1. Run it before a
  * commit that touches a hot path.
  *
- * Runs every benchmark (or the ones named: intra, cross, spawn, start), prints a table and, for a
- * full run, writes bench/results.json. Each figure is the median of N repetitions (default 5,
- * after one warm-up round) beside a baseline measured in the same run, interleaved with it.
+ * Runs every benchmark (or the ones named), prints a table and, for a full run, writes
+ * bench/results.json and regenerates the README's table from it (bench/readme-table.ts). Each
+ * figure is the median of N repetitions (default 5, after one warm-up round) beside a baseline
+ * measured in the same run, interleaved with it.
  */
 import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -26,7 +30,11 @@ import { migrationBench } from './migration.js';
 import { clusterBench } from './cluster.js';
 import { observeBench } from './observe.js';
 import { releasesBench } from './releases.js';
+import { writeReadmeTable } from './readme-table.js';
+import { durableBench } from './durable.js';
 import { callsBench } from './calls.js';
+import { rollingBench } from './rolling.js';
+import { denseBench } from './dense.js';
 
 const BENCHMARKS: Benchmark[] = [
   callsBench,
@@ -36,10 +44,13 @@ const BENCHMARKS: Benchmark[] = [
   nodeStart,
   codeBench,
   isolateBench,
+  denseBench,
   migrationBench,
   clusterBench,
   observeBench,
   releasesBench,
+  durableBench,
+  rollingBench,
 ];
 
 interface Args {
@@ -49,12 +60,20 @@ interface Args {
   out?: string;
   help: boolean;
   compare: boolean;
+  /** Keep only the rows whose name contains this. */
+  only?: string;
 }
 
 function parseArgs(argv: string[]): Args {
   const args: Args = { names: [], reps: 5, scale: 1, help: false, compare: false };
-  for (const arg of argv) {
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
     const [key, value] = arg.split('=', 2) as [string, string | undefined];
+    if (key === '--only') {
+      args.only = value ?? argv[++i];
+      if (!args.only) throw new Error('--only takes a substring of the row names to keep');
+      continue;
+    }
     if (key === '--reps') args.reps = Math.max(1, Math.round(Number(value)));
     else if (key === '--scale') args.scale = Number(value);
     else if (key === '--out') args.out = value;
@@ -80,14 +99,14 @@ function reexecIfNeeded(): boolean {
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
   if (args.help) {
-    console.log(`usage: run.js [${BENCHMARKS.map((b) => b.name).join('|')} ...] [--reps=N] [--scale=X] [--out=FILE] [--compare]`);
+    console.log(`usage: run.js [${BENCHMARKS.map((b) => b.name).join('|')} ...] [--reps=N] [--scale=X] [--out=FILE] [--compare] [--only SUBSTRING]`);
     for (const b of BENCHMARKS) console.log(`  ${b.name.padEnd(6)} ${b.description}`);
     return;
   }
   const unknown = args.names.filter((n) => !BENCHMARKS.some((b) => b.name === n));
   if (unknown.length) throw new Error(`unknown benchmark ${unknown.join(', ')}: choose from ${BENCHMARKS.map((b) => b.name).join(', ')}`);
   const selected = args.names.length ? BENCHMARKS.filter((b) => args.names.includes(b.name)) : BENCHMARKS;
-  const full = selected.length === BENCHMARKS.length && args.scale === 1;
+  const full = selected.length === BENCHMARKS.length && args.scale === 1 && args.only === undefined;
 
   const info = machine();
   console.log(
@@ -101,7 +120,8 @@ async function main(): Promise<void> {
     const started = now();
     console.log(`- ${bench.name}: ${bench.description}`);
     try {
-      results.push(...(await bench.run({ reps: args.reps, scale: args.scale, log: (line) => console.log(line) })));
+      const rows = await bench.run({ reps: args.reps, scale: args.scale, log: (line) => console.log(line) });
+      results.push(...rows.filter((r) => args.only === undefined || r.name.includes(args.only)));
     } catch (error) {
       failed.push(bench.name);
       console.error(`  ${bench.name} FAILED: ${(error as Error).stack ?? error}`);
@@ -127,6 +147,7 @@ async function main(): Promise<void> {
   if (out) {
     writeFileSync(out, `${JSON.stringify({ machine: info, results }, null, 2)}\n`);
     console.log(`wrote ${out}`);
+    if (out === committed) console.log(`rewrote the table in ${writeReadmeTable({ machine: info, results })}`);
   } else {
     console.log(`(${failed.length ? 'failed' : 'partial'} run: bench/results.json not written; pass --out=FILE to keep these figures)`);
   }

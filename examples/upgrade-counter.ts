@@ -9,7 +9,8 @@ import { System } from '../src/index.js';
 const file = (name: string) => ({ path: `../../examples/modules/${name}`, base: import.meta.url });
 const system = await System.start({ nodes: [{ name: 'app', modules: { counter: file('v1/counter.ts') } }] });
 const app = system.node('app');
-system.on('code_changed', (e) => console.log(`  [event] ${e.pid}: code changed ${JSON.stringify(e.from)} → ${JSON.stringify(e.to)}`));
+// One event per node for the plan's conversions (a changeCode by hand reports `code_changed` instead).
+system.on('upgrade_converted', (e) => console.log(`  [event] ${e.node}: ${e.count} ${e.modules.join(', ')} processes converted: ${e.pids.join(', ')}`));
 
 const counters = [await app.startServer('counter', [0], { name: 'hits' }), await app.startServer('counter', [100])];
 for (let i = 0; i < 3; i++) await system.call(counters[0]!, 'inc');

@@ -23,6 +23,9 @@ export type { Capabilities, Limits, MailboxLimit } from './kernel/capabilities.j
 export type { NodeKind } from './host/node-backend.js';
 export type { MigrateOptions, MigrationResult, BulkMigration, ProcessLocation } from './host/migration.js';
 export type { MigrationSnapshot } from './kernel/types.js';
+export type { DurableOptions, Checkpoint } from './kernel/durable.js';
+export type { DurableStates } from './host/durable-states.js';
+export { DirectoryStateStore, MemoryStateStore, type StateStore, type StoredState } from './host/release-store/states.js';
 export {
   observe,
   type ObserveOptions,

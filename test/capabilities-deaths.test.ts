@@ -4,6 +4,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { System, type NodeKind, type Pid } from '../src/index.js';
+import { until } from './helpers/wait.js';
 import { agent, ask, eventsOf, nothingWithin, record, waitEvent } from './helpers/sandbox-tools.js';
 
 let system: System | undefined;
@@ -84,6 +85,9 @@ describe.each<[string, NodeKind]>([
     const ref = inbox.monitor(pid);
     const linked: Pid = await system.node('t').spawn('agent', 'start', [inbox.pid, true]);
     expect(await ask(system, inbox, linked, { op: 'link', pid })).toEqual({ ok: true });
+    // link/1 is asynchronous, as in Erlang: the link signal travels t → s while 'go' travels host → s.
+    // Wait until s holds the link, or the process may end first and the link be answered `noproc`.
+    await until('the link to reach node s', async () => (await system!.node('s').processInfo(pid))?.links.includes(linked) ?? false);
     system.send(pid, 'go');
     const reason = { why: '<uncopyable Symbol(secret)>', fn: '<uncopyable function helper>', ok: 'kept' };
     expect((await inbox.receive<{ reason: unknown }>({ type: 'DOWN', ref }, 5_000)).reason).toEqual(reason);

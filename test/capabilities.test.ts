@@ -410,6 +410,6 @@ describe('bad limits and capabilities in a node spec', () => {
       spawnRemote: false,
       services: { clock: false, random: false, console: true, functions: [] },
     });
-    expect(system.node('n').limits).toEqual({ ...sandboxed.limits, globalNames: 100, hostCalls: { inFlight: 16, perSecond: 200 } });
+    expect(system.node('n').limits).toEqual({ ...sandboxed.limits, globalNames: 100, hostCalls: { inFlight: 16, perSecond: 200 }, durableStates: 100 });
   });
 });

@@ -8,6 +8,7 @@ import { transpile } from '../src/compiler/transpile.js';
 import { compile, HOST_LIMIT } from '../src/host/compiler-pool.js';
 import { LoadError } from '../src/errors.js';
 import { localKernel } from './helpers/local-kernel.js';
+import { until } from './helpers/wait.js';
 
 /** Throws at line 9 of the TypeScript source, after imports, types and a multi-line signature. */
 const THROWER = `import { send } from 'subnode';
@@ -101,8 +102,8 @@ describe('stack traces on real nodes', () => {
       const exits: { pid: string; reason: { error?: { stack?: string } } }[] = [];
       system.on('process_exit', (e) => exits.push(e as never));
       const pid = await system.node('n').spawn('thrower', 'crash', [{ n: 1, label: 'z' }]);
-      for (let i = 0; i < 500 && !exits.some((e) => e.pid === pid); i++) await new Promise((r) => setTimeout(r, 10));
-      expect(exits.find((e) => e.pid === pid)?.reason.error?.stack).toContain('thrower@1.js:9:');
+      const exit = await until('the process to exit', () => exits.find((e) => e.pid === pid));
+      expect(exit.reason.error?.stack).toContain('thrower@1.js:9:');
     } finally {
       await system.stop();
     }

@@ -5,6 +5,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { waitEvent } from './helpers/events.js';
+import { until } from './helpers/wait.js';
 import { BadArgument, System, type EventOf, type MigrationResult, type SystemEvent } from '../src/index.js';
 import { probe, session } from './fixtures/migration.js';
 
@@ -73,12 +74,7 @@ describe('a home node that crashes after its processes moved away', () => {
     await s.node('watcher').spawn('probe', 'watch', [pid, inbox.pid]);
     await inbox.receive((m: unknown) => typeof m === 'object' && m !== null && 'watching' in m);
     s.register('svc', pid);
-    for (let i = 0; ; i++) {
-      const info = await s.process(pid).info();
-      if ((info?.monitoredBy.length ?? 0) >= 2) break;
-      if (i > 500) throw new Error('the monitors never reached the process');
-      await new Promise((r) => setTimeout(r, 10));
-    }
+    await until('the monitors to reach the process', async () => ((await s.process(pid).info())?.monitoredBy.length ?? 0) >= 2);
     const restarted = waitEvent(s, 'node_restarted', (e) => e.node === 'home');
     s.node('home').kill('crash for the test');
     await restarted;

@@ -811,10 +811,10 @@ describe('purgeToNode with a busy process', () => {
   });
 });
 
-describe('between thread nodes and isolate nodes', () => {
+describe.each([false, true])('between thread nodes and isolate nodes (dense: %s)', (dense) => {
   const mixed = (): NodeSpec[] => [
     { name: 't', modules: { session: v1, door: door(1), probe } },
-    { name: 'iso', kind: 'isolate', modules: { session: v2, door: door(2), probe } },
+    { name: 'iso', kind: 'isolate', dense, modules: { session: v2, door: door(2), probe } },
     { name: 'c', modules: { probe } },
   ];
 
@@ -935,7 +935,7 @@ describe('between thread nodes and isolate nodes', () => {
       export function grow(): unknown { return receive(on('go', () => { const keep: unknown[] = []; for (;;) keep.push(new Array(1e5).fill(keep.length)); })); }
     `;
     const s = await start([
-      { name: 'home', kind: 'isolate', capabilities: { sendTo: ['t'] }, limits: { memoryMb: 32, cpuMsPerSlice: 1_000 }, modules: { session: v2, bomb } },
+      { name: 'home', kind: 'isolate', dense, capabilities: { sendTo: ['t'] }, limits: { memoryMb: 32, cpuMsPerSlice: 1_000 }, modules: { session: v2, bomb } },
       { name: 't', modules: { probe } },
       { name: 'far', modules: { session: v1 } },
     ]);

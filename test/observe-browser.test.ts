@@ -13,6 +13,7 @@ import { System } from '../src/host/system.js';
 import type { Pid } from '../src/kernel/pid.js';
 import { observe, type Observer } from '../src/observe/index.js';
 import { counterV1, counterV2 } from './fixtures/counter.js';
+import { until } from './helpers/wait.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const ARTIFACTS = resolve('test-artifacts/observe');
@@ -24,16 +25,6 @@ let browser: Browser;
 let page: Page;
 let pinger: Pid;
 let server: Pid;
-
-async function until<T>(what: string, check: () => Promise<T | undefined | false> | T | undefined | false): Promise<T> {
-  const deadline = Date.now() + WAIT_MS;
-  for (;;) {
-    const value = await check();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 const shot = (name: string) => page.screenshot({ path: `${ARTIFACTS}/${name}.png`, fullPage: true });
 

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { System, NoProcess, NameTaken, type Pid } from '../src/index.js';
+import { until } from './helpers/wait.js';
 
 // One module, loaded on three nodes, whose processes do what their messages say.
 const agent = `
@@ -46,8 +47,7 @@ describe('messaging across nodes', () => {
     for (let i = 0; i < 1000; i++) expect(await inbox.receive()).toEqual({ seq: i, from: a });
     const c = await spawn('c');
     system.send(c, { op: 'global', name: 'sea' });
-    await new Promise((r) => setTimeout(r, 50));
-    expect(system.whereis('sea')).toBe(c);
+    await until('the global name to be registered', () => system.whereis('sea') === c);
     system.send({ global: 'sea' }, { op: 'x', reply: inbox.pid });
     expect(await inbox.receive()).toEqual({ got: { op: 'x', reply: inbox.pid } });
     // and from inside a node, by global name

@@ -12,6 +12,7 @@ import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Pid } from '../src/kernel/pid.js';
 import { renderTop } from '../src/observe/top.js';
+import { until as waitUntil } from './helpers/wait.js';
 
 const MAIN = resolve('dist/src/cli/main.js');
 const TMUX = `subnode-top-${process.pid}`;
@@ -22,15 +23,11 @@ let socket: string;
 
 const tmux = (...args: string[]) => execFileSync('tmux', ['-L', TMUX, ...args], { encoding: 'utf8' });
 
-async function until<T>(what: string, check: () => T | undefined | false, ms = 15_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = check();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}\n${runOut}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+/** `until`, with what `subnode run` printed so far in the error. */
+const until = <T>(what: string, check: () => T | undefined | false, ms = 15_000): Promise<T> =>
+  waitUntil(what, check, ms).catch((error: Error) => {
+    throw new Error(`${error.message}\n${runOut}`);
+  });
 
 /** Starts `subnode top` in a fresh tmux session; its exit code lands in a file. */
 function startTop(name: string): { screen: () => string; exit: () => string | undefined } {

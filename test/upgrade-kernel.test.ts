@@ -11,6 +11,7 @@ import { applyUpgrade, type NodeUpgradeReport, type UpgradeStep } from '../src/k
 import { System, type SystemEvent } from '../src/index.js';
 import { counterV1, counterV2 } from './fixtures/counter.js';
 import { forever } from '../policies/code.js';
+import { until } from './helpers/wait.js';
 
 /** counter v1 under another vsn, so a second load of "the same" code is told apart. */
 const counterV1b = counterV1.replace('export const vsn = 1;', "export const vsn = '1b';");
@@ -112,7 +113,8 @@ describe('applyUpgrade: rollback', () => {
     // The load had dropped version 1 (idle) to make room, and converted s1: all undone.
     const during = k.events.slice(eventsBefore);
     expect(during.filter((e) => e.type === 'module_purged')).toEqual([{ type: 'module_purged', node: 'a', module: 'counter', version: 1 }]);
-    expect(during.filter((e) => e.type === 'code_changed').map((e) => (e as { pid: string }).pid)).toEqual([s1]);
+    // Conversions are reported once per committed transaction: a rolled back one reports none.
+    expect(during.filter((e) => e.type === 'code_changed' || e.type === 'upgrade_converted')).toEqual([]);
     expect(k.kernel.modules()).toEqual(before);
     expect(versions(k, 'counter')).toEqual([
       [1, 'old', 0],
@@ -165,6 +167,12 @@ describe('applyUpgrade: rollback', () => {
     expect([info(k, s1)?.status, info(k, s2)?.status]).toEqual(['waiting', 'waiting']);
     expect(eventsOf(k, 'upgrade_step').map((e) => e.op)).toEqual(['suspend', 'load', 'codeChange', 'resume']);
     expect(eventsOf(k, 'upgrade_rollback')).toEqual([]);
+    // One event for the transaction's conversions (a macrotask after the commit), none per process.
+    await until('the upgrade_converted event', () => eventsOf(k, 'upgrade_converted').length > 0);
+    expect(eventsOf(k, 'upgrade_converted')).toEqual([
+      { type: 'upgrade_converted', node: 'a', modules: ['counter'], mode: 'phased', count: 2, pids: [`${s1}..${s2}`], chunks: 1 },
+    ]);
+    expect(eventsOf(k, 'code_changed')).toEqual([]);
   });
 
   it('a process suspended before the plan is converted too, and stays suspended', async () => {

@@ -25,6 +25,7 @@ import { checkPolicy, checkPurge, type CodePolicy, type PurgeMode } from '../ker
 import { erlang, erlangKill, forever, stack } from '../../policies/code.js';
 import { legacyPinned, sandboxed, trusted, type NodePolicy } from '../../policies/capabilities.js';
 import { ConfigError } from './errors.js';
+import type { DurableOptions } from '../kernel/durable.js';
 import { configReferenceProblems, describe, runConfigSchema, validate } from '../host/schema.js';
 import { resolvePath, type ClusterSource, type CodeSource, type PathSource } from '../host/source.js';
 
@@ -41,11 +42,15 @@ export interface StartConfig {
   name?: string;
   /** Start a server (gen_server-like) process with the module as its callback module. */
   server?: boolean;
+  /** With `server: true`: keep its state across restarts under its name (or `durable.key`). Off by default. */
+  durable?: DurableOptions;
 }
 
 export interface NodeConfig {
   name: string;
   kind?: 'thread' | 'isolate';
+  /** Isolate nodes: served by a shared dense thread instead of a worker of its own. */
+  dense?: boolean;
   /** A preset from policies/: its capabilities, limits and code policy, under the fields given here. */
   policy?: 'sandboxed' | 'trusted' | 'legacy-pinned';
   capabilities?: Partial<Capabilities>;
@@ -89,6 +94,7 @@ export interface ServerStart {
   module: string;
   args: unknown[];
   name?: string;
+  durable?: DurableOptions;
 }
 
 export interface LoadedConfig {
@@ -250,6 +256,7 @@ export function checkConfig(raw: unknown, file: string): LoadedConfig {
 function checkNode(raw: NodeConfig, at: string, dir: string, problems: string[], bad: (at: string) => boolean, servers: Map<string, ServerStart[]>): NodeSpec {
   const spec: NodeSpec = { name: String(raw.name) };
   if (raw.kind !== undefined) spec.kind = raw.kind;
+  if (raw.dense !== undefined) spec.dense = raw.dense;
   const preset = typeof raw.policy === 'string' && !bad(`${at}.policy`) ? PRESETS[raw.policy] : undefined;
   if ((preset || raw.capabilities !== undefined) && !bad(`${at}.capabilities`)) {
     const capabilities = { ...preset?.capabilities, ...raw.capabilities } as Partial<Capabilities>;
@@ -304,7 +311,13 @@ function checkNode(raw: NodeConfig, at: string, dir: string, problems: string[],
       const { module, fn, args, name } = entry;
       const named = typeof name === 'string' ? { name } : {};
       if (typeof entry.supervisor === 'string') spawns.push({ supervisor: entry.supervisor, args: Array.isArray(args) ? args : [], ...named });
-      else if (entry.server === true) started.push({ module: String(module), args: Array.isArray(args) ? args : [], ...named });
+      else if (entry.server === true)
+        started.push({
+          module: String(module),
+          args: Array.isArray(args) ? args : [],
+          ...named,
+          ...(isObject(entry.durable) ? { durable: entry.durable as unknown as DurableOptions } : {}),
+        });
       else spawns.push({ module: String(module), fn: String(fn), args: Array.isArray(args) ? args : [], ...named });
     }
     if (spawns.length) spec.start = spawns;

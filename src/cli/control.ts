@@ -54,7 +54,7 @@ export class ControlServer {
   /** The config's `server: true` start entries of a node. */
   async startServers(node: string): Promise<void> {
     for (const s of this.config.servers.get(node) ?? []) {
-      await this.system.node(node).startServer(s.module, s.args, s.name ? { name: s.name } : {});
+      await this.system.node(node).startServer(s.module, s.args, { ...(s.name ? { name: s.name } : {}), ...(s.durable ? { durable: s.durable } : {}) });
     }
   }
 

@@ -39,7 +39,11 @@ export function nodesTable(rows: NodeRow[]): string {
 }
 
 export function versionsOf(p: ProcessInfo): string {
-  if (!p.versions.length) return p.behaviour ? `${p.behaviour.module} vsn ${inline(p.behaviour.vsn)} (${p.behaviour.kind} callbacks)` : '-';
+  if (!p.versions.length) {
+    const b = p.behaviour;
+    if (!b) return '-';
+    return `${b.module} vsn ${inline(b.vsn)} (${b.kind} callbacks${b.durable ? `, durable '${b.durable.key}'` : ''})`;
+  }
   return p.versions.map((v) => `${v.module} v${v.version}${v.state === 'current' ? '' : ` (${v.state})`}`).join(', ');
 }
 
@@ -137,6 +141,11 @@ export function describeEvent(e: SystemEvent): { node: string; text: string } {
       return { node, text: `${e.pid} ${e.module}: state converted ${inline(e.from)} -> ${inline(e.to)}` };
     case 'upgrade_step':
       return { node, text: `upgrade step ${e.step}: ${e.op}${e.module ? ` ${e.module}` : ''}` };
+    case 'upgrade_converted':
+      return {
+        node,
+        text: `upgrade: ${e.count} processes of ${e.modules.join(', ')} converted (${e.mode}${e.mode === 'rolling' ? `, ${e.chunks} chunks` : ''})`,
+      };
     case 'upgrade_rollback':
       return { node, text: `upgrade ROLLED BACK at step ${e.step} (${e.op}): ${e.reason}` };
     case 'capability_denied':
@@ -163,7 +172,17 @@ export function describeEvent(e: SystemEvent): { node: string; text: string } {
       return { node: 'host', text: `started on trial release ${e.from}: booted the last permanent release, ${e.to}` };
     case 'release_lost':
       return { node: 'host', text: `release journal: record ${e.seq} lost (${e.reason}${e.detail ? `: ${e.detail}` : ''})` };
+    case 'durable_restored':
+      return { node, text: `${e.pid} resumed durable state '${e.key}'${sameText(e.from, e.to) ? '' : ` (converted ${inline(e.from)} -> ${inline(e.to)})`}` };
+    case 'checkpoint_failed':
+      return { node, text: `${pid}checkpoint of durable state '${e.key}' FAILED: ${e.reason}` };
+    case 'durable_lost':
+      return { node, text: `durable state store: ${e.detail}` };
     default:
       return { node, text: inline(e) };
   }
+}
+
+function sameText(a: unknown, b: unknown): boolean {
+  return inline(a) === inline(b);
 }

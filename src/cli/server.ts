@@ -202,6 +202,8 @@ function levelOf(event: SystemEvent): 'error' | 'warn' | 'info' {
     case 'node_down':
     case 'node_unresponsive':
     case 'upgrade_rollback':
+    case 'checkpoint_failed':
+    case 'durable_lost':
       return 'error';
     case 'process_exit':
     case 'capability_denied':

@@ -89,7 +89,8 @@ export const CODE_COMMANDS: Command[] = [
   { "modules": [{ "module": "counter", "source": { "path": "./counter.v2.ts" }, "extra": {...},
                   "dependsOn"?: [...], "change"?: "codeChange"|"load", "oldVsn"?: ... }],
     "nodes"?: "*" | ["a", "b"] | { "except": ["legacy"] }, "canary"?: "a",
-    "purge"?: "soft"|"kill"|"none", "loadPurge"?: "soft"|"kill", "codeChangeTimeoutMs"?: N, "continueOnError"?: false }
+    "purge"?: "soft"|"kill"|"none", "loadPurge"?: "soft"|"kill", "codeChangeTimeoutMs"?: N, "continueOnError"?: false,
+    "mode"?: "phased"|"rolling", "rolling"?: { "chunk"?: N, "chunkMs"?: N } }
 Source paths are relative to the plan file. Progress goes to stderr; exit 1 unless every node the plan covers
 upgraded (a node that is not running is reported skipped, never left out).`,
     async run(ctx, p) {

@@ -34,6 +34,9 @@ interface Request {
   args: unknown[];
 }
 
+/** A plan's transaction on one node (phased or rolling): its steps' code goes by hash, its loads are recorded by the owning host. */
+const UPGRADES = new Set(['applyUpgrade', 'rollingUpgrade']);
+
 /** Operations on the node's life, beside the op table. */
 const LIFE = new Set(['$restart', '$stop', '$kill']);
 
@@ -86,7 +89,7 @@ export class ControlServer {
     let reply: Promise<unknown>;
     try {
       if (op === 'load' && isCodeRef(args[1])) args[1] = await this.code.get(args[1]);
-      if (op === 'applyUpgrade' && Array.isArray(args[0])) args[0] = await Promise.all((args[0] as Step[]).map((step) => this.stepIn(step)));
+      if (UPGRADES.has(op) && Array.isArray(args[0])) args[0] = await Promise.all((args[0] as Step[]).map((step) => this.stepIn(step)));
       await before;
       const handle = this.host.local().find((h) => h.name === node);
       if (!handle) throw new UnknownNode(`no node named '${node}' on host '${this.settings.host}'`, { node });
@@ -120,7 +123,7 @@ export class ControlServer {
     const answer = await (supervision.callNow as (op: string, ...a: unknown[]) => Promise<unknown>)(op, ...args);
     // Recorded in the node's release, so a restart replays it (deletes and purges it follows itself).
     if (op === 'load') handle.released(String(args[0]), String(args[1]), answer as LoadReport);
-    if (op === 'applyUpgrade' && (answer as NodeUpgradeReport).ok) {
+    if (UPGRADES.has(op) && (answer as NodeUpgradeReport).ok) {
       for (const l of (answer as NodeUpgradeReport).loaded) {
         const step = (args[0] as UpgradeStep[]).find((s) => s.op === 'load' && s.module === l.module);
         if (step?.op === 'load') handle.released(l.module, step.js, { version: l.version, purged: [] });
@@ -157,8 +160,11 @@ export class ControlClient {
     if (!host) throw new NodeDown(`node '${node}' is not on any live host`, { node });
     if (op === 'load' && typeof args[1] === 'string') args = [args[0], await this.code.put(args[1]), ...args.slice(2)];
     // A plan's code goes through the code store too (each version once, whatever its size).
-    if (op === 'applyUpgrade' && Array.isArray(args[0]))
-      args = [await Promise.all((args[0] as UpgradeStep[]).map(async (s) => (s.op === 'load' ? { ...s, js: await this.code.put(s.js) } : s)))];
+    if (UPGRADES.has(op) && Array.isArray(args[0]))
+      args = [
+        await Promise.all((args[0] as UpgradeStep[]).map(async (s) => (s.op === 'load' ? { ...s, js: await this.code.put(s.js) } : s))),
+        ...args.slice(1),
+      ];
     const timeout = this.settings.requestTimeoutMs;
     let reply: Msg;
     try {

@@ -50,7 +50,14 @@ export function findHazards(source: string, filename = 'module.ts', module = mod
  * on a namespace (`m.f`, `_m.f`, `_m.default`), and `import { receive as rcv } from 'subnode'`
  * becomes `_subnode.receive` — renamed imports are resolved for free. Lines are the source's.
  */
-export function hazardsOf({ program, lineOf }: Parsed, module: string): Hazard[] {
+export function hazardsOf(parsed: Parsed, module: string): Hazard[] {
+  // Most modules have no hazard: the tree without positions (a third cheaper to parse) says so;
+  // when it finds some, the tree with positions names their lines.
+  const found = analyse(parsed.program, () => 0, module);
+  return found.length ? analyse(parsed.positioned(), parsed.lineOf, module) : found;
+}
+
+function analyse(program: ESTree.Program, lineOf: (offset: number) => number, module: string): Hazard[] {
   const apis = new Set<string>(); // names bound to the subnode API object
   const namespaces = new Set<string>(); // names bound to another module's namespace
   const topLevel = new Set<string>();

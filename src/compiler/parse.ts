@@ -2,7 +2,8 @@
  * The one pass over module source that both the transpiler and the hazard analysis use: sucrase
  * turns TypeScript/JavaScript with ES module syntax into the kernel's CommonJS-shaped body, and
  * meriyah (an ESTree parser, ~2× faster than acorn on this) parses that body once, which both
- * checks its syntax and gives `hazards.ts` its tree.
+ * checks its syntax and gives `hazards.ts` its tree — without positions, a third cheaper; only a
+ * module in which the analysis finds hazards is parsed again with them, to name their lines.
  *
  * Why sucrase: it is an order of magnitude faster than `typescript.transpileModule`, keeps every
  * line where it was (so stack traces and hazard lines name the source's own lines), and with the
@@ -19,8 +20,10 @@ import { LoadError } from '../errors.js';
 export interface Parsed {
   /** The kernel's module shape: a function body of `(require, exports, module)`. */
   js: string;
-  /** The ESTree of `js` (with `start`/`end` offsets): same lines as the source. */
+  /** The ESTree of `js`, without positions (cheaper: what a check that finds nothing needs). */
   program: ESTree.Program;
+  /** The ESTree of `js` with `start`/`end` offsets (parsed again, once, when asked): same lines as the source. */
+  positioned(): ESTree.Program;
   /** 1-based line of an offset into `js` (= the line in the source). */
   lineOf(offset: number): number;
 }
@@ -45,11 +48,12 @@ export function parseModule(module: string, source: string, filename: string): P
   }
   let program: ESTree.Program;
   try {
-    program = parseScript(js, { next: true, ranges: true, globalReturn: true });
+    program = parseScript(js, { next: true, globalReturn: true });
   } catch (error) {
     throw syntaxError(module, filename, error, false);
   }
-  return { js, program, lineOf: lineIndex(js) };
+  let positioned: ESTree.Program | undefined;
+  return { js, program, positioned: () => (positioned ??= parseScript(js, { next: true, ranges: true, globalReturn: true })), lineOf: lineIndex(js) };
 }
 
 /** Offsets to lines by binary search over the line starts, computed once and only if asked. */

@@ -5,7 +5,7 @@
  * what lets a purge free memory. Runs on the host, so nodes never load a compiler.
  *
  * One pass (`parse.ts`): sucrase compiles, meriyah parses the result once for both the syntax check
- * and the hazard analysis. The body keeps the source's line numbers, so a stack trace through a
+ * and the hazard analysis (and again, with positions, only when there are hazards to place). The body keeps the source's line numbers, so a stack trace through a
  * module names the lines of its source.
  */
 import type { Hazard } from '../kernel/types.js';

@@ -23,6 +23,8 @@ export type SystemEvent =
   | { type: 'release_reverted'; from: number; to: number }
   /** A journal record a crash or damage cut off (found on open), or a change that could not be written. */
   | { type: 'release_lost'; seq: number; reason: string; detail: string }
+  /** A stored durable state that could not be read back (damaged), moved aside under `lost/`. */
+  | { type: 'durable_lost'; node: string; detail: string }
   /** An upgrade plan reached a node, and how it ended there. */
   | { type: 'upgrade_node'; node: string; phase: 'start' | 'upgraded' | 'rolled_back' | 'failed' | 'skipped' };
 
@@ -47,6 +49,7 @@ const EVENT_SOURCES = {
   release_permanent: 'host',
   release_reverted: 'host',
   release_lost: 'host',
+  durable_lost: 'host',
   process_exit: 'kernel',
   module_loaded: 'kernel',
   module_purged: 'kernel',
@@ -56,6 +59,7 @@ const EVENT_SOURCES = {
   code_changed: 'kernel',
   upgrade_step: 'kernel',
   upgrade_rollback: 'kernel',
+  upgrade_converted: 'kernel',
   capability_denied: 'kernel',
   mailbox_overflow: 'kernel',
   cpu_limit: 'kernel',
@@ -64,6 +68,9 @@ const EVENT_SOURCES = {
   migrated_exit: 'kernel',
   global_register: 'kernel',
   global_unregister: 'kernel',
+  durable_restored: 'kernel',
+  // Reported by the node (over the limit, not confirmed in time) and by the host (the write failed).
+  checkpoint_failed: 'kernel',
 } as const satisfies Record<EventType, 'host' | 'kernel'>;
 
 export const EVENT_TYPES = Object.keys(EVENT_SOURCES) as EventType[];

@@ -22,6 +22,8 @@ export interface ServiceSystem {
   /** Any node of the system (remote ones included); throws UnknownNode. */
   node(name: string): NodeHandle;
   send(dest: Dest, message: unknown): void;
+  /** Files a durable server's checkpoint (durable-states.ts); resolves once it is durable. */
+  checkpoint(origin: NodeHandle, request: Record<string, unknown>): Promise<void>;
 }
 
 export class HostServices {
@@ -52,6 +54,16 @@ export class HostServices {
       }
     };
     if (!origin) return reply({ error: toWire(new UnknownNode(`no node named '${nodeOf(from)}'`)) });
+    // A checkpoint is not a service call: one per durable server at a time (its kernel waits, or
+    // sends at most every N ms), bounded by the node's durable capability and size limit instead.
+    if (request.$service === 'checkpoint') {
+      const ack = (raw as { ack?: unknown }).ack === true;
+      void this.system.checkpoint(origin, raw as Record<string, unknown>).then(
+        () => ack && reply({ ok: true }),
+        (error: unknown) => ack && reply({ error: toWire(error) }),
+      );
+      return;
+    }
     // Bounded per node before anything runs, synchronously: a flood is refused here and costs the
     // host one small answer per request; the host goes on.
     // Both fields are there: checkLimits filled in the kind's defaults.

@@ -1,10 +1,11 @@
 /**
  * One incarnation of a node: a worker thread running a node entry point (src/node/thread.js, or
- * src/node/isolate.js which runs the kernel in an isolate) and the host's end of the wire to it
- * (src/wire/node.ts): control requests with their answers, and the data path. Both kinds speak the
- * same wire. A restart makes a new backend; this one only starts, serves calls and ends.
+ * src/node/isolate.js which runs the kernel in an isolate), or a share of a dense thread
+ * (src/host/dense-pool.ts), and the host's end of the wire to it (src/wire/node.ts): control
+ * requests with their answers, and the data path. Every kind speaks the same wire. A restart makes
+ * a new backend; this one only starts, serves calls and ends.
  */
-import { Worker, type MessagePort, type ResourceLimits } from 'node:worker_threads';
+import { Worker, type MessagePort, type ResourceLimits, type Transferable } from 'node:worker_threads';
 import { NodeDown, Timeout, fromWire } from '../errors.js';
 import type { Envelope } from '../kernel/signals.js';
 import type { ControlArgs, ControlOp, ControlReply, HostToNode, NodeData, NodeFaults, NodeToHost, Result } from '../wire/node.js';
@@ -20,13 +21,35 @@ export interface BackendExit {
 
 export type NodeKind = 'thread' | 'isolate';
 
+/** Where an incarnation runs: a worker of its own, or its share of a dense thread. */
+export interface Incarnation {
+  post(message: HostToNode, transfer?: readonly Transferable[]): void;
+  /** Ends it as asked; settles once it has ended (and reported its exit). */
+  terminate(): Promise<void>;
+  /** Ends it as a crash would: its exit is reported as not requested. */
+  kill(): void;
+}
+
+/** What an incarnation reports. */
+export interface IncarnationEvents {
+  message(message: NodeToHost): void;
+  error(error: Error): void;
+  exit(code: number): void;
+}
+
+/** Starts an incarnation of a dense node (src/host/dense-pool.ts). */
+export interface DenseHost {
+  add(data: NodeData, events: IncarnationEvents): Incarnation;
+}
+
 export interface NodeBackendOptions {
   node: string;
   kind: NodeKind;
   creation: number;
   capabilities: Capabilities;
   limits: Limits;
-  peers: Map<string, MessagePort>;
+  /** Isolate nodes in dense mode: the pool of threads they share. */
+  dense?: DenseHost;
   resourceLimits?: ResourceLimits;
   imports: [string, string][];
   /** Code that runs longer than `ms` without returning to the thread's event loop ends the thread (`what` says which limit). */
@@ -60,7 +83,7 @@ function entryUrl(kind: NodeKind): URL {
  * The process's Node options, less those that describe the main script (`-e CODE`, `--input-type`):
  * a worker that inherited them would refuse to start.
  */
-function workerExecArgv(): string[] | undefined {
+export function workerExecArgv(): string[] | undefined {
   const argv = process.execArgv;
   const describesScript = (arg: string) => /^(-e|-p|--eval|--print|--input-type)(=|$)/.test(arg);
   if (!argv.some(describesScript)) return undefined; // inherited as they are
@@ -93,10 +116,9 @@ export class NodeBackend {
   private exit: (code: number) => void = () => {};
   private readonly pending = new Map<number, Pending>();
 
-  private constructor(
-    private readonly worker: Worker,
-    private readonly node: string,
-  ) {}
+  private thread!: Incarnation;
+
+  private constructor(private readonly node: string) {}
 
   static start(options: NodeBackendOptions): Promise<NodeBackend> {
     // Every node gets a heartbeat cell the host watches: when did the code running now start?
@@ -105,7 +127,6 @@ export class NodeBackend {
     const data: NodeData = {
       node: options.node,
       creation: options.creation,
-      peers: Object.fromEntries(options.peers),
       capabilities: options.capabilities,
       limits: options.limits,
       heartbeat,
@@ -113,37 +134,39 @@ export class NodeBackend {
       imports: options.imports,
       ...(options.faults ? { faults: options.faults } : {}),
     };
-    const worker = new Worker(entryUrl(options.kind), {
-      workerData: data,
-      execArgv: workerExecArgv(),
-      transferList: [...options.peers.values()],
-      resourceLimits: options.resourceLimits,
-      name: `subnode:${options.node}`,
-    });
-    const backend = new NodeBackend(worker, options.node);
+    const backend = new NodeBackend(options.node);
     const startMs = options.startTimeoutMs ?? 10_000;
     return new Promise((resolve, reject) => {
       let ready = false;
-      const timer = setTimeout(() => {
+      const expire = (): void => {
         void backend.terminate();
         reject(new NodeDown(`node '${options.node}' did not start within ${startMs} ms`, { node: options.node }));
-      }, startMs);
-      worker.on('message', (message: NodeToHost) => {
-        switch (message.t) {
-          case 'reply':
-            return backend.settle(message.id, message.result);
-          case 'ready':
-            if (ready) return;
-            ready = true;
-            clearTimeout(timer);
-            return resolve(backend);
-          default:
-            return options.onMessage(message);
-        }
-      });
-      worker.on('error', (error) => {
-        backend.lastError ??= error;
-      });
+      };
+      let timer = setTimeout(expire, startMs);
+      const events: IncarnationEvents = {
+        message: (message) => {
+          switch (message.t) {
+            case 'reply':
+              return backend.settle(message.id, message.result);
+            case 'booting':
+              // A dense thread boots its nodes one at a time: the deadline counts from this node's turn.
+              clearTimeout(timer);
+              timer = setTimeout(expire, startMs);
+              return;
+            case 'ready':
+              if (ready) return;
+              ready = true;
+              clearTimeout(timer);
+              return resolve(backend);
+            default:
+              return options.onMessage(message);
+          }
+        },
+        error: (error) => {
+          backend.lastError ??= error;
+        },
+        exit: (code) => backend.exit(code),
+      };
       backend.watch(new Int32Array(heartbeat), epoch, options.watchdog, options.onUnresponsive);
       backend.exit = (code) => {
         if (backend.exited) return;
@@ -156,7 +179,7 @@ export class NodeBackend {
         }
         options.onExit({ code, error: backend.lastError, requested: backend.stopping });
       };
-      worker.on('exit', (code) => backend.exit(code));
+      backend.thread = options.dense ? options.dense.add(data, events) : workerIncarnation(options, data, events);
     });
   }
 
@@ -180,10 +203,15 @@ export class NodeBackend {
     });
   }
 
-  /** Hands the node a direct port to a peer node's thread. */
+  /** Hands the node the port `node` offered to send to it on. */
   connect(node: string, port: MessagePort): void {
     if (this.exited) return void port.close();
-    this.worker.postMessage({ t: 'connect', node, port } satisfies HostToNode, [port]);
+    this.thread.post({ t: 'connect', node, port }, [port]);
+  }
+
+  /** Tells the node what became of its offer of a port for `node` (`accepted`, `refused`), or that `node` went down (`disconnect`). */
+  peerNews(node: string, news: 'accepted' | 'refused' | 'disconnect'): void {
+    this.post({ t: news, node });
   }
 
   deliver(envelopes: Envelope[], from: string): void {
@@ -197,11 +225,11 @@ export class NodeBackend {
 
   async terminate(): Promise<void> {
     this.stopping = true;
-    if (!this.exited) await this.worker.terminate();
+    if (!this.exited) await this.thread.terminate();
   }
 
   private post(message: HostToNode): void {
-    if (!this.exited) this.worker.postMessage(message);
+    if (!this.exited) this.thread.post(message);
   }
 
   private settle(id: number, result: Result<unknown>): void {
@@ -249,7 +277,25 @@ export class NodeBackend {
    */
   kill(error: Error): void {
     this.lastError = error;
-    void this.worker.terminate();
+    this.thread.kill();
     setTimeout(() => this.exit(1), KILL_GRACE_MS).unref();
   }
+}
+
+/** An incarnation with a worker thread of its own. */
+function workerIncarnation(options: NodeBackendOptions, data: NodeData, events: IncarnationEvents): Incarnation {
+  const worker = new Worker(entryUrl(options.kind), {
+    workerData: data,
+    execArgv: workerExecArgv(),
+    resourceLimits: options.resourceLimits,
+    name: `subnode:${options.node}`,
+  });
+  worker.on('message', events.message);
+  worker.on('error', events.error);
+  worker.on('exit', events.exit);
+  return {
+    post: (message, transfer) => worker.postMessage(message, transfer as Transferable[] | undefined),
+    terminate: async () => void (await worker.terminate()),
+    kill: () => void worker.terminate(),
+  };
 }

@@ -4,17 +4,17 @@
  * life (start, restarts, stop) is the NodeSupervision's; what it must get back after a restart is
  * its NodeRelease's.
  */
-import type { MessagePort } from 'node:worker_threads';
 import { BadArgument, LoadError, NodeDown, NotAllowed, NotCloneable } from '../errors.js';
 import { checkPid, type Pid } from '../kernel/pid.js';
 import type { Envelope } from '../kernel/signals.js';
 import type { LoadReport, MigrationOutcome, MigrationSnapshot, ModuleInfo, ProcessInfo, PurgeReport, SpawnOptions } from '../kernel/types.js';
 import { checkPolicy, type CodePolicy, type PurgeMode } from '../kernel/policy.js';
 import type { NodeUpgradeReport, UpgradeStep } from '../kernel/upgrade.js';
+import type { RollingOptions } from '../kernel/rolling.js';
 import { allows, checkCapabilities, checkLimits, type Capabilities, type Limits } from '../kernel/capabilities.js';
 import type { ControlArgs, ControlOp, ControlReply } from '../wire/node.js';
 import type { ChildCounts, ChildInfo, ChildSpec } from '../kernel/supervisor-spec.js';
-import type { SupRequest } from '../kernel/supervisor.js';
+import type { SupRequest } from '../kernel/supervisor-state.js';
 import type { StopReport } from '../kernel/tasks.js';
 import { isClusterSource, readSource, type ModuleSource } from './source.js';
 import type { NodeKind } from './node-backend.js';
@@ -22,12 +22,12 @@ import { compile } from './compiler-pool.js';
 import { NodeRelease } from './node-release.js';
 import { resolveImports } from './imports.js';
 import { NodeSupervision, type NodeContext, type NodeStatus } from './node-supervision.js';
-import type { NodeSpec, NodeSummary } from './node-spec.js';
+import { checkDense, type NodeSpec, type NodeSummary } from './node-spec.js';
 import { publishSpawn } from './telemetry.js';
 
 export type { NodeStatus } from './node-supervision.js';
 
-export type { NodeSpec, NodeSummary, SpawnStart, StartSpec, SupervisorStart } from './node-spec.js';
+export type { NodeSpec, NodeSummary, ServerStart, SpawnStart, StartSpec, SupervisorStart } from './node-spec.js';
 
 export class NodeHandle {
   readonly name: string;
@@ -39,6 +39,7 @@ export class NodeHandle {
   private readonly release: NodeRelease;
   private readonly events: NodeContext['events'];
   private readonly code: NodeContext['code'];
+  private readonly durable: NodeContext['durable'];
   /** Settles once the request issued last has been posted: requests leave in the order issued. */
   private issued: Promise<void> = Promise.resolve();
 
@@ -46,6 +47,7 @@ export class NodeHandle {
     this.name = spec.name;
     if (spec.kind !== undefined && spec.kind !== 'thread' && spec.kind !== 'isolate')
       throw new BadArgument(`node '${spec.name}': kind must be 'thread' or 'isolate', got ${JSON.stringify(spec.kind)}`);
+    checkDense(spec);
     const unresponsiveMs = spec.unresponsiveMs ?? 10_000;
     if (!(unresponsiveMs > 0))
       throw new BadArgument(`node '${spec.name}': unresponsiveMs must be a number of ms > 0, got ${JSON.stringify(spec.unresponsiveMs)}`);
@@ -55,10 +57,12 @@ export class NodeHandle {
     this.release = new NodeRelease(spec.name, spec.code, spec.modulePolicies);
     this.events = context.events;
     this.code = context.code;
+    this.durable = context.durable;
     this.supervision = new NodeSupervision(
       {
         name: spec.name,
         kind: this.kind,
+        dense: spec.dense === true,
         capabilities: this.capabilities,
         limits: this.limits,
         resourceLimits: spec.resourceLimits,
@@ -77,7 +81,9 @@ export class NodeHandle {
         },
         start: async (call) => {
           for (const s of spec.start ?? []) {
-            if ('supervisor' in s) await call('startSupervisor', s.supervisor, s.args ?? [], s.name === undefined ? {} : { name: s.name });
+            const named = s.name === undefined ? {} : { name: s.name };
+            if ('supervisor' in s) await call('startSupervisor', s.supervisor, s.args ?? [], named);
+            else if ('server' in s) await call('startBehaviour', 'server', s.server, s.args ?? [], s.durable ? { ...named, durable: s.durable } : named);
             else await call('spawn', s.module, s.fn, s.args ?? [], { name: s.name });
           }
         },
@@ -248,8 +254,16 @@ export class NodeHandle {
    * newest first, gets `shutdown`; supervisors end their children in reverse start order with
    * their shutdown timeouts; trapping servers run `terminate`. What is left at `timeoutMs` is killed.
    */
-  orderlyStop(timeoutMs = 5000): Promise<StopReport> {
-    return this.call('orderlyStop', timeoutMs);
+  async orderlyStop(timeoutMs = 5000): Promise<StopReport> {
+    const report = await this.call('orderlyStop', timeoutMs);
+    // Durable servers' states not saved yet (checkpoint 'shutdown', or everyMs between two saves).
+    await this.durable.save(this.name, await this.call('takeCheckpoints'));
+    return report;
+  }
+
+  /** @internal the node forgets a durable state's key (system.durable.forget); refused while a server holds it. */
+  forgetDurable(key: string): Promise<void> {
+    return this.call('forgetDurable', key);
   }
 
   /** @internal the three steps of migration (see src/host/migration.ts). */
@@ -276,6 +290,11 @@ export class NodeHandle {
   /** @internal one node's part of an upgrade plan, as a transaction in the node. */
   applyUpgrade(steps: UpgradeStep[]): Promise<NodeUpgradeReport> {
     return this.call('applyUpgrade', steps);
+  }
+
+  /** @internal one node's part of a rolling upgrade plan: one load, then processes converted in chunks. */
+  rollingUpgrade(steps: UpgradeStep[], options: RollingOptions = {}): Promise<NodeUpgradeReport> {
+    return this.call('rollingUpgrade', steps, options);
   }
 
   /** @internal the compiled source of each module's current version, for plans and restarts. */
@@ -361,11 +380,6 @@ export class NodeHandle {
   /** @internal a control call whose answer nobody waits for (news for the node: a global name, a node down). */
   tell<K extends ControlOp>(op: K, ...args: ControlArgs<K>): void {
     this.supervision.tell(op, ...args);
-  }
-
-  /** @internal connects a peer port (the system's mesh). */
-  connect(peer: string, port: MessagePort): void {
-    this.supervision.connect(peer, port);
   }
 
   /** The module allow-list, checked here on the trusted side before any source reaches the node. */

@@ -1,14 +1,16 @@
 /** What a node is made of, as the host is given it: its spec (`System.start({ nodes })`, `addNode`) and its summary. */
 import type { ResourceLimits } from 'node:worker_threads';
+import { BadArgument } from '../errors.js';
 import type { Capabilities, Limits } from '../kernel/capabilities.js';
 import type { CodePolicy } from '../kernel/policy.js';
+import type { DurableOptions } from '../kernel/durable.js';
 import type { NodeFaults } from '../wire/node.js';
 import type { NodeKind } from './node-backend.js';
 import type { NodeStatus } from './node-supervision.js';
 import type { RestartPolicy } from './restart.js';
 import type { ModuleSource } from './source.js';
 
-export type StartSpec = SpawnStart | SupervisorStart;
+export type StartSpec = SpawnStart | ServerStart | SupervisorStart;
 
 export interface SpawnStart {
   module: string;
@@ -16,6 +18,14 @@ export interface SpawnStart {
   args?: unknown[];
   /** Registered name on the node. */
   name?: string;
+}
+
+/** A server (gen_server-like): its callback module's `init(...args)` runs; `durable` keeps its state across restarts. */
+export interface ServerStart {
+  server: string;
+  args?: unknown[];
+  name?: string;
+  durable?: DurableOptions;
 }
 
 /** A supervision tree: the supervisor's init starts its children (recreated when the node restarts). */
@@ -32,6 +42,14 @@ export interface NodeSpec extends RestartPolicy {
    * `isolate`: the kernel in an isolated-vm isolate inside a worker — a sandbox for untrusted code.
    */
   kind?: NodeKind;
+  /**
+   * Isolate nodes: serve this node from a dense thread, one of a small pool (one a core) each
+   * serving many isolate nodes, instead of a worker thread of its own. Still its own isolate,
+   * kernel, modules, capabilities and limits; it starts in milliseconds and costs a few MiB. What
+   * changes: a runaway step delays the other nodes of its thread by up to its CPU limit per slice,
+   * and a crash of the shared thread ends all its nodes (each restarted per its policy). Default false.
+   */
+  dense?: boolean;
   /** What the node may do (Safe Erlang): nodes it may address, modules it may load, services it sees. */
   capabilities?: Partial<Capabilities>;
   /** Memory, CPU per slice, mailbox length and message size. */
@@ -66,4 +84,14 @@ export interface NodeSummary {
   kind: NodeKind;
   status: NodeStatus;
   creation: number;
+}
+
+/** `dense` is for isolate nodes only, a boolean; a dense node shares its thread, so it takes no thread limits. */
+export function checkDense(spec: NodeSpec): void {
+  if (spec.dense === undefined) return;
+  if (typeof spec.dense !== 'boolean') throw new BadArgument(`node '${spec.name}': dense must be true or false, got ${JSON.stringify(spec.dense)}`);
+  if (spec.dense && spec.kind !== 'isolate')
+    throw new BadArgument(`node '${spec.name}': dense is for isolate nodes (kind: 'isolate'), not ${JSON.stringify(spec.kind ?? 'thread')}`);
+  if (spec.dense && spec.resourceLimits !== undefined)
+    throw new BadArgument(`node '${spec.name}': a dense isolate node shares its thread, so it takes no resourceLimits (its heap limit is limits.memoryMb)`);
 }

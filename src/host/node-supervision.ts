@@ -16,7 +16,8 @@ import type { Envelope } from '../kernel/signals.js';
 import type { Pid } from '../kernel/pid.js';
 import type { KernelEvent } from '../kernel/types.js';
 import type { Events } from './events.js';
-import { NodeBackend, type BackendExit, type NodeKind } from './node-backend.js';
+import type { DurableStates } from './durable-states.js';
+import { NodeBackend, type BackendExit, type DenseHost, type NodeKind } from './node-backend.js';
 import type { NodeRelease } from './node-release.js';
 import { RestartTracker, type RestartPolicy } from './restart.js';
 
@@ -25,14 +26,20 @@ export type NodeStatus = 'starting' | 'running' | 'unresponsive' | 'restarting' 
 /** What a node needs from its system. */
 export interface NodeContext {
   events: Events;
-  /** A node's thread is up: connect it with the others and bring it up to date. */
+  /** A node's thread is up: bring it up to date. */
   attach(node: NodeSupervision): Promise<void>;
+  /** Hands `node` the port `from` offered for its later batches; false if it cannot take it now. */
+  offer(node: string, from: string, port: MessagePort): boolean;
+  /** The dense threads isolate nodes with `dense: true` share. */
+  densePool(): DenseHost;
   /** Forwarding entries for processes whose pids name this node but that live elsewhere. */
   forwardsFor(node: string): [Pid, string][];
   /** A node's thread is gone: tell everyone else. */
   detach(node: NodeSupervision): void;
   route(node: string, envelopes: Envelope[], from: string): void;
   onKernelEvent(event: KernelEvent): void;
+  /** Durable server states (src/host/durable-states.ts): given to a node as it boots, saved in an orderly stop. */
+  durable: Pick<DurableStates, 'statesFor' | 'save'>;
   /** On a host of a cluster: the cluster's code store, for `{ cluster }` sources and what loads publish. */
   code?: SharedCode;
 }
@@ -40,6 +47,8 @@ export interface NodeContext {
 export interface NodeSetup extends RestartPolicy {
   name: string;
   kind: NodeKind;
+  /** An isolate node served by a shared dense thread. */
+  dense: boolean;
   capabilities: Capabilities;
   limits: Limits;
   resourceLimits?: ResourceLimits;
@@ -105,9 +114,16 @@ export class NodeSupervision {
     return true;
   }
 
-  connect(peer: string, port: MessagePort): void {
-    if (this.backend) this.backend.connect(peer, port);
-    else port.close();
+  /** Hands the running incarnation the port `peer` sends to it on; false when there is none to take it. */
+  connect(peer: string, port: MessagePort): boolean {
+    if (this.status !== 'running' || !this.backend) return false;
+    this.backend.connect(peer, port);
+    return true;
+  }
+
+  /** `peer` went down: the incarnation drops its port to it. */
+  disconnect(peer: string): void {
+    this.backend?.peerNews(peer, 'disconnect');
   }
 
   /**
@@ -160,7 +176,7 @@ export class NodeSupervision {
       capabilities: setup.capabilities,
       limits: setup.limits,
       creation: this.creation,
-      peers: new Map(),
+      dense: setup.dense ? this.context.densePool() : undefined,
       resourceLimits:
         setup.kind === 'thread' && setup.limits.memoryMb !== undefined
           ? { ...setup.resourceLimits, maxOldGenerationSizeMb: setup.limits.memoryMb }
@@ -183,6 +199,9 @@ export class NodeSupervision {
     await this.context.attach(this);
     const forwards = this.context.forwardsFor(this.name);
     if (forwards.length) await this.callNow('restoreForwards', forwards);
+    // Durable server states before anything starts: a start under a key resumes from its state.
+    const states = await this.context.durable.statesFor(this.name);
+    if (states.length) await this.callNow('restoreDurable', states);
     const first = this.release.empty;
     await this.release.replay(this.callNow);
     if (first) {
@@ -194,7 +213,15 @@ export class NodeSupervision {
   }
 
   private onMessage(message: Extract<NodeToHost, { t: 'route' | 'event' }>): void {
-    if (message.t === 'route') return this.context.route(message.node, message.envelopes, this.name);
+    if (message.t === 'route') {
+      this.context.route(message.node, message.envelopes, this.name);
+      // A port offered with the batch goes to its node after the batch, or back as refused.
+      if (!message.port) return;
+      const taken = this.context.offer(message.node, this.name, message.port);
+      if (!taken) message.port.close();
+      this.backend?.peerNews(message.node, taken ? 'accepted' : 'refused');
+      return;
+    }
     this.release.observe(message.event);
     this.context.onKernelEvent(message.event);
   }

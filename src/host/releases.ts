@@ -6,7 +6,9 @@
  * made permanent (by `makePermanent`, or after a health window with no node crash); a start while
  * the latest release is a trial boots the last permanent one instead, and says so.
  */
+import { join } from 'node:path';
 import { BadArgument } from '../errors.js';
+import { DirectoryStateStore, MemoryStateStore, type StateStore } from './release-store/states.js';
 import type { Events } from './events.js';
 import type { NodeHandle } from './node-handle.js';
 import type { ReleaseChange } from './node-release.js';
@@ -31,6 +33,11 @@ export interface ReleaseOptions {
    */
   trial?: boolean;
   permanentAfterMs?: number;
+  /**
+   * Where durable server states are kept: a StateStore, or by default `states/` inside the store's
+   * directory (a ReleaseStore object without `states`: the host's memory, which a host restart loses).
+   */
+  states?: StateStore;
 }
 
 export class Releases {
@@ -69,6 +76,13 @@ export class Releases {
       events.emit({ type: 'release_reverted', from: opened.state.release, to });
     }
     return releases;
+  }
+
+  /** The state store for durable servers that goes with these options. */
+  static stateStore(options: ReleaseOptions | undefined): StateStore {
+    if (options?.states) return options.states;
+    if (typeof options?.store === 'string') return new DirectoryStateStore(join(options.store, 'states'));
+    return new MemoryStateStore();
   }
 
   /** Whether the store knows this node (then its release comes from the store, not its spec). */

@@ -174,8 +174,11 @@ const capabilitiesSchema = strict(
     globalNames: nameList('global names')
       .optional()
       .meta({ description: "System-wide names its processes may register (default: none on an isolate node, '*' on a thread node)." }),
+    durable: nameList('durable state keys')
+      .optional()
+      .meta({ description: "Keys under which its servers may keep durable state (default: none on an isolate node, '*' on a thread node)." }),
   },
-  'an object { sendTo, modules, aliases, services, spawnRemote, globalNames }',
+  'an object { sendTo, modules, aliases, services, spawnRemote, globalNames, durable }',
 );
 
 const limitsSchema = strict(
@@ -205,8 +208,14 @@ const limitsSchema = strict(
         description:
           'Host service calls (callHost, spawnOn) the host runs at once and starts per second (default 16 and 200 on an isolate node, 256 and 5,000 on a thread node).',
       }),
+    durableBytes: positive('a number > 0')
+      .optional()
+      .meta({ description: 'Largest durable server state a checkpoint may save, estimated in bytes (default 1 MiB).' }),
+    durableStates: positive('a number > 0')
+      .optional()
+      .meta({ description: 'Durable states (keys) the node may have stored at once (default 100 on an isolate node, 10,000 on a thread node).' }),
   },
-  'an object { memoryMb, cpuMsPerSlice, mailbox, maxMessageBytes, globalNames, hostCalls }',
+  'an object { memoryMb, cpuMsPerSlice, mailbox, maxMessageBytes, globalNames, hostCalls, durableBytes, durableStates }',
 );
 
 const resourceLimitsSchema = strict(
@@ -256,6 +265,26 @@ const planSourceError = (issue: { input?: unknown }) =>
 // ---------------------------------------------------------------------------------------------
 // The `subnode run` config.
 
+export const durableSchema = strict(
+  {
+    key: z
+      .string({ error: 'must be a key: 1-200 letters, digits and _ . : @ -' })
+      .regex(/^[A-Za-z0-9_.:@-]{1,200}$/, { error: 'must be a key: 1-200 letters, digits and _ . : @ -' })
+      .optional()
+      .meta({ description: "The stable key the state is kept under on its node (default: the server's name)." }),
+    checkpoint: z
+      .union([z.enum(['message', 'shutdown']), strict({ everyMs: positive('a number of ms > 0') }, '{ everyMs: N }')], {
+        error: "must be 'message', 'shutdown' or { everyMs: N }",
+      })
+      .meta({
+        description:
+          "When the state is saved: 'message' (after every message that changed it; a call is answered once it is durable), { everyMs: N } (the latest state at most every N ms), 'shutdown' (in an orderly stop).",
+      }),
+    timeoutMs: positive('a number of ms > 0').optional().meta({ description: "'message': how long a checkpoint may take to become durable (default 5000)." }),
+  },
+  "an object { key?, checkpoint: 'message' | 'shutdown' | { everyMs }, timeoutMs? }",
+);
+
 const startSchema = strict(
   {
     module: text('a module name').optional(),
@@ -266,8 +295,11 @@ const startSchema = strict(
     args: z.array(z.unknown(), { error: 'must be a list of arguments' }).optional(),
     name: text('a name to register').optional(),
     server: bool.optional().meta({ description: 'Start a server with the module as its callback module (its init(...args) runs); no fn.' }),
+    durable: durableSchema
+      .optional()
+      .meta({ description: "With server: true, keep the server's state across restarts under a stable key (its name, or durable.key). Off by default." }),
   },
-  'an object { module, fn, args?, name?, server? } or { supervisor, args?, name? }',
+  'an object { module, fn, args?, name?, server?, durable? } or { supervisor, args?, name? }',
 );
 
 const nodeConfigSchema = strict(
@@ -277,6 +309,7 @@ const nodeConfigSchema = strict(
       .regex(NODE_NAME, { error: "must be a node name (a letter or _, then letters, digits, _ and -; not 'host')" })
       .refine((n) => n !== 'host', { error: "must be a node name (a letter or _, then letters, digits, _ and -; not 'host')" }),
     kind: z.enum(['thread', 'isolate'], { error: "must be 'thread' or 'isolate'" }).optional(),
+    dense: bool.optional().meta({ description: 'Isolate nodes: served by a shared dense thread (one of a pool, one a core) instead of a worker of its own.' }),
     policy: z
       .enum(['sandboxed', 'trusted', 'legacy-pinned'], { error: "must be one of 'sandboxed', 'trusted', 'legacy-pinned'" })
       .optional()
@@ -404,6 +437,23 @@ function planSchema(api: boolean) {
       loadPurge: z.enum(['kill', 'soft'], { error: "must be 'kill' or 'soft'" }).optional(),
       codeChangeTimeoutMs: positive('a number of ms > 0').optional(),
       continueOnError: bool.optional(),
+      mode: z.enum(['phased', 'rolling'], { error: "must be 'phased' or 'rolling'" }).optional().meta({
+        description:
+          "'phased' (default): each node suspends every process using the plan's modules, converts them all, resumes them, in one step. 'rolling': each node loads once, then converts its processes in chunks, serving calls between them.",
+      }),
+      rolling: strict(
+        {
+          chunk: z
+            .int({ error: 'must be an integer >= 1 (processes per chunk)' })
+            .min(1, { error: 'must be an integer >= 1 (processes per chunk)' })
+            .optional()
+            .meta({ description: 'Processes converted per chunk, at most (default 256).' }),
+          chunkMs: positive('a number of ms > 0').optional().meta({ description: 'A chunk ends once it has run this long (default 2 ms).' }),
+        },
+        '{ chunk?, chunkMs? }',
+      )
+        .optional()
+        .meta({ description: "With mode 'rolling': the size of its chunks." }),
     },
     'an object { modules: [...], nodes?, canary?, ... }',
   ).meta({ title: 'subnode upgrade plan', description: 'An upgrade plan for `subnode upgrade PLAN` and system.upgrade(plan).' });
@@ -436,7 +486,7 @@ export function configReferenceProblems(raw: unknown): string[] {
             `${at}.supervisor: '${entry.supervisor}' is not one of nodes[${i}].modules (${modules.length ? modules.join(', ') : 'none'}); add it there`,
           );
         }
-        for (const field of ['module', 'fn', 'server'])
+        for (const field of ['module', 'fn', 'server', 'durable'])
           if (entry[field] !== undefined) problems.push(`${at}.${field}: not used with supervisor (its init(...args) starts the tree); remove it`);
         return;
       }
@@ -447,6 +497,10 @@ export function configReferenceProblems(raw: unknown): string[] {
       if (entry.server === true && entry.fn !== undefined)
         problems.push(`${at}.fn: not used with server: true (the server runs the module's init(...args)); remove it`);
       if (entry.server !== true && entry.fn === undefined) problems.push(`${at}.fn: must be the name of the function to spawn, got nothing`);
+      if (entry.durable !== undefined && entry.server !== true)
+        problems.push(`${at}.durable: durable state is for servers (server: true); remove it or start a server`);
+      if (isObject(entry.durable) && entry.durable.key === undefined && entry.name === undefined)
+        problems.push(`${at}.durable: a durable server needs a stable key: give the entry a name, or durable.key`);
     });
   });
   return problems;
@@ -473,6 +527,8 @@ export function planReferenceProblems(raw: unknown): string[] {
       );
     });
   });
+  if (raw.rolling !== undefined && raw.mode !== 'rolling')
+    problems.push('rolling: chunk options are for mode \'rolling\' (add "mode": "rolling", or drop them)');
   const { canary, nodes } = raw;
   if (typeof canary === 'string') {
     const out = Array.isArray(nodes) ? !nodes.includes(canary) : isObject(nodes) && Array.isArray(nodes.except) && nodes.except.includes(canary);

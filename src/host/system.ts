@@ -1,9 +1,9 @@
 /**
  * A subnode system: named virtual nodes, the router between them, the system-wide name registry
- * and the events of it all. Nodes are connected pairwise by direct ports as they come up, so
- * traffic between nodes does not pass through this thread.
+ * and the events of it all. Nodes open direct ports to each other on their first message (a port
+ * offered with a batch routed here, handed over after it), so traffic between nodes does not pass
+ * through this thread after the first batch, and starting a node costs nothing per other node.
  */
-import { MessageChannel } from 'node:worker_threads';
 import { BadArgument, NameTaken, NoProcess, NodeDown, Refused, UnknownNode, fromWire } from '../errors.js';
 import { Migrations, type BulkMigration, type MigrateOptions, type MigrationResult, type ProcessLocation } from './migration.js';
 import type { PurgeReport } from '../kernel/types.js';
@@ -22,8 +22,10 @@ import { HostServices, type HostFunction, type ServiceSystem } from './host-serv
 import { ProcessRef } from './process-ref.js';
 import { instrument } from './telemetry.js';
 import { checkIsolateSupport } from './isolate-support.js';
+import { DensePool } from './dense-pool.js';
 import { Releases, type ReleaseOptions } from './releases.js';
 import { rollbackTo } from './rollback.js';
+import { DurableStates } from './durable-states.js';
 import type { ClusterOptions } from '../cluster/options.js';
 import type { ClusterApi, ClusterHost, RemoteNodeSummary } from '../cluster/hooks.js';
 
@@ -42,6 +44,8 @@ export interface SystemOptions {
   releases?: ReleaseOptions;
   /** Joins a cluster of hosts over NATS (src/cluster): node names, messages, globals and control span the hosts. */
   cluster?: ClusterOptions;
+  /** How many dense threads the isolate nodes with `dense: true` share at most (default: one a core). */
+  denseThreads?: number;
 }
 
 export type { HostFunction } from './host-services.js';
@@ -78,17 +82,26 @@ export class System {
   private readonly globals = new GlobalRegistry(() => this.attached);
   private stopped = false;
   private releaseKeeper: Releases | undefined;
+  private durableKeeper: DurableStates | undefined;
+  /** The threads of dense isolate nodes, made on first use. */
+  private dense: DensePool | undefined;
+  private denseThreads: number | undefined;
 
   private constructor() {}
 
   static async start(options: SystemOptions = {}): Promise<System> {
     const system = new System();
     system.services = new HostServices(system.serviceSystem(), { ...options.hostFunctions });
+    const threads = options.denseThreads;
+    if (threads !== undefined && !(Number.isInteger(threads) && threads >= 1))
+      throw new BadArgument(`denseThreads must be an integer >= 1, got ${JSON.stringify(threads)}`);
+    system.denseThreads = threads;
     if (options.releases) {
       system.releaseKeeper = await Releases.open(options.releases, system.events);
       system.events.on('node_down', () => system.releaseKeeper?.nodeCrashed());
     }
     try {
+      system.durableKeeper = await DurableStates.open(Releases.stateStore(options.releases), system.events);
       if (options.cluster) system.clusterLink = await (await import('../cluster/cluster.js')).Cluster.join(options.cluster, system.clusterHost());
       await Promise.all((options.nodes ?? []).map((spec) => system.addNode(spec)));
     } catch (error) {
@@ -182,6 +195,25 @@ export class System {
   get releases(): Releases {
     if (!this.releaseKeeper) throw new Refused('this system keeps no releases: start it with { releases: { store } }');
     return this.releaseKeeper;
+  }
+
+  /**
+   * Durable server states (servers started with `durable`): `list(node?)` what is stored,
+   * `forget(node, key)` to make the next server under that key start from its `init`. Kept in the
+   * release store's directory (`states/`), or in the host's memory for a system without one.
+   */
+  get durable(): Pick<DurableStates, 'list' | 'forget'> {
+    const keeper = this.durableKeeper;
+    if (!keeper) throw new Refused('the system is not started');
+    return {
+      list: (node) => keeper.list(node),
+      // A running node forgets it first (refused while a server holds the key), then the store.
+      forget: async (node, key) => {
+        const handle = this.handles.get(node);
+        if (handle?.status === 'running') await handle.forgetDurable(key);
+        return keeper.forget(node, key);
+      },
+    };
   }
 
   /**
@@ -304,14 +336,22 @@ export class System {
     this.globals.close();
     this.telemetry();
     await Promise.all([...this.handles.values()].map((h) => h.supervision.shutdown()));
+    await this.dense?.close();
     await this.clusterLink?.leave();
     this.router.close();
     // Every change journaled so far is durable before stop resolves; the store's lock is released.
+    await this.durableKeeper?.close();
     await this.releaseKeeper?.close();
   }
 
   private serviceSystem(): ServiceSystem {
-    return { events: this.events, local: (name) => this.handles.get(name), node: (name) => this.node(name), send: (dest, message) => this.send(dest, message) };
+    return {
+      events: this.events,
+      local: (name) => this.handles.get(name),
+      node: (name) => this.node(name),
+      send: (dest, message) => this.send(dest, message),
+      checkpoint: (origin, request) => this.durableKeeper!.checkpoint(origin, request),
+    };
   }
 
   /** What a call from the host monitors, and on which node: a pid (wherever it moved), or a registered name. */
@@ -363,15 +403,12 @@ export class System {
 
   private readonly context: NodeContext = {
     events: this.events,
+    durable: {
+      statesFor: (node) => this.durableKeeper?.statesFor(node) ?? Promise.resolve([]),
+      save: (node, states) => this.durableKeeper?.save(node, states) ?? Promise.resolve(),
+    },
     attach: async (node) => {
-      // Mark first, then connect: of two nodes coming up at once, the later one connects both.
-      const peers = [...this.attached].filter((peer) => peer !== node);
       this.attached.add(node);
-      for (const peer of peers) {
-        const { port1, port2 } = new MessageChannel();
-        node.connect(peer.name, port1);
-        peer.connect(node.name, port2);
-      }
       const names = this.globals.entries();
       if (names.length) await node.callNow('setGlobals', names);
     },
@@ -385,12 +422,17 @@ export class System {
       for (const [name, pid] of this.globals.entries())
         if ((nodeOf(pid) === node.name && !alive.includes(pid)) || lost.includes(pid)) this.setGlobal(name, null);
       this.globals.flush();
-      for (const peer of this.attached) peer.tell('nodeDown', node.name, lost, alive);
+      for (const peer of this.attached) {
+        peer.disconnect(node.name);
+        peer.tell('nodeDown', node.name, lost, alive);
+      }
       this.router.nodeDown(node.name, lost, (pid) => this.migrations.locate(pid).node !== node.name);
       this.clusterLink?.localNodeDown(node.name, lost);
     },
     forwardsFor: (node) => this.migrations.forwardsHomedAt(node),
     route: (node, envelopes, from) => this.router.route(node, envelopes, from),
+    offer: (node, from, port) => this.handles.get(node)?.supervision.connect(from, port) ?? false,
+    densePool: () => (this.dense ??= new DensePool(this.denseThreads)),
     onKernelEvent: (event: KernelEvent) => {
       // A node speaks only for its own processes (wherever their pids say they came from).
       if ((event.type === 'global_register' || event.type === 'global_unregister') && this.migrations.locate(event.pid).node !== event.node) {

@@ -26,7 +26,7 @@ export const CHANNELS = {
   load: 'subnode:load',
   /** `module_purged`, `module_deleted`, `process_purged`, `drain_started`. */
   purge: 'subnode:purge',
-  /** `upgrade_node`, `upgrade_step`, `upgrade_rollback`, `code_changed`. */
+  /** `upgrade_node`, `upgrade_step`, `upgrade_rollback`, `upgrade_converted`, `code_changed`. */
   upgrade: 'subnode:upgrade',
   /** `process_migrated`, `migrated_exit`. */
   migration: 'subnode:migration',
@@ -50,6 +50,7 @@ const CHANNEL_OF: Partial<Record<EventType, keyof typeof CHANNELS>> = {
   upgrade_node: 'upgrade',
   upgrade_step: 'upgrade',
   upgrade_rollback: 'upgrade',
+  upgrade_converted: 'upgrade',
   code_changed: 'upgrade',
   process_migrated: 'migration',
   migrated_exit: 'migration',

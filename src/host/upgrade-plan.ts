@@ -8,6 +8,7 @@
 import { BadArgument, LoadError, toWire } from '../errors.js';
 import type { PurgeMode } from '../kernel/policy.js';
 import type { UpgradeStep } from '../kernel/upgrade.js';
+import type { RollingOptions } from '../kernel/rolling.js';
 import { readSource, type ClusterSource, type ModuleSource } from './source.js';
 import { compile } from './compiler-pool.js';
 import { nearest, planReferenceProblems, upgradePlanApiSchema, validate } from './schema.js';
@@ -48,6 +49,15 @@ export interface UpgradePlan {
   codeChangeTimeoutMs?: number;
   /** Go on with the other nodes after one fails (default: stop). */
   continueOnError?: boolean;
+  /**
+   * `'phased'` (default): on each node, suspend every process using the plan's modules, load,
+   * convert them all, resume, as one step (no process runs meanwhile). `'rolling'`: load once, then
+   * convert the processes in chunks with the node serving calls between them; a process not yet
+   * converted keeps running the version its state belongs to (src/kernel/rolling.ts).
+   */
+  mode?: 'phased' | 'rolling';
+  /** With `mode: 'rolling'`: processes per chunk (default 256) and the time a chunk may run (default 2 ms). */
+  rolling?: RollingOptions;
 }
 
 export type { NodeOutcome, UpgradeReport } from './upgrade-runner.js';

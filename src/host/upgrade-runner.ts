@@ -10,6 +10,7 @@
  */
 import { BadArgument, NodeDown, UnknownNode, toWire, type WireError } from '../errors.js';
 import type { NodeUpgradeReport, UpgradeStep } from '../kernel/upgrade.js';
+import { ROLLING_DEFAULTS } from '../kernel/rolling.js';
 import type { Events } from './events.js';
 import type { NodeHandle } from './node-handle.js';
 import { checkPlan, compilePlan, stepsFor, type UpgradePlan } from './upgrade-plan.js';
@@ -103,10 +104,8 @@ export async function runUpgrade(
   };
   if (options.dryRun) {
     for (const node of covered) {
-      outcomes.push({
-        ...(node.status === 'running' ? { node: node.name, status: 'planned', steps: steps.map(describe) } : notRunning(node)),
-        ...at(node.name),
-      });
+      const planned = steps.map((s) => describe(s, plan));
+      outcomes.push({ ...(node.status === 'running' ? { node: node.name, status: 'planned', steps: planned } : notRunning(node)), ...at(node.name) });
     }
     return { ok: outcomes.every((o) => o.status === 'planned'), dryRun: true, nodes: outcomes };
   }
@@ -127,7 +126,7 @@ export async function runUpgrade(
     } else {
       events.emit({ type: 'upgrade_node', node: name, phase: 'start' });
       try {
-        const report = await node.applyUpgrade(steps);
+        const report = plan.mode === 'rolling' ? await node.rollingUpgrade(steps, plan.rolling ?? {}) : await node.applyUpgrade(steps);
         outcome = { node: name, status: report.ok ? 'upgraded' : 'rolled_back', ...report };
         if (report.ok) for (const l of report.loaded) node.released(l.module, compiled.get(l.module)!, { version: l.version, purged: [] });
       } catch (error) {
@@ -146,9 +145,13 @@ function notRunning(node: NodeHandle): Extract<NodeOutcome, { status: 'skipped' 
   return { node: node.name, status: 'skipped', reason: `node '${node.name}' is ${node.status}` };
 }
 
-function describe(step: UpgradeStep): string {
+function describe(step: UpgradeStep, plan: UpgradePlan): string {
   switch (step.op) {
     case 'suspend':
+      if (plan.mode === 'rolling') {
+        const { chunk, chunkMs } = { ...ROLLING_DEFAULTS, ...plan.rolling };
+        return `rolling: convert the processes using ${step.modules.join(', ')} in chunks of up to ${chunk} processes or ${chunkMs} ms, serving calls between chunks (each runs its old version until converted)`;
+      }
       return `suspend the processes using ${step.modules.join(', ')}`;
     case 'load':
       return `load ${step.module} (making room with purge '${step.purge}')`;

@@ -31,8 +31,12 @@ export interface ReplyMessage {
 export type BehaviourKind = 'server' | 'statem' | 'supervisor';
 
 export class Behaviour {
-  /** The receive its loop waits in (the kernel builds it once per process). */
-  loop: { anyHandler: unknown } | null = null;
+  /**
+   * The receive its loop waits in (the kernel builds it once per process). Its `version` is null
+   * (the loop is kernel code), or, during a rolling upgrade, the version of the callback module the
+   * process is pinned to until its state is converted (see `pinnedVersion`).
+   */
+  loop: { anyHandler: unknown; version: ModuleVersion | null } | null = null;
   constructor(
     readonly kind: BehaviourKind,
     /** The callback module (for statem: the top of its stack). */
@@ -49,6 +53,8 @@ export class Behaviour {
      */
     public parent: Pid | null = null,
   ) {}
+  /** A durable server's key, policy and held replies (src/kernel/durable.ts); null when not durable. */
+  durable: import('./durable.js').Durable | null = null;
 }
 
 export function isCall(m: unknown): m is CallMessage {
@@ -85,6 +91,8 @@ export type StatemResult = {
 export interface DispatchHost {
   current(module: string): ModuleVersion;
   send(pid: Pid, message: unknown): void;
+  /** A call's reply: sent now, or held until the state it follows is durable. */
+  reply(b: Behaviour, from: From, value: unknown): void;
   exit(reason: unknown): never;
   index(proc: Process, from: string | null, to: string | null): void;
 }
@@ -100,9 +108,18 @@ function required(version: ModuleVersion, name: string): (...args: unknown[]) =>
   return fn;
 }
 
+/**
+ * The version a process not yet converted by a rolling upgrade keeps running: its state still has
+ * that version's shape, so its messages go there, not to the current version.
+ */
+export function pinnedVersion(b: Behaviour): ModuleVersion | null {
+  const pinned = b.loop?.version ?? null;
+  return pinned !== null && pinned.name === b.module ? pinned : null;
+}
+
 /** Handles one message in a behaviour process. Throws (ends the process) on stop or error. */
 export function dispatch(host: DispatchHost, proc: Process, b: Behaviour, message: unknown): void {
-  const version = host.current(b.module);
+  const version = pinnedVersion(b) ?? host.current(b.module);
   if (fromParent(b, message)) terminate(host, proc, b, version, message.reason);
   if (b.kind === 'server') return dispatchServer(host, proc, b, version, message);
   return dispatchStatem(host, proc, b, version, message);
@@ -135,7 +152,7 @@ function dispatchServer(host: DispatchHost, proc: Process, b: Behaviour, version
   }
   if ('reply' in r && 'state' in r) {
     b.state = r.state;
-    if (from) host.send(from.pid, { $reply: from.ref, value: r.reply });
+    if (from) host.reply(b, from, r.reply);
     return;
   }
   throw new TypeError(`${version}: a server callback must return { reply, state }, { noreply: state } or { stop, state }`);

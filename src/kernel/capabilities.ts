@@ -28,6 +28,11 @@ export interface Capabilities {
    * name draws every other node's messages for it, so a sandbox gets none unless granted.
    */
   globalNames: '*' | string[];
+  /**
+   * Keys under which its servers may keep durable state (`durable: { key, checkpoint }`): all,
+   * none, or these. A checkpoint writes to the host's store, so a sandbox gets none unless granted.
+   */
+  durable: '*' | string[];
 }
 
 /** What kind of node a spec is for: the defaults differ (an isolate node is untrusted). */
@@ -62,7 +67,14 @@ export interface Limits {
   globalNames?: number;
   /** Host service calls (`callHost`, `spawnOn`) of this node, checked on the host; what is left out keeps its default. */
   hostCalls?: Partial<HostCallLimit>;
+  /** Largest durable server state a checkpoint may save, estimated in bytes (default 1 MiB). */
+  durableBytes?: number;
+  /** Durable states (keys) the node may have stored at once (default 100 on an isolate node, 10,000 on a thread node). */
+  durableStates?: number;
 }
+
+/** `limits.durableBytes` when not given. */
+export const DEFAULT_DURABLE_BYTES = 2 ** 20;
 
 /**
  * Defaults per kind of node. An isolate node is a sandbox: it registers no global name unless
@@ -70,9 +82,12 @@ export interface Limits {
  * trusted code (not a security boundary): any name, up to 1,000, and 256 calls at once, 5,000 a
  * second — bounds against a runaway loop, not an attacker.
  */
-export const KIND_DEFAULTS: Record<NodeKindName, { globalNames: '*' | string[]; limits: { globalNames: number; hostCalls: HostCallLimit } }> = {
-  isolate: { globalNames: [], limits: { globalNames: 100, hostCalls: { inFlight: 16, perSecond: 200 } } },
-  thread: { globalNames: '*', limits: { globalNames: 1_000, hostCalls: { inFlight: 256, perSecond: 5_000 } } },
+export const KIND_DEFAULTS: Record<
+  NodeKindName,
+  { globalNames: '*' | string[]; durable: '*' | string[]; limits: { globalNames: number; hostCalls: HostCallLimit; durableStates: number } }
+> = {
+  isolate: { globalNames: [], durable: [], limits: { globalNames: 100, hostCalls: { inFlight: 16, perSecond: 200 }, durableStates: 100 } },
+  thread: { globalNames: '*', durable: '*', limits: { globalNames: 1_000, hostCalls: { inFlight: 256, perSecond: 5_000 }, durableStates: 10_000 } },
 };
 
 /** A kernel started without limits (tests, embedders): the thread defaults. */
@@ -85,6 +100,7 @@ export const ALL: Capabilities = {
   services: { console: true, clock: true, random: true, functions: '*' },
   spawnRemote: true,
   globalNames: '*',
+  durable: '*',
 };
 
 export function allows(list: '*' | string[], name: string): boolean {
@@ -99,8 +115,8 @@ const nameList = (value: unknown, field: string): '*' | string[] => {
 
 /** Fills in defaults (everything granted, but global names per kind) and checks every field. */
 export function checkCapabilities(value: Partial<Capabilities> | undefined, kind: NodeKindName = 'thread'): Capabilities {
-  const globalNames = KIND_DEFAULTS[kind].globalNames;
-  if (value === undefined) return { ...ALL, globalNames };
+  const { globalNames, durable } = KIND_DEFAULTS[kind];
+  if (value === undefined) return { ...ALL, globalNames, durable };
   if (!value || typeof value !== 'object') throw new BadArgument('capabilities must be an object');
   const services = value.services ?? ALL.services;
   if (typeof services !== 'object' || services === null) throw new BadArgument('capabilities.services must be an object');
@@ -127,6 +143,7 @@ export function checkCapabilities(value: Partial<Capabilities> | undefined, kind
     },
     spawnRemote,
     globalNames: nameList(value.globalNames ?? globalNames, 'globalNames'),
+    durable: nameList(value.durable ?? durable, 'durable'),
   };
 }
 
@@ -143,6 +160,8 @@ export function checkLimits(value: Limits | undefined, kind: NodeKindName = 'thr
   positive(value.cpuMsPerSlice, 'cpuMsPerSlice');
   positive(value.maxMessageBytes, 'maxMessageBytes');
   positive(value.globalNames, 'globalNames');
+  positive(value.durableBytes, 'durableBytes');
+  positive(value.durableStates, 'durableStates');
   if (value.hostCalls !== undefined) {
     if (!value.hostCalls || typeof value.hostCalls !== 'object') throw new BadArgument('limits.hostCalls must be { inFlight, perSecond }');
     positive(value.hostCalls.inFlight, 'hostCalls.inFlight');
@@ -155,6 +174,7 @@ export function checkLimits(value: Limits | undefined, kind: NodeKindName = 'thr
   return {
     ...value,
     globalNames: value.globalNames ?? defaults.globalNames,
+    durableStates: value.durableStates ?? defaults.durableStates,
     hostCalls: { ...defaults.hostCalls, ...value.hostCalls },
   };
 }

@@ -14,8 +14,10 @@ import type { Kernel } from './kernel.js';
 import type { Pid } from './pid.js';
 import type { CodePolicy, PurgeMode } from './policy.js';
 import type { MigrationSnapshot, SpawnOptions } from './types.js';
-import type { SupRequest } from './supervisor.js';
+import type { SupRequest } from './supervisor-state.js';
 import { applyUpgrade, type UpgradeStep } from './upgrade.js';
+import type { DurableState } from './durable.js';
+import { rollingUpgrade, type RollingOptions } from './rolling.js';
 
 export function controlOps(kernel: Kernel) {
   return {
@@ -33,6 +35,7 @@ export function controlOps(kernel: Kernel) {
     getState: (pid: Pid) => kernel.getState(pid),
     replaceState: (pid: Pid, state: unknown) => kernel.replaceState(pid, state),
     applyUpgrade: (steps: UpgradeStep[]) => applyUpgrade(kernel, steps),
+    rollingUpgrade: (steps: UpgradeStep[], options: RollingOptions) => rollingUpgrade(kernel, steps, options),
     migrateOut: (pids: Pid[]) => kernel.migrateOut(pids),
     migrateIn: (snapshots: MigrationSnapshot[], extra: unknown, timeoutMs?: number) => kernel.migrateIn(snapshots, extra, timeoutMs),
     migrateCommit: (pids: Pid[], to: string, awaitDrain: Pid[]) => kernel.migrateCommit(pids, to, awaitDrain),
@@ -53,6 +56,11 @@ export function controlOps(kernel: Kernel) {
     startSupervisor: (module: string, args: unknown[], options: SpawnOptions) => kernel.startSupervisor(module, args, options),
     supervisorCall: (pid: Pid, request: SupRequest, timeoutMs?: number) => kernel.supervisorCall(pid, request, timeoutMs),
     orderlyStop: (timeoutMs: number) => kernel.orderlyStop(timeoutMs),
+    /** Durable server states from the host's store, before the node's start entries run. */
+    restoreDurable: (states: DurableState[]) => kernel.restoreDurable(states),
+    /** Durable states not yet saved (an orderly stop's last save). */
+    takeCheckpoints: () => kernel.takeCheckpoints(),
+    forgetDurable: (key: string) => kernel.forgetDurable(key),
     loadAtomic: (modules: Record<string, string>, options: { purge?: PurgeMode }) => kernel.loadAtomic(modules, options),
   };
 }

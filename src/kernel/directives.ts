@@ -38,7 +38,11 @@ export class OnMigrate {
 
 export class Receive {
   constructor(
-    readonly version: ModuleVersion | null,
+    /**
+     * The version whose code waits here (null: kernel code). Written only for a behaviour's loop
+     * receive, which a rolling upgrade pins to the version a process runs until it is converted.
+     */
+    public version: ModuleVersion | null,
     /** Set when the receive takes any message: the common case, without clause objects. */
     readonly anyHandler: Handler | null,
     readonly clauses: readonly Clause[] | null,

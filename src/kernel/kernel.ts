@@ -35,7 +35,7 @@ import { BadArgument, NoProcess } from '../errors.js';
 import { ProcessApi } from './api.js';
 import { CodeServer, type ModuleFactory } from './code-server.js';
 import type { CodePolicy, PurgeMode } from './policy.js';
-import { vsnOf, type BehaviourKind } from './behaviours.js';
+import { vsnOf, type Behaviour, type BehaviourKind } from './behaviours.js';
 import { formatPid, NODE_NAME, type Pid } from './pid.js';
 import type { Process } from './proc.js';
 import { ProcessTable } from './process-table.js';
@@ -43,10 +43,12 @@ import { Scheduler } from './scheduler.js';
 import { Signalling } from './signalling.js';
 import { Sig, type Envelope } from './signals.js';
 import { SysOps } from './sys.js';
+import { UpgradeOps } from './upgrade-ops.js';
 import { Relocation } from './relocation.js';
 import { CodeOps } from './code-ops.js';
 import { NodeTasks, type StopReport } from './tasks.js';
-import { supervisorInfo, type SupRequest, type SupState } from './supervisor.js';
+import type { DurableState } from './durable.js';
+import { supervisorInfo, type SupRequest, type SupState } from './supervisor-state.js';
 import { ALL, DEFAULT_GLOBAL_NAMES, type Capabilities, type Limits } from './capabilities.js';
 import type {
   ProcessInfo,
@@ -109,6 +111,8 @@ export class Kernel {
   private readonly codeOps: CodeOps;
   private readonly relocation: Relocation;
   private readonly tasks: NodeTasks;
+  /** @internal what upgrade transactions do to processes (upgrade.ts, rolling.ts). */
+  readonly upgrades: UpgradeOps;
 
   constructor(
     private readonly host: KernelPlatform,
@@ -131,9 +135,10 @@ export class Kernel {
     const scheduler = (this.scheduler = new Scheduler(host, options.sliceMs ?? 4, code));
     const signals = (this.signals = new Signalling(node, host, capabilities, this.limits, table, scheduler));
     const codeOps = (this.codeOps = new CodeOps(node, code, capabilities, host, table, scheduler));
-    const sys = (this.sys = new SysOps(node, host, code, table, scheduler, signals));
+    const sys = (this.sys = new SysOps(node, host, code, table, scheduler, signals, capabilities, this.limits, codeOps));
     this.relocation = new Relocation(node, host, code, table, scheduler, signals, codeOps, sys);
     this.api = new ProcessApi(node, creation, capabilities, host, code, table, scheduler, signals, sys, this.limits.globalNames ?? DEFAULT_GLOBAL_NAMES);
+    this.upgrades = new UpgradeOps(node, host, sys);
     this.tasks = new NodeTasks(node, table, scheduler, signals, () => host.now());
     scheduler.connect(signals, codeOps);
     signals.connect(this.relocation, codeOps, sys);
@@ -149,10 +154,12 @@ export class Kernel {
     return this.codeOps.policyFor(module);
   }
   load(name: string, js: string, options: { purge?: PurgeMode; version?: number; onLoadTimeoutMs?: number } = {}): LoadReport | Promise<LoadReport> {
+    this.upgrades.notUpgrading([name]);
     return this.codeOps.load(name, js, options);
   }
   /** `code:atomic_load`: all the modules' new versions current at once, or none. */
   loadAtomic(modules: Record<string, string>, options: { purge?: PurgeMode } = {}): LoadReport[] {
+    this.upgrades.notUpgrading(Object.keys(modules));
     return this.codeOps.loadAtomic(modules, options);
   }
   purge(module: string, mode: PurgeMode = 'kill'): PurgeReport | Promise<PurgeReport> {
@@ -173,6 +180,7 @@ export class Kernel {
     return pids;
   }
   deleteModule(module: string): PurgeReport {
+    this.upgrades.notUpgrading([module]);
     return this.codeOps.deleteModule(module);
   }
 
@@ -204,6 +212,7 @@ export class Kernel {
   /** Spawns `module.fn(...args)` in the module's current version. */
   spawn(module: string, fn: string, args: unknown[] = [], options: SpawnOptions = {}): Pid {
     if (!Array.isArray(args)) throw new BadArgument('spawn args must be an array');
+    if (options.durable !== undefined) throw new BadArgument('durable state is for servers (startServer, server.start), not a spawned process');
     const entry = this.code.entry(module, fn);
     if (options.name !== undefined) this.table.checkName(options.name);
     const proc = this.table.create(`${module}.${fn}`);
@@ -373,7 +382,9 @@ export class Kernel {
    * or runs longer than `timeoutMs`, the process keeps its state exactly and the error says why.
    */
   changeCode(pid: Pid, module: string, oldVsn?: unknown, extra?: unknown, timeoutMs = 5_000): { from: unknown; to: unknown } {
-    return this.sys.changeCode(pid, module, oldVsn, extra, timeoutMs);
+    const changed = this.sys.changeCode(pid, module, oldVsn, extra, timeoutMs);
+    this.host.emit({ type: 'code_changed', node: this.node, pid, module, ...changed });
+    return changed;
   }
 
   getState(pid: Pid): unknown {
@@ -383,24 +394,19 @@ export class Kernel {
     this.sys.replaceState(pid, state);
   }
 
-  /** @internal */
-  emitUpgradeStep(step: number, op: string, module?: string): void {
-    this.host.emit({ type: 'upgrade_step', node: this.node, step, op, module });
+  /** The host's stored durable states for this node, given when it boots (before any start). */
+  restoreDurable(states: DurableState[]): void {
+    this.sys.durables.restoreAll(states);
   }
 
-  /** @internal */
-  emitRollback(step: number, op: string, reason: string): void {
-    this.host.emit({ type: 'upgrade_rollback', node: this.node, step, op, reason });
+  /** Forgets a durable state's key on this node (refused while a server holds it). */
+  forgetDurable(key: string): void {
+    this.sys.durables.forget(key);
   }
 
-  /** @internal restores a behaviour's saved state and vsn (upgrade rollback). */
-  restoreState(pid: Pid, state: unknown, vsn: unknown): void {
-    this.sys.restoreState(pid, state, vsn);
-  }
-
-  /** @internal */
-  behaviourSnapshot(pid: Pid): { state: unknown; vsn: unknown } | undefined {
-    return this.sys.snapshot(pid);
+  /** Durable states reached and not yet saved (an orderly stop collects them once processes stopped). */
+  takeCheckpoints(): DurableState[] {
+    return this.sys.durables.take();
   }
 }
 
@@ -416,8 +422,13 @@ function info(p: Process): ProcessInfo {
     monitors: p.monitors ? [...p.monitors.values()].map(String) : [],
     monitoredBy: p.watchers ? [...p.watchers.values()] : [],
     trapExit: p.trapExit,
-    behaviour: p.behaviour ? { kind: p.behaviour.kind, module: p.behaviour.module, stack: [...p.behaviour.stack], vsn: p.behaviour.stateVsn } : undefined,
+    behaviour: p.behaviour ? behaviourInfo(p.behaviour) : undefined,
     supervisor: p.behaviour?.kind === 'supervisor' ? supervisorInfo(p.behaviour.state as SupState) : undefined,
     migration: p.moves ? { moves: p.moves, cameFrom: p.cameFrom! } : undefined,
   };
+}
+
+function behaviourInfo(b: Behaviour): NonNullable<ProcessInfo['behaviour']> {
+  const durable = b.durable ? { durable: { key: b.durable.key, checkpoint: b.durable.checkpoint } } : {};
+  return { kind: b.kind, module: b.module, stack: [...b.stack], vsn: b.stateVsn, ...durable };
 }

@@ -56,3 +56,39 @@ export function checkPid(value: unknown): Pid {
   }
   return value as Pid;
 }
+
+/**
+ * Pids in runs of consecutive ids (same node and creation), each written `<a.5>..<a.9>` (or one pid
+ * alone): 10^4 servers started one after another are one short string, not 10^4, in an event.
+ * Reads each pid's id in place (an upgrade's window pays for this), not with `parsePid`.
+ */
+export function pidRuns(pids: readonly Pid[]): string[] {
+  const runs: string[] = [];
+  let first = '';
+  let last = '';
+  let lastId = -2;
+  let prefix = ''; // `<node.` of the run
+  let suffix = ''; // `>` or `.creation>` of the run
+  for (const pid of pids) {
+    const dot = pid.indexOf('.');
+    let id = 0;
+    let i = dot + 1;
+    for (; i < pid.length; i++) {
+      const c = pid.charCodeAt(i);
+      if (c < 48 || c > 57) break;
+      id = id * 10 + c - 48;
+    }
+    if (id === lastId + 1 && pid.length - i === suffix.length && pid.startsWith(prefix) && dot + 1 === prefix.length && pid.endsWith(suffix)) {
+      last = pid;
+      lastId = id;
+      continue;
+    }
+    if (first) runs.push(first === last ? first : `${first}..${last}`);
+    first = last = pid;
+    lastId = id;
+    prefix = pid.slice(0, dot + 1);
+    suffix = pid.slice(i);
+  }
+  if (first) runs.push(first === last ? first : `${first}..${last}`);
+  return runs;
+}

@@ -62,6 +62,10 @@ export class Relocation {
     let fn: string | undefined;
     let state: unknown;
     let vsn: unknown;
+    if (b?.durable)
+      throw new Refused(`${proc.pid} keeps durable state '${b.durable.key}' on this node: stop it and start it there under that key instead`, {
+        pid: proc.pid,
+      });
     if (b?.kind === 'supervisor')
       throw new Refused(`${proc.pid} is a supervisor: its children are linked to it on this node; move them, not it`, { pid: proc.pid });
     if (b) {

@@ -5,7 +5,7 @@
  * whichChildren a list, countChildren `{ specs, active, supervisors, workers }`.
  */
 import type { Dest } from './types.js';
-import type { SupRequest } from './supervisor.js';
+import type { SupRequest } from './supervisor-state.js';
 
 type Call = (dest: Dest, request: SupRequest, then: (reply: unknown) => unknown, options?: { timeout?: number }) => unknown;
 type Then = (reply: unknown) => unknown;

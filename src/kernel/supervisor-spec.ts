@@ -6,6 +6,8 @@
  * `restrat: 'temporary'` would otherwise silently mean `permanent`.
  */
 import type { Pid } from './pid.js';
+import { checkDurable, type DurableOptions } from './durable.js';
+import type { SpawnOptions } from './types.js';
 
 export type Strategy = 'one_for_one' | 'one_for_all' | 'rest_for_one' | 'simple_one_for_one';
 export type RestartType = 'permanent' | 'transient' | 'temporary';
@@ -16,7 +18,8 @@ export type ChildType = 'worker' | 'supervisor';
 /** How a child starts: a raw process `module.fn(...args)`, or a behaviour with its callback module. */
 export type ChildStart =
   | { module: string; fn: string; args?: unknown[] }
-  | { server: string; args?: unknown[] }
+  /** A server may be registered under `name`, and keep durable state (src/kernel/durable.ts) under its name or `durable.key`. */
+  | { server: string; args?: unknown[]; name?: string; durable?: DurableOptions }
   | { statem: string; args?: unknown[] }
   | { supervisor: string; args?: unknown[] };
 
@@ -45,7 +48,7 @@ export interface SupSpec extends SupFlags {
 /** A child spec with every default filled in. */
 export interface Spec {
   id: string;
-  start: { kind: 'raw' | 'server' | 'statem' | 'supervisor'; module: string; fn: string; args: unknown[] };
+  start: { kind: 'raw' | 'server' | 'statem' | 'supervisor'; module: string; fn: string; args: unknown[]; options?: SpawnOptions };
   restart: RestartType;
   shutdown: Shutdown;
   type: ChildType;
@@ -135,9 +138,22 @@ function checkStart(start: unknown): Spec['start'] {
     return { kind: 'raw', module: start.module, fn: start.fn, args };
   }
   const kind = kinds[0];
-  const extra = Object.keys(start).filter((k) => k !== kind && k !== 'args');
+  const extra = Object.keys(start).filter((k) => k !== kind && k !== 'args' && !(kind === 'server' && (k === 'name' || k === 'durable')));
   if (kinds.length !== 1 || extra.length || typeof start[kind!] !== 'string') throw new SpecError({ invalid_mfa: start });
-  return { kind: kind!, module: start[kind!] as string, fn: 'init', args };
+  const options: SpawnOptions = {};
+  if (start.name !== undefined) {
+    if (typeof start.name !== 'string' || !start.name) throw new SpecError({ invalid_mfa: start });
+    options.name = start.name;
+  }
+  if (start.durable !== undefined) {
+    try {
+      checkDurable(start.durable, options.name);
+    } catch (error) {
+      throw new SpecError({ invalid_durable: (error as Error).message });
+    }
+    options.durable = start.durable as DurableOptions;
+  }
+  return { kind: kind!, module: start[kind!] as string, fn: 'init', args, ...(options.name !== undefined || options.durable ? { options } : {}) };
 }
 
 /** Checks a list of specs: each valid, ids unique (OTP's `check_childspecs`). */

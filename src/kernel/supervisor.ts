@@ -18,52 +18,10 @@ import type { ProcessTable } from './process-table.js';
 import { ExitNow, type Scheduler } from './scheduler.js';
 import type { Signalling } from './signalling.js';
 import { Sig } from './signals.js';
-import {
-  checkFlags,
-  checkSpec,
-  checkSpecs,
-  isNormalExit,
-  SpecError,
-  type ChildCounts,
-  type ChildInfo,
-  type Spec,
-  type Strategy,
-  type SupervisorInfo,
-} from './supervisor-spec.js';
+import { checkFlags, checkSpec, checkSpecs, isNormalExit, SpecError, type Spec } from './supervisor-spec.js';
 import type { SpawnOptions } from './types.js';
 import { errorReason } from './values.js';
-
-interface Child {
-  spec: Spec;
-  pid: Pid | null | 'restarting';
-}
-interface Dynamic {
-  pid: Pid | 'restarting';
-  args: unknown[] | null;
-}
-
-/** A supervisor's state (its behaviour state: `getState` returns it). Plain data. */
-export interface SupState {
-  module: string;
-  /** init's arguments: a code change runs the new version's init with them again. */
-  args: unknown[];
-  strategy: Strategy;
-  intensity: number;
-  period: number;
-  /** Static children, in start order. */
-  children: Child[];
-  /** simple_one_for_one: the one spec, and the children by pid (or `restarting:<pid>`). */
-  template: Spec | null;
-  dynamic: Map<string, Dynamic>;
-  /** When the restarts within the last period happened. */
-  restarts: number[];
-}
-
-/** A request to a supervisor: the `$call` body of `supervisor.startChild(…)` and the others. */
-export interface SupRequest {
-  $sup: 'start_child' | 'restart_child' | 'terminate_child' | 'delete_child' | 'which_children' | 'count_children';
-  arg?: unknown;
-}
+import { countChildren, isSupRequest, whichChildren, type Child, type Dynamic, type SupRequest, type SupState } from './supervisor-state.js';
 
 export type StartBehaviour = (
   kind: 'server' | 'statem' | 'supervisor',
@@ -78,10 +36,6 @@ type Msg = { type?: string; from?: Pid; reason?: unknown; ref?: string; $supRetr
 
 const HOST_EXIT = /^<host\./;
 const isDown = (m: unknown, ref: string): boolean => (m as Msg)?.type === 'DOWN' && (m as Msg).ref === ref;
-
-export function isSupRequest(request: unknown): request is SupRequest {
-  return typeof request === 'object' && request !== null && typeof (request as SupRequest).$sup === 'string';
-}
 
 export class Supervisors {
   private refs = 0;
@@ -249,7 +203,7 @@ export class Supervisors {
     const { kind, module, fn } = spec.start;
     const args = extra.length ? [...spec.start.args, ...extra] : spec.start.args;
     try {
-      if (kind !== 'raw') return { ok: this.startBehaviour(kind, module, args, { link: true }, proc) ?? null };
+      if (kind !== 'raw') return { ok: this.startBehaviour(kind, module, args, { ...spec.start.options, link: true }, proc) ?? null };
       const entry = this.code.entry(module, fn);
       const child = this.table.create(`${module}.${fn}`);
       this.scheduler.start(child, entry.fn, args, entry.version);
@@ -359,7 +313,7 @@ export class Supervisors {
       case 'which_children':
         return reply(whichChildren(st));
       case 'count_children':
-        return reply(this.countChildren(st));
+        return reply(countChildren(st, (pid) => this.table.has(pid)));
       case 'start_child': {
         if (simple) {
           if (!Array.isArray(arg)) return reply({ error: { badarg: arg } });
@@ -424,17 +378,6 @@ export class Supervisors {
     return reply({ error: { unknown_request: request.$sup } });
   }
 
-  private countChildren(st: SupState): ChildCounts {
-    const alive = (pid: unknown): boolean => isPid(pid) && this.table.has(pid);
-    if (st.template) {
-      const n = st.dynamic.size;
-      const active = [...st.dynamic.values()].filter((d) => alive(d.pid)).length;
-      return { specs: 1, active, supervisors: st.template.type === 'supervisor' ? n : 0, workers: st.template.type === 'worker' ? n : 0 };
-    }
-    const supervisors = st.children.filter((c) => c.spec.type === 'supervisor').length;
-    return { specs: st.children.length, active: st.children.filter((c) => alive(c.pid)).length, supervisors, workers: st.children.length - supervisors };
-  }
-
   // ---- code change ----------------------------------------------------------------------------
 
   /**
@@ -462,20 +405,4 @@ export class Supervisors {
     }
     Object.assign(st, flags);
   }
-}
-
-/** `whichChildren`: newest first, as OTP's which_children. */
-export function whichChildren(st: SupState): ChildInfo[] {
-  if (st.template) {
-    const { type, modules } = st.template;
-    return [...st.dynamic.values()].reverse().map((d) => ({ id: null, pid: d.pid, type, modules }));
-  }
-  return st.children
-    .slice()
-    .reverse()
-    .map((c) => ({ id: c.spec.id, pid: c.pid, type: c.spec.type, modules: c.spec.modules }));
-}
-
-export function supervisorInfo(st: SupState): SupervisorInfo {
-  return { strategy: st.strategy, intensity: st.intensity, period: st.period, children: whichChildren(st) };
 }

@@ -5,7 +5,8 @@
  * module (every module on a statem's stack), which says whom an upgrade must suspend.
  */
 import { BadArgument, Refused, Timeout, UnknownFunction } from '../errors.js';
-import { Behaviour, deepCopy, dispatch, vsnOf, type BehaviourKind, type DispatchHost } from './behaviours.js';
+import { Behaviour, deepCopy, dispatch, pinnedVersion, vsnOf, type BehaviourKind, type DispatchHost } from './behaviours.js';
+import type { CodeOps } from './code-ops.js';
 import type { CodeServer, ModuleVersion } from './code-server.js';
 import { Receive } from './directives.js';
 import type { KernelPlatform } from './kernel.js';
@@ -18,24 +19,41 @@ import { Supervisors } from './supervisor.js';
 import { SpecError } from './supervisor-spec.js';
 import type { SpawnOptions } from './types.js';
 import { errorReason, errorText, safeString } from './values.js';
+import { Durables } from './durable.js';
+import type { Capabilities, Limits } from './capabilities.js';
+
+/** What an upgrade saves of a behaviour before converting it, to put back on rollback. */
+export interface BehaviourSnapshot {
+  state: unknown;
+  vsn: unknown;
+  pinned: ModuleVersion | null;
+}
 
 export class SysOps {
   /** Behaviour processes by callback module (all modules on a statem's stack). */
   private readonly index = new Map<string, Set<Process>>();
   private readonly dispatchHost: DispatchHost;
   readonly supervisors: Supervisors;
+  readonly durables: Durables;
 
   constructor(
-    private readonly node: string,
+    node: string,
     private readonly platform: KernelPlatform,
     private readonly code: CodeServer,
     private readonly table: ProcessTable,
     private readonly scheduler: Scheduler,
     private readonly signals: Signalling,
+    capabilities: Capabilities,
+    limits: Limits,
+    private readonly codeOps: CodeOps,
   ) {
+    this.durables = new Durables(node, platform, capabilities, limits, scheduler, (pid, message) => this.signals.send(pid, message));
     this.dispatchHost = {
       current: (module) => this.code.current(module),
       send: (pid, message) => this.signals.send(pid, message),
+      reply: (b, from, value) => {
+        if (b.durable === null || !this.durables.reply(b, from, value)) this.signals.send(from.pid, { $reply: from.ref, value });
+      },
       exit: (reason) => {
         throw new ExitNow(reason);
       },
@@ -76,6 +94,7 @@ export class SysOps {
     const init = version.exports.init;
     if (typeof init !== 'function') throw new UnknownFunction(`callback module '${module}' exports no init()`, { module, function: 'init' });
     if (options.name !== undefined) this.table.checkName(options.name);
+    const durable = this.durables.declare(kind, options);
     // The process exists while init runs (init may register it, link, spawn): if init fails, it
     // ends like any process, so its names are freed and its links told.
     const proc = this.table.create(`${kind}:${module}`);
@@ -106,13 +125,33 @@ export class SysOps {
       return undefined;
     }
     if (kind === 'statem') state = { state: (state as { state: unknown }).state, data: (state as { data?: unknown }).data };
+    if (durable) {
+      // A durable server's init runs as always (its names, links and helpers exist again); the saved state then replaces what it returned.
+      try {
+        const restored = this.durables.restore(proc, durable, version);
+        if (restored) state = restored.state;
+      } catch (error) {
+        throw this.failedStart(proc, error as Refused);
+      }
+    }
     proc.behaviour = new Behaviour(kind, module, state, vsnOf(version), [], parent && options.link ? parent.pid : null);
+    if (durable) {
+      proc.behaviour.durable = durable;
+      this.durables.claim(proc, proc.behaviour);
+    }
     this.reindex(proc, null, module);
     this.table.setUp(proc, options, parent);
     this.scheduler.continueWith(proc, this.loop(proc));
     this.signals.drain();
     this.scheduler.afterExternalWork();
     return proc.pid;
+  }
+
+  /** A start that failed after its process existed: it ends (names freed, links told), and the error is the start's. */
+  private failedStart(proc: Process, error: Refused): Refused {
+    this.signals.terminate(proc, { restore_failed: (error.details as { reason?: unknown } | undefined)?.reason ?? error.message });
+    this.signals.drain();
+    return error;
   }
 
   /** A behaviour process that arrived by migration: indexed, and waiting in its loop. */
@@ -125,6 +164,7 @@ export class SysOps {
   /** A behaviour process ended or moved away: out of the index. */
   forget(proc: Process): void {
     const b = proc.behaviour!;
+    if (b.durable) this.durables.release(proc);
     for (const m of new Set([b.module, ...b.stack])) this.reindex(proc, m, null);
   }
 
@@ -133,9 +173,15 @@ export class SysOps {
     const loop: Receive = new Receive(
       null,
       (message) => {
-        if (proc.behaviour!.kind === 'supervisor') return this.supervisors.handle(proc, message, loop);
-        dispatch(this.dispatchHost, proc, proc.behaviour!, message);
-        return loop;
+        const b = proc.behaviour!;
+        if (b.kind === 'supervisor') return this.supervisors.handle(proc, message, loop);
+        if (!b.durable) {
+          dispatch(this.dispatchHost, proc, b, message);
+          return loop;
+        }
+        const before = b.state;
+        dispatch(this.dispatchHost, proc, b, message);
+        return this.durables.after(proc, before, loop);
       },
       null,
       null,
@@ -164,12 +210,37 @@ export class SysOps {
 
   /**
    * Behaviour processes that use `module` (whose `current` version they run: the kernel's loop calls
-   * the current version at each message) and are not already in that version's own index.
+   * the current version at each message) and are not in one of its versions' own index (a process
+   * pinned by a rolling upgrade is in the index of the version it is pinned to).
    */
   usersOf(module: string, current: ModuleVersion): Process[] {
     const out: Process[] = [];
-    for (const p of this.index.get(module) ?? []) if (p.version !== current) out.push(p);
+    for (const p of this.index.get(module) ?? []) if (p.version?.module !== current.module) out.push(p);
     return out;
+  }
+
+  /**
+   * Pins a behaviour process to `version` of its callback module (null: unpins it): its messages
+   * go to that version, and the version's process index counts it, so `lingering`, purges and
+   * `checkProcessCode` see it in old code while it waits for its conversion.
+   */
+  pin(pid: Pid, version: ModuleVersion | null): void {
+    const proc = this.table.require(pid);
+    const loop = this.behaviourOf(proc, 'pin').loop;
+    if (!loop) return;
+    loop.version = version;
+    this.codeOps.moveTo(proc, version);
+  }
+
+  /** A behaviour process's callback module (the top of a statem's stack). */
+  callbackModule(pid: Pid): string | undefined {
+    return this.table.get(pid)?.behaviour?.module;
+  }
+
+  /** The version a behaviour process is pinned to (null when it runs its callback module's current version). */
+  pinnedTo(pid: Pid): ModuleVersion | null {
+    const b = this.table.get(pid)?.behaviour;
+    return b ? pinnedVersion(b) : null;
   }
 
   /** Whether a behaviour process has `module` as its callback module (or on its statem stack). */
@@ -196,6 +267,41 @@ export class SysOps {
     const proc = this.table.require(pid);
     const b = this.behaviourOf(proc, 'changeCode');
     if (b.module !== module && !b.stack.includes(module)) throw new BadArgument(`${pid} does not use '${module}' as a callback module`, { pid, module });
+    return this.changeCodeOf(proc, b, module, oldVsn, extra, timeoutMs);
+  }
+
+  // ---- the same, for upgrade transactions: one lookup per process and step, however many processes
+
+  /** Suspends a process for an upgrade: 'held' when it was suspended already (it stays so), undefined when it is gone. */
+  hold(pid: Pid): 'suspended' | 'held' | undefined {
+    const proc = this.table.get(pid);
+    if (!proc) return undefined;
+    if (proc.status === 'suspended') return 'held';
+    this.scheduler.suspend(proc);
+    return 'suspended';
+  }
+
+  /** Resumes a process an upgrade suspended, if it is still there. */
+  release(pid: Pid): void {
+    const proc = this.table.get(pid);
+    if (proc) this.scheduler.resume(proc);
+  }
+
+  /**
+   * changeCode on a suspended process that uses `module` (undefined when it does not, or is gone),
+   * returning what a rollback puts back.
+   */
+  convert(pid: Pid, module: string, oldVsn: unknown, extra: unknown, timeoutMs: number): BehaviourSnapshot | undefined {
+    const proc = this.table.get(pid);
+    const b = proc?.behaviour;
+    if (!b || (b.module !== module && !b.stack.includes(module))) return undefined;
+    const saved = { state: b.state, vsn: b.stateVsn, pinned: pinnedVersion(b) };
+    this.changeCodeOf(proc, b, module, oldVsn, extra, timeoutMs);
+    return saved;
+  }
+
+  private changeCodeOf(proc: Process, b: Behaviour, module: string, oldVsn: unknown, extra: unknown, timeoutMs: number): { from: unknown; to: unknown } {
+    const pid = proc.pid;
     if (proc.status !== 'suspended') throw new Refused(`${pid} must be suspended before changeCode`, { pid });
     const version = this.code.current(module);
     const from = oldVsn === undefined ? b.stateVsn : oldVsn;
@@ -231,7 +337,8 @@ export class SysOps {
       b.state = state;
     }
     b.stateVsn = to;
-    this.platform.emit({ type: 'code_changed', node: this.node, pid, module, from, to });
+    // Converted to the current version: a process a rolling upgrade pinned runs it from now on.
+    if (b.loop?.version?.name === module) this.pin(pid, null);
     return { from, to };
   }
 
@@ -243,17 +350,18 @@ export class SysOps {
     this.behaviourOf(this.table.require(pid), 'replaceState').state = state;
   }
 
-  /** Puts back a behaviour's saved state and vsn (upgrade rollback); nothing if it is gone. */
-  restoreState(pid: Pid, state: unknown, vsn: unknown): void {
+  /** Puts back a behaviour's saved state, vsn and pin (upgrade rollback); nothing if it is gone. */
+  restoreState(pid: Pid, saved: BehaviourSnapshot): void {
     const b = this.table.get(pid)?.behaviour;
     if (!b) return;
-    b.state = state;
-    b.stateVsn = vsn;
+    b.state = saved.state;
+    b.stateVsn = saved.vsn;
+    if (pinnedVersion(b) !== saved.pinned) this.pin(pid, saved.pinned);
   }
 
-  snapshot(pid: Pid): { state: unknown; vsn: unknown } | undefined {
+  snapshot(pid: Pid): BehaviourSnapshot | undefined {
     const b = this.table.get(pid)?.behaviour;
-    return b ? { state: b.state, vsn: b.stateVsn } : undefined;
+    return b ? { state: b.state, vsn: b.stateVsn, pinned: pinnedVersion(b) } : undefined;
   }
 
   private behaviourOf(proc: Process, what: string): Behaviour {

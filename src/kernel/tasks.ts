@@ -11,7 +11,7 @@ import type { ProcessTable } from './process-table.js';
 import type { Scheduler } from './scheduler.js';
 import type { Signalling } from './signalling.js';
 import { Sig } from './signals.js';
-import { whichChildren, type SupRequest, type SupState } from './supervisor.js';
+import { whichChildren, type SupRequest, type SupState } from './supervisor-state.js';
 import { safeString } from './values.js';
 
 /** What an orderly stop did: how many processes ended in time, and those killed at the deadline. */

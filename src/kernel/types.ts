@@ -17,6 +17,8 @@ export interface SpawnOptions {
   /** Register the new process under this name on its node. */
   name?: string;
   trapExit?: boolean;
+  /** Servers: keep the state durable under a stable key (see src/kernel/durable.ts). Off by default. */
+  durable?: import('./durable.js').DurableOptions;
 }
 
 export interface ProcessInfo {
@@ -34,7 +36,14 @@ export interface ProcessInfo {
   monitoredBy: Pid[];
   trapExit: boolean;
   /** For server and statem processes: the callback module (and statem's stack) and the state's vsn. */
-  behaviour?: { kind: 'server' | 'statem' | 'supervisor'; module: string; stack: string[]; vsn: unknown };
+  behaviour?: {
+    kind: 'server' | 'statem' | 'supervisor';
+    module: string;
+    stack: string[];
+    vsn: unknown;
+    /** A durable server's key and checkpoint policy. */
+    durable?: { key: string; checkpoint: import('./durable.js').Checkpoint };
+  };
   /** For supervisors: strategy, restart intensity and the children (newest first, as whichChildren). */
   supervisor?: import('./supervisor-spec.js').SupervisorInfo;
   /** For a process that arrived by migration: how many moves so far, and the node it came from. */
@@ -115,6 +124,13 @@ export type KernelEvent =
   | { type: 'code_changed'; node: string; pid: Pid; module: string; from: unknown; to: unknown }
   | { type: 'upgrade_step'; node: string; step: number; op: string; module?: string }
   | { type: 'upgrade_rollback'; node: string; step: number; op: string; reason: string }
+  /**
+   * One per upgrade transaction on a node, for all its conversions (not one per process): how many
+   * behaviour processes were converted to the new versions of `modules`, which (`pids`: runs of
+   * consecutive pids written `<a.5>..<a.9>`, see `pidRuns`), in how many chunks (a rolling upgrade;
+   * 1 for a phased one).
+   */
+  | { type: 'upgrade_converted'; node: string; modules: string[]; mode: 'phased' | 'rolling'; count: number; pids: string[]; chunks: number }
   | { type: 'capability_denied'; node: string; pid?: Pid; what: string }
   | { type: 'mailbox_overflow'; node: string; pid: Pid; action: 'dropped' | 'killed'; dropped: number }
   | { type: 'cpu_limit'; node: string; pid?: Pid; limitMs: number }
@@ -123,4 +139,8 @@ export type KernelEvent =
   /** A process that had migrated ended (on `node`). */
   | { type: 'migrated_exit'; node: string; pid: Pid }
   | { type: 'global_register'; node: string; name: string; pid: Pid }
-  | { type: 'global_unregister'; node: string; name: string; pid: Pid };
+  | { type: 'global_unregister'; node: string; name: string; pid: Pid }
+  /** A durable server started from its saved state (`from`: the saved vsn, `to`: the vsn now). */
+  | { type: 'durable_restored'; node: string; pid: Pid; key: string; from: unknown; to: unknown }
+  /** A checkpoint was not saved: over the size limit, not copyable, not confirmed in time, or the write failed (reported by the node or the host). */
+  | { type: 'checkpoint_failed'; node: string; pid?: Pid; key: string; reason: string };

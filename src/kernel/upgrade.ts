@@ -8,9 +8,10 @@
 import { toWire, type WireError } from '../errors.js';
 import type { Kernel } from './kernel.js';
 import type { ModuleVersion } from './code-server.js';
-import type { Pid } from './pid.js';
+import { pidRuns, type Pid } from './pid.js';
 import type { PurgeMode } from './policy.js';
 import type { PurgeReport } from './types.js';
+import type { BehaviourSnapshot } from './sys.js';
 
 export type UpgradeStep =
   | { op: 'suspend'; modules: string[] }
@@ -31,6 +32,13 @@ export interface NodeUpgradeReport {
   killed: Pid[];
   error?: WireError & { step: number; op: string };
   rolledBack?: boolean;
+  /** A rolling upgrade (rolling.ts): the chunks it converted processes in. */
+  chunks?: number;
+  /**
+   * A rolling upgrade rolled back: the processes converted (and running the new version) before the
+   * failure keep it, as old code now; every other process runs the previous version, current again.
+   */
+  kept?: { module: string; version: number; pids: Pid[] }[];
 }
 
 export function applyUpgrade(kernel: Kernel, steps: UpgradeStep[]): NodeUpgradeReport | Promise<NodeUpgradeReport> {
@@ -41,12 +49,13 @@ export function applyUpgrade(kernel: Kernel, steps: UpgradeStep[]): NodeUpgradeR
   const heldByOthers: Pid[] = [];
   const upgraded = new Set<Pid>();
   const modules = new Set<string>();
+  let resumed = false;
   let index = 0;
   try {
     for (; index < steps.length; index++) {
       const step = steps[index]!;
       if (step.op === 'purge') break;
-      kernel.emitUpgradeStep(index, step.op, 'module' in step ? step.module : undefined);
+      kernel.upgrades.emitStep(index, step.op, 'module' in step ? step.module : undefined);
       switch (step.op) {
         case 'suspend': {
           for (const module of step.modules) {
@@ -54,12 +63,8 @@ export function applyUpgrade(kernel: Kernel, steps: UpgradeStep[]): NodeUpgradeR
               if (suspendedSet.has(pid)) continue;
               suspendedSet.add(pid);
               // One an operator suspended earlier is converted too, but left suspended.
-              if (kernel.statusOf(pid) === 'suspended') {
-                heldByOthers.push(pid);
-                continue;
-              }
-              kernel.suspend(pid);
-              suspended.push(pid);
+              if (kernel.upgrades.hold(pid) === 'held') heldByOthers.push(pid);
+              else suspended.push(pid);
             }
           }
           report.suspended = suspended.length;
@@ -67,52 +72,80 @@ export function applyUpgrade(kernel: Kernel, steps: UpgradeStep[]): NodeUpgradeR
         }
         case 'load': {
           modules.add(step.module);
-          const before = kernel.code.module(step.module)?.versions.slice() ?? [];
-          const loaded = kernel.load(step.module, step.js, { purge: step.purge ?? 'soft' });
-          if (loaded instanceof Promise) throw new Error('a plan load cannot drain: use a purge step');
-          report.killed.push(...loaded.killed);
-          report.loaded.push({ module: step.module, version: loaded.version, previous: loaded.previous });
-          const record = kernel.code.module(step.module)!;
-          const added = record.current!;
-          const removed = before.filter((v) => !record.versions.includes(v));
-          const previous: ModuleVersion | undefined = before.find((v) => v.version === loaded.previous);
-          undo.push(() => {
-            kernel.code.revert(added, previous);
-            kernel.code.remove(added);
-            for (const v of removed) kernel.code.restore(v);
-            kernel.code.publish(record);
-          });
+          undo.push(planLoad(kernel, step, report).undo);
           break;
         }
         case 'codeChange': {
-          for (const pid of [...suspended, ...heldByOthers]) {
-            if (!kernel.usesModule(pid, step.module)) continue;
-            const saved = kernel.behaviourSnapshot(pid)!;
-            kernel.changeCode(pid, step.module, step.oldVsn, step.extra, step.timeoutMs);
-            undo.push(() => kernel.restoreState(pid, saved.state, saved.vsn));
-            if (!upgraded.has(pid)) {
-              upgraded.add(pid);
-              report.upgraded.push(pid);
+          // One undo for the step: the saved states put back in reverse.
+          const pids: Pid[] = [];
+          const saved: BehaviourSnapshot[] = [];
+          undo.push(() => {
+            for (let i = pids.length - 1; i >= 0; i--) kernel.upgrades.restore(pids[i]!, saved[i]!);
+          });
+          for (const list of [suspended, heldByOthers]) {
+            for (const pid of list) {
+              const before = kernel.upgrades.convert(pid, step.module, step.oldVsn, step.extra, step.timeoutMs);
+              if (!before) continue;
+              pids.push(pid);
+              saved.push(before);
+              if (!upgraded.has(pid)) {
+                upgraded.add(pid);
+                report.upgraded.push(pid);
+              }
             }
           }
           break;
         }
         case 'resume':
-          for (const pid of suspended) if (kernel.statusOf(pid)) kernel.resume(pid);
+          for (const pid of suspended) kernel.upgrades.release(pid);
+          resumed = true;
           break;
       }
     }
   } catch (error) {
     const step = steps[index]!;
     for (const fn of undo.reverse()) fn();
-    for (const pid of suspended) if (kernel.statusOf(pid)) kernel.resume(pid);
-    kernel.emitRollback(index, step.op, toWire(error).message);
+    for (const pid of suspended) kernel.upgrades.release(pid);
+    kernel.upgrades.emitRollback(index, step.op, toWire(error).message);
     return { ...report, ok: false, rolledBack: true, upgraded: [], loaded: [], error: { ...toWire(error), step: index, op: step.op } };
   }
-  for (const pid of suspended) if (kernel.statusOf(pid) === 'suspended') kernel.resume(pid);
+  if (!resumed) for (const pid of suspended) kernel.upgrades.release(pid);
+  emitConverted(kernel, steps, report.upgraded, 'phased', 1, 'after');
+  return purgeAfter(kernel, steps.slice(index), report, modules);
+}
 
-  // Purges: after the commit, in order; a drain makes the rest wait for it.
-  const purges = steps.slice(index).filter((s): s is Extract<UpgradeStep, { op: 'purge' }> => s.op === 'purge');
+/**
+ * A plan's load step, recorded in the report. Its undo makes the previous version current again
+ * and puts back the old versions the load dropped; the new version goes unless processes are in
+ * it (a rolling upgrade's processes that keep it), where it stays as old code.
+ */
+export function planLoad(kernel: Kernel, step: Extract<UpgradeStep, { op: 'load' }>, report: NodeUpgradeReport): { added: ModuleVersion; undo: () => void } {
+  const before = kernel.code.module(step.module)?.versions.slice() ?? [];
+  const loaded = kernel.load(step.module, step.js, { purge: step.purge ?? 'soft' });
+  if (loaded instanceof Promise) throw new Error('a plan load cannot drain: use a purge step');
+  report.killed.push(...loaded.killed);
+  report.loaded.push({ module: step.module, version: loaded.version, previous: loaded.previous });
+  const record = kernel.code.module(step.module)!;
+  const added = record.current!;
+  const removed = before.filter((v) => !record.versions.includes(v));
+  const previous: ModuleVersion | undefined = before.find((v) => v.version === loaded.previous);
+  const undo = () => {
+    kernel.code.revert(added, previous);
+    if (added.processes.size === 0) kernel.code.remove(added);
+    for (const v of removed) kernel.code.restore(v);
+    kernel.code.publish(record);
+  };
+  return { added, undo };
+}
+
+/** A transaction's purge steps, after its commit, in order; a drain makes the rest wait for it. */
+export function purgeAfter(
+  kernel: Kernel,
+  rest: UpgradeStep[],
+  report: NodeUpgradeReport,
+  modules: Set<string>,
+): NodeUpgradeReport | Promise<NodeUpgradeReport> {
+  const purges = rest.filter((s): s is Extract<UpgradeStep, { op: 'purge' }> => s.op === 'purge');
   const finish = (): NodeUpgradeReport => {
     for (const module of modules) report.lingering[module] = kernel.lingering(module);
     return report;
@@ -132,4 +165,17 @@ export function applyUpgrade(kernel: Kernel, steps: UpgradeStep[]): NodeUpgradeR
     else absorb(r);
   }
   return chain ? chain.then(finish) : finish();
+}
+
+/**
+ * The one event of a transaction's conversions (none when it converted nothing). After a commit it
+ * leaves a macrotask later (`'after'`): writing 10^4 pids as runs costs milliseconds, and the
+ * resumed processes run first instead of waiting for telemetry.
+ */
+export function emitConverted(kernel: Kernel, steps: UpgradeStep[], pids: Pid[], mode: 'phased' | 'rolling', chunks: number, when: 'now' | 'after'): void {
+  if (!pids.length) return;
+  const modules = steps.flatMap((s) => (s.op === 'codeChange' ? [s.module] : []));
+  const emit = () => kernel.upgrades.emitConverted({ modules, mode, count: pids.length, pids: pidRuns(pids), chunks });
+  if (when === 'now') emit();
+  else void kernel.upgrades.yieldToIo().then(emit);
 }

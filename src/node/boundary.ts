@@ -15,7 +15,7 @@
  * - Moves: which pids moved in and out, learned from the host's own control requests through the
  *   op table (`observe`), never from the sandbox.
  */
-import { allows, type Capabilities, type Limits } from '../kernel/capabilities.js';
+import { allows, DEFAULT_DURABLE_BYTES, type Capabilities, type Limits } from '../kernel/capabilities.js';
 import type { ControlArgs, ControlOp } from '../kernel/control-ops.js';
 import { estimateSize, HOST_SERVICE } from '../kernel/kernel.js';
 import { batchBudget, SLICE_CHARS, VALUE_CHARS } from '../sandbox/encode.js';
@@ -25,6 +25,9 @@ import { isPid, nodeOf } from '../kernel/pid.js';
 import { Sig, type Envelope } from '../kernel/signals.js';
 import type { KernelEvent } from '../kernel/types.js';
 import { callRefusal } from './calls.js';
+
+/** What a checkpoint request carries beside its state (key, module, vsn, pid, ref), measured with it. */
+const CHECKPOINT_FIELDS = 4096;
 
 /** Signals that name their sender in the envelope's third field. */
 const OWN_FROM = new Set<number>([Sig.Link, Sig.Unlink, Sig.Exit, Sig.Monitor, Sig.Demonitor, Sig.Down]);
@@ -41,11 +44,14 @@ const FROM_SANDBOX: Record<KernelEvent['type'], boolean> = {
   code_changed: true,
   upgrade_step: true,
   upgrade_rollback: true,
+  upgrade_converted: true,
   capability_denied: true,
   mailbox_overflow: true,
   log: true,
   global_register: true,
   global_unregister: true,
+  durable_restored: true,
+  checkpoint_failed: true,
   cpu_limit: false,
   process_migrated: false,
 };
@@ -87,7 +93,7 @@ export class Boundary {
     dropped: (text: string) => void = () => {},
   ) {
     this.gate = new EventGate(dropped);
-    this.batchChars = batchBudget(limits.maxMessageBytes);
+    this.batchChars = batchBudget(Math.max(limits.maxMessageBytes ?? 0, limits.durableBytes ?? DEFAULT_DURABLE_BYTES));
   }
 
   /** Learns from a control request the host is about to make. */
@@ -209,8 +215,15 @@ export class Boundary {
     }
     if (sig === Sig.Message) {
       if (node === 'host' && target === HOST_SERVICE) {
-        const request = arg as { from?: unknown } | null;
+        const request = arg as { from?: unknown; $service?: unknown; key?: unknown } | null;
         if (!request || typeof request !== 'object' || !isPid(request.from) || nodeOf(request.from) !== this.node) return 'a service request for another node';
+        // A durable server's checkpoint: within the keys granted, measured against its own limit.
+        if (request.$service === 'checkpoint') {
+          if (typeof request.key !== 'string' || !allows(this.capabilities.durable, request.key))
+            return `a checkpoint of durable state ${capText(String(request.key), 64)}`;
+          const limit = this.limits.durableBytes ?? DEFAULT_DURABLE_BYTES;
+          return bytes > limit + CHECKPOINT_FIELDS ? 'a checkpoint over the durableBytes limit' : undefined;
+        }
       }
       const call = this.movedOut.has(target) ? undefined : callRefusal(arg, this.node, this.capabilities, this.movedIn);
       if (call) return call;

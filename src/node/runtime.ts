@@ -1,20 +1,29 @@
 /**
- * The half of a node's worker thread that every kind of node shares: the wire to the host
+ * The half of a node's thread that every kind of node shares: the wire to the host
  * (src/wire/node.ts), direct ports to peer nodes, the outbound path with its one-by-one fallback,
- * and serving control requests. An engine (src/node/thread.ts, src/node/isolate.ts) supplies only
- * what differs: where the kernel runs and how a request or a batch gets to it.
+ * and serving control requests. An engine (src/node/thread.ts, src/node/isolate-engine.ts)
+ * supplies only what differs: where the kernel runs and how a request or a batch gets to it.
  *
- * Vocabulary: the *host* is the main thread; a *peer* is another node's thread, reached by a
- * direct `MessagePort`; *outbound* is a batch of envelopes leaving this node for one destination.
+ * Vocabulary: the *host* is the main thread; a *peer* is another node, reached by a direct
+ * `MessagePort`; *outbound* is a batch of envelopes leaving this node for one destination; the
+ * *link* is this node's end of the wire (a worker's own port, or its share of a dense thread's).
+ *
+ * Peer ports are opened lazily, one per direction: the first batch for a node goes through the
+ * host with a fresh port attached, which the host hands to that node after the batch (`accepted`)
+ * or gives back (`refused`: the host itself, a remote node, a node that is down). Batches for that
+ * node wait here until the answer, then take the port or the host. So order holds per pair, and
+ * starting a node costs nothing per other node.
  */
 import { deserialize } from 'node:v8';
-import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
+import { MessageChannel, parentPort, workerData, type MessagePort, type Transferable } from 'node:worker_threads';
 import { estimateSize } from '../kernel/values.js';
 import { EventGate } from './event-guard.js';
 import { Sig, type Envelope } from '../kernel/signals.js';
 import type { KernelEvent } from '../kernel/types.js';
 import type { Result } from '../kernel/control-ops.js';
 import type { HostToNode, NodeData, NodeFaults, NodeToHost } from '../wire/node.js';
+import { decodeBatch } from './decode.js';
+import { encodeBatch } from '../sandbox/encode.js';
 
 /** What an engine gives the runtime. */
 export interface Engine {
@@ -22,20 +31,77 @@ export interface Engine {
   control(op: string, args: unknown[]): Result<unknown> | Promise<Result<unknown>>;
   /** A batch of envelopes for this node's kernel, from `from` (a node name, or 'host'). */
   deliver(envelopes: Envelope[], from: string): void;
+  /**
+   * A batch encoded as one string (src/sandbox/encode.ts), for an engine that takes it as it is:
+   * an isolate decodes it inside, so what a peer sends is copied once. Peers are asked to send so.
+   */
+  deliverEncoded?(batch: string, from: string): void;
 }
 
-/** What the runtime gives an engine. */
+/** This node's end of the wire to the host: a worker's own port, or its share of a dense thread's. */
+export interface HostLink {
+  readonly data: NodeData;
+  post(message: NodeToHost, transfer?: readonly Transferable[]): void;
+  listen(receive: (message: HostToNode) => void): void;
+  /** The node cannot go on (its isolate is gone): this incarnation ends; the host restarts it per policy. */
+  end(error: Error): void;
+  /** A dense thread's other nodes: a way in without a port, or undefined. */
+  sibling?(node: string): Inbound | undefined;
+}
+
+/** A way into a node: a batch as envelopes or as one encoded string. */
+export type Inbound = (batch: Envelope[] | string, from: string) => void;
+
+/** The link of a node that has a worker thread of its own. */
+export function workerLink(): HostLink {
+  const host = parentPort!;
+  return {
+    data: workerData as NodeData,
+    post: (message, transfer) => host.postMessage(message, transfer as Transferable[] | undefined),
+    listen: (receive) => host.on('message', receive),
+    end: (error) => {
+      setImmediate(() => {
+        throw error;
+      });
+    },
+  };
+}
+
+/** How long a refused port offer stands before this node offers that destination a port again. */
+const REFUSED_MS = 1_000;
+
+/** This node's sending end to one peer. */
+interface Peer {
+  port?: MessagePort;
+  /** The peer asked for batches encoded as one string (it is an isolate). */
+  encoded: boolean;
+  /** Until when the host's refusal stands (no port: batches go through the host). */
+  refusedUntil: number;
+  /** Batches sent while the host has not yet answered the port's offer: they leave once it has. */
+  waiting?: Envelope[][];
+}
+
 export class NodeRuntime {
-  readonly data = workerData as NodeData;
-  readonly node = this.data.node;
-  private readonly host = parentPort!;
-  private readonly peers = new Map<string, MessagePort>();
+  readonly data: NodeData;
+  readonly node: string;
+  private readonly peers = new Map<string, Peer>();
+  /** Ports peers send on to this node. */
+  private readonly incoming = new Set<MessagePort>();
   private engine: Engine | undefined;
+  private inboundBatch: Inbound | undefined;
   private readonly inboundGate = new EventGate((text) => this.log('warn', text));
   /** The heartbeat cell the host watches: when the code running now started (0 when idle). */
-  private readonly beat = this.data.heartbeat ? new Int32Array(this.data.heartbeat) : undefined;
+  private readonly beat: Int32Array | undefined;
   /** Testing only: the faults to inject, when the host gave some. */
-  private readonly faults = this.data.faults ? new Faults(this.data.faults) : undefined;
+  private readonly faults: Faults | undefined;
+  private closed = false;
+
+  constructor(readonly link: HostLink = workerLink()) {
+    this.data = link.data;
+    this.node = this.data.node;
+    this.beat = this.data.heartbeat ? new Int32Array(this.data.heartbeat) : undefined;
+    this.faults = this.data.faults ? new Faults(this.data.faults) : undefined;
+  }
 
   /**
    * Wraps an entry point of the node's code (a control request, a delivery, a slice, a timer) so
@@ -67,13 +133,16 @@ export class NodeRuntime {
   }
 
   /**
-   * Sends a batch to `node`: over its direct port if there is one, else through the host. A batch
-   * that cannot be cloned (something slipped past the send-time checks) is sent one envelope at a
-   * time, and only what cannot be cloned is dropped, with a log line.
+   * Sends a batch to `node`: to a node of this same dense thread directly, else over this node's
+   * port to it (opened with the first batch), else through the host. A batch that cannot be cloned
+   * (something slipped past the send-time checks) is sent one envelope at a time, and only what
+   * cannot be cloned is dropped, with a log line.
    */
   outbound(node: string, envelopes: Envelope[]): void {
-    const port = this.peers.get(node);
-    const send = (batch: Envelope[]): void => (port ? port.postMessage(batch) : this.post({ t: 'route', node, envelopes: batch }));
+    if (this.closed) return;
+    const sibling = node === 'host' ? undefined : this.link.sibling?.(node);
+    if (sibling) return sibling(envelopes, this.node);
+    const send = this.sender(node);
     try {
       send(envelopes);
     } catch {
@@ -87,27 +156,77 @@ export class NodeRuntime {
     }
   }
 
-  /** Starts serving: peers given at start, then the host's messages; tells the host it is ready. */
+  /** How a batch for `node` leaves now: over a port (encoded if the peer asked), or through the host (offering a port). */
+  private sender(node: string): (batch: Envelope[]) => void {
+    const peer = this.peers.get(node);
+    const waiting = peer?.waiting;
+    if (waiting) return (batch) => waiting.push(batch);
+    const port = peer?.port;
+    if (port) return peer.encoded ? (batch) => port.postMessage(encodedOr(batch)) : (batch) => port.postMessage(batch);
+    if (node === 'host' || (peer && peer.refusedUntil > Date.now())) return (batch) => this.post({ t: 'route', node, envelopes: batch });
+    return (batch) => {
+      // Only once the route has been posted does the port exist for this peer: a batch that could
+      // not be cloned offers no port, and the next one will.
+      const current = this.peers.get(node);
+      if (current?.waiting) return void current.waiting.push(batch);
+      const { port1, port2 } = new MessageChannel();
+      this.link.post({ t: 'route', node, envelopes: batch, port: port2 }, [port2]);
+      const opened: Peer = { port: port1, encoded: false, refusedUntil: 0, waiting: [] };
+      this.peers.set(node, opened);
+      // The receiver answers once on the port if it takes batches encoded.
+      port1.once('message', () => {
+        opened.encoded = true;
+      });
+      port1.unref();
+    };
+  }
+
+  /** Starts serving the host's messages; tells the host it is ready. */
   serve(engine: Engine): void {
     const deliver = this.busy(engine.deliver);
+    const deliverEncoded = engine.deliverEncoded && this.busy(engine.deliverEncoded);
     const faults = this.faults;
     const control: Engine['control'] = faults ? (op, args) => faults.control(op, () => engine.control(op, args)) : engine.control;
     const max = this.data.limits?.maxMessageBytes;
-    this.engine = {
-      control: this.busy(control),
-      // The host's own sends (system.send) are trusted; what other nodes send is checked.
-      deliver: max === undefined ? deliver : (envelopes, from) => deliver(from === 'host' ? envelopes : this.inbound(envelopes, from, max), from),
+    // The host's own sends (system.send) are trusted; what other nodes send is checked.
+    const checked: Engine['deliver'] =
+      max === undefined ? deliver : (envelopes, from) => deliver(from === 'host' ? envelopes : this.measured(envelopes, from, max), from);
+    this.engine = { control: this.busy(control), deliver: checked, deliverEncoded };
+    // An encoded batch goes in as it came, unless it must be measured here first (maxMessageBytes).
+    this.inboundBatch = (batch, from) => {
+      if (this.closed) return;
+      if (typeof batch !== 'string') return checked(batch, from);
+      if (deliverEncoded && max === undefined) return deliverEncoded(batch, from);
+      checked(decodedBatch(batch), from);
     };
-    for (const [node, port] of Object.entries(this.data.peers)) this.connect(node, port);
-    this.host.on('message', (message: HostToNode) => this.onHost(message));
+    this.link.listen((message) => this.onHost(message));
     this.post({ t: 'ready' });
+  }
+
+  /** The way into this node for a node of the same dense thread. */
+  get inbound(): Inbound {
+    return (batch, from) => this.inboundBatch?.(batch, from);
+  }
+
+  /** Whether peers should send this node's batches encoded (its engine takes them as they are). */
+  get takesEncoded(): boolean {
+    return this.engine?.deliverEncoded !== undefined && this.data.limits?.maxMessageBytes === undefined;
+  }
+
+  /** Ends this node's side of every port (a dense node that ends while its thread goes on). */
+  close(): void {
+    this.closed = true;
+    for (const peer of this.peers.values()) peer.port?.close();
+    for (const port of this.incoming) port.close();
+    this.peers.clear();
+    this.incoming.clear();
   }
 
   /**
    * `maxMessageBytes` on delivery too: a node is protected from what other nodes send it, whatever
    * their own limits (the host's own sends are not checked here). A larger message is dropped; a larger exit reason is replaced.
    */
-  private inbound(envelopes: Envelope[], from: string, max: number): Envelope[] {
+  private measured(envelopes: Envelope[], from: string, max: number): Envelope[] {
     let kept: Envelope[] | undefined;
     for (let i = 0; i < envelopes.length; i++) {
       const e = envelopes[i]!;
@@ -150,6 +269,20 @@ export class NodeRuntime {
       }
       case 'connect':
         return this.connect(message.node, message.port);
+      case 'accepted':
+      case 'refused':
+      case 'disconnect': {
+        // A refused offer stands a while; a peer that went down may get a port again at once.
+        const peer = this.peers.get(message.node);
+        const waiting = peer?.waiting ?? [];
+        if (peer) peer.waiting = undefined;
+        if (message.t !== 'accepted') peer?.port?.close();
+        if (message.t === 'refused') this.peers.set(message.node, { encoded: false, refusedUntil: Date.now() + REFUSED_MS });
+        else if (message.t === 'disconnect') this.peers.delete(message.node);
+        // What waited for the answer leaves now, in order, the way the answer says.
+        for (const batch of waiting) this.outbound(message.node, batch);
+        return;
+      }
       case 'control': {
         const { id } = message;
         const result = engine.control(message.op, message.args);
@@ -172,17 +305,36 @@ export class NodeRuntime {
     }
   }
 
+  /** A port `node` sends on to this node (its batches come after the one it was offered with). */
   private connect(node: string, port: MessagePort): void {
-    this.peers.get(node)?.close();
-    this.peers.set(node, port);
-    port.on('message', (envelopes: Envelope[]) => this.engine!.deliver(envelopes, node));
+    if (this.closed) return void port.close();
+    this.incoming.add(port);
+    port.on('message', (batch: Envelope[] | string) => this.inboundBatch!(batch, node));
+    port.on('close', () => this.incoming.delete(port));
+    if (this.takesEncoded) port.postMessage(1);
     // Peer ports must not keep the thread alive: the host ends a node by terminating it.
     port.unref();
   }
 
   private post(message: NodeToHost): void {
-    this.host.postMessage(message);
+    this.link.post(message);
   }
+}
+
+/** A batch encoded for a peer that takes it so, or the envelopes as they are if they cannot be. */
+function encodedOr(batch: Envelope[]): string | Envelope[] {
+  try {
+    return encodeBatch(batch);
+  } catch {
+    return batch;
+  }
+}
+
+/** An encoded batch read back into envelopes (for a node that measures what it receives); undecodable envelopes are dropped. */
+function decodedBatch(text: string): Envelope[] {
+  const out: Envelope[] = [];
+  for (const d of decodeBatch(text)) if ('fields' in d) out.push(d.fields as Envelope);
+  return out;
 }
 
 /**

@@ -11,6 +11,7 @@
 import { Kernel, type KernelPlatform } from '../kernel/kernel.js';
 import { controlOps, settle, type KernelConfig, type Result } from '../kernel/control-ops.js';
 import { batchBudget, encode, encodeBatch, OverBudget, SLICE_CHARS, VALUE_CHARS } from './encode.js';
+import { decodeBatch } from '../node/decode.js';
 import type { ModuleFactory } from '../kernel/code-server.js';
 import type { Capabilities } from '../kernel/capabilities.js';
 import type { Envelope } from '../kernel/signals.js';
@@ -161,6 +162,14 @@ export function boot(config: SandboxConfig): void {
   g.$subnode = {
     control: guarded(control),
     deliver: guarded((envelopes: Envelope[], from: string) => {
+      kernel.deliver(envelopes, from);
+    }),
+    // A peer's batch as one string, copied in once and read here (src/node/decode.ts, strictly:
+    // an envelope that does not decode is dropped).
+    deliverEncoded: guarded((batch: string, from: string) => {
+      if (typeof batch !== 'string') return;
+      const envelopes: Envelope[] = [];
+      for (const d of decodeBatch(batch)) if ('fields' in d) envelopes.push(d.fields as Envelope);
       kernel.deliver(envelopes, from);
     }),
     runScheduled: guarded(() => {

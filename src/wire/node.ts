@@ -7,7 +7,11 @@
  *   and `args` come from the one op table (src/kernel/control-ops.ts) and every result is a
  *   `Result`, so typed errors survive the trip.
  * - data: batches of signal envelopes and kernel events, raw posts, because this is the message
- *   path. Nodes also hold direct ports to each other for the same batches (`connect`).
+ *   path. Nodes also open direct ports to each other for the same batches, lazily: a node's first
+ *   batch for a peer comes through the host with a port attached, which the host hands to the peer
+ *   (`connect`) after the batch, or gives back (`refused`).
+ * - dense threads: one worker serving many isolate nodes speaks the same messages, each wrapped
+ *   with the node it is for or from (`HostToDense`, `DenseToHost`).
  */
 import type { MessagePort } from 'node:worker_threads';
 import type { Envelope } from '../kernel/signals.js';
@@ -26,20 +30,30 @@ export type HostToNode =
   /** A batch still v8-serialized, as it came from another host of a cluster: the node decodes it, not the host. */
   | { t: 'deliverEncoded'; bytes: Uint8Array; from: string }
   | { [K in ControlOp]: { t: 'control'; id: number; op: K; args: ControlArgs<K> } }[ControlOp]
-  /** A direct port to another node's thread (transferred); replaces any earlier port to that node. */
-  | { t: 'connect'; node: string; port: MessagePort };
+  /** A port the node `node` sends on to this node (transferred): its batches after the one it was offered with. */
+  | { t: 'connect'; node: string; port: MessagePort }
+  /** The port this node offered for `node` was handed over, after the batch it came with: later batches take it. */
+  | { t: 'accepted'; node: string }
+  /** The port this node offered for `node` was not taken (the host, a remote node, a node that is down): route through the host a while. */
+  | { t: 'refused'; node: string }
+  /** `node` went down: drop the port to it (its next incarnation gets a new one). */
+  | { t: 'disconnect'; node: string };
 
 /** Node → host. */
 export type NodeToHost =
+  /** A dense thread has begun booting this node (nodes added at once wait their turn). */
+  | { t: 'booting' }
   | { t: 'ready' }
   | { t: 'reply'; id: number; result: Result<unknown> }
-  /** Envelopes for a node this node has no direct port to (or for the host's own inboxes). */
-  | { t: 'route'; node: string; envelopes: Envelope[] }
+  /**
+   * Envelopes for a node this node has no direct port to (or for the host's own inboxes); `port`,
+   * when given, is this node's offer of a port for its later batches to `node`.
+   */
+  | { t: 'route'; node: string; envelopes: Envelope[]; port?: MessagePort }
   | { t: 'event'; event: KernelEvent };
 
 /** What a node's entry point (thread or isolate) receives as `workerData`. */
 export interface NodeData extends KernelConfig {
-  peers: Record<string, MessagePort>;
   /**
    * Thread nodes with a CPU limit: the node writes here when it starts running code (ms since
    * `epoch`, 0 when idle), so the host can see a step that never ends and end the thread.
@@ -67,3 +81,17 @@ export interface NodeFaults {
   hangStep?: UpgradeStep['op'][];
   crashStep?: UpgradeStep['op'][];
 }
+
+/** Host → a dense thread (src/node/dense.ts): start a node there, a message for one of its nodes, end one, end all. */
+export type HostToDense =
+  | { t: 'add'; data: NodeData }
+  | { t: 'to'; node: string; message: HostToNode }
+  | { t: 'end'; node: string }
+  /** The thread is done: it ends its nodes and lets its event loop run out (isolated-vm's own cleanup finishes first). */
+  | { t: 'close' };
+
+/**
+ * A dense thread → host: a message from one of its nodes; a node that ended (`ended`: as asked;
+ * `exit`: on its own, its isolate over the memory limit, with why).
+ */
+export type DenseToHost = { t: 'from'; node: string; message: NodeToHost } | { t: 'ended'; node: string } | { t: 'exit'; node: string; error: string };

@@ -6,7 +6,7 @@
  */
 import { expect } from 'vitest';
 import type { Pid } from '../../src/kernel/pid.js';
-import type { SupRequest } from '../../src/kernel/supervisor.js';
+import type { SupRequest } from '../../src/kernel/supervisor-state.js';
 import { localKernel, type LocalKernel } from './local-kernel.js';
 import { HOST, forward, info, spawnFn, tell, waitDead, waitFor, waitWaiting } from './kernel-tools.js';
 

@@ -4,3 +4,4 @@ export * from './errors.js';
 export { replay, currentModules, releasesOf, lastPermanentOf, checkStep } from './replay.js';
 export { DirectoryReleaseStore, FORMAT_VERSION, type DirectoryStoreOptions } from './directory.js';
 export { measureStore, type StoreMeasurement } from './measure.js';
+export { DirectoryStateStore, MemoryStateStore, STATE_FORMAT, type StateStore, type StoredState, type StateStoreOpen } from './states.js';

@@ -1,0 +1,201 @@
+/**
+ * Dense isolate nodes (`kind: 'isolate', dense: true`, issue 14): many isolate nodes served by a
+ * small pool of threads. Rows: start (addNode until ready) and memory per idle node beside a bare
+ * isolated-vm isolate made on this thread; 1,000 dense nodes in one process, each answering a
+ * message; addNode time at 1,000 nodes beside at the first few (flat: no port per other node); and
+ * messages from a thread node into an isolate node, both modes, beside into a thread node.
+ */
+import ivm from 'isolated-vm';
+import { System, type NodeSpec } from '../src/index.js';
+import { CROSS_MODULE } from './cross-node.js';
+import { atLeastRatio, batchedSum, gc, measure, median, now, row, tick, within, type Benchmark, type ResultRow } from './lib.js';
+
+const dense = (name: string): NodeSpec => ({ name, kind: 'isolate', dense: true });
+
+const ECHO = `
+  import { receive, send } from 'subnode';
+  export function echo(): unknown { return receive((m: { to: string; n: number }) => { send(m.to, m.n); return echo(); }); }
+`;
+
+const atMost = (max: number, unit: string) => ({ text: `<= ${max} ${unit}`, check: (value: number) => value <= max });
+
+const rssMiB = (): number => process.memoryUsage().rss / 2 ** 20;
+
+/** A bare isolate (new Isolate + a context) on this thread: start ms and RSS growth per isolate (of 100). */
+function bareIsolates(): { ms: number; mib: number } {
+  gc();
+  const before = rssMiB();
+  const kept: ivm.Isolate[] = [];
+  const times: number[] = [];
+  for (let i = 0; i < 100; i++) {
+    const t = now();
+    const isolate = new ivm.Isolate({ memoryLimit: 512 });
+    isolate.createContextSync().evalSync('1 + 1');
+    times.push(now() - t);
+    kept.push(isolate);
+  }
+  const mib = (rssMiB() - before) / 100;
+  for (const isolate of kept) isolate.dispose();
+  return { ms: median(times), mib };
+}
+
+/** Start and memory: `count` dense nodes added one after another to a system whose pool is warm. */
+async function startRound(count: number): Promise<{ ms: number; mib: number }> {
+  const system = await System.start({ nodes: [dense('warm0'), dense('warm1')] });
+  try {
+    gc();
+    await tick();
+    const before = rssMiB();
+    const times: number[] = [];
+    for (let i = 0; i < count; i++) {
+      const t = now();
+      await system.addNode(dense(`n${i}`));
+      times.push(now() - t);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    gc();
+    return { ms: median(times), mib: (rssMiB() - before) / count };
+  } finally {
+    await system.stop();
+  }
+}
+
+async function startRows(reps: number): Promise<ResultRow[]> {
+  const start: number[] = [];
+  const memory: number[] = [];
+  const bareMs: number[] = [];
+  const bareMiB: number[] = [];
+  for (let r = -1; r < reps; r++) {
+    const bare = bareIsolates();
+    const round = await startRound(100);
+    if (r < 0) continue;
+    bareMs.push(bare.ms);
+    bareMiB.push(bare.mib);
+    start.push(round.ms);
+    memory.push(round.mib);
+  }
+  return [
+    row(
+      'dense isolate node: start (addNode until ready, one after another)',
+      measure('dense node', start, 'ms'),
+      measure('bare isolate + context', bareMs, 'ms'),
+      atMost(3, 'ms'),
+    ),
+    row(
+      'dense isolate node: memory per idle node (RSS growth over 100)',
+      measure('dense node', memory, 'MiB'),
+      measure('bare isolate + context', bareMiB, 'MiB'),
+      atMost(2, 'MiB'),
+    ),
+  ];
+}
+
+/** RSS growth per idle isolate node with a worker of its own (of four), measured here for the baseline of the 1,000-node row. */
+async function ownWorkerMiB(): Promise<number> {
+  gc();
+  await tick();
+  const before = rssMiB();
+  const four = await System.start({ nodes: [0, 1, 2, 3].map((i) => ({ name: `w${i}`, kind: 'isolate' as const })) });
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  const per = (rssMiB() - before) / 4;
+  await four.stop();
+  return per;
+}
+
+/** 1,000 dense nodes in one process, each answering a message; addNode time at the end beside at 100 nodes. */
+async function thousandRows(scale: number): Promise<ResultRow[]> {
+  const count = Math.max(200, Math.round(1_000 * scale));
+  const perWorker = await ownWorkerMiB();
+  gc();
+  const before = rssMiB();
+  const system = await System.start({});
+  try {
+    const times: number[] = [];
+    const t0 = now();
+    for (let i = 0; i < count; i++) {
+      const t = now();
+      await system.addNode({ ...dense(`n${i}`), modules: { echo: ECHO } });
+      times.push(now() - t);
+    }
+    const startS = (now() - t0) / 1000;
+    const inbox = system.inbox();
+    for (let i = 0; i < count; i++) system.send(await system.node(`n${i}`).spawn('echo', 'echo'), { to: inbox.pid, n: i });
+    let sum = 0;
+    for (let i = 0; i < count; i++) sum += await within(inbox.receive<number>(undefined, 60_000), 60_000, 'echo');
+    if (sum !== (count * (count - 1)) / 2) throw new Error('not every dense node answered');
+    const running = system.nodes().filter((n) => n.status === 'running').length;
+    gc();
+    const mib = rssMiB() - before;
+    // At 100 nodes, not the first few: those pay for the threads' start and the first compiles.
+    const first = times.slice(100, 120);
+    const last = times.slice(-20);
+    return [
+      row(
+        `${count} dense isolate nodes in one process (each loaded a module and answered a message): process RSS growth`,
+        measure(`${running} nodes running, started in ${startS.toFixed(1)} s`, [mib], 'MiB'),
+        measure(`${count} x an idle isolate node with a worker of its own (${perWorker.toFixed(1)} MiB, measured here)`, [count * perWorker], 'MiB'),
+        { text: `${count} running`, check: () => running === count },
+      ),
+      row(`addNode time at ${count} nodes (last 20) beside at 100 (nodes 101-120)`, measure(`at ${count}`, last, 'ms'), measure('at 100', first, 'ms'), {
+        text: '<= 1.5x (flat)',
+        check: (_v, ratio) => ratio <= 1.5,
+      }),
+    ];
+  } finally {
+    await system.stop();
+  }
+}
+
+/** Messages from a process on a thread node to one on a node of each kind, as in bench/isolate.ts. */
+async function messageRows(reps: number, scale: number): Promise<ResultRow[]> {
+  const n = Math.max(1000, Math.round(200_000 * scale));
+  const batch = 256;
+  const kinds = { thread: { name: 'thread' }, isolate: { name: 'isolate', kind: 'isolate' }, dense: dense('dense') } as const;
+  const names = Object.keys(kinds) as (keyof typeof kinds)[];
+  const system = await System.start({ nodes: [{ name: 'src' }, ...Object.values(kinds)] });
+  try {
+    await Promise.all(['src', ...names].map((name) => system.node(name).load('cross', CROSS_MODULE)));
+    const inbox = system.inbox();
+    const rates: Record<string, number[]> = { thread: [], isolate: [], dense: [] };
+    for (let r = -1; r < reps; r++) {
+      for (const name of r % 2 ? names : [...names].reverse()) {
+        gc();
+        const sink = await system.node(name).spawn('cross', 'sink', [n, inbox.pid, 0]);
+        const source = await system.node('src').spawn('cross', 'source');
+        const t = now();
+        system.send(source, { to: sink, n, batch });
+        const done = await within(inbox.receive<{ sum: number }>(undefined, 120_000), 120_000, name);
+        const ms = now() - t;
+        if (done.sum !== batchedSum(n, batch)) throw new Error(`${name}: lost messages`);
+        if (r >= 0) rates[name]!.push(n / (ms / 1000));
+      }
+    }
+    inbox.close();
+    return [
+      row(
+        'messages from a thread node into a dense isolate node',
+        measure('into dense isolate node', rates.dense!, 'msg/s'),
+        measure('into thread node', rates.thread!, 'msg/s'),
+        atLeastRatio(0.6),
+      ),
+      row(
+        'messages from a thread node into an isolate node (a worker of its own)',
+        measure('into isolate node', rates.isolate!, 'msg/s'),
+        measure('into thread node', rates.thread!, 'msg/s'),
+        atLeastRatio(0.6),
+      ),
+    ];
+  } finally {
+    await system.stop();
+  }
+}
+
+export const denseBench: Benchmark = {
+  name: 'dense',
+  description: 'dense isolate nodes: start, memory, 1,000 in a process, flat addNode, messages in',
+  async run({ reps, scale, log }) {
+    const rows = [...(await startRows(reps)), ...(await thousandRows(scale)), ...(await messageRows(reps, scale))];
+    for (const r of rows) log(`  ${r.name}: ${r.value} ${r.unit} vs ${r.baseline.value} ${r.baseline.unit}`);
+    return rows;
+  },
+};
