@@ -102,6 +102,11 @@ export class Unavailable extends SubnodeError {
   override readonly code = 'unavailable';
 }
 
+/** NATS refused a host of a cluster: its credentials, or a subject its permissions do not grant. */
+export class ClusterNotAuthorized extends NotAllowed {}
+/** A host could not join its cluster for another reason: no NATS server reachable, no JetStream, a deadline. */
+export class ClusterUnavailable extends Unavailable {}
+
 const byCode: Record<ErrorCode, new (message: string, details?: unknown) => SubnodeError> = {
   bad_argument: BadArgument,
   load_failed: LoadError,

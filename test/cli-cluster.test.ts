@@ -53,6 +53,25 @@ describe('subnode run --cluster', () => {
       ['db', 'B'],
       ['web', 'A'],
     ]);
+    // From A: every host's processes (with their host), one node of B's, and the cluster's hosts.
+    const ps = await cli(['ps', '--json'], { cwd: join(dir, 'A'), env });
+    expect(ps.code).toBe(0);
+    const procs = JSON.parse(ps.stdout) as { node: string; host?: string; name?: string }[];
+    expect(
+      procs
+        .filter((p) => p.name === 'hits')
+        .map((p) => [p.host, p.node])
+        .sort(),
+    ).toEqual([
+      ['A', 'web'],
+      ['B', 'db'],
+    ]);
+    const psB = await cli(['ps', 'db'], { cwd: join(dir, 'A'), env });
+    expect(psB.stdout).toMatch(/^HOST\s+PID/m);
+    expect(psB.stdout).toMatch(/^B\s+<db\.[\d.]+>\s+hits/m);
+    const info = JSON.parse((await cli(['info', '--json'], { cwd: join(dir, 'B'), env })).stdout) as { nodes: number; cluster?: unknown };
+    expect(info).toMatchObject({ nodes: 2, cluster: { host: 'B', hosts: ['A', 'B'] } });
+    expect((await cli(['nodes'], { cwd: join(dir, 'B'), env })).stdout).toMatch(/^A\s+web\s+thread\s+running/m);
     const call = await cli(['call', 'hits@db', '"inc"'], { cwd: join(dir, 'A'), env });
     expect(call).toMatchObject({ code: 0 });
     expect(call.stdout.trim()).toBe('6');

@@ -2,6 +2,7 @@
  * A cluster of hosts on NATS (issue #17), each host a separate OS process: joining, node names,
  * messaging, links and monitors, global names, loads and control across hosts.
  */
+import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NatsServer } from './helpers/nats-server.js';
 import { HostProcess, type HostError } from './helpers/nats-hosts.js';
@@ -20,8 +21,8 @@ afterAll(async () => {
 }, 30_000);
 
 /** Hosts of a fresh cluster (its own namespace on the shared server). */
-async function cluster(spec: Record<string, string[]>): Promise<HostProcess[]> {
-  const options = { servers: nats.url, cluster: `t${++clusterNo}`, heartbeatMs: 200, deadAfterMs: 2_000 };
+async function cluster(spec: Record<string, string[]>, extra: Record<string, unknown> = {}): Promise<HostProcess[]> {
+  const options = { servers: nats.url, cluster: `t${++clusterNo}`, heartbeatMs: 200, deadAfterMs: 2_000, ...extra };
   const started = await Promise.all(
     Object.entries(spec).map(([name, nodes]) =>
       HostProcess.start(
@@ -93,6 +94,29 @@ describe('a cluster of host processes', () => {
     await a!.eval('await system.call({ name: "nobody", node: "c1" }, "x", 500).catch(() => {})');
   });
 
+  it('a burst far larger than maxPendingEnvelopes goes through while connected: none dropped, in order', async () => {
+    // maxPendingEnvelopes bounds what waits through an outage, not a burst on a live connection.
+    const [a, b] = await cluster({ A: ['a1'], B: ['b1'] }, { maxPendingEnvelopes: 500 });
+    await b!.eval('await system.node("b1").load("counter", args[0])', counter);
+    const server = await b!.eval<string>('return system.node("b1").startServer("counter", [0])');
+    const sender = await a!.eval<string>('return system.node("a1").spawn("agent", "start", [])');
+    await a!.eval('system.send(args[0], { op: "burst", n: 30000, to: args[1] })', sender, server);
+    await b!.until('every message', async () => (await b!.eval<number>('return system.call(args[0], "get")', server)) === 30_000, 30_000);
+    expect(await b!.eval('return system.call(args[0], "seen")', server)).toEqual({ [sender]: 29_999 });
+    expect(a!.clusterEvents.filter((e) => e.type === 'link_overflow')).toEqual([]);
+  }, 60_000);
+
+  it('reaches a process in an isolate node of another host, and back', async () => {
+    const [a, b] = await cluster({ A: ['a1'], B: [] });
+    await b!.eval('await system.addNode({ name: "bi", kind: "isolate", modules: { agent: args[0] } })', agent);
+    await a!.until('the isolate node', async () => (await a!.eval<string[]>('return system.nodes().map((n) => n.name)')).includes('bi'));
+    const inboxPid = await a!.eval<string>('ctx.inbox = system.inbox(); return ctx.inbox.pid');
+    const pid = await a!.eval<string>('return system.node("bi").spawn("agent", "start", [])');
+    await a!.eval('for (let i = 0; i < 3; i++) system.send(args[0], { op: "x", i, reply: args[1] })', pid, inboxPid);
+    const got = await a!.eval('const out = []; for (let i = 0; i < 3; i++) out.push(await ctx.inbox.receive(() => true, 10000)); return out');
+    expect(got).toEqual([0, 1, 2].map((i) => ({ got: { op: 'x', i, reply: inboxPid } })));
+  });
+
   it('links and monitors across hosts, and calls a process on another host', async () => {
     const [a, b] = await cluster({ A: ['a1'], B: ['b1'] });
     await a!.eval('ctx.inbox = system.inbox()');
@@ -146,6 +170,46 @@ describe('a cluster of host processes', () => {
     expect(modules.map((m) => m.name).sort()).toEqual(['agent', 'hello']);
     const err = await a!.eval('return system.node("b1").spawn("nope", "start", [])').catch((e: HostError) => e);
     expect(err).toMatchObject({ code: 'unknown_module' });
+    // A policy set from A is recorded by B in the node's release: it survives a restart of b1.
+    const policy = { retention: { kind: 'stack', depth: 3 }, purge: 'soft' };
+    await a!.eval('await system.node("b1").setPolicy(args[0], "hello")', policy);
+    await a!.eval('await system.node("b1").restart()');
+    const after = await a!.eval<{ name: string; policy: unknown }[]>('return system.node("b1").modules()');
+    expect(after.find((m) => m.name === 'hello')?.policy).toEqual(policy);
+  });
+});
+
+describe('module code from the code store', () => {
+  const version = (v: string) => `
+    export function init() { return 0; }
+    export function handleCall(_r: unknown, _f: unknown, s: number) { return { reply: '${v}', state: s }; }
+    export function handleCast(_m: unknown, s: number) { return { noreply: s }; }
+  `;
+
+  it("a node started on one host fetches the modules it lacks: the latest loaded on another host's node, or one by hash", async () => {
+    const [a, b] = await cluster({ A: ['a1'], B: ['b0'] });
+    // A's node a1 loads v1 (from its host, by path-less source text); B has no copy of it.
+    await a!.eval('await system.node("a1").load("ver", { code: args[0] })', version('v1'));
+    const asked = async (node: string) =>
+      b!.eval<string>('const pid = await system.node(args[0]).startServer("ver", []); return system.call(pid, "which")', node);
+    await b!.eval('await system.addNode({ name: "b1", modules: { ver: { cluster: "latest" } } })');
+    expect(await asked('b1')).toBe('v1');
+    // A loads v2 on a node of B (remote control): that is now the latest; v1 stays fetchable by its hash.
+    await a!.eval('await system.node("b0").load("ver", { code: args[0] })', version('v2'));
+    await b!.eval('await system.addNode({ name: "b2", modules: { ver: { cluster: "latest" } } })');
+    expect(await asked('b2')).toBe('v2');
+    const v1 = createHash('sha256').update(version('v1')).digest('hex');
+    await b!.eval('await system.addNode({ name: "b3", modules: { ver: { cluster: args[0] } } })', v1);
+    expect(await asked('b3')).toBe('v1');
+    // The fetched version is the node's: a restart brings it back without the store.
+    await b!.eval('await system.node("b3").restart()');
+    expect(await asked('b3')).toBe('v1');
+    // Nothing by that name or hash: a typed error.
+    const missing = await b!.eval('return system.addNode({ name: "b4", modules: { nope: { cluster: "latest" } } })').catch((e: HostError) => e);
+    expect(missing).toMatchObject({ code: 'load_failed' });
+    expect((missing as Error).message).toMatch(/module 'nope': no host of the cluster has loaded it/);
+    const badHash = await b!.eval('return system.addNode({ name: "b5", modules: { ver: { cluster: "0".repeat(64) } } })').catch((e: HostError) => e);
+    expect(badHash).toMatchObject({ code: 'load_failed' });
   });
 });
 
@@ -166,5 +230,11 @@ describe('migration across hosts', () => {
     expect((await b!.eval<{ pid: string }[]>('return system.node("b1").processes()')).map((p) => p.pid)).toContain(server);
     await a!.until('every message', async () => (await a!.eval<number>('return system.call(args[0], "get")', server)) === 6000, 20_000);
     expect(await c!.eval('return system.call(args[0], "seen")', server)).toEqual({ C: 5999 });
+    // A drove the move; B and C locate the process on b1 too, and reach it there directly.
+    for (const h of [b!, c!]) {
+      await h.until('the move announced', async () => (await h.eval<{ node: string }>('return system.locate(args[0])', server)).node === 'b1');
+      expect(await h.eval('return system.locate(args[0])', server)).toMatchObject({ node: 'b1', home: 'a1', moves: 1, path: ['a1', 'b1'] });
+      expect(await h.eval('return (await system.process(args[0]).getState()).count', server)).toBe(6000);
+    }
   });
 });

@@ -9,14 +9,19 @@ import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { join, resolve } from 'node:path';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { Kvm } from '@nats-io/kv';
+import { Objm } from '@nats-io/obj';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { JetStreamReleaseStore } from '../src/cluster/release-store.js';
+import { NatsServer } from './helpers/nats-server.js';
 import { BadStep, SourceMissing, StoreCorrupt, StoreFormatTooNew, StoreLocked } from '../src/host/release-store/errors.js';
 import { DirectoryReleaseStore } from '../src/host/release-store/directory.js';
 import { scan } from '../src/host/release-store/journal.js';
 import { measureStore } from '../src/host/release-store/measure.js';
 import { currentModules, replay } from '../src/host/release-store/replay.js';
-import { WRITE_POINTS, type JournalRecord, type ReleaseEntry, type ReleaseStep, type WritePoint } from '../src/host/release-store/store.js';
+import { WRITE_POINTS, type JournalRecord, type ReleaseEntry, type ReleaseStep, type ReleaseStore, type WritePoint } from '../src/host/release-store/store.js';
 import { BadArgument, Refused } from '../src/errors.js';
 
 const root = mkdtempSync(join(tmpdir(), 'subnode-release-store-'));
@@ -143,9 +148,59 @@ describe('replay', () => {
   });
 });
 
+/** The implementations the interface tests run on: the directory, and JetStream on a private nats-server. */
+interface Kind {
+  name: string;
+  fresh(): string;
+  make(id: string): ReleaseStore;
+  /** The stored sources' names. */
+  sources(id: string): Promise<string[]>;
+  /** How much journal there is (bytes, or records): unchanged by a refused append. */
+  journalSize(id: string): Promise<number>;
+}
+
+let nats: NatsServer | undefined;
+let nc: NatsConnection | undefined;
+beforeAll(async () => {
+  nats = await NatsServer.start();
+  nc = await connect({ servers: nats.url });
+}, 30_000);
+afterAll(async () => {
+  await nc?.close();
+  await nats?.stop();
+}, 30_000);
+let jsStores = 0;
+
+const KINDS: Kind[] = [
+  {
+    name: 'directory',
+    fresh: freshDir,
+    make: (dir) => new DirectoryReleaseStore(dir),
+    sources: async (dir) => readdirSync(join(dir, 'objects')),
+    journalSize: async (dir) => statSync(join(dir, 'journal')).size,
+  },
+  {
+    name: 'JetStream',
+    fresh: () => `t${process.pid}_${++jsStores}`,
+    make: (name) => new JetStreamReleaseStore({ servers: nats!.url, name, lockTtlMs: 1_000 }),
+    sources: async (name) => {
+      const store = await new Objm(nc!).open(`subnode_rel_${name}_src`);
+      const names: string[] = [];
+      for (const info of await store.list()) names.push(info.name);
+      return names;
+    },
+    journalSize: async (name) => {
+      const kv = await new Kvm(nc!).open(`subnode_rel_${name}`);
+      let n = 0;
+      for await (const _ of await kv.keys('r.>')) n++;
+      return n;
+    },
+  },
+];
+
 /** A store with: load a/m@1, plan (a/m@2, b/m@1, policy b), purge a/m@1, permanent, load a/m@3. */
-async function sampleStore(dir: string): Promise<{ store: DirectoryReleaseStore; hashes: string[] }> {
-  const store = new DirectoryReleaseStore(dir);
+async function sampleStore(dir: string, kind: Kind = KINDS[0]!): Promise<{ store: ReleaseStore; hashes: string[] }> {
+  const store = kind.make(dir);
   await store.open();
   const hashes = [await store.putSource('exports.vsn = 1;'), await store.putSource('exports.vsn = 2;'), await store.putSource('exports.vsn = 3;')];
   await store.append({ kind: 'load', node: 'a', module: 'm', version: 1, hash: hashes[0]!, vsn: 1 });
@@ -164,13 +219,13 @@ async function sampleStore(dir: string): Promise<{ store: DirectoryReleaseStore;
   return { store, hashes };
 }
 
-describe('directory store', () => {
+describe.each(KINDS)('$name store', (kind) => {
   it('reopens on the same records and state; sources read back', async () => {
-    const dir = freshDir();
-    const { store, hashes } = await sampleStore(dir);
+    const dir = kind.fresh();
+    const { store, hashes } = await sampleStore(dir, kind);
     const before = { history: await store.history(), state: await store.current() };
     await store.close();
-    const again = new DirectoryReleaseStore(dir);
+    const again = kind.make(dir);
     const opened = await again.open();
     expect(opened.lost).toEqual([]);
     expect(opened.records).toEqual(before.history);
@@ -188,20 +243,20 @@ describe('directory store', () => {
   });
 
   it('stores a source once, under its sha256', async () => {
-    const dir = freshDir();
-    const store = new DirectoryReleaseStore(dir);
+    const dir = kind.fresh();
+    const store = kind.make(dir);
     await store.open();
     const js = 'exports.x = "é";';
     const [h1, h2] = [await store.putSource(js), await store.putSource(js)];
     expect(h1).toBe(h2);
     expect(h1).toBe(createHash('sha256').update(js, 'utf8').digest('hex'));
-    expect(readdirSync(join(dir, 'objects'))).toEqual([h1]);
+    expect(await kind.sources(dir)).toEqual([h1]);
     await store.close();
   });
 
   it('releases are trials until made permanent; lastPermanent and revert fall back', async () => {
-    const dir = freshDir();
-    const { store } = await sampleStore(dir);
+    const dir = kind.fresh();
+    const { store } = await sampleStore(dir, kind);
     expect((await store.releases()).map((r) => [r.release, r.status, r.plan])).toEqual([
       [1, 'permanent', false],
       [2, 'permanent', true],
@@ -217,7 +272,7 @@ describe('directory store', () => {
     await expect(store.markPermanent(5)).rejects.toThrow(/reverted/);
     await store.close();
 
-    const again = new DirectoryReleaseStore(dir);
+    const again = kind.make(dir);
     const opened = await again.open();
     expect(opened.trial).toBe(false);
     expect(opened.records[opened.records.length - 1]).toMatchObject({ seq: revertSeq, kind: 'revert', to: 3 });
@@ -231,9 +286,9 @@ describe('directory store', () => {
   });
 
   it('refuses bad input before writing anything', async () => {
-    const dir = freshDir();
-    const { store, hashes } = await sampleStore(dir);
-    const size = statSync(join(dir, 'journal')).size;
+    const dir = kind.fresh();
+    const { store, hashes } = await sampleStore(dir, kind);
+    const size = await kind.journalSize(dir);
     const bad: ReleaseEntry[] = [
       { kind: 'load', node: 'a', module: 'm', version: 2, hash: hashes[0]! },
       { kind: 'plan', steps: [] },
@@ -251,25 +306,94 @@ describe('directory store', () => {
     await expect(store.revert(77)).rejects.toThrow(BadStep);
     await expect(store.getSource(H(1))).rejects.toThrow(SourceMissing);
     await expect(store.getSource('../format')).rejects.toThrow(BadStep);
-    expect(statSync(join(dir, 'journal')).size).toBe(size);
+    expect(await kind.journalSize(dir)).toBe(size);
     expect((await store.history()).length).toBe(5);
     await store.close();
     await expect(store.history()).rejects.toThrow(Refused);
   });
 
   it('serializes concurrent appends', async () => {
-    const store = new DirectoryReleaseStore(freshDir());
+    const store = kind.make(kind.fresh());
     await store.open();
     const hash = await store.putSource('x');
     const seqs = await Promise.all(Array.from({ length: 10 }, (_, i) => store.append({ kind: 'load', node: `n${i}`, module: 'm', version: 1, hash })));
     expect(seqs).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
     await store.close();
   });
+});
 
+describe('directory store', () => {
   it('measureStore reports an append latency and an open time', async () => {
     const m = await measureStore(freshDir(), 5);
     expect(m.appendMsMedian).toBeGreaterThan(0);
     expect(m.openMsWith100Releases).toBeGreaterThan(0);
+  });
+});
+
+describe('JetStream store: lock and damage', () => {
+  const js = KINDS[1]!;
+
+  it('one writer at a time: a live one keeps the lock; one killed with SIGKILL loses it after the TTL', async () => {
+    const name = js.fresh();
+    const first = js.make(name);
+    await first.open();
+    await expect(js.make(name).open()).rejects.toMatchObject({ constructor: StoreLocked, pid: process.pid });
+    await expect(first.open()).rejects.toMatchObject({ reason: 'already_open' });
+    await first.close();
+    const second = js.make(name);
+    await second.open();
+    await second.close();
+    // A writer process killed while it holds the lock (it never closes).
+    const script = `
+      const { JetStreamReleaseStore } = await import(${JSON.stringify(resolve('dist/src/cluster/release-store.js'))});
+      const store = new JetStreamReleaseStore({ servers: ${JSON.stringify(nats!.url)}, name: ${JSON.stringify(name)}, lockTtlMs: 1000 });
+      await store.open();
+      await store.append({ kind: 'load', node: 'a', module: 'm', version: 1, hash: await store.putSource('exports.vsn = 1;') });
+      process.stdout.write('open\\n');
+      process.kill(process.pid, 'SIGKILL');
+    `;
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    expect(await new Promise((done) => child.on('exit', (_code, signal) => done(signal)))).toBe('SIGKILL');
+    expect(out).toBe('open\n');
+    const started = Date.now();
+    const third = js.make(name);
+    const opened = await third.open();
+    expect(Date.now() - started).toBeLessThan(10_000);
+    expect(opened.records.map((r) => r.seq)).toEqual([1]);
+    expect(opened.lost).toEqual([]);
+    await third.close();
+  }, 30_000);
+
+  it('a record gone from the middle, or a missing source: opens before it, reports it and what follows, keeps them under lost.*', async () => {
+    const name = js.fresh();
+    const { store, hashes } = await sampleStore(name, js);
+    await store.close();
+    const kv = await new Kvm(nc!).open(`subnode_rel_${name}`);
+    await kv.purge('r.000000000003');
+    const again = js.make(name);
+    const opened = await again.open();
+    expect(opened.records.map((r) => r.seq)).toEqual([1, 2]);
+    expect(opened.lost.map((l) => [l.seq, l.reason])).toEqual([
+      [3, 'malformed'],
+      [5, 'after_damage'],
+    ]);
+    let kept = 0;
+    for await (const _ of await kv.keys('lost.>')) kept++;
+    expect(kept).toBe(2);
+    // The journal goes on from there.
+    expect(await again.append({ kind: 'load', node: 'a', module: 'm', version: 3, hash: hashes[2]! })).toBe(3);
+    await again.close();
+    // A source blob removed: the record needing it is lost on open.
+    const sources = await new Objm(nc!).open(`subnode_rel_${name}_src`);
+    await sources.delete(hashes[2]!);
+    const third = js.make(name);
+    const reopened = await third.open();
+    expect(reopened.records.map((r) => r.seq)).toEqual([1, 2]);
+    expect(reopened.lost).toMatchObject([{ seq: 3, reason: 'missing_source', missing: [hashes[2]] }]);
+    await expect(third.getSource(hashes[2]!)).rejects.toThrow(SourceMissing);
+    await third.close();
   });
 });
 

@@ -8,7 +8,9 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { JetStreamReleaseStore } from '../src/cluster/release-store.js';
+import { NatsServer } from './helpers/nats-server.js';
 import { System, type NodeSpec, type SystemEvent } from '../src/index.js';
 import { counterV1, counterV1Down, counterV2 } from './fixtures/counter.js';
 
@@ -35,10 +37,33 @@ async function shape(s: System, node: string) {
   return (await s.node(node).modules()).map((m) => [m.name, m.versions.map((v) => [v.version, v.vsn, v.state])]);
 }
 
-describe('a hotfix survives a restart', () => {
+/** Where the releases are kept: a directory, or JetStream on a private nats-server; `code` builds it in a child process. */
+const STORES = [
+  { name: 'directory', store: () => storeDir(), code: (dir: string) => JSON.stringify(dir) },
+  {
+    name: 'JetStream',
+    store: () => `r${process.pid}_${++jsStores}`,
+    code: (name: string) =>
+      `new (await import(${JSON.stringify(resolve('dist/src/cluster/release-store.js'))})).JetStreamReleaseStore({ servers: ${JSON.stringify(nats!.url)}, name: ${JSON.stringify(name)}, lockTtlMs: 1000 })`,
+  },
+];
+let jsStores = 0;
+let nats: NatsServer | undefined;
+beforeAll(async () => {
+  nats = await NatsServer.start();
+}, 30_000);
+afterAll(async () => {
+  await nats?.stop();
+}, 30_000);
+
+/** A store value for System.start: the directory itself, or a new JetStream store object on it. */
+const storeFor = (kind: (typeof STORES)[number], id: string): string | JetStreamReleaseStore =>
+  kind.name === 'directory' ? id : new JetStreamReleaseStore({ servers: nats!.url, name: id, lockTtlMs: 1000 });
+
+describe.each(STORES)('a hotfix survives a restart ($name store)', (kind) => {
   it('stop and start on the same store: the nodes come back with the hotfix, under the same version numbers', async () => {
-    const dir = storeDir();
-    system = await System.start({ nodes: spec(), releases: { store: dir } });
+    const dir = kind.store();
+    system = await System.start({ nodes: spec(), releases: { store: storeFor(kind, dir) } });
     await system.node('a').load('counter', counterV2);
     const before = await shape(system, 'a');
     expect(before).toEqual([
@@ -52,7 +77,7 @@ describe('a hotfix survives a restart', () => {
     ]);
     await system.stop();
     // The same config again (it still says v1): the store wins.
-    system = await System.start({ nodes: spec(), releases: { store: dir } });
+    system = await System.start({ nodes: spec(), releases: { store: storeFor(kind, dir) } });
     expect(await shape(system, 'a')).toEqual(before);
     expect(await shape(system, 'b')).toEqual([['counter', [[1, 1, 'current']]]]);
     const pid = await system.node('a').startServer('counter', [5]);
@@ -62,10 +87,10 @@ describe('a hotfix survives a restart', () => {
   });
 
   it('killed with SIGKILL right after the load answered: the next start has the hotfix', async () => {
-    const dir = storeDir();
+    const dir = kind.store();
     const script = `
       const { System } = await import(${JSON.stringify(resolve('dist/src/index.js'))});
-      const system = await System.start({ nodes: [{ name: 'a', modules: { counter: ${JSON.stringify(counterV1)} } }], releases: { store: ${JSON.stringify(dir)} } });
+      const system = await System.start({ nodes: [{ name: 'a', modules: { counter: ${JSON.stringify(counterV1)} } }], releases: { store: ${kind.code(dir)} } });
       await system.node('a').load('counter', ${JSON.stringify(counterV2)});
       process.stdout.write('loaded\\n');
       process.kill(process.pid, 'SIGKILL');
@@ -78,7 +103,7 @@ describe('a hotfix survives a restart', () => {
     const signal = await new Promise<NodeJS.Signals | null>((done) => child.on('exit', (_code, sig) => done(sig)));
     expect({ signal, err }).toMatchObject({ signal: 'SIGKILL' });
     expect(out).toBe('loaded\n');
-    system = await System.start({ nodes: [{ name: 'a', modules: { counter: counterV1 } }], releases: { store: dir } });
+    system = await System.start({ nodes: [{ name: 'a', modules: { counter: counterV1 } }], releases: { store: storeFor(kind, dir) } });
     expect(await shape(system, 'a')).toEqual([
       [
         'counter',

@@ -22,6 +22,11 @@ export const COMMANDS: Command[] = [
       { name: 'socket', value: 'PATH', help: 'listen here instead of control.socket or the default' },
       { name: 'cluster', value: 'URLS', help: 'join a cluster of hosts on NATS (nats://host:4222, comma-separated for several servers)' },
       { name: 'host', value: 'NAME', help: "this host's name in the cluster (default: the machine name and the pid)" },
+      {
+        name: 'credentials',
+        value: 'FILE',
+        help: 'NATS credentials for --cluster: a JWT .creds file, an nkey seed file, or JSON { "user", "pass" } / { "token" }',
+      },
     ],
     summary: 'start a system from a config file and serve its control socket',
     help: `CONFIG is JSON, or a .ts/.js module whose default export is the config:

@@ -27,7 +27,7 @@ import { legacyPinned, sandboxed, trusted, type NodePolicy } from '../../policie
 import { ConfigError } from './errors.js';
 import type { DurableOptions } from '../kernel/durable-spec.js';
 import { configReferenceProblems, describe, runConfigSchema, validate } from '../host/schema.js';
-import { resolvePath, type CodeSource, type PathSource } from '../host/source.js';
+import { resolvePath, type ClusterSource, type CodeSource, type PathSource } from '../host/source.js';
 
 export type CodeShorthand = 'erlang' | 'erlang-kill' | 'forever' | { stack: number; purge?: PurgeMode } | CodePolicy;
 
@@ -74,7 +74,7 @@ export interface NodeConfig {
 }
 
 /** A module in a config: a string is a file path (relative to the config), never source text. */
-export type ModuleConfig = string | { path: string; base?: string } | CodeSource;
+export type ModuleConfig = string | { path: string; base?: string } | CodeSource | ClusterSource;
 
 export interface RunConfig {
   /** The JSON Schema of a config file, for editors: `./node_modules/subnode/schema/config.schema.json`. */
@@ -327,7 +327,9 @@ function checkNode(raw: NodeConfig, at: string, dir: string, problems: string[],
 }
 
 /** A module entry, read and compiled now so that a config that starts is one whose modules load. */
-function moduleSource(module: string, value: ModuleConfig, at: string, dir: string, problems: string[]): PathSource | CodeSource | undefined {
+function moduleSource(module: string, value: ModuleConfig, at: string, dir: string, problems: string[]): PathSource | CodeSource | ClusterSource | undefined {
+  // Fetched from the cluster's code store when the node starts (a `--cluster` run).
+  if (typeof value === 'object' && 'cluster' in value) return value;
   if (typeof value === 'object' && 'code' in value) {
     try {
       transpile(module, value.code, value.filename ?? `${module}.ts`);

@@ -30,9 +30,11 @@ export function inline(value: unknown): string {
 
 export function nodesTable(rows: NodeRow[]): string {
   if (!rows.length) return '(no nodes)';
+  // In a cluster, which host runs each node.
+  const hosts = rows.some((n) => n.host !== undefined);
   return table(
-    ['NODE', 'KIND', 'STATUS', 'CREATION', 'PROCESSES', 'MODULES'],
-    rows.map((n) => [n.name, n.kind, n.status, n.creation, n.processes ?? '-', n.modules ?? '-']),
+    [...(hosts ? ['HOST'] : []), 'NODE', 'KIND', 'STATUS', 'CREATION', 'PROCESSES', 'MODULES'],
+    rows.map((n) => [...(hosts ? [n.host ?? '-'] : []), n.name, n.kind, n.status, n.creation, n.processes ?? '-', n.modules ?? '-']),
   );
 }
 
@@ -45,11 +47,14 @@ export function versionsOf(p: ProcessInfo): string {
   return p.versions.map((v) => `${v.module} v${v.version}${v.state === 'current' ? '' : ` (${v.state})`}`).join(', ');
 }
 
-export function psTable(rows: (ProcessInfo & { node: string })[]): string {
+export function psTable(rows: (ProcessInfo & { node: string; host?: string })[]): string {
   if (!rows.length) return '(no processes)';
+  // In a cluster, which host runs each process (its pid names its home node, not its host).
+  const hosts = rows.some((p) => p.host !== undefined);
   return table(
-    ['PID', 'NAME', 'STATUS', 'MAILBOX', 'VERSIONS', 'INITIAL'],
+    [...(hosts ? ['HOST'] : []), 'PID', 'NAME', 'STATUS', 'MAILBOX', 'VERSIONS', 'INITIAL'],
     rows.map((p) => [
+      ...(hosts ? [p.host ?? '-'] : []),
       p.pid,
       p.name ?? '-',
       p.status,

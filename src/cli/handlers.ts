@@ -54,6 +54,7 @@ export function makeHandlers(s: ServerState): Handlers {
       startedAt: s.startedAt.toISOString(),
       uptimeMs: Date.now() - s.startedAt.getTime(),
       nodes: system.nodes().length,
+      ...(system.cluster ? { cluster: { host: system.cluster.host, hosts: system.cluster.hosts().sort() } } : {}),
     }),
 
     nodes: () =>
@@ -77,9 +78,11 @@ export function makeHandlers(s: ServerState): Handlers {
         }),
       ),
 
-    ps: async ({ node }) => (await Promise.all(find.nodes(node).map(async (h) => (await h.processes()).map((p) => ({ node: h.name, ...p }))))).flat(),
+    ps: async ({ node }) =>
+      (await Promise.all(find.nodes(node).map(async (h) => (await h.processes()).map((p) => ({ node: h.name, ...find.hostOf(h.name), ...p }))))).flat(),
 
-    modules: async ({ node }) => (await Promise.all(find.nodes(node).map(async (h) => (await h.modules()).map((m) => ({ node: h.name, ...m }))))).flat(),
+    modules: async ({ node }) =>
+      (await Promise.all(find.nodes(node).map(async (h) => (await h.modules()).map((m) => ({ node: h.name, ...find.hostOf(h.name), ...m }))))).flat(),
 
     names: async () => {
       const names: Names = { nodes: system.nodes().map((n) => n.name), modules: {}, pids: [] };

@@ -67,7 +67,11 @@ export async function main(argv: string[]): Promise<number> {
       if (cluster === true) throw new UsageError('--cluster takes the NATS server URL(s): --cluster nats://host:4222[,nats://...]');
       const host = parsed.flags.host;
       if (host === true) throw new UsageError("--host takes this host's name in the cluster");
-      return await run(parsed.args.CONFIG!, { socket: options.socket, json, cluster, host });
+      const credentials = parsed.flags.credentials;
+      if (credentials === true)
+        throw new UsageError('--credentials takes a file: a JWT .creds file, an nkey seed file, or JSON { "user", "pass" } / { "token" }');
+      if (credentials !== undefined && cluster === undefined) throw new UsageError('--credentials is for --cluster');
+      return await run(parsed.args.CONFIG!, { socket: options.socket, json, cluster, host, credentials });
     }
     process.stdout.on('error', (error: NodeJS.ErrnoException) => {
       if (error.code === 'EPIPE') process.exit(process.exitCode ?? 0);

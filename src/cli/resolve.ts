@@ -20,13 +20,23 @@ export class Resolver {
     }
   }
 
-  /** The nodes an op on `node` (one name, or every running node when absent) applies to, as the System selects them. */
+  /**
+   * The nodes an op on `node` (one name, or every node when absent) applies to: in a cluster,
+   * every host's (a remote node's handle runs the op on its host), those of gone hosts left out.
+   */
   nodes(node?: string): NodeHandle[] {
     try {
-      return this.system.selectedNodes(node === undefined ? '*' : [node]).map((name) => this.system.node(name));
+      if (node !== undefined) return [this.system.node(node)];
+      return this.system.nodes().map((n) => this.system.node(n.name));
     } catch (error) {
       throw this.explain(error);
     }
+  }
+
+  /** `{ host }` of a node in a cluster, `{}` otherwise (for rows that name their node). */
+  hostOf(node: string): { host?: string } {
+    const host = (this.system.nodes().find((n) => n.name === node) as { host?: string } | undefined)?.host;
+    return host === undefined ? {} : { host };
   }
 
   /** An UnknownNode error gets the list of nodes added. */

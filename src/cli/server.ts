@@ -29,6 +29,8 @@ export interface RunOptions {
   /** NATS server URLs (comma-separated): the system joins that cluster as host `host`. */
   cluster?: string;
   host?: string;
+  /** A file with the NATS credentials for `cluster` (see credentialsFromFile). */
+  credentials?: string;
 }
 
 /** The default bound of an orderly stop; a second signal stops at once. */
@@ -115,6 +117,8 @@ async function serve(
           .map((u) => u.trim())
           .filter(Boolean),
         name: options.host ?? `${hostname().replace(/[^A-Za-z0-9_-]/g, '-')}-${process.pid}`,
+        // Loaded only for a cluster, as the system loads the cluster code.
+        ...(options.credentials ? { credentials: (await import('../cluster/options.js')).credentialsFromFile(resolve(options.credentials)) } : {}),
       }
     : undefined;
   const system = await System.start({ releases: config.releases, cluster });

@@ -19,6 +19,12 @@ export const SYSTEM_COMMANDS: Command[] = [
         ['started', info.startedAt],
         ['uptime', `${Math.round(info.uptimeMs / 1000)} s`],
         ['nodes', info.nodes],
+        ...(info.cluster
+          ? ([
+              ['host', info.cluster.host],
+              ['hosts', info.cluster.hosts.join(', ')],
+            ] as [string, string][])
+          : []),
       ];
       ctx.out(rows.map(([key, value]) => `${key.padEnd(8)}${value}`).join('\n'));
     },

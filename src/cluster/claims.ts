@@ -54,6 +54,12 @@ export class NodeClaims {
     throw new NodeNameTaken(`node name '${node}': could not claim it in cluster '${this.cluster}' (too much contention)`, { node });
   }
 
+  /** The host holding `node`'s name now, if any (read from the bucket). */
+  async ownerOf(node: string): Promise<string | undefined> {
+    const entry = await this.kv.get(node).catch(() => null);
+    return entry?.operation === 'PUT' ? entry.json<Claim>().host || undefined : undefined;
+  }
+
   /** A node of this host restarted with `creation`: near the end of its block, the next block is taken. */
   async restarted(node: string, creation: number): Promise<void> {
     const held = this.held.get(node);

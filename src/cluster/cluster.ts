@@ -26,11 +26,13 @@ import { CodeStore } from './code-store.js';
 import { ControlClient, ControlServer, RemoteSupervision, remoteHandle, type RemoteView } from './control.js';
 import { GlobalNames } from './globals.js';
 import type { ClusterApi, ClusterEvent, ClusterHost, RemoteNodeSummary } from './hooks.js';
-import { Link, type Item } from './link.js';
+import { Inbound } from './inbound.js';
+import { Link } from './link.js';
 import { Membership, type HostRecord } from './membership.js';
-import { checkOptions, connectNats, names, type ClusterOptions, type Names, type Settings } from './options.js';
+import { HOST_PREFIX } from './subjects.js';
+import { checkOptions, connectNats, joinError, names, type ClusterOptions, type Names, type Settings } from './options.js';
 
-export const HOST_PREFIX = 'host@';
+export { HOST_PREFIX } from './subjects.js';
 
 export class Cluster implements ClusterApi, RemoteView {
   readonly host: string;
@@ -44,20 +46,21 @@ export class Cluster implements ClusterApi, RemoteView {
   private claims!: NodeClaims;
   private globals!: GlobalNames;
   private link!: Link;
+  private inbound!: Inbound;
   private control!: ControlServer;
   private client!: ControlClient;
   private left = false;
 
   static async join(options: ClusterOptions, host: ClusterHost): Promise<Cluster> {
     const settings = checkOptions(options);
-    const nc = await connectNats(options, settings.host);
+    const nc = await connectNats(options, settings);
     const cluster = new Cluster(nc, settings, host);
     try {
       await cluster.start();
     } catch (error) {
       cluster.left = true;
       await nc.close().catch(() => {});
-      throw error;
+      throw joinError(error, nc.getServer() ? [nc.getServer()] : [], settings.host);
     }
     return cluster;
   }
@@ -82,13 +85,18 @@ export class Cluster implements ClusterApi, RemoteView {
         return kvm.open(name);
       }
     };
-    const [hosts, nodes, globals] = await Promise.all([
+    const [hosts, nodes, globals, modules] = await Promise.all([
       bucket(names.hostsBucket, settings.deadAfterMs),
       bucket(names.nodesBucket),
       bucket(names.globalsBucket),
+      bucket(names.modulesBucket),
     ]);
     const objm = new Objm(this.nc);
-    const code = new CodeStore(await objm.create(names.codeBucket).catch(() => objm.open(names.codeBucket)));
+    const code = new CodeStore(await objm.create(names.codeBucket).catch(() => objm.open(names.codeBucket)), modules, (module, reason) =>
+      this.emit({ type: 'code_publish_failed', module, reason }),
+    );
+    // Nodes of this host fetch `{ cluster }` sources from it, and publish what they load.
+    system.context.code = code;
     this.membership = new Membership(hosts, settings, () => this.record(), {
       up: (record) => this.hostUp(record),
       update: (record) => this.learn(record),
@@ -102,11 +110,19 @@ export class Cluster implements ClusterApi, RemoteView {
       async (h) => this.membership.alive(h) || (await hosts.get(h))?.operation === 'PUT',
     );
     this.globals = new GlobalNames(globals, system, (pid) => this.reachable(pid));
+    this.inbound = new Inbound(
+      this.host,
+      system,
+      this.nodeHost,
+      (node) => this.claims.ownerOf(node),
+      (event) => this.emit(event),
+      () => this.left,
+    );
     this.link = new Link(
       this.nc,
       names,
       settings,
-      (items) => this.receive(items),
+      (items, sender) => this.inbound.receive(items, sender),
       (event) => this.emit(event),
     );
     this.control = new ControlServer(this.nc, names, settings, system, code);
@@ -122,6 +138,14 @@ export class Cluster implements ClusterApi, RemoteView {
         if (local(event.node)) this.membership.beat();
       });
     }
+    // Moves this host drove: every host's locate learns them (after what the process sent before).
+    system.events.on('process_migrated', (event) => {
+      if (!this.left)
+        this.link.moved(
+          this.membership.records().map((r) => r.host),
+          system.locate(event.pid),
+        );
+    });
     system.events.on('node_restarted', (event) => {
       if (!local(event.node)) return;
       this.membership.beat();
@@ -234,6 +258,7 @@ export class Cluster implements ClusterApi, RemoteView {
   private learn(record: HostRecord): void {
     const { router } = this.system;
     for (const name of [`${HOST_PREFIX}${record.host}`, ...record.nodes.map((n) => n.name)]) {
+      this.inbound.learned(name);
       if (this.nodeHost.get(name) === record.host) continue;
       this.nodeHost.set(name, record.host);
       router.addNode(name, { deliver: (envelopes, from) => this.toRemote(name, envelopes, from) });
@@ -251,6 +276,7 @@ export class Cluster implements ClusterApi, RemoteView {
     const gone = new Set([`${HOST_PREFIX}${record.host}`]);
     for (const node of record.nodes) if (this.nodeHost.get(node.name) === record.host) gone.add(node.name);
     this.globals.hostGone(gone);
+    this.inbound.hostGone(record.host);
     for (const node of gone) {
       this.system.remoteNodeDown(node, []);
       if (!node.startsWith(HOST_PREFIX)) {
@@ -259,21 +285,6 @@ export class Cluster implements ClusterApi, RemoteView {
       }
     }
     this.emit({ type: 'host_down', host: record.host, nodes: record.nodes.map((n) => n.name), reason });
-  }
-
-  /** Batches from other hosts, for this host's nodes and mailboxes only (never passed on). */
-  private receive(items: Item[]): void {
-    const { router } = this.system;
-    const mine = `${HOST_PREFIX}${this.host}`;
-    for (const item of items) {
-      if (item[0] === '!down') {
-        this.system.remoteNodeDown(item[1], item[2] as Pid[]);
-        continue;
-      }
-      const [node, from, envelopes] = item as [string, string, Envelope[]];
-      if (node === mine || this.system.local().some((h) => h.name === node)) router.route(node, envelopes, from);
-      else this.system.events.emit({ type: 'message_dropped', node, count: envelopes.length, reason: 'unknown_node' });
-    }
   }
 
   private async watchConnection(): Promise<void> {

@@ -16,18 +16,26 @@ import { allows } from '../kernel/capabilities.js';
 import type { ControlArgs, ControlOp, ControlReply, Result } from '../kernel/control-ops.js';
 import type { Envelope } from '../kernel/signals.js';
 import type { LoadReport } from '../kernel/types.js';
+import type { CodePolicy } from '../kernel/policy.js';
 import type { MessagePort } from 'node:worker_threads';
 import { NodeHandle } from '../host/node-handle.js';
 import type { NodeStatus } from '../host/node-supervision.js';
-import { isCodeRef, type CodeStore } from './code-store.js';
+import { isCodeRef, type CodeRef, type CodeStore } from './code-store.js';
+import type { NodeUpgradeReport, UpgradeStep } from '../kernel/upgrade.js';
 import type { ClusterHost } from './hooks.js';
 import type { Names, Settings } from './options.js';
+
+/** An upgrade step as it crosses: a load's code by hash. */
+type Step = UpgradeStep | (Omit<Extract<UpgradeStep, { op: 'load' }>, 'js'> & { js: CodeRef });
 
 interface Request {
   node: string;
   op: string;
   args: unknown[];
 }
+
+/** A plan's transaction on one node (phased or rolling): its steps' code goes by hash, its loads are recorded by the owning host. */
+const UPGRADES = new Set(['applyUpgrade', 'rollingUpgrade']);
 
 /** Operations on the node's life, beside the op table. */
 const LIFE = new Set(['$restart', '$stop', '$kill']);
@@ -46,7 +54,7 @@ export class ControlServer {
   ) {}
 
   start(): void {
-    this.sub = this.nc.subscribe(this.names.control(this.settings.host), {
+    this.sub = this.nc.subscribe(this.names.control(this.settings.host, '*'), {
       callback: (error, msg) => {
         if (!error) void this.serve(msg);
       },
@@ -81,6 +89,7 @@ export class ControlServer {
     let reply: Promise<unknown>;
     try {
       if (op === 'load' && isCodeRef(args[1])) args[1] = await this.code.get(args[1]);
+      if (UPGRADES.has(op) && Array.isArray(args[0])) args[0] = await Promise.all((args[0] as Step[]).map((step) => this.stepIn(step)));
       await before;
       const handle = this.host.local().find((h) => h.name === node);
       if (!handle) throw new UnknownNode(`no node named '${node}' on host '${this.settings.host}'`, { node });
@@ -102,6 +111,8 @@ export class ControlServer {
     const { supervision } = handle;
     if (supervision.status === 'starting' || supervision.status === 'restarting') await supervision.up.catch(() => {});
     if (supervision.status !== 'running') throw new NodeDown(`node '${handle.name}' is ${supervision.status}`, { node: handle.name });
+    // Through the handle, which records it in the node's release (a restart keeps it).
+    if (op === 'setPolicy') return handle.setPolicy(args[0] as CodePolicy, args[1] as string | undefined);
     if (op === 'load') {
       const module = String(args[0]);
       if (!allows(handle.capabilities.modules, module)) {
@@ -112,7 +123,18 @@ export class ControlServer {
     const answer = await (supervision.callNow as (op: string, ...a: unknown[]) => Promise<unknown>)(op, ...args);
     // Recorded in the node's release, so a restart replays it (deletes and purges it follows itself).
     if (op === 'load') handle.released(String(args[0]), String(args[1]), answer as LoadReport);
+    if (UPGRADES.has(op) && (answer as NodeUpgradeReport).ok) {
+      for (const l of (answer as NodeUpgradeReport).loaded) {
+        const step = (args[0] as UpgradeStep[]).find((s) => s.op === 'load' && s.module === l.module);
+        if (step?.op === 'load') handle.released(l.module, step.js, { version: l.version, purged: [] });
+      }
+    }
     return answer;
+  }
+
+  /** A plan's load step with its code by hash: the code, from the store. */
+  private async stepIn(step: Step): Promise<UpgradeStep> {
+    return step.op === 'load' && isCodeRef(step.js) ? { ...step, js: await this.code.get(step.js) } : (step as UpgradeStep);
   }
 }
 
@@ -137,10 +159,16 @@ export class ControlClient {
     const host = this.view.hostOf(node);
     if (!host) throw new NodeDown(`node '${node}' is not on any live host`, { node });
     if (op === 'load' && typeof args[1] === 'string') args = [args[0], await this.code.put(args[1]), ...args.slice(2)];
+    // A plan's code goes through the code store too (each version once, whatever its size).
+    if (UPGRADES.has(op) && Array.isArray(args[0]))
+      args = [
+        await Promise.all((args[0] as UpgradeStep[]).map(async (s) => (s.op === 'load' ? { ...s, js: await this.code.put(s.js) } : s))),
+        ...args.slice(1),
+      ];
     const timeout = this.settings.requestTimeoutMs;
     let reply: Msg;
     try {
-      reply = await this.nc.request(this.names.control(host), serialize({ node, op, args }), { timeout });
+      reply = await this.nc.request(this.names.control(host, this.settings.host), serialize({ node, op, args }), { timeout });
     } catch (error) {
       const name = (error as Error).name;
       if (/timeout/i.test(name)) throw new Timeout(`${op} on node '${node}' (host '${host}') did not answer within ${timeout} ms`, { node, host, op });

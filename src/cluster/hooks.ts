@@ -8,6 +8,7 @@ import type { Events } from '../host/events.js';
 import type { NodeHandle, NodeSummary } from '../host/node-handle.js';
 import type { NodeContext } from '../host/node-supervision.js';
 import type { Router } from '../host/router.js';
+import type { ProcessLocation } from '../host/migration.js';
 
 export interface ClusterHost {
   readonly events: Events;
@@ -22,6 +23,10 @@ export interface ClusterHost {
   applyGlobal(name: string, pid: Pid | null): void;
   /** A node of another host went down: this host's nodes and host monitors hear `noconnection`. */
   remoteNodeDown(node: string, lost: Pid[]): void;
+  /** Where a process runs, as this host knows it. */
+  locate(pid: Pid): ProcessLocation;
+  /** Another host moved a process: this host's `locate` (and everything that uses it) learns where to. */
+  moved(location: ProcessLocation): void;
 }
 
 export interface RemoteNodeSummary extends NodeSummary {
@@ -56,6 +61,10 @@ export type ClusterEvent =
   | { type: 'link_overflow'; host: string; dropped: number }
   /** A batch that cannot go out (larger than NATS's max payload even alone, or not serializable). */
   | { type: 'link_error'; host: string; dropped: number; reason: string }
+  /** Items from `host` that named a sender it does not own (`node`): dropped, never delivered. */
+  | { type: 'forged'; host: string; node: string; dropped: number }
+  /** A version loaded here could not be put in the code store (the load stands; other hosts cannot fetch it). */
+  | { type: 'code_publish_failed'; module: string; reason: string }
   /** The connection to NATS. While it is down, envelopes for other hosts wait (bounded). */
   | { type: 'connection'; status: 'disconnect' | 'reconnect' | 'error'; detail?: string };
 

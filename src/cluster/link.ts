@@ -8,18 +8,40 @@
  *
  * While NATS is unreachable the queues hold up to `maxPendingEnvelopes` envelopes and are sent on
  * reconnect; past that, new envelopes are dropped and reported (`link_overflow`), never silently.
+ * While connected nothing is dropped: a burst of more than FLUSH_ENVELOPES goes out at once.
  */
 import { deserialize, serialize } from 'node:v8';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import type { Pid } from '../kernel/pid.js';
 import type { Envelope } from '../kernel/signals.js';
+import type { ProcessLocation } from '../host/migration.js';
 import type { ClusterEvent } from './hooks.js';
 import type { Names, Settings } from './options.js';
 
-/** `[destination node, sending node, envelopes]`, or a node-down notice `['!down', node, lost]`. */
-export type Item = [string, string, Envelope[]] | ['!down', string, Pid[]];
+/**
+ * `[destination node, sending node, envelopes]`, a node-down notice `['!down', node, lost]`, or
+ * where a process moved `['!moved', location]` (a move this host drove, for every host's locate).
+ */
+export type Item = DataItem | Notice;
+export type DataItem = [string, string, Envelope[]];
+export type Notice = ['!down', string, Pid[]] | ['!moved', ProcessLocation];
+
+/**
+ * An item as it travels: a data item's envelopes v8-serialized on their own, with their count, so
+ * the receiving host hands them to the node's thread undecoded (it decodes them itself).
+ */
+export type WireItem = [string, string, Uint8Array, number] | Notice;
+
+export const isNotice = (item: Item | WireItem): item is Notice => item[0] === '!down' || item[0] === '!moved';
+
+const encode = (item: Item): WireItem => (isNotice(item) ? item : [item[0], item[1], serialize(item[2]), item[2].length]);
+
+/** How many envelopes an item carries (notices carry none). */
+const envelopesIn = (item: Item): number => (isNotice(item) ? 0 : item[2].length);
 
 const DEFAULT_MAX_PAYLOAD = 1024 * 1024;
+/** A burst larger than this leaves at once rather than at the end of the tick (batches stay large, memory bounded). */
+const FLUSH_ENVELOPES = 8_192;
 
 export class Link {
   private readonly out = new Map<string, Item[]>();
@@ -35,39 +57,58 @@ export class Link {
     private readonly nc: NatsConnection,
     private readonly names: Names,
     private readonly settings: Settings,
-    private readonly receive: (items: Item[]) => void,
+    /** Items from host `from` (the last token of the subject it came on, which NATS permissions tie to that host). */
+    private readonly receive: (items: WireItem[], from: string) => void,
     private readonly emit: (event: ClusterEvent) => void,
   ) {}
 
   start(): void {
-    const sub = this.nc.subscribe(this.names.data(this.settings.host), { slow: this.settings.slowPendingBatches });
+    const sub = this.nc.subscribe(this.names.data(this.settings.host, '*'), { slow: this.settings.slowPendingBatches });
     this.sub = sub;
     void (async () => {
       for await (const msg of sub) {
-        let items: Item[];
+        let items: WireItem[];
         try {
-          items = deserialize(msg.data) as Item[];
+          items = deserialize(msg.data) as WireItem[];
         } catch {
           continue;
         }
+        if (!Array.isArray(items)) continue;
         this.stats.batchesIn++;
-        this.receive(items);
+        try {
+          this.receive(items, msg.subject.slice(msg.subject.lastIndexOf('.') + 1));
+        } catch (error) {
+          // One bad batch must not end the subscription.
+          this.emit({
+            type: 'link_error',
+            host: msg.subject.slice(msg.subject.lastIndexOf('.') + 1),
+            dropped: 0,
+            reason: `a batch could not be delivered: ${(error as Error).message}`,
+          });
+        }
       }
     })();
   }
 
   /** Envelopes from `from` (a node of this host, or this host) for node `node` of host `host`. */
   send(host: string, node: string, from: string, envelopes: Envelope[]): void {
-    if (this.pending + envelopes.length > this.settings.maxPendingEnvelopes) {
+    // The bound is for an outage only: while connected, a burst goes out as it comes.
+    if (!this.connected && this.pending + envelopes.length > this.settings.maxPendingEnvelopes) {
       this.emit({ type: 'link_overflow', host, dropped: envelopes.length });
       return;
     }
     this.push(host, [node, from, envelopes], envelopes.length);
+    if (this.connected && this.pending >= FLUSH_ENVELOPES) this.flush();
   }
 
   /** Tells every host in `hosts` that `node` of this host went down, after what it sent before. */
   nodeDown(hosts: string[], node: string, lost: Pid[]): void {
     for (const host of hosts) this.push(host, ['!down', node, lost], 1);
+  }
+
+  /** Tells every host in `hosts` where a process this host moved runs now. */
+  moved(hosts: string[], location: ProcessLocation): void {
+    for (const host of hosts) this.push(host, ['!moved', location], 1);
   }
 
   /** Sends every queued batch now (if connected). */
@@ -99,16 +140,16 @@ export class Link {
   private publish(host: string, items: Item[], max: number): void {
     let bytes: Uint8Array;
     try {
-      bytes = serialize(items);
+      bytes = serialize(items.map(encode));
     } catch (error) {
       if (items.length > 1) return this.split(host, items, max);
       return this.dropped(host, items, `not serializable: ${(error as Error).message}`);
     }
     if (bytes.length > max) return this.split(host, items, max);
     try {
-      this.nc.publish(this.names.data(host), bytes);
+      this.nc.publish(this.names.data(host, this.settings.host), bytes);
       this.stats.batchesOut++;
-      for (const item of items) if (item[0] !== '!down') this.stats.envelopesOut += item[2].length;
+      for (const item of items) this.stats.envelopesOut += envelopesIn(item);
     } catch (error) {
       this.dropped(host, items, (error as Error).message);
     }
@@ -122,15 +163,17 @@ export class Link {
       this.publish(host, items.slice(half), max);
       return;
     }
-    const [dst, src, envelopes] = items[0]!;
-    if (dst === '!down' || envelopes.length < 2) return this.dropped(host, items, `larger than the max payload (${max} bytes)`);
+    const item = items[0]!;
+    if (isNotice(item) || item[2].length < 2) return this.dropped(host, items, `larger than the max payload (${max} bytes)`);
+    const [dst, src, envelopes] = item;
+    if (envelopes.length < 2) return this.dropped(host, items, `larger than the max payload (${max} bytes)`);
     const half = envelopes.length >> 1;
     this.publish(host, [[dst, src, envelopes.slice(0, half) as Envelope[]]], max);
     this.publish(host, [[dst, src, envelopes.slice(half) as Envelope[]]], max);
   }
 
   private dropped(host: string, items: Item[], reason: string): void {
-    const dropped = items.reduce((n, item) => n + (item[0] === '!down' ? 0 : item[2].length), 0);
+    const dropped = items.reduce((n, item) => n + envelopesIn(item), 0);
     this.emit({ type: 'link_error', host, dropped, reason });
   }
 }

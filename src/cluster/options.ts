@@ -4,7 +4,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { connect, credsAuthenticator, nkeyAuthenticator, type NatsConnection, type NodeConnectionOptions } from '@nats-io/transport-node';
-import { BadArgument } from '../errors.js';
+import { BadArgument, ClusterNotAuthorized, ClusterUnavailable, SubnodeError } from '../errors.js';
+import { names } from './subjects.js';
 import { NODE_NAME } from '../kernel/pid.js';
 
 export type ClusterCredentials =
@@ -45,8 +46,27 @@ export interface Settings {
   slowPendingBatches: number;
 }
 
+/** The option names, for the unknown-field check. */
+const OPTION_KEYS: readonly (keyof ClusterOptions)[] = [
+  'servers',
+  'name',
+  'cluster',
+  'credentials',
+  'heartbeatMs',
+  'deadAfterMs',
+  'requestTimeoutMs',
+  'maxPendingEnvelopes',
+  'slowPendingBatches',
+];
+
+/** Each kind of credentials with its fields (all strings). */
+const CREDENTIAL_KINDS: readonly (readonly string[])[] = [['user', 'pass'], ['token'], ['nkeySeed'], ['credsFile']];
+
 export function checkOptions(options: ClusterOptions): Settings {
   if (!options || typeof options !== 'object') throw new BadArgument('cluster: expected { servers, name, credentials? }');
+  const unknown = Object.keys(options).filter((k) => !(OPTION_KEYS as string[]).includes(k));
+  if (unknown.length) throw new BadArgument(`cluster: unknown option${unknown.length > 1 ? 's' : ''} ${unknown.join(', ')} (known: ${OPTION_KEYS.join(', ')})`);
+  checkCredentials(options.credentials);
   const { name } = options;
   if (typeof name !== 'string' || !NODE_NAME.test(name)) throw new BadArgument(`cluster: bad host name ${JSON.stringify(name)}: letters, digits, _ and -`);
   const cluster = options.cluster ?? 'subnode';
@@ -67,47 +87,81 @@ export function checkOptions(options: ClusterOptions): Settings {
   };
 }
 
-/** Subjects and buckets of one cluster. Every host publishes only under names it owns (see README: permissions). */
-export function names(cluster: string) {
-  const prefix = `subnode.${cluster}`;
-  return {
-    /** Batches of envelopes for the nodes of `host`. */
-    data: (host: string) => `${prefix}.data.${host}`,
-    /** Control requests for the nodes of `host` (request/reply). */
-    control: (host: string) => `${prefix}.ctl.${host}`,
-    /** Hosts alive: key = host, value = its nodes; entries expire when heartbeats stop. */
-    hostsBucket: `subnode_${cluster}_hosts`,
-    /** Node names: key = node, value = owning host and its creation counter. */
-    nodesBucket: `subnode_${cluster}_nodes`,
-    /** Global names: key = name (base64url), value = pid. */
-    globalsBucket: `subnode_${cluster}_globals`,
-    /** Compiled module code by content hash. */
-    codeBucket: `subnode_${cluster}_code`,
-  };
+function checkCredentials(c: unknown): void {
+  if (c === undefined) return;
+  const keys = c && typeof c === 'object' ? Object.keys(c).sort() : undefined;
+  const kind = keys && CREDENTIAL_KINDS.find((k) => [...k].sort().join() === keys.join());
+  if (!kind || kind.some((k) => typeof (c as Record<string, unknown>)[k] !== 'string' || !(c as Record<string, string>)[k]))
+    throw new BadArgument('cluster: credentials must be one of { user, pass }, { token }, { nkeySeed } or { credsFile }, with non-empty strings');
 }
 
-export type Names = ReturnType<typeof names>;
+/**
+ * Credentials from a file (the CLI's `--credentials FILE`, so no secret is on a command line): a
+ * JWT `.creds` file, a file holding an nkey seed (`SU…`), or JSON `{ user, pass }` / `{ token }`.
+ */
+export function credentialsFromFile(path: string): ClusterCredentials {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    throw new BadArgument(`cluster: cannot read the credentials file ${path} (${(error as NodeJS.ErrnoException).code ?? error})`);
+  }
+  if (text.includes('BEGIN NATS USER JWT')) return { credsFile: path };
+  if (/^\s*SU[A-Z2-7]{50,}\s*$/.test(text)) return { nkeySeed: path };
+  try {
+    const parsed = JSON.parse(text) as ClusterCredentials;
+    checkCredentials(parsed);
+    return parsed;
+  } catch {
+    throw new BadArgument(`cluster: ${path} is not a .creds file, an nkey seed, or JSON { user, pass } / { token }`);
+  }
+}
 
-export async function connectNats(options: ClusterOptions, host: string): Promise<NatsConnection> {
+export { names, type Names } from './subjects.js';
+
+/** A failure while connecting or joining, as a typed error naming the cause. */
+export function joinError(error: unknown, servers: string[], host: string): SubnodeError {
+  if (error instanceof SubnodeError) return error;
+  const e = error as Error;
+  const text = `${e?.name ?? ''}: ${e?.message ?? String(error)}`;
+  const details = { servers, host, cause: e?.message ?? String(error) };
+  if (/authoriz|authenticat|auth.*(expired|revoked)|permission/i.test(text))
+    return new ClusterNotAuthorized(`cluster: NATS refused host '${host}' (${e?.message}): check its credentials and permissions`, details);
+  return new ClusterUnavailable(`cluster: host '${host}' could not join through ${servers.join(', ')}: ${e?.message ?? error}`, details);
+}
+
+export async function connectNats(options: ClusterOptions, settings: Settings): Promise<NatsConnection> {
   const servers = Array.isArray(options.servers) ? options.servers : [options.servers];
+  const { host, cluster } = settings;
   const base: NodeConnectionOptions = {
     servers,
-    name: `subnode:${options.cluster ?? 'subnode'}:${host}`,
+    name: `subnode:${cluster}:${host}`,
+    // Replies (requests, JetStream) come to this host's own inbox subjects, which only it may read.
+    inboxPrefix: names(cluster).inbox(host),
     maxReconnectAttempts: -1,
     reconnectTimeWait: 250,
     pingInterval: 2_000,
   };
-  const c = options.credentials;
-  if (c) {
-    if ('user' in c) Object.assign(base, { user: c.user, pass: c.pass });
-    else if ('token' in c) base.token = c.token;
-    else if ('nkeySeed' in c) base.authenticator = nkeyAuthenticator(new TextEncoder().encode(seedText(c.nkeySeed)));
-    else if ('credsFile' in c) base.authenticator = credsAuthenticator(new Uint8Array(readFileSync(c.credsFile)));
-    else throw new BadArgument('cluster: credentials must be { user, pass }, { token }, { nkeySeed } or { credsFile }');
+  try {
+    const c = options.credentials;
+    if (c && 'user' in c) Object.assign(base, { user: c.user, pass: c.pass });
+    else if (c && 'token' in c) base.token = c.token;
+    else if (c && 'nkeySeed' in c) base.authenticator = nkeyAuthenticator(new TextEncoder().encode(seedText(c.nkeySeed)));
+    else if (c && 'credsFile' in c) base.authenticator = credsAuthenticator(new Uint8Array(readCredentials(c.credsFile)));
+    return await connect(base);
+  } catch (error) {
+    throw joinError(error, servers, host);
   }
-  return connect(base);
 }
 
 function seedText(seed: string): string {
-  return seed.startsWith('S') && !seed.includes('/') ? seed.trim() : readFileSync(seed, 'utf8').trim();
+  return /^\s*S[A-Z2-7]{50,}\s*$/.test(seed) ? seed.trim() : readCredentials(seed).toString('utf8').trim();
+}
+
+function readCredentials(path: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (error) {
+    throw new BadArgument(`cluster: cannot read the credentials file ${path} (${(error as NodeJS.ErrnoException).code ?? error})`);
+  }
 }

@@ -108,6 +108,12 @@ export class Migrations {
     return this.lost.has(pid);
   }
 
+  /** A move another host of the cluster drove: where the process runs now. */
+  learn(location: ProcessLocation): void {
+    if (location.node === location.home) this.where.delete(location.pid);
+    else this.where.set(location.pid, { ...location, path: [...location.path] });
+  }
+
   /** A migrated process ended. */
   ended(pid: Pid): void {
     this.where.delete(pid);

@@ -218,6 +218,11 @@ export class NodeBackend {
     this.post({ t: 'deliver', envelopes, from });
   }
 
+  /** A v8-serialized batch (from another host), decoded on the node's thread. */
+  deliverEncoded(bytes: Uint8Array, from: string): void {
+    this.post({ t: 'deliverEncoded', bytes, from });
+  }
+
   async terminate(): Promise<void> {
     this.stopping = true;
     if (!this.exited) await this.thread.terminate();

@@ -4,7 +4,7 @@
  * life (start, restarts, stop) is the NodeSupervision's; what it must get back after a restart is
  * its NodeRelease's.
  */
-import { BadArgument, NotAllowed } from '../errors.js';
+import { BadArgument, LoadError, NotAllowed } from '../errors.js';
 import type { Pid } from '../kernel/pid.js';
 import type { Envelope } from '../kernel/signals.js';
 import type { LoadReport, MigrationOutcome, MigrationSnapshot, ModuleInfo, ProcessInfo, PurgeReport, SpawnOptions } from '../kernel/types.js';
@@ -16,7 +16,7 @@ import type { ControlArgs, ControlOp, ControlReply } from '../wire/node.js';
 import type { ChildCounts, ChildInfo, ChildSpec } from '../kernel/supervisor-spec.js';
 import type { SupRequest } from '../kernel/supervisor-state.js';
 import type { StopReport } from '../kernel/tasks.js';
-import { readSource, type ModuleSource } from './source.js';
+import { isClusterSource, readSource, type ModuleSource } from './source.js';
 import type { NodeKind } from './node-backend.js';
 import { compile } from './compiler-pool.js';
 import { NodeRelease } from './node-release.js';
@@ -39,6 +39,7 @@ export class NodeHandle {
   readonly supervision: NodeSupervision;
   private readonly release: NodeRelease;
   private readonly events: NodeContext['events'];
+  private readonly code: NodeContext['code'];
   private readonly durable: NodeContext['durable'];
   /** Requests leave in the order issued, each with a deadline. */
   private readonly control: ControlQueue;
@@ -57,6 +58,7 @@ export class NodeHandle {
       throw new BadArgument(`node '${spec.name}': unresponsiveMs must be a number of ms > 0, got ${JSON.stringify(spec.unresponsiveMs)}`);
     this.release = new NodeRelease(spec.name, spec.code, spec.modulePolicies);
     this.events = context.events;
+    this.code = context.code;
     this.durable = context.durable;
     this.supervision = new NodeSupervision(
       {
@@ -74,8 +76,9 @@ export class NodeHandle {
         faults: spec.faults,
         firstBoot: async (call) => {
           for (const [module, source] of Object.entries(spec.modules ?? {})) {
-            const { js } = await this.compile(module, source);
+            const { js, text } = await this.compile(module, source);
             this.release.loaded(module, js, await call('load', module, js, { vsn: this.release.vsnOf(module, js) }));
+            await this.published(module, source, text);
           }
         },
         start: async (call) => {
@@ -116,8 +119,9 @@ export class NodeHandle {
       'load',
       compiled.then(({ js }) => [module, js, { ...options, vsn: this.release.vsnOf(module, js) }]),
     );
-    const { js, hazards } = await compiled;
+    const { js, hazards, text } = await compiled;
     this.release.loaded(module, js, report);
+    await this.published(module, source, text);
     // With a release store, a load has answered once it would survive a restart.
     await this.release.durable();
     return { ...report, warnings: hazards };
@@ -394,13 +398,24 @@ export class NodeHandle {
   }
 
   /** The module allow-list, checked here on the trusted side before any source reaches the node. */
-  private async compile(module: string, source: ModuleSource): Promise<{ js: string; hazards: LoadReport['warnings'] }> {
+  private async compile(module: string, source: ModuleSource): Promise<{ js: string; hazards: LoadReport['warnings']; text: string }> {
     if (!allows(this.capabilities.modules, module)) {
       this.events.emit({ type: 'capability_denied', node: this.name, what: `load module '${module}'` });
       throw new NotAllowed(`node '${this.name}' may not load module '${module}'`, { node: this.name, module });
     }
-    const { text, filename } = readSource(module, source);
-    return compile(module, text, filename);
+    const { text, filename } = isClusterSource(source) ? await this.fetched(module, source.cluster) : readSource(module, source);
+    return { ...(await compile(module, text, filename)), text };
+  }
+
+  /** A `{ cluster }` source: its text from the cluster's code store. */
+  private async fetched(module: string, ref: string): Promise<{ text: string; filename: string }> {
+    if (!this.code) throw new LoadError(`module '${module}': a { cluster } source needs a system in a cluster`, { module, phase: 'read' });
+    return { text: await this.code.fetch(module, ref), filename: `${module}.ts` };
+  }
+
+  /** In a cluster, a version loaded here is the module's latest for every host (a fetched one already is). */
+  private async published(module: string, source: ModuleSource, text: string): Promise<void> {
+    if (this.code && !isClusterSource(source)) await this.code.publish(module, text);
   }
 
   private call<K extends ControlOp>(op: K, ...args: ControlArgs<K>): Promise<ControlReply<K>> {

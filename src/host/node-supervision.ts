@@ -7,6 +7,7 @@
  * when the restart intensity is spent (or the restart itself fails), or `stopped` when the policy
  * does not restart it; `unresponsive` while a node that stopped answering is being ended.
  */
+import type { SharedCode } from './source.js';
 import type { MessagePort, ResourceLimits } from 'node:worker_threads';
 import { NodeDown } from '../errors.js';
 import type { Capabilities, Limits } from '../kernel/capabilities.js';
@@ -38,6 +39,8 @@ export interface NodeContext {
   onKernelEvent(event: KernelEvent): void;
   /** Durable server states (src/host/durable-states.ts): given to a node as it boots, saved in an orderly stop. */
   durable: Pick<DurableStates, 'statesFor' | 'save'>;
+  /** On a host of a cluster: the cluster's code store, for `{ cluster }` sources and what loads publish. */
+  code?: SharedCode;
 }
 
 export interface NodeSetup extends RestartPolicy {
@@ -100,6 +103,13 @@ export class NodeSupervision {
   deliver(envelopes: Envelope[], from: string): boolean {
     if (this.status !== 'running' || !this.backend) return false;
     this.backend.deliver(envelopes, from);
+    return true;
+  }
+
+  /** The same for a v8-serialized batch (from another host): the node's thread decodes it. */
+  deliverEncoded(bytes: Uint8Array, from: string): boolean {
+    if (this.status !== 'running' || !this.backend) return false;
+    this.backend.deliverEncoded(bytes, from);
     return true;
   }
 

@@ -11,12 +11,15 @@ import { assertCloneable, HOST_SERVICE } from '../kernel/kernel.js';
 import { randomUUID } from 'node:crypto';
 import { Inbox } from './inbox.js';
 import type { Events } from './events.js';
-import { publishRouted } from './telemetry.js';
+import { publishRouted, routedWatched } from './telemetry.js';
+import { deserialize } from 'node:v8';
 
 /** What the router needs of a node: a way in, if the node is up. */
 export interface NodeSink {
   /** Hands envelopes (from node `from`, or the host) to the node; false when it is down. */
   deliver(envelopes: Envelope[], from: string): boolean;
+  /** The same, v8-serialized (a node's thread decodes them itself); absent where that is not possible. */
+  deliverEncoded?(bytes: Uint8Array, from: string): boolean;
 }
 
 /** A mailbox on the host thread with a pid: an inbox, or the system's caller. */
@@ -63,6 +66,25 @@ export class Router {
     const sink = this.nodes.get(node);
     if (!sink) return this.events.emit({ type: 'message_dropped', node, count: envelopes.length, reason: 'unknown_node' });
     if (!sink.deliver(envelopes, from)) this.events.emit({ type: 'message_dropped', node, count: envelopes.length, reason: 'node_down' });
+  }
+
+  /**
+   * `count` envelopes for `node` still v8-serialized (from another host of a cluster): a node of
+   * this host decodes them on its own thread; the host decodes only what it must read itself
+   * (its mailboxes, a sink without that path, or when telemetry is watching).
+   */
+  routeEncoded(node: string, bytes: Uint8Array, count: number, from: string): void {
+    const sink = this.nodes.get(node);
+    if (node === 'host' || node === this.hostNode || !sink?.deliverEncoded || routedWatched()) {
+      let envelopes: Envelope[];
+      try {
+        envelopes = deserialize(bytes) as Envelope[];
+      } catch {
+        return this.events.emit({ type: 'message_dropped', node, count, reason: 'undecodable' });
+      }
+      return this.route(node, envelopes, from);
+    }
+    if (!sink.deliverEncoded(bytes, from)) this.events.emit({ type: 'message_dropped', node, count, reason: 'node_down' });
   }
 
   /** A send from the host: batched per node until the current task ends. */

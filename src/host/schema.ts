@@ -247,6 +247,16 @@ const codeSource = strict(
   '{ code }',
 );
 
+const clusterSource = strict(
+  {
+    cluster: text("'latest' or a SHA-256").meta({
+      description:
+        "On a host of a cluster: the module's source from the cluster's code store, 'latest' (the version loaded last on any host) or the SHA-256 (hex) of one version's text.",
+    }),
+  },
+  '{ cluster }',
+);
+
 const planSourceError = (issue: { input?: unknown }) =>
   typeof issue.input === 'string'
     ? 'must be { "path": file } or { "code": source text }; a plain string is not taken as source text any more: write { "code": ... }'
@@ -326,13 +336,13 @@ const nodeConfigSchema = strict(
     modules: z
       .record(
         z.string(),
-        z.union([text('a file path'), pathSource('the config file'), codeSource], {
-          error: 'must be a file path relative to the config, { path } or { code }',
+        z.union([text('a file path'), pathSource('the config file'), codeSource, clusterSource], {
+          error: 'must be a file path relative to the config, { path }, { code } or { cluster }',
         }),
         { error: "must map module names to files, { counter: './counter.ts' }" },
       )
       .optional()
-      .meta({ description: 'Module name → its source: a file path relative to the config, { path } or { code }.' }),
+      .meta({ description: 'Module name → its source: a file path relative to the config, { path }, { code } or { cluster } (from the cluster).' }),
     start: z.array(startSchema, { error: 'must be a list [{ module, fn, args?, name?, server? }]' }).optional(),
   },
   'an object { name, ... }',

@@ -24,7 +24,26 @@ export interface CodeSource {
   filename?: string;
 }
 
-export type ModuleSource = PathSource | CodeSource | URL | string;
+/**
+ * Source from the cluster's code store (a host of a cluster only): `'latest'`, the version of the
+ * module loaded last on any host's node, or one version by the SHA-256 (hex) of its source text.
+ */
+export interface ClusterSource {
+  cluster: string;
+}
+
+export type ModuleSource = PathSource | CodeSource | ClusterSource | URL | string;
+
+export const isClusterSource = (source: unknown): source is ClusterSource =>
+  typeof source === 'object' && source !== null && !(source instanceof URL) && 'cluster' in source;
+
+/** Fetches and publishes module source text in a cluster's code store (set on a host of a cluster). */
+export interface SharedCode {
+  /** The source text `ref` names ('latest' or a SHA-256) for `module`; LoadError if there is none. */
+  fetch(module: string, ref: string): Promise<string>;
+  /** Records `text` as the version of `module` loaded last, for other hosts to fetch. */
+  publish(module: string, text: string): Promise<void>;
+}
 
 /** The absolute path a `{ path, base? }` names. */
 export function resolvePath(path: string, base?: string | URL): string {
@@ -39,6 +58,11 @@ export function resolvePath(path: string, base?: string | URL): string {
 
 export function readSource(module: string, source: ModuleSource): { text: string; filename: string } {
   if (typeof source === 'string') return { text: source, filename: `${module}.ts` };
+  if (isClusterSource(source))
+    throw new LoadError(`module '${module}': a { cluster } source is fetched by a node of a cluster host (a node's modules, node.load)`, {
+      module,
+      phase: 'read',
+    });
   if (source && typeof source === 'object' && !(source instanceof URL) && 'code' in source) {
     if (typeof source.code !== 'string')
       throw new LoadError(`module '${module}': { code } must be the source text, got ${typeof source.code}`, { module, phase: 'read' });

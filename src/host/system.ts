@@ -186,7 +186,8 @@ export class System {
    * report is `ok` only if each of them upgraded. `{ dryRun: true }` reports each node's steps.
    */
   upgrade(plan: UpgradePlan, options: UpgradeOptions = {}): Promise<UpgradeReport> {
-    const run = () => runUpgrade(plan, [...this.handles.values()], this.events, options);
+    const { nodes, hostOf } = this.planTargets();
+    const run = () => runUpgrade(plan, nodes, this.events, options, hostOf);
     return this.releaseKeeper && !options.dryRun ? this.releaseKeeper.asOne(`plan: ${plan.modules?.map((m) => m.module).join(', ')}`, run) : run();
   }
 
@@ -395,6 +396,8 @@ export class System {
         for (const peer of this.attached) peer.tell('nodeDown', node, lost);
         this.router.nodeDown(node, lost, () => false);
       },
+      locate: (pid) => this.migrations.locate(pid),
+      moved: (location) => this.migrations.learn(location),
     };
   }
 
@@ -465,9 +468,19 @@ export class System {
    * The nodes an operation on `which` applies to, chosen as `upgrade` chooses a plan's nodes:
    * '*' (the default) is every running node, a list names nodes (an unknown name throws
    * UnknownNode), `{ except }` is every running node but those; `canary`, if given, first.
-   * For tools (the CLI's `ps`, `modules`, upgrade progress) that must agree with the system.
+   * For tools (upgrade progress) that must agree with the system; in a cluster, every host's nodes.
    */
   selectedNodes(which: UpgradePlan['nodes'] = '*', canary?: string): string[] {
-    return planNodes([...this.handles.values()], which, canary).map((n) => n.name);
+    return planNodes(this.planTargets().nodes, which, canary).map((n) => n.name);
+  }
+
+  /** The nodes a plan may cover: this host's, and in a cluster every host's (with each one's host). */
+  private planTargets(): { nodes: NodeHandle[]; hostOf?: (node: string) => string | undefined } {
+    const link = this.clusterLink;
+    if (!link) return { nodes: [...this.handles.values()] };
+    return {
+      nodes: this.nodes().map((n) => this.node(n.name)),
+      hostOf: (node) => (this.handles.has(node) ? link.host : link.remoteNodes().find((n) => n.name === node)?.host),
+    };
   }
 }

@@ -81,6 +81,9 @@ export function publishSpawn(node: string, pid: Pid, module: string, fn: string,
 }
 
 /** A batch of envelopes routed through the host to `node`: counts its messages (only when subscribed). */
+/** Whether anyone counts routed messages (then a batch must be read to count them). */
+export const routedWatched = (): boolean => channels.messages.hasSubscribers;
+
 export function publishRouted(node: string, from: string, envelopes: readonly unknown[], isMessage: (e: unknown) => boolean): void {
   if (!channels.messages.hasSubscribers) return;
   let count = 0;

@@ -9,7 +9,7 @@ import { BadArgument, LoadError, toWire } from '../errors.js';
 import type { PurgeMode } from '../kernel/policy.js';
 import type { UpgradeStep } from '../kernel/upgrade.js';
 import type { RollingOptions } from '../kernel/rolling.js';
-import { readSource, type ModuleSource } from './source.js';
+import { readSource, type ClusterSource, type ModuleSource } from './source.js';
 import { compile } from './compiler-pool.js';
 import { nearest, planReferenceProblems, upgradePlanApiSchema, validate } from './schema.js';
 
@@ -19,7 +19,7 @@ export interface PlanModule {
    * `{ path }` (relative to `base`, e.g. `import.meta.url`, else to the current directory), a file
    * URL, or `{ code }`. Not a plain string: a plan refuses it (it used to be taken as source text).
    */
-  source: Exclude<ModuleSource, string>;
+  source: Exclude<ModuleSource, string | ClusterSource>;
   /** Modules of this plan that must load before this one. */
   dependsOn?: string[];
   /**

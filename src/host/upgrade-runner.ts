@@ -1,5 +1,7 @@
 /**
- * Running an upgrade plan over the system's nodes: the canary first and alone, then the others,
+ * Running an upgrade plan over the system's nodes: the canary first and alone, then the others
+ * (in a cluster, host by host with the canary's host first; remote nodes' handles run each step
+ * on their host),
  * each node one transaction (src/kernel/upgrade.ts) that rolls itself back on failure. Every node
  * the plan names or `'*'` covers appears in the report — upgraded, rolled back, failed (a named node
  * that is not running fails), or skipped with the reason — so a report is never `ok` when a node
@@ -13,13 +15,15 @@ import type { Events } from './events.js';
 import type { NodeHandle } from './node-handle.js';
 import { checkPlan, compilePlan, stepsFor, type UpgradePlan } from './upgrade-plan.js';
 
-export type NodeOutcome =
+/** In a cluster, `host` is the host that runs the node. */
+export type NodeOutcome = (
   | ({ node: string; status: 'upgraded' | 'rolled_back' } & NodeUpgradeReport)
   | { node: string; status: 'failed'; error: WireError }
   /** Not touched: the node is not running, or an earlier node failed and the plan stopped. */
   | { node: string; status: 'skipped'; reason: string }
   /** A dry run: the steps the node would run. */
-  | { node: string; status: 'planned'; steps: string[] };
+  | { node: string; status: 'planned'; steps: string[] }
+) & { host?: string };
 
 export interface UpgradeReport {
   /** Every covered node upgraded (or, in a dry run, would be): nothing failed, rolled back or was left out. */
@@ -31,6 +35,24 @@ export interface UpgradeReport {
 export interface UpgradeOptions {
   /** Check and compile the plan and report each node's steps, changing nothing. */
   dryRun?: boolean;
+}
+
+/**
+ * In a cluster: the host of each node. The plan then walks host by host — the canary's host
+ * first (the canary, then that host's other nodes), then each other host's nodes — and a failure
+ * on the canary's host stops the plan even with `continueOnError`: that host is the canary.
+ */
+export type HostOf = (node: string) => string | undefined;
+
+/** `covered` (canary first) regrouped host by host, the canary's host first. */
+function byHost(covered: NodeHandle[], hostOf: HostOf): NodeHandle[] {
+  const groups = new Map<string | undefined, NodeHandle[]>();
+  for (const node of covered) {
+    const host = hostOf(node.name);
+    if (!groups.has(host)) groups.set(host, []);
+    groups.get(host)!.push(node);
+  }
+  return [...groups.values()].flat();
 }
 
 /** The nodes a plan covers, in the order it walks them (the canary first). */
@@ -55,7 +77,13 @@ export function planNodes(all: NodeHandle[], which: UpgradePlan['nodes'] = '*', 
   return [first, ...covered.filter((n) => n !== first)];
 }
 
-export async function runUpgrade(plan: UpgradePlan, nodes: NodeHandle[], events: Events, options: UpgradeOptions = {}): Promise<UpgradeReport> {
+export async function runUpgrade(
+  plan: UpgradePlan,
+  nodes: NodeHandle[],
+  events: Events,
+  options: UpgradeOptions = {},
+  hostOf?: HostOf,
+): Promise<UpgradeReport> {
   const ordered = checkPlan(plan, { nodes: nodes.map((n) => n.name) });
   let covered: NodeHandle[];
   try {
@@ -65,13 +93,19 @@ export async function runUpgrade(plan: UpgradePlan, nodes: NodeHandle[], events:
     if (error instanceof UnknownNode) throw new BadArgument(`the plan's nodes: ${error.message}`, error.details);
     throw error;
   }
+  if (hostOf) covered = byHost(covered, hostOf);
+  const canaryHost = hostOf && plan.canary !== undefined ? hostOf(plan.canary) : undefined;
   const compiled = await compilePlan(ordered);
   const steps = stepsFor(plan, ordered, compiled);
   const outcomes: NodeOutcome[] = [];
+  const at = (name: string): { host?: string } => {
+    const host = hostOf?.(name);
+    return host === undefined ? {} : { host };
+  };
   if (options.dryRun) {
     for (const node of covered) {
       const planned = steps.map((s) => describe(s, plan));
-      outcomes.push(node.status === 'running' ? { node: node.name, status: 'planned', steps: planned } : notRunning(node));
+      outcomes.push({ ...(node.status === 'running' ? { node: node.name, status: 'planned', steps: planned } : notRunning(node)), ...at(node.name) });
     }
     return { ok: outcomes.every((o) => o.status === 'planned'), dryRun: true, nodes: outcomes };
   }
@@ -80,7 +114,7 @@ export async function runUpgrade(plan: UpgradePlan, nodes: NodeHandle[], events:
   for (const node of covered) {
     const name = node.name;
     if (stopped !== undefined) {
-      outcomes.push({ node: name, status: 'skipped', reason: `the plan stopped after node '${stopped}' failed` });
+      outcomes.push({ node: name, status: 'skipped', reason: `the plan stopped after node '${stopped}' failed`, ...at(name) });
       events.emit({ type: 'upgrade_node', node: name, phase: 'skipped' });
       continue;
     }
@@ -100,8 +134,9 @@ export async function runUpgrade(plan: UpgradePlan, nodes: NodeHandle[], events:
       }
     }
     events.emit({ type: 'upgrade_node', node: name, phase: outcome.status });
-    outcomes.push(outcome);
-    if (outcome.status !== 'upgraded' && outcome.status !== 'skipped' && (!plan.continueOnError || name === plan.canary)) stopped = name;
+    outcomes.push({ ...outcome, ...at(name) });
+    const canary = name === plan.canary || (canaryHost !== undefined && hostOf!(name) === canaryHost);
+    if (outcome.status !== 'upgraded' && outcome.status !== 'skipped' && (!plan.continueOnError || canary)) stopped = name;
   }
   return { ok: outcomes.every((o) => o.status === 'upgraded'), nodes: outcomes };
 }

@@ -14,6 +14,7 @@
  * node wait here until the answer, then take the port or the host. So order holds per pair, and
  * starting a node costs nothing per other node.
  */
+import { deserialize } from 'node:v8';
 import { MessageChannel, parentPort, workerData, type MessagePort, type Transferable } from 'node:worker_threads';
 import { estimateSize } from '../kernel/values.js';
 import { EventGate } from './event-guard.js';
@@ -257,6 +258,15 @@ export class NodeRuntime {
     switch (message.t) {
       case 'deliver':
         return engine.deliver(message.envelopes, message.from);
+      case 'deliverEncoded': {
+        let envelopes: Envelope[];
+        try {
+          envelopes = deserialize(message.bytes) as Envelope[];
+        } catch (error) {
+          return this.log('error', `a batch from '${message.from}' could not be decoded and was dropped: ${(error as Error).message}`);
+        }
+        return engine.deliver(envelopes, message.from);
+      }
       case 'connect':
         return this.connect(message.node, message.port);
       case 'accepted':

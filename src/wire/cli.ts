@@ -85,7 +85,10 @@ export interface SystemInfo {
   socket: string;
   startedAt: string;
   uptimeMs: number;
+  /** Nodes of the whole system (in a cluster, every host's). */
   nodes: number;
+  /** In a cluster: this host's name and every live host. */
+  cluster?: { host: string; hosts: string[] };
 }
 
 export interface NodeRow {
@@ -105,8 +108,9 @@ export interface Names {
   pids: string[];
 }
 
-export type ProcessRow = ProcessInfo & { node: string };
-export type ModuleRow = ModuleInfo & { node: string };
+/** In a cluster, `host` is the host that runs the node. */
+export type ProcessRow = ProcessInfo & { node: string; host?: string };
+export type ModuleRow = ModuleInfo & { node: string; host?: string };
 export interface EventRecord {
   at: string;
   event: SystemEvent;

@@ -27,6 +27,8 @@ export type NodeControl = { [K in ControlOp]: (...args: ControlArgs<K>) => Promi
 /** Host → node. */
 export type HostToNode =
   | { t: 'deliver'; envelopes: Envelope[]; from: string }
+  /** A batch still v8-serialized, as it came from another host of a cluster: the node decodes it, not the host. */
+  | { t: 'deliverEncoded'; bytes: Uint8Array; from: string }
   | { [K in ControlOp]: { t: 'control'; id: number; op: K; args: ControlArgs<K> } }[ControlOp]
   /** A port the node `node` sends on to this node (transferred): its batches after the one it was offered with. */
   | { t: 'connect'; node: string; port: MessagePort }

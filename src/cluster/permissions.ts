@@ -1,0 +1,49 @@
+/**
+ * The NATS permissions one host of a cluster needs, and no more: it publishes data and control
+ * requests only on subjects that end with its own name, heartbeats only under its own key, reads
+ * only its own data, control requests and inbox, and reaches JetStream only for the cluster's
+ * buckets (never to delete, purge or reconfigure them). Put the result in the NATS server's
+ * config as a user's `permissions` (user/password, nkey, or a JWT user's pub/sub limits). The
+ * tests start a nats-server with exactly these (test/cluster-security.test.ts).
+ */
+import { names } from './subjects.js';
+
+export interface NatsPermissions {
+  publish: { allow: string[] };
+  subscribe: { allow: string[] };
+  /** Lets the host answer control requests from other hosts (publish to their reply subjects, once each). */
+  allow_responses: true;
+}
+
+export function hostPermissions(host: string, cluster = 'subnode'): NatsPermissions {
+  const n = names(cluster);
+  const kv = [n.hostsBucket, n.nodesBucket, n.globalsBucket, n.modulesBucket].map((b) => `KV_${b}`);
+  const streams = [...kv, `OBJ_${n.codeBucket}`];
+  return {
+    publish: {
+      allow: [
+        n.data('*', host),
+        n.control('*', host),
+        `$KV.${n.hostsBucket}.${host}`,
+        `$KV.${n.nodesBucket}.>`,
+        `$KV.${n.globalsBucket}.>`,
+        `$KV.${n.modulesBucket}.>`,
+        `$O.${n.codeBucket}.>`,
+        '$JS.API.INFO',
+        ...streams.flatMap((s) => [
+          `$JS.API.STREAM.CREATE.${s}`,
+          `$JS.API.STREAM.INFO.${s}`,
+          `$JS.API.STREAM.MSG.GET.${s}`,
+          `$JS.API.DIRECT.GET.${s}`,
+          `$JS.API.DIRECT.GET.${s}.>`,
+          `$JS.API.CONSUMER.*.${s}`,
+          `$JS.API.CONSUMER.*.${s}.>`,
+          `$JS.API.CONSUMER.MSG.NEXT.${s}.>`,
+          `$JS.FC.${s}.>`,
+        ]),
+      ],
+    },
+    subscribe: { allow: [n.data(host, '*'), n.control(host, '*'), `${n.inbox(host)}.>`] },
+    allow_responses: true,
+  };
+}

@@ -1,0 +1,325 @@
+/**
+ * The release store on NATS JetStream, behind the same interface as the directory store
+ * (src/host/release-store/store.ts), so a system's releases can live where every host reaches
+ * them: `System.start({ releases: { store: new JetStreamReleaseStore({ servers, name }) } })`.
+ *
+ *     KV  subnode_rel_<name>        format   {"store":"subnode-release-store","format":1}
+ *                                   r.<seq>  one journal record (JSON), seq 1, 2, 3… zero-padded
+ *                                   lost.<seq>.<time>  a record cut on open, kept for inspection
+ *     KV  subnode_rel_<name>_lock   lock     the writer: { id, host, pid }, refreshed; TTL lockTtlMs
+ *     Obj subnode_rel_<name>_src    <sha256> compiled module sources, content-addressed
+ *
+ * A record is one KV `create` of the next `r.<seq>`: all of a plan or none, and a second writer
+ * (one that lost the lock) is refused by the server, never interleaved. A record's sources are
+ * stored before it. `append` resolves once JetStream acknowledged the write: stored by the
+ * server (on disk with file storage; the server fsyncs per its `sync_interval`, set `always` for
+ * an fsync per write). Open re-checks every record as the directory store does (seq order, its
+ * sources present, it replays onto the state before it); the first bad one and everything after
+ * it are reported in `lost`, copied to `lost.*` keys and removed from the journal.
+ */
+import { createHash, randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
+import type { KV } from '@nats-io/kv';
+import type { ObjectStore } from '@nats-io/obj';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { BadStep, SourceMissing, StoreClosed, StoreCorrupt, StoreError, StoreFormatTooNew, StoreLocked } from '../host/release-store/errors.js';
+import { FORMAT_VERSION } from '../host/release-store/directory.js';
+import { applyRecord, emptyRelease, hashesOf, lastPermanentOf, releasesOf, replay, statusOf, stepsOf } from '../host/release-store/replay.js';
+import type { JournalRecord, LostRecord, OpenResult, ReleaseEntry, ReleaseInfo, ReleaseStore, SourceHash, SystemRelease } from '../host/release-store/store.js';
+import { BadArgument } from '../errors.js';
+import { NODE_NAME } from '../kernel/pid.js';
+import type { ClusterCredentials } from './options.js';
+
+export interface JetStreamStoreOptions {
+  /** NATS server URLs; or `connection`, an open connection to use (not closed by `close`). */
+  servers?: string | string[];
+  connection?: NatsConnection;
+  /** The store's name: letters, digits, _ and - (its buckets are named after it). */
+  name: string;
+  credentials?: ClusterCredentials;
+  /** How long a writer that died keeps the lock (default 5000 ms); a live one refreshes it. */
+  lockTtlMs?: number;
+}
+
+const STORE_TAG = 'subnode-release-store';
+const HASH = /^[0-9a-f]{64}$/;
+const key = (seq: number): string => `r.${String(seq).padStart(12, '0')}`;
+
+export class JetStreamReleaseStore implements ReleaseStore {
+  private nc: NatsConnection | undefined;
+  private kv: KV | undefined;
+  private locks: KV | undefined;
+  private sources: ObjectStore | undefined;
+  private lockRevision = 0;
+  private lockTimer: NodeJS.Timeout | undefined;
+  private lockLost: string | undefined;
+  private records: JournalRecord[] = [];
+  private state: SystemRelease = emptyRelease();
+  private readonly known = new Set<SourceHash>();
+  private queue: Promise<unknown> = Promise.resolve();
+  private readonly id = randomUUID();
+  private readonly where: string;
+  private readonly lockTtlMs: number;
+
+  constructor(private readonly options: JetStreamStoreOptions) {
+    if (!options || typeof options.name !== 'string' || !NODE_NAME.test(options.name))
+      throw new BadArgument(`JetStream release store: bad name ${JSON.stringify(options?.name)}: letters, digits, _ and -`);
+    if (!options.connection && !options.servers) throw new BadArgument('JetStream release store: give servers or a connection');
+    this.where = `nats:subnode_rel_${options.name}`;
+    this.lockTtlMs = options.lockTtlMs ?? 5_000;
+    if (!(this.lockTtlMs >= 100)) throw new BadArgument('JetStream release store: lockTtlMs >= 100');
+  }
+
+  async open(): Promise<OpenResult> {
+    if (this.kv) throw new StoreError('already_open', `release store ${this.where} is already open`);
+    const [{ jetstream }, { Kvm }, { Objm }] = await Promise.all([import('@nats-io/jetstream'), import('@nats-io/kv'), import('@nats-io/obj')]);
+    const nc = this.options.connection ?? (await this.connect());
+    try {
+      const kvm = new Kvm(jetstream(nc));
+      const bucket = (name: string, ttl?: number): Promise<KV> => kvm.create(name, { history: 1, ...(ttl ? { ttl } : {}) }).catch(() => kvm.open(name));
+      const base = `subnode_rel_${this.options.name}`;
+      const [kv, locks] = await Promise.all([bucket(base), bucket(`${base}_lock`, this.lockTtlMs)]);
+      const objm = new Objm(nc);
+      const sources = await objm.create(`${base}_src`).catch(() => objm.open(`${base}_src`));
+      await this.lock(locks);
+      Object.assign(this, { nc, kv, locks, sources });
+      try {
+        return await this.recover();
+      } catch (error) {
+        await this.close();
+        throw error;
+      }
+    } catch (error) {
+      if (!this.options.connection) await nc.close().catch(() => {});
+      this.kv = undefined;
+      throw error;
+    }
+  }
+
+  async putSource(js: string): Promise<SourceHash> {
+    const sources = this.assertOpen().sources;
+    if (typeof js !== 'string') throw new BadStep('a source must be a string');
+    const hash = createHash('sha256').update(js, 'utf8').digest('hex');
+    if (this.known.has(hash) || (await this.stored(hash))) {
+      this.known.add(hash);
+      return hash;
+    }
+    await sources.putBlob({ name: hash }, new TextEncoder().encode(js));
+    this.known.add(hash);
+    return hash;
+  }
+
+  async getSource(hash: SourceHash): Promise<string> {
+    const sources = this.assertOpen().sources;
+    if (typeof hash !== 'string' || !HASH.test(hash)) throw new BadStep(`not a source hash: ${JSON.stringify(hash)}`);
+    const bytes = await sources.getBlob(hash);
+    if (!bytes) throw new SourceMissing(hash);
+    if (createHash('sha256').update(bytes).digest('hex') !== hash) throw new StoreCorrupt(`stored source ${hash} does not match its hash`, { hash });
+    return new TextDecoder().decode(bytes);
+  }
+
+  append(entry: ReleaseEntry, options: { label?: string } = {}): Promise<number> {
+    return this.serial(async () => {
+      const { plan, label, steps } = stepsOf(entry);
+      const name = options.label ?? label;
+      const record: JournalRecord = { seq: this.nextSeq(), at: Date.now(), kind: 'release', plan, ...(name !== undefined ? { label: name } : {}), steps };
+      for (const hash of hashesOf(record)) {
+        if (!this.known.has(hash) && !(await this.stored(hash))) throw new SourceMissing(hash);
+        this.known.add(hash);
+      }
+      return this.commit(record);
+    });
+  }
+
+  markPermanent(release: number): Promise<number> {
+    return this.serial(() => this.commit({ seq: this.nextSeq(), at: Date.now(), kind: 'permanent', release }));
+  }
+
+  revert(to: number, reason?: string): Promise<number> {
+    return this.serial(() => this.commit({ seq: this.nextSeq(), at: Date.now(), kind: 'revert', to, ...(reason !== undefined ? { reason } : {}) }));
+  }
+
+  async history(): Promise<JournalRecord[]> {
+    this.assertOpen();
+    return structuredClone(this.records);
+  }
+
+  async releases(): Promise<ReleaseInfo[]> {
+    this.assertOpen();
+    return structuredClone(releasesOf(this.records));
+  }
+
+  async current(): Promise<SystemRelease> {
+    this.assertOpen();
+    return structuredClone(this.state);
+  }
+
+  async lastPermanent(): Promise<{ release: number; state: SystemRelease } | undefined> {
+    this.assertOpen();
+    const release = lastPermanentOf(this.records);
+    if (!release) return undefined;
+    return { release, state: replay(this.records.filter((r) => r.seq <= release)) };
+  }
+
+  async close(): Promise<void> {
+    await this.queue.catch(() => {});
+    clearInterval(this.lockTimer);
+    const { nc, locks } = this;
+    this.kv = undefined;
+    if (locks && !this.lockLost) await locks.delete('lock', { previousSeq: this.lockRevision }).catch(() => {});
+    this.locks = undefined;
+    if (nc && !this.options.connection) await nc.close().catch(() => {});
+    this.nc = undefined;
+  }
+
+  private async connect(): Promise<NatsConnection> {
+    const { connectNats, checkOptions } = await import('./options.js');
+    const options = {
+      servers: this.options.servers!,
+      name: `rel-${this.options.name}`,
+      ...(this.options.credentials ? { credentials: this.options.credentials } : {}),
+    };
+    return connectNats(options, checkOptions(options));
+  }
+
+  /**
+   * Takes the writer's lock: created if free; held by a live writer (its entry keeps changing) is
+   * StoreLocked; an entry that does not change for longer than the TTL is a dead writer's, taken over.
+   */
+  private async lock(locks: KV): Promise<void> {
+    const mine = JSON.stringify({ id: this.id, host: hostname(), pid: process.pid });
+    let seen: { revision: number; since: number } | undefined;
+    for (;;) {
+      const entry = await locks.get('lock');
+      if (!entry || entry.operation !== 'PUT') {
+        try {
+          this.lockRevision = await locks.create('lock', mine);
+          break;
+        } catch {
+          continue;
+        }
+      }
+      const holder = entry.json<{ pid?: number }>();
+      if (seen && seen.revision !== entry.revision) throw new StoreLocked(this.where, holder?.pid ?? 0);
+      seen ??= { revision: entry.revision, since: Date.now() };
+      if (Date.now() - seen.since > this.lockTtlMs) {
+        try {
+          this.lockRevision = await locks.update('lock', mine, entry.revision);
+          break;
+        } catch {
+          throw new StoreLocked(this.where, holder?.pid ?? 0);
+        }
+      }
+      await new Promise((resolve) => setTimeout(resolve, this.lockTtlMs / 4));
+    }
+    this.lockTimer = setInterval(() => {
+      locks.update('lock', mine, this.lockRevision).then(
+        (revision) => (this.lockRevision = revision),
+        (error: Error) => (this.lockLost ??= error.message),
+      );
+    }, this.lockTtlMs / 3);
+    this.lockTimer.unref();
+  }
+
+  private async recover(): Promise<OpenResult> {
+    const kv = this.kv!;
+    const format = await kv.get('format');
+    if (!format || format.operation !== 'PUT') await kv.put('format', JSON.stringify({ store: STORE_TAG, format: FORMAT_VERSION }));
+    else {
+      const parsed = format.json<{ store?: unknown; format?: unknown }>();
+      if (parsed?.store !== STORE_TAG || typeof parsed.format !== 'number') throw new StoreCorrupt(`release store ${this.where} has a bad format entry`);
+      if (parsed.format > FORMAT_VERSION) throw new StoreFormatTooNew(this.where, parsed.format, FORMAT_VERSION);
+    }
+    const keys: string[] = [];
+    for await (const k of await kv.keys('r.>')) keys.push(k);
+    keys.sort();
+    const records: JournalRecord[] = [];
+    const lost: LostRecord[] = [];
+    const state = emptyRelease();
+    for (const k of keys) {
+      const entry = await kv.get(k);
+      if (!entry || entry.operation !== 'PUT') continue;
+      let record: JournalRecord | undefined;
+      try {
+        record = entry.json<JournalRecord>();
+      } catch {
+        record = undefined;
+      }
+      const seq = records.length + 1;
+      const problem = lost.length
+        ? { seq: record?.seq ?? seq, reason: 'after_damage' as const, detail: 'follows a record that was lost' }
+        : await this.check(record, seq, state, records);
+      if (!problem) {
+        records.push(record!);
+        continue;
+      }
+      lost.push({ ...problem, ...(record ? { record } : {}) });
+      // Kept for inspection, then cut from the journal.
+      await kv.put(`lost.${k.slice(2)}.${Date.now()}`, entry.value);
+      await kv.purge(k);
+    }
+    this.records = records;
+    this.state = state;
+    const permanent = lastPermanentOf(records);
+    const trial = [...statusOf(records)].some(([seq, s]) => s === 'trial' && seq > permanent);
+    return { state: structuredClone(state), records: structuredClone(records), lost, permanent, trial };
+  }
+
+  /** Why a record read back cannot be kept, or undefined (and it is applied to `state`). */
+  private async check(record: JournalRecord | undefined, seq: number, state: SystemRelease, before: JournalRecord[]): Promise<LostRecord | undefined> {
+    if (!record || typeof record !== 'object' || record.seq !== seq) return { seq, reason: 'malformed', detail: `expected record ${seq}` };
+    const missing: SourceHash[] = [];
+    for (const hash of new Set(hashesOf(record))) {
+      if (this.known.has(hash)) continue;
+      if (typeof hash === 'string' && HASH.test(hash) && (await this.stored(hash))) this.known.add(hash);
+      else missing.push(hash);
+    }
+    if (missing.length) return { seq, reason: 'missing_source', missing, detail: `source blob(s) missing: ${missing.join(', ')}` };
+    try {
+      applyRecord(state, record, before);
+      return undefined;
+    } catch (error) {
+      return { seq, reason: 'inconsistent', detail: (error as Error).message };
+    }
+  }
+
+  /** Validates a record against the state, writes it (refused if the seq is taken: another writer), then makes it visible. */
+  private async commit(record: JournalRecord): Promise<number> {
+    const { kv } = this.assertOpen();
+    if (this.lockLost) throw new StoreError('locked', `release store ${this.where}: this writer lost its lock (${this.lockLost})`);
+    const next = structuredClone(this.state);
+    applyRecord(next, record, this.records);
+    try {
+      await kv.create(key(record.seq), JSON.stringify(record));
+    } catch (error) {
+      throw new StoreError('locked', `release store ${this.where}: record ${record.seq} could not be written (${(error as Error).message})`);
+    }
+    this.records.push(record);
+    this.state = next;
+    return record.seq;
+  }
+
+  /** Whether the object store holds a source (a deleted object's info stays, marked deleted). */
+  private async stored(hash: SourceHash): Promise<boolean> {
+    const info = await this.assertOpen().sources.info(hash);
+    return !!info && !info.deleted;
+  }
+
+  private nextSeq(): number {
+    return (this.records.at(-1)?.seq ?? 0) + 1;
+  }
+
+  private serial<T>(work: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(() => {
+      this.assertOpen();
+      return work();
+    });
+    this.queue = run.catch(() => {});
+    return run;
+  }
+
+  private assertOpen(): { kv: KV; sources: ObjectStore } {
+    if (!this.kv || !this.sources) throw new StoreClosed();
+    return { kv: this.kv, sources: this.sources };
+  }
+}
