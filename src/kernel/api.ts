@@ -14,6 +14,7 @@ import { CallWait } from './call-wait.js';
 import type { KernelPlatform } from './kernel.js';
 import { ANY } from './match.js';
 import { formatPid, isPid, nodeOf, type Pid } from './pid.js';
+import { RefTable } from './ref-table.js';
 import type { Process } from './proc.js';
 import type { ProcessTable } from './process-table.js';
 import { ExitNow, type Scheduler } from './scheduler.js';
@@ -285,12 +286,12 @@ export class ProcessApi {
     // A live process of this node, with no signal queued before this one: set up directly.
     const local = pid ? this.table.get(pid) : undefined;
     if (local && this.signals.idle()) {
-      (proc.monitors ??= new Map()).set(ref, pid!);
-      (local.watchers ??= new Map()).set(ref, proc.pid);
+      (proc.monitors ??= new RefTable()).set(ref, pid!);
+      (local.watchers ??= new RefTable()).set(ref, proc.pid);
       return ref;
     }
     if (pid) this.signals.checkReach(nodeOf(pid), 'monitor');
-    (proc.monitors ??= new Map()).set(ref, pid ?? (target as Pid));
+    (proc.monitors ??= new RefTable()).set(ref, pid ?? (target as Pid));
     if (!pid) this.signals.signal([Sig.Down, proc.pid, target as Pid, ref, 'noproc']);
     else this.signals.signal([Sig.Monitor, pid, proc.pid, ref]);
     return ref;

@@ -8,6 +8,7 @@ import type { Receive } from './directives.js';
 import type { ModuleVersion } from './code-server.js';
 import type { TimerEntry } from './timers.js';
 import type { Behaviour } from './behaviours.js';
+import type { RefTable } from './ref-table.js';
 
 export type ProcessStatus = 'runnable' | 'running' | 'waiting' | 'suspended' | 'exited';
 
@@ -22,11 +23,13 @@ export class Process {
   stepArgs: unknown[] | null = null;
   stepArg: unknown = undefined;
 
-  /** The receive it waits in, and that receive's timeout. */
+  /** The receive it waits in. */
   wait: Receive | null = null;
+  /**
+   * Its receive timeout, made on its first timed receive and reused by the next ones. The entry's
+   * deadline (Infinity when none) is kept while suspended, so a resumed process gets its remaining time.
+   */
   timer: TimerEntry | null = null;
-  /** When the current receive times out (absolute); kept so a resumed process gets its remaining time. */
-  deadline = Infinity;
   /** Set for server and statem processes. */
   behaviour: Behaviour | null = null;
 
@@ -35,9 +38,9 @@ export class Process {
 
   links: Set<Pid> | null = null;
   /** Monitors this process holds: ref → watched. */
-  monitors: Map<string, Pid> | null = null;
+  monitors: RefTable | null = null;
   /** Monitors on this process: ref → watcher. */
-  watchers: Map<string, Pid> | null = null;
+  watchers: RefTable | null = null;
 
   trapExit = false;
   name: string | null = null;

@@ -1,8 +1,9 @@
 /**
- * The scheduler of one node: the run queue, slices, the reductions budget, receive timeouts on
- * one platform timer, and the outbox of envelopes for other nodes (flushed when a slice ends).
+ * The scheduler of one node: the run queue, slices, the reductions budget and receive timeouts.
  * It runs steps and acts on what they return (wait in a receive, tail-call, end); it knows which
- * process is running. Endings go to the signals, version moves to the code operations.
+ * process is running. Its timers (`timers.ts`) share one platform timer; its outbox
+ * (`outbox.ts`) leaves when a slice ends. Endings go to the signals, version moves to the code
+ * operations.
  */
 import { Refused } from '../errors.js';
 import type { CodeServer, ModuleVersion } from './code-server.js';
@@ -10,10 +11,11 @@ import type { CodeOps } from './code-ops.js';
 import { Next, Receive } from './directives.js';
 import type { KernelPlatform } from './kernel.js';
 import type { Process } from './proc.js';
+import { Outbox } from './outbox.js';
 import { RingQueue } from './queue.js';
 import type { Envelope } from './signals.js';
 import type { Signalling } from './signalling.js';
-import { TimerHeap, type TimerEntry } from './timers.js';
+import { KernelTimers, timerEntry, type TimerEntry } from './timers.js';
 import { errorReason } from './values.js';
 
 /** Thrown by `exit(reason)` to end the calling process from any depth. */
@@ -24,13 +26,11 @@ export class ExitNow {
 const EMPTY: unknown[] = [];
 /** Reductions (steps and sends) a process may use before it goes to the back of the run queue. */
 const REDUCTIONS = 2000;
-/** Envelopes per post to another node: larger structured clones get slower per message. */
-const MAX_BATCH = 4096;
 
 export class Scheduler {
   private readonly runQueue = new RingQueue<Process>();
-  private readonly timers = new TimerHeap();
-  private readonly outbox = new Map<string, Envelope[]>();
+  private readonly timers: KernelTimers;
+  private readonly outbox: Outbox;
   /** Steps run so far: the slice checks its clock every few dozen of them. */
   private steps = 0;
   /**
@@ -49,8 +49,6 @@ export class Scheduler {
   private scheduled = false;
   /** True while a slice runs: it flushes the outbox when it ends. */
   private inSlice = false;
-  private timerHandle: unknown = null;
-  private timerDeadline = Infinity;
   private signals!: Signalling;
   private codeOps!: CodeOps;
 
@@ -58,7 +56,10 @@ export class Scheduler {
     private readonly platform: KernelPlatform,
     private readonly sliceMs: number,
     private readonly code: CodeServer,
-  ) {}
+  ) {
+    this.timers = new KernelTimers(platform);
+    this.outbox = new Outbox(platform);
+  }
 
   connect(signals: Signalling, codeOps: CodeOps): void {
     this.signals = signals;
@@ -157,7 +158,8 @@ export class Scheduler {
       }
     }
     this.inSlice = false;
-    this.flush();
+    this.timers.settle();
+    this.outbox.flush();
     if (this.runQueue.length && !this.scheduled) {
       this.scheduled = true;
       this.platform.schedule(this.runSlice);
@@ -242,7 +244,7 @@ export class Scheduler {
       }
       proc.wait = result;
       proc.status = 'waiting';
-      if (after && after.ms !== Infinity) proc.timer = this.armTimeout(proc, after.ms);
+      if (after && after.ms !== Infinity) this.armTimeout(proc, after.ms);
       return false;
     }
     if (result instanceof Next) {
@@ -272,14 +274,15 @@ export class Scheduler {
     return false;
   }
 
-  // ---- suspension -----------------------------------------------------------------------------
+  // ---- suspension ----------------------------------------------------------------------------
 
   /** It runs nothing until resumed; messages queue and a pending receive timeout keeps its remaining time. */
   suspend(proc: Process): void {
     if (proc.status === 'suspended') return;
     if (proc.status === 'waiting' && proc.timer) {
+      // A timeout armed in a running slice gets its deadline now, which the process keeps while suspended.
+      this.timers.settle();
       this.timers.cancel(proc.timer);
-      proc.timer = null;
     }
     proc.status = 'suspended';
   }
@@ -293,112 +296,69 @@ export class Scheduler {
       const found = proc.mailbox.takeFirst((m) => this.selectAs(proc, wait, m));
       if (found) {
         proc.wait = null;
-        proc.deadline = Infinity;
+        this.disarm(proc);
         return this.wake(proc, found.picked, found.value);
       }
     }
-    if (proc.deadline !== Infinity) {
-      const remaining = proc.deadline - this.platform.now();
-      if (remaining <= 0) {
-        proc.wait = null;
-        proc.deadline = Infinity;
-        return this.wake(proc, wait.timeoutStep(), undefined);
-      }
-      proc.timer = this.armTimeout(proc, remaining);
+    const deadline = proc.timer ? proc.timer.deadline : Infinity;
+    if (deadline === Infinity) return;
+    if (deadline <= this.platform.now()) {
+      proc.wait = null;
+      this.disarm(proc);
+      return this.wake(proc, wait.timeoutStep(), undefined);
     }
+    proc.timer!.data = wait;
+    this.timers.arm(proc.timer!, deadline);
   }
 
   // ---- timers ---------------------------------------------------------------------------------
 
   /** A one-shot timer on the kernel's clock. */
   after(ms: number, fire: () => void): { cancel(): void } {
-    const entry = this.timers.add(this.platform.now() + ms, fire);
-    this.rearm();
-    return { cancel: () => this.timers.cancel(entry) };
+    return this.timers.after(ms, fire);
   }
 
   /** The process's receive timeout, if any, is off. */
   disarm(proc: Process): void {
-    proc.deadline = Infinity;
-    if (proc.timer) {
-      this.timers.cancel(proc.timer);
-      proc.timer = null;
-    }
+    const entry = proc.timer;
+    if (entry === null) return;
+    this.timers.cancel(entry);
+    entry.deadline = Infinity;
+    entry.data = null;
   }
 
-  private armTimeout(proc: Process, ms: number): TimerEntry {
-    proc.deadline = this.platform.now() + ms;
-    const entry = this.timers.add(proc.deadline, this.receiveTimedOut, proc, proc.wait);
-    this.rearm();
-    return entry;
+  /**
+   * Arms the timeout of the receive `proc` waits in, `ms` from now (in a slice: from its end). A
+   * process keeps one timer entry for all its timed receives: a call allocates none.
+   */
+  private armTimeout(proc: Process, ms: number): void {
+    const entry = (proc.timer ??= timerEntry(this.receiveTimedOut, proc));
+    entry.data = proc.wait;
+    if (this.inSlice) this.timers.armSoon(entry, ms);
+    else this.timers.arm(entry, this.platform.now() + ms);
   }
 
   /** A receive timeout is due (no closure per armed timeout: the entry names the process and its receive). */
   private readonly receiveTimedOut = (entry: TimerEntry): void => {
     const proc = entry.owner as Process;
     const receive = entry.data as Receive;
+    entry.deadline = Infinity;
+    entry.data = null;
     if (proc.wait !== receive || proc.status !== 'waiting') return;
     proc.wait = null;
-    proc.timer = null;
-    proc.deadline = Infinity;
     this.wake(proc, receive.timeoutStep(), undefined);
   };
 
-  /**
-   * The platform timer follows the earliest deadline only when that moves earlier: a request/reply
-   * arms a later deadline and cancels it on every call, and re-arming a Node timer each time was a
-   * large part of a call. A timer that fires early finds nothing due and re-arms for what is left.
-   */
-  private rearm(): void {
-    const next = this.timers.peek();
-    if (next === undefined) return;
-    if (this.timerHandle !== null) {
-      if (next >= this.timerDeadline) return;
-      this.platform.clearTimer(this.timerHandle);
-    }
-    this.timerDeadline = next;
-    this.timerHandle = this.platform.setTimer(Math.max(0, next - this.platform.now()), this.fireTimers);
-  }
-
-  private readonly fireTimers = (): void => {
-    this.timerHandle = null;
-    this.timerDeadline = Infinity;
-    for (const entry of this.timers.due(this.platform.now())) entry.fire(entry);
-    this.rearm();
-  };
-
-  // ---- the outbox -----------------------------------------------------------------------------
+  // ---- the outbox ----------------------------------------------------------------------------
 
   /** An envelope for another node (or the host), batched until the slice ends. Costs a reduction. */
   post(node: string, envelope: Envelope): void {
     this.budget--;
-    const batch = this.outbox.get(node);
-    if (batch) {
-      batch.push(envelope);
-      if (batch.length >= MAX_BATCH) {
-        this.outbox.delete(node);
-        this.platform.outbound(node, batch);
-      }
-      return;
-    }
     // The envelope is in the outbox before anything is scheduled: whatever runs next flushes it.
-    this.outbox.set(node, [envelope]);
     // Flushed at the end of the running slice, or on the next macrotask if none runs.
-    if (!this.inSlice && !this.scheduled) {
+    if (this.outbox.add(node, envelope) && !this.inSlice && !this.scheduled) {
       this.scheduled = true;
       this.platform.schedule(this.runSlice);
-    }
-  }
-
-  /**
-   * Each batch leaves the outbox before it is handed over: if the CPU limit cuts the flush, the
-   * batches already handed over are not sent again by the next one (at most once, never twice).
-   */
-  private flush(): void {
-    while (this.outbox.size) {
-      const [node, batch] = this.outbox.entries().next().value as [string, Envelope[]];
-      this.outbox.delete(node);
-      this.platform.outbound(node, batch);
     }
   }
 
@@ -414,7 +374,7 @@ export class Scheduler {
 
   /** After work that did not come through a slice, make sure timers and batches move. */
   afterExternalWork(): void {
-    if (this.outbox.size && !this.scheduled) {
+    if (!this.outbox.empty && !this.scheduled) {
       this.scheduled = true;
       this.platform.schedule(this.runSlice);
     }
@@ -439,11 +399,12 @@ export class Scheduler {
 
   /** After an abandoned slice: flush, queue the next slice if work waits, re-arm the timer. */
   restart(): void {
-    this.flush();
+    this.timers.settle();
+    this.outbox.flush();
     if (this.runQueue.length) {
       this.scheduled = true;
       this.platform.schedule(this.runSlice);
     }
-    this.rearm();
+    this.timers.rearm();
   }
 }

@@ -9,6 +9,7 @@ import { allows, type Capabilities, type Limits, type MailboxLimit } from './cap
 import type { CodeOps } from './code-ops.js';
 import type { KernelPlatform } from './kernel.js';
 import { isPid, nodeOf, type Pid } from './pid.js';
+import { RefTable } from './ref-table.js';
 import type { Process } from './proc.js';
 import type { ProcessTable } from './process-table.js';
 import { RingQueue } from './queue.js';
@@ -246,7 +247,7 @@ export class Signalling {
       }
       case Sig.Monitor: {
         const proc = this.table.lookup(e[1]);
-        if (proc) (proc.watchers ??= new Map()).set(e[3], e[2]);
+        if (proc) (proc.watchers ??= new RefTable()).set(e[3], e[2]);
         else this.signal([Sig.Down, e[2], e[1] as Pid, e[3], 'noproc']);
         return;
       }
