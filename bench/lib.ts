@@ -38,7 +38,19 @@ export interface BenchOptions {
   reps: number;
   /** Scale the message/process counts (1 = the default sizes). */
   scale: number;
+  /**
+   * Whether the row named `row` is wanted (`--only`): a benchmark may skip the work of rows nobody
+   * asked for; the runner drops unwanted rows in any case.
+   */
+  wants(row: string): boolean;
   log(line: string): void;
+}
+
+/** `--only` texts to a row filter: a row is wanted when its name contains one of them (any case). */
+export function rowFilter(only: string[]): (row: string) => boolean {
+  if (!only.length) return () => true;
+  const texts = only.map((t) => t.toLowerCase());
+  return (row) => texts.some((t) => row.toLowerCase().includes(t));
 }
 
 export interface Benchmark {
