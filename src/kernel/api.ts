@@ -239,20 +239,40 @@ export class ProcessApi {
    * A CPS call: sends `{ $call }` and waits for the reply (or the callee's death, or the timeout).
    * As in OTP, the call's tag is the ref of its monitor on the callee; the wait is one object with
    * no clause closures (`CallWait`), and its timer is re-armed on the platform only when needed.
+   * A live callee on this node, with no signal queued: the monitor is set and the request
+   * delivered directly, with one lookup of the callee.
    */
   private callStep(version: ModuleVersion | null, dest: Dest, request: unknown, then: (reply: unknown) => unknown, options?: CallOptions): Receive {
     const proc = this.self('call');
     if (typeof then !== 'function') throw new BadArgument('call(dest, request, then): then must be a function of the reply');
+    const timeout = options?.timeout ?? 5_000;
+    const callee = typeof dest === 'string' ? (this.table.get(dest as Pid) ?? this.table.named(dest)) : undefined;
+    if (callee !== undefined && this.signals.idle()) {
+      const ref = this.makeRef();
+      (proc.monitors ??= new RefTable()).set(ref, callee.pid);
+      (callee.watchers ??= new RefTable()).set(ref, proc.pid);
+      this.signals.sendTo(callee, { $call: request, from: { pid: proc.pid, ref } as From });
+      return new CallWait(this, version, dest, request, ref, callee, then, timeout, options?.onTimeout);
+    }
     const target = isPid(dest) ? dest : typeof dest === 'string' ? this.table.named(dest)?.pid : undefined;
     const ref = target ? this.monitor(target) : this.makeRef();
     this.signals.send(dest, { $call: request, from: { pid: proc.pid, ref } as From });
-    const timeout = options?.timeout ?? 5_000;
     return new CallWait(this, version, dest, request, ref, target !== undefined, then, timeout, options?.onTimeout);
   }
 
-  /** @internal a call is settled (reply or timeout): its monitor goes, with a DOWN already queued for it. */
+  /**
+   * @internal a call is settled (reply or timeout): its monitor goes, with a DOWN already queued
+   * for it. A callee that is still here has sent no DOWN: its entry goes directly.
+   */
   endCall(wait: CallWait): void {
-    if (wait.monitored) this.demonitor(wait.ref, true);
+    const callee = wait.callee;
+    if (callee === false) return;
+    if (callee !== true && callee.status !== 'exited' && this.signals.idle()) {
+      this.scheduler.running()!.monitors!.delete(wait.ref);
+      callee.watchers!.delete(wait.ref);
+      return;
+    }
+    this.demonitor(wait.ref, true);
   }
 
   /** A callback module given by name or by its namespace object. */

@@ -11,8 +11,12 @@ import type { Pid } from './pid.js';
 const SMALL = 8;
 
 export class RefTable {
-  /** [ref0, pid0, ref1, pid1, …] in insertion order, while small. */
-  private flat: string[] | null = [];
+  /**
+   * [ref0, pid0, ref1, pid1, …] in insertion order, while small; `count` entries are used. The
+   * array never shrinks: popping it empty made V8 trim and regrow its store on every call.
+   */
+  private flat: (string | undefined)[] | null = new Array<string | undefined>(4);
+  private count = 0;
   private map: Map<string, Pid> | null = null;
 
   static of(entries: Iterable<[string, Pid]>): RefTable {
@@ -22,13 +26,14 @@ export class RefTable {
   }
 
   get size(): number {
-    return this.map !== null ? this.map.size : this.flat!.length >> 1;
+    return this.map !== null ? this.map.size : this.count;
   }
 
   get(ref: string): Pid | undefined {
     if (this.map !== null) return this.map.get(ref);
     const flat = this.flat!;
-    for (let i = 0; i < flat.length; i += 2) if (flat[i] === ref) return flat[i + 1] as Pid;
+    const end = this.count * 2;
+    for (let i = 0; i < end; i += 2) if (flat[i] === ref) return flat[i + 1] as Pid;
     return undefined;
   }
 
@@ -41,33 +46,36 @@ export class RefTable {
       this.map.set(ref, pid);
       return;
     }
-    const flat = this.flat!;
-    for (let i = 0; i < flat.length; i += 2) {
+    let flat = this.flat!;
+    const end = this.count * 2;
+    for (let i = 0; i < end; i += 2) {
       if (flat[i] !== ref) continue;
       flat[i + 1] = pid;
       return;
     }
-    if (flat.length < SMALL * 2) {
-      flat.push(ref, pid);
-      return;
+    if (end === flat.length) {
+      if (this.count >= SMALL) return this.toMap(ref, pid);
+      const bigger = new Array<string | undefined>(flat.length * 2);
+      for (let i = 0; i < end; i++) bigger[i] = flat[i];
+      flat = this.flat = bigger;
     }
-    const map = (this.map = new Map<string, Pid>());
-    for (let i = 0; i < flat.length; i += 2) map.set(flat[i]!, flat[i + 1] as Pid);
-    map.set(ref, pid);
-    this.flat = null;
+    flat[end] = ref;
+    flat[end + 1] = pid;
+    this.count++;
   }
 
   /** Removes `ref`; true when it was there. */
   delete(ref: string): boolean {
     if (this.map !== null) return this.map.delete(ref);
     const flat = this.flat!;
-    for (let i = 0; i < flat.length; i += 2) {
+    const end = this.count * 2;
+    for (let i = 0; i < end; i += 2) {
       if (flat[i] !== ref) continue;
-      // Keep the order (DOWNs and listings follow it). No splice (it allocates the removed part),
-      // no `length -=` (a runtime call): pops are inlined.
-      for (let j = i + 2; j < flat.length; j++) flat[j - 2] = flat[j]!;
-      flat.pop();
-      flat.pop();
+      // Keep the order (DOWNs and listings follow it).
+      for (let j = i + 2; j < end; j++) flat[j - 2] = flat[j];
+      flat[end - 2] = undefined;
+      flat[end - 1] = undefined;
+      this.count--;
       return true;
     }
     return false;
@@ -80,7 +88,7 @@ export class RefTable {
       return;
     }
     const flat = this.flat!;
-    for (let i = 0; i < flat.length;) {
+    for (let i = 0; i < this.count * 2;) {
       const ref = flat[i]!;
       yield [ref, flat[i + 1] as Pid];
       // The visited entry may have been deleted meanwhile: step only if it is still here.
@@ -90,5 +98,14 @@ export class RefTable {
 
   *values(): IterableIterator<Pid> {
     for (const [, pid] of this) yield pid;
+  }
+
+  private toMap(ref: string, pid: Pid): void {
+    const flat = this.flat!;
+    const map = (this.map = new Map<string, Pid>());
+    for (let i = 0; i < this.count * 2; i += 2) map.set(flat[i]!, flat[i + 1] as Pid);
+    map.set(ref, pid);
+    this.flat = null;
+    this.count = 0;
   }
 }

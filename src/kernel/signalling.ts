@@ -141,6 +141,11 @@ export class Signalling {
     this.checkReach(nodeOf(pid), 'have replies sent to');
   }
 
+  /** Sends to a live process of this node, already looked up. */
+  sendTo(proc: Process, message: unknown): void {
+    this.deliverLocal(proc, message);
+  }
+
   private deliverLocal(proc: Process, message: unknown): void {
     this.scheduler.charge();
     const max = this.maxMessageBytes;
