@@ -34,9 +34,14 @@ const random = Math.random;
 
 type CallOptions = { timeout?: number; onTimeout?: () => unknown };
 
+/** The last part of a ref, `0>` … `63>`, made once. */
+const REF_LOW = Array.from({ length: 64 }, (_, i) => `${i}>`);
+
 export class ProcessApi {
+  /** Refs of the current block so far (0–63), and blocks so far. */
   private nextRef = 0;
-  private refTail = '';
+  private refBlocks = 0;
+  private refBlock = '';
   private readonly refHead: string;
 
   constructor(
@@ -342,12 +347,14 @@ export class ProcessApi {
 
   /**
    * Unique on this node (the counter) and hard to guess (the random part): a reply or DOWN must not
-   * be forgeable by ref. The random part is drawn afresh every 64 refs: drawing and formatting it
-   * per ref was a tenth of a request/reply.
+   * be forgeable by ref. `#Ref<node.creation.block.random.i>`: every 64 refs a new block with a
+   * fresh random part, then one concatenation per ref with no number formatted (drawing and
+   * formatting per ref was a tenth of a request/reply).
    */
   private makeRef(): string {
-    const n = ++this.nextRef;
-    if ((n & 63) === 1) this.refTail = `.${Math.floor(random() * 2 ** 32).toString(36)}>`;
-    return this.refHead + n + this.refTail;
+    const i = this.nextRef;
+    this.nextRef = i === 63 ? 0 : i + 1;
+    if (i === 0) this.refBlock = `${this.refHead}${++this.refBlocks}.${Math.floor(random() * 2 ** 32).toString(36)}.`;
+    return this.refBlock + REF_LOW[i]!;
   }
 }

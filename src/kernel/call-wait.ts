@@ -68,3 +68,5 @@ export class CallWait extends Receive {
     throw new ExitNow({ call_timeout: { dest: this.dest, request: this.request, timeout: this.timeout } });
   }
 }
+
+(CallWait.prototype as { runsModuleCode: boolean }).runsModuleCode = false;

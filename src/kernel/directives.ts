@@ -37,6 +37,9 @@ export class OnMigrate {
 }
 
 export class Receive {
+  /** Whether `select` may run module code (guards): then it runs as the receiving process. On the prototype. */
+  declare readonly runsModuleCode: boolean;
+
   constructor(
     readonly version: ModuleVersion | null,
     /** Set when the receive takes any message: the common case, without clause objects. */
@@ -66,6 +69,8 @@ export class Receive {
     return undefined;
   }
 }
+
+(Receive.prototype as { runsModuleCode: boolean }).runsModuleCode = true;
 
 export class Next {
   constructor(

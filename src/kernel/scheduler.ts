@@ -87,6 +87,7 @@ export class Scheduler {
   /** Matches as the receiving process: a guard that calls self() sees the receiver, as in Erlang. */
   private selectAs(proc: Process, receive: Receive, message: unknown): ((m: unknown) => unknown) | undefined {
     if (receive.anyHandler) return receive.anyHandler;
+    if (!receive.runsModuleCode) return receive.select(message);
     const saved = this.current;
     this.current = proc;
     try {
