@@ -153,6 +153,15 @@ export class Router {
     if (downs.length) this.toHost(downs);
   }
 
+  /**
+   * Sends what is batched now rather than when the task ends: a control op about to go to a node
+   * then finds the node up to date with the host's sends and demonitors (the node sees them in the
+   * order the host issued them).
+   */
+  sendPending(): void {
+    if (this.pending.size) this.flush();
+  }
+
   close(): void {
     for (const inbox of [...this.inboxes.values()]) if (inbox instanceof Inbox) inbox.close();
     this.pending.clear();

@@ -388,6 +388,7 @@ export class System {
     },
     forwardsFor: (node) => this.migrations.forwardsHomedAt(node),
     route: (node, envelopes, from) => this.router.route(node, envelopes, from),
+    sendPending: () => this.router.sendPending(),
     onKernelEvent: (event: KernelEvent) => {
       // A node speaks only for its own processes (wherever their pids say they came from).
       if ((event.type === 'global_register' || event.type === 'global_unregister') && this.migrations.locate(event.pid).node !== event.node) {

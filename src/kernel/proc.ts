@@ -2,7 +2,7 @@
  * A process: a pid, a mailbox, and what it does next. Kept small (links and monitors are
  * allocated on first use) because a node holds hundreds of thousands of idle ones.
  */
-import { Mailbox } from './queue.js';
+import { Mailbox, NO_MAIL } from './queue.js';
 import type { Pid } from './pid.js';
 import type { Receive } from './directives.js';
 import type { ModuleVersion } from './code-server.js';
@@ -16,7 +16,8 @@ export class Process {
   status: ProcessStatus = 'runnable';
   /** In the run queue already (a suspended-then-resumed process must not be queued twice). */
   queued = false;
-  readonly mailbox = new Mailbox<unknown>();
+  /** Shared and empty (NO_MAIL) until its first message: most idle processes never get one. */
+  mailbox: Mailbox<unknown> = NO_MAIL;
 
   /** The next step when runnable: `stepFn(...stepArgs)`, or `stepFn(stepArg)` when stepArgs is null. */
   stepFn: ((...args: unknown[]) => unknown) | null = null;
@@ -35,6 +36,9 @@ export class Process {
 
   /** The module version whose code the process is in; the code server indexes processes by it. */
   version: ModuleVersion | null = null;
+  /** Its neighbours in that version's process list (`process-list.ts`). */
+  versionPrev: Process | null = null;
+  versionNext: Process | null = null;
 
   links: Set<Pid> | null = null;
   /** Monitors this process holds: ref → watched. */
@@ -66,6 +70,17 @@ export class Process {
     readonly pid: Pid,
     readonly initial: string,
   ) {}
+
+  /** Puts a message at the end of its mailbox (made on the first one). */
+  queue(message: unknown): void {
+    if (this.mailbox === NO_MAIL) this.mailbox = new Mailbox<unknown>();
+    this.mailbox.push(message);
+  }
+
+  /** Empties its mailbox, giving the buffer back. */
+  dropMail(): void {
+    this.mailbox = NO_MAIL;
+  }
 }
 
 Object.assign(Process.prototype, {

@@ -166,7 +166,7 @@ export class Relocation {
     if (snap.links.length) proc.links = new Set(snap.links);
     if (snap.monitors.length) proc.monitors = RefTable.of(snap.monitors);
     if (snap.watchers.length) proc.watchers = RefTable.of(snap.watchers);
-    for (const message of snap.mailbox) proc.mailbox.push(message);
+    for (const message of snap.mailbox) proc.queue(message);
     if (snap.kind === 'raw') {
       proc.stepFn = entry!;
       proc.stepArgs = state as unknown[];

@@ -292,7 +292,7 @@ export class Signalling {
     if (proc.status === 'waiting' && this.scheduler.offer(proc, message)) return;
     const limit = this.mailboxLimit;
     if (limit !== undefined && proc.mailbox.length >= limit.max) return this.overflow(proc, limit);
-    proc.mailbox.push(message);
+    proc.queue(message);
   }
 
   /** A full mailbox: drop the newcomer (reported once per 1000 drops) or end the receiver. */
@@ -326,7 +326,7 @@ export class Signalling {
     proc.wait = null;
     proc.stepFn = null;
     proc.stepArgs = null;
-    proc.mailbox.clear();
+    proc.dropMail();
     this.codeOps.moveTo(proc, null);
     if (proc.behaviour) this.sys.forget(proc);
     if (this.table.releaseGlobal(proc)) this.platform.emit({ type: 'global_unregister', node: this.node, name: proc.globalName!, pid: proc.pid });
