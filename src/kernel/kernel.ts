@@ -23,8 +23,9 @@
  *
  * The objects behind the façade, each with its own verbs and its own tables:
  *
- *  - ProcessTable (`process-table.ts`): processes by pid, local and global names.
- *  - Scheduler (`scheduler.ts`): run queue, slices, reductions, receive timeouts, the outbox.
+ *  - ProcessTable (`process-table.ts`): processes by pid (`process-index.ts`), local and global names.
+ *  - Scheduler (`scheduler.ts`): run queue, slices, reductions; its timers (`timers.ts`,
+ *    `receive-timeouts.ts`) and its outbox (`outbox.ts`).
  *  - Signalling (`signalling.ts`): sends, applying envelopes, ending processes.
  *  - ProcessApi (`api.ts`): the 'subnode' object module code sees, per version.
  *  - SysOps (`sys.ts`): behaviour processes and the system protocol (suspend, changeCode…).
@@ -35,7 +36,8 @@ import { BadArgument, NoProcess } from '../errors.js';
 import { ProcessApi } from './api.js';
 import { CodeServer, type ModuleFactory } from './code-server.js';
 import type { CodePolicy, PurgeMode } from './policy.js';
-import { vsnOf, type BehaviourKind } from './behaviours.js';
+import type { BehaviourKind } from './behaviours.js';
+import { moduleInfos, processInfo as info } from './introspection.js';
 import { formatPid, NODE_NAME, type Pid } from './pid.js';
 import type { Process } from './proc.js';
 import { ProcessTable } from './process-table.js';
@@ -46,7 +48,7 @@ import { SysOps } from './sys.js';
 import { Relocation } from './relocation.js';
 import { CodeOps } from './code-ops.js';
 import { NodeTasks, type StopReport } from './tasks.js';
-import { supervisorInfo, type SupRequest, type SupState } from './supervisor.js';
+import type { SupRequest } from './supervisor.js';
 import { ALL, DEFAULT_GLOBAL_NAMES, type Capabilities, type Limits } from './capabilities.js';
 import type {
   ProcessInfo,
@@ -177,26 +179,7 @@ export class Kernel {
   }
 
   modules(): ModuleInfo[] {
-    const out: ModuleInfo[] = [];
-    for (const record of this.code.all()) {
-      if (!record.versions.length) continue;
-      out.push({
-        name: record.name,
-        // A behaviour process runs its callback module's current version through the kernel's loop: counted there.
-        versions: record.versions.map((v) => ({
-          version: v.version,
-          vsn: vsnOf(v),
-          state: v.state,
-          processes: v.processes.size + (v.state === 'current' ? this.sys.usersOf(record.name, v).length : 0),
-          loadedAt: v.loadedAt,
-          draining: v.draining,
-        })),
-        policy: this.policyFor(record.name),
-      });
-    }
-    // Packages and builtins from the host: listed, never versioned.
-    for (const name of this.code.nativeNames()) out.push({ name, versions: [], policy: this.policyFor(name), native: true });
-    return out;
+    return moduleInfos(this.code, this.sys, (name) => this.policyFor(name));
   }
 
   // ---- processes and signals (ProcessTable, Scheduler, Signalling) ----------------------------
@@ -402,22 +385,4 @@ export class Kernel {
   behaviourSnapshot(pid: Pid): { state: unknown; vsn: unknown } | undefined {
     return this.sys.snapshot(pid);
   }
-}
-
-function info(p: Process): ProcessInfo {
-  return {
-    pid: p.pid,
-    name: p.name ?? undefined,
-    status: p.status,
-    mailbox: p.mailbox.length,
-    initial: p.initial,
-    versions: p.version ? [{ module: p.version.name, version: p.version.version, state: p.version.state }] : [],
-    links: p.links ? [...p.links] : [],
-    monitors: p.monitors ? [...p.monitors.values()].map(String) : [],
-    monitoredBy: p.watchers ? [...p.watchers.values()] : [],
-    trapExit: p.trapExit,
-    behaviour: p.behaviour ? { kind: p.behaviour.kind, module: p.behaviour.module, stack: [...p.behaviour.stack], vsn: p.behaviour.stateVsn } : undefined,
-    supervisor: p.behaviour?.kind === 'supervisor' ? supervisorInfo(p.behaviour.state as SupState) : undefined,
-    migration: p.moves ? { moves: p.moves, cameFrom: p.cameFrom! } : undefined,
-  };
 }

@@ -1,8 +1,8 @@
 /**
  * The scheduler of one node: the run queue, slices, the reductions budget and receive timeouts.
  * It runs steps and acts on what they return (wait in a receive, tail-call, end); it knows which
- * process is running. Its timers (`timers.ts`) share one platform timer; its outbox
- * (`outbox.ts`) leaves when a slice ends. Endings go to the signals, version moves to the code
+ * process is running. Its timers (`timers.ts`, receive timeouts in `receive-timeouts.ts`) share
+ * one platform timer; its outbox (`outbox.ts`) leaves when a slice ends. Endings go to the signals, version moves to the code
  * operations.
  */
 import { Refused } from '../errors.js';
@@ -15,7 +15,8 @@ import { Outbox } from './outbox.js';
 import { RingQueue } from './queue.js';
 import type { Envelope } from './signals.js';
 import type { Signalling } from './signalling.js';
-import { KernelTimers, timerEntry, type TimerEntry } from './timers.js';
+import { ReceiveTimeouts } from './receive-timeouts.js';
+import { KernelTimers } from './timers.js';
 import { errorReason } from './values.js';
 
 /** Thrown by `exit(reason)` to end the calling process from any depth. */
@@ -30,6 +31,7 @@ const REDUCTIONS = 2000;
 export class Scheduler {
   private readonly runQueue = new RingQueue<Process>();
   private readonly timers: KernelTimers;
+  private readonly timeouts: ReceiveTimeouts;
   private readonly outbox: Outbox;
   /** Steps run so far: the slice checks its clock every few dozen of them. */
   private steps = 0;
@@ -58,6 +60,14 @@ export class Scheduler {
     private readonly code: CodeServer,
   ) {
     this.timers = new KernelTimers(platform);
+    this.timeouts = new ReceiveTimeouts(
+      this.timers,
+      () => platform.now(),
+      (proc, receive) => {
+        proc.wait = null;
+        this.wake(proc, receive.timeoutStep(), undefined);
+      },
+    );
     this.outbox = new Outbox(platform);
   }
 
@@ -245,7 +255,7 @@ export class Scheduler {
       }
       proc.wait = result;
       proc.status = 'waiting';
-      if (after && after.ms !== Infinity) this.armTimeout(proc, after.ms);
+      if (after && after.ms !== Infinity) this.timeouts.arm(proc, after.ms, this.inSlice);
       return false;
     }
     if (result instanceof Next) {
@@ -280,11 +290,7 @@ export class Scheduler {
   /** It runs nothing until resumed; messages queue and a pending receive timeout keeps its remaining time. */
   suspend(proc: Process): void {
     if (proc.status === 'suspended') return;
-    if (proc.status === 'waiting' && proc.timer) {
-      // A timeout armed in a running slice gets its deadline now, which the process keeps while suspended.
-      this.timers.settle();
-      this.timers.cancel(proc.timer);
-    }
+    if (proc.status === 'waiting') this.timeouts.pause(proc);
     proc.status = 'suspended';
   }
 
@@ -301,15 +307,14 @@ export class Scheduler {
         return this.wake(proc, found.picked, found.value);
       }
     }
-    const deadline = proc.timer ? proc.timer.deadline : Infinity;
+    const deadline = this.timeouts.deadline(proc);
     if (deadline === Infinity) return;
     if (deadline <= this.platform.now()) {
       proc.wait = null;
       this.disarm(proc);
       return this.wake(proc, wait.timeoutStep(), undefined);
     }
-    proc.timer!.data = wait;
-    this.timers.arm(proc.timer!, deadline);
+    this.timeouts.armAt(proc, deadline);
   }
 
   // ---- timers ---------------------------------------------------------------------------------
@@ -321,34 +326,8 @@ export class Scheduler {
 
   /** The process's receive timeout, if any, is off. */
   disarm(proc: Process): void {
-    const entry = proc.timer;
-    if (entry === null) return;
-    this.timers.cancel(entry);
-    entry.deadline = Infinity;
-    entry.data = null;
+    this.timeouts.disarm(proc);
   }
-
-  /**
-   * Arms the timeout of the receive `proc` waits in, `ms` from now (in a slice: from its end). A
-   * process keeps one timer entry for all its timed receives: a call allocates none.
-   */
-  private armTimeout(proc: Process, ms: number): void {
-    const entry = (proc.timer ??= timerEntry(this.receiveTimedOut, proc));
-    entry.data = proc.wait;
-    if (this.inSlice) this.timers.armSoon(entry, ms);
-    else this.timers.arm(entry, this.platform.now() + ms);
-  }
-
-  /** A receive timeout is due (no closure per armed timeout: the entry names the process and its receive). */
-  private readonly receiveTimedOut = (entry: TimerEntry): void => {
-    const proc = entry.owner as Process;
-    const receive = entry.data as Receive;
-    entry.deadline = Infinity;
-    entry.data = null;
-    if (proc.wait !== receive || proc.status !== 'waiting') return;
-    proc.wait = null;
-    this.wake(proc, receive.timeoutStep(), undefined);
-  };
 
   // ---- the outbox ----------------------------------------------------------------------------
 
