@@ -201,7 +201,7 @@ export const callsBench: Benchmark = {
             m('call', 'server.call'),
             m('bare', bareName),
             atMost(2),
-            'a call is two messages and two wake-ups plus a monitor set and removed and the wait object: ~1.7-2x the pair by CPU time (profile), so wall-clock runs on a loaded machine land either side of 2x',
+            'a call is two messages and two wake-ups plus a monitor set and removed and its wait object: ~1.5x the pair by CPU time (0.29 vs 0.19 µs, main-thread kernel), so this wall-clock ratio is noise on a loaded machine; GC is ~14% of a call',
           ),
         );
       if (needed.has('ping')) rows.push(row(PING_ROW, m('ping', 'ping-pong'), m('bare', bareName), atMost(1.2)));
