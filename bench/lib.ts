@@ -23,6 +23,8 @@ export interface ResultRow {
   ratio: number;
   target?: string;
   met?: boolean;
+  /** When the target is not met: the measured cause, as the benchmark knows it. */
+  whyNot?: string;
 }
 
 export interface Machine {
@@ -38,7 +40,19 @@ export interface BenchOptions {
   reps: number;
   /** Scale the message/process counts (1 = the default sizes). */
   scale: number;
+  /**
+   * Whether the row named `row` is wanted (`--only`): a benchmark may skip the work of rows nobody
+   * asked for; the runner drops unwanted rows in any case.
+   */
+  wants(row: string): boolean;
   log(line: string): void;
+}
+
+/** `--only` texts to a row filter: a row is wanted when its name contains one of them (any case). */
+export function rowFilter(only: string[]): (row: string) => boolean {
+  if (!only.length) return () => true;
+  const texts = only.map((t) => t.toLowerCase());
+  return (row) => texts.some((t) => row.toLowerCase().includes(t));
 }
 
 export interface Benchmark {
@@ -59,7 +73,14 @@ export function measure(name: string, samples: number[], unit: string): Measure 
 }
 
 /** A result row; `target` is checked against the ratio unless `check` says otherwise. */
-export function row(name: string, subject: Measure, baseline: Measure, target?: { text: string; check: (value: number, ratio: number) => boolean }): ResultRow {
+export function row(
+  name: string,
+  subject: Measure,
+  baseline: Measure,
+  target?: { text: string; check: (value: number, ratio: number) => boolean },
+  /** Said beside the row when its target is not met: the measured cause. */
+  whyNot?: string,
+): ResultRow {
   const ratio = subject.value / baseline.value;
   const out: ResultRow = {
     name,
@@ -72,6 +93,7 @@ export function row(name: string, subject: Measure, baseline: Measure, target?: 
   if (target) {
     out.target = target.text;
     out.met = target.check(subject.value, ratio);
+    if (!out.met && whyNot) out.whyNot = whyNot;
   }
   return out;
 }
@@ -149,7 +171,7 @@ export function formatTable(rows: ResultRow[]): string {
     `${formatValue(r.baseline.value, r.baseline.unit)}  (${r.baseline.name})`,
     `${r.ratio.toFixed(3)}x`,
     r.target ?? '',
-    r.met === undefined ? '' : r.met ? 'yes' : 'NO',
+    r.met === undefined ? '' : r.met ? 'yes' : r.whyNot ? `NO: ${r.whyNot}` : 'NO',
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));
   const fmt = (cells: string[]) =>

@@ -1,17 +1,17 @@
 /**
  * The benchmark suite's entry point (`npm run bench`).
  *
- *   node --no-node-snapshot --expose-gc dist/bench/run.js [name ...] [--reps=N] [--scale=X] [--out=FILE] [--compare] [--only SUBSTRING]
- *
- * `--only SUBSTRING` keeps the rows whose name contains it (a partial run: results.json is not
- * written); name the benchmark too (`rolling --only p99`) so that only it runs.
+ *   node --no-node-snapshot --expose-gc dist/bench/run.js [name ...] [--only=TEXT ...] [--reps=N] [--scale=X] [--out=FILE] [--compare]
  *
  * `--compare` checks the run's ratios against the committed bench/results.json (and does not
  * overwrite it): a ratio more than 25% worse is flagged and the exit code is 1. Run it before a
  * commit that touches a hot path.
  *
  * Runs every benchmark (or the ones named), prints a table and, for a full run, writes
- * bench/results.json and regenerates the README's table from it (bench/readme-table.ts). Each
+ * bench/results.json and regenerates the README's table from it (bench/readme-table.ts).
+ * `--only=TEXT` keeps the rows whose name contains TEXT (any case; give it several times for
+ * several rows); a benchmark skips the work of rows nobody asked for where it can (`calls` does).
+ * Name the benchmark too, or every one runs: `npm run bench -- calls --only=server.call`. Each
  * figure is the median of N repetitions (default 5, after one warm-up round) beside a baseline
  * measured in the same run, interleaved with it.
  */
@@ -21,7 +21,7 @@ import { fileURLToPath } from 'node:url';
 import { crossNode } from './cross-node.js';
 import { intraNode } from './intra-node.js';
 import { compareRows, formatComparison } from './compare.js';
-import { formatTable, hasGc, machine, now, type Benchmark, type ResultRow } from './lib.js';
+import { formatTable, hasGc, machine, now, rowFilter, type Benchmark, type ResultRow } from './lib.js';
 import { nodeStart } from './node-start.js';
 import { spawnMemory } from './spawn-memory.js';
 import { codeBench } from './code.js';
@@ -55,29 +55,25 @@ const BENCHMARKS: Benchmark[] = [
 
 interface Args {
   names: string[];
+  only: string[];
   reps: number;
   scale: number;
   out?: string;
   help: boolean;
   compare: boolean;
-  /** Keep only the rows whose name contains this. */
-  only?: string;
 }
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { names: [], reps: 5, scale: 1, help: false, compare: false };
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]!;
+  const args: Args = { names: [], only: [], reps: 5, scale: 1, help: false, compare: false };
+  for (const arg of argv) {
     const [key, value] = arg.split('=', 2) as [string, string | undefined];
-    if (key === '--only') {
-      args.only = value ?? argv[++i];
-      if (!args.only) throw new Error('--only takes a substring of the row names to keep');
-      continue;
-    }
     if (key === '--reps') args.reps = Math.max(1, Math.round(Number(value)));
     else if (key === '--scale') args.scale = Number(value);
     else if (key === '--out') args.out = value;
-    else if (key === '--help' || key === '-h') args.help = true;
+    else if (key === '--only') {
+      if (!value) throw new Error('--only takes a text: --only=server.call');
+      args.only.push(value);
+    } else if (key === '--help' || key === '-h') args.help = true;
     else if (key === '--compare') args.compare = true;
     else if (key.startsWith('-')) throw new Error(`unknown option ${arg}`);
     else args.names.push(arg);
@@ -99,14 +95,15 @@ function reexecIfNeeded(): boolean {
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
   if (args.help) {
-    console.log(`usage: run.js [${BENCHMARKS.map((b) => b.name).join('|')} ...] [--reps=N] [--scale=X] [--out=FILE] [--compare] [--only SUBSTRING]`);
+    console.log(`usage: run.js [${BENCHMARKS.map((b) => b.name).join('|')} ...] [--only=TEXT ...] [--reps=N] [--scale=X] [--out=FILE] [--compare]`);
     for (const b of BENCHMARKS) console.log(`  ${b.name.padEnd(6)} ${b.description}`);
     return;
   }
   const unknown = args.names.filter((n) => !BENCHMARKS.some((b) => b.name === n));
   if (unknown.length) throw new Error(`unknown benchmark ${unknown.join(', ')}: choose from ${BENCHMARKS.map((b) => b.name).join(', ')}`);
   const selected = args.names.length ? BENCHMARKS.filter((b) => args.names.includes(b.name)) : BENCHMARKS;
-  const full = selected.length === BENCHMARKS.length && args.scale === 1 && args.only === undefined;
+  const full = selected.length === BENCHMARKS.length && args.scale === 1 && !args.only.length;
+  const wants = rowFilter(args.only);
 
   const info = machine();
   console.log(
@@ -120,8 +117,8 @@ async function main(): Promise<void> {
     const started = now();
     console.log(`- ${bench.name}: ${bench.description}`);
     try {
-      const rows = await bench.run({ reps: args.reps, scale: args.scale, log: (line) => console.log(line) });
-      results.push(...rows.filter((r) => args.only === undefined || r.name.includes(args.only)));
+      const rows = await bench.run({ reps: args.reps, scale: args.scale, wants, log: (line) => console.log(line) });
+      results.push(...rows.filter((r) => wants(r.name)));
     } catch (error) {
       failed.push(bench.name);
       console.error(`  ${bench.name} FAILED: ${(error as Error).stack ?? error}`);

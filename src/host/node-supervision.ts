@@ -36,6 +36,8 @@ export interface NodeContext {
   /** A node's thread is gone: tell everyone else. */
   detach(node: NodeSupervision): void;
   route(node: string, envelopes: Envelope[], from: string): void;
+  /** Sends at once what the host batched for the nodes: a control op must not overtake it. */
+  sendPending(): void;
   onKernelEvent(event: KernelEvent): void;
   /** Durable server states (src/host/durable-states.ts): given to a node as it boots, saved in an orderly stop. */
   durable: Pick<DurableStates, 'statesFor' | 'save'>;
@@ -91,6 +93,7 @@ export class NodeSupervision {
   /** A control call to the incarnation running now, without waiting for a start. */
   callNow = <K extends ControlOp>(op: K, ...args: ControlArgs<K>): Promise<ControlReply<K>> => {
     if (!this.backend) return Promise.reject(new NodeDown(`node '${this.name}' is ${this.status}`, { node: this.name }));
+    this.context.sendPending();
     return this.backend.call(op, args);
   };
 

@@ -39,6 +39,8 @@ export class Router {
   private nextInbox = 0;
   private nextRef = 0;
   private flushQueued = false;
+  /** A flush on the next macrotask, for envelopes that may wait (demonitors). */
+  private lateFlushQueued = false;
   /**
    * The node name of this host's own mailboxes: 'host', or `host@<host>` in a cluster, so that
    * their pids name this host cluster-wide (set before any mailbox is made).
@@ -145,12 +147,17 @@ export class Router {
     return ref;
   }
 
-  /** Ends a monitor: no DOWN will arrive for it, and the watched process forgets it. */
+  /**
+   * Ends a monitor: no DOWN will arrive for it (one already on its way is dropped here, its ref
+   * being unknown), and the watched process forgets it. The node hears of it with the next batch
+   * for it, at the latest on the next macrotask: a `system.call` ends with a demonitor, and a post
+   * of its own for it doubled the posts per call.
+   */
   demonitor(ref: string): void {
     const entry = this.monitors.get(ref);
     if (!entry) return;
     this.monitors.delete(ref);
-    if (this.nodes.has(entry[2])) this.enqueue(entry[2], [Sig.Demonitor, entry[1], entry[0], ref]);
+    if (this.nodes.has(entry[2])) this.enqueue(entry[2], [Sig.Demonitor, entry[1], entry[0], ref], true);
   }
 
   /**
@@ -168,6 +175,15 @@ export class Router {
     if (downs.length) this.toHost(downs);
   }
 
+  /**
+   * Sends what is batched now rather than when the task ends: a control op about to go to a node
+   * then finds the node up to date with the host's sends and demonitors (the node sees them in the
+   * order the host issued them).
+   */
+  sendPending(): void {
+    if (this.pending.size) this.flush();
+  }
+
   close(): void {
     for (const inbox of [...this.inboxes.values()]) if (inbox instanceof Inbox) inbox.close();
     this.pending.clear();
@@ -177,11 +193,20 @@ export class Router {
     return formatPid(this.hostNode, ++this.nextInbox, 0);
   }
 
-  private enqueue(node: string, envelope: Envelope): void {
+  /** Batches an envelope until the current task ends (or, when it `mayWait`, until the next macrotask at the latest). */
+  private enqueue(node: string, envelope: Envelope, mayWait = false): void {
     let batch = this.pending.get(node);
     if (!batch) this.pending.set(node, (batch = []));
     batch.push(envelope);
-    if (!this.flushQueued) {
+    if (mayWait) {
+      if (!this.flushQueued && !this.lateFlushQueued) {
+        this.lateFlushQueued = true;
+        setImmediate(() => {
+          this.lateFlushQueued = false;
+          if (this.pending.size) this.flush();
+        });
+      }
+    } else if (!this.flushQueued) {
       this.flushQueued = true;
       queueMicrotask(() => this.flush());
     }

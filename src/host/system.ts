@@ -433,6 +433,7 @@ export class System {
     route: (node, envelopes, from) => this.router.route(node, envelopes, from),
     offer: (node, from, port) => this.handles.get(node)?.supervision.connect(from, port) ?? false,
     densePool: () => (this.dense ??= new DensePool(this.denseThreads)),
+    sendPending: () => this.router.sendPending(),
     onKernelEvent: (event: KernelEvent) => {
       // A node speaks only for its own processes (wherever their pids say they came from).
       if ((event.type === 'global_register' || event.type === 'global_unregister') && this.migrations.locate(event.pid).node !== event.node) {

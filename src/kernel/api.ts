@@ -14,6 +14,7 @@ import { CallWait } from './call-wait.js';
 import type { KernelPlatform } from './kernel.js';
 import { ANY } from './match.js';
 import { formatPid, isPid, nodeOf, type Pid } from './pid.js';
+import { RefTable } from './ref-table.js';
 import type { Process } from './proc.js';
 import type { ProcessTable } from './process-table.js';
 import { ExitNow, type Scheduler } from './scheduler.js';
@@ -33,9 +34,14 @@ const random = Math.random;
 
 type CallOptions = { timeout?: number; onTimeout?: () => unknown };
 
+/** The last part of a ref, `0>` … `63>`, made once. */
+const REF_LOW = Array.from({ length: 64 }, (_, i) => `${i}>`);
+
 export class ProcessApi {
+  /** Refs of the current block so far (0–63), and blocks so far. */
   private nextRef = 0;
-  private refTail = '';
+  private refBlocks = 0;
+  private refBlock = '';
   private readonly refHead: string;
 
   constructor(
@@ -238,20 +244,40 @@ export class ProcessApi {
    * A CPS call: sends `{ $call }` and waits for the reply (or the callee's death, or the timeout).
    * As in OTP, the call's tag is the ref of its monitor on the callee; the wait is one object with
    * no clause closures (`CallWait`), and its timer is re-armed on the platform only when needed.
+   * A live callee on this node, with no signal queued: the monitor is set and the request
+   * delivered directly, with one lookup of the callee.
    */
   private callStep(version: ModuleVersion | null, dest: Dest, request: unknown, then: (reply: unknown) => unknown, options?: CallOptions): Receive {
     const proc = this.self('call');
     if (typeof then !== 'function') throw new BadArgument('call(dest, request, then): then must be a function of the reply');
+    const timeout = options?.timeout ?? 5_000;
+    const callee = typeof dest === 'string' ? (this.table.get(dest as Pid) ?? this.table.named(dest)) : undefined;
+    if (callee !== undefined && this.signals.idle()) {
+      const ref = this.makeRef();
+      (proc.monitors ??= new RefTable()).set(ref, callee.pid);
+      (callee.watchers ??= new RefTable()).set(ref, proc.pid);
+      this.signals.sendTo(callee, { $call: request, from: { pid: proc.pid, ref } as From });
+      return new CallWait(this, version, dest, request, ref, callee, then, timeout, options?.onTimeout);
+    }
     const target = isPid(dest) ? dest : typeof dest === 'string' ? this.table.named(dest)?.pid : undefined;
     const ref = target ? this.monitor(target) : this.makeRef();
     this.signals.send(dest, { $call: request, from: { pid: proc.pid, ref } as From });
-    const timeout = options?.timeout ?? 5_000;
     return new CallWait(this, version, dest, request, ref, target !== undefined, then, timeout, options?.onTimeout);
   }
 
-  /** @internal a call is settled (reply or timeout): its monitor goes, with a DOWN already queued for it. */
+  /**
+   * @internal a call is settled (reply or timeout): its monitor goes, with a DOWN already queued
+   * for it. A callee that is still here has sent no DOWN: its entry goes directly.
+   */
   endCall(wait: CallWait): void {
-    if (wait.monitored) this.demonitor(wait.ref, true);
+    const callee = wait.callee;
+    if (callee === false) return;
+    if (callee !== true && callee.status !== 'exited' && this.signals.idle()) {
+      this.scheduler.running()!.monitors!.delete(wait.ref);
+      callee.watchers!.delete(wait.ref);
+      return;
+    }
+    this.demonitor(wait.ref, true);
   }
 
   /** A callback module given by name or by its namespace object. */
@@ -285,12 +311,12 @@ export class ProcessApi {
     // A live process of this node, with no signal queued before this one: set up directly.
     const local = pid ? this.table.get(pid) : undefined;
     if (local && this.signals.idle()) {
-      (proc.monitors ??= new Map()).set(ref, pid!);
-      (local.watchers ??= new Map()).set(ref, proc.pid);
+      (proc.monitors ??= new RefTable()).set(ref, pid!);
+      (local.watchers ??= new RefTable()).set(ref, proc.pid);
       return ref;
     }
     if (pid) this.signals.checkReach(nodeOf(pid), 'monitor');
-    (proc.monitors ??= new Map()).set(ref, pid ?? (target as Pid));
+    (proc.monitors ??= new RefTable()).set(ref, pid ?? (target as Pid));
     if (!pid) this.signals.signal([Sig.Down, proc.pid, target as Pid, ref, 'noproc']);
     else this.signals.signal([Sig.Monitor, pid, proc.pid, ref]);
     return ref;
@@ -321,12 +347,14 @@ export class ProcessApi {
 
   /**
    * Unique on this node (the counter) and hard to guess (the random part): a reply or DOWN must not
-   * be forgeable by ref. The random part is drawn afresh every 64 refs: drawing and formatting it
-   * per ref was a tenth of a request/reply.
+   * be forgeable by ref. `#Ref<node.creation.block.random.i>`: every 64 refs a new block with a
+   * fresh random part, then one concatenation per ref with no number formatted (drawing and
+   * formatting per ref was a tenth of a request/reply).
    */
   private makeRef(): string {
-    const n = ++this.nextRef;
-    if ((n & 63) === 1) this.refTail = `.${Math.floor(random() * 2 ** 32).toString(36)}>`;
-    return this.refHead + n + this.refTail;
+    const i = this.nextRef;
+    this.nextRef = i === 63 ? 0 : i + 1;
+    if (i === 0) this.refBlock = `${this.refHead}${++this.refBlocks}.${Math.floor(random() * 2 ** 32).toString(36)}.`;
+    return this.refBlock + REF_LOW[i]!;
   }
 }

@@ -8,6 +8,7 @@ import type { ModuleVersion } from './code-server.js';
 import { After, Receive, type Handler } from './directives.js';
 import { ExitNow } from './scheduler.js';
 import type { Dest } from './types.js';
+import type { Process } from './proc.js';
 
 /** Only `ms` of a call's After is read: the step on timeout comes from `timeoutStep()`, made when needed. */
 const NO_HANDLER = (): unknown => undefined;
@@ -24,8 +25,11 @@ export class CallWait extends Receive {
     private readonly dest: Dest,
     private readonly request: unknown,
     readonly ref: string,
-    /** A monitor was set up (the callee's pid was known): its DOWN fails the call. */
-    readonly monitored: boolean,
+    /**
+     * The monitored callee: its process when it was on this node (so the monitor ends without a
+     * lookup), true when it is elsewhere, false when its pid was not known (no monitor).
+     */
+    readonly callee: Process | boolean,
     private readonly then: (reply: unknown) => unknown,
     private readonly timeout: number,
     private readonly onTimeout: (() => unknown) | undefined,
@@ -38,7 +42,7 @@ export class CallWait extends Receive {
     try {
       const m = message as { $reply?: unknown; type?: unknown; ref?: unknown };
       if (m.$reply === this.ref) return (r) => this.replied(r);
-      if (this.monitored && m.type === 'DOWN' && m.ref === this.ref) return (d) => this.failed(d);
+      if (this.callee !== false && m.type === 'DOWN' && m.ref === this.ref) return (d) => this.failed(d);
     } catch {
       // A message whose getters throw matches nothing, as a throwing guard.
     }
@@ -64,3 +68,5 @@ export class CallWait extends Receive {
     throw new ExitNow({ call_timeout: { dest: this.dest, request: this.request, timeout: this.timeout } });
   }
 }
+
+(CallWait.prototype as { runsModuleCode: boolean }).runsModuleCode = false;

@@ -5,7 +5,7 @@
  * lingering in old code costs O(lingering), not a scan of the process table.
  */
 import { BadArgument, LoadError, UnknownFunction, UnknownModule } from '../errors.js';
-import type { Process } from './proc.js';
+import { ProcessList } from './process-list.js';
 
 /** A compiled module body in CommonJS shape; the host compiles source text into one. */
 export type ModuleFactory = (require: (specifier: string) => unknown, exports: Record<string, unknown>, module: { exports: Record<string, unknown> }) => void;
@@ -18,7 +18,7 @@ export class ModuleVersion {
   draining = false;
   exports: Record<string, unknown> = {};
   /** Processes whose code is in this version right now. */
-  readonly processes = new Set<Process>();
+  readonly processes = new ProcessList();
   constructor(
     readonly module: ModuleRecord,
     readonly version: number,

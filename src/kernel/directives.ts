@@ -37,6 +37,16 @@ export class OnMigrate {
 }
 
 export class Receive {
+  /** Whether `select` may run module code (guards): then it runs as the receiving process. On the prototype. */
+  declare readonly runsModuleCode: boolean;
+  /**
+   * Clauses, timeout and migration consent: null unless given. Own properties only when given
+   * (null on the prototype), so the one-handler receive an idle process waits in is two fields.
+   */
+  declare readonly clauses: readonly Clause[] | null;
+  declare readonly after: After | null;
+  declare readonly onMigrate: OnMigrate | null;
+
   constructor(
     /**
      * The version whose code waits here (null: kernel code). Written only for a behaviour's loop
@@ -45,10 +55,14 @@ export class Receive {
     public version: ModuleVersion | null,
     /** Set when the receive takes any message: the common case, without clause objects. */
     readonly anyHandler: Handler | null,
-    readonly clauses: readonly Clause[] | null,
-    readonly after: After | null,
-    readonly onMigrate: OnMigrate | null = null,
-  ) {}
+    clauses: readonly Clause[] | null = null,
+    after: After | null = null,
+    onMigrate: OnMigrate | null = null,
+  ) {
+    if (clauses !== null) (this as { clauses: readonly Clause[] | null }).clauses = clauses;
+    if (after !== null) (this as { after: After | null }).after = after;
+    if (onMigrate !== null) (this as { onMigrate: OnMigrate | null }).onMigrate = onMigrate;
+  }
 
   /** The step to run when the receive times out. */
   timeoutStep(): Handler {
@@ -70,6 +84,8 @@ export class Receive {
     return undefined;
   }
 }
+
+Object.assign(Receive.prototype, { runsModuleCode: true, clauses: null, after: null, onMigrate: null });
 
 export class Next {
   constructor(

@@ -23,8 +23,9 @@
  *
  * The objects behind the façade, each with its own verbs and its own tables:
  *
- *  - ProcessTable (`process-table.ts`): processes by pid, local and global names.
- *  - Scheduler (`scheduler.ts`): run queue, slices, reductions, receive timeouts, the outbox.
+ *  - ProcessTable (`process-table.ts`): processes by pid (`process-index.ts`), local and global names.
+ *  - Scheduler (`scheduler.ts`): run queue, slices, reductions; its timers (`timers.ts`,
+ *    `receive-timeouts.ts`) and its outbox (`outbox.ts`).
  *  - Signalling (`signalling.ts`): sends, applying envelopes, ending processes.
  *  - ProcessApi (`api.ts`): the 'subnode' object module code sees, per version.
  *  - SysOps (`sys.ts`): behaviour processes and the system protocol (suspend, changeCode…).

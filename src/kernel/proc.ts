@@ -2,12 +2,13 @@
  * A process: a pid, a mailbox, and what it does next. Kept small (links and monitors are
  * allocated on first use) because a node holds hundreds of thousands of idle ones.
  */
-import { Mailbox } from './queue.js';
+import { Mailbox, NO_MAIL } from './queue.js';
 import type { Pid } from './pid.js';
 import type { Receive } from './directives.js';
 import type { ModuleVersion } from './code-server.js';
 import type { TimerEntry } from './timers.js';
 import type { Behaviour } from './behaviours.js';
+import type { RefTable } from './ref-table.js';
 
 export type ProcessStatus = 'runnable' | 'running' | 'waiting' | 'suspended' | 'exited';
 
@@ -15,32 +16,74 @@ export class Process {
   status: ProcessStatus = 'runnable';
   /** In the run queue already (a suspended-then-resumed process must not be queued twice). */
   queued = false;
-  readonly mailbox = new Mailbox<unknown>();
+  /** Shared and empty (NO_MAIL) until its first message: most idle processes never get one. */
+  mailbox: Mailbox<unknown> = NO_MAIL;
 
   /** The next step when runnable: `stepFn(...stepArgs)`, or `stepFn(stepArg)` when stepArgs is null. */
   stepFn: ((...args: unknown[]) => unknown) | null = null;
   stepArgs: unknown[] | null = null;
   stepArg: unknown = undefined;
 
-  /** The receive it waits in, and that receive's timeout. */
+  /** The receive it waits in. */
   wait: Receive | null = null;
+  /**
+   * Its receive timeout, made on its first timed receive and reused by the next ones. The entry's
+   * deadline (Infinity when none) is kept while suspended, so a resumed process gets its remaining time.
+   */
   timer: TimerEntry | null = null;
-  /** When the current receive times out (absolute); kept so a resumed process gets its remaining time. */
-  deadline = Infinity;
-  /** Set for server and statem processes. */
-  behaviour: Behaviour | null = null;
 
   /** The module version whose code the process is in; the code server indexes processes by it. */
   version: ModuleVersion | null = null;
+  /** Its neighbours in that version's process list (`process-list.ts`). */
+  versionPrev: Process | null = null;
+  versionNext: Process | null = null;
 
-  links: Set<Pid> | null = null;
+  /**
+   * Links, monitors, name, trap_exit and behaviour, made on the first write of any of them: an
+   * idle process spawned by the million has none (six fields fewer to copy in every scavenge).
+   * The accessors below read and write them as if they were the process's own.
+   */
+  private more: ProcessMore | null = null;
+
+  get links(): Set<Pid> | null {
+    return this.more === null ? null : this.more.links;
+  }
+  set links(value: Set<Pid> | null) {
+    (this.more ??= new ProcessMore()).links = value;
+  }
   /** Monitors this process holds: ref → watched. */
-  monitors: Map<string, Pid> | null = null;
+  get monitors(): RefTable | null {
+    return this.more === null ? null : this.more.monitors;
+  }
+  set monitors(value: RefTable | null) {
+    (this.more ??= new ProcessMore()).monitors = value;
+  }
   /** Monitors on this process: ref → watcher. */
-  watchers: Map<string, Pid> | null = null;
-
-  trapExit = false;
-  name: string | null = null;
+  get watchers(): RefTable | null {
+    return this.more === null ? null : this.more.watchers;
+  }
+  set watchers(value: RefTable | null) {
+    (this.more ??= new ProcessMore()).watchers = value;
+  }
+  get trapExit(): boolean {
+    return this.more === null ? false : this.more.trapExit;
+  }
+  set trapExit(value: boolean) {
+    (this.more ??= new ProcessMore()).trapExit = value;
+  }
+  get name(): string | null {
+    return this.more === null ? null : this.more.name;
+  }
+  set name(value: string | null) {
+    (this.more ??= new ProcessMore()).name = value;
+  }
+  /** Set for server, statem and supervisor processes. */
+  get behaviour(): Behaviour | null {
+    return this.more === null ? null : this.more.behaviour;
+  }
+  set behaviour(value: Behaviour | null) {
+    (this.more ??= new ProcessMore()).behaviour = value;
+  }
 
   // Written for few processes (migrated, globally named, dropping messages, exiting mid-step):
   // their defaults live on the prototype (below), so an idle process does not carry them.
@@ -63,6 +106,27 @@ export class Process {
     readonly pid: Pid,
     readonly initial: string,
   ) {}
+
+  /** Puts a message at the end of its mailbox (made on the first one). */
+  queue(message: unknown): void {
+    if (this.mailbox === NO_MAIL) this.mailbox = new Mailbox<unknown>();
+    this.mailbox.push(message);
+  }
+
+  /** Empties its mailbox, giving the buffer back. */
+  dropMail(): void {
+    this.mailbox = NO_MAIL;
+  }
+}
+
+/** What a process has once it links, monitors, is monitored, is named, traps exits or is a behaviour. */
+class ProcessMore {
+  links: Set<Pid> | null = null;
+  monitors: RefTable | null = null;
+  watchers: RefTable | null = null;
+  trapExit = false;
+  name: string | null = null;
+  behaviour: Behaviour | null = null;
 }
 
 Object.assign(Process.prototype, {

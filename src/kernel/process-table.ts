@@ -7,11 +7,12 @@
 import { BadArgument, NameTaken, NoProcess, Refused } from '../errors.js';
 import { formatPid, isPid, type Pid } from './pid.js';
 import { Process } from './proc.js';
+import { ProcessIndex } from './process-index.js';
 import type { Target } from './signals.js';
 import type { SpawnOptions } from './types.js';
 
 export class ProcessTable {
-  private readonly procs = new Map<Pid, Process>();
+  private readonly procs: ProcessIndex;
   private readonly names = new Map<string, Process>();
   /** Names registered here by processes that migrated away: name → pid. */
   private readonly movedNames = new Map<string, Pid>();
@@ -23,20 +24,23 @@ export class ProcessTable {
   constructor(
     private readonly node: string,
     private readonly creation: number,
-  ) {}
+  ) {
+    this.procs = new ProcessIndex(`<${node}.`);
+  }
 
   // ---- processes ------------------------------------------------------------------------------
 
   /** A new process under a fresh pid of this node, already in the table. */
   create(initial: string): Process {
-    const proc = new Process(formatPid(this.node, ++this.nextId, this.creation), initial);
-    this.procs.set(proc.pid, proc);
+    const id = ++this.nextId;
+    const proc = new Process(formatPid(this.node, id, this.creation), initial);
+    this.procs.addOwn(proc, id);
     return proc;
   }
 
   /** A process that arrived by migration under its own pid; the names it left here are its again. */
   admit(proc: Process): void {
-    this.procs.set(proc.pid, proc);
+    this.procs.addForeign(proc);
     for (const [name, pid] of this.movedNames) {
       if (pid !== proc.pid) continue;
       this.movedNames.delete(name);
@@ -47,13 +51,13 @@ export class ProcessTable {
 
   /** A process ended: its pid and its local name go. */
   remove(proc: Process): void {
-    this.procs.delete(proc.pid);
+    this.procs.delete(proc);
     if (proc.name !== null) this.names.delete(proc.name);
   }
 
   /** A process migrated away: its pid goes, its name stays registered here for forwarding. */
   moveAway(proc: Process): void {
-    this.procs.delete(proc.pid);
+    this.procs.delete(proc);
     if (proc.name !== null) {
       this.names.delete(proc.name);
       this.movedNames.set(proc.name, proc.pid);
@@ -64,7 +68,7 @@ export class ProcessTable {
     return this.procs.get(pid);
   }
   has(pid: Pid): boolean {
-    return this.procs.has(pid);
+    return this.procs.get(pid) !== undefined;
   }
 
   /** The live process `pid`, or NoProcess. */
@@ -86,7 +90,7 @@ export class ProcessTable {
     return this.procs.values();
   }
   pids(): Pid[] {
-    return Array.from(this.procs.keys());
+    return Array.from(this.procs.values(), (p) => p.pid);
   }
 
   // ---- local names ----------------------------------------------------------------------------

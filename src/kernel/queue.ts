@@ -77,6 +77,12 @@ export class Mailbox<T> {
   }
 }
 
+/**
+ * The mailbox of every process that has not had a message yet: frozen, so nothing can be put in
+ * it (a process gets a mailbox of its own with its first message: `Process.queue`).
+ */
+export const NO_MAIL: Mailbox<unknown> = Object.freeze(new Mailbox<unknown>()) as Mailbox<unknown>;
+
 /** A growable ring buffer: the scheduler's run queue. */
 export class RingQueue<T> {
   private items: (T | undefined)[] = new Array(16);

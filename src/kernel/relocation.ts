@@ -13,6 +13,7 @@ import type { CodeServer } from './code-server.js';
 import { Next } from './directives.js';
 import type { KernelPlatform } from './kernel.js';
 import { isPid, nodeOf, type Pid } from './pid.js';
+import { RefTable } from './ref-table.js';
 import { Process } from './proc.js';
 import type { ProcessTable } from './process-table.js';
 import type { Scheduler } from './scheduler.js';
@@ -167,9 +168,9 @@ export class Relocation {
     proc.heldLocal = [];
     proc.trapExit = snap.trapExit;
     if (snap.links.length) proc.links = new Set(snap.links);
-    if (snap.monitors.length) proc.monitors = new Map(snap.monitors);
-    if (snap.watchers.length) proc.watchers = new Map(snap.watchers);
-    for (const message of snap.mailbox) proc.mailbox.push(message);
+    if (snap.monitors.length) proc.monitors = RefTable.of(snap.monitors);
+    if (snap.watchers.length) proc.watchers = RefTable.of(snap.watchers);
+    for (const message of snap.mailbox) proc.queue(message);
     if (snap.kind === 'raw') {
       proc.stepFn = entry!;
       proc.stepArgs = state as unknown[];

@@ -1,8 +1,9 @@
 /**
- * The scheduler of one node: the run queue, slices, the reductions budget, receive timeouts on
- * one platform timer, and the outbox of envelopes for other nodes (flushed when a slice ends).
+ * The scheduler of one node: the run queue, slices, the reductions budget and receive timeouts.
  * It runs steps and acts on what they return (wait in a receive, tail-call, end); it knows which
- * process is running. Endings go to the signals, version moves to the code operations.
+ * process is running. Its timers (`timers.ts`, receive timeouts in `receive-timeouts.ts`) share
+ * one platform timer; its outbox (`outbox.ts`) leaves when a slice ends. Endings go to the
+ * signals, version moves to the code operations.
  */
 import { Refused } from '../errors.js';
 import type { CodeServer, ModuleVersion } from './code-server.js';
@@ -10,10 +11,12 @@ import type { CodeOps } from './code-ops.js';
 import { Next, Receive } from './directives.js';
 import type { KernelPlatform } from './kernel.js';
 import type { Process } from './proc.js';
+import { Outbox } from './outbox.js';
 import { RingQueue } from './queue.js';
 import type { Envelope } from './signals.js';
 import type { Signalling } from './signalling.js';
-import { KernelTimers, type TimerEntry } from './timers.js';
+import { ReceiveTimeouts } from './receive-timeouts.js';
+import { KernelTimers } from './timers.js';
 import { errorReason } from './values.js';
 
 /** Thrown by `exit(reason)` to end the calling process from any depth. */
@@ -22,21 +25,20 @@ export class ExitNow {
 }
 
 const EMPTY: unknown[] = [];
-/** Reductions (steps and sends) a process may use before it goes to the back of the run queue. */
-const REDUCTIONS = 2000;
 /**
  * Steps between two looks at the clock (a power of two). Few enough that a slice of heavy steps
  * (say 1 ms each) ends near its `sliceMs`, not hundreds of ms later against an isolate's CPU limit;
  * a clock read costs tens of ns, under 1% of the cheapest step at this rate.
  */
 const CLOCK_EVERY = 16;
-/** Envelopes per post to another node: larger structured clones get slower per message. */
-const MAX_BATCH = 4096;
+/** Reductions (steps and sends) a process may use before it goes to the back of the run queue. */
+const REDUCTIONS = 2000;
 
 export class Scheduler {
   private readonly runQueue = new RingQueue<Process>();
   private readonly timers: KernelTimers;
-  private readonly outbox = new Map<string, Envelope[]>();
+  private readonly timeouts: ReceiveTimeouts;
+  private readonly outbox: Outbox;
   /** Steps run so far: the slice checks its clock every few dozen of them. */
   private steps = 0;
   /**
@@ -64,6 +66,15 @@ export class Scheduler {
     private readonly code: CodeServer,
   ) {
     this.timers = new KernelTimers(platform);
+    this.timeouts = new ReceiveTimeouts(
+      this.timers,
+      () => platform.now(),
+      (proc, receive) => {
+        proc.wait = null;
+        this.wake(proc, receive.timeoutStep(), undefined);
+      },
+    );
+    this.outbox = new Outbox(platform);
   }
 
   connect(signals: Signalling, codeOps: CodeOps): void {
@@ -92,6 +103,7 @@ export class Scheduler {
   /** Matches as the receiving process: a guard that calls self() sees the receiver, as in Erlang. */
   private selectAs(proc: Process, receive: Receive, message: unknown): ((m: unknown) => unknown) | undefined {
     if (receive.anyHandler) return receive.anyHandler;
+    if (!receive.runsModuleCode) return receive.select(message);
     const saved = this.current;
     this.current = proc;
     try {
@@ -163,7 +175,8 @@ export class Scheduler {
       }
     }
     this.inSlice = false;
-    this.flush();
+    this.timers.settle();
+    this.outbox.flush();
     if (this.runQueue.length && !this.scheduled) {
       this.scheduled = true;
       this.platform.schedule(this.runSlice);
@@ -248,7 +261,7 @@ export class Scheduler {
       }
       proc.wait = result;
       proc.status = 'waiting';
-      if (after && after.ms !== Infinity) proc.timer = this.armTimeout(proc, after.ms);
+      if (after && after.ms !== Infinity) this.timeouts.arm(proc, after.ms, this.inSlice);
       return false;
     }
     if (result instanceof Next) {
@@ -278,15 +291,12 @@ export class Scheduler {
     return false;
   }
 
-  // ---- suspension -----------------------------------------------------------------------------
+  // ---- suspension ----------------------------------------------------------------------------
 
   /** It runs nothing until resumed; messages queue and a pending receive timeout keeps its remaining time. */
   suspend(proc: Process): void {
     if (proc.status === 'suspended') return;
-    if (proc.status === 'waiting' && proc.timer) {
-      this.timers.cancel(proc.timer);
-      proc.timer = null;
-    }
+    if (proc.status === 'waiting') this.timeouts.pause(proc);
     proc.status = 'suspended';
   }
 
@@ -299,86 +309,42 @@ export class Scheduler {
       const found = proc.mailbox.takeFirst((m) => this.selectAs(proc, wait, m));
       if (found) {
         proc.wait = null;
-        proc.deadline = Infinity;
+        this.disarm(proc);
         return this.wake(proc, found.picked, found.value);
       }
     }
-    if (proc.deadline !== Infinity) {
-      const remaining = proc.deadline - this.platform.now();
-      if (remaining <= 0) {
-        proc.wait = null;
-        proc.deadline = Infinity;
-        return this.wake(proc, wait.timeoutStep(), undefined);
-      }
-      proc.timer = this.armTimeout(proc, remaining);
+    const deadline = this.timeouts.deadline(proc);
+    if (deadline === Infinity) return;
+    if (deadline <= this.platform.now()) {
+      proc.wait = null;
+      this.disarm(proc);
+      return this.wake(proc, wait.timeoutStep(), undefined);
     }
+    this.timeouts.armAt(proc, deadline);
   }
 
   // ---- timers ---------------------------------------------------------------------------------
 
   /** A one-shot timer on the kernel's clock. */
   after(ms: number, fire: () => void): { cancel(): void } {
-    const entry = this.timers.add(this.platform.now() + ms, fire);
-    return { cancel: () => this.timers.cancel(entry) };
+    return this.timers.after(ms, fire);
   }
 
   /** The process's receive timeout, if any, is off. */
   disarm(proc: Process): void {
-    proc.deadline = Infinity;
-    if (proc.timer) {
-      this.timers.cancel(proc.timer);
-      proc.timer = null;
-    }
+    this.timeouts.disarm(proc);
   }
 
-  private armTimeout(proc: Process, ms: number): TimerEntry {
-    proc.deadline = this.platform.now() + ms;
-    return this.timers.add(proc.deadline, this.receiveTimedOut, proc, proc.wait);
-  }
-
-  /** A receive timeout is due (no closure per armed timeout: the entry names the process and its receive). */
-  private readonly receiveTimedOut = (entry: TimerEntry): void => {
-    const proc = entry.owner as Process;
-    const receive = entry.data as Receive;
-    if (proc.wait !== receive || proc.status !== 'waiting') return;
-    proc.wait = null;
-    proc.timer = null;
-    proc.deadline = Infinity;
-    this.wake(proc, receive.timeoutStep(), undefined);
-  };
-
-  // ---- the outbox -----------------------------------------------------------------------------
+  // ---- the outbox ----------------------------------------------------------------------------
 
   /** An envelope for another node (or the host), batched until the slice ends. Costs a reduction. */
   post(node: string, envelope: Envelope): void {
     this.budget--;
-    const batch = this.outbox.get(node);
-    if (batch) {
-      batch.push(envelope);
-      if (batch.length >= MAX_BATCH) {
-        this.outbox.delete(node);
-        this.platform.outbound(node, batch);
-      }
-      return;
-    }
     // The envelope is in the outbox before anything is scheduled: whatever runs next flushes it.
-    this.outbox.set(node, [envelope]);
     // Flushed at the end of the running slice, or on the next macrotask if none runs.
-    if (!this.inSlice && !this.scheduled) {
+    if (this.outbox.add(node, envelope) && !this.inSlice && !this.scheduled) {
       this.scheduled = true;
       this.platform.schedule(this.runSlice);
-    }
-  }
-
-  /**
-   * Each batch leaves the outbox before it is handed over: if the CPU limit cuts the flush, the
-   * batches already handed over are not sent again by the next one (at most once, never twice).
-   */
-  private flush(): void {
-    while (this.outbox.size) {
-      const [node, batch] = this.outbox.entries().next().value as [string, Envelope[]];
-      this.outbox.delete(node);
-      this.platform.outbound(node, batch);
     }
   }
 
@@ -394,7 +360,7 @@ export class Scheduler {
 
   /** After work that did not come through a slice, make sure timers and batches move. */
   afterExternalWork(): void {
-    if (this.outbox.size && !this.scheduled) {
+    if (!this.outbox.empty && !this.scheduled) {
       this.scheduled = true;
       this.platform.schedule(this.runSlice);
     }
@@ -419,7 +385,8 @@ export class Scheduler {
 
   /** After an abandoned slice: flush, queue the next slice if work waits, re-arm the timer. */
   restart(): void {
-    this.flush();
+    this.timers.settle();
+    this.outbox.flush();
     if (this.runQueue.length) {
       this.scheduled = true;
       this.platform.schedule(this.runSlice);

@@ -9,6 +9,7 @@ import { allows, type Capabilities, type Limits, type MailboxLimit } from './cap
 import type { CodeOps } from './code-ops.js';
 import type { KernelPlatform } from './kernel.js';
 import { isPid, nodeOf, type Pid } from './pid.js';
+import { RefTable } from './ref-table.js';
 import type { Process } from './proc.js';
 import type { ProcessTable } from './process-table.js';
 import { RingQueue } from './queue.js';
@@ -140,6 +141,11 @@ export class Signalling {
     this.checkReach(nodeOf(pid), 'have replies sent to');
   }
 
+  /** Sends to a live process of this node, already looked up. */
+  sendTo(proc: Process, message: unknown): void {
+    this.deliverLocal(proc, message);
+  }
+
   private deliverLocal(proc: Process, message: unknown): void {
     this.scheduler.charge();
     const max = this.maxMessageBytes;
@@ -246,7 +252,7 @@ export class Signalling {
       }
       case Sig.Monitor: {
         const proc = this.table.lookup(e[1]);
-        if (proc) (proc.watchers ??= new Map()).set(e[3], e[2]);
+        if (proc) (proc.watchers ??= new RefTable()).set(e[3], e[2]);
         else this.signal([Sig.Down, e[2], e[1] as Pid, e[3], 'noproc']);
         return;
       }
@@ -286,7 +292,7 @@ export class Signalling {
     if (proc.status === 'waiting' && this.scheduler.offer(proc, message)) return;
     const limit = this.mailboxLimit;
     if (limit !== undefined && proc.mailbox.length >= limit.max) return this.overflow(proc, limit);
-    proc.mailbox.push(message);
+    proc.queue(message);
   }
 
   /** A full mailbox: drop the newcomer (reported once per 1000 drops) or end the receiver. */
@@ -320,7 +326,7 @@ export class Signalling {
     proc.wait = null;
     proc.stepFn = null;
     proc.stepArgs = null;
-    proc.mailbox.clear();
+    proc.dropMail();
     this.codeOps.moveTo(proc, null);
     if (proc.behaviour) this.sys.forget(proc);
     if (this.table.releaseGlobal(proc)) this.platform.emit({ type: 'global_unregister', node: this.node, name: proc.globalName!, pid: proc.pid });

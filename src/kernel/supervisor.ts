@@ -13,6 +13,7 @@ import type { ModuleVersion } from './code-server.js';
 import type { CodeServer } from './code-server.js';
 import { After, Clause, Receive } from './directives.js';
 import { isPid, nodeOf, type Pid } from './pid.js';
+import { RefTable } from './ref-table.js';
 import type { Process } from './proc.js';
 import type { ProcessTable } from './process-table.js';
 import { ExitNow, type Scheduler } from './scheduler.js';
@@ -293,7 +294,7 @@ export class Supervisors {
   /** Monitors a child and unlinks it (dropping an EXIT of it already queued); returns the monitor ref. */
   private watch(proc: Process, pid: Pid): string {
     const ref = `#Ref<${this.node}.sup.${++this.refs}>`;
-    (proc.monitors ??= new Map()).set(ref, pid);
+    (proc.monitors ??= new RefTable()).set(ref, pid);
     this.signals.signal([Sig.Monitor, pid, proc.pid, ref]);
     if (proc.links?.delete(pid)) this.signals.signal([Sig.Unlink, pid, proc.pid]);
     proc.mailbox.takeFirst((m) => ((m as Msg)?.type === 'EXIT' && (m as Msg).from === pid ? true : undefined));

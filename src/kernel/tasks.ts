@@ -6,6 +6,7 @@
 import { BadArgument, NoProcess, Timeout } from '../errors.js';
 import { After, Clause, Receive } from './directives.js';
 import { formatPid, isPid, type Pid } from './pid.js';
+import { RefTable } from './ref-table.js';
 import type { Process } from './proc.js';
 import type { ProcessTable } from './process-table.js';
 import type { Scheduler } from './scheduler.js';
@@ -145,7 +146,7 @@ export class NodeTasks {
 
   private monitor(proc: Process, pid: Pid): string {
     const ref = this.ref();
-    (proc.monitors ??= new Map()).set(ref, pid);
+    (proc.monitors ??= new RefTable()).set(ref, pid);
     this.signals.signal([Sig.Monitor, pid, proc.pid, ref]);
     return ref;
   }
