@@ -182,7 +182,13 @@ async function loadRows(reps: number, log: (l: string) => void): Promise<ResultR
     const hot = measure('node.load right after other loads', warm, 'µs');
     log(`  load after 2 s idle: ${cold.value.toFixed(0)} µs, warm ${hot.value.toFixed(0)} µs`);
     return [
-      row('load a 50-function module into a thread node', subject, baseline, { text: '<= 1 ms warm', check: (value) => value <= 1000 }),
+      row(
+        'load a 50-function module into a thread node',
+        subject,
+        baseline,
+        { text: '<= 1 ms warm', check: (value) => value <= 1000 },
+        'host compile ~375 µs (sucrase 190, meriyah 80, hazard analysis 40) then the node ~325 µs (compileFunction ~70, install and publish ~50, the control round trip ~80): 0.71-0.81 ms measured with the other core quiet, over 1 ms when it is busy',
+      ),
       row('load a 50-function module after 2 s idle', cold, hot, { text: '<= 3x warm (no cold compiler)', check: (_v, ratio) => ratio <= 3 }),
     ];
   } finally {

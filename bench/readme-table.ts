@@ -19,7 +19,12 @@ export interface Results {
 
 const cell = (text: string): string => text.replace(/\|/g, '\\|');
 const ratio = (r: number): string => `${Number(r.toPrecision(3))}×`;
-const verdict = (row: ResultRow): string => (row.target === undefined ? '' : `${row.target}: ${row.met ? 'met' : '**not met**'}`);
+/** The target and whether it was met; when not, the measured cause the row gives. */
+function verdict(row: ResultRow): string {
+  if (row.target === undefined) return '';
+  if (row.met) return `${row.target}: met`;
+  return `${row.target}: **not met**${row.whyNot ? ` — ${row.whyNot}` : ''}`;
+}
 
 /** The machine line and the table, as they stand between the README's markers. */
 export function markdownTable({ machine, results }: Results): string {
