@@ -11,7 +11,8 @@ import type { UpgradeStep } from '../kernel/upgrade.js';
 import type { RollingOptions } from '../kernel/rolling.js';
 import { readSource, type ClusterSource, type ModuleSource } from './source.js';
 import { compile } from './compiler-pool.js';
-import { nearest, planReferenceProblems, upgradePlanApiSchema, validate } from './schema.js';
+import { planReferenceProblems, upgradePlanApiSchema } from './schema/plan.js';
+import { nearest, validate } from './schema/problems.js';
 
 export interface PlanModule {
   module: string;
