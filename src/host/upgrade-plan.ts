@@ -64,7 +64,7 @@ export interface UpgradePlan {
 export type { NodeOutcome, UpgradeReport } from './upgrade-runner.js';
 
 /**
- * Checks a plan against its schema (schema.ts: unknown fields, a plain-string source, a dependsOn
+ * Checks a plan against its schema (schema/plan.ts: unknown fields, a plain-string source, a dependsOn
  * outside the plan...) and, given the system's node names, that the nodes it names exist; then
  * orders its modules by dependency (a cycle is an error). Every problem is named in one BadArgument.
  */
