@@ -11,7 +11,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { System, Unavailable, LoadError } from '../src/index.js';
 import { readSource } from '../src/host/source.js';
-import { jsonSchemas } from '../src/host/schema.js';
+import { jsonSchemas } from '../src/host/schema/json-schema.js';
 import { checkConfig } from '../src/cli/config.js';
 import { ISOLATED_VM_ENV } from '../src/host/isolate-support.js';
 

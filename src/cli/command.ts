@@ -5,7 +5,8 @@
 import { accessSync, constants, readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { UpgradePlan } from '../host/upgrade-plan.js';
-import { planReferenceProblems, upgradePlanSchema, validate } from '../host/schema.js';
+import { planReferenceProblems, upgradePlanSchema } from '../host/schema/plan.js';
+import { validate } from '../host/schema/problems.js';
 import { resolvePath } from '../host/source.js';
 import type { Client } from './client.js';
 import { ConfigError, UsageError } from './errors.js';

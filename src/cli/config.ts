@@ -26,7 +26,8 @@ import { erlang, erlangKill, forever, stack } from '../../policies/code.js';
 import { legacyPinned, sandboxed, trusted, type NodePolicy } from '../../policies/capabilities.js';
 import { ConfigError } from './errors.js';
 import type { DurableOptions } from '../kernel/durable-spec.js';
-import { configReferenceProblems, describe, runConfigSchema, validate } from '../host/schema.js';
+import { configReferenceProblems, runConfigSchema } from '../host/schema/config.js';
+import { describe, validate } from '../host/schema/problems.js';
 import { resolvePath, type ClusterSource, type CodeSource, type PathSource } from '../host/source.js';
 
 export type CodeShorthand = 'erlang' | 'erlang-kill' | 'forever' | { stack: number; purge?: PurgeMode } | CodePolicy;
@@ -224,7 +225,7 @@ function evaluateWithDeadline(file: string, url: string): Promise<unknown> {
 
 /**
  * Checks a config value; paths in it are relative to `file`. The shape is the schema's
- * (src/host/schema.ts: types, ranges, unknown fields with a did-you-mean, references between
+ * (src/host/schema/: types, ranges, unknown fields with a did-you-mean, references between
  * fields); what a shape cannot say is checked here: that module files can be read and compile,
  * and that presets merged with the node's own fields still make valid capabilities and limits.
  */

@@ -23,7 +23,7 @@ import type { KV } from '@nats-io/kv';
 import type { ObjectStore } from '@nats-io/obj';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { BadStep, SourceMissing, StoreClosed, StoreCorrupt, StoreError, StoreFormatTooNew, StoreLocked } from '../host/release-store/errors.js';
-import { FORMAT_VERSION } from '../host/release-store/directory.js';
+import { FORMAT_VERSION } from '../host/release-store/format.js';
 import { applyRecord, emptyRelease, hashesOf, lastPermanentOf, releasesOf, replay, statusOf, stepsOf } from '../host/release-store/replay.js';
 import type { JournalRecord, LostRecord, OpenResult, ReleaseEntry, ReleaseInfo, ReleaseStore, SourceHash, SystemRelease } from '../host/release-store/store.js';
 import { BadArgument } from '../errors.js';

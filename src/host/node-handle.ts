@@ -4,26 +4,26 @@
  * life (start, restarts, stop) is the NodeSupervision's; what it must get back after a restart is
  * its NodeRelease's.
  */
-import { BadArgument, LoadError, NotAllowed } from '../errors.js';
+import { BadArgument } from '../errors.js';
 import type { Pid } from '../kernel/pid.js';
 import type { Envelope } from '../kernel/signals.js';
 import type { LoadReport, MigrationOutcome, MigrationSnapshot, ModuleInfo, ProcessInfo, PurgeReport, SpawnOptions } from '../kernel/types.js';
 import { checkPolicy, type CodePolicy, type PurgeMode } from '../kernel/policy.js';
 import type { NodeUpgradeReport, UpgradeStep } from '../kernel/upgrade.js';
 import type { RollingOptions } from '../kernel/rolling.js';
-import { allows, checkCapabilities, checkLimits, sliceWallMs, type Capabilities, type Limits } from '../kernel/capabilities.js';
+import { checkCapabilities, checkLimits, sliceWallMs, type Capabilities, type Limits } from '../kernel/capabilities.js';
 import type { ControlArgs, ControlOp, ControlReply } from '../wire/node.js';
 import type { ChildCounts, ChildInfo, ChildSpec } from '../kernel/supervisor-spec.js';
 import type { SupRequest } from '../kernel/supervisor-state.js';
 import type { StopReport } from '../kernel/tasks.js';
-import { isClusterSource, readSource, type ModuleSource } from './source.js';
+import type { ModuleSource } from './source.js';
+import { ModuleSources } from './module-sources.js';
 import type { NodeKind } from './node-backend.js';
-import { compile } from './compiler-pool.js';
 import { NodeRelease } from './node-release.js';
 import { resolveImports } from './imports.js';
 import { NodeSupervision, type NodeContext, type NodeStatus } from './node-supervision.js';
 import { ControlQueue } from './control-queue.js';
-import { checkDense, type NodeSpec, type NodeSummary } from './node-spec.js';
+import { checkDense, startProcesses, type NodeSpec, type NodeSummary } from './node-spec.js';
 import { publishSpawn } from './telemetry.js';
 
 export type { NodeStatus } from './node-supervision.js';
@@ -38,8 +38,8 @@ export class NodeHandle {
   /** @internal */
   readonly supervision: NodeSupervision;
   private readonly release: NodeRelease;
-  private readonly events: NodeContext['events'];
-  private readonly code: NodeContext['code'];
+  /** What it may load, read and compiled on this side; in a cluster, published. */
+  private readonly sources: ModuleSources;
   private readonly durable: NodeContext['durable'];
   /** Requests leave in the order issued, each with a deadline. */
   private readonly control: ControlQueue;
@@ -57,8 +57,7 @@ export class NodeHandle {
     if (!(unresponsiveMs > 0))
       throw new BadArgument(`node '${spec.name}': unresponsiveMs must be a number of ms > 0, got ${JSON.stringify(spec.unresponsiveMs)}`);
     this.release = new NodeRelease(spec.name, spec.code, spec.modulePolicies);
-    this.events = context.events;
-    this.code = context.code;
+    this.sources = new ModuleSources(spec.name, this.capabilities, context);
     this.durable = context.durable;
     this.supervision = new NodeSupervision(
       {
@@ -76,21 +75,12 @@ export class NodeHandle {
         faults: spec.faults,
         firstBoot: async (call) => {
           for (const [module, source] of Object.entries(spec.modules ?? {})) {
-            const { js, text } = await this.compile(module, source);
+            const { js, text } = await this.sources.compile(module, source);
             this.release.loaded(module, js, await call('load', module, js, { vsn: this.release.vsnOf(module, js) }));
-            await this.published(module, source, text);
+            await this.sources.published(module, source, text);
           }
         },
-        start: async (call) => {
-          for (const s of spec.start ?? []) {
-            // A named process that moved away before a crash still runs where it went, under that name: not started twice.
-            if (s.name !== undefined && (await call('whereis', s.name)) !== undefined) continue;
-            const named = s.name === undefined ? {} : { name: s.name };
-            if ('supervisor' in s) await call('startSupervisor', s.supervisor, s.args ?? [], named);
-            else if ('server' in s) await call('startBehaviour', 'server', s.server, s.args ?? [], s.durable ? { ...named, durable: s.durable } : named);
-            else await call('spawn', s.module, s.fn, s.args ?? [], { name: s.name });
-          }
-        },
+        start: (call) => startProcesses(spec.start, call),
       },
       this.release,
       context,
@@ -114,14 +104,14 @@ export class NodeHandle {
    * Loads (like every operation) reach the node in the order they were issued.
    */
   async load(module: string, source: ModuleSource, options: { purge?: PurgeMode; onLoadTimeoutMs?: number } = {}): Promise<LoadReport> {
-    const compiled = this.compile(module, source);
+    const compiled = this.sources.compile(module, source);
     const report = await this.control.issue(
       'load',
       compiled.then(({ js }) => [module, js, { ...options, vsn: this.release.vsnOf(module, js) }]),
     );
     const { js, hazards, text } = await compiled;
     this.release.loaded(module, js, report);
-    await this.published(module, source, text);
+    await this.sources.published(module, source, text);
     // With a release store, a load has answered once it would survive a restart.
     await this.release.durable();
     return { ...report, warnings: hazards };
@@ -135,7 +125,7 @@ export class NodeHandle {
    */
   async loadAtomic(sources: Record<string, ModuleSource>, options: { purge?: PurgeMode } = {}): Promise<LoadReport[]> {
     const names = Object.keys(sources ?? {});
-    const compiled = Promise.all(names.map((module) => this.compile(module, sources[module]!)));
+    const compiled = Promise.all(names.map((module) => this.sources.compile(module, sources[module]!)));
     const reports = await this.control.issue(
       'loadAtomic',
       compiled.then((all) => [
@@ -395,27 +385,6 @@ export class NodeHandle {
   /** @internal a control call whose answer nobody waits for (news for the node: a global name, a node down). */
   tell<K extends ControlOp>(op: K, ...args: ControlArgs<K>): void {
     this.supervision.tell(op, ...args);
-  }
-
-  /** The module allow-list, checked here on the trusted side before any source reaches the node. */
-  private async compile(module: string, source: ModuleSource): Promise<{ js: string; hazards: LoadReport['warnings']; text: string }> {
-    if (!allows(this.capabilities.modules, module)) {
-      this.events.emit({ type: 'capability_denied', node: this.name, what: `load module '${module}'` });
-      throw new NotAllowed(`node '${this.name}' may not load module '${module}'`, { node: this.name, module });
-    }
-    const { text, filename } = isClusterSource(source) ? await this.fetched(module, source.cluster) : readSource(module, source);
-    return { ...(await compile(module, text, filename)), text };
-  }
-
-  /** A `{ cluster }` source: its text from the cluster's code store. */
-  private async fetched(module: string, ref: string): Promise<{ text: string; filename: string }> {
-    if (!this.code) throw new LoadError(`module '${module}': a { cluster } source needs a system in a cluster`, { module, phase: 'read' });
-    return { text: await this.code.fetch(module, ref), filename: `${module}.ts` };
-  }
-
-  /** In a cluster, a version loaded here is the module's latest for every host (a fetched one already is). */
-  private async published(module: string, source: ModuleSource, text: string): Promise<void> {
-    if (this.code && !isClusterSource(source)) await this.code.publish(module, text);
   }
 
   private call<K extends ControlOp>(op: K, ...args: ControlArgs<K>): Promise<ControlReply<K>> {

@@ -1,4 +1,4 @@
-/** What a node is made of, as the host is given it: its spec (`System.start({ nodes })`, `addNode`) and its summary. */
+/** What a node is made of, as the host is given it: its spec (`System.start({ nodes })`, `addNode`), its summary, and how its start processes start. */
 import type { ResourceLimits } from 'node:worker_threads';
 import { BadArgument } from '../errors.js';
 import type { Capabilities, Limits } from '../kernel/capabilities.js';
@@ -6,7 +6,7 @@ import type { CodePolicy } from '../kernel/policy.js';
 import type { DurableOptions } from '../kernel/durable-spec.js';
 import type { NodeFaults } from '../wire/node.js';
 import type { NodeKind } from './node-backend.js';
-import type { NodeStatus } from './node-supervision.js';
+import type { NodeStatus, NodeSetup } from './node-supervision.js';
 import type { RestartPolicy } from './restart.js';
 import type { ModuleSource } from './source.js';
 
@@ -94,4 +94,16 @@ export function checkDense(spec: NodeSpec): void {
     throw new BadArgument(`node '${spec.name}': dense is for isolate nodes (kind: 'isolate'), not ${JSON.stringify(spec.kind ?? 'thread')}`);
   if (spec.dense && spec.resourceLimits !== undefined)
     throw new BadArgument(`node '${spec.name}': a dense isolate node shares its thread, so it takes no resourceLimits (its heap limit is limits.memoryMb)`);
+}
+
+/** Starts a spec's `start` processes in a fresh incarnation, in order. */
+export async function startProcesses(start: StartSpec[] | undefined, call: Parameters<NodeSetup['start']>[0]): Promise<void> {
+  for (const s of start ?? []) {
+    // A named process that moved away before a crash still runs where it went, under that name: not started twice.
+    if (s.name !== undefined && (await call('whereis', s.name)) !== undefined) continue;
+    const named = s.name === undefined ? {} : { name: s.name };
+    if ('supervisor' in s) await call('startSupervisor', s.supervisor, s.args ?? [], named);
+    else if ('server' in s) await call('startBehaviour', 'server', s.server, s.args ?? [], s.durable ? { ...named, durable: s.durable } : named);
+    else await call('spawn', s.module, s.fn, s.args ?? [], { name: s.name });
+  }
 }

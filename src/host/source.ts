@@ -1,7 +1,7 @@
 /**
  * Where module source comes from: a file named by `{ path }` (relative to `base`, or to the current
  * directory), a file URL, or source text as `{ code }`. A plain string is source text too, kept for
- * `node.load(module, text)`; upgrade plans and configs refuse it (see schema.ts).
+ * `node.load(module, text)`; upgrade plans and configs refuse it (see schema/sources.ts).
  */
 import { readFileSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';

@@ -4,30 +4,28 @@
  * offered with a batch routed here, handed over after it), so traffic between nodes does not pass
  * through this thread after the first batch, and starting a node costs nothing per other node.
  */
-import { BadArgument, NameTaken, NoProcess, NodeDown, Refused, UnknownNode, fromWire } from '../errors.js';
+import { BadArgument, NoProcess, NodeDown, Refused, UnknownNode, fromWire } from '../errors.js';
 import { Migrations, type BulkMigration, type MigrateOptions, type MigrationResult, type ProcessLocation } from './migration.js';
 import type { PurgeReport } from '../kernel/types.js';
 import type { UpgradePlan } from './upgrade-plan.js';
 import { planNodes, runUpgrade, type UpgradeOptions, type UpgradeReport } from './upgrade-runner.js';
-import { checkPid, isPid, nodeOf, NODE_NAME, type Pid } from '../kernel/pid.js';
-import type { Dest, KernelEvent } from '../kernel/types.js';
+import { checkPid, isPid, NODE_NAME, type Pid } from '../kernel/pid.js';
+import type { Dest } from '../kernel/types.js';
 import { Events, type EventOf, type EventType, type SystemEvent } from './events.js';
 import type { Inbox } from './inbox.js';
 import { NodeHandle, type NodeSpec, type NodeSummary } from './node-handle.js';
-import type { NodeContext, NodeSupervision } from './node-supervision.js';
 import { Router } from './router.js';
 import { Caller } from './caller.js';
-import { GlobalRegistry } from './globals.js';
+import { NodeHub } from './node-hub.js';
 import { HostServices, type HostFunction, type ServiceSystem } from './host-services.js';
 import { ProcessRef } from './process-ref.js';
 import { instrument } from './telemetry.js';
 import { checkIsolateSupport } from './isolate-support.js';
-import { DensePool } from './dense-pool.js';
 import { Releases, type ReleaseOptions } from './releases.js';
 import { rollbackTo } from './rollback.js';
 import { DurableStates } from './durable-states.js';
 import type { ClusterOptions } from '../cluster/options.js';
-import type { ClusterApi, ClusterHost, RemoteNodeSummary } from '../cluster/hooks.js';
+import type { ClusterApi, RemoteNodeSummary } from '../cluster/hooks.js';
 
 export interface SystemOptions {
   nodes?: NodeSpec[];
@@ -77,15 +75,21 @@ export class System {
     ));
   }
   private clusterLink: ClusterApi | undefined;
-  /** Nodes whose threads are up and can take peer ports. */
-  private readonly attached = new Set<NodeSupervision>();
-  private readonly globals = new GlobalRegistry(() => this.attached);
   private stopped = false;
   private releaseKeeper: Releases | undefined;
   private durableKeeper: DurableStates | undefined;
-  /** The threads of dense isolate nodes, made on first use. */
-  private dense: DensePool | undefined;
   private denseThreads: number | undefined;
+  /** What its nodes attach to: the attached nodes, the global names, the dense threads. */
+  private readonly hub: NodeHub = new NodeHub({
+    events: this.events,
+    router: this.router,
+    migrations: this.migrations,
+    handles: this.handles,
+    durable: () => this.durableKeeper,
+    cluster: () => this.clusterLink,
+    stopped: () => this.stopped,
+    denseThreads: () => this.denseThreads,
+  });
 
   private constructor() {}
 
@@ -102,7 +106,7 @@ export class System {
     }
     try {
       system.durableKeeper = await DurableStates.open(Releases.stateStore(options.releases), system.events);
-      if (options.cluster) system.clusterLink = await (await import('../cluster/cluster.js')).Cluster.join(options.cluster, system.clusterHost());
+      if (options.cluster) system.clusterLink = await (await import('../cluster/cluster.js')).Cluster.join(options.cluster, system.hub.clusterHost());
       await Promise.all((options.nodes ?? []).map((spec) => system.addNode(spec)));
     } catch (error) {
       await system.stop();
@@ -119,7 +123,7 @@ export class System {
     }
     if (this.handles.has(spec.name)) throw new BadArgument(`a node named '${spec.name}' already exists`);
     if (spec.kind === 'isolate') checkIsolateSupport(spec.name);
-    const handle = new NodeHandle(spec, this.context);
+    const handle = new NodeHandle(spec, this.hub);
     this.handles.set(spec.name, handle);
     if (this.clusterLink) {
       // The name is claimed cluster-wide first; its creations continue where its last host left off.
@@ -158,7 +162,7 @@ export class System {
   /** Sends from the host: to a pid, `{ name, node }`, or `{ global }`. Unknown nodes throw; dead pids drop. */
   send(dest: Dest, message: unknown): void {
     if (typeof dest === 'string') checkPid(dest);
-    this.router.send(dest, message, (name) => this.globals.get(name));
+    this.router.send(dest, message, (name) => this.hub.globals.get(name));
   }
 
   /**
@@ -290,22 +294,15 @@ export class System {
 
   /** Registers `pid` under a system-wide name, usable from every node as `{ global: name }`. */
   register(name: string, pid: Pid): void {
-    if (typeof name !== 'string' || !name) throw new BadArgument(`bad global name ${JSON.stringify(name)}`);
-    if (!isPid(pid)) throw new BadArgument(`register() takes a pid, got ${JSON.stringify(pid)}`);
-    const held = this.globals.get(name);
-    if (held && held !== pid) throw new NameTaken(`the global name '${name}' is already registered to ${held}`, { name });
-    this.setGlobal(name, pid);
-    this.globals.flush();
+    this.hub.register(name, pid);
   }
 
   unregister(name: string): void {
-    if (!this.globals.has(name)) return;
-    this.setGlobal(name, null);
-    this.globals.flush();
+    this.hub.unregister(name);
   }
 
   whereis(name: string): Pid | undefined {
-    return this.globals.get(name);
+    return this.hub.globals.get(name);
   }
 
   on<T extends EventType>(type: T, listener: (event: EventOf<T>) => void): () => void;
@@ -333,10 +330,10 @@ export class System {
     }
     this.stopped = true;
     this.callerBox?.close(new NodeDown('the system was stopped'));
-    this.globals.close();
+    this.hub.close();
     this.telemetry();
     await Promise.all([...this.handles.values()].map((h) => h.supervision.shutdown()));
-    await this.dense?.close();
+    await this.hub.closeThreads();
     await this.clusterLink?.leave();
     this.router.close();
     // Every change journaled so far is durable before stop resolves; the store's lock is released.
@@ -362,7 +359,7 @@ export class System {
       return { target: dest, node: this.migrations.locate(dest).node };
     }
     if (dest && typeof dest === 'object' && 'global' in dest) {
-      const pid = this.globals.get(dest.global);
+      const pid = this.hub.globals.get(dest.global);
       if (!pid) throw new NoProcess(`no process registered globally as '${dest.global}'`, { global: dest.global });
       return this.callTarget(pid);
     }
@@ -371,98 +368,6 @@ export class System {
       return { target: dest.name, node: dest.node };
     }
     throw new BadArgument(`cannot call ${JSON.stringify(dest)} from the host: use a pid, { name, node } or { global }`);
-  }
-
-  /**
-   * Sets or frees a global name in the registry (`by`: the node that registered it, for its
-   * limit); the nodes hear of it in the next batch, the cluster at once unless it told us.
-   */
-  private setGlobal(name: string, pid: Pid | null, by?: string, fromCluster = false): void {
-    const previous = this.globals.get(name);
-    this.globals.set(name, pid, by);
-    if (!fromCluster) this.clusterLink?.globalChanged(name, pid, previous);
-  }
-
-  /** What the cluster link (src/cluster) reaches of this system. */
-  private clusterHost(): ClusterHost {
-    return {
-      events: this.events,
-      router: this.router,
-      context: this.context,
-      globals: this.globals.view,
-      local: () => [...this.handles.values()],
-      applyGlobal: (name, pid) => this.setGlobal(name, pid, undefined, true),
-      remoteNodeDown: (node, lost) => {
-        for (const peer of this.attached) peer.tell('nodeDown', node, lost);
-        this.router.nodeDown(node, lost, () => false);
-      },
-      locate: (pid) => this.migrations.locate(pid),
-      moved: (location) => this.migrations.learn(location),
-    };
-  }
-
-  private readonly context: NodeContext = {
-    events: this.events,
-    durable: {
-      statesFor: (node) => this.durableKeeper?.statesFor(node) ?? Promise.resolve([]),
-      save: (node, states) => this.durableKeeper?.save(node, states) ?? Promise.resolve(),
-    },
-    attach: async (node) => {
-      this.attached.add(node);
-      const names = this.globals.entries();
-      if (names.length) await node.callNow('setGlobals', names);
-    },
-    detach: (node) => {
-      this.attached.delete(node);
-      if (this.stopped) return;
-      // Processes that had migrated to it are gone too, though their pids name other nodes.
-      const lost = this.migrations.nodeDown(node.name);
-      // Processes homed there that moved away live on: no DOWN for them, and their global names stay.
-      const alive = this.migrations.forwardsHomedAt(node.name).map(([pid]) => pid);
-      for (const [name, pid] of this.globals.entries())
-        if ((nodeOf(pid) === node.name && !alive.includes(pid)) || lost.includes(pid)) this.setGlobal(name, null);
-      this.globals.flush();
-      for (const peer of this.attached) {
-        peer.disconnect(node.name);
-        peer.tell('nodeDown', node.name, lost, alive);
-      }
-      this.router.nodeDown(node.name, lost, (pid) => this.migrations.locate(pid).node !== node.name);
-      this.clusterLink?.localNodeDown(node.name, lost);
-    },
-    forwardsFor: (node) => this.migrations.forwardsHomedAt(node),
-    route: (node, envelopes, from) => this.router.route(node, envelopes, from),
-    offer: (node, from, port) => this.handles.get(node)?.supervision.connect(from, port) ?? false,
-    densePool: () => (this.dense ??= new DensePool(this.denseThreads)),
-    sendPending: () => this.router.sendPending(),
-    onKernelEvent: (event: KernelEvent) => {
-      // A node speaks only for its own processes (wherever their pids say they came from).
-      if ((event.type === 'global_register' || event.type === 'global_unregister') && this.migrations.locate(event.pid).node !== event.node) {
-        this.events.emit({ type: 'capability_denied', node: event.node, what: `${event.type} of '${event.name}' for ${event.pid}, a process it does not run` });
-        return;
-      }
-      if (event.type === 'global_register') {
-        if (!this.admitGlobal(event)) return;
-        const held = this.globals.get(event.name);
-        if (held && held !== event.pid) {
-          // Two nodes registered the same name at once: the first one the host saw keeps it.
-          this.events.emit({ type: 'global_conflict', name: event.name, kept: held, refused: event.pid });
-          this.globals.correct(event.node, event.name);
-          return;
-        }
-        this.setGlobal(event.name, event.pid, event.node);
-      } else if (event.type === 'migrated_exit') {
-        if (this.migrations.locate(event.pid).node === event.node) this.migrations.ended(event.pid);
-      } else if (event.type === 'global_unregister') {
-        if (this.globals.get(event.name) === event.pid) this.setGlobal(event.name, null);
-      }
-      this.events.emit(event);
-    },
-  };
-
-  /** The host's own check of a global registration (see GlobalRegistry.admit); a refused one is reported and undone. */
-  private admitGlobal(event: { node: string; name: string; pid: Pid }): boolean {
-    const origin = this.handles.get(event.node);
-    return origin !== undefined && this.globals.admit(origin, event, (e) => this.events.emit(e));
   }
 
   /**

@@ -11,7 +11,8 @@ import type { UpgradeStep } from '../kernel/upgrade.js';
 import type { RollingOptions } from '../kernel/rolling.js';
 import { readSource, type ClusterSource, type ModuleSource } from './source.js';
 import { compile } from './compiler-pool.js';
-import { nearest, planReferenceProblems, upgradePlanApiSchema, validate } from './schema.js';
+import { planReferenceProblems, upgradePlanApiSchema } from './schema/plan.js';
+import { nearest, validate } from './schema/problems.js';
 
 export interface PlanModule {
   module: string;
@@ -63,7 +64,7 @@ export interface UpgradePlan {
 export type { NodeOutcome, UpgradeReport } from './upgrade-runner.js';
 
 /**
- * Checks a plan against its schema (schema.ts: unknown fields, a plain-string source, a dependsOn
+ * Checks a plan against its schema (schema/plan.ts: unknown fields, a plain-string source, a dependsOn
  * outside the plan...) and, given the system's node names, that the nodes it names exist; then
  * orders its modules by dependency (a cycle is an error). Every problem is named in one BadArgument.
  */

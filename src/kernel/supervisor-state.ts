@@ -1,10 +1,11 @@
 /**
  * A supervisor's state as plain data (what `getState` returns and a code change keeps), the
  * requests it answers, and the queries answered from the state alone (which_children,
- * count_children). The behaviour that acts on it is supervisor.ts.
+ * count_children) and the change a code change makes to it. The behaviour that acts on it is
+ * supervisor.ts.
  */
 import { isPid, type Pid } from './pid.js';
-import type { ChildCounts, ChildInfo, Spec, Strategy, SupervisorInfo } from './supervisor-spec.js';
+import { checkFlags, checkSpecs, SpecError, type ChildCounts, type ChildInfo, type Spec, type Strategy, type SupervisorInfo } from './supervisor-spec.js';
 
 export interface Child {
   spec: Spec;
@@ -72,4 +73,24 @@ export function countChildren(st: SupState, alive: (pid: Pid) => boolean): Child
     supervisors,
     workers: st.children.length - supervisors,
   };
+}
+
+/**
+ * A code change's new `init` result, taken by the state: its flags replace the old ones and its
+ * specs replace those of existing children (which keep running). New static specs are added but
+ * not started; children it no longer names are kept. All checked first: on any error nothing changes.
+ */
+export function reinit(st: SupState, result: unknown): void {
+  const flags = checkFlags(result);
+  const specs = checkSpecs((result as { children?: unknown }).children ?? []);
+  if ((flags.strategy === 'simple_one_for_one') !== (st.template !== null)) throw new SpecError({ bad_flags: flags.strategy });
+  if (st.template) {
+    if (specs.length !== 1) throw new SpecError({ bad_start_spec: specs.map((s) => s.id) });
+    st.template = specs[0]!;
+  } else {
+    const updated = specs.map((spec) => ({ spec, pid: st.children.find((c) => c.spec.id === spec.id)?.pid ?? null }));
+    const kept = st.children.filter((c) => !specs.some((s) => s.id === c.spec.id));
+    st.children = [...updated, ...kept];
+  }
+  Object.assign(st, flags);
 }

@@ -22,7 +22,7 @@ import { Sig } from './signals.js';
 import { checkFlags, checkSpec, checkSpecs, isNormalExit, SpecError, type Spec } from './supervisor-spec.js';
 import type { SpawnOptions } from './types.js';
 import { errorReason } from './values.js';
-import { countChildren, isSupRequest, whichChildren, type Child, type Dynamic, type SupRequest, type SupState } from './supervisor-state.js';
+import { countChildren, isSupRequest, reinit, whichChildren, type Child, type Dynamic, type SupRequest, type SupState } from './supervisor-state.js';
 
 export type StartBehaviour = (
   kind: 'server' | 'statem' | 'supervisor',
@@ -381,29 +381,13 @@ export class Supervisors {
 
   // ---- code change ----------------------------------------------------------------------------
 
-  /**
-   * OTP's supervisor code_change: the new version's `init(...args)` runs again; its flags replace
-   * the old ones and its specs replace those of existing children (which keep running). New static
-   * specs are added but not started; children it no longer names are kept. All checked first: on
-   * any error nothing changes.
-   */
+  /** OTP's supervisor code_change: the new version's `init(...args)` runs again, and the state takes its result (see reinit). */
   codeChange(proc: Process, version: ModuleVersion): void {
     const st = proc.behaviour!.state as SupState;
     const init = version.exports.init;
     if (typeof init !== 'function') throw new SpecError({ no_init: version.name });
     const result = this.scheduler.asProcess(proc, () => init(...st.args));
     if (result === 'ignore') return;
-    const flags = checkFlags(result);
-    const specs = checkSpecs((result as { children?: unknown }).children ?? []);
-    if ((flags.strategy === 'simple_one_for_one') !== (st.template !== null)) throw new SpecError({ bad_flags: flags.strategy });
-    if (st.template) {
-      if (specs.length !== 1) throw new SpecError({ bad_start_spec: specs.map((s) => s.id) });
-      st.template = specs[0]!;
-    } else {
-      const updated = specs.map((spec) => ({ spec, pid: st.children.find((c) => c.spec.id === spec.id)?.pid ?? null }));
-      const kept = st.children.filter((c) => !specs.some((s) => s.id === c.spec.id));
-      st.children = [...updated, ...kept];
-    }
-    Object.assign(st, flags);
+    reinit(st, result);
   }
 }

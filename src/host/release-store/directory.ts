@@ -21,30 +21,20 @@
  * `lost/` before the journal is truncated, so nothing that was on disk is thrown away.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, open, readdir, readFile, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import { BadStep, SourceMissing, StoreClosed, StoreCorrupt, StoreError, StoreFormatTooNew } from './errors.js';
+import { BadStep, SourceMissing, StoreClosed, StoreCorrupt, StoreError } from './errors.js';
 import { encodeFrame, scan } from './journal.js';
 import { acquireLock, type Lock } from './lock.js';
+import { Crash, Disk, exists, writeAll, type DiskOptions } from './disk.js';
+import { checkFormat } from './format.js';
 import { applyRecord, emptyRelease, hashesOf, lastPermanentOf, releasesOf, replay, statusOf, stepsOf } from './replay.js';
-import type { Faults, JournalRecord, LostRecord, OpenResult, ReleaseEntry, ReleaseInfo, ReleaseStore, SourceHash, SystemRelease, WritePoint } from './store.js';
+import type { JournalRecord, LostRecord, OpenResult, ReleaseEntry, ReleaseInfo, ReleaseStore, SourceHash, SystemRelease } from './store.js';
 
-/** The journal/blob layout this code writes; a store with a higher number is refused. */
-export const FORMAT_VERSION = 1;
-const STORE_TAG = 'subnode-release-store';
 const HASH = /^[0-9a-f]{64}$/;
 
-export interface DirectoryStoreOptions {
-  /** Crash injection for tests: called at every write point. */
-  faults?: Faults;
-  /** Durability: `true` (default) fsyncs files and directories; `false` only for throwaway stores. */
-  fsync?: boolean;
-}
-
-/** A fault hook's exception, passed through untouched: the "process" died there, so no cleanup runs. */
-class Crash {
-  constructor(readonly error: unknown) {}
-}
+/** How a directory store writes: fsync or not, and (tests) the crashes injected at its write points. */
+export type DirectoryStoreOptions = DiskOptions;
 
 export class DirectoryReleaseStore implements ReleaseStore {
   private lock: Lock | undefined;
@@ -57,10 +47,15 @@ export class DirectoryReleaseStore implements ReleaseStore {
   private queue: Promise<unknown> = Promise.resolve();
   private crashed = false;
 
+  /** Where the store's writes are made durable, and where a test's crash is injected. */
+  private readonly disk: Disk;
+
   constructor(
     readonly dir: string,
-    private readonly options: DirectoryStoreOptions = {},
-  ) {}
+    options: DirectoryStoreOptions = {},
+  ) {
+    this.disk = new Disk(options);
+  }
 
   async open(): Promise<OpenResult> {
     if (this.journal) throw new StoreError('already_open', `release store ${this.dir} is already open`);
@@ -97,15 +92,15 @@ export class DirectoryReleaseStore implements ReleaseStore {
         const file = await open(temp, 'wx');
         try {
           await file.writeFile(bytes);
-          await this.fault('blob:temp-written');
-          await this.sync(file);
-          await this.fault('blob:temp-synced');
+          await this.disk.fault('blob:temp-written');
+          await this.disk.sync(file);
+          await this.disk.fault('blob:temp-synced');
         } finally {
           await file.close();
         }
         await rename(temp, this.blobPath(hash));
-        await this.fault('blob:renamed');
-        await this.syncDir(objects);
+        await this.disk.fault('blob:renamed');
+        await this.disk.syncDir(objects);
       },
       () => unlink(temp),
     );
@@ -198,19 +193,19 @@ export class DirectoryReleaseStore implements ReleaseStore {
     const at = this.size;
     await this.guard(
       async () => {
-        await this.fault('journal:before-write');
-        if (this.options.faults) {
+        await this.disk.fault('journal:before-write');
+        if (this.disk.injectsFaults) {
           // Two writes so a crash can land between them: the torn frame a real crash may leave.
           const half = frame.length >> 1;
           await writeAll(journal, frame.subarray(0, half), at);
-          await this.fault('journal:half-written');
+          await this.disk.fault('journal:half-written');
           await writeAll(journal, frame.subarray(half), at + half);
         } else {
           await writeAll(journal, frame, at);
         }
-        await this.fault('journal:written');
-        if (this.options.fsync !== false) await journal.datasync();
-        await this.fault('journal:synced');
+        await this.disk.fault('journal:written');
+        await this.disk.datasync(journal);
+        await this.disk.fault('journal:synced');
       },
       () => journal.truncate(at),
     );
@@ -218,7 +213,7 @@ export class DirectoryReleaseStore implements ReleaseStore {
   }
 
   private async recover(): Promise<OpenResult> {
-    await this.readFormat();
+    await checkFormat(this.dir, this.disk);
     const objects = join(this.dir, 'objects');
     await mkdir(objects, { recursive: true });
     for (const name of await readdir(objects)) if (name.startsWith('.tmp-')) await unlink(join(objects, name)).catch(() => {});
@@ -226,11 +221,11 @@ export class DirectoryReleaseStore implements ReleaseStore {
       if (name.startsWith('.lock-stale-') || name === 'format.tmp') await unlink(join(this.dir, name)).catch(() => {});
     // Blobs renamed into place by a process that died before its directory fsync become durable now,
     // before any new record can refer to them.
-    await this.syncDir(objects);
+    await this.disk.syncDir(objects);
     const path = join(this.dir, 'journal');
     const created = !(await exists(path));
     this.journal = await open(path, created ? 'w+' : 'r+');
-    if (created) await this.syncDir(this.dir);
+    if (created) await this.disk.syncDir(this.dir);
     const bytes = await this.journal.readFile();
     const { frames, lost, end } = scan(bytes);
     const records: JournalRecord[] = [];
@@ -258,7 +253,7 @@ export class DirectoryReleaseStore implements ReleaseStore {
     if (kept < bytes.length) {
       quarantined = await this.quarantine(bytes.subarray(kept), kept);
       await this.journal.truncate(kept);
-      if (this.options.fsync !== false) await this.journal.sync();
+      await this.disk.sync(this.journal);
     }
     this.records = records;
     this.state = state;
@@ -286,44 +281,6 @@ export class DirectoryReleaseStore implements ReleaseStore {
     }
   }
 
-  private async readFormat(): Promise<void> {
-    const path = join(this.dir, 'format');
-    let text: string;
-    try {
-      text = await readFile(path, 'utf8');
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
-      if (await exists(join(this.dir, 'journal'))) throw new StoreCorrupt(`release store ${this.dir} has a journal but no format file`, { dir: this.dir });
-      await this.writeFormat(path);
-      return;
-    }
-    let format: { store?: unknown; format?: unknown };
-    try {
-      format = JSON.parse(text) as typeof format;
-    } catch {
-      throw new StoreCorrupt(`release store ${this.dir}: the format file is not JSON`, { dir: this.dir });
-    }
-    if (!format || format.store !== STORE_TAG || !Number.isInteger(format.format) || (format.format as number) < 1) {
-      throw new StoreCorrupt(`${this.dir} is not a subnode release store (format file ${JSON.stringify(text.slice(0, 80))})`, { dir: this.dir });
-    }
-    if ((format.format as number) > FORMAT_VERSION) throw new StoreFormatTooNew(this.dir, format.format as number, FORMAT_VERSION);
-  }
-
-  private async writeFormat(path: string): Promise<void> {
-    const temp = `${path}.tmp`;
-    const file = await open(temp, 'w');
-    try {
-      await file.writeFile(`${JSON.stringify({ store: STORE_TAG, format: FORMAT_VERSION })}\n`);
-      await this.sync(file);
-    } finally {
-      await file.close();
-    }
-    await this.fault('format:temp-written');
-    await rename(temp, path);
-    await this.fault('format:renamed');
-    await this.syncDir(this.dir);
-  }
-
   /** Saves bytes cut from the journal under lost/ (temp + fsync + rename), returns the path. */
   private async quarantine(bytes: Buffer, offset: number): Promise<string> {
     const lostDir = join(this.dir, 'lost');
@@ -332,12 +289,12 @@ export class DirectoryReleaseStore implements ReleaseStore {
     const file = await open(`${path}.tmp`, 'w');
     try {
       await file.writeFile(bytes);
-      await this.sync(file);
+      await this.disk.sync(file);
     } finally {
       await file.close();
     }
     await rename(`${path}.tmp`, path);
-    await this.syncDir(lostDir);
+    await this.disk.syncDir(lostDir);
     return path;
   }
 
@@ -367,15 +324,6 @@ export class DirectoryReleaseStore implements ReleaseStore {
     }
   }
 
-  private async fault(point: WritePoint): Promise<void> {
-    if (!this.options.faults) return;
-    try {
-      await this.options.faults.at(point);
-    } catch (error) {
-      throw new Crash(error);
-    }
-  }
-
   private nextSeq(): number {
     return this.records.length ? this.records[this.records.length - 1]!.seq + 1 : 1;
   }
@@ -386,37 +334,5 @@ export class DirectoryReleaseStore implements ReleaseStore {
 
   private blobPath(hash: SourceHash): string {
     return join(this.dir, 'objects', hash);
-  }
-
-  private async sync(file: FileHandle): Promise<void> {
-    if (this.options.fsync !== false) await file.sync();
-  }
-
-  private async syncDir(path: string): Promise<void> {
-    if (this.options.fsync === false) return;
-    const dir = await open(path, 'r');
-    try {
-      await dir.sync();
-    } finally {
-      await dir.close();
-    }
-  }
-}
-
-async function writeAll(file: FileHandle, bytes: Buffer, position: number): Promise<void> {
-  let done = 0;
-  while (done < bytes.length) {
-    const { bytesWritten } = await file.write(bytes, done, bytes.length - done, position + done);
-    done += bytesWritten;
-  }
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await stat(path);
-    return true;
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return false;
-    throw error;
   }
 }

@@ -2,6 +2,7 @@
 export * from './store.js';
 export * from './errors.js';
 export { replay, currentModules, releasesOf, lastPermanentOf, checkStep } from './replay.js';
-export { DirectoryReleaseStore, FORMAT_VERSION, type DirectoryStoreOptions } from './directory.js';
+export { DirectoryReleaseStore, type DirectoryStoreOptions } from './directory.js';
+export { FORMAT_VERSION } from './format.js';
 export { measureStore, type StoreMeasurement } from './measure.js';
 export { DirectoryStateStore, MemoryStateStore, STATE_FORMAT, type StateStore, type StoredState, type StateStoreOpen } from './states.js';

@@ -1,0 +1,48 @@
+/** The release store's format file: which layout a directory holds, written once, checked on open. */
+import { open, readFile, rename } from 'node:fs/promises';
+import { join } from 'node:path';
+import { StoreCorrupt, StoreFormatTooNew } from './errors.js';
+import { exists, type Disk } from './disk.js';
+
+/** The journal/blob layout this code writes; a store with a higher number is refused. */
+export const FORMAT_VERSION = 1;
+const STORE_TAG = 'subnode-release-store';
+
+/** Checks `<dir>/format`, or writes it for a new store (a journal without one is corrupt). */
+export async function checkFormat(dir: string, disk: Disk): Promise<void> {
+  const path = join(dir, 'format');
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    if (await exists(join(dir, 'journal'))) throw new StoreCorrupt(`release store ${dir} has a journal but no format file`, { dir: dir });
+    await writeFormat(dir, path, disk);
+    return;
+  }
+  let format: { store?: unknown; format?: unknown };
+  try {
+    format = JSON.parse(text) as typeof format;
+  } catch {
+    throw new StoreCorrupt(`release store ${dir}: the format file is not JSON`, { dir: dir });
+  }
+  if (!format || format.store !== STORE_TAG || !Number.isInteger(format.format) || (format.format as number) < 1) {
+    throw new StoreCorrupt(`${dir} is not a subnode release store (format file ${JSON.stringify(text.slice(0, 80))})`, { dir: dir });
+  }
+  if ((format.format as number) > FORMAT_VERSION) throw new StoreFormatTooNew(dir, format.format as number, FORMAT_VERSION);
+}
+
+async function writeFormat(dir: string, path: string, disk: Disk): Promise<void> {
+  const temp = `${path}.tmp`;
+  const file = await open(temp, 'w');
+  try {
+    await file.writeFile(`${JSON.stringify({ store: STORE_TAG, format: FORMAT_VERSION })}\n`);
+    await disk.sync(file);
+  } finally {
+    await file.close();
+  }
+  await disk.fault('format:temp-written');
+  await rename(temp, path);
+  await disk.fault('format:renamed');
+  await disk.syncDir(dir);
+}
