@@ -23,7 +23,7 @@ import type { KV } from '@nats-io/kv';
 import type { ObjectStore } from '@nats-io/obj';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { BadStep, SourceMissing, StoreClosed, StoreCorrupt, StoreError, StoreFormatTooNew, StoreLocked } from '../host/release-store/errors.js';
-import { FORMAT_VERSION } from '../host/release-store/format.js';
+import { FORMAT_VERSION, STORE_TAG } from '../host/release-store/format.js';
 import { applyRecord, emptyRelease, hashesOf, lastPermanentOf, releasesOf, replay, statusOf, stepsOf } from '../host/release-store/replay.js';
 import type { JournalRecord, LostRecord, OpenResult, ReleaseEntry, ReleaseInfo, ReleaseStore, SourceHash, SystemRelease } from '../host/release-store/store.js';
 import { BadArgument } from '../errors.js';
@@ -41,7 +41,6 @@ export interface JetStreamStoreOptions {
   lockTtlMs?: number;
 }
 
-const STORE_TAG = 'subnode-release-store';
 const HASH = /^[0-9a-f]{64}$/;
 const key = (seq: number): string => `r.${String(seq).padStart(12, '0')}`;
 

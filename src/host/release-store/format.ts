@@ -6,7 +6,8 @@ import { exists, type Disk } from './disk.js';
 
 /** The journal/blob layout this code writes; a store with a higher number is refused. */
 export const FORMAT_VERSION = 1;
-const STORE_TAG = 'subnode-release-store';
+/** What a store's format record names itself (the directory's format file, the JetStream store's format key). */
+export const STORE_TAG = 'subnode-release-store';
 
 /** Checks `<dir>/format`, or writes it for a new store (a journal without one is corrupt). */
 export async function checkFormat(dir: string, disk: Disk): Promise<void> {
