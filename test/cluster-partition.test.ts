@@ -165,8 +165,8 @@ describe('cluster partition', () => {
       expect(new Set(got).size).toBe(got.length);
       expect([...got].sort((x, y) => x - y)).toEqual(got);
     }
-    expect(a.clusterEvents.filter((e) => e.type === 'host_down')).toHaveLength(1);
-    expect(b.clusterEvents.filter((e) => e.type === 'host_down')).toHaveLength(1);
+    expect(a.clusterEvents.filter((e) => e.type === 'host_down').map((e) => e.reason)).toEqual(['timeout']);
+    expect(b.clusterEvents.filter((e) => e.type === 'host_down').map((e) => e.reason)).toEqual(['timeout']);
     expect(a.proc.exitCode).toBeNull();
     expect(b.proc.exitCode).toBeNull();
   });

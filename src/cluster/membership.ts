@@ -95,8 +95,7 @@ export class Membership {
     const now = Date.now();
     for (const m of this.members.values()) m.seen = now;
     this.beat();
-    this.watch?.stop();
-    await this.startWatch().catch(() => {});
+    this.rewatch();
   }
 
   async stop(): Promise<void> {
@@ -145,9 +144,23 @@ export class Membership {
       try {
         for await (const entry of watch) this.onEntry(entry);
       } catch {
-        // Ended by stop() or by a lost connection; reconnected() starts a new one.
+        // Ended by stop() or by a lost connection (reconnected() starts a new one).
       }
+      // Ended otherwise while connected (the server not ready after a reconnect): watch again.
+      if (this.watch === watch && !this.stopped && this.disconnectedAt === undefined) this.rewatch();
     })();
+  }
+
+  /** A new watch, tried again every heartbeat until one starts (while connected): a host not watched is not heard. */
+  private rewatch(): void {
+    this.watch?.stop();
+    this.watch = undefined;
+    this.startWatch().catch(() => {
+      const retry = setTimeout(() => {
+        if (!this.stopped && this.disconnectedAt === undefined && !this.watch) this.rewatch();
+      }, this.settings.heartbeatMs);
+      retry.unref();
+    });
   }
 
   private onEntry(entry: KvEntry): void {
@@ -192,12 +205,13 @@ export class Membership {
     const cut = this.disconnectedAt !== undefined;
     // Cut off for longer than deadAfterMs: the others have timed this host out, so it times them out.
     if (cut && now - this.disconnectedAt! <= this.settings.deadAfterMs) return;
-    if (!cut) this.beat();
     for (const [host, m] of this.members) {
       if (!cut && now - m.seen <= this.settings.deadAfterMs) continue;
       this.members.delete(host);
       this.timedOut.set(host, (this.timedOut.get(host) ?? 0) + 1);
       this.on.down(m.record, 'timeout');
     }
+    // After the verdicts, so the record says at once whom this host timed out.
+    this.beat();
   }
 }
