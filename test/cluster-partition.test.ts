@@ -95,6 +95,11 @@ describe('cluster partition', () => {
       const watcher = await h.eval<string>('return system.node(args[0]).spawn("agent", "start", [true, ctx.inbox.pid])', h === a ? 'a1' : 'b1');
       await linkAcross(h, watcher, peer);
     }
+    // Global names, one each side.
+    await a.eval('system.send(args[0], { op: "global", name: "pa" })', aProc);
+    await b.eval('system.send(args[0], { op: "global", name: "pb" })', bProc);
+    const names = (h: HostProcess) => h.eval<(string | undefined)[]>('return [system.whereis("pa"), system.whereis("pb")]');
+    for (const h of [a, b]) await h.until('both global names', async () => (await names(h)).join() === [aProc, bProc].join());
     await stream(b, aLog, 'B', 0, 500);
     await stream(a, bLog, 'A', 0, 500);
     await a.until('B stream before', async () => (await logOf(a, aLog)).B?.length === 500);
@@ -124,6 +129,9 @@ describe('cluster partition', () => {
     expect(Date.now() - cutAt).toBeLessThan(DEAD_AFTER + 4_000);
     await lacks(a, 'b1');
     await lacks(b, 'a1');
+    // Each side keeps its own global names and has removed the other's.
+    expect(await names(a)).toEqual([aProc, undefined]);
+    expect(await names(b)).toEqual([undefined, bProc]);
     // Sent while each side holds the other gone: dropped at the sender.
     await stream(b, aLog, 'B', 600, 100);
     await stream(a, bLog, 'A', 600, 100);
@@ -154,6 +162,8 @@ describe('cluster partition', () => {
         20_000,
       );
     }
+    // The global names come back on both sides (each owner writes back what the other side removed).
+    for (const h of [a, b]) await h.until('both global names after heal', async () => (await names(h)).join() === [aProc, bProc].join());
     // Nothing sent across during the partition arrived; nothing twice; order kept.
     for (const [h, pid, from] of [
       [a, aLog, 'B'],

@@ -262,7 +262,8 @@ export class Cluster implements ClusterApi, RemoteView {
   }
 
   private hostUp(record: HostRecord): void {
-    this.gone.delete(record.host);
+    // Its names, removed here while it was gone, are in the bucket (after learn() makes its pids reachable).
+    if (this.gone.delete(record.host)) void this.globals.rescan().catch(() => {});
     this.emit({ type: 'host_up', host: record.host, nodes: record.nodes.map((n) => n.name) });
   }
 
