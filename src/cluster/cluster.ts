@@ -290,7 +290,7 @@ export class Cluster implements ClusterApi, RemoteView {
     for (const node of record.nodes) if (this.nodeHost.get(node.name) === record.host) gone.add(node.name);
     this.gone.add(record.host);
     this.link.forget(record.host);
-    this.globals.hostGone(gone);
+    this.globals.hostGone(gone, this.link.connected);
     this.inbound.hostGone(record.host);
     for (const node of gone) {
       this.system.remoteNodeDown(node, []);

@@ -65,12 +65,16 @@ export class GlobalNames {
     this.enqueue(() => (pid ? this.write(name, pid) : previous ? this.remove(name, previous) : Promise.resolve()));
   }
 
-  /** The nodes of a host that is gone: their names are removed here and in the bucket. */
-  hostGone(nodes: Set<string>): void {
+  /**
+   * The nodes of a host that is gone: their names are removed here and, if this host reaches NATS,
+   * in the bucket (cut off, it leaves that to the hosts that do, rather than queue removals that
+   * would run on heal, behind and ahead of newer writes).
+   */
+  hostGone(nodes: Set<string>, connected: boolean): void {
     for (const [name, pid] of [...this.host.globals]) {
       if (!nodes.has(nodeOf(pid))) continue;
       this.host.applyGlobal(name, null);
-      this.enqueue(() => this.remove(name, pid));
+      if (connected) this.enqueue(() => this.remove(name, pid));
     }
   }
 
