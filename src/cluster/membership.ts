@@ -43,6 +43,8 @@ export class Membership {
   private readonly timedOut = new Map<string, number>();
   private timer: NodeJS.Timeout | undefined;
   private watch: { stop(): void } | undefined;
+  /** When the heartbeat timer last ran (to tell a stall of this host's own thread). */
+  private lastTick: number | undefined;
   /** When this host's connection went down; undefined while connected. */
   private disconnectedAt: number | undefined;
   private stopped = false;
@@ -202,6 +204,13 @@ export class Membership {
   private tick(): void {
     if (this.stopped) return;
     const now = Date.now();
+    const last = this.lastTick;
+    this.lastTick = now;
+    // This host's own thread stalled (no tick for half of deadAfterMs): the others' heartbeats are
+    // still unread in its socket, so it judges nobody now; everyone gets a fresh deadline.
+    if (last !== undefined && now - last > this.settings.deadAfterMs / 2) {
+      for (const m of this.members.values()) m.seen = now;
+    }
     const cut = this.disconnectedAt !== undefined;
     // Cut off for longer than deadAfterMs: the others have timed this host out, so it times them out.
     if (cut && now - this.disconnectedAt! <= this.settings.deadAfterMs) return;
