@@ -27,7 +27,7 @@ import { ControlClient, ControlServer, RemoteSupervision, remoteHandle, type Rem
 import { GlobalNames } from './globals.js';
 import type { ClusterApi, ClusterEvent, ClusterHost, RemoteNodeSummary } from './hooks.js';
 import { Inbound } from './inbound.js';
-import { Link } from './link.js';
+import { Link, isNotice, type WireItem } from './link.js';
 import { Membership, type HostRecord } from './membership.js';
 import { HOST_PREFIX } from './subjects.js';
 import { checkOptions, connectNats, joinError, names, type ClusterOptions, type Names, type Settings } from './options.js';
@@ -50,6 +50,8 @@ export class Cluster implements ClusterApi, RemoteView {
   private control!: ControlServer;
   private client!: ControlClient;
   private left = false;
+  /** Hosts declared gone and not heard from since: what they send is from before, and dropped. */
+  private readonly gone = new Set<string>();
 
   static async join(options: ClusterOptions, host: ClusterHost): Promise<Cluster> {
     const settings = checkOptions(options);
@@ -122,7 +124,7 @@ export class Cluster implements ClusterApi, RemoteView {
       this.nc,
       names,
       settings,
-      (items, sender) => this.inbound.receive(items, sender),
+      (items, sender) => (this.gone.has(sender) ? this.fromGone(items, sender) : this.inbound.receive(items, sender)),
       (event) => this.emit(event),
     );
     this.control = new ControlServer(this.nc, names, settings, system, code);
@@ -250,7 +252,18 @@ export class Cluster implements ClusterApi, RemoteView {
     return this.hostOf(node) !== undefined;
   }
 
+  /**
+   * Batches from a host this host declared gone (links and monitors fired `noconnection`), sent
+   * before it knew (a partition): dropped, as Erlang drops what was in flight on a net split.
+   */
+  private fromGone(items: WireItem[], sender: string): void {
+    const dropped = items.reduce((n, item) => n + (isNotice(item) ? 0 : item[3]), 0);
+    this.emit({ type: 'link_error', host: sender, dropped, reason: `from host '${sender}' after it was declared gone` });
+  }
+
   private hostUp(record: HostRecord): void {
+    // Its names, removed here while it was gone, are in the bucket (after learn() makes its pids reachable).
+    if (this.gone.delete(record.host)) void this.globals.rescan().catch(() => {});
     this.emit({ type: 'host_up', host: record.host, nodes: record.nodes.map((n) => n.name) });
   }
 
@@ -275,7 +288,9 @@ export class Cluster implements ClusterApi, RemoteView {
   private hostDown(record: HostRecord, reason: 'left' | 'timeout' | 'restarted'): void {
     const gone = new Set([`${HOST_PREFIX}${record.host}`]);
     for (const node of record.nodes) if (this.nodeHost.get(node.name) === record.host) gone.add(node.name);
-    this.globals.hostGone(gone);
+    this.gone.add(record.host);
+    this.link.forget(record.host);
+    this.globals.hostGone(gone, this.link.connected);
     this.inbound.hostGone(record.host);
     for (const node of gone) {
       this.system.remoteNodeDown(node, []);

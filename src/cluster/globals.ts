@@ -4,7 +4,9 @@
  * other hosts wrote to its own replica (which its nodes get, as before, with `setGlobal`). Two
  * hosts registering one name at once: the write the bucket took first keeps it, and the other
  * host reports `global_conflict` and puts the winner back in its replica. When a host is gone,
- * the names of its processes are removed (by whichever host gets there first: compare-and-set).
+ * the names of its processes are removed (by whichever host gets there first: compare-and-set);
+ * a host that finds its own live process's name removed (it was held gone: a partition) writes it
+ * back, and a host taken up again is read back from the bucket, so names come back on heal.
  */
 import type { KV, KvEntry } from '@nats-io/kv';
 import { nodeOf, isPid, type Pid } from '../kernel/pid.js';
@@ -26,11 +28,19 @@ export class GlobalNames {
   ) {}
 
   async start(): Promise<void> {
+    await this.rescan();
+    await this.restartWatch();
+  }
+
+  /**
+   * Reads the whole bucket again: a host taken up again after a partition had its names removed
+   * here, and what it wrote back meanwhile was not applied (its pids were not reachable yet).
+   */
+  async rescan(): Promise<void> {
     for await (const key of await this.kv.keys()) {
       const entry = await this.kv.get(key);
       if (entry) this.onEntry(entry);
     }
-    await this.restartWatch();
   }
 
   async restartWatch(): Promise<void> {
@@ -55,12 +65,16 @@ export class GlobalNames {
     this.enqueue(() => (pid ? this.write(name, pid) : previous ? this.remove(name, previous) : Promise.resolve()));
   }
 
-  /** The nodes of a host that is gone: their names are removed here and in the bucket. */
-  hostGone(nodes: Set<string>): void {
+  /**
+   * The nodes of a host that is gone: their names are removed here and, if this host reaches NATS,
+   * in the bucket (cut off, it leaves that to the hosts that do, rather than queue removals that
+   * would run on heal, behind and ahead of newer writes).
+   */
+  hostGone(nodes: Set<string>, connected: boolean): void {
     for (const [name, pid] of [...this.host.globals]) {
       if (!nodes.has(nodeOf(pid))) continue;
       this.host.applyGlobal(name, null);
-      this.enqueue(() => this.remove(name, pid));
+      if (connected) this.enqueue(() => this.remove(name, pid));
     }
   }
 
@@ -95,12 +109,21 @@ export class GlobalNames {
     if (entry?.operation === 'PUT' && entry.string() === pid) await this.kv.delete(key, { previousSeq: entry.revision }).catch(() => {});
   }
 
+  /** Whether a pid is of this host (its nodes or its mailboxes). */
+  private mine(pid: Pid): boolean {
+    const node = nodeOf(pid);
+    return node === this.host.router.hostNode || this.host.local().some((h) => h.name === node);
+  }
+
   private onEntry(entry: KvEntry): void {
     const name = nameOf(entry.key);
     const held = this.host.globals.get(name);
     if (entry.operation === 'PUT') {
       const pid = entry.string();
       if (isPid(pid) && held !== pid && this.reachable(pid)) this.host.applyGlobal(name, pid);
+    } else if (held !== undefined && this.mine(held)) {
+      // Removed by a host that held this one gone (a partition): the process is alive here, so its name stands.
+      this.enqueue(() => this.write(name, held));
     } else if (held !== undefined) {
       this.host.applyGlobal(name, null);
     }

@@ -126,6 +126,15 @@ export class Link {
     this.sub?.unsubscribe();
   }
 
+  /** Drops what waits for `host`, which is gone (at most once: nothing from before reaches it later). */
+  forget(host: string): void {
+    const items = this.out.get(host);
+    if (!items) return;
+    this.out.delete(host);
+    for (const item of items) this.pending -= isNotice(item) ? 1 : item[2].length;
+    this.dropped(host, items, `host '${host}' is gone`);
+  }
+
   private push(host: string, item: Item, count: number): void {
     let items = this.out.get(host);
     if (!items) this.out.set(host, (items = []));

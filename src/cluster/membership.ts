@@ -3,8 +3,14 @@
  * hosts bucket every `heartbeatMs`; the bucket's entries expire `deadAfterMs` after their last put.
  * Every host watches the bucket: a host not heard from for `deadAfterMs` is gone (`timeout`),
  * one that deletes its entry has `left`, and one whose record comes with a new id was
- * `restarted` (its old incarnation is gone, with every node it had). While this host's own
- * connection is down it judges nobody: it cannot hear anyone.
+ * `restarted` (its old incarnation is gone, with every node it had).
+ *
+ * A partition is judged the same way on both sides. While this host's own connection is down it
+ * judges nobody for `deadAfterMs` (a NATS restart is not a partition); past that, every other host
+ * is gone to it (`timeout`), as this host is to them. Each record carries how many times its host
+ * has timed each other host out (`lost`): a host that finds its own count raised by a host it still
+ * holds alive was timed out by it (a partition only one side judged) and takes it down too, so links
+ * and monitors break on both sides or on neither.
  */
 import type { KV, KvEntry } from '@nats-io/kv';
 import { NameTaken } from '../errors.js';
@@ -16,6 +22,8 @@ export interface HostRecord {
   /** This incarnation of the host (a new process has a new id). */
   id: string;
   nodes: NodeSummary[];
+  /** How many times this host has timed each other host out (see the file comment). */
+  lost?: Record<string, number>;
 }
 
 export class HostNameTaken extends NameTaken {}
@@ -29,10 +37,16 @@ export interface MembershipEvents {
 }
 
 export class Membership {
-  private readonly members = new Map<string, { record: HostRecord; seen: number }>();
+  /** `theirs`: the member's count of times it timed this host out, when it was last taken up. */
+  private readonly members = new Map<string, { record: HostRecord; seen: number; theirs: number }>();
+  /** Times this host timed each other host out, told to all in its record. */
+  private readonly timedOut = new Map<string, number>();
   private timer: NodeJS.Timeout | undefined;
   private watch: { stop(): void } | undefined;
-  private connected = true;
+  /** When the heartbeat timer last ran (to tell a stall of this host's own thread). */
+  private lastTick: number | undefined;
+  /** When this host's connection went down; undefined while connected. */
+  private disconnectedAt: number | undefined;
   private stopped = false;
 
   constructor(
@@ -68,23 +82,22 @@ export class Membership {
 
   /** Puts this host's record now (its nodes changed). */
   beat(): void {
-    if (!this.connected || this.stopped) return;
-    this.kv.put(this.settings.host, JSON.stringify(this.self())).catch(() => {});
+    if (this.disconnectedAt !== undefined || this.stopped) return;
+    this.kv.put(this.settings.host, JSON.stringify(this.own())).catch(() => {});
   }
 
   /** The connection to NATS went down: nobody can be heard, so nobody is judged. */
   disconnected(): void {
-    this.connected = false;
+    this.disconnectedAt ??= Date.now();
   }
 
   /** Back: everyone gets a fresh deadline, the watch starts again, this host beats at once. */
   async reconnected(): Promise<void> {
-    this.connected = true;
+    this.disconnectedAt = undefined;
     const now = Date.now();
     for (const m of this.members.values()) m.seen = now;
     this.beat();
-    this.watch?.stop();
-    await this.startWatch().catch(() => {});
+    this.rewatch();
   }
 
   async stop(): Promise<void> {
@@ -133,9 +146,23 @@ export class Membership {
       try {
         for await (const entry of watch) this.onEntry(entry);
       } catch {
-        // Ended by stop() or by a lost connection; reconnected() starts a new one.
+        // Ended by stop() or by a lost connection (reconnected() starts a new one).
       }
+      // Ended otherwise while connected (the server not ready after a reconnect): watch again.
+      if (this.watch === watch && !this.stopped && this.disconnectedAt === undefined) this.rewatch();
     })();
+  }
+
+  /** A new watch, tried again every heartbeat until one starts (while connected): a host not watched is not heard. */
+  private rewatch(): void {
+    this.watch?.stop();
+    this.watch = undefined;
+    this.startWatch().catch(() => {
+      const retry = setTimeout(() => {
+        if (!this.stopped && this.disconnectedAt === undefined && !this.watch) this.rewatch();
+      }, this.settings.heartbeatMs);
+      retry.unref();
+    });
   }
 
   private onEntry(entry: KvEntry): void {
@@ -155,24 +182,45 @@ export class Membership {
       return;
     }
     if (!record || record.host !== entry.key || typeof record.id !== 'string' || !Array.isArray(record.nodes)) return;
+    const theirs = record.lost?.[this.settings.host] ?? 0;
     if (known && known.record.id !== record.id) {
       this.members.delete(entry.key);
       this.on.down(known.record, 'restarted');
+    } else if (known && theirs > known.theirs) {
+      // It timed this host out while this host still held it alive: a partition only it judged.
+      this.members.delete(entry.key);
+      this.on.down(known.record, 'timeout');
     }
     const fresh = !this.members.has(entry.key);
-    this.members.set(entry.key, { record, seen: Date.now() });
+    this.members.set(entry.key, { record, seen: Date.now(), theirs: fresh ? theirs : this.members.get(entry.key)!.theirs });
     if (fresh) this.on.up(record);
     this.on.update(record);
   }
 
+  private own(): HostRecord {
+    return { ...this.self(), lost: Object.fromEntries(this.timedOut) };
+  }
+
   private tick(): void {
-    if (!this.connected || this.stopped) return;
-    this.beat();
+    if (this.stopped) return;
     const now = Date.now();
+    const last = this.lastTick;
+    this.lastTick = now;
+    // This host's own thread stalled (no tick for half of deadAfterMs): the others' heartbeats are
+    // still unread in its socket, so it judges nobody now; everyone gets a fresh deadline.
+    if (last !== undefined && now - last > this.settings.deadAfterMs / 2) {
+      for (const m of this.members.values()) m.seen = now;
+    }
+    const cut = this.disconnectedAt !== undefined;
+    // Cut off for longer than deadAfterMs: the others have timed this host out, so it times them out.
+    if (cut && now - this.disconnectedAt! <= this.settings.deadAfterMs) return;
     for (const [host, m] of this.members) {
-      if (now - m.seen <= this.settings.deadAfterMs) continue;
+      if (!cut && now - m.seen <= this.settings.deadAfterMs) continue;
       this.members.delete(host);
+      this.timedOut.set(host, (this.timedOut.get(host) ?? 0) + 1);
       this.on.down(m.record, 'timeout');
     }
+    // After the verdicts, so the record says at once whom this host timed out.
+    this.beat();
   }
 }
