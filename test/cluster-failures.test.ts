@@ -111,7 +111,9 @@ describe('cluster failures', () => {
   });
 
   it('a host too slow to read its batches reports slow_consumer and still gets every message, in order', async () => {
-    const cl = options({ slowPendingBatches: 50 });
+    // Slow, not gone: the stall below must stay well inside deadAfterMs, or under load A rightly
+    // declares B gone (a stall as long as deadAfterMs is a death by design) and drops its batches.
+    const cl = options({ slowPendingBatches: 50, deadAfterMs: 6_000 });
     const a = await host('A', cl, ['a1']);
     const b = await host('B', cl, ['b1']);
     await sees(a, 'b1');
