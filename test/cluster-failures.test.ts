@@ -119,10 +119,10 @@ describe('cluster failures', () => {
     await sees(a, 'b1');
     const sink = await b.eval<string>('return system.node("b1").startServer("counter", [0])');
     // B's main thread stalls while A sends 400 batches (one per tick).
-    const stalled = b.eval('const t = Date.now(); while (Date.now() - t < 1500); return true');
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    // The stall starts right after B answers (its reply is already on its way): A sends into it.
+    await b.eval('setTimeout(() => { const t = Date.now(); while (Date.now() - t < 1500); }, 0); return true');
     await a.eval('for (let i = 0; i < 400; i++) { system.send(args[0], { from: "host", seq: i }); await new Promise((r) => setImmediate(r)); }', sink);
-    await stalled;
+    await b.eval('return true'); // answered once the stall is over
     await b.waitEvent('cluster', (e) => e.type === 'slow_consumer');
     await b.until('every message', async () => (await b.eval<number>('return system.call(args[0], "get")', sink)) === 400);
     expect(await b.eval('return system.call(args[0], "seen")', sink)).toEqual({ host: 399 });

@@ -712,7 +712,12 @@ describe('inspection, events and forwarding clean-up', () => {
     const ref = inbox.monitor(pid);
     expect(await s.call(pid, { stop: 'normal' })).toBe('bye');
     expect(await inbox.receive({ type: 'DOWN', ref })).toMatchObject({ pid, reason: 'normal' });
-    await sleep(100); // Gone travels c → b → a
+    // Gone travels c → b → a; at a it frees the home-local name the moved process held.
+    await until(
+      'Gone to reach the home node',
+      () => s.node('a').whereis('ghost'),
+      (owner) => owner === undefined,
+    );
 
     // Take the nodes it passed through away: anything still forwarding there would be lost.
     for (const n of ['b', 'c']) {
