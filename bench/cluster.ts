@@ -7,15 +7,11 @@
  * Baselines, same run, same server: raw NATS publish of the same envelopes in v8-serialized
  * arrays of 256 from one connection to a subscriber on another; raw NATS request/reply (an echo).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { connect as tcp, createServer } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { deserialize, serialize } from 'node:v8';
 import { connect } from '@nats-io/transport-node';
 import { System } from '../src/index.js';
 import { CROSS_MODULE } from './cross-node.js';
+import { natsServer } from './nats-server.js';
 import { atLeastRatio, batchedSum, gc, measure, now, row, within, type Benchmark, type ResultRow } from './lib.js';
 
 const ECHO = `
@@ -23,40 +19,6 @@ const ECHO = `
   export function handleCall(req: unknown, _from: unknown, s: number) { return { reply: req, state: s }; }
   export function handleCast(_m: unknown, s: number) { return { noreply: s }; }
 `;
-
-async function natsServer(): Promise<{ url: string; stop(): Promise<void> }> {
-  const bin = [process.env.NATS_SERVER, '/usr/sbin/nats-server', '/usr/bin/nats-server'].find((p): p is string => !!p && existsSync(p));
-  if (!bin) throw new Error('nats-server not found: apt-get install nats-server, or set NATS_SERVER');
-  const port = await new Promise<number>((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const p = (s.address() as { port: number }).port;
-      s.close(() => resolve(p));
-    });
-  });
-  const dir = mkdtempSync(join(tmpdir(), 'subnode-bench-nats-'));
-  const proc: ChildProcess = spawn(bin, ['-js', '-a', '127.0.0.1', '-p', String(port), '-sd', dir], { stdio: 'ignore' });
-  for (let i = 0; ; i++) {
-    const up = await new Promise<boolean>((resolve) => {
-      const c = tcp(port, '127.0.0.1', () => {
-        c.end();
-        resolve(true);
-      });
-      c.on('error', () => resolve(false));
-    });
-    if (up) break;
-    if (i > 200) throw new Error('nats-server did not start');
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  return {
-    url: `nats://127.0.0.1:${port}`,
-    stop: async () => {
-      const exited = new Promise((resolve) => proc.once('exit', resolve));
-      proc.kill('SIGTERM');
-      await exited;
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
-}
 
 export const clusterBench: Benchmark = {
   name: 'cluster',

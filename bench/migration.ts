@@ -7,7 +7,7 @@
 import { System, type Pid } from '../src/index.js';
 import { measure, now, row, type Benchmark, type ResultRow } from './lib.js';
 
-const COUNTER = `
+export const COUNTER = `
   export const vsn = 1;
   export function init(state: any) { return typeof state === 'object' && state ? state : { seen: {}, total: 0, bad: 0 }; }
   export function handleCall(req: string, _f: unknown, s: any) { return { reply: req === 'state' ? s : s.total, state: s }; }
@@ -20,7 +20,7 @@ const COUNTER = `
   }
 `;
 
-const SENDER = `
+export const SENDER = `
   import { server, receive, after } from 'subnode';
   export function blast(to: string, me: string, i: number, n: number, reply: string): unknown {
     const k = Math.min(100, n - i);
