@@ -12,6 +12,7 @@ export { ANY } from './kernel/match.js';
 export * from './errors.js';
 export { hostPermissions, type NatsPermissions } from './cluster/permissions.js';
 export { JetStreamReleaseStore, type JetStreamStoreOptions } from './cluster/release-store.js';
+export { JetStreamStateStore, type JetStreamStateStoreOptions } from './cluster/state-store.js';
 export type { ClusterOptions, ClusterCredentials } from './cluster/options.js';
 export type { UpgradePlan, PlanModule, UpgradeReport, NodeOutcome } from './host/upgrade-plan.js';
 export type { RunConfig, NodeConfig, StartConfig, ModuleConfig, CodeShorthand } from './cli/config.js';

@@ -154,6 +154,12 @@ export async function connectNats(options: ClusterOptions, settings: Settings): 
   }
 }
 
+/** A connection for a store on NATS (release or state store): `kind` names it to the server. */
+export function connectStore(kind: string, options: { servers?: string | string[]; credentials?: ClusterCredentials }): Promise<NatsConnection> {
+  const settings = { servers: options.servers!, name: kind, ...(options.credentials ? { credentials: options.credentials } : {}) };
+  return connectNats(settings, checkOptions(settings));
+}
+
 function seedText(seed: string): string {
   return /^\s*S[A-Z2-7]{50,}\s*$/.test(seed) ? seed.trim() : readCredentials(seed).toString('utf8').trim();
 }

@@ -5,7 +5,7 @@
  */
 import { BadArgument, Refused, SubnodeError } from '../../errors.js';
 
-export type StoreErrorReason = 'locked' | 'format_too_new' | 'corrupt' | 'missing_source' | 'closed' | 'already_open';
+export type StoreErrorReason = 'locked' | 'format_too_new' | 'corrupt' | 'missing_source' | 'closed' | 'already_open' | 'contended';
 
 /** A store that cannot be used as asked; `reason` says why. */
 export class StoreError extends Refused {
