@@ -29,6 +29,7 @@ import { isolateBench } from './isolate.js';
 import { migrationBench } from './migration.js';
 import { clusterBench } from './cluster.js';
 import { clusterMigrationBench } from './cluster-migration.js';
+import { controlLoadBench } from './control-load.js';
 import { observeBench } from './observe.js';
 import { releasesBench } from './releases.js';
 import { writeReadmeTable } from './readme-table.js';
@@ -47,6 +48,7 @@ const BENCHMARKS: Benchmark[] = [
   isolateBench,
   denseBench,
   migrationBench,
+  controlLoadBench,
   clusterBench,
   clusterMigrationBench,
   observeBench,
