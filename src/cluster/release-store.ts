@@ -22,8 +22,8 @@ import { hostname } from 'node:os';
 import type { KV } from '@nats-io/kv';
 import type { ObjectStore } from '@nats-io/obj';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { BadStep, SourceMissing, StoreClosed, StoreCorrupt, StoreError, StoreFormatTooNew, StoreLocked } from '../host/release-store/errors.js';
-import { FORMAT_VERSION, STORE_TAG } from '../host/release-store/format.js';
+import { BadStep, SourceMissing, StoreClosed, StoreCorrupt, StoreError, StoreLocked } from '../host/release-store/errors.js';
+import { checkFormatRecord, FORMAT_RECORD } from '../host/release-store/format.js';
 import { applyRecord, emptyRelease, hashesOf, lastPermanentOf, releasesOf, replay, statusOf, stepsOf } from '../host/release-store/replay.js';
 import type { JournalRecord, LostRecord, OpenResult, ReleaseEntry, ReleaseInfo, ReleaseStore, SourceHash, SystemRelease } from '../host/release-store/store.js';
 import { BadArgument } from '../errors.js';
@@ -223,12 +223,8 @@ export class JetStreamReleaseStore implements ReleaseStore {
   private async recover(): Promise<OpenResult> {
     const kv = this.kv!;
     const format = await kv.get('format');
-    if (!format || format.operation !== 'PUT') await kv.put('format', JSON.stringify({ store: STORE_TAG, format: FORMAT_VERSION }));
-    else {
-      const parsed = format.json<{ store?: unknown; format?: unknown }>();
-      if (parsed?.store !== STORE_TAG || typeof parsed.format !== 'number') throw new StoreCorrupt(`release store ${this.where} has a bad format entry`);
-      if (parsed.format > FORMAT_VERSION) throw new StoreFormatTooNew(this.where, parsed.format, FORMAT_VERSION);
-    }
+    if (!format || format.operation !== 'PUT') await kv.put('format', FORMAT_RECORD);
+    else checkFormatRecord(format.string(), this.where, 'format entry');
     const keys: string[] = [];
     for await (const k of await kv.keys('r.>')) keys.push(k);
     keys.sort();
