@@ -238,9 +238,9 @@ export function lastPermanentOf(records: readonly JournalRecord[]): number {
   return last;
 }
 
-/** The source hashes a record needs. */
+/** The source hashes a record needs. A step read back may be anything (even null): replay refuses it, this passes it by. */
 export function hashesOf(record: JournalRecord): string[] {
-  return record.kind === 'release' ? record.steps.flatMap((s) => (s.kind === 'load' ? [s.hash] : [])) : [];
+  return record.kind === 'release' ? record.steps.flatMap((s: ReleaseStep | null) => (s?.kind === 'load' ? [s.hash] : [])) : [];
 }
 
 function isName(value: unknown): value is string {
