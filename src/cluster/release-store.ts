@@ -76,8 +76,13 @@ export class JetStreamReleaseStore implements ReleaseStore {
 
   async open(): Promise<OpenResult> {
     if (this.kv) throw new StoreError('already_open', `release store ${this.where} is already open`);
-    const [{ jetstream }, { Kvm }, { Objm }] = await Promise.all([import('@nats-io/jetstream'), import('@nats-io/kv'), import('@nats-io/obj')]);
-    const nc = this.options.connection ?? (await this.connect());
+    const [{ jetstream }, { Kvm }, { Objm }, { connectStore }] = await Promise.all([
+      import('@nats-io/jetstream'),
+      import('@nats-io/kv'),
+      import('@nats-io/obj'),
+      import('./options.js'),
+    ]);
+    const nc = this.options.connection ?? (await connectStore(`rel-${this.options.name}`, this.options));
     try {
       const kvm = new Kvm(jetstream(nc));
       const bucket = (name: string, ttl?: number): Promise<KV> => kvm.create(name, { history: 1, ...(ttl ? { ttl } : {}) }).catch(() => kvm.open(name));
@@ -147,16 +152,6 @@ export class JetStreamReleaseStore implements ReleaseStore {
     this.locks = undefined;
     if (nc && !this.options.connection) await nc.close().catch(() => {});
     this.nc = undefined;
-  }
-
-  private async connect(): Promise<NatsConnection> {
-    const { connectNats, checkOptions } = await import('./options.js');
-    const options = {
-      servers: this.options.servers!,
-      name: `rel-${this.options.name}`,
-      ...(this.options.credentials ? { credentials: this.options.credentials } : {}),
-    };
-    return connectNats(options, checkOptions(options));
   }
 
   /**
