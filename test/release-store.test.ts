@@ -18,7 +18,7 @@ import { JetStreamReleaseStore } from '../src/cluster/release-store.js';
 import { NatsServer } from './helpers/nats-server.js';
 import { BadStep, SourceMissing, StoreCorrupt, StoreFormatTooNew, StoreLocked } from '../src/host/release-store/errors.js';
 import { DirectoryReleaseStore } from '../src/host/release-store/directory.js';
-import { scan } from '../src/host/release-store/journal.js';
+import { encodeFrame, scan } from '../src/host/release-store/journal.js';
 import { measureStore } from '../src/host/release-store/measure.js';
 import { currentModules, replay } from '../src/host/release-store/replay.js';
 import { WRITE_POINTS, type JournalRecord, type ReleaseEntry, type ReleaseStep, type ReleaseStore, type WritePoint } from '../src/host/release-store/store.js';
@@ -576,6 +576,50 @@ describe('in-process crash at every write point', () => {
       expect(opened.lost.length).toBe(point === 'journal:half-written' ? 1 : 0);
       expect(readdirSync(join(dir, 'objects')).filter((f) => f.startsWith('.tmp-'))).toEqual([]);
       await store.close();
+    }
+  });
+});
+
+describe.each(KINDS)('$name store: a record read back that is not a good one', (kind) => {
+  /** A store whose journal holds `payload` as record 1 (written past the store, as damage would). */
+  const planted = async (payload: unknown): Promise<string> => {
+    const id = kind.fresh();
+    const store = kind.make(id);
+    await store.open();
+    await store.close();
+    if (kind.name === 'directory') writeFileSync(join(id, 'journal'), encodeFrame(payload as JournalRecord));
+    else await (await new Kvm(nc!).open(`subnode_rel_${id}`)).create('r.000000000001', JSON.stringify(payload));
+    return id;
+  };
+
+  it.each<[string, string, unknown]>([
+    ['steps that are not steps', 'inconsistent', { seq: 1, at: 0, kind: 'release', plan: false, steps: [null] }],
+    ['a step that does not apply', 'inconsistent', { seq: 1, at: 0, kind: 'release', plan: false, steps: [{ kind: 'forget', node: 'nobody' }] }],
+    ['no time', 'malformed', { seq: 1, kind: 'release', plan: false, steps: [{ kind: 'restart', node: 'a', creation: 0 }] }],
+    ['an unknown kind', 'malformed', { seq: 1, at: 0, kind: 'upgrade' }],
+  ])('%s: lost as %s, and the store opens empty', async (_what, reason, payload) => {
+    const store = kind.make(await planted(payload));
+    const opened = await store.open();
+    expect(opened.records).toEqual([]);
+    expect(opened.lost.map((l) => [l.seq, l.reason])).toEqual([[1, reason]]);
+    expect(await store.current()).toEqual({ release: 0, nodes: {} });
+    await store.close();
+  });
+});
+
+describe('JetStream store: format entry', () => {
+  it('one written by a newer format is refused; one that is not a format record is corrupt', async () => {
+    const js = KINDS[1]!;
+    const name = js.fresh();
+    const store = js.make(name);
+    await store.open();
+    await store.close();
+    const kv = await new Kvm(nc!).open(`subnode_rel_${name}`);
+    await kv.put('format', JSON.stringify({ store: 'subnode-release-store', format: 2 }));
+    await expect(js.make(name).open()).rejects.toMatchObject({ constructor: StoreFormatTooNew, found: 2, supported: 1 });
+    for (const bad of ['not json', JSON.stringify({ store: 'subnode-release-store', format: 0 }), JSON.stringify({ store: 'other', format: 1 })]) {
+      await kv.put('format', bad);
+      await expect(js.make(name).open()).rejects.toThrow(StoreCorrupt);
     }
   });
 });

@@ -13,18 +13,20 @@
  * (one that lost the lock) is refused by the server, never interleaved. A record's sources are
  * stored before it. `append` resolves once JetStream acknowledged the write: stored by the
  * server (on disk with file storage; the server fsyncs per its `sync_interval`, set `always` for
- * an fsync per write). Open re-checks every record as the directory store does (seq order, its
- * sources present, it replays onto the state before it); the first bad one and everything after
- * it are reported in `lost`, copied to `lost.*` keys and removed from the journal.
+ * an fsync per write). Open re-checks every record by the directory store's rules, which both
+ * stores share (src/host/release-store/replayed.ts: seq order, its sources present, it replays
+ * onto the state before it); the first bad one and everything after it are reported in `lost`,
+ * copied to `lost.*` keys and removed from the journal.
  */
-import { createHash, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { KV } from '@nats-io/kv';
 import type { ObjectStore } from '@nats-io/obj';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { BadStep, SourceMissing, StoreClosed, StoreCorrupt, StoreError, StoreFormatTooNew, StoreLocked } from '../host/release-store/errors.js';
-import { FORMAT_VERSION, STORE_TAG } from '../host/release-store/format.js';
-import { applyRecord, emptyRelease, hashesOf, lastPermanentOf, releasesOf, replay, statusOf, stepsOf } from '../host/release-store/replay.js';
+import { StoreClosed, StoreError, StoreLocked } from '../host/release-store/errors.js';
+import { checkFormatRecord, FORMAT_RECORD } from '../host/release-store/format.js';
+import { ReplayedJournal } from '../host/release-store/replayed.js';
+import { Sources } from '../host/release-store/sources.js';
 import type { JournalRecord, LostRecord, OpenResult, ReleaseEntry, ReleaseInfo, ReleaseStore, SourceHash, SystemRelease } from '../host/release-store/store.js';
 import { BadArgument } from '../errors.js';
 import { NODE_NAME } from '../kernel/pid.js';
@@ -41,21 +43,24 @@ export interface JetStreamStoreOptions {
   lockTtlMs?: number;
 }
 
-const HASH = /^[0-9a-f]{64}$/;
 const key = (seq: number): string => `r.${String(seq).padStart(12, '0')}`;
 
 export class JetStreamReleaseStore implements ReleaseStore {
   private nc: NatsConnection | undefined;
   private kv: KV | undefined;
   private locks: KV | undefined;
-  private sources: ObjectStore | undefined;
+  private objects: ObjectStore | undefined;
   private lockRevision = 0;
   private lockTimer: NodeJS.Timeout | undefined;
   private lockLost: string | undefined;
-  private records: JournalRecord[] = [];
-  private state: SystemRelease = emptyRelease();
-  private readonly known = new Set<SourceHash>();
-  private queue: Promise<unknown> = Promise.resolve();
+  private readonly sources = new Sources({
+    has: (hash) => this.stored(hash),
+    read: async (hash) => (await this.assertOpen().objects.getBlob(hash)) ?? undefined,
+    write: async (hash, bytes) => void (await this.assertOpen().objects.putBlob({ name: hash }, bytes)),
+    where: (hash) => `${this.where}_src/${hash}`,
+  });
+  /** The records read back on open and appended since, replayed. */
+  private readonly replayed = new ReplayedJournal({ ready: () => void this.assertOpen(), write: (record) => this.write(record), sources: this.sources });
   private readonly id = randomUUID();
   private readonly where: string;
   private readonly lockTtlMs: number;
@@ -71,17 +76,22 @@ export class JetStreamReleaseStore implements ReleaseStore {
 
   async open(): Promise<OpenResult> {
     if (this.kv) throw new StoreError('already_open', `release store ${this.where} is already open`);
-    const [{ jetstream }, { Kvm }, { Objm }] = await Promise.all([import('@nats-io/jetstream'), import('@nats-io/kv'), import('@nats-io/obj')]);
-    const nc = this.options.connection ?? (await this.connect());
+    const [{ jetstream }, { Kvm }, { Objm }, { connectStore }] = await Promise.all([
+      import('@nats-io/jetstream'),
+      import('@nats-io/kv'),
+      import('@nats-io/obj'),
+      import('./options.js'),
+    ]);
+    const nc = this.options.connection ?? (await connectStore(`rel-${this.options.name}`, this.options));
     try {
       const kvm = new Kvm(jetstream(nc));
       const bucket = (name: string, ttl?: number): Promise<KV> => kvm.create(name, { history: 1, ...(ttl ? { ttl } : {}) }).catch(() => kvm.open(name));
       const base = `subnode_rel_${this.options.name}`;
       const [kv, locks] = await Promise.all([bucket(base), bucket(`${base}_lock`, this.lockTtlMs)]);
       const objm = new Objm(nc);
-      const sources = await objm.create(`${base}_src`).catch(() => objm.open(`${base}_src`));
+      const objects = await objm.create(`${base}_src`).catch(() => objm.open(`${base}_src`));
       await this.lock(locks);
-      Object.assign(this, { nc, kv, locks, sources });
+      Object.assign(this, { nc, kv, locks, objects });
       try {
         return await this.recover();
       } catch (error) {
@@ -96,72 +106,45 @@ export class JetStreamReleaseStore implements ReleaseStore {
   }
 
   async putSource(js: string): Promise<SourceHash> {
-    const sources = this.assertOpen().sources;
-    if (typeof js !== 'string') throw new BadStep('a source must be a string');
-    const hash = createHash('sha256').update(js, 'utf8').digest('hex');
-    if (this.known.has(hash) || (await this.stored(hash))) {
-      this.known.add(hash);
-      return hash;
-    }
-    await sources.putBlob({ name: hash }, new TextEncoder().encode(js));
-    this.known.add(hash);
-    return hash;
+    this.assertOpen();
+    return this.sources.put(js);
   }
 
   async getSource(hash: SourceHash): Promise<string> {
-    const sources = this.assertOpen().sources;
-    if (typeof hash !== 'string' || !HASH.test(hash)) throw new BadStep(`not a source hash: ${JSON.stringify(hash)}`);
-    const bytes = await sources.getBlob(hash);
-    if (!bytes) throw new SourceMissing(hash);
-    if (createHash('sha256').update(bytes).digest('hex') !== hash) throw new StoreCorrupt(`stored source ${hash} does not match its hash`, { hash });
-    return new TextDecoder().decode(bytes);
+    this.assertOpen();
+    return this.sources.get(hash);
   }
 
   append(entry: ReleaseEntry, options: { label?: string } = {}): Promise<number> {
-    return this.serial(async () => {
-      const { plan, label, steps } = stepsOf(entry);
-      const name = options.label ?? label;
-      const record: JournalRecord = { seq: this.nextSeq(), at: Date.now(), kind: 'release', plan, ...(name !== undefined ? { label: name } : {}), steps };
-      for (const hash of hashesOf(record)) {
-        if (!this.known.has(hash) && !(await this.stored(hash))) throw new SourceMissing(hash);
-        this.known.add(hash);
-      }
-      return this.commit(record);
-    });
+    return this.replayed.append(entry, options);
   }
 
   markPermanent(release: number): Promise<number> {
-    return this.serial(() => this.commit({ seq: this.nextSeq(), at: Date.now(), kind: 'permanent', release }));
+    return this.replayed.markPermanent(release);
   }
 
   revert(to: number, reason?: string): Promise<number> {
-    return this.serial(() => this.commit({ seq: this.nextSeq(), at: Date.now(), kind: 'revert', to, ...(reason !== undefined ? { reason } : {}) }));
+    return this.replayed.revert(to, reason);
   }
 
-  async history(): Promise<JournalRecord[]> {
-    this.assertOpen();
-    return structuredClone(this.records);
+  history(): Promise<JournalRecord[]> {
+    return this.replayed.history();
   }
 
-  async releases(): Promise<ReleaseInfo[]> {
-    this.assertOpen();
-    return structuredClone(releasesOf(this.records));
+  releases(): Promise<ReleaseInfo[]> {
+    return this.replayed.releases();
   }
 
-  async current(): Promise<SystemRelease> {
-    this.assertOpen();
-    return structuredClone(this.state);
+  current(): Promise<SystemRelease> {
+    return this.replayed.current();
   }
 
-  async lastPermanent(): Promise<{ release: number; state: SystemRelease } | undefined> {
-    this.assertOpen();
-    const release = lastPermanentOf(this.records);
-    if (!release) return undefined;
-    return { release, state: replay(this.records.filter((r) => r.seq <= release)) };
+  lastPermanent(): Promise<{ release: number; state: SystemRelease } | undefined> {
+    return this.replayed.lastPermanent();
   }
 
   async close(): Promise<void> {
-    await this.queue.catch(() => {});
+    await this.replayed.settled();
     clearInterval(this.lockTimer);
     const { nc, locks } = this;
     this.kv = undefined;
@@ -169,16 +152,6 @@ export class JetStreamReleaseStore implements ReleaseStore {
     this.locks = undefined;
     if (nc && !this.options.connection) await nc.close().catch(() => {});
     this.nc = undefined;
-  }
-
-  private async connect(): Promise<NatsConnection> {
-    const { connectNats, checkOptions } = await import('./options.js');
-    const options = {
-      servers: this.options.servers!,
-      name: `rel-${this.options.name}`,
-      ...(this.options.credentials ? { credentials: this.options.credentials } : {}),
-    };
-    return connectNats(options, checkOptions(options));
   }
 
   /**
@@ -223,102 +196,51 @@ export class JetStreamReleaseStore implements ReleaseStore {
   private async recover(): Promise<OpenResult> {
     const kv = this.kv!;
     const format = await kv.get('format');
-    if (!format || format.operation !== 'PUT') await kv.put('format', JSON.stringify({ store: STORE_TAG, format: FORMAT_VERSION }));
-    else {
-      const parsed = format.json<{ store?: unknown; format?: unknown }>();
-      if (parsed?.store !== STORE_TAG || typeof parsed.format !== 'number') throw new StoreCorrupt(`release store ${this.where} has a bad format entry`);
-      if (parsed.format > FORMAT_VERSION) throw new StoreFormatTooNew(this.where, parsed.format, FORMAT_VERSION);
-    }
+    if (!format || format.operation !== 'PUT') await kv.put('format', FORMAT_RECORD);
+    else checkFormatRecord(format.string(), this.where, 'format entry');
     const keys: string[] = [];
     for await (const k of await kv.keys('r.>')) keys.push(k);
     keys.sort();
-    const records: JournalRecord[] = [];
     const lost: LostRecord[] = [];
-    const state = emptyRelease();
+    this.replayed.reset();
     for (const k of keys) {
       const entry = await kv.get(k);
       if (!entry || entry.operation !== 'PUT') continue;
-      let record: JournalRecord | undefined;
+      let record: unknown;
       try {
-        record = entry.json<JournalRecord>();
+        record = entry.json();
       } catch {
         record = undefined;
       }
-      const seq = records.length + 1;
-      const problem = lost.length
-        ? { seq: record?.seq ?? seq, reason: 'after_damage' as const, detail: 'follows a record that was lost' }
-        : await this.check(record, seq, state, records);
-      if (!problem) {
-        records.push(record!);
-        continue;
-      }
-      lost.push({ ...problem, ...(record ? { record } : {}) });
+      const problem = await this.replayed.restore(record);
+      if (!problem) continue;
+      lost.push(problem);
       // Kept for inspection, then cut from the journal.
       await kv.put(`lost.${k.slice(2)}.${Date.now()}`, entry.value);
       await kv.purge(k);
     }
-    this.records = records;
-    this.state = state;
-    const permanent = lastPermanentOf(records);
-    const trial = [...statusOf(records)].some(([seq, s]) => s === 'trial' && seq > permanent);
-    return { state: structuredClone(state), records: structuredClone(records), lost, permanent, trial };
+    return this.replayed.opened(lost);
   }
 
-  /** Why a record read back cannot be kept, or undefined (and it is applied to `state`). */
-  private async check(record: JournalRecord | undefined, seq: number, state: SystemRelease, before: JournalRecord[]): Promise<LostRecord | undefined> {
-    if (!record || typeof record !== 'object' || record.seq !== seq) return { seq, reason: 'malformed', detail: `expected record ${seq}` };
-    const missing: SourceHash[] = [];
-    for (const hash of new Set(hashesOf(record))) {
-      if (this.known.has(hash)) continue;
-      if (typeof hash === 'string' && HASH.test(hash) && (await this.stored(hash))) this.known.add(hash);
-      else missing.push(hash);
-    }
-    if (missing.length) return { seq, reason: 'missing_source', missing, detail: `source blob(s) missing: ${missing.join(', ')}` };
-    try {
-      applyRecord(state, record, before);
-      return undefined;
-    } catch (error) {
-      return { seq, reason: 'inconsistent', detail: (error as Error).message };
-    }
-  }
-
-  /** Validates a record against the state, writes it (refused if the seq is taken: another writer), then makes it visible. */
-  private async commit(record: JournalRecord): Promise<number> {
+  /** Writes one record: refused if its seq is taken (another writer) or this writer lost its lock. */
+  private async write(record: JournalRecord): Promise<void> {
     const { kv } = this.assertOpen();
     if (this.lockLost) throw new StoreError('locked', `release store ${this.where}: this writer lost its lock (${this.lockLost})`);
-    const next = structuredClone(this.state);
-    applyRecord(next, record, this.records);
     try {
       await kv.create(key(record.seq), JSON.stringify(record));
     } catch (error) {
       throw new StoreError('locked', `release store ${this.where}: record ${record.seq} could not be written (${(error as Error).message})`);
     }
-    this.records.push(record);
-    this.state = next;
-    return record.seq;
   }
 
   /** Whether the object store holds a source (a deleted object's info stays, marked deleted). */
   private async stored(hash: SourceHash): Promise<boolean> {
-    const info = await this.assertOpen().sources.info(hash);
+    const info = await this.assertOpen().objects.info(hash);
     return !!info && !info.deleted;
   }
 
-  private nextSeq(): number {
-    return (this.records.at(-1)?.seq ?? 0) + 1;
-  }
-
-  private serial<T>(work: () => Promise<T>): Promise<T> {
-    const run = this.queue.then(() => {
-      this.assertOpen();
-      return work();
-    });
-    this.queue = run.catch(() => {});
-    return run;
-  }
-
-  private assertOpen(): { kv: KV; sources: ObjectStore } {
-    if (!this.kv || !this.sources) throw new StoreClosed();
-    return { kv: this.kv, sources: this.sources };
+  private assertOpen(): { kv: KV; objects: ObjectStore } {
+    if (!this.kv || !this.objects) throw new StoreClosed();
+    return { kv: this.kv, objects: this.objects };
   }
 }

@@ -20,18 +20,17 @@
  * is reported in `lost` (with its steps when they can still be read); the cut bytes are copied to
  * `lost/` before the journal is truncated, so nothing that was on disk is thrown away.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { mkdir, open, readdir, readFile, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import { BadStep, SourceMissing, StoreClosed, StoreCorrupt, StoreError } from './errors.js';
+import { StoreClosed, StoreError } from './errors.js';
 import { encodeFrame, scan } from './journal.js';
 import { acquireLock, type Lock } from './lock.js';
 import { Crash, Disk, exists, writeAll, type DiskOptions } from './disk.js';
 import { checkFormat } from './format.js';
-import { applyRecord, emptyRelease, hashesOf, lastPermanentOf, releasesOf, replay, statusOf, stepsOf } from './replay.js';
-import type { JournalRecord, LostRecord, OpenResult, ReleaseEntry, ReleaseInfo, ReleaseStore, SourceHash, SystemRelease } from './store.js';
-
-const HASH = /^[0-9a-f]{64}$/;
+import { ReplayedJournal } from './replayed.js';
+import { Sources } from './sources.js';
+import type { JournalRecord, OpenResult, ReleaseEntry, ReleaseInfo, ReleaseStore, SourceHash, SystemRelease } from './store.js';
 
 /** How a directory store writes: fsync or not, and (tests) the crashes injected at its write points. */
 export type DirectoryStoreOptions = DiskOptions;
@@ -40,12 +39,15 @@ export class DirectoryReleaseStore implements ReleaseStore {
   private lock: Lock | undefined;
   private journal: FileHandle | undefined;
   private size = 0;
-  private records: JournalRecord[] = [];
-  private state: SystemRelease = emptyRelease();
-  private readonly known = new Set<SourceHash>();
-  /** Appends run one at a time, in call order. */
-  private queue: Promise<unknown> = Promise.resolve();
   private crashed = false;
+  private readonly sources = new Sources({
+    has: (hash) => exists(this.blobPath(hash)),
+    read: (hash) => this.readBlob(hash),
+    write: (hash, bytes) => this.writeBlob(hash, bytes),
+    where: (hash) => this.blobPath(hash),
+  });
+  /** The records read back on open and appended since, replayed. */
+  private readonly replayed = new ReplayedJournal({ ready: () => this.assertOpen(), write: (record) => this.write(record), sources: this.sources });
 
   /** Where the store's writes are made durable, and where a test's crash is injected. */
   private readonly disk: Disk;
@@ -78,97 +80,44 @@ export class DirectoryReleaseStore implements ReleaseStore {
 
   async putSource(js: string): Promise<SourceHash> {
     this.assertOpen();
-    if (typeof js !== 'string') throw new BadStep('a source must be a string');
-    const bytes = Buffer.from(js, 'utf8');
-    const hash = createHash('sha256').update(bytes).digest('hex');
-    if (this.known.has(hash) || (await exists(this.blobPath(hash)))) {
-      this.known.add(hash);
-      return hash;
-    }
-    const objects = join(this.dir, 'objects');
-    const temp = join(objects, `.tmp-${hash}-${process.pid}-${randomBytes(4).toString('hex')}`);
-    await this.guard(
-      async () => {
-        const file = await open(temp, 'wx');
-        try {
-          await file.writeFile(bytes);
-          await this.disk.fault('blob:temp-written');
-          await this.disk.sync(file);
-          await this.disk.fault('blob:temp-synced');
-        } finally {
-          await file.close();
-        }
-        await rename(temp, this.blobPath(hash));
-        await this.disk.fault('blob:renamed');
-        await this.disk.syncDir(objects);
-      },
-      () => unlink(temp),
-    );
-    this.known.add(hash);
-    return hash;
+    return this.sources.put(js);
   }
 
   async getSource(hash: SourceHash): Promise<string> {
     this.assertOpen();
-    if (typeof hash !== 'string' || !HASH.test(hash)) throw new BadStep(`not a source hash: ${JSON.stringify(hash)}`);
-    let bytes: Buffer;
-    try {
-      bytes = await readFile(this.blobPath(hash));
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') throw new SourceMissing(hash);
-      throw error;
-    }
-    if (createHash('sha256').update(bytes).digest('hex') !== hash) {
-      throw new StoreCorrupt(`stored source ${hash} does not match its hash`, { hash, path: this.blobPath(hash) });
-    }
-    return bytes.toString('utf8');
+    return this.sources.get(hash);
   }
 
   append(entry: ReleaseEntry, options: { label?: string } = {}): Promise<number> {
-    return this.serial(async () => {
-      const { plan, label, steps } = stepsOf(entry);
-      const name = options.label ?? label;
-      const record: JournalRecord = { seq: this.nextSeq(), at: Date.now(), kind: 'release', plan, ...(name !== undefined ? { label: name } : {}), steps };
-      for (const hash of hashesOf(record)) {
-        if (!this.known.has(hash) && !(await exists(this.blobPath(hash)))) throw new SourceMissing(hash);
-        this.known.add(hash);
-      }
-      return this.commit(record);
-    });
+    return this.replayed.append(entry, options);
   }
 
   markPermanent(release: number): Promise<number> {
-    return this.serial(() => this.commit({ seq: this.nextSeq(), at: Date.now(), kind: 'permanent', release }));
+    return this.replayed.markPermanent(release);
   }
 
   revert(to: number, reason?: string): Promise<number> {
-    return this.serial(() => this.commit({ seq: this.nextSeq(), at: Date.now(), kind: 'revert', to, ...(reason !== undefined ? { reason } : {}) }));
+    return this.replayed.revert(to, reason);
   }
 
-  async history(): Promise<JournalRecord[]> {
-    this.assertOpen();
-    return structuredClone(this.records);
+  history(): Promise<JournalRecord[]> {
+    return this.replayed.history();
   }
 
-  async releases(): Promise<ReleaseInfo[]> {
-    this.assertOpen();
-    return structuredClone(releasesOf(this.records));
+  releases(): Promise<ReleaseInfo[]> {
+    return this.replayed.releases();
   }
 
-  async current(): Promise<SystemRelease> {
-    this.assertOpen();
-    return structuredClone(this.state);
+  current(): Promise<SystemRelease> {
+    return this.replayed.current();
   }
 
-  async lastPermanent(): Promise<{ release: number; state: SystemRelease } | undefined> {
-    this.assertOpen();
-    const release = lastPermanentOf(this.records);
-    if (!release) return undefined;
-    return { release, state: replay(this.records.filter((r) => r.seq <= release)) };
+  lastPermanent(): Promise<{ release: number; state: SystemRelease } | undefined> {
+    return this.replayed.lastPermanent();
   }
 
   async close(): Promise<void> {
-    await this.queue.catch(() => {});
+    await this.replayed.settled();
     const journal = this.journal;
     this.journal = undefined;
     await journal?.close().catch(() => {});
@@ -176,18 +125,9 @@ export class DirectoryReleaseStore implements ReleaseStore {
     this.lock = undefined;
   }
 
-  /** Validates a record against the state, writes it durably, then makes it visible. */
-  private async commit(record: JournalRecord): Promise<number> {
-    this.assertOpen();
-    const next = structuredClone(this.state);
-    applyRecord(next, record, this.records);
-    await this.write(record);
-    this.records.push(record);
-    this.state = next;
-    return record.seq;
-  }
-
+  /** Writes one record durably at the end of the journal (a torn frame is cut back on an I/O error). */
   private async write(record: JournalRecord): Promise<void> {
+    this.assertOpen();
     const journal = this.journal!;
     const frame = encodeFrame(record);
     const at = this.size;
@@ -228,25 +168,13 @@ export class DirectoryReleaseStore implements ReleaseStore {
     if (created) await this.disk.syncDir(this.dir);
     const bytes = await this.journal.readFile();
     const { frames, lost, end } = scan(bytes);
-    const records: JournalRecord[] = [];
-    const state = emptyRelease();
+    this.replayed.reset();
     let kept = end;
-    for (const [i, frame] of frames.entries()) {
-      const problem = await this.check(frame.record, state, records);
-      if (problem) {
-        kept = frame.offset;
-        const after = frames.slice(i + 1).map((f): LostRecord => ({
-          seq: f.record.seq,
-          reason: 'after_damage',
-          offset: f.offset,
-          bytes: f.bytes,
-          record: f.record,
-          detail: 'follows a record that was lost',
-        }));
-        lost.unshift({ ...problem, offset: frame.offset, bytes: frame.bytes }, ...after);
-        break;
-      }
-      records.push(frame.record);
+    for (const frame of frames) {
+      const problem = await this.replayed.restore(frame.record);
+      if (!problem) continue;
+      kept = Math.min(kept, frame.offset);
+      lost.push({ ...problem, offset: frame.offset, bytes: frame.bytes });
     }
     lost.sort((x, y) => (x.offset ?? 0) - (y.offset ?? 0));
     let quarantined: string | undefined;
@@ -255,30 +183,40 @@ export class DirectoryReleaseStore implements ReleaseStore {
       await this.journal.truncate(kept);
       await this.disk.sync(this.journal);
     }
-    this.records = records;
-    this.state = state;
     this.size = kept;
-    const permanent = lastPermanentOf(records);
-    const status = statusOf(records);
-    const trial = [...status].some(([seq, s]) => s === 'trial' && seq > permanent);
-    return { state: structuredClone(state), records: structuredClone(records), lost, permanent, trial, ...(quarantined ? { quarantined } : {}) };
+    return this.replayed.opened(lost, quarantined);
   }
 
-  /** Why a record read back from the journal cannot be kept, or undefined (and it is applied to `state`). */
-  private async check(record: JournalRecord, state: SystemRelease, before: JournalRecord[]): Promise<LostRecord | undefined> {
-    const missing: SourceHash[] = [];
-    for (const hash of new Set(hashesOf(record))) {
-      if (this.known.has(hash)) continue;
-      if (typeof hash === 'string' && HASH.test(hash) && (await exists(this.blobPath(hash)))) this.known.add(hash);
-      else missing.push(hash);
-    }
-    if (missing.length) return { seq: record.seq, reason: 'missing_source', record, missing, detail: `source blob(s) missing: ${missing.join(', ')}` };
+  private async readBlob(hash: SourceHash): Promise<Buffer | undefined> {
     try {
-      applyRecord(state, record, before);
-      return undefined;
+      return await readFile(this.blobPath(hash));
     } catch (error) {
-      return { seq: record.seq, reason: 'inconsistent', record, detail: (error as Error).message };
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw error;
     }
+  }
+
+  /** Writes a blob to a temp file, fsynced, renamed to its hash, the directory fsynced: it is there whole or not at all. */
+  private async writeBlob(hash: SourceHash, bytes: Uint8Array): Promise<void> {
+    const objects = join(this.dir, 'objects');
+    const temp = join(objects, `.tmp-${hash}-${process.pid}-${randomBytes(4).toString('hex')}`);
+    await this.guard(
+      async () => {
+        const file = await open(temp, 'wx');
+        try {
+          await file.writeFile(bytes);
+          await this.disk.fault('blob:temp-written');
+          await this.disk.sync(file);
+          await this.disk.fault('blob:temp-synced');
+        } finally {
+          await file.close();
+        }
+        await rename(temp, this.blobPath(hash));
+        await this.disk.fault('blob:renamed');
+        await this.disk.syncDir(objects);
+      },
+      () => unlink(temp),
+    );
   }
 
   /** Saves bytes cut from the journal under lost/ (temp + fsync + rename), returns the path. */
@@ -298,15 +236,6 @@ export class DirectoryReleaseStore implements ReleaseStore {
     return path;
   }
 
-  private serial<T>(run: () => Promise<T>): Promise<T> {
-    const result = this.queue.then(() => {
-      this.assertOpen();
-      return run();
-    });
-    this.queue = result.catch(() => {});
-    return result;
-  }
-
   /** Runs a write; on a real I/O error undoes it with `undo` and rethrows; a simulated crash ends the store as a crash would. */
   private async guard(run: () => Promise<void>, undo: () => Promise<unknown>): Promise<void> {
     try {
@@ -322,10 +251,6 @@ export class DirectoryReleaseStore implements ReleaseStore {
       await undo().catch(() => {});
       throw error;
     }
-  }
-
-  private nextSeq(): number {
-    return this.records.length ? this.records[this.records.length - 1]!.seq + 1 : 1;
   }
 
   private assertOpen(): void {

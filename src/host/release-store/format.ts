@@ -1,4 +1,7 @@
-/** The release store's format file: which layout a directory holds, written once, checked on open. */
+/**
+ * The release store's format record: which layout a store holds, written once, checked on open —
+ * the rule for both stores, and the directory's format file.
+ */
 import { open, readFile, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { StoreCorrupt, StoreFormatTooNew } from './errors.js';
@@ -8,6 +11,8 @@ import { exists, type Disk } from './disk.js';
 export const FORMAT_VERSION = 1;
 /** What a store's format record names itself (the directory's format file, the JetStream store's format key). */
 export const STORE_TAG = 'subnode-release-store';
+/** The format record a new store is given. */
+export const FORMAT_RECORD = JSON.stringify({ store: STORE_TAG, format: FORMAT_VERSION });
 
 /** Checks `<dir>/format`, or writes it for a new store (a journal without one is corrupt). */
 export async function checkFormat(dir: string, disk: Disk): Promise<void> {
@@ -21,23 +26,32 @@ export async function checkFormat(dir: string, disk: Disk): Promise<void> {
     await writeFormat(dir, path, disk);
     return;
   }
+  checkFormatRecord(text, dir, 'format file');
+}
+
+/**
+ * Checks a store's format record (the directory's format file, the JetStream store's format key),
+ * read from `where`: StoreCorrupt unless it names a release store, StoreFormatTooNew when it was
+ * written by a newer format than this code reads.
+ */
+export function checkFormatRecord(text: string, where: string, what: string): void {
   let format: { store?: unknown; format?: unknown };
   try {
     format = JSON.parse(text) as typeof format;
   } catch {
-    throw new StoreCorrupt(`release store ${dir}: the format file is not JSON`, { dir: dir });
+    throw new StoreCorrupt(`release store ${where}: the ${what} is not JSON`, { dir: where });
   }
   if (!format || format.store !== STORE_TAG || !Number.isInteger(format.format) || (format.format as number) < 1) {
-    throw new StoreCorrupt(`${dir} is not a subnode release store (format file ${JSON.stringify(text.slice(0, 80))})`, { dir: dir });
+    throw new StoreCorrupt(`${where} is not a subnode release store (${what} ${JSON.stringify(text.slice(0, 80))})`, { dir: where });
   }
-  if ((format.format as number) > FORMAT_VERSION) throw new StoreFormatTooNew(dir, format.format as number, FORMAT_VERSION);
+  if ((format.format as number) > FORMAT_VERSION) throw new StoreFormatTooNew(where, format.format as number, FORMAT_VERSION);
 }
 
 async function writeFormat(dir: string, path: string, disk: Disk): Promise<void> {
   const temp = `${path}.tmp`;
   const file = await open(temp, 'w');
   try {
-    await file.writeFile(`${JSON.stringify({ store: STORE_TAG, format: FORMAT_VERSION })}\n`);
+    await file.writeFile(`${FORMAT_RECORD}\n`);
     await disk.sync(file);
   } finally {
     await file.close();

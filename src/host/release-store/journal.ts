@@ -14,6 +14,7 @@
  * replayed out of place is caught too. The CRC covers the length so a damaged length cannot
  * pass for a short valid frame.
  */
+import { isJournalRecord } from './replayed.js';
 import type { JournalRecord, LostRecord } from './store.js';
 
 export const HEADER_BYTES = 8;
@@ -115,12 +116,8 @@ export function scan(bytes: Buffer): Scan {
 
 function parse(payload: Buffer): JournalRecord | undefined {
   try {
-    const value = JSON.parse(payload.toString('utf8')) as JournalRecord;
-    if (!value || typeof value !== 'object' || !Number.isInteger(value.seq) || typeof value.at !== 'number') return undefined;
-    if (value.kind === 'release' && Array.isArray(value.steps) && typeof value.plan === 'boolean') return value;
-    if (value.kind === 'permanent' && Number.isInteger(value.release)) return value;
-    if (value.kind === 'revert' && Number.isInteger(value.to)) return value;
-    return undefined;
+    const value: unknown = JSON.parse(payload.toString('utf8'));
+    return isJournalRecord(value) ? value : undefined;
   } catch {
     return undefined;
   }

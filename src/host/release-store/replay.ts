@@ -14,9 +14,8 @@
 import { checkPolicy, checkPurge } from '../../kernel/policy.js';
 import { isJson } from '../../kernel/values.js';
 import { BadStep } from './errors.js';
+import { isSourceHash } from './sources.js';
 import type { JournalRecord, ModuleRelease, NodeRelease, ReleaseEntry, ReleaseInfo, ReleaseStep, SystemRelease } from './store.js';
-
-const HASH = /^[0-9a-f]{64}$/;
 
 export function emptyRelease(): SystemRelease {
   return { release: 0, nodes: {} };
@@ -106,7 +105,7 @@ export function checkStep(step: ReleaseStep): ReleaseStep {
     case 'load': {
       if (!isName(step.module)) fail('module must be a non-empty string');
       if (!isVersion(step.version)) fail(`version must be an integer >= 1, got ${JSON.stringify(step.version)}`);
-      if (typeof step.hash !== 'string' || !HASH.test(step.hash)) fail(`hash must be a sha256 in hex, got ${JSON.stringify(step.hash)}`);
+      if (!isSourceHash(step.hash)) fail(`hash must be a sha256 in hex, got ${JSON.stringify(step.hash)}`);
       if (step.vsn !== undefined && !isJson(step.vsn)) fail('vsn must be plain JSON data');
       const purged = versionList(step.purged, fail);
       const out: ReleaseStep = { kind: 'load', node: step.node, module: step.module, version: step.version, hash: step.hash };
@@ -239,9 +238,9 @@ export function lastPermanentOf(records: readonly JournalRecord[]): number {
   return last;
 }
 
-/** The source hashes a record needs. */
+/** The source hashes a record needs. A step read back may be anything (even null): replay refuses it, this passes it by. */
 export function hashesOf(record: JournalRecord): string[] {
-  return record.kind === 'release' ? record.steps.flatMap((s) => (s.kind === 'load' ? [s.hash] : [])) : [];
+  return record.kind === 'release' ? record.steps.flatMap((s: ReleaseStep | null) => (s?.kind === 'load' ? [s.hash] : [])) : [];
 }
 
 function isName(value: unknown): value is string {

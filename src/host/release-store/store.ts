@@ -18,8 +18,10 @@
  * each module's versions (number, source hash, vsn, current/old) and the code policies.
  *
  * The interface is deliberately narrow and async: the embedded implementation is a directory
- * (directory.ts); a NATS JetStream one (a stream for the journal, an object store for the blobs)
- * must fit behind it unchanged.
+ * (directory.ts); a NATS JetStream one (src/cluster/release-store.ts: a KV bucket for the journal,
+ * an object store for the blobs) fits behind it unchanged. Both answer the journal's queries and
+ * append to it through one shared object (replayed.ts), and keep sources by one set of rules
+ * (sources.ts); each says only where records and blobs are written.
  */
 import type { CodePolicy, PurgeMode } from '../../kernel/policy.js';
 
