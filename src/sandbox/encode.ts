@@ -339,18 +339,23 @@ function counted(bytes: Uint8Array): Uint8Array {
 }
 
 const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
+/** Every pair of base64 digits, made on first use: making them is half of what loading the kernel's modules costs an isolate. */
 const PAIRS: string[] = [];
-for (let i = 0; i < 4096; i++) PAIRS[i] = ALPHABET[i >> 6]! + ALPHABET[i & 63]!;
+function pairs(): string[] {
+  if (!PAIRS.length) for (let i = 0; i < 4096; i++) PAIRS[i] = ALPHABET[i >> 6]! + ALPHABET[i & 63]!;
+  return PAIRS;
+}
 
 /** Standard base64 with padding (an isolate has no btoa and no Buffer). */
 export function base64(bytes: Uint8Array): string {
+  const table = pairs();
   let out = '';
   const n = bytes.length;
   const whole = n - (n % 3);
   let chunk = '';
   for (let i = 0; i < whole; i += 3) {
     const triple = (bytes[i]! << 16) | (bytes[i + 1]! << 8) | bytes[i + 2]!;
-    chunk += PAIRS[triple >> 12]! + PAIRS[triple & 4095]!;
+    chunk += table[triple >> 12]! + table[triple & 4095]!;
     if (chunk.length >= 8192) {
       out += chunk;
       chunk = '';
@@ -359,10 +364,10 @@ export function base64(bytes: Uint8Array): string {
   out += chunk;
   if (n - whole === 1) {
     const b = bytes[whole]! << 16;
-    out += PAIRS[b >> 12]! + '==';
+    out += table[b >> 12]! + '==';
   } else if (n - whole === 2) {
     const b = (bytes[whole]! << 16) | (bytes[whole + 1]! << 8);
-    out += PAIRS[b >> 12]! + ALPHABET[(b >> 6) & 63]! + '=';
+    out += table[b >> 12]! + ALPHABET[(b >> 6) & 63]! + '=';
   }
   return out;
 }
