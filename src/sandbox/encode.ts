@@ -99,7 +99,6 @@ let jsonAgain = false;
 const attempt: object[] = [];
 /** Objects a JSON attempt failed inside: not tried again, so no object is walked by more than one failed attempt. */
 let notJson: Set<object> | undefined;
-const NOT_JSON = Symbol('not JSON');
 
 export function encode(value: unknown, maxChars = Infinity): string {
   chars = 0;
@@ -189,10 +188,7 @@ function tree(value: unknown, seen: Map<object, number>, depth: number): unknown
   }
   if (depth >= MAX_DEPTH) throw new NotEncodable(`a value nested deeper than ${MAX_DEPTH} levels cannot leave the sandbox`);
   const array = isArray(object);
-  if (jsonOn && !notJson?.has(object)) {
-    const json = jsonOf(object, seen, depth);
-    if (json !== NOT_JSON) return array ? ['j', json] : json;
-  }
+  if (jsonOn && index !== jsonMark && !notJson?.has(object) && jsonOf(object, array, seen, depth)) return array ? ['j', object] : object;
   seen.set(object, numbered++);
   const d = depth + 1;
   if (array) {
@@ -208,68 +204,69 @@ function tree(value: unknown, seen: Map<object, number>, depth: number): unknown
   return proto === ObjectPrototype || proto === null ? plainObject(object, seen, d) : builtIn(object, seen, d);
 }
 
-/** A plain object or array as plain JSON, or NOT_JSON (its marks undone, its characters uncounted). */
-function jsonOf(object: object, seen: Map<object, number>, depth: number): unknown {
+/** Whether a plain object or array is written as JSON (if not, its marks are undone and its characters uncounted). */
+function jsonOf(object: object, array: boolean, seen: Map<object, number>, depth: number): boolean {
   const start = chars;
   attempt.length = 0;
-  const out = json(object, seen, depth);
-  if (out === NOT_JSON) {
+  const plain = isJsonObject(object, array, seen, depth);
+  if (!plain) {
     chars = start;
     for (let i = 0; i < attempt.length; i++) seen.delete(attempt[i]!);
   }
   attempt.length = 0;
-  return out;
+  return plain;
 }
 
-/** `value` as plain JSON, counted as `tree` counts it, or NOT_JSON; the objects a failure is inside are remembered in `notJson`. */
-function json(value: unknown, seen: Map<object, number>, depth: number): unknown {
+/**
+ * Whether `value` is plain JSON through and through, counted as `tree` counts it; the objects a
+ * failure is inside are remembered in `notJson`. Such a value is written by JSON.stringify as it is:
+ * no copy (a getter read again there only garbles its own node's output; the decoder checks the text).
+ */
+function isJson(value: unknown, seen: Map<object, number>, depth: number): boolean {
   chars += 4;
   switch (typeof value) {
     case 'string':
       chars += value.length;
       if (chars > budget) throw new OverBudget(chars, budget);
-      return value;
+      return true;
     case 'boolean':
-      return value;
+      return true;
     case 'number':
-      return value === value && value !== Infinity && value !== -Infinity && (value !== 0 || 1 / value > 0) ? value : NOT_JSON;
+      return value === value && value !== Infinity && value !== -Infinity && (value !== 0 || 1 / value > 0);
     case 'object':
-      if (value === null) return null;
+      if (value === null) return true;
       break;
     default:
-      return NOT_JSON;
+      return false;
   }
   const object = value as object;
   const index = seen.get(object);
-  if (depth >= MAX_DEPTH || (index !== undefined && (index >= base || index === jsonMark))) return NOT_JSON;
-  const array = isArray(object);
+  return (index === undefined || (index < base && index !== jsonMark)) && depth < MAX_DEPTH && isJsonObject(object, isArray(object), seen, depth);
+}
+
+/** `isJson` for an object not met yet in this value, within MAX_DEPTH. */
+function isJsonObject(object: object, array: boolean, seen: Map<object, number>, depth: number): boolean {
   if (!array) {
     const proto = getPrototypeOf(object) as unknown;
-    if (proto !== ObjectPrototype && proto !== null) return NOT_JSON;
+    if (proto !== ObjectPrototype && proto !== null) return false;
   }
   seen.set(object, jsonMark);
   attempt[attempt.length] = object;
   const d = depth + 1;
   if (array) {
     const list = object as unknown[];
-    const out: unknown[] = [];
     const length = list.length;
-    for (let i = 0; i < length; i++) if ((out[i] = json(list[i], seen, d)) === NOT_JSON) return failed(object);
-    return out;
+    for (let i = 0; i < length; i++) if (!isJson(list[i], seen, d)) return failed(object);
+    return true;
   }
-  const out: Record<string, unknown> = {};
   const names = keys(object);
-  for (let i = 0; i < names.length; i++) {
-    const key = names[i]!;
-    // Assigned, '__proto__' would set the copy's prototype: such an object is written with tags.
-    if (key === '__proto__' || (out[key] = json((object as Record<string, unknown>)[key], seen, d)) === NOT_JSON) return failed(object);
-  }
-  return out;
+  for (let i = 0; i < names.length; i++) if (!isJson((object as Record<string, unknown>)[names[i]!], seen, d)) return failed(object);
+  return true;
 }
 
-function failed(object: object): typeof NOT_JSON {
+function failed(object: object): false {
   (notJson ??= new NativeSet()).add(object);
-  return NOT_JSON;
+  return false;
 }
 
 function plainObject(object: object, seen: Map<object, number>, d: number): unknown[] {
