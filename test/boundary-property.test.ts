@@ -9,8 +9,9 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { serialize } from 'node:v8';
+import { isDeepStrictEqual } from 'node:util';
 import { encode, encodeBatch, NotEncodable } from '../src/sandbox/encode.js';
-import { decodeBatch, decodeValue, Undecodable } from '../src/node/decode.js';
+import { decodeBatch, decodeValue, readBatch, Undecodable } from '../src/node/decode.js';
 import { Boundary } from '../src/node/boundary.js';
 import { ALL } from '../src/kernel/capabilities.js';
 
@@ -85,7 +86,77 @@ function serializedSize(value: unknown): number | undefined {
   }
 }
 
+/** Which objects of a value are the same object: the walk's order, each object as new or as the index it was first met at. */
+function sharing(value: unknown, seen = new Map<object, number>(), out: (number | string)[] = []): (number | string)[] {
+  if (typeof value !== 'object' || value === null) return out;
+  const at = seen.get(value);
+  if (at !== undefined) {
+    out.push(at);
+    return out;
+  }
+  seen.set(value, seen.size);
+  out.push('new');
+  const items = value instanceof Map ? [...value].flat() : Array.isArray(value) ? value : Object.values(value);
+  for (const item of items) sharing(item, seen, out);
+  return out;
+}
+
+/** Values a thread node could send, plain or not: JSON through and through, with -0, undefined, Maps, one object met twice, cycles. */
+const { value: sendable } = fc.letrec<{ value: unknown }>((tie) => ({
+  value: fc.oneof(
+    { depthSize: 'small' },
+    fc.oneof(fc.string(), fc.integer(), fc.double(), fc.boolean(), fc.constant(null), fc.constant(undefined), fc.constant(-0)),
+    fc.array(tie('value'), { maxLength: 4 }),
+    fc.dictionary(fc.oneof(fc.string(), fc.constantFrom('__proto__', 'n')), tie('value'), { maxKeys: 4 }),
+    fc.array(fc.tuple(fc.string(), tie('value')), { maxLength: 2 }).map((e) => new Map(e)),
+    tie('value').map((v) => ({ a: v, b: [v, { c: v }] })),
+    tie('value').map((v) => {
+      const o: Record<string, unknown> = { v };
+      o.self = o;
+      return o;
+    }),
+  ),
+}));
+
 describe('boundary property suite', () => {
+  it('encode → decode gives back what structured clone would, the same objects shared, whether or not parts are written as plain JSON', () => {
+    fc.assert(
+      fc.property(fc.array(sendable, { maxLength: 4 }), (messages) => {
+        for (const message of messages) {
+          const decoded = decodeValue(encode(message)).value;
+          expect(isDeepStrictEqual(decoded, structuredClone(message))).toBe(true);
+          expect(sharing(decoded)).toEqual(sharing(message));
+        }
+        const text = encodeBatch(messages.map((m) => [0, '<a.1>', m]));
+        const strict = decodeBatch(text).map((d) => (d as { fields: unknown[] }).fields);
+        const read = readBatch(text);
+        expect(read.length).toBe(messages.length);
+        messages.forEach((message, i) => {
+          for (const envelope of [strict[i], read[i]]) {
+            expect(isDeepStrictEqual(envelope![2], structuredClone(message))).toBe(true);
+            expect(sharing(envelope![2])).toEqual(sharing(message));
+          }
+        });
+      }),
+      { numRuns: RUNS },
+    );
+  });
+
+  it('plain values cross as plain JSON, and a value written so that is met again in its envelope is written with tags', () => {
+    expect(encode({ n: 1, list: [1, 'a', null, { deep: true }] })).toBe('{"n":1,"list":[1,"a",null,{"deep":true}]}');
+    expect(encode([1, [2]])).toBe('["j",[1,[2]]]');
+    const o = { a: 1 };
+    expect(
+      encodeBatch([
+        [0, '<a.1>', o],
+        [0, '<a.1>', o],
+        [0, '<a.1>', [o, o]],
+      ]),
+    ).toBe('[[0,"<a.1>",{"a":1}],[0,"<a.1>",{"a":1}],[0,"<a.1>",["a",["o","a",1],["@",1]]]]');
+    // a plain value beside one that is not: the plain part still crosses as JSON
+    expect(encode({ p: { q: 1 }, u: undefined })).toBe('["o","p",{"q":1},"u",["u"]]');
+  });
+
   it('encode → decode: nothing shared, measured ≥ what crosses, only typed errors', () => {
     fc.assert(
       fc.property(arbitraryValue, (value) => {

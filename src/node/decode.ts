@@ -4,6 +4,8 @@
  * walked strictly, building fresh values of this realm with defineProperty, never assignment, so a
  * `__proto__` key is an own property and no setter runs. Shared memory cannot be produced (no tag
  * makes a SharedArrayBuffer or a WebAssembly.Memory); nothing deeper than MAX_DEPTH is built.
+ * What is written as plain JSON is taken as JSON.parse made it (fresh objects of this realm, own
+ * data properties, `__proto__` included): walked to be measured and bounded, not rebuilt.
  *
  * While it builds, it measures: `bytes` is at least what the value costs to cross a thread
  * (structured clone: strings 2 bytes a character, buffers their full length, every property name),
@@ -42,6 +44,9 @@ class Reader {
   bytes = HEADER;
   private objects: object[] = [];
 
+  /** `measure`: count what each value costs and bound the depth of values written as JSON too (off only where nothing is limited). */
+  constructor(private readonly measure = true) {}
+
   /** Starts a new value (an envelope): its own numbering, its own count. */
   reset(): void {
     this.bytes = HEADER;
@@ -64,9 +69,46 @@ class Reader {
           this.bytes += 2;
           return null;
         }
-        if (Array.isArray(x) && x.length >= 1) return this.tagged(x, depth);
+        if (!Array.isArray(x)) return this.json(x, depth);
+        if (x.length >= 1) return this.tagged(x, depth);
     }
     throw new Undecodable('not a value of the encoding');
+  }
+
+  /** A value written as JSON, taken as JSON.parse made it (fresh, plain, own properties only): measured, not rebuilt. */
+  private json(x: unknown, depth: number): unknown {
+    if (this.measure) this.measureJson(x, depth);
+    return x;
+  }
+
+  private measureJson(x: unknown, depth: number): void {
+    switch (typeof x) {
+      case 'string':
+        this.bytes += stringBytes(x);
+        return;
+      case 'number':
+        this.bytes += 10;
+        return;
+      case 'boolean':
+        this.bytes += 2;
+        return;
+    }
+    if (x === null) {
+      this.bytes += 2;
+      return;
+    }
+    if (depth > MAX_DEPTH) throw new Undecodable(`nested deeper than ${MAX_DEPTH} levels`);
+    this.bytes += 16;
+    const d = depth + 1;
+    if (Array.isArray(x)) {
+      for (let i = 0; i < x.length; i++) this.measureJson(x[i], d);
+      return;
+    }
+    const record = x as Record<string, unknown>;
+    for (const key of Object.keys(record)) {
+      this.bytes += stringBytes(key);
+      this.measureJson(record[key], d);
+    }
   }
 
   private tagged(x: unknown[], depth: number): unknown {
@@ -86,6 +128,10 @@ class Reader {
         if (x.length !== 2 || typeof x[1] !== 'string' || !/^-?\d{1,100000}$/.test(x[1])) break;
         this.bytes += 16 + x[1].length;
         return BigInt(x[1]);
+      }
+      case 'j': {
+        if (x.length !== 2 || !Array.isArray(x[1])) break;
+        return this.json(x[1], d);
       }
       case '@': {
         const n = x[1];
@@ -207,6 +253,32 @@ export function decodeValue(text: unknown): { value: unknown; bytes: number } {
   const reader = new Reader();
   const value = reader.value(parse(text), 0);
   return { value, bytes: reader.bytes };
+}
+
+/**
+ * A batch from a peer's trusted half (its runtime encoded it), read where nothing is limited (in the
+ * receiving isolate, or before the receiver measures it): values written as JSON are taken as
+ * parsed, not walked. An envelope that does not decode is dropped.
+ */
+export function readBatch(text: unknown): unknown[][] {
+  const batch = parse(text);
+  if (!Array.isArray(batch)) throw new Undecodable('a batch that is not a list');
+  const out: unknown[][] = [];
+  const reader = new Reader(false);
+  for (const raw of batch as unknown[]) {
+    if (!Array.isArray(raw)) continue;
+    try {
+      reader.reset();
+      for (let i = 0; i < raw.length; i++) {
+        const field: unknown = raw[i];
+        if (typeof field === 'object' && field !== null) raw[i] = reader.value(field, 0);
+      }
+      out.push(raw);
+    } catch {
+      // dropped: it was not written by a trusted encoder
+    }
+  }
+  return out;
 }
 
 /** A decoded envelope, with the bytes of its payload (the third field on), or why it was refused. */

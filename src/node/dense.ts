@@ -13,6 +13,7 @@ import { parentPort, type Transferable } from 'node:worker_threads';
 import type { Envelope } from '../kernel/signals.js';
 import type { DenseToHost, HostToDense, HostToNode, NodeData } from '../wire/node.js';
 import { IsolateEngine } from './isolate-engine.js';
+import { DEFAULT_MEMORY_MB, dropAhead, loadAhead } from './kernel-image.js';
 import { NodeRuntime, type HostLink, type Inbound } from './runtime.js';
 
 const host = parentPort!;
@@ -75,6 +76,30 @@ function add(data: NodeData): void {
     nodes.delete(name);
     post({ t: 'exit', node: name, error: `the node did not start: ${(error as Error).message}` });
   }
+  aheadFor(data.limits.memoryMb ?? DEFAULT_MEMORY_MB);
+}
+
+/** A load ahead is due (at most one at a time), and whether the thread is closing (none then). */
+let loading = false;
+let closing = false;
+
+/**
+ * Once this thread is idle, loads the kernel for the next node, with the memory limit of the last
+ * (src/node/kernel-image.ts `loadAhead`): a node then starts with only its boot. A load that fails
+ * is left to the next node's start, which loads its own and reports why it could not.
+ */
+function aheadFor(memoryMb: number): void {
+  if (loading) return;
+  loading = true;
+  setImmediate(() => {
+    loading = false;
+    if (closing) return;
+    try {
+      loadAhead(memoryMb);
+    } catch {
+      dropAhead();
+    }
+  });
 }
 
 function remove(name: string): void {
@@ -97,7 +122,9 @@ host.on('message', (message: HostToDense) => {
     case 'close':
       // Not terminated from outside with isolates just disposed: isolated-vm finishes its cleanup
       // on this thread's loop, which then runs out and the thread exits.
+      closing = true;
       for (const name of [...nodes.keys()]) remove(name);
+      dropAhead();
       host.close();
   }
 });

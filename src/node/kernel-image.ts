@@ -3,7 +3,8 @@
  * what it imports) are built into one script (`tsconfig.sandbox.json`: AMD modules in one file,
  * run here with a loader of a few lines), read once per thread and compiled with V8's code cache
  * after the first isolate, so an isolate only runs the kernel's module bodies and boots it with
- * its node's config.
+ * its node's config. A dense thread loads the next node's kernel ahead, once it is idle, so a
+ * node's start there is only its boot.
  *
  * Not an isolated-vm snapshot (`Isolate.createSnapshot`): with isolated-vm 5 on Node 20, state
  * restored from one was wrong (closure variables missing, one-character strings corrupted).
@@ -11,6 +12,7 @@
 import { readFileSync } from 'node:fs';
 import ivm from 'isolated-vm';
 import type { SandboxConfig } from '../sandbox/entry.js';
+import { sliceWallMs } from '../kernel/capabilities.js';
 
 /**
  * An isolate's heap limit unless its limits say (MiB). isolated-vm sizes the young generation by
@@ -68,14 +70,65 @@ function compileKernel(isolate: ivm.Isolate): ivm.Script {
   return script;
 }
 
-/** A new isolate with the kernel booted for `config`; `bridge` is what its kernel may call out to. */
-export function bootKernel(memoryMb: number, bridge: Record<string, ivm.Callback>, config: SandboxConfig, wallMs: number): BootedKernel {
+/** An isolate with the kernel's modules run, not yet booted for a node. */
+interface Unbooted {
+  isolate: ivm.Isolate;
+  context: ivm.Context;
+  memoryMb: number;
+}
+
+/** What running the kernel's module bodies may take, wall time (they take a few ms). */
+const LOAD_WALL_MS = 10 * sliceWallMs({});
+
+/** A new isolate with the kernel's modules run (no node's code or config in it yet). */
+function loadKernel(memoryMb: number): Unbooted {
   const isolate = new ivm.Isolate({ memoryLimit: memoryMb });
   try {
     const context = isolate.createContextSync();
     const jail = context.global;
     jail.setSync('globalThis', jail.derefInto());
-    compileKernel(isolate).runSync(context, { timeout: wallMs * 10 });
+    compileKernel(isolate).runSync(context, { timeout: LOAD_WALL_MS });
+    return { isolate, context, memoryMb };
+  } catch (error) {
+    if (!isolate.isDisposed) isolate.dispose();
+    throw error;
+  }
+}
+
+/**
+ * The kernel a dense thread loaded ahead for its next node (`loadAhead`), so a node's start is only
+ * its boot: making the isolate and its context, compiling and running the kernel's modules were
+ * three quarters of a start. Used once, by one node, and only if that node's memory limit is the
+ * one it was made with.
+ */
+let ahead: Unbooted | undefined;
+
+/** Loads the next node's kernel now (a dense thread, when it is idle after starting a node). */
+export function loadAhead(memoryMb: number): void {
+  if (ahead?.memoryMb === memoryMb) return;
+  dropAhead();
+  ahead = loadKernel(memoryMb);
+}
+
+/** Disposes the kernel loaded ahead, if any (the thread is closing). */
+export function dropAhead(): void {
+  if (ahead && !ahead.isolate.isDisposed) ahead.isolate.dispose();
+  ahead = undefined;
+}
+
+/** The kernel loaded ahead if it was made with `memoryMb` (and is still alive), else a new one. */
+function takeKernel(memoryMb: number): Unbooted {
+  const taken = ahead;
+  if (taken?.memoryMb !== memoryMb || taken.isolate.isDisposed) return loadKernel(memoryMb);
+  ahead = undefined;
+  return taken;
+}
+
+/** An isolate with the kernel booted for `config`; `bridge` is what its kernel may call out to. */
+export function bootKernel(memoryMb: number, bridge: Record<string, ivm.Callback>, config: SandboxConfig, wallMs: number): BootedKernel {
+  const { isolate, context } = takeKernel(memoryMb);
+  try {
+    const jail = context.global;
     context.evalSync('globalThis.$bridge = {}');
     const target = jail.getSync('$bridge', { reference: true }) as ivm.Reference<Record<string, unknown>>;
     for (const [name, callback] of Object.entries(bridge)) target.setSync(name, callback);

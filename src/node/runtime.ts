@@ -22,7 +22,7 @@ import { Sig, type Envelope } from '../kernel/signals.js';
 import type { KernelEvent } from '../kernel/types.js';
 import type { Result } from '../kernel/control-ops.js';
 import type { HostToNode, NodeData, NodeFaults, NodeToHost } from '../wire/node.js';
-import { decodeBatch } from './decode.js';
+import { readBatch } from './decode.js';
 import { encodeBatch } from '../sandbox/encode.js';
 
 /** What an engine gives the runtime. */
@@ -197,7 +197,7 @@ export class NodeRuntime {
       if (this.closed) return;
       if (typeof batch !== 'string') return checked(batch, from);
       if (deliverEncoded && max === undefined) return deliverEncoded(batch, from);
-      checked(decodedBatch(batch), from);
+      checked(readBatch(batch) as Envelope[], from);
     };
     this.link.listen((message) => this.onHost(message));
     this.post({ t: 'ready' });
@@ -328,13 +328,6 @@ function encodedOr(batch: Envelope[]): string | Envelope[] {
   } catch {
     return batch;
   }
-}
-
-/** An encoded batch read back into envelopes (for a node that measures what it receives); undecodable envelopes are dropped. */
-function decodedBatch(text: string): Envelope[] {
-  const out: Envelope[] = [];
-  for (const d of decodeBatch(text)) if ('fields' in d) out.push(d.fields as Envelope);
-  return out;
 }
 
 /**

@@ -11,7 +11,7 @@
 import { Kernel, type KernelPlatform } from '../kernel/kernel.js';
 import { controlOps, settle, type KernelConfig, type Result } from '../kernel/control-ops.js';
 import { batchBudget, encode, encodeBatch, OverBudget, SLICE_CHARS, VALUE_CHARS } from './encode.js';
-import { decodeBatch } from '../node/decode.js';
+import { readBatch } from '../node/decode.js';
 import type { ModuleFactory } from '../kernel/code-server.js';
 import type { Capabilities } from '../kernel/capabilities.js';
 import type { Envelope } from '../kernel/signals.js';
@@ -164,13 +164,11 @@ export function boot(config: SandboxConfig): void {
     deliver: guarded((envelopes: Envelope[], from: string) => {
       kernel.deliver(envelopes, from);
     }),
-    // A peer's batch as one string, copied in once and read here (src/node/decode.ts, strictly:
-    // an envelope that does not decode is dropped).
+    // A peer's batch as one string, copied in once and read here (src/node/decode.ts: what is
+    // plain JSON is taken as parsed; an envelope that does not decode is dropped).
     deliverEncoded: guarded((batch: string, from: string) => {
       if (typeof batch !== 'string') return;
-      const envelopes: Envelope[] = [];
-      for (const d of decodeBatch(batch)) if ('fields' in d) envelopes.push(d.fields as Envelope);
-      kernel.deliver(envelopes, from);
+      kernel.deliver(readBatch(batch) as Envelope[], from);
     }),
     runScheduled: guarded(() => {
       const due = tasks;
