@@ -1,5 +1,6 @@
-// The data path's sending side (src/cluster/link.ts) on a stand-in for the NATS connection: how
-// node-serialized batches are forwarded and packed under the max payload, in order.
+// The data path's sending side (src/cluster/link.ts) on a stand-in for the NATS connection: when a
+// batch leaves (at once when idle, once per turn under load), and how node-serialized batches are
+// packed under the max payload, in order.
 import { describe, expect, it } from 'vitest';
 import { deserialize, serialize } from 'node:v8';
 import type { NatsConnection } from '@nats-io/transport-node';
@@ -39,6 +40,7 @@ function link(maxPayload = 1024 * 1024): { link: Link; sent: { subject: string; 
   };
 }
 
+const turn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 const envelopes = (from: number, n: number, pad = ''): Envelope[] => Array.from({ length: n }, (_, i) => [0, '<b1.1.0>', { seq: from + i, pad }] as Envelope);
 /** The seqs a list of sent batches carries for `to`, decoded as the receiving node would. */
 const seqs = (batches: { items: WireItem[] }[], to = 'b1'): number[] =>
@@ -47,6 +49,40 @@ const seqs = (batches: { items: WireItem[] }[], to = 'b1'): number[] =>
   );
 
 describe('the link to other hosts', () => {
+  it('sends a lone batch when the task that queued it ends, without waiting for the next turn', async () => {
+    const { link: l, sent } = link();
+    l.send('B', 'b1', 'a1', envelopes(0, 1));
+    expect(sent).toHaveLength(0);
+    await Promise.resolve();
+    expect(sent).toHaveLength(1);
+    expect(sent[0]!.subject).toBe('subnode.c.data.B.A');
+    expect(seqs(sent)).toEqual([0]);
+  });
+
+  it('while batches keep coming, what is queued within one turn leaves together at its end', async () => {
+    const { link: l, sent } = link();
+    l.send('B', 'b1', 'a1', envelopes(0, 1));
+    await Promise.resolve();
+    expect(sent).toHaveLength(1);
+    // Later tasks of the same turn: held for the turn's end, then one NATS message for them all.
+    for (let i = 1; i < 4; i++) {
+      await new Promise<void>((resolve) => queueMicrotask(resolve));
+      l.sendEncoded('B', 'b1', 'a1', serialize(envelopes(i, 1)), 1);
+      await Promise.resolve();
+    }
+    expect(sent).toHaveLength(1);
+    await turn();
+    expect(sent).toHaveLength(2);
+    expect(sent[1]!.items).toHaveLength(3);
+    expect(seqs(sent)).toEqual([0, 1, 2, 3]);
+    // Idle again after a quiet turn: the next lone batch leaves at once.
+    await turn();
+    await turn();
+    l.send('B', 'b1', 'a1', envelopes(4, 1));
+    await Promise.resolve();
+    expect(sent).toHaveLength(3);
+  });
+
   it("forwards a node's serialized batch as its bytes, and keeps each destination host's items in order", async () => {
     const { link: l, sent } = link();
     const bytes = serialize(envelopes(0, 3));

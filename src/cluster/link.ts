@@ -1,6 +1,6 @@
 /**
  * The data path between hosts. Envelopes for a node of another host are queued per destination
- * host and leave once per tick as one NATS message (split only to stay under the server's max payload) on that
+ * host and leave as one NATS message (split only to stay under the server's max payload) on that
  * host's data subject. Each node batch in it is v8-serialized on its own (the structured-clone
  * format, which is what a message between nodes may hold) — by the sending node's own thread, in
  * its trusted half (src/node/runtime.ts), so this host only concatenates bytes — and handed
@@ -8,6 +8,10 @@
  * keeps each sender's order; core NATS delivers at most once, so there are no duplicates.
  * Node-down notices travel in the same queues, so they never overtake the envelopes a node sent
  * before it died.
+ *
+ * When the link is idle a batch leaves at the end of the task that queued it (a call's round trip
+ * waits for no tick); while batches keep coming, what arrives within one turn of the event loop
+ * leaves together, once per turn.
  *
  * While NATS is unreachable the queues hold up to `maxPendingEnvelopes` envelopes and are sent on
  * reconnect; past that, new envelopes are dropped and reported (`link_overflow`), never silently.
@@ -44,13 +48,15 @@ const sizeOf = (item: WireItem): number => (isNotice(item) ? 256 : item[2].byteL
 const DEFAULT_MAX_PAYLOAD = 1024 * 1024;
 /** Room kept in each NATS message beyond what `sizeOf` counts. */
 const HEADROOM = 1024;
-/** A burst larger than this leaves at once rather than at the end of the tick (batches stay large, memory bounded). */
+/** A burst larger than this leaves at once rather than at the end of the turn (batches stay large, memory bounded). */
 const FLUSH_ENVELOPES = 8_192;
 
 export class Link {
   private readonly out = new Map<string, WireItem[]>();
   private pending = 0;
   private flushQueued = false;
+  /** A batch left in this turn of the event loop: what is queued next waits for the turn's end. */
+  private busy = false;
   private sub: Subscription | undefined;
   /** False while the connection to NATS is down: batches wait (bounded). */
   connected = true;
@@ -138,6 +144,12 @@ export class Link {
     this.pending = 0;
     const max = this.nc.info?.max_payload ?? DEFAULT_MAX_PAYLOAD;
     for (const [host, items] of batches) this.publish(host, items, max);
+    if (!this.busy) {
+      this.busy = true;
+      setImmediate(() => {
+        this.busy = false;
+      });
+    }
   }
 
   stop(): void {
@@ -160,7 +172,9 @@ export class Link {
     this.pending += count;
     if (this.flushQueued) return;
     this.flushQueued = true;
-    setImmediate(() => this.flush());
+    // Idle: at the end of this task. Busy: at the end of this turn, with whatever else comes in it.
+    if (this.busy) setImmediate(() => this.flush());
+    else queueMicrotask(() => this.flush());
   }
 
   /** The items for `host` in as few NATS messages as the max payload allows, in order. */
