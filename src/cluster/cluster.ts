@@ -18,7 +18,6 @@ import { jetstream } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
 import { Objm } from '@nats-io/obj';
 import { nodeOf, type Pid } from '../kernel/pid.js';
-import type { Envelope } from '../kernel/signals.js';
 import type { NodeHandle } from '../host/node-handle.js';
 import type { NodeStatus } from '../host/node-supervision.js';
 import { NodeClaims } from './claims.js';
@@ -274,14 +273,18 @@ export class Cluster implements ClusterApi, RemoteView {
       this.inbound.learned(name);
       if (this.nodeHost.get(name) === record.host) continue;
       this.nodeHost.set(name, record.host);
-      router.addNode(name, { deliver: (envelopes, from) => this.toRemote(name, envelopes, from) });
+      router.addNode(name, {
+        deliver: (envelopes, from) => this.toRemote(name, from, (host, sender) => this.link.send(host, name, sender, envelopes)),
+        // A node's batch its own thread serialized: forwarded as it is.
+        deliverEncoded: (bytes, from, count) => this.toRemote(name, from, (host, sender) => this.link.sendEncoded(host, name, sender, bytes, count)),
+      });
     }
   }
 
-  private toRemote(node: string, envelopes: Envelope[], from: string): boolean {
+  private toRemote(node: string, from: string, send: (host: string, sender: string) => void): boolean {
     const host = this.hostOf(node);
     if (host === undefined || this.left) return false;
-    this.link.send(host, node, from === 'host' ? `${HOST_PREFIX}${this.host}` : from, envelopes);
+    send(host, from === 'host' ? `${HOST_PREFIX}${this.host}` : from);
     return true;
   }
 

@@ -1,10 +1,17 @@
 /**
  * The data path between hosts. Envelopes for a node of another host are queued per destination
- * host and leave once per tick as one NATS message (split only to stay under the server's max
- * payload) on that host's data subject, v8-serialized (the structured-clone format, which is what
- * a message between nodes may hold). One connection per host, so NATS keeps each sender's order;
- * core NATS delivers at most once, so there are no duplicates. Node-down notices travel in the
- * same queues, so they never overtake the envelopes a node sent before it died.
+ * host and leave as one NATS message (split only to stay under the server's max payload) on that
+ * host's data subject. Each node batch in it is v8-serialized on its own (the structured-clone
+ * format, which is what a message between nodes may hold) — by the sending node's own thread, in
+ * its trusted half (src/node/runtime.ts), so this host only concatenates bytes — and handed
+ * undecoded to the receiving node's thread, which decodes it. One connection per host, so NATS
+ * keeps each sender's order; core NATS delivers at most once, so there are no duplicates.
+ * Node-down notices travel in the same queues, so they never overtake the envelopes a node sent
+ * before it died.
+ *
+ * When the link is idle a batch leaves at the end of the task that queued it (a call's round trip
+ * waits for no tick); while batches keep coming, what arrives within one turn of the event loop
+ * leaves together, once per turn.
  *
  * While NATS is unreachable the queues hold up to `maxPendingEnvelopes` envelopes and are sent on
  * reconnect; past that, new envelopes are dropped and reported (`link_overflow`), never silently.
@@ -19,34 +26,37 @@ import type { ClusterEvent } from './hooks.js';
 import type { Names, Settings } from './options.js';
 
 /**
- * `[destination node, sending node, envelopes]`, a node-down notice `['!down', node, lost]`, or
- * where a process moved `['!moved', location]` (a move this host drove, for every host's locate).
+ * A node-down notice `['!down', node, lost]`, or where a process moved `['!moved', location]` (a
+ * move this host drove, for every host's locate).
  */
-export type Item = DataItem | Notice;
-export type DataItem = [string, string, Envelope[]];
 export type Notice = ['!down', string, Pid[]] | ['!moved', ProcessLocation];
 
 /**
- * An item as it travels: a data item's envelopes v8-serialized on their own, with their count, so
- * the receiving host hands them to the node's thread undecoded (it decodes them itself).
+ * An item as it travels: `[destination node, sending node, envelopes v8-serialized, their count]`,
+ * or a notice. The receiving host hands the bytes to the node's thread undecoded.
  */
 export type WireItem = [string, string, Uint8Array, number] | Notice;
 
-export const isNotice = (item: Item | WireItem): item is Notice => item[0] === '!down' || item[0] === '!moved';
-
-const encode = (item: Item): WireItem => (isNotice(item) ? item : [item[0], item[1], serialize(item[2]), item[2].length]);
+export const isNotice = (item: WireItem): item is Notice => item[0] === '!down' || item[0] === '!moved';
 
 /** How many envelopes an item carries (notices carry none). */
-const envelopesIn = (item: Item): number => (isNotice(item) ? 0 : item[2].length);
+const envelopesIn = (item: WireItem): number => (isNotice(item) ? 0 : item[3]);
+
+/** What an item adds to a batch, near enough to keep batches under the max payload: its bytes, and room for the rest. */
+const sizeOf = (item: WireItem): number => (isNotice(item) ? 256 : item[2].byteLength + item[0].length + item[1].length + 32);
 
 const DEFAULT_MAX_PAYLOAD = 1024 * 1024;
-/** A burst larger than this leaves at once rather than at the end of the tick (batches stay large, memory bounded). */
+/** Room kept in each NATS message beyond what `sizeOf` counts. */
+const HEADROOM = 1024;
+/** A burst larger than this leaves at once rather than at the end of the turn (batches stay large, memory bounded). */
 const FLUSH_ENVELOPES = 8_192;
 
 export class Link {
-  private readonly out = new Map<string, Item[]>();
+  private readonly out = new Map<string, WireItem[]>();
   private pending = 0;
   private flushQueued = false;
+  /** A batch left in this turn of the event loop: what is queued next waits for the turn's end. */
+  private busy = false;
   private sub: Subscription | undefined;
   /** False while the connection to NATS is down: batches wait (bounded). */
   connected = true;
@@ -90,14 +100,28 @@ export class Link {
     })();
   }
 
-  /** Envelopes from `from` (a node of this host, or this host) for node `node` of host `host`. */
+  /** Envelopes from `from` (this host, or one of its nodes) for node `node` of host `host`, v8-serialized here. */
   send(host: string, node: string, from: string, envelopes: Envelope[]): void {
+    let bytes: Uint8Array;
+    try {
+      bytes = serialize(envelopes);
+    } catch (error) {
+      if (envelopes.length < 2) return this.emit({ type: 'link_error', host, dropped: 1, reason: `not serializable: ${(error as Error).message}` });
+      const half = envelopes.length >> 1;
+      this.send(host, node, from, envelopes.slice(0, half));
+      return this.send(host, node, from, envelopes.slice(half));
+    }
+    this.sendEncoded(host, node, from, bytes, envelopes.length);
+  }
+
+  /** The same, `count` envelopes v8-serialized already (by the sending node's thread): queued as they are. */
+  sendEncoded(host: string, node: string, from: string, bytes: Uint8Array, count: number): void {
     // The bound is for an outage only: while connected, a burst goes out as it comes.
-    if (!this.connected && this.pending + envelopes.length > this.settings.maxPendingEnvelopes) {
-      this.emit({ type: 'link_overflow', host, dropped: envelopes.length });
+    if (!this.connected && this.pending + count > this.settings.maxPendingEnvelopes) {
+      this.emit({ type: 'link_overflow', host, dropped: count });
       return;
     }
-    this.push(host, [node, from, envelopes], envelopes.length);
+    this.push(host, [node, from, bytes, count], count);
     if (this.connected && this.pending >= FLUSH_ENVELOPES) this.flush();
   }
 
@@ -114,12 +138,18 @@ export class Link {
   /** Sends every queued batch now (if connected). */
   flush(): void {
     this.flushQueued = false;
-    if (!this.connected || this.nc.isClosed()) return;
+    if (!this.connected || this.nc.isClosed() || !this.out.size) return;
     const batches = [...this.out];
     this.out.clear();
     this.pending = 0;
-    const max = (this.nc.info?.max_payload ?? DEFAULT_MAX_PAYLOAD) - 1024;
+    const max = this.nc.info?.max_payload ?? DEFAULT_MAX_PAYLOAD;
     for (const [host, items] of batches) this.publish(host, items, max);
+    if (!this.busy) {
+      this.busy = true;
+      setImmediate(() => {
+        this.busy = false;
+      });
+    }
   }
 
   stop(): void {
@@ -131,27 +161,43 @@ export class Link {
     const items = this.out.get(host);
     if (!items) return;
     this.out.delete(host);
-    for (const item of items) this.pending -= isNotice(item) ? 1 : item[2].length;
+    for (const item of items) this.pending -= isNotice(item) ? 1 : item[3];
     this.dropped(host, items, `host '${host}' is gone`);
   }
 
-  private push(host: string, item: Item, count: number): void {
+  private push(host: string, item: WireItem, count: number): void {
     let items = this.out.get(host);
     if (!items) this.out.set(host, (items = []));
     items.push(item);
     this.pending += count;
-    if (!this.flushQueued) {
-      this.flushQueued = true;
-      setImmediate(() => this.flush());
-    }
+    if (this.flushQueued) return;
+    this.flushQueued = true;
+    // Idle: at the end of this task. Busy: at the end of this turn, with whatever else comes in it.
+    if (this.busy) setImmediate(() => this.flush());
+    else queueMicrotask(() => this.flush());
   }
 
-  private publish(host: string, items: Item[], max: number): void {
+  /** The items for `host` in as few NATS messages as the max payload allows, in order. */
+  private publish(host: string, items: WireItem[], max: number): void {
+    let start = 0;
+    let size = 0;
+    for (let i = 0; i < items.length; i++) {
+      const itemSize = sizeOf(items[i]!);
+      if (i > start && size + itemSize > max - HEADROOM) {
+        this.publishBatch(host, items.slice(start, i), max);
+        start = i;
+        size = 0;
+      }
+      size += itemSize;
+    }
+    this.publishBatch(host, start ? items.slice(start) : items, max);
+  }
+
+  private publishBatch(host: string, items: WireItem[], max: number): void {
     let bytes: Uint8Array;
     try {
-      bytes = serialize(items.map(encode));
+      bytes = serialize(items);
     } catch (error) {
-      if (items.length > 1) return this.split(host, items, max);
       return this.dropped(host, items, `not serializable: ${(error as Error).message}`);
     }
     if (bytes.length > max) return this.split(host, items, max);
@@ -164,24 +210,28 @@ export class Link {
     }
   }
 
-  /** In order: halves of the items, or of one item's envelopes. */
-  private split(host: string, items: Item[], max: number): void {
+  /** In order: halves of the items, or of one item's envelopes (decoded here, the one time this host must). */
+  private split(host: string, items: WireItem[], max: number): void {
     if (items.length > 1) {
       const half = items.length >> 1;
-      this.publish(host, items.slice(0, half), max);
-      this.publish(host, items.slice(half), max);
+      this.publishBatch(host, items.slice(0, half), max);
+      this.publishBatch(host, items.slice(half), max);
       return;
     }
     const item = items[0]!;
-    if (isNotice(item) || item[2].length < 2) return this.dropped(host, items, `larger than the max payload (${max} bytes)`);
-    const [dst, src, envelopes] = item;
-    if (envelopes.length < 2) return this.dropped(host, items, `larger than the max payload (${max} bytes)`);
+    if (isNotice(item) || item[3] < 2) return this.dropped(host, items, `larger than the max payload (${max} bytes)`);
+    const [dst, src, bytes] = item;
+    let envelopes: Envelope[];
+    try {
+      envelopes = deserialize(bytes) as Envelope[];
+    } catch (error) {
+      return this.dropped(host, items, `not decodable: ${(error as Error).message}`);
+    }
     const half = envelopes.length >> 1;
-    this.publish(host, [[dst, src, envelopes.slice(0, half) as Envelope[]]], max);
-    this.publish(host, [[dst, src, envelopes.slice(half) as Envelope[]]], max);
+    for (const part of [envelopes.slice(0, half), envelopes.slice(half)]) this.publishBatch(host, [[dst, src, serialize(part), part.length]], max);
   }
 
-  private dropped(host: string, items: Item[], reason: string): void {
+  private dropped(host: string, items: WireItem[], reason: string): void {
     const dropped = items.reduce((n, item) => n + envelopesIn(item), 0);
     this.emit({ type: 'link_error', host, dropped, reason });
   }

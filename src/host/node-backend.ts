@@ -54,7 +54,7 @@ export interface NodeBackendOptions {
   imports: [string, string][];
   /** Code that runs longer than `ms` without returning to the thread's event loop ends the thread (`what` says which limit). */
   watchdog: { ms: number; what: string };
-  onMessage(message: Extract<NodeToHost, { t: 'route' | 'event' }>): void;
+  onMessage(message: Extract<NodeToHost, { t: 'route' | 'routeEncoded' | 'event' }>): void;
   /** The node stopped answering (it is being ended); `ms` is how long it has been busy. */
   onUnresponsive(ms: number): void;
   onExit(exit: BackendExit): void;
@@ -209,18 +209,28 @@ export class NodeBackend {
     this.thread.post({ t: 'connect', node, port }, [port]);
   }
 
-  /** Tells the node what became of its offer of a port for `node` (`accepted`, `refused`), or that `node` went down (`disconnect`). */
-  peerNews(node: string, news: 'accepted' | 'refused' | 'disconnect'): void {
-    this.post({ t: news, node });
+  /**
+   * Tells the node what became of its offer of a port for `node` (`accepted`, `refused`: then
+   * `encoded` says whether its batches may come serialized), or that `node` went down (`disconnect`).
+   */
+  peerNews(node: string, news: 'accepted' | 'refused' | 'disconnect', encoded = false): void {
+    this.post(news === 'refused' ? { t: news, node, encoded } : { t: news, node });
   }
 
   deliver(envelopes: Envelope[], from: string): void {
     this.post({ t: 'deliver', envelopes, from });
   }
 
-  /** A v8-serialized batch (from another host), decoded on the node's thread. */
+  /**
+   * A v8-serialized batch (from another host), decoded on the node's thread. A view into a larger
+   * buffer (one batch of a NATS message) would take the whole buffer with it: its own bytes are
+   * copied out and handed over.
+   */
   deliverEncoded(bytes: Uint8Array, from: string): void {
-    this.post({ t: 'deliverEncoded', bytes, from });
+    if (this.exited) return;
+    if (bytes.byteLength === bytes.buffer.byteLength) return this.thread.post({ t: 'deliverEncoded', bytes, from });
+    const own = new Uint8Array(bytes); // a copy (a Buffer's slice() would be a view)
+    this.thread.post({ t: 'deliverEncoded', bytes: own, from }, [own.buffer]);
   }
 
   async terminate(): Promise<void> {

@@ -93,6 +93,14 @@ export class NodeHub implements NodeContext {
     this.system.router.route(node, envelopes, from);
   }
 
+  routeEncoded(node: string, bytes: Uint8Array, count: number, from: string): void {
+    this.system.router.routeEncoded(node, bytes, count, from);
+  }
+
+  takesEncoded(node: string): boolean {
+    return this.system.router.takesEncoded(node);
+  }
+
   offer(node: string, from: string, port: MessagePort): boolean {
     return this.system.handles.get(node)?.supervision.connect(from, port) ?? false;
   }

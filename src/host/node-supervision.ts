@@ -36,6 +36,10 @@ export interface NodeContext {
   /** A node's thread is gone: tell everyone else. */
   detach(node: NodeSupervision): void;
   route(node: string, envelopes: Envelope[], from: string): void;
+  /** `count` envelopes v8-serialized by node `from`'s runtime: forwarded as they are where they can be. */
+  routeEncoded(node: string, bytes: Uint8Array, count: number, from: string): void;
+  /** Whether a node's batches for `node` may come v8-serialized (see Router.takesEncoded). */
+  takesEncoded(node: string): boolean;
   /** Sends at once what the host batched for the nodes: a control op must not overtake it. */
   sendPending(): void;
   onKernelEvent(event: KernelEvent): void;
@@ -214,14 +218,16 @@ export class NodeSupervision {
     this.status = 'running';
   }
 
-  private onMessage(message: Extract<NodeToHost, { t: 'route' | 'event' }>): void {
+  private onMessage(message: Extract<NodeToHost, { t: 'route' | 'routeEncoded' | 'event' }>): void {
+    // The sender is this node, whatever the bytes hold (a receiving host checks it owns it).
+    if (message.t === 'routeEncoded') return this.context.routeEncoded(message.node, message.bytes, message.count, this.name);
     if (message.t === 'route') {
       this.context.route(message.node, message.envelopes, this.name);
       // A port offered with the batch goes to its node after the batch, or back as refused.
       if (!message.port) return;
       const taken = this.context.offer(message.node, this.name, message.port);
       if (!taken) message.port.close();
-      this.backend?.peerNews(message.node, taken ? 'accepted' : 'refused');
+      this.backend?.peerNews(message.node, taken ? 'accepted' : 'refused', !taken && this.context.takesEncoded(message.node));
       return;
     }
     this.release.observe(message.event);

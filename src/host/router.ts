@@ -18,8 +18,11 @@ import { deserialize } from 'node:v8';
 export interface NodeSink {
   /** Hands envelopes (from node `from`, or the host) to the node; false when it is down. */
   deliver(envelopes: Envelope[], from: string): boolean;
-  /** The same, v8-serialized (a node's thread decodes them itself); absent where that is not possible. */
-  deliverEncoded?(bytes: Uint8Array, from: string): boolean;
+  /**
+   * The same, `count` envelopes v8-serialized (a node's thread decodes them itself; another host
+   * gets them as they are); absent where that is not possible.
+   */
+  deliverEncoded?(bytes: Uint8Array, from: string, count: number): boolean;
 }
 
 /** A mailbox on the host thread with a pid: an inbox, or the system's caller. */
@@ -61,6 +64,11 @@ export class Router {
     return this.nodes.has(name);
   }
 
+  /** Whether batches for `node` may come v8-serialized (a node's thread, or another host, takes them so). */
+  takesEncoded(node: string): boolean {
+    return node !== 'host' && node !== this.hostNode && this.nodes.get(node)?.deliverEncoded !== undefined;
+  }
+
   /** Envelopes for `node`, from a node without a direct port or from the host. */
   route(node: string, envelopes: Envelope[], from = 'host'): void {
     publishRouted(node, from, envelopes, isMessage);
@@ -71,9 +79,10 @@ export class Router {
   }
 
   /**
-   * `count` envelopes for `node` still v8-serialized (from another host of a cluster): a node of
-   * this host decodes them on its own thread; the host decodes only what it must read itself
-   * (its mailboxes, a sink without that path, or when telemetry is watching).
+   * `count` envelopes for `node` still v8-serialized (from another host of a cluster, or from a
+   * node for another host): a node of this host decodes them on its own thread, another host gets
+   * them as they are; the host decodes only what it must read itself (its mailboxes, a sink
+   * without that path, or when telemetry is watching).
    */
   routeEncoded(node: string, bytes: Uint8Array, count: number, from: string): void {
     const sink = this.nodes.get(node);
@@ -86,7 +95,7 @@ export class Router {
       }
       return this.route(node, envelopes, from);
     }
-    if (!sink.deliverEncoded(bytes, from)) this.events.emit({ type: 'message_dropped', node, count, reason: 'node_down' });
+    if (!sink.deliverEncoded(bytes, from, count)) this.events.emit({ type: 'message_dropped', node, count, reason: 'node_down' });
   }
 
   /** A send from the host: batched per node until the current task ends. */

@@ -14,7 +14,7 @@
  * node wait here until the answer, then take the port or the host. So order holds per pair, and
  * starting a node costs nothing per other node.
  */
-import { deserialize } from 'node:v8';
+import { deserialize, serialize } from 'node:v8';
 import { MessageChannel, parentPort, workerData, type MessagePort, type Transferable } from 'node:worker_threads';
 import { estimateSize } from '../kernel/values.js';
 import { EventGate } from './event-guard.js';
@@ -77,6 +77,8 @@ interface Peer {
   encoded: boolean;
   /** Until when the host's refusal stands (no port: batches go through the host). */
   refusedUntil: number;
+  /** Meanwhile they go v8-serialized, the host forwarding the bytes as they are (to another host). */
+  serialized?: boolean;
   /** Batches sent while the host has not yet answered the port's offer: they leave once it has. */
   waiting?: Envelope[][];
 }
@@ -163,6 +165,7 @@ export class NodeRuntime {
     if (waiting) return (batch) => waiting.push(batch);
     const port = peer?.port;
     if (port) return peer.encoded ? (batch) => port.postMessage(encodedOr(batch)) : (batch) => port.postMessage(batch);
+    if (peer?.serialized && peer.refusedUntil > Date.now()) return (batch) => this.postSerialized(node, batch);
     if (node === 'host' || (peer && peer.refusedUntil > Date.now())) return (batch) => this.post({ t: 'route', node, envelopes: batch });
     return (batch) => {
       // Only once the route has been posted does the port exist for this peer: a batch that could
@@ -277,7 +280,7 @@ export class NodeRuntime {
         const waiting = peer?.waiting ?? [];
         if (peer) peer.waiting = undefined;
         if (message.t !== 'accepted') peer?.port?.close();
-        if (message.t === 'refused') this.peers.set(message.node, { encoded: false, refusedUntil: Date.now() + REFUSED_MS });
+        if (message.t === 'refused') this.peers.set(message.node, { encoded: false, refusedUntil: Date.now() + REFUSED_MS, serialized: message.encoded });
         else if (message.t === 'disconnect') this.peers.delete(message.node);
         // What waited for the answer leaves now, in order, the way the answer says.
         for (const batch of waiting) this.outbound(message.node, batch);
@@ -318,6 +321,16 @@ export class NodeRuntime {
 
   private post(message: NodeToHost): void {
     this.link.post(message);
+  }
+
+  /**
+   * A batch for a node of another host, serialized here, in the trusted half (an isolate's
+   * envelopes have passed the boundary's checks), its buffer handed over: the host only forwards
+   * the bytes. Throws, as a clone would, if the batch holds what cannot be serialized.
+   */
+  private postSerialized(node: string, batch: Envelope[]): void {
+    const bytes = serialize(batch);
+    this.link.post({ t: 'routeEncoded', node, bytes, count: batch.length }, [bytes.buffer]);
   }
 }
 

@@ -34,8 +34,12 @@ export type HostToNode =
   | { t: 'connect'; node: string; port: MessagePort }
   /** The port this node offered for `node` was handed over, after the batch it came with: later batches take it. */
   | { t: 'accepted'; node: string }
-  /** The port this node offered for `node` was not taken (the host, a remote node, a node that is down): route through the host a while. */
-  | { t: 'refused'; node: string }
+  /**
+   * The port this node offered for `node` was not taken (the host, a remote node, a node that is
+   * down): route through the host a while; `encoded`: as `routeEncoded` (the host forwards the
+   * bytes as they are, to another host of a cluster or to a node's thread).
+   */
+  | { t: 'refused'; node: string; encoded: boolean }
   /** `node` went down: drop the port to it (its next incarnation gets a new one). */
   | { t: 'disconnect'; node: string };
 
@@ -50,6 +54,11 @@ export type NodeToHost =
    * when given, is this node's offer of a port for its later batches to `node`.
    */
   | { t: 'route'; node: string; envelopes: Envelope[]; port?: MessagePort }
+  /**
+   * The same, `count` envelopes v8-serialized by this node's runtime (its trusted half, after the
+   * boundary's checks), the buffer transferred: the host forwards the bytes without decoding them.
+   */
+  | { t: 'routeEncoded'; node: string; bytes: Uint8Array; count: number }
   | { t: 'event'; event: KernelEvent };
 
 /** What a node's entry point (thread or isolate) receives as `workerData`. */

@@ -1,0 +1,131 @@
+// The data path's sending side (src/cluster/link.ts) on a stand-in for the NATS connection: when a
+// batch leaves (at once when idle, once per turn under load), and how node-serialized batches are
+// packed under the max payload, in order.
+import { describe, expect, it } from 'vitest';
+import { deserialize, serialize } from 'node:v8';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { Link, type WireItem } from '../src/cluster/link.js';
+import { names } from '../src/cluster/subjects.js';
+import type { ClusterEvent } from '../src/cluster/hooks.js';
+import type { Envelope } from '../src/kernel/signals.js';
+
+const SETTINGS = {
+  host: 'A',
+  cluster: 'c',
+  heartbeatMs: 500,
+  deadAfterMs: 3000,
+  requestTimeoutMs: 15_000,
+  maxPendingEnvelopes: 100_000,
+  slowPendingBatches: 2000,
+};
+
+function link(maxPayload = 1024 * 1024): { link: Link; sent: { subject: string; items: WireItem[]; size: number }[]; events: ClusterEvent[] } {
+  const sent: { subject: string; items: WireItem[]; size: number }[] = [];
+  const events: ClusterEvent[] = [];
+  const nc = {
+    info: { max_payload: maxPayload },
+    isClosed: () => false,
+    publish: (subject: string, data: Uint8Array) => sent.push({ subject, items: deserialize(data) as WireItem[], size: data.length }),
+  } as unknown as NatsConnection;
+  return {
+    link: new Link(
+      nc,
+      names('c'),
+      SETTINGS,
+      () => {},
+      (e) => events.push(e),
+    ),
+    sent,
+    events,
+  };
+}
+
+const turn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+const envelopes = (from: number, n: number, pad = ''): Envelope[] => Array.from({ length: n }, (_, i) => [0, '<b1.1.0>', { seq: from + i, pad }] as Envelope);
+/** The seqs a list of sent batches carries for `to`, decoded as the receiving node would. */
+const seqs = (batches: { items: WireItem[] }[], to = 'b1'): number[] =>
+  batches.flatMap((b) =>
+    b.items.filter((i) => i[0] === to).flatMap((i) => (deserialize(i[2] as Uint8Array) as [number, string, { seq: number }][]).map((e) => e[2].seq)),
+  );
+
+describe('the link to other hosts', () => {
+  it('sends a lone batch when the task that queued it ends, without waiting for the next turn', async () => {
+    const { link: l, sent } = link();
+    l.send('B', 'b1', 'a1', envelopes(0, 1));
+    expect(sent).toHaveLength(0);
+    await Promise.resolve();
+    expect(sent).toHaveLength(1);
+    expect(sent[0]!.subject).toBe('subnode.c.data.B.A');
+    expect(seqs(sent)).toEqual([0]);
+  });
+
+  it('while batches keep coming, what is queued within one turn leaves together at its end', async () => {
+    const { link: l, sent } = link();
+    l.send('B', 'b1', 'a1', envelopes(0, 1));
+    await Promise.resolve();
+    expect(sent).toHaveLength(1);
+    // Later tasks of the same turn: held for the turn's end, then one NATS message for them all.
+    for (let i = 1; i < 4; i++) {
+      await new Promise<void>((resolve) => queueMicrotask(resolve));
+      l.sendEncoded('B', 'b1', 'a1', serialize(envelopes(i, 1)), 1);
+      await Promise.resolve();
+    }
+    expect(sent).toHaveLength(1);
+    await turn();
+    expect(sent).toHaveLength(2);
+    expect(sent[1]!.items).toHaveLength(3);
+    expect(seqs(sent)).toEqual([0, 1, 2, 3]);
+    // Idle again after a quiet turn: the next lone batch leaves at once.
+    await turn();
+    await turn();
+    l.send('B', 'b1', 'a1', envelopes(4, 1));
+    await Promise.resolve();
+    expect(sent).toHaveLength(3);
+  });
+
+  it("forwards a node's serialized batch as its bytes, and keeps each destination host's items in order", async () => {
+    const { link: l, sent } = link();
+    const bytes = serialize(envelopes(0, 3));
+    l.sendEncoded('B', 'b1', 'a1', bytes, 3);
+    l.nodeDown(['B', 'C'], 'a2', []);
+    l.send('C', 'c1', 'a1', envelopes(10, 2));
+    l.send('B', 'b1', 'host@A', envelopes(3, 1));
+    l.flush();
+    const toB = sent.find((b) => b.subject === 'subnode.c.data.B.A')!;
+    const toC = sent.find((b) => b.subject === 'subnode.c.data.C.A')!;
+    expect(toB.items.map((i) => [i[0], i[1]])).toEqual([
+      ['b1', 'a1'],
+      ['!down', 'a2'],
+      ['b1', 'host@A'],
+    ]);
+    expect(Buffer.from(toB.items[0]![2] as Uint8Array).equals(bytes)).toBe(true);
+    expect(toB.items[0]![3]).toBe(3);
+    expect(toC.items.map((i) => i[0])).toEqual(['!down', 'c1']);
+    expect(seqs([toC], 'c1')).toEqual([10, 11]);
+  });
+
+  it('packs batches under the max payload, in order; one node batch larger than it is split by its envelopes', () => {
+    const max = 64 * 1024;
+    const { link: l, sent, events } = link(max);
+    const pad = 'x'.repeat(1000);
+    // Twenty batches of ~10 KB: several NATS messages, none over the limit.
+    for (let i = 0; i < 20; i++) l.sendEncoded('B', 'b1', 'a1', serialize(envelopes(i * 10, 10, pad)), 10);
+    // One batch of ~200 KB from a node: more than the max payload on its own.
+    l.sendEncoded('B', 'b1', 'a1', serialize(envelopes(200, 200, pad)), 200);
+    l.flush();
+    expect(sent.length).toBeGreaterThan(4);
+    for (const batch of sent) expect(batch.size).toBeLessThanOrEqual(max);
+    expect(seqs(sent)).toEqual(Array.from({ length: 400 }, (_, i) => i));
+    expect(l.stats).toMatchObject({ batchesOut: sent.length, envelopesOut: 400 });
+    expect(events).toEqual([]);
+  });
+
+  it('reports a single envelope larger than the max payload, and sends the rest', () => {
+    const { link: l, sent, events } = link(16 * 1024);
+    l.sendEncoded('B', 'b1', 'a1', serialize(envelopes(0, 1, 'y'.repeat(32 * 1024))), 1);
+    l.send('B', 'b1', 'a1', envelopes(1, 1));
+    l.flush();
+    expect(events).toEqual([{ type: 'link_error', host: 'B', dropped: 1, reason: `larger than the max payload (${16 * 1024} bytes)` }]);
+    expect(seqs(sent)).toEqual([1]);
+  });
+});
