@@ -4,11 +4,11 @@
  * the reply, the callee's DOWN or the deadline settles the call, and the monitor is then removed,
  * so nothing is left behind on either side.
  */
-import { performance } from 'node:perf_hooks';
 import { BadArgument, NoProcess, Timeout } from '../errors.js';
 import type { Pid } from '../kernel/pid.js';
 import type { Dest } from '../kernel/types.js';
-import { KernelTimers, timerEntry, type TimerEntry } from '../kernel/timers.js';
+import { timerEntry, type TimerEntry } from '../kernel/timers.js';
+import { hostDeadlines } from './deadlines.js';
 import type { HostMailbox, Router } from './router.js';
 
 interface Waiter {
@@ -26,21 +26,9 @@ export interface CallRoutes {
   send(dest: Dest, message: unknown): void;
 }
 
-/** The longest delay a Node timer takes (a longer one would fire at once); a deadline further off is re-armed when it fires. */
-const MAX_DELAY_MS = 2 ** 31 - 1;
-
 export class Caller implements HostMailbox {
   private readonly waiters = new Map<string, Waiter>();
-  /**
-   * The deadlines, on one host timer that follows the earliest (the kernel's timer heap): a
-   * setTimeout and clearTimeout per call were several µs of a ~60 µs call. The timer is unref'd:
-   * a waiting call is kept alive by the node it waits on, and a stale timer must not hold the process.
-   */
-  private readonly deadlines = new KernelTimers({
-    now: () => performance.now(),
-    setTimer: (ms, fire) => setTimeout(fire, Math.min(ms, MAX_DELAY_MS)).unref(),
-    clearTimer: (handle) => clearTimeout(handle as NodeJS.Timeout),
-  });
+  private readonly deadlines = hostDeadlines();
 
   constructor(
     readonly pid: Pid,
