@@ -187,7 +187,7 @@ async function loadRows(reps: number, log: (l: string) => void): Promise<ResultR
         subject,
         baseline,
         { text: '<= 1 ms warm', check: (value) => value <= 1000 },
-        'host compile ~375 µs (sucrase 190, meriyah 80, hazard analysis 40) then the node ~325 µs (compileFunction ~70, install and publish ~50, the control round trip ~80): 0.71-0.81 ms measured with the other core quiet, over 1 ms when it is busy',
+        'host compile ~350-430 µs (sucrase ~170, meriyah ~72, hazards ~22 alone), then the node ~250-306 µs from receipt to its first post (compileFunction ~80, evaluate, install and publish ~35), then three posts back (module_loaded, module_purged of the idle old version, the answer) and ~32 µs on the host: ~0.81 ms at best (q10) and ~0.95 ms median with the machine loaded, where the two threads share a core and do not overlap (the postMessage of the host returned only after the whole load on the node, median 340 µs)',
       ),
       row('load a 50-function module after 2 s idle', cold, hot, { text: '<= 3x warm (no cold compiler)', check: (_v, ratio) => ratio <= 3 }),
     ];

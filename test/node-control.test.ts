@@ -5,6 +5,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { waitEvent } from './helpers/events.js';
+import { until } from './helpers/wait.js';
 import { BadArgument, NoProcess, NodeDown, NotCloneable, System, Timeout, type SystemEvent } from '../src/index.js';
 
 let system: System | undefined;
@@ -142,7 +143,39 @@ describe('one node at a time', () => {
   });
 });
 
+/** Holds every call but 'release', which answers all held ones with 'late'. */
+const holder = `
+  import { server } from 'subnode';
+  export function init() { return []; }
+  export function handleCall(req: string, from: unknown, held: unknown[]) {
+    if (req === 'hold') return { noreply: [...held, from] };
+    for (const f of held) server.reply(f as never, 'late');
+    return { reply: 'released', state: [] };
+  }
+`;
+
 describe('calls from the host', () => {
+  it('a call nobody answers fails with Timeout at its own deadline, not before; a reply after it is dropped, and no monitor is left', async () => {
+    system = await System.start({ nodes: [{ name: 'a', modules: { h: holder } }] });
+    const s = system;
+    const pid = await s.node('a').startServer('h');
+    const settled = new Set<string>();
+    const watch = <T>(name: string, call: Promise<T>) => call.finally(() => settled.add(name));
+    const long = watch('long', s.call(pid, 'hold', 60_000));
+    // Beyond what one Node timer can wait: it must neither fire at once nor be refused.
+    const huge = watch('huge', s.call(pid, 'hold', 2 ** 31 + 1_000));
+    const t0 = performance.now();
+    const short = watch('short', s.call(pid, 'hold', 150));
+    await expect(short).rejects.toBeInstanceOf(Timeout);
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(149);
+    expect([...settled]).toEqual(['short']);
+    expect(await s.call(pid, 'release')).toBe('released');
+    expect(await Promise.all([long, huge])).toEqual(['late', 'late']);
+    await until('the callee to be monitored by no one', async () => (await s.node('a').processInfo(pid))?.monitoredBy.length === 0);
+    expect(await s.call(pid, 'hold', 50).catch((e: unknown) => e)).toBeInstanceOf(Timeout);
+    expect(await s.call(pid, 'release')).toBe('released');
+  });
+
   it('a call to a name nobody holds fails with NoProcess at once; bad timeouts are refused', async () => {
     system = await System.start({ nodes: [{ name: 'a', modules: { s: server } }] });
     const t0 = Date.now();

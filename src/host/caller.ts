@@ -7,12 +7,15 @@
 import { BadArgument, NoProcess, Timeout } from '../errors.js';
 import type { Pid } from '../kernel/pid.js';
 import type { Dest } from '../kernel/types.js';
+import { timerEntry, type TimerEntry } from '../kernel/timers.js';
+import { hostDeadlines } from './deadlines.js';
 import type { HostMailbox, Router } from './router.js';
 
 interface Waiter {
   resolve(value: unknown): void;
   reject(error: Error): void;
-  timer: NodeJS.Timeout | undefined;
+  /** Its deadline, or null for a call that waits without one. */
+  deadline: TimerEntry | null;
   dest: Dest;
 }
 
@@ -25,6 +28,7 @@ export interface CallRoutes {
 
 export class Caller implements HostMailbox {
   private readonly waiters = new Map<string, Waiter>();
+  private readonly deadlines = hostDeadlines();
 
   constructor(
     readonly pid: Pid,
@@ -38,14 +42,9 @@ export class Caller implements HostMailbox {
     const { target, node } = this.routes.resolve(dest);
     const ref = this.router.monitor(this.pid, target, node);
     return new Promise<R>((resolve, reject) => {
-      const timer =
-        timeoutMs === Infinity
-          ? undefined
-          : setTimeout(() => {
-              this.settle(ref);
-              reject(new Timeout(`call to ${JSON.stringify(dest)} got no reply within ${timeoutMs} ms`, { dest, timeoutMs }));
-            }, timeoutMs);
-      this.waiters.set(ref, { resolve: resolve as (value: unknown) => void, reject, timer, dest });
+      const deadline = timeoutMs === Infinity ? null : timerEntry(this.expire, ref, timeoutMs);
+      this.waiters.set(ref, { resolve: resolve as (value: unknown) => void, reject, deadline, dest });
+      if (deadline) this.deadlines.arm(deadline, performance.now() + timeoutMs);
       try {
         this.routes.send(dest, { $call: request, from: { pid: this.pid, ref } });
       } catch (error) {
@@ -60,13 +59,15 @@ export class Caller implements HostMailbox {
     const m = message as { $reply?: unknown; value?: unknown; type?: unknown; ref?: unknown; reason?: unknown } | null;
     if (!m || typeof m !== 'object') return;
     if (typeof m.$reply === 'string') {
-      const waiter = this.settle(m.$reply);
-      waiter?.resolve(m.value);
-    } else if (m.type === 'DOWN' && typeof m.ref === 'string') {
-      const waiter = this.waiters.get(m.ref);
+      const waiter = this.take(m.$reply);
       if (!waiter) return;
-      this.waiters.delete(m.ref);
-      clearTimeout(waiter.timer);
+      waiter.resolve(m.value);
+      // After the resolve: a caller that calls this node again at once takes the demonitor along.
+      this.router.demonitor(m.$reply);
+    } else if (m.type === 'DOWN' && typeof m.ref === 'string') {
+      // The monitor fired: there is none left to remove.
+      const waiter = this.take(m.ref);
+      if (!waiter) return;
       const dest = JSON.stringify(waiter.dest);
       waiter.reject(
         m.reason === 'noproc'
@@ -86,12 +87,26 @@ export class Caller implements HostMailbox {
     for (const ref of [...this.waiters.keys()]) this.settle(ref)?.reject(error);
   }
 
+  /** A call's deadline passed (the entry's owner is its ref, its data its timeout). */
+  private readonly expire = (entry: TimerEntry): void => {
+    const waiter = this.settle(entry.owner as string);
+    const timeoutMs = entry.data as number;
+    waiter?.reject(new Timeout(`call to ${JSON.stringify(waiter.dest)} got no reply within ${timeoutMs} ms`, { dest: waiter.dest, timeoutMs }));
+  };
+
+  /** The call no longer waits: its waiter, its monitor removed. */
   private settle(ref: string): Waiter | undefined {
+    const waiter = this.take(ref);
+    if (waiter) this.router.demonitor(ref);
+    return waiter;
+  }
+
+  /** Takes the call's waiter (if it still waits) and its deadline out. */
+  private take(ref: string): Waiter | undefined {
     const waiter = this.waiters.get(ref);
     if (!waiter) return undefined;
     this.waiters.delete(ref);
-    clearTimeout(waiter.timer);
-    this.router.demonitor(ref);
+    if (waiter.deadline) this.deadlines.cancel(waiter.deadline);
     return waiter;
   }
 }

@@ -70,6 +70,11 @@ export class Migrations {
     private readonly events: Events,
   ) {}
 
+  /** The node a process runs on now: `locate(pid).node` without a copy of its location (each `system.call` asks). */
+  nodeNow(pid: Pid): string {
+    return this.where.get(pid)?.node ?? nodeOf(pid);
+  }
+
   /** Where a process runs now (its home node unless it moved). */
   locate(pid: Pid): ProcessLocation {
     if (!isPid(pid)) throw new BadArgument(`not a pid: ${JSON.stringify(pid)}`);

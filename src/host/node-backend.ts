@@ -10,6 +10,8 @@ import { NodeDown, Timeout, fromWire } from '../errors.js';
 import type { Envelope } from '../kernel/signals.js';
 import type { ControlArgs, ControlOp, ControlReply, HostToNode, NodeData, NodeFaults, NodeToHost, Result } from '../wire/node.js';
 import type { Capabilities, Limits } from '../kernel/capabilities.js';
+import { timerEntry, type TimerEntry } from '../kernel/timers.js';
+import { hostDeadlines } from './deadlines.js';
 
 export interface BackendExit {
   /** The worker's exit code (1 after an uncaught error or running out of memory). */
@@ -104,7 +106,7 @@ export function workerExecArgv(): string[] | undefined {
 interface Pending {
   resolve(result: Result<unknown>): void;
   reject(error: Error): void;
-  timer: NodeJS.Timeout;
+  deadline: TimerEntry;
 }
 
 export class NodeBackend {
@@ -115,6 +117,7 @@ export class NodeBackend {
   /** Reports the thread's end, once (from its exit event, or when it cannot be ended in time). */
   private exit: (code: number) => void = () => {};
   private readonly pending = new Map<number, Pending>();
+  private readonly deadlines = hostDeadlines();
 
   private thread!: Incarnation;
 
@@ -191,11 +194,9 @@ export class NodeBackend {
     if (this.exited) return Promise.reject(new NodeDown(`node '${this.node}' is down`, { node: this.node }));
     const id = ++this.nextId;
     return new Promise<Result<unknown>>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.pending.delete(id);
-        reject(new Timeout(`node '${this.node}' did not answer ${op} within ${timeoutMs} ms`, { node: this.node, op, timeoutMs }));
-      }, timeoutMs);
-      this.pending.set(id, { resolve, reject, timer });
+      const deadline = timerEntry(this.expire, id, { op, timeoutMs });
+      this.deadlines.arm(deadline, performance.now() + timeoutMs);
+      this.pending.set(id, { resolve, reject, deadline });
       this.post({ t: 'control', id, op, args } as HostToNode);
     }).then((result) => {
       if ('error' in result) throw fromWire(result.error);
@@ -246,13 +247,22 @@ export class NodeBackend {
     const pending = this.pending.get(id);
     if (!pending) return;
     this.pending.delete(id);
-    clearTimeout(pending.timer);
+    this.deadlines.cancel(pending.deadline);
     pending.resolve(result);
   }
 
+  /** A request's deadline passed (the entry's owner is its id). */
+  private readonly expire = (entry: TimerEntry): void => {
+    const pending = this.pending.get(entry.owner as number);
+    if (!pending) return;
+    this.pending.delete(entry.owner as number);
+    const { op, timeoutMs } = entry.data as { op: ControlOp; timeoutMs: number };
+    pending.reject(new Timeout(`node '${this.node}' did not answer ${op} within ${timeoutMs} ms`, { node: this.node, op, timeoutMs }));
+  };
+
   private failPending(error: Error): void {
-    for (const { reject, timer } of this.pending.values()) {
-      clearTimeout(timer);
+    for (const { reject, deadline } of this.pending.values()) {
+      this.deadlines.cancel(deadline);
       reject(error);
     }
     this.pending.clear();

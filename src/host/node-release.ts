@@ -151,7 +151,11 @@ export class NodeRelease {
   }
 }
 
+/** The last source hashed: a load hashes its source for its vsn, then again once loaded. */
+let lastHashed: [js: string, hash: string] | undefined;
+
 /** The sha256 of a compiled source, in hex: how the release store names it. */
 function hashOf(js: string): string {
-  return createHash('sha256').update(js).digest('hex');
+  if (lastHashed?.[0] !== js) lastHashed = [js, createHash('sha256').update(js).digest('hex')];
+  return lastHashed[1];
 }

@@ -210,16 +210,29 @@ export class Router {
     if (mayWait) {
       if (!this.flushQueued && !this.lateFlushQueued) {
         this.lateFlushQueued = true;
-        setImmediate(() => {
-          this.lateFlushQueued = false;
-          if (this.pending.size) this.flush();
-        });
+        queueMicrotask(this.lateFlush);
       }
     } else if (!this.flushQueued) {
       this.flushQueued = true;
       queueMicrotask(() => this.flush());
     }
   }
+
+  /**
+   * Decided once the microtasks queued before it have run: by then a caller whose call just
+   * settled has usually called again, and the flush that queued takes the waiting envelopes along
+   * (a macrotask per `system.call` was an extra turn of the host's event loop); else the next macrotask.
+   */
+  private readonly lateFlush = (): void => {
+    if (this.flushQueued) {
+      this.lateFlushQueued = false;
+      return;
+    }
+    setImmediate(() => {
+      this.lateFlushQueued = false;
+      if (this.pending.size) this.flush();
+    });
+  };
 
   private flush(): void {
     this.flushQueued = false;

@@ -58,7 +58,7 @@ export class System {
   private readonly router = new Router(
     this.events,
     (request) => this.services.serve(request),
-    (pid) => this.migrations.locate(pid).node,
+    (pid) => this.migrations.nodeNow(pid),
   );
   private services = new HostServices(this.serviceSystem(), {});
   private readonly migrations = new Migrations((name) => this.node(name), this.events);
@@ -70,7 +70,8 @@ export class System {
       (pid) =>
         new Caller(pid, this.router, {
           resolve: (dest) => this.callTarget(dest),
-          send: (dest, message) => this.send(dest, message),
+          // The call has checked its destination already.
+          send: (dest, message) => this.router.send(dest, message, (name) => this.hub.globals.get(name)),
         }),
     ));
   }
@@ -356,7 +357,7 @@ export class System {
     if (isPid(dest)) {
       if (this.migrations.isLost(dest)) throw new NoProcess(`${dest} went down with the node it had moved to`, { dest });
       // Monitored where it runs now, not through its home: a home that crashes must not lose the monitor.
-      return { target: dest, node: this.migrations.locate(dest).node };
+      return { target: dest, node: this.migrations.nodeNow(dest) };
     }
     if (dest && typeof dest === 'object' && 'global' in dest) {
       const pid = this.hub.globals.get(dest.global);

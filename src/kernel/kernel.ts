@@ -209,8 +209,7 @@ export class Kernel {
 
   /** Signals from another node (or the host: `from` 'host'), in order. */
   deliver(envelopes: Envelope[], from = 'host'): void {
-    this.signals.deliverFrom(from, envelopes);
-    this.scheduler.runInbound();
+    this.scheduler.runInbound(() => this.signals.deliverFrom(from, envelopes));
   }
 
   /** `exit(pid, reason)` from outside any process. */

@@ -349,13 +349,21 @@ export class Scheduler {
   }
 
   /**
-   * Signals from another node just woke processes: run them now, in this macrotask, instead of
-   * waiting for the next one (a cross-node round trip paid a `setImmediate` per hop). Only from
-   * outside any slice or step; the slice is bounded by `sliceMs` as always, and flushes its outbox.
+   * Signals from another node (`deliver` applies them): the processes they wake run now, in this
+   * macrotask (a cross-node round trip paid a `setImmediate` per hop), queuing no slice of their
+   * own (one per `system.call` ran empty after the reply). Only from outside any slice or step.
    */
-  runInbound(): void {
-    if (this.inSlice || this.current !== null || !this.runQueue.length) return this.afterExternalWork();
-    this.runSlice();
+  runInbound(deliver: () => void): void {
+    const now = !this.inSlice && this.current === null;
+    const scheduled = this.scheduled;
+    if (now) this.scheduled = true;
+    try {
+      deliver();
+    } finally {
+      if (now) this.scheduled = scheduled;
+      if (now && this.runQueue.length) this.runSlice();
+      else this.afterExternalWork();
+    }
   }
 
   /** After work that did not come through a slice, make sure timers and batches move. */

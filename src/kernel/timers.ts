@@ -129,7 +129,7 @@ export class KernelTimers {
   private handleDeadline = Infinity;
   private pending: TimerEntry[] = [];
 
-  constructor(private readonly platform: KernelPlatform) {}
+  constructor(private readonly platform: Pick<KernelPlatform, 'now' | 'setTimer' | 'clearTimer'>) {}
 
   /** A one-shot timer in `ms`. */
   after(ms: number, fire: () => void): { cancel(): void } {
