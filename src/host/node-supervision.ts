@@ -176,7 +176,10 @@ export class NodeSupervision {
   private async boot(): Promise<void> {
     this.creation++;
     const { setup } = this;
-    const backend: NodeBackend = await NodeBackend.start({
+    // Set once the node is up: the watchdog runs from the thread's start, and a node stuck while
+    // starting is failed by the start's own deadline, not reported unresponsive here.
+    let backend: NodeBackend | undefined = undefined;
+    backend = await NodeBackend.start({
       node: this.name,
       kind: setup.kind,
       capabilities: setup.capabilities,
@@ -194,8 +197,8 @@ export class NodeSupervision {
           : { ms: setup.unresponsiveMs, what: 'unresponsive' },
       faults: this.creation === 0 ? setup.faults : undefined,
       onMessage: (message) => this.onMessage(message),
-      onUnresponsive: (ms) => this.onUnresponsive(backend, ms),
-      onExit: (exit) => this.onExit(backend, exit),
+      onUnresponsive: (ms) => backend && this.onUnresponsive(backend, ms),
+      onExit: (exit) => backend && this.onExit(backend, exit),
     });
     if (this.status === 'stopped') {
       await backend.terminate();
