@@ -132,3 +132,21 @@ describe('bulk moves across hosts', () => {
     expect((await b.eval<{ pid: string }[]>('return system.node("b1").processes()')).map((p) => p.pid).sort()).toEqual([...old].sort());
   });
 });
+
+describe('large control messages across hosts', () => {
+  it('moves a process whose mailbox is larger than a NATS message there and back (the snapshots go through the spill bucket), every message kept', async () => {
+    const { a, b } = await twoHosts({ walker: walker(1) });
+    const pid = await a.eval<string>('return system.node("a1").spawn("walker", "start", [7])');
+    // 3,000 messages of ~1 KB its receive does not take: ~3 MB queued, over NATS's 1 MiB max payload.
+    await a.eval('for (let i = 0; i < 3000; i++) system.send(args[0], { op: "pad", i, data: "x".repeat(1000) })', pid);
+    const queued = (h: HostProcess, node: string) => h.eval<number | undefined>(`return (await system.node("${node}").processInfo(args[0]))?.mailbox`, pid);
+    await a.until('the mailbox filled', async () => (await queued(a, 'a1')) === 3000);
+    expect(await a.eval('return system.migrate(args[0], "b1")', pid)).toMatchObject({ ok: true, to: 'b1' });
+    expect(await queued(b, 'b1')).toBe(3000);
+    // Back: now the answer of the node that gives it up is the large one.
+    expect(await a.eval('return system.migrate(args[0], "a1")', pid)).toMatchObject({ ok: true, to: 'a1' });
+    expect(await queued(a, 'a1')).toBe(3000);
+    await a.eval('ctx.box = system.inbox(); system.send(args[0], { op: "ask", reply: ctx.box.pid })', pid);
+    expect(await a.eval('return ctx.box.receive((m) => m && typeof m.total === "number", 10000)')).toMatchObject({ total: 7, node: 'a1' });
+  });
+});

@@ -22,6 +22,7 @@ import type { NodeHandle } from '../host/node-handle.js';
 import type { NodeStatus } from '../host/node-supervision.js';
 import { NodeClaims } from './claims.js';
 import { CodeStore } from './code-store.js';
+import { Spill } from './spill.js';
 import { ControlClient, ControlServer, RemoteSupervision, remoteHandle, type RemoteView } from './control.js';
 import { GlobalNames } from './globals.js';
 import type { ClusterApi, ClusterEvent, ClusterHost, RemoteNodeSummary } from './hooks.js';
@@ -126,8 +127,12 @@ export class Cluster implements ClusterApi, RemoteView {
       (items, sender) => (this.gone.has(sender) ? this.fromGone(items, sender) : this.inbound.receive(items, sender)),
       (event) => this.emit(event),
     );
-    this.control = new ControlServer(this.nc, names, settings, system, code);
-    this.client = new ControlClient(this.nc, names, settings, code, this);
+    // Spilled control messages expire once no deadline can still want them.
+    const spillTtlNs = Math.max(60_000, 4 * settings.requestTimeoutMs) * 1e6;
+    const spillStore = await objm.create(names.spillBucket, { ttl: spillTtlNs }).catch(() => objm.open(names.spillBucket));
+    const spill = new Spill(spillStore, this.nc.info?.max_payload ?? 1024 * 1024, this.host);
+    this.control = new ControlServer(this.nc, names, settings, system, code, spill);
+    this.client = new ControlClient(this.nc, names, settings, code, this, spill);
     this.link.start();
     this.control.start();
     void this.watchConnection();

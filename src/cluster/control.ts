@@ -9,9 +9,8 @@
  * load) and keeps the node's release (a load from another host is replayed after a restart).
  * Requests for one node are posted to it in the order they arrived.
  */
-import { deserialize, serialize } from 'node:v8';
 import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node';
-import { BadArgument, NodeDown, NotAllowed, Timeout, UnknownNode, fromWire, toWire } from '../errors.js';
+import { BadArgument, ClusterUnavailable, NodeDown, NotAllowed, Timeout, UnknownNode, fromWire, toWire } from '../errors.js';
 import { allows } from '../kernel/capabilities.js';
 import type { ControlArgs, ControlOp, ControlReply, Result } from '../kernel/control-ops.js';
 import type { Envelope } from '../kernel/signals.js';
@@ -24,6 +23,7 @@ import { isCodeRef, type CodeRef, type CodeStore } from './code-store.js';
 import type { NodeUpgradeReport, UpgradeStep } from '../kernel/upgrade.js';
 import type { ClusterHost } from './hooks.js';
 import type { Names, Settings } from './options.js';
+import type { Spill } from './spill.js';
 
 /** An upgrade step as it crosses: a load's code by hash. */
 type Step = UpgradeStep | (Omit<Extract<UpgradeStep, { op: 'load' }>, 'js'> & { js: CodeRef });
@@ -51,6 +51,7 @@ export class ControlServer {
     private readonly settings: Settings,
     private readonly host: ClusterHost,
     private readonly code: CodeStore,
+    private readonly spill: Spill,
   ) {}
 
   start(): void {
@@ -68,15 +69,15 @@ export class ControlServer {
   private async serve(msg: Msg): Promise<void> {
     let result: Result<unknown>;
     try {
-      const request = deserialize(msg.data) as Request;
+      const request = (await this.spill.in(msg.data)) as Request;
       result = { ok: await this.run(request) };
     } catch (error) {
       result = { error: toWire(error) };
     }
     try {
-      msg.respond(serialize(result));
+      msg.respond(await this.spill.out(result));
     } catch (error) {
-      msg.respond(serialize({ error: toWire(new BadArgument(`the answer could not be sent: ${(error as Error).message}`)) }));
+      msg.respond(await this.spill.out({ error: toWire(new BadArgument(`the answer could not be sent: ${(error as Error).message}`)) }));
     }
   }
 
@@ -153,6 +154,7 @@ export class ControlClient {
     private readonly settings: Settings,
     private readonly code: CodeStore,
     private readonly view: RemoteView,
+    private readonly spill: Spill,
   ) {}
 
   async request(node: string, op: string, args: unknown[]): Promise<unknown> {
@@ -166,15 +168,28 @@ export class ControlClient {
         ...args.slice(1),
       ];
     const timeout = this.settings.requestTimeoutMs;
+    let payload: Uint8Array;
+    try {
+      payload = await this.spill.out({ node, op, args });
+    } catch (error) {
+      throw new ClusterUnavailable(
+        `${op} on node '${node}': the request is too large for one NATS message and could not be stored (${(error as Error).message})`,
+        {
+          node,
+          host,
+          op,
+        },
+      );
+    }
     let reply: Msg;
     try {
-      reply = await this.nc.request(this.names.control(host, this.settings.host), serialize({ node, op, args }), { timeout });
+      reply = await this.nc.request(this.names.control(host, this.settings.host), payload, { timeout });
     } catch (error) {
       const name = (error as Error).name;
       if (/timeout/i.test(name)) throw new Timeout(`${op} on node '${node}' (host '${host}') did not answer within ${timeout} ms`, { node, host, op });
       throw new NodeDown(`${op} on node '${node}': host '${host}' cannot be reached (${(error as Error).message})`, { node, host, op });
     }
-    const result = deserialize(reply.data) as Result<unknown>;
+    const result = (await this.spill.in(reply.data)) as Result<unknown>;
     if ('error' in result) throw fromWire(result.error);
     return result.ok;
   }

@@ -5,6 +5,10 @@
  * buckets (never to delete, purge or reconfigure them). Put the result in the NATS server's
  * config as a user's `permissions` (user/password, nkey, or a JWT user's pub/sub limits). The
  * tests start a nats-server with exactly these (test/cluster-security.test.ts).
+ *
+ * In operator mode a user JWT holding these grants is ~4-5 KB, and a client sends its JWT in the
+ * CONNECT line, which nats-server caps at 4 KB by default: set `max_control_line: 16KB` in the
+ * server's config (or keep the grants in a scoped signing key's template instead of each JWT).
  */
 import { names } from './subjects.js';
 
@@ -18,7 +22,7 @@ export interface NatsPermissions {
 export function hostPermissions(host: string, cluster = 'subnode'): NatsPermissions {
   const n = names(cluster);
   const kv = [n.hostsBucket, n.nodesBucket, n.globalsBucket, n.modulesBucket].map((b) => `KV_${b}`);
-  const streams = [...kv, `OBJ_${n.codeBucket}`];
+  const streams = [...kv, `OBJ_${n.codeBucket}`, `OBJ_${n.spillBucket}`];
   return {
     publish: {
       allow: [
@@ -29,6 +33,7 @@ export function hostPermissions(host: string, cluster = 'subnode'): NatsPermissi
         `$KV.${n.globalsBucket}.>`,
         `$KV.${n.modulesBucket}.>`,
         `$O.${n.codeBucket}.>`,
+        `$O.${n.spillBucket}.>`,
         '$JS.API.INFO',
         ...streams.flatMap((s) => [
           `$JS.API.STREAM.CREATE.${s}`,

@@ -23,6 +23,8 @@ export function names(cluster: string) {
     modulesBucket: `subnode_${cluster}_modules`,
     /** Module code (compiled, and source text) by content hash. */
     codeBucket: `subnode_${cluster}_code`,
+    /** Control messages too large for one NATS message, under fresh names; they expire on their own. */
+    spillBucket: `subnode_${cluster}_spill`,
   };
 }
 

@@ -57,6 +57,8 @@ export class Operator {
       operator: sign(this.operator, this.operator.getPublicKey(), 'op', { type: 'operator', system_account: this.system.getPublicKey() }),
       system_account: this.system.getPublicKey(),
       resolver: 'MEMORY',
+      // A user JWT carrying a host's permissions is ~4-5 KB, sent in the CONNECT line (4 KB by default).
+      max_control_line: 16384,
       resolver_preload: {
         [this.system.getPublicKey()]: sign(this.operator, this.system.getPublicKey(), 'SYS', { type: 'account', limits }),
         [this.account.getPublicKey()]: sign(this.operator, this.account.getPublicKey(), 'subnode', { type: 'account', limits: { ...limits, ...jetstream } }),
