@@ -169,6 +169,7 @@ export class NodeHub implements NodeContext {
       remoteNodeDown: (node, lost) => this.remoteNodeDown(node, lost),
       locate: (pid) => migrations.locate(pid),
       moved: (location) => migrations.learn(location),
+      movedTo: (node) => migrations.movedTo(node),
     };
   }
 
