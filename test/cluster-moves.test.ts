@@ -114,6 +114,25 @@ describe('moves learned by hosts that were not there', () => {
     expect(await located(b, server, 3)).toMatchObject({ node: 'b1' });
   });
 
+  it('the host that runs a moved process dies: every host forgets the move, and a host that joins after hears nothing of it', async () => {
+    const cl = options();
+    const a = await host('A', cl, ['a1']);
+    const b = await host('B', cl, ['b1']);
+    const c = await host('C', cl, ['c1']);
+    for (const h of [a, b, c]) await sees(h, ['a1', 'b1', 'c1']);
+    const server = await a.eval<string>('return system.node("a1").startServer("counter", [0])');
+    await a.eval('await system.migrate(args[0], "b1")', server);
+    for (const h of [a, c]) expect(await located(h, server, 1)).toMatchObject({ node: 'b1' });
+    await b.kill();
+    // The process died with b1: its home node answers for it again, everywhere.
+    for (const h of [a, c]) expect(await located(h, server, 0)).toEqual({ pid: server, node: 'a1', home: 'a1', moves: 0, path: ['a1'] });
+    await expect(c.eval('return system.process(args[0]).getState()', server)).rejects.toMatchObject({ code: 'no_process' });
+    const d = await host('D', cl, ['d1']);
+    await sees(d, ['a1', 'c1']);
+    await sees(a, ['d1']);
+    expect(await locate(d, server)).toEqual({ pid: server, node: 'a1', home: 'a1', moves: 0, path: ['a1'] });
+  });
+
   it('notices that cross are settled by the move count, and a malformed one is reported as forged', async () => {
     const cl = options();
     const a = await host('A', cl, ['a1']);

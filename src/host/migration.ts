@@ -103,6 +103,19 @@ export class Migrations {
     return lost;
   }
 
+  /**
+   * A node of another host of the cluster went down, or its host is gone to this one: the moves
+   * into it are forgotten here (`locate` answers the home node, as on a host that never heard of
+   * them). Not marked lost: a host only cut off (a partition) tells them again when taken up.
+   */
+  forgetMovesTo(node: string): void {
+    for (const [pid, loc] of this.where) {
+      if (loc.node !== node) continue;
+      this.where.delete(pid);
+      this.homeNames.delete(pid);
+    }
+  }
+
   /** Whether a migrated process went down with the node it had moved to. */
   isLost(pid: Pid): boolean {
     return this.lost.has(pid);

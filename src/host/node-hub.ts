@@ -81,6 +81,7 @@ export class NodeHub implements NodeContext {
 
   /** A node of another host went down: this host's nodes and host monitors hear `noconnection`. */
   remoteNodeDown(node: string, lost: Pid[]): void {
+    this.system.migrations.forgetMovesTo(node);
     for (const peer of this.attached) peer.tell('nodeDown', node, lost);
     this.system.router.nodeDown(node, lost, () => false);
   }
