@@ -61,8 +61,7 @@ const located = async (h: HostProcess, pid: string, moves: number): Promise<Loca
 describe('moves learned by hosts that were not there', () => {
   it('a host that joins after a move locates the process at its new node and works on it there; so does one that joins after a move between two other hosts', async () => {
     const cl = options();
-    const a = await host('A', cl, ['a1']);
-    const b = await host('B', cl, ['b1']);
+    const [a, b] = await Promise.all([host('A', cl, ['a1']), host('B', cl, ['b1'])]);
     await sees(a, ['b1']);
     const server = await a.eval<string>('return system.node("a1").startServer("counter", [0])');
     await a.eval('for (let i = 0; i < 5; i++) system.send(args[0], { from: "A", seq: i })', server);
@@ -89,12 +88,11 @@ describe('moves learned by hosts that were not there', () => {
     await sees(d, ['a1', 'b1', 'c1']);
     expect(await located(d, server, 2)).toEqual(there);
     expect(await d.eval('return (await system.process(args[0]).getState()).count', server)).toBe(42);
-  });
+  }, 60_000);
 
   it('the driving host, killed and started again with the home node, learns where the process runs from the host that runs it', async () => {
     const cl = options();
-    const a = await host('A', cl, ['a1']);
-    const b = await host('B', cl, ['b1', 'b2']);
+    const [a, b] = await Promise.all([host('A', cl, ['a1']), host('B', cl, ['b1', 'b2'])]);
     await sees(a, ['b1', 'b2']);
     const server = await a.eval<string>('return system.node("a1").startServer("counter", [7])');
     await a.eval('await system.migrate(args[0], "b1"); await system.migrate(args[0], "b2")', server);
@@ -112,13 +110,11 @@ describe('moves learned by hosts that were not there', () => {
     // It can drive the next move itself.
     expect(await again.eval('return system.migrate(args[0], "b1")', server)).toMatchObject({ ok: true, from: 'b2', to: 'b1' });
     expect(await located(b, server, 3)).toMatchObject({ node: 'b1' });
-  });
+  }, 60_000);
 
   it('the host that runs a moved process dies: every host forgets the move, and a host that joins after hears nothing of it', async () => {
     const cl = options();
-    const a = await host('A', cl, ['a1']);
-    const b = await host('B', cl, ['b1']);
-    const c = await host('C', cl, ['c1']);
+    const [a, b, c] = await Promise.all([host('A', cl, ['a1']), host('B', cl, ['b1']), host('C', cl, ['c1'])]);
     for (const h of [a, b, c]) await sees(h, ['a1', 'b1', 'c1']);
     const server = await a.eval<string>('return system.node("a1").startServer("counter", [0])');
     await a.eval('await system.migrate(args[0], "b1")', server);
@@ -131,12 +127,11 @@ describe('moves learned by hosts that were not there', () => {
     await sees(d, ['a1', 'c1']);
     await sees(a, ['d1']);
     expect(await locate(d, server)).toEqual({ pid: server, node: 'a1', home: 'a1', moves: 0, path: ['a1'] });
-  });
+  }, 60_000);
 
   it('notices that cross are settled by the move count, and a malformed one is reported as forged', async () => {
     const cl = options();
-    const a = await host('A', cl, ['a1']);
-    const b = await host('B', cl, ['b1']);
+    const [a, b] = await Promise.all([host('A', cl, ['a1']), host('B', cl, ['b1'])]);
     await sees(a, ['b1']);
     const server = await a.eval<string>('return system.node("a1").startServer("counter", [0])');
     // Out and back home: B knows it runs on a1 after 2 moves.
@@ -161,5 +156,5 @@ describe('moves learned by hosts that were not there', () => {
     await b.waitEvent('cluster', (e) => e.type === 'forged' && e.host === 'A' && e.node === 'b1');
     expect(await locate(b, server)).toEqual(home);
     expect(await b.eval('return (await system.process(args[0]).getState()).count', server)).toBe(0);
-  });
+  }, 60_000);
 });
