@@ -209,4 +209,34 @@ describe('cluster partition', () => {
     expect(a.clusterEvents.filter((e) => e.type === 'host_down')).toHaveLength(1);
     expect(b.clusterEvents.filter((e) => e.type === 'host_down')).toHaveLength(1);
   });
+
+  it('moves across a partition: each side forgets the moves into the other side, and learns them again on heal with those made meanwhile', async () => {
+    const { a, b, route } = await pair();
+    await b.eval('await system.addNode({ name: "b2", modules: { log: args[0] } })', log);
+    await sees(a, 'b2');
+    const where = (h: HostProcess, pid: string) => h.eval<{ node: string; moves: number; path: string[] }>('return system.locate(args[0])', pid);
+    const located = (h: HostProcess, pid: string, node: string) => h.until(`${pid} on ${node}`, async () => (await where(h, pid)).node === node);
+    // One process of A moved to B's node b1; one of B's stays home for now.
+    const fromA = await a.eval<string>('return system.node("a1").startServer("log", [])');
+    const ofB = await b.eval<string>('return system.node("b1").startServer("log", [])');
+    await a.eval('await system.migrate(args[0], "b1")', fromA);
+    await located(b, fromA, 'b1');
+
+    route.cut();
+    await a.waitEvent('cluster', (e) => e.type === 'host_down' && e.host === 'B');
+    await b.waitEvent('cluster', (e) => e.type === 'host_down' && e.host === 'A');
+    // A forgets the move into b1 (its home node answers), as a host that never heard of it would.
+    expect(await where(a, fromA)).toMatchObject({ node: 'a1', moves: 0 });
+    // Meanwhile B moves its own process (A cannot hear of it now).
+    await b.eval('await system.migrate(args[0], "b2")', ofB);
+
+    route.heal();
+    await sees(a, 'b1');
+    // B tells A, taking it up again, where the moved processes of its nodes run.
+    await located(a, fromA, 'b1');
+    await located(a, ofB, 'b2');
+    expect(await where(a, fromA)).toMatchObject({ node: 'b1', moves: 1, path: ['a1', 'b1'] });
+    expect(await where(a, ofB)).toMatchObject({ node: 'b2', moves: 1, path: ['b1', 'b2'] });
+    expect(await a.eval('return system.process(args[0]).getState()', ofB)).toEqual({});
+  });
 });

@@ -6,7 +6,8 @@
  * - claims.ts: node names unique cluster-wide, and their creations (KV, compare-and-set);
  * - link.ts: envelopes for nodes of other hosts, batched per host per tick on its data subject;
  * - control.ts: control operations on nodes of other hosts (request/reply), remote NodeHandles;
- * - globals.ts: global names (KV, compare-and-set); code-store.ts: module code by hash.
+ * - globals.ts: global names (KV, compare-and-set); code-store.ts: module code by hash;
+ * - moves.ts: where moved processes run, told by the host that runs them (also to late joiners).
  *
  * Nodes of other hosts are registered in this host's Router as NodeSinks that hand envelopes to
  * the link, so the nodes and the router need no change to reach them: a node's kernel routes
@@ -29,6 +30,7 @@ import type { ClusterApi, ClusterEvent, ClusterHost, RemoteNodeSummary } from '.
 import { Inbound } from './inbound.js';
 import { Link, isNotice, type WireItem } from './link.js';
 import { Membership, type HostRecord } from './membership.js';
+import { Moves } from './moves.js';
 import { HOST_PREFIX } from './subjects.js';
 import { checkOptions, connectNats, joinError, names, type ClusterOptions, type Names, type Settings } from './options.js';
 
@@ -49,6 +51,7 @@ export class Cluster implements ClusterApi, RemoteView {
   private inbound!: Inbound;
   private control!: ControlServer;
   private client!: ControlClient;
+  private moves!: Moves;
   private left = false;
   /** Hosts declared gone and not heard from since: what they send is from before, and dropped. */
   private readonly gone = new Set<string>();
@@ -112,9 +115,21 @@ export class Cluster implements ClusterApi, RemoteView {
       async (h) => this.membership.alive(h) || (await hosts.get(h))?.operation === 'PUT',
     );
     this.globals = new GlobalNames(globals, system, (pid) => this.reachable(pid));
+    this.moves = new Moves(
+      system,
+      {
+        hosts: () => this.membership.records().map((r) => r.host),
+        hostOf: (node) => this.hostOf(node),
+        tell: (hosts, location) => {
+          if (!this.left) this.link.moved(hosts, location);
+        },
+      },
+      (event) => this.emit(event),
+    );
     this.inbound = new Inbound(
       this.host,
-      system,
+      // Moves told by other hosts go through `moves` (checked, and passed on by the host that runs the process).
+      { ...system, moved: (location, from) => this.moves.heard(location, from) },
       this.nodeHost,
       (node) => this.claims.ownerOf(node),
       (event) => this.emit(event),
@@ -144,14 +159,8 @@ export class Cluster implements ClusterApi, RemoteView {
         if (local(event.node)) this.membership.beat();
       });
     }
-    // Moves this host drove: every host's locate learns them (after what the process sent before).
-    system.events.on('process_migrated', (event) => {
-      if (!this.left)
-        this.link.moved(
-          this.membership.records().map((r) => r.host),
-          system.locate(event.pid),
-        );
-    });
+    // Moves this host drove: every host's locate learns them, from the host that runs the process.
+    system.events.on('process_migrated', (event) => this.moves.driven(system.locate(event.pid)));
     system.events.on('node_restarted', (event) => {
       if (!local(event.node)) return;
       this.membership.beat();
@@ -258,9 +267,12 @@ export class Cluster implements ClusterApi, RemoteView {
 
   /**
    * Batches from a host this host declared gone (links and monitors fired `noconnection`), sent
-   * before it knew (a partition): dropped, as Erlang drops what was in flight on a net split.
+   * before it knew (a partition): dropped, as Erlang drops what was in flight on a net split. Where
+   * a process moved is true whenever it was said, so that is still learned (a host that takes this
+   * one up again after a partition tells it the moves of its nodes, maybe before this one takes it up).
    */
   private fromGone(items: WireItem[], sender: string): void {
+    for (const item of items) if (item[0] === '!moved') this.moves.heard(item[1], sender);
     const dropped = items.reduce((n, item) => n + (isNotice(item) ? 0 : item[3]), 0);
     this.emit({ type: 'link_error', host: sender, dropped, reason: `from host '${sender}' after it was declared gone` });
   }
@@ -268,6 +280,7 @@ export class Cluster implements ClusterApi, RemoteView {
   private hostUp(record: HostRecord): void {
     // Its names, removed here while it was gone, are in the bucket (after learn() makes its pids reachable).
     if (this.gone.delete(record.host)) void this.globals.rescan().catch(() => {});
+    this.moves.hostUp(record.host);
     this.emit({ type: 'host_up', host: record.host, nodes: record.nodes.map((n) => n.name) });
   }
 

@@ -25,8 +25,13 @@ export interface ClusterHost {
   remoteNodeDown(node: string, lost: Pid[]): void;
   /** Where a process runs, as this host knows it. */
   locate(pid: Pid): ProcessLocation;
-  /** Another host moved a process: this host's `locate` (and everything that uses it) learns where to. */
-  moved(location: ProcessLocation): void;
+  /**
+   * Another host (`from`) told where a process runs now: this host's `locate` (and everything that
+   * uses it) learns it, unless it knows a later move. True if it was news.
+   */
+  moved(location: ProcessLocation, from: string): boolean;
+  /** The moved processes that run on `node` now, as this host knows them. */
+  movedTo(node: string): ProcessLocation[];
 }
 
 export interface RemoteNodeSummary extends NodeSummary {

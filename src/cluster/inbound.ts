@@ -66,7 +66,7 @@ export class Inbound {
       const item = items[i]!;
       // Where a process moved: any host may drive a move, so any host may say so.
       if (item[0] === '!moved') {
-        this.system.moved((item as ['!moved', ProcessLocation])[1]);
+        this.system.moved((item as ['!moved', ProcessLocation])[1], sender);
         continue;
       }
       const [to, from, what, count] = item as [string, string, unknown, number];

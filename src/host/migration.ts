@@ -108,15 +108,43 @@ export class Migrations {
     return lost;
   }
 
+  /**
+   * A node of another host of the cluster went down, or its host is gone to this one: the moves
+   * into it are forgotten here (`locate` answers the home node, as on a host that never heard of
+   * them). Not marked lost: a host only cut off (a partition) tells them again when taken up.
+   */
+  forgetMovesTo(node: string): void {
+    for (const [pid, loc] of this.where) {
+      if (loc.node !== node) continue;
+      this.where.delete(pid);
+      this.homeNames.delete(pid);
+    }
+  }
+
   /** Whether a migrated process went down with the node it had moved to. */
   isLost(pid: Pid): boolean {
     return this.lost.has(pid);
   }
 
-  /** A move another host of the cluster drove: where the process runs now. */
-  learn(location: ProcessLocation): void {
-    if (location.node === location.home) this.where.delete(location.pid);
-    else this.where.set(location.pid, { ...location, path: [...location.path] });
+  /**
+   * A move another host of the cluster told of: where the process runs now. Hosts may tell of a
+   * process's moves in any order, so a location older (fewer moves) than the one known is not
+   * taken, nor one of a process that went down with its node. A process moved back home keeps its
+   * record (with its moves), as the driving host keeps it. True if it was news.
+   */
+  learn(location: ProcessLocation): boolean {
+    const known = this.where.get(location.pid);
+    if (this.lost.has(location.pid) || (known && (known.moves > location.moves || (known.moves === location.moves && known.node === location.node))))
+      return false;
+    this.where.set(location.pid, { ...location, path: [...location.path] });
+    return true;
+  }
+
+  /** The moved processes that run on `node` now, as this registry knows them. */
+  movedTo(node: string): ProcessLocation[] {
+    const out: ProcessLocation[] = [];
+    for (const loc of this.where.values()) if (loc.node === node) out.push({ ...loc, path: [...loc.path] });
+    return out;
   }
 
   /** A migrated process ended. */

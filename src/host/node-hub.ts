@@ -81,6 +81,7 @@ export class NodeHub implements NodeContext {
 
   /** A node of another host went down: this host's nodes and host monitors hear `noconnection`. */
   remoteNodeDown(node: string, lost: Pid[]): void {
+    this.system.migrations.forgetMovesTo(node);
     for (const peer of this.attached) peer.tell('nodeDown', node, lost);
     this.system.router.nodeDown(node, lost, () => false);
   }
@@ -177,6 +178,7 @@ export class NodeHub implements NodeContext {
       remoteNodeDown: (node, lost) => this.remoteNodeDown(node, lost),
       locate: (pid) => migrations.locate(pid),
       moved: (location) => migrations.learn(location),
+      movedTo: (node) => migrations.movedTo(node),
     };
   }
 
