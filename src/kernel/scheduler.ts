@@ -8,7 +8,7 @@
 import { Refused } from '../errors.js';
 import type { CodeServer, ModuleVersion } from './code-server.js';
 import type { CodeOps } from './code-ops.js';
-import { Next, Receive } from './directives.js';
+import { Next, Receive, type Handler } from './directives.js';
 import type { KernelPlatform } from './kernel.js';
 import type { Process } from './proc.js';
 import { Outbox } from './outbox.js';
@@ -100,8 +100,12 @@ export class Scheduler {
     }
   }
 
-  /** Matches as the receiving process: a guard that calls self() sees the receiver, as in Erlang. */
-  private selectAs(proc: Process, receive: Receive, message: unknown): ((m: unknown) => unknown) | undefined {
+  /**
+   * Matches as the receiving process: a guard that calls self() sees the receiver, as in Erlang.
+   * `receive` is only its handler when it takes any message (`Process.wait`).
+   */
+  private selectAs(proc: Process, receive: Receive | Handler, message: unknown): Handler | undefined {
+    if (typeof receive === 'function') return receive;
     if (receive.anyHandler) return receive.anyHandler;
     if (!receive.runsModuleCode) return receive.select(message);
     const saved = this.current;
@@ -259,7 +263,8 @@ export class Scheduler {
         proc.stepArg = undefined;
         return true;
       }
-      proc.wait = result;
+      // A receive that takes any message, untimed, is kept as its handler alone (see `Process.wait`).
+      proc.wait = result.anyHandler !== null && after === null && result.onMigrate === null ? result.anyHandler : result;
       proc.status = 'waiting';
       if (after && after.ms !== Infinity) this.timeouts.arm(proc, after.ms, this.inSlice);
       return false;
@@ -318,7 +323,7 @@ export class Scheduler {
     if (deadline <= this.platform.now()) {
       proc.wait = null;
       this.disarm(proc);
-      return this.wake(proc, wait.timeoutStep(), undefined);
+      return this.wake(proc, (wait as Receive).timeoutStep(), undefined);
     }
     this.timeouts.armAt(proc, deadline);
   }
