@@ -12,7 +12,7 @@ import { Next, Receive, type Handler } from './directives.js';
 import type { KernelPlatform } from './kernel.js';
 import type { Process } from './proc.js';
 import { Outbox } from './outbox.js';
-import { RingQueue } from './queue.js';
+import { RunQueue } from './run-queue.js';
 import type { Envelope } from './signals.js';
 import type { Signalling } from './signalling.js';
 import { ReceiveTimeouts } from './receive-timeouts.js';
@@ -35,7 +35,7 @@ const CLOCK_EVERY = 16;
 const REDUCTIONS = 2000;
 
 export class Scheduler {
-  private readonly runQueue = new RingQueue<Process>();
+  private readonly runQueue = new RunQueue();
   private readonly timers: KernelTimers;
   private readonly timeouts: ReceiveTimeouts;
   private readonly outbox: Outbox;
@@ -170,9 +170,11 @@ export class Scheduler {
     this.inSlice = true;
     const deadline = (this.sliceDeadline = this.platform.now() + this.sliceMs);
     let checked = this.steps;
+    this.runQueue.beginSlice();
     for (let proc = this.runQueue.shift(); proc; proc = this.runQueue.shift()) {
       proc.queued = false;
       if (proc.status === 'runnable') this.step(proc);
+      if (this.runQueue.cut) break;
       if (this.steps - checked >= CLOCK_EVERY) {
         checked = this.steps;
         if (this.platform.now() >= deadline) break;
@@ -200,7 +202,8 @@ export class Scheduler {
 
   private runSteps(proc: Process): void {
     proc.status = 'running';
-    this.budget = REDUCTIONS;
+    const left = this.runQueue.beginTurn(proc);
+    this.budget = left < 0 ? REDUCTIONS : left;
     let result: unknown;
     for (;;) {
       const fn = proc.stepFn!;
@@ -230,8 +233,15 @@ export class Scheduler {
       if (!this.advance(proc, result)) return;
       if (--this.budget <= 0) return this.enqueue(proc);
       // Heavy steps use up the slice before the budget: look at the clock now and then.
-      if ((this.steps & (CLOCK_EVERY - 1)) === 0 && this.platform.now() >= this.sliceDeadline) return this.enqueue(proc);
+      if ((this.steps & (CLOCK_EVERY - 1)) === 0 && this.platform.now() >= this.sliceDeadline) return left < 0 ? this.carry(proc) : this.enqueue(proc);
     }
+  }
+
+  /** The slice ends in the middle of `proc`'s turn: it resumes the turn first in the next slice (`RunQueue`). */
+  private carry(proc: Process): void {
+    proc.status = 'runnable';
+    proc.queued = true;
+    this.runQueue.carry(proc, this.budget);
   }
 
   /**
@@ -383,6 +393,7 @@ export class Scheduler {
     const cut = this.stepping !== culprit ? this.stepping : null;
     this.current = null;
     this.stepping = null;
+    this.runQueue.forget();
     this.inSlice = false;
     this.scheduled = false;
     return { culprit, cut };
