@@ -18,12 +18,16 @@ export const SPAWN_MODULE = `
     return receive((m: unknown) => idle(count + 1));
   }
 
-  /** Spawns n idle processes, 1,000 per step, then reports once all of them wait. */
+  /** Spawns n idle processes, 1,000 per step, then a process that reports once all of them wait. */
   export function spawner(n: number, replyTo: string): unknown {
     const k = n < 1000 ? n : 1000;
     for (let i = 0; i < k; i++) spawn(idle, 0);
-    // The run queue is FIFO: the processes spawned above take their first step before ours.
-    return n > k ? next(spawner, n - k, replyTo) : next(report, replyTo);
+    if (n > k) return next(spawner, n - k, replyTo);
+    // The run queue is FIFO and an idle process's first step is its only one: the reporter, queued
+    // last, runs once every idle process waits. (A step of the spawner's own may run before them:
+    // a turn cut by the end of a slice resumes first.)
+    spawn(report, replyTo);
+    return 'done';
   }
 
   export function report(replyTo: string): unknown {
