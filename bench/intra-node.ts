@@ -16,7 +16,7 @@ import type { BareActorJob } from './bare-actor-worker.js';
 import { benchKernel } from './local-kernel.js';
 
 const INTRA_WHY =
-  'each message pays what a bare queue drain does not: a pid lookup, the run queue, the reductions budget and a selective receive over the mailbox; it lands at 0.22-0.35x from run to run (0.351x inside a thread node in the previous full run)';
+  "the sender's steps of 1024 sends are never cut, so it sends 2048 per 2000-reduction turn while the receiver takes 2000: the backlog grows to ~27k of 10^6 messages, and messages that outlive scavenges are garbage collection's work (~14% of the run by profile); each message also pays a pid lookup, a reduction and a receive object (40 B) beside the closure module code makes; kernel CPU per message ~133 ns (process.cpuUsage, loaded machine)";
 import { atLeastRatio, batchedSum, gc, measure, row, within, type Benchmark, type ResultRow } from './lib.js';
 
 /** A worker that runs bare-actor rounds on request. */

@@ -34,6 +34,9 @@ const random = Math.random;
 
 type CallOptions = { timeout?: number; onTimeout?: () => unknown };
 
+/** The options of a plain `spawn`: one object for all of them, not one per spawn. */
+const NO_OPTIONS: SpawnOptions = Object.freeze({});
+
 /** The last part of a ref, `0>` … `63>`, made once. */
 const REF_LOW = Array.from({ length: 64 }, (_, i) => `${i}>`);
 
@@ -101,11 +104,11 @@ export class ProcessApi {
         signals.send(dest, message);
         return message;
       },
-      spawn: (fn: unknown, ...args: unknown[]) => spawnWith({}, fn, args).pid,
+      spawn: (fn: unknown, ...args: unknown[]) => spawnWith(NO_OPTIONS, fn, args).pid,
       spawnLink: (fn: unknown, ...args: unknown[]) => spawnWith({ link: true }, fn, args).pid,
       spawnMonitor: (fn: unknown, ...args: unknown[]) => {
         k.self('spawnMonitor');
-        const pid = spawnWith({}, fn, args).pid;
+        const pid = spawnWith(NO_OPTIONS, fn, args).pid;
         return [pid, k.monitor(pid)];
       },
       spawnOpt: (fn: unknown, args: unknown[] = [], options: SpawnOptions = {}) => {

@@ -6,7 +6,7 @@
  */
 import { BadArgument, NameTaken, NoProcess, Refused } from '../errors.js';
 import { formatPid, isPid, type Pid } from './pid.js';
-import { Process } from './proc.js';
+import { newProcess, type Process } from './proc.js';
 import { ProcessIndex } from './process-index.js';
 import type { Target } from './signals.js';
 import type { SpawnOptions } from './types.js';
@@ -33,7 +33,7 @@ export class ProcessTable {
   /** A new process under a fresh pid of this node, already in the table. */
   create(initial: string): Process {
     const id = ++this.nextId;
-    const proc = new Process(formatPid(this.node, id, this.creation), initial);
+    const proc = newProcess(formatPid(this.node, id, this.creation), initial);
     this.procs.addOwn(proc, id);
     return proc;
   }

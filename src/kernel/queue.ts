@@ -95,6 +95,14 @@ export class RingQueue<T> {
     this.length++;
   }
 
+  /** Puts `value` first. */
+  unshift(value: T): void {
+    if (this.length === this.items.length) this.grow();
+    this.first = (this.first - 1) & (this.items.length - 1);
+    this.items[this.first] = value;
+    this.length++;
+  }
+
   shift(): T | undefined {
     if (this.length === 0) return undefined;
     const value = this.items[this.first];

@@ -10,11 +10,11 @@ import { BadArgument, Refused, Timeout, toWire } from '../errors.js';
 import { Behaviour, deepCopy } from './behaviours.js';
 import type { CodeOps } from './code-ops.js';
 import type { CodeServer } from './code-server.js';
-import { Next } from './directives.js';
+import { Next, Receive } from './directives.js';
 import type { KernelPlatform } from './kernel.js';
 import { isPid, nodeOf, type Pid } from './pid.js';
 import { RefTable } from './ref-table.js';
-import { Process } from './proc.js';
+import { newProcess, type Process } from './proc.js';
 import type { ProcessTable } from './process-table.js';
 import type { Scheduler } from './scheduler.js';
 import type { Signalling } from './signalling.js';
@@ -81,10 +81,11 @@ export class Relocation {
     } else {
       const wait = proc.wait;
       if (proc.status === 'runnable') throw new Refused(`${proc.pid} is between two steps: try again`, { pid: proc.pid, retry: true });
-      if (proc.status !== 'waiting' || !wait?.onMigrate) {
+      const onMigrate = proc.status === 'waiting' && wait instanceof Receive ? wait.onMigrate : null;
+      if (!onMigrate) {
         throw new Refused(`${proc.pid} cannot migrate: it is not a server or statem, and it does not wait in a receive with onMigrate()`, { pid: proc.pid });
       }
-      const how = this.scheduler.asProcess(proc, () => wait.onMigrate!.handler());
+      const how = this.scheduler.asProcess(proc, () => onMigrate.handler());
       const version = how instanceof Next ? this.code.versionOf(how.fn) : undefined;
       const name = version && Object.keys(version.exports).find((k) => version.exports[k] === (how as Next).fn);
       if (!version || !name) throw new Refused(`${proc.pid}: onMigrate must return next(exportedFunction, ...state)`, { pid: proc.pid });
@@ -135,7 +136,7 @@ export class Relocation {
     const version = this.code.current(snap.module);
     for (const m of snap.stack) this.code.current(m);
     const to = version.vsn;
-    const proc = new Process(snap.pid, snap.initial);
+    const proc = newProcess(snap.pid, snap.initial);
     // Conversion: the target version's codeChange(fromVsn, state, extra), when the vsn differs.
     let state = snap.state;
     const convert = version.exports.codeChange;

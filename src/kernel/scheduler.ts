@@ -8,11 +8,11 @@
 import { Refused } from '../errors.js';
 import type { CodeServer, ModuleVersion } from './code-server.js';
 import type { CodeOps } from './code-ops.js';
-import { Next, Receive } from './directives.js';
+import { Next, Receive, type Handler } from './directives.js';
 import type { KernelPlatform } from './kernel.js';
 import type { Process } from './proc.js';
 import { Outbox } from './outbox.js';
-import { RingQueue } from './queue.js';
+import { RunQueue } from './run-queue.js';
 import type { Envelope } from './signals.js';
 import type { Signalling } from './signalling.js';
 import { ReceiveTimeouts } from './receive-timeouts.js';
@@ -35,7 +35,7 @@ const CLOCK_EVERY = 16;
 const REDUCTIONS = 2000;
 
 export class Scheduler {
-  private readonly runQueue = new RingQueue<Process>();
+  private readonly runQueue = new RunQueue();
   private readonly timers: KernelTimers;
   private readonly timeouts: ReceiveTimeouts;
   private readonly outbox: Outbox;
@@ -100,8 +100,12 @@ export class Scheduler {
     }
   }
 
-  /** Matches as the receiving process: a guard that calls self() sees the receiver, as in Erlang. */
-  private selectAs(proc: Process, receive: Receive, message: unknown): ((m: unknown) => unknown) | undefined {
+  /**
+   * Matches as the receiving process: a guard that calls self() sees the receiver, as in Erlang.
+   * `receive` is only its handler when it takes any message (`Process.wait`).
+   */
+  private selectAs(proc: Process, receive: Receive | Handler, message: unknown): Handler | undefined {
+    if (typeof receive === 'function') return receive;
     if (receive.anyHandler) return receive.anyHandler;
     if (!receive.runsModuleCode) return receive.select(message);
     const saved = this.current;
@@ -166,9 +170,11 @@ export class Scheduler {
     this.inSlice = true;
     const deadline = (this.sliceDeadline = this.platform.now() + this.sliceMs);
     let checked = this.steps;
+    this.runQueue.beginSlice();
     for (let proc = this.runQueue.shift(); proc; proc = this.runQueue.shift()) {
       proc.queued = false;
       if (proc.status === 'runnable') this.step(proc);
+      if (this.runQueue.cut) break;
       if (this.steps - checked >= CLOCK_EVERY) {
         checked = this.steps;
         if (this.platform.now() >= deadline) break;
@@ -196,7 +202,8 @@ export class Scheduler {
 
   private runSteps(proc: Process): void {
     proc.status = 'running';
-    this.budget = REDUCTIONS;
+    const left = this.runQueue.beginTurn(proc);
+    this.budget = left < 0 ? REDUCTIONS : left;
     let result: unknown;
     for (;;) {
       const fn = proc.stepFn!;
@@ -226,8 +233,15 @@ export class Scheduler {
       if (!this.advance(proc, result)) return;
       if (--this.budget <= 0) return this.enqueue(proc);
       // Heavy steps use up the slice before the budget: look at the clock now and then.
-      if ((this.steps & (CLOCK_EVERY - 1)) === 0 && this.platform.now() >= this.sliceDeadline) return this.enqueue(proc);
+      if ((this.steps & (CLOCK_EVERY - 1)) === 0 && this.platform.now() >= this.sliceDeadline) return left < 0 ? this.carry(proc) : this.enqueue(proc);
     }
+  }
+
+  /** The slice ends in the middle of `proc`'s turn: it resumes the turn first in the next slice (`RunQueue`). */
+  private carry(proc: Process): void {
+    proc.status = 'runnable';
+    proc.queued = true;
+    this.runQueue.carry(proc, this.budget);
   }
 
   /**
@@ -259,7 +273,8 @@ export class Scheduler {
         proc.stepArg = undefined;
         return true;
       }
-      proc.wait = result;
+      // A receive that takes any message, untimed, is kept as its handler alone (see `Process.wait`).
+      proc.wait = result.anyHandler !== null && after === null && result.onMigrate === null ? result.anyHandler : result;
       proc.status = 'waiting';
       if (after && after.ms !== Infinity) this.timeouts.arm(proc, after.ms, this.inSlice);
       return false;
@@ -318,7 +333,7 @@ export class Scheduler {
     if (deadline <= this.platform.now()) {
       proc.wait = null;
       this.disarm(proc);
-      return this.wake(proc, wait.timeoutStep(), undefined);
+      return this.wake(proc, (wait as Receive).timeoutStep(), undefined);
     }
     this.timeouts.armAt(proc, deadline);
   }
@@ -386,6 +401,7 @@ export class Scheduler {
     const cut = this.stepping !== culprit ? this.stepping : null;
     this.current = null;
     this.stepping = null;
+    this.runQueue.forget();
     this.inSlice = false;
     this.scheduled = false;
     return { culprit, cut };
