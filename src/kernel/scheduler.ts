@@ -137,10 +137,7 @@ export class Scheduler {
     if (proc.queued) return;
     proc.queued = true;
     this.runQueue.push(proc);
-    if (!this.scheduled) {
-      this.scheduled = true;
-      this.platform.schedule(this.runSlice);
-    }
+    this.schedule();
   }
 
   /** Queues `proc` to run `fn(message)` next. */
@@ -183,10 +180,7 @@ export class Scheduler {
     this.inSlice = false;
     this.timers.settle();
     this.outbox.flush();
-    if (this.runQueue.length && !this.scheduled) {
-      this.scheduled = true;
-      this.platform.schedule(this.runSlice);
-    }
+    if (this.runQueue.length) this.schedule();
   };
 
   /**
@@ -357,10 +351,7 @@ export class Scheduler {
     this.budget--;
     // The envelope is in the outbox before anything is scheduled: whatever runs next flushes it.
     // Flushed at the end of the running slice, or on the next macrotask if none runs.
-    if (this.outbox.add(node, envelope) && !this.inSlice && !this.scheduled) {
-      this.scheduled = true;
-      this.platform.schedule(this.runSlice);
-    }
+    if (this.outbox.add(node, envelope) && !this.inSlice) this.schedule();
   }
 
   /**
@@ -383,10 +374,14 @@ export class Scheduler {
 
   /** After work that did not come through a slice, make sure timers and batches move. */
   afterExternalWork(): void {
-    if (!this.outbox.empty && !this.scheduled) {
-      this.scheduled = true;
-      this.platform.schedule(this.runSlice);
-    }
+    if (!this.outbox.empty) this.schedule();
+  }
+
+  /** Queues a slice on the platform, unless one is queued already. */
+  private schedule(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    this.platform.schedule(this.runSlice);
   }
 
   // ---- recovery -------------------------------------------------------------------------------
@@ -411,10 +406,7 @@ export class Scheduler {
   restart(): void {
     this.timers.settle();
     this.outbox.flush();
-    if (this.runQueue.length) {
-      this.scheduled = true;
-      this.platform.schedule(this.runSlice);
-    }
+    if (this.runQueue.length) this.schedule();
     this.timers.rearm();
   }
 }
