@@ -90,7 +90,7 @@ export const clusterMigrationBench: Benchmark = {
       );
       return [streamRow];
     } finally {
-      await Promise.all([a.stop(), b.stop()]);
+      await Promise.allSettled([a.stop(), b.stop()]);
       await server.stop();
     }
   },

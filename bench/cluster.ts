@@ -138,8 +138,7 @@ export const clusterBench: Benchmark = {
         ),
       ];
     } finally {
-      await Promise.all([a.stop(), b.stop()]);
-      await Promise.all([pub.close(), sub.close()]);
+      await Promise.allSettled([a.stop(), b.stop(), pub.close(), sub.close()]);
       await server.stop();
     }
   },

@@ -19,6 +19,9 @@ export async function natsServer(): Promise<{ url: string; stop(): Promise<void>
   });
   const dir = mkdtempSync(join(tmpdir(), 'subnode-bench-nats-'));
   const proc: ChildProcess = spawn(bin, ['-js', '-a', '127.0.0.1', '-p', String(port), '-sd', dir], { stdio: 'ignore' });
+  // Never outlived by it, whatever ends the run (a failed benchmark, an exit before stop()).
+  const kill = (): void => void proc.kill('SIGKILL');
+  process.once('exit', kill);
   for (let i = 0; ; i++) {
     const up = await new Promise<boolean>((resolve) => {
       const c = tcp(port, '127.0.0.1', () => {
@@ -34,6 +37,7 @@ export async function natsServer(): Promise<{ url: string; stop(): Promise<void>
   return {
     url: `nats://127.0.0.1:${port}`,
     stop: async () => {
+      process.off('exit', kill);
       const exited = new Promise((resolve) => proc.once('exit', resolve));
       proc.kill('SIGTERM');
       await exited;

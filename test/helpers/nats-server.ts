@@ -68,6 +68,10 @@ export class NatsServer {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     this.proc = proc;
+    // Never outlives the test process, whatever ends it before stop().
+    const kill = (): void => void proc.kill('SIGKILL');
+    process.once('exit', kill);
+    proc.once('exit', () => process.off('exit', kill));
     proc.stdout!.on('data', (d: Buffer) => (this.log += d.toString()));
     proc.stderr!.on('data', (d: Buffer) => (this.log += d.toString()));
     const deadline = Date.now() + 15_000;
