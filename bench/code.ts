@@ -223,7 +223,15 @@ async function compileRows(reps: number, log: (l: string) => void): Promise<Resu
   const subject = measure('compile(): sucrase + meriyah parse + hazards', ours, 'µs');
   const baseline = measure('typescript.transpileModule alone', theirs, 'µs');
   log(`  compile 50-function module: ${subject.value.toFixed(0)} µs, typescript.transpileModule ${baseline.value.toFixed(0)} µs`);
-  return [row('compile a 50-function TypeScript module (host)', subject, baseline, { text: '<= 1 ms', check: (value) => value <= 1000 })];
+  return [
+    row(
+      'compile a 50-function TypeScript module (host)',
+      subject,
+      baseline,
+      { text: '<= 1 ms', check: (value) => value <= 1000 },
+      'the target is absolute and the machine is shared: the ratio to typescript.transpileModule in the same run stays ~0.19-0.20x (0.61 ms against 3.1 ms on 2026-12-01 early; 1.4-1.5 ms against 6.4-7.7 ms in the later runs, where every baseline was ~2.5x slower)',
+    ),
+  ];
 }
 
 export const codeBench: Benchmark = {
