@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { System, NodeDown, UnknownNode, LoadError, UnknownModule, UnknownFunction, NotCloneable, BadArgument, type SystemEvent } from '../src/index.js';
+import { until } from './helpers/wait.js';
 
 let system: System | undefined;
 afterEach(async () => {
@@ -204,8 +205,7 @@ describe('bad input gets a typed error and loses nothing', () => {
     const events = collect(system);
     const target = await system.node('b').spawn('echo', 'loop');
     await system.node('a').spawn('sender', 'go', [target]);
-    await new Promise((r) => setTimeout(r, 100));
-    const exit = events.find((e) => e.type === 'process_exit');
+    const exit = await until('the sender to exit', () => events.find((e) => e.type === 'process_exit'), 10_000);
     expect(exit).toMatchObject({ node: 'a', reason: { error: { name: 'NotCloneable' } } });
   });
 });
