@@ -98,50 +98,8 @@ export const migrationBench: Benchmark = {
       log(`  bulk: ${Math.round(rows[1]!.value)} proc/s (cold ${Math.round(rows[1]!.baseline.value)})`);
 
       // 3. A stream from two nodes (2 x 50,000 casts) while the receiver moves every 20 ms.
-      const inbox = system.inbox();
       const perSender = Math.max(1000, Math.round(50_000 * scale));
-      const stream = async (moving: boolean): Promise<{ rate: number; lost: number; bad: number; moves: number }> => {
-        const target = await system.node('a').startServer('counter', [null]);
-        const t = now();
-        await system.node('a').spawn('sender', 'blast', [target, 'sa', 0, perSender, inbox.pid]);
-        await system.node('b').spawn('sender', 'blast', [target, 'sb', 0, perSender, inbox.pid]);
-        let moves = 0;
-        let doneCount = 0;
-        const done = (async () => {
-          while (doneCount < 2) {
-            await inbox.receive({ $cast: { done: (d: unknown) => typeof d === 'string' } }, 60_000);
-            doneCount++;
-          }
-        })();
-        while (moving && doneCount < 2) {
-          await new Promise((r) => setTimeout(r, 20));
-          await system.migrate(target, system.locate(target).node === 'a' ? 'b' : 'a');
-          moves++;
-        }
-        await done;
-        while ((await system.call<number>(target, 'total')) < 2 * perSender && now() - t < 60_000) await new Promise((r) => setTimeout(r, 5));
-        const ms = now() - t;
-        const state = await system.call<{ total: number; bad: number }>(target, 'state');
-        await system.node(system.locate(target).node).exit(target, 'kill');
-        return { rate: state.total / (ms / 1000), lost: 2 * perSender - state.total, bad: state.bad, moves };
-      };
-      const during: number[] = [];
-      const still: number[] = [];
-      let lost = 0;
-      let bad = 0;
-      let moves = 0;
-      for (let r = -1; r < reps; r++) {
-        const m = await stream(true);
-        const s = await stream(false);
-        lost += m.lost + s.lost;
-        bad += m.bad + s.bad;
-        moves += m.moves;
-        if (r >= 0) {
-          during.push(m.rate);
-          still.push(s.rate);
-        }
-      }
-      inbox.close();
+      const { during, still, lost, bad, moves } = await streamDuringMoves(system, ['a', 'b'], perSender, reps);
       const streamRow = row(
         `message stream while the receiver migrates (lost ${lost}, out of order ${bad}, ${moves} moves)`,
         measure('delivered during moves', during, 'msg/s'),
@@ -159,3 +117,66 @@ export const migrationBench: Benchmark = {
     return rows;
   },
 };
+
+/** What `streamDuringMoves` measured: rates with and without moves, and what went wrong in all rounds. */
+export interface StreamResult {
+  during: number[];
+  still: number[];
+  lost: number;
+  bad: number;
+  moves: number;
+  /** How long each move took (ms). */
+  moveMs: number[];
+}
+
+/**
+ * A stream from a sender on each of two nodes (`perSender` numbered casts each) to a counter
+ * server started on the first, while the system moves it between the two every 20 ms — and the
+ * same stream without moves — `reps` times after a warm-up round. The counter checks each
+ * sender's order; what has not arrived 60 s after the senders finished counts as lost.
+ */
+export async function streamDuringMoves(system: System, [x, y]: [string, string], perSender: number, reps: number): Promise<StreamResult> {
+  const inbox = system.inbox();
+  const out: StreamResult = { during: [], still: [], lost: 0, bad: 0, moves: 0, moveMs: [] };
+  const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  const stream = async (moving: boolean): Promise<{ rate: number; lost: number; bad: number; moves: number }> => {
+    const target = await system.node(x).startServer('counter', [null]);
+    const t = now();
+    await system.node(x).spawn('sender', 'blast', [target, 'sa', 0, perSender, inbox.pid]);
+    await system.node(y).spawn('sender', 'blast', [target, 'sb', 0, perSender, inbox.pid]);
+    let moves = 0;
+    let doneCount = 0;
+    const done = (async () => {
+      while (doneCount < 2) {
+        await inbox.receive({ $cast: { done: (d: unknown) => typeof d === 'string' } }, 120_000);
+        doneCount++;
+      }
+    })();
+    while (moving && doneCount < 2) {
+      await pause(20);
+      const started = now();
+      await system.migrate(target, system.locate(target).node === x ? y : x);
+      out.moveMs.push(now() - started);
+      moves++;
+    }
+    await done;
+    while ((await system.call<number>(target, 'total', 60_000)) < 2 * perSender && now() - t < 60_000) await pause(5);
+    const ms = now() - t;
+    const state = await system.call<{ total: number; bad: number }>(target, 'state', 60_000);
+    await system.node(system.locate(target).node).exit(target, 'kill');
+    return { rate: state.total / (ms / 1000), lost: 2 * perSender - state.total, bad: state.bad, moves };
+  };
+  for (let r = -1; r < reps; r++) {
+    const m = await stream(true);
+    const s = await stream(false);
+    out.lost += m.lost + s.lost;
+    out.bad += m.bad + s.bad;
+    out.moves += m.moves;
+    if (r >= 0) {
+      out.during.push(m.rate);
+      out.still.push(s.rate);
+    }
+  }
+  inbox.close();
+  return out;
+}

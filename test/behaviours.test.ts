@@ -417,6 +417,7 @@ describe('suspend and resume', () => {
     );
     await waitWaiting(k, pid);
     k.kernel.suspend(pid as never);
+    // Its 40 ms timeout passing while it is suspended IS what is checked: a fixed wait past it.
     await new Promise((r) => setTimeout(r, 100));
     expect(sent(k)).toEqual([]);
     expect(info(k, pid)?.status).toBe('suspended');

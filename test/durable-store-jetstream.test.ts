@@ -16,7 +16,7 @@ import { StoreFormatTooNew } from '../src/host/release-store/index.js';
 import { DurableStates } from '../src/host/durable-states.js';
 import { Events } from '../src/host/events.js';
 import { NatsServer } from './helpers/nats-server.js';
-import { durableV1 } from './fixtures/durable-counter.js';
+import { durableV1, storedState as state } from './fixtures/durable-counter.js';
 
 let nats: NatsServer;
 let nc: NatsConnection;
@@ -60,15 +60,6 @@ const entries = async (kv: KV, filter = '>'): Promise<string[]> => {
   return keys;
 };
 
-const state = (key: string, count: number) => ({
-  node: 'a',
-  key,
-  module: 'counter',
-  vsn: 1,
-  state: { count, at: new Date(0), tags: new Set(['x']) },
-  at: 0,
-  seq: count,
-});
 const counts = async (make: () => JetStreamStateStore): Promise<number[]> => (await make().open()).states.map((s) => (s.state as { count: number }).count);
 
 describe('the JetStream state store', () => {

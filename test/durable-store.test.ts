@@ -12,7 +12,7 @@ import { DirectoryStateStore, System, type SystemEvent } from '../src/index.js';
 import { StoreFormatTooNew } from '../src/host/release-store/index.js';
 import { DurableStates } from '../src/host/durable-states.js';
 import { Events } from '../src/host/events.js';
-import { durableV1 } from './fixtures/durable-counter.js';
+import { durableV1, storedState as state } from './fixtures/durable-counter.js';
 
 const dirs: string[] = [];
 let system: System | undefined;
@@ -27,16 +27,6 @@ function tempDir(): string {
   dirs.push(dir);
   return dir;
 }
-
-const state = (key: string, count: number) => ({
-  node: 'a',
-  key,
-  module: 'counter',
-  vsn: 1,
-  state: { count, at: new Date(0), tags: new Set(['x']) },
-  at: 0,
-  seq: count,
-});
 
 describe('the directory state store', () => {
   it('overwrites one file per key: a thousand checkpoints leave one file, holding the last state (structured-clone types kept)', async () => {

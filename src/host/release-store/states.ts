@@ -20,6 +20,7 @@ import { mkdir, open, readdir, readFile, rename, unlink } from 'node:fs/promises
 import { join } from 'node:path';
 import { deserialize, serialize } from 'node:v8';
 import { StoreFormatTooNew } from './errors.js';
+import { Disk } from './disk.js';
 
 /** A durable server's state as stored: under its node and key, with the module and vsn that produced it. */
 export interface StoredState {
@@ -71,11 +72,15 @@ export class DirectoryStateStore implements StateStore {
   private readonly made = new Set<string>();
   /** The highest seq in place (written or forgotten) per node and key. */
   private readonly fence = new Fence();
+  /** fsyncs as the journal's store does them (none with `fsync: false`). */
+  private readonly disk: Disk;
 
   constructor(
     readonly dir: string,
-    private readonly options: { fsync?: boolean } = {},
-  ) {}
+    options: { fsync?: boolean } = {},
+  ) {
+    this.disk = new Disk({ fsync: options.fsync });
+  }
 
   async open(): Promise<StateStoreOpen> {
     await mkdir(this.dir, { recursive: true });
@@ -120,14 +125,14 @@ export class DirectoryStateStore implements StateStore {
       const file = await open(temp, 'wx');
       try {
         await file.writeFile(encodeState(state));
-        if (this.options.fsync !== false) await file.datasync();
+        await this.disk.datasync(file);
       } finally {
         await file.close();
       }
       // The rename is the commit: one at a time per key, and only over an older seq.
       const placed = await this.fence.commit(state.node, state.key, state.seq, async () => {
         await rename(temp, path);
-        await this.syncDir(nodeDir);
+        await this.disk.syncDir(nodeDir);
       });
       if (!placed) await unlink(temp);
     } catch (error) {
@@ -145,7 +150,7 @@ export class DirectoryStateStore implements StateStore {
         if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
         throw error;
       }
-      await this.syncDir(nodeDir);
+      await this.disk.syncDir(nodeDir);
     });
   }
 
@@ -155,7 +160,7 @@ export class DirectoryStateStore implements StateStore {
     const path = join(this.dir, node);
     if (!this.made.has(node)) {
       await mkdir(path, { recursive: true });
-      await this.syncDir(this.dir);
+      await this.disk.syncDir(this.dir);
       this.made.add(node);
     }
     return path;
@@ -166,18 +171,8 @@ export class DirectoryStateStore implements StateStore {
     await mkdir(lostDir, { recursive: true });
     const to = join(lostDir, `${new Date().toISOString().replace(/[:.]/g, '-')}-${name}`);
     await rename(path, to);
-    await this.syncDir(lostDir);
+    await this.disk.syncDir(lostDir);
     return to;
-  }
-
-  private async syncDir(path: string): Promise<void> {
-    if (this.options.fsync === false) return;
-    const dir = await open(path, 'r');
-    try {
-      await dir.sync();
-    } finally {
-      await dir.close();
-    }
   }
 }
 
