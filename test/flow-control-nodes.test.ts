@@ -85,6 +85,30 @@ describe('flow control between nodes', () => {
     expect(got.filter((m) => 'done' in (m as object))).toHaveLength(4);
   });
 
+  it('isolate nodes hold their senders too (the kernel inside learns of the full port through the bridge)', async () => {
+    const s = await start('isolate');
+    const inbox = s.inbox();
+    const n = 20_000;
+    const collector = await s.node('a').spawn('flow', 'collect', [n, 5000, inbox.pid]);
+    await s.node('b').spawn('flow', 'blast', [collector, 'x', 0, n, inbox.pid]);
+    expect(await held(s, 'b', 'a')).toBe(1);
+    const got: unknown[] = [];
+    while (got.length < 2) got.push(await inbox.receive(undefined, 60_000));
+    expect(got).toContainEqual({ total: n, outOfOrder: 0, x: true });
+    expect(got).toContainEqual({ done: 'x' });
+  });
+
+  it('a node holding senders still answers its host, and stops cleanly', async () => {
+    const s = await start();
+    const inbox = s.inbox();
+    const collector = await s.node('a').spawn('flow', 'collect', [1_000_000, 100_000, inbox.pid]);
+    await s.node('b').spawn('flow', 'blast', [collector, 'x', 0, 1_000_000, inbox.pid]);
+    await held(s, 'b', 'a');
+    expect((await s.node('b').modules()).map((m) => m.name)).toContain('flow');
+    await s.node('b').stop();
+    expect(s.node('b').summary().status).toBe('stopped');
+  });
+
   it('a receiver that goes down releases its senders', async () => {
     const s = await start();
     const inbox = s.inbox();
