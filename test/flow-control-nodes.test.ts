@@ -42,7 +42,8 @@ afterEach(async () => {
   system = undefined;
 });
 
-const start = async (): Promise<System> => (system = await System.start({ nodes: ['a', 'b'].map((name) => ({ name, modules: { flow } })) }));
+const start = async (kind: 'thread' | 'isolate' = 'thread'): Promise<System> =>
+  (system = await System.start({ nodes: ['a', 'b'].map((name) => ({ name, kind, modules: { flow } })) }));
 
 /** Waits until `node` holds a process for sending to `peer` (its channel to it is full). */
 const held = (s: System, node: string, peer: string): Promise<number> =>

@@ -37,9 +37,9 @@ const ACK_AT = 1024;
 /** Weight of a batch beyond its envelopes: a stream of one-envelope batches is windowed too. */
 const BATCH_WEIGHT = 16;
 
-/** A batch's weight in a window: its envelopes (an encoded batch: a unit per 64 characters) and a share for the batch. */
+/** A batch's weight in a window: its envelopes (an encoded batch: a unit per 16 characters, a small envelope encoded is 16-45) and a share for the batch. */
 export function weightOf(batch: Envelope[] | string): number {
-  return BATCH_WEIGHT + (typeof batch === 'string' ? batch.length >>> 6 : batch.length);
+  return BATCH_WEIGHT + (typeof batch === 'string' ? batch.length >>> 4 : batch.length);
 }
 
 /** This node's sending end to one peer. */
