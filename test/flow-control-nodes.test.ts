@@ -53,8 +53,8 @@ describe('flow control between nodes', () => {
   it('holds the senders while the receiver is behind, and delivers every message once, in order per sender', async () => {
     const s = await start();
     const inbox = s.inbox();
-    const n = 20_000;
-    const collector = await s.node('a').spawn('flow', 'collect', [2 * n, 3000, inbox.pid]);
+    const n = 50_000;
+    const collector = await s.node('a').spawn('flow', 'collect', [2 * n, 2000, inbox.pid]);
     await s.node('b').spawn('flow', 'blast', [collector, 'x', 0, n, inbox.pid]);
     await s.node('b').spawn('flow', 'blast', [collector, 'y', 0, n, inbox.pid]);
     expect(await held(s, 'b', 'a')).toBeGreaterThan(0);
@@ -89,8 +89,8 @@ describe('flow control between nodes', () => {
   it('isolate nodes hold their senders too (the kernel inside learns of the full port through the bridge)', async () => {
     const s = await start('isolate');
     const inbox = s.inbox();
-    const n = 20_000;
-    const collector = await s.node('a').spawn('flow', 'collect', [n, 5000, inbox.pid]);
+    const n = 100_000;
+    const collector = await s.node('a').spawn('flow', 'collect', [n, 2000, inbox.pid]);
     await s.node('b').spawn('flow', 'blast', [collector, 'x', 0, n, inbox.pid]);
     expect(await held(s, 'b', 'a')).toBe(1);
     const got: unknown[] = [];

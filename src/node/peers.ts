@@ -31,9 +31,9 @@ const REFUSED_MS = 1_000;
  * processes are held. Small enough that a node's inbound port drains in a few ms (so its host's
  * control requests wait little behind it), large enough for a stream to flow between acks.
  */
-export const WINDOW = 8192;
+export const WINDOW = 32_768;
 /** The receiver acknowledges once it has taken in this much weight (well under the window, so a full window always brings an ack). */
-const ACK_AT = 1024;
+const ACK_AT = 4096;
 /** Weight of a batch beyond its envelopes: a stream of one-envelope batches is windowed too. */
 const BATCH_WEIGHT = 16;
 
