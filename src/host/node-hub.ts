@@ -132,7 +132,8 @@ export class NodeHub implements NodeContext {
       }
       this.setGlobal(event.name, event.pid, event.node);
     } else if (event.type === 'migrated_exit') {
-      if (migrations.locate(event.pid).node === event.node) migrations.ended(event.pid);
+      const known = migrations.locate(event.pid).node === event.node ? migrations.ended(event.pid) : undefined;
+      this.system.cluster()?.migratedExit(event.pid, event.node, known);
     } else if (event.type === 'global_unregister') {
       if (this.globals.get(event.name) === event.pid) this.setGlobal(event.name, null);
     }
@@ -178,6 +179,7 @@ export class NodeHub implements NodeContext {
       remoteNodeDown: (node, lost) => this.remoteNodeDown(node, lost),
       locate: (pid) => migrations.locate(pid),
       moved: (location) => this.learnMove(location),
+      moveEnded: (end) => migrations.learnEnd(end),
       movedTo: (node) => migrations.movedTo(node),
     };
   }
