@@ -55,6 +55,13 @@ interface Location {
 
 const locate = (h: HostProcess, pid: string) => h.eval<Location>('return system.locate(args[0])', pid);
 
+/** A raw process that ends as soon as it arrives on another node. */
+const quitter = `
+  import { receive, on, next, onMigrate } from 'subnode/process';
+  export function start() { return receive(on({ op: 'stop' }, () => 'done'), onMigrate(() => next(quit))); }
+  export function quit() { return 'done'; }
+`;
+
 /** How many moved processes `h`'s registry holds (an internal count, read by tests only). */
 const known = (h: HostProcess) => h.eval<number>('return system.migrations.known');
 
@@ -175,6 +182,14 @@ describe('moves learned by hosts that were not there', () => {
     expect(await locate(a, next)).toEqual(there);
     await c.eval('await system.node("c1").exit(args[0], "kill")', next);
     for (const h of [a, b, c]) expect(await located(h, next, 0)).toMatchObject({ node: 'a1' });
+    expect(await Promise.all([a, b, c].map(known))).toEqual(before);
+
+    // Ends the moment it arrives (before A commits, so before A's notice reaches B): B does not
+    // learn a dead process, and answers A's notice with the end.
+    await a.eval('for (const n of ["a1", "b1"]) await system.node(n).load("quitter", { code: args[0] })', quitter);
+    const quick = await a.eval<string>('return system.node("a1").spawn("quitter", "start", [])');
+    expect(await a.eval('return system.migrate(args[0], "b1")', quick)).toMatchObject({ ok: true });
+    for (const h of [a, b, c]) expect(await located(h, quick, 0)).toMatchObject({ node: 'a1' });
     expect(await Promise.all([a, b, c].map(known))).toEqual(before);
   }, 60_000);
 
