@@ -21,15 +21,15 @@ import { deserialize, serialize } from 'node:v8';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import type { Pid } from '../kernel/pid.js';
 import type { Envelope } from '../kernel/signals.js';
-import type { ProcessLocation } from '../host/migration.js';
+import type { MoveEnd, ProcessLocation } from '../host/migration.js';
 import type { ClusterEvent } from './hooks.js';
 import type { Names, Settings } from './options.js';
 
 /**
- * A node-down notice `['!down', node, lost]`, or where a process moved `['!moved', location]` (a
- * move this host drove, for every host's locate).
+ * A node-down notice `['!down', node, lost]`, where a process moved `['!moved', location]`, or that
+ * a moved process ended `['!ended', end]` (for every host's locate, src/cluster/moves.ts).
  */
-export type Notice = ['!down', string, Pid[]] | ['!moved', ProcessLocation];
+export type Notice = ['!down', string, Pid[]] | ['!moved', ProcessLocation] | ['!ended', MoveEnd];
 
 /**
  * An item as it travels: `[destination node, sending node, envelopes v8-serialized, their count]`,
@@ -37,7 +37,7 @@ export type Notice = ['!down', string, Pid[]] | ['!moved', ProcessLocation];
  */
 export type WireItem = [string, string, Uint8Array, number] | Notice;
 
-export const isNotice = (item: WireItem): item is Notice => item[0] === '!down' || item[0] === '!moved';
+export const isNotice = (item: WireItem): item is Notice => item[0] === '!down' || item[0] === '!moved' || item[0] === '!ended';
 
 /** How many envelopes an item carries (notices carry none). */
 const envelopesIn = (item: WireItem): number => (isNotice(item) ? 0 : item[3]);
@@ -130,9 +130,14 @@ export class Link {
     for (const host of hosts) this.push(host, ['!down', node, lost], 1);
   }
 
-  /** Tells every host in `hosts` where a process this host moved runs now. */
+  /** Tells every host in `hosts` where a moved process runs now. */
   moved(hosts: string[], location: ProcessLocation): void {
     for (const host of hosts) this.push(host, ['!moved', location], 1);
+  }
+
+  /** Tells every host in `hosts` that a moved process this host ran ended, after what it sent before. */
+  ended(hosts: string[], end: MoveEnd): void {
+    for (const host of hosts) this.push(host, ['!ended', end], 1);
   }
 
   /** Sends every queued batch now (if connected). */
