@@ -3,12 +3,12 @@
  * that joins after a move, or the driving host come back as a new process, locates the process
  * at its node and works on it there. Hosts are OS processes.
  */
-import { serialize } from 'node:v8';
 import { connect } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NatsServer } from './helpers/nats-server.js';
 import { HostProcess } from './helpers/nats-hosts.js';
 import { counter } from './helpers/nats-agent.js';
+import { encodeItems, type WireItem } from '../src/cluster/wire.js';
 
 let nats: NatsServer;
 const hosts: HostProcess[] = [];
@@ -144,10 +144,10 @@ describe('moves learned by hosts that were not there', () => {
       const stale = { pid: server, node: 'b1', home: 'a1', moves: 1, path: ['a1', 'b1'] };
       nc.publish(
         `subnode.${cl.cluster}.data.B.A`,
-        serialize([
+        encodeItems([
           ['!moved', stale],
           ['!moved', { ...stale, moves: 5, extra: true }],
-        ]),
+        ] as WireItem[]),
       );
       await nc.flush();
     } finally {
