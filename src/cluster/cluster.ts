@@ -170,14 +170,6 @@ export class Cluster implements ClusterApi, RemoteView {
   }
 
   claim(node: string): Promise<number> {
-    // PROTOTYPE (SUBNODE_PROTO_DIRECT=1, no credentials): the node's thread publishes its batches for
-    // other hosts' mailboxes on NATS itself. The worker takes a copy of process.env when it starts.
-    if (process.env.SUBNODE_PROTO_DIRECT === '1')
-      process.env[`SUBNODE_PROTO_DIRECT_${node}`] = JSON.stringify({
-        server: `nats://${this.nc.getServer()}`,
-        cluster: this.settings.cluster,
-        host: this.host,
-      });
     return this.claims.claim(node);
   }
 

@@ -103,21 +103,6 @@ export class NodeRuntime {
     this.node = this.data.node;
     this.beat = this.data.heartbeat ? new Int32Array(this.data.heartbeat) : undefined;
     this.faults = this.data.faults ? new Faults(this.data.faults) : undefined;
-    const proto = process.env[`SUBNODE_PROTO_DIRECT_${this.node}`];
-    if (proto) void this.connectDirect(JSON.parse(proto) as { server: string; cluster: string; host: string });
-  }
-
-  /**
-   * PROTOTYPE: this node's own NATS connection, for batches to other hosts' mailboxes (the reply of a
-   * cross-host system.call), published framed as the host's link would, skipping the host's thread.
-   * Not for merging as it is: what the node sends another host through its host can be overtaken.
-   */
-  private direct: ((node: string, bytes: Uint8Array, count: number) => void) | undefined;
-  private async connectDirect({ server, cluster, host }: { server: string; cluster: string; host: string }): Promise<void> {
-    const [{ connect }, { encodeItems }] = await Promise.all([import('@nats-io/transport-node'), import('../cluster/wire.js')]);
-    const nc = await connect({ servers: server, name: `subnode:${cluster}:${host}:${this.node}` });
-    this.direct = (node, bytes, count) =>
-      nc.publish(`subnode.${cluster}.data.${node.slice('host@'.length)}.${host}`, encodeItems([[node, this.node, bytes, count]]));
   }
 
   /**
@@ -345,7 +330,6 @@ export class NodeRuntime {
    */
   private postSerialized(node: string, batch: Envelope[]): void {
     const bytes = serialize(batch);
-    if (this.direct && node.startsWith('host@')) return this.direct(node, bytes, batch.length);
     this.link.post({ t: 'routeEncoded', node, bytes, count: batch.length }, [bytes.buffer]);
   }
 }
