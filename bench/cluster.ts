@@ -134,7 +134,7 @@ export const clusterBench: Benchmark = {
           rt,
           rawRt,
           { text: '<= 1.5x baseline', check: (_v, ratio) => ratio <= 1.5 },
-          "the excess is the round trip host B's main thread -> node b's thread -> back, two thread wake-ups: timestamps per step (3000 calls, medians, machine at load 8-11 on 2 cores) give 25-45 µs for it (7-12 µs to wake node b, 4-6 µs in its kernel, 13-26 µs back), against 36-65 µs per NATS hop (as raw's) and what the hosts do themselves, ~10 µs on A and ~4 µs on B; one NATS message each way per call (monitor, call and the previous call's demonitor in one). The same call served on host B's main thread (an inbox, no node thread) is 0.9-1.1x raw by median, so closing the gap needs the node's thread on NATS itself",
+          "the excess is the round trip host B's main thread -> node b's thread -> back, two thread wake-ups: timestamps per step (runs of 2000-3000 calls, medians, machine at load 8-16 on 2 cores) give 30-70 µs for it (13-27 µs to node b, 4-12 µs in its kernel, 13-34 µs back), against 36-65 µs per NATS hop (as raw's) and what the hosts do themselves, ~10-15 µs on A and ~4 µs on B; one NATS message each way per call (monitor, call and the previous call's demonitor in one). The same call served on host B's main thread (an inbox, no node thread) is 0.9-1.3x raw by median, so closing the gap needs the node's thread on NATS itself (a prototype publishing node b's replies from its own thread took ~20 µs off by median, one wake-up)",
         ),
       ];
     } finally {
