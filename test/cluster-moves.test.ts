@@ -5,13 +5,13 @@
  * host that owns a node (or the driver of a move into it) may say a process runs there. Hosts are
  * OS processes.
  */
-import { serialize } from 'node:v8';
 import { connect } from '@nats-io/transport-node';
 import { Kvm } from '@nats-io/kv';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NatsServer } from './helpers/nats-server.js';
 import { HostProcess } from './helpers/nats-hosts.js';
 import { counter } from './helpers/nats-agent.js';
+import { encodeItems, type WireItem } from '../src/cluster/wire.js';
 
 let nats: NatsServer;
 const hosts: HostProcess[] = [];
@@ -69,7 +69,7 @@ const known = (h: HostProcess) => h.eval<number>('return system.migrations.known
 async function forge(cluster: Record<string, unknown>, to: string, as: string, items: unknown[]): Promise<void> {
   const nc = await connect({ servers: nats.url });
   try {
-    nc.publish(`subnode.${cluster.cluster}.data.${to}.${as}`, serialize(items));
+    nc.publish(`subnode.${cluster.cluster}.data.${to}.${as}`, encodeItems(items as WireItem[]));
     await nc.flush();
   } finally {
     await nc.close();

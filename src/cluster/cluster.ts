@@ -29,7 +29,8 @@ import { ControlClient, ControlServer, RemoteSupervision, remoteHandle, type Rem
 import { GlobalNames } from './globals.js';
 import type { ClusterApi, ClusterEvent, ClusterHost, RemoteNodeSummary } from './hooks.js';
 import { Inbound } from './inbound.js';
-import { Link, isNotice, type WireItem } from './link.js';
+import { Link } from './link.js';
+import { isNotice, type WireItem } from './wire.js';
 import { Membership, type HostRecord } from './membership.js';
 import { Moves } from './moves.js';
 import type { ProcessLocation } from '../host/migration.js';

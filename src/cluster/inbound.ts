@@ -10,7 +10,7 @@
 import type { Pid } from '../kernel/pid.js';
 import { HOST_PREFIX } from './subjects.js';
 import type { ClusterEvent, ClusterHost } from './hooks.js';
-import type { WireItem } from './link.js';
+import type { WireItem } from './wire.js';
 import type { MoveNotice } from './moves.js';
 
 export class Inbound {
