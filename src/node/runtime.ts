@@ -166,7 +166,8 @@ export class NodeRuntime {
     const port = peer?.port;
     if (port) return peer.encoded ? (batch) => port.postMessage(encodedOr(batch)) : (batch) => port.postMessage(batch);
     if (peer?.serialized && peer.refusedUntil > Date.now()) return (batch) => this.postSerialized(node, batch);
-    if (node === 'host' || (peer && peer.refusedUntil > Date.now())) return (batch) => this.post({ t: 'route', node, envelopes: batch });
+    if (node === 'host') return (batch) => this.post(batch);
+    if (peer && peer.refusedUntil > Date.now()) return (batch) => this.post({ t: 'route', node, envelopes: batch });
     return (batch) => {
       // Only once the route has been posted does the port exist for this peer: a batch that could
       // not be cloned offers no port, and the next one will.
@@ -261,6 +262,7 @@ export class NodeRuntime {
 
   private onHost(message: HostToNode): void {
     const engine = this.engine!;
+    if (Array.isArray(message)) return engine.deliver(message, 'host');
     switch (message.t) {
       case 'deliver':
         return engine.deliver(message.envelopes, message.from);
