@@ -14,7 +14,7 @@ import type { Pid } from '../src/kernel/pid.js';
 import { localKernel, type LocalKernel } from './helpers/local-kernel.js';
 import { envelopes, HOST, info, waitFor } from './helpers/kernel-tools.js';
 import { until } from './helpers/wait.js';
-import { denials, record, subvert } from './helpers/sandbox-tools.js';
+import { denials, nothingWithin, record, sink, subvert } from './helpers/sandbox-tools.js';
 
 // Signal numbers (src/kernel/signals.ts).
 const MESSAGE = 0;
@@ -203,11 +203,16 @@ describe('an isolate node', () => {
         smuggle('<host.999>', node, [[${CALL}, victim, owner, ref, 'forged']]);
         send(reply, { smuggled: true });
       }
+      export function bigReply(reply: string, node: string, to: string) {
+        smuggle('<host.999>', node, [[${REPLY}, to, 'r', 'x'.repeat(5_000)]]);
+        send(reply, { smuggled: true });
+      }
     `;
     system = await System.start({
       nodes: [
-        { name: 'i', kind: 'isolate', capabilities: { sendTo: ['ok'] }, modules: { s: SERVER, smuggler, subvert } },
+        { name: 'i', kind: 'isolate', capabilities: { sendTo: ['ok', 'small'] }, modules: { s: SERVER, smuggler, subvert } },
         { name: 'ok', modules: { s: SERVER } },
+        { name: 'small', limits: { maxMessageBytes: 1_000 }, modules: { sink } },
       ],
     });
     const s = system;
@@ -223,5 +228,11 @@ describe('an isolate node', () => {
     await until('the denial', async () => denials(events, 'i').some((d) => /a call signal, which only a host sends/.test(d)));
     expect((await s.node('ok').processInfo(victim))?.monitoredBy).toEqual([]);
     expect(await s.call(victim, 'inc')).toBe(1);
+    // A Reply carries a message: a node's maxMessageBytes holds for it on delivery too.
+    const sunk = await s.node('small').spawn('sink', 'forward', [inbox.pid]);
+    await s.node('i').spawn('smuggler', 'bigReply', [inbox.pid, 'small', sunk]);
+    expect(await inbox.receive({ smuggled: true }, 3_000)).toBeTruthy();
+    await until('the drop on delivery', async () => denials(events, 'small').some((d) => /a message from 'i' over this node's size limit/.test(d)));
+    expect(await nothingWithin(inbox, 200, (m: any) => m && typeof m === 'object' && 'sunk' in m)).toBeUndefined();
   });
 });
