@@ -195,12 +195,16 @@ describe('the node side of a host call', () => {
 });
 
 describe('an isolate node', () => {
-  it('answers host calls, and a Call smuggled out of its sandbox is stopped at the boundary', async () => {
+  it('answers host calls; a smuggled Call is stopped at the boundary, a forged Reply cannot end an inbox monitor, an oversized one is dropped', async () => {
     const smuggler = `
       import { smuggle } from 'subvert';
       import { send } from 'subnode';
       export function go(reply: string, node: string, victim: string, owner: string, ref: string) {
         smuggle('<host.999>', node, [[${CALL}, victim, owner, ref, 'forged']]);
+        send(reply, { smuggled: true });
+      }
+      export function fakeReply(reply: string, to: string, ref: string) {
+        smuggle('<host.999>', 'host', [[${REPLY}, to, ref, 'forged']]);
         send(reply, { smuggled: true });
       }
       export function bigReply(reply: string, node: string, to: string) {
@@ -228,6 +232,16 @@ describe('an isolate node', () => {
     await until('the denial', async () => denials(events, 'i').some((d) => /a call signal, which only a host sends/.test(d)));
     expect((await s.node('ok').processInfo(victim))?.monitoredBy).toEqual([]);
     expect(await s.call(victim, 'inc')).toBe(1);
+    // A Reply with an inbox's monitor ref (from the watched process's own node) is only a message:
+    // the monitor stays, and its DOWN still comes.
+    const watched = await s.node('i').startServer('s', []);
+    const monitorRef = inbox.monitor(watched);
+    await until('the monitor to reach the node', async () => (await s.node('i').processInfo(watched))?.monitoredBy.length === 1);
+    await s.node('i').spawn('smuggler', 'fakeReply', [inbox.pid, inbox.pid, monitorRef]);
+    expect(await inbox.receive({ smuggled: true }, 3_000)).toBeTruthy();
+    expect(await inbox.receive({ $reply: monitorRef }, 3_000)).toEqual({ $reply: monitorRef, value: 'forged' });
+    await s.node('i').exit(watched, 'kill');
+    expect(await inbox.receive({ type: 'DOWN', ref: monitorRef }, 3_000)).toMatchObject({ pid: watched, reason: 'killed' });
     // A Reply carries a message: a node's maxMessageBytes holds for it on delivery too.
     const sunk = await s.node('small').spawn('sink', 'forward', [inbox.pid]);
     await s.node('i').spawn('smuggler', 'bigReply', [inbox.pid, 'small', sunk]);

@@ -306,8 +306,9 @@ export class Router {
       } else if (e[0] === Sig.Reply) {
         // The node the call went to ended its monitor with the reply: the host's half ends too. From
         // any other node (a reply passed on, a process that moved) it is only the message, and the
-        // caller's demonitor ends the monitor where it was set.
-        const entry = this.monitors.get(e[2]);
+        // caller's demonitor ends the monitor where it was set; an inbox's monitor (not a call's
+        // ref) never ends by a reply.
+        const entry = typeof e[2] === 'string' && e[2].startsWith(CALL_REF) ? this.monitors.get(e[2]) : undefined;
         if (entry !== undefined && entry[0] === e[1] && entry[2] === from) this.monitors.delete(e[2]);
         const inbox = this.inboxes.get(e[1]);
         if (inbox) inbox.deliver({ $reply: e[2], value: e[3] });
