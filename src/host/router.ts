@@ -209,8 +209,8 @@ export class Router {
   /**
    * Ends a monitor: no DOWN will arrive for it (one already on its way is dropped here, its ref
    * being unknown), and the watched process forgets it. The node hears of it with the next batch
-   * for it, at the latest on the next macrotask: a `system.call` ends with a demonitor, and a post
-   * of its own for it doubled the posts per call.
+   * for it, at the latest on the next macrotask: a `system.call` that timed out (or was answered by
+   * another process) ends with a demonitor, and a post of its own for it would double its posts.
    */
   demonitor(ref: string): void {
     const entry = this.monitors.get(ref);
