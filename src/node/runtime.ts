@@ -166,7 +166,8 @@ export class NodeRuntime {
     const port = peer?.port;
     if (port) return peer.encoded ? (batch) => port.postMessage(encodedOr(batch)) : (batch) => port.postMessage(batch);
     if (peer?.serialized && peer.refusedUntil > Date.now()) return (batch) => this.postSerialized(node, batch);
-    if (node === 'host' || (peer && peer.refusedUntil > Date.now())) return (batch) => this.post({ t: 'route', node, envelopes: batch });
+    if (node === 'host') return (batch) => this.post(batch);
+    if (peer && peer.refusedUntil > Date.now()) return (batch) => this.post({ t: 'route', node, envelopes: batch });
     return (batch) => {
       // Only once the route has been posted does the port exist for this peer: a batch that could
       // not be cloned offers no port, and the next one will.
@@ -233,21 +234,24 @@ export class NodeRuntime {
     let kept: Envelope[] | undefined;
     for (let i = 0; i < envelopes.length; i++) {
       const e = envelopes[i]!;
-      const at = e[0] === Sig.Message ? 2 : e[0] === Sig.Exit ? 3 : e[0] === Sig.Down ? 4 : -1;
+      const sig = e[0];
+      // A host's call and its reply carry a message too (the request, the value).
+      const message = sig === Sig.Message || sig === Sig.Reply || sig === Sig.Call;
+      const at = sig === Sig.Message ? 2 : sig === Sig.Exit || sig === Sig.Reply ? 3 : sig === Sig.Down || sig === Sig.Call ? 4 : -1;
       const bytes = at < 0 ? 0 : estimateSize((e as unknown[])[at], max);
       if (bytes <= max) {
         kept?.push(e);
         continue;
       }
       kept ??= envelopes.slice(0, i);
-      const what = at === 2 ? 'a message' : 'an exit reason';
+      const what = message ? 'a message' : 'an exit reason';
       if (this.inboundGate.pass('capability_denied'))
         this.emit({
           type: 'capability_denied',
           node: this.node,
-          what: `${what} from '${from}' over this node's size limit of ${max} bytes (${at === 2 ? 'dropped' : 'replaced'} on delivery)`,
+          what: `${what} from '${from}' over this node's size limit of ${max} bytes (${message ? 'dropped' : 'replaced'} on delivery)`,
         });
-      if (at !== 2) {
+      if (!message) {
         const copy = [...e] as unknown[];
         copy[at] = { error: { name: 'TooLarge', message: `an exit reason over the limit of ${max} bytes was replaced` } };
         kept.push(copy as Envelope);
@@ -258,6 +262,7 @@ export class NodeRuntime {
 
   private onHost(message: HostToNode): void {
     const engine = this.engine!;
+    if (Array.isArray(message)) return engine.deliver(message, 'host');
     switch (message.t) {
       case 'deliver':
         return engine.deliver(message.envelopes, message.from);

@@ -7,7 +7,9 @@
  *   and `args` come from the one op table (src/kernel/control-ops.ts) and every result is a
  *   `Result`, so typed errors survive the trip.
  * - data: batches of signal envelopes and kernel events, raw posts, because this is the message
- *   path. Nodes also open direct ports to each other for the same batches, lazily: a node's first
+ *   path. A batch between a node and the host's own mailboxes (`system.call`, sends from the host,
+ *   replies to it) is the bare array of envelopes: a wrapper object's keys cost as much to clone as
+ *   a call's envelope. Nodes also open direct ports to each other for the same batches, lazily: a node's first
  *   batch for a peer comes through the host with a port attached, which the host hands to the peer
  *   (`connect`) after the batch, or gives back (`refused`).
  * - dense threads: one worker serving many isolate nodes speaks the same messages, each wrapped
@@ -26,6 +28,9 @@ export type NodeControl = { [K in ControlOp]: (...args: ControlArgs<K>) => Promi
 
 /** Host → node. */
 export type HostToNode =
+  /** Envelopes from the host itself (its sends, calls and monitors). */
+  | Envelope[]
+  /** Envelopes from node `from`, routed by the host. */
   | { t: 'deliver'; envelopes: Envelope[]; from: string }
   /** A batch still v8-serialized, as it came from another host of a cluster: the node decodes it, not the host. */
   | { t: 'deliverEncoded'; bytes: Uint8Array; from: string }
@@ -45,6 +50,8 @@ export type HostToNode =
 
 /** Node → host. */
 export type NodeToHost =
+  /** Envelopes for the host's own mailboxes (node `host`). */
+  | Envelope[]
   /** A dense thread has begun booting this node (nodes added at once wait their turn). */
   | { t: 'booting' }
   | { t: 'ready' }
