@@ -237,12 +237,16 @@ async function compileRows(reps: number, log: (l: string) => void): Promise<Resu
 export const codeBench: Benchmark = {
   name: 'code',
   description: 'lingering() vs a full scan, upgrading server processes, module load time',
-  async run({ reps, scale, log }) {
+  async run({ reps, scale, wants, log }) {
+    // Each group runs only if one of its rows is wanted (--only), so a load-only run takes seconds.
+    const any = (...names: string[]) => names.some((name) => wants(name));
     return [
-      ...(await lingeringRows(reps, scale, log)),
-      ...(await upgradeRows(reps, scale, log)),
-      ...(await compileRows(reps, log)),
-      ...(await loadRows(reps, log)),
+      ...(any("lingering('w'): 10 lingering among") ? await lingeringRows(reps, scale, log) : []),
+      ...(any('upgrade 100 server processes (one plan)', 'upgrade 1,000 server processes', 'upgrade 10,000 server processes')
+        ? await upgradeRows(reps, scale, log)
+        : []),
+      ...(any('compile a 50-function TypeScript module (host)') ? await compileRows(reps, log) : []),
+      ...(any('load a 50-function module into a thread node', 'load a 50-function module after 2 s idle') ? await loadRows(reps, log) : []),
     ];
   },
 };
