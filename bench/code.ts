@@ -202,7 +202,7 @@ async function loadRows(reps: number, log: (l: string) => void): Promise<ResultR
         subject,
         baseline,
         { text: '<= 1 ms warm', check: (value) => value <= 1000 },
-        'host compile ~350-430 µs (sucrase ~170, meriyah ~72, hazards ~22 alone), then the node ~250-306 µs from receipt to its first post (compileFunction ~80, evaluate, install and publish ~35), then three posts back (module_loaded, module_purged of the idle old version, the answer) and ~32 µs on the host: ~0.81 ms at best (q10) and ~0.95 ms median with the machine loaded, where the two threads share a core and do not overlap (the postMessage of the host returned only after the whole load on the node, median 340 µs)',
+        'host compile ~255 µs (sucrase ~140, meriyah ~62; the hazard walk is skipped for a body that never names receive), ~12 µs to the post, the node ~150 µs from receipt to its one post back (compileFunction ~80, install ~45 of which the version-of-function WeakMap ~25 once it holds many dead entries, publish ~9), and two thread wake-ups of ~45-50 µs each: ~0.53 ms median at load 3 (ESM import ~0.15 ms); with the machine loaded the two threads share a core and each wake-up waits for it: 0.82-1.06 ms in paired bench runs at load 5-8',
       ),
       row(
         'load a 50-function module after 2 s idle',
