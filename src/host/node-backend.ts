@@ -151,6 +151,8 @@ export class NodeBackend {
           if (Array.isArray(message)) return options.onMessage(message);
           switch (message.t) {
             case 'reply':
+              // The events of serving it first, exactly as if each had come in its own message.
+              for (const event of message.events ?? []) options.onMessage({ t: 'event', event });
               return backend.settle(message.id, message.result);
             case 'booting':
               // A dense thread boots its nodes one at a time: the deadline counts from this node's turn.

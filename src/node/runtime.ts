@@ -67,6 +67,9 @@ export function workerLink(): HostLink {
   };
 }
 
+/** Control operations whose events go with their reply (see `held`). */
+const HOLDS_EVENTS: ReadonlySet<string> = new Set(['load', 'loadAtomic']);
+
 /** How long a refused port offer stands before this node offers that destination a port again. */
 const REFUSED_MS = 1_000;
 
@@ -97,6 +100,11 @@ export class NodeRuntime {
   /** Testing only: the faults to inject, when the host gave some. */
   private readonly faults: Faults | undefined;
   private closed = false;
+  /**
+   * Events emitted while a load is being served: they leave with its reply, in one post (a load
+   * emits `module_loaded`, often `module_purged`), or before anything else this node posts first.
+   */
+  private held: KernelEvent[] | undefined;
 
   constructor(readonly link: HostLink = workerLink()) {
     this.data = link.data;
@@ -124,9 +132,10 @@ export class NodeRuntime {
     };
   }
 
-  /** Reports an event to the host (the engine decides what may be reported). */
+  /** Reports an event to the host (the engine decides what may be reported); while a load is served, with its reply. */
   emit(event: KernelEvent): void {
-    this.post({ t: 'event', event });
+    if (this.held) this.held.push(event);
+    else this.post({ t: 'event', event });
     this.faults?.event(event);
   }
 
@@ -174,7 +183,7 @@ export class NodeRuntime {
       const current = this.peers.get(node);
       if (current?.waiting) return void current.waiting.push(batch);
       const { port1, port2 } = new MessageChannel();
-      this.link.post({ t: 'route', node, envelopes: batch, port: port2 }, [port2]);
+      this.post({ t: 'route', node, envelopes: batch, port: port2 }, [port2]);
       const opened: Peer = { port: port1, encoded: false, refusedUntil: 0, waiting: [] };
       this.peers.set(node, opened);
       // The receiver answers once on the port if it takes batches encoded.
@@ -292,18 +301,28 @@ export class NodeRuntime {
         return;
       }
       case 'control': {
-        const { id } = message;
-        const result = engine.control(message.op, message.args);
+        const { id, op } = message;
+        const held = HOLDS_EVENTS.has(op) ? (this.held = []) : undefined;
+        let result: Result<unknown> | Promise<Result<unknown>> | undefined;
+        try {
+          result = engine.control(op, message.args);
+        } finally {
+          this.held = undefined;
+          // Only an answer given at once takes them along.
+          if (result === undefined || result instanceof Promise) this.postEvents(held);
+        }
         if (result instanceof Promise) void result.then((r) => this.reply(id, r));
-        else this.reply(id, result);
+        else this.reply(id, result, held);
       }
     }
   }
 
-  private reply(id: number, result: Result<unknown>): void {
+  /** The answer, with the events serving it emitted (`events`: the host emits them first, in order). */
+  private reply(id: number, result: Result<unknown>, events?: KernelEvent[]): void {
     try {
-      this.post({ t: 'reply', id, result });
+      this.post(events?.length ? { t: 'reply', id, result, events } : { t: 'reply', id, result });
     } catch (error) {
+      this.postEvents(events);
       // An answer that cannot be cloned (a query returning something odd) still answers.
       this.post({
         t: 'reply',
@@ -324,8 +343,14 @@ export class NodeRuntime {
     port.unref();
   }
 
-  private post(message: NodeToHost): void {
-    this.link.post(message);
+  /** Every post to the host: events held for a reply leave first if something else goes before the reply. */
+  private post(message: NodeToHost, transfer?: readonly Transferable[]): void {
+    if (this.held?.length) this.postEvents(this.held.splice(0));
+    this.link.post(message, transfer);
+  }
+
+  private postEvents(events: KernelEvent[] | undefined): void {
+    for (const event of events ?? []) this.link.post({ t: 'event', event });
   }
 
   /**
@@ -335,7 +360,7 @@ export class NodeRuntime {
    */
   private postSerialized(node: string, batch: Envelope[]): void {
     const bytes = serialize(batch);
-    this.link.post({ t: 'routeEncoded', node, bytes, count: batch.length }, [bytes.buffer]);
+    this.post({ t: 'routeEncoded', node, bytes, count: batch.length }, [bytes.buffer]);
   }
 }
 

@@ -3,7 +3,7 @@
  * way, on the worker's own port. Whatever runs the node (a thread engine, an isolate engine), it
  * speaks exactly this.
  *
- * - control: `{ t: 'control', id, op, args }` answered by `{ t: 'reply', id, result }`, where `op`
+ * - control: `{ t: 'control', id, op, args }` answered by `{ t: 'reply', id, result, events? }`, where `op`
  *   and `args` come from the one op table (src/kernel/control-ops.ts) and every result is a
  *   `Result`, so typed errors survive the trip.
  * - data: batches of signal envelopes and kernel events, raw posts, because this is the message
@@ -55,7 +55,12 @@ export type NodeToHost =
   /** A dense thread has begun booting this node (nodes added at once wait their turn). */
   | { t: 'booting' }
   | { t: 'ready' }
-  | { t: 'reply'; id: number; result: Result<unknown> }
+  /**
+   * `events`: what the node emitted while serving the request (a load's `module_loaded`, the
+   * `module_purged` of versions it dropped), in order, sent with the answer instead of one post
+   * each; the host reports them before it settles the request, as if they had come first.
+   */
+  | { t: 'reply'; id: number; result: Result<unknown>; events?: KernelEvent[] }
   /**
    * Envelopes for a node this node has no direct port to (or for the host's own inboxes); `port`,
    * when given, is this node's offer of a port for its later batches to `node`.
