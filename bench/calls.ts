@@ -213,7 +213,7 @@ export const callsBench: Benchmark = {
             m('host', 'system.call'),
             m('comlink', comlink.name),
             atMost(1),
-            'both make one postMessage each way, and waking the other thread is most of either; on this 2-core machine the two threads mostly share a core, so the round trip is the CPU of both: ~60 vs ~54 µs a call (pair runs, machine loaded), from a 3-envelope batch (demonitor, monitor, call: 319 B cloned vs comlink 118 B; reply 137 vs 67 B) and the monitor and dispatch in the node kernel (~1.5 vs ~1.0 µs from receipt to reply); pair-run wall ratios 1.12-1.19 under load (1.19-1.49 before the per-call timer, empty slice and setImmediate went)',
+            'both make one postMessage each way, and waking the other thread is most of either (~9 µs a post on the host, ~5 on the node, profiled); on this 2-core machine the two threads mostly share a core, so the round trip is the CPU of both: ~20-22 vs ~23-25 µs a call (process CPU, alternated runs, load 7-12: 0.85-0.94x, the main build before this 1.01-1.04x); a call is one Call envelope (the node monitors from it and the reply ends the monitor, as OTP 24 reply_demonitor) as a bare array: 75 B cloned vs comlink 119 B, reply 68 vs 68 B (were 314 and 136 B: demonitor, monitor, call in a wrapper object); wall ratios 0.73-1.08, median ~0.85, in 10 runs paired with the main build at load 7-10 (which gave 0.77-1.07, median ~1.0), so a run over 1x is the load, not the call (1.12-1.19 before the single Call, 1.19-1.49 before the per-call timer, empty slice and setImmediate went)',
           ),
         );
       for (const r of rows) log(`  ${r.name}: ${r.value.toFixed(3)} µs vs ${r.baseline.value.toFixed(3)} µs (${r.ratio.toFixed(2)}x)`);

@@ -134,7 +134,7 @@ export const clusterBench: Benchmark = {
           rt,
           rawRt,
           { text: '<= 1.5x baseline', check: (_v, ratio) => ratio <= 1.5 },
-          "a call adds a round trip host B's main thread -> node b's thread -> back to raw's two NATS hops: measured (timestamps, medians on the shared machine) 125-225 µs for it, against 150-250 µs per NATS hop and ~40 µs for a bare worker ping-pong (the rest is the kernel serving the call and the wake-ups); the hosts' own work is ~30 µs on A and ~10 µs on B, and the link no longer waits a tick",
+          "the excess is the round trip host B's main thread -> node b's thread -> back, two thread wake-ups: timestamps per step (runs of 2000-3000 calls, medians, machine at load 8-16 on 2 cores) give 30-70 µs for it (13-27 µs to node b, 4-12 µs in its kernel, 13-34 µs back), against 36-65 µs per NATS hop (as raw's) and what the hosts do themselves, ~10-15 µs on A and ~4 µs on B; one NATS message each way per call (monitor, call and the previous call's demonitor in one). The same call served on host B's main thread (an inbox, no node thread) is 0.9-1.3x raw by median, so closing the gap needs the node's thread on NATS itself (a prototype publishing node b's replies from its own thread took ~20 µs off by median, one wake-up)",
         ),
       ];
     } finally {

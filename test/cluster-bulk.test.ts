@@ -75,7 +75,7 @@ describe('global names across hosts', () => {
     for (const h of [a, b]) await h.until('the winner everywhere', async () => (await h.eval('return system.whereis("leader")')) === onA);
     // A call by the global name from B reaches A's server.
     expect(await b.eval('return system.call({ global: "leader" }, "get")')).toBe(1);
-  });
+  }, 60_000);
 });
 
 describe('bulk moves across hosts', () => {
@@ -99,7 +99,7 @@ describe('bulk moves across hosts', () => {
       expect(await (i % 2 ? a : b).eval('return system.call(args[0], "get")', pid)).toBe(i);
       expect(await a.eval('return system.locate(args[0]).node', pid)).toBe('b1');
     }
-  });
+  }, 60_000);
 
   it("purgeToNode moves the processes lingering in a module's old code on host A's node to host B's legacy node, then purges", async () => {
     const { a, b } = await twoHosts({ walker: walker(1) });
@@ -130,7 +130,7 @@ describe('bulk moves across hosts', () => {
     for (const [i, pid] of old.entries()) expect(await ask(pid)).toMatchObject({ total: i + 1, node: 'b1', vsn: 1 });
     expect(await ask(fresh)).toMatchObject({ total: 9, node: 'a1', vsn: 2 });
     expect((await b.eval<{ pid: string }[]>('return system.node("b1").processes()')).map((p) => p.pid).sort()).toEqual([...old].sort());
-  });
+  }, 60_000);
 });
 
 describe('large control messages across hosts', () => {
@@ -148,5 +148,5 @@ describe('large control messages across hosts', () => {
     expect(await queued(a, 'a1')).toBe(3000);
     await a.eval('ctx.box = system.inbox(); system.send(args[0], { op: "ask", reply: ctx.box.pid })', pid);
     expect(await a.eval('return ctx.box.receive((m) => m && typeof m.total === "number", 10000)')).toMatchObject({ total: 7, node: 'a1' });
-  });
+  }, 60_000);
 });

@@ -4,7 +4,9 @@
 import { describe, expect, it } from 'vitest';
 import { deserialize, serialize } from 'node:v8';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { Link, type WireItem } from '../src/cluster/link.js';
+import { Link } from '../src/cluster/link.js';
+import { decodeItems, encodeItems, type WireItem } from '../src/cluster/wire.js';
+import { until } from './helpers/wait.js';
 import { names } from '../src/cluster/subjects.js';
 import type { ClusterEvent } from '../src/cluster/hooks.js';
 import type { Envelope } from '../src/kernel/signals.js';
@@ -25,7 +27,7 @@ function link(maxPayload = 1024 * 1024): { link: Link; sent: { subject: string; 
   const nc = {
     info: { max_payload: maxPayload },
     isClosed: () => false,
-    publish: (subject: string, data: Uint8Array) => sent.push({ subject, items: deserialize(data) as WireItem[], size: data.length }),
+    publish: (subject: string, data: Uint8Array) => sent.push({ subject, items: decodeItems(data), size: data.length }),
   } as unknown as NatsConnection;
   return {
     link: new Link(
@@ -127,5 +129,75 @@ describe('the link to other hosts', () => {
     l.flush();
     expect(events).toEqual([{ type: 'link_error', host: 'B', dropped: 1, reason: `larger than the max payload (${16 * 1024} bytes)` }]);
     expect(seqs(sent)).toEqual([1]);
+  });
+
+  it('reports a batch that does not decode, and goes on receiving', async () => {
+    const events: ClusterEvent[] = [];
+    const received: [WireItem[], string][] = [];
+    const messages = [
+      { subject: 'subnode.c.data.A.B', data: serialize([['a1', 'b1', serialize(envelopes(0, 1)), 1]]) },
+      { subject: 'subnode.c.data.A.B', data: encodeItems([['a1', 'b1', serialize(envelopes(1, 1)), 1]]) },
+    ];
+    const nc = {
+      subscribe: () => ({
+        unsubscribe: () => {},
+        async *[Symbol.asyncIterator]() {
+          yield* messages;
+        },
+      }),
+    } as unknown as NatsConnection;
+    const l = new Link(
+      nc,
+      names('c'),
+      SETTINGS,
+      (items, from) => received.push([items, from]),
+      (e) => events.push(e),
+    );
+    l.start();
+    await until('both batches handled', () => events.length + received.length === 2);
+    expect(events).toEqual([
+      { type: 'link_error', host: 'B', dropped: 0, reason: 'a batch could not be decoded: not a batch of this format (first byte 255)' },
+    ]);
+    expect(received.map(([items, from]) => [seqs([{ items }], 'a1'), from])).toEqual([[[1], 'B']]);
+    expect(l.stats.batchesIn).toBe(1);
+  });
+});
+
+describe('the framing of a batch for a host', () => {
+  it('carries node batches as their bytes and notices as they were, in order, names in UTF-8', () => {
+    const bytes = serialize(envelopes(0, 2));
+    const location = { pid: '<b1.1.0>', node: 'c1', home: 'b1', moves: 1, path: ['b1', 'c1'] };
+    const items: WireItem[] = [
+      ['b1', 'host@A', bytes, 2],
+      ['!down', 'a2', ['<a2.3.0>']] as WireItem,
+      ['nœud-é', 'a1', new Uint8Array(0), 0],
+      ['!moved', location] as WireItem,
+    ];
+    const decoded = decodeItems(encodeItems(items));
+    expect(decoded.map((i) => (i[2] instanceof Uint8Array ? [i[0], i[1], [...i[2]], i[3]] : i))).toEqual(
+      items.map((i) => (i[2] instanceof Uint8Array ? [i[0], i[1], [...i[2]], i[3]] : i)),
+    );
+    // A view into a larger buffer (as NATS hands a message) decodes the same.
+    const framed = encodeItems(items);
+    const inside = new Uint8Array(framed.byteLength + 8);
+    inside.set(framed, 4);
+    expect(decodeItems(inside.subarray(4, 4 + framed.byteLength))).toHaveLength(4);
+  });
+
+  it('refuses, as a whole, another format, a length past the end, an unknown item and a notice that is not one', () => {
+    const good = encodeItems([['b1', 'a1', serialize(envelopes(0, 1)), 1]]);
+    expect(() => decodeItems(serialize([['b1', 'a1', serialize(envelopes(0, 1)), 1]]))).toThrow(/not a batch of this format/);
+    expect(() => decodeItems(good.subarray(0, good.byteLength - 1))).toThrow(/past the end/);
+    const longer = Buffer.from(good);
+    longer.writeUInt32LE(1_000_000, longer.byteLength - 4 - serialize(envelopes(0, 1)).byteLength);
+    expect(() => decodeItems(longer)).toThrow(/past the end/);
+    expect(() => decodeItems(Buffer.concat([good, Buffer.from([7])]))).toThrow(/unknown kind 7/);
+    const fake = serialize(['!gone', 'a1']);
+    const notice = Buffer.alloc(6 + fake.byteLength);
+    notice[0] = 1;
+    notice[1] = 1;
+    notice.writeUInt32LE(fake.byteLength, 2);
+    notice.set(fake, 6);
+    expect(() => decodeItems(notice)).toThrow(/a notice that is not one/);
   });
 });

@@ -1,14 +1,17 @@
 /**
  * Where moved processes run, across hosts that were not there when they moved (issue #17): a host
  * that joins after a move, or the driving host come back as a new process, locates the process
- * at its node and works on it there. Hosts are OS processes.
+ * at its node and works on it there; a moved process that ends is forgotten everywhere; only the
+ * host that owns a node (or the driver of a move into it) may say a process runs there. Hosts are
+ * OS processes.
  */
-import { serialize } from 'node:v8';
 import { connect } from '@nats-io/transport-node';
+import { Kvm } from '@nats-io/kv';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NatsServer } from './helpers/nats-server.js';
 import { HostProcess } from './helpers/nats-hosts.js';
 import { counter } from './helpers/nats-agent.js';
+import { encodeItems, type WireItem } from '../src/cluster/wire.js';
 
 let nats: NatsServer;
 const hosts: HostProcess[] = [];
@@ -51,6 +54,27 @@ interface Location {
 }
 
 const locate = (h: HostProcess, pid: string) => h.eval<Location>('return system.locate(args[0])', pid);
+
+/** A raw process that ends as soon as it arrives on another node. */
+const quitter = `
+  import { receive, on, next, onMigrate } from 'subnode/process';
+  export function start() { return receive(on({ op: 'stop' }, () => 'done'), onMigrate(() => next(quit))); }
+  export function quit() { return 'done'; }
+`;
+
+/** How many moved processes `h`'s registry holds (an internal count, read by tests only). */
+const known = (h: HostProcess) => h.eval<number>('return system.migrations.known');
+
+/** Publishes `items` on `to`'s data subject as if host `as` sent them (a raw NATS connection: the test server has no permissions). */
+async function forge(cluster: Record<string, unknown>, to: string, as: string, items: unknown[]): Promise<void> {
+  const nc = await connect({ servers: nats.url });
+  try {
+    nc.publish(`subnode.${cluster.cluster}.data.${to}.${as}`, encodeItems(items as WireItem[]));
+    await nc.flush();
+  } finally {
+    await nc.close();
+  }
+}
 
 /** Waits until `h` locates `pid` after `moves` moves, and returns where. */
 const located = async (h: HostProcess, pid: string, moves: number): Promise<Location> => {
@@ -129,6 +153,81 @@ describe('moves learned by hosts that were not there', () => {
     expect(await locate(d, server)).toEqual({ pid: server, node: 'a1', home: 'a1', moves: 0, path: ['a1'] });
   }, 60_000);
 
+  it('a moved process that ends is forgotten by every host (the map does not grow); an older end does not erase a newer move, a forged one is reported', async () => {
+    const cl = options();
+    const [a, b, c] = await Promise.all([host('A', cl, ['a1']), host('B', cl, ['b1']), host('C', cl, ['c1'])]);
+    for (const h of [a, b, c]) await sees(h, ['a1', 'b1', 'c1']);
+    const before = await Promise.all([a, b, c].map(known));
+    const server = await a.eval<string>('return system.node("a1").startServer("counter", [0])');
+    await a.eval('await system.migrate(args[0], "b1")', server);
+    for (const h of [a, b, c]) expect(await located(h, server, 1)).toMatchObject({ node: 'b1' });
+
+    // Killed where it runs: B tells the end after the move, and every host forgets it.
+    await b.eval('await system.node("b1").exit(args[0], "kill")', server);
+    const home = { pid: server, node: 'a1', home: 'a1', moves: 0, path: ['a1'] };
+    for (const h of [a, b, c]) expect(await located(h, server, 0)).toEqual(home);
+    expect(await Promise.all([a, b, c].map(known))).toEqual(before);
+    await expect(c.eval('return system.process(args[0]).getState()', server)).rejects.toMatchObject({ code: 'no_process' });
+
+    // Moved twice: an end of its first move (older) erases nothing, nor does one from a host that does not own the node.
+    const next = await a.eval<string>('return system.node("a1").startServer("counter", [3])');
+    await a.eval('await system.migrate(args[0], "b1"); await system.migrate(args[0], "c1")', next);
+    const there = { pid: next, node: 'c1', home: 'a1', moves: 2, path: ['a1', 'b1', 'c1'] };
+    for (const h of [a, b, c]) expect(await located(h, next, 2)).toEqual(there);
+    await forge(cl, 'A', 'B', [
+      ['!ended', { pid: next, node: 'b1', moves: 1 }],
+      ['!ended', { pid: next, node: 'c1', moves: 2 }],
+    ]);
+    await a.waitEvent('cluster', (e) => e.type === 'forged' && e.host === 'B' && e.node === 'c1');
+    expect(await locate(a, next)).toEqual(there);
+    await c.eval('await system.node("c1").exit(args[0], "kill")', next);
+    for (const h of [a, b, c]) expect(await located(h, next, 0)).toMatchObject({ node: 'a1' });
+    expect(await Promise.all([a, b, c].map(known))).toEqual(before);
+
+    // Ends the moment it arrives (before A commits, so before A's notice reaches B): B does not
+    // learn a dead process, and answers A's notice with the end.
+    await a.eval('for (const n of ["a1", "b1"]) await system.node(n).load("quitter", { code: args[0] })', quitter);
+    const quick = await a.eval<string>('return system.node("a1").spawn("quitter", "start", [])');
+    expect(await a.eval('return system.migrate(args[0], "b1")', quick)).toMatchObject({ ok: true });
+    for (const h of [a, b, c]) expect(await located(h, quick, 0)).toMatchObject({ node: 'a1' });
+    expect(await Promise.all([a, b, c].map(known))).toEqual(before);
+  }, 60_000);
+
+  it('a move notice is taken only from the host that owns the node it names (looked up when not announced yet), or from the driver of a move into this host', async () => {
+    const cl = options();
+    const [a, b, c] = await Promise.all([host('A', cl, ['a1']), host('B', cl, ['b1']), host('C', cl, ['c1'])]);
+    for (const h of [a, b, c]) await sees(h, ['a1', 'b1', 'c1']);
+    // A drives a move into B's node: B takes A's notice (it ran the migrate-in for A), and tells C.
+    const server = await a.eval<string>('return system.node("a1").startServer("counter", [0])');
+    await a.eval('await system.migrate(args[0], "b1")', server);
+    const there = { pid: server, node: 'b1', home: 'a1', moves: 1, path: ['a1', 'b1'] };
+    for (const h of [b, c]) expect(await located(h, server, 1)).toEqual(there);
+
+    // A says the process runs on C's node, to B and to C: neither is A's to say.
+    const lie = { pid: server, node: 'c1', home: 'a1', moves: 2, path: ['a1', 'b1', 'c1'] };
+    await forge(cl, 'B', 'A', [['!moved', lie]]);
+    await forge(cl, 'C', 'A', [['!moved', lie]]);
+    for (const h of [b, c]) await h.waitEvent('cluster', (e) => e.type === 'forged' && e.host === 'A' && e.node === 'c1');
+    for (const h of [b, c]) expect(await locate(h, server)).toEqual(there);
+
+    // A node no host has announced: its owner is looked up in the node names bucket, and items wait for it.
+    // 'b9' is claimed by B (as a node B starts next would be); 'z9' by nobody.
+    const nc = await connect({ servers: nats.url });
+    try {
+      const kv = await new Kvm(nc).open(`subnode_${cl.cluster}_nodes`);
+      await kv.create('b9', JSON.stringify({ host: 'B', id: 'test', next: 1000 }));
+    } finally {
+      await nc.close();
+    }
+    const elsewhere = { pid: server, node: 'b9', home: 'a1', moves: 2, path: ['a1', 'b1', 'b9'] };
+    await forge(cl, 'C', 'B', [
+      ['!moved', { ...elsewhere, node: 'z9', path: ['a1', 'b1', 'z9'] }],
+      ['!moved', elsewhere],
+    ]);
+    await c.waitEvent('cluster', (e) => e.type === 'forged' && e.host === 'B' && e.node === 'z9');
+    expect(await located(c, server, 2)).toEqual(elsewhere);
+  }, 60_000);
+
   it('notices that cross are settled by the move count, and a malformed one is reported as forged', async () => {
     const cl = options();
     const [a, b] = await Promise.all([host('A', cl, ['a1']), host('B', cl, ['b1'])]);
@@ -138,23 +237,19 @@ describe('moves learned by hosts that were not there', () => {
     await a.eval('await system.migrate(args[0], "b1"); await system.migrate(args[0], "a1")', server);
     const home = { pid: server, node: 'a1', home: 'a1', moves: 2, path: ['a1', 'b1', 'a1'] };
     expect(await located(b, server, 2)).toEqual(home);
-    // The first move's notice, arriving late (as from A), then a malformed one.
-    const nc = await connect({ servers: nats.url });
-    try {
-      const stale = { pid: server, node: 'b1', home: 'a1', moves: 1, path: ['a1', 'b1'] };
-      nc.publish(
-        `subnode.${cl.cluster}.data.B.A`,
-        serialize([
-          ['!moved', stale],
-          ['!moved', { ...stale, moves: 5, extra: true }],
-        ]),
-      );
-      await nc.flush();
-    } finally {
-      await nc.close();
-    }
+    expect(await located(a, server, 2)).toEqual(home);
+    // The first move's notice arriving late at A, from B (which owns b1, so may say it), then a malformed one.
+    const stale = { pid: server, node: 'b1', home: 'a1', moves: 1, path: ['a1', 'b1'] };
+    await forge(cl, 'A', 'B', [
+      ['!moved', stale],
+      ['!moved', { ...stale, moves: 5, extra: true }],
+    ]);
+    await a.waitEvent('cluster', (e) => e.type === 'forged' && e.host === 'B' && e.node === 'b1');
+    expect(await locate(a, server)).toEqual(home);
+    expect(await a.eval('return (await system.process(args[0]).getState()).count', server)).toBe(0);
+    // The same late notice at B, as from A: A owns neither node, and B has no move into b1 by A left to confirm.
+    await forge(cl, 'B', 'A', [['!moved', stale]]);
     await b.waitEvent('cluster', (e) => e.type === 'forged' && e.host === 'A' && e.node === 'b1');
     expect(await locate(b, server)).toEqual(home);
-    expect(await b.eval('return (await system.process(args[0]).getState()).count', server)).toBe(0);
   }, 60_000);
 });

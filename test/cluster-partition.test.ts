@@ -238,5 +238,19 @@ describe('cluster partition', () => {
     expect(await where(a, fromA)).toMatchObject({ node: 'b1', moves: 1, path: ['a1', 'b1'] });
     expect(await where(a, ofB)).toMatchObject({ node: 'b2', moves: 1, path: ['b1', 'b2'] });
     expect(await a.eval('return system.process(args[0]).getState()', ofB)).toEqual({});
+    // Sends by pid go through the home node a1, which dropped its forward when b1 went down for it:
+    // it forwards again once A learns the move back (retried: the first moments after a heal drop).
+    let first = 0;
+    await a.until(
+      'sent by pid after heal',
+      async () => {
+        await stream(a, fromA, 'A', first, 10);
+        first += 10;
+        return a.until('forwarded', async () => (await logOf(a, fromA)).A?.includes(first - 1), 1_000).catch(() => false);
+      },
+      20_000,
+    );
+    const got = (await logOf(b, fromA)).A!;
+    expect([...got].sort((x, y) => x - y)).toEqual(got);
   });
 });

@@ -16,6 +16,7 @@ import { createUser } from '@nats-io/nkeys';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { System } from '../src/index.js';
 import { hostPermissions } from '../src/cluster/permissions.js';
+import { encodeItems } from '../src/cluster/wire.js';
 import { NatsServer } from './helpers/nats-server.js';
 import { HostProcess, type HostError } from './helpers/nats-hosts.js';
 import { agent } from './helpers/nats-agent.js';
@@ -102,7 +103,7 @@ describe('per-host NATS permissions', () => {
     try {
       const batchesIn = await a.eval<number>('return system.cluster.stats.batchesIn');
       // As host C, to A's node: a message to a1's observer.
-      const forged = serialize([['a1', 'b1', serialize([[0, target, { op: 'forged as C' }]]), 1]]);
+      const forged = encodeItems([['a1', 'b1', serialize([[0, target, { op: 'forged as C' }]]), 1]]);
       nc.publish(`subnode.${CLUSTER}.data.A.C`, forged);
       // Reading A's data and control requests; answering as A's inbox owner.
       const sub = nc.subscribe(`subnode.${CLUSTER}.data.A.*`);
@@ -131,7 +132,7 @@ describe('per-host NATS permissions', () => {
         ),
       );
       // On its own subject, a batch that names a node B does not own (A's a1) is dropped at A.
-      nc.publish(`subnode.${CLUSTER}.data.A.B`, serialize([['a1', 'a1', serialize([[0, target, { op: 'forged as a1' }]]), 1]]));
+      nc.publish(`subnode.${CLUSTER}.data.A.B`, encodeItems([['a1', 'a1', serialize([[0, target, { op: 'forged as a1' }]]), 1]]));
       const event = await a.waitEvent('cluster', (e) => e.type === 'forged');
       expect(event).toMatchObject({ host: 'B', node: 'a1', dropped: 1 });
       // The denied batch never reached A; the dropped one did (and nothing else).

@@ -5,7 +5,8 @@
 import { compileFunction } from 'node:vm';
 import { describe, expect, it } from 'vitest';
 import { transpile } from '../src/compiler/transpile.js';
-import { compile, HOST_LIMIT } from '../src/host/compiler-pool.js';
+import { compile, compiled, HOST_LIMIT } from '../src/host/compiler-pool.js';
+import { CompileCache } from '../src/host/compile-cache.js';
 import { LoadError } from '../src/errors.js';
 import { localKernel } from './helpers/local-kernel.js';
 import { until } from './helpers/wait.js';
@@ -91,6 +92,58 @@ describe('compile on the host', () => {
     expect(big.length).toBeGreaterThan(HOST_LIMIT);
     expect(await compile('b', big, 'b.ts')).toEqual(transpile('b', big, 'b.ts'));
     await expect(compile('b', `${big}\nexport function (`, 'b.ts')).rejects.toThrow(LoadError);
+  });
+});
+
+describe('the compile cache', () => {
+  const hazardous = (tag: number) => `import { receive, on } from 'subnode';\n// ${tag}\nexport function loop() { return receive(on('x', () => loop())); }\n`;
+
+  it('answers the same source again from the cache, a copy each time, and keys by module and language', async () => {
+    const source = hazardous(Math.random());
+    const before = compiled.size.entries;
+    const first = await compile('h', source, 'h.ts');
+    expect(first.hazards.length).toBeGreaterThan(0);
+    expect(compiled.size.entries).toBe(before + 1);
+    first.hazards.length = 0; // a caller changing its answer changes nobody else's
+    const again = await compile('h', source, 'h.ts');
+    expect(compiled.size.entries).toBe(before + 1);
+    expect(again).toEqual(transpile('h', source, 'h.ts'));
+    // Hazard messages name the module, and a .js file skips the TypeScript transform: other keys.
+    expect((await compile('g', source, 'g.ts')).hazards[0]!.message).toContain("'./g'");
+    expect(await compile('g', source, 'g.js')).toEqual(transpile('g', source, 'g.js'));
+    // A syntax error is not kept: it throws each time, naming the filename asked for.
+    await expect(compile('bad', 'export function (', 'one.ts')).rejects.toThrow(/one\.ts/);
+    await expect(compile('bad', 'export function (', 'two.ts')).rejects.toThrow(/two\.ts/);
+  });
+
+  it('holds at most its bound of characters, dropping the least recently used first', () => {
+    const cache = new CompileCache(1_000);
+    const source = (tag: number) => `export const x${tag} = ${tag};`.padEnd(200, ' ');
+    for (let tag = 0; tag < 4; tag++) cache.set('m', source(tag), 'm.ts', transpile('m', source(tag)));
+    expect(cache.size.entries).toBe(2); // each is 200 characters of source and as many of output
+    expect(cache.size.chars).toBeLessThanOrEqual(1_000);
+    expect(cache.get('m', source(0), 'm.ts')).toBeUndefined();
+    expect(cache.get('m', source(2), 'm.ts')).toBeDefined(); // now the most recently used
+    cache.set('m', source(4), 'm.ts', transpile('m', source(4)));
+    expect(cache.get('m', source(3), 'm.ts')).toBeUndefined();
+    expect(cache.get('m', source(2), 'm.ts')).toBeDefined();
+    const huge = 'x'.repeat(2_000);
+    cache.set('m', huge, 'm.ts', { js: huge, hazards: [] });
+    expect(cache.get('m', huge, 'm.ts')).toBeUndefined();
+  });
+
+  it('a node loading the same source again still makes a new version', async () => {
+    const { System } = await import('../src/index.js');
+    const system = await System.start({ nodes: [{ name: 'n' }] });
+    try {
+      const source = `export function f(): number { return ${Math.random()}; }`;
+      const first = await system.node('n').load('same', source);
+      const second = await system.node('n').load('same', source);
+      expect([first.version, second.version]).toEqual([1, 2]);
+      expect(second.previous).toBe(1);
+    } finally {
+      await system.stop();
+    }
   });
 });
 

@@ -168,7 +168,7 @@ function runtimePair() {
   const link = (node: string): HostLink => ({
     data: { node, creation: 0, capabilities: {}, limits: {} } as unknown as NodeData,
     post: (message: NodeToHost) => {
-      if (message.t !== 'route') return;
+      if (Array.isArray(message) || message.t !== 'route') return;
       // The host answers on a later turn, as over a worker's port.
       setImmediate(() => {
         const to = listeners.get(message.node)!;

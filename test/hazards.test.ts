@@ -147,6 +147,21 @@ describe('no_qualified_continuation', () => {
     `;
     expect(kinds(findHazards(src))).toEqual(['no_qualified_continuation']);
   });
+
+  it('finds it when receive is named only through escapes (the shortcut for bodies that never name receive skips nothing)', () => {
+    const viaString = `
+      import * as sn from 'subnode';
+      export function loop(n: number): unknown { return sn['\\x72eceive'](sn.on('x', () => loop(n + 1)), sn.after(9, () => loop(n))); }
+    `;
+    const viaIdentifier = `
+      import * as sn from 'subnode';
+      export function loop(n: number): unknown { return sn.\\u0072eceive(sn.on('x', () => loop(n + 1)), sn.after(9, () => loop(n))); }
+    `;
+    for (const src of [viaString, viaIdentifier]) {
+      expect(src).not.toContain('receive');
+      expect(kinds(findHazards(src))).toEqual(['no_qualified_continuation']);
+    }
+  });
 });
 
 describe('receive_without_timeout', () => {

@@ -7,7 +7,8 @@
  * - link.ts: envelopes for nodes of other hosts, batched per host per tick on its data subject;
  * - control.ts: control operations on nodes of other hosts (request/reply), remote NodeHandles;
  * - globals.ts: global names (KV, compare-and-set); code-store.ts: module code by hash;
- * - moves.ts: where moved processes run, told by the host that runs them (also to late joiners).
+ * - moves.ts: where moved processes run and when they end, told by the host that runs them (also to
+ *   late joiners).
  *
  * Nodes of other hosts are registered in this host's Router as NodeSinks that hand envelopes to
  * the link, so the nodes and the router need no change to reach them: a node's kernel routes
@@ -28,9 +29,11 @@ import { ControlClient, ControlServer, RemoteSupervision, remoteHandle, type Rem
 import { GlobalNames } from './globals.js';
 import type { ClusterApi, ClusterEvent, ClusterHost, RemoteNodeSummary } from './hooks.js';
 import { Inbound } from './inbound.js';
-import { Link, isNotice, type WireItem } from './link.js';
+import { Link } from './link.js';
+import { isNotice, type WireItem } from './wire.js';
 import { Membership, type HostRecord } from './membership.js';
 import { Moves } from './moves.js';
+import type { ProcessLocation } from '../host/migration.js';
 import { HOST_PREFIX } from './subjects.js';
 import { checkOptions, connectNats, joinError, names, type ClusterOptions, type Names, type Settings } from './options.js';
 
@@ -123,17 +126,21 @@ export class Cluster implements ClusterApi, RemoteView {
         tell: (hosts, location) => {
           if (!this.left) this.link.moved(hosts, location);
         },
+        tellEnd: (hosts, end) => {
+          if (!this.left) this.link.ended(hosts, end);
+        },
       },
       (event) => this.emit(event),
     );
     this.inbound = new Inbound(
       this.host,
-      // Moves told by other hosts go through `moves` (checked, and passed on by the host that runs the process).
-      { ...system, moved: (location, from) => this.moves.heard(location, from) },
+      system,
       this.nodeHost,
       (node) => this.claims.ownerOf(node),
       (event) => this.emit(event),
       () => this.left,
+      // Moves told by other hosts go through `moves` (checked, and passed on by the host that runs the process).
+      (notice, from, owner) => this.moves.heard(notice, from, owner),
     );
     this.link = new Link(
       this.nc,
@@ -146,7 +153,7 @@ export class Cluster implements ClusterApi, RemoteView {
     const spillTtlNs = Math.max(60_000, 4 * settings.requestTimeoutMs) * 1e6;
     const spillStore = await objm.create(names.spillBucket, { ttl: spillTtlNs }).catch(() => objm.open(names.spillBucket));
     const spill = new Spill(spillStore, this.nc.info?.max_payload ?? 1024 * 1024, this.host);
-    this.control = new ControlServer(this.nc, names, settings, system, code, spill);
+    this.control = new ControlServer(this.nc, names, settings, system, code, spill, (driver, node, pids) => this.moves.arrived(driver, node, pids));
     this.client = new ControlClient(this.nc, names, settings, code, this, spill);
     this.link.start();
     this.control.start();
@@ -205,8 +212,13 @@ export class Cluster implements ClusterApi, RemoteView {
     if (!this.left) this.globals.changed(name, pid, previous);
   }
 
+  migratedExit(pid: Pid, node: string, known: ProcessLocation | undefined): void {
+    if (!this.left) this.moves.exited(pid, node, known);
+  }
+
   localNodeDown(node: string, lost: Pid[]): void {
     if (this.left) return;
+    this.moves.nodeDown(node);
     this.link.nodeDown(
       this.membership.records().map((r) => r.host),
       node,
@@ -268,11 +280,13 @@ export class Cluster implements ClusterApi, RemoteView {
   /**
    * Batches from a host this host declared gone (links and monitors fired `noconnection`), sent
    * before it knew (a partition): dropped, as Erlang drops what was in flight on a net split. Where
-   * a process moved is true whenever it was said, so that is still learned (a host that takes this
-   * one up again after a partition tells it the moves of its nodes, maybe before this one takes it up).
+   * a process moved, or that it ended, is true whenever it was said, so that is still learned
+   * (checked as any notice: a host that takes this one up again after a partition tells it the
+   * moves of its nodes, maybe before this one takes it up).
    */
   private fromGone(items: WireItem[], sender: string): void {
-    for (const item of items) if (item[0] === '!moved') this.moves.heard(item[1], sender);
+    const moves = items.filter((item) => item[0] === '!moved' || item[0] === '!ended');
+    if (moves.length) this.inbound.receive(moves, sender);
     const dropped = items.reduce((n, item) => n + (isNotice(item) ? 0 : item[3]), 0);
     this.emit({ type: 'link_error', host: sender, dropped, reason: `from host '${sender}' after it was declared gone` });
   }
@@ -313,6 +327,8 @@ export class Cluster implements ClusterApi, RemoteView {
     this.link.forget(record.host);
     this.globals.hostGone(gone, this.link.connected);
     this.inbound.hostGone(record.host);
+    // One cut off may still confirm the moves it drove here; one that left or restarted will not.
+    if (reason !== 'timeout') this.moves.hostGone(record.host);
     for (const node of gone) {
       this.system.remoteNodeDown(node, []);
       if (!node.startsWith(HOST_PREFIX)) {

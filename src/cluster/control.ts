@@ -14,7 +14,8 @@ import { BadArgument, ClusterUnavailable, NodeDown, NotAllowed, Timeout, Unknown
 import { allows } from '../kernel/capabilities.js';
 import type { ControlArgs, ControlOp, ControlReply, Result } from '../kernel/control-ops.js';
 import type { Envelope } from '../kernel/signals.js';
-import type { LoadReport } from '../kernel/types.js';
+import type { LoadReport, MigrationOutcome } from '../kernel/types.js';
+import type { Pid } from '../kernel/pid.js';
 import type { CodePolicy } from '../kernel/policy.js';
 import type { MessagePort } from 'node:worker_threads';
 import { NodeHandle } from '../host/node-handle.js';
@@ -52,6 +53,8 @@ export class ControlServer {
     private readonly host: ClusterHost,
     private readonly code: CodeStore,
     private readonly spill: Spill,
+    /** Host `driver` moved `pids` into `node` of this host (their migrate-in ran here at its request). */
+    private readonly arrived: (driver: string, node: string, pids: Pid[]) => void,
   ) {}
 
   start(): void {
@@ -70,7 +73,7 @@ export class ControlServer {
     let result: Result<unknown>;
     try {
       const request = (await this.spill.in(msg.data)) as Request;
-      result = { ok: await this.run(request) };
+      result = { ok: await this.run(request, msg.subject.slice(msg.subject.lastIndexOf('.') + 1)) };
     } catch (error) {
       result = { error: toWire(error) };
     }
@@ -81,7 +84,7 @@ export class ControlServer {
     }
   }
 
-  private async run({ node, op, args }: Request): Promise<unknown> {
+  private async run({ node, op, args }: Request, sender: string): Promise<unknown> {
     if (typeof node !== 'string' || typeof op !== 'string' || !Array.isArray(args)) throw new BadArgument('bad control request');
     const before = this.posted.get(node) ?? Promise.resolve();
     let posted!: () => void;
@@ -94,7 +97,7 @@ export class ControlServer {
       await before;
       const handle = this.host.local().find((h) => h.name === node);
       if (!handle) throw new UnknownNode(`no node named '${node}' on host '${this.settings.host}'`, { node });
-      reply = this.invoke(handle, op, args);
+      reply = this.invoke(handle, op, args, sender);
     } finally {
       posted();
       if (this.posted.get(node) === mine) this.posted.delete(node);
@@ -103,7 +106,7 @@ export class ControlServer {
   }
 
   /** Posts the request to the node now (so requests keep their order), resolving with its answer. */
-  private async invoke(handle: NodeHandle, op: string, args: unknown[]): Promise<unknown> {
+  private async invoke(handle: NodeHandle, op: string, args: unknown[], sender: string): Promise<unknown> {
     if (LIFE.has(op)) {
       if (op === '$restart') return handle.restart();
       if (op === '$stop') return handle.stop();
@@ -122,6 +125,11 @@ export class ControlServer {
       }
     }
     const answer = await (supervision.callNow as (op: string, ...a: unknown[]) => Promise<unknown>)(op, ...args);
+    // Moved here at the sender's request: its notice of where they run now is expected from it (moves.ts).
+    if (op === 'migrateIn') {
+      const pids = (answer as MigrationOutcome<unknown>[]).filter((o) => 'ok' in o).map((o) => o.pid);
+      if (pids.length) this.arrived(sender, handle.name, pids);
+    }
     // Recorded in the node's release, so a restart replays it (deletes and purges it follows itself).
     if (op === 'load') handle.released(String(args[0]), String(args[1]), answer as LoadReport);
     if (UPGRADES.has(op) && (answer as NodeUpgradeReport).ok) {

@@ -8,7 +8,7 @@ import type { Events } from '../host/events.js';
 import type { NodeHandle, NodeSummary } from '../host/node-handle.js';
 import type { NodeContext } from '../host/node-supervision.js';
 import type { Router } from '../host/router.js';
-import type { ProcessLocation } from '../host/migration.js';
+import type { MoveEnd, ProcessLocation } from '../host/migration.js';
 
 export interface ClusterHost {
   readonly events: Events;
@@ -30,6 +30,8 @@ export interface ClusterHost {
    * uses it) learns it, unless it knows a later move. True if it was news.
    */
   moved(location: ProcessLocation, from: string): boolean;
+  /** Another host told that a moved process ended: forgotten here unless a later move is known. True if it was. */
+  moveEnded(end: MoveEnd): boolean;
   /** The moved processes that run on `node` now, as this host knows them. */
   movedTo(node: string): ProcessLocation[];
 }
@@ -49,6 +51,11 @@ export interface ClusterHooks {
   remoteNodes(): RemoteNodeSummary[];
   /** A global name changed here (`previous` is the pid it named before). */
   globalChanged(name: string, pid: Pid | null, previous: Pid | undefined): void;
+  /**
+   * A migrated process ended on `node` of this host (`known`: where this host knew it ran, now
+   * forgotten here): the other hosts must forget it too.
+   */
+  migratedExit(pid: Pid, node: string, known: ProcessLocation | undefined): void;
   /** A node of this host went down (its thread ended): the other hosts must hear it. */
   localNodeDown(node: string, lost: Pid[]): void;
   /** Leaves the cluster: the other hosts see this host's nodes go down at once. */

@@ -4,13 +4,14 @@
  * to that host (README: security); every item in it must come from a node that host owns (its
  * nodes as announced, else the node names bucket; or its `host@H` mailboxes), or it is dropped
  * and reported (`forged`). A sender not announced yet is looked up, and the items after it wait,
- * so each host's order is kept.
+ * so each host's order is kept. Move notices are judged by who owns the node they name
+ * (src/cluster/moves.ts), looked up the same way.
  */
 import type { Pid } from '../kernel/pid.js';
 import { HOST_PREFIX } from './subjects.js';
 import type { ClusterEvent, ClusterHost } from './hooks.js';
-import type { WireItem } from './link.js';
-import type { ProcessLocation } from '../host/migration.js';
+import type { WireItem } from './wire.js';
+import type { MoveNotice } from './moves.js';
 
 export class Inbound {
   /** Senders not announced yet, looked up in the node names bucket: node → its host ('' for none). */
@@ -27,6 +28,8 @@ export class Inbound {
     private readonly claimedBy: (node: string) => Promise<string | undefined>,
     private readonly emit: (event: ClusterEvent) => void,
     private readonly left: () => boolean,
+    /** A move notice (src/cluster/moves.ts), with the host owning the node it names (undefined: none). */
+    private readonly moveNotice: (notice: MoveNotice, from: string, owner: string | undefined) => void,
   ) {}
 
   receive(items: WireItem[], sender: string): void {
@@ -64,9 +67,12 @@ export class Inbound {
     const mine = `${HOST_PREFIX}${this.host}`;
     for (let i = start; i < items.length; i++) {
       const item = items[i]!;
-      // Where a process moved: any host may drive a move, so any host may say so.
-      if (item[0] === '!moved') {
-        this.system.moved((item as ['!moved', ProcessLocation])[1], sender);
+      // Where a process moved, or that it ended: judged (moves.ts) by who owns the node it names.
+      if (item[0] === '!moved' || item[0] === '!ended') {
+        const node = (item[1] as { node?: unknown } | null)?.node;
+        const owner = typeof node === 'string' ? this.ownerOf(node) : undefined;
+        if (owner === undefined && typeof node === 'string' && !this.left()) return this.lookUp(node, items, sender, i);
+        this.moveNotice(item as MoveNotice, sender, owner || undefined);
         continue;
       }
       const [to, from, what, count] = item as [string, string, unknown, number];
@@ -75,11 +81,7 @@ export class Inbound {
         continue;
       }
       const owner = this.ownerOf(from);
-      if (owner === undefined && !this.left())
-        return this.claimedBy(from).then((host) => {
-          this.verified.set(from, host ?? '');
-          return this.deliver(items, sender, i);
-        });
+      if (owner === undefined && !this.left()) return this.lookUp(from, items, sender, i);
       if (owner !== sender) {
         this.emit({ type: 'forged', host: sender, node: from, dropped: to === '!down' ? 0 : count });
         continue;
@@ -89,6 +91,14 @@ export class Inbound {
       else this.system.events.emit({ type: 'message_dropped', node: to, count, reason: 'unknown_node' });
     }
     return undefined;
+  }
+
+  /** Looks up who holds `node`'s name, then delivers the items from `i` on. */
+  private lookUp(node: string, items: WireItem[], sender: string, i: number): Promise<void> {
+    return this.claimedBy(node).then((host) => {
+      this.verified.set(node, host ?? '');
+      return this.deliver(items, sender, i);
+    });
   }
 
   /** The host a sending node (or `host@H` mailbox) belongs to, as known here; undefined if unknown. */

@@ -3,7 +3,7 @@
  * host and leave as one NATS message (split only to stay under the server's max payload) on that
  * host's data subject. Each node batch in it is v8-serialized on its own (the structured-clone
  * format, which is what a message between nodes may hold) — by the sending node's own thread, in
- * its trusted half (src/node/runtime.ts), so this host only concatenates bytes — and handed
+ * its trusted half (src/node/runtime.ts), so this host only frames the bytes (wire.ts) — and handed
  * undecoded to the receiving node's thread, which decodes it. One connection per host, so NATS
  * keeps each sender's order; core NATS delivers at most once, so there are no duplicates.
  * Node-down notices travel in the same queues, so they never overtake the envelopes a node sent
@@ -21,23 +21,10 @@ import { deserialize, serialize } from 'node:v8';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import type { Pid } from '../kernel/pid.js';
 import type { Envelope } from '../kernel/signals.js';
-import type { ProcessLocation } from '../host/migration.js';
+import type { MoveEnd, ProcessLocation } from '../host/migration.js';
 import type { ClusterEvent } from './hooks.js';
 import type { Names, Settings } from './options.js';
-
-/**
- * A node-down notice `['!down', node, lost]`, or where a process moved `['!moved', location]` (a
- * move this host drove, for every host's locate).
- */
-export type Notice = ['!down', string, Pid[]] | ['!moved', ProcessLocation];
-
-/**
- * An item as it travels: `[destination node, sending node, envelopes v8-serialized, their count]`,
- * or a notice. The receiving host hands the bytes to the node's thread undecoded.
- */
-export type WireItem = [string, string, Uint8Array, number] | Notice;
-
-export const isNotice = (item: WireItem): item is Notice => item[0] === '!down' || item[0] === '!moved';
+import { decodeItems, encodeItems, isNotice, type WireItem } from './wire.js';
 
 /** How many envelopes an item carries (notices carry none). */
 const envelopesIn = (item: WireItem): number => (isNotice(item) ? 0 : item[3]);
@@ -77,24 +64,20 @@ export class Link {
     this.sub = sub;
     void (async () => {
       for await (const msg of sub) {
+        const from = msg.subject.slice(msg.subject.lastIndexOf('.') + 1);
         let items: WireItem[];
         try {
-          items = deserialize(msg.data) as WireItem[];
-        } catch {
+          items = decodeItems(msg.data);
+        } catch (error) {
+          this.emit({ type: 'link_error', host: from, dropped: 0, reason: `a batch could not be decoded: ${(error as Error).message}` });
           continue;
         }
-        if (!Array.isArray(items)) continue;
         this.stats.batchesIn++;
         try {
-          this.receive(items, msg.subject.slice(msg.subject.lastIndexOf('.') + 1));
+          this.receive(items, from);
         } catch (error) {
           // One bad batch must not end the subscription.
-          this.emit({
-            type: 'link_error',
-            host: msg.subject.slice(msg.subject.lastIndexOf('.') + 1),
-            dropped: 0,
-            reason: `a batch could not be delivered: ${(error as Error).message}`,
-          });
+          this.emit({ type: 'link_error', host: from, dropped: 0, reason: `a batch could not be delivered: ${(error as Error).message}` });
         }
       }
     })();
@@ -130,9 +113,14 @@ export class Link {
     for (const host of hosts) this.push(host, ['!down', node, lost], 1);
   }
 
-  /** Tells every host in `hosts` where a process this host moved runs now. */
+  /** Tells every host in `hosts` where a moved process runs now. */
   moved(hosts: string[], location: ProcessLocation): void {
     for (const host of hosts) this.push(host, ['!moved', location], 1);
+  }
+
+  /** Tells every host in `hosts` that a moved process this host ran ended, after what it sent before. */
+  ended(hosts: string[], end: MoveEnd): void {
+    for (const host of hosts) this.push(host, ['!ended', end], 1);
   }
 
   /** Sends every queued batch now (if connected). */
@@ -196,7 +184,7 @@ export class Link {
   private publishBatch(host: string, items: WireItem[], max: number): void {
     let bytes: Uint8Array;
     try {
-      bytes = serialize(items);
+      bytes = encodeItems(items);
     } catch (error) {
       return this.dropped(host, items, `not serializable: ${(error as Error).message}`);
     }

@@ -10,15 +10,24 @@
  *   it from here (so a host the driver did not know yet is told too).
  * - A host taken up (joining, restarted, back after a partition): it hears every moved process
  *   that runs on a node of this host.
+ * - A moved process that ends on a node of this host: every other host hears the end, and forgets
+ *   the move (unless it knows a later one).
+ *
+ * Who may say so: a notice is taken only from the host that owns the node it names (the node the
+ * process runs on, or ended on), or, for a node of this host, from the host that drove the move
+ * into it (this host ran that move's migrate-in at its request: an arrival). Anything else is
+ * reported as `forged` and ignored. The owner of a node not announced yet is looked up in the node
+ * names bucket (src/cluster/inbound.ts), so a late joiner that hears moves first still learns them.
  *
  * Together these leave no gap: a host that runs a moved process either knows a newcomer when it
  * learns of the move (and tells it then) or takes the newcomer up later (and tells it then).
  * Notices travel in the per-host data queues, so they come after what the same host sent before
- * (a node's down notice after the moves into it); notices from different hosts may cross, which
- * the registry settles by the move count (a location older than the one known is not taken).
+ * (a node's down notice after the moves into it, an end after the move); notices from different
+ * hosts may cross, which the registry settles by the move count (a location older than the one
+ * known is not taken, an end older than it does not erase it).
  */
-import { isPid, nodeOf } from '../kernel/pid.js';
-import type { ProcessLocation } from '../host/migration.js';
+import { isPid, nodeOf, type Pid } from '../kernel/pid.js';
+import type { MoveEnd, ProcessLocation } from '../host/migration.js';
 import type { ClusterEvent, ClusterHost } from './hooks.js';
 
 export interface MovesView {
@@ -28,9 +37,26 @@ export interface MovesView {
   hostOf(node: string): string | undefined;
   /** Tells `hosts` where a process runs now (a notice in their data queues). */
   tell(hosts: string[], location: ProcessLocation): void;
+  /** Tells `hosts` that a moved process ended (a notice in their data queues). */
+  tellEnd(hosts: string[], end: MoveEnd): void;
+}
+
+/** A move notice as it arrives: checked here, never trusted. */
+export type MoveNotice = ['!moved', unknown] | ['!ended', unknown];
+
+/** Moves into a node of this host that another host drove, whose notice has not come yet. */
+interface Arrival {
+  driver: string;
+  /** Migrate-ins not confirmed yet (a process may come to the same node again before the first notice). */
+  count: number;
+  /** The process ended there before its notice came. */
+  ended: boolean;
 }
 
 export class Moves {
+  /** `pid node` → the arrival its driver's notice will confirm. */
+  private readonly arrivals = new Map<string, Arrival>();
+
   constructor(
     private readonly system: ClusterHost,
     private readonly view: MovesView,
@@ -44,25 +70,79 @@ export class Moves {
     if (host !== undefined) this.view.tell([host], location);
   }
 
-  /** Where a process runs now, as host `from` tells it (a malformed location is reported as `forged`). True if it was news. */
-  heard(location: unknown, from: string): boolean {
-    if (!isLocation(location)) {
-      const node = (location as { node?: unknown } | null)?.node;
-      this.emit({ type: 'forged', host: from, node: typeof node === 'string' ? node : '', dropped: 0 });
-      return false;
+  /** Host `driver` moved `pids` into this host's `node` (their migrate-in ran here): its notice for each is expected. */
+  arrived(driver: string, node: string, pids: Pid[]): void {
+    for (const pid of pids) {
+      const key = `${pid} ${node}`;
+      const arrival = this.arrivals.get(key);
+      if (arrival?.driver === driver) arrival.count++;
+      else this.arrivals.set(key, { driver, count: 1, ended: false });
     }
-    const news = this.system.moved(location, from);
-    if (news && this.local(location.node))
+  }
+
+  /**
+   * A notice from host `from`, where `owner` is the host that owns the node it names (undefined:
+   * none). True if it was news.
+   */
+  heard([kind, body]: MoveNotice, from: string, owner: string | undefined): boolean {
+    if (kind === '!ended') {
+      if (!isEnd(body) || owner !== from) return this.forged(body, from);
+      return this.system.moveEnded(body);
+    }
+    if (!isLocation(body)) return this.forged(body, from);
+    if (owner !== from) {
+      const arrival = this.local(body.node) ? this.confirm(body.pid, body.node, from) : undefined;
+      if (arrival === undefined) return this.forged(body, from);
+      // It ended here before the driver said it came: the driver (and whoever it told) hears the end.
+      if (arrival.ended) {
+        this.view.tellEnd(this.view.hosts(), { pid: body.pid, node: body.node, moves: body.moves });
+        return false;
+      }
+    }
+    const news = this.system.moved(body, from);
+    if (news && this.local(body.node))
       this.view.tell(
         this.view.hosts().filter((h) => h !== from),
-        location,
+        body,
       );
     return news;
+  }
+
+  /** A migrated process ended on `node` of this host; `known`: where this host knew it ran (undefined if it did not). */
+  exited(pid: Pid, node: string, known: ProcessLocation | undefined): void {
+    const arrival = this.arrivals.get(`${pid} ${node}`);
+    if (arrival) arrival.ended = true;
+    if (known) this.view.tellEnd(this.view.hosts(), { pid, node, moves: known.moves });
   }
 
   /** A host taken up: where the moved processes of this host's nodes run. */
   hostUp(host: string): void {
     for (const node of this.system.local()) for (const location of this.system.movedTo(node.name)) this.view.tell([host], location);
+  }
+
+  /** A host that left or restarted sends no notice from before: the arrivals it drove are not waited for. */
+  hostGone(host: string): void {
+    for (const [key, arrival] of this.arrivals) if (arrival.driver === host) this.arrivals.delete(key);
+  }
+
+  /** A node of this host went down, with every process that had arrived on it. */
+  nodeDown(node: string): void {
+    for (const key of this.arrivals.keys()) if (key.endsWith(` ${node}`)) this.arrivals.delete(key);
+  }
+
+  /** The arrival of `pid` on `node` that `driver`'s notice confirms, if this host ran it. */
+  private confirm(pid: Pid, node: string, driver: string): Arrival | undefined {
+    const key = `${pid} ${node}`;
+    const arrival = this.arrivals.get(key);
+    if (arrival?.driver !== driver) return undefined;
+    if (--arrival.count === 0) this.arrivals.delete(key);
+    return arrival;
+  }
+
+  private forged(body: unknown, from: string): false {
+    const node = (body as { node?: unknown } | null)?.node;
+    this.emit({ type: 'forged', host: from, node: typeof node === 'string' ? node : '', dropped: 0 });
+    return false;
   }
 
   private local(node: string): boolean {
@@ -71,10 +151,13 @@ export class Moves {
 }
 
 const LOCATION_KEYS = ['home', 'moves', 'node', 'path', 'pid'].join();
+const END_KEYS = ['moves', 'node', 'pid'].join();
+
+const keysOf = (value: unknown): string | undefined => (value && typeof value === 'object' ? Object.keys(value).sort().join() : undefined);
 
 /** A location as a host tells it: exactly the fields of a ProcessLocation, consistent with each other. */
 function isLocation(value: unknown): value is ProcessLocation {
-  if (!value || typeof value !== 'object' || Object.keys(value).sort().join() !== LOCATION_KEYS) return false;
+  if (keysOf(value) !== LOCATION_KEYS) return false;
   const { pid, node, home, moves, path } = value as ProcessLocation;
   return (
     isPid(pid) &&
@@ -88,4 +171,11 @@ function isLocation(value: unknown): value is ProcessLocation {
     path[0] === home &&
     path[path.length - 1] === node
   );
+}
+
+/** An end as a host tells it: exactly the fields of a MoveEnd, of a process that moved at least once. */
+function isEnd(value: unknown): value is MoveEnd {
+  if (keysOf(value) !== END_KEYS) return false;
+  const { pid, node, moves } = value as MoveEnd;
+  return isPid(pid) && typeof node === 'string' && Number.isInteger(moves) && moves >= 1;
 }

@@ -30,12 +30,17 @@ export interface Parsed {
 
 const JS_FILE = /\.(js|mjs|cjs|jsx)$/;
 
+/** A filename that says JavaScript: its source is compiled without the TypeScript transform. */
+export function isJsFile(filename: string): boolean {
+  return JS_FILE.test(filename);
+}
+
 export function parseModule(module: string, source: string, filename: string): Parsed {
   if (typeof source !== 'string') throw new LoadError(`module '${module}': source must be a string`, { module, phase: 'transpile' });
   let js: string;
   try {
     js = transform(source, {
-      transforms: JS_FILE.test(filename) ? ['imports'] : ['typescript', 'imports'],
+      transforms: isJsFile(filename) ? ['imports'] : ['typescript', 'imports'],
       // `import * as m` is the namespace object itself and a default import reads `m.default`:
       // no interop helper that copies properties at import time.
       enableLegacyTypeScriptModuleInterop: true,

@@ -1,8 +1,11 @@
 /**
  * Calls from the host to server and statem processes (`gen_server:call` from outside any node), all
- * on one long-lived host mailbox. As in OTP, a call's tag is the ref of a monitor on the callee:
- * the reply, the callee's DOWN or the deadline settles the call, and the monitor is then removed,
- * so nothing is left behind on either side.
+ * on one long-lived host mailbox. As in OTP, a call's tag is the ref of a monitor on the callee,
+ * and the call is one envelope (`Router.call`: the node sets up the monitor and hands the callee
+ * the request). The reply, the callee's DOWN or the deadline settles the call. The callee's node
+ * ends the monitor when the callee replies (OTP's reply-demonitor), so a replied call costs no
+ * demonitor; a call that times out (or whose reply another process sent) still sends one, so
+ * nothing is left behind on either side.
  */
 import { BadArgument, NoProcess, Timeout } from '../errors.js';
 import type { Pid } from '../kernel/pid.js';
@@ -19,11 +22,13 @@ interface Waiter {
   dest: Dest;
 }
 
-/** What a call needs from the system: where a destination is, and a way to send. */
+/** What a call needs from the system: where a destination is. */
 export interface CallRoutes {
-  /** The pid or name to monitor and the node it is on, or a NoProcess error. */
-  resolve(dest: Dest): { target: string; node: string };
-  send(dest: Dest, message: unknown): void;
+  /**
+   * The pid or name to call, the node it runs on (where it is monitored) and the node its messages
+   * go to (`home`: a pid's own node, which forwards them if it moved), or a NoProcess error.
+   */
+  resolve(dest: Dest): { target: string; node: string; home: string };
 }
 
 export class Caller implements HostMailbox {
@@ -39,18 +44,13 @@ export class Caller implements HostMailbox {
   /** Resolves with the reply; rejects with Timeout, or NoProcess when the callee is or goes away first. */
   call<R>(dest: Dest, request: unknown, timeoutMs: number): Promise<R> {
     if (!(timeoutMs > 0)) throw new BadArgument(`a call's timeout must be a positive number of ms (or Infinity), got ${String(timeoutMs)}`);
-    const { target, node } = this.routes.resolve(dest);
-    const ref = this.router.monitor(this.pid, target, node);
+    const { target, node, home } = this.routes.resolve(dest);
+    // Throws (an uncloneable request, an unknown node) before anything is set up.
+    const ref = this.router.call(this.pid, target, node, home, request);
     return new Promise<R>((resolve, reject) => {
       const deadline = timeoutMs === Infinity ? null : timerEntry(this.expire, ref, timeoutMs);
       this.waiters.set(ref, { resolve: resolve as (value: unknown) => void, reject, deadline, dest });
       if (deadline) this.deadlines.arm(deadline, performance.now() + timeoutMs);
-      try {
-        this.routes.send(dest, { $call: request, from: { pid: this.pid, ref } });
-      } catch (error) {
-        this.settle(ref);
-        reject(error as Error);
-      }
     });
   }
 
@@ -62,7 +62,9 @@ export class Caller implements HostMailbox {
       const waiter = this.take(m.$reply);
       if (!waiter) return;
       waiter.resolve(m.value);
-      // After the resolve: a caller that calls this node again at once takes the demonitor along.
+      // Usually a no-op: the callee's node ended the monitor with the reply (see `Router.call`). A
+      // reply from another process still needs it; after the resolve, a caller that calls this
+      // node again at once takes the demonitor along.
       this.router.demonitor(m.$reply);
     } else if (m.type === 'DOWN' && typeof m.ref === 'string') {
       // The monitor fired: there is none left to remove.

@@ -5,12 +5,13 @@
  * stall the thread that routes messages and serves the control socket (over `HOST_LIMIT`: several
  * milliseconds) goes to a one-thread piscina pool. That thread, once started, stays (no idle exit,
  * so the next big load does not reload the compiler) but is unref'd by piscina while idle, so it
- * never keeps the process alive.
+ * never keeps the process alive. The same source compiled again answers from a cache.
  */
 import { Piscina } from 'piscina';
 import { fromWire, type WireError } from '../errors.js';
 import { transpile, type TranspileResult } from '../compiler/transpile.js';
 import type { CompileTask } from '../compiler/worker.js';
+import { CompileCache } from './compile-cache.js';
 
 /** Source length (characters) above which compiling goes off the host's thread (~2–4 ms of work). */
 export const HOST_LIMIT = 16 * 1024;
@@ -22,13 +23,22 @@ function workerUrl(): string {
   return (here.endsWith('.ts') ? new URL('../../dist/src/compiler/worker.js', here) : new URL('../compiler/worker.js', here)).href;
 }
 
+/** Characters (source and output) of the compiled modules kept for a compile of the same source. */
+export const CACHE_CHARS = 4 * 1024 * 1024;
+
+/** @internal what was compiled, by source text (see compile-cache.ts). */
+export const compiled = new CompileCache(CACHE_CHARS);
+
 export async function compile(module: string, source: string, filename: string): Promise<TranspileResult> {
-  if (typeof source !== 'string' || source.length <= HOST_LIMIT) return transpile(module, source, filename);
+  if (typeof source !== 'string') return transpile(module, source, filename);
+  const known = compiled.get(module, source, filename);
+  if (known) return known;
+  if (source.length <= HOST_LIMIT) return compiled.set(module, source, filename, transpile(module, source, filename));
   pool ??= new Piscina({ filename: workerUrl(), minThreads: 0, maxThreads: 1, idleTimeout: Infinity });
   const task: CompileTask = { module, source, filename };
   const result = (await pool.run(task)) as { ok: TranspileResult } | { error: WireError };
   if ('error' in result) throw fromWire(result.error);
-  return result.ok;
+  return compiled.set(module, source, filename, result.ok);
 }
 
 // The compiler is loaded with this module; its first run pays for V8's lazy compilation of the

@@ -58,6 +58,9 @@ export interface ProcessLocation {
   path: string[];
 }
 
+/** A moved process ended, as the host that ran it tells: where, after how many moves. */
+export type MoveEnd = Pick<ProcessLocation, 'pid' | 'node' | 'moves'>;
+
 export class Migrations {
   private readonly where = new Map<Pid, ProcessLocation>();
   /** The name each moved process left registered on its home node: a restarted home gets it back. */
@@ -147,10 +150,30 @@ export class Migrations {
     return out;
   }
 
-  /** A migrated process ended. */
-  ended(pid: Pid): void {
+  /** A migrated process ended: returns where it was known to run, if it was. */
+  ended(pid: Pid): ProcessLocation | undefined {
+    const known = this.where.get(pid);
     this.where.delete(pid);
     this.homeNames.delete(pid);
+    return known;
+  }
+
+  /**
+   * Another host of the cluster told that a moved process ended (`end`): forgotten here, unless a
+   * later move is known (a location with more moves than the end's came after it, so it is not
+   * this end's to erase). True if it forgot one.
+   */
+  learnEnd(end: MoveEnd): boolean {
+    const known = this.where.get(end.pid);
+    if (!known || known.moves > end.moves) return false;
+    this.where.delete(end.pid);
+    this.homeNames.delete(end.pid);
+    return true;
+  }
+
+  /** How many moved processes this registry knows where to find (for tests: it must not grow with processes that ended). */
+  get known(): number {
+    return this.where.size;
   }
 
   async migrate(pids: Pid[], to: string, options: MigrateOptions = {}): Promise<MigrationResult[]> {

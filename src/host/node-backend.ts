@@ -56,7 +56,7 @@ export interface NodeBackendOptions {
   imports: [string, string][];
   /** Code that runs longer than `ms` without returning to the thread's event loop ends the thread (`what` says which limit). */
   watchdog: { ms: number; what: string };
-  onMessage(message: Extract<NodeToHost, { t: 'route' | 'routeEncoded' | 'event' }>): void;
+  onMessage(message: Envelope[] | Extract<NodeToHost, { t: 'route' | 'routeEncoded' | 'event' }>): void;
   /** The node stopped answering (it is being ended); `ms` is how long it has been busy. */
   onUnresponsive(ms: number): void;
   onExit(exit: BackendExit): void;
@@ -148,8 +148,11 @@ export class NodeBackend {
       let timer = setTimeout(expire, startMs);
       const events: IncarnationEvents = {
         message: (message) => {
+          if (Array.isArray(message)) return options.onMessage(message);
           switch (message.t) {
             case 'reply':
+              // The events of serving it first, exactly as if each had come in its own message.
+              for (const event of message.events ?? []) options.onMessage({ t: 'event', event });
               return backend.settle(message.id, message.result);
             case 'booting':
               // A dense thread boots its nodes one at a time: the deadline counts from this node's turn.
@@ -219,7 +222,7 @@ export class NodeBackend {
   }
 
   deliver(envelopes: Envelope[], from: string): void {
-    this.post({ t: 'deliver', envelopes, from });
+    this.post(from === 'host' ? envelopes : { t: 'deliver', envelopes, from });
   }
 
   /**

@@ -13,7 +13,7 @@ import type { ClusterApi, ClusterHost } from '../cluster/hooks.js';
 import type { SharedCode } from './source.js';
 import type { Events } from './events.js';
 import type { Router } from './router.js';
-import type { Migrations } from './migration.js';
+import type { Migrations, ProcessLocation } from './migration.js';
 import type { NodeHandle } from './node-handle.js';
 import type { NodeContext, NodeSupervision } from './node-supervision.js';
 import type { DurableStates } from './durable-states.js';
@@ -132,7 +132,8 @@ export class NodeHub implements NodeContext {
       }
       this.setGlobal(event.name, event.pid, event.node);
     } else if (event.type === 'migrated_exit') {
-      if (migrations.locate(event.pid).node === event.node) migrations.ended(event.pid);
+      const known = migrations.locate(event.pid).node === event.node ? migrations.ended(event.pid) : undefined;
+      this.system.cluster()?.migratedExit(event.pid, event.node, known);
     } else if (event.type === 'global_unregister') {
       if (this.globals.get(event.name) === event.pid) this.setGlobal(event.name, null);
     }
@@ -177,9 +178,24 @@ export class NodeHub implements NodeContext {
       applyGlobal: (name, pid) => this.setGlobal(name, pid, undefined, true),
       remoteNodeDown: (node, lost) => this.remoteNodeDown(node, lost),
       locate: (pid) => migrations.locate(pid),
-      moved: (location) => migrations.learn(location),
+      moved: (location) => this.learnMove(location),
+      moveEnded: (end) => migrations.learnEnd(end),
       movedTo: (node) => migrations.movedTo(node),
     };
+  }
+
+  /**
+   * A move another host told of. If the process's home node is here and it runs elsewhere, the
+   * home forwards to it again unless it still does (it stopped when the node it ran on went down,
+   * or its host was cut off: after the heal, sends by pid reach the process again).
+   */
+  private learnMove(location: ProcessLocation): boolean {
+    const news = this.system.migrations.learn(location);
+    const home = this.system.handles.get(location.home);
+    if (news && home && location.node !== location.home && home.status === 'running')
+      // A home going down meanwhile gets its forwards back from the registry when it starts again.
+      home.supervision.callNow('restoreForwards', [[location.pid, location.node]]).catch(() => {});
+    return news;
   }
 
   /** No batch of global names is left pending (the system stops). */

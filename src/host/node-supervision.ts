@@ -221,7 +221,8 @@ export class NodeSupervision {
     this.status = 'running';
   }
 
-  private onMessage(message: Extract<NodeToHost, { t: 'route' | 'routeEncoded' | 'event' }>): void {
+  private onMessage(message: Envelope[] | Extract<NodeToHost, { t: 'route' | 'routeEncoded' | 'event' }>): void {
+    if (Array.isArray(message)) return this.context.route('host', message, this.name);
     // The sender is this node, whatever the bytes hold (a receiving host checks it owns it).
     if (message.t === 'routeEncoded') return this.context.routeEncoded(message.node, message.bytes, message.count, this.name);
     if (message.t === 'route') {

@@ -5,10 +5,11 @@
  */
 import { isPid, nodeOf, formatPid, type Pid } from '../kernel/pid.js';
 import { Sig, type Envelope } from '../kernel/signals.js';
+import { CALL_REF } from '../kernel/host-calls.js';
 import type { Dest } from '../kernel/types.js';
 import { BadArgument, NoProcess, UnknownNode } from '../errors.js';
 import { assertCloneable, HOST_SERVICE } from '../kernel/kernel.js';
-import { randomUUID } from 'node:crypto';
+import { randomFillSync } from 'node:crypto';
 import { Inbox } from './inbox.js';
 import type { Events } from './events.js';
 import { publishRouted, routedWatched } from './telemetry.js';
@@ -31,7 +32,28 @@ export interface HostMailbox {
   deliver(message: unknown): void;
 }
 
-const isMessage = (e: unknown): boolean => (e as Envelope)[0] === Sig.Message;
+/**
+ * The unguessable part of a host ref: a reply or DOWN for a host mailbox must not be forgeable by
+ * a process that saw another ref (a callee sees its call's). 128 random bits per ref, drawn for
+ * 256 refs at a time and written base64url (22 characters, where a UUID took 36: a call's ref
+ * crosses twice).
+ */
+const randomBits = Buffer.allocUnsafe(16 * 256);
+let randomAt = randomBits.length;
+function randomPart(): string {
+  if (randomAt === randomBits.length) {
+    randomFillSync(randomBits);
+    randomAt = 0;
+  }
+  const part = randomBits.toString('base64url', randomAt, randomAt + 16);
+  randomAt += 16;
+  return part;
+}
+
+const isMessage = (e: unknown): boolean => {
+  const sig = (e as Envelope)[0];
+  return sig === Sig.Message || sig === Sig.Call || sig === Sig.Reply;
+};
 
 export class Router {
   private readonly nodes = new Map<string, NodeSink>();
@@ -72,7 +94,7 @@ export class Router {
   /** Envelopes for `node`, from a node without a direct port or from the host. */
   route(node: string, envelopes: Envelope[], from = 'host'): void {
     publishRouted(node, from, envelopes, isMessage);
-    if (node === 'host' || node === this.hostNode) return this.toHost(envelopes);
+    if (node === 'host' || node === this.hostNode) return this.toHost(envelopes, from);
     const sink = this.nodes.get(node);
     if (!sink) return this.events.emit({ type: 'message_dropped', node, count: envelopes.length, reason: 'unknown_node' });
     if (!sink.deliver(envelopes, from)) this.events.emit({ type: 'message_dropped', node, count: envelopes.length, reason: 'node_down' });
@@ -149,18 +171,46 @@ export class Router {
    * message arrives there. The ref is unguessable, so it can serve as a call's tag (as in OTP).
    */
   monitor(owner: Pid, target: string, node: string): string {
-    const ref = `#Ref<host.0.${++this.nextRef}.${randomUUID()}>`;
+    const ref = `#Ref<host.0.${++this.nextRef}.${randomPart()}>`;
+    this.watch(ref, owner, target, node);
+    return ref;
+  }
+
+  private watch(ref: string, owner: Pid, target: string, node: string): void {
     this.monitors.set(ref, [owner, target, node]);
-    if (!this.nodes.has(node)) this.toHost([[Sig.Down, owner, target as Pid, ref, 'noproc']]);
+    if (!this.nodes.has(node)) this.toHost([[Sig.Down, owner, target as Pid, ref, 'noproc']], 'host');
     else this.enqueue(node, [Sig.Monitor, target, owner, ref]);
+  }
+
+  /**
+   * A call from a host mailbox (`system.call`) to `target` running on `node`, its messages going
+   * to `home` (a pid's own node, which forwards them if it moved). One `Call` envelope, with which
+   * the node both monitors the callee under the call's ref and gives it `{ $call: request, from }`.
+   * When the callee replies, its node ends the monitor and says so (a `Reply` envelope, see
+   * `toHost`), so a replied call needs no demonitor; a call that ends otherwise (timeout) does.
+   * For a process that moved, a monitor where it runs and the message through its home, so the
+   * call keeps its place among the host's sends to it.
+   */
+  call(owner: Pid, target: string, node: string, home: string, request: unknown): string {
+    assertCloneable(request);
+    const toHost = home === 'host' || home === this.hostNode;
+    if (!toHost && !this.nodes.has(home)) throw new UnknownNode(`no node named '${home}'`, { node: home });
+    const ref = `${CALL_REF}${++this.nextRef}.${randomPart()}>`;
+    if (home === node && !toHost) {
+      this.monitors.set(ref, [owner, target, node]);
+      this.enqueue(node, [Sig.Call, target, owner, ref, request]);
+    } else {
+      this.watch(ref, owner, target, node);
+      this.enqueue(home, [Sig.Message, target, { $call: request, from: { pid: owner, ref } }]);
+    }
     return ref;
   }
 
   /**
    * Ends a monitor: no DOWN will arrive for it (one already on its way is dropped here, its ref
    * being unknown), and the watched process forgets it. The node hears of it with the next batch
-   * for it, at the latest on the next macrotask: a `system.call` ends with a demonitor, and a post
-   * of its own for it doubled the posts per call.
+   * for it, at the latest on the next macrotask: a `system.call` that timed out (or was answered by
+   * another process) ends with a demonitor, and a post of its own for it would double its posts.
    */
   demonitor(ref: string): void {
     const entry = this.monitors.get(ref);
@@ -181,7 +231,7 @@ export class Router {
       const gone = isPid(target) ? lostSet.has(target) || (target.startsWith(prefix) && !livesElsewhere(target)) : at === node;
       if (gone) downs.push([Sig.Down, owner, target as Pid, ref, 'noconnection']);
     }
-    if (downs.length) this.toHost(downs);
+    if (downs.length) this.toHost(downs, 'host');
   }
 
   /**
@@ -241,7 +291,8 @@ export class Router {
     for (const [node, envelopes] of batches) this.route(node, envelopes);
   }
 
-  private toHost(envelopes: Envelope[]): void {
+  /** Envelopes for the host's own mailboxes, from node `from`. */
+  private toHost(envelopes: Envelope[], from: string): void {
     let dropped = 0;
     for (const e of envelopes) {
       if (e[0] === Sig.Message) {
@@ -251,6 +302,16 @@ export class Router {
         }
         const inbox = this.inboxes.get(e[1] as Pid);
         if (inbox) inbox.deliver(e[2]);
+        else dropped++;
+      } else if (e[0] === Sig.Reply) {
+        // The node the call went to ended its monitor with the reply: the host's half ends too. From
+        // any other node (a reply passed on, a process that moved) it is only the message, and the
+        // caller's demonitor ends the monitor where it was set; an inbox's monitor (not a call's
+        // ref) never ends by a reply.
+        const entry = typeof e[2] === 'string' && e[2].startsWith(CALL_REF) ? this.monitors.get(e[2]) : undefined;
+        if (entry !== undefined && entry[0] === e[1] && entry[2] === from) this.monitors.delete(e[2]);
+        const inbox = this.inboxes.get(e[1]);
+        if (inbox) inbox.deliver({ $reply: e[2], value: e[3] });
         else dropped++;
       } else if (e[0] === Sig.Down) {
         const entry = this.monitors.get(e[3]);

@@ -9,7 +9,7 @@ import { Migrations, type BulkMigration, type MigrateOptions, type MigrationResu
 import type { PurgeReport } from '../kernel/types.js';
 import type { UpgradePlan } from './upgrade-plan.js';
 import { planNodes, runUpgrade, type UpgradeOptions, type UpgradeReport } from './upgrade-runner.js';
-import { checkPid, isPid, NODE_NAME, type Pid } from '../kernel/pid.js';
+import { checkPid, isPid, nodeOf, NODE_NAME, type Pid } from '../kernel/pid.js';
 import type { Dest } from '../kernel/types.js';
 import { Events, type EventOf, type EventType, type SystemEvent } from './events.js';
 import type { Inbox } from './inbox.js';
@@ -70,8 +70,6 @@ export class System {
       (pid) =>
         new Caller(pid, this.router, {
           resolve: (dest) => this.callTarget(dest),
-          // The call has checked its destination already.
-          send: (dest, message) => this.router.send(dest, message, (name) => this.hub.globals.get(name)),
         }),
     ));
   }
@@ -353,11 +351,11 @@ export class System {
   }
 
   /** What a call from the host monitors, and on which node: a pid (wherever it moved), or a registered name. */
-  private callTarget(dest: Dest): { target: string; node: string } {
+  private callTarget(dest: Dest): { target: string; node: string; home: string } {
     if (isPid(dest)) {
       if (this.migrations.isLost(dest)) throw new NoProcess(`${dest} went down with the node it had moved to`, { dest });
       // Monitored where it runs now, not through its home: a home that crashes must not lose the monitor.
-      return { target: dest, node: this.migrations.nodeNow(dest) };
+      return { target: dest, node: this.migrations.nodeNow(dest), home: nodeOf(dest) };
     }
     if (dest && typeof dest === 'object' && 'global' in dest) {
       const pid = this.hub.globals.get(dest.global);
@@ -366,7 +364,7 @@ export class System {
     }
     if (dest && typeof dest === 'object' && 'name' in dest && typeof dest.name === 'string' && typeof dest.node === 'string') {
       this.node(dest.node);
-      return { target: dest.name, node: dest.node };
+      return { target: dest.name, node: dest.node, home: dest.node };
     }
     throw new BadArgument(`cannot call ${JSON.stringify(dest)} from the host: use a pid, { name, node } or { global }`);
   }

@@ -147,10 +147,12 @@ export class CodeServer {
     if (previous) previous.state = 'old';
     record.versions.push(version);
     // Only functions this version defines: a re-export (a getter) belongs to the module it comes from.
-    for (const d of Object.values(Object.getOwnPropertyDescriptors(version.exports))) {
-      if (typeof d.value === 'function') this.versionOfFunction.set(d.value, version);
+    const exported = Object.getOwnPropertyDescriptors(version.exports);
+    for (const key of Object.keys(exported)) {
+      const value = exported[key]!.value;
+      if (typeof value === 'function') this.versionOfFunction.set(value, version);
     }
-    this.publish(record);
+    this.publish(record, exported);
     return previous;
   }
 
@@ -228,15 +230,20 @@ export class CodeServer {
     if (index >= 0) versions.splice(index, 1);
   }
 
-  /** Rewrites the live namespace to the current version's exports (or empties it). */
-  publish(record: ModuleRecord): void {
+  /**
+   * Rewrites the live namespace to the current version's exports (or empties it); `exported`: the
+   * current version's own property descriptors, when the caller has them already.
+   */
+  publish(record: ModuleRecord, exported?: PropertyDescriptorMap): void {
     const ns = record.namespace;
     for (const key of Object.keys(ns)) delete ns[key];
     if (Object.getPrototypeOf(ns) === null) Object.setPrototypeOf(ns, missingExports(record, this.nodeName));
     const current = record.current;
     if (!current) return;
     // Descriptors, not values: a re-export is a getter and must stay live.
-    for (const [key, d] of Object.entries(Object.getOwnPropertyDescriptors(current.exports))) {
+    const descriptors = exported ?? Object.getOwnPropertyDescriptors(current.exports);
+    for (const key of Object.keys(descriptors)) {
+      const d = descriptors[key]!;
       if (!d.enumerable) continue;
       Object.defineProperty(
         ns,

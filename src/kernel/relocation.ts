@@ -217,10 +217,14 @@ export class Relocation {
     this.scheduler.afterExternalWork();
   }
 
-  /** After a restart: the host tells the home node where its migrated processes live now, and the names they left here. */
+  /**
+   * After a restart, or when the host learns a move again (after a partition): the host tells the
+   * home node where its migrated processes live now, and the names they left here. A forward this
+   * node still has stays (it is the next node on the process's path, which keeps the order).
+   */
   restoreForwards(entries: Forward[]): void {
     for (const [pid, node, name] of entries) {
-      if (this.table.has(pid) || node === this.node) continue;
+      if (this.table.has(pid) || node === this.node || this.moved.has(pid)) continue;
       this.moved.set(pid, { node, cameFrom: null });
       if (name !== undefined) this.table.restoreMovedName(name, pid);
     }

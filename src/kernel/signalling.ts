@@ -16,6 +16,7 @@ import { RingQueue } from './queue.js';
 import type { Relocation } from './relocation.js';
 import type { Scheduler } from './scheduler.js';
 import { Sig, type Envelope } from './signals.js';
+import { callMessage, endHostCall, fromHost } from './host-calls.js';
 import type { SysOps } from './sys.js';
 import type { Dest } from './types.js';
 import { assertCloneable, estimateSize, isQuietReason, safeString } from './values.js';
@@ -102,7 +103,8 @@ export class Signalling {
     }
     this.checkReach(node, 'send to');
     this.checkMessage(message);
-    this.scheduler.post(node, [Sig.Message, pid, message]);
+    // A reply to a host's call ends the call's monitor here and tells the host so (src/kernel/host-calls.ts).
+    this.scheduler.post(node, endHostCall(this.scheduler.running(), pid, message) ?? [Sig.Message, pid, message]);
   }
 
   /** A process may only address nodes its capabilities name (its own node and the host always). */
@@ -219,10 +221,16 @@ export class Signalling {
   private apply(e: Envelope): void {
     if (e[0] === Sig.Gone) return this.relocation.gone(e[1]);
     if (e[0] === Sig.Drained && this.relocation.drained(e[1])) return;
+    if (e[0] === Sig.Call && !fromHost(this.inboundFrom)) return this.deny(undefined, `a call signal from node '${String(this.inboundFrom)}'`);
     const to = e[1];
     if (!this.table.lookup(to)) {
       const forward = this.relocation.forwardOf(to);
       if (forward) {
+        // A call is forwarded as the monitor and the message it stands for (only a host sends a Call).
+        if (e[0] === Sig.Call) {
+          this.scheduler.post(forward.node, [Sig.Monitor, forward.pid, e[2], e[3]]);
+          return this.scheduler.post(forward.node, [Sig.Message, forward.pid, callMessage(e)]);
+        }
         const copy = e.slice() as Envelope;
         copy[1] = forward.pid;
         return this.scheduler.post(forward.node, copy);
@@ -259,6 +267,20 @@ export class Signalling {
       case Sig.Demonitor:
         this.table.lookup(e[1])?.watchers?.delete(e[3]);
         return;
+      case Sig.Call: {
+        // As a Monitor, then a Message: the monitor is set before the callee can see the request.
+        const proc = this.table.lookup(e[1]);
+        if (!proc) return this.signal([Sig.Down, e[2], e[1] as Pid, e[3], 'noproc']);
+        (proc.watchers ??= new RefTable()).set(e[3], e[2]);
+        this.deliverMessage(proc, callMessage(e));
+        return;
+      }
+      case Sig.Reply: {
+        // For a host's mailbox; a process gets it as the message it stands for.
+        const proc = this.table.lookup(e[1]);
+        if (proc) this.deliverMessage(proc, { $reply: e[2], value: e[3] });
+        return;
+      }
       case Sig.Down: {
         // Only the watched process's own DOWN counts: a ref alone proves nothing.
         const watcher = this.table.get(e[1]);

@@ -18,6 +18,18 @@ export const enum Sig {
   Flushed = 8,
   /** From a node that forwarded to a process and now hosts it: nothing more will be forwarded. */
   Drained = 9,
+  /**
+   * A host mailbox's call (`system.call`): the monitor and the `{ $call, from }` message in one
+   * envelope, as OTP's monitor-then-send. Only a host sends it (a node takes it from no one else,
+   * an isolate's boundary lets none out).
+   */
+  Call = 10,
+  /**
+   * The callee's reply to a `Call`, sent by its node when the reply ends that call's monitor there
+   * (OTP's reply-demonitor): the host then sends no demonitor. Elsewhere it is just the message
+   * `{ $reply: ref, value }`.
+   */
+  Reply = 11,
 }
 
 /** A process on the receiving node: a pid, or a name registered there. */
@@ -35,7 +47,11 @@ export type Envelope =
   | [Sig.Down, Pid, Pid, string, unknown]
   | [Sig.Gone, Pid]
   | [Sig.Flushed, Pid]
-  | [Sig.Drained, Pid];
+  | [Sig.Drained, Pid]
+  /** [_, callee, caller, ref, request] */
+  | [Sig.Call, Target, Pid, string, unknown]
+  /** [_, caller, ref, value] */
+  | [Sig.Reply, Pid, string, unknown];
 
 /** Exit reasons with a fixed meaning. Any other cloneable value is a reason too. */
 export type ExitReason = 'normal' | 'kill' | 'killed' | 'noproc' | 'noconnection' | 'shutdown' | ErrorReason | unknown;

@@ -201,10 +201,17 @@ export class Boundary {
 
   /** Why a decoded envelope may not leave, or undefined; `bytes` measures its payload (replaced if it is an exit reason over the limit). */
   private refusal(node: string, e: unknown[], bytes: number): string | undefined {
-    if (typeof e[0] !== 'number' || !Number.isInteger(e[0]) || e[0] < Sig.Message || e[0] > Sig.Drained || typeof e[1] !== 'string')
-      return 'a malformed signal';
+    if (typeof e[0] !== 'number' || !Number.isInteger(e[0]) || e[0] < Sig.Message || e[0] > Sig.Reply || typeof e[1] !== 'string') return 'a malformed signal';
     // The third field is the sender for signals that name one, the message for a Message.
     const [sig, target, arg] = e as [number, string, unknown];
+    // A Call monitors on behalf of a host's mailbox: only a host sends one.
+    if (sig === Sig.Call) return 'a call signal, which only a host sends';
+    // A reply to a host's call (the callee's node ended the call's monitor): a message, measured as one.
+    if (sig === Sig.Reply) {
+      if (e.length !== 4 || typeof arg !== 'string') return 'a malformed reply signal';
+      const max = this.limits.maxMessageBytes;
+      return max !== undefined && bytes > max ? 'a message over the size limit' : undefined;
+    }
     if (sig === Sig.Gone && !this.movedIn.has(target) && !this.movedOut.has(target)) return `a Gone for ${target}, which never moved through this node`;
     if (sig === Sig.Flushed && !this.movedOut.has(target)) return `a Flushed for ${target}, which did not move out of this node`;
     if (sig === Sig.Drained && !this.movedOut.has(target) && !this.movedIn.has(target)) return `a Drained for ${target}, which never moved through this node`;

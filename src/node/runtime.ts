@@ -67,11 +67,14 @@ export function workerLink(): HostLink {
   };
 }
 
+/** Control operations whose events go with their reply (see `held`). */
+const HOLDS_EVENTS: ReadonlySet<string> = new Set(['load', 'loadAtomic']);
+
 export class NodeRuntime {
   readonly data: NodeData;
   readonly node: string;
   private readonly ports = new PeerPorts({
-    post: (message, transfer) => this.link.post(message, transfer),
+    post: (message, transfer) => this.post(message, transfer),
     inbound: (batch, from) => this.inboundBatch!(batch, from),
     takesEncoded: () => this.takesEncoded,
     credit: (node) => this.engine?.credit?.(node),
@@ -84,6 +87,11 @@ export class NodeRuntime {
   /** Testing only: the faults to inject, when the host gave some. */
   private readonly faults: Faults | undefined;
   private closed = false;
+  /**
+   * Events emitted while a load is being served: they leave with its reply, in one post (a load
+   * emits `module_loaded`, often `module_purged`), or before anything else this node posts first.
+   */
+  private held: KernelEvent[] | undefined;
 
   constructor(readonly link: HostLink = workerLink()) {
     this.data = link.data;
@@ -111,9 +119,10 @@ export class NodeRuntime {
     };
   }
 
-  /** Reports an event to the host (the engine decides what may be reported). */
+  /** Reports an event to the host (the engine decides what may be reported); while a load is served, with its reply. */
   emit(event: KernelEvent): void {
-    this.post({ t: 'event', event });
+    if (this.held) this.held.push(event);
+    else this.post({ t: 'event', event });
     this.faults?.event(event);
   }
 
@@ -157,7 +166,8 @@ export class NodeRuntime {
 
   /** How a batch for `node` leaves now: over a port (`PeerPorts`), or through the host while a port offer stands refused. */
   private sender(node: string): (batch: Envelope[]) => void {
-    const viaPort = node === 'host' ? undefined : this.ports.sender(node);
+    if (node === 'host') return (batch) => this.post(batch);
+    const viaPort = this.ports.sender(node);
     if (viaPort) return viaPort;
     if (this.ports.serialized(node)) return (batch) => this.postSerialized(node, batch);
     return (batch) => this.post({ t: 'route', node, envelopes: batch });
@@ -209,21 +219,24 @@ export class NodeRuntime {
     let kept: Envelope[] | undefined;
     for (let i = 0; i < envelopes.length; i++) {
       const e = envelopes[i]!;
-      const at = e[0] === Sig.Message ? 2 : e[0] === Sig.Exit ? 3 : e[0] === Sig.Down ? 4 : -1;
+      const sig = e[0];
+      // A host's call and its reply carry a message too (the request, the value).
+      const message = sig === Sig.Message || sig === Sig.Reply || sig === Sig.Call;
+      const at = sig === Sig.Message ? 2 : sig === Sig.Exit || sig === Sig.Reply ? 3 : sig === Sig.Down || sig === Sig.Call ? 4 : -1;
       const bytes = at < 0 ? 0 : estimateSize((e as unknown[])[at], max);
       if (bytes <= max) {
         kept?.push(e);
         continue;
       }
       kept ??= envelopes.slice(0, i);
-      const what = at === 2 ? 'a message' : 'an exit reason';
+      const what = message ? 'a message' : 'an exit reason';
       if (this.inboundGate.pass('capability_denied'))
         this.emit({
           type: 'capability_denied',
           node: this.node,
-          what: `${what} from '${from}' over this node's size limit of ${max} bytes (${at === 2 ? 'dropped' : 'replaced'} on delivery)`,
+          what: `${what} from '${from}' over this node's size limit of ${max} bytes (${message ? 'dropped' : 'replaced'} on delivery)`,
         });
-      if (at !== 2) {
+      if (!message) {
         const copy = [...e] as unknown[];
         copy[at] = { error: { name: 'TooLarge', message: `an exit reason over the limit of ${max} bytes was replaced` } };
         kept.push(copy as Envelope);
@@ -234,6 +247,7 @@ export class NodeRuntime {
 
   private onHost(message: HostToNode): void {
     const engine = this.engine!;
+    if (Array.isArray(message)) return engine.deliver(message, 'host');
     switch (message.t) {
       case 'deliver':
         return engine.deliver(message.envelopes, message.from);
@@ -253,18 +267,28 @@ export class NodeRuntime {
       case 'disconnect':
         return this.ports.answer(message, (node, batch) => this.outbound(node, batch));
       case 'control': {
-        const { id } = message;
-        const result = engine.control(message.op, message.args);
+        const { id, op } = message;
+        const held = HOLDS_EVENTS.has(op) ? (this.held = []) : undefined;
+        let result: Result<unknown> | Promise<Result<unknown>> | undefined;
+        try {
+          result = engine.control(op, message.args);
+        } finally {
+          this.held = undefined;
+          // Only an answer given at once takes them along.
+          if (result === undefined || result instanceof Promise) this.postEvents(held);
+        }
         if (result instanceof Promise) void result.then((r) => this.reply(id, r));
-        else this.reply(id, result);
+        else this.reply(id, result, held);
       }
     }
   }
 
-  private reply(id: number, result: Result<unknown>): void {
+  /** The answer, with the events serving it emitted (`events`: the host emits them first, in order). */
+  private reply(id: number, result: Result<unknown>, events?: KernelEvent[]): void {
     try {
-      this.post({ t: 'reply', id, result });
+      this.post(events?.length ? { t: 'reply', id, result, events } : { t: 'reply', id, result });
     } catch (error) {
+      this.postEvents(events);
       // An answer that cannot be cloned (a query returning something odd) still answers.
       this.post({
         t: 'reply',
@@ -274,8 +298,14 @@ export class NodeRuntime {
     }
   }
 
-  private post(message: NodeToHost): void {
-    this.link.post(message);
+  /** Every post to the host: events held for a reply leave first if something else goes before the reply. */
+  private post(message: NodeToHost, transfer?: readonly Transferable[]): void {
+    if (this.held?.length) this.postEvents(this.held.splice(0));
+    this.link.post(message, transfer);
+  }
+
+  private postEvents(events: KernelEvent[] | undefined): void {
+    for (const event of events ?? []) this.link.post({ t: 'event', event });
   }
 
   /**
@@ -285,7 +315,7 @@ export class NodeRuntime {
    */
   private postSerialized(node: string, batch: Envelope[]): void {
     const bytes = serialize(batch);
-    this.link.post({ t: 'routeEncoded', node, bytes, count: batch.length }, [bytes.buffer]);
+    this.post({ t: 'routeEncoded', node, bytes, count: batch.length }, [bytes.buffer]);
   }
 }
 

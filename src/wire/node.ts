@@ -3,11 +3,13 @@
  * way, on the worker's own port. Whatever runs the node (a thread engine, an isolate engine), it
  * speaks exactly this.
  *
- * - control: `{ t: 'control', id, op, args }` answered by `{ t: 'reply', id, result }`, where `op`
+ * - control: `{ t: 'control', id, op, args }` answered by `{ t: 'reply', id, result, events? }`, where `op`
  *   and `args` come from the one op table (src/kernel/control-ops.ts) and every result is a
  *   `Result`, so typed errors survive the trip.
  * - data: batches of signal envelopes and kernel events, raw posts, because this is the message
- *   path. Nodes also open direct ports to each other for the same batches, lazily: a node's first
+ *   path. A batch between a node and the host's own mailboxes (`system.call`, sends from the host,
+ *   replies to it) is the bare array of envelopes: a wrapper object's keys cost as much to clone as
+ *   a call's envelope. Nodes also open direct ports to each other for the same batches, lazily: a node's first
  *   batch for a peer comes through the host with a port attached, which the host hands to the peer
  *   (`connect`) after the batch, or gives back (`refused`). The receiver acknowledges on that port
  *   what it took in (`PeerReply`): the sender's window, so a flood cannot pile up in the port.
@@ -27,6 +29,9 @@ export type NodeControl = { [K in ControlOp]: (...args: ControlArgs<K>) => Promi
 
 /** Host → node. */
 export type HostToNode =
+  /** Envelopes from the host itself (its sends, calls and monitors). */
+  | Envelope[]
+  /** Envelopes from node `from`, routed by the host. */
   | { t: 'deliver'; envelopes: Envelope[]; from: string }
   /** A batch still v8-serialized, as it came from another host of a cluster: the node decodes it, not the host. */
   | { t: 'deliverEncoded'; bytes: Uint8Array; from: string }
@@ -46,10 +51,17 @@ export type HostToNode =
 
 /** Node → host. */
 export type NodeToHost =
+  /** Envelopes for the host's own mailboxes (node `host`). */
+  | Envelope[]
   /** A dense thread has begun booting this node (nodes added at once wait their turn). */
   | { t: 'booting' }
   | { t: 'ready' }
-  | { t: 'reply'; id: number; result: Result<unknown> }
+  /**
+   * `events`: what the node emitted while serving the request (a load's `module_loaded`, the
+   * `module_purged` of versions it dropped), in order, sent with the answer instead of one post
+   * each; the host reports them before it settles the request, as if they had come first.
+   */
+  | { t: 'reply'; id: number; result: Result<unknown>; events?: KernelEvent[] }
   /**
    * Envelopes for a node this node has no direct port to (or for the host's own inboxes); `port`,
    * when given, is this node's offer of a port for its later batches to `node`.
