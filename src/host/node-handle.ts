@@ -342,6 +342,10 @@ export class NodeHandle {
   modules(): Promise<ModuleInfo[]> {
     return this.call('modules');
   }
+  /** Flow control: processes held for sending to each node whose channel is full (the BEAM's busy distribution port). */
+  holding(): Promise<Record<string, number>> {
+    return this.call('holding');
+  }
   whereis(name: string): Promise<Pid | undefined> {
     return this.call('whereis', name);
   }

@@ -54,6 +54,8 @@ export function controlOps(kernel: Kernel) {
     /** Global-name changes, batched by the host: one call per node per tick, however many names. */
     setGlobals: (entries: [string, Pid | null][]) => kernel.setGlobals(entries),
     ping: () => 'pong' as const,
+    /** Flow control: how many processes are held for sending to each node whose channel is full. */
+    holding: () => kernel.holding(),
     startSupervisor: (module: string, args: unknown[], options: SpawnOptions) => kernel.startSupervisor(module, args, options),
     supervisorCall: (pid: Pid, request: SupRequest, timeoutMs?: number) => kernel.supervisorCall(pid, request, timeoutMs),
     orderlyStop: (timeoutMs: number) => kernel.orderlyStop(timeoutMs),

@@ -83,8 +83,8 @@ export interface KernelPlatform {
   schedule(task: () => void): void;
   /** Source text (CommonJS shape) to a module factory; throws on a syntax error. */
   compile(js: string, filename: string): ModuleFactory;
-  /** Signals for processes on another node (or the host, node `host`), batched per slice. */
-  outbound(node: string, envelopes: Envelope[]): void;
+  /** Signals for another node (or the host, node `host`), batched per slice. True: that node is now full (`credit`, outbox.ts). */
+  outbound(node: string, envelopes: Envelope[]): boolean | void;
   emit(event: KernelEvent): void;
 }
 
@@ -210,6 +210,15 @@ export class Kernel {
   /** Signals from another node (or the host: `from` 'host'), in order. */
   deliver(envelopes: Envelope[], from = 'host'): void {
     this.scheduler.runInbound(() => this.signals.deliverFrom(from, envelopes));
+  }
+
+  /** Flow control (outbox.ts): the channel to `node` has room again, or `node` is gone; its held senders run again. */
+  credit(node: string): void {
+    this.scheduler.credit(node);
+  }
+  /** Processes held for sending to a full node, per node. */
+  holding(): Record<string, number> {
+    return this.scheduler.holding();
   }
 
   /** `exit(pid, reason)` from outside any process. */

@@ -1,21 +1,22 @@
 /**
- * The scheduler of one node: the run queue, slices, the reductions budget and receive timeouts.
- * It runs steps and acts on what they return (wait in a receive, tail-call, end); it knows which
- * process is running. Its timers (`timers.ts`, receive timeouts in `receive-timeouts.ts`) share
- * one platform timer; its outbox (`outbox.ts`) leaves when a slice ends. Endings go to the
- * signals, version moves to the code operations.
+ * The scheduler of one node: the run queue, slices and the reductions budget. It runs steps and
+ * acts on what they return (wait in a receive, tail-call, end); it knows which process is running.
+ * What wakes a waiting process is in `waits.ts`; its timers (`timers.ts`, receive timeouts among
+ * them) share one platform timer; its outbox (`outbox.ts`) leaves when a slice ends and holds the
+ * processes that send to a node whose channel is full. Endings go to the signals, version moves
+ * to the code operations.
  */
 import { Refused } from '../errors.js';
 import type { CodeServer, ModuleVersion } from './code-server.js';
 import type { CodeOps } from './code-ops.js';
-import { Next, Receive, type Handler } from './directives.js';
+import { Next, Receive } from './directives.js';
 import type { KernelPlatform } from './kernel.js';
 import type { Process } from './proc.js';
 import { Outbox } from './outbox.js';
 import { RunQueue } from './run-queue.js';
 import type { Envelope } from './signals.js';
 import type { Signalling } from './signalling.js';
-import { ReceiveTimeouts } from './receive-timeouts.js';
+import { Waits } from './waits.js';
 import { KernelTimers } from './timers.js';
 import { errorReason } from './values.js';
 
@@ -37,7 +38,7 @@ const REDUCTIONS = 2000;
 export class Scheduler {
   private readonly runQueue = new RunQueue();
   private readonly timers: KernelTimers;
-  private readonly timeouts: ReceiveTimeouts;
+  private readonly waits: Waits;
   private readonly outbox: Outbox;
   /** Steps run so far: the slice checks its clock every few dozen of them. */
   private steps = 0;
@@ -54,6 +55,8 @@ export class Scheduler {
    * matching its mailbox): a cut there must still end it. `current` is null at those moments.
    */
   private stepping: Process | null = null;
+  /** A full node the stepping process sent to during its step: it is held after the step (`Outbox`). */
+  private sentToFull: string | null = null;
   private scheduled = false;
   /** True while a slice runs: it flushes the outbox when it ends. */
   private inSlice = false;
@@ -66,13 +69,11 @@ export class Scheduler {
     private readonly code: CodeServer,
   ) {
     this.timers = new KernelTimers(platform);
-    this.timeouts = new ReceiveTimeouts(
+    this.waits = new Waits(
       this.timers,
       () => platform.now(),
-      (proc, receive) => {
-        proc.wait = null;
-        this.wake(proc, receive.timeoutStep(), undefined);
-      },
+      (proc, fn, message) => this.wake(proc, fn, message),
+      (proc, run) => this.asProcess(proc, run),
     );
     this.outbox = new Outbox(platform);
   }
@@ -95,23 +96,6 @@ export class Scheduler {
     this.current = proc;
     try {
       return run();
-    } finally {
-      this.current = saved;
-    }
-  }
-
-  /**
-   * Matches as the receiving process: a guard that calls self() sees the receiver, as in Erlang.
-   * `receive` is only its handler when it takes any message (`Process.wait`).
-   */
-  private selectAs(proc: Process, receive: Receive | Handler, message: unknown): Handler | undefined {
-    if (typeof receive === 'function') return receive;
-    if (receive.anyHandler) return receive.anyHandler;
-    if (!receive.runsModuleCode) return receive.select(message);
-    const saved = this.current;
-    this.current = proc;
-    try {
-      return receive.select(message);
     } finally {
       this.current = saved;
     }
@@ -149,12 +133,7 @@ export class Scheduler {
 
   /** A message for a process waiting in a receive: true when the receive takes it (the process is then queued). */
   offer(proc: Process, message: unknown): boolean {
-    const handler = this.selectAs(proc, proc.wait!, message);
-    if (!handler) return false;
-    proc.wait = null;
-    this.disarm(proc);
-    this.wake(proc, handler, message);
-    return true;
+    return this.waits.offer(proc, message);
   }
 
   /** Acts on what a step returned, for callers outside the run loop. */
@@ -169,6 +148,7 @@ export class Scheduler {
     let checked = this.steps;
     this.runQueue.beginSlice();
     for (let proc = this.runQueue.shift(); proc; proc = this.runQueue.shift()) {
+      if (proc.status === 'runnable' && this.outbox.keeps(proc)) continue;
       proc.queued = false;
       if (proc.status === 'runnable') this.step(proc);
       if (this.runQueue.cut) break;
@@ -192,6 +172,8 @@ export class Scheduler {
     this.stepping = proc;
     this.runSteps(proc);
     this.stepping = null;
+    // Set by the signals of an ending (the process is gone): not for whoever steps next.
+    this.sentToFull = null;
   }
 
   private runSteps(proc: Process): void {
@@ -224,7 +206,14 @@ export class Scheduler {
         this.signals.drain();
         return;
       }
-      if (!this.advance(proc, result)) return;
+      const ready = this.advance(proc, result);
+      if (this.sentToFull !== null) {
+        // It sent to a node whose channel is full: it waits for credit, as at a busy distribution port.
+        if ((proc.status as Process['status']) !== 'exited') this.outbox.hold(proc, this.sentToFull, ready);
+        this.sentToFull = null;
+        if (ready) return;
+      }
+      if (!ready) return;
       if (--this.budget <= 0) return this.enqueue(proc);
       // Heavy steps use up the slice before the budget: look at the clock now and then.
       if ((this.steps & (CLOCK_EVERY - 1)) === 0 && this.platform.now() >= this.sliceDeadline) return left < 0 ? this.carry(proc) : this.enqueue(proc);
@@ -254,7 +243,7 @@ export class Scheduler {
           proc.stepArg = proc.mailbox.shift();
           return true;
         }
-        const found = proc.mailbox.takeFirst((m) => this.selectAs(proc, result, m));
+        const found = proc.mailbox.takeFirst((m) => this.waits.select(proc, result, m));
         if (found) {
           proc.stepFn = found.picked as (...args: unknown[]) => unknown;
           proc.stepArg = found.value;
@@ -270,7 +259,7 @@ export class Scheduler {
       // A receive that takes any message, untimed, is kept as its handler alone (see `Process.wait`).
       proc.wait = result.anyHandler !== null && after === null && result.onMigrate === null ? result.anyHandler : result;
       proc.status = 'waiting';
-      if (after && after.ms !== Infinity) this.timeouts.arm(proc, after.ms, this.inSlice);
+      if (after && after.ms !== Infinity) this.waits.arm(proc, after.ms, this.inSlice);
       return false;
     }
     if (result instanceof Next) {
@@ -305,31 +294,14 @@ export class Scheduler {
   /** It runs nothing until resumed; messages queue and a pending receive timeout keeps its remaining time. */
   suspend(proc: Process): void {
     if (proc.status === 'suspended') return;
-    if (proc.status === 'waiting') this.timeouts.pause(proc);
+    if (proc.status === 'waiting') this.waits.pause(proc);
     proc.status = 'suspended';
   }
 
   resume(proc: Process): void {
     if (proc.status !== 'suspended') return;
-    const wait = proc.wait;
-    if (!wait) return this.enqueue(proc);
-    proc.status = 'waiting';
-    if (proc.mailbox.length) {
-      const found = proc.mailbox.takeFirst((m) => this.selectAs(proc, wait, m));
-      if (found) {
-        proc.wait = null;
-        this.disarm(proc);
-        return this.wake(proc, found.picked, found.value);
-      }
-    }
-    const deadline = this.timeouts.deadline(proc);
-    if (deadline === Infinity) return;
-    if (deadline <= this.platform.now()) {
-      proc.wait = null;
-      this.disarm(proc);
-      return this.wake(proc, (wait as Receive).timeoutStep(), undefined);
-    }
-    this.timeouts.armAt(proc, deadline);
+    if (proc.wait) this.waits.resume(proc, proc.wait);
+    else this.enqueue(proc);
   }
 
   // ---- timers ---------------------------------------------------------------------------------
@@ -341,7 +313,7 @@ export class Scheduler {
 
   /** The process's receive timeout, if any, is off. */
   disarm(proc: Process): void {
-    this.timeouts.disarm(proc);
+    this.waits.disarm(proc);
   }
 
   // ---- the outbox ----------------------------------------------------------------------------
@@ -352,6 +324,18 @@ export class Scheduler {
     // The envelope is in the outbox before anything is scheduled: whatever runs next flushes it.
     // Flushed at the end of the running slice, or on the next macrotask if none runs.
     if (this.outbox.add(node, envelope) && !this.inSlice) this.schedule();
+    if (this.stepping !== null && this.outbox.isFull(node)) this.sentToFull = node;
+  }
+
+  /** The channel to `node` has room again (or `node` went down): the processes held for it run again. */
+  credit(node: string): void {
+    for (const proc of this.outbox.credit(node)) this.runQueue.push(proc);
+    if (this.runQueue.length) this.schedule();
+  }
+
+  /** Processes held for full nodes, per node. */
+  holding(): Record<string, number> {
+    return this.outbox.holding();
   }
 
   /**
@@ -396,6 +380,7 @@ export class Scheduler {
     const cut = this.stepping !== culprit ? this.stepping : null;
     this.current = null;
     this.stepping = null;
+    this.sentToFull = null;
     this.runQueue.forget();
     this.inSlice = false;
     this.scheduled = false;

@@ -36,7 +36,7 @@ export class IsolateEngine implements Engine {
   private scheduled = false;
   private timer: NodeJS.Timeout | undefined;
   private readonly pendingControl = new Map<number, (result: Result<unknown>) => void>();
-  private readonly refs: Record<'control' | 'deliver' | 'deliverEncoded' | 'runScheduled' | 'fireTimer' | 'recover', Ref>;
+  private readonly refs: Record<'control' | 'deliver' | 'deliverEncoded' | 'runScheduled' | 'fireTimer' | 'recover' | 'credit', Ref>;
   private ended = false;
   private readonly runScheduled: () => void;
   private readonly fireTimer: () => void;
@@ -70,7 +70,8 @@ export class IsolateEngine implements Engine {
     return {
       outbound: new ivm.Callback((node: unknown, batch: unknown) => {
         const admitted = boundary.outbound(node, batch);
-        if (admitted.length) runtime.outbound(node as string, admitted);
+        // True when the channel to that node is full: the kernel inside holds its senders until `credit`.
+        return admitted.length !== 0 && runtime.outbound(node as string, admitted);
       }),
       emit: new ivm.Callback((event: unknown) => {
         const checked = boundary.event(event);
@@ -132,6 +133,9 @@ export class IsolateEngine implements Engine {
 
   /** A batch encoded as one string: it crosses as a string and is decoded inside (one copy). */
   deliverEncoded = (batch: string, from: string): void => this.enter(this.refs.deliverEncoded, [batch, from]);
+
+  /** Flow control: the channel to `node` has room again; the kernel inside runs its held senders. */
+  credit = (node: string): void => this.enter(this.refs.credit, [node]);
 
   /** Ends the node: its timers stop and its isolate goes (a dense node that ends while its thread goes on). */
   dispose(): void {

@@ -21,7 +21,7 @@ import { sliceWallMs } from '../kernel/capabilities.js';
 export const DEFAULT_MEMORY_MB = 512;
 
 /** What the engine calls in the sandbox (src/sandbox/entry.ts `$subnode`). */
-export const ENTRIES = ['control', 'deliver', 'deliverEncoded', 'runScheduled', 'fireTimer', 'recover'] as const;
+export const ENTRIES = ['control', 'deliver', 'deliverEncoded', 'runScheduled', 'fireTimer', 'recover', 'credit'] as const;
 export type Entry = (typeof ENTRIES)[number];
 
 export interface BootedKernel {

@@ -8,14 +8,12 @@
  * `MessagePort`; *outbound* is a batch of envelopes leaving this node for one destination; the
  * *link* is this node's end of the wire (a worker's own port, or its share of a dense thread's).
  *
- * Peer ports are opened lazily, one per direction: the first batch for a node goes through the
- * host with a fresh port attached, which the host hands to that node after the batch (`accepted`)
- * or gives back (`refused`: the host itself, a remote node, a node that is down). Batches for that
- * node wait here until the answer, then take the port or the host. So order holds per pair, and
- * starting a node costs nothing per other node.
+ * Peer ports (src/node/peers.ts) are opened lazily, one per direction, and windowed: a peer whose
+ * port is full has the kernel hold the processes sending to it until credit returns (flow control,
+ * as the BEAM's busy distribution port).
  */
 import { deserialize, serialize } from 'node:v8';
-import { MessageChannel, parentPort, workerData, type MessagePort, type Transferable } from 'node:worker_threads';
+import { parentPort, workerData, type Transferable } from 'node:worker_threads';
 import { estimateSize } from '../kernel/values.js';
 import { EventGate } from './event-guard.js';
 import { Sig, type Envelope } from '../kernel/signals.js';
@@ -23,7 +21,7 @@ import type { KernelEvent } from '../kernel/types.js';
 import type { Result } from '../kernel/control-ops.js';
 import type { HostToNode, NodeData, NodeFaults, NodeToHost } from '../wire/node.js';
 import { readBatch } from './decode.js';
-import { encodeBatch } from '../sandbox/encode.js';
+import { PeerPorts } from './peers.js';
 
 /** What an engine gives the runtime. */
 export interface Engine {
@@ -36,6 +34,8 @@ export interface Engine {
    * an isolate decodes it inside, so what a peer sends is copied once. Peers are asked to send so.
    */
   deliverEncoded?(batch: string, from: string): void;
+  /** Flow control: the channel to `node` has room again (or `node` is gone): its held senders may run. */
+  credit?(node: string): void;
 }
 
 /** This node's end of the wire to the host: a worker's own port, or its share of a dense thread's. */
@@ -70,28 +70,15 @@ export function workerLink(): HostLink {
 /** Control operations whose events go with their reply (see `held`). */
 const HOLDS_EVENTS: ReadonlySet<string> = new Set(['load', 'loadAtomic']);
 
-/** How long a refused port offer stands before this node offers that destination a port again. */
-const REFUSED_MS = 1_000;
-
-/** This node's sending end to one peer. */
-interface Peer {
-  port?: MessagePort;
-  /** The peer asked for batches encoded as one string (it is an isolate). */
-  encoded: boolean;
-  /** Until when the host's refusal stands (no port: batches go through the host). */
-  refusedUntil: number;
-  /** Meanwhile they go v8-serialized, the host forwarding the bytes as they are (to another host). */
-  serialized?: boolean;
-  /** Batches sent while the host has not yet answered the port's offer: they leave once it has. */
-  waiting?: Envelope[][];
-}
-
 export class NodeRuntime {
   readonly data: NodeData;
   readonly node: string;
-  private readonly peers = new Map<string, Peer>();
-  /** Ports peers send on to this node. */
-  private readonly incoming = new Set<MessagePort>();
+  private readonly ports = new PeerPorts({
+    post: (message, transfer) => this.post(message, transfer),
+    inbound: (batch, from) => this.inboundBatch!(batch, from),
+    takesEncoded: () => this.takesEncoded,
+    credit: (node) => this.engine?.credit?.(node),
+  });
   private engine: Engine | undefined;
   private inboundBatch: Inbound | undefined;
   private readonly inboundGate = new EventGate((text) => this.log('warn', text));
@@ -147,12 +134,16 @@ export class NodeRuntime {
    * Sends a batch to `node`: to a node of this same dense thread directly, else over this node's
    * port to it (opened with the first batch), else through the host. A batch that cannot be cloned
    * (something slipped past the send-time checks) is sent one envelope at a time, and only what
-   * cannot be cloned is dropped, with a log line.
+   * cannot be cloned is dropped, with a log line. True when the port to `node` is now full: the
+   * kernel holds the processes sending to it until `Engine.credit`.
    */
-  outbound(node: string, envelopes: Envelope[]): void {
-    if (this.closed) return;
+  outbound(node: string, envelopes: Envelope[]): boolean {
+    if (this.closed) return false;
     const sibling = node === 'host' ? undefined : this.link.sibling?.(node);
-    if (sibling) return sibling(envelopes, this.node);
+    if (sibling) {
+      sibling(envelopes, this.node);
+      return false;
+    }
     const send = this.sender(node);
     try {
       send(envelopes);
@@ -165,33 +156,21 @@ export class NodeRuntime {
         }
       }
     }
+    return node !== 'host' && this.ports.full(node);
   }
 
-  /** How a batch for `node` leaves now: over a port (encoded if the peer asked), or through the host (offering a port). */
+  /** Weight sent to `node` over its port (or waiting for it) not yet acknowledged: what its inbound port may hold from this node. */
+  inFlight(node: string): number {
+    return this.ports.inFlight(node);
+  }
+
+  /** How a batch for `node` leaves now: over a port (`PeerPorts`), or through the host while a port offer stands refused. */
   private sender(node: string): (batch: Envelope[]) => void {
-    const peer = this.peers.get(node);
-    const waiting = peer?.waiting;
-    if (waiting) return (batch) => waiting.push(batch);
-    const port = peer?.port;
-    if (port) return peer.encoded ? (batch) => port.postMessage(encodedOr(batch)) : (batch) => port.postMessage(batch);
-    if (peer?.serialized && peer.refusedUntil > Date.now()) return (batch) => this.postSerialized(node, batch);
     if (node === 'host') return (batch) => this.post(batch);
-    if (peer && peer.refusedUntil > Date.now()) return (batch) => this.post({ t: 'route', node, envelopes: batch });
-    return (batch) => {
-      // Only once the route has been posted does the port exist for this peer: a batch that could
-      // not be cloned offers no port, and the next one will.
-      const current = this.peers.get(node);
-      if (current?.waiting) return void current.waiting.push(batch);
-      const { port1, port2 } = new MessageChannel();
-      this.post({ t: 'route', node, envelopes: batch, port: port2 }, [port2]);
-      const opened: Peer = { port: port1, encoded: false, refusedUntil: 0, waiting: [] };
-      this.peers.set(node, opened);
-      // The receiver answers once on the port if it takes batches encoded.
-      port1.once('message', () => {
-        opened.encoded = true;
-      });
-      port1.unref();
-    };
+    const viaPort = this.ports.sender(node);
+    if (viaPort) return viaPort;
+    if (this.ports.serialized(node)) return (batch) => this.postSerialized(node, batch);
+    return (batch) => this.post({ t: 'route', node, envelopes: batch });
   }
 
   /** Starts serving the host's messages; tells the host it is ready. */
@@ -204,7 +183,7 @@ export class NodeRuntime {
     // The host's own sends (system.send) are trusted; what other nodes send is checked.
     const checked: Engine['deliver'] =
       max === undefined ? deliver : (envelopes, from) => deliver(from === 'host' ? envelopes : this.measured(envelopes, from, max), from);
-    this.engine = { control: this.busy(control), deliver: checked, deliverEncoded };
+    this.engine = { control: this.busy(control), deliver: checked, deliverEncoded, credit: engine.credit && this.busy(engine.credit) };
     // An encoded batch goes in as it came, unless it must be measured here first (maxMessageBytes).
     this.inboundBatch = (batch, from) => {
       if (this.closed) return;
@@ -229,10 +208,7 @@ export class NodeRuntime {
   /** Ends this node's side of every port (a dense node that ends while its thread goes on). */
   close(): void {
     this.closed = true;
-    for (const peer of this.peers.values()) peer.port?.close();
-    for (const port of this.incoming) port.close();
-    this.peers.clear();
-    this.incoming.clear();
+    this.ports.close();
   }
 
   /**
@@ -285,21 +261,11 @@ export class NodeRuntime {
         return engine.deliver(envelopes, message.from);
       }
       case 'connect':
-        return this.connect(message.node, message.port);
+        return this.ports.connect(message.node, message.port);
       case 'accepted':
       case 'refused':
-      case 'disconnect': {
-        // A refused offer stands a while; a peer that went down may get a port again at once.
-        const peer = this.peers.get(message.node);
-        const waiting = peer?.waiting ?? [];
-        if (peer) peer.waiting = undefined;
-        if (message.t !== 'accepted') peer?.port?.close();
-        if (message.t === 'refused') this.peers.set(message.node, { encoded: false, refusedUntil: Date.now() + REFUSED_MS, serialized: message.encoded });
-        else if (message.t === 'disconnect') this.peers.delete(message.node);
-        // What waited for the answer leaves now, in order, the way the answer says.
-        for (const batch of waiting) this.outbound(message.node, batch);
-        return;
-      }
+      case 'disconnect':
+        return this.ports.answer(message, (node, batch) => this.outbound(node, batch));
       case 'control': {
         const { id, op } = message;
         const held = HOLDS_EVENTS.has(op) ? (this.held = []) : undefined;
@@ -332,17 +298,6 @@ export class NodeRuntime {
     }
   }
 
-  /** A port `node` sends on to this node (its batches come after the one it was offered with). */
-  private connect(node: string, port: MessagePort): void {
-    if (this.closed) return void port.close();
-    this.incoming.add(port);
-    port.on('message', (batch: Envelope[] | string) => this.inboundBatch!(batch, node));
-    port.on('close', () => this.incoming.delete(port));
-    if (this.takesEncoded) port.postMessage(1);
-    // Peer ports must not keep the thread alive: the host ends a node by terminating it.
-    port.unref();
-  }
-
   /** Every post to the host: events held for a reply leave first if something else goes before the reply. */
   private post(message: NodeToHost, transfer?: readonly Transferable[]): void {
     if (this.held?.length) this.postEvents(this.held.splice(0));
@@ -361,15 +316,6 @@ export class NodeRuntime {
   private postSerialized(node: string, batch: Envelope[]): void {
     const bytes = serialize(batch);
     this.post({ t: 'routeEncoded', node, bytes, count: batch.length }, [bytes.buffer]);
-  }
-}
-
-/** A batch encoded for a peer that takes it so, or the envelopes as they are if they cannot be. */
-function encodedOr(batch: Envelope[]): string | Envelope[] {
-  try {
-    return encodeBatch(batch);
-  } catch {
-    return batch;
   }
 }
 

@@ -27,4 +27,5 @@ const ops = controlOps(kernel);
 runtime.serve({
   control: (op, args) => settle(ops, op, args),
   deliver: (envelopes, from) => kernel.deliver(envelopes, from),
+  credit: (node) => kernel.credit(node),
 });

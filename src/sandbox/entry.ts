@@ -23,7 +23,8 @@ import type { KernelEvent } from '../kernel/types.js';
  * `typeof`, which no module code can patch); values leave encoded as one string (encode.ts).
  */
 interface Bridge {
-  outbound(node: string, batch: string): void;
+  /** True when the channel to `node` is now full (flow control: the kernel holds its senders until `credit`). */
+  outbound(node: string, batch: string): boolean | void;
   emit(event: string): void;
   schedule(): void;
   setTimer(ms: number): void;
@@ -55,7 +56,7 @@ export function boot(config: SandboxConfig): void {
       sliceChars += batch.length;
       if (sliceChars > SLICE_CHARS)
         return over(`batches over the budget of ${SLICE_CHARS} encoded characters a slice (the rest of the slice's batches dropped)`);
-      raw.outbound(node, batch);
+      return raw.outbound(node, batch) === true;
     },
     emit: (event) => {
       if (typeof event !== 'string') return;
@@ -110,14 +111,16 @@ export function boot(config: SandboxConfig): void {
       } catch {
         // Something in the batch cannot leave (shared memory, a function, too deep, too big): the
         // rest go one by one, while the slice's budget lasts.
+        let full = false;
         for (const envelope of envelopes) {
-          if (sliceChars > SLICE_CHARS) return;
+          if (sliceChars > SLICE_CHARS) return full;
           try {
             batch = encodeBatch([envelope], Math.min(batchChars, SLICE_CHARS - sliceChars + 1));
           } catch (error) {
             if (error instanceof OverBudget && error.budget < batchChars) {
               sliceChars = SLICE_CHARS + 1;
-              return over(`batches over the budget of ${SLICE_CHARS} encoded characters a slice (the rest of the slice's batches dropped)`);
+              over(`batches over the budget of ${SLICE_CHARS} encoded characters a slice (the rest of the slice's batches dropped)`);
+              return full;
             }
             emit({
               type: 'log',
@@ -127,11 +130,11 @@ export function boot(config: SandboxConfig): void {
             });
             continue;
           }
-          bridge.outbound(node, batch);
+          full = bridge.outbound(node, batch) === true;
         }
-        return;
+        return full;
       }
-      bridge.outbound(node, batch);
+      return bridge.outbound(node, batch) === true;
     },
     emit,
   };
@@ -181,6 +184,9 @@ export function boot(config: SandboxConfig): void {
       fire?.();
     }),
     recover: guarded((reason: unknown) => kernel.recover(reason)),
+    credit: guarded((node: string) => {
+      if (typeof node === 'string') kernel.credit(node);
+    }),
   };
 }
 

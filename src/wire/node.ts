@@ -11,7 +11,8 @@
  *   replies to it) is the bare array of envelopes: a wrapper object's keys cost as much to clone as
  *   a call's envelope. Nodes also open direct ports to each other for the same batches, lazily: a node's first
  *   batch for a peer comes through the host with a port attached, which the host hands to the peer
- *   (`connect`) after the batch, or gives back (`refused`).
+ *   (`connect`) after the batch, or gives back (`refused`). The receiver acknowledges on that port
+ *   what it took in (`PeerReply`): the sender's window, so a flood cannot pile up in the port.
  * - dense threads: one worker serving many isolate nodes speaks the same messages, each wrapped
  *   with the node it is for or from (`HostToDense`, `DenseToHost`).
  */
@@ -72,6 +73,14 @@ export type NodeToHost =
    */
   | { t: 'routeEncoded'; node: string; bytes: Uint8Array; count: number }
   | { t: 'event'; event: KernelEvent };
+
+/**
+ * On a direct port between nodes, receiver → sender: `TAKES_ENCODED` once when the port is
+ * connected, if the receiver takes batches encoded as one string (an isolate); then acks, each the
+ * weight of the batches taken in since the last (flow control, src/node/runtime.ts).
+ */
+export type PeerReply = typeof TAKES_ENCODED | number;
+export const TAKES_ENCODED = 'encoded';
 
 /** What a node's entry point (thread or isolate) receives as `workerData`. */
 export interface NodeData extends KernelConfig {

@@ -31,7 +31,7 @@ export function customKernel(options: KernelOptions, { cloneOutbound = false } =
   const events: KernelEvent[] = [];
   const outbound: { node: string; envelopes: Envelope[] }[] = [];
   const host = threadPlatform({
-    outbound: (to, batch) => outbound.push({ node: to, envelopes: cloneOutbound ? structuredClone(batch) : batch }),
+    outbound: (to, batch) => void outbound.push({ node: to, envelopes: cloneOutbound ? structuredClone(batch) : batch }),
     emit: (event) => events.push(event),
   });
   const kernel = new Kernel(host, options);
