@@ -9,6 +9,17 @@ export type Pid = string & { readonly __pid: unique symbol };
 
 export const NODE_NAME = /^[A-Za-z_][A-Za-z0-9_-]{0,63}$/;
 
+/**
+ * Host mailboxes (inboxes, callers) have pids on the pseudo-node `host`, or `host@H` for host H
+ * of a cluster (no node name has an '@').
+ */
+export const HOST_PREFIX = 'host@';
+
+/** Whether `node` is a host's mailboxes (this host's or, in a cluster, another's) rather than a node. */
+export function isHostNode(node: string): boolean {
+  return node === 'host' || node.startsWith(HOST_PREFIX);
+}
+
 export function formatPid(node: string, id: number, creation: number): Pid {
   return (creation === 0 ? `<${node}.${id}>` : `<${node}.${id}.${creation}>`) as Pid;
 }
