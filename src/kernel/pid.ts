@@ -48,11 +48,13 @@ export interface PidParts {
 export function parsePid(value: unknown): PidParts | undefined {
   if (!isPid(value)) return undefined;
   const parts = value.slice(1, -1).split('.');
-  if (parts.length < 2 || parts.length > 3 || !NODE_NAME.test(parts[0]!)) return undefined;
+  const node = parts[0]!;
+  // A node's name, or a cluster host's mailboxes: `host@H`, H a host name (named as nodes are).
+  if (parts.length < 2 || parts.length > 3 || !NODE_NAME.test(node.startsWith(HOST_PREFIX) ? node.slice(HOST_PREFIX.length) : node)) return undefined;
   const id = Number(parts[1]);
   const creation = parts.length === 3 ? Number(parts[2]) : 0;
   if (!Number.isSafeInteger(id) || id < 0 || !Number.isSafeInteger(creation) || creation < 0) return undefined;
-  return { node: parts[0]!, id, creation };
+  return { node, id, creation };
 }
 
 /**
