@@ -23,7 +23,11 @@ function router(hostNode: string): { router: Router; events: SystemEvent[] } {
   const events = new Events();
   const seen: SystemEvent[] = [];
   events.on('*', (e) => seen.push(e));
-  const r = new Router(events, () => {}, (pid) => nodeOf(pid));
+  const r = new Router(
+    events,
+    () => {},
+    (pid) => nodeOf(pid),
+  );
   r.hostNode = hostNode;
   return { router: r, events: seen };
 }
@@ -36,8 +40,12 @@ const callerOn = (r: Router): Caller =>
 function twoHosts() {
   const a = router('host@A');
   const b = router('host@B');
-  a.router.addNode('host@B', { deliver: (batch: Envelope[], from: string) => (b.router.route('host@B', structuredClone(batch), from === 'host' ? 'host@A' : from), true) });
-  b.router.addNode('host@A', { deliver: (batch: Envelope[], from: string) => (a.router.route('host@A', structuredClone(batch), from === 'host' ? 'host@B' : from), true) });
+  a.router.addNode('host@B', {
+    deliver: (batch: Envelope[], from: string) => (b.router.route('host@B', structuredClone(batch), from === 'host' ? 'host@A' : from), true),
+  });
+  b.router.addNode('host@A', {
+    deliver: (batch: Envelope[], from: string) => (a.router.route('host@A', structuredClone(batch), from === 'host' ? 'host@B' : from), true),
+  });
   return { a, b };
 }
 

@@ -84,7 +84,12 @@ describe('system.call on the wire', () => {
 
 describe('system.call to a process that moved', () => {
   it('monitors it where it runs and sends the request through its home; the reply ends the monitor there, and no demonitor follows', async () => {
-    system = await System.start({ nodes: [{ name: 'a', modules: { s: SERVER } }, { name: 'b', modules: { s: SERVER } }] });
+    system = await System.start({
+      nodes: [
+        { name: 'a', modules: { s: SERVER } },
+        { name: 'b', modules: { s: SERVER } },
+      ],
+    });
     const s = system;
     const srv = await s.node('a').startServer('s', []);
     expect((await s.migrate(srv, 'b'))?.ok).toBe(true);

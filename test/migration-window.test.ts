@@ -48,7 +48,15 @@ describe('the node side of a move’s window', () => {
     expect(out.ok).toBeDefined();
     expect(out.ok!.watchers).toEqual([['r-old', '<c.3>']]);
     k.kernel.deliver([[CALL, srv, HOST, ref, 'inc']] as never, 'host');
-    k.kernel.deliver([[MONITOR, srv, '<c.1>', 'r-new'], [LINK, srv, '<c.2>'], [DEMONITOR, srv, '<c.3>', 'r-old'], [UNLINK, srv, '<c.4>']] as never, 'c');
+    k.kernel.deliver(
+      [
+        [MONITOR, srv, '<c.1>', 'r-new'],
+        [LINK, srv, '<c.2>'],
+        [DEMONITOR, srv, '<c.3>', 'r-old'],
+        [UNLINK, srv, '<c.4>'],
+      ] as never,
+      'c',
+    );
     return srv;
   }
 
@@ -90,7 +98,12 @@ describe('a system.call and a monitor that land in a move’s window', () => {
   });
 
   it('follow the callee: it dies on the target, the call rejects NoProcess and the monitor’s DOWN comes', async () => {
-    system = await System.start({ nodes: [{ name: 'a', modules: { s: SERVER } }, { name: 'b', modules: { s: SERVER } }] });
+    system = await System.start({
+      nodes: [
+        { name: 'a', modules: { s: SERVER } },
+        { name: 'b', modules: { s: SERVER } },
+      ],
+    });
     const s = system;
     const pid = await s.node('a').startServer('s', []);
     expect(await s.call(pid, 'inc')).toBe(1);
