@@ -33,6 +33,13 @@ const SERVER = `
   export function handleInfo(_m: unknown, n: number) { return { noreply: n }; }
 `;
 
+/** Links to a process, trapping exits, and tells `reply` so and what it gets. */
+const LINKER = `
+  import { link, receive, send, trapExit } from 'subnode';
+  export function start(to: string, reply: string) { trapExit(true); link(to); send(reply, { linked: to }); return wait(reply); }
+  export function wait(reply: string): unknown { return receive((m: unknown) => { send(reply, { got: m }); return wait(reply); }); }
+`;
+
 describe('the node side of a move’s window', () => {
   let k: LocalKernel;
   afterEach(() => k?.kernel.orderlyStop(1_000));
@@ -124,5 +131,31 @@ describe('a system.call and a monitor that land in a move’s window', () => {
     expect(error).toBeInstanceOf(NoProcess);
     expect((error as Error).message).toMatch(/ended before replying/);
     expect(await inbox.receive({ type: 'DOWN', ref: monitorRef }, 20_000)).toMatchObject({ pid });
+  });
+
+  it('a link made in the window follows the process: its end on the target reaches the linked process', async () => {
+    system = await System.start({
+      nodes: [
+        { name: 'a', modules: { s: SERVER } },
+        { name: 'b', modules: { s: SERVER } },
+        { name: 'c', modules: { linker: LINKER } },
+      ],
+    });
+    const s = system;
+    const pid = await s.node('a').startServer('s', []);
+    const inbox = s.inbox();
+    const target = s.node('b') as NodeHandle;
+    const migrateIn = target.migrateIn.bind(target);
+    target.migrateIn = async (...args: Parameters<NodeHandle['migrateIn']>) => {
+      await s.node('c').spawn('linker', 'start', [pid, inbox.pid]);
+      await inbox.receive({ linked: pid }, 20_000);
+      await until('the link to reach the suspended process', async () => (await s.node('a').processInfo(pid))?.links.length === 1);
+      return migrateIn(...args);
+    };
+    expect((await s.migrate(pid, 'b'))?.ok).toBe(true);
+    // The link comes from node a, the kill from the host: the kill must not overtake it.
+    await until('the link to follow the process to b', async () => (await s.node('b').processInfo(pid))?.links.length === 1);
+    await s.node('b').exit(pid, 'kill');
+    expect(await inbox.receive((m: any) => m?.got?.type === 'EXIT', 20_000)).toMatchObject({ got: { type: 'EXIT', from: pid, reason: 'killed' } });
   });
 });
