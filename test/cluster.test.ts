@@ -157,6 +157,13 @@ describe('a cluster of host processes', () => {
     );
     const server = await b!.eval<string>('return system.node("b1").startServer("ctr", [10])');
     expect(await a!.eval('return system.call(args[0], 5)', server)).toBe(15);
+    // A call from B to an inbox on A that answers it (a host mailbox takes no Call envelope), and to a closed one.
+    const answerer = await a!.eval<string>(
+      'const box = system.inbox(); box.receive((m) => m && m.$call !== undefined, 20000).then((m) => system.send(m.from.pid, { $reply: m.from.ref, value: { echoed: m.$call } })); return box.pid',
+    );
+    expect(await b!.eval('return system.call(args[0], "hi", 10000)', answerer)).toEqual({ echoed: 'hi' });
+    const closed = await a!.eval<string>('const box = system.inbox(); box.close(); return box.pid');
+    expect(await b!.eval('return system.call(args[0], "hi", 10000).then(() => "replied", (e) => e.name)', closed)).toBe('NoProcess');
   });
 
   it('runs control operations on a node of another host: load, spawn, processes, errors with their type', async () => {

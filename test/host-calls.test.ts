@@ -14,7 +14,7 @@ import type { Pid } from '../src/kernel/pid.js';
 import { localKernel, type LocalKernel } from './helpers/local-kernel.js';
 import { envelopes, HOST, info, waitFor } from './helpers/kernel-tools.js';
 import { until } from './helpers/wait.js';
-import { denials, nothingWithin, record, sink, subvert } from './helpers/sandbox-tools.js';
+import { denials, record, sink, subvert } from './helpers/sandbox-tools.js';
 
 // Signal numbers (src/kernel/signals.ts).
 const MESSAGE = 0;
@@ -73,12 +73,46 @@ describe('system.call on the wire', () => {
       route(node, batch, from);
     });
     for (let i = 0; i < 100; i++) expect(await s.call(srv, 'inc')).toBe(i + 1);
-    // Give a deferred demonitor (the way it was) every chance to leave.
-    await new Promise((resolve) => setTimeout(resolve, 20));
+    // A demonitor (the way it was) waits in the router's batch: send it now, through the spy.
+    routerOf(s).sendPending();
     expect(toNode.map((e) => e[0])).toEqual(Array(100).fill(CALL));
     expect(toHost.map((e) => e[0])).toEqual(Array(100).fill(REPLY));
     expect(hostMonitors(s)).toBe(0);
     expect((await s.node('n').processInfo(srv))?.monitoredBy).toEqual([]);
+  });
+});
+
+describe('system.call to a process that moved', () => {
+  it('monitors it where it runs and sends the request through its home; the reply ends the monitor there, and no demonitor follows', async () => {
+    system = await System.start({
+      nodes: [
+        { name: 'a', modules: { s: SERVER } },
+        { name: 'b', modules: { s: SERVER } },
+      ],
+    });
+    const s = system;
+    const srv = await s.node('a').startServer('s', []);
+    expect((await s.migrate(srv, 'b'))?.ok).toBe(true);
+    // What the host sends, and what reaches it (the nodes' own traffic through the router aside).
+    const sent: [string, Envelope][] = [];
+    const route = routerOf(s).route.bind(routerOf(s));
+    vi.spyOn(routerOf(s), 'route').mockImplementation((node, batch, from) => {
+      if ((from ?? 'host') === 'host' || node === 'host') for (const e of batch) sent.push([node, e]);
+      route(node, batch, from);
+    });
+    expect(await s.call(srv, 'inc')).toBe(1);
+    expect(await s.call(srv, 'inc')).toBe(2);
+    routerOf(s).sendPending();
+    expect(sent.filter(([node]) => node !== 'host').map(([node, e]) => [node, e[0]])).toEqual([
+      ['b', MONITOR],
+      ['a', MESSAGE],
+      ['b', MONITOR],
+      ['a', MESSAGE],
+    ]);
+    expect(sent.filter(([node]) => node === 'host').map(([, e]) => e[0])).toEqual([REPLY, REPLY]);
+    expect(hostMonitors(s)).toBe(0);
+    expect((await s.node('b').processInfo(srv))?.monitoredBy).toEqual([]);
+    expect(await s.node('a').processInfo(srv)).toBeUndefined();
   });
 });
 
@@ -170,11 +204,29 @@ describe('the node side of a host call', () => {
   it('a Call from another node is refused (only a host sends one): no monitor, no request', async () => {
     const srv = await server();
     k.kernel.deliver([[CALL, srv, HOST, ref(1), 'inc']] as never, 'b');
-    await k.settle(10);
-    expect(envelopes(k)).toEqual([]);
+    // Then one from the host, applied after it: once its reply is out, the first was dealt with.
+    k.kernel.deliver([[CALL, srv, HOST, ref(2), 'get']] as never, 'host');
+    await waitFor(() => envelopes(k).length > 0, 'the reply to the host’s call');
+    expect(envelopes(k)).toEqual([[REPLY, HOST, ref(2), 0]]);
     expect(info(k, srv)!.monitoredBy).toEqual([]);
     expect(k.kernel.getState(srv)).toBe(0);
     expect(k.events.some((e) => e.type === 'capability_denied' && /a call signal from node 'b'/.test(e.what))).toBe(true);
+  });
+
+  it('a Call for a process that moved away goes on to where it is as the monitor and the message it stands for', async () => {
+    k = localKernel('a');
+    const moved = '<a.77>' as Pid;
+    k.kernel.restoreForwards([[moved, 'b']]);
+    // From another node it is still refused, not forwarded.
+    k.kernel.deliver([[CALL, moved, HOST, ref(1), 'forged']] as never, 'c');
+    k.kernel.deliver([[CALL, moved, HOST, ref(2), 'req']] as never, 'host');
+    await waitFor(() => envelopes(k).length > 1, 'the forwards');
+    expect(k.outbound.every((o) => o.node === 'b')).toBe(true);
+    expect(envelopes(k)).toEqual([
+      [MONITOR, moved, HOST, ref(2)],
+      [MESSAGE, moved, { $call: 'req', from: { pid: HOST, ref: ref(2) } }],
+    ]);
+    expect(k.events.some((e) => e.type === 'capability_denied' && /a call signal from node 'c'/.test(e.what))).toBe(true);
   });
 
   it('a delegated reply is a plain message and leaves the monitor for the demonitor; a monitor that is not a call’s never ends by a reply', async () => {
@@ -208,7 +260,7 @@ describe('an isolate node', () => {
         send(reply, { smuggled: true });
       }
       export function bigReply(reply: string, node: string, to: string) {
-        smuggle('<host.999>', node, [[${REPLY}, to, 'r', 'x'.repeat(5_000)]]);
+        smuggle('<host.999>', node, [[${REPLY}, to, 'r', 'x'.repeat(5_000)], [${REPLY}, to, 'after', 'small']]);
         send(reply, { smuggled: true });
       }
     `;
@@ -247,6 +299,7 @@ describe('an isolate node', () => {
     await s.node('i').spawn('smuggler', 'bigReply', [inbox.pid, 'small', sunk]);
     expect(await inbox.receive({ smuggled: true }, 3_000)).toBeTruthy();
     await until('the drop on delivery', async () => denials(events, 'small').some((d) => /a message from 'i' over this node's size limit/.test(d)));
-    expect(await nothingWithin(inbox, 200, (m: any) => m && typeof m === 'object' && 'sunk' in m)).toBeUndefined();
+    // The small Reply smuggled after it arrives; the big one did not come before it.
+    expect(await inbox.receive((m: any) => m && typeof m === 'object' && 'sunk' in m, 3_000)).toEqual({ sunk: { $reply: 'after', value: 'small' } });
   });
 });

@@ -19,7 +19,7 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { jetstream } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
 import { Objm } from '@nats-io/obj';
-import { nodeOf, type Pid } from '../kernel/pid.js';
+import { HOST_PREFIX, nodeOf, type Pid } from '../kernel/pid.js';
 import type { NodeHandle } from '../host/node-handle.js';
 import type { NodeStatus } from '../host/node-supervision.js';
 import { NodeClaims } from './claims.js';
@@ -34,10 +34,9 @@ import { isNotice, type WireItem } from './wire.js';
 import { Membership, type HostRecord } from './membership.js';
 import { Moves } from './moves.js';
 import type { ProcessLocation } from '../host/migration.js';
-import { HOST_PREFIX } from './subjects.js';
 import { checkOptions, connectNats, joinError, names, type ClusterOptions, type Names, type Settings } from './options.js';
 
-export { HOST_PREFIX } from './subjects.js';
+export { HOST_PREFIX } from '../kernel/pid.js';
 
 export class Cluster implements ClusterApi, RemoteView {
   readonly host: string;

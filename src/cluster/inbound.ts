@@ -7,8 +7,7 @@
  * so each host's order is kept. Move notices are judged by who owns the node they name
  * (src/cluster/moves.ts), looked up the same way.
  */
-import type { Pid } from '../kernel/pid.js';
-import { HOST_PREFIX } from './subjects.js';
+import { HOST_PREFIX, type Pid } from '../kernel/pid.js';
 import type { ClusterEvent, ClusterHost } from './hooks.js';
 import type { WireItem } from './wire.js';
 import type { MoveNotice } from './moves.js';

@@ -29,6 +29,3 @@ export function names(cluster: string) {
 }
 
 export type Names = ReturnType<typeof names>;
-
-/** Host mailboxes (inboxes, callers) of host H have pids on the pseudo-node `host@H`. */
-export const HOST_PREFIX = 'host@';

@@ -45,13 +45,26 @@ export class Caller implements HostMailbox {
   call<R>(dest: Dest, request: unknown, timeoutMs: number): Promise<R> {
     if (!(timeoutMs > 0)) throw new BadArgument(`a call's timeout must be a positive number of ms (or Infinity), got ${String(timeoutMs)}`);
     const { target, node, home } = this.routes.resolve(dest);
-    // Throws (an uncloneable request, an unknown node) before anything is set up.
-    const ref = this.router.call(this.pid, target, node, home, request);
-    return new Promise<R>((resolve, reject) => {
-      const deadline = timeoutMs === Infinity ? null : timerEntry(this.expire, ref, timeoutMs);
-      this.waiters.set(ref, { resolve: resolve as (value: unknown) => void, reject, deadline, dest });
-      if (deadline) this.deadlines.arm(deadline, performance.now() + timeoutMs);
+    // The waiter first: the router may settle the call at once (a DOWN noproc for a callee it
+    // knows is not there), and that DOWN must find it.
+    const ref = this.router.callRef();
+    let waiter!: Waiter;
+    const settled = new Promise<R>((resolve, reject) => {
+      waiter = { resolve: resolve as (value: unknown) => void, reject, deadline: null, dest };
+      this.waiters.set(ref, waiter);
     });
+    try {
+      this.router.call(ref, this.pid, target, node, home, request);
+    } catch (error) {
+      // An uncloneable request or an unknown node: nothing was sent.
+      this.waiters.delete(ref);
+      throw error;
+    }
+    if (timeoutMs !== Infinity && this.waiters.get(ref) === waiter) {
+      waiter.deadline = timerEntry(this.expire, ref, timeoutMs);
+      this.deadlines.arm(waiter.deadline, performance.now() + timeoutMs);
+    }
+    return settled;
   }
 
   /** @internal the router delivers replies and DOWN messages here. */

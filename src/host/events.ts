@@ -14,7 +14,8 @@ export type SystemEvent =
   | { type: 'node_stopped'; node: string }
   /** Messages for a node that is down or unknown, dropped as Erlang drops them. */
   /** `undecodable`: a batch from another host of a cluster that could not be read. */
-  | { type: 'message_dropped'; node: string; count: number; reason: 'node_down' | 'unknown_node' | 'no_inbox' | 'undecodable' }
+  /** `not_for_host`: signals for a host mailbox of a kind only a process takes (exit, call, migration markers). */
+  | { type: 'message_dropped'; node: string; count: number; reason: 'node_down' | 'unknown_node' | 'no_inbox' | 'undecodable' | 'not_for_host' }
   | { type: 'global_conflict'; name: string; kept: Pid; refused: Pid }
   /** A change to the system's code was journaled in the release store as release N. */
   | { type: 'release_recorded'; release: number; steps: number; trial: boolean }

@@ -3,7 +3,7 @@
  * the host is traffic for the host's own inboxes, for nodes a sender has no port to yet, and the
  * host's own sends, which are batched per node until the current task ends.
  */
-import { isPid, nodeOf, formatPid, type Pid } from '../kernel/pid.js';
+import { isHostNode, isPid, nodeOf, formatPid, type Pid } from '../kernel/pid.js';
 import { Sig, type Envelope } from '../kernel/signals.js';
 import { CALL_REF } from '../kernel/host-calls.js';
 import type { Dest } from '../kernel/types.js';
@@ -149,6 +149,10 @@ export class Router {
       close: (closed) => {
         this.inboxes.delete(closed.pid);
         for (const [ref, [owner]] of this.monitors) if (owner === closed.pid) this.demonitor(ref);
+        // This host's monitors of the inbox (a `system.call` to it among them) end with it.
+        const downs: Envelope[] = [];
+        for (const [ref, [owner, target]] of this.monitors) if (target === closed.pid) downs.push([Sig.Down, owner, closed.pid, ref, 'normal']);
+        if (downs.length) this.toHost(downs, this.hostNode);
       },
       monitor: (owner, pid) => {
         if (!isPid(pid)) throw new BadArgument(`monitor() takes a pid, got ${JSON.stringify(pid)}`);
@@ -168,7 +172,8 @@ export class Router {
 
   /**
    * Monitors a process (a pid, or a name registered on `node`) for a host mailbox: its DOWN
-   * message arrives there. The ref is unguessable, so it can serve as a call's tag (as in OTP).
+   * message arrives there. The ref is unguessable, but it does not end with a reply: only a
+   * `CALL_REF` ref (see `call`) does.
    */
   monitor(owner: Pid, target: string, node: string): string {
     const ref = `#Ref<host.0.${++this.nextRef}.${randomPart()}>`;
@@ -176,10 +181,21 @@ export class Router {
     return ref;
   }
 
+  /**
+   * Sets up a monitor; its DOWN may come at once (the target's node is unknown, or it names a
+   * mailbox of this host that is not there), so the owner must be ready for it. A mailbox of this
+   * host is watched here: it ends only by closing (see `inbox`).
+   */
   private watch(ref: string, owner: Pid, target: string, node: string): void {
     this.monitors.set(ref, [owner, target, node]);
-    if (!this.nodes.has(node)) this.toHost([[Sig.Down, owner, target as Pid, ref, 'noproc']], 'host');
-    else this.enqueue(node, [Sig.Monitor, target, owner, ref]);
+    const here = node === 'host' || node === this.hostNode;
+    if (here ? !this.inboxes.has(target as Pid) : !this.nodes.has(node)) this.toHost([[Sig.Down, owner, target as Pid, ref, 'noproc']], 'host');
+    else if (!here) this.enqueue(node, [Sig.Monitor, target, owner, ref]);
+  }
+
+  /** A ref for a `system.call`: drawn before the call is sent, so that its caller can wait for it first. */
+  callRef(): string {
+    return `${CALL_REF}${++this.nextRef}.${randomPart()}>`;
   }
 
   /**
@@ -189,21 +205,21 @@ export class Router {
    * When the callee replies, its node ends the monitor and says so (a `Reply` envelope, see
    * `toHost`), so a replied call needs no demonitor; a call that ends otherwise (timeout) does.
    * For a process that moved, a monitor where it runs and the message through its home, so the
-   * call keeps its place among the host's sends to it.
+   * call keeps its place among the host's sends to it; for a host mailbox (this host's or another's,
+   * which takes no `Call`), a monitor and the message. `ref` is from `callRef`; the owner waits for
+   * it before this (a DOWN may come at once).
    */
-  call(owner: Pid, target: string, node: string, home: string, request: unknown): string {
+  call(ref: string, owner: Pid, target: string, node: string, home: string, request: unknown): void {
     assertCloneable(request);
-    const toHost = home === 'host' || home === this.hostNode;
-    if (!toHost && !this.nodes.has(home)) throw new UnknownNode(`no node named '${home}'`, { node: home });
-    const ref = `${CALL_REF}${++this.nextRef}.${randomPart()}>`;
-    if (home === node && !toHost) {
+    const mailbox = isHostNode(home);
+    if (!mailbox && !this.nodes.has(home)) throw new UnknownNode(`no node named '${home}'`, { node: home });
+    if (home === node && !mailbox) {
       this.monitors.set(ref, [owner, target, node]);
       this.enqueue(node, [Sig.Call, target, owner, ref, request]);
     } else {
       this.watch(ref, owner, target, node);
       this.enqueue(home, [Sig.Message, target, { $call: request, from: { pid: owner, ref } }]);
     }
-    return ref;
   }
 
   /**
@@ -294,6 +310,7 @@ export class Router {
   /** Envelopes for the host's own mailboxes, from node `from`. */
   private toHost(envelopes: Envelope[], from: string): void {
     let dropped = 0;
+    let unexpected = 0;
     for (const e of envelopes) {
       if (e[0] === Sig.Message) {
         if (e[1] === HOST_SERVICE) {
@@ -323,8 +340,17 @@ export class Router {
       } else if (e[0] === Sig.Link) {
         // Inboxes do not take part in links: tell the linker, as for a process that is gone.
         if (!this.inboxes.has(e[1])) this.route(nodeOf(e[2]), [[Sig.Exit, e[2], e[1], 'noproc', 1]]);
+      } else if (e[0] === Sig.Monitor) {
+        // From a process or another host's mailbox (a `system.call` to one of ours): a mailbox that
+        // is not here is noproc; one that is here is not watched from outside (its close tells only
+        // this host's own monitors, see `inbox`).
+        if (!this.inboxes.has(e[1] as Pid)) this.route(nodeOf(e[2]), [[Sig.Down, e[2], e[1] as Pid, e[3], 'noproc']]);
+      } else if (e[0] !== Sig.Demonitor && e[0] !== Sig.Unlink) {
+        // Demonitor and Unlink undo what a mailbox does not hold; any other kind is not for a host.
+        unexpected++;
       }
     }
     if (dropped) this.events.emit({ type: 'message_dropped', node: 'host', count: dropped, reason: 'no_inbox' });
+    if (unexpected) this.events.emit({ type: 'message_dropped', node: 'host', count: unexpected, reason: 'not_for_host' });
   }
 }

@@ -9,7 +9,7 @@
  * makes those); a *delegated* reply is one another process sends (it ends nothing: the host's
  * demonitor does).
  */
-import type { Pid } from './pid.js';
+import { isHostNode, type Pid } from './pid.js';
 import type { Process } from './proc.js';
 import { Sig, type Envelope } from './signals.js';
 
@@ -22,7 +22,7 @@ export const CALL_REF = '#Ref<host.c.';
 
 /** Whether a batch comes from a host (its own mailboxes, or another host's in a cluster): only a host sends `Call`. */
 export function fromHost(node: string | null): boolean {
-  return node !== null && (node === 'host' || node.startsWith('host@'));
+  return node !== null && isHostNode(node);
 }
 
 /** The message a `Call` envelope gives its callee. */

@@ -9,6 +9,17 @@ export type Pid = string & { readonly __pid: unique symbol };
 
 export const NODE_NAME = /^[A-Za-z_][A-Za-z0-9_-]{0,63}$/;
 
+/**
+ * Host mailboxes (inboxes, callers) have pids on the pseudo-node `host`, or `host@H` for host H
+ * of a cluster (no node name has an '@').
+ */
+export const HOST_PREFIX = 'host@';
+
+/** Whether `node` is a host's mailboxes (this host's or, in a cluster, another's) rather than a node. */
+export function isHostNode(node: string): boolean {
+  return node === 'host' || node.startsWith(HOST_PREFIX);
+}
+
 export function formatPid(node: string, id: number, creation: number): Pid {
   return (creation === 0 ? `<${node}.${id}>` : `<${node}.${id}.${creation}>`) as Pid;
 }
@@ -37,11 +48,13 @@ export interface PidParts {
 export function parsePid(value: unknown): PidParts | undefined {
   if (!isPid(value)) return undefined;
   const parts = value.slice(1, -1).split('.');
-  if (parts.length < 2 || parts.length > 3 || !NODE_NAME.test(parts[0]!)) return undefined;
+  const node = parts[0]!;
+  // A node's name, or a cluster host's mailboxes: `host@H`, H a host name (named as nodes are).
+  if (parts.length < 2 || parts.length > 3 || !NODE_NAME.test(node.startsWith(HOST_PREFIX) ? node.slice(HOST_PREFIX.length) : node)) return undefined;
   const id = Number(parts[1]);
   const creation = parts.length === 3 ? Number(parts[2]) : 0;
   if (!Number.isSafeInteger(id) || id < 0 || !Number.isSafeInteger(creation) || creation < 0) return undefined;
-  return { node: parts[0]!, id, creation };
+  return { node, id, creation };
 }
 
 /**

@@ -4,7 +4,11 @@
  * the target's code, start it under the same pid), then commit (here: forward what queued, then a
  * Flushed marker, and keep forwarding) or abort (here: resume it exactly as it was). The pid stays:
  * its home node forwards, so per-sender order holds and nothing is lost. This object owns the
- * forwarding table (the names a moved process left here stay in the process table).
+ * forwarding table (the names a moved process left here stay in the process table) and forwards
+ * the envelopes Signalling finds for processes that moved away.
+ *
+ * Vocabulary: the *window* of a move is the time between its snapshot and its commit or abort: the
+ * process, suspended here, still takes signals (its messages queue after `snapshotAt`).
  */
 import { BadArgument, Refused, Timeout, toWire } from '../errors.js';
 import { Behaviour, deepCopy } from './behaviours.js';
@@ -18,7 +22,8 @@ import { newProcess, type Process } from './proc.js';
 import type { ProcessTable } from './process-table.js';
 import type { Scheduler } from './scheduler.js';
 import type { Signalling } from './signalling.js';
-import { Sig, type Target } from './signals.js';
+import { Sig, type Envelope, type Target } from './signals.js';
+import { callMessage } from './host-calls.js';
 import type { SysOps } from './sys.js';
 import type { Forward, MigrationOutcome, MigrationSnapshot } from './types.js';
 import { assertCloneable, errorReason, errorText, sameVsn } from './values.js';
@@ -28,6 +33,12 @@ export class Relocation {
   private readonly moved = new Map<Pid, { node: string; cameFrom: string | null }>();
   /** Moved out, committed, waiting for the target's Drained marker before sending Flushed: pid → target. */
   private readonly pendingFlush = new Map<Pid, string>();
+  /**
+   * Processes in a move's window: the watchers and links their snapshot took. Those set or removed
+   * in the window follow the process at commit (a monitor, a system.call's among them, must reach
+   * the target, or a callee that dies there tells no one).
+   */
+  private readonly inWindow = new Map<Pid, { watchers: Map<string, Pid>; links: Set<Pid> }>();
 
   constructor(
     private readonly node: string,
@@ -116,6 +127,7 @@ export class Relocation {
     assertCloneable(snapshot);
     this.scheduler.suspend(proc);
     proc.snapshotAt = proc.mailbox.length;
+    this.inWindow.set(proc.pid, { watchers: new Map(snapshot.watchers), links: new Set(snapshot.links) });
     return snapshot;
   }
 
@@ -190,7 +202,11 @@ export class Relocation {
     const waits = new Set(awaitDrain);
     for (const pid of pids) {
       const proc = this.table.get(pid);
+      const taken = this.inWindow.get(pid);
+      this.inWindow.delete(pid);
       if (!proc || proc.snapshotAt < 0) continue;
+      // What changed in the window goes before the messages, as it came: a monitor before its request.
+      if (taken) for (const e of this.windowChanges(proc, taken)) this.scheduler.post(to, e);
       const messages = [...proc.mailbox].slice(proc.snapshotAt);
       for (const m of messages) this.scheduler.post(to, [Sig.Message, pid, m]);
       if (waits.has(pid) && !proc.drainSeen) this.pendingFlush.set(pid, to);
@@ -206,9 +222,22 @@ export class Relocation {
     this.scheduler.afterExternalWork();
   }
 
-  /** The moves failed: the processes go on here exactly as they were. */
+  /** Monitors and links set or removed since the snapshot `taken`, as the envelopes that make the same change on the target. */
+  private windowChanges(proc: Process, taken: { watchers: Map<string, Pid>; links: Set<Pid> }): Envelope[] {
+    const changes: Envelope[] = [];
+    const watchers = proc.watchers;
+    if (watchers) for (const [ref, watcher] of watchers) if (!taken.watchers.has(ref)) changes.push([Sig.Monitor, proc.pid, watcher, ref]);
+    for (const [ref, watcher] of taken.watchers) if (!watchers?.has(ref)) changes.push([Sig.Demonitor, proc.pid, watcher, ref]);
+    const links = proc.links;
+    if (links) for (const pid of links) if (!taken.links.has(pid)) changes.push([Sig.Link, proc.pid, pid]);
+    for (const pid of taken.links) if (!links?.has(pid)) changes.push([Sig.Unlink, proc.pid, pid]);
+    return changes;
+  }
+
+  /** The moves failed: the processes go on here exactly as they were (with what changed in the window). */
   abort(pids: Pid[]): void {
     for (const pid of pids) {
+      this.inWindow.delete(pid);
       const proc = this.table.get(pid);
       if (!proc || proc.snapshotAt < 0) continue;
       proc.snapshotAt = -1;
@@ -228,6 +257,25 @@ export class Relocation {
       this.moved.set(pid, { node, cameFrom: null });
       if (name !== undefined) this.table.restoreMovedName(name, pid);
     }
+  }
+
+  /**
+   * Sends on an envelope for a process (or a name) that moved away, to where it is now; false when
+   * `e` is for none. A Call goes on as the monitor and the message it stands for: the next node
+   * takes a Call only from a host.
+   */
+  forward(e: Envelope): boolean {
+    const forward = this.forwardOf(e[1]);
+    if (!forward) return false;
+    if (e[0] === Sig.Call) {
+      this.scheduler.post(forward.node, [Sig.Monitor, forward.pid, e[2], e[3]]);
+      this.scheduler.post(forward.node, [Sig.Message, forward.pid, callMessage(e)]);
+      return true;
+    }
+    const copy = e.slice() as Envelope;
+    copy[1] = forward.pid;
+    this.scheduler.post(forward.node, copy);
+    return true;
   }
 
   /** Where envelopes for a process (or a name) that moved away go now. */

@@ -222,20 +222,8 @@ export class Signalling {
     if (e[0] === Sig.Gone) return this.relocation.gone(e[1]);
     if (e[0] === Sig.Drained && this.relocation.drained(e[1])) return;
     if (e[0] === Sig.Call && !fromHost(this.inboundFrom)) return this.deny(undefined, `a call signal from node '${String(this.inboundFrom)}'`);
-    const to = e[1];
-    if (!this.table.lookup(to)) {
-      const forward = this.relocation.forwardOf(to);
-      if (forward) {
-        // A call is forwarded as the monitor and the message it stands for (only a host sends a Call).
-        if (e[0] === Sig.Call) {
-          this.scheduler.post(forward.node, [Sig.Monitor, forward.pid, e[2], e[3]]);
-          return this.scheduler.post(forward.node, [Sig.Message, forward.pid, callMessage(e)]);
-        }
-        const copy = e.slice() as Envelope;
-        copy[1] = forward.pid;
-        return this.scheduler.post(forward.node, copy);
-      }
-    }
+    // For a process that moved away: on to where it is now.
+    if (!this.table.lookup(e[1]) && this.relocation.forward(e)) return;
     switch (e[0]) {
       case Sig.Flushed:
         return this.relocation.flushed(e[1]);

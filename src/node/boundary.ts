@@ -71,8 +71,9 @@ const observers: { [K in ControlOp]?: Observer<K> } = {
   migrateCommit: (b, pids) => {
     for (const pid of pids) b.movedOut.add(pid);
   },
-  // After a restart the host replays where this node's moved processes live: they are still
-  // forwarded wherever they went, whatever this node may address itself.
+  // Where this node's moved processes live, from the host: replayed after a restart, and sent again
+  // when its host learns a move back (after a partition). They are still forwarded wherever they
+  // went, whatever this node may address itself.
   restoreForwards: (b, entries) => {
     for (const [pid] of entries) b.movedOut.add(pid);
   },
