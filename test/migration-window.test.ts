@@ -52,8 +52,8 @@ describe('the node side of a move’s window', () => {
     const srv = k.kernel.startBehaviour('server', 's', []) as Pid;
     k.kernel.deliver([[MONITOR, srv, '<c.3>', 'r-old'] as never, [LINK, srv, '<c.4>'] as never], 'c');
     const [out] = k.kernel.migrateOut([srv]);
-    expect(out.ok).toBeDefined();
-    expect(out.ok!.watchers).toEqual([['r-old', '<c.3>']]);
+    if (!out || !('ok' in out)) throw new Error(`migrateOut failed: ${JSON.stringify(out)}`);
+    expect(out.ok.watchers).toEqual([['r-old', '<c.3>']]);
     k.kernel.deliver([[CALL, srv, HOST, ref, 'inc']] as never, 'host');
     k.kernel.deliver(
       [
@@ -90,7 +90,8 @@ describe('the node side of a move’s window', () => {
     expect(info(k, srv)!.monitoredBy).toEqual(['<c.1>']);
     expect(info(k, srv)!.links).toEqual(['<c.2>']);
     const [out] = k.kernel.migrateOut([srv]);
-    expect(out.ok!.watchers).toEqual([['r-new', '<c.1>']]);
+    if (!out || !('ok' in out)) throw new Error(`migrateOut failed: ${JSON.stringify(out)}`);
+    expect(out.ok.watchers).toEqual([['r-new', '<c.1>']]);
     k.kernel.migrateCommit([srv], 'b');
     await waitFor(() => envelopes(k).some((e) => e[0] === FLUSHED), 'the Flushed marker');
     expect(k.outbound.filter((o) => o.node === 'b').flatMap((o) => o.envelopes)).toEqual([[FLUSHED, srv]]);
