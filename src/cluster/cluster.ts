@@ -30,7 +30,7 @@ import { GlobalNames } from './globals.js';
 import type { ClusterApi, ClusterEvent, ClusterHost, RemoteNodeSummary } from './hooks.js';
 import { Inbound } from './inbound.js';
 import { Link } from './link.js';
-import { isNotice, type WireItem } from './wire.js';
+import { isMoveNotice, isNotice, type WireItem } from './wire.js';
 import { Membership, type HostRecord } from './membership.js';
 import { Moves } from './moves.js';
 import type { ProcessLocation } from '../host/migration.js';
@@ -284,7 +284,7 @@ export class Cluster implements ClusterApi, RemoteView {
    * moves of its nodes, maybe before this one takes it up).
    */
   private fromGone(items: WireItem[], sender: string): void {
-    const moves = items.filter((item) => item[0] === '!moved' || item[0] === '!ended');
+    const moves = items.filter(isMoveNotice);
     if (moves.length) this.inbound.receive(moves, sender);
     const dropped = items.reduce((n, item) => n + (isNotice(item) ? 0 : item[3]), 0);
     this.emit({ type: 'link_error', host: sender, dropped, reason: `from host '${sender}' after it was declared gone` });

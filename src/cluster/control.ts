@@ -24,6 +24,7 @@ import { isCodeRef, type CodeRef, type CodeStore } from './code-store.js';
 import type { NodeUpgradeReport, UpgradeStep } from '../kernel/upgrade.js';
 import type { ClusterHost } from './hooks.js';
 import type { Names, Settings } from './options.js';
+import { senderOf } from './subjects.js';
 import type { Spill } from './spill.js';
 
 /** An upgrade step as it crosses: a load's code by hash. */
@@ -73,7 +74,7 @@ export class ControlServer {
     let result: Result<unknown>;
     try {
       const request = (await this.spill.in(msg.data)) as Request;
-      result = { ok: await this.run(request, msg.subject.slice(msg.subject.lastIndexOf('.') + 1)) };
+      result = { ok: await this.run(request, senderOf(msg.subject)) };
     } catch (error) {
       result = { error: toWire(error) };
     }

@@ -9,8 +9,7 @@
  */
 import { HOST_PREFIX, type Pid } from '../kernel/pid.js';
 import type { ClusterEvent, ClusterHost } from './hooks.js';
-import type { WireItem } from './wire.js';
-import type { MoveNotice } from './moves.js';
+import { isMoveNotice, type MoveNotice, type WireItem } from './wire.js';
 
 export class Inbound {
   /** Senders not announced yet, looked up in the node names bucket: node → its host ('' for none). */
@@ -67,11 +66,11 @@ export class Inbound {
     for (let i = start; i < items.length; i++) {
       const item = items[i]!;
       // Where a process moved, or that it ended: judged (moves.ts) by who owns the node it names.
-      if (item[0] === '!moved' || item[0] === '!ended') {
+      if (isMoveNotice(item)) {
         const node = (item[1] as { node?: unknown } | null)?.node;
         const owner = typeof node === 'string' ? this.ownerOf(node) : undefined;
         if (owner === undefined && typeof node === 'string' && !this.left()) return this.lookUp(node, items, sender, i);
-        this.moveNotice(item as MoveNotice, sender, owner || undefined);
+        this.moveNotice(item, sender, owner || undefined);
         continue;
       }
       const [to, from, what, count] = item as [string, string, unknown, number];

@@ -29,6 +29,7 @@
 import { isPid, nodeOf, type Pid } from '../kernel/pid.js';
 import type { MoveEnd, ProcessLocation } from '../host/migration.js';
 import type { ClusterEvent, ClusterHost } from './hooks.js';
+import type { MoveNotice } from './wire.js';
 
 export interface MovesView {
   /** The other hosts alive now. */
@@ -41,8 +42,6 @@ export interface MovesView {
   tellEnd(hosts: string[], end: MoveEnd): void;
 }
 
-/** A move notice as it arrives: checked here, never trusted. */
-export type MoveNotice = ['!moved', unknown] | ['!ended', unknown];
 
 /** Moves into a node of this host that another host drove, whose notice has not come yet. */
 interface Arrival {
