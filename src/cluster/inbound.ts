@@ -119,7 +119,13 @@ export class Inbound {
       }
       return undefined;
     } finally {
-      if (dropped) this.emit({ type: 'link_error', host: sender, dropped, reason: `sent by host '${sender}' before it was declared gone: not delivered after the noconnection` });
+      if (dropped)
+        this.emit({
+          type: 'link_error',
+          host: sender,
+          dropped,
+          reason: `sent by host '${sender}' before it was declared gone: not delivered after the noconnection`,
+        });
     }
   }
 
