@@ -153,7 +153,7 @@ describe('moves learned by hosts that were not there', () => {
     expect(await locate(d, server)).toEqual({ pid: server, node: 'a1', home: 'a1', moves: 0, path: ['a1'] });
   }, 60_000);
 
-  it('a moved process that ends is forgotten by every host (the map does not grow); an older end does not erase a newer move, a forged one is reported', async () => {
+  it('a moved process that ends is forgotten by every host (the map does not grow); an older end does not erase a newer move, a forged one is reported, as is one from another host of a process this host runs', async () => {
     const cl = options();
     const [a, b, c] = await Promise.all([host('A', cl, ['a1']), host('B', cl, ['b1']), host('C', cl, ['c1'])]);
     for (const h of [a, b, c]) await sees(h, ['a1', 'b1', 'c1']);
@@ -180,6 +180,11 @@ describe('moves learned by hosts that were not there', () => {
     ]);
     await a.waitEvent('cluster', (e) => e.type === 'forged' && e.host === 'B' && e.node === 'c1');
     expect(await locate(a, next)).toEqual(there);
+    // B owns b1, and says the process C runs on c1 ended there after more moves: C knows better
+    // (only C can say so of a process on its node), so C still tells its end below.
+    await forge(cl, 'C', 'B', [['!ended', { pid: next, node: 'b1', moves: 99 }]]);
+    await c.waitEvent('cluster', (e) => e.type === 'forged' && e.host === 'B' && e.node === 'b1');
+    expect(await locate(c, next)).toEqual(there);
     await c.eval('await system.node("c1").exit(args[0], "kill")', next);
     for (const h of [a, b, c]) expect(await located(h, next, 0)).toMatchObject({ node: 'a1' });
     expect(await Promise.all([a, b, c].map(known))).toEqual(before);
