@@ -198,6 +198,25 @@ describe('moves learned by hosts that were not there', () => {
     expect(await Promise.all([a, b, c].map(known))).toEqual(before);
   }, 60_000);
 
+  it("a move another host drove out of this host's node, of a process that ends as it arrives: this host takes the end (it learned the move when it ran the commit)", async () => {
+    const cl = options();
+    const [a, b, c] = await Promise.all([host('A', cl, ['a1']), host('B', cl, ['b1']), host('C', cl, ['c1'])]);
+    for (const h of [a, b, c]) await sees(h, ['a1', 'b1', 'c1']);
+    const before = await Promise.all([a, b, c].map(known));
+    await a.eval('for (const n of ["b1", "c1"]) await system.node(n).load("quitter", { code: args[0] })', quitter);
+    // Homed on B's b1, moved by A to C's c1, where it ends before A's notice reaches C: C tells every host the end.
+    const quick = await a.eval<string>('return system.node("b1").spawn("quitter", "start", [])');
+    expect(await a.eval('return system.migrate(args[0], "c1")', quick)).toMatchObject({ ok: true, from: 'b1', to: 'c1' });
+    expect(await located(a, quick, 0)).toMatchObject({ node: 'b1' });
+    // Something C sends B after the end (C's queue to B keeps its order): once B has it, B has judged the end.
+    const server = await b.eval<string>('return system.node("b1").startServer("counter", [0])');
+    await c.eval('system.send(args[0], { from: "C", seq: 0 })', server);
+    await b.until('the message C sent after the end', async () => (await b.eval('return system.call(args[0], "get")', server)) === 1);
+    expect(b.clusterEvents.filter((e) => e.type === 'forged')).toEqual([]);
+    expect(await locate(b, quick)).toEqual({ pid: quick, node: 'b1', home: 'b1', moves: 0, path: ['b1'] });
+    expect(await Promise.all([a, b, c].map(known))).toEqual(before);
+  }, 60_000);
+
   it('a move notice is taken only from the host that owns the node it names (looked up when not announced yet), or from the driver of a move into this host', async () => {
     const cl = options();
     const [a, b, c] = await Promise.all([host('A', cl, ['a1']), host('B', cl, ['b1']), host('C', cl, ['c1'])]);
