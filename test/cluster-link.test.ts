@@ -200,4 +200,14 @@ describe('the framing of a batch for a host', () => {
     notice.set(fake, 6);
     expect(() => decodeItems(notice)).toThrow(/a notice that is not one/);
   });
+
+  it("refuses a node batch whose destination or sender is named as a notice is (no node name starts with '!')", () => {
+    const bytes = serialize(envelopes(0, 1));
+    // Framed as a node batch for 'xended', then renamed in place to '!ended' (which encodeItems would frame as a notice).
+    const framed = Buffer.from(encodeItems([['xended', 'a1', bytes, 1]]));
+    framed.write('!', framed.indexOf('xended'));
+    expect(() => decodeItems(framed)).toThrow(/not node names/);
+    expect(() => decodeItems(encodeItems([['b1', '!moved1', bytes, 1]]))).toThrow(/not node names/);
+    expect(decodeItems(encodeItems([['b1', 'a1', bytes, 1]]))).toHaveLength(1);
+  });
 });

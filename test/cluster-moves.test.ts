@@ -153,7 +153,7 @@ describe('moves learned by hosts that were not there', () => {
     expect(await locate(d, server)).toEqual({ pid: server, node: 'a1', home: 'a1', moves: 0, path: ['a1'] });
   }, 60_000);
 
-  it('a moved process that ends is forgotten by every host (the map does not grow); an older end does not erase a newer move, a forged one is reported', async () => {
+  it('a moved process that ends is forgotten by every host (the map does not grow); an older end does not erase a newer move, a forged one is reported, as is one from another host of a process this host runs', async () => {
     const cl = options();
     const [a, b, c] = await Promise.all([host('A', cl, ['a1']), host('B', cl, ['b1']), host('C', cl, ['c1'])]);
     for (const h of [a, b, c]) await sees(h, ['a1', 'b1', 'c1']);
@@ -180,6 +180,11 @@ describe('moves learned by hosts that were not there', () => {
     ]);
     await a.waitEvent('cluster', (e) => e.type === 'forged' && e.host === 'B' && e.node === 'c1');
     expect(await locate(a, next)).toEqual(there);
+    // B owns b1, and says the process C runs on c1 ended there after more moves: C knows better
+    // (only C can say so of a process on its node), so C still tells its end below.
+    await forge(cl, 'C', 'B', [['!ended', { pid: next, node: 'b1', moves: 99 }]]);
+    await c.waitEvent('cluster', (e) => e.type === 'forged' && e.host === 'B' && e.node === 'b1');
+    expect(await locate(c, next)).toEqual(there);
     await c.eval('await system.node("c1").exit(args[0], "kill")', next);
     for (const h of [a, b, c]) expect(await located(h, next, 0)).toMatchObject({ node: 'a1' });
     expect(await Promise.all([a, b, c].map(known))).toEqual(before);
@@ -190,6 +195,25 @@ describe('moves learned by hosts that were not there', () => {
     const quick = await a.eval<string>('return system.node("a1").spawn("quitter", "start", [])');
     expect(await a.eval('return system.migrate(args[0], "b1")', quick)).toMatchObject({ ok: true });
     for (const h of [a, b, c]) expect(await located(h, quick, 0)).toMatchObject({ node: 'a1' });
+    expect(await Promise.all([a, b, c].map(known))).toEqual(before);
+  }, 60_000);
+
+  it("a move another host drove out of this host's node, of a process that ends as it arrives: this host takes the end (it learned the move when it ran the commit)", async () => {
+    const cl = options();
+    const [a, b, c] = await Promise.all([host('A', cl, ['a1']), host('B', cl, ['b1']), host('C', cl, ['c1'])]);
+    for (const h of [a, b, c]) await sees(h, ['a1', 'b1', 'c1']);
+    const before = await Promise.all([a, b, c].map(known));
+    await a.eval('for (const n of ["b1", "c1"]) await system.node(n).load("quitter", { code: args[0] })', quitter);
+    // Homed on B's b1, moved by A to C's c1, where it ends before A's notice reaches C: C tells every host the end.
+    const quick = await a.eval<string>('return system.node("b1").spawn("quitter", "start", [])');
+    expect(await a.eval('return system.migrate(args[0], "c1")', quick)).toMatchObject({ ok: true, from: 'b1', to: 'c1' });
+    expect(await located(a, quick, 0)).toMatchObject({ node: 'b1' });
+    // Something C sends B after the end (C's queue to B keeps its order): once B has it, B has judged the end.
+    const server = await b.eval<string>('return system.node("b1").startServer("counter", [0])');
+    await c.eval('system.send(args[0], { from: "C", seq: 0 })', server);
+    await b.until('the message C sent after the end', async () => (await b.eval('return system.call(args[0], "get")', server)) === 1);
+    expect(b.clusterEvents.filter((e) => e.type === 'forged')).toEqual([]);
+    expect(await locate(b, quick)).toEqual({ pid: quick, node: 'b1', home: 'b1', moves: 0, path: ['b1'] });
     expect(await Promise.all([a, b, c].map(known))).toEqual(before);
   }, 60_000);
 

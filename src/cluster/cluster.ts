@@ -30,7 +30,7 @@ import { GlobalNames } from './globals.js';
 import type { ClusterApi, ClusterEvent, ClusterHost, RemoteNodeSummary } from './hooks.js';
 import { Inbound } from './inbound.js';
 import { Link } from './link.js';
-import { isNotice, type WireItem } from './wire.js';
+import { isMoveNotice, isNotice, type WireItem } from './wire.js';
 import { Membership, type HostRecord } from './membership.js';
 import { Moves } from './moves.js';
 import type { ProcessLocation } from '../host/migration.js';
@@ -125,11 +125,13 @@ export class Cluster implements ClusterApi, RemoteView {
         tell: (hosts, location) => {
           if (!this.left) this.link.moved(hosts, location);
         },
-        tellEnd: (hosts, end) => {
+        tellEnded: (hosts, end) => {
           if (!this.left) this.link.ended(hosts, end);
         },
       },
       (event) => this.emit(event),
+      // An arrival waits for its driver's notice as long as a spilled control message may live.
+      Math.max(60_000, 4 * settings.requestTimeoutMs),
     );
     this.inbound = new Inbound(
       this.host,
@@ -152,7 +154,7 @@ export class Cluster implements ClusterApi, RemoteView {
     const spillTtlNs = Math.max(60_000, 4 * settings.requestTimeoutMs) * 1e6;
     const spillStore = await objm.create(names.spillBucket, { ttl: spillTtlNs }).catch(() => objm.open(names.spillBucket));
     const spill = new Spill(spillStore, this.nc.info?.max_payload ?? 1024 * 1024, this.host);
-    this.control = new ControlServer(this.nc, names, settings, system, code, spill, (driver, node, pids) => this.moves.arrived(driver, node, pids));
+    this.control = new ControlServer(this.nc, names, settings, system, code, spill, this.moves);
     this.client = new ControlClient(this.nc, names, settings, code, this, spill);
     this.link.start();
     this.control.start();
@@ -211,8 +213,8 @@ export class Cluster implements ClusterApi, RemoteView {
     if (!this.left) this.globals.changed(name, pid, previous);
   }
 
-  migratedExit(pid: Pid, node: string, known: ProcessLocation | undefined): void {
-    if (!this.left) this.moves.exited(pid, node, known);
+  ended(pid: Pid, node: string, known: ProcessLocation | undefined): void {
+    if (!this.left) this.moves.ended(pid, node, known);
   }
 
   localNodeDown(node: string, lost: Pid[]): void {
@@ -231,6 +233,7 @@ export class Cluster implements ClusterApi, RemoteView {
     this.left = true;
     this.link.flush();
     this.globals.stop();
+    this.moves.stop();
     await this.claims.releaseAll().catch(() => {});
     await this.membership.stop();
     this.control.stop();
@@ -284,7 +287,7 @@ export class Cluster implements ClusterApi, RemoteView {
    * moves of its nodes, maybe before this one takes it up).
    */
   private fromGone(items: WireItem[], sender: string): void {
-    const moves = items.filter((item) => item[0] === '!moved' || item[0] === '!ended');
+    const moves = items.filter(isMoveNotice);
     if (moves.length) this.inbound.receive(moves, sender);
     const dropped = items.reduce((n, item) => n + (isNotice(item) ? 0 : item[3]), 0);
     this.emit({ type: 'link_error', host: sender, dropped, reason: `from host '${sender}' after it was declared gone` });

@@ -14,8 +14,8 @@ import { BadArgument, ClusterUnavailable, NodeDown, NotAllowed, Timeout, Unknown
 import { allows } from '../kernel/capabilities.js';
 import type { ControlArgs, ControlOp, ControlReply, Result } from '../kernel/control-ops.js';
 import type { Envelope } from '../kernel/signals.js';
-import type { LoadReport, MigrationOutcome } from '../kernel/types.js';
-import type { Pid } from '../kernel/pid.js';
+import type { LoadReport } from '../kernel/types.js';
+import { isPid, type Pid } from '../kernel/pid.js';
 import type { CodePolicy } from '../kernel/policy.js';
 import type { MessagePort } from 'node:worker_threads';
 import { NodeHandle } from '../host/node-handle.js';
@@ -24,7 +24,9 @@ import { isCodeRef, type CodeRef, type CodeStore } from './code-store.js';
 import type { NodeUpgradeReport, UpgradeStep } from '../kernel/upgrade.js';
 import type { ClusterHost } from './hooks.js';
 import type { Names, Settings } from './options.js';
+import { senderOf } from './subjects.js';
 import type { Spill } from './spill.js';
+import type { Moves } from './moves.js';
 
 /** An upgrade step as it crosses: a load's code by hash. */
 type Step = UpgradeStep | (Omit<Extract<UpgradeStep, { op: 'load' }>, 'js'> & { js: CodeRef });
@@ -53,8 +55,8 @@ export class ControlServer {
     private readonly host: ClusterHost,
     private readonly code: CodeStore,
     private readonly spill: Spill,
-    /** Host `driver` moved `pids` into `node` of this host (their migrate-in ran here at its request). */
-    private readonly arrived: (driver: string, node: string, pids: Pid[]) => void,
+    /** What the moves across hosts learn here: migrate-ins and commits other hosts drove on this host's nodes. */
+    private readonly moves: Pick<Moves, 'arrived' | 'departed'>,
   ) {}
 
   start(): void {
@@ -73,7 +75,7 @@ export class ControlServer {
     let result: Result<unknown>;
     try {
       const request = (await this.spill.in(msg.data)) as Request;
-      result = { ok: await this.run(request, msg.subject.slice(msg.subject.lastIndexOf('.') + 1)) };
+      result = { ok: await this.run(request, senderOf(msg.subject)) };
     } catch (error) {
       result = { error: toWire(error) };
     }
@@ -125,11 +127,15 @@ export class ControlServer {
       }
     }
     const answer = await (supervision.callNow as (op: string, ...a: unknown[]) => Promise<unknown>)(op, ...args);
-    // Moved here at the sender's request: its notice of where they run now is expected from it (moves.ts).
+    // Moved here at the sender's request: its notice of where they run now is expected from it
+    // (moves.ts). Only pids it asked to move count, whatever the node (an isolate's, untrusted) answers.
     if (op === 'migrateIn') {
-      const pids = (answer as MigrationOutcome<unknown>[]).filter((o) => 'ok' in o).map((o) => o.pid);
-      if (pids.length) this.arrived(sender, handle.name, pids);
+      const pids = movedIn(args[0], answer);
+      if (pids.length) this.moves.arrived(sender, handle.name, pids);
     }
+    // Moved from here to another node at the sender's request (before it tells anyone, so before any end).
+    if (op === 'migrateCommit' && Array.isArray(args[0]) && typeof args[1] === 'string')
+      this.moves.departed(sender, handle.name, (args[0] as unknown[]).filter(isPid), args[1]);
     // Recorded in the node's release, so a restart replays it (deletes and purges it follows itself).
     if (op === 'load') handle.released(String(args[0]), String(args[1]), answer as LoadReport);
     if (UPGRADES.has(op) && (answer as NodeUpgradeReport).ok) {
@@ -145,6 +151,19 @@ export class ControlServer {
   private async stepIn(step: Step): Promise<UpgradeStep> {
     return step.op === 'load' && isCodeRef(step.js) ? { ...step, js: await this.code.get(step.js) } : (step as UpgradeStep);
   }
+}
+
+/** The pids of `snapshots` that `answer` (a node's, maybe an isolate's: untrusted) says started: each once, only those asked for. */
+export function movedIn(snapshots: unknown, answer: unknown): Pid[] {
+  if (!Array.isArray(snapshots) || !Array.isArray(answer)) return [];
+  const asked = new Set<unknown>(snapshots.map((s) => (s && typeof s === 'object' ? (s as { pid?: unknown }).pid : undefined)));
+  const pids = new Set<Pid>();
+  for (const o of answer as unknown[]) {
+    if (!o || typeof o !== 'object' || !('ok' in o)) continue;
+    const pid = (o as { pid?: unknown }).pid;
+    if (isPid(pid) && asked.has(pid)) pids.add(pid);
+  }
+  return [...pids];
 }
 
 /** What a remote handle needs of the cluster. */

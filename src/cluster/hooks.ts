@@ -30,8 +30,11 @@ export interface ClusterHost {
    * uses it) learns it, unless it knows a later move. True if it was news.
    */
   moved(location: ProcessLocation, from: string): boolean;
-  /** Another host told that a moved process ended: forgotten here unless a later move is known. True if it was. */
-  moveEnded(end: MoveEnd): boolean;
+  /**
+   * Another host told that a moved process ended: forgotten here unless a later move is known
+   * (and a home node of this host stops forwarding to it). True if it was.
+   */
+  ended(end: MoveEnd): boolean;
   /** The moved processes that run on `node` now, as this host knows them. */
   movedTo(node: string): ProcessLocation[];
 }
@@ -55,7 +58,7 @@ export interface ClusterHooks {
    * A migrated process ended on `node` of this host (`known`: where this host knew it ran, now
    * forgotten here): the other hosts must forget it too.
    */
-  migratedExit(pid: Pid, node: string, known: ProcessLocation | undefined): void;
+  ended(pid: Pid, node: string, known: ProcessLocation | undefined): void;
   /** A node of this host went down (its thread ended): the other hosts must hear it. */
   localNodeDown(node: string, lost: Pid[]): void;
   /** Leaves the cluster: the other hosts see this host's nodes go down at once. */

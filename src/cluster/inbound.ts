@@ -9,14 +9,23 @@
  */
 import { HOST_PREFIX, type Pid } from '../kernel/pid.js';
 import type { ClusterEvent, ClusterHost } from './hooks.js';
-import type { WireItem } from './wire.js';
-import type { MoveNotice } from './moves.js';
+import { isMoveNotice, type MoveNotice, type WireItem } from './wire.js';
+
+/** Senders looked up at most: a peer naming ever new nodes costs a lookup each, not memory without end. */
+const MAX_VERIFIED = 1024;
 
 export class Inbound {
   /** Senders not announced yet, looked up in the node names bucket: node → its host ('' for none). */
   private readonly verified = new Map<string, string>();
   /** Per sending host: settles once its batches that wait for a lookup are delivered. */
   private readonly waiting = new Map<string, Promise<void>>();
+  /**
+   * Per sending host: how many times it was declared gone. Items received before the last time
+   * that still wait (behind a lookup) are from before the `noconnection` its nodes' links and
+   * monitors fired with: their data is dropped, never delivered after it; their move notices are
+   * still learned (a move is true whenever it was said), in order.
+   */
+  private readonly epochs = new Map<string, number>();
 
   constructor(
     private readonly host: string,
@@ -32,14 +41,15 @@ export class Inbound {
   ) {}
 
   receive(items: WireItem[], sender: string): void {
+    const epoch = this.epochOf(sender);
     const waiting = this.waiting.get(sender);
     if (waiting)
       this.wait(
         sender,
-        waiting.then(() => this.deliver(items, sender, 0)),
+        waiting.then(() => this.deliver(items, sender, 0, epoch)),
       );
     else {
-      const rest = this.deliver(items, sender, 0);
+      const rest = this.deliver(items, sender, 0, epoch);
       if (rest) this.wait(sender, rest);
     }
   }
@@ -49,8 +59,14 @@ export class Inbound {
     this.verified.delete(node);
   }
 
+  /** A host was declared gone: what it sent before and still waits here is from before. */
   hostGone(host: string): void {
+    this.epochs.set(host, this.epochOf(host) + 1);
     for (const [node, owner] of this.verified) if (owner === host) this.verified.delete(node);
+  }
+
+  private epochOf(host: string): number {
+    return this.epochs.get(host) ?? 0;
   }
 
   private wait(sender: string, done: Promise<void>): void {
@@ -60,43 +76,65 @@ export class Inbound {
     });
   }
 
-  /** Delivers items from `start`; returns a promise if it must look a sender up first. */
-  private deliver(items: WireItem[], sender: string, start: number): Promise<void> | undefined {
+  /**
+   * Delivers items from `start` (received while `sender` had been declared gone `epoch` times);
+   * returns a promise if it must look a sender up first.
+   */
+  private deliver(items: WireItem[], sender: string, start: number, epoch: number): Promise<void> | undefined {
     const { router } = this.system;
     const mine = `${HOST_PREFIX}${this.host}`;
-    for (let i = start; i < items.length; i++) {
-      const item = items[i]!;
-      // Where a process moved, or that it ended: judged (moves.ts) by who owns the node it names.
-      if (item[0] === '!moved' || item[0] === '!ended') {
-        const node = (item[1] as { node?: unknown } | null)?.node;
-        const owner = typeof node === 'string' ? this.ownerOf(node) : undefined;
-        if (owner === undefined && typeof node === 'string' && !this.left()) return this.lookUp(node, items, sender, i);
-        this.moveNotice(item as MoveNotice, sender, owner || undefined);
-        continue;
+    // Declared gone since these were received (they waited behind a lookup): from before it.
+    const before = epoch !== this.epochOf(sender);
+    let dropped = 0;
+    try {
+      for (let i = start; i < items.length; i++) {
+        const item = items[i]!;
+        // Where a process moved, or that it ended: judged (moves.ts) by who owns the node it names.
+        if (isMoveNotice(item)) {
+          const node = (item[1] as { node?: unknown } | null)?.node;
+          const owner = typeof node === 'string' ? this.ownerOf(node) : undefined;
+          if (owner === undefined && typeof node === 'string' && !this.left()) return this.lookUp(node, items, sender, i, epoch);
+          this.moveNotice(item, sender, owner || undefined);
+          continue;
+        }
+        const [to, from, what, count] = item as [string, string, unknown, number];
+        if (before) {
+          // Its nodes are down here already ('!down' is news no more); data would come after the noconnection.
+          if (to !== '!down') dropped += count;
+          continue;
+        }
+        if (typeof to !== 'string' || typeof from !== 'string' || (to === '!down' ? !Array.isArray(what) : !(what instanceof Uint8Array) || !(count >= 0))) {
+          this.emit({ type: 'forged', host: sender, node: String(from), dropped: 0 });
+          continue;
+        }
+        const owner = this.ownerOf(from);
+        if (owner === undefined && !this.left()) return this.lookUp(from, items, sender, i, epoch);
+        if (owner !== sender) {
+          this.emit({ type: 'forged', host: sender, node: from, dropped: to === '!down' ? 0 : count });
+          continue;
+        }
+        if (to === '!down') this.system.remoteNodeDown(from, what as Pid[]);
+        else if (to === mine || this.system.local().some((h) => h.name === to)) router.routeEncoded(to, what as Uint8Array, count, from);
+        else this.system.events.emit({ type: 'message_dropped', node: to, count, reason: 'unknown_node' });
       }
-      const [to, from, what, count] = item as [string, string, unknown, number];
-      if (typeof to !== 'string' || typeof from !== 'string' || (to === '!down' ? !Array.isArray(what) : !(what instanceof Uint8Array) || !(count >= 0))) {
-        this.emit({ type: 'forged', host: sender, node: String(from), dropped: 0 });
-        continue;
-      }
-      const owner = this.ownerOf(from);
-      if (owner === undefined && !this.left()) return this.lookUp(from, items, sender, i);
-      if (owner !== sender) {
-        this.emit({ type: 'forged', host: sender, node: from, dropped: to === '!down' ? 0 : count });
-        continue;
-      }
-      if (to === '!down') this.system.remoteNodeDown(from, what as Pid[]);
-      else if (to === mine || this.system.local().some((h) => h.name === to)) router.routeEncoded(to, what as Uint8Array, count, from);
-      else this.system.events.emit({ type: 'message_dropped', node: to, count, reason: 'unknown_node' });
+      return undefined;
+    } finally {
+      if (dropped)
+        this.emit({
+          type: 'link_error',
+          host: sender,
+          dropped,
+          reason: `sent by host '${sender}' before it was declared gone: not delivered after the noconnection`,
+        });
     }
-    return undefined;
   }
 
   /** Looks up who holds `node`'s name, then delivers the items from `i` on. */
-  private lookUp(node: string, items: WireItem[], sender: string, i: number): Promise<void> {
+  private lookUp(node: string, items: WireItem[], sender: string, i: number, epoch: number): Promise<void> {
     return this.claimedBy(node).then((host) => {
+      if (this.verified.size >= MAX_VERIFIED) this.verified.delete(this.verified.keys().next().value!);
       this.verified.set(node, host ?? '');
-      return this.deliver(items, sender, i);
+      return this.deliver(items, sender, i, epoch);
     });
   }
 

@@ -24,6 +24,7 @@ import type { Envelope } from '../kernel/signals.js';
 import type { MoveEnd, ProcessLocation } from '../host/migration.js';
 import type { ClusterEvent } from './hooks.js';
 import type { Names, Settings } from './options.js';
+import { senderOf } from './subjects.js';
 import { decodeItems, encodeItems, isNotice, type WireItem } from './wire.js';
 
 /** How many envelopes an item carries (notices carry none). */
@@ -64,7 +65,7 @@ export class Link {
     this.sub = sub;
     void (async () => {
       for await (const msg of sub) {
-        const from = msg.subject.slice(msg.subject.lastIndexOf('.') + 1);
+        const from = senderOf(msg.subject);
         let items: WireItem[];
         try {
           items = decodeItems(msg.data);

@@ -11,7 +11,11 @@
  * - A host taken up (joining, restarted, back after a partition): it hears every moved process
  *   that runs on a node of this host.
  * - A moved process that ends on a node of this host: every other host hears the end, and forgets
- *   the move (unless it knows a later one).
+ *   the move (unless it knows a later one). Only the host that owns the node it ended on may say
+ *   so, and not of a process this host knows runs on a node of its own (it learns a move out of
+ *   its nodes when it runs the move's commit, before any end of it can come).
+ * - A move into a node of this host that another host drove (an arrival) waits for that host's
+ *   notice for a bounded time only (an aborted move or a lost notice sends none).
  *
  * Who may say so: a notice is taken only from the host that owns the node it names (the node the
  * process runs on, or ended on), or, for a node of this host, from the host that drove the move
@@ -29,6 +33,7 @@
 import { isPid, nodeOf, type Pid } from '../kernel/pid.js';
 import type { MoveEnd, ProcessLocation } from '../host/migration.js';
 import type { ClusterEvent, ClusterHost } from './hooks.js';
+import type { MoveNotice } from './wire.js';
 
 export interface MovesView {
   /** The other hosts alive now. */
@@ -38,11 +43,8 @@ export interface MovesView {
   /** Tells `hosts` where a process runs now (a notice in their data queues). */
   tell(hosts: string[], location: ProcessLocation): void;
   /** Tells `hosts` that a moved process ended (a notice in their data queues). */
-  tellEnd(hosts: string[], end: MoveEnd): void;
+  tellEnded(hosts: string[], end: MoveEnd): void;
 }
-
-/** A move notice as it arrives: checked here, never trusted. */
-export type MoveNotice = ['!moved', unknown] | ['!ended', unknown];
 
 /** Moves into a node of this host that another host drove, whose notice has not come yet. */
 interface Arrival {
@@ -51,16 +53,27 @@ interface Arrival {
   count: number;
   /** The process ended there before its notice came. */
   ended: boolean;
+  /** After this (ms, `now()`), no notice is waited for: the move was aborted, or its notice lost. */
+  until: number;
 }
 
 export class Moves {
   /** `pid node` → the arrival its driver's notice will confirm. */
   private readonly arrivals = new Map<string, Arrival>();
+  /** Sweeps expired arrivals while there are any (unref'd: it holds nothing up). */
+  private sweeper: ReturnType<typeof setTimeout> | undefined;
 
   constructor(
     private readonly system: ClusterHost,
     private readonly view: MovesView,
     private readonly emit: (event: ClusterEvent) => void,
+    /**
+     * How long an arrival waits for its driver's notice, ms. The driver sends it once its commit
+     * is answered, within a request's deadline; an aborted move (the source went down, its copies
+     * here were killed) or a lost notice sends none, so the arrival goes after this.
+     */
+    private readonly arrivalMs: number,
+    private readonly now: () => number = Date.now,
   ) {}
 
   /** A move this host drove (its registry knows it already). */
@@ -72,11 +85,32 @@ export class Moves {
 
   /** Host `driver` moved `pids` into this host's `node` (their migrate-in ran here): its notice for each is expected. */
   arrived(driver: string, node: string, pids: Pid[]): void {
+    this.sweep();
+    const until = this.now() + this.arrivalMs;
     for (const pid of pids) {
       const key = `${pid} ${node}`;
       const arrival = this.arrivals.get(key);
-      if (arrival?.driver === driver) arrival.count++;
-      else this.arrivals.set(key, { driver, count: 1, ended: false });
+      if (arrival?.driver === driver) {
+        arrival.count++;
+        arrival.until = until;
+      } else this.arrivals.set(key, { driver, count: 1, ended: false, until });
+    }
+    this.armSweeper();
+  }
+
+  /**
+   * Host `driver` moved `pids` out of this host's `node` to `to` (their commit ran here at its
+   * request): where they run now, as the driver will tell the host that runs them. Learned here
+   * at once, so an end that host tells (maybe before it learns the move: the process ended as it
+   * arrived) finds the process where it ended, not on a node of this host.
+   */
+  departed(driver: string, node: string, pids: Pid[], to: string): void {
+    // A move between two nodes of this host is learned from its driver's notice (and told on).
+    if (this.local(to)) return;
+    for (const pid of pids) {
+      const known = this.system.locate(pid);
+      if (known.node !== node) continue;
+      this.system.moved({ pid, node: to, home: known.home, moves: known.moves + 1, path: [...known.path, to] }, driver);
     }
   }
 
@@ -87,7 +121,11 @@ export class Moves {
   heard([kind, body]: MoveNotice, from: string, owner: string | undefined): boolean {
     if (kind === '!ended') {
       if (!isEnd(body) || owner !== from) return this.forged(body, from);
-      return this.system.moveEnded(body);
+      // Where this host knows it runs: on a node of this host, only this host can say it ended (it
+      // learns a move out of its nodes when it runs the commit); after as many moves, only where it ran.
+      const known = this.system.locate(body.pid);
+      if (known.node !== body.node && (this.local(known.node) || known.moves === body.moves)) return this.forged(body, from);
+      return this.system.ended(body);
     }
     if (!isLocation(body)) return this.forged(body, from);
     if (owner !== from) {
@@ -95,7 +133,7 @@ export class Moves {
       if (arrival === undefined) return this.forged(body, from);
       // It ended here before the driver said it came: the driver (and whoever it told) hears the end.
       if (arrival.ended) {
-        this.view.tellEnd(this.view.hosts(), { pid: body.pid, node: body.node, moves: body.moves });
+        this.view.tellEnded(this.view.hosts(), { pid: body.pid, node: body.node, moves: body.moves });
         return false;
       }
     }
@@ -109,10 +147,11 @@ export class Moves {
   }
 
   /** A migrated process ended on `node` of this host; `known`: where this host knew it ran (undefined if it did not). */
-  exited(pid: Pid, node: string, known: ProcessLocation | undefined): void {
+  ended(pid: Pid, node: string, known: ProcessLocation | undefined): void {
+    this.sweep();
     const arrival = this.arrivals.get(`${pid} ${node}`);
     if (arrival) arrival.ended = true;
-    if (known) this.view.tellEnd(this.view.hosts(), { pid, node, moves: known.moves });
+    if (known) this.view.tellEnded(this.view.hosts(), { pid, node, moves: known.moves });
   }
 
   /** A host taken up: where the moved processes of this host's nodes run. */
@@ -130,13 +169,42 @@ export class Moves {
     for (const key of this.arrivals.keys()) if (key.endsWith(` ${node}`)) this.arrivals.delete(key);
   }
 
+  /** Arrivals waiting for their notice (for tests: the map must not keep what no notice will confirm). */
+  get waiting(): number {
+    return this.arrivals.size;
+  }
+
+  /** This host leaves: nothing is swept any more. */
+  stop(): void {
+    clearTimeout(this.sweeper);
+    this.sweeper = undefined;
+    this.arrivals.clear();
+  }
+
   /** The arrival of `pid` on `node` that `driver`'s notice confirms, if this host ran it. */
   private confirm(pid: Pid, node: string, driver: string): Arrival | undefined {
+    this.sweep();
     const key = `${pid} ${node}`;
     const arrival = this.arrivals.get(key);
     if (arrival?.driver !== driver) return undefined;
     if (--arrival.count === 0) this.arrivals.delete(key);
     return arrival;
+  }
+
+  /** Drops the arrivals whose notice is past waiting for. */
+  private sweep(): void {
+    const now = this.now();
+    for (const [key, arrival] of this.arrivals) if (arrival.until <= now) this.arrivals.delete(key);
+  }
+
+  private armSweeper(): void {
+    if (this.sweeper !== undefined) return;
+    this.sweeper = setTimeout(() => {
+      this.sweeper = undefined;
+      this.sweep();
+      if (this.arrivals.size) this.armSweeper();
+    }, this.arrivalMs);
+    this.sweeper.unref?.();
   }
 
   private forged(body: unknown, from: string): false {

@@ -29,3 +29,6 @@ export function names(cluster: string) {
 }
 
 export type Names = ReturnType<typeof names>;
+
+/** The host that published on `subject`: its last token (NATS permissions hold a host to its own, README: security). */
+export const senderOf = (subject: string): string => subject.slice(subject.lastIndexOf('.') + 1);

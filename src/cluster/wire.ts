@@ -11,7 +11,8 @@
  *   byte length (u32), the v8-serialized envelopes;
  * - a notice: 1, byte length (u32), the notice v8-serialized (rare: a node down, a process moved or ended).
  *
- * Anything else (another format, a length past the end, a notice that is not one) is refused as a
+ * Anything else (another format, a length past the end, a notice that is not one, a node batch
+ * naming a node as a notice is named) is refused as a
  * whole: `decodeItems` throws, and the link reports the batch dropped.
  */
 import { deserialize, serialize } from 'node:v8';
@@ -19,10 +20,26 @@ import type { Pid } from '../kernel/pid.js';
 import type { MoveEnd, ProcessLocation } from '../host/migration.js';
 
 /**
- * A node-down notice `['!down', node, lost]`, where a process moved `['!moved', location]`, or that
- * a moved process ended `['!ended', end]` (for every host's locate, src/cluster/moves.ts).
+ * The kinds of notice, each a name no node can have (node names never start with '!'): a node
+ * went down, a process moved, a moved process ended (the last two for every host's locate,
+ * src/cluster/moves.ts).
  */
-export type Notice = ['!down', string, Pid[]] | ['!moved', ProcessLocation] | ['!ended', MoveEnd];
+export const NOTICE_KINDS = ['!down', '!moved', '!ended'] as const;
+export type NoticeKind = (typeof NOTICE_KINDS)[number];
+
+/** What each kind carries after its name. */
+interface NoticeBodies {
+  '!down': [node: string, lost: Pid[]];
+  '!moved': [location: ProcessLocation];
+  '!ended': [end: MoveEnd];
+}
+
+/** A node-down notice `['!down', node, lost]`, where a process moved `['!moved', location]`, or that a moved process ended `['!ended', end]`. */
+export type Notice = { [K in NoticeKind]: [K, ...NoticeBodies[K]] }[NoticeKind];
+
+/** The notices about moves (src/cluster/moves.ts), as they arrive: checked there, never trusted. */
+export type MoveNoticeKind = Exclude<NoticeKind, '!down'>;
+export type MoveNotice = { [K in MoveNoticeKind]: [K, unknown] }[MoveNoticeKind];
 
 /**
  * An item as it travels: `[destination node, sending node, envelopes v8-serialized, their count]`,
@@ -30,7 +47,12 @@ export type Notice = ['!down', string, Pid[]] | ['!moved', ProcessLocation] | ['
  */
 export type WireItem = [string, string, Uint8Array, number] | Notice;
 
-export const isNotice = (item: WireItem): item is Notice => item[0] === '!down' || item[0] === '!moved' || item[0] === '!ended';
+const KINDS: ReadonlySet<string> = new Set(NOTICE_KINDS);
+
+export const isNotice = (item: WireItem): item is Notice => KINDS.has(item[0]);
+
+/** A notice about a move (where a process runs, or that it ended), whatever it carries. */
+export const isMoveNotice = (item: readonly unknown[]): item is MoveNotice => item[0] !== '!down' && KINDS.has(item[0] as string);
 
 const FORMAT = 1;
 const BATCH = 0;
@@ -111,6 +133,8 @@ export function decodeItems(data: Uint8Array): WireItem[] {
       };
       const to = name();
       const from = name();
+      // No node is named like a notice: such a batch would be taken for one.
+      if (to.startsWith('!') || from.startsWith('!')) throw new Error(`a node batch between '${to}' and '${from}', not node names`);
       const head = take(8);
       const count = buf.readUInt32LE(head);
       const length = buf.readUInt32LE(head + 4);

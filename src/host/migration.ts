@@ -163,7 +163,7 @@ export class Migrations {
    * later move is known (a location with more moves than the end's came after it, so it is not
    * this end's to erase). True if it forgot one.
    */
-  learnEnd(end: MoveEnd): boolean {
+  learnEnded(end: MoveEnd): boolean {
     const known = this.where.get(end.pid);
     if (!known || known.moves > end.moves) return false;
     this.where.delete(end.pid);

@@ -13,7 +13,8 @@ import type { ClusterApi, ClusterHost } from '../cluster/hooks.js';
 import type { SharedCode } from './source.js';
 import type { Events } from './events.js';
 import type { Router } from './router.js';
-import type { Migrations, ProcessLocation } from './migration.js';
+import type { MoveEnd, Migrations, ProcessLocation } from './migration.js';
+import { Sig } from '../kernel/signals.js';
 import type { NodeHandle } from './node-handle.js';
 import type { NodeContext, NodeSupervision } from './node-supervision.js';
 import type { DurableStates } from './durable-states.js';
@@ -45,6 +46,8 @@ export class NodeHub implements NodeContext {
   code?: SharedCode;
   /** The threads of dense isolate nodes, made on first use. */
   private dense: DensePool | undefined;
+  /** Per home node: forwards to restore at the end of this task (pid → the node it runs on). */
+  private readonly restores = new Map<string, Map<Pid, string>>();
 
   constructor(private readonly system: HubSystem) {
     this.events = system.events;
@@ -133,7 +136,7 @@ export class NodeHub implements NodeContext {
       this.setGlobal(event.name, event.pid, event.node);
     } else if (event.type === 'migrated_exit') {
       const known = migrations.locate(event.pid).node === event.node ? migrations.ended(event.pid) : undefined;
-      this.system.cluster()?.migratedExit(event.pid, event.node, known);
+      this.system.cluster()?.ended(event.pid, event.node, known);
     } else if (event.type === 'global_unregister') {
       if (this.globals.get(event.name) === event.pid) this.setGlobal(event.name, null);
     }
@@ -179,7 +182,7 @@ export class NodeHub implements NodeContext {
       remoteNodeDown: (node, lost) => this.remoteNodeDown(node, lost),
       locate: (pid) => migrations.locate(pid),
       moved: (location) => this.learnMove(location),
-      moveEnded: (end) => migrations.learnEnd(end),
+      ended: (end) => this.learnEnded(end),
       movedTo: (node) => migrations.movedTo(node),
     };
   }
@@ -192,10 +195,42 @@ export class NodeHub implements NodeContext {
   private learnMove(location: ProcessLocation): boolean {
     const news = this.system.migrations.learn(location);
     const home = this.system.handles.get(location.home);
-    if (news && home && location.node !== location.home && home.status === 'running')
-      // A home going down meanwhile gets its forwards back from the registry when it starts again.
-      home.supervision.callNow('restoreForwards', [[location.pid, location.node]]).catch(() => {});
+    if (news && home && location.node !== location.home && home.status === 'running') this.restore(location.home, location.pid, location.node);
     return news;
+  }
+
+  /**
+   * Another host told that a moved process ended. If its home node is here, the home stops
+   * forwarding to it: the end's own Gone may have passed the home before a forward the host
+   * restored there (learnMove), which would then outlive the process.
+   */
+  private learnEnded(end: MoveEnd): boolean {
+    const home = nodeOf(end.pid);
+    const forgot = this.system.migrations.learnEnded(end);
+    if (forgot && this.system.handles.has(home)) {
+      // Not restored at all if it still waits; sent after it (same port, in order) if it left.
+      this.restores.get(home)?.delete(end.pid);
+      this.system.router.route(home, [[Sig.Gone, end.pid]]);
+    }
+    return forgot;
+  }
+
+  /**
+   * The home forwards to where the process runs again, in one control call per home node per
+   * task (a bulk move another host drove tells of many processes at once). A home going down
+   * meanwhile gets its forwards back from the registry when it starts again.
+   */
+  private restore(home: string, pid: Pid, node: string): void {
+    let batch = this.restores.get(home);
+    if (!batch) {
+      this.restores.set(home, (batch = new Map()));
+      queueMicrotask(() => {
+        this.restores.delete(home);
+        const handle = this.system.handles.get(home);
+        if (batch!.size && handle?.status === 'running') handle.supervision.callNow('restoreForwards', [...batch!]).catch(() => {});
+      });
+    }
+    batch.set(pid, node);
   }
 
   /** No batch of global names is left pending (the system stops). */
