@@ -8,6 +8,7 @@
  * joined by a real port as the host joins them, with `inFlight` — the weight the receiver has not
  * yet taken in, what its inbound port can hold from the sender — as the measure of what piles up.
  */
+import type { MessagePort } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
 import { threadPlatform } from '../src/node/thread-platform.js';
 import { Kernel } from '../src/kernel/kernel.js';
@@ -143,6 +144,18 @@ describe('flow control in the kernel', () => {
     expect(k.said).toEqual([]);
   });
 
+  it('a held process that ends is held no more at once (holding() counts only live processes)', () => {
+    const k = steppedKernel();
+    k.state.full = true;
+    const pid = k.kernel.spawn('flow', 'flood', [REMOTE, 0, 5000]);
+    k.runSlices();
+    expect(k.kernel.holding()).toEqual({ b: 1 });
+    k.kernel.exit(pid, 'kill');
+    k.runSlices();
+    expect(k.kernel.processInfo(pid)).toBeUndefined();
+    expect(k.kernel.holding()).toEqual({});
+  });
+
   it('a held process suspended by sys stays suspended through credit, and runs once resumed', () => {
     const k = steppedKernel();
     k.state.full = true;
@@ -191,6 +204,11 @@ function runtimePair() {
   return { a, b, received, credits, hostSays: (node: string, m: HostToNode) => listeners.get(node)!(m) };
 }
 
+/** The sending end of `runtime`'s port to `node` (test access to a private). */
+function peerPort(runtime: NodeRuntime, node: string): MessagePort {
+  return (runtime as unknown as { ports: { peers: Map<string, { port: MessagePort }> } }).ports.peers.get(node)!.port;
+}
+
 const batch = (from: number, n: number): Envelope[] => Array.from({ length: n }, (_, i) => [Sig.Message, REMOTE, from + i] as Envelope);
 
 describe('flow control in the runtime', () => {
@@ -216,6 +234,65 @@ describe('flow control in the runtime', () => {
     expect(most).toBeLessThanOrEqual(WINDOW + weightOf(batch(0, size)));
     await waitFor(() => p.received.length === sent, 'every envelope taken in');
     expect(p.received.map((e) => e[2])).toEqual(Array.from({ length: sent }, (_, i) => i));
+    p.a.close();
+    p.b.close();
+  });
+
+  it("a port replaced by the host's answer gives no second credit while the new port is full", async () => {
+    const p = runtimePair();
+    let full = false;
+    for (let i = 0; i < 1000 && !full; i++) full = p.a.outbound('b', batch(0, 1000));
+    expect(full).toBe(true);
+    p.hostSays('a', { t: 'disconnect', node: 'b' });
+    expect(p.credits).toEqual(['b']);
+    // The new offer's window fills at once (its batches wait for the host's answer).
+    full = false;
+    for (let i = 0; i < 1000 && !full; i++) full = p.a.outbound('b', batch(0, 1000));
+    expect(full).toBe(true);
+    const atCredit: number[] = [];
+    const push = p.credits.push.bind(p.credits);
+    p.credits.push = (...nodes: string[]) => {
+      atCredit.push(p.a.inFlight('b'));
+      return push(...nodes);
+    };
+    // The old port's close and the new port's acks come on later turns: wait until b took it all in.
+    await waitFor(() => p.a.inFlight('b') < WINDOW, 'the new port drained');
+    for (const inFlight of atCredit) expect(inFlight).toBeLessThan(WINDOW);
+    p.a.close();
+    p.b.close();
+  });
+
+  it('a refused offer releases the senders held for it once (its batches go through the host, outside the window)', async () => {
+    const p = runtimePair();
+    // Before the host answers, the batches wait for the offer's answer and count in its window.
+    let full = false;
+    for (let i = 0; i < 1000 && !full; i++) full = p.a.outbound('b', batch(0, 1000));
+    expect(full).toBe(true);
+    const offered = peerPort(p.a, 'b');
+    let closed = false;
+    offered.on('close', () => (closed = true));
+    p.hostSays('a', { t: 'refused', node: 'b' });
+    expect(p.credits).toEqual(['b']);
+    expect(p.a.inFlight('b')).toBe(0);
+    // The refused offer's port closes on a later turn: its close is no second credit.
+    await waitFor(() => closed, 'the refused port closed');
+    expect(p.credits).toEqual(['b']);
+    p.a.close();
+    p.b.close();
+  });
+
+  it('an ack that is not a positive finite weight is ignored (the window stays a number)', async () => {
+    const p = runtimePair();
+    let full = false;
+    for (let i = 0; i < 1000 && !full; i++) full = p.a.outbound('b', batch(0, 1000));
+    await waitFor(() => p.credits.includes('b'), 'credit for b');
+    const before = p.a.inFlight('b');
+    // The receiving end of a's port to b, as a faulty peer would answer on it.
+    const port = (p.b as unknown as { ports: { incoming: Set<MessagePort> } }).ports.incoming.values().next().value!;
+    for (const bad of ['x', -5, NaN, Infinity, { n: 1 }]) port.postMessage(bad);
+    port.postMessage(1);
+    await waitFor(() => p.a.inFlight('b') === before - 1, 'the valid ack counted');
+    expect(Number.isFinite(p.a.inFlight('b'))).toBe(true);
     p.a.close();
     p.b.close();
   });

@@ -115,14 +115,17 @@ export class PeerPorts {
       const opened: Peer = { port: port1, encoded: false, refusedUntil: 0, waiting: [], inFlight: 0, stalled: false };
       this.peers.set(node, opened);
       // The receiver answers on the port: once if it takes batches encoded, then with acks.
+      // Anything else (not a positive, finite weight) is ignored: it would make the window NaN.
       port1.on('message', (reply: PeerReply) => {
         if (reply === TAKES_ENCODED) opened.encoded = true;
-        else this.acked(node, opened, reply);
+        else if (typeof reply === 'number' && reply > 0 && Number.isFinite(reply)) this.acked(node, opened, reply);
       });
-      // The receiver's thread ended: nothing more will be acknowledged; its senders are not held for it.
+      // The receiver's thread ended: nothing more will be acknowledged; its senders are not held for
+      // it. Only while this port is still the peer's: a port the host's answer replaced was released
+      // then, and a new port to the same node may be full now.
       port1.on('close', () => {
         opened.inFlight = 0;
-        if (opened.stalled) this.release(node, opened);
+        if (opened.stalled && this.peers.get(node) === opened) this.release(node, opened);
       });
       port1.unref();
     };
@@ -156,6 +159,10 @@ export class PeerPorts {
     const peer = this.peers.get(node);
     const waiting = peer?.waiting ?? [];
     if (peer) peer.waiting = undefined;
+    const stalled = peer?.stalled === true;
+    // A peer replaced or deleted owes no credit of its own any more (its port's close must not give
+    // a second one): what it was owed is given below, once.
+    if (peer && message.t !== 'accepted') peer.stalled = false;
     if (message.t !== 'accepted') peer?.port?.close();
     if (message.t === 'refused')
       this.peers.set(node, { encoded: false, refusedUntil: Date.now() + REFUSED_MS, serialized: message.encoded, inFlight: 0, stalled: false });
@@ -165,7 +172,7 @@ export class PeerPorts {
     if (peer && message.t === 'accepted') for (const batch of waiting) peer.inFlight -= weightOf(batch);
     for (const batch of waiting) resend(node, batch);
     const now = this.peers.get(node);
-    if (peer?.stalled && (now === undefined || now.inFlight < WINDOW)) this.release(node, now);
+    if (stalled && (now === undefined || now.inFlight < WINDOW)) this.release(node, now);
   }
 
   /** A port `node` sends on to this node (its batches come after the one it was offered with). */
