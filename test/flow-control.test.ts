@@ -41,6 +41,15 @@ const MODULE = `
   }
 `;
 
+/** A server that passes each cast on to \`to\`; its second version marks the state it converts. */
+const server = (vsn: number) => `
+  import { send } from 'subnode';
+  export const vsn = ${vsn};
+  export function init(to: string) { return { to }; }
+  export function handleCast(m: unknown, s: any) { send(s.to, m); return { noreply: s }; }
+  export function codeChange(_old: unknown, s: any) { return { ...s, converted: vsn }; }
+`;
+
 /** A kernel whose slices run when `runSlices` says and whose outbound to node `b` answers `full`. */
 function steppedKernel() {
   let clock = 0;
@@ -153,6 +162,55 @@ describe('flow control in the kernel', () => {
     k.kernel.exit(pid, 'kill');
     k.runSlices();
     expect(k.kernel.processInfo(pid)).toBeUndefined();
+    expect(k.kernel.holding()).toEqual({});
+  });
+
+  it('a held process that moves to another node is held here no more, and credit afterwards is harmless', () => {
+    const k = steppedKernel();
+    k.kernel.load('fwd', transpile('fwd', server(1)).js);
+    k.state.full = true;
+    const pid = k.kernel.startBehaviour('server', 'fwd', [REMOTE]);
+    k.runSlices();
+    k.kernel.deliver([message(pid, { $cast: 'm1' })]);
+    k.runSlices();
+    k.kernel.deliver([message(pid, { $cast: 'm2' })]);
+    k.runSlices();
+    expect(k.kernel.holding()).toEqual({ b: 1 });
+    const [out] = k.kernel.migrateOut([pid]);
+    expect(out, JSON.stringify(out)).toHaveProperty('ok');
+    k.kernel.migrateCommit([pid], 'c');
+    expect(k.kernel.holding()).toEqual({});
+    k.state.full = false;
+    k.kernel.credit('b');
+    k.runSlices();
+    expect(k.toB).toEqual(['m1', 'm2']);
+    expect(k.kernel.processInfo(pid)).toBeUndefined();
+  });
+
+  it('a held server upgraded by suspend, changeCode and resume stays held until credit, then runs its new code', () => {
+    const k = steppedKernel();
+    k.kernel.load('fwd', transpile('fwd', server(1)).js);
+    k.state.full = true;
+    const pid = k.kernel.startBehaviour('server', 'fwd', [REMOTE]);
+    k.runSlices();
+    k.kernel.deliver([message(pid, { $cast: 'm1' })]);
+    k.runSlices();
+    k.kernel.deliver([message(pid, { $cast: 'm2' })]);
+    k.runSlices();
+    expect(k.kernel.holding()).toEqual({ b: 1 });
+    k.kernel.suspend(pid);
+    k.kernel.load('fwd', transpile('fwd', server(2)).js);
+    expect(k.kernel.changeCode(pid, 'fwd')).toEqual({ from: 1, to: 2 });
+    k.kernel.resume(pid);
+    k.kernel.deliver([message(pid, { $cast: 'm3' })]);
+    k.runSlices();
+    expect(k.kernel.holding()).toEqual({ b: 1 });
+    expect(k.toB).toEqual(['m1', 'm2']);
+    k.state.full = false;
+    k.kernel.credit('b');
+    k.runSlices();
+    expect(k.toB).toEqual(['m1', 'm2', 'm3']);
+    expect(k.kernel.getState(pid)).toEqual({ to: REMOTE, converted: 2 });
     expect(k.kernel.holding()).toEqual({});
   });
 
