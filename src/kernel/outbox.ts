@@ -6,7 +6,7 @@
  * A batch the platform answers with "full" (the channel to that node is at its window) is reported
  * to `onFull`: the scheduler's holds (`holds.ts`) do flow control; the outbox only sends.
  */
-import type { KernelPlatform } from './kernel.js';
+import type { KernelPlatform } from './platform.js';
 import type { Envelope } from './signals.js';
 
 /** Envelopes per post to another node: larger structured clones get slower per message. */
