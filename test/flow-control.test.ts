@@ -329,7 +329,7 @@ describe('flow control in the runtime', () => {
     const offered = peerPort(p.a, 'b');
     let closed = false;
     offered.on('close', () => (closed = true));
-    p.hostSays('a', { t: 'refused', node: 'b' });
+    p.hostSays('a', { t: 'refused', node: 'b', encoded: false });
     expect(p.credits).toEqual(['b']);
     expect(p.a.inFlight('b')).toBe(0);
     // The refused offer's port closes on a later turn: its close is no second credit.

@@ -81,7 +81,7 @@ describe("a node's runtime", () => {
   });
 
   it('answers a load that fails in one post too, with the events it emitted before failing', () => {
-    const failed = { error: { code: 'load_error', message: 'no' } };
+    const failed = { error: { code: 'load_failed' as const, message: 'no' } };
     const { posted, request } = runtimeWith((runtime) => {
       runtime.emit(purged(1));
       return failed;
