@@ -132,6 +132,21 @@ describe('the compile cache', () => {
     expect(cache.get('m', huge, 'm.ts')).toBeUndefined();
   });
 
+  it('the same source under two module names (or languages) keeps both outputs: neither evicts the other', () => {
+    const cache = new CompileCache(10_000);
+    const source = hazardous(1);
+    cache.set('a', source, 'a.ts', transpile('a', source, 'a.ts'));
+    cache.set('b', source, 'b.ts', transpile('b', source, 'b.ts'));
+    cache.set('b', source, 'b.js', transpile('b', source, 'b.js'));
+    expect(cache.size.entries).toBe(3);
+    expect(cache.get('a', source, 'a.ts')!.hazards[0]!.message).toContain("'./a'");
+    expect(cache.get('b', source, 'b.ts')!.hazards[0]!.message).toContain("'./b'");
+    expect(cache.get('b', source, 'b.js')).toEqual(transpile('b', source, 'b.js'));
+    // Set again under a name it holds: replaced, not added.
+    cache.set('a', source, 'a.ts', transpile('a', source, 'a.ts'));
+    expect(cache.size.entries).toBe(3);
+  });
+
   it('a node loading the same source again still makes a new version', async () => {
     const { System } = await import('../src/index.js');
     const system = await System.start({ nodes: [{ name: 'n' }] });

@@ -67,10 +67,11 @@ describe('flow control between nodes', () => {
     expect(await s.node('b').holding()).toEqual({});
   });
 
-  it('two nodes flooding each other both finish', async () => {
+  it('two nodes flooding each other are both held, and both finish', async () => {
     const s = await start();
     const inbox = s.inbox();
-    const n = 20_000;
+    // As many as the one-way test, whose sending node reliably holds: each side must be seen held.
+    const n = 50_000;
     const onA = await s.node('a').spawn('flow', 'collect', [2 * n, 2000, inbox.pid]);
     const onB = await s.node('b').spawn('flow', 'collect', [2 * n, 2000, inbox.pid]);
     for (const [node, to] of [
@@ -80,6 +81,8 @@ describe('flow control between nodes', () => {
       await s.node(node).spawn('flow', 'blast', [to, `${node}1`, 0, n, inbox.pid]);
       await s.node(node).spawn('flow', 'blast', [to, `${node}2`, 0, n, inbox.pid]);
     }
+    expect(await held(s, 'a', 'b')).toBeGreaterThan(0);
+    expect(await held(s, 'b', 'a')).toBeGreaterThan(0);
     const got: unknown[] = [];
     while (got.length < 6) got.push(await inbox.receive(undefined, 60_000));
     expect(got.filter((m) => (m as { total?: number }).total === 2 * n && (m as { outOfOrder: number }).outOfOrder === 0)).toHaveLength(2);

@@ -8,6 +8,7 @@
  * joined by a real port as the host joins them, with `inFlight` — the weight the receiver has not
  * yet taken in, what its inbound port can hold from the sender — as the measure of what piles up.
  */
+import type { MessagePort } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
 import { threadPlatform } from '../src/node/thread-platform.js';
 import { Kernel } from '../src/kernel/kernel.js';
@@ -38,6 +39,15 @@ const MODULE = `
       return relay(to);
     });
   }
+`;
+
+/** A server that passes each cast on to \`to\`; its second version marks the state it converts. */
+const server = (vsn: number) => `
+  import { send } from 'subnode';
+  export const vsn = ${vsn};
+  export function init(to: string) { return { to }; }
+  export function handleCast(m: unknown, s: any) { send(s.to, m); return { noreply: s }; }
+  export function codeChange(_old: unknown, s: any) { return { ...s, converted: vsn }; }
 `;
 
 /** A kernel whose slices run when `runSlices` says and whose outbound to node `b` answers `full`. */
@@ -143,6 +153,67 @@ describe('flow control in the kernel', () => {
     expect(k.said).toEqual([]);
   });
 
+  it('a held process that ends is held no more at once (holding() counts only live processes)', () => {
+    const k = steppedKernel();
+    k.state.full = true;
+    const pid = k.kernel.spawn('flow', 'flood', [REMOTE, 0, 5000]);
+    k.runSlices();
+    expect(k.kernel.holding()).toEqual({ b: 1 });
+    k.kernel.exit(pid, 'kill');
+    k.runSlices();
+    expect(k.kernel.processInfo(pid)).toBeUndefined();
+    expect(k.kernel.holding()).toEqual({});
+  });
+
+  it('a held process that moves to another node is held here no more, and credit afterwards is harmless', () => {
+    const k = steppedKernel();
+    k.kernel.load('fwd', transpile('fwd', server(1)).js);
+    k.state.full = true;
+    const pid = k.kernel.startBehaviour('server', 'fwd', [REMOTE]);
+    k.runSlices();
+    k.kernel.deliver([message(pid, { $cast: 'm1' })]);
+    k.runSlices();
+    k.kernel.deliver([message(pid, { $cast: 'm2' })]);
+    k.runSlices();
+    expect(k.kernel.holding()).toEqual({ b: 1 });
+    const [out] = k.kernel.migrateOut([pid]);
+    expect(out, JSON.stringify(out)).toHaveProperty('ok');
+    k.kernel.migrateCommit([pid], 'c');
+    expect(k.kernel.holding()).toEqual({});
+    k.state.full = false;
+    k.kernel.credit('b');
+    k.runSlices();
+    expect(k.toB).toEqual(['m1', 'm2']);
+    expect(k.kernel.processInfo(pid)).toBeUndefined();
+  });
+
+  it('a held server upgraded by suspend, changeCode and resume stays held until credit, then runs its new code', () => {
+    const k = steppedKernel();
+    k.kernel.load('fwd', transpile('fwd', server(1)).js);
+    k.state.full = true;
+    const pid = k.kernel.startBehaviour('server', 'fwd', [REMOTE]);
+    k.runSlices();
+    k.kernel.deliver([message(pid, { $cast: 'm1' })]);
+    k.runSlices();
+    k.kernel.deliver([message(pid, { $cast: 'm2' })]);
+    k.runSlices();
+    expect(k.kernel.holding()).toEqual({ b: 1 });
+    k.kernel.suspend(pid);
+    k.kernel.load('fwd', transpile('fwd', server(2)).js);
+    expect(k.kernel.changeCode(pid, 'fwd')).toEqual({ from: 1, to: 2 });
+    k.kernel.resume(pid);
+    k.kernel.deliver([message(pid, { $cast: 'm3' })]);
+    k.runSlices();
+    expect(k.kernel.holding()).toEqual({ b: 1 });
+    expect(k.toB).toEqual(['m1', 'm2']);
+    k.state.full = false;
+    k.kernel.credit('b');
+    k.runSlices();
+    expect(k.toB).toEqual(['m1', 'm2', 'm3']);
+    expect(k.kernel.getState(pid)).toEqual({ to: REMOTE, converted: 2 });
+    expect(k.kernel.holding()).toEqual({});
+  });
+
   it('a held process suspended by sys stays suspended through credit, and runs once resumed', () => {
     const k = steppedKernel();
     k.state.full = true;
@@ -191,6 +262,11 @@ function runtimePair() {
   return { a, b, received, credits, hostSays: (node: string, m: HostToNode) => listeners.get(node)!(m) };
 }
 
+/** The sending end of `runtime`'s port to `node` (test access to a private). */
+function peerPort(runtime: NodeRuntime, node: string): MessagePort {
+  return (runtime as unknown as { ports: { peers: Map<string, { port: MessagePort }> } }).ports.peers.get(node)!.port;
+}
+
 const batch = (from: number, n: number): Envelope[] => Array.from({ length: n }, (_, i) => [Sig.Message, REMOTE, from + i] as Envelope);
 
 describe('flow control in the runtime', () => {
@@ -216,6 +292,80 @@ describe('flow control in the runtime', () => {
     expect(most).toBeLessThanOrEqual(WINDOW + weightOf(batch(0, size)));
     await waitFor(() => p.received.length === sent, 'every envelope taken in');
     expect(p.received.map((e) => e[2])).toEqual(Array.from({ length: sent }, (_, i) => i));
+    p.a.close();
+    p.b.close();
+  });
+
+  it("a port replaced by the host's answer gives no second credit while the new port is full", async () => {
+    const p = runtimePair();
+    let full = false;
+    for (let i = 0; i < 1000 && !full; i++) full = p.a.outbound('b', batch(0, 1000));
+    expect(full).toBe(true);
+    p.hostSays('a', { t: 'disconnect', node: 'b' });
+    expect(p.credits).toEqual(['b']);
+    // The new offer's window fills at once (its batches wait for the host's answer).
+    full = false;
+    for (let i = 0; i < 1000 && !full; i++) full = p.a.outbound('b', batch(0, 1000));
+    expect(full).toBe(true);
+    const atCredit: number[] = [];
+    const push = p.credits.push.bind(p.credits);
+    p.credits.push = (...nodes: string[]) => {
+      atCredit.push(p.a.inFlight('b'));
+      return push(...nodes);
+    };
+    // The old port's close and the new port's acks come on later turns: wait until b took it all in.
+    await waitFor(() => p.a.inFlight('b') < WINDOW, 'the new port drained');
+    for (const inFlight of atCredit) expect(inFlight).toBeLessThan(WINDOW);
+    p.a.close();
+    p.b.close();
+  });
+
+  it('a refused offer releases the senders held for it once (its batches go through the host, outside the window)', async () => {
+    const p = runtimePair();
+    // Before the host answers, the batches wait for the offer's answer and count in its window.
+    let full = false;
+    for (let i = 0; i < 1000 && !full; i++) full = p.a.outbound('b', batch(0, 1000));
+    expect(full).toBe(true);
+    const offered = peerPort(p.a, 'b');
+    let closed = false;
+    offered.on('close', () => (closed = true));
+    p.hostSays('a', { t: 'refused', node: 'b', encoded: false });
+    expect(p.credits).toEqual(['b']);
+    expect(p.a.inFlight('b')).toBe(0);
+    // The refused offer's port closes on a later turn: its close is no second credit.
+    await waitFor(() => closed, 'the refused port closed');
+    expect(p.credits).toEqual(['b']);
+    p.a.close();
+    p.b.close();
+  });
+
+  it('an ack that is not a positive finite weight is ignored (the window stays a number)', async () => {
+    const p = runtimePair();
+    let full = false;
+    for (let i = 0; i < 1000 && !full; i++) full = p.a.outbound('b', batch(0, 1000));
+    await waitFor(() => p.credits.includes('b'), 'credit for b');
+    const before = p.a.inFlight('b');
+    // The receiving end of a's port to b, as a faulty peer would answer on it.
+    const port = (p.b as unknown as { ports: { incoming: Set<MessagePort> } }).ports.incoming.values().next().value!;
+    for (const bad of ['x', -5, NaN, Infinity, { n: 1 }]) port.postMessage(bad);
+    port.postMessage(1);
+    await waitFor(() => p.a.inFlight('b') === before - 1, 'the valid ack counted');
+    expect(Number.isFinite(p.a.inFlight('b'))).toBe(true);
+    p.a.close();
+    p.b.close();
+  });
+
+  it('a batch of one large string or binary message weighs its size, the same at both ends', async () => {
+    const huge = [[Sig.Message, REMOTE, 'x'.repeat(8 << 20)]] as Envelope[];
+    const tiny = [[Sig.Message, REMOTE, 1]] as Envelope[];
+    expect(weightOf(huge)).toBeGreaterThan(WINDOW);
+    expect(weightOf([[Sig.Message, REMOTE, new Uint8Array(1 << 20)]] as Envelope[])).toBe(weightOf(tiny) + (1 << 16));
+    // One such batch fills the window, and the receiver's ack for it (computed on its copy) empties it.
+    const p = runtimePair();
+    expect(p.a.outbound('b', tiny)).toBe(false); // through the host, with the port
+    expect(p.a.outbound('b', huge)).toBe(true);
+    await waitFor(() => p.credits.includes('b'), 'credit for b');
+    expect(p.a.inFlight('b')).toBe(0);
     p.a.close();
     p.b.close();
   });

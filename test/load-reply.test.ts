@@ -12,6 +12,7 @@ import { checkCapabilities } from '../src/kernel/capabilities.js';
 import type { Result } from '../src/kernel/control-ops.js';
 import type { HostToNode, NodeToHost } from '../src/wire/node.js';
 import { record } from './helpers/sandbox-tools.js';
+import { waitFor } from './helpers/kernel-tools.js';
 
 /** A runtime whose host link records every post; `control` is what its engine does for each request. */
 function runtimeWith(control: (runtime: NodeRuntime, op: string) => Result<unknown> | Promise<Result<unknown>>) {
@@ -19,7 +20,8 @@ function runtimeWith(control: (runtime: NodeRuntime, op: string) => Result<unkno
   let toNode: (message: HostToNode) => void = () => {};
   const link: HostLink = {
     data: { node: 'a', creation: 0, capabilities: checkCapabilities(undefined), limits: {} },
-    post: (message) => void posted.push(message),
+    // Cloned as a worker's port would: an answer that cannot be copied throws here.
+    post: (message) => void posted.push(structuredClone(message)),
     listen: (receive) => void (toNode = receive),
     end: () => {},
   };
@@ -71,12 +73,36 @@ describe("a node's runtime", () => {
     request('load');
     expect(posted).toEqual([{ t: 'event', event: loaded(2) }]);
     finish({ ok: 'late' });
-    await Promise.resolve();
-    await Promise.resolve();
+    await waitFor(() => posted.length === 2, 'the late answer');
     expect(posted).toEqual([
       { t: 'event', event: loaded(2) },
       { t: 'reply', id: 1, result: { ok: 'late' } },
     ]);
+  });
+
+  it('answers a load that fails in one post too, with the events it emitted before failing', () => {
+    const failed = { error: { code: 'load_failed' as const, message: 'no' } };
+    const { posted, request } = runtimeWith((runtime) => {
+      runtime.emit(purged(1));
+      return failed;
+    });
+    request('load');
+    expect(posted).toEqual([{ t: 'reply', id: 1, result: failed, events: [purged(1)] }]);
+  });
+
+  it('an answer that cannot be copied still answers, its events posted first, in order', () => {
+    const { posted, request } = runtimeWith((runtime) => {
+      runtime.emit(loaded(2));
+      runtime.emit(purged(1));
+      return { ok: () => 'not data' };
+    });
+    request('load');
+    expect(posted.map((m) => (Array.isArray(m) ? 'envelopes' : m.t))).toEqual(['event', 'event', 'reply']);
+    expect(posted.slice(0, 2)).toEqual([
+      { t: 'event', event: loaded(2) },
+      { t: 'event', event: purged(1) },
+    ]);
+    expect(posted[2]).toMatchObject({ t: 'reply', id: 1, result: { error: { code: 'not_cloneable' } } });
   });
 
   it('keeps one post per event for other operations', () => {

@@ -18,43 +18,60 @@ interface Entry {
 }
 
 export class CompileCache {
-  /** Least recently used first (a Map keeps insertion order; a hit moves its entry last). */
-  private readonly entries = new Map<string, Entry>();
+  /**
+   * By source text, the outputs for each module name and language it was compiled as (a small
+   * list: the same source loaded under two names must not evict itself each time). Least recently
+   * used source first (a Map keeps insertion order; a hit moves its source last).
+   */
+  private readonly entries = new Map<string, Entry[]>();
   private held = 0;
+  private count = 0;
 
   constructor(private readonly maxChars: number) {}
 
   /** How many outputs it holds, and their characters (source and output). */
   get size(): { entries: number; chars: number } {
-    return { entries: this.entries.size, chars: this.held };
+    return { entries: this.count, chars: this.held };
   }
 
   get(module: string, source: string, filename: string): TranspileResult | undefined {
-    const entry = this.entries.get(source);
-    if (!entry || entry.module !== module || entry.jsFile !== isJsFile(filename)) return undefined;
+    const list = this.entries.get(source);
+    const jsFile = isJsFile(filename);
+    const entry = list?.find((e) => e.module === module && e.jsFile === jsFile);
+    if (!entry) return undefined;
     this.entries.delete(source);
-    this.entries.set(source, entry);
+    this.entries.set(source, list!);
     return copy(entry.result);
   }
 
   /** Keeps `result` (a source over the whole bound is not kept) and answers a copy of it. */
   set(module: string, source: string, filename: string, result: TranspileResult): TranspileResult {
-    const old = this.entries.get(source);
-    if (old) {
-      this.entries.delete(source);
-      this.held -= old.chars;
-    }
+    const jsFile = isJsFile(filename);
+    const list = (this.entries.get(source) ?? []).filter((e) => {
+      const same = e.module === module && e.jsFile === jsFile;
+      if (same) this.drop(e);
+      return !same;
+    });
+    this.entries.delete(source);
     const chars = source.length + result.js.length;
     if (chars <= this.maxChars) {
-      this.entries.set(source, { module, jsFile: isJsFile(filename), result, chars });
+      list.push({ module, jsFile, result, chars });
       this.held += chars;
-      for (const [key, entry] of this.entries) {
-        if (this.held <= this.maxChars) break;
-        this.entries.delete(key);
-        this.held -= entry.chars;
-      }
+      this.count++;
+    }
+    if (list.length) this.entries.set(source, list);
+    // The least recently used go first, the oldest output of a source before its newer ones.
+    for (const [key, old] of this.entries) {
+      while (this.held > this.maxChars && old.length) this.drop(old.shift()!);
+      if (old.length === 0) this.entries.delete(key);
+      if (this.held <= this.maxChars) break;
     }
     return copy(result);
+  }
+
+  private drop(entry: Entry): void {
+    this.held -= entry.chars;
+    this.count--;
   }
 }
 

@@ -4,14 +4,13 @@
  * life (start, restarts, stop) is the NodeSupervision's; what it must get back after a restart is
  * its NodeRelease's.
  */
-import { BadArgument } from '../errors.js';
 import type { Pid } from '../kernel/pid.js';
 import type { Envelope } from '../kernel/signals.js';
 import type { LoadReport, MigrationOutcome, MigrationSnapshot, ModuleInfo, ProcessInfo, PurgeReport, SpawnOptions } from '../kernel/types.js';
 import { checkPolicy, type CodePolicy, type PurgeMode } from '../kernel/policy.js';
 import type { NodeUpgradeReport, UpgradeStep } from '../kernel/upgrade.js';
 import type { RollingOptions } from '../kernel/rolling.js';
-import { checkCapabilities, checkLimits, sliceWallMs, type Capabilities, type Limits } from '../kernel/capabilities.js';
+import { checkCapabilities, checkLimits, type Capabilities, type Limits } from '../kernel/capabilities.js';
 import type { ControlArgs, ControlOp, ControlReply } from '../wire/node.js';
 import type { ChildCounts, ChildInfo, ChildSpec } from '../kernel/supervisor-spec.js';
 import type { SupRequest } from '../kernel/supervisor-state.js';
@@ -23,7 +22,7 @@ import { NodeRelease } from './node-release.js';
 import { resolveImports } from './imports.js';
 import { NodeSupervision, type NodeContext, type NodeStatus } from './node-supervision.js';
 import { ControlQueue } from './control-queue.js';
-import { checkDense, startProcesses, type NodeSpec, type NodeSummary } from './node-spec.js';
+import { checkKind, startProcesses, unresponsiveMsOf, type NodeSpec, type NodeSummary } from './node-spec.js';
 import { publishSpawn } from './telemetry.js';
 
 export type { NodeStatus } from './node-supervision.js';
@@ -46,16 +45,9 @@ export class NodeHandle {
 
   constructor(spec: NodeSpec, context: NodeContext) {
     this.name = spec.name;
-    if (spec.kind !== undefined && spec.kind !== 'thread' && spec.kind !== 'isolate')
-      throw new BadArgument(`node '${spec.name}': kind must be 'thread' or 'isolate', got ${JSON.stringify(spec.kind)}`);
-    checkDense(spec);
-    this.kind = spec.kind ?? 'thread';
+    this.kind = checkKind(spec);
     this.capabilities = checkCapabilities(spec.capabilities, this.kind);
     this.limits = checkLimits(spec.limits, this.kind);
-    // By default an isolate node cuts a runaway entry itself (at sliceWallMs) before it counts as unresponsive.
-    const unresponsiveMs = spec.unresponsiveMs ?? (this.kind === 'isolate' ? Math.max(10_000, sliceWallMs(this.limits) + 2_000) : 10_000);
-    if (!(unresponsiveMs > 0))
-      throw new BadArgument(`node '${spec.name}': unresponsiveMs must be a number of ms > 0, got ${JSON.stringify(spec.unresponsiveMs)}`);
     this.release = new NodeRelease(spec.name, spec.code, spec.modulePolicies);
     this.sources = new ModuleSources(spec.name, this.capabilities, context);
     this.durable = context.durable;
@@ -70,7 +62,7 @@ export class NodeHandle {
         restart: spec.restart,
         intensity: spec.intensity,
         period: spec.period,
-        unresponsiveMs,
+        unresponsiveMs: unresponsiveMsOf(spec, this.kind, this.limits),
         imports: resolveImports(spec.name, this.kind, spec.imports, spec.importsFrom),
         faults: spec.faults,
         firstBoot: async (call) => {

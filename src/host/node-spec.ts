@@ -1,7 +1,7 @@
 /** What a node is made of, as the host is given it: its spec (`System.start({ nodes })`, `addNode`), its summary, and how its start processes start. */
 import type { ResourceLimits } from 'node:worker_threads';
 import { BadArgument } from '../errors.js';
-import type { Capabilities, Limits } from '../kernel/capabilities.js';
+import { sliceWallMs, type Capabilities, type Limits } from '../kernel/capabilities.js';
 import type { CodePolicy } from '../kernel/policy.js';
 import type { DurableOptions } from '../kernel/durable-spec.js';
 import type { NodeFaults } from '../wire/node.js';
@@ -87,7 +87,23 @@ export interface NodeSummary {
 }
 
 /** `dense` is for isolate nodes only, a boolean; a dense node shares its thread, so it takes no thread limits. */
-export function checkDense(spec: NodeSpec): void {
+/** A spec's kind, checked ('thread' when it names none), and its dense flag with it. */
+export function checkKind(spec: NodeSpec): NodeKind {
+  if (spec.kind !== undefined && spec.kind !== 'thread' && spec.kind !== 'isolate')
+    throw new BadArgument(`node '${spec.name}': kind must be 'thread' or 'isolate', got ${JSON.stringify(spec.kind)}`);
+  checkDense(spec);
+  return spec.kind ?? 'thread';
+}
+
+/** How long the node may not answer before it counts as unresponsive, checked. */
+export function unresponsiveMsOf(spec: NodeSpec, kind: NodeKind, limits: Limits): number {
+  // By default an isolate node cuts a runaway entry itself (at sliceWallMs) before it counts as unresponsive.
+  const ms = spec.unresponsiveMs ?? (kind === 'isolate' ? Math.max(10_000, sliceWallMs(limits) + 2_000) : 10_000);
+  if (!(ms > 0)) throw new BadArgument(`node '${spec.name}': unresponsiveMs must be a number of ms > 0, got ${JSON.stringify(spec.unresponsiveMs)}`);
+  return ms;
+}
+
+function checkDense(spec: NodeSpec): void {
   if (spec.dense === undefined) return;
   if (typeof spec.dense !== 'boolean') throw new BadArgument(`node '${spec.name}': dense must be true or false, got ${JSON.stringify(spec.dense)}`);
   if (spec.dense && spec.kind !== 'isolate')

@@ -25,7 +25,7 @@
  *
  *  - ProcessTable (`process-table.ts`): processes by pid (`process-index.ts`), local and global names.
  *  - Scheduler (`scheduler.ts`): run queue, slices, reductions; its timers (`timers.ts`,
- *    `receive-timeouts.ts`) and its outbox (`outbox.ts`).
+ *    `receive-timeouts.ts`), its outbox (`outbox.ts`) and flow control's holds (`holds.ts`).
  *  - Signalling (`signalling.ts`): sends, applying envelopes, ending processes.
  *  - ProcessApi (`api.ts`): the 'subnode' object module code sees, per version.
  *  - SysOps (`sys.ts`): behaviour processes and the system protocol (suspend, changeCode…).
@@ -35,7 +35,8 @@
  */
 import { BadArgument, NoProcess } from '../errors.js';
 import { ProcessApi } from './api.js';
-import { CodeServer, type ModuleFactory } from './code-server.js';
+import { CodeServer } from './code-server.js';
+import type { KernelOptions, KernelPlatform } from './platform.js';
 import type { CodePolicy, PurgeMode } from './policy.js';
 import type { BehaviourKind } from './behaviours.js';
 import { formatPid, NODE_NAME, type Pid } from './pid.js';
@@ -56,7 +57,6 @@ import { ALL, DEFAULT_GLOBAL_NAMES, type Capabilities, type Limits } from './cap
 import type {
   ProcessInfo,
   ModuleInfo,
-  KernelEvent,
   SpawnOptions,
   Dest,
   LoadReport,
@@ -70,35 +70,7 @@ import type {
 export { assertCloneable, errorReason, estimateSize } from './values.js';
 export { HOST_SERVICE } from './api.js';
 export { ExitNow } from './scheduler.js';
-
-export interface KernelPlatform {
-  /** A monotonic clock in ms, for timeouts and slices. */
-  now(): number;
-  /** Wall-clock time in ms since the epoch, for what people read (when a version loaded). */
-  wallClock(): number;
-  /** One timer at a time: the kernel arms it for its earliest receive timeout. */
-  setTimer(ms: number, fire: () => void): unknown;
-  clearTimer(handle: unknown): void;
-  /** Run `task` soon, after pending I/O (a macrotask), so inbound messages interleave with work. */
-  schedule(task: () => void): void;
-  /** Source text (CommonJS shape) to a module factory; throws on a syntax error. */
-  compile(js: string, filename: string): ModuleFactory;
-  /** Signals for another node (or the host, node `host`), batched per slice. True: that node is now full (`credit`, outbox.ts). */
-  outbound(node: string, envelopes: Envelope[]): boolean | void;
-  emit(event: KernelEvent): void;
-}
-
-export interface KernelOptions {
-  node: string;
-  /** Incarnation of the node: 0 first, +1 per restart. Part of every pid. */
-  creation?: number;
-  /** How long one scheduler slice may run before yielding to I/O. */
-  sliceMs?: number;
-  capabilities?: Capabilities;
-  limits?: Limits;
-  /** Packages and builtins module code may import (thread nodes), already imported: specifier → namespace. */
-  natives?: Record<string, unknown>;
-}
+export type { KernelOptions, KernelPlatform } from './platform.js';
 
 export class Kernel {
   readonly node: string;
@@ -212,7 +184,7 @@ export class Kernel {
     this.scheduler.runInbound(() => this.signals.deliverFrom(from, envelopes));
   }
 
-  /** Flow control (outbox.ts): the channel to `node` has room again, or `node` is gone; its held senders run again. */
+  /** Flow control (holds.ts): the channel to `node` has room again, or `node` is gone; its held senders run again. */
   credit(node: string): void {
     this.scheduler.credit(node);
   }

@@ -2,9 +2,9 @@
  * The scheduler of one node: the run queue, slices and the reductions budget. It runs steps and
  * acts on what they return (wait in a receive, tail-call, end); it knows which process is running.
  * What wakes a waiting process is in `waits.ts`; its timers (`timers.ts`, receive timeouts among
- * them) share one platform timer; its outbox (`outbox.ts`) leaves when a slice ends and holds the
- * processes that send to a node whose channel is full. Endings go to the signals, version moves
- * to the code operations.
+ * them) share one platform timer; its outbox (`outbox.ts`) leaves when a slice ends; its holds
+ * (`holds.ts`) keep the processes sending to a node whose channel is full. Endings go to the
+ * signals, version moves to the code operations.
  */
 import { Refused } from '../errors.js';
 import type { CodeServer, ModuleVersion } from './code-server.js';
@@ -12,6 +12,7 @@ import type { CodeOps } from './code-ops.js';
 import { Next, Receive } from './directives.js';
 import type { KernelPlatform } from './kernel.js';
 import type { Process } from './proc.js';
+import { Holds } from './holds.js';
 import { Outbox } from './outbox.js';
 import { RunQueue } from './run-queue.js';
 import type { Envelope } from './signals.js';
@@ -40,6 +41,7 @@ export class Scheduler {
   private readonly timers: KernelTimers;
   private readonly waits: Waits;
   private readonly outbox: Outbox;
+  private readonly holds = new Holds();
   /** Steps run so far: the slice checks its clock every few dozen of them. */
   private steps = 0;
   /**
@@ -55,7 +57,7 @@ export class Scheduler {
    * matching its mailbox): a cut there must still end it. `current` is null at those moments.
    */
   private stepping: Process | null = null;
-  /** A full node the stepping process sent to during its step: it is held after the step (`Outbox`). */
+  /** A full node the stepping process sent to during its step: it is held after the step (`Holds`). */
   private sentToFull: string | null = null;
   private scheduled = false;
   /** True while a slice runs: it flushes the outbox when it ends. */
@@ -75,7 +77,7 @@ export class Scheduler {
       (proc, fn, message) => this.wake(proc, fn, message),
       (proc, run) => this.asProcess(proc, run),
     );
-    this.outbox = new Outbox(platform);
+    this.outbox = new Outbox(platform, (node) => this.holds.fill(node));
   }
 
   connect(signals: Signalling, codeOps: CodeOps): void {
@@ -148,7 +150,7 @@ export class Scheduler {
     let checked = this.steps;
     this.runQueue.beginSlice();
     for (let proc = this.runQueue.shift(); proc; proc = this.runQueue.shift()) {
-      if (proc.status === 'runnable' && this.outbox.keeps(proc)) continue;
+      if (proc.status === 'runnable' && this.holds.keeps(proc)) continue;
       proc.queued = false;
       if (proc.status === 'runnable') this.step(proc);
       if (this.runQueue.cut) break;
@@ -209,7 +211,7 @@ export class Scheduler {
       const ready = this.advance(proc, result);
       if (this.sentToFull !== null) {
         // It sent to a node whose channel is full: it waits for credit, as at a busy distribution port.
-        if ((proc.status as Process['status']) !== 'exited') this.outbox.hold(proc, this.sentToFull, ready);
+        if ((proc.status as Process['status']) !== 'exited') this.holds.hold(proc, this.sentToFull, ready);
         this.sentToFull = null;
         if (ready) return;
       }
@@ -311,9 +313,10 @@ export class Scheduler {
     return this.timers.after(ms, fire);
   }
 
-  /** The process's receive timeout, if any, is off. */
+  /** The process's receive timeout, if any, is off; it leaves the node (ended or moved away), so it is held no more. */
   disarm(proc: Process): void {
     this.waits.disarm(proc);
+    this.holds.forget(proc);
   }
 
   // ---- the outbox ----------------------------------------------------------------------------
@@ -324,18 +327,18 @@ export class Scheduler {
     // The envelope is in the outbox before anything is scheduled: whatever runs next flushes it.
     // Flushed at the end of the running slice, or on the next macrotask if none runs.
     if (this.outbox.add(node, envelope) && !this.inSlice) this.schedule();
-    if (this.stepping !== null && this.outbox.isFull(node)) this.sentToFull = node;
+    if (this.stepping !== null && this.holds.isFull(node)) this.sentToFull = node;
   }
 
   /** The channel to `node` has room again (or `node` went down): the processes held for it run again. */
   credit(node: string): void {
-    for (const proc of this.outbox.credit(node)) this.runQueue.push(proc);
+    for (const proc of this.holds.credit(node)) this.runQueue.push(proc);
     if (this.runQueue.length) this.schedule();
   }
 
   /** Processes held for full nodes, per node. */
   holding(): Record<string, number> {
-    return this.outbox.holding();
+    return this.holds.holding();
   }
 
   /**

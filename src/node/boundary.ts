@@ -6,6 +6,8 @@
  * strictly (src/node/decode.ts), so every check below reads values this half built, once.
  *
  * - Budgets: a batch over BATCH_CHARS, or a slice's batches over SLICE_CHARS, are dropped.
+ * - Flow control: a batch for a node whose port holds FLOW_CAP of weight not yet taken in is
+ *   denied (the kernel inside should have held its senders at the window; see FLOW_CAP).
  * - Signals: which nodes this node may address (capabilities), which signals may name which
  *   sender (no forged exits or links), and the migration signals (Gone, Flushed, Drained) only for
  *   processes that really moved through this node; each message and exit reason is measured as it
@@ -25,6 +27,21 @@ import { isPid, nodeOf } from '../kernel/pid.js';
 import { Sig, type Envelope } from '../kernel/signals.js';
 import type { KernelEvent } from '../kernel/types.js';
 import { callRefusal } from './calls.js';
+import { WINDOW } from './peers.js';
+
+/**
+ * The most a channel to another node may hold, not yet taken in, before the boundary denies the
+ * kernel's batches for it: the window and one slice's budget over it (about 64 windows). An honest
+ * kernel holds each process after the step that found the channel full, so it goes over the window
+ * by the batch in flight and one step's sends per process not yet held, never a slice's whole
+ * budget in practice: it never meets this cap and keeps Erlang's semantics (sends never fail). A
+ * kernel that ignores "full" meets it within a slice and its batches are dropped with a
+ * `capability_denied` event, so the receiver's port holds at most the cap and a batch whatever the
+ * kernel does. Denying, not pausing the node's slices: the kernel is also entered for deliveries
+ * and timers, each with a slice's budget, so pausing slices alone would not bound what it sends,
+ * and holding back deliveries would only move the pile-up into this half.
+ */
+export const FLOW_CAP = WINDOW + (SLICE_CHARS >>> 4);
 
 /** What a checkpoint request carries beside its state (key, module, vsn, pid, ref), measured with it. */
 const CHECKPOINT_FIELDS = 4096;
@@ -92,6 +109,8 @@ export class Boundary {
     private readonly report: (what: string) => void,
     /** Reports what the event rate dropped (a log line). */
     dropped: (text: string) => void = () => {},
+    /** Weight sent to a node and not yet taken in (`NodeRuntime.inFlight`), for FLOW_CAP. */
+    private readonly inFlight: (node: string) => number = () => 0,
   ) {
     this.gate = new EventGate(dropped);
     this.batchChars = batchBudget(Math.max(limits.maxMessageBytes ?? 0, limits.durableBytes ?? DEFAULT_DURABLE_BYTES));
@@ -121,6 +140,10 @@ export class Boundary {
       return [];
     }
     if (this.sliceCut) return [];
+    if (this.overCap(node)) {
+      this.deny(`a batch for node '${capText(node, 64)}', whose channel is over its window by a slice's budget (dropped: the kernel did not hold its senders)`);
+      return [];
+    }
     if (text.length > this.batchChars) {
       this.deny(`a batch of ${text.length} encoded characters, over the budget of ${this.batchChars} a batch (dropped)`);
       return [];
@@ -193,6 +216,11 @@ export class Boundary {
     if (!this.gate.pass(event.type)) return undefined;
     Object.defineProperty(event, 'node', { value: this.node, writable: true, enumerable: true, configurable: true });
     return capEvent(event, (v) => estimateSize(v));
+  }
+
+  /** Whether the channel to `node` holds FLOW_CAP or more not yet taken in: its batches are denied, and it stays full. */
+  overCap(node: unknown): boolean {
+    return typeof node === 'string' && this.inFlight(node) >= FLOW_CAP;
   }
 
   /** Reports something stopped here, within the node's event rate. */

@@ -21,7 +21,7 @@ import type { SandboxConfig } from '../sandbox/entry.js';
 import { DEFAULT_CPU_MS_PER_SLICE, sliceWallMs } from '../kernel/capabilities.js';
 import { Boundary } from './boundary.js';
 import type { Engine, NodeRuntime } from './runtime.js';
-import { bootKernel, DEFAULT_MEMORY_MB } from './kernel-image.js';
+import { bootKernel, DEFAULT_MEMORY_MB, type Entry } from './kernel-image.js';
 
 type Ref = ivm.Reference<(...args: unknown[]) => unknown>;
 
@@ -36,7 +36,7 @@ export class IsolateEngine implements Engine {
   private scheduled = false;
   private timer: NodeJS.Timeout | undefined;
   private readonly pendingControl = new Map<number, (result: Result<unknown>) => void>();
-  private readonly refs: Record<'control' | 'deliver' | 'deliverEncoded' | 'runScheduled' | 'fireTimer' | 'recover' | 'credit', Ref>;
+  private readonly refs: Record<Entry, Ref>;
   private ended = false;
   private readonly runScheduled: () => void;
   private readonly fireTimer: () => void;
@@ -52,6 +52,7 @@ export class IsolateEngine implements Engine {
       limits,
       (what) => runtime.emit({ type: 'capability_denied', node: data.node, what: `${what} (stopped at the isolate boundary)` }),
       (text) => runtime.log('warn', text),
+      (node) => runtime.inFlight(node),
     );
     this.runScheduled = runtime.busy((): void => {
       this.scheduled = false;
@@ -70,8 +71,9 @@ export class IsolateEngine implements Engine {
     return {
       outbound: new ivm.Callback((node: unknown, batch: unknown) => {
         const admitted = boundary.outbound(node, batch);
-        // True when the channel to that node is full: the kernel inside holds its senders until `credit`.
-        return admitted.length !== 0 && runtime.outbound(node as string, admitted);
+        // True when the channel to that node is full: the kernel inside holds its senders until
+        // `credit`. The boundary enforces it too, denying batches over FLOW_CAP (still full then).
+        return admitted.length !== 0 ? runtime.outbound(node as string, admitted) : boundary.overCap(node);
       }),
       emit: new ivm.Callback((event: unknown) => {
         const checked = boundary.event(event);

@@ -9,18 +9,20 @@
  * starting a node costs nothing per other node.
  *
  * Flow control, as the BEAM's busy distribution port: each port has a *window* of weight (about
- * one unit per envelope) that the receiver has not yet taken in. The receiver acknowledges what it
- * took in, once per `ACK_AT` of weight, on the same port. A port at its window is *full*: the
- * runtime tells the kernel, which holds the processes sending to that peer until *credit* — acks
- * bringing the window under its size, the peer going down (its port closed or the host's
- * `disconnect`), or its offer refused (batches then go through the host, which this does not
- * window). A receiver's port so holds at most a window and one step's sends per sending process.
+ * one unit per envelope, more for a large string or binary message: `weightOf`) that the receiver
+ * has not yet taken in. The receiver acknowledges what it took in, once per `ACK_AT` of weight, on
+ * the same port. A port at its window is *full*: the runtime tells the kernel, which holds the
+ * processes sending to that peer until *credit* — acks bringing the window under its size, the
+ * peer going down (its port closed or the host's `disconnect`), or its offer refused (batches then
+ * go through the host, which this does not window). A receiver's port so holds at most a window,
+ * the batch that found it full (up to the outbox's 4,096 envelopes), and one step's sends per
+ * sending process (an isolate's trusted half caps that too: FLOW_CAP, src/node/boundary.ts).
  *
  * Vocabulary: *weight* — what a batch counts in a window; *in flight* — weight posted and not yet
  * acknowledged; *stalled* — a peer the kernel was told is full, owed credit.
  */
 import { MessageChannel, type MessagePort, type Transferable } from 'node:worker_threads';
-import type { Envelope } from '../kernel/signals.js';
+import { Sig, type Envelope } from '../kernel/signals.js';
 import { TAKES_ENCODED, type HostToNode, type NodeToHost, type PeerReply } from '../wire/node.js';
 import { encodeBatch } from '../sandbox/encode.js';
 
@@ -37,9 +39,26 @@ const ACK_AT = 4096;
 /** Weight of a batch beyond its envelopes: a stream of one-envelope batches is windowed too. */
 const BATCH_WEIGHT = 16;
 
-/** A batch's weight in a window: its envelopes (an encoded batch: a unit per 16 characters, a small envelope encoded is 16-45) and a share for the batch. */
+/**
+ * A batch's weight in a window: a share for the batch, and its envelopes — an encoded batch a unit
+ * per 16 characters (a small envelope encoded is 16-45), an array a unit per envelope and a unit
+ * per 16 characters or bytes of a message that is a string or binary data, read without walking
+ * anything (a length): a batch of one 8 MiB string weighs as much as the 8 MiB encoded would. A
+ * large value nested in an object still counts as one envelope (measuring it would walk every
+ * message twice more, here and at the receiver, which computes the same weight to ack it):
+ * `maxMessageBytes` bounds those.
+ */
 export function weightOf(batch: Envelope[] | string): number {
-  return BATCH_WEIGHT + (typeof batch === 'string' ? batch.length >>> 4 : batch.length);
+  if (typeof batch === 'string') return BATCH_WEIGHT + (batch.length >>> 4);
+  let weight = BATCH_WEIGHT + batch.length;
+  for (let i = 0; i < batch.length; i++) {
+    const e = batch[i]!;
+    if (e[0] !== Sig.Message) continue;
+    const m = e[2];
+    if (typeof m === 'string') weight += m.length >>> 4;
+    else if (typeof m === 'object' && m !== null && (ArrayBuffer.isView(m) || m instanceof ArrayBuffer)) weight += m.byteLength >>> 4;
+  }
+  return weight;
 }
 
 /** This node's sending end to one peer. */
@@ -115,14 +134,17 @@ export class PeerPorts {
       const opened: Peer = { port: port1, encoded: false, refusedUntil: 0, waiting: [], inFlight: 0, stalled: false };
       this.peers.set(node, opened);
       // The receiver answers on the port: once if it takes batches encoded, then with acks.
+      // Anything else (not a positive, finite weight) is ignored: it would make the window NaN.
       port1.on('message', (reply: PeerReply) => {
         if (reply === TAKES_ENCODED) opened.encoded = true;
-        else this.acked(node, opened, reply);
+        else if (typeof reply === 'number' && reply > 0 && Number.isFinite(reply)) this.acked(node, opened, reply);
       });
-      // The receiver's thread ended: nothing more will be acknowledged; its senders are not held for it.
+      // The receiver's thread ended: nothing more will be acknowledged; its senders are not held for
+      // it. Only while this port is still the peer's: a port the host's answer replaced was released
+      // then, and a new port to the same node may be full now.
       port1.on('close', () => {
         opened.inFlight = 0;
-        if (opened.stalled) this.release(node, opened);
+        if (opened.stalled && this.peers.get(node) === opened) this.release(node, opened);
       });
       port1.unref();
     };
@@ -156,6 +178,10 @@ export class PeerPorts {
     const peer = this.peers.get(node);
     const waiting = peer?.waiting ?? [];
     if (peer) peer.waiting = undefined;
+    const stalled = peer?.stalled === true;
+    // A peer replaced or deleted owes no credit of its own any more (its port's close must not give
+    // a second one): what it was owed is given below, once.
+    if (peer && message.t !== 'accepted') peer.stalled = false;
     if (message.t !== 'accepted') peer?.port?.close();
     if (message.t === 'refused')
       this.peers.set(node, { encoded: false, refusedUntil: Date.now() + REFUSED_MS, serialized: message.encoded, inFlight: 0, stalled: false });
@@ -165,7 +191,7 @@ export class PeerPorts {
     if (peer && message.t === 'accepted') for (const batch of waiting) peer.inFlight -= weightOf(batch);
     for (const batch of waiting) resend(node, batch);
     const now = this.peers.get(node);
-    if (peer?.stalled && (now === undefined || now.inFlight < WINDOW)) this.release(node, now);
+    if (stalled && (now === undefined || now.inFlight < WINDOW)) this.release(node, now);
   }
 
   /** A port `node` sends on to this node (its batches come after the one it was offered with). */

@@ -18,7 +18,7 @@ import { estimateSize } from '../kernel/values.js';
 import { EventGate } from './event-guard.js';
 import { Sig, type Envelope } from '../kernel/signals.js';
 import type { KernelEvent } from '../kernel/types.js';
-import type { Result } from '../kernel/control-ops.js';
+import type { ControlOp, Result } from '../kernel/control-ops.js';
 import type { HostToNode, NodeData, NodeFaults, NodeToHost } from '../wire/node.js';
 import { readBatch } from './decode.js';
 import { PeerPorts } from './peers.js';
@@ -67,8 +67,8 @@ export function workerLink(): HostLink {
   };
 }
 
-/** Control operations whose events go with their reply (see `held`). */
-const HOLDS_EVENTS: ReadonlySet<string> = new Set(['load', 'loadAtomic']);
+/** Control operations whose events go with their reply (see `deferred`). */
+const EVENTS_WITH_REPLY: ReadonlySet<ControlOp> = new Set<ControlOp>(['load', 'loadAtomic']);
 
 export class NodeRuntime {
   readonly data: NodeData;
@@ -91,7 +91,7 @@ export class NodeRuntime {
    * Events emitted while a load is being served: they leave with its reply, in one post (a load
    * emits `module_loaded`, often `module_purged`), or before anything else this node posts first.
    */
-  private held: KernelEvent[] | undefined;
+  private deferred: KernelEvent[] | undefined;
 
   constructor(readonly link: HostLink = workerLink()) {
     this.data = link.data;
@@ -121,7 +121,7 @@ export class NodeRuntime {
 
   /** Reports an event to the host (the engine decides what may be reported); while a load is served, with its reply. */
   emit(event: KernelEvent): void {
-    if (this.held) this.held.push(event);
+    if (this.deferred) this.deferred.push(event);
     else this.post({ t: 'event', event });
     this.faults?.event(event);
   }
@@ -159,7 +159,10 @@ export class NodeRuntime {
     return node !== 'host' && this.ports.full(node);
   }
 
-  /** Weight sent to `node` over its port (or waiting for it) not yet acknowledged: what its inbound port may hold from this node. */
+  /**
+   * Weight sent to `node` over its port (or waiting for it) not yet acknowledged: what its inbound
+   * port may hold from this node. Read by an isolate node's boundary (its FLOW_CAP) and by tests.
+   */
   inFlight(node: string): number {
     return this.ports.inFlight(node);
   }
@@ -268,17 +271,17 @@ export class NodeRuntime {
         return this.ports.answer(message, (node, batch) => this.outbound(node, batch));
       case 'control': {
         const { id, op } = message;
-        const held = HOLDS_EVENTS.has(op) ? (this.held = []) : undefined;
+        const deferred = EVENTS_WITH_REPLY.has(op as ControlOp) ? (this.deferred = []) : undefined;
         let result: Result<unknown> | Promise<Result<unknown>> | undefined;
         try {
           result = engine.control(op, message.args);
         } finally {
-          this.held = undefined;
+          this.deferred = undefined;
           // Only an answer given at once takes them along.
-          if (result === undefined || result instanceof Promise) this.postEvents(held);
+          if (result === undefined || result instanceof Promise) this.postEvents(deferred);
         }
         if (result instanceof Promise) void result.then((r) => this.reply(id, r));
-        else this.reply(id, result, held);
+        else this.reply(id, result, deferred);
       }
     }
   }
@@ -298,9 +301,9 @@ export class NodeRuntime {
     }
   }
 
-  /** Every post to the host: events held for a reply leave first if something else goes before the reply. */
+  /** Every post to the host: events deferred for a reply leave first if something else goes before the reply. */
   private post(message: NodeToHost, transfer?: readonly Transferable[]): void {
-    if (this.held?.length) this.postEvents(this.held.splice(0));
+    if (this.deferred?.length) this.postEvents(this.deferred.splice(0));
     this.link.post(message, transfer);
   }
 

@@ -130,7 +130,8 @@ export function boot(config: SandboxConfig): void {
             });
             continue;
           }
-          full = bridge.outbound(node, batch) === true;
+          // A later batch that finds room does not clear a full found earlier (and every batch still leaves).
+          if (bridge.outbound(node, batch) === true) full = true;
         }
         return full;
       }

@@ -77,7 +77,7 @@ export type NodeToHost =
 /**
  * On a direct port between nodes, receiver → sender: `TAKES_ENCODED` once when the port is
  * connected, if the receiver takes batches encoded as one string (an isolate); then acks, each the
- * weight of the batches taken in since the last (flow control, src/node/runtime.ts).
+ * weight of the batches taken in since the last (flow control, src/node/peers.ts).
  */
 export type PeerReply = typeof TAKES_ENCODED | number;
 export const TAKES_ENCODED = 'encoded';
