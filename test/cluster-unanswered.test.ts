@@ -62,7 +62,7 @@ describe('a move whose migrateIn answer is lost', () => {
     expect(live).toEqual({ b1: { moves: 1, cameFrom: 'a1' }, a1: null });
     expect(result).toEqual({ pid: server, ok: true, from: 'a1', to: 'b1', moves: 1, unanswered: true });
     // The stream outlasted the failed request: some of it was sent while the process was suspended at a1.
-    expect(sent).toBeGreaterThan(60);
+    expect(sent).toBeGreaterThan(30);
     // Every message once, in order, at the converted process.
     await b.until('the whole stream at b1', async () => (await b.eval<{ count: number }>('return system.node("b1").getState(args[0])', server)).count === sent);
     const state = await b.eval<{ count: number; seen: Record<string, number>; converted?: boolean }>('return system.node("b1").getState(args[0])', server);
