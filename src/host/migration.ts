@@ -12,6 +12,7 @@ import { nodeOf, isPid, type Pid } from '../kernel/pid.js';
 import type { Forward, MigrationOutcome, MigrationSnapshot } from '../kernel/types.js';
 import type { Events } from './events.js';
 import type { NodeHandle } from './node-handle.js';
+import { askArrived, killCopies } from './migration-unanswered.js';
 
 export interface MigrateOptions {
   /** Passed to the target's codeChange as `extra`. */
@@ -28,6 +29,11 @@ export interface MigrationResult {
   /** The vsns the state was converted between (equal when no conversion ran). */
   vsn?: { from: unknown; to: unknown };
   moves?: number;
+  /**
+   * The target's answer to the move was lost (its request failed as a whole); asked afterwards,
+   * the target said the process runs there. `vsn` is then unknown (absent).
+   */
+  unanswered?: true;
   /** Why it stayed where it was. */
   error?: WireError;
 }
@@ -273,12 +279,12 @@ export class Migrations {
       } else fail(o.pid, o.error);
     }
     // 2. in: converted and started on the target under the same pids.
-    let ins: MigrationOutcome<{ from: unknown; to: unknown; awaitDrain: boolean }>[] = [];
+    let ins: MigrationOutcome<{ from: unknown; to: unknown; awaitDrain: boolean } | 'unanswered'>[] = [];
     if (snapshots.length) {
       try {
         ins = await target.migrateIn(snapshots, options.extra, options.timeoutMs);
       } catch (error) {
-        ins = snapshots.map((s) => ({ pid: s.pid, error: toWire(error) }));
+        ins = await this.settleUnanswered(target, snapshots, from, toWire(error), options);
       }
     }
     // The source went down while they were suspended: it was reported, with their DOWNs, as gone.
@@ -297,14 +303,21 @@ export class Migrations {
     for (const i of ins) {
       if ('ok' in i) {
         arrived.push(i.pid);
-        if (i.ok.awaitDrain) awaitDrain.push(i.pid);
         const before = this.locate(i.pid);
+        // Unanswered, the target's word on it is unknown: it forwarded the pid (so sends the source
+        // a Drained marker) unless it is the pid's home and the process never left it.
+        if (i.ok === 'unanswered' ? nodeOf(i.pid) !== to || this.where.has(i.pid) : i.ok.awaitDrain) awaitDrain.push(i.pid);
         const loc: ProcessLocation = { pid: i.pid, node: to, home: before.home, moves: before.moves + 1, path: [...before.path, to] };
         this.where.set(i.pid, loc);
         if (names.has(i.pid)) this.homeNames.set(i.pid, names.get(i.pid)!);
         // Back home, it holds its name there as any process does.
         if (to === loc.home) this.homeNames.delete(i.pid);
-        results.set(i.pid, { pid: i.pid, from, to, ok: true, vsn: { from: i.ok.from, to: i.ok.to }, moves: loc.moves });
+        results.set(
+          i.pid,
+          i.ok === 'unanswered'
+            ? { pid: i.pid, from, to, ok: true, moves: loc.moves, unanswered: true }
+            : { pid: i.pid, from, to, ok: true, vsn: { from: i.ok.from, to: i.ok.to }, moves: loc.moves },
+        );
       } else {
         refused.push(i.pid);
         fail(i.pid, i.error);
@@ -323,5 +336,29 @@ export class Migrations {
       this.events.emit({ type: 'process_migrated', node: to, pid, from, to, moves: loc.moves });
     }
     return pids.map((pid) => results.get(pid)!);
+  }
+
+  /**
+   * `migrateIn` failed as a whole (`error`), yet the target may have run it (migration-unanswered.ts):
+   * the pids it says arrived count as arrived. If it says nothing within the conversion limit
+   * (`timeoutMs`), every copy that may have started there is killed, and all count as refused
+   * (`details.uncertain`): the source resumes them, so a move never leaves two live processes with
+   * one pid, as long as the target's host handles the kill it was sent.
+   */
+  private async settleUnanswered(
+    target: NodeHandle,
+    snapshots: MigrationSnapshot[],
+    from: string,
+    error: WireError,
+    options: MigrateOptions,
+  ): Promise<MigrationOutcome<'unanswered'>[]> {
+    const arrived = await askArrived(target, snapshots, from, options.timeoutMs ?? 5_000);
+    if (arrived) return snapshots.map((s) => (arrived.has(s.pid) ? { pid: s.pid, ok: 'unanswered' } : { pid: s.pid, error }));
+    await killCopies(
+      target,
+      snapshots.map((s) => s.pid),
+    );
+    const uncertain = { ...error, details: { ...(error.details as object | undefined), uncertain: true } };
+    return snapshots.map((s) => ({ pid: s.pid, error: uncertain }));
   }
 }
