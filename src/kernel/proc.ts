@@ -111,6 +111,8 @@ export class Process {
   declare dropped: number;
   /** An exit that reached the process while it was running; applied when its step returns. */
   declare pendingExit: { reason: unknown } | null;
+  /** Reductions its last turn's last step overran the budget by: its next turn has that many fewer (`scheduler.ts`). */
+  declare debt: number;
 
   /** Puts a message at the end of its mailbox (made on the first one). */
   queue(message: unknown): void {
@@ -169,4 +171,5 @@ Object.assign(Process.prototype, {
   drainSeen: false,
   dropped: 0,
   pendingExit: null,
+  debt: 0,
 });

@@ -5,9 +5,22 @@
  * stream lost the rest of its turn at each slice end and its backlog grew to 10^5 of 10^6
  * messages, each one outliving scavenges. A turn resumes once: cut again, the process goes to
  * the back, so a process of heavy steps holds two slices at most.
+ *
+ * A turn whose last step overran its budget (a step is never cut, and a step of 1024 sends costs
+ * 1025) leaves the process a reduction debt, paid in its next turn. Without it a sender of 1024
+ * sends per step ran two steps per turn, 2048 sends, while its receiver took 2000 messages per
+ * turn: the receiver's backlog grew to ~24k of 10^6 messages (~2.8k with the debt).
  */
 import type { Process } from './proc.js';
 import { RingQueue } from './queue.js';
+
+/** Reductions (steps and sends) a process may use in a turn before it goes to the back of the run queue. */
+export const REDUCTIONS = 2000;
+/**
+ * The most of an overrun carried into the next turn: less than a whole turn, so every turn runs
+ * at least one step. Steps that cost more than a turn each are not evened out.
+ */
+const MAX_DEBT = REDUCTIONS - 1;
 
 export class RunQueue {
   private readonly queue = new RingQueue<Process>();
@@ -46,6 +59,19 @@ export class RunQueue {
     const resumes = proc === this.resuming;
     this.resuming = null;
     return resumes ? this.carriedBudget : -1;
+  }
+
+  /** The reductions of a new turn of `proc`: REDUCTIONS less its debt, which this pays. */
+  newBudget(proc: Process): number {
+    const debt = proc.debt;
+    if (debt === 0) return REDUCTIONS;
+    proc.debt = 0;
+    return REDUCTIONS - debt;
+  }
+
+  /** `proc`'s turn spent its budget, ending at `budget` (negative when its last step overran): the overrun is its debt. */
+  owe(proc: Process, budget: number): void {
+    if (budget < 0) proc.debt = Math.min(-budget, MAX_DEBT);
   }
 
   /** The slice ends in the middle of `proc`'s new turn, with `budget` reductions left: it goes first. */
