@@ -42,13 +42,6 @@ export class Process {
   declare versionPrev: Process | null;
   declare versionNext: Process | null;
 
-  /**
-   * Reductions its last turn's last step overran the budget by: its next turn has that many fewer
-   * (`run-queue.ts`). A field of every process: set on the prototype instead, the first write gave
-   * the sender's object a new shape and a 10^6-message stream inside a thread node ran ~1.7× slower.
-   */
-  declare debt: number;
-
   declare readonly pid: Pid;
   /** The name of the function it was spawned with. */
   declare readonly initial: string;
@@ -151,7 +144,6 @@ export function newProcess(pid: Pid, initial: string): Process {
     version: null,
     versionPrev: null,
     versionNext: null,
-    debt: 0,
     pid,
     initial,
     more: null,

@@ -155,6 +155,7 @@ export class Scheduler {
       if (proc.status === 'runnable' && this.holds.keeps(proc)) continue;
       proc.queued = false;
       if (proc.status === 'runnable') this.step(proc);
+      else this.runQueue.skip(proc);
       if (this.runQueue.cut) break;
       if (this.steps - checked >= CLOCK_EVERY) {
         checked = this.steps;
