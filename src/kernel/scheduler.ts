@@ -6,9 +6,10 @@
  * (`holds.ts`) keep the processes sending to a node whose channel is full. Endings go to the
  * signals, version moves to the code operations.
  *
- * A turn: a process's consecutive steps on its reductions (`run-queue.ts`). A step is never cut,
- * so a turn's last step may overrun its budget; the overrun is the process's reduction debt, taken
- * off its next turn: over turns, each runnable process gets REDUCTIONS on average.
+ * A turn (a schedule-in on the BEAM): a process's consecutive steps on its REDUCTIONS, each step and
+ * each send one reduction (`run-queue.ts`). A step is never cut, as a BIF runs to its end: a turn's
+ * last step may overrun the budget, and the overrun is the process's reduction debt, taken off its
+ * next turn, so over turns each runnable process gets REDUCTIONS.
  */
 import { Refused } from '../errors.js';
 import type { CodeServer, ModuleVersion } from './code-server.js';
