@@ -96,8 +96,10 @@ export class RunQueue {
     if (this.debts.delete(proc)) this.owing--;
   }
 
-  /** The slice ends in the middle of `proc`'s new turn, with `budget` reductions left: it goes first. */
+  /** The slice ends in the middle of `proc`'s new turn, with `budget` reductions left: it is queued first. */
   carry(proc: Process, budget: number): void {
+    proc.status = 'runnable';
+    proc.queued = true;
     this.queue.unshift(proc);
     this.carried = proc;
     this.carriedBudget = budget;

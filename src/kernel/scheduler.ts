@@ -6,10 +6,9 @@
  * (`holds.ts`) keep the processes sending to a node whose channel is full. Endings go to the
  * signals, version moves to the code operations.
  *
- * A turn (a schedule-in on the BEAM): a process's consecutive steps on its REDUCTIONS, each step and
- * each send one reduction (`run-queue.ts`). A step is never cut, as a BIF runs to its end: a turn's
- * last step may overrun the budget, and the overrun is the process's reduction debt, taken off its
- * next turn, so over turns each runnable process gets REDUCTIONS.
+ * A turn (a schedule-in on the BEAM): a process's steps on its REDUCTIONS (`run-queue.ts`). A step is
+ * never cut, as a BIF runs to its end: the overrun of a turn's last step is the process's reduction
+ * debt, taken off its next turn, so over turns each runnable process gets REDUCTIONS.
  */
 import { Refused } from '../errors.js';
 import type { CodeServer, ModuleVersion } from './code-server.js';
@@ -225,15 +224,9 @@ export class Scheduler {
         return this.enqueue(proc);
       }
       // Heavy steps use up the slice before the budget: look at the clock now and then.
-      if ((this.steps & (CLOCK_EVERY - 1)) === 0 && this.platform.now() >= this.sliceDeadline) return left < 0 ? this.carry(proc) : this.enqueue(proc);
+      if ((this.steps & (CLOCK_EVERY - 1)) === 0 && this.platform.now() >= this.sliceDeadline)
+        return left < 0 ? this.runQueue.carry(proc, this.budget) : this.enqueue(proc);
     }
-  }
-
-  /** The slice ends in the middle of `proc`'s turn: it resumes the turn first in the next slice (`RunQueue`). */
-  private carry(proc: Process): void {
-    proc.status = 'runnable';
-    proc.queued = true;
-    this.runQueue.carry(proc, this.budget);
   }
 
   /**
