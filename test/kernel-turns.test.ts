@@ -16,7 +16,7 @@ import { transpile } from '../src/compiler/transpile.js';
 import { HOST } from './helpers/kernel-tools.js';
 
 const MODULE = `
-  import { next, send } from 'subnode';
+  import { exit, next, send } from 'subnode';
 
   /** Takes \`left\` steps (each one a reduction), then says so. */
   export function counter(name: string, left: number): unknown {
@@ -28,6 +28,12 @@ const MODULE = `
     send('${HOST}', name);
     for (let i = 1; i < size; i++) send('${HOST}', 0);
     return left > 1 ? next(burst, name, size, left - 1) : 'done';
+  }
+
+  /** Ends \`pid\`, then says so. */
+  export function killer(pid: string): unknown {
+    exit(pid, 'kill');
+    return send('${HOST}', 'killed');
   }
 
   export function once(name: string): unknown {
@@ -128,5 +134,17 @@ describe('reduction debt', () => {
     k.kernel.spawn('turns', 'burst', ['b', 5000, 3]);
     k.runSlices();
     expect(turns(k.said)).toEqual(['a×1', 'b×1', 'a×1', 'b×1', 'a×1', 'b×1']);
+  });
+
+  it('a process that ends owing a debt leaves none behind (the run queue keeps nothing of it)', () => {
+    const k = steppedKernel();
+    // a's first turn overruns (two steps of 1501) and queues it behind b, which ends it.
+    const a = k.kernel.spawn('turns', 'burst', ['a', 1500, 5]);
+    k.kernel.spawn('turns', 'killer', [a]);
+    k.runSlices();
+    expect(turns(k.said)).toEqual(['a×2', 'killed×1']);
+    // The count of debts the run queue holds (private: a leak is not otherwise observable).
+    const runQueue = (k.kernel as unknown as { scheduler: { runQueue: { owing: number } } }).scheduler.runQueue;
+    expect(runQueue.owing).toBe(0);
   });
 });

@@ -31,10 +31,11 @@ export class RunQueue {
   /** The reductions the cut turn had left. */
   private carriedBudget = 0;
   /**
-   * Debts of queued processes (`owe`). Only a process that overran its turn has one, and it is in
-   * the queue until its next turn pays it: kept here, an idle process carries no field for it, and
-   * as a field written on some processes only it gave the sender's object a new shape, which made
-   * a 10^6-message stream inside a thread node ~1.7× slower.
+   * Debts of queued processes (`owe`). Only a process that overran its turn has one, until its next
+   * turn pays it or it leaves the node (a suspended one pays after it resumes, a held one after
+   * credit): kept here, an idle process carries no field for it, and as a field written on some
+   * processes only it gave the sender's object a new shape, which made a 10^6-message stream inside
+   * a thread node ~1.7× slower.
    */
   private readonly debts = new Map<Process, number>();
   /** How many debts `debts` holds. */
@@ -87,13 +88,9 @@ export class RunQueue {
     this.debts.set(proc, Math.min(-budget, MAX_DEBT));
   }
 
-  /** `proc` left the queue without a turn (it ended, or was suspended): its debt is forgiven. */
-  skip(proc: Process): void {
-    if (this.owing !== 0) this.forgive(proc);
-  }
-
-  private forgive(proc: Process): void {
-    if (this.debts.delete(proc)) this.owing--;
+  /** `proc` left the node (ended, moved away) or paid: it owes nothing (nothing here keeps it reachable). */
+  forgive(proc: Process): void {
+    if (this.owing !== 0 && this.debts.delete(proc)) this.owing--;
   }
 
   /** The slice ends in the middle of `proc`'s new turn, with `budget` reductions left: it is queued first. */

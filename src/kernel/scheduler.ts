@@ -155,7 +155,6 @@ export class Scheduler {
       if (proc.status === 'runnable' && this.holds.keeps(proc)) continue;
       proc.queued = false;
       if (proc.status === 'runnable') this.step(proc);
-      else this.runQueue.skip(proc);
       if (this.runQueue.cut) break;
       if (this.steps - checked >= CLOCK_EVERY) {
         checked = this.steps;
@@ -313,10 +312,11 @@ export class Scheduler {
     return this.timers.after(ms, fire);
   }
 
-  /** The process's receive timeout, if any, is off; it leaves the node (ended or moved away), so it is held no more. */
+  /** The process's receive timeout, if any, is off; it leaves the node (ended or moved away), so it is held no more and owes nothing. */
   disarm(proc: Process): void {
     this.waits.disarm(proc);
     this.holds.forget(proc);
+    this.runQueue.forgive(proc);
   }
 
   // ---- the outbox ----------------------------------------------------------------------------
