@@ -16,7 +16,7 @@ import type { BareActorJob } from './bare-actor-worker.js';
 import { benchKernel } from './local-kernel.js';
 
 const INTRA_WHY =
-  "the sender's steps of 1024 sends are never cut, so it sends 2048 per 2000-reduction turn while the receiver takes 2000: the backlog grows to ~27k of 10^6 messages, and messages that outlive scavenges are garbage collection's work (~14% of the run by profile); each message also pays a pid lookup, a reduction and a receive object (40 B) beside the closure module code makes; kernel CPU per message ~133 ns (process.cpuUsage, loaded machine)";
+  "a step is never cut: a sender's step of 1024 sends overran its 2000-reduction turn and ran two per turn, 2048 sends, while its receiver took 2000; the overrun is now its next turn's reduction debt, so over turns it sends ~2000 as the receiver takes 2000 (receiver backlog at slice ends ~2.8k of 10^6 messages, was ~23k; GC pauses ~3-5 ms of a ~65 ms run, were ~6-10 ms; median ratio of 12 paired runs 0.24 -> 0.27 on the main thread, 0.32 -> 0.37 inside a thread node, load 6-9 on 2 cores). Left is per message: a pid lookup, a reduction, a receive object (40 B) beside the closure module code makes, and the step's dispatch: ~60-70 ns a message against the bare actor's ~20 ns";
 import { atLeastRatio, batchedSum, gc, measure, row, within, type Benchmark, type ResultRow } from './lib.js';
 
 /** A worker that runs bare-actor rounds on request. */

@@ -4,6 +4,9 @@
  * left; cut a second time, the process goes to the back of the run queue. The kernel runs on a
  * platform whose clock moves one ms per reading and whose slices run when the test says, so where
  * a slice ends is exact.
+ *
+ * A step is never cut: a turn's last step may overrun the turn's reductions, and the overrun is
+ * taken off the process's next turn (its reduction debt).
  */
 import { describe, expect, it } from 'vitest';
 import { threadPlatform } from '../src/node/thread-platform.js';
@@ -13,11 +16,24 @@ import { transpile } from '../src/compiler/transpile.js';
 import { HOST } from './helpers/kernel-tools.js';
 
 const MODULE = `
-  import { next, send } from 'subnode';
+  import { exit, next, send } from 'subnode';
 
   /** Takes \`left\` steps (each one a reduction), then says so. */
   export function counter(name: string, left: number): unknown {
     return left === 0 ? send('${HOST}', name + ' done') : next(counter, name, left - 1);
+  }
+
+  /** Takes \`left\` steps of \`size\` sends each (the first says its name, the others 0): each step costs size + 1 reductions. */
+  export function burst(name: string, size: number, left: number): unknown {
+    send('${HOST}', name);
+    for (let i = 1; i < size; i++) send('${HOST}', 0);
+    return left > 1 ? next(burst, name, size, left - 1) : 'done';
+  }
+
+  /** Ends \`pid\`, then says so. */
+  export function killer(pid: string): unknown {
+    exit(pid, 'kill');
+    return send('${HOST}', 'killed');
   }
 
   export function once(name: string): unknown {
@@ -82,5 +98,53 @@ describe('turns across slices', () => {
     k.kernel.spawn('turns', 'counter', ['b', 10]);
     k.runSlices();
     expect(k.said).toEqual(['b done', 'a done']);
+  });
+});
+
+/** The steps of `burst` processes as turns: each name with the number of its steps in a row, in order. */
+function turns(said: unknown[]): string[] {
+  const names = said.filter((m): m is string => typeof m === 'string');
+  const out: string[] = [];
+  let count = 0;
+  names.forEach((name, i) => {
+    count++;
+    if (names[i + 1] !== name) {
+      out.push(`${name}×${count}`);
+      count = 0;
+    }
+  });
+  return out;
+}
+
+describe('reduction debt', () => {
+  it("a turn's overrun is taken off the next turn: steps of 1501 reductions run 2, 1, 1 per turn, 2000 a turn on average", () => {
+    const k = steppedKernel();
+    // Turn 1: 2000 - 1501 = 499, a second step ends at -1002. Turn 2: 998 - 1501 = -503. Turn 3:
+    // 1497 - 1501 = -4. Turn 4: 1996, two steps again. Without the debt, every turn ran two steps.
+    k.kernel.spawn('turns', 'burst', ['a', 1500, 8]);
+    k.kernel.spawn('turns', 'burst', ['b', 1500, 8]);
+    k.runSlices();
+    const pattern = ['a×2', 'b×2', 'a×1', 'b×1', 'a×1', 'b×1'];
+    expect(turns(k.said)).toEqual([...pattern, ...pattern]);
+  });
+
+  it('a step that costs more than a whole turn still runs, one per turn', () => {
+    const k = steppedKernel();
+    k.kernel.spawn('turns', 'burst', ['a', 5000, 3]);
+    k.kernel.spawn('turns', 'burst', ['b', 5000, 3]);
+    k.runSlices();
+    expect(turns(k.said)).toEqual(['a×1', 'b×1', 'a×1', 'b×1', 'a×1', 'b×1']);
+  });
+
+  it('a process that ends owing a debt leaves none behind (the run queue keeps nothing of it)', () => {
+    const k = steppedKernel();
+    // a's first turn overruns (two steps of 1501) and queues it behind b, which ends it.
+    const a = k.kernel.spawn('turns', 'burst', ['a', 1500, 5]);
+    k.kernel.spawn('turns', 'killer', [a]);
+    k.runSlices();
+    expect(turns(k.said)).toEqual(['a×2', 'killed×1']);
+    // The count of debts the run queue holds (private: a leak is not otherwise observable).
+    const runQueue = (k.kernel as unknown as { scheduler: { runQueue: { owing: number } } }).scheduler.runQueue;
+    expect(runQueue.owing).toBe(0);
   });
 });

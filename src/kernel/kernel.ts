@@ -13,7 +13,8 @@
  *  - slice: one macrotask of the scheduler: it runs queued processes until the run queue is
  *    empty or `sliceMs` has passed, then yields so inbound messages and I/O interleave.
  *  - reduction: the unit of a process's budget within a slice, as on the BEAM: each step and
- *    each send costs one; a process whose budget runs out goes to the back of the run queue.
+ *    each send costs one; a process whose budget runs out goes to the back of the run queue. A step
+ *    is never cut: what its last step overran the budget by is taken off its next turn (debt).
  *  - envelope: a signal as a compact tuple (`signals.ts`): a message, a link, an exit, a monitor,
  *    a DOWN, or a migration marker. Local ones are applied in order; others cross to their node.
  *  - version: one loaded body of a module (`code-server.ts`). One is current, the others old;

@@ -5,6 +5,10 @@
  * them) share one platform timer; its outbox (`outbox.ts`) leaves when a slice ends; its holds
  * (`holds.ts`) keep the processes sending to a node whose channel is full. Endings go to the
  * signals, version moves to the code operations.
+ *
+ * A turn (a schedule-in on the BEAM): a process's steps on its REDUCTIONS (`run-queue.ts`). A step is
+ * never cut, as a BIF runs to its end: the overrun of a turn's last step is the process's reduction
+ * debt, taken off its next turn, so over turns each runnable process gets REDUCTIONS.
  */
 import { Refused } from '../errors.js';
 import type { CodeServer, ModuleVersion } from './code-server.js';
@@ -33,8 +37,6 @@ const EMPTY: unknown[] = [];
  * a clock read costs tens of ns, under 1% of the cheapest step at this rate.
  */
 const CLOCK_EVERY = 16;
-/** Reductions (steps and sends) a process may use before it goes to the back of the run queue. */
-const REDUCTIONS = 2000;
 
 export class Scheduler {
   private readonly runQueue = new RunQueue();
@@ -181,7 +183,7 @@ export class Scheduler {
   private runSteps(proc: Process): void {
     proc.status = 'running';
     const left = this.runQueue.beginTurn(proc);
-    this.budget = left < 0 ? REDUCTIONS : left;
+    this.budget = left < 0 ? this.runQueue.newBudget(proc) : left;
     let result: unknown;
     for (;;) {
       const fn = proc.stepFn!;
@@ -216,17 +218,14 @@ export class Scheduler {
         if (ready) return;
       }
       if (!ready) return;
-      if (--this.budget <= 0) return this.enqueue(proc);
+      if (--this.budget <= 0) {
+        this.runQueue.owe(proc, this.budget);
+        return this.enqueue(proc);
+      }
       // Heavy steps use up the slice before the budget: look at the clock now and then.
-      if ((this.steps & (CLOCK_EVERY - 1)) === 0 && this.platform.now() >= this.sliceDeadline) return left < 0 ? this.carry(proc) : this.enqueue(proc);
+      if ((this.steps & (CLOCK_EVERY - 1)) === 0 && this.platform.now() >= this.sliceDeadline)
+        return left < 0 ? this.runQueue.carry(proc, this.budget) : this.enqueue(proc);
     }
-  }
-
-  /** The slice ends in the middle of `proc`'s turn: it resumes the turn first in the next slice (`RunQueue`). */
-  private carry(proc: Process): void {
-    proc.status = 'runnable';
-    proc.queued = true;
-    this.runQueue.carry(proc, this.budget);
   }
 
   /**
@@ -313,10 +312,11 @@ export class Scheduler {
     return this.timers.after(ms, fire);
   }
 
-  /** The process's receive timeout, if any, is off; it leaves the node (ended or moved away), so it is held no more. */
+  /** The process's receive timeout, if any, is off; it leaves the node (ended or moved away), so it is held no more and owes nothing. */
   disarm(proc: Process): void {
     this.waits.disarm(proc);
     this.holds.forget(proc);
+    this.runQueue.forgive(proc);
   }
 
   // ---- the outbox ----------------------------------------------------------------------------
