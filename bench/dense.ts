@@ -147,7 +147,7 @@ async function thousandRows(scale: number): Promise<ResultRow[]> {
           text: '<= 1.5x (flat)',
           check: (_v, ratio) => ratio <= 1.5,
         },
-        'no step of addNode grows with the node count any more (peer ports are opened lazily): run alone it reads 0.95x, and a sequential run stayed at 4.4-4.8 ms per node from 200 to 1,000; in the full run, with ~2 GiB of isolates alive, it reads up to 1.9x (not profiled)',
+        "not profiled yet: peer ports are opened lazily, so no step of addNode walks the other nodes, and on a loaded machine (2026-12-01 early, every baseline ~2.5x slower) it read 0.88-1.31x; on the quiet machine later that day it reads 2.2-3.7x (10.1-10.8 ms at 1,000 nodes against 2.9-5.7 ms at 100), and the previous session's code gives the same (10.2 vs 4.7 ms, run alone, same hour), so the growth is not from this session's changes: with ~2 GiB of isolates alive, the per-node cost of the isolate or of its thread's heap grows, which a profile at 1,000 nodes has to locate",
       ),
     ];
   } finally {
