@@ -160,3 +160,43 @@ describe('a system.call and a monitor that land in a move’s window', () => {
     expect(await inbox.receive((m: any) => m?.got?.type === 'EXIT', 20_000)).toMatchObject({ got: { type: 'EXIT', from: pid, reason: 'killed' } });
   });
 });
+
+describe('a copy withdrawn when a move’s answer was lost (migrateWithdraw)', () => {
+  const kernels: LocalKernel[] = [];
+  afterEach(async () => {
+    for (const k of kernels.splice(0)) await k.kernel.orderlyStop(1_000);
+  });
+
+  /** A server of node a with a monitor and a link from node c, moved into node b (not committed). */
+  function arrived(): { a: LocalKernel; b: LocalKernel; srv: Pid } {
+    const a = localKernel('a');
+    const b = localKernel('b');
+    kernels.push(a, b);
+    a.load('s', SERVER);
+    b.load('s', SERVER);
+    const srv = a.kernel.startBehaviour('server', 's', []) as Pid;
+    a.kernel.deliver([[MONITOR, srv, '<c.3>', 'r'] as never, [LINK, srv, '<c.4>'] as never], 'c');
+    const [out] = a.kernel.migrateOut([srv]);
+    if (!out || !('ok' in out)) throw new Error(`migrateOut failed: ${JSON.stringify(out)}`);
+    const [into] = b.kernel.migrateIn([out.ok]);
+    expect(into && 'ok' in into).toBe(true);
+    return { a, b, srv };
+  }
+
+  it('leaves the target without dying: no DOWN or exit signal reaches its monitors and links, an event says so', async () => {
+    const { b, srv } = arrived();
+    expect(b.kernel.migrateWithdraw([srv], 'a')).toEqual([srv]);
+    expect(b.kernel.processInfo(srv)).toBeUndefined();
+    expect(b.events).toContainEqual({ type: 'migration_withdrawn', node: 'b', pid: srv, from: 'a' });
+    // A marker sent after it to node c arrives alone: nothing about the copy went before it.
+    b.kernel.send('<c.9>' as Pid, 'marker');
+    await waitFor(() => b.outbound.some((o) => o.node === 'c'), 'the marker to node c');
+    expect(b.outbound.filter((o) => o.node === 'c').flatMap((o) => o.envelopes)).toEqual([[MESSAGE, '<c.9>', 'marker']]);
+  });
+
+  it('leaves a process that did not come from that node alone', () => {
+    const { b, srv } = arrived();
+    expect(b.kernel.migrateWithdraw([srv], 'z')).toEqual([]);
+    expect(b.kernel.processInfo(srv)).toBeDefined();
+  });
+});

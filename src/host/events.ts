@@ -67,6 +67,7 @@ const EVENT_SOURCES = {
   log: 'kernel',
   process_migrated: 'kernel',
   migrated_exit: 'kernel',
+  migration_withdrawn: 'kernel',
   global_register: 'kernel',
   global_unregister: 'kernel',
   durable_restored: 'kernel',

@@ -6,7 +6,7 @@
  * the failed one (answered only after `migrateIn` ran, if it ran), which of the pids arrived.
  *
  * Vocabulary: an *unanswered* move is one whose `migrateIn` failed as a whole; it is *settled*
- * once the target said which of its pids run there, *uncertain* if the target never said.
+ * once the target said which of its pids run there, *uncertain* if the target never said (its copies are then withdrawn).
  */
 import type { Pid } from '../kernel/pid.js';
 import type { MigrationSnapshot } from '../kernel/types.js';
@@ -37,11 +37,12 @@ export async function askArrived(target: NodeHandle, snapshots: MigrationSnapsho
 }
 
 /**
- * The target never said: each copy that may have started there is killed (`'kill'`: a copy that
- * traps exits must not survive it) by requests posted after `migrateIn`, so a `migrateIn` the
- * target runs late is followed by the kill. A pid not there is no process: nothing happens (a kill
- * on a node is never sent on to the pid's home). Each request is bounded by its own deadline.
+ * The target never said: each copy that may have started there is withdrawn (it leaves without
+ * dying: no exit signals, no DOWN, so its links and monitors, which are the resuming process's, see
+ * nothing) by requests posted after `migrateIn`, so a `migrateIn` the target runs late is followed
+ * by the withdrawal. A pid not there, or not from `from`, is left alone. Each request is bounded by
+ * its own deadline.
  */
-export async function killCopies(target: NodeHandle, pids: Pid[]): Promise<void> {
-  await Promise.all(pids.map((pid) => target.exit(pid, 'kill').catch(() => {})));
+export async function withdrawCopies(target: NodeHandle, pids: Pid[], from: string): Promise<void> {
+  await target.migrateWithdraw(pids, from).catch(() => {});
 }

@@ -12,7 +12,7 @@ import { nodeOf, isPid, type Pid } from '../kernel/pid.js';
 import type { Forward, MigrationOutcome, MigrationSnapshot } from '../kernel/types.js';
 import type { Events } from './events.js';
 import type { NodeHandle } from './node-handle.js';
-import { askArrived, killCopies } from './migration-unanswered.js';
+import { askArrived, withdrawCopies } from './migration-unanswered.js';
 
 export interface MigrateOptions {
   /** Passed to the target's codeChange as `extra`. */
@@ -341,9 +341,9 @@ export class Migrations {
   /**
    * `migrateIn` failed as a whole (`error`), yet the target may have run it (migration-unanswered.ts):
    * the pids it says arrived count as arrived. If it says nothing within the conversion limit
-   * (`timeoutMs`), every copy that may have started there is killed, and all count as refused
-   * (`details.uncertain`): the source resumes them, so a move never leaves two live processes with
-   * one pid, as long as the target's host handles the kill it was sent.
+   * (`timeoutMs`), every copy that may have started there is withdrawn (it leaves without dying),
+   * and all count as refused (`details.uncertain`): the source resumes them, so a move never leaves
+   * two live processes with one pid, as long as the target's host handles the withdrawal it was sent.
    */
   private async settleUnanswered(
     target: NodeHandle,
@@ -354,9 +354,10 @@ export class Migrations {
   ): Promise<MigrationOutcome<'unanswered'>[]> {
     const arrived = await askArrived(target, snapshots, from, options.timeoutMs ?? 5_000);
     if (arrived) return snapshots.map((s) => (arrived.has(s.pid) ? { pid: s.pid, ok: 'unanswered' } : { pid: s.pid, error }));
-    await killCopies(
+    await withdrawCopies(
       target,
       snapshots.map((s) => s.pid),
+      from,
     );
     const uncertain = { ...error, details: { ...(error.details as object | undefined), uncertain: true } };
     return snapshots.map((s) => ({ pid: s.pid, error: uncertain }));

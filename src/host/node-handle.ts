@@ -276,6 +276,10 @@ export class NodeHandle {
   migrateAbort(pids: Pid[]): Promise<void> {
     return this.call('migrateAbort', pids);
   }
+  /** @internal */
+  migrateWithdraw(pids: Pid[], from: string): Promise<Pid[]> {
+    return this.call('migrateWithdraw', pids, from);
+  }
 
   /**
    * @internal one node's part of an upgrade plan, as a transaction in the node. A load of code

@@ -54,6 +54,7 @@ const CHANNEL_OF: Partial<Record<EventType, keyof typeof CHANNELS>> = {
   code_changed: 'upgrade',
   process_migrated: 'migration',
   migrated_exit: 'migration',
+  migration_withdrawn: 'migration',
   node_started: 'node',
   node_down: 'node',
   node_restarted: 'node',

@@ -41,6 +41,7 @@ export function controlOps(kernel: Kernel) {
     migrateIn: (snapshots: MigrationSnapshot[], extra: unknown, timeoutMs?: number) => kernel.migrateIn(snapshots, extra, timeoutMs),
     migrateCommit: (pids: Pid[], to: string, awaitDrain: Pid[]) => kernel.migrateCommit(pids, to, awaitDrain),
     migrateAbort: (pids: Pid[]) => kernel.migrateAbort(pids),
+    migrateWithdraw: (pids: Pid[], from: string) => kernel.migrateWithdraw(pids, from),
     /** Forwarding entries for pids of this node that live elsewhere, with the names they left here (replayed after a restart). */
     restoreForwards: (entries: Forward[]) => kernel.restoreForwards(entries),
     spawn: (module: string, fn: string, args: unknown[], options: SpawnOptions) => kernel.spawn(module, fn, args, options),

@@ -291,6 +291,10 @@ export class Kernel {
   migrateAbort(pids: Pid[]): void {
     this.relocation.abort(pids);
   }
+  /** A move whose answer was lost is abandoned: the copies that came from `from` leave without dying. */
+  migrateWithdraw(pids: Pid[], from: string): Pid[] {
+    return this.relocation.withdraw(pids, from);
+  }
   /** After a restart: the host tells the home node where its migrated processes live now. */
   restoreForwards(entries: Forward[]): void {
     this.relocation.restoreForwards(entries);

@@ -247,6 +247,34 @@ export class Relocation {
   }
 
   /**
+   * A move whose answer was lost and then given up (src/host/migration-unanswered.ts): the copies
+   * that arrived here from `from` leave without dying, as on a commit: no exit signals, no DOWN
+   * (their links and monitors are the process's, which resumes at `from`). What was sent to a copy
+   * here is lost with it. A pid homed here is forwarded to `from` again. Returns the pids withdrawn.
+   */
+  withdraw(pids: Pid[], from: string): Pid[] {
+    const withdrawn: Pid[] = [];
+    for (const pid of pids) {
+      const proc = this.table.get(pid);
+      if (!proc || proc.cameFrom !== from) continue;
+      this.table.moveAway(proc);
+      this.scheduler.disarm(proc);
+      this.codeOps.moveTo(proc, null);
+      if (proc.behaviour) this.sys.forget(proc);
+      proc.status = 'exited';
+      proc.wait = null;
+      proc.stepFn = null;
+      proc.stepArgs = null;
+      proc.dropMail();
+      if (nodeOf(pid) === this.node) this.moved.set(pid, { node: from, cameFrom: null });
+      this.platform.emit({ type: 'migration_withdrawn', node: this.node, pid, from });
+      withdrawn.push(pid);
+    }
+    this.scheduler.afterExternalWork();
+    return withdrawn;
+  }
+
+  /**
    * After a restart, or when the host learns a move again (after a partition): the host tells the
    * home node where its migrated processes live now, and the names they left here. A forward this
    * node still has stays (it is the next node on the process's path, which keeps the order).

@@ -148,6 +148,8 @@ export type KernelEvent =
   | { type: 'process_migrated'; node: string; pid: Pid; from: string; to: string; moves: number }
   /** A process that had migrated ended (on `node`). */
   | { type: 'migrated_exit'; node: string; pid: Pid }
+  /** A copy started by a move whose answer was lost left `node` without dying: the process goes on at `from`. */
+  | { type: 'migration_withdrawn'; node: string; pid: Pid; from: string }
   | { type: 'global_register'; node: string; name: string; pid: Pid }
   | { type: 'global_unregister'; node: string; name: string; pid: Pid }
   /** A durable server started from its saved state (`from`: the saved vsn, `to`: the vsn now). */

@@ -53,6 +53,7 @@ const OWN_FROM = new Set<number>([Sig.Link, Sig.Unlink, Sig.Exit, Sig.Monitor, S
 const FROM_SANDBOX: Record<KernelEvent['type'], boolean> = {
   process_exit: true,
   migrated_exit: true,
+  migration_withdrawn: true,
   module_loaded: true,
   module_purged: true,
   module_deleted: true,
