@@ -3,7 +3,7 @@
  * (the bucket's compare-and-set keeps one; the other host reports `global_conflict`), and the bulk
  * moves — `migrateAll` and `purgeToNode` — from a node of one host to a node of another.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { jetstream } from '@nats-io/jetstream';
@@ -47,18 +47,24 @@ describe('global names across hosts', () => {
     const onA = await a.eval<string>('return system.node("a1").startServer("counter", [1])');
     const onB = await b.eval<string>('return system.node("b1").startServer("counter", [2])');
     const flag = join(scratch, `${cluster}-go`);
-    // B registers 'leader' (its own registry takes it at once; the bucket write is queued) and then
-    // blocks its thread until the test says A's write is in the bucket: B's write comes second.
+    const blocked = join(scratch, `${cluster}-blocked`);
+    // B registers 'leader' (its own registry takes it at once; the bucket write is queued), says so,
+    // and then blocks its thread until the test says A's write is in the bucket: B's write comes
+    // second. A registers only once B has (on a busy machine B's timer may fire late, and B would
+    // then find the name A's already and refuse it).
     await b.eval(
       `setTimeout(() => {
          system.register('leader', args[0]);
-         const { existsSync } = process.getBuiltinModule('node:fs');
+         const { existsSync, writeFileSync } = process.getBuiltinModule('node:fs');
+         writeFileSync(args[2], 'blocked');
          const until = Date.now() + 15000;
          while (!existsSync(args[1]) && Date.now() < until);
        }, 0)`,
       onB,
       flag,
+      blocked,
     );
+    await until('B registered and blocked', () => existsSync(blocked), 10_000);
     await a.eval('system.register("leader", args[0])', onA);
     const nc = await connect({ servers: nats.url });
     try {
