@@ -4,7 +4,7 @@
  * Kernel level on a local kernel; one System test checks the same over a real node.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { localKernel, type LocalKernel } from './helpers/local-kernel.js';
+import { clockedKernel, localKernel, type LocalKernel } from './helpers/local-kernel.js';
 import { HOST, errorOf, exitEvents, forward, info, quiesce, sent, spawnFn, tell, waitDead, waitFor, waitWaiting } from './helpers/kernel-tools.js';
 import { callFromHost, castFromHost, eventsOf, nextSent } from './helpers/code-tools.js';
 import { BadArgument, NoProcess, Refused, UnknownFunction, UnknownModule } from '../src/errors.js';
@@ -377,8 +377,8 @@ describe('suspend and resume', () => {
   });
 
   it('a receive timeout does not fire while suspended and keeps its deadline across the suspension', async () => {
-    const k = setup();
-    const started = performance.now();
+    // The clock moves only when the test says: time passing is a step here, not a wait.
+    const k = clockedKernel();
     const pid = spawnFn(k, (api) =>
       api.receive(
         api.on('never', () => 'x'),
@@ -388,25 +388,25 @@ describe('suspend and resume', () => {
       ),
     );
     await waitWaiting(k, pid);
-    await new Promise((r) => setTimeout(r, 20));
+    k.advance(20);
     k.kernel.suspend(pid as never);
-    // Time passing IS what this test measures (a timer held through a suspension): a fixed wait
-    // here, with bounds below that allow for a busy machine, not a condition to wait for.
-    await new Promise((r) => setTimeout(r, 150));
+    k.advance(150);
+    await quiesce();
     expect(sent(k)).toEqual([]);
     k.kernel.resume(pid as never);
     expect(info(k, pid)?.status).toBe('waiting');
-    await waitFor(() => sent(k).length === 1, 'the timeout');
-    const firedAfter = performance.now() - started;
+    // The original deadline (300 ms): not fired at resume (170 ms), nor restarted then (470 ms),
+    // nor paused during the suspension (450 ms).
+    k.advance(129);
+    await quiesce();
+    expect(sent(k)).toEqual([]);
+    k.advance(1);
+    await waitFor(() => sent(k).length === 1, 'the timeout at 300 ms');
     expect(sent(k)).toEqual(['timeout']);
-    // The original deadline (300 ms): not fired at resume (≈ 170 ms), nor restarted then (≈ 470 ms),
-    // nor paused during the suspension (≈ 450 ms).
-    expect(firedAfter).toBeGreaterThanOrEqual(290);
-    expect(firedAfter).toBeLessThan(420);
   });
 
   it('a receive timeout that passed during the suspension fires on resume, not before', async () => {
-    const k = setup();
+    const k = clockedKernel();
     const pid = spawnFn(k, (api) =>
       api.receive(
         api.on('never', () => 'x'),
@@ -417,8 +417,9 @@ describe('suspend and resume', () => {
     );
     await waitWaiting(k, pid);
     k.kernel.suspend(pid as never);
-    // Its 40 ms timeout passing while it is suspended IS what is checked: a fixed wait past it.
-    await new Promise((r) => setTimeout(r, 100));
+    // Its 40 ms timeout passes while it is suspended.
+    k.advance(100);
+    await quiesce();
     expect(sent(k)).toEqual([]);
     expect(info(k, pid)?.status).toBe('suspended');
     k.kernel.resume(pid as never);

@@ -166,16 +166,7 @@ describe('flow control in the kernel', () => {
   });
 
   it('a held process that moves to another node is held here no more, and credit afterwards is harmless', () => {
-    const k = steppedKernel();
-    k.kernel.load('fwd', transpile('fwd', server(1)).js);
-    k.state.full = true;
-    const pid = k.kernel.startBehaviour('server', 'fwd', [REMOTE]);
-    k.runSlices();
-    k.kernel.deliver([message(pid, { $cast: 'm1' })]);
-    k.runSlices();
-    k.kernel.deliver([message(pid, { $cast: 'm2' })]);
-    k.runSlices();
-    expect(k.kernel.holding()).toEqual({ b: 1 });
+    const { k, pid } = heldServer();
     const [out] = k.kernel.migrateOut([pid]);
     expect(out, JSON.stringify(out)).toHaveProperty('ok');
     k.kernel.migrateCommit([pid], 'c');
@@ -188,16 +179,7 @@ describe('flow control in the kernel', () => {
   });
 
   it('a held server upgraded by suspend, changeCode and resume stays held until credit, then runs its new code', () => {
-    const k = steppedKernel();
-    k.kernel.load('fwd', transpile('fwd', server(1)).js);
-    k.state.full = true;
-    const pid = k.kernel.startBehaviour('server', 'fwd', [REMOTE]);
-    k.runSlices();
-    k.kernel.deliver([message(pid, { $cast: 'm1' })]);
-    k.runSlices();
-    k.kernel.deliver([message(pid, { $cast: 'm2' })]);
-    k.runSlices();
-    expect(k.kernel.holding()).toEqual({ b: 1 });
+    const { k, pid } = heldServer();
     k.kernel.suspend(pid);
     k.kernel.load('fwd', transpile('fwd', server(2)).js);
     expect(k.kernel.changeCode(pid, 'fwd')).toEqual({ from: 1, to: 2 });
@@ -230,6 +212,21 @@ describe('flow control in the kernel', () => {
     expect(k.toB).toEqual(Array.from({ length: 3000 }, (_, i) => i));
   });
 });
+
+/** A forwarding server that sent m1 to the full node b and, taking m2, is held for it. */
+function heldServer() {
+  const k = steppedKernel();
+  k.kernel.load('fwd', transpile('fwd', server(1)).js);
+  k.state.full = true;
+  const pid = k.kernel.startBehaviour('server', 'fwd', [REMOTE]);
+  k.runSlices();
+  k.kernel.deliver([message(pid, { $cast: 'm1' })]);
+  k.runSlices();
+  k.kernel.deliver([message(pid, { $cast: 'm2' })]);
+  k.runSlices();
+  expect(k.kernel.holding()).toEqual({ b: 1 });
+  return { k, pid };
+}
 
 /** Two node runtimes on this thread, joined as the host joins nodes: the first batch through the host with a port, then the port. */
 function runtimePair() {
