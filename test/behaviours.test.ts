@@ -428,7 +428,7 @@ describe('suspend and resume', () => {
   });
 
   it('a message that came during the suspension wins over a timeout that passed meanwhile', async () => {
-    const k = setup();
+    const k = clockedKernel();
     const pid = spawnFn(k, (api) =>
       api.receive(
         api.on('go', () => {
@@ -442,7 +442,9 @@ describe('suspend and resume', () => {
     await waitWaiting(k, pid);
     k.kernel.suspend(pid as never);
     tell(k, pid, 'go');
-    await new Promise((r) => setTimeout(r, 60));
+    // Its 30 ms timeout passes while it is suspended, the message already in its mailbox.
+    k.advance(60);
+    await quiesce();
     k.kernel.resume(pid as never);
     await waitDead(k, pid);
     expect(sent(k)).toEqual(['message']);
