@@ -1,6 +1,7 @@
 /**
  * A cluster under failure (issue #17): a host killed with SIGKILL mid-stream, the host coming
- * back, the NATS server restarted, a host too slow to read its batches. Hosts are OS processes.
+ * back, the NATS server restarted, a host too slow to read its batches, a node's thread busy
+ * while a stream comes to it. Hosts are OS processes.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NatsServer } from './helpers/nats-server.js';
@@ -110,21 +111,36 @@ describe('cluster failures', () => {
     expect(b.proc.exitCode).toBeNull();
   });
 
-  it('a host too slow to read its batches reports slow_consumer and still gets every message, in order', async () => {
+  it("a host too slow to read its mailboxes' batches reports slow_consumer and still gets every message, in order", async () => {
     // Slow, not gone: the stall below must stay well inside deadAfterMs, or under load A rightly
     // declares B gone (a stall as long as deadAfterMs is a death by design) and drops its batches.
     const cl = options({ slowPendingBatches: 50, deadAfterMs: 6_000 });
     const a = await host('A', cl, ['a1']);
     const b = await host('B', cl, ['b1']);
     await sees(a, 'b1');
-    const sink = await b.eval<string>('return system.node("b1").startServer("counter", [0])');
-    // B's main thread stalls while A sends 400 batches (one per tick).
+    const inbox = await b.eval<string>('ctx.inbox = system.inbox(); return ctx.inbox.pid');
+    // B's main thread (which reads its mailboxes' subject) stalls while A sends 400 batches (one per tick).
     // The stall starts right after B answers (its reply is already on its way): A sends into it.
     await b.eval('setTimeout(() => { const t = Date.now(); while (Date.now() - t < 1500); }, 0); return true');
-    await a.eval('for (let i = 0; i < 400; i++) { system.send(args[0], { from: "host", seq: i }); await new Promise((r) => setImmediate(r)); }', sink);
+    await a.eval('for (let i = 0; i < 400; i++) { system.send(args[0], { seq: i }); await new Promise((r) => setImmediate(r)); }', inbox);
     await b.eval('return true'); // answered once the stall is over
     await b.waitEvent('cluster', (e) => e.type === 'slow_consumer');
+    const seqs = await b.eval<number[]>('const out = []; for (let i = 0; i < 400; i++) out.push((await ctx.inbox.receive(() => true, 10000)).seq); return out');
+    expect(seqs).toEqual(Array.from({ length: 400 }, (_, i) => i));
+  });
+
+  it('a node whose thread is busy while another host streams to it (it reads NATS itself) gets every message, in order', async () => {
+    const cl = options({ deadAfterMs: 6_000 });
+    const a = await host('A', cl, ['a1']);
+    const b = await host('B', cl, ['b1']);
+    await sees(a, 'b1');
+    const sink = await b.eval<string>('return system.node("b1").startServer("counter", [0])');
+    await b.eval('await system.node("b1").load("busy", args[0])', 'export function start(ms: number) { const t = Date.now(); while (Date.now() - t < ms); }');
+    // b1's thread runs 1.5 s without returning to its event loop while A sends 400 batches (one per tick).
+    await b.eval('await system.node("b1").spawn("busy", "start", [1500])');
+    await a.eval('for (let i = 0; i < 400; i++) { system.send(args[0], { from: "host", seq: i }); await new Promise((r) => setImmediate(r)); }', sink);
     await b.until('every message', async () => (await b.eval<number>('return system.call(args[0], "get")', sink)) === 400);
     expect(await b.eval('return system.call(args[0], "seen")', sink)).toEqual({ host: 399 });
+    expect(b.clusterEvents.filter((e) => e.type === 'connection')).toEqual([]);
   });
 });

@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { serialize } from 'node:v8';
 import { Inbound } from '../src/cluster/inbound.js';
 import type { ClusterEvent, ClusterHost } from '../src/cluster/hooks.js';
-import type { MoveNotice, WireItem } from '../src/cluster/wire.js';
+import type { MoveNotice, WireItem } from '../src/net/frames.js';
 import { until } from './helpers/wait.js';
 
 interface Fake {
@@ -43,22 +43,24 @@ function fake(claimedBy?: (node: string) => Promise<string | undefined>): Fake {
   return { inbound, routed, notices, events, lookups };
 }
 
-const data = (count: number): WireItem => ['a1', 'b1', serialize(Array.from({ length: count }, () => [0, '<a1.1.0>', 'x'])), count];
+const data = (count: number, creation = 1): WireItem => ['a1', 'b1', serialize(Array.from({ length: count }, () => [0, '<a1.1.0>', 'x'])), count, creation];
 const moved = (node: string): WireItem => ['!moved', { pid: '<a1.1.7>', node, home: 'a1', moves: 1, path: ['a1', node] }] as WireItem;
 
 describe('inbound batches and a host going down', () => {
   it('items that wait behind a lookup when their host is declared gone are dropped and reported, their move notices learned, in order', async () => {
     const { inbound, routed, notices, events, lookups } = fake();
     // A notice naming a node B has not announced yet: looked up, and what follows waits for it.
-    inbound.receive([moved('b7'), data(2)], 'B');
-    inbound.receive([data(1), moved('b1')], 'B');
+    inbound.receive([moved('b7')], 'B');
+    inbound.receive([data(2)], 'B', 'a1');
+    inbound.receive([data(1)], 'B', 'a1');
+    inbound.receive([moved('b1')], 'B');
     expect(lookups.map((l) => l.node)).toEqual(['b7']);
     expect(routed).toEqual([]);
 
     // B is declared gone (its nodes' links and monitors fire noconnection here), then the lookup answers.
     inbound.hostGone('B');
     // After the heal: B's next batch is after the noconnection, and waits its turn.
-    inbound.receive([data(4)], 'B');
+    inbound.receive([data(4)], 'B', 'a1');
     lookups[0]!.answer('B');
     await until('the batch after the heal delivered', () => routed.length > 0);
 
@@ -73,11 +75,37 @@ describe('inbound batches and a host going down', () => {
 
   it('a host that is never declared gone has its waiting items delivered in order', async () => {
     const { inbound, routed, lookups } = fake();
-    inbound.receive([moved('b7'), data(2)], 'B');
-    inbound.receive([data(1)], 'B');
+    inbound.receive([moved('b7')], 'B');
+    inbound.receive([data(2)], 'B', 'a1');
+    inbound.receive([data(1)], 'B', 'a1');
     lookups[0]!.answer('B');
     await until('both batches delivered', () => routed.length === 2);
     expect(routed.map((r) => r[2])).toEqual([2, 1]);
+  });
+
+  it("drops what a node's incarnation sent that arrives after its down notice, and takes its next incarnation's", () => {
+    const downs: [string, number][] = [];
+    const { inbound, routed, events } = fake();
+    (inbound as unknown as { system: { remoteNodeDown: (n: string, l: unknown, c: number) => void } }).system.remoteNodeDown = (n, _l, c) =>
+      void downs.push([n, c]);
+    inbound.receive([data(2, 1000)], 'B', 'a1');
+    inbound.receive([['!down', 'b1', [], 1000]], 'B');
+    // Sent by incarnation 1000 on its own connection before it died, arriving after B's notice: dropped.
+    inbound.receive([data(3, 1000)], 'B', 'a1');
+    // The node's next incarnation: delivered.
+    inbound.receive([data(4, 2000)], 'B', 'a1');
+    expect(downs).toEqual([['b1', 1000]]);
+    expect(routed.map((r) => r[2])).toEqual([2, 4]);
+    expect(events).toEqual([expect.objectContaining({ type: 'link_error', host: 'B', dropped: 3 })]);
+  });
+
+  it('takes on each subject only what it carries: a node batch on the host subject, or for another node, is forged', () => {
+    const { inbound, routed, events } = fake();
+    inbound.receive([data(1)], 'B');
+    inbound.receive([data(2)], 'B', 'a2');
+    inbound.receive([moved('b1')], 'B', 'a1');
+    expect(routed).toEqual([]);
+    expect(events.map((e) => e.type)).toEqual(['forged', 'forged', 'forged']);
   });
 
   it('remembers at most 1,024 nodes it looked up (a peer naming ever new nodes costs lookups, not memory)', async () => {

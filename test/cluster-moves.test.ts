@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NatsServer } from './helpers/nats-server.js';
 import { HostProcess } from './helpers/nats-hosts.js';
 import { counter } from './helpers/nats-agent.js';
-import { encodeItems, type WireItem } from '../src/cluster/wire.js';
+import { encodeItems, type WireItem } from '../src/net/frames.js';
 
 let nats: NatsServer;
 const hosts: HostProcess[] = [];

@@ -16,7 +16,7 @@ import { createUser } from '@nats-io/nkeys';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { System } from '../src/index.js';
 import { hostPermissions } from '../src/cluster/permissions.js';
-import { encodeItems } from '../src/cluster/wire.js';
+import { encodeItems } from '../src/net/frames.js';
 import { NatsServer } from './helpers/nats-server.js';
 import { HostProcess, type HostError } from './helpers/nats-hosts.js';
 import { agent } from './helpers/nats-agent.js';
@@ -103,8 +103,9 @@ describe('per-host NATS permissions', () => {
     try {
       const batchesIn = await a.eval<number>('return system.cluster.stats.batchesIn');
       // As host C, to A's node: a message to a1's observer.
-      const forged = encodeItems([['a1', 'b1', serialize([[0, target, { op: 'forged as C' }]]), 1]]);
+      const forged = encodeItems([['a1', 'b1', serialize([[0, target, { op: 'forged as C' }]]), 1, 0]]);
       nc.publish(`subnode.${CLUSTER}.data.A.C`, forged);
+      nc.publish(`subnode.${CLUSTER}.node.A.a1.C`, forged);
       // Reading A's data and control requests; answering as A's inbox owner.
       const sub = nc.subscribe(`subnode.${CLUSTER}.data.A.*`);
       const subEnded = (async () => {
@@ -127,14 +128,18 @@ describe('per-host NATS permissions', () => {
       await expect(jsm.streams.purge(`KV_subnode_${CLUSTER}_hosts`)).rejects.toThrow(/Permissions Violation/);
       expect(await subEnded).toMatch(/Permissions Violation for Subscription to "subnode\.sec\.data\.A\.\*"/);
       await until('the violations reported', () =>
-        [`Publish to "subnode.${CLUSTER}.data.A.C"`, `Subscription to "subnode.${CLUSTER}.data.A.*"`].every((what) =>
-          seen.some((s) => s.type === 'error' && s.message?.includes(what)),
+        [`Publish to "subnode.${CLUSTER}.data.A.C"`, `Publish to "subnode.${CLUSTER}.node.A.a1.C"`, `Subscription to "subnode.${CLUSTER}.data.A.*"`].every(
+          (what) => seen.some((s) => s.type === 'error' && s.message?.includes(what)),
         ),
       );
       // On its own subject, a batch that names a node B does not own (A's a1) is dropped at A.
-      nc.publish(`subnode.${CLUSTER}.data.A.B`, encodeItems([['a1', 'a1', serialize([[0, target, { op: 'forged as a1' }]]), 1]]));
+      nc.publish(`subnode.${CLUSTER}.data.A.B`, encodeItems([['a1', 'a1', serialize([[0, target, { op: 'forged as a1' }]]), 1, 0]]));
       const event = await a.waitEvent('cluster', (e) => e.type === 'forged');
       expect(event).toMatchObject({ host: 'B', node: 'a1', dropped: 1 });
+      // The same on a1's own subject, which a1's thread reads itself: dropped there, reported by A.
+      nc.publish(`subnode.${CLUSTER}.node.A.a1.B`, encodeItems([['a1', 'a1', serialize([[0, target, { op: 'forged as a1, to a1' }]]), 1, 0]]));
+      const atNode = await a.waitEvent('cluster', (e) => e.type === 'forged' && e !== event);
+      expect(atNode).toMatchObject({ host: 'B', node: 'a1', dropped: 1 });
       // The denied batch never reached A; the dropped one did (and nothing else).
       expect(await a.eval<number>('return system.cluster.stats.batchesIn')).toBe(batchesIn + 1);
       // Nothing forged was delivered: the next message a1's observer passes on is B's real one.

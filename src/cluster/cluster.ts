@@ -4,7 +4,9 @@
  *
  * - membership.ts: which hosts are alive (heartbeats in a KV bucket with a TTL);
  * - claims.ts: node names unique cluster-wide, and their creations (KV, compare-and-set);
- * - link.ts: envelopes for nodes of other hosts, batched per host per tick on its data subject;
+ * - link.ts: this host's data path: its mailboxes', its dense nodes' and its notices' batches, on
+ *   the subject of what they are for (a node with a worker of its own has its own connection:
+ *   src/node/nats-endpoint.ts, given what it needs of this host as `context.cluster`);
  * - control.ts: control operations on nodes of other hosts (request/reply), remote NodeHandles;
  * - globals.ts: global names (KV, compare-and-set); code-store.ts: module code by hash;
  * - moves.ts: where moved processes run and when they end, told by the host that runs them (also to
@@ -30,7 +32,8 @@ import { GlobalNames } from './globals.js';
 import type { ClusterApi, ClusterEvent, ClusterHost, RemoteNodeSummary } from './hooks.js';
 import { Inbound } from './inbound.js';
 import { Link } from './link.js';
-import { isMoveNotice, isNotice, type WireItem } from './wire.js';
+import { EVERY_INCARNATION } from '../net/frames.js';
+import { isMoveNotice, isNotice, type WireItem } from '../net/frames.js';
 import { Membership, type HostRecord } from './membership.js';
 import { Moves } from './moves.js';
 import type { ProcessLocation } from '../host/migration.js';
@@ -61,7 +64,7 @@ export class Cluster implements ClusterApi, RemoteView {
   static async join(options: ClusterOptions, host: ClusterHost): Promise<Cluster> {
     const settings = checkOptions(options);
     const nc = await connectNats(options, settings);
-    const cluster = new Cluster(nc, settings, host);
+    const cluster = new Cluster(nc, options, settings, host);
     try {
       await cluster.start();
     } catch (error) {
@@ -74,6 +77,7 @@ export class Cluster implements ClusterApi, RemoteView {
 
   private constructor(
     private readonly nc: NatsConnection,
+    private readonly options: ClusterOptions,
     private readonly settings: Settings,
     private readonly system: ClusterHost,
   ) {
@@ -147,9 +151,18 @@ export class Cluster implements ClusterApi, RemoteView {
       this.nc,
       names,
       settings,
-      (items, sender) => (this.gone.has(sender) ? this.fromGone(items, sender) : this.inbound.receive(items, sender)),
+      (items, sender, to) => (this.gone.has(sender) ? this.fromGone(items, sender) : this.inbound.receive(items, sender, to)),
       (event) => this.emit(event),
     );
+    // What a node with a NATS connection of its own needs of this host (src/node/nats-endpoint.ts).
+    system.context.cluster = {
+      options: this.options,
+      hostOf: (node) => this.hostOf(node),
+      fence: () => this.link.fence(),
+      ownerOf: async (node) =>
+        node.startsWith(HOST_PREFIX) ? node.slice(HOST_PREFIX.length) : (this.hostOf(node) ?? (await this.claims.ownerOf(node)) ?? null),
+      report: (event) => this.emit(event),
+    };
     // Spilled control messages expire once no deadline can still want them.
     const spillTtlNs = Math.max(60_000, 4 * settings.requestTimeoutMs) * 1e6;
     const spillStore = await objm.create(names.spillBucket, { ttl: spillTtlNs }).catch(() => objm.open(names.spillBucket));
@@ -217,15 +230,21 @@ export class Cluster implements ClusterApi, RemoteView {
     if (!this.left) this.moves.ended(pid, node, known);
   }
 
-  localNodeDown(node: string, lost: Pid[]): void {
+  localNodeDown(node: string, lost: Pid[], creation: number): void {
+    this.link.unserve(node);
     if (this.left) return;
     this.moves.nodeDown(node);
     this.link.nodeDown(
       this.membership.records().map((r) => r.host),
       node,
       lost,
+      creation,
     );
     this.membership.beat();
+  }
+
+  serve(node: string): void {
+    if (!this.left) this.link.serve(node);
   }
 
   async leave(): Promise<void> {
@@ -295,7 +314,11 @@ export class Cluster implements ClusterApi, RemoteView {
 
   private hostUp(record: HostRecord): void {
     // Its names, removed here while it was gone, are in the bucket (after learn() makes its pids reachable).
-    if (this.gone.delete(record.host)) void this.globals.rescan().catch(() => {});
+    if (this.gone.delete(record.host)) {
+      void this.globals.rescan().catch(() => {});
+      // Its nodes' batches are taken again by this host's nodes that read NATS themselves.
+      this.system.remoteNodesUp([`${HOST_PREFIX}${record.host}`, ...record.nodes.map((n) => n.name)]);
+    }
     this.moves.hostUp(record.host);
     this.emit({ type: 'host_up', host: record.host, nodes: record.nodes.map((n) => n.name) });
   }
@@ -308,17 +331,20 @@ export class Cluster implements ClusterApi, RemoteView {
       if (this.nodeHost.get(name) === record.host) continue;
       this.nodeHost.set(name, record.host);
       router.addNode(name, {
-        deliver: (envelopes, from) => this.toRemote(name, from, (host, sender) => this.link.send(host, name, sender, envelopes)),
+        deliver: (envelopes, from) => this.toRemote(name, from, (host, sender, creation) => this.link.send(host, name, sender, creation, envelopes)),
         // A node's batch its own thread serialized: forwarded as it is.
-        deliverEncoded: (bytes, from, count) => this.toRemote(name, from, (host, sender) => this.link.sendEncoded(host, name, sender, bytes, count)),
+        deliverEncoded: (bytes, from, count) =>
+          this.toRemote(name, from, (host, sender, creation) => this.link.sendEncoded(host, name, sender, creation, bytes, count)),
       });
     }
   }
 
-  private toRemote(node: string, from: string, send: (host: string, sender: string) => void): boolean {
+  /** Hands a batch from `from` (a node of this host, or 'host': its mailboxes) for `node` to the link, if its host is live. */
+  private toRemote(node: string, from: string, send: (host: string, sender: string, creation: number) => void): boolean {
     const host = this.hostOf(node);
     if (host === undefined || this.left) return false;
-    send(host, from === 'host' ? `${HOST_PREFIX}${this.host}` : from);
+    if (from === 'host') send(host, `${HOST_PREFIX}${this.host}`, 0);
+    else send(host, from, this.system.local().find((h) => h.name === from)?.supervision.creation ?? 0);
     return true;
   }
 
@@ -332,7 +358,7 @@ export class Cluster implements ClusterApi, RemoteView {
     // One cut off may still confirm the moves it drove here; one that left or restarted will not.
     if (reason !== 'timeout') this.moves.hostGone(record.host);
     for (const node of gone) {
-      this.system.remoteNodeDown(node, []);
+      this.system.remoteNodeDown(node, [], EVERY_INCARNATION);
       if (!node.startsWith(HOST_PREFIX)) {
         const creation = record.nodes.find((n) => n.name === node)?.creation ?? 0;
         this.system.events.emit({ type: 'node_down', node, creation, reason: `noconnection: host '${record.host}' ${reason}` });

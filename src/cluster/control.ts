@@ -24,7 +24,7 @@ import { isCodeRef, type CodeRef, type CodeStore } from './code-store.js';
 import type { NodeUpgradeReport, UpgradeStep } from '../kernel/upgrade.js';
 import type { ClusterHost } from './hooks.js';
 import type { Names, Settings } from './options.js';
-import { senderOf } from './subjects.js';
+import { senderOf } from '../net/subjects.js';
 import type { Spill } from './spill.js';
 import type { Moves } from './moves.js';
 

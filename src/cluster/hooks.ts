@@ -21,8 +21,13 @@ export interface ClusterHost {
   readonly globals: ReadonlyMap<string, Pid>;
   /** A global name changed on another host: applied here without being published again. */
   applyGlobal(name: string, pid: Pid | null): void;
-  /** A node of another host went down: this host's nodes and host monitors hear `noconnection`. */
-  remoteNodeDown(node: string, lost: Pid[]): void;
+  /**
+   * A node of another host went down (incarnations up to `creation`): this host's nodes and host
+   * monitors hear `noconnection`.
+   */
+  remoteNodeDown(node: string, lost: Pid[], creation: number): void;
+  /** Nodes (and `host@H` mailboxes) of a host taken up again after it was declared gone. */
+  remoteNodesUp(nodes: string[]): void;
   /** Where a process runs, as this host knows it. */
   locate(pid: Pid): ProcessLocation;
   /**
@@ -59,8 +64,10 @@ export interface ClusterHooks {
    * forgotten here): the other hosts must forget it too.
    */
   ended(pid: Pid, node: string, known: ProcessLocation | undefined): void;
-  /** A node of this host went down (its thread ended): the other hosts must hear it. */
-  localNodeDown(node: string, lost: Pid[]): void;
+  /** Incarnation `creation` of a node of this host went down (its thread ended): the other hosts must hear it. */
+  localNodeDown(node: string, lost: Pid[], creation: number): void;
+  /** A node of this host without a NATS connection of its own (a dense node) is up: the host reads its subject for it. */
+  serve(node: string): void;
   /** Leaves the cluster: the other hosts see this host's nodes go down at once. */
   leave(): Promise<void>;
 }

@@ -1,68 +1,160 @@
 /**
- * The data path between hosts. Envelopes for a node of another host are queued per destination
- * host and leave as one NATS message (split only to stay under the server's max payload) on that
- * host's data subject. Each node batch in it is v8-serialized on its own (the structured-clone
- * format, which is what a message between nodes may hold) — by the sending node's own thread, in
- * its trusted half (src/node/runtime.ts), so this host only frames the bytes (wire.ts) — and handed
- * undecoded to the receiving node's thread, which decodes it. One connection per host, so NATS
- * keeps each sender's order; core NATS delivers at most once, so there are no duplicates.
- * Node-down notices travel in the same queues, so they never overtake the envelopes a node sent
- * before it died.
+ * This host's side of the data path between hosts (its main thread). What it sends other hosts:
+ * its mailboxes' envelopes, the batches of its nodes without a NATS connection of their own (dense
+ * nodes), and its notices (a node down, a process moved or ended), each on the subject of what it
+ * is for (src/net/subjects.ts), through a `Publisher` (batched, framed, in order). What it reads:
+ * its own data subject (its mailboxes and notices from other hosts) and the node subjects of its
+ * nodes that have no connection of their own. A node with its own connection (a thread or isolate
+ * node of its own worker: src/node/nats-endpoint.ts) sends and reads its batches itself, so a
+ * call between hosts crosses no main thread but the caller's.
  *
- * When the link is idle a batch leaves at the end of the task that queued it (a call's round trip
- * waits for no tick); while batches keep coming, what arrives within one turn of the event loop
- * leaves together, once per turn.
- *
- * While NATS is unreachable the queues hold up to `maxPendingEnvelopes` envelopes and are sent on
- * reconnect; past that, new envelopes are dropped and reported (`link_overflow`), never silently.
- * While connected nothing is dropped: a burst of more than FLUSH_ENVELOPES goes out at once.
+ * Each node batch is v8-serialized by the sending node's thread (its trusted half, after an
+ * isolate's boundary checks) and handed undecoded to the receiving node's thread, which decodes
+ * it. One connection here, so NATS keeps this host's order per subject; a node's down notice
+ * follows what the node sent through here, and receivers drop what its incarnation sent that
+ * arrives after the notice (from its own connection: src/cluster/inbound.ts, nats-endpoint.ts).
  */
-import { deserialize, serialize } from 'node:v8';
+import { serialize } from 'node:v8';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import type { Pid } from '../kernel/pid.js';
 import type { Envelope } from '../kernel/signals.js';
 import type { MoveEnd, ProcessLocation } from '../host/migration.js';
 import type { ClusterEvent } from './hooks.js';
 import type { Names, Settings } from './options.js';
-import { senderOf } from './subjects.js';
-import { decodeItems, encodeItems, isNotice, type WireItem } from './wire.js';
+import { senderOf } from '../net/subjects.js';
+import { decodeItems, type WireItem } from '../net/frames.js';
+import { Publisher } from '../net/publisher.js';
+import { HOST_PREFIX } from '../kernel/pid.js';
 
-/** How many envelopes an item carries (notices carry none). */
-const envelopesIn = (item: WireItem): number => (isNotice(item) ? 0 : item[3]);
-
-/** What an item adds to a batch, near enough to keep batches under the max payload: its bytes, and room for the rest. */
-const sizeOf = (item: WireItem): number => (isNotice(item) ? 256 : item[2].byteLength + item[0].length + item[1].length + 32);
-
-const DEFAULT_MAX_PAYLOAD = 1024 * 1024;
-/** Room kept in each NATS message beyond what `sizeOf` counts. */
-const HEADROOM = 1024;
-/** A burst larger than this leaves at once rather than at the end of the turn (batches stay large, memory bounded). */
-const FLUSH_ENVELOPES = 8_192;
+/** How long `fence` waits for the server's answer before it gives up waiting (the connection is down). */
+const FENCE_MS = 2_000;
 
 export class Link {
-  private readonly out = new Map<string, WireItem[]>();
-  private pending = 0;
-  private flushQueued = false;
-  /** A batch left in this turn of the event loop: what is queued next waits for the turn's end. */
-  private busy = false;
-  private sub: Subscription | undefined;
-  /** False while the connection to NATS is down: batches wait (bounded). */
-  connected = true;
-  /** Batches and envelopes sent and received, for tests and the bench. */
-  readonly stats = { batchesOut: 0, batchesIn: 0, envelopesOut: 0 };
+  private readonly publisher: Publisher;
+  /** This host's data subject ('' ) and the node subjects it reads for its nodes. */
+  private readonly subs = new Map<string, Subscription>();
+  private batchesIn = 0;
 
   constructor(
     private readonly nc: NatsConnection,
     private readonly names: Names,
     private readonly settings: Settings,
-    /** Items from host `from` (the last token of the subject it came on, which NATS permissions tie to that host). */
-    private readonly receive: (items: WireItem[], from: string) => void,
+    /**
+     * Items from host `from` (the last token of the subject, which NATS permissions tie to that
+     * host), read on the node subject of `to`, or on this host's data subject (`to` undefined).
+     */
+    private readonly receive: (items: WireItem[], from: string, to: string | undefined) => void,
     private readonly emit: (event: ClusterEvent) => void,
-  ) {}
+  ) {
+    this.publisher = new Publisher(
+      {
+        publish: (subject, bytes) => nc.publish(subject, bytes),
+        maxPayload: () => nc.info?.max_payload,
+        closed: () => nc.isClosed(),
+        dropped: (host, dropped, reason) => emit({ type: 'link_error', host, dropped, reason }),
+        overflow: (host, dropped) => emit({ type: 'link_overflow', host, dropped }),
+      },
+      settings.maxPendingEnvelopes,
+    );
+  }
+
+  /** Batches and envelopes sent and received, for tests and the bench. */
+  get stats(): { batchesOut: number; batchesIn: number; envelopesOut: number } {
+    return { ...this.publisher.stats, batchesIn: this.batchesIn };
+  }
+
+  /** False while the connection to NATS is down: batches wait (bounded). */
+  get connected(): boolean {
+    return this.publisher.connected;
+  }
+  set connected(up: boolean) {
+    this.publisher.connected = up;
+  }
 
   start(): void {
-    const sub = this.nc.subscribe(this.names.data(this.settings.host, '*'), { slow: this.settings.slowPendingBatches });
-    this.sub = sub;
+    this.read('', this.names.data(this.settings.host, '*'));
+  }
+
+  /** Reads node `node`'s subject for it (a node of this host without a connection of its own). */
+  serve(node: string): void {
+    if (!this.subs.has(node)) this.read(node, this.names.node(this.settings.host, node, '*'));
+  }
+
+  /** Stops reading node `node`'s subject (it went down). */
+  unserve(node: string): void {
+    this.subs.get(node)?.unsubscribe();
+    this.subs.delete(node);
+  }
+
+  /** Envelopes from `from` (this host's mailboxes, or one of its nodes, of `creation`) for node `node` of host `host`, v8-serialized here. */
+  send(host: string, node: string, from: string, creation: number, envelopes: Envelope[]): void {
+    let bytes: Uint8Array;
+    try {
+      bytes = serialize(envelopes);
+    } catch (error) {
+      if (envelopes.length < 2) return this.emit({ type: 'link_error', host, dropped: 1, reason: `not serializable: ${(error as Error).message}` });
+      const half = envelopes.length >> 1;
+      this.send(host, node, from, creation, envelopes.slice(0, half));
+      return this.send(host, node, from, creation, envelopes.slice(half));
+    }
+    this.sendEncoded(host, node, from, creation, bytes, envelopes.length);
+  }
+
+  /** The same, `count` envelopes v8-serialized already (by the sending node's thread): queued as they are. */
+  sendEncoded(host: string, node: string, from: string, creation: number, bytes: Uint8Array, count: number): void {
+    const subject = node.startsWith(HOST_PREFIX) ? this.names.data(host, this.settings.host) : this.names.node(host, node, this.settings.host);
+    this.publisher.push(host, subject, [node, from, bytes, count, creation]);
+  }
+
+  /** Tells every host in `hosts` that incarnation `creation` of `node` of this host went down, after what it sent through here. */
+  nodeDown(hosts: string[], node: string, lost: Pid[], creation: number): void {
+    for (const host of hosts) this.notice(host, ['!down', node, lost, creation]);
+  }
+
+  /** Tells every host in `hosts` where a moved process runs now. */
+  moved(hosts: string[], location: ProcessLocation): void {
+    for (const host of hosts) this.notice(host, ['!moved', location]);
+  }
+
+  /** Tells every host in `hosts` that a moved process this host ran ended, after what it sent before. */
+  ended(hosts: string[], end: MoveEnd): void {
+    for (const host of hosts) this.notice(host, ['!ended', end]);
+  }
+
+  /** Sends every queued batch now (if connected). */
+  flush(): void {
+    this.publisher.flush();
+  }
+
+  /**
+   * Settles once everything queued so far has reached the NATS server (what anyone publishes
+   * after it is routed after it), or after FENCE_MS (the connection is down: nothing can pass).
+   */
+  async fence(): Promise<void> {
+    this.publisher.flush();
+    if (!this.publisher.connected || this.nc.isClosed()) return;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([this.nc.flush().catch(() => {}), new Promise<void>((resolve) => (timer = setTimeout(resolve, FENCE_MS)))]);
+    clearTimeout(timer);
+  }
+
+  stop(): void {
+    for (const sub of this.subs.values()) sub.unsubscribe();
+    this.subs.clear();
+  }
+
+  /** Drops what waits for `host`, which is gone (at most once: nothing from before reaches it later). */
+  forget(host: string): void {
+    this.publisher.forget(host, `host '${host}' is gone`);
+  }
+
+  private notice(host: string, notice: WireItem): void {
+    this.publisher.push(host, this.names.data(host, this.settings.host), notice);
+  }
+
+  private read(to: string, subject: string): void {
+    const sub = this.nc.subscribe(subject, { slow: this.settings.slowPendingBatches });
+    this.subs.set(to, sub);
     void (async () => {
       for await (const msg of sub) {
         const from = senderOf(msg.subject);
@@ -73,155 +165,14 @@ export class Link {
           this.emit({ type: 'link_error', host: from, dropped: 0, reason: `a batch could not be decoded: ${(error as Error).message}` });
           continue;
         }
-        this.stats.batchesIn++;
+        this.batchesIn++;
         try {
-          this.receive(items, from);
+          this.receive(items, from, to || undefined);
         } catch (error) {
           // One bad batch must not end the subscription.
           this.emit({ type: 'link_error', host: from, dropped: 0, reason: `a batch could not be delivered: ${(error as Error).message}` });
         }
       }
     })();
-  }
-
-  /** Envelopes from `from` (this host, or one of its nodes) for node `node` of host `host`, v8-serialized here. */
-  send(host: string, node: string, from: string, envelopes: Envelope[]): void {
-    let bytes: Uint8Array;
-    try {
-      bytes = serialize(envelopes);
-    } catch (error) {
-      if (envelopes.length < 2) return this.emit({ type: 'link_error', host, dropped: 1, reason: `not serializable: ${(error as Error).message}` });
-      const half = envelopes.length >> 1;
-      this.send(host, node, from, envelopes.slice(0, half));
-      return this.send(host, node, from, envelopes.slice(half));
-    }
-    this.sendEncoded(host, node, from, bytes, envelopes.length);
-  }
-
-  /** The same, `count` envelopes v8-serialized already (by the sending node's thread): queued as they are. */
-  sendEncoded(host: string, node: string, from: string, bytes: Uint8Array, count: number): void {
-    // The bound is for an outage only: while connected, a burst goes out as it comes.
-    if (!this.connected && this.pending + count > this.settings.maxPendingEnvelopes) {
-      this.emit({ type: 'link_overflow', host, dropped: count });
-      return;
-    }
-    this.push(host, [node, from, bytes, count], count);
-    if (this.connected && this.pending >= FLUSH_ENVELOPES) this.flush();
-  }
-
-  /** Tells every host in `hosts` that `node` of this host went down, after what it sent before. */
-  nodeDown(hosts: string[], node: string, lost: Pid[]): void {
-    for (const host of hosts) this.push(host, ['!down', node, lost], 1);
-  }
-
-  /** Tells every host in `hosts` where a moved process runs now. */
-  moved(hosts: string[], location: ProcessLocation): void {
-    for (const host of hosts) this.push(host, ['!moved', location], 1);
-  }
-
-  /** Tells every host in `hosts` that a moved process this host ran ended, after what it sent before. */
-  ended(hosts: string[], end: MoveEnd): void {
-    for (const host of hosts) this.push(host, ['!ended', end], 1);
-  }
-
-  /** Sends every queued batch now (if connected). */
-  flush(): void {
-    this.flushQueued = false;
-    if (!this.connected || this.nc.isClosed() || !this.out.size) return;
-    const batches = [...this.out];
-    this.out.clear();
-    this.pending = 0;
-    const max = this.nc.info?.max_payload ?? DEFAULT_MAX_PAYLOAD;
-    for (const [host, items] of batches) this.publish(host, items, max);
-    if (!this.busy) {
-      this.busy = true;
-      setImmediate(() => {
-        this.busy = false;
-      });
-    }
-  }
-
-  stop(): void {
-    this.sub?.unsubscribe();
-  }
-
-  /** Drops what waits for `host`, which is gone (at most once: nothing from before reaches it later). */
-  forget(host: string): void {
-    const items = this.out.get(host);
-    if (!items) return;
-    this.out.delete(host);
-    for (const item of items) this.pending -= isNotice(item) ? 1 : item[3];
-    this.dropped(host, items, `host '${host}' is gone`);
-  }
-
-  private push(host: string, item: WireItem, count: number): void {
-    let items = this.out.get(host);
-    if (!items) this.out.set(host, (items = []));
-    items.push(item);
-    this.pending += count;
-    if (this.flushQueued) return;
-    this.flushQueued = true;
-    // Idle: at the end of this task. Busy: at the end of this turn, with whatever else comes in it.
-    if (this.busy) setImmediate(() => this.flush());
-    else queueMicrotask(() => this.flush());
-  }
-
-  /** The items for `host` in as few NATS messages as the max payload allows, in order. */
-  private publish(host: string, items: WireItem[], max: number): void {
-    let start = 0;
-    let size = 0;
-    for (let i = 0; i < items.length; i++) {
-      const itemSize = sizeOf(items[i]!);
-      if (i > start && size + itemSize > max - HEADROOM) {
-        this.publishBatch(host, items.slice(start, i), max);
-        start = i;
-        size = 0;
-      }
-      size += itemSize;
-    }
-    this.publishBatch(host, start ? items.slice(start) : items, max);
-  }
-
-  private publishBatch(host: string, items: WireItem[], max: number): void {
-    let bytes: Uint8Array;
-    try {
-      bytes = encodeItems(items);
-    } catch (error) {
-      return this.dropped(host, items, `not serializable: ${(error as Error).message}`);
-    }
-    if (bytes.length > max) return this.split(host, items, max);
-    try {
-      this.nc.publish(this.names.data(host, this.settings.host), bytes);
-      this.stats.batchesOut++;
-      for (const item of items) this.stats.envelopesOut += envelopesIn(item);
-    } catch (error) {
-      this.dropped(host, items, (error as Error).message);
-    }
-  }
-
-  /** In order: halves of the items, or of one item's envelopes (decoded here, the one time this host must). */
-  private split(host: string, items: WireItem[], max: number): void {
-    if (items.length > 1) {
-      const half = items.length >> 1;
-      this.publishBatch(host, items.slice(0, half), max);
-      this.publishBatch(host, items.slice(half), max);
-      return;
-    }
-    const item = items[0]!;
-    if (isNotice(item) || item[3] < 2) return this.dropped(host, items, `larger than the max payload (${max} bytes)`);
-    const [dst, src, bytes] = item;
-    let envelopes: Envelope[];
-    try {
-      envelopes = deserialize(bytes) as Envelope[];
-    } catch (error) {
-      return this.dropped(host, items, `not decodable: ${(error as Error).message}`);
-    }
-    const half = envelopes.length >> 1;
-    for (const part of [envelopes.slice(0, half), envelopes.slice(half)]) this.publishBatch(host, [[dst, src, serialize(part), part.length]], max);
-  }
-
-  private dropped(host: string, items: WireItem[], reason: string): void {
-    const dropped = items.reduce((n, item) => n + envelopesIn(item), 0);
-    this.emit({ type: 'link_error', host, dropped, reason });
   }
 }

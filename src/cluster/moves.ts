@@ -33,7 +33,7 @@
 import { isPid, nodeOf, type Pid } from '../kernel/pid.js';
 import type { MoveEnd, ProcessLocation } from '../host/migration.js';
 import type { ClusterEvent, ClusterHost } from './hooks.js';
-import type { MoveNotice } from './wire.js';
+import type { MoveNotice } from '../net/frames.js';
 
 export interface MovesView {
   /** The other hosts alive now. */

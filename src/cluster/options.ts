@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { connect, credsAuthenticator, nkeyAuthenticator, type NatsConnection, type NodeConnectionOptions } from '@nats-io/transport-node';
 import { BadArgument, ClusterNotAuthorized, ClusterUnavailable, SubnodeError } from '../errors.js';
-import { names } from './subjects.js';
+import { names } from '../net/subjects.js';
 import { NODE_NAME } from '../kernel/pid.js';
 
 export type ClusterCredentials =
@@ -117,7 +117,7 @@ export function credentialsFromFile(path: string): ClusterCredentials {
   }
 }
 
-export { names, type Names } from './subjects.js';
+export { names, type Names } from '../net/subjects.js';
 
 /** A failure while connecting or joining, as a typed error naming the cause. */
 export function joinError(error: unknown, servers: string[], host: string): SubnodeError {
@@ -130,12 +130,13 @@ export function joinError(error: unknown, servers: string[], host: string): Subn
   return new ClusterUnavailable(`cluster: host '${host}' could not join through ${servers.join(', ')}: ${e?.message ?? error}`, details);
 }
 
-export async function connectNats(options: ClusterOptions, settings: Settings): Promise<NatsConnection> {
+/** A host's connection to NATS, or (`node`) the one a node of it opens on its own thread (src/node/nats-endpoint.ts). */
+export async function connectNats(options: ClusterOptions, settings: Settings, node?: string): Promise<NatsConnection> {
   const servers = Array.isArray(options.servers) ? options.servers : [options.servers];
   const { host, cluster } = settings;
   const base: NodeConnectionOptions = {
     servers,
-    name: `subnode:${cluster}:${host}`,
+    name: `subnode:${cluster}:${host}${node === undefined ? '' : `:${node}`}`,
     // Replies (requests, JetStream) come to this host's own inbox subjects, which only it may read.
     inboxPrefix: names(cluster).inbox(host),
     maxReconnectAttempts: -1,

@@ -1,6 +1,7 @@
 /**
- * The NATS permissions one host of a cluster needs, and no more: it publishes data and control
- * requests only on subjects that end with its own name, heartbeats only under its own key, reads
+ * The NATS permissions one host of a cluster needs, and no more (its nodes' threads connect as
+ * the host, with the same): it publishes data and control requests only on subjects that end with
+ * its own name, heartbeats only under its own key, reads
  * only its own data, control requests and inbox, and reaches JetStream only for the cluster's
  * buckets (never to delete, purge or reconfigure them). Put the result in the NATS server's
  * config as a user's `permissions` (user/password, nkey, or a JWT user's pub/sub limits). The
@@ -10,7 +11,7 @@
  * CONNECT line, which nats-server caps at 4 KB by default: set `max_control_line: 16KB` in the
  * server's config (or keep the grants in a scoped signing key's template instead of each JWT).
  */
-import { names } from './subjects.js';
+import { names } from '../net/subjects.js';
 
 export interface NatsPermissions {
   publish: { allow: string[] };
@@ -27,6 +28,7 @@ export function hostPermissions(host: string, cluster = 'subnode'): NatsPermissi
     publish: {
       allow: [
         n.data('*', host),
+        n.node('*', '*', host),
         n.control('*', host),
         `$KV.${n.hostsBucket}.${host}`,
         `$KV.${n.nodesBucket}.>`,
@@ -48,7 +50,7 @@ export function hostPermissions(host: string, cluster = 'subnode'): NatsPermissi
         ]),
       ],
     },
-    subscribe: { allow: [n.data(host, '*'), n.control(host, '*'), `${n.inbox(host)}.>`] },
+    subscribe: { allow: [n.data(host, '*'), n.node(host, '*', '*'), n.control(host, '*'), `${n.inbox(host)}.>`] },
     allow_responses: true,
   };
 }

@@ -9,6 +9,7 @@ import { Worker, type MessagePort, type ResourceLimits, type Transferable } from
 import { NodeDown, Timeout, fromWire } from '../errors.js';
 import type { Envelope } from '../kernel/signals.js';
 import type { ControlArgs, ControlOp, ControlReply, HostToNode, NodeData, NodeFaults, NodeToHost, Result } from '../wire/node.js';
+import type { ClusterOptions } from '../cluster/options.js';
 import type { Capabilities, Limits } from '../kernel/capabilities.js';
 import { timerEntry, type TimerEntry } from '../kernel/timers.js';
 import { hostDeadlines } from './deadlines.js';
@@ -56,17 +57,21 @@ export interface NodeBackendOptions {
   imports: [string, string][];
   /** Code that runs longer than `ms` without returning to the thread's event loop ends the thread (`what` says which limit). */
   watchdog: { ms: number; what: string };
-  onMessage(message: Envelope[] | Extract<NodeToHost, { t: 'route' | 'routeEncoded' | 'event' }>): void;
+  onMessage(message: Envelope[] | Extract<NodeToHost, { t: 'route' | 'routeEncoded' | 'event' | 'whois' | 'cluster' }>): void;
   /** The node stopped answering (it is being ended); `ms` is how long it has been busy. */
   onUnresponsive(ms: number): void;
   onExit(exit: BackendExit): void;
   startTimeoutMs?: number;
   /** Testing only: faults to inject into this incarnation. */
   faults?: NodeFaults;
+  /** On a host of a cluster (not for a dense node): the node opens a NATS connection of its own with these. */
+  nats?: ClusterOptions;
 }
 
 /** How long a killed thread may take to end before it is given up on. */
 const KILL_GRACE_MS = 2_000;
+/** How long ending a node waits for what it sent on its own NATS connection to reach the server. */
+const DRAIN_MS = 1_000;
 
 /** How long a control call may wait for its answer unless the caller says otherwise. */
 export const CONTROL_TIMEOUT_MS = 30_000;
@@ -120,6 +125,10 @@ export class NodeBackend {
   private readonly deadlines = hostDeadlines();
 
   private thread!: Incarnation;
+  /** The node has a NATS connection of its own (its host is in a cluster). */
+  private hasConnection = false;
+  /** Settles the wait of `terminate` for the node's `drained`. */
+  private drained: (() => void) | undefined;
 
   private constructor(private readonly node: string) {}
 
@@ -136,8 +145,10 @@ export class NodeBackend {
       epoch,
       imports: options.imports,
       ...(options.faults ? { faults: options.faults } : {}),
+      ...(options.nats ? { nats: options.nats } : {}),
     };
     const backend = new NodeBackend(options.node);
+    backend.hasConnection = options.nats !== undefined;
     const startMs = options.startTimeoutMs ?? 10_000;
     return new Promise((resolve, reject) => {
       let ready = false;
@@ -164,6 +175,8 @@ export class NodeBackend {
               ready = true;
               clearTimeout(timer);
               return resolve(backend);
+            case 'drained':
+              return backend.drained?.();
             default:
               return options.onMessage(message);
           }
@@ -221,6 +234,11 @@ export class NodeBackend {
     this.post(news === 'refused' ? { t: news, node, encoded } : { t: news, node });
   }
 
+  /** News for a node with a NATS connection of its own: where a peer runs, a peer down or up again, the owner it asked for. */
+  notify(message: Extract<HostToNode, { t: 'remote' | 'down' | 'up' | 'owner' }>): void {
+    this.post(message);
+  }
+
   deliver(envelopes: Envelope[], from: string): void {
     this.post(from === 'host' ? envelopes : { t: 'deliver', envelopes, from });
   }
@@ -237,8 +255,19 @@ export class NodeBackend {
     this.thread.post({ t: 'deliverEncoded', bytes: own, from }, [own.buffer]);
   }
 
+  /** Ends the thread; a node with a NATS connection of its own first gets what it sent there to the server (DRAIN_MS at most). */
   async terminate(): Promise<void> {
     this.stopping = true;
+    if (this.exited) return;
+    if (this.hasConnection) {
+      const drained = new Promise<void>((resolve) => {
+        this.drained = resolve;
+        setTimeout(resolve, DRAIN_MS).unref();
+      });
+      this.post({ t: 'drain' });
+      await drained;
+      this.drained = undefined;
+    }
     if (!this.exited) await this.thread.terminate();
   }
 

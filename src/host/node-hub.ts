@@ -60,6 +60,8 @@ export class NodeHub implements NodeContext {
 
   async attach(node: NodeSupervision): Promise<void> {
     this.attached.add(node);
+    // A node without a NATS connection of its own has its subject read by the host for it.
+    if (!node.ownConnection) this.system.cluster()?.serve(node.name);
     const names = this.globals.entries();
     if (names.length) await node.callNow('setGlobals', names);
   }
@@ -79,14 +81,24 @@ export class NodeHub implements NodeContext {
       peer.tell('nodeDown', node.name, lost, alive);
     }
     router.nodeDown(node.name, lost, (pid) => migrations.locate(pid).node !== node.name);
-    this.system.cluster()?.localNodeDown(node.name, lost);
+    this.system.cluster()?.localNodeDown(node.name, lost, node.creation);
   }
 
   /** A node of another host went down: this host's nodes and host monitors hear `noconnection`. */
-  remoteNodeDown(node: string, lost: Pid[]): void {
+  /** A node of another host went down (incarnations up to `creation`): this host's nodes and host monitors hear `noconnection`. */
+  remoteNodeDown(node: string, lost: Pid[], creation: number): void {
     this.system.migrations.forgetMovesTo(node);
-    for (const peer of this.attached) peer.tell('nodeDown', node, lost);
+    for (const peer of this.attached) {
+      // First: a node reading NATS itself takes in what is on its way from it, then serves this.
+      peer.notify({ t: 'down', node, creation });
+      peer.tell('nodeDown', node, lost);
+    }
     this.system.router.nodeDown(node, lost, () => false);
+  }
+
+  /** Nodes (and mailboxes) of a host taken up again: this host's nodes take their batches again. */
+  remoteNodesUp(nodes: string[]): void {
+    for (const peer of this.attached) for (const node of nodes) peer.notify({ t: 'up', node });
   }
 
   forwardsFor(node: string): Forward[] {
@@ -179,7 +191,8 @@ export class NodeHub implements NodeContext {
       globals: this.globals.view,
       local: () => [...handles.values()],
       applyGlobal: (name, pid) => this.setGlobal(name, pid, undefined, true),
-      remoteNodeDown: (node, lost) => this.remoteNodeDown(node, lost),
+      remoteNodeDown: (node, lost, creation) => this.remoteNodeDown(node, lost, creation),
+      remoteNodesUp: (nodes) => this.remoteNodesUp(nodes),
       locate: (pid) => migrations.locate(pid),
       moved: (location) => this.learnMove(location),
       ended: (end) => this.learnEnded(end),

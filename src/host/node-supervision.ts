@@ -11,7 +11,9 @@ import type { SharedCode } from './source.js';
 import type { MessagePort, ResourceLimits } from 'node:worker_threads';
 import { NodeDown } from '../errors.js';
 import type { Capabilities, Limits } from '../kernel/capabilities.js';
-import type { ControlArgs, ControlOp, ControlReply, NodeFaults, NodeToHost } from '../wire/node.js';
+import type { ControlArgs, ControlOp, ControlReply, HostToNode, NodeFaults, NodeToHost } from '../wire/node.js';
+import type { ClusterEvent } from '../cluster/hooks.js';
+import type { ClusterOptions } from '../cluster/options.js';
 import type { Envelope } from '../kernel/signals.js';
 import type { Forward, KernelEvent } from '../kernel/types.js';
 import type { Events } from './events.js';
@@ -47,6 +49,22 @@ export interface NodeContext {
   durable: Pick<DurableStates, 'statesFor' | 'save'>;
   /** On a host of a cluster: the cluster's code store, for `{ cluster }` sources and what loads publish. */
   code?: SharedCode;
+  /** On a host of a cluster: what a node's own NATS connection needs of the host's link. */
+  cluster?: NodeCluster;
+}
+
+/** What a node with a NATS connection of its own (src/node/nats-endpoint.ts) needs of its host's cluster link. */
+export interface NodeCluster {
+  /** The host's cluster options, which the node connects with. */
+  readonly options: ClusterOptions;
+  /** The live host a node of another host runs on (undefined: not one). */
+  hostOf(node: string): string | undefined;
+  /** Settles once what this host sent so far reached the NATS server (bounded). */
+  fence(): Promise<void>;
+  /** The host owning `node` (looked up when not announced), or null. */
+  ownerOf(node: string): Promise<string | null>;
+  /** An event of a node's own connection, reported as the cluster's. */
+  report(event: ClusterEvent): void;
 }
 
 export interface NodeSetup extends RestartPolicy {
@@ -86,6 +104,16 @@ export class NodeSupervision {
 
   get name(): string {
     return this.setup.name;
+  }
+
+  /** Whether its incarnations have a NATS connection of their own (a worker of its own, on a host of a cluster). */
+  get ownConnection(): boolean {
+    return !this.setup.dense && this.context.cluster !== undefined;
+  }
+
+  /** News about another host's node for the running incarnation (see HostToNode: `down`, `up`). */
+  notify(message: Extract<HostToNode, { t: 'down' | 'up' }>): void {
+    this.backend?.notify(message);
   }
 
   start(): Promise<void> {
@@ -196,6 +224,7 @@ export class NodeSupervision {
           ? { ms: setup.limits.cpuMsPerSlice, what: 'cpu limit' }
           : { ms: setup.unresponsiveMs, what: 'unresponsive' },
       faults: this.creation === 0 ? setup.faults : undefined,
+      nats: this.ownConnection ? this.context.cluster!.options : undefined,
       onMessage: (message) => this.onMessage(message),
       onUnresponsive: (ms) => backend && this.onUnresponsive(backend, ms),
       onExit: (exit) => backend && this.onExit(backend, exit),
@@ -221,7 +250,7 @@ export class NodeSupervision {
     this.status = 'running';
   }
 
-  private onMessage(message: Envelope[] | Extract<NodeToHost, { t: 'route' | 'routeEncoded' | 'event' }>): void {
+  private onMessage(message: Envelope[] | Extract<NodeToHost, { t: 'route' | 'routeEncoded' | 'event' | 'whois' | 'cluster' }>): void {
     if (Array.isArray(message)) return this.context.route('host', message, this.name);
     // The sender is this node, whatever the bytes hold (a receiving host checks it owns it).
     if (message.t === 'routeEncoded') return this.context.routeEncoded(message.node, message.bytes, message.count, this.name);
@@ -231,9 +260,19 @@ export class NodeSupervision {
       if (!message.port) return;
       const taken = this.context.offer(message.node, this.name, message.port);
       if (!taken) message.port.close();
-      this.backend?.peerNews(message.node, taken ? 'accepted' : 'refused', !taken && this.context.takesEncoded(message.node));
+      const host = taken || !this.ownConnection ? undefined : this.context.cluster!.hostOf(message.node);
+      if (host === undefined) return this.backend?.peerNews(message.node, taken ? 'accepted' : 'refused', !taken && this.context.takesEncoded(message.node));
+      // A node of another host: this node sends it its batches itself, once this batch reached NATS (none overtakes it).
+      const backend = this.backend;
+      void this.context.cluster!.fence().then(() => backend?.notify({ t: 'remote', node: message.node, host }));
       return;
     }
+    if (message.t === 'whois') {
+      const backend = this.backend;
+      void this.context.cluster?.ownerOf(message.node).then((host) => backend?.notify({ t: 'owner', node: message.node, host }));
+      return;
+    }
+    if (message.t === 'cluster') return this.context.cluster?.report(message.event);
     this.release.observe(message.event);
     this.context.onKernelEvent(message.event);
   }

@@ -4,9 +4,10 @@
  *
  * Ports are opened lazily, one per direction: the first batch for a node goes through the host
  * with a fresh port attached, which the host hands to that node after the batch (`accepted`) or
- * gives back (`refused`: the host itself, a remote node, a node that is down). Batches for that
- * node wait here until the answer, then take the port or the host. So order holds per pair, and
- * starting a node costs nothing per other node.
+ * gives back (`refused`: the host itself, a remote node, a node that is down; or `remote`: a node
+ * of another host, which this node reaches on its own NATS connection, until it goes down).
+ * Batches for that node wait here until the answer, then take the port, the host or NATS. So
+ * order holds per pair, and starting a node costs nothing per other node.
  *
  * Flow control, as the BEAM's busy distribution port: each port has a *window* of weight (about
  * one unit per envelope, more for a large string or binary message: `weightOf`) that the receiver
@@ -70,6 +71,8 @@ interface Peer {
   refusedUntil: number;
   /** Meanwhile they go v8-serialized, the host forwarding the bytes as they are (to another host). */
   serialized?: boolean;
+  /** The host of the cluster the peer runs on: batches go there on this node's own NATS connection. */
+  remote?: string;
   /** Batches sent while the host has not yet answered the port's offer: they leave once it has. */
   waiting?: Envelope[][];
   /** Weight posted on the port (or waiting for the answer) that the receiver has not yet acknowledged. */
@@ -88,6 +91,8 @@ export interface PeerIo {
   takesEncoded(): boolean;
   /** Credit for `node`: the kernel's processes held for it run again. */
   credit(node: string): void;
+  /** A batch for `node` of host `host`, on this node's own NATS connection. */
+  remote(host: string, node: string, batch: Envelope[]): void;
 }
 
 export class PeerPorts {
@@ -111,6 +116,8 @@ export class PeerPorts {
         waiting.push(batch);
         peer!.inFlight += weightOf(batch);
       };
+    const remote = peer?.remote;
+    if (remote !== undefined) return (batch) => this.io.remote(remote, node, batch);
     const port = peer?.port;
     if (port)
       return (batch) => {
@@ -173,7 +180,7 @@ export class PeerPorts {
    * `node` went down (it may get a port again at once). What waited for the answer leaves now, in
    * order, through `resend`, the way the answer says.
    */
-  answer(message: Extract<HostToNode, { t: 'accepted' | 'refused' | 'disconnect' }>, resend: (node: string, batch: Envelope[]) => void): void {
+  answer(message: Extract<HostToNode, { t: 'accepted' | 'refused' | 'disconnect' | 'remote' }>, resend: (node: string, batch: Envelope[]) => void): void {
     const { node } = message;
     const peer = this.peers.get(node);
     const waiting = peer?.waiting ?? [];
@@ -185,6 +192,7 @@ export class PeerPorts {
     if (message.t !== 'accepted') peer?.port?.close();
     if (message.t === 'refused')
       this.peers.set(node, { encoded: false, refusedUntil: Date.now() + REFUSED_MS, serialized: message.encoded, inFlight: 0, stalled: false });
+    else if (message.t === 'remote') this.peers.set(node, { encoded: false, refusedUntil: 0, remote: message.host, inFlight: 0, stalled: false });
     else if (message.t === 'disconnect') this.peers.delete(node);
     // The waiting batches now count where they go: on the port (accepted), or nowhere (the host's
     // path is not windowed; a peer that is down has no window).

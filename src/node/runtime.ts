@@ -19,7 +19,9 @@ import { EventGate } from './event-guard.js';
 import { Sig, type Envelope } from '../kernel/signals.js';
 import type { KernelEvent } from '../kernel/types.js';
 import type { ControlOp, Result } from '../kernel/control-ops.js';
-import type { HostToNode, NodeData, NodeFaults, NodeToHost } from '../wire/node.js';
+import type { HostToNode, NodeData, NodeToHost } from '../wire/node.js';
+import { Faults } from './faults.js';
+import type { NatsEndpoint } from './nats-endpoint.js';
 import { readBatch } from './decode.js';
 import { PeerPorts } from './peers.js';
 
@@ -78,7 +80,12 @@ export class NodeRuntime {
     inbound: (batch, from) => this.inboundBatch!(batch, from),
     takesEncoded: () => this.takesEncoded,
     credit: (node) => this.engine?.credit?.(node),
+    remote: (host, node, batch) => this.endpoint!.send(host, node, serialize(batch), batch.length),
   });
+  /** This node's own NATS connection, when its host is in a cluster (src/node/nats-endpoint.ts). */
+  private endpoint: NatsEndpoint | undefined;
+  /** While a `down` fence stands: the host's messages that came after it, served once it is done. */
+  private gated: HostToNode[] | undefined;
   private engine: Engine | undefined;
   private inboundBatch: Inbound | undefined;
   private readonly inboundGate = new EventGate((text) => this.log('warn', text));
@@ -194,8 +201,24 @@ export class NodeRuntime {
       if (deliverEncoded && max === undefined) return deliverEncoded(batch, from);
       checked(readBatch(batch) as Envelope[], from);
     };
-    this.link.listen((message) => this.onHost(message));
-    this.post({ t: 'ready' });
+    const start = (): void => {
+      this.link.listen((message) => this.fromHost(message));
+      this.post({ t: 'ready' });
+    };
+    if (!this.data.nats) return start();
+    // In a cluster: its own connection first (the node is announced once it is ready).
+    import('./nats-endpoint.js')
+      .then(({ NatsEndpoint }) =>
+        NatsEndpoint.open(this.data.nats!, this.node, this.data.creation, {
+          deliver: (bytes, from) => this.deliverSerialized(bytes, from),
+          whois: (node) => this.post({ t: 'whois', node }),
+          event: (event) => this.post({ t: 'cluster', event }),
+        }),
+      )
+      .then((endpoint) => {
+        this.endpoint = endpoint;
+        start();
+      }, this.link.end);
   }
 
   /** The way into this node for a node of the same dense thread. */
@@ -248,27 +271,65 @@ export class NodeRuntime {
     return kept ?? envelopes;
   }
 
+  /** A message from the host: served now, or after the fence that stands (answers about owners and a drain never wait). */
+  private fromHost(message: HostToNode): void {
+    if (!Array.isArray(message) && message.t === 'owner') return this.endpoint?.owner(message.node, message.host);
+    if (!Array.isArray(message) && message.t === 'drain') {
+      void (this.endpoint?.drain() ?? Promise.resolve()).then(() => this.post({ t: 'drained' }));
+      return;
+    }
+    if (this.gated) this.gated.push(message);
+    else this.onHost(message);
+  }
+
+  /** `node` of another host went down: its port or route is dropped; its batches on their way come in before the host's next messages. */
+  private down(node: string, creation: number): void {
+    this.ports.answer({ t: 'disconnect', node }, (to, batch) => this.outbound(to, batch));
+    const endpoint = this.endpoint;
+    if (!endpoint) return;
+    this.gated = [];
+    void endpoint.down(node, creation).then(() => {
+      const queued = this.gated!;
+      this.gated = undefined;
+      // Served in order, until one of them fences again (the rest then wait behind it).
+      while (queued.length && !this.gated) this.onHost(queued.shift()!);
+      if (this.gated) (this.gated as HostToNode[]).unshift(...queued);
+    });
+  }
+
+  /** A batch still v8-serialized (from another host), decoded here, on this node's thread. */
+  private deliverSerialized(bytes: Uint8Array, from: string): void {
+    let envelopes: Envelope[];
+    try {
+      envelopes = deserialize(bytes) as Envelope[];
+    } catch (error) {
+      return this.log('error', `a batch from '${from}' could not be decoded and was dropped: ${(error as Error).message}`);
+    }
+    this.engine!.deliver(envelopes, from);
+  }
+
   private onHost(message: HostToNode): void {
     const engine = this.engine!;
     if (Array.isArray(message)) return engine.deliver(message, 'host');
     switch (message.t) {
       case 'deliver':
         return engine.deliver(message.envelopes, message.from);
-      case 'deliverEncoded': {
-        let envelopes: Envelope[];
-        try {
-          envelopes = deserialize(message.bytes) as Envelope[];
-        } catch (error) {
-          return this.log('error', `a batch from '${message.from}' could not be decoded and was dropped: ${(error as Error).message}`);
-        }
-        return engine.deliver(envelopes, message.from);
-      }
+      case 'deliverEncoded':
+        return this.deliverSerialized(message.bytes, message.from);
       case 'connect':
         return this.ports.connect(message.node, message.port);
       case 'accepted':
       case 'refused':
       case 'disconnect':
+      case 'remote':
         return this.ports.answer(message, (node, batch) => this.outbound(node, batch));
+      case 'down':
+        return this.down(message.node, message.creation);
+      case 'up':
+        return this.endpoint?.up(message.node);
+      case 'owner':
+      case 'drain':
+        return; // served in fromHost
       case 'control': {
         const { id, op } = message;
         const deferred = EVENTS_WITH_REPLY.has(op as ControlOp) ? (this.deferred = []) : undefined;
@@ -320,52 +381,4 @@ export class NodeRuntime {
     const bytes = serialize(batch);
     this.post({ t: 'routeEncoded', node, bytes, count: batch.length }, [bytes.buffer]);
   }
-}
-
-/**
- * Testing only (see `NodeFaults`): hangs or crashes a control operation when it is served, or a
- * plan step when the plan reaches it — a step by the `upgrade_step` event it emits, the purge step
- * (which emits none) by the first `module_purged` while a plan runs.
- */
-class Faults {
-  private inPlan = false;
-  /** A crash injected into a plan step: rethrown once the plan's code returns, out of every catch. */
-  private crashed: Error | undefined;
-
-  constructor(private readonly faults: NodeFaults) {}
-
-  control<R>(op: string, run: () => R): R {
-    inject(this.faults.hang, this.faults.crash, op, 'control operation');
-    if (op !== 'applyUpgrade') return run();
-    this.inPlan = true;
-    let result: R;
-    try {
-      result = run();
-    } finally {
-      this.inPlan = false;
-    }
-    // Thrown from here it is uncaught (the plan's own catch only rolled the step back): the thread dies.
-    if (this.crashed) throw this.crashed;
-    return result;
-  }
-
-  event(event: KernelEvent): void {
-    const step = event.type === 'upgrade_step' ? event.op : event.type === 'module_purged' && this.inPlan ? 'purge' : undefined;
-    if (step === undefined) return;
-    try {
-      inject(this.faults.hangStep, this.faults.crashStep, step, 'plan step');
-    } catch (error) {
-      this.crashed = error as Error;
-      throw error;
-    }
-  }
-}
-
-function inject(hang: readonly string[] | undefined, crash: readonly string[] | undefined, what: string, kind: string): void {
-  if (hang?.includes(what)) {
-    for (;;) {
-      // An injected hang: never returns to the event loop; the host's watchdog ends the thread.
-    }
-  }
-  if (crash?.includes(what)) throw new Error(`injected crash in ${kind} '${what}'`);
 }

@@ -21,6 +21,8 @@ import type { Envelope } from '../kernel/signals.js';
 import type { KernelEvent } from '../kernel/types.js';
 import type { ControlArgs, ControlOp, ControlReply, KernelConfig, Result } from '../kernel/control-ops.js';
 import type { UpgradeStep } from '../kernel/upgrade.js';
+import type { ClusterEvent } from '../cluster/hooks.js';
+import type { ClusterOptions } from '../cluster/options.js';
 
 export type { ControlArgs, ControlOp, ControlReply, Result } from '../kernel/control-ops.js';
 
@@ -47,7 +49,25 @@ export type HostToNode =
    */
   | { t: 'refused'; node: string; encoded: boolean }
   /** `node` went down: drop the port to it (its next incarnation gets a new one). */
-  | { t: 'disconnect'; node: string };
+  | { t: 'disconnect'; node: string }
+  /**
+   * The port this node offered for `node` was not taken: `node` runs on host `host` of the cluster,
+   * and this node (which has a NATS connection of its own) sends it its batches there itself,
+   * until `down`. Everything the host forwarded for it before reached NATS first.
+   */
+  | { t: 'remote'; node: string; host: string }
+  /**
+   * A node (or `host@H` mailboxes) of another host went down, incarnations up to `creation`: the
+   * way to it is dropped; with a connection of its own, this node takes in what those sent that is
+   * on its way, drops what comes later, and serves the host's next messages only then.
+   */
+  | { t: 'down'; node: string; creation: number }
+  /** A node (or mailboxes) of a host taken up again after it was declared gone: its batches are taken again. */
+  | { t: 'up'; node: string }
+  /** The answer to `whois`: the host owning `node` (null: none). */
+  | { t: 'owner'; node: string; host: string | null }
+  /** The thread is about to be ended: what this node sent on its own connection must reach NATS first (`drained`). */
+  | { t: 'drain' };
 
 /** Node → host. */
 export type NodeToHost =
@@ -72,7 +92,12 @@ export type NodeToHost =
    * boundary's checks), the buffer transferred: the host forwards the bytes without decoding them.
    */
   | { t: 'routeEncoded'; node: string; bytes: Uint8Array; count: number }
-  | { t: 'event'; event: KernelEvent };
+  | { t: 'event'; event: KernelEvent }
+  /** Which host owns node `node`? (a sender seen first on this node's own NATS connection) */
+  | { t: 'whois'; node: string }
+  | { t: 'drained' }
+  /** What this node's own NATS connection reports (a forged or late batch, the connection's state). */
+  | { t: 'cluster'; event: ClusterEvent };
 
 /**
  * On a direct port between nodes, receiver → sender: `TAKES_ENCODED` once when the port is
@@ -94,6 +119,8 @@ export interface NodeData extends KernelConfig {
   imports?: [string, string][];
   /** Testing only: faults to inject (see `NodeFaults`). */
   faults?: NodeFaults;
+  /** Its host's cluster options: the node opens a NATS connection of its own (src/node/nats-endpoint.ts). */
+  nats?: ClusterOptions;
 }
 
 /**

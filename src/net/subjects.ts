@@ -1,14 +1,20 @@
 /**
  * The names one cluster uses on NATS: subjects and buckets. Every subject a host publishes on ends
- * with its own name, so NATS permissions can hold it to publishing as itself (permissions.ts).
- * No NATS import here: the permissions can be computed without loading the client.
+ * with its own name, so NATS permissions can hold it to publishing as itself
+ * (src/cluster/permissions.ts). No NATS import here: the permissions can be computed without
+ * loading the client.
  */
 /** Subjects and buckets of one cluster. Every host publishes only under names it owns (see README: permissions). */
 export function names(cluster: string) {
   const prefix = `subnode.${cluster}`;
   return {
-    /** Batches of envelopes for the nodes of host `to`, sent by host `from` (`*` to subscribe to every sender). */
+    /** Batches for host `to`'s own mailboxes, and its notices, sent by host `from` (`*` to subscribe to every sender). */
     data: (to: string, from: string) => `${prefix}.data.${to}.${from}`,
+    /**
+     * Batches for node `node` of host `to`, sent by host `from` (its main thread or one of its
+     * nodes' threads). A node's thread reads its own subject (a dense node's, its host's).
+     */
+    node: (to: string, node: string, from: string) => `${prefix}.node.${to}.${node}.${from}`,
     /** Control requests for the nodes of host `to` from host `from` (request/reply). */
     control: (to: string, from: string) => `${prefix}.ctl.${to}.${from}`,
     /** Where replies to `host` arrive (its connection's inbox prefix): only `host` may subscribe there. */

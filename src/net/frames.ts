@@ -1,5 +1,6 @@
 /**
- * How a batch of items for one host is laid out in its NATS message. The node batches in it are
+ * How a batch of items is laid out in one NATS message (a host's link and a node thread's own
+ * connection both write and read it: src/net runs on either side). The node batches in it are
  * v8-serialized already (by the sending node's thread), so the batch around them is framed by hand:
  * v8-serializing the outer array again cost ~3 µs a message to write and ~1 µs to read (a Uint8Array
  * in it goes through Node's JavaScript host-object hook), on each of the two hosts a call crosses,
@@ -7,8 +8,9 @@
  * message, undecoded.
  *
  * Layout: a format byte (1), then per item either
- * - a node batch: 0, destination and sending node (u16 length + UTF-8 each), envelope count (u32),
- *   byte length (u32), the v8-serialized envelopes;
+ * - a node batch: 0, destination and sending node (u16 length + UTF-8 each), the sending node's
+ *   creation (u32; 0 for a host's mailboxes), envelope count (u32), byte length (u32), the
+ *   v8-serialized envelopes;
  * - a notice: 1, byte length (u32), the notice v8-serialized (rare: a node down, a process moved or ended).
  *
  * Anything else (another format, a length past the end, a notice that is not one, a node batch
@@ -29,12 +31,13 @@ export type NoticeKind = (typeof NOTICE_KINDS)[number];
 
 /** What each kind carries after its name. */
 interface NoticeBodies {
-  '!down': [node: string, lost: Pid[]];
+  /** `creation`: the incarnation that went down (what it sent that arrives later is from before). */
+  '!down': [node: string, lost: Pid[], creation: number];
   '!moved': [location: ProcessLocation];
   '!ended': [end: MoveEnd];
 }
 
-/** A node-down notice `['!down', node, lost]`, where a process moved `['!moved', location]`, or that a moved process ended `['!ended', end]`. */
+/** A node-down notice `['!down', node, lost, creation]`, where a process moved `['!moved', location]`, or that a moved process ended `['!ended', end]`. */
 export type Notice = { [K in NoticeKind]: [K, ...NoticeBodies[K]] }[NoticeKind];
 
 /** The notices about moves (src/cluster/moves.ts), as they arrive: checked there, never trusted. */
@@ -42,10 +45,12 @@ export type MoveNoticeKind = Exclude<NoticeKind, '!down'>;
 export type MoveNotice = { [K in MoveNoticeKind]: [K, unknown] }[MoveNoticeKind];
 
 /**
- * An item as it travels: `[destination node, sending node, envelopes v8-serialized, their count]`,
- * or a notice. The receiving host hands the bytes to the node's thread undecoded.
+ * An item as it travels: `[destination node, sending node, envelopes v8-serialized, their count,
+ * the sending node's creation]`, or a notice. The receiver hands the bytes to the node's kernel
+ * undecoded.
  */
-export type WireItem = [string, string, Uint8Array, number] | Notice;
+export type NodeBatch = [to: string, from: string, bytes: Uint8Array, count: number, creation: number];
+export type WireItem = NodeBatch | Notice;
 
 const KINDS: ReadonlySet<string> = new Set(NOTICE_KINDS);
 
@@ -54,7 +59,10 @@ export const isNotice = (item: WireItem): item is Notice => KINDS.has(item[0]);
 /** A notice about a move (where a process runs, or that it ended), whatever it carries. */
 export const isMoveNotice = (item: readonly unknown[]): item is MoveNotice => item[0] !== '!down' && KINDS.has(item[0] as string);
 
-const FORMAT = 1;
+/** Every incarnation of a node: a host declared gone fences all of its nodes' batches until it is heard again. */
+export const EVERY_INCARNATION = 0xffff_ffff;
+
+const FORMAT = 2;
 const BATCH = 0;
 const NOTICE = 1;
 const MAX_NAME = 0xffff;
@@ -73,7 +81,7 @@ export function encodeItems(items: readonly WireItem[]): Uint8Array {
       const from = Buffer.from(item[1]);
       if (to.length > MAX_NAME || from.length > MAX_NAME) throw new RangeError('a node name too long to frame');
       parts.push(to, from, item[2]);
-      size += 1 + 2 + to.length + 2 + from.length + 8 + item[2].byteLength;
+      size += 1 + 2 + to.length + 2 + from.length + 12 + item[2].byteLength;
     }
   }
   const out = Buffer.allocUnsafe(size);
@@ -96,10 +104,11 @@ export function encodeItems(items: readonly WireItem[]): Uint8Array {
       at += 2 + name.byteLength;
     }
     const bytes = parts[part++]!;
-    out.writeUInt32LE(item[3], at);
-    out.writeUInt32LE(bytes.byteLength, at + 4);
-    out.set(bytes, at + 8);
-    at += 8 + bytes.byteLength;
+    out.writeUInt32LE(item[4], at);
+    out.writeUInt32LE(item[3], at + 4);
+    out.writeUInt32LE(bytes.byteLength, at + 8);
+    out.set(bytes, at + 12);
+    at += 12 + bytes.byteLength;
   }
   return out;
 }
@@ -135,11 +144,12 @@ export function decodeItems(data: Uint8Array): WireItem[] {
       const from = name();
       // No node is named like a notice: such a batch would be taken for one.
       if (to.startsWith('!') || from.startsWith('!')) throw new Error(`a node batch between '${to}' and '${from}', not node names`);
-      const head = take(8);
-      const count = buf.readUInt32LE(head);
-      const length = buf.readUInt32LE(head + 4);
+      const head = take(12);
+      const creation = buf.readUInt32LE(head);
+      const count = buf.readUInt32LE(head + 4);
+      const length = buf.readUInt32LE(head + 8);
       const start = take(length);
-      items.push([to, from, buf.subarray(start, start + length), count]);
+      items.push([to, from, buf.subarray(start, start + length), count, creation]);
     } else throw new Error(`an item of unknown kind ${String(kind)}`);
   }
   return items;
