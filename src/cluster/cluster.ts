@@ -159,8 +159,13 @@ export class Cluster implements ClusterApi, RemoteView {
       options: this.options,
       hostOf: (node) => this.hostOf(node),
       fence: () => this.link.fence(),
-      ownerOf: async (node) =>
-        node.startsWith(HOST_PREFIX) ? node.slice(HOST_PREFIX.length) : (this.hostOf(node) ?? (await this.claims.ownerOf(node)) ?? null),
+      ownerOf: async (node) => {
+        if (node.startsWith(HOST_PREFIX)) return node.slice(HOST_PREFIX.length);
+        const live = this.hostOf(node);
+        if (live !== undefined) return live;
+        // The node names bucket; if it cannot answer, what is known now (the node waits for an answer: it always gets one).
+        return (await this.claims.ownerOf(node).catch(() => this.hostOf(node))) ?? null;
+      },
       report: (event) => this.emit(event),
     };
     // Spilled control messages expire once no deadline can still want them.

@@ -269,7 +269,10 @@ export class NodeSupervision {
     }
     if (message.t === 'whois') {
       const backend = this.backend;
-      void this.context.cluster?.ownerOf(message.node).then((host) => backend?.notify({ t: 'owner', node: message.node, host }));
+      void this.context.cluster
+        ?.ownerOf(message.node)
+        .catch(() => null)
+        .then((host) => backend?.notify({ t: 'owner', node: message.node, host }));
       return;
     }
     if (message.t === 'cluster') return this.context.cluster?.report(message.event);

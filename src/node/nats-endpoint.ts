@@ -15,8 +15,9 @@
  *   that incarnation sent before and is still on its way is taken in first (a round trip to the
  *   server: everything routed to this connection before the notice arrives before the answer),
  *   then the host's next messages are served, and what that incarnation sent that comes later is
- *   dropped (reported), never delivered after the `noconnection`. A host taken up again after a
- *   partition is `up`: its nodes' batches are taken again.
+ *   dropped (reported), never delivered after the `noconnection`. A host declared gone is fenced
+ *   for every incarnation at once (what it sent is from before: dropped, as its host's main thread
+ *   drops it) until it is `up` again (taken up after a partition).
  *
  * Vocabulary: *owner* — the host a node name belongs to; *fenced* — a node whose batches up to an
  * incarnation are dropped.
@@ -25,7 +26,7 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { HOST_PREFIX } from '../kernel/pid.js';
 import type { ClusterEvent } from '../cluster/hooks.js';
 import { checkOptions, connectNats, type ClusterOptions } from '../cluster/options.js';
-import { decodeItems, isNotice, type WireItem } from '../net/frames.js';
+import { decodeItems, EVERY_INCARNATION, isNotice, type WireItem } from '../net/frames.js';
 import { Publisher } from '../net/publisher.js';
 import { names, senderOf, type Names } from '../net/subjects.js';
 
@@ -115,10 +116,12 @@ export class NatsEndpoint {
 
   /**
    * Incarnations up to `creation` of `node` (a node or mailbox of another host) went down: what
-   * they sent that is on its way is taken in first; settles once the rest would be dropped.
+   * they sent that is on its way is taken in first; settles once the rest would be dropped. For
+   * every incarnation (its host declared gone) at once: nothing more from it is taken.
    */
   async down(node: string, creation: number): Promise<void> {
-    await this.fence();
+    // A host declared gone: nothing it sent is taken from now on (as its host's main thread does), no wait.
+    if (creation < EVERY_INCARNATION) await this.fence();
     if (creation > (this.fenced.get(node) ?? -1)) this.fenced.set(node, creation);
     // A later incarnation may run on another host.
     this.owners.delete(node);

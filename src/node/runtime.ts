@@ -22,6 +22,7 @@ import type { ControlOp, Result } from '../kernel/control-ops.js';
 import type { HostToNode, NodeData, NodeToHost } from '../wire/node.js';
 import { Faults } from './faults.js';
 import type { NatsEndpoint } from './nats-endpoint.js';
+import { EVERY_INCARNATION } from '../net/frames.js';
 import { readBatch } from './decode.js';
 import { PeerPorts } from './peers.js';
 
@@ -287,6 +288,8 @@ export class NodeRuntime {
     this.ports.answer({ t: 'disconnect', node }, (to, batch) => this.outbound(to, batch));
     const endpoint = this.endpoint;
     if (!endpoint) return;
+    // Its host declared gone: fenced at once, nothing to wait for.
+    if (creation >= EVERY_INCARNATION) return void endpoint.down(node, creation);
     this.gated = [];
     void endpoint.down(node, creation).then(() => {
       const queued = this.gated!;
