@@ -157,6 +157,14 @@ describe('a cluster of host processes', () => {
     );
     const server = await b!.eval<string>('return system.node("b1").startServer("ctr", [10])');
     expect(await a!.eval('return system.call(args[0], 5)', server)).toBe(15);
+    // b1 reads its subject and sends its replies on its own connection: B's main thread takes in
+    // none of A's calls and sends none of the replies; each is one NATS message each way.
+    const stats = (h: HostProcess) => h.eval<{ batchesIn: number; batchesOut: number }>('return system.cluster.stats');
+    const [aBefore, bBefore] = [await stats(a!), await stats(b!)];
+    expect(await a!.eval('let n = 0; for (let i = 0; i < 50; i++) n = await system.call(args[0], 1); return n', server)).toBe(65);
+    const [aAfter, bAfter] = [await stats(a!), await stats(b!)];
+    expect([bAfter.batchesIn - bBefore.batchesIn, bAfter.batchesOut - bBefore.batchesOut]).toEqual([0, 0]);
+    expect([aAfter.batchesIn - aBefore.batchesIn, aAfter.batchesOut - aBefore.batchesOut]).toEqual([50, 50]);
     // A call from B to an inbox on A that answers it (a host mailbox takes no Call envelope), and to a closed one.
     const answerer = await a!.eval<string>(
       'const box = system.inbox(); box.receive((m) => m && m.$call !== undefined, 20000).then((m) => system.send(m.from.pid, { $reply: m.from.ref, value: { echoed: m.$call } })); return box.pid',
