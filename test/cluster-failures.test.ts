@@ -94,7 +94,13 @@ describe('cluster failures', () => {
     await a.eval('system.send(args[0], { op: "x", reply: ctx.inbox.pid })', echo);
     expect(await a.eval('return ctx.inbox.receive(() => true, 10000)')).toEqual({ got: { op: 'x', reply: expect.any(String) } });
     await nats.restart(300);
-    for (const h of [a, b]) await h.waitEvent('cluster', (e) => e.type === 'connection' && e.status === 'reconnect', 20_000);
+    // The hosts' own connections (their nodes' connections reconnect on their own: events naming the node).
+    for (const h of [a, b]) await h.waitEvent('cluster', (e) => e.type === 'connection' && e.status === 'reconnect' && !e.node, 20_000);
+    for (const [h, node] of [
+      [a, 'a1'],
+      [b, 'b1'],
+    ] as const)
+      await h.waitEvent('cluster', (e) => e.type === 'connection' && e.status === 'reconnect' && e.node === node, 20_000);
     // Sent after the reconnect: arrives (retried until the server has its subscriptions back).
     await a.until(
       'an answer after the restart',

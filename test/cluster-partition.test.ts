@@ -137,7 +137,7 @@ describe('cluster partition', () => {
     await stream(a, bLog, 'A', 600, 100);
 
     route.heal();
-    await b.waitEvent('cluster', (e) => e.type === 'connection' && e.status === 'reconnect', 20_000);
+    await b.waitEvent('cluster', (e) => e.type === 'connection' && e.status === 'reconnect' && !e.node, 20_000);
     await sees(a, 'b1');
     await sees(b, 'a1');
     // The same process came back, so the same creation: its pids (from before) reach the same processes.

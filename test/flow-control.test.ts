@@ -243,7 +243,7 @@ function runtimePair() {
         to({ t: 'deliver', envelopes: message.envelopes, from: node });
         if (!message.port) return;
         to({ t: 'connect', node, port: message.port });
-        listeners.get(node)!({ t: 'accepted', node: message.node });
+        listeners.get(node)!({ t: 'accepted', node: message.node, offer: message.offer! });
       });
     },
     listen: (receive) => void listeners.set(node, receive),
@@ -326,7 +326,7 @@ describe('flow control in the runtime', () => {
     const offered = peerPort(p.a, 'b');
     let closed = false;
     offered.on('close', () => (closed = true));
-    p.hostSays('a', { t: 'refused', node: 'b', encoded: false });
+    p.hostSays('a', { t: 'refused', node: 'b', encoded: false, offer: 1 });
     expect(p.credits).toEqual(['b']);
     expect(p.a.inFlight('b')).toBe(0);
     // The refused offer's port closes on a later turn: its close is no second credit.

@@ -24,6 +24,7 @@ import {
 } from './helpers/kernel-tools.js';
 import { BadArgument, NoProcess } from '../src/errors.js';
 import type { Envelope } from '../src/kernel/signals.js';
+import { parsePid } from '../src/kernel/pid.js';
 
 /**
  * A process that obeys commands and reports every other message it gets as `{ at, got }`:
@@ -684,8 +685,11 @@ describe('signals to and from other nodes', () => {
     const obs = await observe(k, plain);
 
     k.kernel.nodeDown('c'); // another node: nothing happens
+    // Only incarnations before REMOTE's went down (its node restarted, and this news came late): nothing either.
+    k.kernel.nodeDown('b', [], [], parsePid(REMOTE)!.creation - 1);
     await quiesce();
     expect(alive(k, plain)).toBe(true);
+    expect(info(k, trapping)?.links).toEqual([REMOTE]);
 
     k.kernel.nodeDown('b');
     expect(await inboxAtLeast(k, trapping, 1)).toEqual([{ type: 'EXIT', from: REMOTE, reason: 'noconnection' }]);

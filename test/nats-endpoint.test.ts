@@ -105,12 +105,14 @@ describe("a node's own NATS connection", () => {
         ['b1', 3],
       ]);
       expect(events).toEqual([expect.objectContaining({ type: 'link_error', host: 'B', dropped: 1 })]);
-      // A host declared gone fences every incarnation of its nodes until it is taken up again.
+      // A host declared gone: nothing it sends is taken until it is taken up again.
+      ep.hostGone('B');
       await ep.down('b1', 0xffff_ffff);
       ep.owner('b1', 'B');
-      from('B', batch('b1', 2000, 4));
+      from('B', batch('b1', 2000, 4), batch('host@B', 0, 4));
       await until('dropped and reported', () => events.length === 2);
-      ep.up('b1');
+      expect(events[1]).toMatchObject({ type: 'link_error', host: 'B', dropped: 2 });
+      ep.hostUp('B');
       from('B', batch('b1', 2000, 5));
       await until('taken again', () => delivered.length === 3);
       expect(delivered.at(-1)).toEqual(['b1', 5]);
@@ -128,6 +130,13 @@ describe("a node's own NATS connection", () => {
       ep.send('B', 'b1', serialize([[0, '<b1.1.1>', 1]]), 1);
       ep.send('B', 'host@B', serialize([[0, '<host@B.1>', 2]]), 1);
       await ep.drain();
+      // What waits for a host declared gone is dropped, reported, never sent after.
+      const events: ClusterEvent[] = [];
+      (ep as unknown as { io: { event: (e: ClusterEvent) => void } }).io.event = (e) => void events.push(e);
+      ep.send('C', 'c1', serialize([[0, '<c1.1.1>', 3]]), 1);
+      ep.hostGone('C');
+      await ep.drain();
+      expect(events).toEqual([expect.objectContaining({ type: 'link_error', host: 'C', dropped: 1 })]);
       await until('both received', () => got.length === 2);
       expect(got.map(([subject, items]) => [subject, items.map((i) => [i[0], i[1], i[3], i[4]])])).toEqual([
         [`subnode.${cluster}.node.B.b1.A`, [['b1', 'a1', 1, 7]]],

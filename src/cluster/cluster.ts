@@ -32,8 +32,7 @@ import { GlobalNames } from './globals.js';
 import type { ClusterApi, ClusterEvent, ClusterHost, RemoteNodeSummary } from './hooks.js';
 import { Inbound } from './inbound.js';
 import { Link } from './link.js';
-import { EVERY_INCARNATION } from '../net/frames.js';
-import { isMoveNotice, isNotice, type WireItem } from '../net/frames.js';
+import { EVERY_INCARNATION, isMoveNotice, isNotice, type WireItem } from '../net/frames.js';
 import { Membership, type HostRecord } from './membership.js';
 import { Moves } from './moves.js';
 import type { ProcessLocation } from '../host/migration.js';
@@ -151,7 +150,7 @@ export class Cluster implements ClusterApi, RemoteView {
       this.nc,
       names,
       settings,
-      (items, sender, to) => (this.gone.has(sender) ? this.fromGone(items, sender) : this.inbound.receive(items, sender, to)),
+      (items, sender, to) => (this.gone.has(sender) ? this.fromGone(items, sender, to) : this.inbound.receive(items, sender, to)),
       (event) => this.emit(event),
     );
     // What a node with a NATS connection of its own needs of this host (src/node/nats-endpoint.ts).
@@ -310,9 +309,9 @@ export class Cluster implements ClusterApi, RemoteView {
    * (checked as any notice: a host that takes this one up again after a partition tells it the
    * moves of its nodes, maybe before this one takes it up).
    */
-  private fromGone(items: WireItem[], sender: string): void {
+  private fromGone(items: WireItem[], sender: string, to: string | undefined): void {
     const moves = items.filter(isMoveNotice);
-    if (moves.length) this.inbound.receive(moves, sender);
+    if (moves.length) this.inbound.receive(moves, sender, to);
     const dropped = items.reduce((n, item) => n + (isNotice(item) ? 0 : item[3]), 0);
     this.emit({ type: 'link_error', host: sender, dropped, reason: `from host '${sender}' after it was declared gone` });
   }
@@ -321,8 +320,8 @@ export class Cluster implements ClusterApi, RemoteView {
     // Its names, removed here while it was gone, are in the bucket (after learn() makes its pids reachable).
     if (this.gone.delete(record.host)) {
       void this.globals.rescan().catch(() => {});
-      // Its nodes' batches are taken again by this host's nodes that read NATS themselves.
-      this.system.remoteNodesUp([`${HOST_PREFIX}${record.host}`, ...record.nodes.map((n) => n.name)]);
+      // Its batches are taken again by this host's nodes that read NATS themselves.
+      this.system.remoteHostUp(record.host);
     }
     this.moves.hostUp(record.host);
     this.emit({ type: 'host_up', host: record.host, nodes: record.nodes.map((n) => n.name) });
@@ -362,6 +361,7 @@ export class Cluster implements ClusterApi, RemoteView {
     this.inbound.hostGone(record.host);
     // One cut off may still confirm the moves it drove here; one that left or restarted will not.
     if (reason !== 'timeout') this.moves.hostGone(record.host);
+    this.system.remoteHostGone(record.host);
     for (const node of gone) {
       this.system.remoteNodeDown(node, [], EVERY_INCARNATION);
       if (!node.startsWith(HOST_PREFIX)) {

@@ -26,8 +26,10 @@ export interface ClusterHost {
    * monitors hear `noconnection`.
    */
   remoteNodeDown(node: string, lost: Pid[], creation: number): void;
-  /** Nodes (and `host@H` mailboxes) of a host taken up again after it was declared gone. */
-  remoteNodesUp(nodes: string[]): void;
+  /** A host was declared gone: this host's nodes take nothing more from it (before its nodes' `remoteNodeDown`). */
+  remoteHostGone(host: string): void;
+  /** A host was taken up again after it was declared gone (a partition healed, or it came back as a new process). */
+  remoteHostUp(host: string): void;
   /** Where a process runs, as this host knows it. */
   locate(pid: Pid): ProcessLocation;
   /**
@@ -87,8 +89,11 @@ export type ClusterEvent =
   | { type: 'forged'; host: string; node: string; dropped: number }
   /** A version loaded here could not be put in the code store (the load stands; other hosts cannot fetch it). */
   | { type: 'code_publish_failed'; module: string; reason: string }
-  /** The connection to NATS. While it is down, envelopes for other hosts wait (bounded). */
-  | { type: 'connection'; status: 'disconnect' | 'reconnect' | 'error'; detail?: string };
+  /**
+   * The connection to NATS: this host's, or (`node`) the one a node of it has of its own. While it
+   * is down, envelopes for other hosts wait (bounded).
+   */
+  | { type: 'connection'; status: 'disconnect' | 'reconnect' | 'error'; detail?: string; node?: string };
 
 export type ClusterEventType = ClusterEvent['type'];
 

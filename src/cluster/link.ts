@@ -31,7 +31,7 @@ const FENCE_MS = 2_000;
 
 export class Link {
   private readonly publisher: Publisher;
-  /** This host's data subject ('' ) and the node subjects it reads for its nodes. */
+  /** This host's data subject ('') and the node subjects it reads for its nodes. */
   private readonly subs = new Map<string, Subscription>();
   private batchesIn = 0;
 
@@ -128,14 +128,22 @@ export class Link {
 
   /**
    * Settles once everything queued so far has reached the NATS server (what anyone publishes
-   * after it is routed after it), or after FENCE_MS (the connection is down: nothing can pass).
+   * after it on the same server is routed after it): true; false if that is not confirmed within
+   * FENCE_MS, or the connection is down.
    */
-  async fence(): Promise<void> {
+  async fence(): Promise<boolean> {
     this.publisher.flush();
-    if (!this.publisher.connected || this.nc.isClosed()) return;
+    if (!this.publisher.connected || this.nc.isClosed()) return false;
     let timer: ReturnType<typeof setTimeout> | undefined;
-    await Promise.race([this.nc.flush().catch(() => {}), new Promise<void>((resolve) => (timer = setTimeout(resolve, FENCE_MS)))]);
+    const confirmed = await Promise.race([
+      this.nc.flush().then(
+        () => true,
+        () => false,
+      ),
+      new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), FENCE_MS))),
+    ]);
     clearTimeout(timer);
+    return confirmed;
   }
 
   stop(): void {

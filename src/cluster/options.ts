@@ -131,7 +131,7 @@ export function joinError(error: unknown, servers: string[], host: string): Subn
 }
 
 /** A host's connection to NATS, or (`node`) the one a node of it opens on its own thread (src/node/nats-endpoint.ts). */
-export async function connectNats(options: ClusterOptions, settings: Settings, node?: string): Promise<NatsConnection> {
+export async function connectNats(options: ClusterOptions, settings: Settings, node?: string, timeoutMs?: number): Promise<NatsConnection> {
   const servers = Array.isArray(options.servers) ? options.servers : [options.servers];
   const { host, cluster } = settings;
   const base: NodeConnectionOptions = {
@@ -142,6 +142,7 @@ export async function connectNats(options: ClusterOptions, settings: Settings, n
     maxReconnectAttempts: -1,
     reconnectTimeWait: 250,
     pingInterval: 2_000,
+    ...(timeoutMs === undefined ? {} : { timeout: timeoutMs }),
   };
   try {
     const c = options.credentials;

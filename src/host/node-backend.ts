@@ -125,8 +125,10 @@ export class NodeBackend {
   private readonly deadlines = hostDeadlines();
 
   private thread!: Incarnation;
-  /** The node has a NATS connection of its own (its host is in a cluster). */
+  /** The node was given its host's cluster options (it drains its own connection before it ends). */
   private hasConnection = false;
+  /** The node opened a NATS connection of its own and reads its subject itself. */
+  direct = false;
   /** Settles the wait of `terminate` for the node's `drained`. */
   private drained: (() => void) | undefined;
 
@@ -173,6 +175,7 @@ export class NodeBackend {
             case 'ready':
               if (ready) return;
               ready = true;
+              backend.direct = message.direct === true;
               clearTimeout(timer);
               return resolve(backend);
             case 'drained':
@@ -226,16 +229,16 @@ export class NodeBackend {
     this.thread.post({ t: 'connect', node, port }, [port]);
   }
 
-  /**
-   * Tells the node what became of its offer of a port for `node` (`accepted`, `refused`: then
-   * `encoded` says whether its batches may come serialized), or that `node` went down (`disconnect`).
-   */
-  peerNews(node: string, news: 'accepted' | 'refused' | 'disconnect', encoded = false): void {
-    this.post(news === 'refused' ? { t: news, node, encoded } : { t: news, node });
+  /** Tells the node that `node` went down: it drops its port to it. */
+  disconnect(node: string): void {
+    this.post({ t: 'disconnect', node });
   }
 
-  /** News for a node with a NATS connection of its own: where a peer runs, a peer down or up again, the owner it asked for. */
-  notify(message: Extract<HostToNode, { t: 'remote' | 'down' | 'up' | 'owner' }>): void {
+  /**
+   * What became of the node's offer of a port (`accepted`, `refused`, `remote`), a node or host of
+   * the cluster down or up again, the owner it asked for.
+   */
+  notify(message: Extract<HostToNode, { t: 'accepted' | 'refused' | 'remote' | 'down' | 'hostGone' | 'hostUp' | 'owner' }>): void {
     this.post(message);
   }
 

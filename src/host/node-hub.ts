@@ -84,21 +84,25 @@ export class NodeHub implements NodeContext {
     this.system.cluster()?.localNodeDown(node.name, lost, node.creation);
   }
 
-  /** A node of another host went down: this host's nodes and host monitors hear `noconnection`. */
   /** A node of another host went down (incarnations up to `creation`): this host's nodes and host monitors hear `noconnection`. */
   remoteNodeDown(node: string, lost: Pid[], creation: number): void {
     this.system.migrations.forgetMovesTo(node);
     for (const peer of this.attached) {
       // First: a node reading NATS itself takes in what is on its way from it, then serves this.
       peer.notify({ t: 'down', node, creation });
-      peer.tell('nodeDown', node, lost);
+      peer.tell('nodeDown', node, lost, [], creation);
     }
     this.system.router.nodeDown(node, lost, () => false);
   }
 
-  /** Nodes (and mailboxes) of a host taken up again: this host's nodes take their batches again. */
-  remoteNodesUp(nodes: string[]): void {
-    for (const peer of this.attached) for (const node of nodes) peer.notify({ t: 'up', node });
+  /** Host `host` was declared gone: this host's nodes take nothing more from it (told before its nodes' downs). */
+  remoteHostGone(host: string): void {
+    for (const peer of this.attached) peer.notify({ t: 'hostGone', host });
+  }
+
+  /** Host `host` was taken up again: this host's nodes take its batches again. */
+  remoteHostUp(host: string): void {
+    for (const peer of this.attached) peer.notify({ t: 'hostUp', host });
   }
 
   forwardsFor(node: string): Forward[] {
@@ -192,7 +196,8 @@ export class NodeHub implements NodeContext {
       local: () => [...handles.values()],
       applyGlobal: (name, pid) => this.setGlobal(name, pid, undefined, true),
       remoteNodeDown: (node, lost, creation) => this.remoteNodeDown(node, lost, creation),
-      remoteNodesUp: (nodes) => this.remoteNodesUp(nodes),
+      remoteHostGone: (host) => this.remoteHostGone(host),
+      remoteHostUp: (host) => this.remoteHostUp(host),
       locate: (pid) => migrations.locate(pid),
       moved: (location) => this.learnMove(location),
       ended: (end) => this.learnEnded(end),

@@ -59,8 +59,8 @@ export interface NodeCluster {
   readonly options: ClusterOptions;
   /** The live host a node of another host runs on (undefined: not one). */
   hostOf(node: string): string | undefined;
-  /** Settles once what this host sent so far reached the NATS server (bounded). */
-  fence(): Promise<void>;
+  /** Settles once what this host sent so far reached the NATS server: true, or false if that could not be confirmed in time. */
+  fence(): Promise<boolean>;
   /** The host owning `node` (looked up when not announced), or null. */
   ownerOf(node: string): Promise<string | null>;
   /** An event of a node's own connection, reported as the cluster's. */
@@ -106,15 +106,19 @@ export class NodeSupervision {
     return this.setup.name;
   }
 
-  /** Whether its incarnations have a NATS connection of their own (a worker of its own, on a host of a cluster). */
+  /** Whether the running incarnation reads and sends its batches on a NATS connection of its own (see NatsEndpoint). */
   get ownConnection(): boolean {
-    return !this.setup.dense && this.context.cluster !== undefined;
+    return this.backend?.direct === true;
   }
 
-  /** News about another host's node for the running incarnation (see HostToNode: `down`, `up`). */
-  notify(message: Extract<HostToNode, { t: 'down' | 'up' }>): void {
+  /** News about another host or its node for the running incarnation (see HostToNode: `down`, `hostGone`, `hostUp`). */
+  notify(message: Extract<HostToNode, { t: 'down' | 'hostGone' | 'hostUp' }>): void {
+    if (message.t === 'down') this.downs.set(message.node, (this.downs.get(message.node) ?? 0) + 1);
     this.backend?.notify(message);
   }
+
+  /** Per node of another host: how many times it went down here (a `remote` answer prepared before the last is not sent). */
+  private readonly downs = new Map<string, number>();
 
   start(): Promise<void> {
     this.status = 'starting';
@@ -157,7 +161,7 @@ export class NodeSupervision {
 
   /** `peer` went down: the incarnation drops its port to it. */
   disconnect(peer: string): void {
-    this.backend?.peerNews(peer, 'disconnect');
+    this.backend?.disconnect(peer);
   }
 
   /**
@@ -224,7 +228,7 @@ export class NodeSupervision {
           ? { ms: setup.limits.cpuMsPerSlice, what: 'cpu limit' }
           : { ms: setup.unresponsiveMs, what: 'unresponsive' },
       faults: this.creation === 0 ? setup.faults : undefined,
-      nats: this.ownConnection ? this.context.cluster!.options : undefined,
+      nats: !setup.dense ? this.context.cluster?.options : undefined,
       onMessage: (message) => this.onMessage(message),
       onUnresponsive: (ms) => backend && this.onUnresponsive(backend, ms),
       onExit: (exit) => backend && this.onExit(backend, exit),
@@ -258,13 +262,23 @@ export class NodeSupervision {
       this.context.route(message.node, message.envelopes, this.name);
       // A port offered with the batch goes to its node after the batch, or back as refused.
       if (!message.port) return;
-      const taken = this.context.offer(message.node, this.name, message.port);
+      const { node, offer = 0 } = message;
+      const taken = this.context.offer(node, this.name, message.port);
       if (!taken) message.port.close();
-      const host = taken || !this.ownConnection ? undefined : this.context.cluster!.hostOf(message.node);
-      if (host === undefined) return this.backend?.peerNews(message.node, taken ? 'accepted' : 'refused', !taken && this.context.takesEncoded(message.node));
-      // A node of another host: this node sends it its batches itself, once this batch reached NATS (none overtakes it).
       const backend = this.backend;
-      void this.context.cluster!.fence().then(() => backend?.notify({ t: 'remote', node: message.node, host }));
+      const refused = (): void => backend?.notify({ t: 'refused', node, encoded: this.context.takesEncoded(node), offer });
+      if (taken) return backend?.notify({ t: 'accepted', node, offer });
+      const cluster = this.context.cluster;
+      const host = this.ownConnection ? cluster?.hostOf(node) : undefined;
+      if (host === undefined) return refused();
+      // A node of another host: this node sends it its batches itself, once this batch reached NATS
+      // (none overtakes it) and if nothing changed meanwhile; else through the host a while.
+      const downs = this.downs.get(node) ?? 0;
+      void cluster!.fence().then((confirmed) => {
+        if (confirmed && backend === this.backend && (this.downs.get(node) ?? 0) === downs && cluster!.hostOf(node) === host)
+          backend?.notify({ t: 'remote', node, host, offer });
+        else refused();
+      });
       return;
     }
     if (message.t === 'whois') {

@@ -51,7 +51,7 @@ export function controlOps(kernel: Kernel) {
     modules: () => kernel.modules(),
     whereis: (name: string) => kernel.whereis(name),
     /** `lost`: processes that had moved to the dead node; `alive`: processes homed there that live elsewhere. */
-    nodeDown: (node: string, lost: Pid[], alive: Pid[] = []) => kernel.nodeDown(node, lost, alive),
+    nodeDown: (node: string, lost: Pid[], alive: Pid[] = [], upTo?: number) => kernel.nodeDown(node, lost, alive, upTo),
     /** Global-name changes, batched by the host: one call per node per tick, however many names. */
     setGlobals: (entries: [string, Pid | null][]) => kernel.setGlobals(entries),
     ping: () => 'pong' as const,

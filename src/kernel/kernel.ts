@@ -40,7 +40,7 @@ import { CodeServer } from './code-server.js';
 import type { KernelOptions, KernelPlatform } from './platform.js';
 import type { CodePolicy, PurgeMode } from './policy.js';
 import type { BehaviourKind } from './behaviours.js';
-import { formatPid, NODE_NAME, type Pid } from './pid.js';
+import { formatPid, NODE_NAME, parsePid, type Pid } from './pid.js';
 import type { Process } from './proc.js';
 import { ProcessTable } from './process-table.js';
 import { Scheduler } from './scheduler.js';
@@ -202,14 +202,19 @@ export class Kernel {
     this.scheduler.afterExternalWork();
   }
 
-  /** A node went away: links and monitors to its processes fire with `noconnection`. */
-  nodeDown(node: string, lost: Pid[] = [], alive: Pid[] = []): void {
+  /**
+   * A node went away: links and monitors to its processes fire with `noconnection`. `upTo`: only
+   * its incarnations up to this creation (a node of another host, whose next incarnation may have
+   * spoken here before this news came).
+   */
+  nodeDown(node: string, lost: Pid[] = [], alive: Pid[] = [], upTo?: number): void {
     const prefix = `<${node}.`;
     // Gone with it: processes whose pids name it (unless they migrated here, or live elsewhere:
     // `alive`) and processes that had migrated to it (`lost`, from the host's registry).
     const lostSet = new Set(lost);
     const aliveSet = new Set(alive);
-    this.signals.nodeDown((pid) => lostSet.has(pid) || (pid.startsWith(prefix) && !this.table.has(pid) && !aliveSet.has(pid)));
+    const ofIt = (pid: Pid): boolean => pid.startsWith(prefix) && (upTo === undefined || (parsePid(pid)?.creation ?? 0) <= upTo);
+    this.signals.nodeDown((pid) => lostSet.has(pid) || (ofIt(pid) && !this.table.has(pid) && !aliveSet.has(pid)));
     this.relocation.nodeDown(node, lostSet);
     this.signals.drain();
     this.scheduler.afterExternalWork();

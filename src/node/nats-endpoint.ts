@@ -15,9 +15,9 @@
  *   that incarnation sent before and is still on its way is taken in first (a round trip to the
  *   server: everything routed to this connection before the notice arrives before the answer),
  *   then the host's next messages are served, and what that incarnation sent that comes later is
- *   dropped (reported), never delivered after the `noconnection`. A host declared gone is fenced
- *   for every incarnation at once (what it sent is from before: dropped, as its host's main thread
- *   drops it) until it is `up` again (taken up after a partition).
+ *   dropped (reported), never delivered after the `noconnection`. A host declared gone
+ *   (`hostGone`) is fenced at once: what it sent is from before, dropped (as its host's main thread
+ *   drops it), as is what waits here to go to it, until it is taken up again (`hostUp`).
  *
  * Vocabulary: *owner* — the host a node name belongs to; *fenced* — a node whose batches up to an
  * incarnation are dropped.
@@ -32,6 +32,8 @@ import { names, senderOf, type Names } from '../net/subjects.js';
 
 /** How long a fence waits for the server's answer: longer, the connection is down and nothing is on its way. */
 const FENCE_MS = 2_000;
+/** How long a node waits for its own connection when it starts; past that it runs without one (its host carries its batches). */
+const CONNECT_MS = 3_000;
 /** Owners remembered at most (a peer naming ever new nodes costs a question each, not memory without end). */
 const MAX_OWNERS = 1024;
 
@@ -55,13 +57,15 @@ export class NatsEndpoint {
   private readonly owners = new Map<string, string>();
   /** Nodes (and mailboxes) fenced: the last incarnation whose batches are dropped. */
   private readonly fenced = new Map<string, number>();
+  /** Hosts declared gone: nothing they send is taken until they are up again. */
+  private readonly goneHosts = new Set<string>();
   /** Per sending host, items waiting for an owner; and who is asked. */
   private readonly parked = new Map<string, Parked>();
   private readonly asked = new Set<string>();
 
   static async open(options: ClusterOptions, node: string, creation: number, io: EndpointIo): Promise<NatsEndpoint> {
     const settings = checkOptions(options);
-    const nc = await connectNats(options, settings, node);
+    const nc = await connectNats(options, settings, node, CONNECT_MS);
     const endpoint = new NatsEndpoint(nc, settings.host, settings.cluster, settings.maxPendingEnvelopes, node, creation, io);
     // Subscribed at the server before the node is announced: nothing sent to it is missed.
     await nc.flush();
@@ -91,7 +95,14 @@ export class NatsEndpoint {
     );
     nc.subscribe(this.names.node(host, node, '*'), {
       callback: (error, msg) => {
-        if (!error) this.receive(msg.data, senderOf(msg.subject));
+        if (error) return;
+        const sender = senderOf(msg.subject);
+        try {
+          this.receive(msg.data, sender);
+        } catch (failure) {
+          // One bad batch must not end the subscription (an exception here would stop the client's reader).
+          io.event({ type: 'link_error', host: sender, dropped: 0, reason: `node '${node}': a batch could not be delivered: ${(failure as Error).message}` });
+        }
       },
     });
     void this.watch();
@@ -112,24 +123,33 @@ export class NatsEndpoint {
       this.parked.delete(sender);
       this.resume(sender, parked);
     }
+    // No owner now (maybe not claimed yet): asked again next time, not remembered.
+    if (host === null) this.owners.delete(node);
+  }
+
+  /** Host `host` was declared gone: nothing it sends is taken until `hostUp`; what waits to go to it is dropped. */
+  hostGone(host: string): void {
+    this.goneHosts.add(host);
+    this.publisher.forget(host, `node '${this.node}': host '${host}' is gone`);
+  }
+
+  hostUp(host: string): void {
+    this.goneHosts.delete(host);
   }
 
   /**
    * Incarnations up to `creation` of `node` (a node or mailbox of another host) went down: what
    * they sent that is on its way is taken in first; settles once the rest would be dropped. For
-   * every incarnation (its host declared gone) at once: nothing more from it is taken.
+   * every incarnation (its host declared gone, see `hostGone`) at once.
    */
   async down(node: string, creation: number): Promise<void> {
-    // A host declared gone: nothing it sent is taken from now on (as its host's main thread does), no wait.
-    if (creation < EVERY_INCARNATION) await this.fence();
-    if (creation > (this.fenced.get(node) ?? -1)) this.fenced.set(node, creation);
+    // Its host declared gone (`hostGone` came first: nothing from it is taken), no wait.
+    if (creation < EVERY_INCARNATION) {
+      await this.fence();
+      if (creation > (this.fenced.get(node) ?? -1)) this.fenced.set(node, creation);
+    }
     // A later incarnation may run on another host.
     this.owners.delete(node);
-  }
-
-  /** `node` (of a host taken up again) is reachable again: its batches are taken. */
-  up(node: string): void {
-    this.fenced.delete(node);
   }
 
   /** Settles once everything this node sent has reached the server (before its thread ends). */
@@ -162,6 +182,10 @@ export class NatsEndpoint {
         reason: `node '${this.node}': a batch could not be decoded: ${(error as Error).message}`,
       });
     }
+    if (this.goneHosts.has(sender)) {
+      const dropped = items.reduce((n, item) => n + (isNotice(item) ? 0 : item[3]), 0);
+      return this.io.event({ type: 'link_error', host: sender, dropped, reason: `node '${this.node}': from host '${sender}' after it was declared gone` });
+    }
     const parked = this.parked.get(sender);
     if (parked) parked.push({ items, start: 0 });
     else this.resume(sender, [{ items, start: 0 }]);
@@ -191,7 +215,7 @@ export class NatsEndpoint {
             return;
           }
           if (owner !== sender) this.io.event({ type: 'forged', host: sender, node: from, dropped: count });
-          else if (creation <= (this.fenced.get(from) ?? -1)) late += count;
+          else if (creation <= (this.fenced.get(from) ?? -1) || this.goneHosts.has(sender)) late += count;
           else this.io.deliver(bytes, from, count);
         }
         parked.shift();
@@ -211,15 +235,13 @@ export class NatsEndpoint {
     for await (const status of this.nc.status()) {
       if (status.type === 'disconnect') {
         this.publisher.connected = false;
-        this.io.event({ type: 'connection', status: 'disconnect', detail: `node '${this.node}': ${status.server}` });
+        this.io.event({ type: 'connection', status: 'disconnect', detail: status.server, node: this.node });
       } else if (status.type === 'reconnect') {
         this.publisher.connected = true;
         this.publisher.flush();
-        this.io.event({ type: 'connection', status: 'reconnect', detail: `node '${this.node}': ${status.server}` });
-      } else if (status.type === 'slowConsumer') {
-        this.io.event({ type: 'slow_consumer', pending: status.pending });
+        this.io.event({ type: 'connection', status: 'reconnect', detail: status.server, node: this.node });
       } else if (status.type === 'error') {
-        this.io.event({ type: 'connection', status: 'error', detail: `node '${this.node}': ${status.error.message}` });
+        this.io.event({ type: 'connection', status: 'error', detail: status.error.message, node: this.node });
       }
     }
   }

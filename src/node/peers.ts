@@ -75,6 +75,8 @@ interface Peer {
   remote?: string;
   /** Batches sent while the host has not yet answered the port's offer: they leave once it has. */
   waiting?: Envelope[][];
+  /** The offer that made this entry: an answer naming another (an earlier one) is not for it. */
+  offer?: number;
   /** Weight posted on the port (or waiting for the answer) that the receiver has not yet acknowledged. */
   inFlight: number;
   /** The kernel was told this peer is full: it is owed credit. */
@@ -100,6 +102,8 @@ export class PeerPorts {
   /** Ports peers send on to this node. */
   private readonly incoming = new Set<MessagePort>();
   private closed = false;
+  /** Offers made so far (each answer names the one it answers). */
+  private offers = 0;
 
   constructor(private readonly io: PeerIo) {}
 
@@ -136,9 +140,10 @@ export class PeerPorts {
         return;
       }
       const { port1, port2 } = new MessageChannel();
-      this.io.post({ t: 'route', node, envelopes: batch, port: port2 }, [port2]);
+      const offer = ++this.offers;
+      this.io.post({ t: 'route', node, envelopes: batch, port: port2, offer }, [port2]);
       // The batch the port was offered with goes through the host, outside the window.
-      const opened: Peer = { port: port1, encoded: false, refusedUntil: 0, waiting: [], inFlight: 0, stalled: false };
+      const opened: Peer = { port: port1, encoded: false, refusedUntil: 0, waiting: [], offer, inFlight: 0, stalled: false };
       this.peers.set(node, opened);
       // The receiver answers on the port: once if it takes batches encoded, then with acks.
       // Anything else (not a positive, finite weight) is ignored: it would make the window NaN.
@@ -183,6 +188,8 @@ export class PeerPorts {
   answer(message: Extract<HostToNode, { t: 'accepted' | 'refused' | 'disconnect' | 'remote' }>, resend: (node: string, batch: Envelope[]) => void): void {
     const { node } = message;
     const peer = this.peers.get(node);
+    // An answer to an offer made before the one that stands (it went down meanwhile, and was offered again).
+    if (message.t !== 'disconnect' && peer?.offer !== message.offer) return;
     const waiting = peer?.waiting ?? [];
     if (peer) peer.waiting = undefined;
     const stalled = peer?.stalled === true;

@@ -204,10 +204,11 @@ export class NodeRuntime {
     };
     const start = (): void => {
       this.link.listen((message) => this.fromHost(message));
-      this.post({ t: 'ready' });
+      this.post(this.data.nats ? { t: 'ready', direct: this.endpoint !== undefined } : { t: 'ready' });
     };
     if (!this.data.nats) return start();
-    // In a cluster: its own connection first (the node is announced once it is ready).
+    // In a cluster: its own connection first (the node is announced once it is ready). Without
+    // one (NATS unreachable now) it runs all the same, its host carrying its batches.
     import('./nats-endpoint.js')
       .then(({ NatsEndpoint }) =>
         NatsEndpoint.open(this.data.nats!, this.node, this.data.creation, {
@@ -216,10 +217,16 @@ export class NodeRuntime {
           event: (event) => this.post({ t: 'cluster', event }),
         }),
       )
-      .then((endpoint) => {
-        this.endpoint = endpoint;
-        start();
-      }, this.link.end);
+      .then(
+        (endpoint) => {
+          this.endpoint = endpoint;
+          start();
+        },
+        (error: Error) => {
+          this.log('warn', `no NATS connection of its own (${error.message}): its host carries its batches to other hosts`);
+          start();
+        },
+      );
   }
 
   /** The way into this node for a node of the same dense thread. */
@@ -275,6 +282,8 @@ export class NodeRuntime {
   /** A message from the host: served now, or after the fence that stands (answers about owners and a drain never wait). */
   private fromHost(message: HostToNode): void {
     if (!Array.isArray(message) && message.t === 'owner') return this.endpoint?.owner(message.node, message.host);
+    // Only drops more: at once, whatever waits for a fence.
+    if (!Array.isArray(message) && message.t === 'hostGone') return this.endpoint?.hostGone(message.host);
     if (!Array.isArray(message) && message.t === 'drain') {
       void (this.endpoint?.drain() ?? Promise.resolve()).then(() => this.post({ t: 'drained' }));
       return;
@@ -285,13 +294,17 @@ export class NodeRuntime {
 
   /** `node` of another host went down: its port or route is dropped; its batches on their way come in before the host's next messages. */
   private down(node: string, creation: number): void {
-    this.ports.answer({ t: 'disconnect', node }, (to, batch) => this.outbound(to, batch));
+    const disconnect = (): void => this.ports.answer({ t: 'disconnect', node }, (to, batch) => this.outbound(to, batch));
     const endpoint = this.endpoint;
-    if (!endpoint) return;
-    // Its host declared gone: fenced at once, nothing to wait for.
-    if (creation >= EVERY_INCARNATION) return void endpoint.down(node, creation);
+    // Its host declared gone (fenced by `hostGone` already): nothing to wait for.
+    if (!endpoint || creation >= EVERY_INCARNATION) {
+      void endpoint?.down(node, creation);
+      return disconnect();
+    }
     this.gated = [];
     void endpoint.down(node, creation).then(() => {
+      // Only now may a batch for it take the host's way: what this node sent it directly reached NATS first.
+      disconnect();
       const queued = this.gated!;
       this.gated = undefined;
       // Served in order, until one of them fences again (the rest then wait behind it).
@@ -305,6 +318,7 @@ export class NodeRuntime {
     let envelopes: Envelope[];
     try {
       envelopes = deserialize(bytes) as Envelope[];
+      if (!Array.isArray(envelopes)) throw new TypeError('not an array of envelopes');
     } catch (error) {
       return this.log('error', `a batch from '${from}' could not be decoded and was dropped: ${(error as Error).message}`);
     }
@@ -328,10 +342,11 @@ export class NodeRuntime {
         return this.ports.answer(message, (node, batch) => this.outbound(node, batch));
       case 'down':
         return this.down(message.node, message.creation);
-      case 'up':
-        return this.endpoint?.up(message.node);
+      case 'hostUp':
+        return this.endpoint?.hostUp(message.host);
       case 'owner':
       case 'drain':
+      case 'hostGone':
         return; // served in fromHost
       case 'control': {
         const { id, op } = message;

@@ -40,30 +40,36 @@ export type HostToNode =
   | { [K in ControlOp]: { t: 'control'; id: number; op: K; args: ControlArgs<K> } }[ControlOp]
   /** A port the node `node` sends on to this node (transferred): its batches after the one it was offered with. */
   | { t: 'connect'; node: string; port: MessagePort }
-  /** The port this node offered for `node` was handed over, after the batch it came with: later batches take it. */
-  | { t: 'accepted'; node: string }
+  /** The port this node offered for `node` (offer `offer`) was handed over, after the batch it came with: later batches take it. */
+  | { t: 'accepted'; node: string; offer: number }
   /**
    * The port this node offered for `node` was not taken (the host, a remote node, a node that is
    * down): route through the host a while; `encoded`: as `routeEncoded` (the host forwards the
    * bytes as they are, to another host of a cluster or to a node's thread).
    */
-  | { t: 'refused'; node: string; encoded: boolean }
+  | { t: 'refused'; node: string; encoded: boolean; offer: number }
   /** `node` went down: drop the port to it (its next incarnation gets a new one). */
   | { t: 'disconnect'; node: string }
   /**
    * The port this node offered for `node` was not taken: `node` runs on host `host` of the cluster,
    * and this node (which has a NATS connection of its own) sends it its batches there itself,
-   * until `down`. Everything the host forwarded for it before reached NATS first.
+   * until `down`. Everything the host forwarded for it before reached NATS first. Answers name the
+   * offer they answer (`offer`): one for an offer made since is ignored.
    */
-  | { t: 'remote'; node: string; host: string }
+  | { t: 'remote'; node: string; host: string; offer: number }
   /**
    * A node (or `host@H` mailboxes) of another host went down, incarnations up to `creation`: the
    * way to it is dropped; with a connection of its own, this node takes in what those sent that is
    * on its way, drops what comes later, and serves the host's next messages only then.
    */
   | { t: 'down'; node: string; creation: number }
-  /** A node (or mailboxes) of a host taken up again after it was declared gone: its batches are taken again. */
-  | { t: 'up'; node: string }
+  /**
+   * Host `host` was declared gone: nothing it sends is taken until `hostUp`, and what waits to be
+   * sent to it is dropped (reported). Sent before the `down` of each of its nodes.
+   */
+  | { t: 'hostGone'; host: string }
+  /** Host `host` was taken up again (after a partition, or as a new process): its batches are taken again. */
+  | { t: 'hostUp'; host: string }
   /** The answer to `whois`: the host owning `node` (null: none). */
   | { t: 'owner'; node: string; host: string | null }
   /** The thread is about to be ended: what this node sent on its own connection must reach NATS first (`drained`). */
@@ -75,7 +81,8 @@ export type NodeToHost =
   | Envelope[]
   /** A dense thread has begun booting this node (nodes added at once wait their turn). */
   | { t: 'booting' }
-  | { t: 'ready' }
+  /** `direct`: it opened a NATS connection of its own (on a host of a cluster; if NATS could not be reached, it runs without). */
+  | { t: 'ready'; direct?: boolean }
   /**
    * `events`: what the node emitted while serving the request (a load's `module_loaded`, the
    * `module_purged` of versions it dropped), in order, sent with the answer instead of one post
@@ -86,7 +93,7 @@ export type NodeToHost =
    * Envelopes for a node this node has no direct port to (or for the host's own inboxes); `port`,
    * when given, is this node's offer of a port for its later batches to `node`.
    */
-  | { t: 'route'; node: string; envelopes: Envelope[]; port?: MessagePort }
+  | { t: 'route'; node: string; envelopes: Envelope[]; port?: MessagePort; offer?: number }
   /**
    * The same, `count` envelopes v8-serialized by this node's runtime (its trusted half, after the
    * boundary's checks), the buffer transferred: the host forwards the bytes without decoding them.
