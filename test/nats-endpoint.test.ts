@@ -9,11 +9,12 @@
 import { deserialize, serialize } from 'node:v8';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { NatsServer } from './helpers/nats-server.js';
+import { freePort, NatsServer } from './helpers/nats-server.js';
 import { until } from './helpers/wait.js';
 import { NatsEndpoint } from '../src/node/nats-endpoint.js';
 import { decodeItems, encodeItems, type WireItem } from '../src/net/frames.js';
 import type { ClusterEvent } from '../src/cluster/hooks.js';
+import type { Capabilities } from '../src/kernel/capabilities.js';
 
 let nats: NatsServer;
 let peer: NatsConnection;
@@ -145,6 +146,41 @@ describe("a node's own NATS connection", () => {
     } finally {
       sub.unsubscribe();
       ep.close();
+    }
+  });
+});
+
+describe('a node whose host is in a cluster, NATS unreachable when it starts', () => {
+  it('runs without a connection of its own (its host carries its batches), says so, and ends without waiting', async () => {
+    const { NodeBackend } = await import('../src/host/node-backend.js');
+    const messages: unknown[] = [];
+    const backend = await NodeBackend.start({
+      node: 'lonely',
+      kind: 'thread',
+      creation: 0,
+      // The kernel's defaults (what a node spec leaves out is filled in by the host; not needed here).
+      capabilities: {} as Capabilities,
+      limits: {},
+      imports: [],
+      watchdog: { ms: 10_000, what: 'unresponsive' },
+      // A port nothing listens on: the connection is refused at once.
+      nats: { servers: `nats://127.0.0.1:${await freePort()}`, name: 'A', cluster: 'lonely' },
+      onMessage: (message) => void messages.push(message),
+      onUnresponsive: () => {},
+      onExit: () => {},
+    });
+    try {
+      expect(backend.direct).toBe(false);
+      expect(messages).toContainEqual({
+        t: 'event',
+        event: expect.objectContaining({ type: 'log', level: 'warn', text: expect.stringMatching(/no NATS connection of its own/) }),
+      });
+      expect(await backend.call('ping', [])).toBe('pong');
+    } finally {
+      const t0 = Date.now();
+      await backend.terminate();
+      // Its drain is answered at once (nothing of its own to drain), not after the 1 s bound.
+      expect(Date.now() - t0).toBeLessThan(900);
     }
   });
 });
