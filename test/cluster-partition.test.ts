@@ -241,6 +241,9 @@ describe('cluster partition', () => {
     await b.eval('await system.migrate(args[0], "b2")', ofB);
 
     route.heal();
+    // B's connection and its nodes' own (each reconnects on its own: before, what is sent to a node is in the heal's at-most-once window).
+    for (const node of [undefined, 'b1', 'b2'])
+      await b.waitEvent('cluster', (e) => e.type === 'connection' && e.status === 'reconnect' && e.node === node, 20_000);
     await sees(a, 'b1');
     // B tells A, taking it up again, where the moved processes of its nodes run.
     await located(a, fromA, 'b1');

@@ -122,6 +122,25 @@ describe("a node's own NATS connection", () => {
     }
   });
 
+  it('a host declared gone: what it sent that waits for an owner is dropped, and nothing is sent to it', async () => {
+    const { ep, delivered, asked, events, from } = await endpoint();
+    try {
+      from('B', batch('b1', 1, 1, 2));
+      await until('b1 asked about', () => asked.length === 1);
+      ep.hostGone('B');
+      ep.owner('b1', 'B');
+      ep.send('B', 'b1', serialize([[0, '<b1.1.1>', 3]]), 1);
+      await until('both reported', () => events.length === 2);
+      expect(events).toEqual([
+        expect.objectContaining({ type: 'link_error', host: 'B', dropped: 2 }),
+        expect.objectContaining({ type: 'link_error', host: 'B', dropped: 1, reason: "node 'a1': host 'B' is gone" }),
+      ]);
+      expect(delivered).toEqual([]);
+    } finally {
+      ep.close();
+    }
+  });
+
   it('sends batches for a node on its subject and for mailboxes on their host’s, framed with its name and creation', async () => {
     const { ep, cluster } = await endpoint();
     const got: [string, WireItem[]][] = [];

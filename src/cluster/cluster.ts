@@ -163,8 +163,11 @@ export class Cluster implements ClusterApi, RemoteView {
         const live = this.hostOf(node);
         if (live !== undefined) return live;
         // The node names bucket; if it cannot answer, what is known now (the node waits for an answer: it always gets one).
-        return (await this.claims.ownerOf(node).catch(() => this.hostOf(node))) ?? null;
+        // A host declared gone owns nothing here until it is heard again.
+        const owner = await this.claims.ownerOf(node).catch(() => this.hostOf(node));
+        return owner === undefined || this.gone.has(owner) ? null : owner;
       },
+      goneHosts: () => [...this.gone],
       report: (event) => this.emit(event),
     };
     // Spilled control messages expire once no deadline can still want them.

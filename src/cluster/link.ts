@@ -23,7 +23,7 @@ import type { ClusterEvent } from './hooks.js';
 import type { Names, Settings } from './options.js';
 import { senderOf } from '../net/subjects.js';
 import { decodeItems, type WireItem } from '../net/frames.js';
-import { Publisher } from '../net/publisher.js';
+import { flushedWithin, Publisher } from '../net/publisher.js';
 import { HOST_PREFIX } from '../kernel/pid.js';
 
 /** How long `fence` waits for the server's answer before it gives up waiting (the connection is down). */
@@ -133,17 +133,7 @@ export class Link {
    */
   async fence(): Promise<boolean> {
     this.publisher.flush();
-    if (!this.publisher.connected || this.nc.isClosed()) return false;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const confirmed = await Promise.race([
-      this.nc.flush().then(
-        () => true,
-        () => false,
-      ),
-      new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), FENCE_MS))),
-    ]);
-    clearTimeout(timer);
-    return confirmed;
+    return this.publisher.connected && !this.nc.isClosed() && flushedWithin(this.nc, FENCE_MS);
   }
 
   stop(): void {

@@ -57,7 +57,8 @@ export interface NodeBackendOptions {
   imports: [string, string][];
   /** Code that runs longer than `ms` without returning to the thread's event loop ends the thread (`what` says which limit). */
   watchdog: { ms: number; what: string };
-  onMessage(message: Envelope[] | Extract<NodeToHost, { t: 'route' | 'routeEncoded' | 'event' | 'whois' | 'cluster' }>): void;
+  /** A message of the node's thread (`from`: this incarnation, which answers go to, even before it is ready). */
+  onMessage(message: Envelope[] | Extract<NodeToHost, { t: 'route' | 'routeEncoded' | 'event' | 'whois' | 'cluster' }>, from: NodeBackend): void;
   /** The node stopped answering (it is being ended); `ms` is how long it has been busy. */
   onUnresponsive(ms: number): void;
   onExit(exit: BackendExit): void;
@@ -161,11 +162,11 @@ export class NodeBackend {
       let timer = setTimeout(expire, startMs);
       const events: IncarnationEvents = {
         message: (message) => {
-          if (Array.isArray(message)) return options.onMessage(message);
+          if (Array.isArray(message)) return options.onMessage(message, backend);
           switch (message.t) {
             case 'reply':
               // The events of serving it first, exactly as if each had come in its own message.
-              for (const event of message.events ?? []) options.onMessage({ t: 'event', event });
+              for (const event of message.events ?? []) options.onMessage({ t: 'event', event }, backend);
               return backend.settle(message.id, message.result);
             case 'booting':
               // A dense thread boots its nodes one at a time: the deadline counts from this node's turn.
@@ -181,7 +182,7 @@ export class NodeBackend {
             case 'drained':
               return backend.drained?.();
             default:
-              return options.onMessage(message);
+              return options.onMessage(message, backend);
           }
         },
         error: (error) => {

@@ -16,7 +16,7 @@ import type { Router } from './router.js';
 import type { MoveEnd, Migrations, ProcessLocation } from './migration.js';
 import { Sig } from '../kernel/signals.js';
 import type { NodeHandle } from './node-handle.js';
-import type { NodeContext, NodeSupervision } from './node-supervision.js';
+import type { NodeCluster, NodeContext, NodeSupervision } from './node-supervision.js';
 import type { DurableStates } from './durable-states.js';
 import { GlobalRegistry } from './globals.js';
 import { DensePool } from './dense-pool.js';
@@ -44,6 +44,7 @@ export class NodeHub implements NodeContext {
   readonly globals = new GlobalRegistry(() => this.attached);
   readonly events: Events;
   code?: SharedCode;
+  cluster?: NodeCluster;
   /** The threads of dense isolate nodes, made on first use. */
   private dense: DensePool | undefined;
   /** Per home node: forwards to restore at the end of this task (pid → the node it runs on). */
@@ -60,8 +61,10 @@ export class NodeHub implements NodeContext {
 
   async attach(node: NodeSupervision): Promise<void> {
     this.attached.add(node);
-    // A node without a NATS connection of its own has its subject read by the host for it.
+    // A node without a NATS connection of its own has its subject read by the host for it; one
+    // with takes nothing from the hosts declared gone before it came up.
     if (!node.ownConnection) this.system.cluster()?.serve(node.name);
+    else for (const host of this.cluster?.goneHosts() ?? []) node.notify({ t: 'hostGone', host });
     const names = this.globals.entries();
     if (names.length) await node.callNow('setGlobals', names);
   }

@@ -65,6 +65,8 @@ export interface NodeCluster {
   ownerOf(node: string): Promise<string | null>;
   /** An event of a node's own connection, reported as the cluster's. */
   report(event: ClusterEvent): void;
+  /** The hosts declared gone and not heard from since (a node attached now is told: `hostGone`). */
+  goneHosts(): string[];
 }
 
 export interface NodeSetup extends RestartPolicy {
@@ -229,7 +231,7 @@ export class NodeSupervision {
           : { ms: setup.unresponsiveMs, what: 'unresponsive' },
       faults: this.creation === 0 ? setup.faults : undefined,
       nats: !setup.dense ? this.context.cluster?.options : undefined,
-      onMessage: (message) => this.onMessage(message),
+      onMessage: (message, from) => this.onMessage(message, from),
       onUnresponsive: (ms) => backend && this.onUnresponsive(backend, ms),
       onExit: (exit) => backend && this.onExit(backend, exit),
     });
@@ -254,7 +256,7 @@ export class NodeSupervision {
     this.status = 'running';
   }
 
-  private onMessage(message: Envelope[] | Extract<NodeToHost, { t: 'route' | 'routeEncoded' | 'event' | 'whois' | 'cluster' }>): void {
+  private onMessage(message: Envelope[] | Extract<NodeToHost, { t: 'route' | 'routeEncoded' | 'event' | 'whois' | 'cluster' }>, backend: NodeBackend): void {
     if (Array.isArray(message)) return this.context.route('host', message, this.name);
     // The sender is this node, whatever the bytes hold (a receiving host checks it owns it).
     if (message.t === 'routeEncoded') return this.context.routeEncoded(message.node, message.bytes, message.count, this.name);
@@ -265,24 +267,21 @@ export class NodeSupervision {
       const { node, offer = 0 } = message;
       const taken = this.context.offer(node, this.name, message.port);
       if (!taken) message.port.close();
-      const backend = this.backend;
       const refused = (): void => backend?.notify({ t: 'refused', node, encoded: this.context.takesEncoded(node), offer });
       if (taken) return backend?.notify({ t: 'accepted', node, offer });
       const cluster = this.context.cluster;
-      const host = this.ownConnection ? cluster?.hostOf(node) : undefined;
+      const host = backend.direct ? cluster?.hostOf(node) : undefined;
       if (host === undefined) return refused();
       // A node of another host: this node sends it its batches itself, once this batch reached NATS
       // (none overtakes it) and if nothing changed meanwhile; else through the host a while.
       const downs = this.downs.get(node) ?? 0;
       void cluster!.fence().then((confirmed) => {
-        if (confirmed && backend === this.backend && (this.downs.get(node) ?? 0) === downs && cluster!.hostOf(node) === host)
-          backend?.notify({ t: 'remote', node, host, offer });
+        if (confirmed && (this.downs.get(node) ?? 0) === downs && cluster!.hostOf(node) === host) backend?.notify({ t: 'remote', node, host, offer });
         else refused();
       });
       return;
     }
     if (message.t === 'whois') {
-      const backend = this.backend;
       void this.context.cluster
         ?.ownerOf(message.node)
         .catch(() => null)

@@ -12,8 +12,26 @@
  * reconnect; past that, new envelopes are dropped and reported (`overflow`), never silently.
  */
 import { deserialize, serialize } from 'node:v8';
+import type { NatsConnection } from '@nats-io/transport-node';
 import type { Envelope } from '../kernel/signals.js';
 import { encodeItems, isNotice, type WireItem } from './frames.js';
+
+/**
+ * Whether everything `nc` sent so far reached the NATS server (a PING answered) within `ms`: what
+ * anyone publishes on that server afterwards is routed after it. False when not confirmed in time.
+ */
+export async function flushedWithin(nc: Pick<NatsConnection, 'flush'>, ms: number): Promise<boolean> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const confirmed = await Promise.race([
+    nc.flush().then(
+      () => true,
+      () => false,
+    ),
+    new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), ms))),
+  ]);
+  clearTimeout(timer);
+  return confirmed;
+}
 
 /** How many envelopes an item carries (notices carry none). */
 export const envelopesIn = (item: WireItem): number => (isNotice(item) ? 0 : item[3]);

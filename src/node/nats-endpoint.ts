@@ -27,13 +27,15 @@ import { HOST_PREFIX } from '../kernel/pid.js';
 import type { ClusterEvent } from '../cluster/hooks.js';
 import { checkOptions, connectNats, type ClusterOptions } from '../cluster/options.js';
 import { decodeItems, EVERY_INCARNATION, isNotice, type WireItem } from '../net/frames.js';
-import { Publisher } from '../net/publisher.js';
+import { flushedWithin, Publisher } from '../net/publisher.js';
 import { names, senderOf, type Names } from '../net/subjects.js';
 
 /** How long a fence waits for the server's answer: longer, the connection is down and nothing is on its way. */
 const FENCE_MS = 2_000;
 /** How long a node waits for its own connection when it starts; past that it runs without one (its host carries its batches). */
 const CONNECT_MS = 3_000;
+/** How long an owner question may go unanswered before it is asked again. */
+const ASK_MS = 2_000;
 /** Owners remembered at most (a peer naming ever new nodes costs a question each, not memory without end). */
 const MAX_OWNERS = 1024;
 
@@ -61,14 +63,19 @@ export class NatsEndpoint {
   private readonly goneHosts = new Set<string>();
   /** Per sending host, items waiting for an owner; and who is asked. */
   private readonly parked = new Map<string, Parked>();
-  private readonly asked = new Set<string>();
+  /** Senders asked about, and when (asked again if no answer came within ASK_MS). */
+  private readonly asked = new Map<string, number>();
 
   static async open(options: ClusterOptions, node: string, creation: number, io: EndpointIo): Promise<NatsEndpoint> {
     const settings = checkOptions(options);
     const nc = await connectNats(options, settings, node, CONNECT_MS);
     const endpoint = new NatsEndpoint(nc, settings.host, settings.cluster, settings.maxPendingEnvelopes, node, creation, io);
-    // Subscribed at the server before the node is announced: nothing sent to it is missed.
-    await nc.flush();
+    // Subscribed at the server before the node is announced: nothing sent to it is missed. If
+    // that cannot be confirmed in time, no connection is left behind to read beside the host.
+    if (!(await flushedWithin(nc, CONNECT_MS))) {
+      await nc.close().catch(() => {});
+      throw new Error(`its subscription was not confirmed within ${CONNECT_MS} ms`);
+    }
     return endpoint;
   }
 
@@ -110,6 +117,7 @@ export class NatsEndpoint {
 
   /** `count` envelopes v8-serialized (by this node's runtime) for node or mailbox `to` of host `host`. */
   send(host: string, to: string, bytes: Uint8Array, count: number): void {
+    if (this.goneHosts.has(host)) return this.io.event({ type: 'link_error', host, dropped: count, reason: `node '${this.node}': host '${host}' is gone` });
     const subject = to.startsWith(HOST_PREFIX) ? this.names.data(host, this.host) : this.names.node(host, to, this.host);
     this.publisher.push(host, subject, [to, this.node, bytes, count, this.creation]);
   }
@@ -131,6 +139,12 @@ export class NatsEndpoint {
   hostGone(host: string): void {
     this.goneHosts.add(host);
     this.publisher.forget(host, `node '${this.node}': host '${host}' is gone`);
+    // What it sent that waits for an owner's answer is from before too.
+    const parked = this.parked.get(host);
+    this.parked.delete(host);
+    const dropped = (parked ?? []).reduce((n, { items, start }) => n + items.slice(start).reduce((m, item) => m + (isNotice(item) ? 0 : item[3]), 0), 0);
+    if (dropped)
+      this.io.event({ type: 'link_error', host, dropped, reason: `node '${this.node}': from host '${host}', declared gone before it was delivered` });
   }
 
   hostUp(host: string): void {
@@ -164,10 +178,7 @@ export class NatsEndpoint {
   /** Everything published so far has reached the server and everything routed here before has arrived (or FENCE_MS passed). */
   private async fence(): Promise<void> {
     this.publisher.flush();
-    if (!this.publisher.connected || this.nc.isClosed()) return;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    await Promise.race([this.nc.flush().catch(() => {}), new Promise<void>((resolve) => (timer = setTimeout(resolve, FENCE_MS)))]);
-    clearTimeout(timer);
+    if (this.publisher.connected && !this.nc.isClosed()) await flushedWithin(this.nc, FENCE_MS);
   }
 
   private receive(data: Uint8Array, sender: string): void {
@@ -208,8 +219,9 @@ export class NatsEndpoint {
           const owner = from.startsWith(HOST_PREFIX) ? from.slice(HOST_PREFIX.length) : this.owners.get(from);
           if (owner === undefined) {
             this.parked.set(sender, parked);
-            if (!this.asked.has(from)) {
-              this.asked.add(from);
+            const asked = this.asked.get(from);
+            if (asked === undefined || Date.now() - asked > ASK_MS) {
+              this.asked.set(from, Date.now());
               this.io.whois(from);
             }
             return;

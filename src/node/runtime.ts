@@ -282,8 +282,9 @@ export class NodeRuntime {
   /** A message from the host: served now, or after the fence that stands (answers about owners and a drain never wait). */
   private fromHost(message: HostToNode): void {
     if (!Array.isArray(message) && message.t === 'owner') return this.endpoint?.owner(message.node, message.host);
-    // Only drops more: at once, whatever waits for a fence.
+    // Whose batches are taken: at once and in the order told, whatever waits for a fence.
     if (!Array.isArray(message) && message.t === 'hostGone') return this.endpoint?.hostGone(message.host);
+    if (!Array.isArray(message) && message.t === 'hostUp') return this.endpoint?.hostUp(message.host);
     if (!Array.isArray(message) && message.t === 'drain') {
       void (this.endpoint?.drain() ?? Promise.resolve()).then(() => this.post({ t: 'drained' }));
       return;
@@ -342,11 +343,10 @@ export class NodeRuntime {
         return this.ports.answer(message, (node, batch) => this.outbound(node, batch));
       case 'down':
         return this.down(message.node, message.creation);
-      case 'hostUp':
-        return this.endpoint?.hostUp(message.host);
       case 'owner':
       case 'drain':
       case 'hostGone':
+      case 'hostUp':
         return; // served in fromHost
       case 'control': {
         const { id, op } = message;
