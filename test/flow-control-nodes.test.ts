@@ -19,13 +19,18 @@ const flow = `
     return next(blast, to, me, i + k, n, reply);
   }
 
-  /** Takes \`expected\` messages, each after \`spin\` rounds of work, checking each sender's order; then reports. */
-  export function collect(expected: number, spin: number, report: string): unknown {
-    return loop(expected, spin, report, 0, 0, {});
+  /**
+   * Takes \`expected\` messages, each after \`spin\` rounds of work, checking each sender's order; then reports.
+   * With \`stallMs\`, the first message keeps the node's thread busy that long: nothing is taken in
+   * from its ports meanwhile, so a sender's window surely fills (and stays full a while).
+   */
+  export function collect(expected: number, spin: number, report: string, stallMs = 0): unknown {
+    return loop(expected, spin, report, 0, 0, {}, stallMs);
   }
 
-  function loop(expected: number, spin: number, report: string, total: number, bad: number, last: Record<string, number>): unknown {
+  function loop(expected: number, spin: number, report: string, total: number, bad: number, last: Record<string, number>, stallMs = 0): unknown {
     return receive((m: { from: string; seq: number }) => {
+      if (total === 0 && stallMs > 0) for (const end = Date.now() + stallMs; Date.now() < end; );
       let x = 0;
       for (let i = 0; i < spin; i++) x += i;
       if (m.seq !== (last[m.from] ?? -1) + 1) bad++;
@@ -93,7 +98,10 @@ describe('flow control between nodes', () => {
     const s = await start('isolate');
     const inbox = s.inbox();
     const n = 100_000;
-    const collector = await s.node('a').spawn('flow', 'collect', [n, 2000, inbox.pid]);
+    // The isolate takes batches in as fast as the sender makes them: the window fills, if at all, for
+    // a few ms, and polling `holding` may never see it. The collector stalls its thread at the first
+    // message instead, long enough for the sender to fill the window and be seen held.
+    const collector = await s.node('a').spawn('flow', 'collect', [n, 2000, inbox.pid, 500]);
     await s.node('b').spawn('flow', 'blast', [collector, 'x', 0, n, inbox.pid]);
     expect(await held(s, 'b', 'a')).toBe(1);
     const got: unknown[] = [];
