@@ -2,7 +2,8 @@
  * 8. Across hosts (issue #17): two hosts of a cluster (two Systems, each with its own NATS
  * connection, in this process) on a nats-server started for the run (`nats-server` on PATH, or
  * NATS_SERVER). Throughput: a process on host A's node sends N messages to a process on host B's
- * node; round trip: `system.call` from host A to a server on host B.
+ * node; round trip: `system.call` from host A to a server on host B's node. Nodes read and send
+ * their batches on NATS connections of their own (src/node/nats-endpoint.ts).
  *
  * Baselines, same run, same server: raw NATS publish of the same envelopes in v8-serialized
  * arrays of 256 from one connection to a subscriber on another; raw NATS request/reply (an echo).
@@ -127,14 +128,14 @@ export const clusterBench: Benchmark = {
           thr,
           rawThr,
           atLeastRatio(0.7, 'raw NATS batched'),
-          "the envelopes cross three threads (node a serializes, the hosts' main threads only copy bytes, node b decodes) plus nats-server where the raw baseline uses one thread: measured per thread on the shared 2-core machine, the sending node's thread is now the busiest (kernel send + v8 serialize, 1-1.6 µs/msg), the main thread's share fell about 3x; on a loaded machine the pipeline loses most",
+          "node a's thread serializes, frames and publishes its batches on its own NATS connection, node b's reads and decodes them on its own (no main thread on the way, where the raw baseline uses one thread for both ends): the sending node's thread is the busiest (kernel send + v8 serialize + framing, ~1-1.6 µs/msg); on a loaded machine the pipeline loses most",
         ),
         row(
           'cross-host call round trip (NATS)',
           rt,
           rawRt,
           { text: '<= 1.5x baseline', check: (_v, ratio) => ratio <= 1.5 },
-          "the excess is the round trip host B's main thread -> node b's thread -> back, two thread wake-ups: timestamps per step (runs of 2000-3000 calls, medians, machine at load 8-16 on 2 cores) give 30-70 µs for it (13-27 µs to node b, 4-12 µs in its kernel, 13-34 µs back), against 36-65 µs per NATS hop (as raw's) and what the hosts do themselves, ~10-15 µs on A and ~4 µs on B; one NATS message each way per call (monitor, call and the previous call's demonitor in one). The same call served on host B's main thread (an inbox, no node thread) is 0.9-1.3x raw by median, so closing the gap needs the node's thread on NATS itself (a prototype publishing node b's replies from its own thread took ~20 µs off by median, one wake-up)",
+          "node b reads the call and publishes the reply on its own NATS connection: the call crosses no main thread of host B, one NATS message each way (before, B's main thread -> node b -> back cost two thread wake-ups, 1.5-1.9x). Measured per step (2,000 calls, medians and p90): node b from receipt to publish 15-45 µs (p90 60-160: decode, the kernel serves the call, the reply serialized and framed), host A's own work ~17 µs, the rest the two NATS hops as raw's; per call medians 1.27-1.6x raw. The runs spread 1.4-1.7x on the shared 2-core machine: three busy threads and nats-server on 2 vCPUs where raw has one thread, so the tails are longer",
         ),
       ];
     } finally {
