@@ -14,9 +14,7 @@
  */
 import { deserialize, serialize } from 'node:v8';
 import { parentPort, workerData, type Transferable } from 'node:worker_threads';
-import { estimateSize } from '../kernel/values.js';
-import { EventGate } from './event-guard.js';
-import { Sig, type Envelope } from '../kernel/signals.js';
+import type { Envelope } from '../kernel/signals.js';
 import type { KernelEvent } from '../kernel/types.js';
 import type { ControlOp, Result } from '../kernel/control-ops.js';
 import type { HostToNode, NodeData, NodeToHost } from '../wire/node.js';
@@ -25,6 +23,7 @@ import type { NatsEndpoint } from './nats-endpoint.js';
 import { EVERY_INCARNATION } from '../net/frames.js';
 import { readBatch } from './decode.js';
 import { PeerPorts } from './peers.js';
+import { DeliveryLimit } from './size-limit.js';
 
 /** What an engine gives the runtime. */
 export interface Engine {
@@ -89,7 +88,6 @@ export class NodeRuntime {
   private gated: HostToNode[] | undefined;
   private engine: Engine | undefined;
   private inboundBatch: Inbound | undefined;
-  private readonly inboundGate = new EventGate((text) => this.log('warn', text));
   /** The heartbeat cell the host watches: when the code running now started (0 when idle). */
   private readonly beat: Int32Array | undefined;
   /** Testing only: the faults to inject, when the host gave some. */
@@ -191,15 +189,23 @@ export class NodeRuntime {
     const faults = this.faults;
     const control: Engine['control'] = faults ? (op, args) => faults.control(op, () => engine.control(op, args)) : engine.control;
     const max = this.data.limits?.maxMessageBytes;
+    const limit =
+      max === undefined
+        ? undefined
+        : new DeliveryLimit(
+            this.node,
+            max,
+            (event) => this.emit(event),
+            (text) => this.log('warn', text),
+          );
     // The host's own sends (system.send) are trusted; what other nodes send is checked.
-    const checked: Engine['deliver'] =
-      max === undefined ? deliver : (envelopes, from) => deliver(from === 'host' ? envelopes : this.measured(envelopes, from, max), from);
+    const checked: Engine['deliver'] = limit ? (envelopes, from) => deliver(from === 'host' ? envelopes : limit.check(envelopes, from), from) : deliver;
     this.engine = { control: this.busy(control), deliver: checked, deliverEncoded, credit: engine.credit && this.busy(engine.credit) };
     // An encoded batch goes in as it came, unless it must be measured here first (maxMessageBytes).
     this.inboundBatch = (batch, from) => {
       if (this.closed) return;
       if (typeof batch !== 'string') return checked(batch, from);
-      if (deliverEncoded && max === undefined) return deliverEncoded(batch, from);
+      if (deliverEncoded && !limit) return deliverEncoded(batch, from);
       checked(readBatch(batch) as Envelope[], from);
     };
     const start = (): void => {
@@ -243,40 +249,6 @@ export class NodeRuntime {
   close(): void {
     this.closed = true;
     this.ports.close();
-  }
-
-  /**
-   * `maxMessageBytes` on delivery too: a node is protected from what other nodes send it, whatever
-   * their own limits (the host's own sends are not checked here). A larger message is dropped; a larger exit reason is replaced.
-   */
-  private measured(envelopes: Envelope[], from: string, max: number): Envelope[] {
-    let kept: Envelope[] | undefined;
-    for (let i = 0; i < envelopes.length; i++) {
-      const e = envelopes[i]!;
-      const sig = e[0];
-      // A host's call and its reply carry a message too (the request, the value).
-      const message = sig === Sig.Message || sig === Sig.Reply || sig === Sig.Call;
-      const at = sig === Sig.Message ? 2 : sig === Sig.Exit || sig === Sig.Reply ? 3 : sig === Sig.Down || sig === Sig.Call ? 4 : -1;
-      const bytes = at < 0 ? 0 : estimateSize((e as unknown[])[at], max);
-      if (bytes <= max) {
-        kept?.push(e);
-        continue;
-      }
-      kept ??= envelopes.slice(0, i);
-      const what = message ? 'a message' : 'an exit reason';
-      if (this.inboundGate.pass('capability_denied'))
-        this.emit({
-          type: 'capability_denied',
-          node: this.node,
-          what: `${what} from '${from}' over this node's size limit of ${max} bytes (${message ? 'dropped' : 'replaced'} on delivery)`,
-        });
-      if (!message) {
-        const copy = [...e] as unknown[];
-        copy[at] = { error: { name: 'TooLarge', message: `an exit reason over the limit of ${max} bytes was replaced` } };
-        kept.push(copy as Envelope);
-      }
-    }
-    return kept ?? envelopes;
   }
 
   /** A message from the host: served now, or after the fence that stands (answers about owners and a drain never wait). */
