@@ -41,8 +41,8 @@ const MAX_OWNERS = 1024;
 
 /** What the endpoint needs of its node's runtime. */
 export interface EndpointIo {
-  /** `count` envelopes v8-serialized for this node's kernel, from node (or mailbox) `from`. */
-  deliver(bytes: Uint8Array, from: string, count: number): void;
+  /** Envelopes v8-serialized for this node's kernel, from node (or mailbox) `from`. */
+  deliver(bytes: Uint8Array, from: string): void;
   /** Asks the host which host owns `node` (it answers with `owner`). */
   whois(node: string): void;
   /** Reported by the host as a cluster event. */
@@ -228,7 +228,7 @@ export class NatsEndpoint {
           }
           if (owner !== sender) this.io.event({ type: 'forged', host: sender, node: from, dropped: count });
           else if (creation <= (this.fenced.get(from) ?? -1) || this.goneHosts.has(sender)) late += count;
-          else this.io.deliver(bytes, from, count);
+          else this.io.deliver(bytes, from);
         }
         parked.shift();
       }
