@@ -115,12 +115,16 @@ export class NodeSupervision {
 
   /** News about another host or its node for the running incarnation (see HostToNode: `down`, `hostGone`, `hostUp`). */
   notify(message: Extract<HostToNode, { t: 'down' | 'hostGone' | 'hostUp' }>): void {
-    if (message.t === 'down') this.downs.set(message.node, (this.downs.get(message.node) ?? 0) + 1);
+    const fencing = message.t === 'down' ? this.fencing.get(message.node) : undefined;
+    if (fencing) fencing.down = true;
     this.backend?.notify(message);
   }
 
-  /** Per node of another host: how many times it went down here (a `remote` answer prepared before the last is not sent). */
-  private readonly downs = new Map<string, number>();
+  /**
+   * Nodes of other hosts this node offered a port for, while the fence runs: `down` once the node
+   * went down meanwhile (the `remote` answer is then not sent). Held only while offers are pending.
+   */
+  private readonly fencing = new Map<string, { offers: number; down: boolean }>();
 
   start(): Promise<void> {
     this.status = 'starting';
@@ -274,9 +278,12 @@ export class NodeSupervision {
       if (host === undefined) return refused();
       // A node of another host: this node sends it its batches itself, once this batch reached NATS
       // (none overtakes it) and if nothing changed meanwhile; else through the host a while.
-      const downs = this.downs.get(node) ?? 0;
+      const fencing = this.fencing.get(node) ?? { offers: 0, down: false };
+      this.fencing.set(node, fencing);
+      fencing.offers++;
       void cluster!.fence().then((confirmed) => {
-        if (confirmed && (this.downs.get(node) ?? 0) === downs && cluster!.hostOf(node) === host) backend?.notify({ t: 'remote', node, host, offer });
+        if (--fencing.offers === 0) this.fencing.delete(node);
+        if (confirmed && !fencing.down && cluster!.hostOf(node) === host) backend?.notify({ t: 'remote', node, host, offer });
         else refused();
       });
       return;
