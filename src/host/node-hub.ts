@@ -95,7 +95,7 @@ export class NodeHub implements NodeContext {
       peer.notify({ t: 'down', node, creation });
       peer.tell('nodeDown', node, lost, [], creation);
     }
-    this.system.router.nodeDown(node, lost, () => false);
+    this.system.router.nodeDown(node, lost, () => false, creation);
   }
 
   /** Host `host` was declared gone: this host's nodes take nothing more from it (told before its nodes' downs). */

@@ -3,7 +3,7 @@
  * the host is traffic for the host's own inboxes, for nodes a sender has no port to yet, and the
  * host's own sends, which are batched per node until the current task ends.
  */
-import { isHostNode, isPid, nodeOf, formatPid, type Pid } from '../kernel/pid.js';
+import { isHostNode, isPid, nodeOf, formatPid, ofIncarnations, type Pid } from '../kernel/pid.js';
 import { Sig, type Envelope } from '../kernel/signals.js';
 import { CALL_REF } from '../kernel/host-calls.js';
 import type { Dest } from '../kernel/types.js';
@@ -238,13 +238,14 @@ export class Router {
   /**
    * A node went down: host monitors of its processes fire with `noconnection` — and of those that
    * had moved there (`lost`), but not of those homed there that live elsewhere (`livesElsewhere`).
+   * `upTo`: only its incarnations up to this creation (as `Kernel.nodeDown`).
    */
-  nodeDown(node: string, lost: Pid[], livesElsewhere: (pid: Pid) => boolean): void {
-    const prefix = `<${node}.`;
+  nodeDown(node: string, lost: Pid[], livesElsewhere: (pid: Pid) => boolean, upTo?: number): void {
+    const ofIt = ofIncarnations(node, upTo);
     const lostSet = new Set(lost);
     const downs: Envelope[] = [];
     for (const [ref, [owner, target, at]] of this.monitors) {
-      const gone = isPid(target) ? lostSet.has(target) || (target.startsWith(prefix) && !livesElsewhere(target)) : at === node;
+      const gone = isPid(target) ? lostSet.has(target) || (ofIt(target) && !livesElsewhere(target)) : at === node;
       if (gone) downs.push([Sig.Down, owner, target as Pid, ref, 'noconnection']);
     }
     if (downs.length) this.toHost(downs, 'host');

@@ -40,7 +40,7 @@ import { CodeServer } from './code-server.js';
 import type { KernelOptions, KernelPlatform } from './platform.js';
 import type { CodePolicy, PurgeMode } from './policy.js';
 import type { BehaviourKind } from './behaviours.js';
-import { formatPid, NODE_NAME, parsePid, type Pid } from './pid.js';
+import { formatPid, NODE_NAME, ofIncarnations, type Pid } from './pid.js';
 import type { Process } from './proc.js';
 import { ProcessTable } from './process-table.js';
 import { Scheduler } from './scheduler.js';
@@ -208,12 +208,11 @@ export class Kernel {
    * spoken here before this news came).
    */
   nodeDown(node: string, lost: Pid[] = [], alive: Pid[] = [], upTo?: number): void {
-    const prefix = `<${node}.`;
     // Gone with it: processes whose pids name it (unless they migrated here, or live elsewhere:
     // `alive`) and processes that had migrated to it (`lost`, from the host's registry).
     const lostSet = new Set(lost);
     const aliveSet = new Set(alive);
-    const ofIt = (pid: Pid): boolean => pid.startsWith(prefix) && (upTo === undefined || (parsePid(pid)?.creation ?? 0) <= upTo);
+    const ofIt = ofIncarnations(node, upTo);
     this.signals.nodeDown((pid) => lostSet.has(pid) || (ofIt(pid) && !this.table.has(pid) && !aliveSet.has(pid)));
     this.relocation.nodeDown(node, lostSet);
     this.signals.drain();

@@ -39,6 +39,16 @@ export function nodeOf(pid: Pid): string {
   return pid.slice(1, pid.indexOf('.'));
 }
 
+/**
+ * Whether a pid names a process of `node`, of its incarnations up to creation `upTo` (all when
+ * undefined): what a node's going down takes with it when a later incarnation may already have
+ * spoken (a node of another host).
+ */
+export function ofIncarnations(node: string, upTo?: number): (pid: Pid) => boolean {
+  const prefix = `<${node}.`;
+  return (pid) => pid.startsWith(prefix) && (upTo === undefined || (parsePid(pid)?.creation ?? 0) <= upTo);
+}
+
 export interface PidParts {
   node: string;
   id: number;
