@@ -2,7 +2,8 @@
 // batch leaves (at once when idle, once per turn under load), and how node-serialized batches are
 // packed under the max payload, in order.
 import { describe, expect, it } from 'vitest';
-import { deserialize, serialize } from 'node:v8';
+import { serialize } from 'node:v8';
+import { decodeEnvelopes } from '../src/net/envelopes.js';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { Link } from '../src/cluster/link.js';
 import { decodeItems, encodeItems, type WireItem } from '../src/net/frames.js';
@@ -47,7 +48,7 @@ const envelopes = (from: number, n: number, pad = ''): Envelope[] => Array.from(
 /** The seqs a list of sent batches carries for `to`, decoded as the receiving node would. */
 const seqs = (batches: { items: WireItem[] }[], to = 'b1'): number[] =>
   batches.flatMap((b) =>
-    b.items.filter((i) => i[0] === to).flatMap((i) => (deserialize(i[2] as Uint8Array) as [number, string, { seq: number }][]).map((e) => e[2].seq)),
+    b.items.filter((i) => i[0] === to).flatMap((i) => (decodeEnvelopes(i[2] as Uint8Array) as [number, string, { seq: number }][]).map((e) => e[2].seq)),
   );
 
 describe('the link to other hosts', () => {
@@ -191,6 +192,8 @@ describe('the framing of a batch for a host', () => {
   it('refuses, as a whole, another format, a length past the end, an unknown item and a notice that is not one', () => {
     const good = encodeItems([['b1', 'a1', serialize(envelopes(0, 1)), 1, 1]]);
     expect(() => decodeItems(serialize([['b1', 'a1', serialize(envelopes(0, 1)), 1, 1]]))).toThrow(/not a batch of this format/);
+    // A host of the format before (its node batches always v8) is refused whole, not misread.
+    expect(() => decodeItems(Buffer.concat([Buffer.from([2]), good.subarray(1)]))).toThrow(/not a batch of this format \(first byte 2\)/);
     expect(() => decodeItems(good.subarray(0, good.byteLength - 1))).toThrow(/past the end/);
     const longer = Buffer.from(good);
     longer.writeUInt32LE(1_000_000, longer.byteLength - 4 - serialize(envelopes(0, 1)).byteLength);
@@ -198,7 +201,7 @@ describe('the framing of a batch for a host', () => {
     expect(() => decodeItems(Buffer.concat([good, Buffer.from([7])]))).toThrow(/unknown kind 7/);
     const fake = serialize(['!gone', 'a1']);
     const notice = Buffer.alloc(6 + fake.byteLength);
-    notice[0] = 2; // the format
+    notice[0] = good[0]!; // the format
     notice[1] = 1; // a notice
     notice.writeUInt32LE(fake.byteLength, 2);
     notice.set(fake, 6);

@@ -8,13 +8,13 @@
  * node of its own worker: src/node/nats-endpoint.ts) sends and reads its batches itself, so a
  * call between hosts crosses no main thread but the caller's.
  *
- * Each node batch is v8-serialized by the sending node's thread (its trusted half, after an
+ * Each node batch is serialized (src/net/envelopes.ts) by the sending node's thread (its trusted half, after an
  * isolate's boundary checks) and handed undecoded to the receiving node's thread, which decodes
  * it. One connection here, so NATS keeps this host's order per subject; a node's down notice
  * follows what the node sent through here, and receivers drop what its incarnation sent that
  * arrives after the notice (from its own connection: src/cluster/inbound.ts, nats-endpoint.ts).
  */
-import { serialize } from 'node:v8';
+import { encodeEnvelopes } from '../net/envelopes.js';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import type { Pid } from '../kernel/pid.js';
 import type { Envelope } from '../kernel/signals.js';
@@ -86,11 +86,11 @@ export class Link {
     this.subs.delete(node);
   }
 
-  /** Envelopes from `from` (this host's mailboxes, or one of its nodes, of `creation`) for node `node` of host `host`, v8-serialized here. */
+  /** Envelopes from `from` (this host's mailboxes, or one of its nodes, of `creation`) for node `node` of host `host`, serialized here. */
   send(host: string, node: string, from: string, creation: number, envelopes: Envelope[]): void {
     let bytes: Uint8Array;
     try {
-      bytes = serialize(envelopes);
+      bytes = encodeEnvelopes(envelopes);
     } catch (error) {
       if (envelopes.length < 2) return this.emit({ type: 'link_error', host, dropped: 1, reason: `not serializable: ${(error as Error).message}` });
       const half = envelopes.length >> 1;
@@ -100,7 +100,7 @@ export class Link {
     this.sendEncoded(host, node, from, creation, bytes, envelopes.length);
   }
 
-  /** The same, `count` envelopes v8-serialized already (by the sending node's thread): queued as they are. */
+  /** The same, `count` envelopes serialized already (by the sending node's thread): queued as they are. */
   sendEncoded(host: string, node: string, from: string, creation: number, bytes: Uint8Array, count: number): void {
     const subject = node.startsWith(HOST_PREFIX) ? this.names.data(host, this.settings.host) : this.names.node(host, node, this.settings.host);
     this.publisher.push(host, subject, [node, from, bytes, count, creation]);

@@ -248,7 +248,7 @@ export class NodeBackend {
   }
 
   /**
-   * A v8-serialized batch (from another host), decoded on the node's thread. A view into a larger
+   * A serialized batch (from another host), decoded on the node's thread. A view into a larger
    * buffer (one batch of a NATS message) would take the whole buffer with it: its own bytes are
    * copied out and handed over.
    */

@@ -38,9 +38,9 @@ export interface NodeContext {
   /** A node's thread is gone: tell everyone else. */
   detach(node: NodeSupervision): void;
   route(node: string, envelopes: Envelope[], from: string): void;
-  /** `count` envelopes v8-serialized by node `from`'s runtime: forwarded as they are where they can be. */
+  /** `count` envelopes serialized by node `from`'s runtime: forwarded as they are where they can be. */
   routeEncoded(node: string, bytes: Uint8Array, count: number, from: string): void;
-  /** Whether a node's batches for `node` may come v8-serialized (see Router.takesEncoded). */
+  /** Whether a node's batches for `node` may come serialized (see Router.takesEncoded). */
   takesEncoded(node: string): boolean;
   /** Sends at once what the host batched for the nodes: a control op must not overtake it. */
   sendPending(): void;
@@ -151,7 +151,7 @@ export class NodeSupervision {
     return true;
   }
 
-  /** The same for a v8-serialized batch (from another host): the node's thread decodes it. */
+  /** The same for a serialized batch (from another host): the node's thread decodes it. */
   deliverEncoded(bytes: Uint8Array, from: string): boolean {
     if (this.status !== 'running' || !this.backend) return false;
     this.backend.deliverEncoded(bytes, from);

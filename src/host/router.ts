@@ -13,14 +13,14 @@ import { randomFillSync } from 'node:crypto';
 import { Inbox } from './inbox.js';
 import type { Events } from './events.js';
 import { publishRouted, routedWatched } from './telemetry.js';
-import { deserialize } from 'node:v8';
+import { decodeEnvelopes } from '../net/envelopes.js';
 
 /** What the router needs of a node: a way in, if the node is up. */
 export interface NodeSink {
   /** Hands envelopes (from node `from`, or the host) to the node; false when it is down. */
   deliver(envelopes: Envelope[], from: string): boolean;
   /**
-   * The same, `count` envelopes v8-serialized (a node's thread decodes them itself; another host
+   * The same, `count` envelopes serialized (a node's thread decodes them itself; another host
    * gets them as they are); absent where that is not possible.
    */
   deliverEncoded?(bytes: Uint8Array, from: string, count: number): boolean;
@@ -86,7 +86,7 @@ export class Router {
     return this.nodes.has(name);
   }
 
-  /** Whether batches for `node` may come v8-serialized (a node's thread, or another host, takes them so). */
+  /** Whether batches for `node` may come serialized (a node's thread, or another host, takes them so). */
   takesEncoded(node: string): boolean {
     return node !== 'host' && node !== this.hostNode && this.nodes.get(node)?.deliverEncoded !== undefined;
   }
@@ -101,7 +101,7 @@ export class Router {
   }
 
   /**
-   * `count` envelopes for `node` still v8-serialized (from another host of a cluster, or from a
+   * `count` envelopes for `node` still serialized (from another host of a cluster, or from a
    * node for another host): a node of this host decodes them on its own thread, another host gets
    * them as they are; the host decodes only what it must read itself (its mailboxes, a sink
    * without that path, or when telemetry is watching).
@@ -111,7 +111,7 @@ export class Router {
     if (node === 'host' || node === this.hostNode || !sink?.deliverEncoded || routedWatched()) {
       let envelopes: Envelope[];
       try {
-        envelopes = deserialize(bytes) as Envelope[];
+        envelopes = decodeEnvelopes(bytes) as Envelope[];
       } catch {
         return this.events.emit({ type: 'message_dropped', node, count, reason: 'undecodable' });
       }

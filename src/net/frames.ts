@@ -1,7 +1,7 @@
 /**
  * How a batch of items is laid out in one NATS message (a host's link and a node thread's own
  * connection both write and read it: src/net runs on either side). The node batches in it are
- * v8-serialized already (by the sending node's thread), so the batch around them is framed by hand:
+ * serialized already (by the sending node's thread: src/net/envelopes.ts), so the batch around them is framed by hand:
  * v8-serializing the outer array again cost ~3 µs a message to write and ~1 µs to read (a Uint8Array
  * in it goes through Node's JavaScript host-object hook), on each of the two hosts a call crosses,
  * where these frames cost a tenth of that. A receiving host takes each node batch as a view of the
@@ -10,7 +10,7 @@
  * Layout: a format byte (1), then per item either
  * - a node batch: 0, destination and sending node (u16 length + UTF-8 each), the sending node's
  *   creation (u32; 0 for a host's mailboxes), envelope count (u32), byte length (u32), the
- *   v8-serialized envelopes;
+ *   serialized envelopes (src/net/envelopes.ts);
  * - a notice: 1, byte length (u32), the notice v8-serialized (rare: a node down, a process moved or ended).
  *
  * Anything else (another format, a length past the end, a notice that is not one, a node batch
@@ -45,7 +45,7 @@ export type MoveNoticeKind = Exclude<NoticeKind, '!down'>;
 export type MoveNotice = { [K in MoveNoticeKind]: [K, unknown] }[MoveNoticeKind];
 
 /**
- * An item as it travels: `[destination node, sending node, envelopes v8-serialized, their count,
+ * An item as it travels: `[destination node, sending node, envelopes serialized, their count,
  * the sending node's creation]`, or a notice. The receiver hands the bytes to the node's kernel
  * undecoded.
  */
@@ -62,7 +62,8 @@ export const isMoveNotice = (item: readonly unknown[]): item is MoveNotice => it
 /** Every incarnation of a node: a host declared gone fences all of its nodes' batches until it is heard again. */
 export const EVERY_INCARNATION = 0xffff_ffff;
 
-const FORMAT = 2;
+/** 3: node batches may be JSON text (src/net/envelopes.ts); a host of format 2 refuses them whole. */
+const FORMAT = 3;
 const BATCH = 0;
 const NOTICE = 1;
 const MAX_NAME = 0xffff;

@@ -11,10 +11,10 @@
  * While NATS is unreachable the queues hold up to `maxPendingEnvelopes` envelopes, sent on
  * reconnect; past that, new envelopes are dropped and reported (`overflow`), never silently.
  */
-import { deserialize, serialize } from 'node:v8';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Envelope } from '../kernel/signals.js';
 import { encodeItems, isNotice, type WireItem } from './frames.js';
+import { decodeEnvelopes, encodeEnvelopes } from './envelopes.js';
 
 /**
  * Whether everything `nc` sent so far reached the NATS server (a PING answered) within `ms`: what
@@ -169,13 +169,13 @@ export class Publisher {
     const [to, from, bytes, , creation] = item;
     let envelopes: Envelope[];
     try {
-      envelopes = deserialize(bytes) as Envelope[];
+      envelopes = decodeEnvelopes(bytes) as Envelope[];
     } catch (error) {
       return this.dropped(host, items, `not decodable: ${(error as Error).message}`);
     }
     const half = envelopes.length >> 1;
     for (const part of [envelopes.slice(0, half), envelopes.slice(half)])
-      this.publishOne(host, subject, [[to, from, serialize(part), part.length, creation]], max);
+      this.publishOne(host, subject, [[to, from, encodeEnvelopes(part), part.length, creation]], max);
   }
 
   private dropped(host: string, items: WireItem[], reason: string): void {

@@ -41,7 +41,7 @@ const MAX_OWNERS = 1024;
 
 /** What the endpoint needs of its node's runtime. */
 export interface EndpointIo {
-  /** Envelopes v8-serialized for this node's kernel, from node (or mailbox) `from`. */
+  /** Envelopes serialized for this node's kernel, from node (or mailbox) `from`. */
   deliver(bytes: Uint8Array, from: string): void;
   /** Asks the host which host owns `node` (it answers with `owner`). */
   whois(node: string): void;
@@ -115,7 +115,7 @@ export class NatsEndpoint {
     void this.watch();
   }
 
-  /** `count` envelopes v8-serialized (by this node's runtime) for node or mailbox `to` of host `host`. */
+  /** `count` envelopes serialized (by this node's runtime) for node or mailbox `to` of host `host`. */
   send(host: string, to: string, bytes: Uint8Array, count: number): void {
     if (this.goneHosts.has(host)) return this.io.event({ type: 'link_error', host, dropped: count, reason: `node '${this.node}': host '${host}' is gone` });
     const subject = to.startsWith(HOST_PREFIX) ? this.names.data(host, this.host) : this.names.node(host, to, this.host);

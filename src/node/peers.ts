@@ -69,7 +69,7 @@ interface Peer {
   encoded: boolean;
   /** Until when the host's refusal stands (no port: batches go through the host). */
   refusedUntil: number;
-  /** Meanwhile they go v8-serialized, the host forwarding the bytes as they are (to another host). */
+  /** Meanwhile they go serialized, the host forwarding the bytes as they are (to another host). */
   serialized?: boolean;
   /** The host of the cluster the peer runs on: batches go there on this node's own NATS connection. */
   remote?: string;
@@ -162,7 +162,7 @@ export class PeerPorts {
     };
   }
 
-  /** While an offer to `node` stands refused: whether its batches go v8-serialized (to another host). */
+  /** While an offer to `node` stands refused: whether its batches go serialized (to another host). */
   serialized(node: string): boolean {
     return this.peers.get(node)?.serialized === true;
   }

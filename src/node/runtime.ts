@@ -12,7 +12,6 @@
  * port is full has the kernel hold the processes sending to it until credit returns (flow control,
  * as the BEAM's busy distribution port).
  */
-import { deserialize, serialize } from 'node:v8';
 import { parentPort, workerData, type Transferable } from 'node:worker_threads';
 import type { Envelope } from '../kernel/signals.js';
 import type { KernelEvent } from '../kernel/types.js';
@@ -21,6 +20,7 @@ import type { HostToNode, NodeData, NodeToHost } from '../wire/node.js';
 import { Faults } from './faults.js';
 import type { NatsEndpoint } from './nats-endpoint.js';
 import { EVERY_INCARNATION } from '../net/frames.js';
+import { decodeEnvelopes, encodeEnvelopes } from '../net/envelopes.js';
 import { readBatch } from './decode.js';
 import { PeerPorts } from './peers.js';
 import { DeliveryLimit } from './size-limit.js';
@@ -80,7 +80,7 @@ export class NodeRuntime {
     inbound: (batch, from) => this.inboundBatch!(batch, from),
     takesEncoded: () => this.takesEncoded,
     credit: (node) => this.engine?.credit?.(node),
-    remote: (host, node, batch) => this.endpoint!.send(host, node, serialize(batch), batch.length),
+    remote: (host, node, batch) => this.endpoint!.send(host, node, encodeEnvelopes(batch), batch.length),
   });
   /** This node's own NATS connection, when its host is in a cluster (src/node/nats-endpoint.ts). */
   private endpoint: NatsEndpoint | undefined;
@@ -286,11 +286,11 @@ export class NodeRuntime {
     });
   }
 
-  /** A batch still v8-serialized (from another host), decoded here, on this node's thread. */
+  /** A batch still serialized (from another host), decoded here, on this node's thread. */
   private deliverSerialized(bytes: Uint8Array, from: string): void {
     let envelopes: Envelope[];
     try {
-      envelopes = deserialize(bytes) as Envelope[];
+      envelopes = decodeEnvelopes(bytes) as Envelope[];
       if (!Array.isArray(envelopes)) throw new TypeError('not an array of envelopes');
     } catch (error) {
       return this.log('error', `a batch from '${from}' could not be decoded and was dropped: ${(error as Error).message}`);
@@ -368,7 +368,7 @@ export class NodeRuntime {
    * the bytes. Throws, as a clone would, if the batch holds what cannot be serialized.
    */
   private postSerialized(node: string, batch: Envelope[]): void {
-    const bytes = serialize(batch);
+    const bytes = encodeEnvelopes(batch);
     this.post({ t: 'routeEncoded', node, bytes, count: batch.length }, [bytes.buffer]);
   }
 }

@@ -35,7 +35,7 @@ export type HostToNode =
   | Envelope[]
   /** Envelopes from node `from`, routed by the host. */
   | { t: 'deliver'; envelopes: Envelope[]; from: string }
-  /** A batch still v8-serialized, as it came from another host of a cluster: the node decodes it, not the host. */
+  /** A batch still serialized, as it came from another host of a cluster: the node decodes it, not the host. */
   | { t: 'deliverEncoded'; bytes: Uint8Array; from: string }
   | { [K in ControlOp]: { t: 'control'; id: number; op: K; args: ControlArgs<K> } }[ControlOp]
   /** A port the node `node` sends on to this node (transferred): its batches after the one it was offered with. */
@@ -95,7 +95,7 @@ export type NodeToHost =
    */
   | { t: 'route'; node: string; envelopes: Envelope[]; port?: MessagePort; offer?: number }
   /**
-   * The same, `count` envelopes v8-serialized by this node's runtime (its trusted half, after the
+   * The same, `count` envelopes serialized by this node's runtime (its trusted half, after the
    * boundary's checks), the buffer transferred: the host forwards the bytes without decoding them.
    */
   | { t: 'routeEncoded'; node: string; bytes: Uint8Array; count: number }
