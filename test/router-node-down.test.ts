@@ -11,7 +11,11 @@ import { EVERY_INCARNATION } from '../src/net/frames.js';
 
 describe('Router.nodeDown', () => {
   it('fires noconnection for the incarnations up to the creation told, and for every one when told so', () => {
-    const r = new Router(new Events(), () => {}, (pid) => nodeOf(pid));
+    const r = new Router(
+      new Events(),
+      () => {},
+      (pid) => nodeOf(pid),
+    );
     r.hostNode = 'host@A';
     r.addNode('b', { deliver: () => true });
     const inbox = r.inbox();
