@@ -135,7 +135,7 @@ export const clusterBench: Benchmark = {
           rt,
           rawRt,
           { text: '<= 1.5x baseline', check: (_v, ratio) => ratio <= 1.5 },
-          "node b reads the call and publishes the reply on its own NATS connection: the call crosses no main thread of host B, one NATS message each way (before, B's main thread -> node b -> back cost two thread wake-ups, 1.5-1.9x). Measured per step (2,000 calls, medians and p90): node b from receipt to publish 15-45 µs (p90 60-160: decode, the kernel serves the call, the reply serialized and framed), host A's own work ~17 µs, the rest the two NATS hops as raw's; per call medians 1.27-1.6x raw. The runs spread 1.4-1.7x on the shared 2-core machine: three busy threads and nats-server on 2 vCPUs where raw has one thread, so the tails are longer",
+          "node b reads the call and publishes the reply on its own NATS connection (no main thread of host B on the way, one NATS message each way), and a call and its reply cross as JSON text (src/net/envelopes.ts; a v8 serializer per batch cost 3-5 µs to write and 1.5-2.5 to read, per side and hop). Measured per step (2,000 calls, a timestamp on each thread): each NATS hop as long as raw's (p50 ~105 µs), node b from receipt to publish p50 ~15 µs, host A ~20-30 µs; the tails (p90 60-100 µs on each side) are the shared 2-core machine's: a fixed 24 µs loop timed at the same point has the same p90 (66-81 µs). Nine runs on 2026-12-02 gave 1.32-1.55x, median 1.40x",
         ),
       ];
     } finally {
