@@ -86,7 +86,7 @@ describe('inbound batches and a host going down', () => {
   it("drops what a node's incarnation sent that arrives after its down notice, and takes its next incarnation's", () => {
     const downs: [string, number][] = [];
     const { inbound, routed, events } = fake();
-    (inbound as unknown as { system: { remoteNodeDown: (n: string, l: unknown, c: number) => void } }).system.remoteNodeDown = (n, _l, c) =>
+    (inbound as unknown as { system: { remoteNodeDown: (n: string, h: string, l: unknown, c: number) => void } }).system.remoteNodeDown = (n, _h, _l, c) =>
       void downs.push([n, c]);
     inbound.receive([data(2, 1000)], 'B', 'a1');
     inbound.receive([['!down', 'b1', [], 1000]], 'B');

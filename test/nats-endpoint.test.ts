@@ -95,7 +95,7 @@ describe("a node's own NATS connection", () => {
       from('B', batch('b1', 1000, 1));
       await peer.flush(); // it reached the server before the down notice would have (its sender drained)
       // On its way when the host says b1 (incarnation 1000) went down: delivered before the fence settles.
-      await ep.down('b1', 1000);
+      await ep.down('b1', 'B', 1000);
       expect(delivered).toEqual([['b1', 1]]);
       // The owner is asked again after a down (a next incarnation may run elsewhere).
       ep.owner('b1', 'B');
@@ -108,7 +108,7 @@ describe("a node's own NATS connection", () => {
       expect(events).toEqual([expect.objectContaining({ type: 'link_error', host: 'B', dropped: 1 })]);
       // A host declared gone: nothing it sends is taken until it is taken up again.
       ep.hostGone('B');
-      await ep.down('b1', 0xffff_ffff);
+      await ep.down('b1', 'B', 0xffff_ffff);
       ep.owner('b1', 'B');
       from('B', batch('b1', 2000, 4), batch('host@B', 0, 4));
       await until('dropped and reported', () => events.length === 2);
@@ -117,6 +117,28 @@ describe("a node's own NATS connection", () => {
       from('B', batch('b1', 2000, 5));
       await until('taken again', () => delivered.length === 3);
       expect(delivered.at(-1)).toEqual(['b1', 5]);
+    } finally {
+      ep.close();
+    }
+  });
+
+  it('a node gone down whose owner was not answered yet: what it sent before is delivered before the fence settles, not dropped as late', async () => {
+    const { ep, delivered, asked, events, from } = await endpoint();
+    try {
+      from('B', batch('b1', 1000, 1, 2));
+      await until('b1 asked about', () => asked.length === 1);
+      // The host tells of b1's down (B's notice names its host) before it answers the question.
+      await ep.down('b1', 'B', 1000);
+      expect(delivered).toEqual([
+        ['b1', 1],
+        ['b1', 2],
+      ]);
+      // The late answer changes nothing; what that incarnation sends now is dropped.
+      ep.owner('b1', 'B');
+      from('B', batch('b1', 1000, 3));
+      await until('dropped and reported', () => events.length === 1);
+      expect(events[0]).toMatchObject({ type: 'link_error', host: 'B', dropped: 1 });
+      expect(delivered).toHaveLength(2);
     } finally {
       ep.close();
     }

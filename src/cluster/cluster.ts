@@ -366,7 +366,7 @@ export class Cluster implements ClusterApi, RemoteView {
     if (reason !== 'timeout') this.moves.hostGone(record.host);
     this.system.remoteHostGone(record.host);
     for (const node of gone) {
-      this.system.remoteNodeDown(node, [], EVERY_INCARNATION);
+      this.system.remoteNodeDown(node, record.host, [], EVERY_INCARNATION);
       if (!node.startsWith(HOST_PREFIX)) {
         const creation = record.nodes.find((n) => n.name === node)?.creation ?? 0;
         this.system.events.emit({ type: 'node_down', node, creation, reason: `noconnection: host '${record.host}' ${reason}` });

@@ -22,10 +22,10 @@ export interface ClusterHost {
   /** A global name changed on another host: applied here without being published again. */
   applyGlobal(name: string, pid: Pid | null): void;
   /**
-   * A node of another host went down (incarnations up to `creation`): this host's nodes and host
+   * A node of host `host` went down (incarnations up to `creation`): this host's nodes and host
    * monitors hear `noconnection`.
    */
-  remoteNodeDown(node: string, lost: Pid[], creation: number): void;
+  remoteNodeDown(node: string, host: string, lost: Pid[], creation: number): void;
   /** A host was declared gone: this host's nodes take nothing more from it (before its nodes' `remoteNodeDown`). */
   remoteHostGone(host: string): void;
   /** A host was taken up again after it was declared gone (a partition healed, or it came back as a new process). */

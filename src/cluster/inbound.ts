@@ -138,7 +138,7 @@ export class Inbound {
         }
         if (down) {
           if (creation > (this.downs.get(from) ?? -1)) this.downs.set(from, creation);
-          this.system.remoteNodeDown(from, what as Pid[], creation);
+          this.system.remoteNodeDown(from, sender, what as Pid[], creation);
         } else if (creation <= (this.downs.get(from) ?? -1)) late += count;
         else if (to === mine || this.system.local().some((h) => h.name === to)) router.routeEncoded(to, what as Uint8Array, count, from);
         else this.system.events.emit({ type: 'message_dropped', node: to, count, reason: 'unknown_node' });

@@ -88,11 +88,11 @@ export class NodeHub implements NodeContext {
   }
 
   /** A node of another host went down (incarnations up to `creation`): this host's nodes and host monitors hear `noconnection`. */
-  remoteNodeDown(node: string, lost: Pid[], creation: number): void {
+  remoteNodeDown(node: string, host: string, lost: Pid[], creation: number): void {
     this.system.migrations.forgetMovesTo(node);
     for (const peer of this.attached) {
       // First: a node reading NATS itself takes in what is on its way from it, then serves this.
-      peer.notify({ t: 'down', node, creation });
+      peer.notify({ t: 'down', node, host, creation });
       peer.tell('nodeDown', node, lost, [], creation);
     }
     this.system.router.nodeDown(node, lost, () => false, creation);
@@ -198,7 +198,7 @@ export class NodeHub implements NodeContext {
       globals: this.globals.view,
       local: () => [...handles.values()],
       applyGlobal: (name, pid) => this.setGlobal(name, pid, undefined, true),
-      remoteNodeDown: (node, lost, creation) => this.remoteNodeDown(node, lost, creation),
+      remoteNodeDown: (node, host, lost, creation) => this.remoteNodeDown(node, host, lost, creation),
       remoteHostGone: (host) => this.remoteHostGone(host),
       remoteHostUp: (host) => this.remoteHostUp(host),
       locate: (pid) => migrations.locate(pid),

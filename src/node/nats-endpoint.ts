@@ -152,13 +152,15 @@ export class NatsEndpoint {
   }
 
   /**
-   * Incarnations up to `creation` of `node` (a node or mailbox of another host) went down: what
-   * they sent that is on its way is taken in first; settles once the rest would be dropped. For
-   * every incarnation (its host declared gone, see `hostGone`) at once.
+   * Incarnations up to `creation` of `node` (a node or mailbox of host `host`) went down: what
+   * they sent that is on its way is taken in first, and what waits for its owner's answer (its
+   * owner is known now); settles once the rest would be dropped. For every incarnation (its host
+   * declared gone, see `hostGone`) at once.
    */
-  async down(node: string, creation: number): Promise<void> {
+  async down(node: string, host: string, creation: number): Promise<void> {
     // Its host declared gone (`hostGone` came first: nothing from it is taken), no wait.
     if (creation < EVERY_INCARNATION) {
+      if (!this.owners.has(node)) this.owner(node, host);
       await this.fence();
       if (creation > (this.fenced.get(node) ?? -1)) this.fenced.set(node, creation);
     }

@@ -266,16 +266,16 @@ export class NodeRuntime {
   }
 
   /** `node` of another host went down: its port or route is dropped; its batches on their way come in before the host's next messages. */
-  private down(node: string, creation: number): void {
+  private down(node: string, host: string, creation: number): void {
     const disconnect = (): void => this.ports.answer({ t: 'disconnect', node }, (to, batch) => this.outbound(to, batch));
     const endpoint = this.endpoint;
     // Its host declared gone (fenced by `hostGone` already): nothing to wait for.
     if (!endpoint || creation >= EVERY_INCARNATION) {
-      void endpoint?.down(node, creation);
+      void endpoint?.down(node, host, creation);
       return disconnect();
     }
     this.gated = [];
-    void endpoint.down(node, creation).then(() => {
+    void endpoint.down(node, host, creation).then(() => {
       // Only now may a batch for it take the host's way: what this node sent it directly reached NATS first.
       disconnect();
       const queued = this.gated!;
@@ -314,7 +314,7 @@ export class NodeRuntime {
       case 'remote':
         return this.ports.answer(message, (node, batch) => this.outbound(node, batch));
       case 'down':
-        return this.down(message.node, message.creation);
+        return this.down(message.node, message.host, message.creation);
       case 'owner':
       case 'drain':
       case 'hostGone':

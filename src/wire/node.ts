@@ -58,11 +58,12 @@ export type HostToNode =
    */
   | { t: 'remote'; node: string; host: string; offer: number }
   /**
-   * A node (or `host@H` mailboxes) of another host went down, incarnations up to `creation`: the
+   * A node (or `host@H` mailboxes) of host `host` went down, incarnations up to `creation`: the
    * way to it is dropped; with a connection of its own, this node takes in what those sent that is
-   * on its way, drops what comes later, and serves the host's next messages only then.
+   * on its way (what waited for its owner included), drops what comes later, and serves the host's
+   * next messages only then.
    */
-  | { t: 'down'; node: string; creation: number }
+  | { t: 'down'; node: string; host: string; creation: number }
   /**
    * Host `host` was declared gone: nothing it sends is taken until `hostUp`, and what waits to be
    * sent to it is dropped (reported). Sent before the `down` of each of its nodes.
