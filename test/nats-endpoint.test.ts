@@ -7,6 +7,7 @@
  * it is for).
  */
 import { deserialize, serialize } from 'node:v8';
+import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort, NatsServer } from './helpers/nats-server.js';
@@ -191,6 +192,28 @@ describe("a node's own NATS connection", () => {
   });
 });
 
+/** Servers that take a connection and never say a word (no INFO): a client waits for each until its timeout. */
+async function silentServers(n: number): Promise<{ urls: string[]; close(): void }> {
+  const sockets: Socket[] = [];
+  const servers = await Promise.all(
+    Array.from(
+      { length: n },
+      () =>
+        new Promise<Server>((resolve) => {
+          const server = createServer((socket) => void sockets.push(socket));
+          server.listen(0, '127.0.0.1', () => resolve(server));
+        }),
+    ),
+  );
+  return {
+    urls: servers.map((s) => `nats://127.0.0.1:${(s.address() as AddressInfo).port}`),
+    close: () => {
+      for (const socket of sockets) socket.destroy();
+      for (const s of servers) s.close();
+    },
+  };
+}
+
 describe('a node whose host is in a cluster, NATS unreachable when it starts', () => {
   it('runs without a connection of its own (its host carries its batches), says so, and ends without waiting', async () => {
     const { NodeBackend } = await import('../src/host/node-backend.js');
@@ -224,4 +247,38 @@ describe('a node whose host is in a cluster, NATS unreachable when it starts', (
       expect(Date.now() - t0).toBeLessThan(900);
     }
   });
+
+  it('starts within its deadline when none of several servers answers (the wait for its own connection is one bound, not one per server)', async () => {
+    const { NodeBackend } = await import('../src/host/node-backend.js');
+    const silent = await silentServers(3);
+    const messages: unknown[] = [];
+    try {
+      // Three servers at the client's 3 s each would take 9 s: past this start deadline.
+      const backend = await NodeBackend.start({
+        node: 'patient',
+        kind: 'thread',
+        creation: 0,
+        capabilities: {} as Capabilities,
+        limits: {},
+        imports: [],
+        watchdog: { ms: 10_000, what: 'unresponsive' },
+        startTimeoutMs: 7_000,
+        nats: { servers: silent.urls, name: 'A', cluster: 'patient' },
+        onMessage: (message) => void messages.push(message),
+        onUnresponsive: () => {},
+        onExit: () => {},
+      });
+      try {
+        expect(backend.direct).toBe(false);
+        expect(messages).toContainEqual({
+          t: 'event',
+          event: expect.objectContaining({ type: 'log', level: 'warn', text: expect.stringMatching(/no NATS server answered within 3000 ms/) }),
+        });
+      } finally {
+        await backend.terminate();
+      }
+    } finally {
+      silent.close();
+    }
+  }, 20_000);
 });

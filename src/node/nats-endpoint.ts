@@ -32,12 +32,32 @@ import { names, senderOf, type Names } from '../net/subjects.js';
 
 /** How long a fence waits for the server's answer: longer, the connection is down and nothing is on its way. */
 const FENCE_MS = 2_000;
-/** How long a node waits for its own connection when it starts; past that it runs without one (its host carries its batches). */
+/** How long a node waits for its own connection when it starts, whatever the number of servers to try; past that it runs without one (its host carries its batches). */
 const CONNECT_MS = 3_000;
 /** How long an owner question may go unanswered before it is asked again. */
 const ASK_MS = 2_000;
 /** Owners remembered at most (a peer naming ever new nodes costs a question each, not memory without end). */
 const MAX_OWNERS = 1024;
+
+/**
+ * The connection, or an error once `ms` passed: the client's own timeout is per server, and a
+ * list of servers that do not answer would hold the node's start for each. A connection made
+ * after that is closed, not left behind.
+ */
+async function connectWithin(connecting: Promise<NatsConnection>, ms: number): Promise<NatsConnection> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no NATS server answered within ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([connecting, expired]);
+  } catch (error) {
+    connecting.then((late) => late.close()).catch(() => {});
+    throw error;
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 /** What the endpoint needs of its node's runtime. */
 export interface EndpointIo {
@@ -68,7 +88,7 @@ export class NatsEndpoint {
 
   static async open(options: ClusterOptions, node: string, creation: number, io: EndpointIo): Promise<NatsEndpoint> {
     const settings = checkOptions(options);
-    const nc = await connectNats(options, settings, node, CONNECT_MS);
+    const nc = await connectWithin(connectNats(options, settings, node, CONNECT_MS), CONNECT_MS);
     const endpoint = new NatsEndpoint(nc, settings.host, settings.cluster, settings.maxPendingEnvelopes, node, creation, io);
     // Subscribed at the server before the node is announced: nothing sent to it is missed. If
     // that cannot be confirmed in time, no connection is left behind to read beside the host.
