@@ -62,18 +62,30 @@ describe('encodeEnvelopes / decodeEnvelopes', () => {
       deep,
       Array.from({ length: 1_000 }, (_, i) => i),
     ];
+    // What they are inside, not their prototype, decides: an array or a Map whose prototype was changed is not plain.
+    values.push(
+      Object.setPrototypeOf([1, 2], Object.prototype),
+      Object.setPrototypeOf([1, 2], null),
+      Object.setPrototypeOf(new Map([[1, 2]]), Object.prototype),
+      Object.setPrototypeOf(new Date(5), null),
+      Object.setPrototypeOf(new String('ab'), null),
+      Object.setPrototypeOf(new Error('boom'), Object.prototype),
+      Object.setPrototypeOf(/x/g, null),
+      Object.defineProperty(Object.assign([1, 2], { x: 5 }), 1, { enumerable: false }),
+      'long text '.repeat(2_000),
+    );
     for (const value of values) {
       const bytes = encodeEnvelopes(batch(value));
-      expect(bytes[0], String(value)).toBe(V8_TAG);
+      expect(bytes[0], `value ${values.indexOf(value)}`).toBe(V8_TAG);
       const back = decodeEnvelopes(bytes) as Envelope[];
-      expect(isDeepStrictEqual(back, viaV8(batch(value))), String(value)).toBe(true);
+      expect(isDeepStrictEqual(back, viaV8(batch(value))), `value ${values.indexOf(value)}`).toBe(true);
     }
     const [[, , both]] = roundTrip(batch({ a: shared, b: shared })) as [[number, string, { a: object; b: object }]];
     expect(both.a).toBe(both.b);
     expect(encodeEnvelopes([...batch(1), ...batch(2), ...batch(3)])[0]).toBe(V8_TAG);
   });
 
-  it('read each property once, as v8 does; a proxy or a function fails as it does in v8', () => {
+  it('call no getter of their own (v8 reads each once); a proxy, an arguments object or a function fails as it does in v8', () => {
     let reads = 0;
     const getter = {
       get value() {
@@ -83,6 +95,16 @@ describe('encodeEnvelopes / decodeEnvelopes', () => {
     };
     expect(roundTrip(batch(getter))).toEqual(batch({ value: 1 }));
     expect(reads).toBe(1);
+    // Also when the JSON writer gives up after the getter (undefined further on), and on an array's index.
+    reads = 0;
+    const both = Object.defineProperties({}, { value: Object.getOwnPropertyDescriptor(getter, 'value')!, after: { value: undefined, enumerable: true } });
+    reads = 0;
+    expect(roundTrip(batch(both))).toEqual(viaV8(batch({ value: 1, after: undefined })));
+    expect(reads).toBe(1);
+    const indexed = Object.defineProperty([0], 0, { get: () => ++reads, enumerable: true });
+    reads = 0;
+    expect(roundTrip(batch(indexed))).toEqual(batch([1]));
+    expect(reads).toBe(1);
     const v8Error = (value: unknown): string => {
       try {
         serialize(value);
@@ -91,7 +113,19 @@ describe('encodeEnvelopes / decodeEnvelopes', () => {
       }
       throw new Error('v8 took it');
     };
-    for (const value of [batch(new Proxy({}, {})), batch({ f: () => 1 })]) expect(() => encodeEnvelopes(value)).toThrow(v8Error(value));
+    const args = (function (..._: number[]) {
+      // eslint-disable-next-line prefer-rest-params
+      return arguments;
+    })(1, 2);
+    const weird = [
+      new Proxy({}, {}),
+      new Proxy([1], {}),
+      args,
+      { f: () => 1 },
+      Object.setPrototypeOf(new Uint8Array([1]), null),
+      Object.setPrototypeOf(new WeakMap(), null),
+    ];
+    for (const value of weird.map((w) => batch(w))) expect(() => encodeEnvelopes(value)).toThrow(v8Error(value));
     const throwing = {
       get bad(): never {
         throw new Error('a getter that throws');
@@ -106,8 +140,15 @@ describe('encodeEnvelopes / decodeEnvelopes', () => {
     expect(bytes.buffer.byteLength).toBe(bytes.byteLength);
   });
 
-  it('refuse bytes that are neither', () => {
-    expect(() => decodeEnvelopes(new TextEncoder().encode('[1, 2'))).toThrow(SyntaxError);
+  it('refuse bytes that are neither, and JSON text past what a writer writes (another host may send anything)', () => {
+    const text = (json: string): Uint8Array => new TextEncoder().encode(json);
+    expect(() => decodeEnvelopes(text('[1, 2'))).toThrow(SyntaxError);
+    // Nested past the writer's depth: v8 refuses deep nesting when it reads, and so must this.
+    expect(() => decodeEnvelopes(text(`[[1,"<b.1>",${'['.repeat(100_000)}${']'.repeat(100_000)}]]`))).toThrow(/past the limits/);
+    expect(() => decodeEnvelopes(text(`[[1,"<b.1>",[${Array.from({ length: 300 }, (_, i) => i).join(',')}]]]`))).toThrow(/past the limits/);
+    expect(() => decodeEnvelopes(text('[[1,"<b.1>",1],[1,"<b.1>",2],[1,"<b.1>",3]]'))).toThrow(/past the limits/);
+    expect(() => decodeEnvelopes(text('{"not":"a batch"}'))).toThrow();
+    expect(decodeEnvelopes(encodeEnvelopes(batch({ deep: [[[[[[[[[[1]]]]]]]]]] })))).toEqual(batch({ deep: [[[[[[[[[[1]]]]]]]]]] }));
     expect(() => decodeEnvelopes(new Uint8Array([0xff, 0x0f, 0x99]))).toThrow();
   });
 

@@ -116,15 +116,16 @@ export class NodeSupervision {
   /** News about another host or its node for the running incarnation (see HostToNode: `down`, `hostGone`, `hostUp`). */
   notify(message: Extract<HostToNode, { t: 'down' | 'hostGone' | 'hostUp' }>): void {
     const fencing = message.t === 'down' ? this.fencing.get(message.node) : undefined;
-    if (fencing) fencing.down = true;
+    if (fencing) fencing.downs++;
     this.backend?.notify(message);
   }
 
   /**
-   * Nodes of other hosts this node offered a port for, while the fence runs: `down` once the node
-   * went down meanwhile (the `remote` answer is then not sent). Held only while offers are pending.
+   * Nodes of other hosts this node offered a port for, while an offer's fence runs: how many
+   * offers wait, and how many times the node went down meanwhile (an offer is answered `remote`
+   * only if it did not since that offer began). Held only while offers are pending.
    */
-  private readonly fencing = new Map<string, { offers: number; down: boolean }>();
+  private readonly fencing = new Map<string, { offers: number; downs: number }>();
 
   start(): Promise<void> {
     this.status = 'starting';
@@ -278,12 +279,20 @@ export class NodeSupervision {
       if (host === undefined) return refused();
       // A node of another host: this node sends it its batches itself, once this batch reached NATS
       // (none overtakes it) and if nothing changed meanwhile; else through the host a while.
-      const fencing = this.fencing.get(node) ?? { offers: 0, down: false };
+      const fencing = this.fencing.get(node) ?? { offers: 0, downs: 0 };
       this.fencing.set(node, fencing);
       fencing.offers++;
-      void cluster!.fence().then((confirmed) => {
+      const downs = fencing.downs;
+      const fenced = async (): Promise<boolean> => {
+        try {
+          return await cluster!.fence();
+        } catch {
+          return false;
+        }
+      };
+      void fenced().then((confirmed) => {
         if (--fencing.offers === 0) this.fencing.delete(node);
-        if (confirmed && !fencing.down && cluster!.hostOf(node) === host) backend?.notify({ t: 'remote', node, host, offer });
+        if (confirmed && fencing.downs === downs && cluster!.hostOf(node) === host) backend?.notify({ t: 'remote', node, host, offer });
         else refused();
       });
       return;
