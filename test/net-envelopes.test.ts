@@ -162,7 +162,8 @@ describe('encodeEnvelopes / decodeEnvelopes', () => {
       fc.constant(undefined),
       fc.constant(-0),
       fc.bigInt(),
-      fc.date(),
+      // An invalid Date never equals itself under isDeepStrictEqual (it compares getTime()), whatever the path.
+      fc.date({ noInvalidDate: true }),
     );
     const value = fc.letrec((tie) => ({
       node: fc.oneof({ depthSize: 'small' }, leaf, tie('array'), tie('object')),
