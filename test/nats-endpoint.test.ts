@@ -214,31 +214,38 @@ async function silentServers(n: number): Promise<{ urls: string[]; close(): void
   };
 }
 
+/** A thread node `node` of host A whose own connection goes to `servers`; what it tells its host is in `messages`. */
+async function threadNode(node: string, servers: string | string[], startTimeoutMs?: number) {
+  const { NodeBackend } = await import('../src/host/node-backend.js');
+  const messages: unknown[] = [];
+  const backend = await NodeBackend.start({
+    node,
+    kind: 'thread',
+    creation: 0,
+    // The kernel's defaults (what a node spec leaves out is filled in by the host; not needed here).
+    capabilities: {} as Capabilities,
+    limits: {},
+    imports: [],
+    watchdog: { ms: 10_000, what: 'unresponsive' },
+    ...(startTimeoutMs === undefined ? {} : { startTimeoutMs }),
+    nats: { servers, name: 'A', cluster: node },
+    onMessage: (message) => void messages.push(message),
+    onUnresponsive: () => {},
+    onExit: () => {},
+  });
+  return { backend, messages };
+}
+
+/** The warning a node without a connection of its own logs. */
+const noConnection = (text: RegExp) => ({ t: 'event', event: expect.objectContaining({ type: 'log', level: 'warn', text: expect.stringMatching(text) }) });
+
 describe('a node whose host is in a cluster, NATS unreachable when it starts', () => {
   it('runs without a connection of its own (its host carries its batches), says so, and ends without waiting', async () => {
-    const { NodeBackend } = await import('../src/host/node-backend.js');
-    const messages: unknown[] = [];
-    const backend = await NodeBackend.start({
-      node: 'lonely',
-      kind: 'thread',
-      creation: 0,
-      // The kernel's defaults (what a node spec leaves out is filled in by the host; not needed here).
-      capabilities: {} as Capabilities,
-      limits: {},
-      imports: [],
-      watchdog: { ms: 10_000, what: 'unresponsive' },
-      // A port nothing listens on: the connection is refused at once.
-      nats: { servers: `nats://127.0.0.1:${await freePort()}`, name: 'A', cluster: 'lonely' },
-      onMessage: (message) => void messages.push(message),
-      onUnresponsive: () => {},
-      onExit: () => {},
-    });
+    // A port nothing listens on: the connection is refused at once.
+    const { backend, messages } = await threadNode('lonely', `nats://127.0.0.1:${await freePort()}`);
     try {
       expect(backend.direct).toBe(false);
-      expect(messages).toContainEqual({
-        t: 'event',
-        event: expect.objectContaining({ type: 'log', level: 'warn', text: expect.stringMatching(/no NATS connection of its own/) }),
-      });
+      expect(messages).toContainEqual(noConnection(/no NATS connection of its own/));
       expect(await backend.call('ping', [])).toBe('pong');
     } finally {
       const t0 = Date.now();
@@ -249,31 +256,13 @@ describe('a node whose host is in a cluster, NATS unreachable when it starts', (
   });
 
   it('starts within its deadline when none of several servers answers (the wait for its own connection is one bound, not one per server)', async () => {
-    const { NodeBackend } = await import('../src/host/node-backend.js');
     const silent = await silentServers(3);
-    const messages: unknown[] = [];
     try {
       // Three servers at the client's 3 s each would take 9 s: past this start deadline.
-      const backend = await NodeBackend.start({
-        node: 'patient',
-        kind: 'thread',
-        creation: 0,
-        capabilities: {} as Capabilities,
-        limits: {},
-        imports: [],
-        watchdog: { ms: 10_000, what: 'unresponsive' },
-        startTimeoutMs: 7_000,
-        nats: { servers: silent.urls, name: 'A', cluster: 'patient' },
-        onMessage: (message) => void messages.push(message),
-        onUnresponsive: () => {},
-        onExit: () => {},
-      });
+      const { backend, messages } = await threadNode('patient', silent.urls, 7_000);
       try {
         expect(backend.direct).toBe(false);
-        expect(messages).toContainEqual({
-          t: 'event',
-          event: expect.objectContaining({ type: 'log', level: 'warn', text: expect.stringMatching(/no NATS server answered within 3000 ms/) }),
-        });
+        expect(messages).toContainEqual(noConnection(/no NATS server answered within 3000 ms/));
       } finally {
         await backend.terminate();
       }
