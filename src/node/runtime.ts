@@ -69,6 +69,9 @@ export function workerLink(): HostLink {
   };
 }
 
+type Down = Extract<HostToNode, { t: 'down' }>;
+const isDown = (message: HostToNode): message is Down => !Array.isArray(message) && message.t === 'down';
+
 /** Control operations whose events go with their reply (see `deferred`). */
 const EVENTS_WITH_REPLY: ReadonlySet<ControlOp> = new Set<ControlOp>(['load', 'loadAtomic']);
 
@@ -265,25 +268,45 @@ export class NodeRuntime {
     else this.onHost(message);
   }
 
-  /** `node` of another host went down: its port or route is dropped; its batches on their way come in before the host's next messages. */
-  private down(node: string, host: string, creation: number): void {
-    const disconnect = (): void => this.ports.answer({ t: 'disconnect', node }, (to, batch) => this.outbound(to, batch));
+  /**
+   * Nodes of other hosts went down: their ports or routes are dropped; with a connection of its
+   * own, this node first takes in their batches on their way (a fence each, run together: one wait
+   * for all), serving the host's next messages only then.
+   */
+  private down(downs: Down[]): void {
     const endpoint = this.endpoint;
+    const disconnect = (node: string): void => this.ports.answer({ t: 'disconnect', node }, (to, batch) => this.outbound(to, batch));
     // Its host declared gone (fenced by `hostGone` already): nothing to wait for.
-    if (!endpoint || creation >= EVERY_INCARNATION) {
-      void endpoint?.down(node, host, creation);
-      return disconnect();
+    if (!endpoint || downs.every((d) => d.creation >= EVERY_INCARNATION)) {
+      for (const { node, host, creation } of downs) {
+        void endpoint?.down(node, host, creation);
+        disconnect(node);
+      }
+      return;
     }
     this.gated = [];
-    void endpoint.down(node, host, creation).then(() => {
-      // Only now may a batch for it take the host's way: what this node sent it directly reached NATS first.
-      disconnect();
+    void Promise.all(downs.map(({ node, host, creation }) => endpoint.down(node, host, creation))).then(() => {
+      // Only now may a batch for them take the host's way: what this node sent them directly reached NATS first.
+      for (const { node } of downs) disconnect(node);
       const queued = this.gated!;
       this.gated = undefined;
-      // Served in order, until one of them fences again (the rest then wait behind it).
-      while (queued.length && !this.gated) this.onHost(queued.shift()!);
-      if (this.gated) (this.gated as HostToNode[]).unshift(...queued);
+      this.serveQueued(queued);
     });
+  }
+
+  /** The host's messages held by a fence, in order, until one of them fences again (the rest then wait behind it); adjacent downs fence together. */
+  private serveQueued(queued: HostToNode[]): void {
+    while (queued.length && !this.gated) {
+      const next = queued.shift()!;
+      if (!isDown(next)) {
+        this.onHost(next);
+        continue;
+      }
+      const downs = [next];
+      while (queued.length && isDown(queued[0]!)) downs.push(queued.shift() as Down);
+      this.down(downs);
+    }
+    if (this.gated) (this.gated as HostToNode[]).unshift(...queued);
   }
 
   /** A batch still serialized (from another host), decoded here, on this node's thread. */
@@ -314,7 +337,7 @@ export class NodeRuntime {
       case 'remote':
         return this.ports.answer(message, (node, batch) => this.outbound(node, batch));
       case 'down':
-        return this.down(message.node, message.host, message.creation);
+        return this.down([message]);
       case 'owner':
       case 'drain':
       case 'hostGone':
