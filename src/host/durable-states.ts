@@ -14,6 +14,7 @@
  * told about.
  */
 import { BadArgument, NotAllowed, Refused, Timeout, TooLarge } from '../errors.js';
+import { within } from '../deadline.js';
 import { allows, DEFAULT_DURABLE_BYTES, KIND_DEFAULTS } from '../kernel/capabilities.js';
 import { DURABLE_KEY, type CheckpointRequest, type DurableState } from '../kernel/durable-spec.js';
 import { estimateSize } from '../kernel/values.js';
@@ -149,9 +150,5 @@ export class DurableStates {
 
 /** `work`, or a Timeout after WRITE_DEADLINE_MS: a store that never answers holds nothing up for good. */
 function deadline<T>(work: Promise<T>, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Timeout(`${what} took over ${WRITE_DEADLINE_MS} ms`)), WRITE_DEADLINE_MS);
-  });
-  return Promise.race([work, late]).finally(() => clearTimeout(timer));
+  return within(work, WRITE_DEADLINE_MS, () => new Timeout(`${what} took over ${WRITE_DEADLINE_MS} ms`));
 }

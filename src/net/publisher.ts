@@ -15,22 +15,18 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import type { Envelope } from '../kernel/signals.js';
 import { encodeItems, isNotice, type WireItem } from './frames.js';
 import { decodeEnvelopes, encodeEnvelopes } from './envelopes.js';
+import { within } from '../deadline.js';
 
 /**
  * Whether everything `nc` sent so far reached the NATS server (a PING answered) within `ms`: what
  * anyone publishes on that server afterwards is routed after it. False when not confirmed in time.
  */
-export async function flushedWithin(nc: Pick<NatsConnection, 'flush'>, ms: number): Promise<boolean> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const confirmed = await Promise.race([
-    nc.flush().then(
-      () => true,
-      () => false,
-    ),
-    new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), ms))),
-  ]);
-  clearTimeout(timer);
-  return confirmed;
+export function flushedWithin(nc: Pick<NatsConnection, 'flush'>, ms: number): Promise<boolean> {
+  return within(
+    nc.flush().then(() => true),
+    ms,
+    () => new Error('not confirmed in time'),
+  ).catch(() => false);
 }
 
 /** How many envelopes an item carries (notices carry none). */

@@ -29,6 +29,7 @@ import { checkOptions, connectNats, type ClusterOptions } from '../cluster/optio
 import { decodeItems, EVERY_INCARNATION, isNotice, type WireItem } from '../net/frames.js';
 import { flushedWithin, Publisher } from '../net/publisher.js';
 import { names, senderOf, type Names } from '../net/subjects.js';
+import { within } from '../deadline.js';
 
 /** How long a fence waits for the server's answer: longer, the connection is down and nothing is on its way. */
 const FENCE_MS = 2_000;
@@ -45,17 +46,11 @@ const MAX_OWNERS = 1024;
  * after that is closed, not left behind.
  */
 async function connectWithin(connecting: Promise<NatsConnection>, ms: number): Promise<NatsConnection> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const expired = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no NATS server answered within ${ms} ms`)), ms);
-  });
   try {
-    return await Promise.race([connecting, expired]);
+    return await within(connecting, ms, () => new Error(`no NATS server answered within ${ms} ms`));
   } catch (error) {
     connecting.then((late) => late.close()).catch(() => {});
     throw error;
-  } finally {
-    clearTimeout(timer);
   }
 }
 
